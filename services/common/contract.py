@@ -1,0 +1,273 @@
+"""The event contract: loads the JSON Schemas in schemas/ and validates CloudEvents against them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonschema_rs
+
+from services.common.events import is_rfc3339
+from services.common.paths import SCHEMAS_DIR
+
+ENVELOPE_FILE = "cloudevent.schema.json"
+EVENTS_DIR = "events"
+EXAMPLES_DIR = "examples"
+SCHEMA_BASE_URI = "https://schemas.egov-pulse.vn"
+FAMILY_KEYWORD = "x-egov-family"
+VERSION_KEYWORD = "x-egov-version"
+
+# The date-time format is ours, not the library's: it must accept exactly what
+# events.parse_time accepts, so that a valid event can always be parsed downstream.
+_FORMAT_OPTIONS: dict[str, Any] = {
+    "validate_formats": True,
+    "formats": {"date-time": is_rfc3339},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One reason an event breaks the contract.
+
+    `pointer` is an RFC 6901 JSON pointer into the submitted event ("" for the whole
+    event); `reason` is English text that names the field.
+    """
+
+    pointer: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Version:
+    """One schema version of one event type, with its compiled validators."""
+
+    number: int
+    uri: str
+    family: str
+    data: jsonschema_rs.Validator  # validates `data` alone, to explain failures
+    whole: jsonschema_rs.Validator  # envelope and data in one pass: the fast path
+
+
+class ContractError(Exception):
+    """The schema files themselves are inconsistent (a bug in schemas/, found at load)."""
+
+
+class Contract:
+    """All event types, their schema versions and topic families, compiled once.
+
+    Load it once per process (`Contract.load()`) and share it: `validate` is safe to
+    call from any thread and does no I/O.
+    """
+
+    __slots__ = ("_dir", "_envelope", "_types")
+
+    def __init__(
+        self,
+        schemas_dir: Path,
+        envelope: jsonschema_rs.Validator,
+        types: Mapping[str, Mapping[str, _Version]],
+    ) -> None:
+        self._dir = schemas_dir
+        self._envelope = envelope
+        # type -> {dataschema URI -> version}; the current version is also keyed by "".
+        self._types = types
+
+    @classmethod
+    def load(cls, schemas_dir: Path = SCHEMAS_DIR) -> Contract:
+        """Read and compile every schema under `schemas_dir`; raises ContractError if broken."""
+        envelope = _read_json(schemas_dir / ENVELOPE_FILE)
+        envelope_validator = _compile(envelope)
+        versions: dict[str, list[_Version]] = {}
+        for path in sorted((schemas_dir / EVENTS_DIR).glob("*.schema.json")):
+            event_type, version = _parse_schema_file(path, envelope)
+            versions.setdefault(event_type, []).append(version)
+        return cls(schemas_dir, envelope_validator, _index_versions(versions))
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        return frozenset(self._types)
+
+    def family(self, event_type: str) -> str:
+        """Topic family (documents, dossiers, meetings) of a type; KeyError if unknown."""
+        return self._types[event_type][""].family
+
+    def families(self) -> frozenset[str]:
+        return frozenset(versions[""].family for versions in self._types.values())
+
+    def dataschema_uri(self, event_type: str, version: int | None = None) -> str:
+        """URI naming a schema version (the current one by default); KeyError if unknown."""
+        versions = self._types[event_type]
+        if version is None:
+            return versions[""].uri
+        for candidate in versions.values():
+            if candidate.number == version:
+                return candidate.uri
+        raise KeyError(f"{event_type} has no version {version}")
+
+    def validate(self, event: object) -> list[Violation]:
+        """Every way `event` breaks the contract; [] means valid."""
+        if not isinstance(event, dict):
+            return [Violation("", f"an event must be a JSON object, not {_json_kind(event)}")]
+        version = self._route(event)
+        try:
+            if version is not None and version.whole.is_valid(event):
+                return []
+            return self._explain(event, version)
+        except ValueError as error:  # e.g. nesting deeper than the validator's recursion limit
+            return [Violation("", f"the event cannot be checked: {error}")]
+
+    def examples(
+        self, event_type: str, kind: Literal["valid", "invalid"]
+    ) -> list[tuple[Path, dict[str, Any]]]:
+        """The example files of a type, sorted by name; KeyError if the type is unknown."""
+        if event_type not in self._types:
+            raise KeyError(event_type)
+        folder = self._dir / EXAMPLES_DIR / event_type / kind
+        return [(path, _read_json(path)) for path in sorted(folder.glob("*.json"))]
+
+    def _route(self, event: dict[str, Any]) -> _Version | None:
+        """The schema version an event names, or None when its type/dataschema is unknown."""
+        event_type = event.get("type")
+        versions = self._types.get(event_type) if isinstance(event_type, str) else None
+        if versions is None:
+            return None
+        dataschema = event.get("dataschema", "")
+        return versions.get(dataschema) if isinstance(dataschema, str) else None
+
+    def _explain(self, event: dict[str, Any], version: _Version | None) -> list[Violation]:
+        """The slow path: envelope problems first, data problems only for a sound envelope."""
+        violations = list(_violations(self._envelope, event, ""))
+        if version is None:
+            reported = {violation.pointer for violation in violations}
+            violations.extend(
+                violation
+                for violation in self._routing_violations(event)
+                if violation.pointer not in reported
+            )
+        if violations or version is None:
+            return violations
+        return list(_violations(version.data, event["data"], "/data"))
+
+    def _routing_violations(self, event: dict[str, Any]) -> Iterator[Violation]:
+        event_type = event.get("type")
+        if not isinstance(event_type, str):
+            return  # the envelope schema already reported it
+        versions = self._types.get(event_type)
+        if versions is None:
+            known = ", ".join(sorted(self._types))
+            yield Violation("/type", f"'type' {event_type!r} is not a known event type ({known})")
+            return
+        dataschema = event.get("dataschema")
+        if isinstance(dataschema, str) and dataschema not in versions:
+            known = ", ".join(sorted(uri for uri in versions if uri))
+            yield Violation(
+                "/dataschema",
+                f"'dataschema' {dataschema!r} is not a known version of {event_type} ({known})",
+            )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    with path.open("rb") as file:
+        value = json.load(file)
+    if not isinstance(value, dict):
+        raise ContractError(f"{path}: expected a JSON object")
+    return value
+
+
+def _compile(
+    schema: dict[str, Any], registry: jsonschema_rs.Registry | None = None
+) -> jsonschema_rs.Validator:
+    try:
+        return jsonschema_rs.validator_for(schema, registry=registry, **_FORMAT_OPTIONS)
+    except (ValueError, jsonschema_rs.ReferencingError) as error:
+        raise ContractError(f"{schema.get('$id')}: {error}") from error
+
+
+def _parse_schema_file(path: Path, envelope: dict[str, Any]) -> tuple[str, _Version]:
+    """Read events/<type>.v<N>.schema.json and check its name, $id and keywords agree."""
+    schema = _read_json(path)
+    event_type, _, suffix = path.name.removesuffix(".schema.json").rpartition(".v")
+    number = schema.get(VERSION_KEYWORD)
+    family = schema.get(FAMILY_KEYWORD)
+    uri = f"{SCHEMA_BASE_URI}/{event_type}/v{number}.json"
+    if not suffix.isdigit() or number != int(suffix) or schema.get("$id") != uri:
+        raise ContractError(f"{path}: name, {VERSION_KEYWORD} and $id {uri} must agree")
+    if not isinstance(family, str) or not family:
+        raise ContractError(f"{path}: {FAMILY_KEYWORD} must name a topic family")
+    version = _Version(number, uri, family, _compile(schema), _compile_whole(envelope, schema))
+    return event_type, version
+
+
+def _compile_whole(
+    envelope: dict[str, Any], data_schema: dict[str, Any]
+) -> jsonschema_rs.Validator:
+    """One validator for envelope + data, so a valid event crosses into Rust once."""
+    registry = jsonschema_rs.Registry(
+        [(envelope["$id"], envelope), (data_schema["$id"], data_schema)]
+    )
+    whole = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": data_schema["$id"].removesuffix(".json") + ".whole.json",
+        "allOf": [{"$ref": envelope["$id"]}],
+        "properties": {"data": {"$ref": data_schema["$id"]}},
+    }
+    return _compile(whole, registry)
+
+
+def _index_versions(versions: dict[str, list[_Version]]) -> dict[str, dict[str, _Version]]:
+    index: dict[str, dict[str, _Version]] = {}
+    for event_type, found in versions.items():
+        if len({version.family for version in found}) != 1:
+            raise ContractError(f"{event_type}: all versions must share one {FAMILY_KEYWORD}")
+        current = max(found, key=lambda version: version.number)
+        index[event_type] = {version.uri: version for version in found} | {"": current}
+    return index
+
+
+def _violations(
+    validator: jsonschema_rs.Validator, instance: Any, prefix: str
+) -> Iterator[Violation]:
+    for error in validator.iter_errors(instance):
+        yield from _from_error(error, prefix)
+
+
+def _from_error(error: jsonschema_rs.ValidationError, prefix: str) -> Iterator[Violation]:
+    """Point at the offending field itself, even when the schema reports its parent."""
+    pointer = prefix + "".join("/" + _escape(part) for part in error.instance_path)
+    kind = error.kind
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
+        yield Violation(f"{pointer}/{_escape(kind.property)}", error.message)
+    elif isinstance(kind, jsonschema_rs.ValidationErrorKind.AdditionalProperties):
+        for name in kind.unexpected:
+            yield Violation(f"{pointer}/{_escape(name)}", f"'{name}' is not an allowed property")
+    elif isinstance(kind, jsonschema_rs.ValidationErrorKind.PropertyNames):
+        bad_name = str(kind.error.instance)
+        yield Violation(f"{pointer}/{_escape(bad_name)}", f"'{bad_name}' is not an allowed name")
+    else:
+        yield Violation(pointer, _name_field(pointer, error.message))
+
+
+def _name_field(pointer: str, message: str) -> str:
+    field = pointer.rpartition("/")[2].replace("~1", "/").replace("~0", "~")
+    return f"'{field}': {message}" if pointer else message
+
+
+def _escape(part: str | int) -> str:
+    return str(part).replace("~", "~0").replace("/", "~1")
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
