@@ -1,0 +1,258 @@
+"""The dated unit registry: eras, reused codes, the crosswalk, scopes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from services.common.units import (
+    REFORM_DATE,
+    AmbiguousUnit,
+    CrosswalkLink,
+    Resolution,
+    Unit,
+    UnitError,
+    UnitRegistry,
+    UnknownUnit,
+    era_at,
+)
+
+VN = timezone(timedelta(hours=7))
+BEFORE = datetime(2024, 11, 29, 9, 0, tzinfo=VN)
+AFTER = datetime(2026, 3, 1, 9, 0, tzinfo=VN)
+
+
+@pytest.fixture(scope="module")
+def registry() -> UnitRegistry:
+    return UnitRegistry.from_dir()
+
+
+# ------------------------------------------------------------------ eras
+
+
+def test_era_before_local_midnight() -> None:
+    assert era_at(datetime(2025, 6, 30, 23, 30, tzinfo=VN)) == "2024"
+
+
+def test_era_after_local_midnight() -> None:
+    assert era_at(datetime(2025, 7, 1, 0, 30, tzinfo=VN)) == "2025"
+
+
+def test_era_utc_trap() -> None:
+    # 2025-06-30T17:30Z is 00:30 on 1 July in Vietnam: already the new hierarchy.
+    assert era_at(datetime(2025, 6, 30, 17, 30, tzinfo=UTC)) == "2025"
+    assert era_at(datetime(2025, 6, 30, 16, 59, tzinfo=UTC)) == "2024"
+
+
+def test_era_refuses_naive() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        era_at(datetime(2025, 7, 1, 12, 0))
+
+
+def test_reform_date() -> None:
+    assert REFORM_DATE.isoformat() == "2025-07-01"
+
+
+# ------------------------------------------------------------------ counts
+
+
+def _count(registry: UnitRegistry, era: str, level: str) -> int:
+    return sum(1 for u in registry.units(era) if u.level == level)  # type: ignore[arg-type]
+
+
+def test_counts_2024(registry: UnitRegistry) -> None:
+    assert _count(registry, "2024", "province") == 63
+    assert _count(registry, "2024", "district") == 696
+    assert _count(registry, "2024", "commune") == 10035
+
+
+def test_counts_2025(registry: UnitRegistry) -> None:
+    assert _count(registry, "2025", "province") == 34
+    assert _count(registry, "2025", "commune") == 3321
+    assert _count(registry, "2025", "district") == 0
+
+
+# ------------------------------------------------------------------ resolution
+
+
+def test_reused_code_before_reform(registry: UnitRegistry) -> None:
+    res = registry.resolve("16342", BEFORE)
+    assert res.unit.full_name == "Xã Thăng Long"
+    assert [u.code for u in res.chain] == ["16342", "404", "38"]
+    assert res.chain[1].name == "Nông Cống"
+    assert res.province.code == "38"
+    assert not res.via_crosswalk
+
+
+def test_reused_code_after_reform(registry: UnitRegistry) -> None:
+    res = registry.resolve("16342", AFTER)
+    assert res.unit.full_name == "Xã Thăng Bình"
+    assert [u.code for u in res.chain] == ["16342", "38"]
+    assert res.unit.era == "2025"
+    assert not res.via_crosswalk
+
+
+def test_old_thang_binh_after_reform_goes_to_new_one(registry: UnitRegistry) -> None:
+    res = registry.resolve("16351", AFTER)
+    assert res.unit.code == "16342"
+    assert res.via_crosswalk
+
+
+def _code_of(registry: UnitRegistry, full_name: str, district: str) -> str:
+    (unit,) = [u for u in registry.children(district, "2024") if u.full_name == full_name]
+    return unit.code
+
+
+def test_song_cau_via_crosswalk(registry: UnitRegistry) -> None:
+    old = registry.resolve(_song_cau(registry), BEFORE)
+    assert old.province.code == "06"
+    res = registry.resolve(old.unit.code, AFTER)
+    assert res.via_crosswalk
+    assert res.original_code == old.unit.code
+    assert (res.unit.code, res.unit.full_name) == ("01843", "Phường Bắc Kạn")
+    assert res.province.code == "19"
+    assert [u.code for u in res.chain] == ["01843", "19"]
+
+
+def _song_cau(registry: UnitRegistry) -> str:
+    (bac_kan_city,) = [u for u in registry.children("06", "2024") if u.name == "Bắc Kạn"]
+    return _code_of(registry, "Phường Sông Cầu", bac_kan_city.code)
+
+
+def test_duc_van_via_crosswalk(registry: UnitRegistry) -> None:
+    (ngan_son,) = [u for u in registry.children("06", "2024") if u.name == "Ngân Sơn"]
+    code = _code_of(registry, "Xã Đức Vân", ngan_son.code)
+    res = registry.resolve(code, AFTER)
+    assert (res.unit.code, res.province.code, res.via_crosswalk) == ("01954", "19", True)
+
+
+def test_province_crosswalk(registry: UnitRegistry) -> None:
+    assert registry.resolve("06", AFTER).unit.code == "19"
+    assert registry.resolve("67", AFTER).unit.code == "68"
+    assert registry.resolve("06", BEFORE).unit.name == "Bắc Kạn"
+    thanh_hoa = registry.resolve("38", AFTER)
+    assert (thanh_hoa.unit.code, thanh_hoa.via_crosswalk) == ("38", False)
+
+
+def test_district_after_reform_refused(registry: UnitRegistry) -> None:
+    assert registry.resolve("404", BEFORE).unit.full_name == "Huyện Nông Cống"
+    with pytest.raises(UnknownUnit, match="district") as info:
+        registry.resolve("404", AFTER)
+    assert info.value.code == "404"
+    assert "abolished" in info.value.reason
+
+
+def test_split_commune_is_ambiguous(registry: UnitRegistry) -> None:
+    split = _split_commune(registry)
+    with pytest.raises(AmbiguousUnit) as info:
+        registry.resolve(split, AFTER)
+    assert len(info.value.candidates) > 1
+    assert all(registry.get(c, "2025").level == "commune" for c in info.value.candidates)
+    assert isinstance(info.value, UnitError)
+    assert registry.resolve(split, BEFORE).unit.code == split
+
+
+def _split_commune(registry: UnitRegistry) -> str:
+    for unit in registry.units("2024"):
+        if unit.level != "commune":
+            continue
+        try:
+            registry.resolve(unit.code, AFTER)
+        except AmbiguousUnit as exc:
+            if len(exc.candidates) > 1:
+                return unit.code
+        except UnknownUnit:
+            continue
+    raise AssertionError("no split commune in the data")
+
+
+def test_unknown_code(registry: UnitRegistry) -> None:
+    for at in (BEFORE, AFTER):
+        with pytest.raises(UnknownUnit):
+            registry.resolve("99999", at)
+
+
+def test_errors_are_fresh_each_time(registry: UnitRegistry) -> None:
+    errors = []
+    for _ in range(2):
+        with pytest.raises(UnknownUnit) as info:
+            registry.resolve("404", AFTER)
+        errors.append(info.value)
+    assert errors[0] is not errors[1]
+
+
+def test_resolution_is_cached(registry: UnitRegistry) -> None:
+    assert registry.resolve("01843", AFTER) is registry.resolve("01843", AFTER)
+
+
+# ------------------------------------------------------------------ departments
+
+
+def test_department_2025(registry: UnitRegistry) -> None:
+    res = registry.resolve("19-STTTT", AFTER)
+    assert res.unit.level == "department"
+    assert res.unit.full_name == "Sở Thông tin và Truyền thông tỉnh Thái Nguyên"
+    assert [u.code for u in res.chain] == ["19-STTTT", "19"]
+
+
+def test_department_2024_belongs_to_old_province(registry: UnitRegistry) -> None:
+    res = registry.resolve("19-STTTT", BEFORE)
+    assert res.province.era == "2024"
+    assert res.province.code == "19"
+    with pytest.raises(UnknownUnit):
+        registry.resolve("06-STTTT", BEFORE)
+
+
+# ------------------------------------------------------------------ navigation
+
+
+def test_get_and_children(registry: UnitRegistry) -> None:
+    assert registry.get("404", "2024").name == "Nông Cống"
+    with pytest.raises(KeyError):
+        registry.get("404", "2025")
+    nong_cong = registry.children("404", "2024")
+    assert len(nong_cong) == 29
+    assert "Thăng Long" in {u.name for u in nong_cong}
+    assert all(u.level == "commune" for u in registry.children("19", "2025") if u.code.isdigit())
+
+
+def test_is_within(registry: UnitRegistry) -> None:
+    assert registry.is_within("16342", "404", BEFORE)
+    assert registry.is_within("16342", "38", BEFORE)
+    assert registry.is_within("16342", "38", AFTER)
+    assert not registry.is_within("16342", "404", AFTER)
+    assert registry.is_within("38", "38", AFTER)
+    assert registry.is_within(_song_cau(registry), "19", AFTER)
+    assert not registry.is_within(_song_cau(registry), "19", BEFORE)
+    assert registry.is_within("19-SYT", "19", AFTER)
+    assert not registry.is_within("404", "38", AFTER)
+    assert not registry.is_within("99999", "38", AFTER)
+
+
+# ------------------------------------------------------------------ synthetic registry
+
+
+def _unit(code: str, level: str, parent: str | None, era: str) -> Unit:
+    return Unit(code, level, code, code, code, code, parent, era)  # type: ignore[arg-type]
+
+
+def test_partial_with_one_candidate_is_ambiguous() -> None:
+    units = [
+        _unit("01", "province", None, "2024"),
+        _unit("001", "district", "01", "2024"),
+        _unit("00001", "commune", "001", "2024"),
+        _unit("01", "province", None, "2025"),
+        _unit("00002", "commune", "01", "2025"),
+    ]
+    links = [CrosswalkLink("00001", "commune", "00002", "partial")]
+    registry = UnitRegistry(units, links)
+    with pytest.raises(AmbiguousUnit) as info:
+        registry.resolve("00001", AFTER)
+    assert info.value.candidates == ("00002",)
+
+
+def test_resolution_province_property() -> None:
+    prov = _unit("01", "province", None, "2025")
+    res = Resolution(prov, (prov,), "01", via_crosswalk=False)
+    assert res.province is prov
