@@ -1,0 +1,289 @@
+"""The deployment files: the compose topology, Prometheus and its rules, Alertmanager, Grafana.
+
+Each check runs the tool that the deployment itself relies on (docker-compose, promtool,
+amtool). Without the tool a check is skipped locally, with the reason, and fails under
+CI (env CI set), where ``make apt`` installs them. No container is started: no Docker
+engine is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.cli import build_parser
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO / "docker-compose.yml"
+DEPLOY = REPO / "deploy"
+PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
+RULES_DIR = DEPLOY / "prometheus" / "rules"
+ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
+GRAFANA = DEPLOY / "grafana"
+TIMEOUT_S = 120
+
+DEBIAN_PACKAGE = {
+    "docker-compose": "docker-compose",
+    "promtool": "prometheus",
+    "amtool": "prometheus-alertmanager",
+}
+
+# Services built from this repository's Dockerfile, and the others of the topology.
+OUR_SERVICES = {"migrate", "ingest", "metrics-1", "metrics-2", "alerts"}
+INFRASTRUCTURE = {"kafka", "postgres", "prometheus", "alertmanager", "grafana"}
+
+YAML_TO_JSON = "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)"
+
+
+def require(binary: str) -> str:
+    """The binary's path; a skip (locally) or a failure (under CI) when it is missing."""
+    path = shutil.which(binary)
+    if path is not None:
+        return path
+    reason = f"{binary} not found (Debian package {DEBIAN_PACKAGE[binary]}; `make apt`)"
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def run(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv,
+        cwd=REPO,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+
+
+def succeed(*argv: str) -> str:
+    """Run a tool that must exit 0; its output goes into the failure message."""
+    done = run(*argv)
+    assert done.returncode == 0, (
+        f"{shlex.join(argv)} -> {done.returncode}\n{done.stdout}{done.stderr}"
+    )
+    return done.stdout
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML with PyYAML when installed, else with docker-compose v1's own interpreter.
+
+    PyYAML is no dependency of the project; docker-compose 1.x (Debian's) is a Python
+    program that needs it, so its interpreter always has it.
+    """
+    try:
+        import yaml
+    except ImportError:
+        return json.loads(succeed_with_input(compose_python(), "-c", YAML_TO_JSON, stdin=text))
+    return yaml.safe_load(text)
+
+
+def compose_python() -> str:
+    shebang = Path(require("docker-compose")).read_bytes().split(b"\n", 1)[0].decode()
+    interpreter = shebang.removeprefix("#!").strip().split(" ")[0]
+    if not shebang.startswith("#!") or "python" not in interpreter:
+        pytest.fail("no YAML parser: install pyyaml (docker-compose is not a Python program)")
+    return interpreter
+
+
+def succeed_with_input(*argv: str, stdin: str) -> str:
+    done = run(*argv, stdin=stdin)
+    assert done.returncode == 0, f"{shlex.join(argv)} -> {done.returncode}\n{done.stderr}"
+    return done.stdout
+
+
+def cli_subcommands() -> set[str]:
+    parser = build_parser()
+    return {
+        name
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name in action.choices
+    }
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    """The compose model after interpolation and merging, as docker-compose sees it."""
+    exe = require("docker-compose")
+    version = succeed(exe, "version", "--short").strip().removeprefix("v")
+    if int(version.split(".")[0]) >= 2:
+        model: dict[str, Any] = json.loads(
+            succeed(exe, "-f", str(COMPOSE_FILE), "config", "--format", "json")
+        )
+        return model
+    # 1.x has no --format (and answers an unknown option with its help and exit 0).
+    return dict(load_yaml(succeed(exe, "-f", str(COMPOSE_FILE), "config")))
+
+
+def command_of(service: dict[str, Any]) -> list[str]:
+    command = service.get("command", [])
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+def bind_mounts(service: dict[str, Any]) -> list[tuple[Path, str]]:
+    """(host source, container target) of each bind mount, in v1 or v2 output form."""
+    mounts = []
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            if volume.get("type") == "bind":
+                mounts.append((Path(volume["source"]), volume["target"]))
+            continue
+        source, target = volume.split(":")[:2]
+        if source.startswith(("/", ".")):
+            mounts.append(((REPO / source).resolve(), target))
+    return mounts
+
+
+def test_compose_file_is_valid() -> None:
+    succeed(require("docker-compose"), "-f", str(COMPOSE_FILE), "config", "-q")
+
+
+def test_compose_has_the_whole_topology(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == OUR_SERVICES | INFRASTRUCTURE
+
+
+def test_every_command_is_an_egov_pulse_subcommand(compose: dict[str, Any]) -> None:
+    subcommands = cli_subcommands()
+    assert {"ingest", "metrics", "alerts", "migrate"} <= subcommands
+    for name in OUR_SERVICES:
+        command = command_of(compose["services"][name])
+        assert command[:1] == ["egov-pulse"], f"{name}: {command}"
+        assert len(command) > 1 and command[1] in subcommands, f"{name}: {command}"
+
+
+def test_metrics_workers_are_one_app(compose: dict[str, Any]) -> None:
+    first, second = compose["services"]["metrics-1"], compose["services"]["metrics-2"]
+    assert command_of(first) == command_of(second) == ["egov-pulse", "metrics"]
+    assert first["environment"] == second["environment"]
+    assert first["hostname"] != second["hostname"]
+
+
+def test_services_run_against_apache_kafka_settings(compose: dict[str, Any]) -> None:
+    for name in OUR_SERVICES:
+        environment = compose["services"][name]["environment"]
+        assert environment["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092", name
+        assert str(environment["EGOV_KAFKA_IDEMPOTENCE"]).lower() == "true", name
+        assert str(environment["EGOV_TOPIC_PARTITIONS"]) == "12", name
+        assert str(environment["EGOV_TOPIC_REPLICATION"]) == "1", name
+        assert environment["DATABASE_URL"].startswith("postgresql://"), name
+
+
+def test_start_order_waits_for_health_and_migrations(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in ("kafka", "postgres"):
+        assert "test" in services[name]["healthcheck"], name
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in OUR_SERVICES - {"migrate"}:
+        depends_on = services[name]["depends_on"]
+        assert depends_on["kafka"]["condition"] == "service_healthy", name
+        assert depends_on["migrate"]["condition"] == "service_completed_successfully", name
+
+
+def test_every_mounted_deploy_path_exists(compose: dict[str, Any]) -> None:
+    mounted = [
+        (name, source, target)
+        for name, service in compose["services"].items()
+        for source, target in bind_mounts(service)
+    ]
+    assert {name for name, _, _ in mounted} == {"prometheus", "alertmanager", "grafana"}
+    for name, source, _ in mounted:
+        assert source.is_relative_to(DEPLOY), f"{name} mounts {source} from outside deploy/"
+        assert source.exists(), f"{name} mounts missing {source}"
+
+
+def test_prometheus_scrapes_every_service_on_its_port(compose: dict[str, Any]) -> None:
+    config = load_yaml(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
+    targets = {
+        target
+        for job in config["scrape_configs"]
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    }
+    expected = {
+        "ingest:8080",
+        "metrics-1:8081",
+        "metrics-2:8081",
+        "alerts:8082",
+        "alertmanager:9093",
+    }
+    assert expected <= targets
+    for target in targets - {"localhost:9090"}:
+        assert target.split(":")[0] in compose["services"], target
+
+
+def test_grafana_provisioning_matches_the_mounts(compose: dict[str, Any]) -> None:
+    grafana_mounts = {
+        target: source for source, target in bind_mounts(compose["services"]["grafana"])
+    }
+    provider = load_yaml((GRAFANA / "provisioning/dashboards/egov.yml").read_text("utf-8"))
+    dashboards_path = provider["providers"][0]["options"]["path"]
+    assert grafana_mounts[dashboards_path] == GRAFANA / "dashboards"
+    assert grafana_mounts["/etc/grafana/provisioning"] == GRAFANA / "provisioning"
+    sources = load_yaml((GRAFANA / "provisioning/datasources/prometheus.yml").read_text("utf-8"))
+    urls = {source["url"] for source in sources["datasources"]}
+    assert urls == {"http://prometheus:9090", "http://alertmanager:9093"}
+
+
+def test_image_runs_as_an_unprivileged_user() -> None:
+    lines = [line.strip() for line in (REPO / "Dockerfile").read_text("utf-8").splitlines()]
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users and users[-1].split(":")[0] not in {"root", "0"}
+    assert 'CMD ["egov-pulse"]' in lines
+    assert "RUN pip install ." in lines
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in lines
+
+
+def test_prometheus_config_is_valid() -> None:
+    succeed(require("promtool"), "check", "config", str(PROMETHEUS_CONFIG))
+
+
+def test_recording_rules_are_valid() -> None:
+    rule_files = sorted(str(path) for path in RULES_DIR.glob("*.yml"))
+    assert rule_files
+    succeed(require("promtool"), "check", "rules", *rule_files)
+
+
+def test_recording_rules_pass_their_unit_tests() -> None:
+    test_files = sorted(str(path) for path in (RULES_DIR / "tests").glob("*.yml"))
+    assert test_files
+    succeed(require("promtool"), "test", "rules", *test_files)
+
+
+def test_alertmanager_config_is_valid() -> None:
+    succeed(require("amtool"), "check-config", str(ALERTMANAGER_CONFIG))
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        ("severity=critical province=38", "oncall"),
+        ("severity=critical province=19", "oncall-thai-nguyen"),
+        ("severity=warning province=38", "team"),
+        ("severity=warning province=19", "team-thai-nguyen"),
+        ("severity=info province=19", "null"),
+    ],
+)
+def test_alerts_route_by_severity_and_province(labels: str, receiver: str) -> None:
+    succeed(
+        require("amtool"),
+        "config",
+        "routes",
+        "test",
+        f"--config.file={ALERTMANAGER_CONFIG}",
+        f"--verify.receivers={receiver}",
+        "alertname=KpiBelowTarget",
+        "kpi=signing_rate",
+        "unit=05911",
+        *labels.split(),
+    )
