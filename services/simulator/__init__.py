@@ -1,0 +1,1 @@
+"""Realistic CloudEvents traffic for egov-pulse: `egov-pulse simulate` and `make up`."""
