@@ -1,0 +1,52 @@
+# The two README commands: `make up` runs the system, `make test` runs every check.
+# Both install what is missing first, so a fresh clone needs no other step.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Debian packages the tests and the full stack need (binaries checked below).
+APT_PACKAGES := prometheus prometheus-alertmanager docker-compose chromium
+APT_BINARIES := prometheus promtool prometheus-alertmanager amtool docker-compose chromium
+
+SIMULATOR      ?= on
+SIMULATOR_RATE ?= 20
+
+.PHONY: up test bench lint typecheck pytest install apt clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# apt-get update only when something is actually missing: it is slow.
+apt:
+	@missing=""; for b in $(APT_BINARIES); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages (missing:$$missing)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	fi
+
+up: install
+	$(BIN)/egov-pulse up --simulator $(SIMULATOR) --simulator-rate $(SIMULATOR_RATE)
+
+lint: install
+	$(BIN)/ruff check services tests bench
+	$(BIN)/ruff format --check services tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install apt
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: install
+	$(BIN)/python -m bench --mode $(or $(MODE),quick)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

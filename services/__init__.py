@@ -1,0 +1,1 @@
+"""egov-pulse: event-driven monitoring of e-government operations."""

@@ -1,0 +1,1 @@
+"""The alerts service: evaluates targets, keeps alert history, notifies on-call."""

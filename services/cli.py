@@ -1,0 +1,41 @@
+"""The single command-line entry point: ``egov-pulse <service-or-tool> ...``.
+
+Each package registers its own subcommands, so a service's commands live beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from services.alerts import cli as alerts_cli
+from services.common import cli as common_cli
+from services.ingest import cli as ingest_cli
+from services.metrics import cli as metrics_cli
+from services.simulator import cli as simulator_cli
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="egov-pulse", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in (ingest_cli, metrics_cli, alerts_cli, common_cli):
+        module.register(sub)
+    simulate = sub.add_parser("simulate", help="publish realistic simulated traffic")
+    simulator_cli.add_arguments(simulate)
+    simulate.set_defaults(handler=simulator_cli.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""What the ingest, metrics and alerts services share: settings, the contract, units, adapters."""

@@ -1,0 +1,46 @@
+"""Command-line subcommands for the whole system: migrate, units, up."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    from services.common.bootstrap import prepare_database
+    from services.common.settings import CommonSettings
+
+    loaded = asyncio.run(prepare_database(CommonSettings()))
+    print(f"database ready; {loaded} unit rows loaded")
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    from services.devstack import StackOptions, run_stack
+
+    options = StackOptions(simulator=args.simulator == "on", simulator_rate=args.simulator_rate)
+    return asyncio.run(run_stack(options))
+
+
+def _units(args: argparse.Namespace) -> int:
+    from services.common.paths import UNITS_DIR
+    from services.common.unitdata import build
+
+    print(build(Path(args.source), UNITS_DIR))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sub.add_parser(
+        "migrate", help="create the database schema and load the unit registry"
+    ).set_defaults(handler=_migrate)
+
+    up = sub.add_parser("up", help="run the whole system on the embedded broker")
+    up.add_argument("--simulator", choices=["on", "off"], default="on")
+    up.add_argument("--simulator-rate", type=float, default=20.0, help="events per second")
+    up.set_defaults(handler=_up)
+
+    units = sub.add_parser("units", help="rebuild data/units from the official unit lists")
+    units.add_argument("source", help="folder with the vn-units JSON files")
+    units.set_defaults(handler=_units)

@@ -1,0 +1,81 @@
+"""PostgreSQL adapter: connection pools and versioned SQL migrations."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+# A plain connection or one borrowed from a pool: both run the same queries.
+Connection = asyncpg.Connection | PoolConnectionProxy
+
+log = logging.getLogger(__name__)
+
+# Any constant works; it only has to be the same in every process that migrates.
+_MIGRATION_LOCK = 0x65676F76
+
+
+def migration_files() -> list[tuple[str, str]]:
+    """(version, SQL) of every migration shipped with the package, in order."""
+    folder = resources.files("services.common").joinpath("migrations")
+    files = sorted(
+        (entry for entry in folder.iterdir() if entry.name.endswith(".sql")),
+        key=lambda entry: entry.name,
+    )
+    return [(entry.name.removesuffix(".sql"), entry.read_text("utf-8")) for entry in files]
+
+
+async def migrate(conn: Connection) -> list[str]:
+    """Apply the migrations not applied yet, each in its own transaction.
+
+    An advisory lock serialises concurrent starters (three services may start at once).
+    """
+    applied_now: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    try:
+        await conn.execute(migration_files()[0][1])
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        for version, sql in migration_files():
+            if version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations(version) VALUES ($1)", version)
+            applied_now.append(version)
+            log.info("applied migration %s", version)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    return applied_now
+
+
+async def ensure_database(dsn: str) -> bool:
+    """Create the database named in ``dsn`` if it does not exist; True if created."""
+    try:
+        conn = await asyncpg.connect(dsn, timeout=10)
+    except asyncpg.InvalidCatalogNameError:
+        pass
+    else:
+        await conn.close()
+        return False
+    name = dsn.rsplit("/", 1)[1].split("?", 1)[0]
+    admin_dsn = dsn.rsplit("/", 1)[0] + "/postgres"
+    admin = await asyncpg.connect(admin_dsn, timeout=10)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    except asyncpg.DuplicateDatabaseError:
+        return False
+    finally:
+        await admin.close()
+    return True
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 5) -> asyncpg.Pool:
+    """A pool with explicit timeouts: a hung database must not hang a request forever."""
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, timeout=10, command_timeout=30
+    )
+    if pool is None:  # asyncpg types the result as optional; it never is here
+        raise RuntimeError("asyncpg returned no pool")
+    return pool

@@ -1,0 +1,60 @@
+"""Kafka adapters: a producer with safe defaults and idempotent topic creation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from services.common.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+
+def make_producer(settings: CommonSettings, **overrides: object) -> AIOKafkaProducer:
+    """A producer that waits for all in-sync replicas (aiokafka's default is acks=1).
+
+    Idempotence is a setting: Apache Kafka supports it, the embedded broker does not.
+    Downstream dedup by (source, id) keeps retries harmless either way.
+    """
+    timeout_ms = int(settings.kafka_request_timeout_s * 1000)
+    options: dict[str, object] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "acks": "all",
+        "enable_idempotence": settings.kafka_idempotence,
+        "request_timeout_ms": timeout_ms,
+        "linger_ms": 5,
+        "max_batch_size": 1024 * 1024,
+        "max_request_size": 8 * 1024 * 1024,
+        "compression_type": None,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+async def ensure_topics(settings: CommonSettings, topics: list[str] | None = None) -> None:
+    """Create the event and dead-letter topics if they are missing (safe to repeat)."""
+    names = topics if topics is not None else [*settings.event_topics, settings.topic_dead_letter]
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        request_timeout_ms=int(settings.kafka_request_timeout_s * 1000),
+    )
+    await asyncio.wait_for(admin.start(), settings.kafka_request_timeout_s)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, settings.topic_partitions, settings.topic_replication)
+            for name in names
+            if name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another process won the race: the topic is there, which is all we need
+            log.info("created topics %s", [t.name for t in missing])
+    finally:
+        await admin.close()

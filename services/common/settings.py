@@ -1,0 +1,80 @@
+"""Configuration shared by every service, read once from the environment.
+
+Every field is documented where it is declared, with its environment variable.
+Service-specific settings subclass :class:`CommonSettings`; library code never
+reads ``os.environ`` itself.
+"""
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.paths import SCHEMAS_DIR, UNITS_DIR
+
+
+class CommonSettings(BaseSettings):
+    """Broker, database, topics and data locations.
+
+    Variables are prefixed ``EGOV_``; the two that every Kafka and PostgreSQL tool
+    already knows (``KAFKA_BOOTSTRAP_SERVERS``, ``DATABASE_URL``) are also read
+    under their usual names.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="EGOV_", extra="ignore", populate_by_name=True)
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "EGOV_KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    """``KAFKA_BOOTSTRAP_SERVERS``: comma-separated host:port list."""
+
+    kafka_idempotence: bool = False
+    """``EGOV_KAFKA_IDEMPOTENCE``: idempotent producer. On for Apache Kafka; off for the
+    embedded broker (tansu answers no InitProducerId). Outputs stay idempotent either way."""
+
+    kafka_request_timeout_s: float = 10.0
+    """``EGOV_KAFKA_REQUEST_TIMEOUT_S``: upper bound on one produce or admin request."""
+
+    topic_documents: str = "egov.documents"
+    """``EGOV_TOPIC_DOCUMENTS``: topic of the document family."""
+
+    topic_dossiers: str = "egov.dossiers"
+    """``EGOV_TOPIC_DOSSIERS``: topic of the dossier family."""
+
+    topic_meetings: str = "egov.meetings"
+    """``EGOV_TOPIC_MEETINGS``: topic of the meeting family."""
+
+    topic_dead_letter: str = "egov.dead-letter"
+    """``EGOV_TOPIC_DEAD_LETTER``: where invalid records go, with the reason in headers."""
+
+    topic_partitions: int = 6
+    """``EGOV_TOPIC_PARTITIONS``: partitions of each event topic (the ceiling on workers)."""
+
+    topic_replication: int = 1
+    """``EGOV_TOPIC_REPLICATION``: replication factor (3 on a production Kafka cluster)."""
+
+    database_url: SecretStr = Field(
+        default=SecretStr("postgresql://postgres@127.0.0.1:5432/egov_pulse"),
+        validation_alias=AliasChoices("DATABASE_URL", "EGOV_DATABASE_URL"),
+    )
+    """``DATABASE_URL``: PostgreSQL DSN (a secret: it may carry a password)."""
+
+    schemas_dir: Path = SCHEMAS_DIR
+    """``EGOV_SCHEMAS_DIR``: the event contract (CloudEvents + JSON Schema)."""
+
+    units_dir: Path = UNITS_DIR
+    """``EGOV_UNITS_DIR``: the administrative-unit data shipped with the repository."""
+
+    def topic_for_family(self, family: str) -> str:
+        """The topic that carries one event family (``documents``, ``dossiers``, ``meetings``)."""
+        topics = {
+            "documents": self.topic_documents,
+            "dossiers": self.topic_dossiers,
+            "meetings": self.topic_meetings,
+        }
+        return topics[family]
+
+    @property
+    def event_topics(self) -> list[str]:
+        return [self.topic_documents, self.topic_dossiers, self.topic_meetings]

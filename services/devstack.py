@@ -1,0 +1,146 @@
+"""`make up`: the whole system on its embedded default, stopped cleanly with Ctrl-C.
+
+Starts the embedded broker, prepares the local PostgreSQL database, then runs each
+service (and the traffic simulator) as a child process with its logs under var/log/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.common.bootstrap import prepare_database
+from services.common.broker import EmbeddedBroker, wait_for_port
+from services.common.kafka import ensure_topics
+from services.common.paths import REPO_ROOT
+from services.common.settings import CommonSettings
+
+LOG_DIR = REPO_ROOT / "var" / "log"
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    simulator: bool = True
+    simulator_rate: float = 20.0
+    broker_port: int = 9092
+    ports: dict[str, int] = field(
+        default_factory=lambda: {"ingest": 8080, "metrics": 8081, "alerts": 8082}
+    )
+
+
+@dataclass
+class Child:
+    name: str
+    process: asyncio.subprocess.Process
+    log: Path
+
+
+async def _spawn(name: str, args: list[str], env: dict[str, str]) -> Child:
+    log = LOG_DIR / f"{name}.log"
+    with log.open("ab") as out:
+        # A session of its own: Ctrl-C reaches only this process, which then stops
+        # the children in order (simulator first, broker last) instead of all at once.
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "services.cli",
+            *args,
+            env=env,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    return Child(name, process, log)
+
+
+async def _stop(children: list[Child]) -> None:
+    for child in reversed(children):
+        if child.process.returncode is None:
+            child.process.send_signal(signal.SIGTERM)
+    for child in reversed(children):
+        try:
+            await asyncio.wait_for(child.process.wait(), 15)
+        except TimeoutError:
+            child.process.kill()
+            await child.process.wait()
+
+
+def _child_env(options: StackOptions, bootstrap: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "EGOV_INGEST_PORT": str(options.ports["ingest"]),
+            "EGOV_METRICS_WEB_PORT": str(options.ports["metrics"]),
+            "EGOV_ALERTS_PORT": str(options.ports["alerts"]),
+            "EGOV_SIMULATOR_INGEST_URL": f"http://127.0.0.1:{options.ports['ingest']}",
+            "EGOV_SIMULATOR_RATE": str(options.simulator_rate),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def _banner(options: StackOptions, bootstrap: str) -> str:
+    p = options.ports
+    lines = [
+        "egov-pulse is up (Ctrl-C stops everything):",
+        f"  broker (embedded tansu)   {bootstrap}",
+        f"  publish events            POST http://127.0.0.1:{p['ingest']}/v1/events",
+        f"  KPI figures (Prometheus)  http://127.0.0.1:{p['metrics']}/metrics",
+        f"  alerts service            http://127.0.0.1:{p['alerts']}/healthz",
+        f"  logs                      {LOG_DIR}",
+    ]
+    if options.simulator:
+        lines.append(f"  simulator                 {options.simulator_rate:g} events/s")
+    return "\n".join(lines)
+
+
+async def _watch(children: list[Child], stop: asyncio.Event) -> int:
+    """Wait for Ctrl-C, or for a child to die (then say which and stop the rest)."""
+    waits = {asyncio.ensure_future(c.process.wait()): c for c in children}
+    stopper = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait([stopper, *waits], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    for task in waits:
+        task.cancel()
+    for task in done:
+        if task in waits:
+            child = waits[task]
+            print(f"{child.name} exited with {child.process.returncode}; see {child.log}")
+            return 1
+    return 0
+
+
+async def run_stack(options: StackOptions) -> int:
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    broker = EmbeddedBroker(port=options.broker_port, log=LOG_DIR / "broker.log")
+    broker.start()
+    children: list[Child] = []
+    try:
+        settings = CommonSettings(kafka_bootstrap_servers=broker.bootstrap_servers)
+        await prepare_database(settings)
+        await ensure_topics(settings)
+        env = _child_env(options, broker.bootstrap_servers)
+        for name in ("ingest", "metrics", "alerts"):
+            children.append(await _spawn(name, [name], env))
+        for name in ("ingest", "metrics", "alerts"):
+            await wait_for_port("127.0.0.1", options.ports[name], 60)
+        if options.simulator:
+            children.append(await _spawn("simulator", ["simulate"], env))
+        print(_banner(options, broker.bootstrap_servers), flush=True)
+        return await _watch(children, stop)
+    finally:
+        with contextlib.suppress(Exception):
+            await _stop(children)
+        broker.stop()
+        print("egov-pulse stopped.")

@@ -1,0 +1,1 @@
+"""The ingest service: the HTTP front door where integrating systems publish events."""

@@ -1,0 +1,111 @@
+"""RFC 9457 problem details: one stable ``type`` URI per kind of refusal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+PROBLEM_BASE = "https://egov-pulse.vn/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidEvent:
+    """One refused event of a request: where it is, which field, and why."""
+
+    index: int
+    pointer: str
+    reason: str
+    code: str = "schema-violation"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "pointer": self.pointer,
+            "reason": self.reason,
+            "code": self.code,
+        }
+
+
+@dataclass(slots=True)
+class Problem(Exception):
+    """A refusal the publisher can act on; raised anywhere, rendered once."""
+
+    status: int
+    slug: str
+    title: str
+    detail: str
+    headers: dict[str, str] = field(default_factory=dict)
+    errors: list[InvalidEvent] = field(default_factory=list)
+
+    @property
+    def type(self) -> str:
+        return PROBLEM_BASE + self.slug
+
+    def to_response(self) -> Response:
+        body: dict[str, Any] = {
+            "type": self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.errors:
+            body["errors"] = [e.as_dict() for e in self.errors]
+        return Response(
+            orjson.dumps(body),
+            status_code=self.status,
+            media_type=PROBLEM_MEDIA_TYPE,
+            headers=self.headers,
+        )
+
+
+def malformed_json(detail: str) -> Problem:
+    return Problem(400, "malformed-json", "Malformed JSON", detail)
+
+
+def unsupported_media_type(got: str) -> Problem:
+    return Problem(
+        415,
+        "unsupported-media-type",
+        "Unsupported media type",
+        f"Content-Type {got!r} is not accepted; send application/cloudevents+json "
+        "(one event) or application/cloudevents-batch+json (a JSON array).",
+    )
+
+
+def body_too_large(limit: int) -> Problem:
+    return Problem(413, "body-too-large", "Body too large", f"The body exceeds {limit} bytes.")
+
+
+def batch_too_large(count: int, limit: int) -> Problem:
+    return Problem(
+        413,
+        "batch-too-large",
+        "Batch too large",
+        f"The batch holds {count} events; at most {limit} are accepted per request.",
+    )
+
+
+def invalid_events(errors: list[InvalidEvent], total: int) -> Problem:
+    bad = len({e.index for e in errors})
+    return Problem(
+        422,
+        "invalid-events",
+        "Invalid events",
+        f"{bad} of {total} events are invalid; nothing from this request was published.",
+        errors=errors,
+    )
+
+
+def broker_unavailable(detail: str, retry_after_s: int = 5) -> Problem:
+    return Problem(
+        503,
+        "broker-unavailable",
+        "Broker unavailable",
+        f"{detail} Nothing from this request may be counted; retry the same events "
+        "(same source and id): they are counted once.",
+        headers={"Retry-After": str(retry_after_s)},
+    )

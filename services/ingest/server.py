@@ -1,0 +1,36 @@
+"""Entry point of the ingest service: wires the real adapters and runs uvicorn."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from services.common.contract import Contract
+from services.common.kafka import ensure_topics
+from services.common.units import UnitRegistry
+from services.ingest.app import IngestService, create_app
+from services.ingest.publisher import KafkaPublisher
+from services.ingest.settings import IngestSettings
+
+
+def build_service(settings: IngestSettings) -> IngestService:
+    publisher = KafkaPublisher(settings, settings.produce_timeout_s)
+    return IngestService(
+        settings,
+        Contract.load(settings.schemas_dir),
+        UnitRegistry.from_dir(settings.units_dir),
+        publisher,
+    )
+
+
+async def serve(settings: IngestSettings) -> None:
+    await ensure_topics(settings)
+    app = create_app(build_service(settings))
+    config = uvicorn.Config(
+        app,
+        host=settings.ingest_host,
+        port=settings.ingest_port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+    await uvicorn.Server(config).serve()

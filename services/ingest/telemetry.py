@@ -1,0 +1,35 @@
+"""Prometheus metrics of the ingest service itself."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class IngestMetrics:
+    """Requests and events by outcome, produce latency and batch sizes."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "egov_ingest_requests_total",
+            "HTTP requests to POST /v1/events by outcome (HTTP status) and problem type.",
+            ["status", "reason"],
+            registry=registry,
+        )
+        self.events = Counter(
+            "egov_ingest_events_total",
+            "Events by outcome (accepted, rejected, unavailable) and reason.",
+            ["outcome", "reason", "type"],
+            registry=registry,
+        )
+        self.produce_seconds = Histogram(
+            "egov_ingest_produce_duration_seconds",
+            "Time from the first send to the broker's acknowledgement of a whole request.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "egov_ingest_batch_events",
+            "Events per request.",
+            buckets=(1, 2, 5, 10, 50, 100, 250, 500, 1000),
+            registry=registry,
+        )

@@ -1,0 +1,134 @@
+"""Turns a request body into records ready for Kafka, or the list of what is wrong with it.
+
+Pure: no I/O, and the clock is an argument, so every rule is tested with explicit times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from services.common.contract import Contract
+from services.common.events import parse_time
+from services.common.units import AmbiguousUnit, UnitError, UnitRegistry
+from services.ingest import problems
+from services.ingest.problems import InvalidEvent
+
+SINGLE = "application/cloudevents+json"
+BATCH = "application/cloudevents-batch+json"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One validated event as it goes to Kafka."""
+
+    topic_family: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    event_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    clock_skew: timedelta
+    horizon: timedelta | None  # None: no lower bound (the backfill path)
+
+
+class EventValidator:
+    """Applies the contract, the unit registry and the time bounds to each event."""
+
+    def __init__(self, contract: Contract, registry: UnitRegistry, limits: Limits) -> None:
+        self._contract = contract
+        self._registry = registry
+        self._limits = limits
+
+    def check(
+        self, events: Sequence[Any], now: datetime
+    ) -> tuple[list[Record], list[InvalidEvent]]:
+        records: list[Record] = []
+        errors: list[InvalidEvent] = []
+        for index, event in enumerate(events):
+            record, problems = self._check_one(index, event, now)
+            if record is not None:
+                records.append(record)
+            errors.extend(problems)
+        return records, errors
+
+    def _check_one(
+        self, index: int, event: Any, now: datetime
+    ) -> tuple[Record | None, list[InvalidEvent]]:
+        violations = self._contract.validate(event)
+        if violations:
+            return None, [InvalidEvent(index, v.pointer, v.reason) for v in violations]
+        at = parse_time(event["time"])
+        late_or_future = self._check_time(index, at, now)
+        if late_or_future:
+            return None, [late_or_future]
+        try:
+            resolution = self._registry.resolve(event["unit"], at)
+        except UnitError as exc:
+            return None, [_unit_problem(index, exc)]
+        event_type: str = event["type"]
+        record = Record(
+            topic_family=self._contract.family(event_type),
+            key=resolution.province.code.encode(),
+            value=orjson.dumps(event),
+            headers=[
+                ("ce_type", event_type.encode()),
+                ("ce_dataschema", self._dataschema(event).encode()),
+            ],
+            event_type=event_type,
+        )
+        return record, []
+
+    def _dataschema(self, event: dict[str, Any]) -> str:
+        declared = event.get("dataschema")
+        return str(declared) if declared else self._contract.dataschema_uri(event["type"])
+
+    def _check_time(self, index: int, at: datetime, now: datetime) -> InvalidEvent | None:
+        if at - now > self._limits.clock_skew:
+            return InvalidEvent(
+                index,
+                "/time",
+                f"event time {at.isoformat()} is in the future (more than "
+                f"{self._limits.clock_skew.total_seconds():.0f} s ahead of the server clock)",
+                code="time-in-future",
+            )
+        horizon = self._limits.horizon
+        if horizon is not None and now - at > horizon:
+            return InvalidEvent(
+                index,
+                "/time",
+                f"event time {at.isoformat()} is older than the {horizon.days}-day horizon; "
+                "publish history with `egov-pulse backfill`",
+                code="time-beyond-horizon",
+            )
+        return None
+
+
+def _unit_problem(index: int, exc: UnitError) -> InvalidEvent:
+    if isinstance(exc, AmbiguousUnit):
+        return InvalidEvent(index, "/unit", str(exc), code="unit-ambiguous")
+    return InvalidEvent(index, "/unit", str(exc), code="unit-unknown")
+
+
+def decode_body(body: bytes, content_type: str, max_batch: int) -> list[Any]:
+    """The events of a request, or the Problem that refuses it as a whole."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise problems.malformed_json(f"The body is not valid JSON: {exc}.") from None
+    if content_type == SINGLE:
+        return [parsed]
+    if not isinstance(parsed, list):
+        raise problems.malformed_json("A batch must be a JSON array of CloudEvents.")
+    if not parsed:
+        raise problems.malformed_json("The batch is empty.")
+    if len(parsed) > max_batch:
+        raise problems.batch_too_large(len(parsed), max_batch)
+    return parsed

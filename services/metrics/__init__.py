@@ -1,0 +1,1 @@
+"""The metrics service: Faust agents that turn event streams into KPI figures."""

@@ -1,0 +1,19 @@
+"""Command-line subcommands of the metrics service."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from services.metrics.settings import MetricsSettings
+    from services.metrics.worker import run_worker
+
+    run_worker(MetricsSettings(), loglevel=args.loglevel)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    metrics = sub.add_parser("metrics", help="run one metrics worker (Faust)")
+    metrics.add_argument("--loglevel", default="info", choices=["crit", "error", "warn", "info"])
+    metrics.set_defaults(handler=_worker)
