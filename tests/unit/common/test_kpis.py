@@ -1,0 +1,148 @@
+"""The KPI catalogue: denominators, numerators and the checks on the file itself."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.common.contract import Contract
+from services.common.events import CloudEvent
+from services.common.kpis import CatalogueError, KpiCatalogue
+
+CATALOGUE = KpiCatalogue.load(event_types=Contract.load().event_types)
+AT = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+
+
+def event(event_type: str, time: datetime = AT, **data: Any) -> CloudEvent:
+    return CloudEvent(
+        id="1", source="urn:test", type=event_type, time=time, unit="01843", data=data
+    )
+
+
+def doc(**data: Any) -> CloudEvent:
+    return event("vn.egov.document.issued", document_id="d", **data)
+
+
+def test_the_issue_names_every_kpi_in_the_catalogue() -> None:
+    assert set(CATALOGUE.ids) >= {
+        "document_signing",
+        "document_electronic",
+        "dossier_online",
+        "dossier_online_payment",
+        "dossier_on_time",
+        "meeting_online",
+        "meeting_paperless",
+    }
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"electronic": True, "signed": True, "classified": False}, (1, 1)),
+        ({"electronic": True, "signed": False, "classified": False}, (0, 1)),
+        ({"electronic": True, "signed": True}, (1, 1)),  # classified defaults to false
+        ({"electronic": True, "signed": True, "classified": True}, (0, 0)),
+        ({"electronic": False, "signed": False, "classified": False}, (0, 0)),
+    ],
+)
+def test_signing_rate_excludes_secret_and_paper_documents(
+    data: dict[str, Any], expected: tuple[int, int]
+) -> None:
+    assert CATALOGUE.get("document_signing").count(doc(**data)) == expected
+
+
+def test_electronic_rate_excludes_secret_documents_from_both_sides() -> None:
+    kpi = CATALOGUE.get("document_electronic")
+    assert kpi.count(doc(electronic=True, signed=True, classified=True)) == (0, 0)
+    assert kpi.count(doc(electronic=False, signed=False, classified=False)) == (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("level", "channel", "expected"),
+    [("full", "online", (1, 1)), ("full", "counter", (0, 1)), ("partial", "online", (0, 0))],
+)
+def test_online_dossier_rate_counts_only_full_process_procedures(
+    level: str, channel: str, expected: tuple[int, int]
+) -> None:
+    received = event(
+        "vn.egov.dossier.received",
+        dossier_id="h",
+        procedure_code="1.0",
+        service_level=level,
+        channel=channel,
+    )
+    assert CATALOGUE.get("dossier_online").count(received) == expected
+
+
+@pytest.mark.parametrize(
+    ("due_at", "expected"),
+    [("2026-11-23T10:00:00+07:00", (1, 1)), ("2026-11-23T09:59:59+07:00", (0, 1))],
+)
+def test_on_time_means_resolved_not_after_due(due_at: str, expected: tuple[int, int]) -> None:
+    # AT is 10:00 in Vietnam: resolving exactly at the due time is on time.
+    resolved = event("vn.egov.dossier.resolved", dossier_id="h", due_at=due_at, outcome="approved")
+    assert CATALOGUE.get("dossier_on_time").count(resolved) == expected
+
+
+def test_hybrid_meetings_count_as_online() -> None:
+    kpi = CATALOGUE.get("meeting_online")
+    for mode, expected in [("online", (1, 1)), ("hybrid", (1, 1)), ("in_person", (0, 1))]:
+        held = event("vn.egov.meeting.held", meeting_id="m", mode=mode, paperless=True)
+        assert kpi.count(held) == expected
+
+
+def test_kpis_are_indexed_by_event_type() -> None:
+    ids = {k.id for k in CATALOGUE.for_type("vn.egov.document.issued")}
+    assert ids == {"document_signing", "document_electronic"}
+    assert CATALOGUE.for_type("vn.egov.unknown") == ()
+
+
+def write(tmp_path: Path, kpi: dict[str, Any]) -> Path:
+    path = tmp_path / "kpis.json"
+    path.write_text(json.dumps({"version": 1, "kpis": [kpi]}))
+    return path
+
+
+def base_kpi(**overrides: Any) -> dict[str, Any]:
+    kpi: dict[str, Any] = {
+        "id": "x",
+        "name_vi": "x",
+        "name_en": "x",
+        "event_type": "vn.egov.meeting.held",
+        "denominator": {"all": []},
+        "numerator": {"field": "data.paperless", "eq": True},
+        "targets": {"province": 0.5, "district": 0.5, "commune": 0.5, "department": 0.5},
+        "min_volume": 1,
+    }
+    kpi.update(overrides)
+    return kpi
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"numerator": {"field": "data.paperless", "gt": 1}}, "unknown operator"),
+        ({"numerator": {"field": "meta.x", "eq": 1}}, "unknown field path"),
+        ({"event_type": "vn.egov.nothing"}, "unknown event type"),
+        ({"targets": {"province": 2}}, "missing 'district'"),
+    ],
+)
+def test_a_malformed_catalogue_is_refused_with_its_reason(
+    tmp_path: Path, overrides: dict[str, Any], message: str
+) -> None:
+    path = write(tmp_path, base_kpi(**overrides))
+    with pytest.raises(CatalogueError, match=message):
+        KpiCatalogue.load(path, event_types=Contract.load().event_types)
+
+
+def test_adding_a_kpi_is_a_catalogue_change_only(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, base_kpi(id="meeting_multi_site", numerator={"field": "data.sites", "in": [2, 3]})
+    )
+    kpi = KpiCatalogue.load(path).get("meeting_multi_site")
+    held = event("vn.egov.meeting.held", meeting_id="m", mode="online", paperless=False, sites=3)
+    assert kpi.count(held) == (1, 1)
