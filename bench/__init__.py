@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench --mode quick|full` (see docs/benchmarks.md)."""
