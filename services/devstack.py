@@ -80,10 +80,33 @@ def _child_env(options: StackOptions, bootstrap: str) -> dict[str, str]:
             "EGOV_ALERTS_PORT": str(options.ports["alerts"]),
             "EGOV_SIMULATOR_INGEST_URL": f"http://127.0.0.1:{options.ports['ingest']}",
             "EGOV_SIMULATOR_RATE": str(options.simulator_rate),
+            # Alerts within a few minutes of `make up` (production: docs/alerts.md).
+            "EGOV_ALERT_INTERVAL_S": "10",
+            "EGOV_ALERT_FOR_S": "60",
+            "EGOV_ALERT_BURN_FOR_S": "60",
+            "EGOV_ALERT_SILENT_AFTER_S": "120",
             "PYTHONUNBUFFERED": "1",
         }
     )
     return env
+
+
+async def _simulator_key(settings: CommonSettings) -> str:
+    """A fresh ``simulator-demo`` API key (the previous one revoked) for the simulator child:
+    scope = the simulator's provinces and every event type. Never printed."""
+    import asyncpg
+
+    from services.common.contract import Contract
+    from services.ingest.keystore import rotate_key
+    from services.simulator.settings import SimulatorSettings
+
+    types = sorted(Contract.load(settings.schemas_dir).event_types)
+    conn = await asyncpg.connect(settings.database_url.get_secret_value(), timeout=10)
+    try:
+        key = await rotate_key(conn, "simulator-demo", SimulatorSettings().provinces, types)
+    finally:
+        await conn.close()
+    return key.token
 
 
 def _banner(options: StackOptions, bootstrap: str) -> str:
@@ -93,11 +116,12 @@ def _banner(options: StackOptions, bootstrap: str) -> str:
         f"  broker (embedded tansu)   {bootstrap}",
         f"  publish events            POST http://127.0.0.1:{p['ingest']}/v1/events",
         f"  KPI figures (Prometheus)  http://127.0.0.1:{p['metrics']}/metrics",
-        f"  alerts service            http://127.0.0.1:{p['alerts']}/healthz",
+        f"  alerts                    http://127.0.0.1:{p['alerts']}/v1/alerts",
         f"  logs                      {LOG_DIR}",
     ]
     if options.simulator:
         lines.append(f"  simulator                 {options.simulator_rate:g} events/s")
+    lines.append("  API key 'simulator-demo'  made for the simulator (egov-pulse keys list)")
     return "\n".join(lines)
 
 
@@ -131,12 +155,14 @@ async def run_stack(options: StackOptions) -> int:
         await prepare_database(settings)
         await ensure_topics(settings)
         env = _child_env(options, broker.bootstrap_servers)
+        simulator_key = await _simulator_key(settings)
         for name in ("ingest", "metrics", "alerts"):
             children.append(await _spawn(name, [name], env))
         for name in ("ingest", "metrics", "alerts"):
             await wait_for_port("127.0.0.1", options.ports[name], 60)
         if options.simulator:
-            children.append(await _spawn("simulator", ["simulate"], env))
+            simulator_env = {**env, "EGOV_SIMULATOR_API_KEY": simulator_key}
+            children.append(await _spawn("simulator", ["simulate"], simulator_env))
         print(_banner(options, broker.bootstrap_servers), flush=True)
         return await _watch(children, stop)
     finally:

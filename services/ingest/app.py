@@ -1,12 +1,19 @@
-"""The ingest HTTP application: routes, and the refusal rules applied in order."""
+"""The ingest HTTP application: routes, and the refusal rules applied in order.
+
+Order: 401 key, 429 rate, 415 content type, 413 size, 400 JSON, 422 contract/units/time,
+403 scope, 503 broker. Nothing is published unless every event of the request passes.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,15 +23,38 @@ from starlette.routing import Route
 from services.common.contract import Contract
 from services.common.units import UnitRegistry
 from services.ingest import problems
-from services.ingest.problems import Problem
+from services.ingest.auth import Authenticator
+from services.ingest.keys import ApiKey, scope_violations
+from services.ingest.openapi import build_document
+from services.ingest.problems import InvalidEvent, Problem
 from services.ingest.publisher import KafkaPublisher, PublishError
+from services.ingest.ratelimit import RateLimiter
 from services.ingest.settings import IngestSettings
 from services.ingest.telemetry import IngestMetrics
-from services.ingest.validation import BATCH, SINGLE, EventValidator, Limits, decode_body
+from services.ingest.validation import (
+    BATCH,
+    SINGLE,
+    EventValidator,
+    Limits,
+    Record,
+    decode_body,
+)
+
+
+class KeySource(Protocol):
+    """Where keys are looked up (PostgreSQL in production), and whether it answers."""
+
+    async def find(self, key_id: str) -> ApiKey | None: ...
+
+    async def ping(self) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class IngestService:
-    """What a request needs: validation rules, the publisher and the service's metrics."""
+    """What a request needs: keys, rate limits, validation rules, the publisher, metrics."""
 
     def __init__(
         self,
@@ -32,12 +62,20 @@ class IngestService:
         contract: Contract,
         registry: UnitRegistry,
         publisher: KafkaPublisher,
+        keys: KeySource,
         metrics_registry: CollectorRegistry | None = None,
     ) -> None:
         self.settings = settings
+        self.contract = contract
+        self.registry = registry
         self.publisher = publisher
+        self.keys = keys
         self.metrics_registry = metrics_registry or CollectorRegistry()
         self.metrics = IngestMetrics(self.metrics_registry)
+        self.authenticator = Authenticator(
+            keys.find, settings.key_cache_ttl_s, settings.key_cache_max_stale_s
+        )
+        self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         limits = Limits(
             clock_skew=timedelta(seconds=settings.clock_skew_s),
             horizon=timedelta(days=settings.horizon_days),
@@ -45,28 +83,56 @@ class IngestService:
         self.validator = EventValidator(contract, registry, limits)
 
     async def accept(self, request: Request) -> int:
-        """Validate and publish a request's events; returns how many were accepted."""
+        """Authenticate, validate and publish a request's events; returns how many."""
+        key = await self.authenticator.authenticate(request.headers.get("authorization"))
+        wait_s = self.limiter.acquire(key.key_id, time.monotonic())
+        if wait_s > 0:
+            raise problems.rate_limited(RateLimiter.retry_after_header(wait_s))
         content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if content_type not in (SINGLE, BATCH):
             raise problems.unsupported_media_type(content_type)
         body = await self._read_body(request)
         events = decode_body(body, content_type, self.settings.max_batch_events)
         self.metrics.batch_size.observe(len(events))
-        records, errors = self.validator.check(events, datetime.now(UTC))
-        if errors:
-            for error in errors:
-                self.metrics.events.labels("rejected", error.code, "").inc()
-            raise problems.invalid_events(errors, len(events))
+        records = self._check(key, events)
         started = time.perf_counter()
         try:
             await self.publisher.publish(records)
         except PublishError as exc:
-            self.metrics.events.labels("unavailable", "broker", "").inc(len(records))
+            self._count_refused(key, "unavailable", "broker", len(records))
             raise problems.broker_unavailable(str(exc)) from exc
         self.metrics.produce_seconds.observe(time.perf_counter() - started)
-        for record in records:
-            self.metrics.events.labels("accepted", "", record.event_type).inc()
+        self._count_accepted(key, records)
         return len(records)
+
+    def _check(self, key: ApiKey, events: list[Any]) -> list[Record]:
+        """The records of a wholly valid, wholly authorised request, or the Problem."""
+        records, errors = self.validator.check(events, datetime.now(UTC))
+        if errors:
+            self._count_errors(key, "rejected", errors)
+            raise problems.invalid_events(errors, len(events))
+        denied = scope_violations(key, records, self.registry)
+        if denied:
+            self._count_errors(key, "out_of_scope", denied)
+            raise problems.out_of_scope(denied, len(events))
+        return records
+
+    def _count_errors(self, key: ApiKey, outcome: str, errors: list[InvalidEvent]) -> None:
+        for error in errors:
+            self.metrics.events.labels(outcome, error.code, "").inc()
+        self.metrics.key_events.labels(key.key_id, outcome).inc(len({e.index for e in errors}))
+
+    def _count_refused(self, key: ApiKey, outcome: str, reason: str, count: int) -> None:
+        self.metrics.events.labels(outcome, reason, "").inc(count)
+        self.metrics.key_events.labels(key.key_id, outcome).inc(count)
+
+    def _count_accepted(self, key: ApiKey, records: list[Record]) -> None:
+        by_type: dict[str, int] = {}
+        for record in records:
+            by_type[record.event_type] = by_type.get(record.event_type, 0) + 1
+        for event_type, count in by_type.items():
+            self.metrics.events.labels("accepted", "", event_type).inc(count)
+        self.metrics.key_events.labels(key.key_id, "accepted").inc(len(records))
 
     async def _read_body(self, request: Request) -> bytes:
         limit = self.settings.max_body_bytes
@@ -99,9 +165,14 @@ def create_app(service: IngestService, *, manage_publisher: bool = True) -> Star
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
-        broker = await service.publisher.ping()
-        status = 200 if broker else 503
-        return JSONResponse({"broker": broker}, status_code=status)
+        broker, database = await asyncio.gather(service.publisher.ping(), service.keys.ping())
+        status = 200 if broker and database else 503
+        return JSONResponse({"broker": broker, "database": database}, status_code=status)
+
+    openapi_body = orjson.dumps(build_document(service.settings.schemas_dir))
+
+    async def openapi(_: Request) -> Response:
+        return Response(openapi_body, media_type="application/json")
 
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(service.metrics_registry), media_type=CONTENT_TYPE_LATEST)
@@ -109,12 +180,14 @@ def create_app(service: IngestService, *, manage_publisher: bool = True) -> Star
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         if manage_publisher:
+            await service.keys.start()
             await service.publisher.start()
         try:
             yield
         finally:
             if manage_publisher:
                 await service.publisher.stop()
+                await service.keys.stop()
 
     return Starlette(
         routes=[
@@ -122,6 +195,7 @@ def create_app(service: IngestService, *, manage_publisher: bool = True) -> Star
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            Route("/openapi.json", openapi),
         ],
         lifespan=lifespan,
     )

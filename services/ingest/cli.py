@@ -1,18 +1,55 @@
-"""Command-line subcommands of the ingest service."""
+"""Command-line subcommands of the ingest service: ``ingest``, ``keys``, ``backfill``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
+
+from services.ingest.settings import IngestSettings
 
 
 def _serve(_: argparse.Namespace) -> int:
-    from services.ingest.server import serve
-    from services.ingest.settings import IngestSettings
+    import uvloop
 
-    asyncio.run(serve(IngestSettings()))
+    from services.ingest.server import serve
+
+    uvloop.run(serve(IngestSettings()))
     return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from services.ingest import keycli
+
+    return asyncio.run(keycli.run(args, IngestSettings()))
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from services.ingest.keycli import run_backfill
+
+    return asyncio.run(run_backfill(Path(args.file), args.batch_size, IngestSettings()))
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sub.add_parser("ingest", help="run the ingest HTTP API").set_defaults(handler=_serve)
+
+    keys = sub.add_parser("keys", help="create, list and revoke publishers' API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="make a key; prints it alone on the last line")
+    create.add_argument("--name", required=True, help="the integrating system's name")
+    create.add_argument("--units", required=True, help="unit codes, comma-separated")
+    create.add_argument("--types", required=True, help="event types, comma-separated")
+    create.add_argument(
+        "--rotate", action="store_true", help="revoke the live key of this name first"
+    )
+    keys_sub.add_parser("list", help="list keys (never their secrets)")
+    revoke = keys_sub.add_parser("revoke", help="revoke the live key of this name")
+    revoke.add_argument("name")
+    keys.set_defaults(handler=_keys)
+
+    backfill = sub.add_parser(
+        "backfill", help="validate and publish history (CloudEvents, one per line) to Kafka"
+    )
+    backfill.add_argument("file", help="path of the file, or - for standard input")
+    backfill.add_argument("--batch-size", type=int, default=500, help="events per produce")
+    backfill.set_defaults(handler=_backfill)

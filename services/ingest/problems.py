@@ -109,3 +109,46 @@ def broker_unavailable(detail: str, retry_after_s: int = 5) -> Problem:
         "(same source and id): they are counted once.",
         headers={"Retry-After": str(retry_after_s)},
     )
+
+
+def unauthorized(detail: str) -> Problem:
+    return Problem(
+        401,
+        "unauthorized",
+        "Missing or unknown API key",
+        detail,
+        headers={"WWW-Authenticate": 'Bearer realm="egov-pulse ingest"'},
+    )
+
+
+def out_of_scope(errors: list[InvalidEvent], total: int) -> Problem:
+    indexes = sorted({e.index for e in errors})
+    return Problem(
+        403,
+        "out-of-scope",
+        "Events outside the key's scope",
+        f"Events {indexes} of {total} are for units or event types this API key may not "
+        "publish; nothing from this request was published.",
+        errors=errors,
+    )
+
+
+def rate_limited(retry_after: str) -> Problem:
+    return Problem(
+        429,
+        "rate-limited",
+        "Rate limit exceeded",
+        "This API key sent more requests than its rate allows; retry after the delay.",
+        headers={"Retry-After": retry_after},
+    )
+
+
+def key_store_unavailable(retry_after_s: int = 5) -> Problem:
+    return Problem(
+        503,
+        "key-store-unavailable",
+        "Key store unavailable",
+        "The API key could not be checked because the database did not answer; "
+        "nothing from this request was published. Retry the same events.",
+        headers={"Retry-After": str(retry_after_s)},
+    )

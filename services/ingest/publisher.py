@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from services.common.kafka import make_producer
 from services.common.settings import CommonSettings
 from services.ingest.validation import Record
 
 log = logging.getLogger(__name__)
+_partitioner = DefaultPartitioner()
+_OWN_BATCH_FROM = 50  # records; measured in docs/ingest.md
+
+
+@functools.lru_cache(maxsize=4096)
+def _partition_of(key: bytes, partitions: tuple[int, ...]) -> int:
+    """The partition aiokafka's send() would choose for this key (keys are few: provinces)."""
+    chosen: int = _partitioner(key, list(partitions), list(partitions))
+    return chosen
 
 
 class PublishError(Exception):
@@ -50,6 +62,14 @@ class KafkaPublisher:
             raise PublishError(f"the broker did not acknowledge the events ({exc!r})") from exc
 
     async def _send_all(self, producer: AIOKafkaProducer, records: Sequence[Record]) -> None:
+        if len(records) < _OWN_BATCH_FROM:
+            await self._send_each(producer, records)
+        else:
+            await self._send_batches(producer, records)
+
+    async def _send_each(self, producer: AIOKafkaProducer, records: Sequence[Record]) -> None:
+        # Small requests share the producer's open batches: aiokafka keeps one batch in
+        # flight per partition, so one batch per tiny request would queue them one by one.
         futures = [
             await producer.send(
                 self._settings.topic_for_family(r.topic_family),
@@ -59,6 +79,32 @@ class KafkaPublisher:
             )
             for r in records
         ]
+        await asyncio.gather(*futures)
+
+    async def _send_batches(self, producer: AIOKafkaProducer, records: Sequence[Record]) -> None:
+        # One batch per partition instead of one send() per record: the same bytes and
+        # the same partition as send() would choose (aiokafka's default murmur2
+        # partitioner, as Kafka's Java client), at a fraction of the per-record cost.
+        batches: dict[tuple[str, int], BatchBuilder] = {}
+        futures: list[asyncio.Future[object]] = []
+        partitions: dict[str, tuple[int, ...]] = {}
+        for record in records:
+            topic = self._settings.topic_for_family(record.topic_family)
+            if topic not in partitions:
+                partitions[topic] = tuple(sorted(await producer.partitions_for(topic)))
+            slot = (topic, _partition_of(record.key, partitions[topic]))
+            batch = batches.get(slot)
+            if batch is not None and _append(batch, record):
+                continue
+            if batch is not None:  # full: send it and start the next one
+                batch.close()
+                futures.append(await producer.send_batch(batch, topic, partition=slot[1]))
+            batch = batches[slot] = producer.create_batch()
+            if not _append(batch, record):
+                raise PublishError("an event is larger than the producer's batch size")
+        for (topic, partition), batch in batches.items():
+            batch.close()  # a closed batch is ready at once; an open one waits for linger
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*futures)
 
     async def ping(self) -> bool:
@@ -71,3 +117,8 @@ class KafkaPublisher:
         except (KafkaError, TimeoutError):
             return False
         return True
+
+
+def _append(batch: BatchBuilder, record: Record) -> bool:
+    added = batch.append(key=record.key, value=record.value, timestamp=None, headers=record.headers)
+    return added is not None

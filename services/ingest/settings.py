@@ -26,3 +26,17 @@ class IngestSettings(CommonSettings):
 
     produce_timeout_s: float = 10.0
     """``EGOV_PRODUCE_TIMEOUT_S``: how long a request waits for the broker's acknowledgement."""
+
+    rate_limit_per_s: float = 50.0
+    """``EGOV_RATE_LIMIT_PER_S``: sustained requests per second per API key (token bucket)."""
+
+    rate_limit_burst: float = 100.0
+    """``EGOV_RATE_LIMIT_BURST``: requests a key may send at once above its sustained rate."""
+
+    key_cache_ttl_s: float = 5.0
+    """``EGOV_KEY_CACHE_TTL_S``: how long a key looked up in PostgreSQL is trusted; a
+    revocation takes effect on every ingest process within this delay."""
+
+    key_cache_max_stale_s: float = 300.0
+    """``EGOV_KEY_CACHE_MAX_STALE_S``: while PostgreSQL does not answer, a key seen this
+    recently is still honoured (revocations then wait for the database to return)."""

@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 
 class IngestMetrics:
-    """Requests and events by outcome, produce latency and batch sizes."""
+    """Requests and events by outcome and reason, events per key id, latency, batch sizes."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
@@ -17,8 +17,16 @@ class IngestMetrics:
         )
         self.events = Counter(
             "egov_ingest_events_total",
-            "Events by outcome (accepted, rejected, unavailable) and reason.",
+            "Events by outcome (accepted, rejected, out_of_scope, unavailable), reason "
+            "(the refusal code) and event type (empty when the event has no valid type).",
             ["outcome", "reason", "type"],
+            registry=registry,
+        )
+        self.key_events = Counter(
+            "egov_ingest_key_events_total",
+            "Events per publisher API key id (the public part of the key, never the secret) "
+            "by outcome.",
+            ["key_id", "outcome"],
             registry=registry,
         )
         self.produce_seconds = Histogram(

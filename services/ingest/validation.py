@@ -31,6 +31,9 @@ class Record:
     value: bytes
     headers: list[tuple[str, bytes]]
     event_type: str
+    index: int  # position in the request (or line in a backfill file)
+    unit: str
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,9 @@ class EventValidator:
                 ("ce_dataschema", self._dataschema(event).encode()),
             ],
             event_type=event_type,
+            index=index,
+            unit=event["unit"],
+            at=at,
         )
         return record, []
 

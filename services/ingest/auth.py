@@ -1,0 +1,97 @@
+"""Who is publishing: bearer tokens checked against the key store through a short-lived cache.
+
+A cache hit costs a dict lookup and one SHA-256: no database round trip per request.
+An entry (a key, or the fact that an id is unknown) lives ``ttl_s`` seconds, so a
+revocation takes effect on every ingest process within ``ttl_s`` (plus one lookup) while
+the database answers. If the database does not answer, a key seen within ``max_stale_s``
+is still honoured (publishing survives a short database outage); otherwise the request
+is refused with 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from services.ingest import problems
+from services.ingest.keys import ApiKey, bearer_token, parse_token
+
+log = logging.getLogger(__name__)
+
+Lookup = Callable[[str], Awaitable[ApiKey | None]]
+Clock = Callable[[], float]
+_MAX_ENTRIES = 10_000  # unknown ids are cached too; bound what a scanner can make us hold
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    key: ApiKey | None
+    fetched: float
+
+
+class Authenticator:
+    """Turns an Authorization header into an ApiKey, or raises the 401/503 Problem."""
+
+    def __init__(
+        self, lookup: Lookup, ttl_s: float, max_stale_s: float, clock: Clock = time.monotonic
+    ) -> None:
+        self._lookup = lookup
+        self._ttl_s = ttl_s
+        self._max_stale_s = max_stale_s
+        self._clock = clock
+        self._cache: dict[str, _Entry] = {}
+        self._pending: dict[str, asyncio.Future[_Entry]] = {}
+
+    async def authenticate(self, authorization: str | None) -> ApiKey:
+        token = bearer_token(authorization)
+        if token is None:
+            raise problems.unauthorized("Send the API key as 'Authorization: Bearer <key>'.")
+        parsed = parse_token(token)
+        if parsed is None:
+            raise problems.unauthorized("The API key is not a valid egov-pulse key.")
+        key_id, secret = parsed
+        key = (await self._entry(key_id)).key
+        if key is None or not key.matches(secret):
+            raise problems.unauthorized("The API key is unknown.")
+        if key.revoked:
+            raise problems.unauthorized("The API key has been revoked.")
+        return key
+
+    async def _entry(self, key_id: str) -> _Entry:
+        now = self._clock()
+        entry = self._cache.get(key_id)
+        if entry is not None and now - entry.fetched < self._ttl_s:
+            return entry
+        pending = self._pending.get(key_id)
+        if pending is not None:  # one lookup per id at a time, however many requests wait
+            return await asyncio.shield(pending)
+        future: asyncio.Future[_Entry] = asyncio.get_running_loop().create_future()
+        self._pending[key_id] = future
+        try:
+            fresh = await self._fetch(key_id, entry, now)
+            future.set_result(fresh)
+            return fresh
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters may be none
+            raise
+        finally:
+            del self._pending[key_id]
+
+    async def _fetch(self, key_id: str, stale: _Entry | None, now: float) -> _Entry:
+        try:
+            key = await self._lookup(key_id)
+        except Exception as exc:
+            if stale is not None and now - stale.fetched < self._max_stale_s:
+                log.warning("key store unreachable (%r); using the cached key %s", exc, key_id)
+                return stale
+            log.warning("key store unreachable (%r)", exc)
+            raise problems.key_store_unavailable() from exc
+        if len(self._cache) >= _MAX_ENTRIES:
+            self._cache = {k: e for k, e in self._cache.items() if e.key is not None}
+        entry = _Entry(key, now)
+        self._cache[key_id] = entry
+        return entry

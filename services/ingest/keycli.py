@@ -1,0 +1,107 @@
+"""What the ``keys`` and ``backfill`` commands do, with their real adapters.
+
+The new key is printed alone on the last line of ``keys create`` (scripts take
+``tail -n 1``); nothing else ever prints or logs a key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import asyncpg
+
+from services.common.contract import Contract
+from services.common.kafka import ensure_topics
+from services.common.units import UnitRegistry
+from services.ingest.backfill import backfill, backfill_validator
+from services.ingest.keys import check_scope, split_codes
+from services.ingest.keystore import (
+    KeyStoreError,
+    create_key,
+    list_keys,
+    revoke_key,
+    rotate_key,
+)
+from services.ingest.publisher import KafkaPublisher, PublishError
+from services.ingest.settings import IngestSettings
+
+
+async def run(args: argparse.Namespace, settings: IngestSettings) -> int:
+    conn = await asyncpg.connect(settings.database_url.get_secret_value(), timeout=10)
+    try:
+        if args.keys_command == "create":
+            return await _create(conn, args, settings)
+        if args.keys_command == "list":
+            return await _list(conn)
+        return await _revoke(conn, args.name)
+    finally:
+        await conn.close()
+
+
+async def _create(
+    conn: asyncpg.Connection, args: argparse.Namespace, settings: IngestSettings
+) -> int:
+    units, types = split_codes(args.units), split_codes(args.types)
+    contract = Contract.load(settings.schemas_dir)
+    registry = UnitRegistry.from_dir(settings.units_dir)
+    wrong = check_scope(units, types, registry, contract.event_types)
+    if wrong or not units or not types:
+        print("refused: " + ("; ".join(wrong) or "--units and --types may not be empty"))
+        return 2
+    make = rotate_key if args.rotate else create_key
+    try:
+        key = await make(conn, args.name, units, types)
+    except KeyStoreError as exc:
+        print(f"refused: {exc}")
+        return 1
+    print(
+        f"created key {key.key_id} for {args.name!r}: units {','.join(units)}; "
+        f"types {','.join(types)}"
+    )
+    print("store it now: only its hash is kept, it cannot be shown again")
+    print(key.token)
+    return 0
+
+
+async def _list(conn: asyncpg.Connection) -> int:
+    print("key_id        name  state  created  units  types")
+    for key in await list_keys(conn):
+        state = "revoked" if key.revoked_at else "live"
+        print(
+            f"{key.key_id}  {key.name}  {state}  {key.created_at:%Y-%m-%d %H:%M}  "
+            f"{','.join(key.units)}  {','.join(key.types)}"
+        )
+    return 0
+
+
+async def _revoke(conn: asyncpg.Connection, name: str) -> int:
+    if await revoke_key(conn, name):
+        print(f"revoked the key named {name!r} (effective within the ingest key cache TTL)")
+        return 0
+    print(f"no live key named {name!r}")
+    return 1
+
+
+async def run_backfill(path: Path, batch_size: int, settings: IngestSettings) -> int:
+    validator = backfill_validator(
+        Contract.load(settings.schemas_dir),
+        UnitRegistry.from_dir(settings.units_dir),
+        settings.clock_skew_s,
+    )
+    await ensure_topics(settings)
+    publisher = KafkaPublisher(settings, settings.produce_timeout_s)
+    await publisher.start()
+    try:
+        source = sys.stdin if str(path) == "-" else path.open(encoding="utf-8")
+        with source:
+            report = await backfill(source, validator, publisher, batch_size)
+    except PublishError as exc:
+        print(f"stopped: {exc}; re-run the file (events already sent are counted once)")
+        return 3
+    finally:
+        await publisher.stop()
+    for line in report.lines():
+        print(line)
+    return 1 if report.refused else 0

@@ -1,0 +1,144 @@
+"""PostgreSQL adapter for API keys (table ingest_api_keys, migration 0003_ingest_keys.sql).
+
+Errors: :class:`KeyStoreError`, with the leaf :class:`KeyNameTaken` (a live key already
+has that name). asyncpg's own errors are translated here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from services.common.db import Connection, create_pool
+from services.ingest.keys import ApiKey, NewKey, new_key
+
+
+class KeyStoreError(Exception):
+    """A key operation that cannot be done as asked."""
+
+
+class KeyNameTaken(KeyStoreError):
+    """A live (unrevoked) key already has this name."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What ``keys list`` shows: never the secret or its hash."""
+
+    key_id: str
+    name: str
+    units: tuple[str, ...]
+    types: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+async def create_key(
+    conn: Connection, name: str, units: Iterable[str], types: Iterable[str]
+) -> NewKey:
+    """Store a new key; raises KeyNameTaken if a live key has this name."""
+    key = new_key()
+    try:
+        await conn.execute(
+            "INSERT INTO ingest_api_keys (key_id, name, secret_hash, units, types)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            key.key_id,
+            name,
+            key.secret_hash,
+            sorted(set(units)),
+            sorted(set(types)),
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise KeyNameTaken(f"a live key named {name!r} exists; revoke it first") from exc
+    return key
+
+
+async def rotate_key(
+    conn: Connection, name: str, units: Iterable[str], types: Iterable[str]
+) -> NewKey:
+    """Revoke the live key of this name, if any, and create its successor, atomically."""
+    async with conn.transaction():
+        await revoke_key(conn, name)
+        return await create_key(conn, name, units, types)
+
+
+async def revoke_key(conn: Connection, name: str) -> bool:
+    """Revoke the live key of this name; False if there is none."""
+    status = await conn.execute(
+        "UPDATE ingest_api_keys SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL",
+        name,
+    )
+    return str(status) != "UPDATE 0"
+
+
+async def list_keys(conn: Connection) -> list[KeyInfo]:
+    rows = await conn.fetch(
+        "SELECT key_id, name, units, types, created_at, revoked_at FROM ingest_api_keys"
+        " ORDER BY name, created_at"
+    )
+    return [
+        KeyInfo(
+            r["key_id"],
+            r["name"],
+            tuple(r["units"]),
+            tuple(r["types"]),
+            r["created_at"],
+            r["revoked_at"],
+        )
+        for r in rows
+    ]
+
+
+async def find_key(conn: Connection, key_id: str) -> ApiKey | None:
+    """The key with this id (revoked or not), or None."""
+    row = await conn.fetchrow(
+        "SELECT key_id, name, secret_hash, units, types, revoked_at IS NOT NULL AS revoked"
+        " FROM ingest_api_keys WHERE key_id = $1",
+        key_id,
+    )
+    if row is None:
+        return None
+    return ApiKey(
+        key_id=row["key_id"],
+        name=row["name"],
+        units=frozenset(row["units"]),
+        types=frozenset(row["types"]),
+        secret_hash=bytes(row["secret_hash"]),
+        revoked=row["revoked"],
+    )
+
+
+class PgKeySource:
+    """The running service's view of the key table: a small pool, lookups by id, a ping."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._pool: asyncpg.Pool | None = None
+
+    async def start(self) -> None:
+        self._pool = await create_pool(self._dsn, min_size=1, max_size=4)
+
+    async def stop(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def find(self, key_id: str) -> ApiKey | None:
+        if self._pool is None:
+            raise KeyStoreError("the key store is not connected")
+        async with self._pool.acquire(timeout=3) as conn:
+            return await find_key(conn, key_id)
+
+    async def ping(self) -> bool:
+        """Whether PostgreSQL answers right now."""
+        if self._pool is None:
+            return False
+        try:
+            async with self._pool.acquire(timeout=3) as conn:
+                await conn.fetchval("SELECT 1", timeout=3)
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            return False
+        return True

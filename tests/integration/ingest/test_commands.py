@@ -1,0 +1,97 @@
+"""``egov-pulse keys`` and ``egov-pulse backfill`` as an operator runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from services.common.settings import CommonSettings
+from tests.integration.ingest.harness import HAM_RONG, event, ids, topic_events
+from tests.integration.processes import service_env
+
+pytestmark = pytest.mark.integration
+
+
+def cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_keys_create_list_revoke(common_settings: CommonSettings, database_url: str) -> None:
+    env = service_env(common_settings, database_url)
+    made = cli(
+        [
+            "keys",
+            "create",
+            "--name",
+            "tdoffice-38",
+            "--units",
+            "38",
+            "--types",
+            "vn.egov.document.issued",
+        ],
+        env,
+    )
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip().splitlines()[-1]
+    assert token.startswith("egp_") and " " not in token
+    again = cli(
+        [
+            "keys",
+            "create",
+            "--name",
+            "tdoffice-38",
+            "--units",
+            "38",
+            "--types",
+            "vn.egov.document.issued",
+        ],
+        env,
+    )
+    assert again.returncode != 0 and "exists" in again.stdout
+    listed = cli(["keys", "list"], env)
+    assert "tdoffice-38" in listed.stdout and "live" in listed.stdout
+    assert token.rsplit("_", 1)[1] not in listed.stdout + listed.stderr + made.stderr
+    assert cli(["keys", "revoke", "tdoffice-38"], env).returncode == 0
+    assert "revoked" in cli(["keys", "list"], env).stdout
+    assert cli(["keys", "revoke", "tdoffice-38"], env).returncode == 1
+    bad = cli(["keys", "create", "--name", "x", "--units", "99999", "--types", "nope"], env)
+    assert bad.returncode == 2 and "99999" in bad.stdout and "nope" in bad.stdout
+
+
+async def test_backfill_publishes_old_history_and_reports_refused_lines(
+    common_settings: CommonSettings, database_url: str, tmp_path: Path
+) -> None:
+    old = datetime(2024, 3, 5, 9, tzinfo=UTC)  # far beyond the HTTP horizon
+    good = [event(HAM_RONG, at=datetime(2025, 9, 1, tzinfo=UTC)), event("16279", at=old)]
+    lines = [
+        orjson.dumps(good[0]).decode(),
+        "",
+        "{not json",
+        orjson.dumps(event(unit="99999", at=old)).decode(),
+        orjson.dumps(good[1]).decode(),
+        orjson.dumps(event(at=datetime(2999, 1, 1, tzinfo=UTC))).decode(),
+    ]
+    path = tmp_path / "history.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = cli(
+        ["backfill", str(path), "--batch-size", "2"], service_env(common_settings, database_url)
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout
+    assert "line 3: /: not valid JSON" in out
+    assert "line 4: /unit:" in out
+    assert "line 6: /time:" in out and "future" in out
+    assert "published 2 events; refused 3 lines" in out
+    assert ids(await topic_events(common_settings)) == ids(good)

@@ -1,0 +1,179 @@
+"""Every refusal of POST /v1/events: its status, its problem type, and nothing on the topics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+
+from services.common.settings import CommonSettings
+from services.ingest.keystore import revoke_key
+from services.ingest.problems import PROBLEM_BASE
+from tests.integration.ingest.harness import (
+    BAC_KAN_WARD,
+    HAC_THANH,
+    HAM_RONG,
+    Ingest,
+    event,
+    ids,
+    ingest_settings,
+    running_ingest,
+    topic_events,
+    topic_messages,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, object] = response.json()
+    assert body["type"] == PROBLEM_BASE + slug
+    assert body["status"] == status
+    return body
+
+
+async def test_accepted_events_reach_their_topic_with_key_and_headers(ingest: Ingest) -> None:
+    events = [event(HAM_RONG), event(HAC_THANH, "vn.egov.meeting.held")]
+    response = await ingest.post(events)
+    assert response.status_code == 202, response.text
+    assert response.json() == {"accepted": 2}
+    messages = await topic_messages(ingest.settings)
+    assert sorted((orjson.loads(m.value)["id"]) for m in messages) == sorted(
+        e["id"] for e in events
+    )
+    for message in messages:
+        assert message.key == b"38"  # the province every KPI of these communes rolls up to
+        headers = dict(message.headers)
+        assert headers["ce_type"] == orjson.loads(message.value)["type"].encode()
+        assert headers["ce_dataschema"].startswith(b"https://schemas.egov-pulse.vn/")
+
+
+async def test_malformed_json_is_400(ingest: Ingest) -> None:
+    assert_problem(await ingest.post(b'{"id": '), 400, "malformed-json")
+    assert_problem(
+        await ingest.post(b"[]", headers={"content-type": "application/cloudevents-batch+json"}),
+        400,
+        "malformed-json",
+    )
+    assert await topic_events(ingest.settings) == []
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Basic abc", "Bearer not-a-key", "Bearer egp_0123456789ab_" + "A" * 43],
+)
+async def test_missing_or_unknown_key_is_401(ingest: Ingest, authorization: str | None) -> None:
+    headers = {"authorization": authorization} if authorization else {}
+    response = await ingest.post(event(), key=None, headers=headers)
+    assert_problem(response, 401, "unauthorized")
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert await topic_events(ingest.settings) == []
+
+
+async def test_wrong_secret_of_a_real_key_id_is_401(ingest: Ingest) -> None:
+    real = ingest.keys["province"]
+    forged = real[:-4] + ("AAAA" if not real.endswith("AAAA") else "BBBB")
+    response = await ingest.post(event(), key=None, headers={"authorization": f"Bearer {forged}"})
+    assert_problem(response, 401, "unauthorized")
+    assert await topic_events(ingest.settings) == []
+
+
+async def test_revoked_key_is_401_within_the_cache_ttl(
+    common_settings: CommonSettings, database_url: str
+) -> None:
+    settings = ingest_settings(common_settings, database_url, key_cache_ttl_s=0.0)
+    async with running_ingest(settings) as ingest:
+        first = event()
+        assert (await ingest.post(first)).status_code == 202
+        conn = await asyncpg.connect(database_url)
+        try:
+            assert await revoke_key(conn, "province")
+        finally:
+            await conn.close()
+        body = assert_problem(await ingest.post(event()), 401, "unauthorized")
+        assert "revoked" in str(body["detail"])
+        assert ids(await topic_events(settings)) == ids([first])
+
+
+async def test_wrong_content_type_is_415(ingest: Ingest) -> None:
+    response = await ingest.post(event(), headers={"content-type": "application/json"})
+    assert_problem(response, 415, "unsupported-media-type")
+    assert await topic_events(ingest.settings) == []
+
+
+async def test_body_too_large_is_413(common_settings: CommonSettings, database_url: str) -> None:
+    settings = ingest_settings(common_settings, database_url, max_body_bytes=2000)
+    async with running_ingest(settings) as ingest:
+        assert_problem(await ingest.post([event() for _ in range(10)]), 413, "body-too-large")
+        assert await topic_events(settings) == []
+
+
+async def test_batch_over_the_maximum_is_413(
+    common_settings: CommonSettings, database_url: str
+) -> None:
+    settings = ingest_settings(common_settings, database_url, max_batch_events=3)
+    async with running_ingest(settings) as ingest:
+        assert_problem(await ingest.post([event() for _ in range(4)]), 413, "batch-too-large")
+        assert await topic_events(settings) == []
+
+
+async def test_batch_with_invalid_events_is_422_listing_each(ingest: Ingest) -> None:
+    now = datetime.now(UTC)
+    batch = [
+        event(),
+        event(data={"document_id": "x"}),
+        event(unit="99999"),
+        event(at=now + timedelta(hours=2)),
+        event(at=now - timedelta(days=400)),
+    ]
+    body = assert_problem(await ingest.post(batch), 422, "invalid-events")
+    errors = body["errors"]
+    assert isinstance(errors, list)
+    by_index = {(e["index"], e["code"]) for e in errors}
+    assert {i for i, _ in by_index} == {1, 2, 3, 4}
+    assert (2, "unit-unknown") in by_index
+    assert (3, "time-in-future") in by_index
+    assert (4, "time-beyond-horizon") in by_index
+    assert all(e["pointer"].startswith("/") for e in errors)
+    assert await topic_events(ingest.settings) == []  # not even the valid first one
+
+
+async def test_sibling_commune_is_403_listing_the_offending_indexes(ingest: Ingest) -> None:
+    batch = [event(HAM_RONG), event(HAC_THANH), event(HAM_RONG)]
+    body = assert_problem(await ingest.post(batch, key="commune"), 403, "out-of-scope")
+    assert [(e["index"], e["pointer"]) for e in body["errors"]] == [(1, "/unit")]  # type: ignore[attr-defined]
+    assert await topic_events(ingest.settings) == []
+
+
+async def test_event_type_outside_scope_is_403(ingest: Ingest) -> None:
+    batch = [event(), event(event_type="vn.egov.meeting.held")]
+    body = assert_problem(await ingest.post(batch, key="documents-only"), 403, "out-of-scope")
+    assert [(e["index"], e["code"]) for e in body["errors"]] == [(1, "type-out-of-scope")]  # type: ignore[attr-defined]
+    assert await topic_events(ingest.settings) == []
+
+
+async def test_other_province_is_403(ingest: Ingest) -> None:
+    assert_problem(await ingest.post(event(BAC_KAN_WARD)), 403, "out-of-scope")
+    assert await topic_events(ingest.settings) == []
+
+
+async def test_rate_limit_is_429_with_retry_after(
+    common_settings: CommonSettings, database_url: str
+) -> None:
+    settings = ingest_settings(
+        common_settings, database_url, rate_limit_per_s=0.01, rate_limit_burst=1
+    )
+    async with running_ingest(settings) as ingest:
+        first = event()
+        assert (await ingest.post(first)).status_code == 202
+        response = await ingest.post(event())
+        assert_problem(response, 429, "rate-limited")
+        assert int(response.headers["retry-after"]) >= 1
+        # another key has its own bucket
+        assert (await ingest.post(event(BAC_KAN_WARD), key="thai-nguyen")).status_code == 202
+        assert len(await topic_events(settings)) == 2
