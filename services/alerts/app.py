@@ -1,75 +1,54 @@
-"""The alerts HTTP application."""
+"""The alerts HTTP application: the API, health and the service's own metrics."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import asyncpg
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.alerts.settings import AlertsSettings
-from services.common.db import create_pool, migrate
+from services.alerts.api import routes
+from services.alerts.service import AlertsService
+
+__all__ = ["AlertsService", "create_app"]
 
 
-class AlertsService:
-    """Holds the database pool and the service's own metrics registry."""
-
-    def __init__(self, settings: AlertsSettings) -> None:
-        self.settings = settings
-        self.metrics_registry = CollectorRegistry()
-        self.pool: asyncpg.Pool | None = None
-
-    async def start(self) -> None:
-        self.pool = await create_pool(self.settings.database_url.get_secret_value())
-        async with self.pool.acquire() as conn:
-            await migrate(conn)
-
-    async def stop(self) -> None:
-        if self.pool is not None:
-            await self.pool.close()
-            self.pool = None
-
-    async def database_ok(self) -> bool:
-        if self.pool is None:
-            return False
-        try:
-            async with asyncio.timeout(3):
-                await self.pool.fetchval("SELECT 1")
-        except (OSError, TimeoutError, asyncpg.PostgresError):
-            return False
-        return True
-
-
-def create_app(service: AlertsService) -> Starlette:
+def create_app(service: AlertsService, *, run_loops: bool = True) -> Starlette:
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
         database = await service.database_ok()
-        return JSONResponse({"database": database}, status_code=200 if database else 503)
+        body = {
+            "database": database,
+            "state_loaded": service.loaded.is_set(),
+            "journal_backlog": len(service.journal),
+        }
+        ready = database and service.loaded.is_set()
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(service.metrics_registry), media_type=CONTENT_TYPE_LATEST)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        await service.start()
+        if run_loops:
+            service.start_loops()
         try:
             yield
         finally:
-            await service.stop()
+            await service.close()
 
     return Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            *routes(service),
         ],
         lifespan=lifespan,
     )

@@ -1,10 +1,25 @@
-"""Settings of the alerts service."""
+"""Settings of the alerts service, read once from ``EGOV_*`` variables."""
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from services.common.paths import REPO_ROOT
 from services.common.settings import CommonSettings
+
+HOLIDAYS_FILE = REPO_ROOT / "data" / "holidays-vn.json"
 
 
 class AlertsSettings(CommonSettings):
-    """HTTP listener and where notifications go."""
+    """HTTP listener, where figures come from, how conditions behave, where alerts go.
+
+    Durations are seconds. Production defaults follow the on-call practice documented
+    in docs/alerts.md; `make up` shortens them through the environment.
+    """
 
     alerts_host: str = "127.0.0.1"
     """``EGOV_ALERTS_HOST``: address to listen on."""
@@ -12,5 +27,100 @@ class AlertsSettings(CommonSettings):
     alerts_port: int = 8082
     """``EGOV_ALERTS_PORT``: HTTP port."""
 
-    alertmanager_url: str = "http://127.0.0.1:9093"
-    """``EGOV_ALERTMANAGER_URL``: base URL of Prometheus Alertmanager (v2 API)."""
+    alerts_public_url: str = "http://127.0.0.1:8082"
+    """``EGOV_ALERTS_PUBLIC_URL``: base URL operators reach; alerts link to it
+    (Alertmanager's generatorURL)."""
+
+    alertmanager_url: str = ""
+    """``EGOV_ALERTMANAGER_URL``: base URL of Prometheus Alertmanager (v2 API); empty: no
+    Alertmanager, deliver to the webhook, Kafka and the log only."""
+
+    metrics_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://127.0.0.1:8081"]
+    )
+    """``EGOV_METRICS_URLS``: comma-separated base URLs of every metrics worker; the
+    answers are merged (each worker answers for the partitions it owns)."""
+
+    ingest_url: str = "http://127.0.0.1:8080"
+    """``EGOV_INGEST_URL``: base URL of ingest, whose /metrics feeds IngestRejectionsHigh;
+    empty disables that condition."""
+
+    topic_alerts: str = "egov.alerts"
+    """``EGOV_TOPIC_ALERTS``: every transition is published here (key = alert identity)."""
+
+    alert_kafka_enabled: bool = True
+    """``EGOV_ALERT_KAFKA_ENABLED``: publish transitions to ``EGOV_TOPIC_ALERTS``."""
+
+    alert_interval_s: float = Field(default=15.0, gt=0)
+    """``EGOV_ALERT_INTERVAL_S``: time between two evaluations."""
+
+    alert_for_s: float = Field(default=300.0, ge=0)
+    """``EGOV_ALERT_FOR_S``: how long a KPI must stay below target before it fires."""
+
+    alert_burn_for_s: float = Field(default=120.0, ge=0)
+    """``EGOV_ALERT_BURN_FOR_S``: how long a burn-rate condition must hold before firing."""
+
+    alert_hysteresis: float = Field(default=0.02, ge=0, le=0.5)
+    """``EGOV_ALERT_HYSTERESIS``: a firing KpiBelowTarget resolves only at target + this."""
+
+    alert_windows: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["day"])
+    """``EGOV_ALERT_WINDOWS``: comma-separated windows KpiBelowTarget evaluates."""
+
+    alert_burn_enabled: bool = True
+    """``EGOV_ALERT_BURN_ENABLED``: evaluate KpiBudgetBurn (reads 5m/30m/1h/6h windows)."""
+
+    alert_silent_after_s: float = Field(default=7200.0, gt=0)
+    """``EGOV_ALERT_SILENT_AFTER_S``: working-time seconds without events before UnitSilent."""
+
+    alert_silent_lookback_days: int = Field(default=10, ge=1)
+    """``EGOV_ALERT_SILENT_LOOKBACK_DAYS``: a unit that published a family within this many
+    working days is expected to publish it."""
+
+    alert_silent_peer_share: float = Field(default=0.5, gt=0, le=1.01)
+    """``EGOV_ALERT_SILENT_PEER_SHARE``: when at least this share of a province's units of
+    one level publish a family, the others of that level are expected to as well (a
+    commune that never published is silent too); above 1 disables the rule."""
+
+    alert_silent_calendar: Literal["working", "always"] = "working"
+    """``EGOV_ALERT_SILENT_CALENDAR``: ``working`` counts silence Mon-Fri 07:30-17:00
+    Vietnam time minus public holidays; ``always`` counts every second (demos, 24/7 units)."""
+
+    alert_holidays_file: Path = HOLIDAYS_FILE
+    """``EGOV_ALERT_HOLIDAYS_FILE``: public holidays (data/holidays-vn.json)."""
+
+    alert_rejection_share: float = Field(default=0.2, gt=0, le=1)
+    """``EGOV_ALERT_REJECTION_SHARE``: share of a publisher's events rejected that fires."""
+
+    alert_rejection_min_events: int = Field(default=20, ge=1)
+    """``EGOV_ALERT_REJECTION_MIN_EVENTS``: events in the window below which no verdict."""
+
+    alert_rejection_window_s: float = Field(default=600.0, gt=0)
+    """``EGOV_ALERT_REJECTION_WINDOW_S``: window over which the rejected share is computed."""
+
+    alert_resend_s: float = Field(default=60.0, gt=0)
+    """``EGOV_ALERT_RESEND_S``: firing alerts are re-sent to Alertmanager this often; keep
+    it well below Alertmanager's resolve_timeout (5 min by default)."""
+
+    alert_resolved_resend_s: float = Field(default=900.0, ge=0)
+    """``EGOV_ALERT_RESOLVED_RESEND_S``: resolved alerts keep being sent (with endsAt) this
+    long, so an Alertmanager that missed one push still learns of the resolution."""
+
+    alert_webhook_url: str = ""
+    """``EGOV_ALERT_WEBHOOK_URL``: direct webhook (Standard Webhooks, HMAC-SHA256) for
+    sites without Alertmanager; empty disables it."""
+
+    alert_webhook_secret: SecretStr = SecretStr("")
+    """``EGOV_ALERT_WEBHOOK_SECRET``: signing secret (``whsec_<base64>`` or raw text)."""
+
+    alert_http_timeout_s: float = Field(default=5.0, gt=0)
+    """``EGOV_ALERT_HTTP_TIMEOUT_S``: upper bound on one call to a worker or a sink."""
+
+    alert_recent_hours: float = Field(default=24.0, gt=0)
+    """``EGOV_ALERT_RECENT_HOURS``: how far back GET /v1/alerts lists closed alerts."""
+
+    @field_validator("metrics_urls", "alert_windows", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value

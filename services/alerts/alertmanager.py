@@ -1,0 +1,85 @@
+"""Delivery to Prometheus Alertmanager through its v2 API (POST /api/v2/alerts).
+
+Alertmanager's API is state-based, as Prometheus uses it: a client re-sends every
+firing alert periodically (endsAt a few resend intervals ahead, so Alertmanager
+resolves it on its own if this service dies) and keeps sending resolved alerts with
+their endsAt for a while. That makes the backlog after an Alertmanager outage simply
+"the current state": the next push delivers it, and Alertmanager's deduplication by
+label set means a re-sent alert never notifies twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from services.alerts.model import Alert, State
+
+BATCH = 1000
+
+
+def payload(alert: Alert, now: datetime, expiry: timedelta, base_url: str) -> dict[str, Any]:
+    """One alert as Alertmanager's ``postableAlert``."""
+    starts = alert.fired_at or alert.pending_since
+    ends = (
+        alert.resolved_at if alert.state is State.RESOLVED and alert.resolved_at else now + expiry
+    )
+    return {
+        "labels": alert.labels,
+        "annotations": {**alert.annotations, "alert_id": alert.id},
+        "startsAt": starts.isoformat(),
+        "endsAt": ends.isoformat(),
+        "generatorURL": f"{base_url}/v1/alerts/{alert.id}",
+    }
+
+
+class AlertmanagerError(Exception):
+    """Alertmanager refused or did not answer; the next push retries."""
+
+
+class AlertmanagerClient:
+    """Posts alerts in batches; any failure raises :class:`AlertmanagerError`."""
+
+    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
+        self._client = client
+        self._url = url.rstrip("/") + "/api/v2/alerts"
+
+    async def post(self, alerts: Iterable[dict[str, Any]]) -> int:
+        batch = list(alerts)
+        for start in range(0, len(batch), BATCH):
+            try:
+                response = await self._client.post(self._url, json=batch[start : start + BATCH])
+            except httpx.HTTPError as exc:
+                raise AlertmanagerError(f"{self._url}: {exc!r}") from exc
+            if response.status_code >= 300:
+                raise AlertmanagerError(f"{self._url}: {response.status_code} {response.text}")
+        return len(batch)
+
+
+class ResolvedSet:
+    """Resolved alerts Alertmanager must keep hearing about (with their endsAt).
+
+    One stays until it was delivered at least once *and* the resend window has passed,
+    so an outage longer than the window still ends with the resolution delivered.
+    """
+
+    def __init__(self, resend_for: timedelta) -> None:
+        self._resend_for = resend_for
+        self._alerts: dict[str, tuple[Alert, bool]] = {}
+
+    def add(self, alert: Alert) -> None:
+        if alert.state is State.RESOLVED and alert.fired_at is not None:
+            self._alerts[alert.id] = (alert, False)
+
+    def __iter__(self) -> Iterator[Alert]:
+        return iter([a for a, _ in self._alerts.values()])
+
+    def delivered(self, now: datetime) -> None:
+        self._alerts = {
+            alert_id: (alert, True)
+            for alert_id, (alert, _) in self._alerts.items()
+            if now - (alert.resolved_at or now) < self._resend_for
+        }

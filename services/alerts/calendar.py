@@ -1,0 +1,82 @@
+"""Working time in Vietnam: Monday to Friday 07:30-17:00 Asia/Ho_Chi_Minh, minus holidays.
+
+Pure apart from :func:`load_calendar`, which reads data/holidays-vn.json. Silence is
+counted in working time only: a commune that sends nothing on Sunday or during Tết is
+not silent, and Monday 08:00 after a Friday 16:00 event is 1 h of silence, not 64 h.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+DAY_START = time(7, 30)
+DAY_END = time(17, 0)
+
+
+@dataclass(frozen=True)
+class WorkingCalendar:
+    """Working hours on working days; ``always`` makes every second count (24/7 units)."""
+
+    days_off: frozenset[date] = frozenset()
+    working_saturdays: frozenset[date] = frozenset()
+    always: bool = False
+    names: dict[date, str] = field(default_factory=dict, compare=False)
+
+    def is_working_day(self, day: date) -> bool:
+        if day in self.working_saturdays:
+            return True
+        return day.weekday() < 5 and day not in self.days_off
+
+    def is_working(self, at: datetime) -> bool:
+        if self.always:
+            return True
+        local = at.astimezone(VN_TZ)
+        return self.is_working_day(local.date()) and DAY_START <= local.time() < DAY_END
+
+    def working_seconds(self, start: datetime, end: datetime) -> float:
+        """Working seconds in [start, end); 0 when end is not after start."""
+        if end <= start:
+            return 0.0
+        if self.always:
+            return (end - start).total_seconds()
+        total = 0.0
+        for day in _days(start.astimezone(VN_TZ).date(), end.astimezone(VN_TZ).date()):
+            if not self.is_working_day(day):
+                continue
+            open_ = datetime.combine(day, DAY_START, VN_TZ)
+            close = datetime.combine(day, DAY_END, VN_TZ)
+            lo, hi = max(open_, start), min(close, end)
+            if hi > lo:
+                total += (hi - lo).total_seconds()
+        return total
+
+    def working_days_back(self, now: datetime, days: int) -> datetime:
+        """Start (local midnight) of the ``days``-th working day before ``now``'s day."""
+        day = now.astimezone(VN_TZ).date()
+        found = 0
+        while found < days:
+            day -= timedelta(days=1)
+            if self.always or self.is_working_day(day):
+                found += 1
+        return datetime.combine(day, time(0), VN_TZ)
+
+
+def _days(first: date, last: date) -> Iterable[date]:
+    day = first
+    while day <= last:
+        yield day
+        day += timedelta(days=1)
+
+
+def load_calendar(path: Path, *, always: bool = False) -> WorkingCalendar:
+    """Read the holidays file (see its ``$comment`` and ``source``)."""
+    raw = json.loads(path.read_text("utf-8"))
+    off = {date.fromisoformat(d["date"]): d["name_en"] for d in raw["days_off"]}
+    saturdays = frozenset(date.fromisoformat(d["date"]) for d in raw.get("working_saturdays", []))
+    return WorkingCalendar(frozenset(off), saturdays, always, off)

@@ -1,0 +1,62 @@
+"""The transition log on its way to PostgreSQL, written in order, kept while it is away.
+
+The evaluator appends transitions; :meth:`Journal.flush` writes them one by one (each
+with its outbox rows, atomically) and drops each only once committed. If PostgreSQL
+is unreachable the log grows in memory and the next flush, after a backoff, writes
+the backlog in the order it was evaluated.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import asyncpg
+
+from services.alerts import store
+from services.alerts.model import Transition
+
+log = logging.getLogger(__name__)
+
+Outbox = Callable[[Transition], Sequence[tuple[str, dict[str, Any]]]]
+
+# What "the database is away" looks like through asyncpg: connection refused or reset,
+# a server shutting down, a pool that timed out acquiring.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
+
+
+class Journal:
+    def __init__(self, outbox: Outbox) -> None:
+        self._queue: deque[Transition] = deque()
+        self._outbox = outbox
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def extend(self, transitions: Sequence[Transition]) -> None:
+        self._queue.extend(transitions)
+
+    async def flush(self, pool: asyncpg.Pool) -> int:
+        """Write the backlog in order; raises (one of UNAVAILABLE) if the database is away."""
+        written = 0
+        while self._queue:
+            transition = self._queue[0]
+            async with pool.acquire() as conn:
+                try:
+                    await store.write_transition(conn, transition, self._outbox(transition))
+                except store.Conflict:
+                    # Only possible if two services evaluate the same alerts: keep the
+                    # recorded alert, drop ours, and say so loudly.
+                    log.error("dropped %s: another open alert exists", transition.alert.key)
+            self._queue.popleft()
+            written += 1
+        return written

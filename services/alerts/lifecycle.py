@@ -1,0 +1,105 @@
+"""The alert state machine: verdicts in, transitions out. Pure: time and ids are inputs.
+
+One open alert (pending or firing) per identity at most. A breach opens a pending
+alert, which fires once the breach has lasted ``hold_for_s`` without a break; a HOLD
+or CLEAR before that cancels it silently. A firing alert resolves only on CLEAR:
+HOLD (inside the hysteresis margin, or too little volume) and unknown (no figure)
+keep it firing. Severity is fixed when the alert fires: Alertmanager identifies an
+alert by its labels, so changing the label mid-incident would look like a new alert.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import datetime
+
+from services.alerts.model import Alert, AlertKey, State, Status, Transition, Verdict
+
+NewId = Callable[[], str]
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class AlertBook:
+    """Open alerts by identity; :meth:`observe` applies one evaluation's verdicts."""
+
+    def __init__(self, open_alerts: Iterable[Alert] = (), new_id: NewId = _uuid) -> None:
+        self.open: dict[AlertKey, Alert] = {a.key: a for a in open_alerts if a.state.is_open}
+        self._new_id = new_id
+
+    def observe(self, verdicts: Iterable[Verdict], now: datetime) -> list[Transition]:
+        transitions: list[Transition] = []
+        for verdict in verdicts:
+            transitions.extend(self._step(verdict, now))
+        return transitions
+
+    def _step(self, verdict: Verdict, now: datetime) -> list[Transition]:
+        alert = self.open.get(verdict.key)
+        if alert is None:
+            if verdict.status is not Status.BREACH:
+                return []
+            return self._open(verdict, now)
+        _refresh(alert, verdict, now)
+        if alert.state is State.PENDING:
+            if verdict.status is not Status.BREACH:
+                return [self._move(alert, State.CANCELLED, now, verdict)]
+            if (now - alert.pending_since).total_seconds() >= verdict.hold_for_s:
+                return [self._move(alert, State.FIRING, now, verdict)]
+            return []
+        if verdict.status is Status.CLEAR:
+            return [self._move(alert, State.RESOLVED, now, verdict)]
+        return []
+
+    def _open(self, verdict: Verdict, now: datetime) -> list[Transition]:
+        alert = Alert(
+            id=self._new_id(),
+            key=verdict.key,
+            state=State.PENDING,
+            severity=verdict.severity,
+            province=verdict.province,
+            labels=verdict.labels(),
+            annotations={},
+            values={},
+            pending_since=now,
+            updated_at=now,
+        )
+        _refresh(alert, verdict, now)
+        self.open[verdict.key] = alert
+        opened = self._record(alert, None, now, verdict)
+        if verdict.hold_for_s <= 0:
+            return [opened, self._move(alert, State.FIRING, now, verdict)]
+        return [opened]
+
+    def _move(self, alert: Alert, to: State, now: datetime, verdict: Verdict) -> Transition:
+        before = alert.state
+        alert.state = to
+        if to is State.FIRING:
+            alert.fired_at = now
+            alert.severity = verdict.severity
+            alert.labels = verdict.labels()
+        elif to in (State.RESOLVED, State.CANCELLED):
+            alert.resolved_at = now
+            del self.open[alert.key]
+        return self._record(alert, before, now, verdict)
+
+    def _record(
+        self, alert: Alert, before: State | None, now: datetime, verdict: Verdict
+    ) -> Transition:
+        snapshot = replace(alert, labels=dict(alert.labels), annotations=dict(alert.annotations))
+        return Transition(self._new_id(), snapshot, before, alert.state, now, dict(verdict.values))
+
+
+def _refresh(alert: Alert, verdict: Verdict, now: datetime) -> None:
+    """Latest figures and wording; the labels (severity included) stay as fired."""
+    alert.values = dict(verdict.values)
+    alert.annotations = {
+        "summary": verdict.summary_en,
+        "summary_vi": verdict.summary_vi,
+        "summary_en": verdict.summary_en,
+        "description": f"{verdict.summary_vi}\n{verdict.summary_en}",
+    }
+    alert.updated_at = now

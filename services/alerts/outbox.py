@@ -1,0 +1,56 @@
+"""Delivers the PostgreSQL outbox to the webhook and Kafka, in order, with backoff.
+
+An item is marked delivered only after the sink acknowledged it; a failure leaves it
+(and every later item of that sink) for the next round, after a backoff that doubles
+up to five minutes. Consumers deduplicate on the transition id (webhook-id header,
+``transition_id`` in the Kafka value): delivery is at least once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from services.alerts import store
+from services.alerts.telemetry import AlertsMetrics
+
+log = logging.getLogger(__name__)
+
+Deliver = Callable[[str, dict[str, Any]], Awaitable[None]]
+"""(transition id, payload) -> delivered, or raises."""
+
+MAX_BACKOFF_S = 300.0
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(2.0**attempts, MAX_BACKOFF_S))
+
+
+async def deliver_due(
+    pool: asyncpg.Pool, sinks: Mapping[str, Deliver], metrics: AlertsMetrics | None = None
+) -> int:
+    """One round over every sink; returns how many items were delivered."""
+    sent = 0
+    for sink, deliver in sinks.items():
+        async with pool.acquire() as conn:
+            items = await store.due(conn, sink)
+        for item in items:
+            try:
+                await deliver(item.transition_id, item.payload)
+            except Exception as exc:
+                log.warning("%s delivery of %s failed: %r", sink, item.transition_id, exc)
+                if metrics is not None:
+                    metrics.notifications.labels(sink, "failed").inc()
+                async with pool.acquire() as conn:
+                    await store.failed(conn, item.id, repr(exc), backoff(item.attempts))
+                break  # keep this sink's order: nothing later goes before this one
+            async with pool.acquire() as conn:
+                await store.delivered(conn, item.id)
+            if metrics is not None:
+                metrics.notifications.labels(sink, "sent").inc()
+            sent += 1
+    return sent

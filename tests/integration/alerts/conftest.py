@@ -1,0 +1,63 @@
+"""Fixtures of the alerts integration tests: fake metrics, receiver, Alertmanager."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.alerts.calendar import WorkingCalendar
+from services.alerts.directory import UnitDirectory, UnitInfo
+from services.alerts.service import AlertsService
+from services.alerts.settings import AlertsSettings
+from tests.integration.alerts.harness import Alertmanager, FakeMetrics, Receiver
+
+DIRECTORY = UnitDirectory(
+    [UnitInfo(f"c{i}", f"Xã {i}", f"Commune {i}", "commune", "19") for i in range(4)]
+)
+
+
+@pytest.fixture
+async def fake_metrics() -> AsyncIterator[FakeMetrics]:
+    async with FakeMetrics() as server:
+        yield server
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with Receiver() as server:
+        yield server
+
+
+@pytest.fixture
+async def alertmanager(tmp_path: Path, receiver: Receiver) -> AsyncIterator[Alertmanager]:
+    am = Alertmanager(tmp_path, receiver.url)
+    await am.start()
+    try:
+        yield am
+    finally:
+        am.stop()
+
+
+ServiceFactory = Callable[..., AlertsService]
+
+
+@pytest.fixture
+def make_service(database_url: str, fake_metrics: FakeMetrics) -> ServiceFactory:
+    def make(**overrides: Any) -> AlertsService:
+        calendar = overrides.pop("calendar", WorkingCalendar(always=True))
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "metrics_urls": [fake_metrics.url],
+            "ingest_url": "",
+            "alert_kafka_enabled": False,
+            "alert_burn_enabled": False,
+            "alert_for_s": 2.0,
+            "alert_silent_after_s": 3600.0,
+        }
+        values.update(overrides)
+        return AlertsService(AlertsSettings(**values), directory=DIRECTORY, calendar=calendar)
+
+    return make

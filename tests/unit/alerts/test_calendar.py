@@ -1,0 +1,56 @@
+"""Working time in Vietnam: hours, weekends, holidays, working Saturdays."""
+
+from datetime import datetime
+
+from services.alerts.calendar import VN_TZ, load_calendar
+from services.alerts.settings import HOLIDAYS_FILE
+
+CAL = load_calendar(HOLIDAYS_FILE)
+
+
+def vn(*args: int) -> datetime:
+    return datetime(*args, tzinfo=VN_TZ)
+
+
+def test_working_hours_on_a_weekday() -> None:
+    assert CAL.is_working(vn(2026, 11, 23, 7, 30))
+    assert not CAL.is_working(vn(2026, 11, 23, 7, 29))
+    assert not CAL.is_working(vn(2026, 11, 23, 17, 0))
+
+
+def test_weekend_tet_and_culture_day_are_off() -> None:
+    assert not CAL.is_working(vn(2026, 11, 21, 10))  # Saturday
+    assert not CAL.is_working(vn(2026, 2, 17, 10))  # Tết Bính Ngọ
+    assert not CAL.is_working(vn(2026, 11, 24, 10))  # Ngày Văn hóa Việt Nam
+    assert not CAL.is_working(vn(2025, 9, 2, 10))  # Quốc khánh
+
+
+def test_a_swapped_saturday_is_a_working_day() -> None:
+    assert CAL.is_working(vn(2025, 4, 26, 9))
+    assert not CAL.is_working(vn(2025, 5, 2, 9))
+
+
+def test_silence_over_a_weekend_counts_only_working_time() -> None:
+    friday_16 = vn(2026, 11, 20, 16)
+    monday_8 = vn(2026, 11, 23, 8)
+    assert CAL.working_seconds(friday_16, monday_8) == 3600 + 1800
+
+
+def test_utc_instants_are_read_in_vietnam_time() -> None:
+    # 01:00 UTC is 08:00 in Hanoi.
+    start = datetime.fromisoformat("2026-11-23T01:00:00+00:00")
+    end = datetime.fromisoformat("2026-11-23T02:00:00+00:00")
+    assert CAL.working_seconds(start, end) == 3600
+
+
+def test_working_days_back_skips_weekends_and_holidays() -> None:
+    # Monday 23/11/2026: one working day back is Friday 20/11.
+    assert CAL.working_days_back(vn(2026, 11, 23, 9), 1) == vn(2026, 11, 20)
+    # Wednesday 25/11: Tuesday 24/11 is Vietnam Culture Day, so Monday 23/11.
+    assert CAL.working_days_back(vn(2026, 11, 25, 9), 1) == vn(2026, 11, 23)
+
+
+def test_the_file_covers_2025_to_2027_and_names_its_source() -> None:
+    years = {d.year for d in CAL.days_off}
+    assert years == {2025, 2026, 2027}
+    assert "Bộ luật Lao động" in HOLIDAYS_FILE.read_text("utf-8")

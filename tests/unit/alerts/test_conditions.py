@@ -1,0 +1,120 @@
+"""Conditions: below target with hysteresis and volume guard, burn rate, silence, rejections."""
+
+from datetime import datetime, timedelta
+
+from services.alerts import conditions as c
+from services.alerts.calendar import VN_TZ, WorkingCalendar
+from services.alerts.directory import UnitDirectory, UnitInfo
+from services.alerts.model import Figure, Status
+
+
+def fig(num: int, den: int, *, target: float = 0.95, window: str = "day", unit: str = "u1",
+        min_volume: int = 20) -> Figure:  # fmt: skip
+    return Figure("document_signing", unit, window, num, den, target, min_volume,
+                  unit_name="Xã Một", province="19")  # fmt: skip
+
+
+def below(f: Figure, hysteresis: float = 0.02) -> Status:
+    (verdict,) = c.kpi_below_target([f], ["day"], hysteresis, 300)
+    return verdict.status
+
+
+def test_below_target_with_volume_breaches() -> None:
+    assert below(fig(80, 100)) is Status.BREACH
+
+
+def test_low_volume_is_never_a_breach() -> None:
+    assert below(fig(0, 19)) is Status.HOLD
+
+
+def test_inside_the_hysteresis_margin_holds_and_above_it_clears() -> None:
+    assert below(fig(96, 100)) is Status.HOLD
+    assert below(fig(97, 100)) is Status.CLEAR
+
+
+def test_annotations_name_the_unit_rate_target_and_counts() -> None:
+    (v,) = c.kpi_below_target([fig(80, 100)], ["day"], 0.02, 300)
+    assert "Xã Một" in v.summary_vi and "80.0%" in v.summary_vi and "95.0%" in v.summary_vi
+    assert "80 of 100" in v.summary_en
+    assert v.labels()["province"] == "19"
+
+
+def test_severity_grows_with_the_gap_and_the_volume() -> None:
+    assert c.below_target_severity(fig(50, 200)) == "critical"
+    assert c.below_target_severity(fig(17, 20)) == "warning"
+    assert c.below_target_severity(fig(19, 21)) == "info"
+
+
+def burn_figures(bad_long: int, bad_short: int, den: int = 1000) -> list[Figure]:
+    return [
+        fig(den - bad_long, den, window="1h"), fig(den - bad_short, den, window="5m"),
+        fig(den, den, window="6h"), fig(den, den, window="30m"),
+    ]  # fmt: skip
+
+
+def test_fast_burn_needs_both_windows() -> None:
+    # budget 5%: 14.4x is 72% errors.
+    verdicts = {v.key.window: v for v in c.kpi_budget_burn(burn_figures(800, 800), 0)}
+    assert verdicts["1h"].status is Status.BREACH and verdicts["1h"].severity == "critical"
+    assert verdicts["6h"].status is Status.CLEAR
+    recovered = {v.key.window: v for v in c.kpi_budget_burn(burn_figures(800, 0), 0)}
+    assert recovered["1h"].status is Status.CLEAR
+
+
+def test_no_burn_rule_for_a_target_of_100_percent() -> None:
+    figures = [fig(0, 100, target=1.0, window=w) for w in ("5m", "30m", "1h", "6h")]
+    assert list(c.kpi_budget_burn(figures, 0)) == []
+
+
+DIRECTORY = UnitDirectory(
+    [UnitInfo(f"c{i}", f"Xã {i}", f"Commune {i}", "commune", "19") for i in range(4)]
+)
+RULE = c.SilenceRule(after_s=3600, lookback_days=10, peer_share=0.5)
+CAL = WorkingCalendar()
+
+
+def vn(*args: int) -> datetime:
+    return datetime(*args, tzinfo=VN_TZ)
+
+
+def silent(
+    seen: dict[tuple[str, str], datetime], now: datetime, watch: datetime
+) -> dict[str, Status]:
+    return {v.key.unit: v.status for v in c.unit_silent(seen, now, watch, CAL, DIRECTORY, RULE)}
+
+
+def test_a_unit_that_stopped_publishing_is_silent_in_working_hours_only() -> None:
+    monday_8 = vn(2026, 11, 23, 8)
+    seen = {("c0", "documents"): monday_8, ("c1", "documents"): monday_8 + timedelta(hours=3)}
+    at_11 = silent(seen, monday_8 + timedelta(hours=3), monday_8)
+    assert at_11["c0"] is Status.BREACH and at_11["c1"] is Status.CLEAR
+    evening = silent(seen, vn(2026, 11, 23, 20), monday_8)
+    assert evening["c0"] is Status.HOLD
+
+
+def test_peers_make_a_never_seen_commune_expected_from_the_watch_start() -> None:
+    start = vn(2026, 11, 23, 8)
+    seen = {(f"c{i}", "documents"): start + timedelta(hours=2) for i in (0, 1)}
+    status = silent(seen, start + timedelta(hours=2), start)
+    assert status["c3"] is Status.BREACH
+    assert (
+        silent(seen, start + timedelta(minutes=30), start + timedelta(minutes=10))["c3"]
+        is Status.CLEAR
+    )
+
+
+def test_without_enough_peers_a_never_seen_unit_is_not_expected() -> None:
+    start = vn(2026, 11, 23, 8)
+    seen = {("c0", "documents"): start + timedelta(hours=2)}
+    assert "c3" not in silent(seen, start + timedelta(hours=2), start)
+
+
+def test_rejections_per_key_with_reset_and_volume_guard() -> None:
+    rule = c.RejectionRule(share=0.2, min_events=20, window="10m")
+    old = {"k1": {"accepted": 100.0, "rejected": 0.0}, "k2": {"accepted": 5.0}}
+    new = {"k1": {"accepted": 110.0, "rejected": 30.0}, "k2": {"accepted": 10.0, "rejected": 5}}
+    verdicts = {v.key.unit: v for v in c.ingest_rejections(old, new, rule)}
+    assert verdicts["k1"].status is Status.BREACH and verdicts["k1"].values["total"] == 40
+    assert verdicts["k2"].status is Status.HOLD  # 10 events: too few to judge
+    reset = {v.key.unit: v for v in c.ingest_rejections(new, {"k1": {"accepted": 50.0}}, rule)}
+    assert reset["k1"].status is Status.CLEAR

@@ -1,0 +1,60 @@
+"""Wire formats: Standard Webhooks signatures, Alertmanager payloads, ingest counters."""
+
+import base64
+from datetime import UTC, datetime, timedelta
+
+from services.alerts import alertmanager, webhook
+from services.alerts.model import Alert, AlertKey, State
+from services.alerts.sources import parse_ingest_counters
+
+
+def test_standard_webhooks_signature_matches_the_spec_example() -> None:
+    # The example of the Standard Webhooks reference libraries.
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    body = b'{"test": 2432232314}'
+    signature = webhook.sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body)
+    assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_verify_refuses_a_tampered_body() -> None:
+    secret = "whsec_" + base64.b64encode(b"k" * 24).decode()
+    headers = {"webhook-id": "t1", "webhook-timestamp": "1700000000"}
+    headers["webhook-signature"] = webhook.sign(secret, "t1", 1700000000, b"{}")
+    assert webhook.verify(secret, headers, b"{}")
+    assert not webhook.verify(secret, headers, b'{"x":1}')
+
+
+def test_alertmanager_payload_of_firing_and_resolved() -> None:
+    now = datetime(2026, 11, 23, 3, tzinfo=UTC)
+    alert = Alert(
+        "a1", AlertKey("UnitSilent", "documents", "u", "working-hours"), State.FIRING,
+        "warning", "19", {"alertname": "UnitSilent"}, {"summary": "s"}, {}, now, now,
+        fired_at=now,
+    )  # fmt: skip
+    firing = alertmanager.payload(alert, now, timedelta(minutes=4), "http://x")
+    assert firing["endsAt"] == (now + timedelta(minutes=4)).isoformat()
+    assert firing["generatorURL"] == "http://x/v1/alerts/a1"
+    alert.state, alert.resolved_at = State.RESOLVED, now + timedelta(minutes=1)
+    resolved = alertmanager.payload(alert, now, timedelta(minutes=4), "http://x")
+    assert resolved["endsAt"] == alert.resolved_at.isoformat()
+    assert resolved["startsAt"] == now.isoformat()
+
+
+INGEST_WITHOUT_KEYS = """# TYPE egov_ingest_events_total counter
+egov_ingest_events_total{outcome="accepted",reason="",type="t"} 90.0
+egov_ingest_events_total{outcome="rejected",reason="schema",type="t"} 10.0
+"""
+INGEST_WITH_KEYS = (
+    INGEST_WITHOUT_KEYS
+    + """# TYPE egov_ingest_key_events_total counter
+egov_ingest_key_events_total{key_id="abc",outcome="accepted"} 5.0
+egov_ingest_key_events_total{key_id="abc",outcome="rejected"} 7.0
+"""
+)
+
+
+def test_ingest_counters_per_key_or_all_when_there_is_no_key_label() -> None:
+    assert parse_ingest_counters(INGEST_WITHOUT_KEYS) == {
+        "all": {"accepted": 90.0, "rejected": 10.0}
+    }
+    assert parse_ingest_counters(INGEST_WITH_KEYS) == {"abc": {"accepted": 5.0, "rejected": 7.0}}
