@@ -1,0 +1,244 @@
+"""Arranges one snapshot for one page: a unit's rates, its units worst first, silence, alerts.
+
+Pure: the hierarchy is read from the figures themselves (each carries its level and
+parent), so 2024-era districts appear exactly when a worker reports them, and
+today's province → commune hierarchy needs no special case.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.metrics.wall.model import Alert, Figure, Status, is_silent, worst_first_key
+from services.metrics.wall.snapshot import Snapshot, SourceState
+
+BELOW_LIMIT = 15
+"""Rows of the below-target list; the rest are counted, and the unit table has them all."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnitInfo:
+    code: str
+    name: str
+    name_en: str
+    level: str
+    parent: str | None
+    province: str
+
+
+@dataclass(frozen=True, slots=True)
+class KpiLine:
+    """One KPI of the focused unit: today and this month."""
+
+    kpi: str
+    name_vi: str
+    name_en: str
+    day: Figure | None
+    month: Figure | None
+
+
+@dataclass(frozen=True, slots=True)
+class UnitRow:
+    """One unit under the focused one, with today's figure for each KPI."""
+
+    unit: UnitInfo
+    figures: dict[str, Figure]
+    last_event: datetime | None
+    silent: bool
+    has_children: bool
+
+    @property
+    def worst(self) -> Figure | None:
+        return min(self.figures.values(), key=worst_first_key, default=None)
+
+    @property
+    def status(self) -> Status:
+        worst = self.worst
+        return worst.status if worst is not None else Status.NO_DATA
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """Everything one page shows; ``focus`` is ``None`` when no figures exist yet."""
+
+    provinces: list[UnitInfo]
+    focus: UnitInfo | None
+    path: list[UnitInfo]
+    kpis: list[KpiLine]
+    rows: list[UnitRow]
+    below: list[Figure]
+    below_total: int
+    silent: list[UnitRow]
+    alerts: list[Alert] | None
+    sources: tuple[SourceState, ...]
+    data_time: datetime | None
+    stale: bool
+    kpi_names: dict[str, tuple[str, str]] = field(default_factory=dict)
+    unit_names: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def row_key(row: UnitRow) -> tuple[int, float, int, str]:
+    """Below target first (worst gap first), then silent units, then the rest."""
+    worst = row.worst
+    gap = worst.gap if worst is not None else 0.0
+    status = row.status
+    if status is Status.BELOW:
+        rank = 0
+    elif row.silent:
+        rank = 1
+    else:
+        rank = 2 + status.rank
+    return (rank, -gap, 0 if row.silent else 1, row.unit.code)
+
+
+def _units(figures: tuple[Figure, ...]) -> dict[str, UnitInfo]:
+    units: dict[str, UnitInfo] = {}
+    for f in figures:
+        units.setdefault(
+            f.unit, UnitInfo(f.unit, f.unit_name, f.unit_name_en, f.level, f.parent, f.province)
+        )
+    return units
+
+
+def _path(units: dict[str, UnitInfo], code: str) -> list[UnitInfo]:
+    path: list[UnitInfo] = []
+    seen: set[str] = set()
+    current: str | None = code
+    while current is not None and current in units and current not in seen:
+        seen.add(current)
+        path.append(units[current])
+        current = units[current].parent
+    return list(reversed(path))
+
+
+def _last_events(snapshot: Snapshot) -> dict[str, datetime]:
+    last: dict[str, datetime] = {}
+    for act in snapshot.activity:
+        if act.unit not in last or act.last_event_time > last[act.unit]:
+            last[act.unit] = act.last_event_time
+    for f in snapshot.figures:
+        t = f.last_event_time
+        if t is not None and (f.unit not in last or t > last[f.unit]):
+            last[f.unit] = t
+    return last
+
+
+def _descendants(children: dict[str, list[str]], code: str) -> list[str]:
+    found: list[str] = []
+    stack = list(children.get(code, ()))
+    while stack:
+        unit = stack.pop()
+        found.append(unit)
+        stack.extend(children.get(unit, ()))
+    return found
+
+
+def _alerts_of(alerts: tuple[Alert, ...] | None, province: str, scope: set[str]) -> list[Alert]:
+    if alerts is None:
+        return []
+    chosen = [a for a in alerts if a.is_open and (a.province == province or a.unit in scope)]
+    severity = {"critical": 0, "warning": 1}
+    return sorted(
+        chosen,
+        key=lambda a: (a.acknowledged_by is not None, severity.get(a.severity, 2), a.unit, a.id),
+    )
+
+
+def build_overview(
+    snapshot: Snapshot,
+    province: str | None,
+    unit: str | None,
+    now: datetime,
+    silence_minutes: float,
+) -> Overview:
+    """The page for ``unit`` (default: the province) of ``province`` (default: the first)."""
+    units = _units(snapshot.figures)
+    provinces = sorted(
+        (u for u in units.values() if u.level == "province" or u.parent is None),
+        key=lambda u: u.code,
+    )
+    if province not in {p.code for p in provinces}:
+        province = provinces[0].code if provinces else None
+    focus_code = unit if unit in units and units[unit].province == province else province
+    focus = units.get(focus_code) if focus_code else None
+    kpi_names = {f.kpi: (f.kpi_name_vi, f.kpi_name_en) for f in snapshot.figures}
+    unit_names = {u.code: (u.name, u.name_en) for u in units.values()}
+    if focus is None:
+        return Overview(
+            provinces=provinces,
+            focus=None,
+            path=[],
+            kpis=[],
+            rows=[],
+            below=[],
+            below_total=0,
+            silent=[],
+            alerts=None if snapshot.alerts is None else [],
+            sources=snapshot.sources,
+            data_time=snapshot.data_time,
+            stale=snapshot.stale,
+            kpi_names=kpi_names,
+            unit_names=unit_names,
+        )
+
+    by_unit: dict[str, dict[tuple[str, str], Figure]] = defaultdict(dict)
+    children: dict[str, list[str]] = defaultdict(list)
+    for f in snapshot.figures:
+        by_unit[f.unit][(f.kpi, f.window)] = f
+    for u in units.values():
+        if u.parent is not None:
+            children[u.parent].append(u.code)
+    last = _last_events(snapshot)
+
+    own = by_unit[focus.code]
+    kpis = [
+        KpiLine(k, names[0], names[1], own.get((k, "day")), own.get((k, "month")))
+        for k, names in sorted(kpi_names.items())
+        if (k, "day") in own or (k, "month") in own
+    ]
+
+    def row(code: str) -> UnitRow:
+        figs = {k: f for (k, w), f in by_unit[code].items() if w == "day"}
+        when = last.get(code)
+        return UnitRow(
+            units[code], figs, when, is_silent(when, now, silence_minutes), bool(children.get(code))
+        )
+
+    rows = sorted((row(c) for c in children.get(focus.code, ())), key=row_key)
+    scope = _descendants(children, focus.code)
+    below_all = sorted(
+        (
+            f
+            for c in scope
+            for (k, w), f in by_unit[c].items()
+            if w == "day" and f.status is Status.BELOW
+        ),
+        key=worst_first_key,
+    )
+    silent = sorted(
+        (r for r in (row(c) for c in scope) if r.silent),
+        key=lambda r: (r.last_event is not None, r.last_event or now, r.unit.code),
+    )
+    alerts = (
+        None
+        if snapshot.alerts is None
+        else _alerts_of(snapshot.alerts, focus.province, {focus.code, *scope})
+    )
+    return Overview(
+        provinces=provinces,
+        focus=focus,
+        path=_path(units, focus.code),
+        kpis=kpis,
+        rows=rows,
+        below=below_all[:BELOW_LIMIT],
+        below_total=len(below_all),
+        silent=silent,
+        alerts=alerts,
+        sources=snapshot.sources,
+        data_time=snapshot.data_time,
+        stale=snapshot.stale,
+        kpi_names=kpi_names,
+        unit_names=unit_names,
+    )

@@ -1,0 +1,72 @@
+"""Settings of the wall page, an extension of the metrics worker's settings."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from services.metrics.settings import MetricsSettings
+
+Lang = Literal["vi", "en"]
+
+
+class WallSettings(MetricsSettings):
+    """Where the wall's figures and alerts come from, and how fresh they must be.
+
+    Durations are seconds. The defaults suit one worker on a laptop; a deployment
+    with several workers lists all of them in ``EGOV_METRICS_URLS``.
+    """
+
+    metrics_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """``EGOV_METRICS_URLS``: comma-separated base URLs of every metrics worker; their
+    /v1/kpis answers are merged. Empty (default): this worker itself."""
+
+    alerts_url: str = "http://127.0.0.1:8082"
+    """``EGOV_ALERTS_URL``: base URL of the alerts service (GET /v1/alerts); empty: no
+    alerts panel."""
+
+    wall_lang: Lang = "vi"
+    """``EGOV_WALL_LANG``: language of the page when the URL does not say (?lang=en)."""
+
+    wall_poll_interval_s: float = Field(default=0.5, gt=0)
+    """``EGOV_WALL_POLL_INTERVAL_S``: how often the sources are read while someone
+    watches; with the workers' flush interval it bounds how late the page is."""
+
+    wall_source_timeout_s: float = Field(default=1.5, gt=0)
+    """``EGOV_WALL_SOURCE_TIMEOUT_S``: timeout of one request to one source; a slow
+    source is shown as failed rather than holding the whole page."""
+
+    wall_heartbeat_s: float = Field(default=2.0, gt=0)
+    """``EGOV_WALL_HEARTBEAT_S``: interval of the stream's heartbeats; the page says
+    "connection lost" after three missed heartbeats."""
+
+    wall_silence_minutes: float = Field(default=30.0, gt=0)
+    """``EGOV_WALL_SILENCE_MINUTES``: a unit with no event for this long is marked silent."""
+
+    wall_trend_days: int = Field(default=14, ge=2, le=90)
+    """``EGOV_WALL_TREND_DAYS``: days drawn in a trend."""
+
+    @field_validator("metrics_urls", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def metrics_sources(self) -> list[str]:
+        """Every worker to ask; this worker itself when none is configured."""
+        return self.metrics_urls or [f"http://{self.metrics_web_host}:{self.metrics_web_port}"]
+
+    @classmethod
+    def extending(cls, settings: MetricsSettings) -> WallSettings:
+        """The wall's settings on top of already-read metrics settings.
+
+        The wall's own fields come from the environment (read here, once, at start-up);
+        the metrics fields are taken from ``settings`` so both agree.
+        """
+        if isinstance(settings, cls):
+            return settings
+        return cls(**settings.model_dump())
