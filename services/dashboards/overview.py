@@ -1,0 +1,194 @@
+"""The province overview for the IOC wall (kiosk mode): every KPI today and this month.
+
+Layout, top to bottom: one big-number panel per KPI (today, this month, target, volume),
+the units below target worst first, the silent units, and the last day's hourly rates.
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import stat, table, timeseries
+from grafana_foundation_sdk.builders.common import TableSortByFieldState
+from grafana_foundation_sdk.builders.dashboard import Dashboard
+from grafana_foundation_sdk.models.dashboard import (
+    DynamicConfigValue,
+    ValueMap,
+    ValueMappingResult,
+)
+
+from services.common.kpis import Kpi, KpiCatalogue
+from services.dashboards import promql, variables
+from services.dashboards.layout import add_panels, add_row, dashboard
+from services.dashboards.panels import (
+    count_override,
+    neutral_override,
+    query,
+    rate_stat,
+    series_panel,
+    table_panel,
+    target_thresholds,
+    transformation,
+)
+
+UID = "egov-province-overview"
+FILE = "province-overview.json"
+
+TODAY = "Hôm nay"
+MONTH = "Tháng này"
+TARGET = "Mục tiêu"
+VOLUME = "Số lượng hôm nay"
+
+# Column names of the "below target" table, after the merge of its four queries.
+SHORTFALL = "Thiếu so với mục tiêu"
+
+
+def build(catalogue: KpiCatalogue) -> Dashboard:
+    board = dashboard(
+        UID,
+        "Tổng quan tỉnh — chỉ tiêu chuyển đổi số",
+        "Province overview for the IOC wall (kiosk mode): each KPI's rate today and this "
+        "month against its target, units below target worst first, silent units.",
+        refresh="10s",
+    )
+    board.with_variable(variables.province()).with_variable(variables.silence())
+    add_row(board, "Chỉ tiêu của tỉnh")
+    add_panels(board, (kpi_stat(k) for k in catalogue.kpis), width=6, height=7)
+    add_row(board, "Đơn vị cần chú ý")
+    add_panels(board, [below_target(catalogue), silent_units()], width=12, height=12)
+    add_row(board, "Diễn biến")
+    add_panels(board, [hourly_rates(catalogue)], width=24, height=9)
+    return board
+
+
+def kpi_mapping(catalogue: KpiCatalogue) -> ValueMap:
+    """KPI ids shown as their Vietnamese names (table cells)."""
+    return ValueMap(
+        {k.id: ValueMappingResult(text=k.name_vi, index=i) for i, k in enumerate(catalogue.kpis)}
+    )
+
+
+def kpi_display_names(panel: timeseries.Panel, catalogue: KpiCatalogue) -> timeseries.Panel:
+    """Series legended by KPI id (``{{kpi}}``) shown as their Vietnamese names."""
+    for k in catalogue.kpis:
+        panel = panel.override_by_name(k.id, [DynamicConfigValue("displayName", k.name_vi)])
+    return panel
+
+
+def kpi_stat(kpi: Kpi) -> stat.Panel:
+    target = kpi.target_for("province")
+    return (
+        rate_stat(
+            kpi.name_vi,
+            f"{kpi.name_en}: the province's rate today and this month (Vietnam time), its "
+            f"target (default {target:.0%} for a province) and today's volume.",
+        )
+        .thresholds(target_thresholds(target))
+        .with_target(query(promql.province_figure("ratio", "day", kpi.id), TODAY, ref="A"))
+        .with_target(query(promql.province_figure("ratio", "month", kpi.id), MONTH, ref="B"))
+        .with_target(query(promql.target("$province", kpi.id), TARGET, ref="C"))
+        .with_target(query(promql.province_figure("denominator", "day", kpi.id), VOLUME, ref="D"))
+        .override_by_name(*neutral_override(TARGET))
+        .override_by_name(*count_override(VOLUME))
+    )
+
+
+def below_target(catalogue: KpiCatalogue) -> table.Panel:
+    shortfall = promql.shortfall()
+    return (
+        table_panel(
+            "Đơn vị dưới mục tiêu hôm nay (xấu nhất trước)",
+            "Units of the province below their target today, worst first (largest gap "
+            "between target and rate), with the rate, the target and the volume behind it.",
+        )
+        .with_target(query(shortfall, ref="A", instant=True))
+        .with_target(query(promql.beside_shortfall(promql.UNIT_RATIO_DAY), ref="B", instant=True))
+        .with_target(query(promql.beside_shortfall(promql.UNIT_TARGET), ref="C", instant=True))
+        .with_target(
+            query(
+                promql.beside_shortfall('max by (kpi, unit) (egov_kpi_denominator{window="day"})'),
+                ref="D",
+                instant=True,
+            )
+        )
+        .with_transformation(transformation("merge", {}))
+        .with_transformation(
+            transformation(
+                "organize",
+                {
+                    "excludeByName": {"Time": True, "parent": True, "province": True},
+                    "indexByName": {
+                        "name": 0,
+                        "unit": 1,
+                        "level": 2,
+                        "kpi": 3,
+                        "Value #A": 4,
+                        "Value #B": 5,
+                        "Value #C": 6,
+                        "Value #D": 7,
+                    },
+                    "renameByName": {
+                        "name": "Đơn vị",
+                        "unit": "Mã",
+                        "level": "Cấp",
+                        "kpi": "Chỉ tiêu",
+                        "Value #A": SHORTFALL,
+                        "Value #B": "Tỷ lệ hôm nay",
+                        "Value #C": TARGET,
+                        "Value #D": VOLUME,
+                    },
+                },
+            )
+        )
+        .sort_by([TableSortByFieldState().display_name(SHORTFALL).desc(True)])
+        .unit("percentunit")
+        .decimals(1)
+        .override_by_name(*count_override(VOLUME))
+        .override_by_name("Chỉ tiêu", [DynamicConfigValue("mappings", [kpi_mapping(catalogue)])])
+    )
+
+
+def silent_units() -> table.Panel:
+    return (
+        table_panel(
+            "Đơn vị im lặng",
+            "Units with no events of a family for longer than the chosen threshold "
+            "(silence is an incident: a silent unit looks like a perfect rate).",
+        )
+        .with_target(query(promql.silent_units(), ref="A", instant=True))
+        .with_transformation(
+            transformation(
+                "organize",
+                {
+                    "excludeByName": {"Time": True, "province": True},
+                    "indexByName": {"name": 0, "unit": 1, "level": 2, "family": 3, "Value": 4},
+                    "renameByName": {
+                        "name": "Đơn vị",
+                        "unit": "Mã",
+                        "level": "Cấp",
+                        "family": "Luồng sự kiện",
+                        "Value": "Im lặng",
+                    },
+                },
+            )
+        )
+        .sort_by([TableSortByFieldState().display_name("Im lặng").desc(True)])
+        .unit("s")
+    )
+
+
+def hourly_rates(catalogue: KpiCatalogue) -> timeseries.Panel:
+    panel = (
+        series_panel(
+            "Tỷ lệ trong 1 giờ qua, theo chỉ tiêu",
+            "Each KPI's rate over the last rolling hour for the province.",
+            "percentunit",
+        )
+        .min(0)
+        .max(1)
+        .with_target(
+            query(
+                'max by (kpi) (egov_kpi_ratio{unit="$province", window="1h"})',
+                "{{kpi}}",
+            )
+        )
+    )
+    return kpi_display_names(panel, catalogue)

@@ -1,0 +1,74 @@
+"""Template variables: the province and unit pickers, the KPI filter, the silence threshold.
+
+Pickers show the unit's name as the registry spells it and carry its code: Grafana's
+``query_result`` returns whole series and the regex's named groups pick text and value.
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders.dashboard import CustomVariable, QueryVariable
+from grafana_foundation_sdk.models.dashboard import VariableOption, VariableRefresh, VariableSort
+
+from services.common.kpis import KpiCatalogue
+from services.dashboards.panels import PROMETHEUS
+from services.dashboards.promql import UNIT_PROVINCE_INFO
+
+# Labels come sorted, so `name` precedes `unit`; [{,] keeps `__name__` from matching.
+NAME_AND_CODE = r'/[{,]\s*name="(?<text>[^"]*)".*[{,]\s*unit="(?<value>[^"]*)"/'
+
+# The wall opens on Thái Nguyên (19) until an operator picks another province.
+DEFAULT_PROVINCE = ("Thái Nguyên", "19")
+
+
+def province() -> QueryVariable:
+    text, value = DEFAULT_PROVINCE
+    return (
+        QueryVariable("province")
+        .label("Tỉnh")
+        .description("Province (tỉnh): units exported with level=province.")
+        .datasource(PROMETHEUS)
+        .query('query_result(egov_unit_info{level="province"})')
+        .regex(NAME_AND_CODE)
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC)
+        .current(VariableOption(selected=True, text=text, value=value))
+    )
+
+
+def unit() -> QueryVariable:
+    return (
+        QueryVariable("unit")
+        .label("Đơn vị")
+        .description("Unit (đơn vị) of the chosen province, the province itself included.")
+        .datasource(PROMETHEUS)
+        .query(f'query_result({UNIT_PROVINCE_INFO}{{province="$province"}})')
+        .regex(NAME_AND_CODE)
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC)
+    )
+
+
+def kpi(catalogue: KpiCatalogue) -> CustomVariable:
+    """Multi-select KPI filter; "all" is the regex .+ so that queries use kpi=~"$kpi"."""
+    options = ", ".join(f"{k.name_vi} : {k.id}" for k in catalogue.kpis)
+    return (
+        CustomVariable("kpi")
+        .label("Chỉ tiêu")
+        .description("KPI filter (chỉ tiêu).")
+        .values(options)
+        .multi(True)
+        .include_all(True)
+        .all_value(".+")
+        .current(VariableOption(selected=True, text="All", value="$__all"))
+    )
+
+
+def silence() -> CustomVariable:
+    """How long without events makes a unit silent on the wall (seconds)."""
+    return (
+        CustomVariable("silence")
+        .label("Im lặng quá")
+        .description("A unit is listed as silent after this long without events (seconds).")
+        .values("30 phút : 1800, 1 giờ : 3600, 2 giờ : 7200, 6 giờ : 21600, 1 ngày : 86400")
+        .current(VariableOption(selected=True, text="2 giờ", value="7200"))
+    )
