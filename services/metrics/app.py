@@ -1,19 +1,75 @@
-"""The Faust App object, and nothing else: agents and views register on it elsewhere."""
+"""The Faust App object, and nothing else: agents and views register on it elsewhere.
+
+The app's consumer resumes each assigned partition where PostgreSQL says its counted
+figures end (not at Kafka's committed offset): the figures and the position live in
+the same database transaction, so they cannot disagree after a crash.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
 import faust
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TP
 
 from services.metrics.settings import MetricsSettings
 
+TopicPartition = tuple[str, int]
+Positions = Callable[[Sequence[TopicPartition]], Awaitable[dict[TopicPartition, int]]]
+"""Assigned partitions -> the next offset to read from each."""
 
-def create_app(settings: MetricsSettings) -> faust.App:
+
+class ResumingConsumer(aiokafka_driver.Consumer):
+    """Seeks every assigned partition to the position its owner stored with the figures.
+
+    Seeking in ``on_partitions_assigned`` does not stick: Faust's recovery calls
+    ``perform_seek`` afterwards, which seeks back to Kafka's committed offsets. So the
+    seek happens here, after Faust's own.
+
+    A stored position beyond the partition's end (a memory-only broker restarted and
+    forgot its records) makes the fetch fail out of range, and the consumer resets to
+    the earliest offset (``consumer_auto_offset_reset``): the partition is read again
+    from the start and the dedup keys make the replay harmless. (tansu answers
+    ListOffsets with the last batch's base offset, so end offsets cannot be compared.)
+    """
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        positions: Positions | None = getattr(self.app, "positions", None)
+        ours: frozenset[str] = getattr(self.app, "event_topics", frozenset())
+        assigned = [tp for tp in self.assignment() if tp.topic in ours]
+        if positions is None or not assigned:
+            return
+        wanted = await positions([(tp.topic, tp.partition) for tp in assigned])
+        for (topic, partition), offset in wanted.items():
+            await self.seek(TP(topic, partition), offset)
+
+
+class _Transport(aiokafka_driver.Transport):
+    Consumer = ResumingConsumer
+
+
+class MetricsApp(faust.App):
+    """A Faust app whose consumer resumes from the positions stored in PostgreSQL."""
+
+    positions: Positions | None = None
+    event_topics: frozenset[str] = frozenset()
+
+    def _new_transport(self) -> Any:
+        return _Transport(self.conf.broker_consumer, self)
+
+
+def create_app(settings: MetricsSettings) -> MetricsApp:
     """A Faust app configured for at-least-once delivery on any Kafka-protocol broker.
 
     No ``exactly_once`` and no idempotent producer unless configured: the embedded
-    broker has neither; outputs are made idempotent instead.
+    broker has neither. Counting is made exact downstream instead (dedup keys and
+    positions in PostgreSQL).
     """
-    return faust.App(
+    session = settings.metrics_session_timeout_s
+    app = MetricsApp(
         settings.metrics_app_id,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap_servers.split(",")],
         store="memory://",
@@ -22,17 +78,19 @@ def create_app(settings: MetricsSettings) -> faust.App:
         web_host=settings.metrics_web_host,
         web_port=settings.metrics_web_port,
         web_bind=settings.metrics_web_host,
-        # Table contents must never be served over HTTP.
+        # Table contents must never be served over HTTP (and there are no tables).
         web_tables_enabled=False,
         producer_acks=-1,
         producer_enable_idempotence=settings.kafka_idempotence,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         topic_allow_declare=True,
-        # Faust's defaults wait tens of seconds before a group settles or a dead
-        # worker's partitions move; an operations wall cannot wait that long.
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=1.0,
+        # Faust's defaults (60 s session) wait a minute and a half before a dead worker's
+        # partitions move; tansu also holds a first JoinGroup for half the session.
+        broker_session_timeout=session,
+        broker_heartbeat_interval=max(session / 6, 0.5),
         broker_rebalance_timeout=10.0,
         consumer_auto_offset_reset="earliest",
     )
+    app.event_topics = frozenset(settings.event_topics)
+    return app

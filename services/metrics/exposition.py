@@ -1,50 +1,98 @@
-"""Prometheus exposition: a collector that reads the worker's state at scrape time.
+"""Prometheus exposition of what happened to records: counters by type and reason, lags.
 
-Reading state when scraped (instead of mirroring it into Gauges) keeps no stale
-series behind: what the worker no longer holds is simply not yielded.
+The KPI series themselves are written by :mod:`services.metrics.kpitext`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from services.metrics.state import EventCounts
+LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600, 21600, 86400, 604800)
 
 
-class StateCollector(Collector):
-    """Yields the per-unit event counters from :class:`EventCounts`."""
+class LagHistogram(Collector):
+    """A histogram in seconds that takes a whole flush of observations at once.
 
-    def __init__(self, counts: EventCounts) -> None:
-        self._counts = counts
+    prometheus_client's Histogram takes a lock and walks the buckets per observation;
+    a flush can count 100,000 events, so the buckets are found with bisect instead.
+    """
 
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily(
-            "egov_unit_events",
-            "Events counted per unit (and each ancestor unit) and event type.",
-            labels=["unit", "type"],
-        )
-        for (unit, event_type), value in sorted(self._counts.by_unit_type.items()):
-            family.add_metric([unit, event_type], value)
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float]) -> None:
+        self._name = name
+        self._doc = documentation
+        self._bounds = list(buckets)
+        self._counts = [0] * (len(self._bounds) + 1)
+        self._sum = 0.0
+
+    def observe_many(self, values: Iterable[float]) -> None:
+        counts, bounds = self._counts, self._bounds
+        total = 0.0
+        for value in values:
+            counts[bisect_left(bounds, value)] += 1
+            total += value
+        self._sum += total
+
+    def collect(self) -> Iterator[Metric]:
+        cumulative, buckets = 0, []
+        for bound, count in zip([*self._bounds, float("inf")], self._counts, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)), cumulative))
+        family = HistogramMetricFamily(self._name, self._doc)
+        family.add_metric([], buckets, self._sum)
         yield family
 
 
 class PipelineMetrics:
-    """Counters of what happened to records, by type and reason."""
+    """Counters of what happened to records and events, by type and reason, and lags."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.processed = Counter(
-            "egov_events_processed",
-            "Valid events processed, by event type.",
-            ["type"],
-            registry=registry,
+    def __init__(self, registry: CollectorRegistry, event_types: Iterable[str] = ()) -> None:
+        def by_type(name: str, doc: str) -> Counter:
+            counter = Counter(name, doc, ["type"], registry=registry)
+            for event_type in event_types:  # known in advance: exported as 0 from the start
+                counter.labels(event_type)
+            return counter
+
+        self.processed = by_type("egov_events_processed", "Events counted (first delivery).")
+        self.duplicates = by_type(
+            "egov_events_duplicate", "Events delivered again (same source and id): not counted."
+        )
+        self.late = by_type(
+            "egov_events_late", "Events counted after their day ended (in the day they happened)."
+        )
+        self.too_late = by_type(
+            "egov_events_too_late", "Events beyond the grace period: dead-lettered, not counted."
+        )
+        self.crosswalked = by_type(
+            "egov_events_crosswalked", "Events with a retired unit code, counted for its successor."
         )
         self.dead_lettered = Counter(
             "egov_events_dead_lettered",
-            "Records sent to the dead-letter topic, by source topic and reason.",
+            "Records (or batch elements) dead-lettered, by source topic and reason.",
             ["topic", "reason"],
+            registry=registry,
+        )
+        self.event_lag = LagHistogram(
+            "egov_event_lag_seconds",
+            "From event time to counted (late uploads show here).",
+            LAG_BUCKETS,
+        )
+        self.ingest_lag = LagHistogram(
+            "egov_ingest_lag_seconds",
+            "From the record's Kafka timestamp (ingest time) to counted.",
+            LAG_BUCKETS,
+        )
+        registry.register(self.event_lag)
+        registry.register(self.ingest_lag)
+        self.flushes = Counter(
+            "egov_metrics_flushes", "Flush transactions committed.", registry=registry
+        )
+        self.fenced = Counter(
+            "egov_metrics_fenced_batches",
+            "Partition batches dropped because another worker owns the partition now.",
             registry=registry,
         )

@@ -6,7 +6,7 @@ from services.common.settings import CommonSettings
 
 
 class MetricsSettings(CommonSettings):
-    """Worker identity, its web port and how records are batched."""
+    """Worker identity, its web port, how records are batched and flushed, and the grace."""
 
     metrics_app_id: str = "egov-metrics"
     """``EGOV_METRICS_APP_ID``: Faust app id, also the consumer group; workers share it."""
@@ -17,11 +17,26 @@ class MetricsSettings(CommonSettings):
     metrics_web_port: int = 8081
     """``EGOV_METRICS_WEB_PORT``: port of /metrics; each worker on one host needs its own."""
 
-    metrics_batch_size: int = 2000
-    """``EGOV_METRICS_BATCH_SIZE``: records taken from the stream per step, at most."""
+    metrics_batch_size: int = 1000
+    """``EGOV_METRICS_BATCH_SIZE``: records (Kafka messages) taken per step, at most; one
+    step is one PostgreSQL transaction. A batch record from ingest holds many events."""
 
-    metrics_batch_within_s: float = 0.2
-    """``EGOV_METRICS_BATCH_WITHIN_S``: how long a step waits to fill its batch."""
+    metrics_flush_interval_s: float = 0.3
+    """``EGOV_METRICS_FLUSH_INTERVAL_S``: how long a step waits to fill its batch: the
+    longest a record waits before it is counted (live figures lag by about this much)."""
+
+    metrics_grace_days: float = 7.0
+    """``EGOV_METRICS_GRACE_DAYS``: a late event within this many days is counted in the
+    window where it happened; an older one is dead-lettered as ``too-late`` and counted
+    in egov_events_too_late_total (an operator backfills deliberately)."""
+
+    metrics_session_timeout_s: float = 6.0
+    """``EGOV_METRICS_SESSION_TIMEOUT_S``: consumer-group session. A dead worker's partitions
+    move after about 1.5 times this; the embedded broker also holds a first JoinGroup
+    for half of it, so short is fast to start and fast to fail over."""
+
+    metrics_targets_refresh_s: float = 5.0
+    """``EGOV_METRICS_TARGETS_REFRESH_S``: how often operator target overrides are re-read."""
 
     metrics_data_dir: Path = Path("var/metrics")
     """``EGOV_METRICS_DATA_DIR``: Faust's working directory for this worker."""

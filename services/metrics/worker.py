@@ -2,36 +2,152 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import logging
+import socket
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
 import faust
 from prometheus_client import CollectorRegistry
 
 from services.common.contract import Contract
+from services.common.db import create_pool, migrate
+from services.common.kpis import KpiCatalogue
 from services.common.units import UnitRegistry
-from services.metrics.agents import EventPipeline, register_agents
-from services.metrics.app import create_app
+from services.metrics import store
+from services.metrics.agents import Counting, register_agents
+from services.metrics.app import MetricsApp, TopicPartition, create_app
+from services.metrics.compat import install_leave_group_shim
 from services.metrics.decoding import RecordDecoder
-from services.metrics.exposition import PipelineMetrics, StateCollector
+from services.metrics.exposition import PipelineMetrics
+from services.metrics.figures import Figures
+from services.metrics.kpitext import KpiText
+from services.metrics.periods import Periods
+from services.metrics.pipeline import PartitionState, Preparer, retrying
 from services.metrics.settings import MetricsSettings
-from services.metrics.state import EventCounts
+from services.metrics.targets import Targets
+from services.metrics.wall import register_wall
 from services.metrics.web import register_views
 
+log = logging.getLogger(__name__)
 
-def build_app(settings: MetricsSettings) -> faust.App:
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class LazyPool:
+    """One asyncpg pool, created (and the schema migrated) on first use, in the worker's loop."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+
+    async def __call__(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._lock:
+                if self._pool is None:
+                    pool = await create_pool(self._dsn, min_size=1, max_size=4)
+                    async with pool.acquire() as conn:
+                        await migrate(conn)
+                    self._pool = pool
+        return self._pool
+
+
+def build_app(settings: MetricsSettings, clock: Callable[[], datetime] = wall_clock) -> MetricsApp:
     app = create_app(settings)
     registry = CollectorRegistry()
-    counts = EventCounts()
-    registry.register(StateCollector(counts))
-    decoder = RecordDecoder(
-        Contract.load(settings.schemas_dir), UnitRegistry.from_dir(settings.units_dir)
+    contract = Contract.load(settings.schemas_dir)
+    catalogue = KpiCatalogue.load(event_types=contract.event_types)
+    units = UnitRegistry.from_dir(settings.units_dir)
+    figures = Figures()
+    targets = Targets(catalogue)
+    metrics = PipelineMetrics(registry, sorted(contract.event_types))
+    kpi_text = KpiText(figures, units, targets, clock)
+    pool = LazyPool(settings.database_url.get_secret_value())
+    worker_name = f"{settings.metrics_app_id}@{socket.gethostname()}:{settings.metrics_web_port}"
+    state = PartitionState(pool, settings.metrics_app_id, worker_name, figures, metrics)
+    grace = timedelta(days=settings.metrics_grace_days)
+    preparer = Preparer(RecordDecoder(contract, units), contract, catalogue, grace)
+    register_agents(app, settings, Counting(preparer, state, clock))
+    register_views(
+        app,
+        registry,
+        kpi_text,
+        figures=figures,
+        units=units,
+        targets=targets,
+        clock=clock,
+        pool=pool,
+        worker_name=worker_name,
     )
-    register_agents(app, settings, EventPipeline(decoder, counts, PipelineMetrics(registry)))
-    register_views(app, registry)
+    register_wall(app, settings)
+    _wire_partitions(app, state, clock)
+    _register_timers(app, settings, state, targets, pool, clock, grace)
     return app
+
+
+def _wire_partitions(app: MetricsApp, state: PartitionState, clock: Callable[[], datetime]) -> None:
+    async def positions(tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        kept = {tp: c.next_offset for tp, c in state.claims.items() if tp in set(tps)}
+        gone = [tp for tp in state.claims if tp not in set(tps)]
+        await state.revoke(gone)
+        new = [tp for tp in tps if tp not in kept]
+        claimed = await state.assign(new, Periods.at(clock()))
+        return {**kept, **claimed}
+
+    app.positions = positions
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(app: Any, revoked: set[Any], **kwargs: Any) -> None:
+        await state.revoke([(tp.topic, tp.partition) for tp in revoked])
+
+
+def _register_timers(
+    app: MetricsApp,
+    settings: MetricsSettings,
+    state: PartitionState,
+    targets: Targets,
+    pool: LazyPool,
+    clock: Callable[[], datetime],
+    grace: timedelta,
+) -> None:
+    async def refresh_targets() -> None:
+        async def read() -> dict[tuple[str, str | None], float] | None:
+            async with (await pool()).acquire() as conn:
+                return await store.target_overrides(conn)
+
+        overrides = await retrying("reading target overrides", read)
+        targets.overrides = overrides or {}
+
+    async def prune() -> None:
+        periods = Periods.at(clock())
+        state.figures.prune(periods)
+
+        async def run() -> tuple[int, int]:
+            async with (await pool()).acquire() as conn:
+                return await store.prune(conn, periods, grace)
+
+        keys, buckets = await retrying("pruning", run)
+        if keys or buckets:
+            log.info("pruned %d dedup keys and %d buckets", keys, buckets)
+
+    app.timer(settings.metrics_targets_refresh_s)(refresh_targets)
+    app.timer(600.0)(prune)
 
 
 def run_worker(settings: MetricsSettings, loglevel: str = "info") -> None:
     """Run one worker until SIGTERM/SIGINT (Faust installs the signal handlers)."""
+    install_leave_group_shim()
     settings.metrics_data_dir.mkdir(parents=True, exist_ok=True)
     app = build_app(settings)
+    # The unit registry, contract and catalogue live as long as the process: keep them
+    # out of the garbage collector's full scans, which a flush's garbage triggers often.
+    gc.freeze()
     worker = faust.Worker(app, loglevel=loglevel)
     worker.execute_from_commandline()

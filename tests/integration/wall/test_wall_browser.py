@@ -67,7 +67,8 @@ async def wall_worker(
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "tests.integration.wall.wall_worker",
+            "services.cli",
+            "metrics",
             env=env,
             stdout=out,
             stderr=out,

@@ -1,0 +1,556 @@
+"""Metrics worker benchmarks: backlog replay, one event per message, live latency, memory.
+
+One worker (``egov-pulse metrics`` in a child process) on an embedded broker of its own
+and a fresh database, fed in phases on the same topics:
+
+1. backlog: events packed 100 per message per (topic, province key), the structured
+   batch format ingest publishes; events/s from the first to the last record counted
+   (progress read from PostgreSQL's consumer positions, which move only on commit).
+2. singles: events one per message, as integrators publish straight to Kafka.
+3. live: 1,000 events/s one per message, plus a probe event every 100 ms for one unit;
+   latency = broker acknowledgement of the probe -> its figure changed on /metrics.
+4. memory: events for every unit of both hierarchies (~10,800 units, 7 KPIs), then RSS.
+
+References in the same run: the raw aiokafka consumer reading the same backlog topics
+(the ceiling) and the naive Faust agent with a windowed table (the floor, from
+bench.references), as ratios.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import asyncpg
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.common import (
+    REPO,
+    Row,
+    check_mode,
+    embedded_broker,
+    fresh_database,
+    percentile,
+    row,
+    rss_bytes,
+    run_dir,
+)
+from bench.references import reference
+from services.common.broker import free_port
+from services.common.kafka import ensure_topics, make_producer
+from services.common.settings import CommonSettings
+from services.common.units import UnitRegistry
+
+BATCH: Final = 100
+SIZES: Final = {
+    "quick": {"backlog": 100_000, "singles": 8_000, "live_s": 6.0},
+    "full": {"backlog": 600_000, "singles": 60_000, "live_s": 30.0},
+}
+LIVE_RATE: Final = 1000
+PROBE_EVERY_S: Final = 0.1
+SOURCE: Final = "urn:bench:metrics"
+NOW: Final = datetime.now(UTC)
+TYPES: Final = (
+    ("documents", "vn.egov.document.issued"),
+    ("dossiers", "vn.egov.dossier.received"),
+    ("dossiers", "vn.egov.dossier.paid"),
+    ("dossiers", "vn.egov.dossier.resolved"),
+    ("meetings", "vn.egov.meeting.held"),
+)
+
+
+def event(n: int, unit: str, kind: int, at: datetime) -> dict[str, Any]:
+    """A valid event of the kind-th type, uniquely numbered, at ``at``."""
+    family, event_type = TYPES[kind % len(TYPES)]
+    data: dict[str, Any]
+    if family == "documents":
+        data = {"document_id": f"d{n}", "electronic": n % 10 != 0, "signed": n % 7 != 0}
+    elif event_type.endswith("received"):
+        data = {
+            "dossier_id": f"r{n}",
+            "procedure_code": "1.004227",
+            "procedure_name": "Chứng thực bản sao từ bản chính",
+            "service_level": "full",
+            "channel": "online" if n % 3 else "counter",
+        }
+    elif event_type.endswith("paid"):
+        data = {"dossier_id": f"p{n}", "amount_vnd": 50000, "method": "online"}
+    elif event_type.endswith("resolved"):
+        due = (at + timedelta(days=1 if n % 5 else -1)).isoformat()
+        data = {"dossier_id": f"s{n}", "due_at": due, "outcome": "approved"}
+    else:
+        data = {
+            "meeting_id": f"m{n}",
+            "title": "Giao ban",
+            "mode": "online" if n % 4 else "in_person",
+            "paperless": n % 2 == 0,
+            "sites": 3,
+            "duration_minutes": 60,
+        }
+    return {
+        "specversion": "1.0",
+        "id": f"ev-{n}",
+        "source": SOURCE,
+        "type": event_type,
+        "time": at.isoformat(),
+        "unit": unit,
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+def family_of(kind: int) -> str:
+    return TYPES[kind % len(TYPES)][0]
+
+
+def current_units(registry: UnitRegistry, limit: int | None = None) -> list[tuple[str, str]]:
+    """(commune, province) of today's hierarchy."""
+    pairs = []
+    for unit in sorted(registry.units("2025"), key=lambda u: u.code):
+        if unit.level == "commune" and unit.parent is not None:
+            pairs.append((unit.code, unit.parent))
+    return pairs[:limit] if limit else pairs
+
+
+def province_2024(registry: UnitRegistry, code: str) -> str:
+    unit = registry.get(code, "2024")
+    while unit.parent is not None:
+        unit = registry.get(unit.parent, "2024")
+    return unit.code
+
+
+class Harness:
+    """The broker, database, settings and the worker process of one benchmark run."""
+
+    def __init__(self, bootstrap: str, dsn: str) -> None:
+        prefix = f"bm{uuid.uuid4().hex[:6]}"
+        self.settings = CommonSettings(
+            kafka_bootstrap_servers=bootstrap,
+            topic_documents=f"{prefix}.documents",
+            topic_dossiers=f"{prefix}.dossiers",
+            topic_meetings=f"{prefix}.meetings",
+            topic_dead_letter=f"{prefix}.dead-letter",
+            topic_partitions=6,
+        )
+        self.dsn = dsn
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.published = 0  # records
+        self.live_events = 0
+        self.log = run_dir() / f"metrics-worker-{prefix}.log"
+
+    def topic(self, family: str) -> str:
+        return self.settings.topic_for_family(family)
+
+    def start_worker(self) -> None:
+        env = dict(os.environ)
+        env.update(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap_servers,
+                "DATABASE_URL": self.dsn,
+                "EGOV_TOPIC_DOCUMENTS": self.settings.topic_documents,
+                "EGOV_TOPIC_DOSSIERS": self.settings.topic_dossiers,
+                "EGOV_TOPIC_MEETINGS": self.settings.topic_meetings,
+                "EGOV_TOPIC_DEAD_LETTER": self.settings.topic_dead_letter,
+                "EGOV_TOPIC_PARTITIONS": "6",
+                "EGOV_METRICS_WEB_PORT": str(self.port),
+                "EGOV_METRICS_APP_ID": f"bench-{uuid.uuid4().hex[:6]}",
+                "EGOV_METRICS_DATA_DIR": str(run_dir() / "metrics-data"),
+                # The memory phase dates the three-level units' events on 2025-06-30.
+                "EGOV_METRICS_GRACE_DAYS": "1000",
+            }
+        )
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "metrics", "--loglevel", "warn"],
+                env=env,
+                stdout=out,
+                stderr=out,
+                cwd=REPO,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("worker did not answer")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop_worker(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.log.unlink(missing_ok=True)
+
+    async def publish(self, messages: list[tuple[str, bytes, bytes]]) -> None:
+        producer = make_producer(self.settings)
+        await producer.start()
+        try:
+            futures = [await producer.send(topic, value, key=key) for topic, key, value in messages]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+        self.published += len(messages)
+
+    async def position(self, conn: asyncpg.Connection) -> int:
+        """Records counted so far (committed positions of the worker's partitions)."""
+        value = await conn.fetchval("SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets")
+        return int(value)
+
+    async def wait_counted(self, records: int, timeout_s: float = 600) -> tuple[float, float]:
+        """Wait until ``records`` are counted; returns (first progress, done) perf times."""
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            start = await self.position(conn)
+            first = None
+            deadline = time.perf_counter() + timeout_s
+            while True:
+                now = await self.position(conn)
+                t = time.perf_counter()
+                if first is None and now > start:
+                    first = t
+                if now >= records:
+                    return first or t, t
+                if t > deadline:
+                    raise RuntimeError(f"only {now} of {records} records counted")
+                await asyncio.sleep(0.02)
+        finally:
+            await conn.close()
+
+
+def backlog_messages(
+    pairs: list[tuple[str, str]], first: int, count: int, h: Harness
+) -> list[tuple[str, bytes, bytes]]:
+    """Events packed BATCH per message per (topic, province), as ingest packs them."""
+    packs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    messages = []
+    for n in range(first, first + count):
+        unit, province = pairs[n % len(pairs)]
+        kind = n // len(pairs)
+        topic = h.topic(family_of(kind))
+        pack = packs.setdefault((topic, province), [])
+        pack.append(event(n, unit, kind, NOW - timedelta(seconds=n % 3000)))
+        if len(pack) == BATCH:
+            messages.append((topic, province.encode(), orjson.dumps(pack)))
+            packs[(topic, province)] = []
+    for (topic, province), pack in packs.items():
+        if pack:
+            messages.append((topic, province.encode(), orjson.dumps(pack)))
+    return messages
+
+
+def single_messages(
+    pairs: list[tuple[str, str]], first: int, count: int, h: Harness
+) -> list[tuple[str, bytes, bytes]]:
+    messages = []
+    for n in range(first, first + count):
+        unit, province = pairs[n % len(pairs)]
+        kind = n // len(pairs)
+        body = orjson.dumps(event(n, unit, kind, NOW - timedelta(seconds=n % 3000)))
+        messages.append((h.topic(family_of(kind)), province.encode(), body))
+    return messages
+
+
+async def raw_consumer_rate(h: Harness, records: int, events: int) -> float:
+    """The ceiling: a raw AIOKafkaConsumer reading the same topics from the start (events/s:
+    the backlog's batch records and the live phase's single ones)."""
+    consumer = AIOKafkaConsumer(
+        *h.settings.event_topics,
+        bootstrap_servers=h.settings.kafka_bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        seen = 0
+        started = None
+        while seen < records:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            if started is None and batch:
+                started = time.perf_counter()
+            seen += sum(len(msgs) for msgs in batch.values())
+        elapsed = time.perf_counter() - (started or time.perf_counter())
+    finally:
+        await consumer.stop()
+    return events / elapsed if elapsed else 0.0
+
+
+def scrape_denominator(url: str, unit: str, kpi: str) -> float | None:
+    text = httpx.get(url + "/metrics", timeout=5).text
+    for family in text_string_to_metric_families(text):
+        if family.name == "egov_kpi_denominator":
+            for s in family.samples:
+                if s.labels == {"kpi": kpi, "unit": unit, "window": "day"}:
+                    return s.value
+    return None
+
+
+async def live(h: Harness, pairs: list[tuple[str, str]], seconds: float, first: int) -> list[float]:
+    """Background 1,000 events/s plus probes; latency of each probe until /metrics shows it."""
+    producer = make_producer(h.settings)
+    await producer.start()
+    probe_unit, probe_province = pairs[0]
+    acked: list[float] = []
+    seen: list[float] = []
+    stop = asyncio.Event()
+
+    async def background() -> None:
+        n = first
+        tick = 1 / LIVE_RATE * 20
+        while not stop.is_set():
+            futures = []
+            for _ in range(20):
+                unit, province = pairs[1 + n % (len(pairs) - 1)]
+                kind = n // len(pairs)
+                body = orjson.dumps(event(n, unit, kind, datetime.now(UTC)))
+                futures.append(
+                    await producer.send(h.topic(family_of(kind)), body, key=province.encode())
+                )
+                n += 1
+            await asyncio.gather(*futures)
+            h.published += len(futures)
+            h.live_events += len(futures)
+            await asyncio.sleep(tick)
+
+    async def probes() -> None:
+        n = 0
+        while not stop.is_set():
+            body = orjson.dumps(event(10**9 + first + n, probe_unit, 0, datetime.now(UTC)))
+            future = await producer.send(h.topic("documents"), body, key=probe_province.encode())
+            await future
+            acked.append(time.perf_counter())
+            h.published += 1
+            h.live_events += 1
+            n += 1
+            await asyncio.sleep(PROBE_EVERY_S)
+
+    async def watch() -> None:
+        base = scrape_denominator(h.url, probe_unit, "document_electronic") or 0.0
+        while not stop.is_set() or len(seen) < len(acked):
+            value = await asyncio.to_thread(
+                scrape_denominator, h.url, probe_unit, "document_electronic"
+            )
+            t = time.perf_counter()
+            while value is not None and len(seen) < min(len(acked), int(value - base)):
+                seen.append(t)
+            await asyncio.sleep(0.1)
+
+    tasks = [asyncio.create_task(c) for c in (background(), probes(), watch())]
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    await producer.stop()
+    return [s - a for a, s in zip(acked, seen, strict=False)]
+
+
+def memory_messages(registry: UnitRegistry, h: Harness, first: int) -> tuple[list[Any], int]:
+    """One event of each type for every commune of both hierarchies (all KPIs populated):
+    today's communes dated now, the three-level ones dated 2025-06-30."""
+    messages = []
+    n = first
+    old_day = datetime(2025, 6, 30, 10, tzinfo=UTC)
+    units = [(c, p, NOW) for c, p in current_units(registry)]
+    units += [
+        (u.code, province_2024(registry, u.code), old_day)
+        for u in registry.units("2024")
+        if u.level == "commune"
+    ]
+    packs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for unit, province, at in units:
+        for kind in range(len(TYPES)):
+            topic = h.topic(family_of(kind))
+            pack = packs.setdefault((topic, province), [])
+            pack.append(event(n, unit, kind, at))
+            n += 1
+            if len(pack) == BATCH:
+                messages.append((topic, province.encode(), orjson.dumps(pack)))
+                packs[(topic, province)] = []
+    for (topic, province), pack in packs.items():
+        if pack:
+            messages.append((topic, province.encode(), orjson.dumps(pack)))
+    return messages, n - first
+
+
+def scrape_units(url: str) -> tuple[int, int, float]:
+    """(units exported, samples, seconds one scrape of /metrics took)."""
+    started = time.perf_counter()
+    text = httpx.get(url + "/metrics", timeout=60).text
+    elapsed = time.perf_counter() - started
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    units = sum(1 for line in lines if line.startswith("egov_unit_info{"))
+    return units, len(lines), elapsed
+
+
+def _log(message: str, started: float = time.perf_counter()) -> None:
+    print(f"[bench.metrics {time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr)
+
+
+async def phases(h: Harness, mode: str) -> list[Row]:
+    sizes = SIZES[mode]
+    registry = UnitRegistry.from_dir()
+    pairs = current_units(registry, 300)
+    await ensure_topics(h.settings)
+    rows: list[Row] = []
+    floor = await asyncio.to_thread(reference, "faust-windowed-table", mode)
+    noop = await asyncio.to_thread(reference, "faust-noop", mode)
+
+    # Live first, while /metrics is small (30 communes): a scrape runs on the worker's
+    # loop, and the probe polls it ten times a second.
+    _log("references measured")
+    await asyncio.to_thread(h.start_worker)
+    _log("worker started")
+    await h.publish(single_messages(pairs, 10**6, 1, h))  # warm-up: partitions assigned
+    await h.wait_counted(h.published)
+    h.live_events += 1
+    latencies = await live(h, pairs[:30], sizes["live_s"], 10**7)
+    rows.append(
+        row(
+            "metrics",
+            "live p99 ack -> /metrics",
+            round(percentile(latencies, 99), 3),
+            "s",
+            notes=f"{LIVE_RATE} events/s for {sizes['live_s']:g} s, {len(latencies)} probes; "
+            f"p50 {percentile(latencies, 50):.3f} s; ack = broker ack of a direct produce",
+        )
+    )
+
+    await h.wait_counted(h.published)
+    _log("live done")
+    n_backlog = int(sizes["backlog"])
+    backlog = backlog_messages(pairs, 0, n_backlog, h)
+    # Timed from the start of publishing (the worker is idle, waiting): a flush can
+    # hold most of a backlog, so "first progress" would come too late to time from.
+    first = time.perf_counter()
+    await h.publish(backlog)
+    _, done = await h.wait_counted(h.published)
+    ceiling = await raw_consumer_rate(h, h.published, n_backlog + h.live_events)
+    rate = n_backlog / (done - first)
+    notes = (
+        f"{n_backlog:,} events in {len(backlog):,} batch messages of {BATCH}; "
+        "timed from publish start to last position committed"
+    )
+    rows += [
+        row(
+            "metrics",
+            "backlog replay",
+            round(rate),
+            "events/s",
+            reference="raw aiokafka consumer, same topics (ceiling)",
+            reference_value=round(ceiling),
+            notes=notes,
+        ),
+        row(
+            "metrics",
+            "backlog replay vs floor",
+            round(rate),
+            "events/s",
+            reference="faust-windowed-table (floor)",
+            reference_value=round(floor),
+            notes=notes,
+        ),
+    ]
+
+    _log("backlog done")
+    n_singles = int(sizes["singles"])
+    singles = single_messages(pairs, n_backlog, n_singles, h)
+    first = time.perf_counter()
+    await h.publish(singles)
+    _, done = await h.wait_counted(h.published)
+    rate = n_singles / (done - first)
+    notes = f"{n_singles:,} events, one per message"
+    rows += [
+        row(
+            "metrics",
+            "one event per message",
+            round(rate),
+            "events/s",
+            reference="faust-noop (per-message ceiling)",
+            reference_value=round(noop),
+            notes=notes,
+        ),
+        row(
+            "metrics",
+            "one event per message vs floor",
+            round(rate),
+            "events/s",
+            reference="faust-windowed-table (floor)",
+            reference_value=round(floor),
+            notes=notes,
+        ),
+    ]
+
+    _log("singles done")
+    messages, events = memory_messages(registry, h, 10**8)
+    await h.publish(messages)
+    await h.wait_counted(h.published)
+    assert h.proc is not None
+    units, samples, scrape_s = await asyncio.to_thread(scrape_units, h.url)
+    rss = rss_bytes(h.proc.pid) or 0
+    _log("memory done")
+    rows.extend(
+        (
+            row(
+                "metrics",
+                "worker RSS, all units populated",
+                round(rss / 2**20, 1),
+                "MiB",
+                notes=f"{units:,} units exported (both hierarchies), 7 KPIs, {events:,} events; "
+                "target < 300 MB",
+            ),
+            row(
+                "metrics",
+                "one /metrics scrape, all units",
+                round(scrape_s, 3),
+                "s",
+                notes=f"{samples:,} samples; runs on the worker's event loop",
+            ),
+        )
+    )
+    return rows
+
+
+def run(mode: str) -> list[Row]:
+    check_mode(mode)
+
+    async def go(bootstrap: str) -> list[Row]:
+        async with fresh_database("egov_bench_metrics") as dsn:
+            h = Harness(bootstrap, dsn)
+            try:
+                return await phases(h, mode)
+            finally:
+                await asyncio.to_thread(h.stop_worker)
+
+    with embedded_broker() as broker:
+        return asyncio.run(go(broker.bootstrap_servers))
+
+
+def _print(rows: list[Row]) -> None:
+    for r in rows:
+        ratio = f" (x{r['ratio']:.2f} of {r['reference']})" if r["ratio"] else ""
+        print(f"{r['metric']:<36} {r['value']:>12,.3f} {r['unit']}{ratio}  {r['notes']}")
+
+
+if __name__ == "__main__":
+    _print(run(sys.argv[1] if len(sys.argv) > 1 else "quick"))

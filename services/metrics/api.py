@@ -1,0 +1,136 @@
+"""The JSON API's answers (docs/metrics-api.md), built from the figures. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from services.common.kpis import KpiCatalogue
+from services.common.units import UnitRegistry
+from services.metrics.figures import Figures
+from services.metrics.periods import ALL_WINDOWS, VN_TZ, Periods
+from services.metrics.targets import Targets, describe_unit
+
+
+class QueryError(ValueError):
+    """A query parameter that cannot be answered; the message says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class KpiQuery:
+    units: frozenset[str]
+    levels: frozenset[str]
+    provinces: frozenset[str]
+    kpis: frozenset[str]
+    windows: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, params: Mapping[str, list[str]], catalogue: KpiCatalogue) -> KpiQuery:
+        windows = tuple(params.get("window") or ["day"])
+        for window in windows:
+            if window not in ALL_WINDOWS:
+                raise QueryError(f"window {window!r}: expected one of {', '.join(ALL_WINDOWS)}")
+        kpis = frozenset(params.get("kpi", ()))
+        unknown = kpis - set(catalogue.ids)
+        if unknown:
+            raise QueryError(f"unknown kpi {sorted(unknown)}")
+        return cls(
+            frozenset(params.get("unit", ())),
+            frozenset(params.get("level", ())),
+            frozenset(params.get("province", ())),
+            kpis,
+            windows,
+        )
+
+
+def _iso(epoch: float | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, VN_TZ).isoformat()
+
+
+def kpi_items(
+    query: KpiQuery,
+    figures: Figures,
+    registry: UnitRegistry,
+    targets: Targets,
+    periods: Periods,
+) -> list[dict[str, Any]]:
+    """One item per (series, window) this worker owns, filtered by the query."""
+    activity = figures.activity()
+    items: list[dict[str, Any]] = []
+    for window in query.windows:
+        start = periods.start(window).isoformat()
+        for (code, kpi_id), fig in sorted(figures.window(window, periods).items()):
+            if (query.units and code not in query.units) or (
+                query.kpis and kpi_id not in query.kpis
+            ):
+                continue
+            unit = describe_unit(registry, code, periods)
+            level = unit.level if unit else None
+            province = _province_of(registry, code, periods)
+            if (query.levels and level not in query.levels) or (
+                query.provinces and province not in query.provinces
+            ):
+                continue
+            kpi = targets.catalogue.get(kpi_id)
+            target = targets.target(unit, kpi_id)
+            ratio = fig.numerator / fig.denominator if fig.denominator else None
+            meets = None
+            if ratio is not None and target is not None and fig.denominator >= kpi.min_volume:
+                meets = ratio >= target
+            last = max(
+                (activity.get((code, f)) or 0.0 for f in ("documents", "dossiers", "meetings")),
+                default=0.0,
+            )
+            items.append(
+                {
+                    "kpi": kpi_id,
+                    "kpi_name_vi": kpi.name_vi,
+                    "kpi_name_en": kpi.name_en,
+                    "unit": code,
+                    "unit_name": unit.full_name if unit else None,
+                    "unit_name_en": unit.full_name_en if unit else None,
+                    "level": level,
+                    "parent": unit.parent if unit else None,
+                    "province": province,
+                    "window": window,
+                    "period_start": start,
+                    "numerator": fig.numerator,
+                    "denominator": fig.denominator,
+                    "ratio": ratio,
+                    "target": target,
+                    "min_volume": kpi.min_volume,
+                    "meets_target": meets,
+                    "last_event_time": _iso(last or None),
+                }
+            )
+    return items
+
+
+def _province_of(registry: UnitRegistry, code: str, periods: Periods) -> str | None:
+    unit = describe_unit(registry, code, periods)
+    seen = 0
+    while unit is not None and unit.parent is not None and seen < 4:
+        unit = registry.get(unit.parent, unit.era)
+        seen += 1
+    return unit.code if unit else None
+
+
+def activity_items(figures: Figures) -> list[dict[str, Any]]:
+    return [
+        {"unit": unit, "family": family, "last_event_time": _iso(epoch)}
+        for (unit, family), epoch in sorted(figures.activity().items())
+    ]
+
+
+def history_items(rows: Iterable[tuple[date, int, int]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "day": day.isoformat(),
+            "numerator": num,
+            "denominator": den,
+            "ratio": num / den if den else None,
+        }
+        for day, num, den in rows
+    ]

@@ -1,0 +1,221 @@
+"""The figures a worker exports, per partition it owns, kept small enough for 10,000 units.
+
+Each (unit, KPI) keeps one :class:`Tally` (the latest day, month and year it has seen,
+and all-time sums) plus the 5-minute buckets of the last hours. Windows roll with the
+wall clock: a tally whose day is not today reads as 0/0, so a scrape at 00:00:05 shows
+the new day empty, not yesterday's figures. Pure: the store loads, the pipeline applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+from services.metrics.contributions import Deltas
+from services.metrics.periods import (
+    BUCKET_RETENTION_S,
+    CALENDAR_WINDOWS,
+    ROLLING_WINDOWS,
+    Periods,
+    month_of,
+)
+
+TopicPartition = tuple[str, int]
+SeriesKey = tuple[str, str]
+"""(unit code, KPI id)."""
+
+
+class Tally:
+    """Numerator and denominator of one (unit, KPI) for its latest day, month, year and ever."""
+
+    __slots__ = ("day", "dd", "dn", "md", "mn", "month", "td", "tn", "yd", "year", "yn")
+
+    def __init__(self, day: date) -> None:
+        self.day, self.month, self.year = day.toordinal(), month_of(day), day.year
+        self.dn = self.dd = self.mn = self.md = self.yn = self.yd = self.tn = self.td = 0
+
+    def add(self, day: date, num: int, den: int) -> None:
+        """Count ``num/den`` dated ``day``; a day older than the current one is history only."""
+        self.tn += num
+        self.td += den
+        ordinal, month, year = day.toordinal(), month_of(day), day.year
+        if ordinal > self.day:
+            self.day, self.dn, self.dd = ordinal, 0, 0
+        if ordinal == self.day:
+            self.dn += num
+            self.dd += den
+        if month > self.month:
+            self.month, self.mn, self.md = month, 0, 0
+        if month == self.month:
+            self.mn += num
+            self.md += den
+        if year > self.year:
+            self.year, self.yn, self.yd = year, 0, 0
+        if year == self.year:
+            self.yn += num
+            self.yd += den
+
+    def calendar(self, window: str, periods: Periods) -> tuple[int, int]:
+        """The figure of a calendar window now; 0/0 when the period has rolled over."""
+        if window == "day":
+            return (self.dn, self.dd) if self.day == periods.day.toordinal() else (0, 0)
+        if window == "month":
+            return (self.mn, self.md) if self.month == periods.month else (0, 0)
+        return (self.yn, self.yd) if self.year == periods.year else (0, 0)
+
+    @property
+    def total(self) -> tuple[int, int]:
+        return self.tn, self.td
+
+
+@dataclass(slots=True)
+class PartitionFigures:
+    """What one owned partition contributes to the exported figures."""
+
+    tallies: dict[SeriesKey, Tally] = field(default_factory=dict)
+    buckets: dict[SeriesKey, dict[int, list[int]]] = field(default_factory=dict)
+    activity: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def apply(self, deltas: Deltas, oldest_bucket: int) -> None:
+        tallies = self.tallies
+        for (unit, kpi, day), (num, den) in deltas.daily.items():
+            tally = tallies.get((unit, kpi))
+            if tally is None:
+                tally = tallies[(unit, kpi)] = Tally(day)
+            tally.add(day, num, den)
+        for (unit, kpi, bucket), (num, den) in deltas.buckets.items():
+            if bucket < oldest_bucket:
+                continue
+            series = self.buckets.setdefault((unit, kpi), {})
+            row = series.get(bucket)
+            if row is None:
+                series[bucket] = [num, den]
+            else:
+                row[0] += num
+                row[1] += den
+        for key, epoch in deltas.activity.items():
+            if self.activity.get(key, 0.0) < epoch:
+                self.activity[key] = epoch
+
+    def prune(self, oldest_bucket: int) -> None:
+        for key in list(self.buckets):
+            series = self.buckets[key]
+            for bucket in [b for b in series if b < oldest_bucket]:
+                del series[bucket]
+            if not series:
+                del self.buckets[key]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowFigure:
+    numerator: int
+    denominator: int
+
+
+class Figures:
+    """Figures of every partition this worker owns; a revoked partition's go at once."""
+
+    def __init__(self) -> None:
+        self.partitions: dict[TopicPartition, PartitionFigures] = {}
+
+    def assign(self, tp: TopicPartition, figures: PartitionFigures) -> None:
+        self.partitions[tp] = figures
+
+    def revoke(self, tp: TopicPartition) -> None:
+        self.partitions.pop(tp, None)
+
+    def apply(self, tp: TopicPartition, deltas: Deltas, periods: Periods) -> None:
+        figures = self.partitions.get(tp)
+        if figures is not None:
+            figures.apply(deltas, oldest_bucket(periods))
+
+    def prune(self, periods: Periods) -> None:
+        for figures in self.partitions.values():
+            figures.prune(oldest_bucket(periods))
+
+    def series(self) -> set[SeriesKey]:
+        keys: set[SeriesKey] = set()
+        for figures in self.partitions.values():
+            keys.update(figures.tallies)
+        return keys
+
+    def window(self, window: str, periods: Periods) -> dict[SeriesKey, WindowFigure]:
+        """Every series' figure for one window now, summed over the owned partitions."""
+        sums: dict[SeriesKey, list[int]] = {}
+        for figures in self.partitions.values():
+            for key, (num, den) in _window_of(figures, window, periods):
+                row = sums.get(key)
+                if row is None:
+                    sums[key] = [num, den]
+                else:
+                    row[0] += num
+                    row[1] += den
+        return {k: WindowFigure(n, d) for k, (n, d) in sums.items()}
+
+    def totals(self) -> dict[SeriesKey, WindowFigure]:
+        sums: dict[SeriesKey, list[int]] = {}
+        for figures in self.partitions.values():
+            for key, tally in figures.tallies.items():
+                row = sums.setdefault(key, [0, 0])
+                row[0] += tally.tn
+                row[1] += tally.td
+        return {k: WindowFigure(n, d) for k, (n, d) in sums.items()}
+
+    def activity(self) -> dict[tuple[str, str], float]:
+        latest: dict[tuple[str, str], float] = {}
+        for figures in self.partitions.values():
+            for key, epoch in figures.activity.items():
+                if latest.get(key, 0.0) < epoch:
+                    latest[key] = epoch
+        return latest
+
+
+def oldest_bucket(periods: Periods) -> int:
+    return int(periods.now.timestamp()) - BUCKET_RETENTION_S
+
+
+def _window_of(
+    figures: PartitionFigures, window: str, periods: Periods
+) -> Iterator[tuple[SeriesKey, tuple[int, int]]]:
+    if window in CALENDAR_WINDOWS:
+        for key, tally in figures.tallies.items():
+            yield key, tally.calendar(window, periods)
+        return
+    first = periods.first_bucket(window)
+    for key in figures.tallies:
+        yield key, _sum_buckets(figures.buckets.get(key, {}), first)
+
+
+def _sum_buckets(series: Mapping[int, list[int]], first: int) -> tuple[int, int]:
+    num = den = 0
+    for bucket, (n, d) in series.items():
+        if bucket >= first:
+            num += n
+            den += d
+    return num, den
+
+
+def partition_from_rows(
+    tallies: Iterable[tuple[str, str, date, int, int]],
+    buckets: Iterable[tuple[str, str, int, int, int]],
+    activity: Iterable[tuple[str, str, float]],
+) -> PartitionFigures:
+    """Rebuild a partition's figures from stored daily rows, buckets and last-event times.
+
+    ``tallies`` are (unit, kpi, day, numerator, denominator) rows, any number per series.
+    """
+    figures = PartitionFigures()
+    for unit, kpi, day, num, den in sorted(tallies, key=lambda row: row[2]):
+        tally = figures.tallies.get((unit, kpi))
+        if tally is None:
+            tally = figures.tallies[(unit, kpi)] = Tally(day)
+        tally.add(day, num, den)
+    for unit, kpi, bucket, num, den in buckets:
+        figures.buckets.setdefault((unit, kpi), {})[bucket] = [num, den]
+    for unit, family, epoch in activity:
+        figures.activity[(unit, family)] = epoch
+    return figures
+
+
+ROLLING = tuple(ROLLING_WINDOWS)

@@ -1,0 +1,238 @@
+"""What a worker does with each batch of records, apart from Faust so that it is easy to test.
+
+``prepare`` (pure) turns records into per-partition contributions and dead letters;
+``PartitionState.flush`` counts them in PostgreSQL in one transaction and only then
+updates the exported figures. ``PartitionState.assign`` claims partitions, loads their
+figures and says where to resume reading; ``revoke`` forgets them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+import asyncpg
+import orjson
+
+from services.common.contract import Contract
+from services.common.kpis import KpiCatalogue
+from services.metrics import store
+from services.metrics.contributions import contribution_of
+from services.metrics.decoding import Counted, RecordDecoder, Rejected
+from services.metrics.exposition import PipelineMetrics
+from services.metrics.figures import Figures, TopicPartition
+from services.metrics.periods import Periods
+from services.metrics.store import Claim, FlushResult, PartitionBatch
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# A database that is down or restarting: block and retry, never dead-letter.
+INFRASTRUCTURE_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A Kafka record as the pipeline needs it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+    timestamp: float | None = None
+    """Broker/producer timestamp in epoch seconds (ingest time for records from ingest)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record (or one element of a batch record) for the dead-letter topic."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    reason: str
+    topic: str
+
+
+@dataclass(slots=True)
+class Prepared:
+    """One step's records, decoded: what to count per partition, and what to dead-letter."""
+
+    batches: dict[TopicPartition, PartitionBatch] = field(default_factory=dict)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    too_late: list[str] = field(default_factory=list)
+    """Event types of events beyond the grace period (they are dead-lettered too)."""
+    ingest_lags: list[float] = field(default_factory=list)
+
+
+def dead_letter(record: Record, rejected: Rejected) -> DeadLetter:
+    """The original bytes, the original headers, and headers saying why and from where."""
+    headers = [*record.headers]
+    headers += [
+        ("dlq_reason", rejected.reason.encode()),
+        ("dlq_detail", rejected.detail[:2000].encode()),
+        ("dlq_source", f"{record.topic}[{record.partition}]@{record.offset}".encode()),
+    ]
+    value = record.value
+    if rejected.index is not None:
+        headers.append(("dlq_batch_index", str(rejected.index).encode()))
+        value = rejected.raw
+    return DeadLetter(record.key, value, headers, rejected.reason, record.topic)
+
+
+class Preparer:
+    """Decodes records into contributions; events beyond the grace become dead letters."""
+
+    def __init__(
+        self, decoder: RecordDecoder, contract: Contract, catalogue: KpiCatalogue, grace: timedelta
+    ) -> None:
+        self._decoder = decoder
+        self._catalogue = catalogue
+        self._grace = grace
+        self._families = {t: contract.family(t) for t in contract.event_types}
+
+    def prepare(self, records: Iterable[Record], now: datetime) -> Prepared:
+        out = Prepared()
+        too_late_before = (now - self._grace).timestamp()
+        now_s = now.timestamp()
+        for record in records:
+            tp = (record.topic, record.partition)
+            batch = out.batches.get(tp)
+            if batch is None:
+                batch = out.batches[tp] = PartitionBatch(tp, record.offset + 1)
+            batch.next_offset = max(batch.next_offset, record.offset + 1)
+            if record.timestamp is not None:
+                out.ingest_lags.append(now_s - record.timestamp)
+            for outcome in self._decoder.decode_record(record.value):
+                if isinstance(outcome, Rejected):
+                    out.dead_letters.append(dead_letter(record, outcome))
+                    continue
+                self._add(out, batch, record, outcome, too_late_before)
+        return out
+
+    def _add(
+        self,
+        out: Prepared,
+        batch: PartitionBatch,
+        record: Record,
+        counted: Counted,
+        too_late_before: float,
+    ) -> None:
+        event = counted.event
+        c = contribution_of(event, counted.resolution, self._families[event.type], self._catalogue)
+        if c.epoch < too_late_before:
+            out.too_late.append(event.type)
+            detail = f"event time {event.time.isoformat()} is beyond the grace period"
+            out.dead_letters.append(
+                dead_letter(record, Rejected("too-late", detail, *_element(counted)))
+            )
+            return
+        batch.contributions.append(c)
+
+
+def _element(counted: Counted) -> tuple[int | None, bytes | None]:
+    """Where a too-late event sits: a whole record, or an element of a batch record."""
+    if counted.index is None:
+        return None, None
+    return counted.index, orjson.dumps(counted.element)
+
+
+async def retrying(what: str, action: Callable[[], Awaitable[T]], delay_s: float = 0.5) -> T:
+    """Run ``action`` until the database answers: infrastructure failures block, not drop."""
+    attempt = 0
+    while True:
+        try:
+            return await action()
+        except INFRASTRUCTURE_ERRORS as exc:
+            attempt += 1
+            log.warning("%s failed (attempt %d), retrying: %r", what, attempt, exc)
+            await asyncio.sleep(min(delay_s * attempt, 5.0))
+
+
+class PartitionState:
+    """The partitions this worker owns: claims (for fencing), figures, and the flush."""
+
+    def __init__(
+        self,
+        pool: Callable[[], Awaitable[asyncpg.Pool]],
+        group: str,
+        owner: str,
+        figures: Figures,
+        metrics: PipelineMetrics,
+    ) -> None:
+        self._pool = pool
+        self.group = group
+        self.owner = owner
+        self.figures = figures
+        self.metrics = metrics
+        self.claims: dict[TopicPartition, Claim] = {}
+        # Claims, loads and flushes never interleave: a flush sees a consistent ownership.
+        self._lock = asyncio.Lock()
+
+    async def assign(
+        self, tps: Sequence[TopicPartition], periods: Periods
+    ) -> dict[TopicPartition, int]:
+        """Claim ``tps``, load their figures; returns the offset to read each from next."""
+        if not tps:
+            return {}
+        async with self._lock:
+            return await retrying("claiming partitions", lambda: self._assign(tps, periods))
+
+    async def _assign(
+        self, tps: Sequence[TopicPartition], periods: Periods
+    ) -> dict[TopicPartition, int]:
+        pool = await self._pool()
+        async with pool.acquire() as conn, conn.transaction():
+            claims = await store.claim(conn, self.group, self.owner, tps)
+            loaded = await store.load_figures(conn, tps, periods)
+        for tp in tps:
+            self.claims[tp] = claims[tp]
+            self.figures.assign(tp, loaded[tp])
+        log.info("claimed %s", {f"{t}[{p}]": c.next_offset for (t, p), c in claims.items()})
+        return {tp: c.next_offset for tp, c in claims.items()}
+
+    async def revoke(self, tps: Iterable[TopicPartition]) -> None:
+        """Forget revoked partitions at once: nothing stale is exported."""
+        async with self._lock:
+            for tp in tps:
+                self.claims.pop(tp, None)
+                self.figures.revoke(tp)
+
+    async def flush(self, batches: Sequence[PartitionBatch], periods: Periods) -> FlushResult:
+        """Count the batches (one transaction), then update the figures of owned partitions."""
+        async with self._lock:
+            owned = [b for b in batches if b.tp in self.claims]
+            if not owned:
+                return FlushResult(fenced={b.tp for b in batches})
+            claims = dict(self.claims)
+            result = await retrying("flush", lambda: self._flush(claims, owned, periods))
+            for tp, deltas in result.deltas.items():
+                self.figures.apply(tp, deltas, periods)
+            for tp in result.fenced:
+                log.warning("%s[%d] is owned by another worker now: its batch is dropped", *tp)
+                self.claims.pop(tp, None)
+                self.figures.revoke(tp)
+            result.fenced |= {b.tp for b in batches if b.tp not in claims}
+            return result
+
+    async def _flush(
+        self,
+        claims: Mapping[TopicPartition, Claim],
+        batches: Sequence[PartitionBatch],
+        periods: Periods,
+    ) -> FlushResult:
+        pool = await self._pool()
+        async with pool.acquire() as conn:
+            return await store.flush(conn, self.group, claims, batches, periods)

@@ -1,0 +1,332 @@
+"""PostgreSQL adapter of the metrics service: one transaction per flush, claims, loading.
+
+A flush writes, atomically: the dedup keys of the batch's events (only events whose key
+is new are counted), the daily and 5-minute figures they add, the last-event times and
+the next offset of each partition. Each partition is *claimed* by the worker it is
+assigned to (its epoch goes up by one); a flush carrying an older epoch is fenced: that
+partition's work is dropped, because its new owner will read those records again.
+
+Errors: :class:`StoreError` is the base; a database that is down surfaces as asyncpg's
+own connection errors, which the pipeline retries (it never dead-letters them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from services.common.db import Connection
+from services.metrics.contributions import Contribution, Deltas
+from services.metrics.figures import PartitionFigures, TopicPartition, partition_from_rows
+from services.metrics.periods import BUCKET_RETENTION_S, Periods
+
+
+class StoreError(Exception):
+    """Base of the metrics store's own errors."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A partition this worker owns: where to resume reading and the epoch that fences."""
+
+    tp: TopicPartition
+    next_offset: int
+    epoch: int
+
+
+@dataclass(slots=True)
+class PartitionBatch:
+    """The valid events of one partition in a flush, and the offset after its last record."""
+
+    tp: TopicPartition
+    next_offset: int
+    contributions: list[Contribution] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class FlushResult:
+    """What a committed flush counted; fenced partitions counted nothing."""
+
+    deltas: dict[TopicPartition, Deltas] = field(default_factory=dict)
+    counted: list[Contribution] = field(default_factory=list)
+    duplicates: list[Contribution] = field(default_factory=list)
+    fenced: set[TopicPartition] = field(default_factory=set)
+
+
+def _tp_arrays(tps: Iterable[TopicPartition]) -> tuple[list[str], list[int]]:
+    pairs = list(tps)
+    return [t for t, _ in pairs], [p for _, p in pairs]
+
+
+async def claim(
+    conn: Connection, group: str, owner: str, tps: Sequence[TopicPartition]
+) -> dict[TopicPartition, Claim]:
+    """Take ownership of partitions: bump their epoch and return where each resumes."""
+    topics, parts = _tp_arrays(tps)
+    rows = await conn.fetch(
+        """
+        INSERT INTO consumer_offsets (group_id, topic, "partition", epoch, owner)
+        SELECT $1, t, p, 1, $4 FROM unnest($2::text[], $3::int[]) AS u(t, p)
+        ON CONFLICT (group_id, topic, "partition") DO UPDATE
+            SET epoch = consumer_offsets.epoch + 1, owner = excluded.owner, updated_at = now()
+        RETURNING topic, "partition", next_offset, epoch
+        """,
+        group,
+        topics,
+        parts,
+        owner,
+    )
+    claims = {}
+    for r in rows:
+        tp = (r["topic"], r["partition"])
+        claims[tp] = Claim(tp, r["next_offset"], r["epoch"])
+    return claims
+
+
+async def flush(
+    conn: Connection,
+    group: str,
+    claims: Mapping[TopicPartition, Claim],
+    batches: Sequence[PartitionBatch],
+    periods: Periods,
+) -> FlushResult:
+    """Count the batch's new events and advance the offsets, in one transaction."""
+    result = FlushResult()
+    async with conn.transaction():
+        result.fenced = await _fenced(conn, group, claims, [b.tp for b in batches])
+        live = [b for b in batches if b.tp not in result.fenced]
+        if not live:
+            return result
+        await _insert_keys(conn, live, result)
+        counted = {id(c) for c in result.counted}
+        for batch in live:
+            result.deltas[batch.tp] = Deltas.of(c for c in batch.contributions if id(c) in counted)
+        await _upsert_figures(conn, result.deltas, periods)
+        topics, parts = _tp_arrays(b.tp for b in live)
+        await conn.execute(
+            """
+            UPDATE consumer_offsets AS o SET next_offset = u.n, updated_at = now()
+            FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, n)
+            WHERE o.group_id = $1 AND o.topic = u.t AND o."partition" = u.p
+            """,
+            group,
+            topics,
+            parts,
+            [b.next_offset for b in live],
+        )
+    return result
+
+
+async def _fenced(
+    conn: Connection,
+    group: str,
+    claims: Mapping[TopicPartition, Claim],
+    tps: Sequence[TopicPartition],
+) -> set[TopicPartition]:
+    """Partitions whose stored epoch is not ours any more (rows locked until commit)."""
+    topics, parts = _tp_arrays(tps)
+    rows = await conn.fetch(
+        """
+        SELECT o.topic, o."partition", o.epoch FROM consumer_offsets o
+        JOIN unnest($2::text[], $3::int[]) AS u(t, p) ON o.topic = u.t AND o."partition" = u.p
+        WHERE o.group_id = $1
+        ORDER BY o.topic, o."partition"
+        FOR UPDATE OF o
+        """,
+        group,
+        topics,
+        parts,
+    )
+    stored = {(r["topic"], r["partition"]): r["epoch"] for r in rows}
+    return {tp for tp in tps if tp not in claims or stored.get(tp) != claims[tp].epoch}
+
+
+async def _insert_keys(
+    conn: Connection, batches: Sequence[PartitionBatch], result: FlushResult
+) -> None:
+    """Record the dedup keys; the first delivery of a new key goes to ``result.counted``."""
+    first: dict[bytes, Contribution] = {}
+    for batch in batches:
+        for c in batch.contributions:
+            if c.digest in first:
+                result.duplicates.append(c)
+            else:
+                first[c.digest] = c
+    if not first:
+        return
+    rows = await conn.fetch(
+        """
+        INSERT INTO metrics_seen_events (digest, event_day)
+        SELECT * FROM unnest($1::bytea[], $2::date[])
+        ON CONFLICT (digest) DO NOTHING
+        RETURNING digest
+        """,
+        list(first),
+        [c.day for c in first.values()],
+    )
+    new = {r["digest"] for r in rows}
+    for digest, c in first.items():
+        (result.counted if digest in new else result.duplicates).append(c)
+
+
+async def _upsert_figures(
+    conn: Connection, deltas: Mapping[TopicPartition, Deltas], periods: Periods
+) -> None:
+    oldest = int(periods.now.timestamp()) - BUCKET_RETENTION_S
+    daily: list[tuple[str, int, str, str, date, int, int]] = []
+    buckets: list[tuple[str, int, str, str, int, int, int]] = []
+    activity: list[tuple[str, int, str, str, datetime]] = []
+    for (topic, part), d in deltas.items():
+        daily += [(topic, part, u, k, day, n, m) for (u, k, day), (n, m) in d.daily.items()]
+        buckets += [
+            (topic, part, u, k, b, n, m) for (u, k, b), (n, m) in d.buckets.items() if b >= oldest
+        ]
+        activity += [
+            (topic, part, u, f, datetime.fromtimestamp(e, periods.now.tzinfo))
+            for (u, f), e in d.activity.items()
+        ]
+    if daily:
+        await conn.execute(
+            """
+            INSERT INTO kpi_daily AS k (topic, "partition", unit, kpi, day, numerator, denominator)
+            SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::date[],
+                                 $6::bigint[], $7::bigint[])
+            ON CONFLICT (topic, "partition", unit, kpi, day) DO UPDATE
+                SET numerator = k.numerator + excluded.numerator,
+                    denominator = k.denominator + excluded.denominator
+            """,
+            *map(list, zip(*daily, strict=True)),
+        )
+    if buckets:
+        await conn.execute(
+            """
+            INSERT INTO kpi_buckets AS k
+                (topic, "partition", unit, kpi, bucket_start, numerator, denominator)
+            SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[],
+                                 $6::bigint[], $7::bigint[])
+            ON CONFLICT (topic, "partition", unit, kpi, bucket_start) DO UPDATE
+                SET numerator = k.numerator + excluded.numerator,
+                    denominator = k.denominator + excluded.denominator
+            """,
+            *map(list, zip(*buckets, strict=True)),
+        )
+    if activity:
+        await conn.execute(
+            """
+            INSERT INTO unit_activity AS a (topic, "partition", unit, family, last_event_time)
+            SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[],
+                                 $5::timestamptz[])
+            ON CONFLICT (topic, "partition", unit, family) DO UPDATE
+                SET last_event_time = GREATEST(a.last_event_time, excluded.last_event_time)
+            """,
+            *map(list, zip(*activity, strict=True)),
+        )
+
+
+async def load_figures(
+    conn: Connection, tps: Sequence[TopicPartition], periods: Periods
+) -> dict[TopicPartition, PartitionFigures]:
+    """The figures of owned partitions: history folded into year/month sums, buckets, activity.
+
+    Days before this year fold into one row dated the eve of the year, earlier months of
+    this year into one dated 1 January, earlier days of this month into one dated the 1st:
+    the tallies come out the same, from a few rows per series instead of one per day.
+    """
+    topics, parts = _tp_arrays(tps)
+    year_start = periods.day.replace(month=1, day=1)
+    month_start = periods.day.replace(day=1)
+    daily = await conn.fetch(
+        """
+        SELECT k.topic, k."partition", k.unit, k.kpi,
+               CASE WHEN k.day < $3 THEN $3 - 1
+                    WHEN k.day < $4 THEN $3
+                    WHEN k.day < $5 THEN $4
+                    ELSE k.day END AS folded,
+               sum(k.numerator)::bigint AS n, sum(k.denominator)::bigint AS d
+        FROM kpi_daily k JOIN unnest($1::text[], $2::int[]) AS u(t, p)
+          ON k.topic = u.t AND k."partition" = u.p
+        GROUP BY 1, 2, 3, 4, 5
+        """,
+        topics,
+        parts,
+        year_start,
+        month_start,
+        periods.day,
+    )
+    oldest = int(periods.now.timestamp()) - BUCKET_RETENTION_S
+    buckets = await conn.fetch(
+        """
+        SELECT k.topic, k."partition", k.unit, k.kpi, k.bucket_start, k.numerator, k.denominator
+        FROM kpi_buckets k JOIN unnest($1::text[], $2::int[]) AS u(t, p)
+          ON k.topic = u.t AND k."partition" = u.p
+        WHERE k.bucket_start >= $3
+        """,
+        topics,
+        parts,
+        oldest,
+    )
+    activity = await conn.fetch(
+        """
+        SELECT a.topic, a."partition", a.unit, a.family, a.last_event_time
+        FROM unit_activity a JOIN unnest($1::text[], $2::int[]) AS u(t, p)
+          ON a.topic = u.t AND a."partition" = u.p
+        """,
+        topics,
+        parts,
+    )
+    figures: dict[TopicPartition, PartitionFigures] = {}
+    for tp in tps:
+        figures[tp] = partition_from_rows(
+            [
+                (r["unit"], r["kpi"], r["folded"], r["n"], r["d"])
+                for r in daily
+                if (r["topic"], r["partition"]) == tp
+            ],
+            [
+                (r["unit"], r["kpi"], r["bucket_start"], r["numerator"], r["denominator"])
+                for r in buckets
+                if (r["topic"], r["partition"]) == tp
+            ],
+            [
+                (r["unit"], r["family"], r["last_event_time"].timestamp())
+                for r in activity
+                if (r["topic"], r["partition"]) == tp
+            ],
+        )
+    return figures
+
+
+async def prune(conn: Connection, periods: Periods, grace: timedelta) -> tuple[int, int]:
+    """Forget dedup keys older than the grace (and a day), and buckets past retention."""
+    keep_from = periods.day - grace - timedelta(days=1)
+    seen = await conn.execute("DELETE FROM metrics_seen_events WHERE event_day < $1", keep_from)
+    oldest = int(periods.now.timestamp()) - BUCKET_RETENTION_S
+    buckets = await conn.execute("DELETE FROM kpi_buckets WHERE bucket_start < $1", oldest)
+    return int(seen.split()[-1]), int(buckets.split()[-1])
+
+
+async def history(
+    conn: Connection, unit: str, kpi: str, since: date
+) -> list[tuple[date, int, int]]:
+    """Daily figures of one unit and KPI from ``since``, summed over partitions."""
+    rows = await conn.fetch(
+        """
+        SELECT day, sum(numerator)::bigint AS n, sum(denominator)::bigint AS d
+        FROM kpi_daily WHERE unit = $1 AND kpi = $2 AND day >= $3
+        GROUP BY day ORDER BY day
+        """,
+        unit,
+        kpi,
+        since,
+    )
+    return [(r["day"], r["n"], r["d"]) for r in rows]
+
+
+async def target_overrides(conn: Connection) -> dict[tuple[str, str | None], float] | None:
+    """Operator target overrides, or None when the alerts service's table does not exist."""
+    exists = await conn.fetchval("SELECT to_regclass('kpi_target_overrides') IS NOT NULL")
+    if not exists:
+        return None
+    rows = await conn.fetch("SELECT unit, kpi, target FROM kpi_target_overrides")
+    return {(r["unit"], r["kpi"]): float(r["target"]) for r in rows}

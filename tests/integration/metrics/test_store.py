@@ -1,0 +1,145 @@
+"""The flush transaction on real PostgreSQL: dedup, late events, fencing, reloading."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from services.metrics import store
+from services.metrics.contributions import Contribution, dedup_digest
+from services.metrics.periods import Periods, local_day
+from services.metrics.store import PartitionBatch
+
+pytestmark = pytest.mark.integration
+
+GROUP = "g"
+TP = ("egov.documents", 0)
+NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)  # 10:00 in Vietnam
+
+
+@pytest.fixture
+async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+def event(event_id: str, at: datetime = NOW, num: int = 1) -> Contribution:
+    return Contribution(
+        digest=dedup_digest("urn:test", event_id),
+        type="vn.egov.document.issued",
+        family="documents",
+        epoch=at.timestamp(),
+        day=local_day(at),
+        units=("01843", "19"),
+        counts=(("document_signing", num, 1),),
+        crosswalked=False,
+    )
+
+
+async def daily(conn: asyncpg.Connection, unit: str, day: date) -> tuple[int, int] | None:
+    row = await conn.fetchrow(
+        "SELECT sum(numerator) n, sum(denominator) d FROM kpi_daily"
+        " WHERE unit = $1 AND kpi = 'document_signing' AND day = $2",
+        unit,
+        day,
+    )
+    return None if row is None or row["n"] is None else (row["n"], row["d"])
+
+
+async def test_a_duplicate_delivered_twice_counts_once(conn: asyncpg.Connection) -> None:
+    claims = await store.claim(conn, GROUP, "w1", [TP])
+    batch = PartitionBatch(TP, 3, [event("a"), event("b", num=0), event("a")])
+    result = await store.flush(conn, GROUP, claims, [batch], Periods.at(NOW))
+    assert len(result.counted) == 2 and len(result.duplicates) == 1
+    # Redelivered later (a publisher retry, or a replay after a crash): counted 0 times.
+    again = PartitionBatch(TP, 5, [event("b", num=0), event("c")])
+    result = await store.flush(conn, GROUP, claims, [again], Periods.at(NOW))
+    assert [c.digest for c in result.duplicates] == [dedup_digest("urn:test", "b")]
+    assert await daily(conn, "01843", date(2026, 11, 23)) == (2, 3)
+    assert await daily(conn, "19", date(2026, 11, 23)) == (2, 3)
+    assert await conn.fetchval("SELECT next_offset FROM consumer_offsets") == 5
+    assert await conn.fetchval("SELECT count(*) FROM metrics_seen_events") == 3
+
+
+async def test_a_late_event_lands_in_the_day_it_happened(conn: asyncpg.Connection) -> None:
+    claims = await store.claim(conn, GROUP, "w1", [TP])
+    yesterday = NOW - timedelta(days=1)
+    batch = PartitionBatch(TP, 2, [event("today"), event("yesterday", yesterday, num=0)])
+    await store.flush(conn, GROUP, claims, [batch], Periods.at(NOW))
+    assert await daily(conn, "01843", date(2026, 11, 22)) == (0, 1)
+    assert await daily(conn, "01843", date(2026, 11, 23)) == (1, 1)
+    loaded = (await store.load_figures(conn, [TP], Periods.at(NOW)))[TP]
+    tally = loaded.tallies[("01843", "document_signing")]
+    assert tally.calendar("day", Periods.at(NOW)) == (1, 1)
+    assert tally.calendar("month", Periods.at(NOW)) == (1, 2)
+
+
+async def test_a_fenced_flush_changes_nothing(conn: asyncpg.Connection) -> None:
+    stale = await store.claim(conn, GROUP, "w1", [TP])
+    await store.flush(conn, GROUP, stale, [PartitionBatch(TP, 1, [event("a")])], Periods.at(NOW))
+    fresh = await store.claim(conn, GROUP, "w2", [TP])  # the partition moved to w2
+    assert fresh[TP].next_offset == 1 and fresh[TP].epoch == stale[TP].epoch + 1
+    zombie = PartitionBatch(TP, 9, [event("b"), event("c")])
+    result = await store.flush(conn, GROUP, stale, [zombie], Periods.at(NOW))
+    assert result.fenced == {TP} and result.counted == []
+    assert await daily(conn, "01843", date(2026, 11, 23)) == (1, 1)
+    assert await conn.fetchval("SELECT next_offset FROM consumer_offsets") == 1
+    # The new owner counts those events when it reads them.
+    result = await store.flush(conn, GROUP, fresh, [zombie], Periods.at(NOW))
+    assert len(result.counted) == 2
+    assert await daily(conn, "01843", date(2026, 11, 23)) == (3, 3)
+
+
+async def test_a_failing_flush_rolls_back_everything(conn: asyncpg.Connection) -> None:
+    claims = await store.claim(conn, GROUP, "w1", [TP])
+    # numerator > denominator violates a CHECK: the flush fails after inserting the keys.
+    bad = dataclasses.replace(event("x"), counts=(("document_signing", 2, 1),))
+    with pytest.raises(asyncpg.CheckViolationError):
+        await store.flush(
+            conn, GROUP, claims, [PartitionBatch(TP, 4, [event("ok"), bad])], Periods.at(NOW)
+        )
+    assert await conn.fetchval("SELECT count(*) FROM metrics_seen_events") == 0
+    assert await conn.fetchval("SELECT count(*) FROM kpi_daily") == 0
+    assert await conn.fetchval("SELECT next_offset FROM consumer_offsets") == 0
+
+
+async def test_reload_gives_day_month_year_and_buckets(conn: asyncpg.Connection) -> None:
+    claims = await store.claim(conn, GROUP, "w1", [TP])
+    events = [
+        event("now"),
+        event("earlier-this-month", NOW - timedelta(days=5)),
+        event("last-year", datetime(2025, 11, 1, tzinfo=UTC)),
+    ]
+    late_flush = Periods.at(NOW)
+    await store.flush(conn, GROUP, claims, [PartitionBatch(TP, 3, events)], late_flush)
+    loaded = (await store.load_figures(conn, [TP], Periods.at(NOW)))[TP]
+    tally = loaded.tallies[("19", "document_signing")]
+    periods = Periods.at(NOW)
+    assert tally.calendar("day", periods) == (1, 1)
+    assert tally.calendar("month", periods) == (2, 2)
+    assert tally.calendar("year", periods) == (2, 2)
+    assert tally.total == (3, 3)
+    assert sum(n for n, _ in loaded.buckets[("19", "document_signing")].values()) == 1
+    assert loaded.activity[("01843", "documents")] == NOW.timestamp()
+    assert await store.history(conn, "19", "document_signing", date(2025, 1, 1)) == [
+        (date(2025, 11, 1), 1, 1),
+        (date(2026, 11, 18), 1, 1),
+        (date(2026, 11, 23), 1, 1),
+    ]
+
+
+async def test_prune_forgets_keys_older_than_the_grace(conn: asyncpg.Connection) -> None:
+    claims = await store.claim(conn, GROUP, "w1", [TP])
+    old = event("old", NOW - timedelta(days=10))
+    batch = PartitionBatch(TP, 2, [old, event("new")])
+    await store.flush(conn, GROUP, claims, [batch], Periods.at(NOW))
+    keys, _ = await store.prune(conn, Periods.at(NOW), timedelta(days=7))
+    assert keys == 1
+    assert await conn.fetchval("SELECT count(*) FROM metrics_seen_events") == 1

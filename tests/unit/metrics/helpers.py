@@ -1,0 +1,53 @@
+"""Shared builders for the metrics unit tests: real contract, catalogue and unit registry."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from services.common.contract import Contract
+from services.common.kpis import KpiCatalogue
+from services.common.units import UnitRegistry
+from services.metrics.decoding import RecordDecoder
+
+
+@functools.cache
+def contract() -> Contract:
+    return Contract.load()
+
+
+@functools.cache
+def catalogue() -> KpiCatalogue:
+    return KpiCatalogue.load(event_types=contract().event_types)
+
+
+@functools.cache
+def registry() -> UnitRegistry:
+    return UnitRegistry.from_dir()
+
+
+def decoder() -> RecordDecoder:
+    return RecordDecoder(contract(), registry())
+
+
+def envelope(
+    event_type: str, unit: str, time: datetime, event_id: str = "e1", **data: Any
+) -> dict[str, Any]:
+    """A valid CloudEvent of ``event_type`` (the contract's first example), data overridden."""
+    event = copy.deepcopy(contract().examples(event_type, "valid")[0][1])
+    event.update(id=event_id, unit=unit, time=time.isoformat(), source="urn:test:metrics")
+    event["data"].update(data)
+    return event
+
+
+def document(unit: str, time: datetime, event_id: str = "e1", **data: Any) -> dict[str, Any]:
+    fields = {"electronic": True, "signed": True, "classified": False, **data}
+    return envelope("vn.egov.document.issued", unit, time, event_id, **fields)
+
+
+def as_bytes(*events: dict[str, Any]) -> bytes:
+    return orjson.dumps(events[0] if len(events) == 1 else list(events))

@@ -1,0 +1,115 @@
+"""The exported series, read back with Prometheus' own text parser; and the JSON API items."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.metrics import api
+from services.metrics.contributions import Deltas
+from services.metrics.exposition import PipelineMetrics
+from services.metrics.figures import Figures, PartitionFigures
+from services.metrics.kpitext import KpiText
+from services.metrics.periods import Periods
+from services.metrics.targets import Targets
+from tests.unit.metrics.helpers import catalogue, contract, registry
+from tests.unit.metrics.test_figures import c
+
+NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+TP = ("egov.documents", 0)
+
+
+def scrape(figures: Figures, targets: Targets, now: datetime = NOW) -> dict[str, dict]:  # type: ignore[type-arg]
+    reg = CollectorRegistry()
+    PipelineMetrics(reg, sorted(contract().event_types))
+    text = KpiText(figures, registry(), targets, lambda: now).render()
+    text += generate_latest(reg).decode()
+    samples: dict[str, dict] = {}  # type: ignore[type-arg]
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+    return samples
+
+
+def populated() -> Figures:
+    figures = Figures()
+    figures.assign(TP, PartitionFigures())
+    figures.apply(TP, Deltas.of([c(NOW), c(NOW), c(NOW, 0)]), Periods.at(NOW))
+    return figures
+
+
+def key(**labels: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(labels.items()))
+
+
+def test_kpi_series_for_every_window_unit_and_ancestor() -> None:
+    samples = scrape(populated(), Targets(catalogue()))
+    for unit in ("01843", "19"):
+        for window in ("1h", "day", "month", "year"):
+            k = key(kpi="document_signing", unit=unit, window=window)
+            assert samples["egov_kpi_numerator"][k] == 2
+            assert samples["egov_kpi_denominator"][k] == 3
+            assert abs(samples["egov_kpi_ratio"][k] - 2 / 3) < 1e-9
+        total = key(kpi="document_signing", unit=unit)
+        assert samples["egov_kpi_numerator_total"][total] == 2
+        assert samples["egov_kpi_denominator_total"][total] == 3
+    assert samples["egov_kpi_target_ratio"][key(kpi="document_signing", unit="01843")] == 0.95
+    assert samples["egov_kpi_target_ratio"][key(kpi="document_signing", unit="19")] == 0.98
+    info = samples["egov_unit_info"]
+    assert info[key(unit="01843", name="Phường Bắc Kạn", level="commune", parent="19")] == 1
+    assert (
+        samples["egov_unit_last_event_timestamp_seconds"][key(unit="19", family="documents")]
+        == NOW.timestamp()
+    )
+
+
+def test_counters_known_in_advance_are_exported_as_zero() -> None:
+    samples = scrape(Figures(), Targets(catalogue()))
+    for event_type in contract().event_types:
+        assert samples["egov_events_processed_total"][key(type=event_type)] == 0
+        assert samples["egov_events_too_late_total"][key(type=event_type)] == 0
+    assert "egov_kpi_ratio" not in samples  # nothing owned, nothing exported
+
+
+def test_no_ratio_without_denominator_after_midnight() -> None:
+    after_midnight = datetime(2026, 11, 23, 17, 0, 5, tzinfo=UTC)
+    samples = scrape(populated(), Targets(catalogue()), after_midnight)
+    day = key(kpi="document_signing", unit="19", window="day")
+    assert samples["egov_kpi_denominator"][day] == 0
+    assert day not in samples.get("egov_kpi_ratio", {})
+    assert samples["egov_kpi_denominator"][key(kpi="document_signing", unit="19", window="month")]
+
+
+def test_an_override_beats_the_catalogue_target() -> None:
+    targets = Targets(catalogue())
+    targets.overrides = {("19", None): 0.5, ("19", "document_signing"): 0.7}
+    samples = scrape(populated(), targets)
+    assert samples["egov_kpi_target_ratio"][key(kpi="document_signing", unit="19")] == 0.7
+    targets.overrides = {("19", None): 0.5}
+    samples = scrape(populated(), targets)
+    assert samples["egov_kpi_target_ratio"][key(kpi="document_signing", unit="19")] == 0.5
+
+
+def test_json_items_carry_names_targets_and_volume_rule() -> None:
+    query = api.KpiQuery.parse({"unit": ["01843"], "window": ["day", "1h"]}, catalogue())
+    items = api.kpi_items(query, populated(), registry(), Targets(catalogue()), Periods.at(NOW))
+    assert [i["window"] for i in items] == ["day", "1h"]
+    item = items[0]
+    assert item["unit_name"] == "Phường Bắc Kạn" and item["province"] == "19"
+    assert (item["numerator"], item["denominator"], item["target"]) == (2, 3, 0.95)
+    assert item["meets_target"] is None  # 3 documents is below min_volume (20)
+    assert item["period_start"] == "2026-11-23T00:00:00+07:00"
+    provinces = api.KpiQuery.parse({"level": ["province"]}, catalogue())
+    items = api.kpi_items(provinces, populated(), registry(), Targets(catalogue()), Periods.at(NOW))
+    assert {i["unit"] for i in items} == {"19"}
+
+
+def test_a_bad_window_is_refused_clearly() -> None:
+    try:
+        api.KpiQuery.parse({"window": ["week"]}, catalogue())
+    except api.QueryError as exc:
+        assert "week" in str(exc)
+    else:
+        raise AssertionError("a week window was accepted")
