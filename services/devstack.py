@@ -115,7 +115,9 @@ def _banner(options: StackOptions, bootstrap: str) -> str:
         "egov-pulse is up (Ctrl-C stops everything):",
         f"  broker (embedded tansu)   {bootstrap}",
         f"  publish events            POST http://127.0.0.1:{p['ingest']}/v1/events",
+        f"  IOC wall page             http://127.0.0.1:{p['metrics']}/wall",
         f"  KPI figures (Prometheus)  http://127.0.0.1:{p['metrics']}/metrics",
+        f"  KPI figures (JSON)        http://127.0.0.1:{p['metrics']}/v1/kpis?level=province",
         f"  alerts                    http://127.0.0.1:{p['alerts']}/v1/alerts",
         f"  logs                      {LOG_DIR}",
     ]
