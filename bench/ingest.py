@@ -180,8 +180,7 @@ def run(mode: str) -> list[dict[str, Any]]:
     batch = [_event() for _ in range(500)]
     for event in batch:
         event["id"] = str(uuid.uuid4())
-    batch_body = json.dumps(batch).encode()
-    single_body = json.dumps(_event()).encode()
+    bodies = {"batch": json.dumps(batch).encode(), "single": json.dumps(_event()).encode()}
     rows: list[dict[str, Any]] = []
     with EmbeddedBroker() as broker:
         settings = CommonSettings(kafka_bootstrap_servers=broker.bootstrap_servers)
@@ -202,26 +201,30 @@ def run(mode: str) -> list[dict[str, Any]]:
                 "EGOV_RATE_LIMIT_BURST": "1000000000",
                 "NAIVE_TOPIC": "bench.naive",
             }
-            results: dict[str, dict[str, dict[str, float]]] = {}
-            port = free_port()
-            env["EGOV_INGEST_PORT"] = str(port)
             auth = {"Authorization": f"Bearer {token}"}
-            with _server([sys.executable, "-m", "services.cli", "ingest"], env, port) as base:
-                results["ingest"] = _measure(wrk, base, batch_body, single_body, auth, secs)
-            port = free_port()
+            ingest_port, naive_port = free_port(), free_port()
+            while naive_port == ingest_port:
+                naive_port = free_port()
+            ingest = [sys.executable, "-m", "services.cli", "ingest"]
             naive = [
                 sys.executable,
                 "-m",
                 "uvicorn",
                 "bench._naive_ingest:app",
                 "--port",
-                str(port),
+                str(naive_port),
                 "--log-level",
                 "warning",
                 "--no-access-log",
             ]
-            with _server(naive, {**env, "PYTHONPATH": str(ROOT)}, port) as base:
-                results["naive"] = _measure(wrk, base, batch_body, single_body, {}, secs)
+            # Both servers up at once and measured turn by turn: the machine is shared,
+            # so the ratio of two runs seconds apart means more than either figure.
+            with (
+                _server(ingest, {**env, "EGOV_INGEST_PORT": str(ingest_port)}, ingest_port) as a,
+                _server(naive, {**env, "PYTHONPATH": str(ROOT)}, naive_port) as b,
+            ):
+                servers = {"ingest": (a, auth), "naive": (b, {})}
+                results = _measure(servers, wrk, bodies, secs, 1 if mode == "quick" else 2)
         finally:
             asyncio.run(_drop(dsn))
     ing, nai = results["ingest"], results["naive"]
@@ -269,14 +272,45 @@ def run(mode: str) -> list[dict[str, Any]]:
 
 
 def _measure(
-    wrk: str, base: str, batch_body: bytes, single_body: bytes, auth: dict[str, str], secs: int
-) -> dict[str, dict[str, float]]:
-    batch_headers = {"Content-Type": "application/cloudevents-batch+json", **auth}
-    single_headers = {"Content-Type": "application/cloudevents+json", **auth}
-    _wrk(wrk, base, batch_body, batch_headers, 4, 2)  # warm-up
+    servers: dict[str, tuple[str, dict[str, str]]],
+    wrk: str,
+    bodies: dict[str, bytes],
+    secs: int,
+    rounds: int,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """{server: {"batch"|"single": wrk figures}}, the servers taking turns per shape.
+
+    The order flips at every turn (A B, B A, ...) so that neither server always runs
+    second, in whatever the machine's other load left; rates are averaged over the
+    rounds, p99 is the worst round's.
+    """
+    shapes = {
+        "batch": ("application/cloudevents-batch+json", 4),
+        "single": ("application/cloudevents+json", 16),
+    }
+    runs: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for base, auth in servers.values():  # warm-up: connections, caches, metadata
+        headers = {"Content-Type": shapes["batch"][0], **auth}
+        _wrk(wrk, base, bodies["batch"], headers, 4, 2)
+    order = list(servers)
+    for _ in range(rounds):
+        for shape, (content_type, conns) in shapes.items():
+            for name in order:
+                base, auth = servers[name]
+                headers = {"Content-Type": content_type, **auth}
+                figures = _wrk(wrk, base, bodies[shape], headers, conns, secs)
+                runs.setdefault((name, shape), []).append(figures)
+            order.reverse()
     return {
-        "batch": _wrk(wrk, base, batch_body, batch_headers, 4, secs),
-        "single": _wrk(wrk, base, single_body, single_headers, 16, secs),
+        name: {
+            shape: {
+                "rps": sum(r["rps"] for r in runs[name, shape]) / rounds,
+                "errors": sum(r["errors"] for r in runs[name, shape]),
+                "p99_ms": max(r["p99_ms"] for r in runs[name, shape]),
+            }
+            for shape in shapes
+        }
+        for name in servers
     }
 
 

@@ -23,10 +23,17 @@ from starlette.routing import Route
 from services.common.contract import Contract
 from services.common.units import UnitRegistry
 from services.ingest import problems
+from services.ingest.asgi import (
+    EVENTS_PATH,
+    ASGIApp,
+    EventsEndpoint,
+    Submission,
+    route_events_first,
+)
 from services.ingest.auth import Authenticator
 from services.ingest.keys import ApiKey, scope_violations
 from services.ingest.openapi import build_document
-from services.ingest.problems import InvalidEvent, Problem
+from services.ingest.problems import InvalidEvent
 from services.ingest.publisher import KafkaPublisher, PublishError
 from services.ingest.ratelimit import RateLimiter
 from services.ingest.settings import IngestSettings
@@ -82,16 +89,16 @@ class IngestService:
         )
         self.validator = EventValidator(contract, registry, limits)
 
-    async def accept(self, request: Request) -> int:
+    async def accept(self, submission: Submission) -> int:
         """Authenticate, validate and publish a request's events; returns how many."""
-        key = await self.authenticator.authenticate(request.headers.get("authorization"))
+        key = await self.authenticator.authenticate(submission.authorization)
         wait_s = self.limiter.acquire(key.key_id, time.monotonic())
         if wait_s > 0:
             raise problems.rate_limited(RateLimiter.retry_after_header(wait_s))
-        content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        content_type = submission.content_type.split(";", 1)[0].strip().lower()
         if content_type not in (SINGLE, BATCH):
             raise problems.unsupported_media_type(content_type)
-        body = await self._read_body(request)
+        body = await submission.read(self.settings.max_body_bytes)
         events = decode_body(body, content_type, self.settings.max_batch_events)
         self.metrics.batch_size.observe(len(events))
         records = self._check(key, events)
@@ -119,47 +126,25 @@ class IngestService:
 
     def _count_errors(self, key: ApiKey, outcome: str, errors: list[InvalidEvent]) -> None:
         for error in errors:
-            self.metrics.events.labels(outcome, error.code, "").inc()
-        self.metrics.key_events.labels(key.key_id, outcome).inc(len({e.index for e in errors}))
+            self.metrics.event(outcome, error.code, "").inc()
+        self.metrics.key(key.key_id, outcome).inc(len({e.index for e in errors}))
 
     def _count_refused(self, key: ApiKey, outcome: str, reason: str, count: int) -> None:
-        self.metrics.events.labels(outcome, reason, "").inc(count)
-        self.metrics.key_events.labels(key.key_id, outcome).inc(count)
+        self.metrics.event(outcome, reason, "").inc(count)
+        self.metrics.key(key.key_id, outcome).inc(count)
 
     def _count_accepted(self, key: ApiKey, records: list[Record]) -> None:
         by_type: dict[str, int] = {}
         for record in records:
             by_type[record.event_type] = by_type.get(record.event_type, 0) + 1
         for event_type, count in by_type.items():
-            self.metrics.events.labels("accepted", "", event_type).inc(count)
-        self.metrics.key_events.labels(key.key_id, "accepted").inc(len(records))
-
-    async def _read_body(self, request: Request) -> bytes:
-        limit = self.settings.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise problems.body_too_large(limit)
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:  # a chunked body has no Content-Length to check up front
-                raise problems.body_too_large(limit)
-            chunks.append(chunk)
-        return b"".join(chunks)
+            self.metrics.event("accepted", "", event_type).inc(count)
+        self.metrics.key(key.key_id, "accepted").inc(len(records))
 
 
-def create_app(service: IngestService, *, manage_publisher: bool = True) -> Starlette:
+def create_app(service: IngestService, *, manage_publisher: bool = True) -> ASGIApp:
     """The ASGI app; with ``manage_publisher`` it starts and stops the Kafka producer."""
-
-    async def post_events(request: Request) -> Response:
-        try:
-            accepted = await service.accept(request)
-        except Problem as problem:
-            service.metrics.requests.labels(str(problem.status), problem.slug).inc()
-            return problem.to_response()
-        service.metrics.requests.labels("202", "").inc()
-        return JSONResponse({"accepted": accepted}, status_code=202)
+    post_events = EventsEndpoint(service)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -189,9 +174,9 @@ def create_app(service: IngestService, *, manage_publisher: bool = True) -> Star
                 await service.publisher.stop()
                 await service.keys.stop()
 
-    return Starlette(
+    rest = Starlette(
         routes=[
-            Route("/v1/events", post_events, methods=["POST"]),
+            Route(EVENTS_PATH, post_events, methods=["POST"]),  # reached only for its 405
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
@@ -199,3 +184,4 @@ def create_app(service: IngestService, *, manage_publisher: bool = True) -> Star
         ],
         lifespan=lifespan,
     )
+    return route_events_first(post_events, rest)

@@ -9,6 +9,7 @@ valid ones are. Re-running a file is harmless: downstream counts (source, id) on
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -71,16 +72,7 @@ def check_chunk(
 
 
 def _renumber(record: Record, number: int) -> Record:
-    return Record(
-        record.topic_family,
-        record.key,
-        record.value,
-        record.headers,
-        record.event_type,
-        number,
-        record.unit,
-        record.at,
-    )
+    return dataclasses.replace(record, index=number)
 
 
 async def backfill(

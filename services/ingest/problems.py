@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from starlette.responses import Response
 
 PROBLEM_BASE = "https://egov-pulse.vn/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -45,7 +44,8 @@ class Problem(Exception):
     def type(self) -> str:
         return PROBLEM_BASE + self.slug
 
-    def to_response(self) -> Response:
+    def body(self) -> bytes:
+        """The problem+json document."""
         body: dict[str, Any] = {
             "type": self.type,
             "title": self.title,
@@ -54,12 +54,7 @@ class Problem(Exception):
         }
         if self.errors:
             body["errors"] = [e.as_dict() for e in self.errors]
-        return Response(
-            orjson.dumps(body),
-            status_code=self.status,
-            media_type=PROBLEM_MEDIA_TYPE,
-            headers=self.headers,
-        )
+        return orjson.dumps(body)
 
 
 def malformed_json(detail: str) -> Problem:

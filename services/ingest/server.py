@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import uvicorn
 
 from services.common.contract import Contract
@@ -27,6 +29,11 @@ def build_service(settings: IngestSettings) -> IngestService:
 async def serve(settings: IngestSettings) -> None:
     await ensure_topics(settings)
     app = create_app(build_service(settings))
+    # The contract and the unit registry are ~120k long-lived objects: every full
+    # collection walked them all (~60 ms pauses here, landing in the batch p99). Freezing
+    # moves what exists now out of the collector's reach; requests' garbage is unaffected.
+    gc.collect()
+    gc.freeze()
     config = uvicorn.Config(
         app,
         host=settings.ingest_host,
@@ -37,5 +44,7 @@ async def serve(settings: IngestSettings) -> None:
         # uvloop and httptools: measured in docs/ingest.md; the hot path is CPU-bound.
         loop="uvloop",
         http="httptools",
+        # Nothing here reads the client address (limits are per key): skip X-Forwarded-*.
+        proxy_headers=False,
     )
     await uvicorn.Server(config).serve()

@@ -6,7 +6,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 
 class IngestMetrics:
-    """Requests and events by outcome and reason, events per key id, latency, batch sizes."""
+    """Requests and events by outcome and reason, events per key id, latency, batch sizes.
+
+    ``labels()`` validates and locks on every call (a few microseconds, several times per
+    request): the hot path goes through :meth:`request`, :meth:`event` and :meth:`key`,
+    which keep the children they have made. Label values are bounded (statuses, problem
+    slugs, contract types, key ids), so the caches are too.
+    """
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
@@ -41,3 +47,25 @@ class IngestMetrics:
             buckets=(1, 2, 5, 10, 50, 100, 250, 500, 1000),
             registry=registry,
         )
+        self._requests: dict[tuple[str, str], Counter] = {}
+        self._events: dict[tuple[str, str, str], Counter] = {}
+        self._keys: dict[tuple[str, str], Counter] = {}
+
+    def request(self, status: str, reason: str) -> Counter:
+        child = self._requests.get((status, reason))
+        if child is None:
+            child = self._requests[status, reason] = self.requests.labels(status, reason)
+        return child
+
+    def event(self, outcome: str, reason: str, event_type: str) -> Counter:
+        child = self._events.get((outcome, reason, event_type))
+        if child is None:
+            child = self.events.labels(outcome, reason, event_type)
+            self._events[outcome, reason, event_type] = child
+        return child
+
+    def key(self, key_id: str, outcome: str) -> Counter:
+        child = self._keys.get((key_id, outcome))
+        if child is None:
+            child = self._keys[key_id, outcome] = self.key_events.labels(key_id, outcome)
+        return child

@@ -13,8 +13,7 @@ from typing import Any
 import orjson
 
 from services.common.contract import Contract
-from services.common.events import parse_time
-from services.common.units import AmbiguousUnit, UnitError, UnitRegistry
+from services.common.units import AmbiguousUnit, Era, UnitError, UnitRegistry
 from services.ingest import problems
 from services.ingest.problems import InvalidEvent
 
@@ -22,9 +21,9 @@ SINGLE = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs ~1.2 us more per event
 class Record:
-    """One validated event as it goes to Kafka."""
+    """One validated event as it goes to Kafka; treated as immutable once made."""
 
     topic_family: str
     key: bytes
@@ -34,6 +33,7 @@ class Record:
     index: int  # position in the request (or line in a backfill file)
     unit: str
     at: datetime
+    era: Era  # of ``at``, as the unit was resolved: scope checks are memoised on it
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,10 @@ class EventValidator:
         self._contract = contract
         self._registry = registry
         self._limits = limits
+        # (type, declared dataschema) -> (topic family, Kafka headers): a valid event names
+        # a version the contract knows, so this holds a few entries. Records share the
+        # header lists; nothing downstream of the validator changes them.
+        self._routes: dict[tuple[str, object], tuple[str, list[tuple[str, bytes]]]] = {}
 
     def check(
         self, events: Sequence[Any], now: datetime
@@ -68,7 +72,9 @@ class EventValidator:
         violations = self._contract.validate(event)
         if violations:
             return None, [InvalidEvent(index, v.pointer, v.reason) for v in violations]
-        at = parse_time(event["time"])
+        # The contract's date-time format is is_rfc3339, i.e. parse_time succeeded once
+        # already; what remains of parse_time is this (its grammar regex costs ~1 us/event).
+        at = datetime.fromisoformat(event["time"].upper())
         late_or_future = self._check_time(index, at, now)
         if late_or_future:
             return None, [late_or_future]
@@ -77,24 +83,30 @@ class EventValidator:
         except UnitError as exc:
             return None, [_unit_problem(index, exc)]
         event_type: str = event["type"]
+        family, headers = self._route(event_type, event.get("dataschema"))
         record = Record(
-            topic_family=self._contract.family(event_type),
+            topic_family=family,
             key=resolution.province.code.encode(),
             value=orjson.dumps(event),
-            headers=[
-                ("ce_type", event_type.encode()),
-                ("ce_dataschema", self._dataschema(event).encode()),
-            ],
+            headers=headers,
             event_type=event_type,
             index=index,
             unit=event["unit"],
             at=at,
+            era=resolution.unit.era,
         )
         return record, []
 
-    def _dataschema(self, event: dict[str, Any]) -> str:
-        declared = event.get("dataschema")
-        return str(declared) if declared else self._contract.dataschema_uri(event["type"])
+    def _route(self, event_type: str, declared: object) -> tuple[str, list[tuple[str, bytes]]]:
+        routed = self._routes.get((event_type, declared))
+        if routed is None:
+            dataschema = str(declared) if declared else self._contract.dataschema_uri(event_type)
+            headers = [("ce_type", event_type.encode()), ("ce_dataschema", dataschema.encode())]
+            routed = self._routes[event_type, declared] = (
+                self._contract.family(event_type),
+                headers,
+            )
+        return routed
 
     def _check_time(self, index: int, at: datetime, now: datetime) -> InvalidEvent | None:
         if at - now > self._limits.clock_skew:
