@@ -22,6 +22,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The benchmarks' extra (plots) on top of the dev install.
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
 # apt-get update only when something is actually missing: it is slow.
 apt:
 	@missing=""; for b in $(APT_BINARIES); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
@@ -45,7 +51,7 @@ pytest: install apt
 
 test: lint typecheck pytest
 
-bench: install
+bench: $(BENCH_STAMP) apt
 	$(BIN)/python -m bench --mode $(or $(MODE),quick)
 
 clean:

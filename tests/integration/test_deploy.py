@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import pytest
 
 from services.cli import build_parser
+from tests.binaries import require
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -30,28 +29,12 @@ ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
 GRAFANA = DEPLOY / "grafana"
 TIMEOUT_S = 120
 
-DEBIAN_PACKAGE = {
-    "docker-compose": "docker-compose",
-    "promtool": "prometheus",
-    "amtool": "prometheus-alertmanager",
-}
 
 # Services built from this repository's Dockerfile, and the others of the topology.
 OUR_SERVICES = {"migrate", "ingest", "metrics-1", "metrics-2", "alerts"}
 INFRASTRUCTURE = {"kafka", "postgres", "prometheus", "alertmanager", "grafana"}
 
 YAML_TO_JSON = "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)"
-
-
-def require(binary: str) -> str:
-    """The binary's path; a skip (locally) or a failure (under CI) when it is missing."""
-    path = shutil.which(binary)
-    if path is not None:
-        return path
-    reason = f"{binary} not found (Debian package {DEBIAN_PACKAGE[binary]}; `make apt`)"
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def run(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

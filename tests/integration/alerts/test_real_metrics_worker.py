@@ -67,8 +67,6 @@ def test_alerts_fire_from_the_real_metrics_worker(
         running_service(["ingest"], env, ingest_port, tmp_path / "ingest.log") as ingest,
         running_service(["metrics"], env, metrics_port, tmp_path / "metrics.log") as metrics,
     ):
-        if httpx.get(f"{metrics}/v1/kpis", timeout=5).status_code == 404:
-            pytest.skip("this metrics worker does not serve /v1/kpis (docs/metrics-api.md)")
         events = []
         for _ in range(25):  # above min_volume 20; all electronic, none signed: 0%
             event = document_event(UNIT)

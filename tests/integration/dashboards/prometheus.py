@@ -7,7 +7,6 @@ interval is shortened to the test's 1 s so that a test waits seconds, not half a
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 
 from services.common.broker import free_port
 from services.dashboards.render import build_all
+from tests.binaries import require
 
 REPO = Path(__file__).resolve().parents[3]
 RULES = REPO / "deploy" / "prometheus" / "rules" / "egov-recording.yml"
@@ -113,9 +112,7 @@ def write_config(directory: Path, targets: dict[str, list[str]]) -> Path:
 
 @contextmanager
 def running_prometheus(directory: Path, targets: dict[str, list[str]]) -> Iterator[Prometheus]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip("prometheus not found (Debian package prometheus; `make apt`)")
+    binary = require("prometheus")
     port = free_port()
     config = write_config(directory, targets)
     log = directory / "prometheus.log"

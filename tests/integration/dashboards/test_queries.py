@@ -29,7 +29,6 @@ from services.common.kafka import ensure_topics
 from services.common.kpis import KpiCatalogue
 from services.common.settings import CommonSettings
 from tests.integration.dashboards.prometheus import (
-    REPO,
     Prometheus,
     grafana_regex,
     panel_queries,
@@ -70,10 +69,6 @@ DOCUMENTS = [
     (False, False, False),
     (True, True, True),
 ]
-
-METRICS_EXPORT_KPIS = "egov_kpi_ratio" in "".join(
-    path.read_text("utf-8") for path in (REPO / "services" / "metrics").rglob("*.py")
-)
 
 
 @pytest.fixture
@@ -203,10 +198,6 @@ def today_in_vietnam(events: list[dict[str, object]]) -> list[dict[str, object]]
     return [e for e in events if parse_time(str(e["time"])).astimezone(VIETNAM).date() == today]
 
 
-@pytest.mark.skipif(
-    not METRICS_EXPORT_KPIS,
-    reason="waits on the metrics service exporting egov_kpi_ratio (metrics design, Exposition)",
-)
 def test_panels_return_the_figures_of_known_events(
     common_settings: CommonSettings, database_url: str, tmp_path: Path
 ) -> None:

@@ -1,0 +1,75 @@
+"""The peer comparison's KPI, computed plainly: the figures both engines must reproduce.
+
+`document_signing` per unit and rolled up the hierarchy, for today's calendar day in
+Asia/Ho_Chi_Minh, each (source, id) counted once. Pure and engine-free, so the Quix
+app (in its own virtualenv) and the checker (in ours) share exactly this arithmetic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date
+from typing import Any, Final
+
+from services.common.events import CloudEvent
+from services.common.kpis import Kpi, KpiCatalogue
+from services.common.units import VN_TZ, UnitError, UnitRegistry
+
+KPI_ID: Final = "document_signing"
+Figures = dict[str, list[int]]  # unit code -> [numerator, denominator]
+
+
+class SigningKpi:
+    """Counts one event at a time; remembers nothing itself (the caller keeps state)."""
+
+    def __init__(self, day: date, registry: UnitRegistry | None = None) -> None:
+        self.day = day
+        self.registry = registry or UnitRegistry.from_dir()
+        self.kpi: Kpi = KpiCatalogue.load().get(KPI_ID)
+
+    def contributions(self, envelope: Mapping[str, Any]) -> list[tuple[str, int, int]]:
+        """(unit, numerator, denominator) for the event's unit and each ancestor; [] if
+        the event is of another type, another day, or an unknown unit."""
+        if envelope.get("type") != self.kpi.event_type:
+            return []
+        event = CloudEvent.from_dict(envelope)
+        if event.time.astimezone(VN_TZ).date() != self.day:
+            return []
+        num, den = self.kpi.count(event)
+        if den == 0:
+            return []
+        try:
+            chain = self.registry.resolve(event.unit, event.time).chain
+        except UnitError:
+            return []
+        return [(unit.code, num, den) for unit in chain]
+
+
+def dedup_key(envelope: Mapping[str, Any]) -> str:
+    return f"{envelope['source']}\0{envelope['id']}"
+
+
+def reference_figures(events: Iterable[Mapping[str, Any]], kpi: SigningKpi) -> Figures:
+    """The straightforward computation over a list of events: a set and a dict."""
+    seen: set[str] = set()
+    figures: Figures = {}
+    for envelope in events:
+        key = dedup_key(envelope)
+        if key in seen:
+            continue
+        seen.add(key)
+        for unit, num, den in kpi.contributions(envelope):
+            pair = figures.setdefault(unit, [0, 0])
+            pair[0] += num
+            pair[1] += den
+    return figures
+
+
+def differences(expected: Figures, actual: Figures) -> list[str]:
+    """Where two sets of figures disagree, one line per unit (empty when equal)."""
+    found = []
+    for unit in sorted(set(expected) | set(actual)):
+        want, got = expected.get(unit, [0, 0]), actual.get(unit, [0, 0])
+        if list(want) != list(got):
+            found.append(f"{unit}: expected {want[0]}/{want[1]}, got {got[0]}/{got[1]}")
+    return found
