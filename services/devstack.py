@@ -81,7 +81,8 @@ def _child_env(options: StackOptions, bootstrap: str) -> dict[str, str]:
             "EGOV_SIMULATOR_INGEST_URL": f"http://127.0.0.1:{options.ports['ingest']}",
             "EGOV_SIMULATOR_RATE": str(options.simulator_rate),
             # Alerts within a few minutes of `make up` (production: docs/alerts.md).
-            "EGOV_ALERT_INTERVAL_S": "10",
+            "EGOV_ALERT_INTERVAL_S": "2",
+            "EGOV_ALERT_BURN_INTERVAL_S": "10",
             "EGOV_ALERT_FOR_S": "60",
             "EGOV_ALERT_BURN_FOR_S": "60",
             "EGOV_ALERT_SILENT_AFTER_S": "120",

@@ -2,11 +2,17 @@
 
 Each yields one :class:`Verdict` per identity it has an opinion on; an identity left
 out is *unknown* (no figure from any worker) and the lifecycle leaves its alert alone.
+
+``tracked`` (the identities with an open alert) lets the KPI conditions skip the
+wording of the tens of thousands of healthy figures per cycle: a verdict other than
+BREACH for an identity with no open alert changes nothing in the lifecycle, so it is
+not built. The status is still computed for every figure, every cycle, from the
+figures of that cycle: nothing is cached across cycles.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -48,9 +54,16 @@ def below_target_severity(fig: Figure) -> Severity:
 
 
 def kpi_below_target(
-    figures: Iterable[Figure], windows: Iterable[str], hysteresis: float, hold_for_s: float
+    figures: Iterable[Figure],
+    windows: Iterable[str],
+    hysteresis: float,
+    hold_for_s: float,
+    tracked: Container[AlertKey] | None = None,
 ) -> Iterator[Verdict]:
-    """Below target with at least min_volume; clear only at target + hysteresis."""
+    """Below target with at least min_volume; clear only at target + hysteresis.
+
+    With ``tracked``, only breaches and identities in it get a verdict (see above).
+    """
     wanted = frozenset(windows)
     for fig in figures:
         if fig.window not in wanted:
@@ -64,6 +77,9 @@ def kpi_below_target(
             status = Status.CLEAR
         else:
             status = Status.HOLD
+        key = AlertKey(BELOW, fig.kpi, fig.unit, fig.window)
+        if tracked is not None and status is not Status.BREACH and key not in tracked:
+            continue
         vi, en = text.below_target(
             fig.unit_name or fig.unit,
             fig.unit,
@@ -76,7 +92,7 @@ def kpi_below_target(
             fig.denominator,
         )
         yield Verdict(
-            AlertKey(BELOW, fig.kpi, fig.unit, fig.window),
+            key,
             status,
             below_target_severity(fig),
             fig.province,
@@ -106,21 +122,31 @@ def burn_rate(fig: Figure) -> float | None:
     return (1.0 - fig.ratio) / (1.0 - fig.target)
 
 
-def kpi_budget_burn(figures: Iterable[Figure], hold_for_s: float) -> Iterator[Verdict]:
-    """Fast (14.4x over 1h and 5m) and slow (6x over 6h and 30m) burn, for targets < 1."""
+def kpi_budget_burn(
+    figures: Iterable[Figure], hold_for_s: float, tracked: Container[AlertKey] | None = None
+) -> Iterator[Verdict]:
+    """Fast (14.4x over 1h and 5m) and slow (6x over 6h and 30m) burn, for targets < 1.
+
+    With ``tracked``, only breaches and identities in it get a verdict (see above).
+    """
     grouped: dict[tuple[str, str], dict[str, Figure]] = {}
     for fig in figures:
         if fig.window in BURN_WINDOWS:
             grouped.setdefault((fig.kpi, fig.unit), {})[fig.window] = fig
     for (kpi, unit), by_window in sorted(grouped.items()):
         for rule in BURN_RULES:
-            verdict = _burn_verdict(kpi, unit, by_window, rule, hold_for_s)
+            verdict = _burn_verdict(kpi, unit, by_window, rule, hold_for_s, tracked)
             if verdict is not None:
                 yield verdict
 
 
 def _burn_verdict(
-    kpi: str, unit: str, by_window: Mapping[str, Figure], rule: BurnRule, hold_for_s: float
+    kpi: str,
+    unit: str,
+    by_window: Mapping[str, Figure],
+    rule: BurnRule,
+    hold_for_s: float,
+    tracked: Container[AlertKey] | None = None,
 ) -> Verdict | None:
     long, short = by_window.get(rule.long), by_window.get(rule.short)
     if long is None or short is None or long.target >= 1.0:
@@ -132,6 +158,9 @@ def _burn_verdict(
         status = Status.BREACH
     else:
         status = Status.CLEAR
+    key = AlertKey(BURN, kpi, unit, rule.long)
+    if tracked is not None and status is not Status.BREACH and key not in tracked:
+        return None
     vi, en = text.burn(
         long.unit_name or unit,
         unit,
@@ -155,7 +184,7 @@ def _burn_verdict(
         "factor": rule.factor,
     }
     return Verdict(
-        AlertKey(BURN, kpi, unit, rule.long),
+        key,
         status,
         rule.severity,
         long.province,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Severity = Literal["critical", "warning", "info"]
 
@@ -51,9 +51,12 @@ class AlertKey:
         return f"{self.condition}/{self.kpi}/{self.unit}/{self.window}"
 
 
-@dataclass(frozen=True, slots=True)
-class Figure:
-    """One KPI rate of one unit in one window, as a metrics worker serves it."""
+class Figure(NamedTuple):
+    """One KPI rate of one unit in one window, as a metrics worker serves it.
+
+    A named tuple rather than a frozen dataclass: 70,000 are built per window and cycle
+    at 10,000 units, and a tuple is built about three times faster.
+    """
 
     kpi: str
     unit: str

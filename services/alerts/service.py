@@ -79,6 +79,7 @@ class AlertsService:
         self._calendar = calendar
         self._watch_start: datetime | None = None
         self._last_push: datetime | None = None
+        self._last_burn: datetime | None = None
         self._push_needed = True
         self._last_done = time.time()
         self._tasks: list[asyncio.Task[None]] = []
@@ -219,21 +220,53 @@ class AlertsService:
             self._wake_flush.set()
         return transitions
 
+    def _burn_due(self, now: datetime) -> bool:
+        """Burn windows are read every burn interval, and whenever a burn alert is due."""
+        s = self.settings
+        if not s.alert_burn_enabled:
+            return False
+        if self._last_burn is None or (now - self._last_burn).total_seconds() >= (
+            s.alert_burn_interval_s
+        ):
+            return True
+        last = self._last_burn
+        return any(  # due since the last read (once: a pending one left unknown never spins)
+            a.key.condition == conditions.BURN and last < self.due_at(a) <= now
+            for a in self.book.open.values()
+            if a.state is State.PENDING
+        )
+
+    def due_at(self, alert: Alert) -> datetime:
+        """When a pending alert may fire if its breach holds until then."""
+        s = self.settings
+        hold = {conditions.BELOW: s.alert_for_s, conditions.BURN: s.alert_burn_for_s}
+        return alert.pending_since + timedelta(seconds=hold.get(alert.key.condition, 0.0))
+
+    def next_due(self) -> datetime | None:
+        """The earliest moment a pending alert may fire: the loop evaluates then."""
+        pending = [self.due_at(a) for a in self.book.open.values() if a.state is State.PENDING]
+        return min(pending, default=None)
+
     async def _verdicts(self, now: datetime) -> list[Verdict]:
         s = self.settings
+        burn = self._burn_due(now)
         windows = list(s.alert_windows)
-        if s.alert_burn_enabled:
+        if burn:
             windows += [w for w in conditions.BURN_WINDOWS if w not in windows]
         snap = await MetricsSource(self._http, s.metrics_urls).read(windows)
         if snap.errors:
             self.metrics.source_errors.inc(len(snap.errors))
             log.warning("metrics workers unavailable: %s", snap.errors)
+        tracked = self.book.open  # identities with an open alert: see conditions.py
         verdicts = list(
             conditions.kpi_below_target(snap.figures, s.alert_windows, s.alert_hysteresis,
-                                        s.alert_for_s)
+                                        s.alert_for_s, tracked)
         )  # fmt: skip
-        if s.alert_burn_enabled:
-            verdicts += conditions.kpi_budget_burn(snap.figures, s.alert_burn_for_s)
+        if burn:
+            # Cycles without the burn windows say nothing about burn alerts (unknown:
+            # the lifecycle leaves them as they are).
+            verdicts += conditions.kpi_budget_burn(snap.figures, s.alert_burn_for_s, tracked)
+            self._last_burn = now
         self._remember(conditions.merge_activity(snap.activity))
         if not snap.errors and self._watch_start is not None:
             # A worker that did not answer would make its units look silent: skip.
@@ -344,7 +377,16 @@ class AlertsService:
                 await self.push_alertmanager()
             except Exception:
                 log.exception("evaluation failed")
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+            wait = interval - (time.monotonic() - started)
+            due = self.next_due()
+            if due is not None:
+                # Evaluate again the moment a pending alert may fire rather than up to an
+                # interval later (a hair after, so the elapsed time is not a hair short).
+                # A due time already past (its unit unknown last cycle) waits the interval.
+                until = (due - self.clock()).total_seconds() + 0.01
+                if until > 0:
+                    wait = min(wait, until)
+            await asyncio.sleep(max(0.0, wait))
 
     async def _run_flush(self) -> None:
         await self.loaded.wait()

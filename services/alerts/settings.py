@@ -51,8 +51,16 @@ class AlertsSettings(CommonSettings):
     alert_kafka_enabled: bool = True
     """``EGOV_ALERT_KAFKA_ENABLED``: publish transitions to ``EGOV_TOPIC_ALERTS``."""
 
-    alert_interval_s: float = Field(default=15.0, gt=0)
-    """``EGOV_ALERT_INTERVAL_S``: time between two evaluations."""
+    alert_interval_s: float = Field(default=2.0, gt=0)
+    """``EGOV_ALERT_INTERVAL_S``: time between two evaluations of KpiBelowTarget, UnitSilent
+    and IngestRejectionsHigh. With the due-time evaluation of pending alerts, a threshold
+    crossing reaches Alertmanager within about interval + one cycle + the duration
+    (docs/alerts.md has the figures: 2 s keeps p99 under 5 s + duration at 10,000 units)."""
+
+    alert_burn_interval_s: float = Field(default=30.0, gt=0)
+    """``EGOV_ALERT_BURN_INTERVAL_S``: how often the burn-rate windows (5m, 30m, 1h, 6h) are
+    read and KpiBudgetBurn evaluated; each window costs a metrics worker about a second per
+    call at 10,000 units, and the short windows move in 5-minute buckets."""
 
     alert_for_s: float = Field(default=300.0, ge=0)
     """``EGOV_ALERT_FOR_S``: how long a KPI must stay below target before it fires."""

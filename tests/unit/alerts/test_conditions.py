@@ -118,3 +118,23 @@ def test_rejections_per_key_with_reset_and_volume_guard() -> None:
     assert verdicts["k2"].status is Status.HOLD  # 10 events: too few to judge
     reset = {v.key.unit: v for v in c.ingest_rejections(new, {"k1": {"accepted": 50.0}}, rule)}
     assert reset["k1"].status is Status.CLEAR
+
+
+def test_tracked_skips_only_verdicts_the_lifecycle_would_ignore() -> None:
+    from datetime import UTC, datetime
+
+    from services.alerts.lifecycle import AlertBook
+
+    now = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+    figures = [fig(99, 100, unit="ok"), fig(50, 100, unit="bad"), fig(96, 100, unit="mid"),
+               fig(1, 5, unit="thin")]  # fmt: skip
+    full, lean = AlertBook(new_id=lambda: "x"), AlertBook(new_id=lambda: "x")
+    for ratio_mid in (50, 96, 99):  # mid: breach, then inside the margin, then clear
+        figures[2] = fig(ratio_mid, 100, unit="mid")
+        everything = list(c.kpi_below_target(figures, ["day"], 0.02, 0))
+        tracked = list(c.kpi_below_target(figures, ["day"], 0.02, 0, lean.open))
+        assert len(tracked) < len(everything)
+        a, b = full.observe(everything, now), lean.observe(tracked, now)
+        assert [(t.alert.key, t.to_state) for t in a] == [(t.alert.key, t.to_state) for t in b]
+        assert full.open.keys() == lean.open.keys()
+    assert {k.unit for k in lean.open} == {"bad"}
