@@ -1,0 +1,180 @@
+"""The events the dashboard test publishes through ingest, and what they must add up to.
+
+Pure: the clock is an argument. Every figure a panel is checked against is computed here
+from the events themselves (the KPI catalogue, the Vietnam calendar, the grace period),
+never typed in by hand.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from services.common.contract import Contract
+from services.common.events import CloudEvent, parse_time
+from services.common.kpis import KpiCatalogue
+from services.ingest.settings import IngestSettings
+from services.metrics.settings import MetricsSettings
+
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+DOCUMENT = "vn.egov.document.issued"
+OTHER_TYPES = (
+    "vn.egov.dossier.received",
+    "vn.egov.dossier.resolved",
+    "vn.egov.dossier.paid",
+    "vn.egov.meeting.held",
+)
+
+# Phường Bắc Kạn (01843) of Thái Nguyên (19) in today's two-level hierarchy; Phường Đức
+# Xuân (01840), also of 19, sent one event 90 minutes ago and nothing since. Phường Sông
+# Cầu (01837) was merged into 01843 on 2025-07-01 (data/units/crosswalk-2025.csv, one
+# "merged" row): its systems still send the old code, which counts for 01843.
+UNIT, PROVINCE, SILENT_UNIT, RETIRED_UNIT = "01843", "19", "01840", "01837"
+UNKNOWN_UNIT = "99999"
+
+# (electronic, signed, classified) of the known documents: 6 count for the signing rate
+# (electronic, not classified), 4 of them signed; 9 count for the electronic rate.
+DOCUMENTS = [
+    (True, True, False),
+    (True, True, False),
+    (True, True, False),
+    (True, True, False),
+    (True, False, False),
+    (True, False, False),
+    (False, False, False),
+    (False, False, False),
+    (False, False, False),
+    (True, True, True),
+]
+# Enough unsigned documents to take UNIT's signing rate above the KPI's min_volume (20)
+# and below its target, so that the alerts service fires KpiBelowTarget.
+UNSIGNED_FOR_ALERT = 20
+
+GRACE = timedelta(days=MetricsSettings.model_fields["metrics_grace_days"].default)
+HORIZON = timedelta(days=IngestSettings.model_fields["horizon_days"].default)
+# Beyond the metrics worker's grace, within ingest's horizon: ingest accepts it and the
+# worker dead-letters it, the path a real late backlog takes.
+TOO_LATE_AGE = GRACE + timedelta(days=1)
+assert TOO_LATE_AGE < HORIZON, "a too-late event must still pass ingest's horizon"
+
+Event = dict[str, object]
+
+
+def document(unit: str, flags: tuple[bool, bool, bool], when: datetime) -> Event:
+    electronic, signed, classified = flags
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "https://vpdt.thainguyen.gov.vn/test-dashboards",
+        "type": DOCUMENT,
+        "time": when.isoformat(),
+        "unit": unit,
+        "datacontenttype": "application/json",
+        "data": {
+            "document_id": uuid.uuid4().hex[:12],
+            "electronic": electronic,
+            "signed": signed,
+            "classified": classified,
+        },
+    }
+
+
+def contract_examples(when: datetime) -> list[Event]:
+    """The contract's valid examples of the other families, moved to UNIT and ``when``."""
+    contract = Contract.load()
+    events = []
+    for event_type in OTHER_TYPES:
+        for _, example in contract.examples(event_type, "valid"):
+            event = copy.deepcopy(example)
+            event.update(id=str(uuid.uuid4()), unit=UNIT, time=when.isoformat())
+            events.append(event)
+    return events
+
+
+def figures(events: list[Event]) -> dict[str, tuple[int, int]]:
+    """(numerator, denominator) per KPI, as the catalogue counts ``events``."""
+    catalogue = KpiCatalogue.load()
+    out: dict[str, tuple[int, int]] = {}
+    for raw in events:
+        event = CloudEvent.from_dict(raw)
+        for kpi in catalogue.for_type(event.type):
+            num, den = kpi.count(event)
+            old = out.get(kpi.id, (0, 0))
+            out[kpi.id] = (old[0] + num, old[1] + den)
+    return out
+
+
+def local_day(event: Event) -> date:
+    return parse_time(str(event["time"])).astimezone(VIETNAM).date()
+
+
+@dataclass
+class KnownEvents:
+    """What goes through ingest, in three requests, and the duplicate sent as a retry."""
+
+    now: datetime
+    unit_today: list[Event] = field(default_factory=list)  # UNIT's own, dated today
+    crosswalked: Event = field(default_factory=dict)  # RETIRED_UNIT, dated now
+    silent: Event = field(default_factory=dict)  # SILENT_UNIT, 90 minutes ago
+    late: Event = field(default_factory=dict)  # UNIT, yesterday: within the grace
+    too_late: Event = field(default_factory=dict)  # UNIT, beyond the grace
+    refused: list[Event] = field(default_factory=list)  # one unknown unit, one future
+
+    @classmethod
+    def at(cls, now: datetime) -> KnownEvents:
+        flags = [*DOCUMENTS, *[(True, False, False)] * UNSIGNED_FOR_ALERT]
+        unit_today = [document(UNIT, f, now - timedelta(seconds=i)) for i, f in enumerate(flags)]
+        unit_today += contract_examples(now)
+        return cls(
+            now=now,
+            unit_today=unit_today,
+            crosswalked=document(RETIRED_UNIT, (True, True, False), now),
+            silent=document(SILENT_UNIT, (True, True, False), now - timedelta(minutes=90)),
+            late=document(UNIT, (True, True, False), now - timedelta(days=1)),
+            too_late=document(UNIT, (True, True, False), now - TOO_LATE_AGE),
+            refused=[
+                document(UNKNOWN_UNIT, (True, True, False), now),
+                document(UNIT, (True, True, False), now + timedelta(hours=1)),
+            ],
+        )
+
+    @property
+    def accepted_batch(self) -> list[Event]:
+        return [*self.unit_today, self.crosswalked, self.silent, self.late, self.too_late]
+
+    @property
+    def duplicate(self) -> Event:
+        """The publisher's retry of an event already accepted: same source and id."""
+        return self.unit_today[0]
+
+    @property
+    def counted(self) -> list[Event]:
+        """Events the worker counts: everything accepted except the too-late one."""
+        return [e for e in self.accepted_batch if e is not self.too_late]
+
+    def today(self, events: list[Event]) -> list[Event]:
+        today = self.now.astimezone(VIETNAM).date()
+        return [e for e in events if local_day(e) == today]
+
+    def unit_day(self) -> dict[str, tuple[int, int]]:
+        """UNIT's figures today: its own events and the retired code's, not 01840's."""
+        return figures(self.today([*self.unit_today, self.crosswalked]))
+
+    def province_day(self) -> dict[str, tuple[int, int]]:
+        return figures(self.today(self.counted))
+
+    def late_by_type(self) -> Counter[str]:
+        """Counted after their Vietnam day ended (the silent one too, just after midnight)."""
+        today = self.now.astimezone(VIETNAM).date()
+        return Counter(str(e["type"]) for e in self.counted if local_day(e) < today)
+
+    def processed_by_type(self) -> Counter[str]:
+        return Counter(str(e["type"]) for e in self.counted)
+
+    def accepted_by_type(self) -> Counter[str]:
+        """Ingest's accepted events: the batch and the retry (ingest does not deduplicate)."""
+        return Counter(str(e["type"]) for e in [*self.accepted_batch, self.duplicate])
