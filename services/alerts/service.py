@@ -401,9 +401,16 @@ class AlertsService:
             except UNAVAILABLE as exc:
                 log.warning("PostgreSQL unavailable (%r): %d transitions kept; retry in %.1f s",
                             exc, len(self.journal), delay)  # fmt: skip
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-                self._wake_flush.set()
+            except Exception:
+                # Anything else (a full connection pool, a bad value) must not end this
+                # loop: the journal would only grow and nothing more would be notified.
+                log.exception("writing %d transitions failed; retry in %.1f s",
+                              len(self.journal), delay)  # fmt: skip
+            else:
+                continue
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+            self._wake_flush.set()
 
     async def _run_outbox(self) -> None:
         await self.loaded.wait()

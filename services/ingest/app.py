@@ -107,7 +107,10 @@ class IngestService:
             await self.publisher.publish(records)
         except PublishError as exc:
             self._count_refused(key, "unavailable", "broker", len(records))
-            raise problems.broker_unavailable(str(exc)) from exc
+            # The cause (hosts, client internals) is logged by the publisher, not shown.
+            raise problems.broker_unavailable(
+                "The broker did not acknowledge every event in time."
+            ) from exc
         self.metrics.produce_seconds.observe(time.perf_counter() - started)
         self._count_accepted(key, records)
         return len(records)

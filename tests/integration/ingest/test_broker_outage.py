@@ -40,6 +40,9 @@ async def test_retry_after_503_is_the_same_source_and_id_once(
             assert response.status_code == 503, response.text
             assert response.json()["type"] == PROBLEM_BASE + "broker-unavailable"
             assert int(response.headers["retry-after"]) >= 1
+            # The publisher learns what to do, not where the broker lives.
+            assert str(broker.port) not in response.text
+            assert "Error" not in response.json()["detail"]
             ready = await ingest.client.get("/readyz")
             assert ready.status_code == 503 and ready.json()["broker"] is False
 
