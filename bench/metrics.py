@@ -393,6 +393,15 @@ def memory_messages(registry: UnitRegistry, h: Harness, first: int) -> tuple[lis
     return messages, n - first
 
 
+def flushes(url: str) -> int:
+    """Flush transactions the worker has committed so far."""
+    text = httpx.get(url + "/metrics", timeout=30).text
+    for line in text.splitlines():
+        if line.startswith("egov_metrics_flushes_total "):
+            return int(float(line.split()[1]))
+    return 0
+
+
 def scrape_units(url: str) -> tuple[int, int, float]:
     """(units exported, samples, seconds one scrape of /metrics took)."""
     started = time.perf_counter()
@@ -442,14 +451,16 @@ async def phases(h: Harness, mode: str) -> list[Row]:
     backlog = backlog_messages(pairs, 0, n_backlog, h)
     # Timed from the start of publishing (the worker is idle, waiting): a flush can
     # hold most of a backlog, so "first progress" would come too late to time from.
+    flushes_before = await asyncio.to_thread(flushes, h.url)
     first = time.perf_counter()
     await h.publish(backlog)
     _, done = await h.wait_counted(h.published)
+    steps = await asyncio.to_thread(flushes, h.url) - flushes_before
     ceiling = await raw_consumer_rate(h, h.published, n_backlog + h.live_events)
     rate = n_backlog / (done - first)
     notes = (
-        f"{n_backlog:,} events in {len(backlog):,} batch messages of {BATCH}; "
-        "timed from publish start to last position committed"
+        f"{n_backlog:,} events in {len(backlog):,} batch messages of {BATCH}, "
+        f"{steps} flushes; timed from publish start to last position committed"
     )
     rows += [
         row(
@@ -475,11 +486,13 @@ async def phases(h: Harness, mode: str) -> list[Row]:
     _log("backlog done")
     n_singles = int(sizes["singles"])
     singles = single_messages(pairs, n_backlog, n_singles, h)
+    flushes_before = await asyncio.to_thread(flushes, h.url)
     first = time.perf_counter()
     await h.publish(singles)
     _, done = await h.wait_counted(h.published)
+    steps = await asyncio.to_thread(flushes, h.url) - flushes_before
     rate = n_singles / (done - first)
-    notes = f"{n_singles:,} events, one per message"
+    notes = f"{n_singles:,} events, one per message, {steps} flushes"
     rows += [
         row(
             "metrics",

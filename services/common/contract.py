@@ -28,6 +28,10 @@ _FORMAT_OPTIONS: dict[str, Any] = {
 }
 
 
+# Longest reason text, in characters (the value jsonschema quotes is cut, not the sense).
+_MAX_REASON = 500
+
+
 @dataclass(frozen=True, slots=True)
 class Violation:
     """One reason an event breaks the contract.
@@ -239,15 +243,25 @@ def _from_error(error: jsonschema_rs.ValidationError, prefix: str) -> Iterator[V
     pointer = prefix + "".join("/" + _escape(part) for part in error.instance_path)
     kind = error.kind
     if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
-        yield Violation(f"{pointer}/{_escape(kind.property)}", error.message)
+        yield Violation(f"{pointer}/{_escape(kind.property)}", _short(error.message))
     elif isinstance(kind, jsonschema_rs.ValidationErrorKind.AdditionalProperties):
         for name in kind.unexpected:
-            yield Violation(f"{pointer}/{_escape(name)}", f"'{name}' is not an allowed property")
+            reason = _short(f"'{name}' is not an allowed property")
+            yield Violation(f"{pointer}/{_escape(name)}", reason)
     elif isinstance(kind, jsonschema_rs.ValidationErrorKind.PropertyNames):
         bad_name = str(kind.error.instance)
-        yield Violation(f"{pointer}/{_escape(bad_name)}", f"'{bad_name}' is not an allowed name")
+        reason = _short(f"'{bad_name}' is not an allowed name")
+        yield Violation(f"{pointer}/{_escape(bad_name)}", reason)
     else:
-        yield Violation(pointer, _name_field(pointer, error.message))
+        yield Violation(pointer, _short(_name_field(pointer, error.message)))
+
+
+def _short(reason: str) -> str:
+    """jsonschema quotes the offending value whole: a 3 MB field must not make a 3 MB
+    reason (ingest returns reasons to the publisher; metrics puts them in a header)."""
+    if len(reason) <= _MAX_REASON:
+        return reason
+    return f"{reason[: _MAX_REASON - 40]}… ({len(reason):,} characters in all)"
 
 
 def _name_field(pointer: str, message: str) -> str:

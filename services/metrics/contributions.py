@@ -14,7 +14,7 @@ from datetime import date
 from services.common.events import CloudEvent
 from services.common.kpis import KpiCatalogue
 from services.common.units import Resolution
-from services.metrics.periods import bucket_of, local_day_of_epoch
+from services.metrics.periods import BUCKET_S, bucket_of, local_day_of_epoch
 
 KpiCount = tuple[str, int, int]
 """(kpi id, numerator, denominator) of one event, for KPIs whose denominator it enters."""
@@ -27,9 +27,13 @@ def dedup_digest(source: str, event_id: str) -> bytes:
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Contribution:
-    """Everything the figures need from one valid event (the event itself is not kept)."""
+    """Everything the figures need from one valid event (the event itself is not kept).
+
+    Treat it as immutable. Not declared frozen because one is built per event: a
+    frozen dataclass costs ~2 µs to construct here, a plain one ~0.3 µs.
+    """
 
     digest: bytes
     type: str
@@ -46,9 +50,17 @@ class Contribution:
 
 
 def contribution_of(
-    event: CloudEvent, resolution: Resolution, family: str, catalogue: KpiCatalogue
+    event: CloudEvent,
+    resolution: Resolution,
+    family: str,
+    catalogue: KpiCatalogue,
+    units: tuple[str, ...] | None = None,
 ) -> Contribution:
-    """The KPI counts of one event, for every unit of its chain at the event's time."""
+    """The KPI counts of one event, for every unit of its chain at the event's time.
+
+    ``units`` are the codes of ``resolution.chain`` when the caller has them already
+    (the decoder keeps them per resolved code).
+    """
     counts: list[KpiCount] = []
     for kpi in catalogue.for_type(event.type):
         num, den = kpi.count(event)
@@ -56,14 +68,14 @@ def contribution_of(
             counts.append((kpi.id, num, den))
     epoch = event.time.timestamp()
     return Contribution(
-        digest=dedup_digest(event.source, event.id),
-        type=event.type,
-        family=family,
-        epoch=epoch,
-        day=local_day_of_epoch(epoch),
-        units=tuple(unit.code for unit in resolution.chain),
-        counts=tuple(counts),
-        crosswalked=resolution.via_crosswalk,
+        dedup_digest(event.source, event.id),
+        event.type,
+        family,
+        epoch,
+        local_day_of_epoch(epoch),
+        units if units is not None else tuple(unit.code for unit in resolution.chain),
+        tuple(counts),
+        resolution.via_crosswalk,
     )
 
 
@@ -76,33 +88,57 @@ class Deltas:
     activity: dict[tuple[str, str], float] = field(default_factory=dict)
     events: int = 0
 
-    def add(self, c: Contribution) -> None:
-        self.events += 1
-        daily, buckets, activity = self.daily, self.buckets, self.activity
-        bucket = c.bucket
-        for unit in c.units:
-            key = (unit, c.family)
-            if activity.get(key, 0.0) < c.epoch:
-                activity[key] = c.epoch
+    @classmethod
+    def of(cls, contributions: Iterable[Contribution]) -> Deltas:
+        """Sum ``contributions``: first per (unit chain, day, bucket), then per unit.
+
+        Events of one unit in one 5-minute bucket share a group, so the per-unit rows are
+        touched once per group instead of once per event and ancestor.
+        """
+        deltas = cls()
+        groups: dict[tuple[tuple[str, ...], date, int], dict[str, list[int]]] = {}
+        latest: dict[tuple[tuple[str, ...], str], float] = {}
+        events = 0
+        for c in contributions:
+            events += 1
+            units, epoch = c.units, c.epoch
+            chain = (units, c.family)
+            if latest.get(chain, 0.0) < epoch:
+                latest[chain] = epoch
+            if not c.counts:
+                continue
+            key = (units, c.day, int(epoch // BUCKET_S) * BUCKET_S)
+            sums = groups.get(key)
+            if sums is None:
+                sums = groups[key] = {}
             for kpi, num, den in c.counts:
-                row = daily.get((unit, kpi, c.day))
+                row = sums.get(kpi)
                 if row is None:
-                    daily[(unit, kpi, c.day)] = [num, den]
+                    sums[kpi] = [num, den]
                 else:
                     row[0] += num
                     row[1] += den
-                brow = buckets.get((unit, kpi, bucket))
-                if brow is None:
-                    buckets[(unit, kpi, bucket)] = [num, den]
-                else:
-                    brow[0] += num
-                    brow[1] += den
-
-    @classmethod
-    def of(cls, contributions: Iterable[Contribution]) -> Deltas:
-        deltas = cls()
-        for c in contributions:
-            deltas.add(c)
+        deltas.events = events
+        daily, buckets, activity = deltas.daily, deltas.buckets, deltas.activity
+        for (units, day, bucket), sums in groups.items():
+            for unit in units:
+                for kpi, (num, den) in sums.items():
+                    row = daily.get((unit, kpi, day))
+                    if row is None:
+                        daily[(unit, kpi, day)] = [num, den]
+                    else:
+                        row[0] += num
+                        row[1] += den
+                    brow = buckets.get((unit, kpi, bucket))
+                    if brow is None:
+                        buckets[(unit, kpi, bucket)] = [num, den]
+                    else:
+                        brow[0] += num
+                        brow[1] += den
+        for (units, family), epoch in latest.items():
+            for unit in units:
+                if activity.get((unit, family), 0.0) < epoch:
+                    activity[(unit, family)] = epoch
         return deltas
 
     def __bool__(self) -> bool:

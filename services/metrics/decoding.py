@@ -16,12 +16,24 @@ import orjson
 
 from services.common.contract import Contract
 from services.common.events import CloudEvent
-from services.common.units import AmbiguousUnit, Resolution, UnitError, UnitRegistry
+from services.common.units import (
+    REFORM_INSTANT,
+    AmbiguousUnit,
+    Resolution,
+    UnitError,
+    UnitRegistry,
+)
+
+_REFORM_EPOCH = REFORM_INSTANT.timestamp()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Counted:
-    """A valid event and the units it counts for."""
+    """A valid event and the units it counts for.
+
+    Not frozen (treat it as immutable): one is built per event, and a frozen dataclass
+    costs several times more to construct.
+    """
 
     event: CloudEvent
     resolution: Resolution
@@ -29,6 +41,8 @@ class Counted:
     """Position in a batch record; None for a record that is one event."""
     element: object = None
     """The parsed batch element (to dead-letter it alone if it turns out too late)."""
+    units: tuple[str, ...] | None = None
+    """Codes of ``resolution.chain``, the unit first (None: not computed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +54,8 @@ class Rejected:
     index: int | None = None
     """Position in a batch record; None for a record that is one event (or unreadable)."""
     raw: bytes | None = None
-    """The element's own bytes when it came from a batch (re-serialised JSON)."""
+    """The element's own bytes when it came from a batch (re-serialised JSON); None when
+    it cannot be re-serialised: the whole record's bytes are dead-lettered instead."""
 
 
 class RecordDecoder:
@@ -49,6 +64,11 @@ class RecordDecoder:
     def __init__(self, contract: Contract, registry: UnitRegistry) -> None:
         self._contract = contract
         self._registry = registry
+        # (code, dated after the reform) -> what the registry resolved it to, and the
+        # chain's codes. The registry's answer depends only on the code and the era of
+        # the event time; only successes are kept, so the cache is bounded by the
+        # registry's size whatever codes records carry.
+        self._resolved: dict[tuple[str, bool], tuple[Resolution, tuple[str, ...]]] = {}
 
     def decode_record(self, value: bytes | None) -> list[Counted | Rejected]:
         """Every event of one record: one for an object, one per element for a batch."""
@@ -66,7 +86,8 @@ class RecordDecoder:
         for index, element in enumerate(raw):
             outcome = self.decode_event(element, index)
             if isinstance(outcome, Rejected):
-                outcome = Rejected(outcome.reason, outcome.detail, index, orjson.dumps(element))
+                raw_element = element_bytes(element)
+                outcome = Rejected(outcome.reason, outcome.detail, index, raw_element)
             outcomes.append(outcome)
         return outcomes
 
@@ -89,16 +110,33 @@ class RecordDecoder:
         if not isinstance(raw, dict):  # the contract accepts only objects; for mypy
             return Rejected("schema-violation", "an event must be a JSON object")
         event = _event_of(raw)
-        try:
-            resolution = self._registry.resolve(event.unit, event.time)
-        except AmbiguousUnit as exc:
-            candidates = ", ".join(exc.candidates)
-            return Rejected("unit-ambiguous", f"{exc}; candidates: {candidates}")
-        except UnitError as exc:
-            return Rejected("unit-unknown", str(exc))
+        key = (event.unit, event.time.timestamp() >= _REFORM_EPOCH)
+        resolved = self._resolved.get(key)
+        if resolved is None:
+            try:
+                resolution = self._registry.resolve(event.unit, event.time)
+            except AmbiguousUnit as exc:
+                candidates = ", ".join(exc.candidates)
+                return Rejected("unit-ambiguous", f"{exc}; candidates: {candidates}")
+            except UnitError as exc:
+                return Rejected("unit-unknown", str(exc))
+            resolved = (resolution, tuple(unit.code for unit in resolution.chain))
+            self._resolved[key] = resolved
         if index is None:
-            return Counted(event, resolution)
-        return Counted(event, resolution, index, raw)
+            return Counted(event, resolved[0], None, None, resolved[1])
+        return Counted(event, resolved[0], index, raw, resolved[1])
+
+
+def element_bytes(element: object) -> bytes | None:
+    """A batch element as JSON bytes, or None when orjson cannot write it back.
+
+    orjson parses arrays nested up to 1,024 deep but writes only 254 levels: a deeply
+    nested element would otherwise raise here and crash the agent on every retry.
+    """
+    try:
+        return orjson.dumps(element)
+    except orjson.JSONEncodeError:
+        return None
 
 
 def _event_of(raw: dict[str, Any]) -> CloudEvent:

@@ -16,13 +16,12 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 import asyncpg
-import orjson
 
 from services.common.contract import Contract
 from services.common.kpis import KpiCatalogue
 from services.metrics import store
 from services.metrics.contributions import contribution_of
-from services.metrics.decoding import Counted, RecordDecoder, Rejected
+from services.metrics.decoding import Counted, RecordDecoder, Rejected, element_bytes
 from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures, TopicPartition
 from services.metrics.periods import Periods
@@ -88,7 +87,8 @@ def dead_letter(record: Record, rejected: Rejected) -> DeadLetter:
     value = record.value
     if rejected.index is not None:
         headers.append(("dlq_batch_index", str(rejected.index).encode()))
-        value = rejected.raw
+        # An element that cannot be re-serialised keeps the whole record's bytes.
+        value = rejected.raw if rejected.raw is not None else record.value
     return DeadLetter(record.key, value, headers, rejected.reason, record.topic)
 
 
@@ -103,8 +103,12 @@ class Preparer:
         self._grace = grace
         self._families = {t: contract.family(t) for t in contract.event_types}
 
-    def prepare(self, records: Iterable[Record], now: datetime) -> Prepared:
-        out = Prepared()
+    def prepare(
+        self, records: Iterable[Record], now: datetime, out: Prepared | None = None
+    ) -> Prepared:
+        """Decode ``records`` (in offset order per partition), adding to ``out`` if given."""
+        if out is None:
+            out = Prepared()
         too_late_before = (now - self._grace).timestamp()
         now_s = now.timestamp()
         for record in records:
@@ -131,7 +135,9 @@ class Preparer:
         too_late_before: float,
     ) -> None:
         event = counted.event
-        c = contribution_of(event, counted.resolution, self._families[event.type], self._catalogue)
+        c = contribution_of(
+            event, counted.resolution, self._families[event.type], self._catalogue, counted.units
+        )
         if c.epoch < too_late_before:
             out.too_late.append(event.type)
             detail = f"event time {event.time.isoformat()} is beyond the grace period"
@@ -146,7 +152,7 @@ def _element(counted: Counted) -> tuple[int | None, bytes | None]:
     """Where a too-late event sits: a whole record, or an element of a batch record."""
     if counted.index is None:
         return None, None
-    return counted.index, orjson.dumps(counted.element)
+    return counted.index, element_bytes(counted.element)
 
 
 async def retrying(what: str, action: Callable[[], Awaitable[T]], delay_s: float = 0.5) -> T:

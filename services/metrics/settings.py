@@ -21,6 +21,12 @@ class MetricsSettings(CommonSettings):
     """``EGOV_METRICS_BATCH_SIZE``: records (Kafka messages) taken per step, at most; one
     step is one PostgreSQL transaction. A batch record from ingest holds many events."""
 
+    metrics_flush_bytes: int = 8 * 2**20
+    """``EGOV_METRICS_FLUSH_BYTES``: a step is counted in flushes (transactions) of records
+    holding at most about this many bytes of values (8 MiB: ~27,000 events), so that one
+    part is decoded while PostgreSQL counts the previous one. Larger flushes write fewer
+    figure rows per event; smaller ones overlap more."""
+
     metrics_flush_interval_s: float = 0.3
     """``EGOV_METRICS_FLUSH_INTERVAL_S``: how long a step waits to fill its batch: the
     longest a record waits before it is counted (live figures lag by about this much)."""

@@ -145,7 +145,13 @@ async def _fenced(
 async def _insert_keys(
     conn: Connection, batches: Sequence[PartitionBatch], result: FlushResult
 ) -> None:
-    """Record the dedup keys; the first delivery of a new key goes to ``result.counted``."""
+    """Record the dedup keys; the first delivery of a new key goes to ``result.counted``.
+
+    The keys travel as one blob of 16-byte digests per event day (not one array element
+    per event) and the new ones come back as one blob: per key, the client builds and
+    parses nothing. They are sorted, so that concurrent flushes of two workers that
+    share keys take their index locks in the same order.
+    """
     first: dict[bytes, Contribution] = {}
     for batch in batches:
         for c in batch.contributions:
@@ -155,17 +161,31 @@ async def _insert_keys(
                 first[c.digest] = c
     if not first:
         return
-    rows = await conn.fetch(
+    by_day: dict[date, list[bytes]] = {}
+    for digest, c in first.items():
+        keys = by_day.get(c.day)
+        if keys is None:
+            by_day[c.day] = [digest]
+        else:
+            keys.append(digest)
+    days = sorted(by_day)
+    blob = await conn.fetchval(
         """
-        INSERT INTO metrics_seen_events (digest, event_day)
-        SELECT * FROM unnest($1::bytea[], $2::date[])
-        ON CONFLICT (digest) DO NOTHING
-        RETURNING digest
+        WITH new AS (
+            INSERT INTO metrics_seen_events (digest, event_day)
+            SELECT substring(b.keys FROM i * 16 + 1 FOR 16), b.day
+            FROM unnest($1::bytea[], $2::date[]) WITH ORDINALITY AS b(keys, day, n),
+                 generate_series(0, length(b.keys) / 16 - 1) AS i
+            ORDER BY substring(b.keys FROM i * 16 + 1 FOR 16)
+            ON CONFLICT (digest) DO NOTHING
+            RETURNING digest
+        )
+        SELECT string_agg(digest, ''::bytea) FROM new
         """,
-        list(first),
-        [c.day for c in first.values()],
+        [b"".join(sorted(by_day[day])) for day in days],
+        days,
     )
-    new = {r["digest"] for r in rows}
+    new = {blob[i : i + 16] for i in range(0, len(blob), 16)} if blob else set()
     for digest, c in first.items():
         (result.counted if digest in new else result.duplicates).append(c)
 

@@ -142,7 +142,12 @@ async def topic_messages(settings: CommonSettings, timeout_s: float = 1.5) -> li
 
 
 async def topic_events(settings: CommonSettings) -> list[dict[str, Any]]:
-    return [orjson.loads(m.value) for m in await topic_messages(settings)]
+    """Every event on the topics: a packed record (a JSON array) holds several."""
+    events: list[dict[str, Any]] = []
+    for message in await topic_messages(settings):
+        value = orjson.loads(message.value)
+        events.extend(value if isinstance(value, list) else [value])
+    return events
 
 
 def ids(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
