@@ -4,7 +4,11 @@ An operator tool, run with the service's own settings: it validates each line ex
 as ingest does (contract, units at the event's time, no future beyond the clock skew)
 but with no horizon, and publishes through the same publisher (same topics, keys and
 headers) without an API key or rate limit. Refused lines are reported, not published;
-valid ones are. Re-running a file is harmless: downstream counts (source, id) once.
+valid ones are. Every record also carries the header ``egov_backfill: 1``
+(schemas/CONTRACT.md §5): the metrics workers count such events in the day they happened
+however old they are, where a live event beyond their grace is dead-lettered as too late,
+and keep their dedup keys for good. Re-running a file is harmless: downstream counts
+(source, id) once.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import orjson
 from services.common.contract import Contract
 from services.common.units import UnitRegistry
 from services.ingest.problems import InvalidEvent
-from services.ingest.publisher import KafkaPublisher
+from services.ingest.publisher import BACKFILL_HEADER, KafkaPublisher
 from services.ingest.validation import EventValidator, Limits, Record
 
 
@@ -66,13 +70,15 @@ def check_chunk(
         if isinstance(item, InvalidEvent):
             continue
         found, problems = validator.check([item], now)
-        records += [_renumber(record, number) for record in found]
+        records += [_as_backfill(record, number) for record in found]
         errors += [InvalidEvent(number, e.pointer, e.reason, e.code) for e in problems]
     return records, errors
 
 
-def _renumber(record: Record, number: int) -> Record:
-    return dataclasses.replace(record, index=number)
+def _as_backfill(record: Record, number: int) -> Record:
+    """The record numbered by its line and marked as backfill (a new header list: the
+    validator's lists are shared between records)."""
+    return dataclasses.replace(record, index=number, headers=[*record.headers, BACKFILL_HEADER])
 
 
 async def backfill(

@@ -21,6 +21,14 @@ log = logging.getLogger(__name__)
 _partitioner = DefaultPartitioner()
 _OWN_BATCH_FROM = 50  # records; measured in docs/ingest.md
 BATCH_CONTENT_TYPE = b"application/cloudevents-batch+json"
+BACKFILL_HEADER = ("egov_backfill", b"1")
+"""Marks history published by ``egov-pulse backfill``: the metrics workers count it in its
+day however old it is (schemas/CONTRACT.md §5; operator-only, so topic ACLs must restrict
+who can produce)."""
+_KEPT_WHEN_PACKED = frozenset({BACKFILL_HEADER[0]})
+"""Headers that describe the delivery rather than one event: a packed record keeps them
+when every event of the run carries them (``ce_type``/``ce_dataschema`` describe one event
+and are dropped)."""
 _PACK_MAX_BYTES = 512 * 1024
 """Largest packed value: well under the producer's batch size (1 MiB) and Kafka's
 default message.max.bytes, so a packed record always fits."""
@@ -173,10 +181,15 @@ def pack(records: Sequence[Record]) -> Sequence[Record]:
 def _packed(run: list[Record]) -> Record:
     if len(run) == 1:
         return run[0]
+    kept = [
+        header
+        for header in run[0].headers
+        if header[0] in _KEPT_WHEN_PACKED and all(header in r.headers for r in run)
+    ]
     return dataclasses.replace(
         run[0],
         value=b"[" + b",".join(r.value for r in run) + b"]",
-        headers=[("content-type", BATCH_CONTENT_TYPE)],
+        headers=[("content-type", BATCH_CONTENT_TYPE), *kept],
     )
 
 

@@ -3,6 +3,12 @@
 One agent reads all three family topics, a step (batch of records, from
 ``take_events``) at a time: decode, dead-letter what is invalid (and wait for the
 broker to have it), then count the rest in one PostgreSQL transaction.
+
+A broker or database that is down blocks the step until it answers (``retrying``).
+Any other exception crashes the worker (``CrashingSupervisor``): Faust's default
+supervisor would restart the agent where the consumer stands, past the failed step,
+and the next flush would store a later offset, losing those events. A restarted worker
+resumes from the offsets stored in PostgreSQL instead, like after a SIGKILL.
 """
 
 from __future__ import annotations
@@ -15,15 +21,32 @@ from datetime import datetime
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
+from mode import CrashingSupervisor
 
 from services.metrics.periods import Periods
-from services.metrics.pipeline import DeadLetter, PartitionState, Prepared, Preparer, Record
+from services.metrics.pipeline import (
+    INFRASTRUCTURE_ERRORS,
+    DeadLetter,
+    PartitionState,
+    Prepared,
+    Preparer,
+    Record,
+    retrying,
+)
 from services.metrics.settings import MetricsSettings
 
 log = logging.getLogger(__name__)
 
 YIELD_EVERY_BYTES = 64 * 1024
 """Record bytes decoded (~200 events, a few ms) between turns given to the event loop."""
+
+DEAD_LETTER_ERRORS = (*INFRASTRUCTURE_ERRORS, KafkaError)
+"""A dead-letter send that fails this way (broker down: KafkaTimeoutError) is retried:
+the step does not move on until the broker has every dead letter."""
+
+DEAD_LETTER_TIMEOUT_S = 30.0
+"""One attempt to dead-letter a record; Faust's producer would wait 20 minutes."""
 
 
 def record_of(event: Any) -> Record:
@@ -74,11 +97,13 @@ class Counting:
         state: PartitionState,
         clock: Callable[[], datetime],
         flush_bytes: int = 8 * 2**20,
+        retry_delay_s: float = 0.5,
     ) -> None:
         self.preparer = preparer
         self.state = state
         self.clock = clock
         self.flush_bytes = flush_bytes
+        self.retry_delay_s = retry_delay_s
         self._in_flight: asyncio.Task[None] | None = None
 
     async def step(self, records: Sequence[Record], send: Callable[[DeadLetter], Any]) -> None:
@@ -97,14 +122,22 @@ class Counting:
         metrics = self.state.metrics
         if prepared.dead_letters:
             # Delivered before the offsets move on: a crash in between re-sends them
-            # (at least once), it never loses them.
-            await asyncio.gather(*(send(d) for d in prepared.dead_letters))
+            # (at least once), it never loses them. Each is retried on its own, so a
+            # broker outage re-sends only the ones it did not take.
+            await asyncio.gather(*(self._dead_letter(send, d) for d in prepared.dead_letters))
             for d in prepared.dead_letters:
                 metrics.dead_lettered.labels(d.topic, d.reason).inc()
         for event_type, n in Counter(prepared.too_late).items():
             metrics.too_late.labels(event_type).inc(n)
         await self.drain()
         self._in_flight = asyncio.create_task(self._flush(prepared, now))
+
+    async def _dead_letter(self, send: Callable[[DeadLetter], Any], dead: DeadLetter) -> None:
+        async def attempt() -> None:
+            await send(dead)
+
+        what = f"dead-lettering a record of {dead.topic} ({dead.reason})"
+        await retrying(what, attempt, self.retry_delay_s, DEAD_LETTER_ERRORS)
 
     async def drain(self) -> None:
         """Wait for the flush in flight, if any (and raise what it raised)."""
@@ -158,11 +191,14 @@ def register_agents(app: faust.App, settings: MetricsSettings, counting: Countin
         settings.topic_dead_letter, key_serializer="raw", value_serializer="raw"
     )
 
-    async def send(dead: DeadLetter) -> None:
+    async def deliver(dead: DeadLetter) -> None:
         future = await dead_letter_topic.send(
             key=dead.key, value=dead.value, headers=list(dead.headers)
         )
         await future
+
+    async def send(dead: DeadLetter) -> None:
+        await asyncio.wait_for(deliver(dead), DEAD_LETTER_TIMEOUT_S)
 
     async def count_events(stream: AsyncIterable[Any]) -> None:
         async for events in stream.take_events(  # type: ignore[attr-defined]
@@ -170,4 +206,5 @@ def register_agents(app: faust.App, settings: MetricsSettings, counting: Countin
         ):
             await counting.step([record_of(e) for e in events], send)
 
-    app.agent(source, name="count-events")(count_events)
+    # Crash the worker on an exception that is not infrastructure (see the docstring).
+    app.agent(source, name="count-events", supervisor_strategy=CrashingSupervisor)(count_events)

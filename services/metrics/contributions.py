@@ -43,6 +43,8 @@ class Contribution:
     units: tuple[str, ...]
     counts: tuple[KpiCount, ...]
     crosswalked: bool
+    backfill: bool = False
+    """Published by ``egov-pulse backfill``: counted however old, its dedup key kept for good."""
 
     @property
     def bucket(self) -> int:
@@ -55,11 +57,13 @@ def contribution_of(
     family: str,
     catalogue: KpiCatalogue,
     units: tuple[str, ...] | None = None,
+    backfill: bool = False,
 ) -> Contribution:
     """The KPI counts of one event, for every unit of its chain at the event's time.
 
     ``units`` are the codes of ``resolution.chain`` when the caller has them already
-    (the decoder keeps them per resolved code).
+    (the decoder keeps them per resolved code); ``backfill``: the record carried the
+    backfill header.
     """
     counts: list[KpiCount] = []
     for kpi in catalogue.for_type(event.type):
@@ -76,6 +80,7 @@ def contribution_of(
         units if units is not None else tuple(unit.code for unit in resolution.chain),
         tuple(counts),
         resolution.via_crosswalk,
+        backfill,
     )
 
 

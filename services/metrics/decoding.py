@@ -1,7 +1,9 @@
 """Decides, for each raw record, whether it is an event to count or one to dead-letter.
 
 Records published straight to Kafka by integrators get exactly the checks that
-ingest applies, so the two paths count the same. A record is either one CloudEvent
+ingest applies, so the two paths count the same: the contract and the units here, and
+the checks that depend on the clock (too late, more than the clock skew in the future)
+in the Preparer (services/metrics/pipeline.py). A record is either one CloudEvent
 (a JSON object, as integrators publish) or a batch (a JSON array, as ingest packs
 them); each element of a batch is judged on its own. Pure: no I/O.
 """

@@ -67,6 +67,10 @@ class PipelineMetrics:
         self.too_late = by_type(
             "egov_events_too_late", "Events beyond the grace period: dead-lettered, not counted."
         )
+        self.backfilled = by_type(
+            "egov_events_backfilled",
+            "Events from a backfill counted (first delivery) in their day, however old.",
+        )
         self.crosswalked = by_type(
             "egov_events_crosswalked", "Events with a retired unit code, counted for its successor."
         )

@@ -27,18 +27,33 @@ SeriesKey = tuple[str, str]
 
 
 class Tally:
-    """Numerator and denominator of one (unit, KPI) for its latest day, month, year and ever."""
+    """Numerator and denominator of one (unit, KPI) for its latest day, month, year and ever.
 
-    __slots__ = ("day", "dd", "dn", "md", "mn", "month", "td", "tn", "yd", "year", "yn")
+    The latest day never passes the wall clock's: an event dated after today (within the
+    clock skew, just after local midnight) is counted in the all-time sums at once and
+    held ``ahead`` until its day starts, so it cannot blank today's figures.
+    """
+
+    __slots__ = ("ahead", "day", "dd", "dn", "md", "mn", "month", "td", "tn", "yd", "year", "yn")
 
     def __init__(self, day: date) -> None:
         self.day, self.month, self.year = day.toordinal(), month_of(day), day.year
         self.dn = self.dd = self.mn = self.md = self.yn = self.yd = self.tn = self.td = 0
+        self.ahead: list[tuple[date, int, int]] | None = None
 
-    def add(self, day: date, num: int, den: int) -> None:
-        """Count ``num/den`` dated ``day``; a day older than the current one is history only."""
+    def add(self, day: date, num: int, den: int, today: date | None = None) -> None:
+        """Count ``num/den`` dated ``day``; a day older than the current one is history only,
+        a day after ``today`` (the wall clock's) waits until it starts."""
         self.tn += num
         self.td += den
+        if today is not None and day > today:
+            if self.ahead is None:
+                self.ahead = []
+            self.ahead.append((day, num, den))
+            return
+        self._count(day, num, den)
+
+    def _count(self, day: date, num: int, den: int) -> None:
         ordinal, month, year = day.toordinal(), month_of(day), day.year
         if ordinal > self.day:
             self.day, self.dn, self.dd = ordinal, 0, 0
@@ -56,8 +71,19 @@ class Tally:
             self.yn += num
             self.yd += den
 
+    def _catch_up(self, today: date) -> None:
+        """Count the held events whose day has started (the wall clock passed midnight)."""
+        ahead = self.ahead
+        if ahead is None or min(day for day, _, _ in ahead) > today:
+            return
+        self.ahead = [row for row in ahead if row[0] > today] or None
+        for day, num, den in sorted(row for row in ahead if row[0] <= today):
+            self._count(day, num, den)
+
     def calendar(self, window: str, periods: Periods) -> tuple[int, int]:
         """The figure of a calendar window now; 0/0 when the period has rolled over."""
+        if self.ahead is not None:
+            self._catch_up(periods.day)
         if window == "day":
             return (self.dn, self.dd) if self.day == periods.day.toordinal() else (0, 0)
         if window == "month":
@@ -77,13 +103,13 @@ class PartitionFigures:
     buckets: dict[SeriesKey, dict[int, list[int]]] = field(default_factory=dict)
     activity: dict[tuple[str, str], float] = field(default_factory=dict)
 
-    def apply(self, deltas: Deltas, oldest_bucket: int) -> None:
+    def apply(self, deltas: Deltas, oldest_bucket: int, today: date) -> None:
         tallies = self.tallies
         for (unit, kpi, day), (num, den) in deltas.daily.items():
             tally = tallies.get((unit, kpi))
             if tally is None:
-                tally = tallies[(unit, kpi)] = Tally(day)
-            tally.add(day, num, den)
+                tally = tallies[(unit, kpi)] = Tally(min(day, today))
+            tally.add(day, num, den, today)
         for (unit, kpi, bucket), (num, den) in deltas.buckets.items():
             if bucket < oldest_bucket:
                 continue
@@ -128,7 +154,7 @@ class Figures:
     def apply(self, tp: TopicPartition, deltas: Deltas, periods: Periods) -> None:
         figures = self.partitions.get(tp)
         if figures is not None:
-            figures.apply(deltas, oldest_bucket(periods))
+            figures.apply(deltas, oldest_bucket(periods), periods.day)
 
     def prune(self, periods: Periods) -> None:
         for figures in self.partitions.values():
@@ -200,17 +226,19 @@ def partition_from_rows(
     tallies: Iterable[tuple[str, str, date, int, int]],
     buckets: Iterable[tuple[str, str, int, int, int]],
     activity: Iterable[tuple[str, str, float]],
+    today: date | None = None,
 ) -> PartitionFigures:
     """Rebuild a partition's figures from stored daily rows, buckets and last-event times.
 
-    ``tallies`` are (unit, kpi, day, numerator, denominator) rows, any number per series.
+    ``tallies`` are (unit, kpi, day, numerator, denominator) rows, any number per series;
+    rows dated after ``today`` (the wall clock's) wait until their day starts.
     """
     figures = PartitionFigures()
     for unit, kpi, day, num, den in sorted(tallies, key=lambda row: row[2]):
         tally = figures.tallies.get((unit, kpi))
         if tally is None:
-            tally = figures.tallies[(unit, kpi)] = Tally(day)
-        tally.add(day, num, den)
+            tally = figures.tallies[(unit, kpi)] = Tally(day if today is None else min(day, today))
+        tally.add(day, num, den, today)
     for unit, kpi, bucket, num, den in buckets:
         figures.buckets.setdefault((unit, kpi), {})[bucket] = [num, den]
     for unit, family, epoch in activity:

@@ -20,7 +20,7 @@ import asyncpg
 from services.common.contract import Contract
 from services.common.kpis import KpiCatalogue
 from services.metrics import store
-from services.metrics.contributions import contribution_of
+from services.metrics.contributions import Contribution, contribution_of
 from services.metrics.decoding import Counted, RecordDecoder, Rejected, element_bytes
 from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures, TopicPartition
@@ -30,13 +30,18 @@ from services.metrics.store import Claim, FlushResult, PartitionBatch
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# A database that is down or restarting: block and retry, never dead-letter.
-INFRASTRUCTURE_ERRORS = (
+# A database that is down, restarting, overloaded or that chose this transaction as a
+# deadlock or serialization victim: block and retry, never dead-letter and never skip.
+# Anything else escaping a step crashes the worker (services/metrics/agents.py).
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
-    asyncpg.PostgresConnectionError,
+    asyncpg.PostgresConnectionError,  # class 08, ConnectionDoesNotExistError among them
     asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
+    asyncpg.TransactionRollbackError,  # class 40: deadlock, serialization failure
+    asyncpg.InsufficientResourcesError,  # class 53: too many connections, out of memory
+    asyncpg.OperatorInterventionError,  # class 57: shutdown, cannot connect now, cancel
+    asyncpg.LockNotAvailableError,  # 55P03: lock_timeout
 )
 
 
@@ -92,15 +97,28 @@ def dead_letter(record: Record, rejected: Rejected) -> DeadLetter:
     return DeadLetter(record.key, value, headers, rejected.reason, record.topic)
 
 
+BACKFILL_HEADER = ("egov_backfill", b"1")
+"""Set by ``egov-pulse backfill`` (schemas/CONTRACT.md §5): the record's events are history
+and count in their day however old. Operator-only: honoured from anyone who can write
+the topic, so topic ACLs must restrict producers in production."""
+
+
 class Preparer:
-    """Decodes records into contributions; events beyond the grace become dead letters."""
+    """Decodes records into contributions; live events beyond the grace become dead letters
+    (backfilled ones count in their day, however old)."""
 
     def __init__(
-        self, decoder: RecordDecoder, contract: Contract, catalogue: KpiCatalogue, grace: timedelta
+        self,
+        decoder: RecordDecoder,
+        contract: Contract,
+        catalogue: KpiCatalogue,
+        grace: timedelta,
+        clock_skew: timedelta = timedelta(seconds=300),
     ) -> None:
         self._decoder = decoder
         self._catalogue = catalogue
         self._grace = grace
+        self._clock_skew = clock_skew
         self._families = {t: contract.family(t) for t in contract.event_types}
 
     def prepare(
@@ -111,6 +129,7 @@ class Preparer:
             out = Prepared()
         too_late_before = (now - self._grace).timestamp()
         now_s = now.timestamp()
+        future_after = (now + self._clock_skew).timestamp()
         for record in records:
             tp = (record.topic, record.partition)
             batch = out.batches.get(tp)
@@ -119,12 +138,23 @@ class Preparer:
             batch.next_offset = max(batch.next_offset, record.offset + 1)
             if record.timestamp is not None:
                 out.ingest_lags.append(now_s - record.timestamp)
+            backfill = BACKFILL_HEADER in record.headers
             for outcome in self._decoder.decode_record(record.value):
                 if isinstance(outcome, Rejected):
                     out.dead_letters.append(dead_letter(record, outcome))
                     continue
-                self._add(out, batch, record, outcome, too_late_before)
+                if outcome.event.time.timestamp() > future_after:
+                    out.dead_letters.append(dead_letter(record, self._in_future(outcome)))
+                    continue
+                self._add(out, batch, record, outcome, too_late_before, backfill)
         return out
+
+    def _in_future(self, counted: Counted) -> Rejected:
+        """Ingest refuses an event dated beyond its clock skew; so does a worker, for records
+        published straight to Kafka: one would otherwise be the unit's latest event for years."""
+        skew = self._clock_skew.total_seconds()
+        detail = f"event time {counted.event.time.isoformat()} is more than {skew:.0f} s ahead"
+        return Rejected("time-in-future", detail, *_element(counted))
 
     def _add(
         self,
@@ -133,12 +163,18 @@ class Preparer:
         record: Record,
         counted: Counted,
         too_late_before: float,
+        backfill: bool,
     ) -> None:
         event = counted.event
         c = contribution_of(
-            event, counted.resolution, self._families[event.type], self._catalogue, counted.units
+            event,
+            counted.resolution,
+            self._families[event.type],
+            self._catalogue,
+            counted.units,
+            backfill,
         )
-        if c.epoch < too_late_before:
+        if c.epoch < too_late_before and not backfill:
             out.too_late.append(event.type)
             detail = f"event time {event.time.isoformat()} is beyond the grace period"
             out.dead_letters.append(
@@ -148,6 +184,15 @@ class Preparer:
         batch.contributions.append(c)
 
 
+def count_backfilled(metrics: PipelineMetrics, backfilled: Iterable[Contribution]) -> None:
+    """``egov_events_backfilled_total`` by type, one ``inc`` per type (not per event)."""
+    by_type: dict[str, int] = {}
+    for c in backfilled:
+        by_type[c.type] = by_type.get(c.type, 0) + 1
+    for event_type, n in by_type.items():
+        metrics.backfilled.labels(event_type).inc(n)
+
+
 def _element(counted: Counted) -> tuple[int | None, bytes | None]:
     """Where a too-late event sits: a whole record, or an element of a batch record."""
     if counted.index is None:
@@ -155,13 +200,18 @@ def _element(counted: Counted) -> tuple[int | None, bytes | None]:
     return counted.index, element_bytes(counted.element)
 
 
-async def retrying(what: str, action: Callable[[], Awaitable[T]], delay_s: float = 0.5) -> T:
-    """Run ``action`` until the database answers: infrastructure failures block, not drop."""
+async def retrying(
+    what: str,
+    action: Callable[[], Awaitable[T]],
+    delay_s: float = 0.5,
+    errors: tuple[type[BaseException], ...] = INFRASTRUCTURE_ERRORS,
+) -> T:
+    """Run ``action`` until it succeeds: infrastructure failures (``errors``) block, not drop."""
     attempt = 0
     while True:
         try:
             return await action()
-        except INFRASTRUCTURE_ERRORS as exc:
+        except errors as exc:
             attempt += 1
             log.warning("%s failed (attempt %d), retrying: %r", what, attempt, exc)
             await asyncio.sleep(min(delay_s * attempt, 5.0))
@@ -226,6 +276,7 @@ class PartitionState:
             result = await retrying("flush", lambda: self._flush(claims, owned, periods))
             for tp, deltas in result.deltas.items():
                 self.figures.apply(tp, deltas, periods)
+            count_backfilled(self.metrics, result.backfilled)
             for tp in result.fenced:
                 log.warning("%s[%d] is owned by another worker now: its batch is dropped", *tp)
                 self.claims.pop(tp, None)

@@ -36,6 +36,11 @@ class MetricsSettings(CommonSettings):
     window where it happened; an older one is dead-lettered as ``too-late`` and counted
     in egov_events_too_late_total (an operator backfills deliberately)."""
 
+    metrics_clock_skew_s: float = 300.0
+    """``EGOV_METRICS_CLOCK_SKEW_S``: an event dated more than this many seconds ahead of
+    the worker's clock is dead-lettered as ``time-in-future`` (ingest refuses the same with
+    its own ``EGOV_CLOCK_SKEW_S``); one within it counts in the day it is dated."""
+
     metrics_session_timeout_s: float = 6.0
     """``EGOV_METRICS_SESSION_TIMEOUT_S``: consumer-group session. A dead worker's partitions
     move after about 1.5 times this; the embedded broker also holds a first JoinGroup

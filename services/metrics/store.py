@@ -52,6 +52,8 @@ class FlushResult:
     counted: list[Contribution] = field(default_factory=list)
     duplicates: list[Contribution] = field(default_factory=list)
     fenced: set[TopicPartition] = field(default_factory=set)
+    backfilled: list[Contribution] = field(default_factory=list)
+    """The counted events that came from a backfill (also in ``counted``)."""
 
 
 def _tp_arrays(tps: Iterable[TopicPartition]) -> tuple[list[str], list[int]]:
@@ -147,10 +149,12 @@ async def _insert_keys(
 ) -> None:
     """Record the dedup keys; the first delivery of a new key goes to ``result.counted``.
 
-    The keys travel as one blob of 16-byte digests per event day (not one array element
-    per event) and the new ones come back as one blob: per key, the client builds and
-    parses nothing. They are sorted, so that concurrent flushes of two workers that
-    share keys take their index locks in the same order.
+    The keys travel as one blob of 16-byte digests per (event day, backfill) (not one
+    array element per event) and the new ones come back as one blob: per key, the client
+    builds and parses nothing. They are sorted, so that concurrent flushes of two workers
+    that share keys take their index locks in the same order. A backfilled delivery of a
+    key already stored as live marks it backfill: one event, whichever path, and its key
+    is never pruned.
     """
     first: dict[bytes, Contribution] = {}
     for batch in batches:
@@ -161,20 +165,21 @@ async def _insert_keys(
                 first[c.digest] = c
     if not first:
         return
-    by_day: dict[date, list[bytes]] = {}
+    blocks: dict[tuple[date, bool], list[bytes]] = {}
     for digest, c in first.items():
-        keys = by_day.get(c.day)
+        keys = blocks.get((c.day, c.backfill))
         if keys is None:
-            by_day[c.day] = [digest]
+            blocks[(c.day, c.backfill)] = [digest]
         else:
             keys.append(digest)
-    days = sorted(by_day)
+    order = sorted(blocks)
     blob = await conn.fetchval(
         """
         WITH new AS (
-            INSERT INTO metrics_seen_events (digest, event_day)
-            SELECT substring(b.keys FROM i * 16 + 1 FOR 16), b.day
-            FROM unnest($1::bytea[], $2::date[]) WITH ORDINALITY AS b(keys, day, n),
+            INSERT INTO metrics_seen_events (digest, event_day, backfill)
+            SELECT substring(b.keys FROM i * 16 + 1 FOR 16), b.day, b.backfill
+            FROM unnest($1::bytea[], $2::date[], $3::boolean[])
+                     WITH ORDINALITY AS b(keys, day, backfill, n),
                  generate_series(0, length(b.keys) / 16 - 1) AS i
             ORDER BY substring(b.keys FROM i * 16 + 1 FOR 16)
             ON CONFLICT (digest) DO NOTHING
@@ -182,12 +187,29 @@ async def _insert_keys(
         )
         SELECT string_agg(digest, ''::bytea) FROM new
         """,
-        [b"".join(sorted(by_day[day])) for day in days],
-        days,
+        [b"".join(sorted(blocks[block])) for block in order],
+        [day for day, _ in order],
+        [backfill for _, backfill in order],
     )
     new = {blob[i : i + 16] for i in range(0, len(blob), 16)} if blob else set()
     for digest, c in first.items():
-        (result.counted if digest in new else result.duplicates).append(c)
+        if digest in new:
+            result.counted.append(c)
+            if c.backfill:
+                result.backfilled.append(c)
+        else:
+            result.duplicates.append(c)
+    marks = sorted({c.digest for c in result.duplicates if c.backfill})
+    if marks:
+        # A separate statement: ON CONFLICT DO UPDATE would return the key as if it were new.
+        await conn.execute(
+            """
+            UPDATE metrics_seen_events s SET backfill = true
+            FROM generate_series(0, length($1::bytea) / 16 - 1) AS i
+            WHERE s.digest = substring($1::bytea FROM i * 16 + 1 FOR 16) AND NOT s.backfill
+            """,
+            b"".join(marks),
+        )
 
 
 async def _upsert_figures(
@@ -252,6 +274,7 @@ async def load_figures(
     Days before this year fold into one row dated the eve of the year, earlier months of
     this year into one dated 1 January, earlier days of this month into one dated the 1st:
     the tallies come out the same, from a few rows per series instead of one per day.
+    Rows dated after today never become the current day (see ``Tally``).
     """
     topics, parts = _tp_arrays(tps)
     year_start = periods.day.replace(month=1, day=1)
@@ -296,6 +319,7 @@ async def load_figures(
         parts,
     )
     figures: dict[TopicPartition, PartitionFigures] = {}
+    now_s = periods.now.timestamp()
     for tp in tps:
         figures[tp] = partition_from_rows(
             [
@@ -309,18 +333,27 @@ async def load_figures(
                 if (r["topic"], r["partition"]) == tp
             ],
             [
-                (r["unit"], r["family"], r["last_event_time"].timestamp())
+                # A last-event time ahead of the clock (stored before future events were
+                # refused) would hold off silence alerts: it reads as now at the latest.
+                (r["unit"], r["family"], min(r["last_event_time"].timestamp(), now_s))
                 for r in activity
                 if (r["topic"], r["partition"]) == tp
             ],
+            today=periods.day,
         )
     return figures
 
 
 async def prune(conn: Connection, periods: Periods, grace: timedelta) -> tuple[int, int]:
-    """Forget dedup keys older than the grace (and a day), and buckets past retention."""
+    """Forget live dedup keys older than the grace (and a day), and buckets past retention.
+
+    A live event that old is refused as too late, so its key is never needed again; a
+    backfilled event is counted however old, so its key is kept for good.
+    """
     keep_from = periods.day - grace - timedelta(days=1)
-    seen = await conn.execute("DELETE FROM metrics_seen_events WHERE event_day < $1", keep_from)
+    seen = await conn.execute(
+        "DELETE FROM metrics_seen_events WHERE event_day < $1 AND NOT backfill", keep_from
+    )
     oldest = int(periods.now.timestamp()) - BUCKET_RETENTION_S
     buckets = await conn.execute("DELETE FROM kpi_buckets WHERE bucket_start < $1", oldest)
     return int(seen.split()[-1]), int(buckets.split()[-1])

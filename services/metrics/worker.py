@@ -73,7 +73,8 @@ def build_app(settings: MetricsSettings, clock: Callable[[], datetime] = wall_cl
     worker_name = f"{settings.metrics_app_id}@{socket.gethostname()}:{settings.metrics_web_port}"
     state = PartitionState(pool, settings.metrics_app_id, worker_name, figures, metrics)
     grace = timedelta(days=settings.metrics_grace_days)
-    preparer = Preparer(RecordDecoder(contract, units), contract, catalogue, grace)
+    skew = timedelta(seconds=settings.metrics_clock_skew_s)
+    preparer = Preparer(RecordDecoder(contract, units), contract, catalogue, grace, skew)
     counting = Counting(preparer, state, clock, settings.metrics_flush_bytes)
     register_agents(app, settings, counting)
     register_views(

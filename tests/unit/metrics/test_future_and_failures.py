@@ -1,0 +1,251 @@
+"""Events dated in the future never blank today's figures; a failed step loses nothing.
+
+Times are explicit: 23:58 and 00:02 around local midnight (Asia/Ho_Chi_Minh, +07:00).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka.errors import KafkaTimeoutError
+from mode import CrashingSupervisor
+from prometheus_client import CollectorRegistry
+
+from services.metrics.agents import Counting, register_agents
+from services.metrics.app import create_app
+from services.metrics.contributions import Contribution, Deltas
+from services.metrics.exposition import PipelineMetrics
+from services.metrics.figures import Figures, PartitionFigures, WindowFigure, partition_from_rows
+from services.metrics.periods import Periods, local_day
+from services.metrics.pipeline import DeadLetter, Preparer, Record, retrying
+from services.metrics.settings import MetricsSettings
+from services.metrics.store import FlushResult, PartitionBatch
+from tests.unit.metrics.helpers import as_bytes, catalogue, contract, decoder, document
+
+TP = ("egov.documents", 0)
+SERIES = ("01843", "document_signing")
+BEFORE_MIDNIGHT = datetime(2026, 11, 22, 16, 58, tzinfo=UTC)  # 23:58 on the 22nd, local
+AFTER_MIDNIGHT = datetime(2026, 11, 22, 17, 2, tzinfo=UTC)  # 00:02 on the 23rd, local
+SKEW = timedelta(seconds=300)
+
+
+def c(at: datetime, num: int = 1) -> Contribution:
+    return Contribution(
+        digest=b"x" * 16,
+        type="vn.egov.document.issued",
+        family="documents",
+        epoch=at.timestamp(),
+        day=local_day(at),
+        units=("01843", "19"),
+        counts=(("document_signing", num, 1),),
+        crosswalked=False,
+    )
+
+
+def nine_of_ten(now: datetime) -> Figures:
+    figures = Figures()
+    figures.assign(TP, PartitionFigures())
+    figures.apply(TP, Deltas.of([c(now, 1)] * 9 + [c(now, 0)]), Periods.at(now))
+    return figures
+
+
+def window(figures: Figures, name: str, now: datetime) -> tuple[int, int]:
+    fig = figures.window(name, Periods.at(now))[SERIES]
+    return fig.numerator, fig.denominator
+
+
+# --- the Preparer refuses what ingest refuses ------------------------------------------
+
+
+def preparer() -> Preparer:
+    return Preparer(decoder(), contract(), catalogue(), timedelta(days=7), SKEW)
+
+
+def test_an_event_beyond_the_clock_skew_is_dead_lettered_as_time_in_future() -> None:
+    now = BEFORE_MIDNIGHT
+    within = document("01843", now + SKEW, "within")
+    beyond = document("01843", now + SKEW + timedelta(seconds=1), "beyond")
+    year_2030 = document("01843", datetime(2030, 1, 1, tzinfo=UTC), "2030")
+    records = [
+        Record(*TP, 0, b"19", as_bytes(within)),
+        Record(*TP, 1, b"19", as_bytes(beyond), (("traceparent", b"00-x-01"),)),
+        Record(*TP, 2, b"19", as_bytes(document("01843", now, "ok"), year_2030)),
+    ]
+    prepared = preparer().prepare(records, now)
+    counted = prepared.batches[TP].contributions
+    assert [c.epoch for c in counted] == [(now + SKEW).timestamp(), now.timestamp()]
+    assert prepared.batches[TP].next_offset == 3  # the position moves past all three
+    reasons = [(d.reason, dict(d.headers).get("dlq_batch_index")) for d in prepared.dead_letters]
+    assert reasons == [("time-in-future", None), ("time-in-future", b"1")]
+    whole, element = prepared.dead_letters
+    assert whole.value == as_bytes(beyond)  # original bytes and headers, and why
+    assert dict(whole.headers)["traceparent"] == b"00-x-01"
+    assert b"300 s ahead" in dict(whole.headers)["dlq_detail"]
+    assert element.value == as_bytes(year_2030)
+
+
+def test_the_default_skew_is_ingests_300_seconds() -> None:
+    assert MetricsSettings().metrics_clock_skew_s == 300.0
+    p = Preparer(decoder(), contract(), catalogue(), timedelta(days=7))
+    late = document("01843", BEFORE_MIDNIGHT + timedelta(seconds=301))
+    prepared = p.prepare([Record(*TP, 0, None, as_bytes(late))], BEFORE_MIDNIGHT)
+    assert [d.reason for d in prepared.dead_letters] == ["time-in-future"]
+
+
+# --- Tally never moves past the wall clock's period ------------------------------------
+
+
+def test_an_event_at_0002_tomorrow_does_not_blank_today_at_2358() -> None:
+    figures = nine_of_ten(BEFORE_MIDNIGHT)
+    figures.apply(TP, Deltas.of([c(AFTER_MIDNIGHT, 1)]), Periods.at(BEFORE_MIDNIGHT))
+    for name in ("day", "month", "year"):
+        assert window(figures, name, BEFORE_MIDNIGHT) == (9, 10), name
+    assert figures.totals()[SERIES] == WindowFigure(10, 11)  # counted: it is in PostgreSQL already
+    # After midnight the held event is today's, and yesterday's nine are history.
+    at_0003 = AFTER_MIDNIGHT + timedelta(minutes=1)
+    assert window(figures, "day", at_0003) == (1, 1)
+    assert window(figures, "month", at_0003) == (10, 11)
+
+
+def test_at_new_years_eve_a_0002_event_does_not_blank_month_and_year() -> None:
+    eve = datetime(2026, 12, 31, 16, 58, tzinfo=UTC)  # 23:58 on 31 December, local
+    figures = nine_of_ten(eve)
+    figures.apply(TP, Deltas.of([c(eve + timedelta(minutes=4))]), Periods.at(eve))
+    for name in ("day", "month", "year"):
+        assert window(figures, name, eve) == (9, 10), name
+    new_year = eve + timedelta(minutes=5)
+    for name in ("day", "month", "year"):
+        assert window(figures, name, new_year) == (1, 1), name
+
+
+def test_a_2030_event_that_got_through_leaves_todays_figures_alone() -> None:
+    now = BEFORE_MIDNIGHT
+    figures = nine_of_ten(now)
+    figures.apply(TP, Deltas.of([c(datetime(2030, 6, 1, tzinfo=UTC))]), Periods.at(now))
+    for name in ("day", "month", "year"):
+        assert window(figures, name, now) == (9, 10), name
+
+
+def test_a_series_first_seen_tomorrow_reads_empty_today_and_counts_tomorrow() -> None:
+    figures = Figures()
+    figures.assign(TP, PartitionFigures())
+    figures.apply(TP, Deltas.of([c(AFTER_MIDNIGHT)]), Periods.at(BEFORE_MIDNIGHT))
+    assert window(figures, "day", BEFORE_MIDNIGHT) == (0, 0)
+    assert window(figures, "day", AFTER_MIDNIGHT) == (1, 1)
+
+
+def test_loaded_rows_after_today_never_become_the_current_day() -> None:
+    today = local_day(BEFORE_MIDNIGHT)
+    rows = [
+        ("01843", "document_signing", today, 9, 10),
+        ("01843", "document_signing", today + timedelta(days=1), 1, 1),
+        ("01843", "document_signing", date(2030, 1, 1), 1, 1),
+    ]
+    figures = Figures()
+    figures.assign(TP, partition_from_rows(rows, [], [], today=today))
+    for name in ("day", "month", "year"):
+        assert window(figures, name, BEFORE_MIDNIGHT) == (9, 10), name
+    assert window(figures, "day", AFTER_MIDNIGHT) == (1, 1)
+    assert figures.totals()[SERIES] == WindowFigure(11, 12)
+
+
+# --- a failed step is retried or replayed, never skipped -------------------------------
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.DeadlockDetectedError("deadlock detected"),
+        asyncpg.SerializationError("could not serialize access"),
+        asyncpg.TooManyConnectionsError("too many clients"),
+        asyncpg.ConnectionDoesNotExistError("connection was closed"),
+        asyncpg.AdminShutdownError("terminating connection"),
+        asyncpg.InterfaceError("connection is closed"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+async def test_transient_database_errors_are_retried(error: Exception) -> None:
+    calls: list[int] = []
+
+    async def flush() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise error
+        return "committed"
+
+    assert await retrying("flush", flush, delay_s=0) == "committed"
+    assert len(calls) == 2
+
+
+async def test_a_non_transient_error_is_not_retried() -> None:
+    async def flush() -> None:
+        raise asyncpg.CheckViolationError("numerator > denominator")
+
+    with pytest.raises(asyncpg.CheckViolationError):
+        await retrying("flush", flush, delay_s=0)
+
+
+class FakeState:
+    """PartitionState without PostgreSQL: records what each flush was given."""
+
+    def __init__(self) -> None:
+        self.metrics = PipelineMetrics(CollectorRegistry(), ["vn.egov.document.issued"])
+        self.flushed: list[PartitionBatch] = []
+
+    async def flush(self, batches: Sequence[PartitionBatch], periods: Periods) -> FlushResult:
+        self.flushed += batches
+        return FlushResult(counted=[c for b in batches for c in b.contributions])
+
+
+async def test_a_dead_letter_send_failing_twice_is_retried_and_nothing_is_lost() -> None:
+    now = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+    state = FakeState()
+    counting = Counting(preparer(), state, lambda: now, retry_delay_s=0)  # type: ignore[arg-type]
+    attempts: list[bytes | None] = []
+    delivered: list[DeadLetter] = []
+
+    async def send(dead: DeadLetter) -> None:
+        attempts.append(dead.value)
+        if len(attempts) <= 2:  # the broker is down for the first two attempts
+            raise KafkaTimeoutError()
+        delivered.append(dead)
+
+    records = [
+        Record(*TP, 0, b"19", b"{not json"),
+        Record(*TP, 1, b"19", as_bytes(document("01843", now, "a"))),
+        Record(*TP, 2, b"19", as_bytes(document("01843", datetime(2030, 1, 1, tzinfo=UTC)))),
+    ]
+    await counting.step(records, send)
+    await counting.drain()
+    assert len(attempts) == 4  # the first record twice refused, then both delivered
+    assert sorted(d.reason for d in delivered) == ["malformed-json", "time-in-future"]
+    assert [c.epoch for b in state.flushed for c in b.contributions] == [now.timestamp()]
+    assert state.flushed[0].next_offset == 3
+    dead = state.metrics.dead_lettered
+    assert dead.labels(TP[0], "time-in-future")._value.get() == 1
+
+
+async def test_a_dead_letter_send_that_fails_otherwise_stops_the_step() -> None:
+    now = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+    state = FakeState()
+    counting = Counting(preparer(), state, lambda: now, retry_delay_s=0)  # type: ignore[arg-type]
+
+    async def send(dead: DeadLetter) -> None:
+        raise RuntimeError("bug")
+
+    with pytest.raises(RuntimeError, match="bug"):
+        await counting.step([Record(*TP, 0, None, b"{not json")], send)
+    assert state.flushed == []  # the offset did not move: the records are read again
+
+
+def test_the_agent_crashes_the_worker_instead_of_restarting_past_the_step() -> None:
+    settings = MetricsSettings(metrics_app_id="unit-crash")
+    app = create_app(settings)
+    counting: Any = object()
+    register_agents(app, settings, counting)
+    (agent,) = app.agents.values()
+    assert agent.supervisor_strategy is CrashingSupervisor
