@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,9 @@ class Child:
     name: str
     process: asyncio.subprocess.Process
     log: Path
+    args: list[str]
+    env: dict[str, str]
+    restarts: list[float] = field(default_factory=list)
 
 
 async def _spawn(name: str, args: list[str], env: dict[str, str]) -> Child:
@@ -55,7 +59,7 @@ async def _spawn(name: str, args: list[str], env: dict[str, str]) -> Child:
             stderr=out,
             start_new_session=True,
         )
-    return Child(name, process, log)
+    return Child(name, process, log, args, env)
 
 
 async def _stop(children: list[Child]) -> None:
@@ -79,6 +83,10 @@ def _child_env(options: StackOptions, bootstrap: str) -> dict[str, str]:
             "EGOV_METRICS_WEB_PORT": str(options.ports["metrics"]),
             "EGOV_ALERTS_PORT": str(options.ports["alerts"]),
             "EGOV_SIMULATOR_INGEST_URL": f"http://127.0.0.1:{options.ports['ingest']}",
+            "EGOV_INGEST_URL": f"http://127.0.0.1:{options.ports['ingest']}",
+            "EGOV_METRICS_URLS": f"http://127.0.0.1:{options.ports['metrics']}",
+            "EGOV_ALERTS_URL": f"http://127.0.0.1:{options.ports['alerts']}",
+            "EGOV_ALERTS_PUBLIC_URL": f"http://127.0.0.1:{options.ports['alerts']}",
             "EGOV_SIMULATOR_RATE": str(options.simulator_rate),
             # Alerts within a few minutes of `make up` (production: docs/alerts.md).
             "EGOV_ALERT_INTERVAL_S": "2",
@@ -128,20 +136,47 @@ def _banner(options: StackOptions, bootstrap: str) -> str:
     return "\n".join(lines)
 
 
+# A child that keeps dying is not restarted for ever: the stack stops and says why.
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 60.0
+
+
+async def _restart(child: Child) -> bool:
+    """Respawn ``child`` in place, unless it died too often lately."""
+    now = time.monotonic()
+    child.restarts = [t for t in child.restarts if now - t < RESTART_WINDOW_S] + [now]
+    if len(child.restarts) > MAX_RESTARTS:
+        return False
+    await asyncio.sleep(1)
+    fresh = await _spawn(child.name, child.args, child.env)
+    child.process = fresh.process
+    return True
+
+
 async def _watch(children: list[Child], stop: asyncio.Event) -> int:
-    """Wait for Ctrl-C, or for a child to die (then say which and stop the rest)."""
-    waits = {asyncio.ensure_future(c.process.wait()): c for c in children}
+    """Supervise the children until Ctrl-C, as a process manager would.
+
+    A metrics worker exits on purpose after an error it cannot retry (it resumes from the
+    offsets stored in PostgreSQL), so a child that exits is restarted; one that keeps
+    exiting stops the stack.
+    """
     stopper = asyncio.ensure_future(stop.wait())
-    done, _ = await asyncio.wait([stopper, *waits], return_when=asyncio.FIRST_COMPLETED)
-    stopper.cancel()
-    for task in waits:
-        task.cancel()
-    for task in done:
-        if task in waits:
+    while True:
+        waits = {asyncio.ensure_future(c.process.wait()): c for c in children}
+        done, _ = await asyncio.wait([stopper, *waits], return_when=asyncio.FIRST_COMPLETED)
+        for task in waits:
+            task.cancel()
+        if stopper in done:
+            return 0
+        for task in done:
             child = waits[task]
-            print(f"{child.name} exited with {child.process.returncode}; see {child.log}")
-            return 1
-    return 0
+            code = child.process.returncode
+            print(f"{child.name} exited with {code}; restarting (log: {child.log})", flush=True)
+            if not await _restart(child):
+                print(f"{child.name} exited {MAX_RESTARTS} times within {RESTART_WINDOW_S:g} s;"
+                      " stopping", flush=True)  # fmt: skip
+                stopper.cancel()
+                return 1
 
 
 async def run_stack(options: StackOptions) -> int:

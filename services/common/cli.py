@@ -19,7 +19,16 @@ def _migrate(_: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     from services.devstack import StackOptions, run_stack
 
-    options = StackOptions(simulator=args.simulator == "on", simulator_rate=args.simulator_rate)
+    options = StackOptions(
+        simulator=args.simulator == "on",
+        simulator_rate=args.simulator_rate,
+        broker_port=args.broker_port,
+        ports={
+            "ingest": args.ingest_port,
+            "metrics": args.metrics_port,
+            "alerts": args.alerts_port,
+        },
+    )
     return asyncio.run(run_stack(options))
 
 
@@ -39,6 +48,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = sub.add_parser("up", help="run the whole system on the embedded broker")
     up.add_argument("--simulator", choices=["on", "off"], default="on")
     up.add_argument("--simulator-rate", type=float, default=20.0, help="events per second")
+    up.add_argument("--broker-port", type=int, default=9092)
+    up.add_argument("--ingest-port", type=int, default=8080)
+    up.add_argument("--metrics-port", type=int, default=8081)
+    up.add_argument("--alerts-port", type=int, default=8082)
     up.set_defaults(handler=_up)
 
     units = sub.add_parser("units", help="rebuild data/units from the official unit lists")
