@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.alerts import text
-from services.alerts.calendar import WorkingCalendar
 from services.alerts.directory import UnitDirectory
-from services.alerts.model import Activity, AlertKey, Figure, Severity, Status, Verdict
+from services.alerts.model import AlertKey, Severity, Status, Verdict
+from services.common.calendar import WorkingCalendar
+from services.common.figures import Figure, Standing, classify
 
 BELOW = "KpiBelowTarget"
 BURN = "KpiBudgetBurn"
@@ -68,15 +69,7 @@ def kpi_below_target(
     for fig in figures:
         if fig.window not in wanted:
             continue
-        ratio = fig.ratio
-        if ratio is None or fig.denominator < fig.min_volume:
-            status = Status.HOLD  # shown, never alerted on, never "recovered" either
-        elif ratio < fig.target:
-            status = Status.BREACH
-        elif ratio >= min(fig.target + hysteresis, 1.0):
-            status = Status.CLEAR
-        else:
-            status = Status.HOLD
+        status = _below_status(fig, hysteresis)
         key = AlertKey(BELOW, fig.kpi, fig.unit, fig.window)
         if tracked is not None and status is not Status.BREACH and key not in tracked:
             continue
@@ -86,7 +79,7 @@ def kpi_below_target(
             fig.kpi_name_vi or fig.kpi,
             fig.kpi_name_en or fig.kpi,
             fig.window,
-            ratio,
+            fig.ratio,
             fig.target,
             fig.numerator,
             fig.denominator,
@@ -101,6 +94,18 @@ def kpi_below_target(
             en,
             hold_for_s,
         )
+
+
+def _below_status(fig: Figure, hysteresis: float) -> Status:
+    """Breach exactly when the shared judgement says below; clear only past the margin."""
+    standing = classify(fig.numerator, fig.denominator, fig.target, fig.min_volume)
+    if standing is Standing.BELOW:
+        return Status.BREACH
+    if standing is Standing.MEETS and fig.numerator / fig.denominator >= min(
+        fig.target + hysteresis, 1.0
+    ):
+        return Status.CLEAR
+    return Status.HOLD  # low volume is shown, never alerted on, never "recovered" either
 
 
 def _values(fig: Figure) -> dict[str, object]:
@@ -312,13 +317,3 @@ def ingest_rejections(old: Counters, new: Counters, rule: RejectionRule) -> Iter
 
 def _delta(old: float, new: float) -> float:
     return new if new < old else new - old  # a counter that went down was reset (restart)
-
-
-def merge_activity(items: Iterable[Activity]) -> dict[tuple[str, str], datetime]:
-    """Latest event time per (unit, family) over the answers of every worker."""
-    merged: dict[tuple[str, str], datetime] = {}
-    for item in items:
-        key = (item.unit, item.family)
-        if key not in merged or item.last_event_time > merged[key]:
-            merged[key] = item.last_event_time
-    return merged

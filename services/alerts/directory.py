@@ -4,18 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from services.common.unit_info import UnitInfo
 from services.common.units import Unit
-
-
-@dataclass(frozen=True, slots=True)
-class UnitInfo:
-    code: str
-    name: str
-    name_en: str
-    level: str
-    province: str
 
 
 class UnitDirectory:
@@ -57,5 +48,6 @@ def from_units(units: Iterable[Unit]) -> UnitDirectory:
         return code
 
     return UnitDirectory(
-        UnitInfo(u.code, u.name, u.name_en, u.level, province_of(u.code)) for u in by_code.values()
+        UnitInfo(u.code, u.name, u.name_en, u.level, province_of(u.code), u.parent)
+        for u in by_code.values()
     )

@@ -1,7 +1,8 @@
-"""Domain types of the alerts service: figures read, verdicts of conditions, alerts.
+"""Domain types of the alerts service: verdicts of conditions, alerts, transitions.
 
-Pure data, no I/O. An alert's identity is :class:`AlertKey` (condition, kpi, unit,
-window); a :class:`Verdict` is one condition's answer for one identity at one instant.
+Pure data, no I/O (the figures read are :mod:`services.common.figures`). An alert's
+identity is :class:`AlertKey` (condition, kpi, unit, window); a :class:`Verdict` is one
+condition's answer for one identity at one instant.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 Severity = Literal["critical", "warning", "info"]
 
@@ -49,41 +50,6 @@ class AlertKey:
 
     def __str__(self) -> str:
         return f"{self.condition}/{self.kpi}/{self.unit}/{self.window}"
-
-
-class Figure(NamedTuple):
-    """One KPI rate of one unit in one window, as a metrics worker serves it.
-
-    A named tuple rather than a frozen dataclass: 70,000 are built per window and cycle
-    at 10,000 units, and a tuple is built about three times faster.
-    """
-
-    kpi: str
-    unit: str
-    window: str
-    numerator: int
-    denominator: int
-    target: float
-    min_volume: int
-    unit_name: str = ""
-    unit_name_en: str = ""
-    kpi_name_vi: str = ""
-    kpi_name_en: str = ""
-    level: str = ""
-    province: str = ""
-
-    @property
-    def ratio(self) -> float | None:
-        return self.numerator / self.denominator if self.denominator else None
-
-
-@dataclass(frozen=True, slots=True)
-class Activity:
-    """Last event time of one unit for one family (documents, dossiers, meetings)."""
-
-    unit: str
-    family: str
-    last_event_time: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,17 +25,18 @@ from prometheus_client import CollectorRegistry
 
 from services.alerts import conditions, store
 from services.alerts.alertmanager import AlertmanagerClient, ResolvedSet, payload
-from services.alerts.calendar import WorkingCalendar, load_calendar
 from services.alerts.directory import UnitDirectory, from_units
 from services.alerts.journal import UNAVAILABLE, Journal
 from services.alerts.lifecycle import AlertBook
 from services.alerts.model import Alert, State, Transition, Verdict
 from services.alerts.outbox import Deliver, deliver_due
 from services.alerts.settings import AlertsSettings
-from services.alerts.sources import IngestSource, MetricsSource
+from services.alerts.sources import IngestSource
 from services.alerts.telemetry import AlertsMetrics
 from services.alerts.webhook import WebhookSender
+from services.common.calendar import WorkingCalendar, load_calendar
 from services.common.db import migrate
+from services.common.figures_client import FiguresClient
 from services.common.kafka import ensure_topics, make_producer
 from services.common.units import UnitRegistry
 
@@ -85,6 +86,9 @@ class AlertsService:
         self._tasks: list[asyncio.Task[None]] = []
         self._wake_flush = asyncio.Event()
         self._http = httpx.AsyncClient(timeout=settings.alert_http_timeout_s)
+        self._figures = FiguresClient(
+            self._http, settings.metrics_urls, settings.alert_http_timeout_s
+        )
         self._producer: Any = None
         self.metrics.evaluation_lag.set_function(lambda: time.time() - self._last_done)
 
@@ -253,22 +257,23 @@ class AlertsService:
         windows = list(s.alert_windows)
         if burn:
             windows += [w for w in conditions.BURN_WINDOWS if w not in windows]
-        snap = await MetricsSource(self._http, s.metrics_urls).read(windows)
-        if snap.errors:
-            self.metrics.source_errors.inc(len(snap.errors))
-            log.warning("metrics workers unavailable: %s", snap.errors)
+        reading = await self._figures.read(windows)
+        if reading.errors:
+            self.metrics.source_errors.inc(len(reading.errors))
+            log.warning("metrics workers unavailable: %s", reading.errors)
+        figures = reading.figures()
         tracked = self.book.open  # identities with an open alert: see conditions.py
         verdicts = list(
-            conditions.kpi_below_target(snap.figures, s.alert_windows, s.alert_hysteresis,
+            conditions.kpi_below_target(figures, s.alert_windows, s.alert_hysteresis,
                                         s.alert_for_s, tracked)
         )  # fmt: skip
         if burn:
             # Cycles without the burn windows say nothing about burn alerts (unknown:
             # the lifecycle leaves them as they are).
-            verdicts += conditions.kpi_budget_burn(snap.figures, s.alert_burn_for_s, tracked)
+            verdicts += conditions.kpi_budget_burn(figures, s.alert_burn_for_s, tracked)
             self._last_burn = now
-        self._remember(conditions.merge_activity(snap.activity))
-        if not snap.errors and self._watch_start is not None:
+        self._remember({(a.unit, a.family): a.last_event_time for a in reading.activity()})
+        if not reading.errors and self._watch_start is not None:
             # A worker that did not answer would make its units look silent: skip.
             rule = conditions.SilenceRule(
                 s.alert_silent_after_s, s.alert_silent_lookback_days, s.alert_silent_peer_share

@@ -8,10 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from services.common.paths import REPO_ROOT
+from services.common.calendar import HOLIDAYS_FILE
 from services.common.settings import CommonSettings
-
-HOLIDAYS_FILE = REPO_ROOT / "data" / "holidays-vn.json"
 
 
 class AlertsSettings(CommonSettings):

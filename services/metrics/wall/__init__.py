@@ -11,6 +11,7 @@ from typing import Any, cast
 
 import faust
 
+from services.common.calendar import load_calendar
 from services.metrics.settings import MetricsSettings
 from services.metrics.wall.hub import Hub
 from services.metrics.wall.settings import WallSettings
@@ -29,7 +30,8 @@ def register_wall(app: faust.App, settings: MetricsSettings) -> None:
     wall = WallSettings.extending(settings)
     sources = Sources(wall.metrics_sources, wall.alerts_url, wall.wall_source_timeout_s)
     hub = Hub(sources, wall.wall_poll_interval_s)
-    register(app, wall, hub)
+    calendar = load_calendar(wall.wall_holidays_file, always=wall.wall_silent_calendar == "always")
+    register(app, wall, hub, calendar)
 
     async def close_hub(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         await hub.close()

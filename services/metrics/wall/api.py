@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from services.metrics.wall.model import Alert, Figure
-from services.metrics.wall.overview import Overview, UnitInfo, UnitRow
+from services.common.figures import Figure
+from services.common.unit_info import UnitInfo
+from services.metrics.wall.model import Alert
+from services.metrics.wall.overview import Overview, UnitRow
 
 
 def _time(at: datetime | None) -> str | None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
+from services.common.figures import Standing
 from services.common.units import VN_TZ
-from services.metrics.wall.model import Status
 from services.metrics.wall.settings import Lang
 
 LANGS: Final[tuple[Lang, ...]] = ("vi", "en")
@@ -140,11 +140,11 @@ STRINGS: Final[dict[Lang, dict[str, str]]] = {
     },
 }
 
-STATUS_ICONS: Final[dict[Status, str]] = {
-    Status.BELOW: "▼",
-    Status.LOW_VOLUME: "◌",
-    Status.NO_DATA: "–",
-    Status.MEETS: "▲",
+STATUS_ICONS: Final[dict[Standing, str]] = {
+    Standing.BELOW: "▼",
+    Standing.LOW_VOLUME: "◌",
+    Standing.NO_DATA: "–",
+    Standing.MEETS: "▲",
 }
 """A shape for each status, so that colour is never the only signal."""
 
@@ -166,7 +166,7 @@ def text(lang: Lang, key: str, **values: object) -> str:
     return template.format(**values) if values else template
 
 
-def status_label(lang: Lang, status: Status) -> str:
+def status_label(lang: Lang, status: Standing) -> str:
     return text(lang, f"status_{status.value}")
 
 

@@ -11,21 +11,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.metrics.wall.model import Alert, Figure, Status, is_silent, worst_first_key
+from services.common.calendar import WorkingCalendar
+from services.common.figures import Figure, Standing
+from services.common.unit_info import UnitInfo
+from services.metrics.wall.model import OFFICE_HOURS, Alert, is_silent, worst_first_key
 from services.metrics.wall.snapshot import Snapshot, SourceState
 
 BELOW_LIMIT = 15
 """Rows of the below-target list; the rest are counted, and the unit table has them all."""
-
-
-@dataclass(frozen=True, slots=True)
-class UnitInfo:
-    code: str
-    name: str
-    name_en: str
-    level: str
-    parent: str | None
-    province: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +47,9 @@ class UnitRow:
         return min(self.figures.values(), key=worst_first_key, default=None)
 
     @property
-    def status(self) -> Status:
+    def status(self) -> Standing:
         worst = self.worst
-        return worst.status if worst is not None else Status.NO_DATA
+        return worst.status if worst is not None else Standing.NO_DATA
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +77,7 @@ def row_key(row: UnitRow) -> tuple[int, float, int, str]:
     worst = row.worst
     gap = worst.gap if worst is not None else 0.0
     status = row.status
-    if status is Status.BELOW:
+    if status is Standing.BELOW:
         rank = 0
     elif row.silent:
         rank = 1
@@ -97,7 +90,7 @@ def _units(figures: tuple[Figure, ...]) -> dict[str, UnitInfo]:
     units: dict[str, UnitInfo] = {}
     for f in figures:
         units.setdefault(
-            f.unit, UnitInfo(f.unit, f.unit_name, f.unit_name_en, f.level, f.parent, f.province)
+            f.unit, UnitInfo(f.unit, f.unit_name, f.unit_name_en, f.level, f.province, f.parent)
         )
     return units
 
@@ -152,8 +145,12 @@ def build_overview(
     unit: str | None,
     now: datetime,
     silence_minutes: float,
+    calendar: WorkingCalendar = OFFICE_HOURS,
 ) -> Overview:
-    """The page for ``unit`` (default: the province) of ``province`` (default: the first)."""
+    """The page for ``unit`` (default: the province) of ``province`` (default: the first).
+
+    Silence is counted in the working time of ``calendar`` (see :func:`is_silent`).
+    """
     units = _units(snapshot.figures)
     provinces = sorted(
         (u for u in units.values() if u.level == "province" or u.parent is None),
@@ -203,7 +200,11 @@ def build_overview(
         figs = {k: f for (k, w), f in by_unit[code].items() if w == "day"}
         when = last.get(code)
         return UnitRow(
-            units[code], figs, when, is_silent(when, now, silence_minutes), bool(children.get(code))
+            units[code],
+            figs,
+            when,
+            is_silent(when, now, silence_minutes, calendar),
+            bool(children.get(code)),
         )
 
     rows = sorted((row(c) for c in children.get(focus.code, ())), key=row_key)
@@ -213,7 +214,7 @@ def build_overview(
             f
             for c in scope
             for (k, w), f in by_unit[c].items()
-            if w == "day" and f.status is Status.BELOW
+            if w == "day" and f.status is Standing.BELOW
         ),
         key=worst_first_key,
     )

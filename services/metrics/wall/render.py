@@ -14,6 +14,8 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
+from services.common.figures import Figure, Standing
+from services.common.unit_info import UnitInfo
 from services.metrics.wall.i18n import (
     STATUS_ICONS,
     client_strings,
@@ -23,8 +25,8 @@ from services.metrics.wall.i18n import (
     status_label,
     text,
 )
-from services.metrics.wall.model import Alert, Figure, Status
-from services.metrics.wall.overview import Overview, UnitInfo, UnitRow
+from services.metrics.wall.model import Alert
+from services.metrics.wall.overview import Overview, UnitRow
 from services.metrics.wall.settings import Lang
 from services.metrics.wall.trend import TrendPoint, trend_svg
 
@@ -49,7 +51,7 @@ def kpi_name(lang: Lang, overview: Overview, kpi: str) -> str:
     return en if lang == "en" else vi
 
 
-def status_badge(lang: Lang, status: Status) -> str:
+def status_badge(lang: Lang, status: Standing) -> str:
     """Icon and words, never colour alone; the class only adds the colour."""
     return (
         f'<span class="badge st-{status.value}"><span aria-hidden="true">'

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
+from services.common.calendar import HOLIDAYS_FILE
 from services.metrics.settings import MetricsSettings
 
 Lang = Literal["vi", "en"]
@@ -43,7 +45,17 @@ class WallSettings(MetricsSettings):
     "connection lost" after three missed heartbeats."""
 
     wall_silence_minutes: float = Field(default=30.0, gt=0)
-    """``EGOV_WALL_SILENCE_MINUTES``: a unit with no event for this long is marked silent."""
+    """``EGOV_WALL_SILENCE_MINUTES``: a unit with no event for this long (working time,
+    see ``EGOV_WALL_SILENT_CALENDAR``) is marked silent."""
+
+    wall_silent_calendar: Literal["working", "always"] = "working"
+    """``EGOV_WALL_SILENT_CALENDAR``: ``working`` counts silence Mon-Fri 07:30-17:00
+    Vietnam time minus public holidays, as the alerts' UnitSilent does; ``always``
+    counts every second (demos, 24/7 units). Set it as ``EGOV_ALERT_SILENT_CALENDAR``."""
+
+    wall_holidays_file: Path = HOLIDAYS_FILE
+    """``EGOV_WALL_HOLIDAYS_FILE``: public holidays (data/holidays-vn.json), as
+    ``EGOV_ALERT_HOLIDAYS_FILE``."""
 
     wall_trend_days: int = Field(default=14, ge=2, le=90)
     """``EGOV_WALL_TREND_DAYS``: days drawn in a trend."""

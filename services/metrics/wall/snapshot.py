@@ -7,7 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.metrics.wall.model import Activity, Alert, Figure
+from services.common import figures as shared
+from services.common.figures import Activity, Figure
+from services.metrics.wall.model import Alert
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,32 +51,10 @@ class Snapshot:
 
 
 def merge_figures(answers: Iterable[Iterable[Figure]]) -> tuple[Figure, ...]:
-    """One figure per (unit, kpi, window) over every worker's answer.
-
-    During a rebalance two workers can briefly both answer for a unit; counts within a
-    period only grow, so the larger denominator is the fresher figure.
-    """
-    best: dict[tuple[str, str, str], Figure] = {}
-    for answer in answers:
-        for fig in answer:
-            key = (fig.unit, fig.kpi, fig.window)
-            held = best.get(key)
-            if held is None or (fig.denominator, fig.numerator) > (
-                held.denominator,
-                held.numerator,
-            ):
-                best[key] = fig
-    return tuple(sorted(best.values(), key=lambda f: (f.province, f.unit, f.kpi, f.window)))
-
-
-def merge_activity(answers: Iterable[Iterable[Activity]]) -> tuple[Activity, ...]:
-    latest: dict[tuple[str, str], Activity] = {}
-    for answer in answers:
-        for act in answer:
-            held = latest.get((act.unit, act.family))
-            if held is None or act.last_event_time > held.last_event_time:
-                latest[(act.unit, act.family)] = act
-    return tuple(sorted(latest.values(), key=lambda a: (a.unit, a.family)))
+    """Every worker's figures merged (:func:`services.common.figures.merge_figures`),
+    in page order: by province, unit, KPI and window."""
+    merged = shared.merge_figures([list(a) for a in answers])
+    return tuple(sorted(merged, key=lambda f: (f.province, f.unit, f.kpi, f.window)))
 
 
 def fingerprint(

@@ -20,13 +20,14 @@ from typing import Any
 import faust
 from aiohttp import web as aioweb
 
+from services.common.calendar import WorkingCalendar
+from services.common.figures_client import FetchError
 from services.metrics.wall.api import overview_json
 from services.metrics.wall.hub import Hub
 from services.metrics.wall.i18n import LANGS
 from services.metrics.wall.overview import Overview, build_overview
 from services.metrics.wall.render import overview_html, page_html, sources_json, trend_section
 from services.metrics.wall.settings import Lang, WallSettings
-from services.metrics.wall.sources import SourceError
 from services.metrics.wall.trend import TrendPoint, points_from_json
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -69,9 +70,10 @@ def _event(name: str, data: Mapping[str, Any]) -> bytes:
 class WallViews:
     """The handlers, sharing one hub; registered on a Faust app by :func:`register`."""
 
-    def __init__(self, settings: WallSettings, hub: Hub) -> None:
+    def __init__(self, settings: WallSettings, hub: Hub, calendar: WorkingCalendar) -> None:
         self.settings = settings
         self.hub = hub
+        self.calendar = calendar
         self.static = {
             p.name: (p.read_bytes(), STATIC_TYPES[p.suffix])
             for p in sorted(STATIC_DIR.iterdir())
@@ -81,13 +83,18 @@ class WallViews:
     async def overview(self, q: PageQuery) -> Overview:
         snapshot = await self.hub.current()
         return build_overview(
-            snapshot, q.province, q.unit, _now(), self.settings.wall_silence_minutes
+            snapshot,
+            q.province,
+            q.unit,
+            _now(),
+            self.settings.wall_silence_minutes,
+            self.calendar,
         )
 
     async def trend_points(self, unit: str, kpi: str) -> list[TrendPoint] | None:
         try:
             items = await self.hub.sources.history(unit, kpi, self.settings.wall_trend_days)
-        except SourceError:
+        except FetchError:
             return None
         try:
             return points_from_json(items)
@@ -202,8 +209,10 @@ def _handler(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[A
     return handler
 
 
-def register(app: faust.App, settings: WallSettings, hub: Hub) -> WallViews:
-    views = WallViews(settings, hub)
+def register(
+    app: faust.App, settings: WallSettings, hub: Hub, calendar: WorkingCalendar
+) -> WallViews:
+    views = WallViews(settings, hub, calendar)
     routes: dict[str, Callable[..., Awaitable[Any]]] = {
         "/wall": views.page,
         "/wall/": views.page,

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from services.alerts.calendar import WorkingCalendar
-from services.alerts.directory import UnitDirectory, UnitInfo
+from services.alerts.directory import UnitDirectory
 from services.alerts.service import AlertsService
 from services.alerts.settings import AlertsSettings
+from services.common.calendar import WorkingCalendar
+from services.common.unit_info import UnitInfo
 from tests.integration.alerts.harness import Alertmanager, FakeMetrics, Receiver
 
 DIRECTORY = UnitDirectory(

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.alerts.calendar import VN_TZ
 from services.alerts.model import State
+from services.common.calendar import VN_TZ
 from tests.integration.alerts.conftest import ServiceFactory
 from tests.integration.alerts.harness import Alertmanager, FakeMetrics, Receiver, wait_until
 
@@ -122,7 +122,7 @@ async def test_silent_unit_fires_only_in_working_hours(
     make_service: ServiceFactory, fake_metrics: FakeMetrics, receiver: Receiver,
     alertmanager: Alertmanager,
 ) -> None:  # fmt: skip
-    from services.alerts.calendar import WorkingCalendar
+    from services.common.calendar import WorkingCalendar
 
     # Peers off: c2 and c3 never published and would be expected too (unit tests cover it).
     svc = make_service(

@@ -16,11 +16,11 @@ import httpx
 import orjson
 import pytest
 
-from services.alerts.calendar import WorkingCalendar
 from services.alerts.model import State
 from services.alerts.service import AlertsService
 from services.alerts.settings import AlertsSettings
 from services.common.broker import free_port
+from services.common.calendar import WorkingCalendar
 from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
 from tests.integration.processes import running_service, service_env

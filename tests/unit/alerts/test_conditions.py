@@ -3,9 +3,11 @@
 from datetime import datetime, timedelta
 
 from services.alerts import conditions as c
-from services.alerts.calendar import VN_TZ, WorkingCalendar
-from services.alerts.directory import UnitDirectory, UnitInfo
-from services.alerts.model import Figure, Status
+from services.alerts.directory import UnitDirectory
+from services.alerts.model import Status
+from services.common.calendar import VN_TZ, WorkingCalendar
+from services.common.figures import Figure, Standing, classify
+from services.common.unit_info import UnitInfo
 
 
 def fig(num: int, den: int, *, target: float = 0.95, window: str = "day", unit: str = "u1",
@@ -30,6 +32,14 @@ def test_low_volume_is_never_a_breach() -> None:
 def test_inside_the_hysteresis_margin_holds_and_above_it_clears() -> None:
     assert below(fig(96, 100)) is Status.HOLD
     assert below(fig(97, 100)) is Status.CLEAR
+
+
+def test_a_breach_is_exactly_what_the_wall_shows_below_target() -> None:
+    # One judgement (services.common.figures.classify) for the pager and the wall.
+    for num, den in [(0, 0), (0, 19), (18, 19), (18, 20), (19, 20), (20, 20), (94, 100)]:
+        f = fig(num, den)
+        breach = below(f) is Status.BREACH
+        assert breach == (classify(num, den, f.target, f.min_volume) is Standing.BELOW)
 
 
 def test_annotations_name_the_unit_rate_target_and_counts() -> None:

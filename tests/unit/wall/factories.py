@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.common.figures import Activity, Figure
 from services.common.units import VN_TZ
-from services.metrics.wall.model import Activity, Figure
 from services.metrics.wall.snapshot import Snapshot, SourceState, fingerprint
 
 NOW = datetime(2026, 11, 23, 10, 15, tzinfo=VN_TZ)

@@ -6,6 +6,7 @@ import string
 
 import pytest
 
+from services.common.figures import Standing as Status
 from services.metrics.wall.i18n import (
     CLIENT_KEYS,
     LANGS,
@@ -16,7 +17,6 @@ from services.metrics.wall.i18n import (
     fmt_pct,
     status_label,
 )
-from services.metrics.wall.model import Status
 
 
 def placeholders(template: str) -> set[str]:

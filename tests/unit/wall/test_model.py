@@ -1,40 +1,16 @@
-"""Judging one rate: target, minimum volume, silence, worst-first order, and parsing."""
+"""Judging one rate: target, minimum volume, silence, worst-first order, alerts' JSON."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
-from services.metrics.wall.model import (
-    SourceFormatError,
-    Status,
-    alert_from_json,
-    classify,
-    figure_from_json,
-    is_silent,
-    worst_first_key,
-)
+from services.common.calendar import VN_TZ, WorkingCalendar
+from services.common.figures import Standing as Status
+from services.common.figures import classify
+from services.metrics.wall.model import alert_from_json, is_silent, worst_first_key
 from tests.unit.wall.factories import NOW, fig, recent
-
-DOC_ITEM = {
-    "kpi": "document_signing",
-    "kpi_name_vi": "Tỷ lệ văn bản điện tử được ký số",
-    "kpi_name_en": "Digital-signing rate",
-    "unit": "01843",
-    "unit_name": "Phường Bắc Kạn",
-    "unit_name_en": "Bac Kan Ward",
-    "level": "commune",
-    "parent": "19",
-    "province": "19",
-    "window": "day",
-    "period_start": "2026-11-23T00:00:00+07:00",
-    "numerator": 1170,
-    "denominator": 1171,
-    "ratio": 0.99915,
-    "target": 0.95,
-    "min_volume": 20,
-    "meets_target": True,
-    "last_event_time": "2026-11-23T10:14:58+07:00",
-}
 
 
 @pytest.mark.parametrize(
@@ -71,19 +47,6 @@ def test_silence_after_the_threshold_and_for_units_never_heard() -> None:
     assert not is_silent(recent(29), NOW, silence_minutes=30)
     assert is_silent(recent(30), NOW, silence_minutes=30)
     assert is_silent(None, NOW, silence_minutes=30)
-
-
-def test_figure_from_the_documented_item() -> None:
-    f = figure_from_json(DOC_ITEM)
-    assert (f.unit, f.unit_name_en, f.parent, f.province) == ("01843", "Bac Kan Ward", "19", "19")
-    assert (f.numerator, f.denominator, f.status) == (1170, 1171, Status.MEETS)
-    assert f.last_event_time is not None and f.last_event_time.utcoffset() is not None
-
-
-def test_figure_with_a_missing_count_is_refused_with_the_reason() -> None:
-    broken = {k: v for k, v in DOC_ITEM.items() if k != "denominator"}
-    with pytest.raises(SourceFormatError, match="denominator"):
-        figure_from_json(broken)
 
 
 def test_alert_fields_read_from_the_top_or_from_labels() -> None:
@@ -140,3 +103,14 @@ def test_alert_in_the_alerts_service_shape() -> None:
         "lan.nt",
     )
     assert a.acknowledged_at is not None and a.since is not None and a.is_open
+
+
+def test_silence_counts_working_time_only_as_the_alerts_do() -> None:
+    calendar = WorkingCalendar()
+    friday_1650 = datetime(2026, 11, 20, 16, 50, tzinfo=VN_TZ)
+    saturday_night = datetime(2026, 11, 21, 23, 0, tzinfo=VN_TZ)
+    monday_0815 = datetime(2026, 11, 23, 8, 15, tzinfo=VN_TZ)
+    assert not is_silent(friday_1650, saturday_night, 30, calendar)  # 10 working minutes
+    assert is_silent(friday_1650, monday_0815, 30, calendar)  # 10 + 45 working minutes
+    always = WorkingCalendar(always=True)
+    assert is_silent(friday_1650, saturday_night, 30, always)

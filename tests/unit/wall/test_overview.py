@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from services.metrics.wall.model import Activity, Alert, Status
+from services.common.figures import Activity
+from services.common.figures import Standing as Status
+from services.metrics.wall.model import Alert
 from services.metrics.wall.overview import build_overview
 from tests.unit.wall.factories import NOW, fig, recent, snapshot
 

@@ -2,8 +2,7 @@
 
 from datetime import datetime
 
-from services.alerts.calendar import VN_TZ, load_calendar
-from services.alerts.settings import HOLIDAYS_FILE
+from services.common.calendar import HOLIDAYS_FILE, VN_TZ, load_calendar
 
 CAL = load_calendar(HOLIDAYS_FILE)
 

@@ -3,6 +3,8 @@
 Pure apart from :func:`load_calendar`, which reads data/holidays-vn.json. Silence is
 counted in working time only: a commune that sends nothing on Sunday or during Tết is
 not silent, and Monday 08:00 after a Friday 16:00 event is 1 h of silence, not 64 h.
+The alerts (UnitSilent) and the wall (silent units) count it with this one calendar,
+so the page and the pager agree.
 """
 
 from __future__ import annotations
@@ -12,9 +14,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+from services.common.paths import REPO_ROOT
+from services.common.units import VN_TZ
+
+__all__ = ["HOLIDAYS_FILE", "VN_TZ", "WorkingCalendar", "load_calendar"]
+
+HOLIDAYS_FILE = REPO_ROOT / "data" / "holidays-vn.json"
+"""Public holidays and working Saturdays, with their source (see the file's ``$comment``)."""
+
 DAY_START = time(7, 30)
 DAY_END = time(17, 0)
 
