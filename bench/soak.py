@@ -43,8 +43,8 @@ from services.common.broker import free_port, wait_for_port
 from services.common.contract import Contract
 from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
-from services.common.unitdata import load_units
 from services.common.units import UnitRegistry, era_at
+from services.common.unitstore import load_units
 from services.ingest.keystore import create_key
 
 RATE: Final = 50.0  # events/s: 10 x ~5/s national average

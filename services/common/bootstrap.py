@@ -6,7 +6,7 @@ import asyncpg
 
 from services.common.db import ensure_database, migrate
 from services.common.settings import CommonSettings
-from services.common.unitdata import load_units
+from services.common.unitstore import load_units
 
 
 async def prepare_database(settings: CommonSettings) -> int:

@@ -1,4 +1,4 @@
-"""Build data/units/ from the official dataset, and load it into PostgreSQL.
+"""Build data/units/ from the official dataset (services/common/unitstore.py loads it).
 
 ``python -m services.common.unitdata SOURCE_DIR [OUT_DIR]`` rebuilds the committed files
 from ``../shared/data/vn-units`` (see data/units/README.md). The crosswalk matches the
@@ -11,20 +11,28 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import shutil
 import sys
-import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import orjson
 
 from services.common.paths import UNITS_DIR
+from services.common.unitnames import (
+    ALIASES,
+    DISTRICT_TYPES,
+    PROVINCE_TYPES,
+    Mention,
+    ascii_key,
+    name_key,
+    parse_mentions,
+    split_top,
+    strip_type,
+)
 
 UNIT_FIELDS = ("code", "level", "name", "name_en", "full_name", "full_name_en", "parent_code")
 CROSSWALK_FIELDS = ("old_code", "old_level", "new_code", "match", "old_name", "new_name")
@@ -58,57 +66,6 @@ DEPARTMENTS: tuple[tuple[str, str, str], ...] = (
     ("SYT", "Sở Y tế", "Department of Health"),
     ("SVHTTDL", "Sở Văn hóa, Thể thao và Du lịch", "Department of Culture, Sports and Tourism"),
 )
-
-# ---------------------------------------------------------------- name normalisation
-
-_TONES = {"\u0300": "2", "\u0301": "1", "\u0303": "4", "\u0309": "3", "\u0323": "5"}
-_COMMUNE_TYPES = ("thị trấn", "đặc khu", "phường", "xã")
-_DISTRICT_TYPES = ("thành phố", "thị xã", "huyện", "quận")
-_PROVINCE_TYPES = ("thành phố", "thủ đô", "tỉnh", "tp")
-_PARTIAL = re.compile(r"một phần|phần còn lại")
-_FILLER = re.compile(
-    r"sau khi .*$|toàn bộ|sắp xếp|một phần|phần còn lại|"
-    r"diện tích( tn| tự nhiên)?|quy mô dân số|\bcác\b|\bcủa\b|\btn\b"
-)
-
-
-_ALIASES = {"tphcm": "Hồ Chí Minh"}
-
-
-def _syllable(word: str) -> str:
-    """One syllable with its tone moved to a suffix, so "hoà" and "hòa" agree."""
-    decomposed = unicodedata.normalize("NFD", word)
-    tones = "".join(_TONES[ch] for ch in decomposed if ch in _TONES)
-    bare = "".join(ch for ch in decomposed if ch not in _TONES)
-    bare = unicodedata.normalize("NFC", bare)
-    return str(int(bare)) if bare.isdigit() else bare + tones
-
-
-def name_key(text: str) -> str:
-    """Case-, tone-placement- and punctuation-insensitive key of a name."""
-    text = unicodedata.normalize("NFC", text).lower().replace("’", "'")
-    words = re.sub(r"[-–.]", " ", text).split()
-    return " ".join(_syllable(w) for w in words)
-
-
-def ascii_key(text: str) -> str:
-    """Diacritic-free key, the fallback when the exact key finds nothing."""
-    decomposed = unicodedata.normalize("NFD", name_key(text).replace("đ", "d"))
-    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return re.sub(r"\d+$|(?<=[a-z])\d+", "", bare)
-
-
-def strip_type(text: str, types: Sequence[str]) -> tuple[str | None, str]:
-    """Remove leading unit-type words ("Phường Phường X" -> ("phường", "X"))."""
-    kind = None
-    rest = text.strip()
-    while True:
-        low = rest.lower()
-        hit = next((t for t in types if low.startswith(t + " ")), None)
-        if hit is None:
-            return kind, rest
-        kind, rest = hit, rest[len(hit) :].strip()
-
 
 # ---------------------------------------------------------------- source reading
 
@@ -171,79 +128,6 @@ def _load_json(path: Path) -> Any:
     return orjson.loads(path.read_bytes())
 
 
-# ---------------------------------------------------------------- predecessor parsing
-
-
-@dataclass(frozen=True, slots=True)
-class Mention:
-    """One predecessor named in a merger entry."""
-
-    text: str
-    kind: str | None
-    name: str
-    qualifiers: tuple[str, ...]
-    partial: bool
-    targets: tuple[str, ...]
-
-
-def split_top(text: str) -> list[str]:
-    """Split on commas, semicolons and " và " outside brackets."""
-    parts, depth, buf = [], 0, ""
-    for ch in text:
-        depth += (ch == "(") - (ch == ")")
-        if depth == 0 and ch in ",;":
-            parts.append(buf)
-            buf = ""
-        else:
-            buf += ch
-    parts.append(buf)
-    return [p for part in parts for p in _split_va(part)]
-
-
-def _split_va(part: str) -> list[str]:
-    pieces, depth, start = [], 0, 0
-    for match in re.finditer(r"[()]|\svà\s", part):
-        found = match.group()
-        if found in "()":
-            depth += 1 if found == "(" else -1
-        elif depth == 0:
-            pieces.append(part[start : match.start()])
-            start = match.end()
-    pieces.append(part[start:])
-    return [p.strip() for p in pieces if p.strip()]
-
-
-def _targets(bracket: str) -> tuple[str, ...]:
-    """New units named in "(phần còn lại sau khi sáp nhập vào xã A, phường B)"."""
-    _, _, tail = bracket.partition("sáp nhập vào")
-    return tuple(name for _, name in (strip_type(t, _COMMUNE_TYPES) for t in split_top(tail)))
-
-
-def parse_mentions(text: str) -> list[Mention]:
-    """Predecessor mentions of one merger entry; partial once "một phần" has been said."""
-    mentions, sticky = [], False
-    for segment in split_top(unicodedata.normalize("NFC", text)):
-        brackets = re.findall(r"\(([^()]*)\)", segment)
-        main = re.sub(r"\([^()]*\)", " ", segment)
-        sticky = sticky or bool(_PARTIAL.search(main.lower()))
-        parts = [b for b in brackets if _PARTIAL.search(b.lower())]
-        qualifiers = tuple(b for b in brackets if b not in parts)
-        targets = tuple(t for b in parts for t in _targets(b))
-        low = main.lower()
-        name = _FILLER.sub(" ", low.split(" của ")[-1])
-        name = (
-            re.split(r"(?:^|\s)(?:xã|phường|thị trấn)\s", name)[-1]
-            if name.count("xã ") > 1
-            else name
-        )
-        kind, name = strip_type(" ".join(name.split()), _COMMUNE_TYPES + _DISTRICT_TYPES)
-        if not name or not re.search(r"\w", name):
-            continue
-        partial = sticky or bool(parts)
-        mentions.append(Mention(segment.strip(), kind, name, qualifiers, partial, targets))
-    return mentions
-
-
 # ---------------------------------------------------------------- matching
 
 
@@ -266,7 +150,7 @@ class Index:
 def _qualifier_ok(row: Row, qualifier: str, rows: dict[str, Row]) -> bool:
     district = rows[row.parent_code] if row.level == "commune" else row
     province = rows[district.parent_code] if district.parent_code else district
-    _, q = strip_type(qualifier, _DISTRICT_TYPES + _PROVINCE_TYPES)
+    _, q = strip_type(qualifier, DISTRICT_TYPES + PROVINCE_TYPES)
     key = name_key(q)
     return key in (name_key(district.name), name_key(province.name))
 
@@ -278,7 +162,7 @@ def _narrow(cands: list[Row], keep: Any) -> list[Row]:
 
 def match_mention(m: Mention, index: Index, new_code: str) -> list[Row]:
     """Old units a mention can mean, narrowed by level, type and bracketed qualifier."""
-    district = m.kind in _DISTRICT_TYPES
+    district = m.kind in DISTRICT_TYPES
     cands = [c for c in index.lookup(m.name) if (c.level == "district") == district]
     if m.kind and len(cands) > 1:
         cands = _narrow(cands, lambda c: c.full_name.lower().startswith(m.kind))
@@ -319,8 +203,8 @@ def _province_map(
         names = [entry["ten"]] if text.strip() == "giữ nguyên" else split_top(text)
         found = set()
         for raw in names:
-            _, name = strip_type(raw, ("thủ đô", *_PROVINCE_TYPES))
-            code = by_key.get(name_key(_ALIASES.get(name.lower(), name)))
+            _, name = strip_type(raw, ("thủ đô", *PROVINCE_TYPES))
+            code = by_key.get(name_key(ALIASES.get(name.lower(), name)))
             if code is None:
                 cw.unmatched.append((entry["ma"], entry["ten"], raw, "no old province"))
                 continue
@@ -715,102 +599,6 @@ into the Sở Khoa học và Công nghệ in 2025.
 |---|---|---|
 {dept_list}
 """
-
-
-# ---------------------------------------------------------------- PostgreSQL
-
-
-def unit_records(units_dir: Path) -> list[tuple[str, str, str, str, str, str, str, str | None]]:
-    """Every unit row (both eras, departments included) as (code, era, level, ...)."""
-    records = []
-    for era in ("2024", "2025"):
-        for row in _read_csv(units_dir / f"units-{era}.csv"):
-            records.append(
-                (row["code"], era, row["level"], *_names(row), row["parent_code"] or None)
-            )
-    provinces = {
-        era: {r[0] for r in records if r[1] == era and r[2] == "province"}
-        for era in ("2024", "2025")
-    }
-    for row in _read_csv(units_dir / "departments.csv"):
-        for era in ("2024", "2025"):
-            if row["province_code"] in provinces[era]:
-                records.append((row["code"], era, "department", *_names(row), row["province_code"]))
-    return records
-
-
-def _names(row: dict[str, str]) -> tuple[str, str, str, str]:
-    return (row["name"], row["name_en"], row["full_name"], row["full_name_en"])
-
-
-def _read_csv(path: Path) -> Iterator[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as fh:
-        yield from csv.DictReader(fh)
-
-
-def crosswalk_records(units_dir: Path) -> list[tuple[str, ...]]:
-    return [
-        tuple(r[f] for f in CROSSWALK_FIELDS) for r in _read_csv(units_dir / "crosswalk-2025.csv")
-    ]
-
-
-_UPSERT_UNITS = """
-INSERT INTO units (code, era, level, name, name_en, full_name, full_name_en, parent_code)
-SELECT code, era, level, name, name_en, full_name, full_name_en, parent_code FROM units_in
-ON CONFLICT (code, era) DO UPDATE SET level = EXCLUDED.level, name = EXCLUDED.name,
-  name_en = EXCLUDED.name_en, full_name = EXCLUDED.full_name,
-  full_name_en = EXCLUDED.full_name_en, parent_code = EXCLUDED.parent_code
-WHERE (units.level, units.name, units.name_en, units.full_name, units.full_name_en,
-       units.parent_code) IS DISTINCT FROM
-      (EXCLUDED.level, EXCLUDED.name, EXCLUDED.name_en, EXCLUDED.full_name,
-       EXCLUDED.full_name_en, EXCLUDED.parent_code)
-"""
-_UPSERT_CROSSWALK = """
-INSERT INTO unit_crosswalk (old_code, old_level, new_code, match, old_name, new_name)
-SELECT old_code, old_level, new_code, match, old_name, new_name FROM crosswalk_in
-ON CONFLICT (old_code, new_code) DO UPDATE SET old_level = EXCLUDED.old_level,
-  match = EXCLUDED.match, old_name = EXCLUDED.old_name, new_name = EXCLUDED.new_name
-"""
-_PRUNE = """
-DELETE FROM units u WHERE NOT EXISTS
-  (SELECT 1 FROM units_in i WHERE i.code = u.code AND i.era = u.era);
-DELETE FROM unit_crosswalk c WHERE NOT EXISTS
-  (SELECT 1 FROM crosswalk_in i WHERE i.old_code = c.old_code AND i.new_code = c.new_code);
-"""
-
-
-async def load_units(conn: asyncpg.Connection, units_dir: Path = UNITS_DIR) -> int:
-    """Make the units and unit_crosswalk tables equal the files; returns the unit count.
-
-    Idempotent: COPY into temporary tables, upsert, then delete rows the files no
-    longer have, all in one transaction.
-    """
-    units, crosswalk = unit_records(units_dir), crosswalk_records(units_dir)
-    async with conn.transaction():
-        await conn.execute(
-            "CREATE TEMP TABLE units_in (LIKE units) ON COMMIT DROP;"
-            "CREATE TEMP TABLE crosswalk_in (LIKE unit_crosswalk) ON COMMIT DROP;"
-        )
-        await conn.copy_records_to_table("units_in", records=units, columns=_UNIT_COLUMNS)
-        await conn.copy_records_to_table(
-            "crosswalk_in", records=crosswalk, columns=CROSSWALK_FIELDS
-        )
-        await conn.execute(_UPSERT_UNITS)
-        await conn.execute(_UPSERT_CROSSWALK)
-        await conn.execute(_PRUNE)
-    return len(units)
-
-
-_UNIT_COLUMNS = (
-    "code",
-    "era",
-    "level",
-    "name",
-    "name_en",
-    "full_name",
-    "full_name_en",
-    "parent_code",
-)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 
 from services.common.paths import REPO_ROOT
-from services.common.unitdata import load_units
 from services.common.units import UnitRegistry
+from services.common.unitstore import load_units
 
 pytestmark = pytest.mark.integration
 

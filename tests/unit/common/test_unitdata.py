@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from services.common.paths import REPO_ROOT, UNITS_DIR
-from services.common.unitdata import build, name_key, parse_mentions
+from services.common.unitdata import build
+from services.common.unitnames import name_key, parse_mentions
 
 SOURCE = REPO_ROOT.parent / "shared" / "data" / "vn-units"
 FILES = (
