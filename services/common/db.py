@@ -50,6 +50,11 @@ async def migrate(conn: Connection) -> list[str]:
     return applied_now
 
 
+def quote_identifier(name: str) -> str:
+    """A PostgreSQL identifier, quoted (CREATE DATABASE takes no bind parameters)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 async def ensure_database(dsn: str) -> bool:
     """Create the database named in ``dsn`` if it does not exist; True if created."""
     try:
@@ -63,7 +68,7 @@ async def ensure_database(dsn: str) -> bool:
     admin_dsn = dsn.rsplit("/", 1)[0] + "/postgres"
     admin = await asyncpg.connect(admin_dsn, timeout=10)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(f"CREATE DATABASE {quote_identifier(name)}")
     except asyncpg.DuplicateDatabaseError:
         return False
     finally:
