@@ -20,11 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
 import asyncpg
@@ -43,12 +47,14 @@ from bench.common import (
     row,
     rss_bytes,
     run_dir,
+    tail,
 )
 from bench.references import reference
 from services.common.broker import free_port
 from services.common.kafka import ensure_topics, make_producer
 from services.common.settings import CommonSettings
 from services.common.units import UnitRegistry
+from services.metrics.settings import MetricsSettings
 
 BATCH: Final = 100
 SIZES: Final = {
@@ -128,19 +134,73 @@ def province_2024(registry: UnitRegistry, code: str) -> str:
     return unit.code
 
 
+def bench_settings(bootstrap: str) -> CommonSettings:
+    """Topics of their own (6 partitions each) on the benchmark's broker."""
+    prefix = f"bm{uuid.uuid4().hex[:6]}"
+    return CommonSettings(
+        kafka_bootstrap_servers=bootstrap,
+        topic_documents=f"{prefix}.documents",
+        topic_dossiers=f"{prefix}.dossiers",
+        topic_meetings=f"{prefix}.meetings",
+        topic_dead_letter=f"{prefix}.dead-letter",
+        topic_partitions=6,
+    )
+
+
+def worker_env(
+    settings: CommonSettings, dsn: str, port: int, app_id: str, data_dir: Path
+) -> dict[str, str]:
+    """The environment of one ``egov-pulse metrics`` worker on the benchmark's topics."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+            "DATABASE_URL": dsn,
+            "EGOV_TOPIC_DOCUMENTS": settings.topic_documents,
+            "EGOV_TOPIC_DOSSIERS": settings.topic_dossiers,
+            "EGOV_TOPIC_MEETINGS": settings.topic_meetings,
+            "EGOV_TOPIC_DEAD_LETTER": settings.topic_dead_letter,
+            "EGOV_TOPIC_PARTITIONS": str(settings.topic_partitions),
+            "EGOV_METRICS_WEB_PORT": str(port),
+            "EGOV_METRICS_APP_ID": app_id,
+            "EGOV_METRICS_DATA_DIR": str(data_dir),
+        }
+    )
+    return env
+
+
+def spawn_worker(env: dict[str, str], log: Path, loglevel: str) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "metrics", "--loglevel", loglevel],
+            env=env,
+            stdout=out,
+            stderr=out,
+            cwd=REPO,
+        )
+
+
+def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout_s: float = 60) -> None:
+    """Until the worker answers /healthz (its web server is up; partitions may come later)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited: {tail(log, 2000)}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"worker did not answer: {tail(log, 2000)}")
+
+
 class Harness:
     """The broker, database, settings and the worker process of one benchmark run."""
 
     def __init__(self, bootstrap: str, dsn: str) -> None:
-        prefix = f"bm{uuid.uuid4().hex[:6]}"
-        self.settings = CommonSettings(
-            kafka_bootstrap_servers=bootstrap,
-            topic_documents=f"{prefix}.documents",
-            topic_dossiers=f"{prefix}.dossiers",
-            topic_meetings=f"{prefix}.meetings",
-            topic_dead_letter=f"{prefix}.dead-letter",
-            topic_partitions=6,
-        )
+        self.settings = bench_settings(bootstrap)
+        prefix = self.settings.topic_documents.split(".")[0]
         self.dsn = dsn
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -152,42 +212,17 @@ class Harness:
         return self.settings.topic_for_family(family)
 
     def start_worker(self) -> None:
-        env = dict(os.environ)
-        env.update(
-            {
-                "KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap_servers,
-                "DATABASE_URL": self.dsn,
-                "EGOV_TOPIC_DOCUMENTS": self.settings.topic_documents,
-                "EGOV_TOPIC_DOSSIERS": self.settings.topic_dossiers,
-                "EGOV_TOPIC_MEETINGS": self.settings.topic_meetings,
-                "EGOV_TOPIC_DEAD_LETTER": self.settings.topic_dead_letter,
-                "EGOV_TOPIC_PARTITIONS": "6",
-                "EGOV_METRICS_WEB_PORT": str(self.port),
-                "EGOV_METRICS_APP_ID": f"bench-{uuid.uuid4().hex[:6]}",
-                "EGOV_METRICS_DATA_DIR": str(run_dir() / "metrics-data"),
-                # The memory phase dates the three-level units' events on 2025-06-30.
-                "EGOV_METRICS_GRACE_DAYS": "1000",
-            }
+        env = worker_env(
+            self.settings,
+            self.dsn,
+            self.port,
+            f"bench-{uuid.uuid4().hex[:6]}",
+            run_dir() / "metrics-data",
         )
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "metrics", "--loglevel", "warn"],
-                env=env,
-                stdout=out,
-                stderr=out,
-                cwd=REPO,
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("worker did not answer")
+        # The memory phase dates the three-level units' events on 2025-06-30.
+        env["EGOV_METRICS_GRACE_DAYS"] = "1000"
+        self.proc = spawn_worker(env, self.log, "warn")
+        wait_ready(self.proc, self.url, self.log)
 
     @property
     def url(self) -> str:
@@ -544,6 +579,289 @@ async def phases(h: Harness, mode: str) -> list[Row]:
     return rows
 
 
+# --- Failover: two workers of one group, one of them killed -------------------------------
+
+FAILOVER_TRIALS: Final = {"quick": 1, "full": 3}
+FAILOVER_TARGET_S: Final = 30.0
+TRICKLE_PER_S: Final = 20
+FAILOVER_PROBE_EVERY_S: Final = 0.1
+FAILOVER_KPI: Final = "document_electronic"
+SIGNALS: Final = {"SIGKILL": signal.SIGKILL, "SIGTERM": signal.SIGTERM}
+
+
+def session_timeout_s() -> float:
+    """The consumer-group session the workers run with (their env, else the default)."""
+    default = MetricsSettings.model_fields["metrics_session_timeout_s"].default
+    return float(os.environ.get("EGOV_METRICS_SESSION_TIMEOUT_S", default))
+
+
+def parse_partitions(names: list[str]) -> set[tuple[str, int]]:
+    """``["topic[3]", ...]`` as /v1/kpis lists them -> {(topic, 3), ...}."""
+    owned = set()
+    for name in names:
+        topic, _, rest = name.rpartition("[")
+        owned.add((topic, int(rest.rstrip("]"))))
+    return owned
+
+
+@dataclass
+class PairWorker:
+    """One of the two workers: its process, port and log; restartable under the same name."""
+
+    name: str
+    env: dict[str, str]
+    port: int
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def spawn(self) -> None:
+        self.proc = spawn_worker(self.env, self.log, "info")
+
+    def ready(self) -> None:
+        assert self.proc is not None
+        wait_ready(self.proc, self.url, self.log)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    async def view(self, client: httpx.AsyncClient, unit: str) -> tuple[set[Any], int] | None:
+        """(partitions owned, today's denominator of ``unit``); None while it cannot answer."""
+        try:
+            answer = await client.get(
+                self.url + "/v1/kpis",
+                params={"unit": unit, "kpi": FAILOVER_KPI, "window": "day"},
+                timeout=2,
+            )
+            body = answer.json()
+        except (httpx.TransportError, ValueError):
+            return None
+        denominator = sum(int(i["denominator"]) for i in body["items"])
+        return parse_partitions(body["partitions"]), denominator
+
+
+class Pair:
+    """Two workers of one app id (one consumer group) on topics and a database of their own,
+    fed a steady trickle of single events keyed by province, plus probes for one commune."""
+
+    def __init__(self, bootstrap: str, dsn: str, units: UnitRegistry) -> None:
+        self.settings = bench_settings(bootstrap)
+        prefix = self.settings.topic_documents.split(".")[0]
+        app_id = f"bench-failover-{prefix}"
+        self.workers = []
+        for i in range(2):
+            port = free_port()
+            env = worker_env(
+                self.settings, dsn, port, app_id, run_dir() / f"failover-{prefix}-w{i}"
+            )
+            log = run_dir() / f"failover-{prefix}-w{i}.log"
+            self.workers.append(PairWorker(f"w{i}", env, port, log))
+        by_province: dict[str, list[str]] = {}
+        for commune, province in current_units(units):
+            by_province.setdefault(province, []).append(commune)
+        # The trickle feeds each province's first commune; probes go to a second commune,
+        # so that its figure moves only when a probe is counted.
+        self.trickle_units = [(kids[0], p) for p, kids in sorted(by_province.items())]
+        self.probe_units = {p: kids[1] for p, kids in by_province.items() if len(kids) > 1}
+        self.partition_of: dict[str, int] = {}  # province -> partition of the documents topic
+        self.probes_sent: dict[str, int] = {}
+        self.n = 0
+        self.producer = make_producer(self.settings)
+        self.stop = asyncio.Event()
+
+    @property
+    def topic(self) -> str:
+        return self.settings.topic_documents
+
+    def all_partitions(self) -> set[tuple[str, int]]:
+        return {(t, p) for t in self.settings.event_topics for p in range(6)}
+
+    async def send(self, unit: str, province: str) -> int:
+        """One document event for ``unit`` keyed by its province; returns its partition."""
+        self.n += 1
+        body = orjson.dumps(event(self.n, unit, 0, datetime.now(UTC)))
+        metadata = await (await self.producer.send(self.topic, body, key=province.encode()))
+        self.partition_of[province] = metadata.partition
+        return int(metadata.partition)
+
+    async def trickle(self) -> None:
+        i = 0
+        while not self.stop.is_set():
+            unit, province = self.trickle_units[i % len(self.trickle_units)]
+            await self.send(unit, province)
+            i += 1
+            await asyncio.sleep(1 / TRICKLE_PER_S)
+
+    async def probe(self, province: str) -> None:
+        await self.send(self.probe_units[province], province)
+        self.probes_sent[province] = self.probes_sent.get(province, 0) + 1
+
+    async def balanced(self, client: httpx.AsyncClient, timeout_s: float = 90) -> list[set[Any]]:
+        """Wait until both workers own partitions, disjoint and covering every partition,
+        twice in a row a quarter of a second apart; returns what each owns."""
+        deadline = time.perf_counter() + timeout_s
+        previous: list[set[Any]] | None = None
+        while time.perf_counter() < deadline:
+            views = [await w.view(client, "-") for w in self.workers]
+            owned = [v[0] for v in views if v is not None]
+            if (
+                len(owned) == 2
+                and all(owned)
+                and not owned[0] & owned[1]
+                and owned[0] | owned[1] == self.all_partitions()
+            ):
+                if owned == previous:
+                    return owned
+                previous = owned
+            else:
+                previous = None
+            await asyncio.sleep(0.25)
+        raise RuntimeError(
+            "workers never shared the partitions: "
+            + " | ".join(tail(w.log, 1500) for w in self.workers)
+        )
+
+
+async def failover_trial(
+    pair: Pair, client: httpx.AsyncClient, signame: str, trial: int
+) -> tuple[float, float, str]:
+    """Signal one worker; returns (s until a probe published after the signal is in the
+    survivor's figures, s until the survivor lists the probe's partition, victim name)."""
+    owned = await pair.balanced(client)
+    # A victim that owns a documents partition some province's key maps to.
+    choices = []
+    for index, tps in enumerate(owned):
+        for province, partition in sorted(pair.partition_of.items()):
+            if (pair.topic, partition) in tps and province in pair.probe_units:
+                choices.append((index, province))
+                break
+    if not choices:
+        raise RuntimeError(f"no province maps to an owned partition: {pair.partition_of}")
+    index, province = choices[trial % len(choices)]
+    victim, survivor = pair.workers[index], pair.workers[1 - index]
+    unit = pair.probe_units[province]
+    tp = (pair.topic, pair.partition_of[province])
+
+    # Every probe so far is in the victim's figures (so in PostgreSQL) before the signal.
+    await pair.probe(province)
+    deadline = time.perf_counter() + 30
+    while True:
+        view = await victim.view(client, unit)
+        if view is not None and tp in view[0] and view[1] == pair.probes_sent[province]:
+            break
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"{victim.name} did not count the probe: {view}")
+        await asyncio.sleep(0.05)
+    base = pair.probes_sent[province]
+
+    assert victim.proc is not None
+    signalled = time.perf_counter()
+    victim.proc.send_signal(SIGNALS[signame])
+    done = asyncio.Event()
+
+    async def probes() -> None:
+        while not done.is_set():
+            await pair.probe(province)
+            await asyncio.sleep(FAILOVER_PROBE_EVERY_S)
+
+    prober = asyncio.create_task(probes())
+    reassigned: float | None = None
+    try:
+        deadline = signalled + 180
+        while True:
+            view = await survivor.view(client, unit)
+            t = time.perf_counter() - signalled
+            if view is not None and tp in view[0]:
+                reassigned = t if reassigned is None else reassigned
+                if view[1] > base:
+                    visible = t
+                    break
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"{survivor.name} never counted {unit}: {tail(survivor.log)}")
+            await asyncio.sleep(0.05)
+    finally:
+        done.set()
+        await prober
+    await asyncio.to_thread(victim.proc.wait, 30)
+    return visible, reassigned, victim.name
+
+
+async def failover_phase(bootstrap: str, dsn: str, mode: str) -> list[Row]:
+    """Both signals, FAILOVER_TRIALS[mode] times each, on one pair; the victim restarts
+    between trials (the pair is back to sharing the partitions before each signal)."""
+    pair = Pair(bootstrap, dsn, UnitRegistry.from_dir())
+    await ensure_topics(pair.settings)
+    await pair.producer.start()
+    trickle = asyncio.create_task(pair.trickle())
+    results: dict[str, list[tuple[float, float, str]]] = {name: [] for name in SIGNALS}
+    try:
+        for w in pair.workers:
+            w.spawn()
+        await asyncio.gather(*(asyncio.to_thread(w.ready) for w in pair.workers))
+        _log("failover: both workers up")
+        async with httpx.AsyncClient() as client:
+            plan = [(t, s) for t in range(FAILOVER_TRIALS[mode]) for s in SIGNALS]
+            for step, (trial, signame) in enumerate(plan):
+                visible, reassigned, victim = await failover_trial(pair, client, signame, trial)
+                results[signame].append((visible, reassigned, victim))
+                _log(f"failover {signame}: {visible:.2f} s (reassigned {reassigned:.2f} s)")
+                if step < len(plan) - 1:  # back to two workers for the next signal
+                    restart = next(w for w in pair.workers if w.name == victim)
+                    restart.spawn()
+                    await asyncio.to_thread(restart.ready)
+    finally:
+        pair.stop.set()
+        await trickle
+        await pair.producer.stop()
+        await asyncio.gather(*(asyncio.to_thread(w.stop) for w in pair.workers))
+    for w in pair.workers:
+        w.log.unlink(missing_ok=True)
+        shutil.rmtree(w.env["EGOV_METRICS_DATA_DIR"], ignore_errors=True)
+
+    session = session_timeout_s()
+    rows = []
+    for signame, trials in results.items():
+        worst = max(v for v, _, _ in trials)
+        each = ", ".join(f"{v:.2f} s (listed at {r:.2f} s)" for v, r, _ in trials)
+        rows.append(
+            row(
+                "metrics",
+                f"failover after {signame}",
+                round(worst, 2),
+                "s",
+                reference="issue 4 target",
+                reference_value=FAILOVER_TARGET_S,
+                notes=f"signal -> a probe published after it counted by the survivor "
+                f"(/v1/kpis); worst of {len(trials)}: {each}; two workers, 6 partitions "
+                f"per topic, {TRICKLE_PER_S} events/s trickle; session timeout "
+                f"{session:g} s (EGOV_METRICS_SESSION_TIMEOUT_S, Faust default 60 s: "
+                "~90 s here)",
+            )
+        )
+    return rows
+
+
+def run_failover(mode: str) -> list[Row]:
+    """Just the failover rows, on a broker and database of their own."""
+    check_mode(mode)
+
+    async def go(bootstrap: str) -> list[Row]:
+        async with fresh_database("egov_bench_failover") as dsn:
+            return await failover_phase(bootstrap, dsn, mode)
+
+    with embedded_broker() as broker:
+        return asyncio.run(go(broker.bootstrap_servers))
+
+
 def run(mode: str) -> list[Row]:
     check_mode(mode)
 
@@ -551,9 +869,13 @@ def run(mode: str) -> list[Row]:
         async with fresh_database("egov_bench_metrics") as dsn:
             h = Harness(bootstrap, dsn)
             try:
-                return await phases(h, mode)
+                rows = await phases(h, mode)
             finally:
                 await asyncio.to_thread(h.stop_worker)
+        # After the single worker is gone, so that it takes no CPU from the pair.
+        async with fresh_database("egov_bench_failover") as dsn:
+            rows += await failover_phase(bootstrap, dsn, mode)
+        return rows
 
     with embedded_broker() as broker:
         return asyncio.run(go(broker.bootstrap_servers))
@@ -566,4 +888,6 @@ def _print(rows: list[Row]) -> None:
 
 
 if __name__ == "__main__":
-    _print(run(sys.argv[1] if len(sys.argv) > 1 else "quick"))
+    # ``python -m bench.metrics [quick|full] [failover]``: all rows, or just the failover.
+    chosen = sys.argv[1] if len(sys.argv) > 1 else "quick"
+    _print(run_failover(chosen) if sys.argv[2:] == ["failover"] else run(chosen))
