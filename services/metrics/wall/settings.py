@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import NoDecode
 
 from services.common.calendar import HOLIDAYS_FILE
@@ -48,14 +48,21 @@ class WallSettings(MetricsSettings):
     """``EGOV_WALL_SILENCE_MINUTES``: a unit with no event for this long (working time,
     see ``EGOV_WALL_SILENT_CALENDAR``) is marked silent."""
 
-    wall_silent_calendar: Literal["working", "always"] = "working"
-    """``EGOV_WALL_SILENT_CALENDAR``: ``working`` counts silence Mon-Fri 07:30-17:00
-    Vietnam time minus public holidays, as the alerts' UnitSilent does; ``always``
-    counts every second (demos, 24/7 units). Set it as ``EGOV_ALERT_SILENT_CALENDAR``."""
+    wall_silent_calendar: Literal["working", "always"] = Field(
+        default="working",
+        validation_alias=AliasChoices("EGOV_WALL_SILENT_CALENDAR", "EGOV_ALERT_SILENT_CALENDAR"),
+    )
+    """``EGOV_WALL_SILENT_CALENDAR`` (else ``EGOV_ALERT_SILENT_CALENDAR``, so the wall and
+    the alerts agree by default): ``working`` counts silence Mon-Fri 07:30-17:00 Vietnam
+    time minus public holidays, as the alerts' UnitSilent does; ``always`` counts every
+    second (demos, 24/7 units)."""
 
-    wall_holidays_file: Path = HOLIDAYS_FILE
-    """``EGOV_WALL_HOLIDAYS_FILE``: public holidays (data/holidays-vn.json), as
-    ``EGOV_ALERT_HOLIDAYS_FILE``."""
+    wall_holidays_file: Path = Field(
+        default=HOLIDAYS_FILE,
+        validation_alias=AliasChoices("EGOV_WALL_HOLIDAYS_FILE", "EGOV_ALERT_HOLIDAYS_FILE"),
+    )
+    """``EGOV_WALL_HOLIDAYS_FILE`` (else ``EGOV_ALERT_HOLIDAYS_FILE``): public holidays
+    (data/holidays-vn.json)."""
 
     wall_trend_days: int = Field(default=14, ge=2, le=90)
     """``EGOV_WALL_TREND_DAYS``: days drawn in a trend."""
