@@ -260,11 +260,15 @@ class PartitionState:
         return {tp: c.next_offset for tp, c in claims.items()}
 
     async def revoke(self, tps: Iterable[TopicPartition]) -> None:
-        """Forget revoked partitions at once: nothing stale is exported."""
-        async with self._lock:
-            for tp in tps:
-                self.claims.pop(tp, None)
-                self.figures.revoke(tp)
+        """Forget revoked partitions at once: nothing stale is exported.
+
+        Without the lock: a flush retrying through a database outage holds it, and the
+        rebalance must not wait for PostgreSQL. A flush in flight still commits only what
+        its epoch allows, and its figures are not applied to a partition no longer here.
+        """
+        for tp in tps:
+            self.claims.pop(tp, None)
+            self.figures.revoke(tp)
 
     async def flush(self, batches: Sequence[PartitionBatch], periods: Periods) -> FlushResult:
         """Count the batches (one transaction), then update the figures of owned partitions."""
