@@ -19,11 +19,19 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-import pytest
 
 from services.common.contract import Contract
 from services.ingest.keystore import create_key
-from tests.integration.alerts.harness import Alertmanager, FakeMetrics, Receiver
+
+# Shared fixtures, registered here by import.
+from tests.integration.alerts.harness import (
+    Alertmanager,
+    FakeMetrics,
+    Receiver,
+    alertmanager,
+    fake_metrics,
+    receiver,
+)
 from tests.integration.processes import running_service
 
 SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>.*)\})? (?P<value>\S+)$")
@@ -112,31 +120,6 @@ async def _result(value: Awaitable[bool] | bool) -> bool:
 
 def tail(log: Path, chars: int = 3000) -> str:
     return log.read_text(errors="replace")[-chars:] if log.exists() else "(no log)"
-
-
-@pytest.fixture
-async def fake_metrics() -> AsyncIterator[FakeMetrics]:
-    """The metrics workers' JSON API, serving figures the test sets (alerts' harness)."""
-    async with FakeMetrics() as server:
-        yield server
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """The webhook Alertmanager notifies."""
-    async with Receiver() as server:
-        yield server
-
-
-@pytest.fixture
-async def alertmanager(tmp_path: Path, receiver: Receiver) -> AsyncIterator[Alertmanager]:
-    """The real prometheus-alertmanager, routing every alert group to ``receiver``."""
-    am = Alertmanager(tmp_path, receiver.url)
-    await am.start()
-    try:
-        yield am
-    finally:
-        am.stop()
 
 
 def alerts_env(base: dict[str, str], port: int, **extra: str) -> dict[str, str]:

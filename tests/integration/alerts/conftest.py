@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,33 +12,20 @@ from services.alerts.service import AlertsService
 from services.alerts.settings import AlertsSettings
 from services.common.calendar import WorkingCalendar
 from services.common.unit_info import UnitInfo
-from tests.integration.alerts.harness import Alertmanager, FakeMetrics, Receiver
+
+# Shared fixtures, registered here by import.
+from tests.integration.alerts.harness import (
+    Alertmanager,
+    FakeMetrics,
+    Receiver,
+    alertmanager,
+    fake_metrics,
+    receiver,
+)
 
 DIRECTORY = UnitDirectory(
     [UnitInfo(f"c{i}", f"Xã {i}", f"Commune {i}", "commune", "19") for i in range(4)]
 )
-
-
-@pytest.fixture
-async def fake_metrics() -> AsyncIterator[FakeMetrics]:
-    async with FakeMetrics() as server:
-        yield server
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with Receiver() as server:
-        yield server
-
-
-@pytest.fixture
-async def alertmanager(tmp_path: Path, receiver: Receiver) -> AsyncIterator[Alertmanager]:
-    am = Alertmanager(tmp_path, receiver.url)
-    await am.start()
-    try:
-        yield am
-    finally:
-        am.stop()
 
 
 ServiceFactory = Callable[..., AlertsService]

@@ -12,13 +12,14 @@ import asyncio
 import contextlib
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -212,3 +213,28 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.write(data)
             await writer.drain()
     writer.transport.abort()
+
+
+@pytest.fixture
+async def fake_metrics() -> AsyncIterator[FakeMetrics]:
+    """The metrics workers' JSON API, serving figures the test sets."""
+    async with FakeMetrics() as server:
+        yield server
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """The webhook Alertmanager notifies."""
+    async with Receiver() as server:
+        yield server
+
+
+@pytest.fixture
+async def alertmanager(tmp_path: Path, receiver: Receiver) -> AsyncIterator[Alertmanager]:
+    """The real prometheus-alertmanager, routing every alert group to ``receiver``."""
+    am = Alertmanager(tmp_path, receiver.url)
+    await am.start()
+    try:
+        yield am
+    finally:
+        am.stop()
