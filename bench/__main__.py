@@ -60,7 +60,7 @@ def module_exists(name: str) -> bool:
 
 def budget(name: str, args: argparse.Namespace) -> float:
     if name == "soak":
-        return float(args.soak_minutes) * 60 + 300
+        return float(args.soak_minutes) * 60 + 1200  # + the warm-up (bench/soak.py)
     return BUDGET_S[args.mode]
 
 

@@ -51,8 +51,10 @@ from bench.common import (
 )
 from bench.references import reference
 from services.common.broker import free_port
+from services.common.contract import Contract
 from services.common.kafka import ensure_topics, make_producer
 from services.common.settings import CommonSettings
+from services.common.signing import VALIDATED_HEADER, RecordSigner
 from services.common.units import UnitRegistry
 from services.metrics.settings import MetricsSettings
 
@@ -207,6 +209,10 @@ class Harness:
         self.published = 0  # records
         self.live_events = 0
         self.log = run_dir() / f"metrics-worker-{prefix}.log"
+        # As in a deployment, ingest and the worker share a key: records "from ingest"
+        # (batches) carry ingest's signature and the worker does not validate them again.
+        self.signing_key = uuid.uuid4().hex
+        self.signer = RecordSigner(self.signing_key.encode(), Contract.load().fingerprint)
 
     def topic(self, family: str) -> str:
         return self.settings.topic_for_family(family)
@@ -221,6 +227,7 @@ class Harness:
         )
         # The memory phase dates the three-level units' events on 2025-06-30.
         env["EGOV_METRICS_GRACE_DAYS"] = "1000"
+        env["EGOV_RECORD_SIGNING_KEY"] = self.signing_key
         self.proc = spawn_worker(env, self.log, "warn")
         wait_ready(self.proc, self.url, self.log)
 
@@ -238,11 +245,18 @@ class Harness:
                 self.proc.wait()
             self.log.unlink(missing_ok=True)
 
-    async def publish(self, messages: list[tuple[str, bytes, bytes]]) -> None:
+    async def publish(
+        self, messages: list[tuple[str, bytes, bytes]], *, from_ingest: bool = False
+    ) -> None:
+        """Produce ``messages``; ``from_ingest``: with the headers ingest adds to a packed
+        record (services/ingest/publisher.py), signature included."""
         producer = make_producer(self.settings)
         await producer.start()
         try:
-            futures = [await producer.send(topic, value, key=key) for topic, key, value in messages]
+            futures = []
+            for topic, key, value in messages:
+                headers = [(VALIDATED_HEADER, self.signer.sign(value))] if from_ingest else None
+                futures.append(await producer.send(topic, value, key=key, headers=headers))
             await asyncio.gather(*futures)
         finally:
             await producer.stop()
@@ -488,7 +502,7 @@ async def phases(h: Harness, mode: str) -> list[Row]:
     # hold most of a backlog, so "first progress" would come too late to time from.
     flushes_before = await asyncio.to_thread(flushes, h.url)
     first = time.perf_counter()
-    await h.publish(backlog)
+    await h.publish(backlog, from_ingest=True)
     _, done = await h.wait_counted(h.published)
     steps = await asyncio.to_thread(flushes, h.url) - flushes_before
     ceiling = await raw_consumer_rate(h, h.published, n_backlog + h.live_events)
@@ -551,7 +565,7 @@ async def phases(h: Harness, mode: str) -> list[Row]:
 
     _log("singles done")
     messages, events = memory_messages(registry, h, 10**8)
-    await h.publish(messages)
+    await h.publish(messages, from_ingest=True)
     await h.wait_counted(h.published)
     assert h.proc is not None
     units, samples, scrape_s = await asyncio.to_thread(scrape_units, h.url)

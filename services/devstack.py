@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import sys
 import time
@@ -97,6 +98,10 @@ def _child_env(options: StackOptions, bootstrap: str) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
         }
     )
+    # Ingest signs what it validated and the workers trust it (services/common/signing.py):
+    # one random key per run unless the operator set one.
+    if not env.get("EGOV_RECORD_SIGNING_KEY"):
+        env["EGOV_RECORD_SIGNING_KEY"] = secrets.token_hex(32)
     return env
 
 

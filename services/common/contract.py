@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -66,18 +67,22 @@ class Contract:
     call from any thread and does no I/O.
     """
 
-    __slots__ = ("_dir", "_envelope", "_types")
+    __slots__ = ("_dir", "_envelope", "_types", "fingerprint")
 
     def __init__(
         self,
         schemas_dir: Path,
         envelope: jsonschema_rs.Validator,
         types: Mapping[str, Mapping[str, _Version]],
+        fingerprint: bytes = b"",
     ) -> None:
         self._dir = schemas_dir
         self._envelope = envelope
         # type -> {dataschema URI -> version}; the current version is also keyed by "".
         self._types = types
+        self.fingerprint = fingerprint
+        """SHA-256 of the schema files: two processes that loaded the same contract agree
+        on it (services/common/signing.py relies on that)."""
 
     @classmethod
     def load(cls, schemas_dir: Path = SCHEMAS_DIR) -> Contract:
@@ -85,10 +90,15 @@ class Contract:
         envelope = _read_json(schemas_dir / ENVELOPE_FILE)
         envelope_validator = _compile(envelope)
         versions: dict[str, list[_Version]] = {}
-        for path in sorted((schemas_dir / EVENTS_DIR).glob("*.schema.json")):
+        paths = sorted((schemas_dir / EVENTS_DIR).glob("*.schema.json"))
+        for path in paths:
             event_type, version = _parse_schema_file(path, envelope)
             versions.setdefault(event_type, []).append(version)
-        return cls(schemas_dir, envelope_validator, _index_versions(versions))
+        digest = hashlib.sha256()
+        for path in [schemas_dir / ENVELOPE_FILE, *paths]:
+            digest.update(f"{path.relative_to(schemas_dir).as_posix()}\0".encode())
+            digest.update(path.read_bytes())
+        return cls(schemas_dir, envelope_validator, _index_versions(versions), digest.digest())
 
     @property
     def event_types(self) -> frozenset[str]:

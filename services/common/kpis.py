@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from services.common.events import CloudEvent, parse_time
+from services.common.events import CloudEvent
 from services.common.paths import KPI_CATALOGUE
 
 Predicate = Callable[[CloudEvent], bool]
@@ -38,6 +38,10 @@ class Kpi:
     numerator: Predicate
     targets: Mapping[str, float]
     min_volume: int
+    reads: tuple[str, ...] = ()
+    """Field paths whose values alone decide the outcome, apart from ``compares``."""
+    compares: tuple[Predicate, ...] = ()
+    """The field-to-field comparisons of its conditions (``lte_field``), one per leaf."""
 
     def count(self, event: CloudEvent) -> tuple[int, int]:
         """(numerator, denominator) contribution of one event of this KPI's type."""
@@ -59,6 +63,7 @@ class KpiCatalogue:
         for kpi in kpis:
             by_type.setdefault(kpi.event_type, []).append(kpi)
         self._by_type = {t: tuple(ks) for t, ks in by_type.items()}
+        self._counters = {t: _TypeCounter(ks) for t, ks in self._by_type.items()}
 
     @classmethod
     def load(
@@ -82,9 +87,71 @@ class KpiCatalogue:
     def for_type(self, event_type: str) -> tuple[Kpi, ...]:
         return self._by_type.get(event_type, ())
 
+    def counts(self, event: CloudEvent) -> tuple[KpiCount, ...]:
+        """(kpi id, numerator, denominator) of every KPI whose denominator ``event`` enters.
+
+        The same as calling ``count`` of each KPI of its type, memoised (see _TypeCounter).
+        """
+        counter = self._counters.get(event.type)
+        return counter(event) if counter is not None else ()
+
     @property
     def ids(self) -> tuple[str, ...]:
         return tuple(k.id for k in self.kpis)
+
+
+KpiCount = tuple[str, int, int]
+"""(kpi id, numerator, denominator) of one event, for a KPI whose denominator it enters."""
+
+MEMO_LIMIT = 4096
+"""Outcomes kept per event type. Real conditions read a few flags and short codes, so a
+handful of outcomes cover every event; a catalogue that reads, say, ``id`` stops being
+memoised at this size instead of growing without bound."""
+
+
+class _TypeCounter:
+    """The KPI counts of one event type, memoised on what the conditions read.
+
+    The outcome of a type's conditions depends only on the values of the fields they
+    read and on the results of their field-to-field comparisons. Those make the memo's
+    key: a few dictionary reads per event instead of every predicate of every KPI (the
+    metrics workers run this once per event).
+    """
+
+    __slots__ = ("_compares", "_kpis", "_memo", "_names", "_others")
+
+    def __init__(self, kpis: tuple[Kpi, ...]) -> None:
+        self._kpis = kpis
+        paths = sorted({path for kpi in kpis for path in kpi.reads})
+        self._names = tuple(p.removeprefix("data.") for p in paths if p.startswith("data."))
+        self._others = tuple(_getter(p) for p in paths if not p.startswith("data."))
+        self._compares = tuple(c for kpi in kpis for c in kpi.compares)
+        self._memo: dict[tuple[Any, ...], tuple[KpiCount, ...]] = {}
+
+    def __call__(self, event: CloudEvent) -> tuple[KpiCount, ...]:
+        data = event.data
+        key = (
+            *[data.get(name) for name in self._names],
+            *[get(event) for get in self._others],
+            *[compare(event) for compare in self._compares],
+        )
+        try:
+            found = self._memo.get(key)
+        except TypeError:  # a list or object value: not hashable, evaluated directly
+            return self._evaluate(event)
+        if found is None:
+            found = self._evaluate(event)
+            if len(self._memo) < MEMO_LIMIT:
+                self._memo[key] = found
+        return found
+
+    def _evaluate(self, event: CloudEvent) -> tuple[KpiCount, ...]:
+        counts = []
+        for kpi in self._kpis:
+            num, den = kpi.count(event)
+            if den:
+                counts.append((kpi.id, num, den))
+        return tuple(counts)
 
 
 def _kpi(entry: Mapping[str, Any]) -> Kpi:
@@ -103,6 +170,8 @@ def _kpi(entry: Mapping[str, Any]) -> Kpi:
             numerator=compile_condition(entry["numerator"]),
             targets=targets,
             min_volume=int(entry["min_volume"]),
+            reads=tuple(sorted(_reads(entry["denominator"]) | _reads(entry["numerator"]))),
+            compares=(*_compares(entry["denominator"]), *_compares(entry["numerator"])),
         )
     except KeyError as exc:
         raise CatalogueError(f"KPI {kpi_id!r}: missing {exc.args[0]!r}") from None
@@ -118,13 +187,17 @@ def _getter(path: str) -> Callable[[CloudEvent], Any]:
 
 
 def _as_time(value: Any) -> datetime | None:
+    """An aware datetime, or None. Events reach the KPIs only once the contract has checked
+    their date-time fields against RFC 3339, so ``fromisoformat`` (C) parses them directly
+    instead of ``parse_time`` matching the grammar again (once per resolved dossier)."""
     if isinstance(value, datetime):
         return value
     if isinstance(value, str):
         try:
-            return parse_time(value)
+            parsed = datetime.fromisoformat(value.upper())
         except ValueError:
             return None
+        return parsed if parsed.tzinfo is not None else None
     return None
 
 
@@ -148,6 +221,27 @@ def _compare(get: Callable[[CloudEvent], Any], op: str, operand: Any) -> Predica
 
         return lte
     raise CatalogueError(f"unknown operator {op!r}")
+
+
+def _leaves(node: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The field conditions of a condition tree, in order."""
+    if "all" in node or "any" in node:
+        return [leaf for child in node.get("all", node.get("any", [])) for leaf in _leaves(child)]
+    if "not" in node:
+        return _leaves(node["not"])
+    return [node] if "field" in node else []
+
+
+def _reads(node: Mapping[str, Any]) -> set[str]:
+    return {leaf["field"] for leaf in _leaves(node) if "lte_field" not in leaf}
+
+
+def _compares(node: Mapping[str, Any]) -> list[Predicate]:
+    return [
+        _compare(_getter(leaf["field"]), "lte_field", leaf["lte_field"])
+        for leaf in _leaves(node)
+        if "lte_field" in leaf
+    ]
 
 
 def compile_condition(node: Mapping[str, Any]) -> Predicate:

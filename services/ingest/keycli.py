@@ -85,13 +85,13 @@ async def _revoke(conn: asyncpg.Connection, name: str) -> int:
 
 
 async def run_backfill(path: Path, batch_size: int, settings: IngestSettings) -> int:
+    contract = Contract.load(settings.schemas_dir)
     validator = backfill_validator(
-        Contract.load(settings.schemas_dir),
-        UnitRegistry.from_dir(settings.units_dir),
-        settings.clock_skew_s,
+        contract, UnitRegistry.from_dir(settings.units_dir), settings.clock_skew_s
     )
     await ensure_topics(settings)
-    publisher = KafkaPublisher(settings, settings.produce_timeout_s)
+    signer = settings.record_signer(contract.fingerprint)
+    publisher = KafkaPublisher(settings, settings.produce_timeout_s, signer)
     await publisher.start()
     try:
         source = sys.stdin if str(path) == "-" else path.open(encoding="utf-8")

@@ -15,6 +15,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 
 from services.common.kafka import make_producer
 from services.common.settings import CommonSettings
+from services.common.signing import RecordSigner
 from services.ingest.validation import Record
 
 log = logging.getLogger(__name__)
@@ -46,11 +47,19 @@ class PublishError(Exception):
 
 
 class KafkaPublisher:
-    """An aiokafka producer with acks=all, wrapped in an explicit per-request timeout."""
+    """An aiokafka producer with acks=all, wrapped in an explicit per-request timeout.
 
-    def __init__(self, settings: CommonSettings, timeout_s: float) -> None:
+    Every record it sends holds events that were validated against the contract: with a
+    ``signer`` it says so in a signed header (services/common/signing.py), and the metrics
+    workers skip validating them again.
+    """
+
+    def __init__(
+        self, settings: CommonSettings, timeout_s: float, signer: RecordSigner | None = None
+    ) -> None:
         self._settings = settings
         self._timeout_s = timeout_s
+        self._signer = signer
         self._producer: AIOKafkaProducer | None = None
         self._topics: dict[str, str] = {}  # family -> topic; settings build a dict per call
 
@@ -76,7 +85,7 @@ class KafkaPublisher:
             # send() itself can wait (metadata, a full buffer): the timeout covers it too.
             # asyncio.timeout rather than wait_for: no extra task per request.
             async with asyncio.timeout(self._timeout_s):
-                await self._send_all(producer, pack(records))
+                await self._send_all(producer, signed(pack(records), self._signer))
         except (KafkaError, TimeoutError) as exc:
             log.warning("publish of %d records failed: %r", len(records), exc)
             raise PublishError(f"the broker did not acknowledge the events ({exc!r})") from exc
@@ -176,6 +185,13 @@ def pack(records: Sequence[Record]) -> Sequence[Record]:
             size += len(record.value) + 1
         packed.append(_packed(run))
     return packed
+
+
+def signed(records: Sequence[Record], signer: RecordSigner | None) -> Sequence[Record]:
+    """``records`` with the signature header added (unchanged without a signer)."""
+    if signer is None:
+        return records
+    return [dataclasses.replace(r, headers=[*r.headers, signer.header(r.value)]) for r in records]
 
 
 def _packed(run: list[Record]) -> Record:

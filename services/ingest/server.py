@@ -16,10 +16,12 @@ from services.ingest.settings import IngestSettings
 
 
 def build_service(settings: IngestSettings) -> IngestService:
-    publisher = KafkaPublisher(settings, settings.produce_timeout_s)
+    contract = Contract.load(settings.schemas_dir)
+    signer = settings.record_signer(contract.fingerprint)
+    publisher = KafkaPublisher(settings, settings.produce_timeout_s, signer)
     return IngestService(
         settings,
-        Contract.load(settings.schemas_dir),
+        contract,
         UnitRegistry.from_dir(settings.units_dir),
         publisher,
         PgKeySource(settings.database_url.get_secret_value()),

@@ -12,12 +12,9 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from services.common.events import CloudEvent
-from services.common.kpis import KpiCatalogue
+from services.common.kpis import KpiCatalogue, KpiCount
 from services.common.units import Resolution
 from services.metrics.periods import BUCKET_S, bucket_of, local_day_of_epoch
-
-KpiCount = tuple[str, int, int]
-"""(kpi id, numerator, denominator) of one event, for KPIs whose denominator it enters."""
 
 
 def dedup_digest(source: str, event_id: str) -> bytes:
@@ -65,11 +62,6 @@ def contribution_of(
     (the decoder keeps them per resolved code); ``backfill``: the record carried the
     backfill header.
     """
-    counts: list[KpiCount] = []
-    for kpi in catalogue.for_type(event.type):
-        num, den = kpi.count(event)
-        if den:
-            counts.append((kpi.id, num, den))
     epoch = event.time.timestamp()
     return Contribution(
         dedup_digest(event.source, event.id),
@@ -78,7 +70,7 @@ def contribution_of(
         epoch,
         local_day_of_epoch(epoch),
         units if units is not None else tuple(unit.code for unit in resolution.chain),
-        tuple(counts),
+        catalogue.counts(event),
         resolution.via_crosswalk,
         backfill,
     )

@@ -72,8 +72,12 @@ class RecordDecoder:
         # registry's size whatever codes records carry.
         self._resolved: dict[tuple[str, bool], tuple[Resolution, tuple[str, ...]]] = {}
 
-    def decode_record(self, value: bytes | None) -> list[Counted | Rejected]:
-        """Every event of one record: one for an object, one per element for a batch."""
+    def decode_record(self, value: bytes | None, trusted: bool = False) -> list[Counted | Rejected]:
+        """Every event of one record: one for an object, one per element for a batch.
+
+        ``trusted``: ingest validated these events under this contract and signed the
+        record (services/common/signing.py), so the schema check is skipped.
+        """
         if not value:
             return [Rejected("empty", "the record has no value")]
         try:
@@ -81,12 +85,12 @@ class RecordDecoder:
         except orjson.JSONDecodeError as exc:
             return [Rejected("malformed-json", f"not valid JSON: {exc}")]
         if not isinstance(raw, list):
-            return [self.decode_event(raw)]
+            return [self.decode_event(raw, None, trusted)]
         if not raw:
             return [Rejected("empty", "the batch record holds no events")]
         outcomes: list[Counted | Rejected] = []
         for index, element in enumerate(raw):
-            outcome = self.decode_event(element, index)
+            outcome = self.decode_event(element, index, trusted)
             if isinstance(outcome, Rejected):
                 raw_element = element_bytes(element)
                 outcome = Rejected(outcome.reason, outcome.detail, index, raw_element)
@@ -103,12 +107,15 @@ class RecordDecoder:
             return Rejected("malformed-json", f"not valid JSON: {exc}")
         return self.decode_event(raw)
 
-    def decode_event(self, raw: object, index: int | None = None) -> Counted | Rejected:
-        """Validate and resolve one parsed CloudEvent envelope."""
-        violations = self._contract.validate(raw)
-        if violations:
-            detail = "; ".join(f"{v.pointer or '/'}: {v.reason}" for v in violations)
-            return Rejected("schema-violation", detail)
+    def decode_event(
+        self, raw: object, index: int | None = None, trusted: bool = False
+    ) -> Counted | Rejected:
+        """Validate (unless ``trusted``) and resolve one parsed CloudEvent envelope."""
+        if not trusted:
+            violations = self._contract.validate(raw)
+            if violations:
+                detail = "; ".join(f"{v.pointer or '/'}: {v.reason}" for v in violations)
+                return Rejected("schema-violation", detail)
         if not isinstance(raw, dict):  # the contract accepts only objects; for mypy
             return Rejected("schema-violation", "an event must be a JSON object")
         event = _event_of(raw)

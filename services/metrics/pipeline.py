@@ -19,6 +19,7 @@ import asyncpg
 
 from services.common.contract import Contract
 from services.common.kpis import KpiCatalogue
+from services.common.signing import RecordSigner
 from services.metrics import store
 from services.metrics.contributions import Contribution, contribution_of
 from services.metrics.decoding import Counted, RecordDecoder, Rejected, element_bytes
@@ -114,11 +115,13 @@ class Preparer:
         catalogue: KpiCatalogue,
         grace: timedelta,
         clock_skew: timedelta = timedelta(seconds=300),
+        signer: RecordSigner | None = None,
     ) -> None:
         self._decoder = decoder
         self._catalogue = catalogue
         self._grace = grace
         self._clock_skew = clock_skew
+        self._signer = signer
         self._families = {t: contract.family(t) for t in contract.event_types}
 
     def prepare(
@@ -139,7 +142,10 @@ class Preparer:
             if record.timestamp is not None:
                 out.ingest_lags.append(now_s - record.timestamp)
             backfill = BACKFILL_HEADER in record.headers
-            for outcome in self._decoder.decode_record(record.value):
+            # Validated by ingest under this contract: the schema check is not repeated.
+            signer = self._signer
+            trusted = signer is not None and signer.verifies(record.value, record.headers)
+            for outcome in self._decoder.decode_record(record.value, trusted):
                 if isinstance(outcome, Rejected):
                     out.dead_letters.append(dead_letter(record, outcome))
                     continue

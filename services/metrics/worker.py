@@ -74,7 +74,8 @@ def build_app(settings: MetricsSettings, clock: Callable[[], datetime] = wall_cl
     state = PartitionState(pool, settings.metrics_app_id, worker_name, figures, metrics)
     grace = timedelta(days=settings.metrics_grace_days)
     skew = timedelta(seconds=settings.metrics_clock_skew_s)
-    preparer = Preparer(RecordDecoder(contract, units), contract, catalogue, grace, skew)
+    signer = settings.record_signer(contract.fingerprint)
+    preparer = Preparer(RecordDecoder(contract, units), contract, catalogue, grace, skew, signer)
     counting = Counting(preparer, state, clock, settings.metrics_flush_bytes)
     register_agents(app, settings, counting)
     register_views(

@@ -28,11 +28,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument("--seed", type=int, help="seed of the plan (default 2025)")
+    parser.add_argument(
+        "--history",
+        type=float,
+        dest="history_s",
+        help="first publish this many seconds of past traffic (default 0)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
     overrides: dict[str, Any] = {}
-    for flag in ("ingest_url", "rate", "provinces", "seed"):
+    for flag in ("ingest_url", "rate", "provinces", "seed", "history_s"):
         value = getattr(args, flag, None)
         if value is not None:
             overrides[flag] = value

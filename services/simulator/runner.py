@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # After a long stall (ingest down, laptop asleep) catch up at most this much traffic.
 MAX_CATCH_UP_S: Final = 60.0
+# Past traffic (``history_s``) is generated a slice of this many seconds at a time.
+HISTORY_SLICE_S: Final = 60.0
 
 Clock = Callable[[], datetime]
 
@@ -75,6 +77,8 @@ async def run(
             settings.ingest_url,
             ",".join(settings.provinces),
         )
+        if settings.history_s:
+            await _history(settings, stop, generator, publisher, clock())
         await _loop(settings, stop, generator, publisher, clock)
     stats.generated = generator.events_total
     stats.late = generator.late_total
@@ -114,6 +118,34 @@ def log_plan(plan: SimulationPlan) -> None:
         kpi = p.below_target or ""
         rate = 100 * getattr(p.rates, kpi)
         log.info("below target: %s %s (%s) %s ~ %.0f%%", p.code, p.name, p.province, kpi, rate)
+
+
+async def _history(
+    settings: SimulatorSettings,
+    stop: asyncio.Event,
+    generator: EventGenerator,
+    publisher: Publisher,
+    now: datetime,
+) -> None:
+    """The ``history_s`` seconds before ``now`` at ``rate``, oldest slice first, unpaced."""
+    log.info("publishing %.0f s of past traffic before going live", settings.history_s)
+    slices = max(1, round(settings.history_s / HISTORY_SLICE_S))
+    width = settings.history_s / slices
+    owed = 0.0
+    published = 0
+    for i in range(slices, 0, -1):
+        if stop.is_set():
+            return
+        owed += settings.rate * width
+        count = int(owed)
+        owed -= count
+        end = now - timedelta(seconds=width * (i - 1))
+        events = generator.generate(end, count, timedelta(seconds=width))
+        for chunk in chunked(events, settings.max_batch_events):
+            await publisher.publish(chunk)
+        published += count
+    # The soak benchmark waits for this line (bench/soak.py): keep its wording.
+    log.info("past traffic published: %d events", published)
 
 
 async def _loop(

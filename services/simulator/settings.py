@@ -56,6 +56,12 @@ class SimulatorSettings(BaseSettings):
     request_timeout_s: float = Field(default=10.0, gt=0)
     """``EGOV_SIMULATOR_REQUEST_TIMEOUT_S``: upper bound on one POST (a timeout is retried)."""
 
+    history_s: float = Field(default=0.0, ge=0, le=7 * 86400)
+    """``EGOV_SIMULATOR_HISTORY_S``: before live traffic, publish this many seconds of past
+    traffic at the same rate, as fast as ingest takes it (event times spread across that
+    span), so rolling windows and trends start full: the soak benchmark starts at steady
+    state this way. 0 (the default) starts from nothing."""
+
     max_attempts: int = Field(default=5, ge=1)
     """``EGOV_SIMULATOR_MAX_ATTEMPTS``: tries per batch before it is counted as failed."""
 

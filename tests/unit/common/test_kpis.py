@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.common.contract import Contract
 from services.common.events import CloudEvent
-from services.common.kpis import CatalogueError, KpiCatalogue
+from services.common.kpis import MEMO_LIMIT, CatalogueError, KpiCatalogue
 
 CATALOGUE = KpiCatalogue.load(event_types=Contract.load().event_types)
 AT = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
@@ -146,3 +148,45 @@ def test_adding_a_kpi_is_a_catalogue_change_only(tmp_path: Path) -> None:
     kpi = KpiCatalogue.load(path).get("meeting_multi_site")
     held = event("vn.egov.meeting.held", meeting_id="m", mode="online", paperless=False, sites=3)
     assert kpi.count(held) == (1, 1)
+
+
+def direct_counts(catalogue: KpiCatalogue, e: CloudEvent) -> tuple[tuple[str, int, int], ...]:
+    """What ``counts`` must equal: every KPI of the type evaluated on its own."""
+    pairs = [(kpi.id, *kpi.count(e)) for kpi in catalogue.for_type(e.type)]
+    return tuple((kpi, num, den) for kpi, num, den in pairs if den)
+
+
+FLAGS = st.sampled_from([True, False, None, 1, "true"])
+
+
+@given(electronic=FLAGS, signed=FLAGS, classified=FLAGS)
+def test_memoised_counts_equal_the_kpis_own_for_documents(
+    electronic: Any, signed: Any, classified: Any
+) -> None:
+    data = {"electronic": electronic, "signed": signed, "classified": classified}
+    e = doc(**{k: v for k, v in data.items() if v is not None})
+    # Twice: the second answer comes from the memo.
+    assert CATALOGUE.counts(e) == direct_counts(CATALOGUE, e)
+    assert CATALOGUE.counts(e) == direct_counts(CATALOGUE, e)
+
+
+@given(late_by=st.integers(-3 * 86400, 3 * 86400), offset_h=st.sampled_from([0, 7, -5]))
+def test_memoised_on_time_compares_each_event_own_due_date(late_by: int, offset_h: int) -> None:
+    due = (AT - timedelta(seconds=late_by)).astimezone(timezone(timedelta(hours=offset_h)))
+    e = event("vn.egov.dossier.resolved", dossier_id="d", due_at=due.isoformat(), outcome="ok")
+    expected = (("dossier_on_time", 1 if late_by <= 0 else 0, 1),)
+    assert CATALOGUE.counts(e) == direct_counts(CATALOGUE, e) == expected
+
+
+def test_counts_of_unhashable_values_and_past_the_memo_limit_are_still_exact(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, base_kpi(id="by_title", numerator={"field": "data.title", "eq": "x"}))
+    catalogue = KpiCatalogue.load(path)
+    for n in range(MEMO_LIMIT + 50):  # every title is a new key: the memo stops growing
+        title: Any = "x" if n % 2 else f"t{n}"
+        e = event("vn.egov.meeting.held", title=title)
+        assert catalogue.counts(e) == (("by_title", n % 2, 1),)
+    listed = event("vn.egov.meeting.held", title=["x"])
+    assert catalogue.counts(listed) == (("by_title", 0, 1),)
+    assert catalogue.counts(event("vn.egov.unknown")) == ()

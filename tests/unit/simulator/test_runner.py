@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -48,6 +48,48 @@ async def test_run_posts_valid_batches_until_stopped(ingest_server: ScriptedServ
     assert {e["source"].rsplit(":", 1)[1] for e in events} == {"38"}
 
 
+async def test_history_is_published_first_spread_over_the_past(
+    ingest_server: ScriptedServer,
+) -> None:
+    settings = SimulatorSettings(
+        ingest_url=ingest_server.url,
+        rate=2,
+        history_s=3 * 3600,
+        late_fraction=0,
+        duplicate_fraction=0,
+        provinces=["38"],
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    async def stop_when_history_is_sent() -> None:
+        while sum(len(orjson.loads(r.body)) for r in ingest_server.received) < 3 * 3600 * 2:
+            await asyncio.sleep(0.01)
+        stop.set()
+
+    watcher = loop.create_task(stop_when_history_is_sent())
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        stats = await asyncio.wait_for(run(settings, stop, client=client, clock=lambda: NOW), 30)
+    await watcher
+
+    times = [
+        datetime.fromisoformat(e["time"])
+        for r in ingest_server.received
+        for e in orjson.loads(r.body)
+    ]
+    history = times[: 3 * 3600 * 2]
+    assert stats.accepted == stats.generated >= len(history) == 21_600
+    assert all(NOW - timedelta(hours=3) <= t <= NOW for t in history)
+    # Spread over the span, oldest slice first: each hour holds about a third.
+    per_hour = [
+        sum(NOW - timedelta(hours=h + 1) <= t < NOW - timedelta(hours=h) for t in history)
+        for h in range(3)
+    ]
+    assert all(6_800 <= n <= 7_600 for n in per_hour), per_hour
+    assert history[0] < NOW - timedelta(hours=2, minutes=58)
+    assert history[-1] > NOW - timedelta(minutes=2)
+
+
 async def test_run_returns_at_once_when_already_stopped(ingest_server: ScriptedServer) -> None:
     stop = asyncio.Event()
     stop.set()
@@ -74,6 +116,7 @@ def test_defaults_match_the_brief() -> None:
     assert (settings.rate, settings.batch_interval_s) == (20.0, 1.0)
     assert (settings.late_fraction, settings.duplicate_fraction) == (0.02, 0.01)
     assert settings.api_key is None and settings.silent_unit is None
+    assert settings.history_s == 0
 
 
 def test_flags_override_settings_and_the_key_comes_from_a_file(tmp_path: Path) -> None:
@@ -83,8 +126,10 @@ def test_flags_override_settings_and_the_key_comes_from_a_file(tmp_path: Path) -
     add_arguments(parser)
     args = parser.parse_args(
         ["--rate", "5", "--provinces", "38", "--seed", "9", "--api-key-file", str(key_file)]
+        + ["--history", "3600"]
     )
     settings = settings_from_args(args)
     assert (settings.rate, settings.provinces, settings.seed) == (5.0, ["38"], 9)
+    assert settings.history_s == 3600
     assert settings.api_key is not None and settings.api_key.get_secret_value() == "k3y"
     assert settings.ingest_url == "http://127.0.0.1:8080"
