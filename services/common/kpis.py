@@ -95,6 +95,27 @@ class KpiCatalogue:
         counter = self._counters.get(event.type)
         return counter(event) if counter is not None else ()
 
+    def counts_of_envelope(
+        self, envelope: Mapping[str, Any], time: datetime
+    ) -> tuple[KpiCount, ...]:
+        """``counts`` of a validated envelope (a parsed JSON object) whose ``time`` is parsed.
+
+        For the metrics workers' fast lane: when a type's conditions read only ``data``
+        fields (most do), no CloudEvent is built for the answer.
+        """
+        counter = self._counters.get(envelope["type"])
+        if counter is None:
+            return ()
+        if counter.data_only:
+            key = tuple(map(envelope["data"].get, counter.names))
+            try:
+                found = counter.memo.get(key)
+            except TypeError:
+                found = None
+            if found is not None:
+                return found
+        return counter(_event_of_envelope(envelope, time))
+
     @property
     def ids(self) -> tuple[str, ...]:
         return tuple(k.id for k in self.kpis)
@@ -118,31 +139,33 @@ class _TypeCounter:
     metrics workers run this once per event).
     """
 
-    __slots__ = ("_compares", "_kpis", "_memo", "_names", "_others")
+    __slots__ = ("_compares", "_kpis", "_others", "data_only", "memo", "names")
 
     def __init__(self, kpis: tuple[Kpi, ...]) -> None:
         self._kpis = kpis
         paths = sorted({path for kpi in kpis for path in kpi.reads})
-        self._names = tuple(p.removeprefix("data.") for p in paths if p.startswith("data."))
+        self.names = tuple(p.removeprefix("data.") for p in paths if p.startswith("data."))
         self._others = tuple(_getter(p) for p in paths if not p.startswith("data."))
         self._compares = tuple(c for kpi in kpis for c in kpi.compares)
-        self._memo: dict[tuple[Any, ...], tuple[KpiCount, ...]] = {}
+        self.data_only = not self._others and not self._compares
+        """The key is the values of ``names`` in ``data``, in that order, and nothing else."""
+        self.memo: dict[tuple[Any, ...], tuple[KpiCount, ...]] = {}
 
     def __call__(self, event: CloudEvent) -> tuple[KpiCount, ...]:
-        data = event.data
-        key = (
-            *[data.get(name) for name in self._names],
-            *[get(event) for get in self._others],
-            *[compare(event) for compare in self._compares],
-        )
+        key = tuple(map(event.data.get, self.names))
+        if not self.data_only:
+            key += (
+                *[get(event) for get in self._others],
+                *[compare(event) for compare in self._compares],
+            )
         try:
-            found = self._memo.get(key)
+            found = self.memo.get(key)
         except TypeError:  # a list or object value: not hashable, evaluated directly
             return self._evaluate(event)
         if found is None:
             found = self._evaluate(event)
-            if len(self._memo) < MEMO_LIMIT:
-                self._memo[key] = found
+            if len(self.memo) < MEMO_LIMIT:
+                self.memo[key] = found
         return found
 
     def _evaluate(self, event: CloudEvent) -> tuple[KpiCount, ...]:
@@ -175,6 +198,18 @@ def _kpi(entry: Mapping[str, Any]) -> Kpi:
         )
     except KeyError as exc:
         raise CatalogueError(f"KPI {kpi_id!r}: missing {exc.args[0]!r}") from None
+
+
+def _event_of_envelope(envelope: Mapping[str, Any], time: datetime) -> CloudEvent:
+    return CloudEvent(
+        envelope["id"],
+        envelope["source"],
+        envelope["type"],
+        time,
+        envelope["unit"],
+        envelope["data"],
+        envelope.get("dataschema"),
+    )
 
 
 def _getter(path: str) -> Callable[[CloudEvent], Any]:

@@ -27,6 +27,8 @@ from services.common.units import (
 )
 
 _REFORM_EPOCH = REFORM_INSTANT.timestamp()
+REFORM_EPOCH = _REFORM_EPOCH
+"""Epoch seconds of the 2025 reform: events from then on resolve in today's hierarchy."""
 
 
 @dataclass(slots=True)
@@ -107,6 +109,27 @@ class RecordDecoder:
             return Rejected("malformed-json", f"not valid JSON: {exc}")
         return self.decode_event(raw)
 
+    def resolve(self, code: str, time: datetime) -> tuple[Resolution, tuple[str, ...]] | Rejected:
+        """The unit ``code`` names at ``time`` and its chain's codes, or why it cannot count."""
+        key = (code, time.timestamp() >= _REFORM_EPOCH)
+        resolved = self._resolved.get(key)
+        if resolved is not None:
+            return resolved
+        try:
+            resolution = self._registry.resolve(code, time)
+        except AmbiguousUnit as exc:
+            candidates = ", ".join(exc.candidates)
+            return Rejected("unit-ambiguous", f"{exc}; candidates: {candidates}")
+        except UnitError as exc:
+            return Rejected("unit-unknown", str(exc))
+        resolved = (resolution, tuple(unit.code for unit in resolution.chain))
+        self._resolved[key] = resolved
+        return resolved
+
+    def resolved_cache(self) -> dict[tuple[str, bool], tuple[Resolution, tuple[str, ...]]]:
+        """(code, dated after the reform) -> what ``resolve`` answered, for the fast lane."""
+        return self._resolved
+
     def decode_event(
         self, raw: object, index: int | None = None, trusted: bool = False
     ) -> Counted | Rejected:
@@ -119,18 +142,9 @@ class RecordDecoder:
         if not isinstance(raw, dict):  # the contract accepts only objects; for mypy
             return Rejected("schema-violation", "an event must be a JSON object")
         event = _event_of(raw)
-        key = (event.unit, event.time.timestamp() >= _REFORM_EPOCH)
-        resolved = self._resolved.get(key)
-        if resolved is None:
-            try:
-                resolution = self._registry.resolve(event.unit, event.time)
-            except AmbiguousUnit as exc:
-                candidates = ", ".join(exc.candidates)
-                return Rejected("unit-ambiguous", f"{exc}; candidates: {candidates}")
-            except UnitError as exc:
-                return Rejected("unit-unknown", str(exc))
-            resolved = (resolution, tuple(unit.code for unit in resolution.chain))
-            self._resolved[key] = resolved
+        resolved = self.resolve(event.unit, event.time)
+        if isinstance(resolved, Rejected):
+            return resolved
         if index is None:
             return Counted(event, resolved[0], None, None, resolved[1])
         return Counted(event, resolved[0], index, raw, resolved[1])

@@ -5,7 +5,8 @@ The KPI series themselves are written by :mod:`services.metrics.kpitext`.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+import math
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter
@@ -30,12 +31,15 @@ class LagHistogram(Collector):
         self._sum = 0.0
 
     def observe_many(self, values: Iterable[float]) -> None:
-        counts, bounds = self._counts, self._bounds
-        total = 0.0
-        for value in values:
-            counts[bisect_left(bounds, value)] += 1
-            total += value
-        self._sum += total
+        # Sorted once (C), then one bisect per bucket instead of one per value.
+        ordered = sorted(values)
+        counts, below = self._counts, 0
+        for i, bound in enumerate(self._bounds):
+            upto = bisect_right(ordered, bound, below)  # le: a value on a bound is in it
+            counts[i] += upto - below
+            below = upto
+        counts[-1] += len(ordered) - below
+        self._sum += math.fsum(ordered)
 
     def collect(self) -> Iterator[Metric]:
         cumulative, buckets = 0, []

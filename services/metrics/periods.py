@@ -28,7 +28,7 @@ BUCKET_RETENTION_S = 7 * 3600
 
 VN_OFFSET_S = 7 * 3600
 """Asia/Ho_Chi_Minh has been UTC+7 without daylight saving time since 1975."""
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 def local_day(at: datetime) -> date:
@@ -38,7 +38,7 @@ def local_day(at: datetime) -> date:
 
 def local_day_of_epoch(epoch_s: float) -> date:
     """``local_day`` for epoch seconds; plain arithmetic, as it runs once per event."""
-    return date.fromordinal(_EPOCH_ORDINAL + int((epoch_s + VN_OFFSET_S) // 86400))
+    return date.fromordinal(EPOCH_ORDINAL + int((epoch_s + VN_OFFSET_S) // 86400))
 
 
 def month_of(day: date) -> int:

@@ -9,23 +9,31 @@ figures and says where to resume reading; ``revoke`` forgets them.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TypeVar
 
 import asyncpg
+import orjson
 
 from services.common.contract import Contract
 from services.common.kpis import KpiCatalogue
 from services.common.signing import RecordSigner
 from services.metrics import store
 from services.metrics.contributions import Contribution, contribution_of
-from services.metrics.decoding import Counted, RecordDecoder, Rejected, element_bytes
+from services.metrics.decoding import (
+    REFORM_EPOCH,
+    Counted,
+    RecordDecoder,
+    Rejected,
+    element_bytes,
+)
 from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures, TopicPartition
-from services.metrics.periods import Periods
+from services.metrics.periods import EPOCH_ORDINAL, VN_OFFSET_S, Periods
 from services.metrics.store import Claim, FlushResult, PartitionBatch
 
 log = logging.getLogger(__name__)
@@ -46,9 +54,10 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Record:
-    """A Kafka record as the pipeline needs it."""
+    """A Kafka record as the pipeline needs it. Treat it as immutable: one is built per
+    message, and a frozen dataclass costs a microsecond more to construct."""
 
     topic: str
     partition: int
@@ -144,8 +153,10 @@ class Preparer:
             backfill = BACKFILL_HEADER in record.headers
             # Validated by ingest under this contract: the schema check is not repeated.
             signer = self._signer
-            trusted = signer is not None and signer.verifies(record.value, record.headers)
-            for outcome in self._decoder.decode_record(record.value, trusted):
+            if signer is not None and signer.verifies(record.value, record.headers):
+                self._prepare_signed(out, batch, record, now_s, too_late_before, backfill)
+                continue
+            for outcome in self._decoder.decode_record(record.value):
                 if isinstance(outcome, Rejected):
                     out.dead_letters.append(dead_letter(record, outcome))
                     continue
@@ -154,6 +165,85 @@ class Preparer:
                     continue
                 self._add(out, batch, record, outcome, too_late_before, backfill)
         return out
+
+    def _prepare_signed(
+        self,
+        out: Prepared,
+        batch: PartitionBatch,
+        record: Record,
+        now_s: float,
+        too_late_before: float,
+        backfill: bool,
+    ) -> None:
+        """``prepare`` for a record ingest validated and signed: the fast lane.
+
+        The same checks in the same order as ``decode_record`` then ``_add`` (units at the
+        event's time, not in the future, not too late) and the same contributions, in
+        one loop without the intermediate objects: this runs once per event of a replay.
+        The events passed the contract in ingest, so their fields are there and typed.
+        """
+        raw = orjson.loads(record.value or b"[]")  # never empty: verifies() refuses that
+        elements = raw if isinstance(raw, list) else [raw]
+        single = not isinstance(raw, list)
+        future_after = now_s + self._clock_skew.total_seconds()
+        cache, resolve = self._decoder.resolved_cache(), self._decoder.resolve
+        families, counts = self._families, self._catalogue.counts_of_envelope
+        days: dict[int, date] = {}
+        add, blake2b, fromisoformat = (
+            batch.contributions.append,
+            hashlib.blake2b,
+            datetime.fromisoformat,
+        )
+        for index, e in enumerate(elements):
+            when = fromisoformat(e["time"].upper())
+            epoch = when.timestamp()
+            unit = e["unit"]
+            found = cache.get((unit, epoch >= REFORM_EPOCH))
+            if found is None:
+                found = resolve(unit, when)
+                if isinstance(found, Rejected):
+                    self._reject_element(out, record, found, None if single else index, e)
+                    continue
+            if epoch > future_after:
+                skew = self._clock_skew.total_seconds()
+                detail = f"event time {when.isoformat()} is more than {skew:.0f} s ahead"
+                rejected = Rejected("time-in-future", detail)
+                self._reject_element(out, record, rejected, None if single else index, e)
+                continue
+            event_type = e["type"]
+            if epoch < too_late_before and not backfill:
+                out.too_late.append(event_type)
+                detail = f"event time {when.isoformat()} is beyond the grace period"
+                rejected = Rejected("too-late", detail)
+                self._reject_element(out, record, rejected, None if single else index, e)
+                continue
+            source = e["source"]
+            digest = blake2b(f"{len(source)}:{source}{e['id']}".encode(), digest_size=16)
+            day_number = int((epoch + VN_OFFSET_S) // 86400)
+            day = days.get(day_number)
+            if day is None:
+                day = days[day_number] = date.fromordinal(EPOCH_ORDINAL + day_number)
+            add(
+                Contribution(
+                    digest.digest(),
+                    event_type,
+                    families[event_type],
+                    epoch,
+                    day,
+                    found[1],
+                    counts(e, when),
+                    found[0].via_crosswalk,
+                    backfill,
+                )
+            )
+
+    @staticmethod
+    def _reject_element(
+        out: Prepared, record: Record, rejected: Rejected, index: int | None, element: object
+    ) -> None:
+        raw = None if index is None else element_bytes(element)
+        located = Rejected(rejected.reason, rejected.detail, index, raw)
+        out.dead_letters.append(dead_letter(record, located))
 
     def _in_future(self, counted: Counted) -> Rejected:
         """Ingest refuses an event dated beyond its clock skew; so does a worker, for records

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, generate_latest
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.metrics import api
 from services.metrics.contributions import Deltas
-from services.metrics.exposition import PipelineMetrics
+from services.metrics.exposition import LAG_BUCKETS, LagHistogram, PipelineMetrics
 from services.metrics.figures import Figures, PartitionFigures
 from services.metrics.kpitext import KpiText
 from services.metrics.periods import Periods
@@ -113,3 +116,31 @@ def test_a_bad_window_is_refused_clearly() -> None:
         assert "week" in str(exc)
     else:
         raise AssertionError("a week window was accepted")
+
+
+@given(
+    st.lists(st.floats(min_value=0, max_value=5000, allow_nan=False) | st.sampled_from(LAG_BUCKETS))
+)
+def test_lag_histogram_buckets_as_prometheus_client_does(values: list[float]) -> None:
+    ours = LagHistogram("egov_test_lag_seconds", "test", LAG_BUCKETS)
+    ours.observe_many(values[: len(values) // 2])
+    ours.observe_many(values[len(values) // 2 :])  # two flushes add up
+    registry = CollectorRegistry()
+    theirs = Histogram("egov_test_lag_seconds", "test", buckets=LAG_BUCKETS, registry=registry)
+    for value in values:
+        theirs.observe(value)
+    expected = {
+        (s.name, s.labels.get("le")): s.value
+        for metric in registry.collect()
+        for s in metric.samples
+        if not s.name.endswith("_created")
+    }
+    got = {
+        (s.name, s.labels.get("le")): s.value
+        for metric in ours.collect()
+        for s in metric.samples
+        if not s.name.endswith("_created")
+    }
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value), key

@@ -63,7 +63,8 @@ async def test_history_is_published_first_spread_over_the_past(
     loop = asyncio.get_running_loop()
 
     async def stop_when_history_is_sent() -> None:
-        while sum(len(orjson.loads(r.body)) for r in ingest_server.received) < 3 * 3600 * 2:
+        # The server records requests on its own thread: polled, there is no event to await.
+        while sum(len(orjson.loads(r.body)) for r in ingest_server.received) < 3 * 3600 * 2:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         stop.set()
 
@@ -124,10 +125,8 @@ def test_flags_override_settings_and_the_key_comes_from_a_file(tmp_path: Path) -
     key_file.write_text("k3y\n", encoding="utf-8")
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(
-        ["--rate", "5", "--provinces", "38", "--seed", "9", "--api-key-file", str(key_file)]
-        + ["--history", "3600"]
-    )
+    flags = ["--rate", "5", "--provinces", "38", "--seed", "9", "--history", "3600"]
+    args = parser.parse_args([*flags, "--api-key-file", str(key_file)])
     settings = settings_from_args(args)
     assert (settings.rate, settings.provinces, settings.seed) == (5.0, ["38"], 9)
     assert settings.history_s == 3600

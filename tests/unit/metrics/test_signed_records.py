@@ -1,0 +1,139 @@
+"""Records ingest validated and signed skip the schema check in the workers; nothing else does.
+
+The proof that the check is skipped is an event the contract refuses but that decodes
+(an unknown extra attribute): counted when ingest's signature verifies, dead-lettered
+with its reason otherwise.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from services.common.contract import Contract
+from services.common.paths import SCHEMAS_DIR
+from services.common.settings import CommonSettings
+from services.common.signing import VALIDATED_HEADER, RecordSigner
+from services.ingest.publisher import signed
+from services.ingest.validation import Record as IngestRecord
+from services.metrics.pipeline import Preparer, Record
+from tests.unit.metrics.helpers import as_bytes, catalogue, contract, decoder, document
+
+NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+KEY = b"k" * 32
+
+
+def preparer(signer: RecordSigner | None) -> Preparer:
+    return Preparer(decoder(), contract(), catalogue(), timedelta(days=7), signer=signer)
+
+
+def batch_with_an_extra_attribute() -> bytes:
+    good = document("01843", NOW, "e1")
+    odd = document("01843", NOW, "e2")
+    odd["x_unknown"] = "the contract allows no other attribute"
+    assert contract().validate(good) == [] and contract().validate(odd) != []
+    return as_bytes(good, odd)
+
+
+def record(value: bytes, headers: list[tuple[str, bytes]], offset: int = 0) -> Record:
+    return Record("egov.documents", 0, offset, b"19", value, tuple(headers))
+
+
+def test_a_record_signed_by_ingest_is_not_validated_again() -> None:
+    signer = RecordSigner(KEY, contract().fingerprint)
+    value = batch_with_an_extra_attribute()
+    prepared = preparer(signer).prepare([record(value, [signer.header(value)])], NOW)
+    counted = prepared.batches[("egov.documents", 0)].contributions
+    assert len(counted) == 2
+    assert prepared.dead_letters == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param(lambda v: [], id="unsigned"),
+        pytest.param(
+            lambda v: [RecordSigner(b"another key", contract().fingerprint).header(v)],
+            id="another key",
+        ),
+        pytest.param(
+            lambda v: [RecordSigner(KEY, b"another contract").header(v)], id="another contract"
+        ),
+        pytest.param(
+            lambda v: [RecordSigner(KEY, contract().fingerprint).header(v + b" ")],
+            id="another value",
+        ),
+        pytest.param(lambda v: [(VALIDATED_HEADER, b"")], id="empty signature"),
+    ],
+)
+def test_anything_else_is_validated_and_the_invalid_event_dead_lettered(headers: object) -> None:
+    signer = RecordSigner(KEY, contract().fingerprint)
+    value = batch_with_an_extra_attribute()
+    assert callable(headers)
+    prepared = preparer(signer).prepare([record(value, headers(value))], NOW)
+    counted = prepared.batches[("egov.documents", 0)].contributions
+    assert len(counted) == 1  # the valid element is still counted
+    [dead] = prepared.dead_letters
+    assert dead.reason == "schema-violation"
+    assert ("dlq_batch_index", b"1") in dead.headers
+    assert b"x_unknown" in (dead.value or b"")
+
+
+def test_a_worker_without_a_key_validates_signed_records_too() -> None:
+    signer = RecordSigner(KEY, contract().fingerprint)
+    value = batch_with_an_extra_attribute()
+    prepared = preparer(None).prepare([record(value, [signer.header(value)])], NOW)
+    assert [d.reason for d in prepared.dead_letters] == ["schema-violation"]
+
+
+def test_trust_skips_only_the_schema_check_not_units_or_clock() -> None:
+    signer = RecordSigner(KEY, contract().fingerprint)
+    unknown_unit = document("99999", NOW, "e1")
+    future = document("01843", NOW + timedelta(hours=1), "e2")
+    too_late = document("01843", NOW - timedelta(days=8), "e3")
+    value = as_bytes(unknown_unit, future, too_late)
+    prepared = preparer(signer).prepare([record(value, [signer.header(value)])], NOW)
+    assert sorted(d.reason for d in prepared.dead_letters) == [
+        "time-in-future",
+        "too-late",
+        "unit-unknown",
+    ]
+    assert prepared.batches[("egov.documents", 0)].contributions == []
+
+
+def test_ingest_signs_every_record_it_sends_when_a_key_is_set() -> None:
+    signer = RecordSigner(KEY, contract().fingerprint)
+    records = [
+        IngestRecord("documents", b"19", b'{"a":1}', [], "t", 0, "u", NOW, "2025"),  # type: ignore[arg-type]
+        IngestRecord(
+            "documents", b"19", b"[1,2]", [("egov_backfill", b"1")], "t", 1, "u", NOW, "2025"
+        ),  # type: ignore[arg-type]
+    ]
+    out = signed(records, signer)
+    assert [signer.verifies(r.value, r.headers) for r in out] == [True, True]
+    assert ("egov_backfill", b"1") in out[1].headers
+    assert records[0].headers == []  # the caller's records are not changed
+    assert signed(records, None) is records
+
+
+def test_the_signer_comes_from_the_settings_and_only_with_a_key() -> None:
+    fingerprint = contract().fingerprint
+    assert CommonSettings().record_signer(fingerprint) is None
+    assert CommonSettings(record_signing_key="").record_signer(fingerprint) is None
+    signer = CommonSettings(record_signing_key="s3cret").record_signer(fingerprint)
+    assert signer is not None
+    assert signer.verifies(b"v", [signer.header(b"v")])
+    assert "s3cret" not in repr(CommonSettings(record_signing_key="s3cret"))
+
+
+def test_the_contract_fingerprint_follows_the_schema_files(tmp_path: Path) -> None:
+    assert Contract.load().fingerprint == contract().fingerprint
+    copy = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS_DIR, copy)
+    assert Contract.load(copy).fingerprint == contract().fingerprint
+    schema = next((copy / "events").glob("*.schema.json"))
+    schema.write_text(schema.read_text().replace('"description"', '"description" ', 1))
+    assert Contract.load(copy).fingerprint != contract().fingerprint
