@@ -200,10 +200,11 @@ class Preparer:
             unit = e["unit"]
             found = cache.get((unit, epoch >= REFORM_EPOCH))
             if found is None:
-                found = resolve(unit, when)
-                if isinstance(found, Rejected):
-                    self._reject_element(out, record, found, None if single else index, e)
+                resolved = resolve(unit, when)
+                if isinstance(resolved, Rejected):
+                    self._reject_element(out, record, resolved, None if single else index, e)
                     continue
+                found = resolved
             if epoch > future_after:
                 skew = self._clock_skew.total_seconds()
                 detail = f"event time {when.isoformat()} is more than {skew:.0f} s ahead"

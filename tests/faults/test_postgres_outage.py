@@ -19,7 +19,6 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from services.common.broker import free_port
 from services.common.kafka import ensure_topics
@@ -36,7 +35,7 @@ from tests.faults.conftest import (
 from tests.faults.tools import TcpProxy
 from tests.integration.alerts.harness import Alertmanager, FakeMetrics, Receiver
 from tests.integration.metrics.harness import communes_by_province, mixed_messages, publish
-from tests.integration.processes import service_env
+from tests.integration.processes import read_topic, service_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -58,18 +57,7 @@ async def stored(database_url: str) -> tuple[int, dict[str, int]]:
 
 
 async def dead_letter_count(settings: CommonSettings) -> int:
-    consumer = AIOKafkaConsumer(
-        settings.topic_dead_letter,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        group_id=None,
-    )
-    await consumer.start()
-    try:
-        batch = await consumer.getmany(timeout_ms=1500)
-        return sum(len(messages) for messages in batch.values())
-    finally:
-        await consumer.stop()
+    return len(await read_topic(settings, settings.topic_dead_letter, timeout_ms=1500))
 
 
 async def test_metrics_worker_blocks_through_a_postgres_outage_and_counts_exactly(

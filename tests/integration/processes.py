@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from services.common.settings import CommonSettings
 
@@ -64,3 +65,21 @@ def running_service(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+async def read_topic(
+    settings: CommonSettings, topic: str, timeout_ms: int = 3000
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """The records of ``topic`` from the start, as one fetch of at most ``timeout_ms``."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        batches = await consumer.getmany(timeout_ms=timeout_ms)
+        return [record for records in batches.values() for record in records]
+    finally:
+        await consumer.stop()

@@ -17,10 +17,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.common.broker import free_port
 from services.common.contract import Contract
-from services.common.kafka import ensure_topics
+from services.common.kafka import ensure_topics, make_producer
 from services.common.settings import CommonSettings
+from services.common.signing import VALIDATED_HEADER, RecordSigner
 from services.ingest.keystore import create_key
-from tests.integration.processes import running_service, service_env
+from tests.integration.processes import read_topic, running_service, service_env
 
 pytestmark = pytest.mark.integration
 KPI = "document_signing"
@@ -55,19 +56,28 @@ async def _key(database_url: str, unit: str) -> str:
     return key.token
 
 
-def test_posted_event_changes_exported_figure(
-    common_settings: CommonSettings, database_url: str, tmp_path: Path
-) -> None:
-    # Phường Bắc Kạn (Thái Nguyên, 19) in today's two-level hierarchy.
-    unit, province = "01843", "19"
-    asyncio.run(ensure_topics(common_settings))
-    token = asyncio.run(_key(database_url, province))
-    env = service_env(common_settings, database_url)
+def pipeline_env(
+    settings: CommonSettings, database_url: str, tmp_path: Path, **extra: str
+) -> tuple[dict[str, str], int, int]:
+    """Topics created, and the environment of an ingest and a metrics process: (env, ports)."""
+    asyncio.run(ensure_topics(settings))
+    env = service_env(settings, database_url)
     ingest_port, metrics_port = free_port(), free_port()
     env["EGOV_INGEST_PORT"] = str(ingest_port)
     env["EGOV_METRICS_WEB_PORT"] = str(metrics_port)
     env["EGOV_METRICS_APP_ID"] = f"e2e-{uuid.uuid4().hex[:8]}"
     env["EGOV_METRICS_DATA_DIR"] = str(tmp_path / "metrics")
+    env.update(extra)
+    return env, ingest_port, metrics_port
+
+
+def test_posted_event_changes_exported_figure(
+    common_settings: CommonSettings, database_url: str, tmp_path: Path
+) -> None:
+    # Phường Bắc Kạn (Thái Nguyên, 19) in today's two-level hierarchy.
+    unit, province = "01843", "19"
+    token = asyncio.run(_key(database_url, province))
+    env, ingest_port, metrics_port = pipeline_env(common_settings, database_url, tmp_path)
     with (
         running_service(["ingest"], env, ingest_port, tmp_path / "ingest.log") as ingest,
         running_service(["metrics"], env, metrics_port, tmp_path / "metrics.log") as metrics,
@@ -95,3 +105,76 @@ def test_posted_event_changes_exported_figure(
         assert denominator(text, province) == before + 1
         items = httpx.get(metrics + "/v1/kpis", params={"unit": unit, "kpi": KPI}).json()["items"]
         assert [(i["numerator"], i["denominator"], i["ratio"]) for i in items] == [(1, 1, 1.0)]
+
+
+def counter_total(metrics_text: str, name: str, **labels: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        if family.name == name
+        for sample in family.samples
+        if sample.name.endswith("_total") and labels.items() <= sample.labels.items()
+    )
+
+
+async def _publish(
+    settings: CommonSettings, value: bytes, headers: list[tuple[str, bytes]]
+) -> None:
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topic_documents, value, key=b"19", headers=headers)
+    finally:
+        await producer.stop()
+
+
+def test_signed_records_are_trusted_and_forged_ones_validated(
+    common_settings: CommonSettings, database_url: str, tmp_path: Path
+) -> None:
+    """With a signing key, ingest's records carry its signature and count without a second
+    validation; a record published straight to Kafka with a forged signature is validated:
+    its invalid event is dead-lettered with the reason, its valid one counted."""
+    unit = "01843"
+    token = asyncio.run(_key(database_url, "19"))
+    key = uuid.uuid4().hex
+    env, ingest_port, metrics_port = pipeline_env(
+        common_settings, database_url, tmp_path, EGOV_RECORD_SIGNING_KEY=key
+    )
+    with (
+        running_service(["ingest"], env, ingest_port, tmp_path / "ingest.log") as ingest,
+        running_service(["metrics"], env, metrics_port, tmp_path / "metrics.log") as metrics,
+    ):
+        events = [document_event(unit) for _ in range(3)]
+        response = httpx.post(
+            ingest + "/v1/events",
+            content=orjson.dumps(events),
+            headers={
+                "content-type": "application/cloudevents-batch+json",
+                "authorization": f"Bearer {token}",
+            },
+        )
+        assert response.status_code == 202, response.text
+        signer = RecordSigner(key.encode(), Contract.load().fingerprint)
+        [packed] = asyncio.run(read_topic(common_settings, common_settings.topic_documents))
+        assert signer.verifies(packed.value, [(k, bytes(v)) for k, v in packed.headers])
+
+        valid, invalid = document_event(unit), document_event(unit)
+        invalid["x_unknown"] = "not in the contract"
+        forged = orjson.dumps([valid, invalid])
+        asyncio.run(_publish(common_settings, forged, [(VALIDATED_HEADER, b"0" * 64)]))
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            text = httpx.get(metrics + "/metrics").text
+            rejected = counter_total(text, "egov_events_dead_lettered", reason="schema-violation")
+            if denominator(text, unit) == 4 and rejected == 1:
+                break
+            time.sleep(0.3)
+        else:
+            log = (tmp_path / "metrics.log").read_text()[-3000:]
+            raise AssertionError(f"expected 4 counted and 1 dead-lettered\n{text[-2000:]}\n{log}")
+        [dead] = asyncio.run(read_topic(common_settings, common_settings.topic_dead_letter))
+        headers = dict(dead.headers)
+        assert headers["dlq_reason"] == b"schema-violation"
+        assert b"x_unknown" in headers["dlq_detail"]
+        assert orjson.loads(dead.value)["id"] == invalid["id"]
