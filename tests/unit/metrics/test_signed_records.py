@@ -11,7 +11,10 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.common.contract import Contract
 from services.common.paths import SCHEMAS_DIR
@@ -19,8 +22,15 @@ from services.common.settings import CommonSettings
 from services.common.signing import VALIDATED_HEADER, RecordSigner
 from services.ingest.publisher import signed
 from services.ingest.validation import Record as IngestRecord
-from services.metrics.pipeline import Preparer, Record
-from tests.unit.metrics.helpers import as_bytes, catalogue, contract, decoder, document
+from services.metrics.pipeline import Prepared, Preparer, Record
+from tests.unit.metrics.helpers import (
+    as_bytes,
+    catalogue,
+    contract,
+    decoder,
+    document,
+    envelope,
+)
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 KEY = b"k" * 32
@@ -137,3 +147,93 @@ def test_the_contract_fingerprint_follows_the_schema_files(tmp_path: Path) -> No
     schema = next((copy / "events").glob("*.schema.json"))
     schema.write_text(schema.read_text().replace('"description"', '"description" ', 1))
     assert Contract.load(copy).fingerprint != contract().fingerprint
+
+
+UNITS = st.sampled_from(["01843", "01837", "19", "06", "99999", "38", "16342"])
+TYPES = st.sampled_from(sorted(contract().event_types))
+OFFSETS_S = st.sampled_from([-9 * 86400, -8 * 86400, -86400, -3600, -60, 0, 200, 400, 3600])
+
+
+@st.composite
+def envelopes(draw: st.DrawFn, n: int) -> dict[str, object]:
+    event_type = draw(TYPES)
+    event = envelope(
+        event_type,
+        draw(UNITS),
+        NOW + timedelta(seconds=draw(OFFSETS_S)),
+        f"e{n}",
+    )
+    # Vary what the KPI conditions read, within the contract.
+    data = event["data"]
+    assert isinstance(data, dict)
+    for name in ("electronic", "signed", "classified", "paperless"):
+        if name in data:
+            data[name] = draw(st.booleans())
+    if "channel" in data:
+        data["channel"] = draw(st.sampled_from(["online", "counter", "postal"]))
+    if "mode" in data:
+        data["mode"] = draw(st.sampled_from(["online", "hybrid", "in_person"]))
+    if "due_at" in data:
+        due = NOW + timedelta(seconds=draw(st.integers(-7200, 7200)))
+        data["due_at"] = due.isoformat()
+    return event
+
+
+@given(
+    st.lists(st.integers(1, 6), min_size=1, max_size=4).flatmap(
+        lambda sizes: st.tuples(
+            st.just(sizes),
+            st.lists(envelopes(0), min_size=sum(sizes), max_size=sum(sizes)),
+            st.booleans(),
+        )
+    )
+)
+@settings(max_examples=60, deadline=None)
+def test_the_fast_lane_decides_exactly_as_the_full_path(case: object) -> None:
+    """Signed or not, the same records give the same contributions and dead letters."""
+    sizes, events, backfill = case  # type: ignore[misc]
+    for i, event in enumerate(events):
+        event["id"] = f"e{i}"
+    assert all(contract().validate(e) == [] for e in events)
+    signer = RecordSigner(KEY, contract().fingerprint)
+    records_plain, records_signed, start = [], [], 0
+    for offset, size in enumerate(sizes):
+        part = events[start : start + size]
+        start += size
+        value = orjson.dumps(part[0] if size == 1 else part)
+        extra = [("egov_backfill", b"1")] if backfill else []
+        records_plain.append(record(value, extra, offset))
+        records_signed.append(record(value, [*extra, signer.header(value)], offset))
+    full = preparer(None).prepare(records_plain, NOW)
+    fast = preparer(signer).prepare(records_signed, NOW)
+
+    def contributions(prepared: Prepared) -> list[tuple[object, ...]]:
+        return [
+            (
+                c.digest,
+                c.type,
+                c.family,
+                c.epoch,
+                c.day,
+                c.units,
+                c.counts,
+                c.crosswalked,
+                c.backfill,
+            )
+            for b in prepared.batches.values()
+            for c in b.contributions
+        ]
+
+    def dead(prepared: Prepared) -> list[tuple[object, ...]]:
+        found = []
+        for d in prepared.dead_letters:
+            headers = [h for h in d.headers if h[0] != VALIDATED_HEADER]
+            found.append((d.key, d.value, tuple(headers), d.reason, d.topic))
+        return found
+
+    assert contributions(fast) == contributions(full)
+    assert dead(fast) == dead(full)
+    assert fast.too_late == full.too_late
+    assert {tp: b.next_offset for tp, b in fast.batches.items()} == {
+        tp: b.next_offset for tp, b in full.batches.items()
+    }
