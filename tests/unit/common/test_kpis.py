@@ -183,7 +183,7 @@ def test_counts_of_unhashable_values_and_past_the_memo_limit_are_still_exact(
 ) -> None:
     path = write(tmp_path, base_kpi(id="by_title", numerator={"field": "data.title", "eq": "x"}))
     catalogue = KpiCatalogue.load(path)
-    for n in range(2 * MEMO_LIMIT + 50):  # each odd title is new: the memo stops growing
+    for n in range(2 * MEMO_LIMIT + 50):  # each even n is a new title: the memo stops growing
         title: Any = "x" if n % 2 else f"t{n}"
         e = event("vn.egov.meeting.held", title=title)
         assert catalogue.counts(e) == (("by_title", n % 2, 1),)
