@@ -32,11 +32,18 @@ async def test_run_posts_valid_batches_until_stopped(ingest_server: ScriptedServ
         silent_unit="16342",
     )
     stop = asyncio.Event()
-    asyncio.get_running_loop().call_later(1.5, stop.set)
-    async with httpx.AsyncClient(timeout=5.0) as client:
-        stats = await run(settings, stop, client=client, clock=lambda: NOW)
 
-    assert stats.generated > 100
+    async def stop_after_five_batches() -> None:  # by count, not by time: a loaded CI is slow
+        while len(ingest_server.received) < 6:  # noqa: ASYNC110 - filled by the server thread
+            await asyncio.sleep(0.01)
+        stop.set()
+
+    watcher = asyncio.get_running_loop().create_task(stop_after_five_batches())
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        stats = await asyncio.wait_for(run(settings, stop, client=client, clock=lambda: NOW), 60)
+    await watcher
+
+    assert stats.generated >= 5 and stats.batches >= 5
     assert stats.accepted == stats.generated
     assert (stats.refused, stats.failed, stats.retries) == (0, 0, 1)
     assert ingest_server.received[0].body == ingest_server.received[1].body
