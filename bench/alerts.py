@@ -234,7 +234,7 @@ async def _run(trials: int) -> list[dict[str, Any]]:
 
 
 def run(mode: str) -> list[dict[str, Any]]:
-    return asyncio.run(_run(5 if mode == "quick" else 30))
+    return asyncio.run(_run(2 if mode == "quick" else 30))
 
 
 if __name__ == "__main__":

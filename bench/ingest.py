@@ -175,7 +175,7 @@ def _row(
 
 
 def run(mode: str) -> list[dict[str, Any]]:
-    secs = 5 if mode == "quick" else 20
+    secs = 3 if mode == "quick" else 20
     wrk = _ensure_wrk()
     batch = [_event() for _ in range(500)]
     for event in batch:

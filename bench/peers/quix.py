@@ -51,7 +51,7 @@ PEER_VENV: Final = REPO / ".venv" / "peer"
 PEER_PYTHON: Final = PEER_VENV / "bin" / "python"
 PEER_REQUIREMENTS: Final = REPO / "bench" / "peers" / "requirements.txt"
 PROVINCES: Final = ("38", "19")  # Thanh Hóa, Thái Nguyên
-SIZES: Final = {"quick": 20_000, "full": 100_000}
+SIZES: Final = {"quick": 10_000, "full": 100_000}
 PEER_TIMEOUT_S: Final = {"quick": 50.0, "full": 300.0}
 PARTITIONS: Final = 6
 # tansu's DescribeConfigs returns only what was set at creation; Quix derives its changelog
