@@ -104,17 +104,7 @@ class KpiCatalogue:
         fields (most do), no CloudEvent is built for the answer.
         """
         counter = self._counters.get(envelope["type"])
-        if counter is None:
-            return ()
-        if counter.data_only:
-            key = tuple(map(envelope["data"].get, counter.names))
-            try:
-                found = counter.memo.get(key)
-            except TypeError:
-                found = None
-            if found is not None:
-                return found
-        return counter(_event_of_envelope(envelope, time))
+        return counter.of_envelope(envelope, time) if counter is not None else ()
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -139,21 +129,32 @@ class _TypeCounter:
     metrics workers run this once per event).
     """
 
-    __slots__ = ("_compares", "_kpis", "_others", "data_only", "memo", "names")
+    __slots__ = ("_compares", "_data_only", "_kpis", "_names", "_others", "memo")
 
     def __init__(self, kpis: tuple[Kpi, ...]) -> None:
         self._kpis = kpis
         paths = sorted({path for kpi in kpis for path in kpi.reads})
-        self.names = tuple(p.removeprefix("data.") for p in paths if p.startswith("data."))
+        self._names = tuple(p.removeprefix("data.") for p in paths if p.startswith("data."))
         self._others = tuple(_getter(p) for p in paths if not p.startswith("data."))
         self._compares = tuple(c for kpi in kpis for c in kpi.compares)
-        self.data_only = not self._others and not self._compares
-        """The key is the values of ``names`` in ``data``, in that order, and nothing else."""
+        # The key is then the values of ``_names`` in ``data``, in that order, and nothing else.
+        self._data_only = not self._others and not self._compares
         self.memo: dict[tuple[Any, ...], tuple[KpiCount, ...]] = {}
 
+    def of_envelope(self, envelope: Mapping[str, Any], time: datetime) -> tuple[KpiCount, ...]:
+        """``self(event)`` for a parsed envelope; a CloudEvent is built only when needed."""
+        if self._data_only:
+            try:
+                found = self.memo.get(tuple(map(envelope["data"].get, self._names)))
+            except TypeError:  # unhashable: __call__ evaluates it directly
+                found = None
+            if found is not None:
+                return found
+        return self(_event_of_envelope(envelope, time))
+
     def __call__(self, event: CloudEvent) -> tuple[KpiCount, ...]:
-        key = tuple(map(event.data.get, self.names))
-        if not self.data_only:
+        key = tuple(map(event.data.get, self._names))
+        if not self._data_only:
             key += (
                 *[get(event) for get in self._others],
                 *[compare(event) for compare in self._compares],

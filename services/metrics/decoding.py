@@ -26,8 +26,7 @@ from services.common.units import (
     UnitRegistry,
 )
 
-_REFORM_EPOCH = REFORM_INSTANT.timestamp()
-REFORM_EPOCH = _REFORM_EPOCH
+REFORM_EPOCH = REFORM_INSTANT.timestamp()
 """Epoch seconds of the 2025 reform: events from then on resolve in today's hierarchy."""
 
 
@@ -74,11 +73,10 @@ class RecordDecoder:
         # registry's size whatever codes records carry.
         self._resolved: dict[tuple[str, bool], tuple[Resolution, tuple[str, ...]]] = {}
 
-    def decode_record(self, value: bytes | None, trusted: bool = False) -> list[Counted | Rejected]:
+    def decode_record(self, value: bytes | None) -> list[Counted | Rejected]:
         """Every event of one record: one for an object, one per element for a batch.
 
-        ``trusted``: ingest validated these events under this contract and signed the
-        record (services/common/signing.py), so the schema check is skipped.
+        Records that ingest signed take the Preparer's fast lane instead (pipeline.py).
         """
         if not value:
             return [Rejected("empty", "the record has no value")]
@@ -87,12 +85,12 @@ class RecordDecoder:
         except orjson.JSONDecodeError as exc:
             return [Rejected("malformed-json", f"not valid JSON: {exc}")]
         if not isinstance(raw, list):
-            return [self.decode_event(raw, None, trusted)]
+            return [self.decode_event(raw)]
         if not raw:
             return [Rejected("empty", "the batch record holds no events")]
         outcomes: list[Counted | Rejected] = []
         for index, element in enumerate(raw):
-            outcome = self.decode_event(element, index, trusted)
+            outcome = self.decode_event(element, index)
             if isinstance(outcome, Rejected):
                 raw_element = element_bytes(element)
                 outcome = Rejected(outcome.reason, outcome.detail, index, raw_element)
@@ -111,7 +109,7 @@ class RecordDecoder:
 
     def resolve(self, code: str, time: datetime) -> tuple[Resolution, tuple[str, ...]] | Rejected:
         """The unit ``code`` names at ``time`` and its chain's codes, or why it cannot count."""
-        key = (code, time.timestamp() >= _REFORM_EPOCH)
+        key = (code, time.timestamp() >= REFORM_EPOCH)
         resolved = self._resolved.get(key)
         if resolved is not None:
             return resolved
@@ -130,15 +128,12 @@ class RecordDecoder:
         """(code, dated after the reform) -> what ``resolve`` answered, for the fast lane."""
         return self._resolved
 
-    def decode_event(
-        self, raw: object, index: int | None = None, trusted: bool = False
-    ) -> Counted | Rejected:
-        """Validate (unless ``trusted``) and resolve one parsed CloudEvent envelope."""
-        if not trusted:
-            violations = self._contract.validate(raw)
-            if violations:
-                detail = "; ".join(f"{v.pointer or '/'}: {v.reason}" for v in violations)
-                return Rejected("schema-violation", detail)
+    def decode_event(self, raw: object, index: int | None = None) -> Counted | Rejected:
+        """Validate and resolve one parsed CloudEvent envelope."""
+        violations = self._contract.validate(raw)
+        if violations:
+            detail = "; ".join(f"{v.pointer or '/'}: {v.reason}" for v in violations)
+            return Rejected("schema-violation", detail)
         if not isinstance(raw, dict):  # the contract accepts only objects; for mypy
             return Rejected("schema-violation", "an event must be a JSON object")
         event = _event_of(raw)

@@ -167,9 +167,8 @@ async def _insert_keys(
     of two workers that share keys mostly take their index locks in the same order; the
     statement does not sort them again (that was a quarter of its time), and the rare
     deadlock that remains is PostgreSQL's to detect: the flush is retried (class 40). A
-    backfilled delivery of a
-    key already stored as live marks it backfill: one event, whichever path, and its key
-    is never pruned.
+    backfilled delivery of a key already stored as live marks it backfill: one event,
+    whichever path, and its key is never pruned.
     """
     first: dict[bytes, Contribution] = {}
     for batch in batches:
