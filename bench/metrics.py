@@ -53,10 +53,17 @@ from bench.references import reference
 from services.common.broker import free_port
 from services.common.contract import Contract
 from services.common.kafka import ensure_topics, make_producer
+from services.common.kpis import KpiCatalogue
 from services.common.settings import CommonSettings
-from services.common.signing import VALIDATED_HEADER, RecordSigner
+from services.common.signing import RecordSigner
+from services.common.summaries import Summarizer, summary_fingerprint
 from services.common.units import UnitRegistry
+from services.ingest.publisher import pack, signed
+from services.ingest.validation import EventValidator, Limits
 from services.metrics.settings import MetricsSettings
+
+Message = tuple[str, bytes, bytes, list[tuple[str, bytes]] | None]
+"""(topic, key, value, headers) of one record to produce."""
 
 BATCH: Final = 100
 SIZES: Final = {
@@ -210,9 +217,18 @@ class Harness:
         self.live_events = 0
         self.log = run_dir() / f"metrics-worker-{prefix}.log"
         # As in a deployment, ingest and the worker share a key: records "from ingest"
-        # (batches) carry ingest's signature and the worker does not validate them again.
+        # (batches) carry ingest's signature and summary, made by ingest's own code.
         self.signing_key = uuid.uuid4().hex
-        self.signer = RecordSigner(self.signing_key.encode(), Contract.load().fingerprint)
+        contract, registry = Contract.load(), UnitRegistry.from_dir()
+        catalogue = KpiCatalogue.load(event_types=contract.event_types)
+        self.signer = RecordSigner(
+            self.signing_key.encode(),
+            contract.fingerprint,
+            summary_fingerprint(contract.fingerprint, catalogue, registry),
+        )
+        # No horizon: the memory phase dates events on 2025-06-30 (ingest's backfill rules).
+        limits = Limits(timedelta(seconds=300), horizon=None)
+        self.validator = EventValidator(contract, registry, limits, Summarizer(catalogue))
 
     def topic(self, family: str) -> str:
         return self.settings.topic_for_family(family)
@@ -245,17 +261,25 @@ class Harness:
                 self.proc.wait()
             self.log.unlink(missing_ok=True)
 
-    async def publish(
-        self, messages: list[tuple[str, bytes, bytes]], *, from_ingest: bool = False
-    ) -> None:
-        """Produce ``messages``; ``from_ingest``: with the headers ingest adds to a packed
-        record (services/ingest/publisher.py), signature included."""
+    def as_ingest(self, messages: list[Message]) -> list[Message]:
+        """The records ingest would produce for these packs of events: validated, packed,
+        signed and summarised by ingest's own code (services/ingest/)."""
+        out: list[Message] = []
+        now = datetime.now(UTC)
+        for topic, _, value, _ in messages:
+            records, errors = self.validator.check(orjson.loads(value), now)
+            if errors:
+                raise RuntimeError(f"ingest would refuse a benchmark event: {errors[0]}")
+            out += [(topic, r.key, r.value, r.headers) for r in signed(pack(records), self.signer)]
+        return out
+
+    async def publish(self, messages: list[Message]) -> None:
+        """Produce ``messages`` (with their headers, if any)."""
         producer = make_producer(self.settings)
         await producer.start()
         try:
             futures = []
-            for topic, key, value in messages:
-                headers = [(VALIDATED_HEADER, self.signer.sign(value))] if from_ingest else None
+            for topic, key, value, headers in messages:
                 futures.append(await producer.send(topic, value, key=key, headers=headers))
             await asyncio.gather(*futures)
         finally:
@@ -290,7 +314,7 @@ class Harness:
 
 def backlog_messages(
     pairs: list[tuple[str, str]], first: int, count: int, h: Harness
-) -> list[tuple[str, bytes, bytes]]:
+) -> list[Message]:
     """Events packed BATCH per message per (topic, province), as ingest packs them."""
     packs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     messages = []
@@ -301,23 +325,23 @@ def backlog_messages(
         pack = packs.setdefault((topic, province), [])
         pack.append(event(n, unit, kind, NOW - timedelta(seconds=n % 3000)))
         if len(pack) == BATCH:
-            messages.append((topic, province.encode(), orjson.dumps(pack)))
+            messages.append((topic, province.encode(), orjson.dumps(pack), None))
             packs[(topic, province)] = []
     for (topic, province), pack in packs.items():
         if pack:
-            messages.append((topic, province.encode(), orjson.dumps(pack)))
+            messages.append((topic, province.encode(), orjson.dumps(pack), None))
     return messages
 
 
 def single_messages(
     pairs: list[tuple[str, str]], first: int, count: int, h: Harness
-) -> list[tuple[str, bytes, bytes]]:
+) -> list[Message]:
     messages = []
     for n in range(first, first + count):
         unit, province = pairs[n % len(pairs)]
         kind = n // len(pairs)
         body = orjson.dumps(event(n, unit, kind, NOW - timedelta(seconds=n % 3000)))
-        messages.append((h.topic(family_of(kind)), province.encode(), body))
+        messages.append((h.topic(family_of(kind)), province.encode(), body, None))
     return messages
 
 
@@ -414,7 +438,7 @@ async def live(h: Harness, pairs: list[tuple[str, str]], seconds: float, first: 
     return [s - a for a, s in zip(acked, seen, strict=False)]
 
 
-def memory_messages(registry: UnitRegistry, h: Harness, first: int) -> tuple[list[Any], int]:
+def memory_messages(registry: UnitRegistry, h: Harness, first: int) -> tuple[list[Message], int]:
     """One event of each type for every commune of both hierarchies (all KPIs populated):
     today's communes dated now, the three-level ones dated 2025-06-30."""
     messages = []
@@ -434,11 +458,11 @@ def memory_messages(registry: UnitRegistry, h: Harness, first: int) -> tuple[lis
             pack.append(event(n, unit, kind, at))
             n += 1
             if len(pack) == BATCH:
-                messages.append((topic, province.encode(), orjson.dumps(pack)))
+                messages.append((topic, province.encode(), orjson.dumps(pack), None))
                 packs[(topic, province)] = []
     for (topic, province), pack in packs.items():
         if pack:
-            messages.append((topic, province.encode(), orjson.dumps(pack)))
+            messages.append((topic, province.encode(), orjson.dumps(pack), None))
     return messages, n - first
 
 
@@ -497,12 +521,12 @@ async def phases(h: Harness, mode: str) -> list[Row]:
     await h.wait_counted(h.published)
     _log("live done")
     n_backlog = int(sizes["backlog"])
-    backlog = backlog_messages(pairs, 0, n_backlog, h)
+    backlog = h.as_ingest(backlog_messages(pairs, 0, n_backlog, h))
     # Timed from the start of publishing (the worker is idle, waiting): a flush can
     # hold most of a backlog, so "first progress" would come too late to time from.
     flushes_before = await asyncio.to_thread(flushes, h.url)
     first = time.perf_counter()
-    await h.publish(backlog, from_ingest=True)
+    await h.publish(backlog)
     _, done = await h.wait_counted(h.published)
     steps = await asyncio.to_thread(flushes, h.url) - flushes_before
     ceiling = await raw_consumer_rate(h, h.published, n_backlog + h.live_events)
@@ -565,7 +589,7 @@ async def phases(h: Harness, mode: str) -> list[Row]:
 
     _log("singles done")
     messages, events = memory_messages(registry, h, 10**8)
-    await h.publish(messages, from_ingest=True)
+    await h.publish(h.as_ingest(messages))
     await h.wait_counted(h.published)
     assert h.proc is not None
     units, samples, scrape_s = await asyncio.to_thread(scrape_units, h.url)

@@ -7,6 +7,7 @@ calls per event and nobody writes a KPI in Python.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -56,8 +57,11 @@ class Kpi:
 class KpiCatalogue:
     """All KPIs, indexed by id and by the event type they read."""
 
-    def __init__(self, kpis: list[Kpi]) -> None:
+    def __init__(self, kpis: list[Kpi], fingerprint: bytes = b"") -> None:
         self.kpis = tuple(kpis)
+        self.fingerprint = fingerprint
+        """SHA-256 of the catalogue file (empty when built in code): ingest's summaries of
+        KPI counts are trusted only by a worker that loaded the same catalogue."""
         self._by_id = {k.id: k for k in kpis}
         by_type: dict[str, list[Kpi]] = {}
         for kpi in kpis:
@@ -70,7 +74,8 @@ class KpiCatalogue:
         cls, path: Path = KPI_CATALOGUE, event_types: frozenset[str] | None = None
     ) -> KpiCatalogue:
         """Read and compile the catalogue; ``event_types`` (from the contract) are checked."""
-        raw = json.loads(path.read_text("utf-8"))
+        text = path.read_bytes()
+        raw = json.loads(text)
         kpis = [_kpi(entry) for entry in raw["kpis"]]
         seen: set[str] = set()
         for kpi in kpis:
@@ -79,7 +84,7 @@ class KpiCatalogue:
             seen.add(kpi.id)
             if event_types is not None and kpi.event_type not in event_types:
                 raise CatalogueError(f"KPI {kpi.id!r} reads unknown event type {kpi.event_type!r}")
-        return cls(kpis)
+        return cls(kpis, hashlib.sha256(text).digest())
 
     def get(self, kpi_id: str) -> Kpi:
         return self._by_id[kpi_id]

@@ -82,12 +82,17 @@ class CommonSettings(BaseSettings):
         }
         return topics[family]
 
-    def record_signer(self, contract_fingerprint: bytes) -> RecordSigner | None:
-        """The signer for this key and contract, or None when no key is set."""
+    def record_signer(
+        self, contract_fingerprint: bytes, summary_fingerprint: bytes | None = None
+    ) -> RecordSigner | None:
+        """The signer for this key and contract (and summaries computed under
+        ``summary_fingerprint``, see services/common/summaries.py), or None without a key."""
         key = self.record_signing_key
         if key is None or not key.get_secret_value():
             return None
-        return RecordSigner(key.get_secret_value().encode(), contract_fingerprint)
+        return RecordSigner(
+            key.get_secret_value().encode(), contract_fingerprint, summary_fingerprint
+        )
 
     @property
     def event_topics(self) -> list[str]:

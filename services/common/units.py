@@ -10,6 +10,8 @@ Errors: :class:`UnitError` (``.code``, ``.reason``) with two leaves, :class:`Unk
 from __future__ import annotations
 
 import csv
+import functools
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -196,6 +198,22 @@ class UnitRegistry:
         return cls(units, [_link(dict(r)) for r in link_rows])
 
     # ------------------------------------------------------------ queries
+
+    @functools.cached_property
+    def fingerprint(self) -> bytes:
+        """SHA-256 of every answer ``resolve`` gives (the chain of each code in each era, and
+        every refusal): two registries with the same fingerprint count every event for the
+        same units, whatever they were read from (ingest's summaries rely on it)."""
+        digest = hashlib.sha256()
+        for era in ERAS:
+            for code, answer in sorted(self._answers[era].items()):
+                if isinstance(answer, Resolution):
+                    chain = ",".join(unit.code for unit in answer.chain)
+                    line = f"{era}|{code}|{chain}|{answer.via_crosswalk}\n"
+                else:
+                    line = f"{era}|{code}|!{answer.reason}|{answer.candidates}\n"
+                digest.update(line.encode())
+        return digest.digest()
 
     def resolve(self, code: str, at: datetime) -> Resolution:
         """The unit ``code`` means at ``at``; raises UnknownUnit or AmbiguousUnit."""

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.common.contract import Contract
+from services.common.summaries import Summarizer
 from services.common.units import UnitRegistry
 from services.ingest import problems
 from services.ingest.asgi import (
@@ -71,6 +72,7 @@ class IngestService:
         publisher: KafkaPublisher,
         keys: KeySource,
         metrics_registry: CollectorRegistry | None = None,
+        summarizer: Summarizer | None = None,
     ) -> None:
         self.settings = settings
         self.contract = contract
@@ -87,7 +89,8 @@ class IngestService:
             clock_skew=timedelta(seconds=settings.clock_skew_s),
             horizon=timedelta(days=settings.horizon_days),
         )
-        self.validator = EventValidator(contract, registry, limits)
+        # With a summarizer, packed records carry ingest's summary of their events.
+        self.validator = EventValidator(contract, registry, limits, summarizer)
 
     async def accept(self, submission: Submission) -> int:
         """Authenticate, validate and publish a request's events; returns how many."""

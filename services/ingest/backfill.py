@@ -22,6 +22,7 @@ from typing import Any, TextIO
 import orjson
 
 from services.common.contract import Contract
+from services.common.summaries import Summarizer
 from services.common.units import UnitRegistry
 from services.ingest.problems import InvalidEvent
 from services.ingest.publisher import BACKFILL_HEADER, KafkaPublisher
@@ -45,8 +46,14 @@ class BackfillReport:
         return {error.index for error in self.refused}
 
 
-def backfill_validator(contract: Contract, registry: UnitRegistry, skew_s: float) -> EventValidator:
-    return EventValidator(contract, registry, Limits(timedelta(seconds=skew_s), horizon=None))
+def backfill_validator(
+    contract: Contract,
+    registry: UnitRegistry,
+    skew_s: float,
+    summarizer: Summarizer | None = None,
+) -> EventValidator:
+    limits = Limits(timedelta(seconds=skew_s), horizon=None)
+    return EventValidator(contract, registry, limits, summarizer)
 
 
 def parse_lines(lines: Iterable[str]) -> Iterator[tuple[int, Any | InvalidEvent]]:

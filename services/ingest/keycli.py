@@ -14,6 +14,8 @@ import asyncpg
 
 from services.common.contract import Contract
 from services.common.kafka import ensure_topics
+from services.common.kpis import KpiCatalogue
+from services.common.summaries import Summarizer, record_signer
 from services.common.units import UnitRegistry
 from services.ingest.backfill import backfill, backfill_validator
 from services.ingest.keys import check_scope, split_codes
@@ -86,11 +88,12 @@ async def _revoke(conn: asyncpg.Connection, name: str) -> int:
 
 async def run_backfill(path: Path, batch_size: int, settings: IngestSettings) -> int:
     contract = Contract.load(settings.schemas_dir)
-    validator = backfill_validator(
-        contract, UnitRegistry.from_dir(settings.units_dir), settings.clock_skew_s
-    )
+    registry = UnitRegistry.from_dir(settings.units_dir)
+    catalogue = KpiCatalogue.load(event_types=contract.event_types)
+    signer = record_signer(settings, contract, catalogue, registry)
+    summarizer = Summarizer(catalogue) if signer is not None else None
+    validator = backfill_validator(contract, registry, settings.clock_skew_s, summarizer)
     await ensure_topics(settings)
-    signer = settings.record_signer(contract.fingerprint)
     publisher = KafkaPublisher(settings, settings.produce_timeout_s, signer)
     await publisher.start()
     try:

@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
+from services.common import summaries
 from services.common.kafka import make_producer
 from services.common.settings import CommonSettings
 from services.common.signing import RecordSigner
@@ -188,10 +189,17 @@ def pack(records: Sequence[Record]) -> Sequence[Record]:
 
 
 def signed(records: Sequence[Record], signer: RecordSigner | None) -> Sequence[Record]:
-    """``records`` with the signature header added (unchanged without a signer)."""
+    """``records`` with the signature header added (unchanged without a signer), and a
+    packed record with its signed summary when its events were summarised."""
     if signer is None:
         return records
-    return [dataclasses.replace(r, headers=[*r.headers, signer.header(r.value)]) for r in records]
+    out = []
+    for r in records:
+        headers = [*r.headers, signer.header(r.value)]
+        if len(r.entries) > 1 and signer.summarizes:
+            headers += signer.summary_headers(r.value, summaries.encode(r.entries))
+        out.append(dataclasses.replace(r, headers=headers))
+    return out
 
 
 def _packed(run: list[Record]) -> Record:
@@ -202,10 +210,13 @@ def _packed(run: list[Record]) -> Record:
         for header in run[0].headers
         if header[0] in _KEPT_WHEN_PACKED and all(header in r.headers for r in run)
     ]
+    # Summary entries only when every event has one (all were validated the same way).
+    entries = tuple(e for r in run for e in r.entries)
     return dataclasses.replace(
         run[0],
         value=b"[" + b",".join(r.value for r in run) + b"]",
         headers=[("content-type", BATCH_CONTENT_TYPE), *kept],
+        entries=entries if len(entries) == len(run) else (),
     )
 
 

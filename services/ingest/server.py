@@ -8,6 +8,8 @@ import uvicorn
 
 from services.common.contract import Contract
 from services.common.kafka import ensure_topics
+from services.common.kpis import KpiCatalogue
+from services.common.summaries import Summarizer, record_signer
 from services.common.units import UnitRegistry
 from services.ingest.app import IngestService, create_app
 from services.ingest.keystore import PgKeySource
@@ -17,14 +19,18 @@ from services.ingest.settings import IngestSettings
 
 def build_service(settings: IngestSettings) -> IngestService:
     contract = Contract.load(settings.schemas_dir)
-    signer = settings.record_signer(contract.fingerprint)
+    registry = UnitRegistry.from_dir(settings.units_dir)
+    catalogue = KpiCatalogue.load(event_types=contract.event_types)
+    signer = record_signer(settings, contract, catalogue, registry)
     publisher = KafkaPublisher(settings, settings.produce_timeout_s, signer)
     return IngestService(
         settings,
         contract,
-        UnitRegistry.from_dir(settings.units_dir),
+        registry,
         publisher,
         PgKeySource(settings.database_url.get_secret_value()),
+        # Summaries are worth their cost only to workers that can trust them (same key).
+        summarizer=Summarizer(catalogue) if signer is not None else None,
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from services.common.contract import Contract
+from services.common.summaries import Entry, Summarizer
 from services.common.units import AmbiguousUnit, Era, UnitError, UnitRegistry
 from services.ingest import problems
 from services.ingest.problems import InvalidEvent
@@ -34,6 +35,8 @@ class Record:
     unit: str
     at: datetime
     era: Era  # of ``at``, as the unit was resolved: scope checks are memoised on it
+    entries: tuple[Entry, ...] = ()
+    """Its events' summary entries when ingest summarises (services/common/summaries.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +48,16 @@ class Limits:
 class EventValidator:
     """Applies the contract, the unit registry and the time bounds to each event."""
 
-    def __init__(self, contract: Contract, registry: UnitRegistry, limits: Limits) -> None:
+    def __init__(
+        self,
+        contract: Contract,
+        registry: UnitRegistry,
+        limits: Limits,
+        summarizer: Summarizer | None = None,
+    ) -> None:
         self._contract = contract
         self._registry = registry
+        self._summarizer = summarizer
         self._limits = limits
         # (type, declared dataschema) -> (topic family, Kafka headers): a valid event names
         # a version the contract knows, so this holds a few entries. Records share the
@@ -95,6 +105,8 @@ class EventValidator:
             at=at,
             era=resolution.unit.era,
         )
+        if self._summarizer is not None:
+            record.entries = (self._summarizer.entry(event, at, resolution),)
         return record, []
 
     def _route(self, event_type: str, declared: object) -> tuple[str, list[tuple[str, bytes]]]:

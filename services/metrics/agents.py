@@ -162,6 +162,14 @@ class Counting:
         late = Counter([c.type for c in counted if c.day < today])
         crosswalked = Counter([c.type for c in counted if c.crosswalked])
         lags = [done - c.epoch for c in counted]
+        for packed in result.counted_packed:  # whole groups, and the lags of their events
+            for event_type, events, day, via_crosswalk in packed.groups():
+                processed[event_type] += events
+                if day < today:
+                    late[event_type] += events
+                if via_crosswalk:
+                    crosswalked[event_type] += events
+            lags += [done - epoch for epoch in packed.epochs]
         for counter, counts in (
             (metrics.processed, processed),
             (metrics.late, late),

@@ -6,22 +6,25 @@ district's rate is computed from its own events, never averaged from its commune
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
 from services.common.events import CloudEvent
 from services.common.kpis import KpiCatalogue, KpiCount
+from services.common.summaries import (
+    BUCKET,
+    CHAIN,
+    COUNTS,
+    CROSSWALKED,
+    DIGEST_SIZE,
+    EVENTS,
+    TYPE,
+    Summary,
+)
+from services.common.summaries import dedup_digest as dedup_digest
 from services.common.units import Resolution
 from services.metrics.periods import BUCKET_S, bucket_of, local_day_of_epoch
-
-
-def dedup_digest(source: str, event_id: str) -> bytes:
-    """16 bytes identifying (source, id): the same pair counts once however often it arrives."""
-    # Length-prefixed, so no choice of characters in the two parts can make them collide.
-    text = f"{len(source)}:{source}{event_id}"
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 @dataclass(slots=True)
@@ -77,6 +80,84 @@ def contribution_of(
 
 
 @dataclass(slots=True)
+class Packed:
+    """The events of one record that ingest summarised: counted by group, not one by one.
+
+    Groups stay the summary's lists (services/common/summaries.py): a group is often one
+    event, so an object per group would cost what an object per event did. ``position``
+    is where its events sit among the batch's contributions (offset order), for
+    :meth:`contributions`, which a flush needs only to decide event by event (a duplicate).
+    """
+
+    summary: Summary
+    families: list[str]
+    """Family of each of the summary's types."""
+    backfill: bool
+    position: int = 0
+
+    @classmethod
+    def of(
+        cls, summary: Summary, families: Mapping[str, str], backfill: bool, position: int
+    ) -> Packed:
+        """Raises KeyError for an event type the worker's contract does not know."""
+        return cls(summary, [families[t] for t in summary.types], backfill, position)
+
+    @property
+    def events(self) -> int:
+        return len(self.summary.index)
+
+    @property
+    def epochs(self) -> list[float]:
+        return self.summary.times
+
+    def groups(self) -> Iterator[tuple[str, int, date, bool]]:
+        """(type, events, day, via crosswalk) of each group, for the counters."""
+        types = self.summary.types
+        days: dict[int, date] = {}
+        for g in self.summary.groups:
+            bucket = g[BUCKET]
+            day = days.get(bucket)
+            if day is None:
+                day = days[bucket] = local_day_of_epoch(bucket)  # a bucket is in one day
+            yield types[g[TYPE]], g[EVENTS], day, bool(g[CROSSWALKED])
+
+    def contributions(self) -> list[Contribution]:
+        """The events one by one, as the per-event path would have made them."""
+        s, families, backfill = self.summary, self.families, self.backfill
+        out = []
+        for i, (g, epoch) in enumerate(zip(s.index, s.times, strict=True)):
+            group = s.groups[g]
+            t = group[TYPE]
+            out.append(
+                Contribution(
+                    s.digests[i * DIGEST_SIZE : (i + 1) * DIGEST_SIZE],
+                    s.types[t],
+                    families[t],
+                    float(epoch),
+                    local_day_of_epoch(group[BUCKET]),
+                    s.chains[group[CHAIN]],
+                    s.counts[group[COUNTS]],
+                    bool(group[CROSSWALKED]),
+                    backfill,
+                )
+            )
+        return out
+
+    def keys_by_day(self) -> dict[date, bytes]:
+        """The dedup digests per event day (the store prunes live keys by day)."""
+        s = self.summary
+        buckets = [g[BUCKET] for g in s.groups]
+        first, last = local_day_of_epoch(min(buckets)), local_day_of_epoch(max(buckets))
+        if first == last:  # the usual case: the blob as it came
+            return {first: s.digests}
+        blocks: dict[date, list[bytes]] = {}
+        for i, g in enumerate(s.index):
+            digest = s.digests[i * DIGEST_SIZE : (i + 1) * DIGEST_SIZE]
+            blocks.setdefault(local_day_of_epoch(s.groups[g][BUCKET]), []).append(digest)
+        return {day: b"".join(keys) for day, keys in blocks.items()}
+
+
+@dataclass(slots=True)
 class Deltas:
     """Sums of a batch of contributions, keyed as the store and the figures keep them."""
 
@@ -86,11 +167,13 @@ class Deltas:
     events: int = 0
 
     @classmethod
-    def of(cls, contributions: Iterable[Contribution]) -> Deltas:
-        """Sum ``contributions``: first per (unit chain, day, bucket), then per unit.
+    def of(cls, contributions: Iterable[Contribution], packed: Iterable[Packed] = ()) -> Deltas:
+        """Sum ``contributions`` and ``packed`` records: first per (unit chain, day, bucket),
+        then per unit.
 
         Events of one unit in one 5-minute bucket share a group, so the per-unit rows are
-        touched once per group instead of once per event and ancestor.
+        touched once per group instead of once per event and ancestor; a packed record's
+        groups are such groups already.
         """
         deltas = cls()
         groups: dict[tuple[tuple[str, ...], date, int], dict[str, list[int]]] = {}
@@ -115,6 +198,33 @@ class Deltas:
                 else:
                     row[0] += num
                     row[1] += den
+        days: dict[int, date] = {}
+        for p in packed:
+            summary, families = p.summary, p.families
+            chains, kpi_counts = summary.chains, summary.counts
+            events += len(summary.index)
+            for t, chain_i, _, bucket, counts_i, n, last in summary.groups:
+                units = chains[chain_i]
+                chain = (units, families[t])
+                if latest.get(chain, 0.0) < last:
+                    latest[chain] = last
+                counts = kpi_counts[counts_i]
+                if not counts:
+                    continue
+                day = days.get(bucket)
+                if day is None:
+                    day = days[bucket] = local_day_of_epoch(bucket)
+                key = (units, day, bucket)
+                sums = groups.get(key)
+                if sums is None:
+                    sums = groups[key] = {}
+                for kpi, num, den in counts:
+                    row = sums.get(kpi)
+                    if row is None:
+                        sums[kpi] = [num * n, den * n]
+                    else:
+                        row[0] += num * n
+                        row[1] += den * n
         deltas.events = events
         daily, buckets, activity = deltas.daily, deltas.buckets, deltas.activity
         for (units, day, bucket), sums in groups.items():

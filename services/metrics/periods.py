@@ -12,9 +12,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+# Re-exported: the per-event arithmetic is shared with ingest's summaries.
+from services.common.timekeys import BUCKET_S as BUCKET_S
+from services.common.timekeys import EPOCH_ORDINAL as EPOCH_ORDINAL
+from services.common.timekeys import VN_OFFSET_S as VN_OFFSET_S
+from services.common.timekeys import bucket_of as bucket_of
+from services.common.timekeys import local_day_of_epoch as local_day_of_epoch
+
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-BUCKET_S = 300
-"""Width of a rolling-window bucket: 5 minutes."""
 
 CALENDAR_WINDOWS = ("day", "month", "year")
 ROLLING_WINDOWS = {"5m": 1, "30m": 6, "1h": 12, "6h": 72}
@@ -26,29 +31,14 @@ BUCKET_RETENTION_S = 7 * 3600
 """Buckets kept: the longest rolling window (6 h) and a margin."""
 
 
-VN_OFFSET_S = 7 * 3600
-"""Asia/Ho_Chi_Minh has been UTC+7 without daylight saving time since 1975."""
-EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-
-
 def local_day(at: datetime) -> date:
     """The calendar day in Vietnam of an aware datetime."""
     return at.astimezone(VN_TZ).date()
 
 
-def local_day_of_epoch(epoch_s: float) -> date:
-    """``local_day`` for epoch seconds; plain arithmetic, as it runs once per event."""
-    return date.fromordinal(EPOCH_ORDINAL + int((epoch_s + VN_OFFSET_S) // 86400))
-
-
 def month_of(day: date) -> int:
     """A month as one comparable integer (year * 12 + month - 1)."""
     return day.year * 12 + day.month - 1
-
-
-def bucket_of(epoch_s: float) -> int:
-    """Start (epoch seconds) of the 5-minute bucket holding ``epoch_s``."""
-    return int(epoch_s // BUCKET_S) * BUCKET_S
 
 
 def day_start(day: date) -> datetime:

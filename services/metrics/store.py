@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from services.common.db import Connection
-from services.metrics.contributions import Contribution, Deltas
+from services.metrics.contributions import Contribution, Deltas, Packed
 from services.metrics.figures import PartitionFigures, TopicPartition, partition_from_rows
 from services.metrics.periods import BUCKET_RETENTION_S, Periods
 
@@ -42,12 +42,27 @@ class PartitionBatch:
     tp: TopicPartition
     next_offset: int
     contributions: list[Contribution] = field(default_factory=list)
+    packed: list[Packed] = field(default_factory=list)
+    """Records that ingest summarised, counted as groups (see :class:`Packed`)."""
     summed: Deltas | None = None
-    """``Deltas.of(contributions)``, when summed before the flush (``sum_ahead``): what the
-    flush adds when every event is new, so that its transaction does not wait for it."""
+    """``Deltas.of(contributions, packed)``, when summed before the flush (``sum_ahead``):
+    what the flush adds when every event is new, so that its transaction does not wait."""
 
     def sum_ahead(self) -> None:
-        self.summed = Deltas.of(self.contributions)
+        self.summed = Deltas.of(self.contributions, self.packed)
+
+    def unpack(self) -> None:
+        """Turn packed records into contributions, in offset order: for per-event decisions."""
+        if not self.packed:
+            return
+        merged: list[Contribution] = []
+        start = 0
+        for p in self.packed:
+            merged += self.contributions[start : p.position]
+            merged += p.contributions()
+            start = p.position
+        merged += self.contributions[start:]
+        self.contributions, self.packed = merged, []
 
 
 @dataclass(slots=True)
@@ -56,6 +71,8 @@ class FlushResult:
 
     deltas: dict[TopicPartition, Deltas] = field(default_factory=dict)
     counted: list[Contribution] = field(default_factory=list)
+    counted_packed: list[Packed] = field(default_factory=list)
+    """Packed records counted whole (every event new); in ``backfilled`` never."""
     duplicates: list[Contribution] = field(default_factory=list)
     fenced: set[TopicPartition] = field(default_factory=set)
     backfilled: list[Contribution] = field(default_factory=list)
@@ -106,6 +123,20 @@ async def flush(
         live = [b for b in batches if b.tp not in result.fenced]
         if not live:
             return result
+        if any(b.packed for b in live):
+            if await _all_new(conn, live):  # the usual case: no per-event decision at all
+                for batch in live:
+                    result.counted += batch.contributions
+                    result.backfilled += [c for c in batch.contributions if c.backfill]
+                    result.counted_packed += batch.packed
+                    summed = batch.summed
+                    result.deltas[batch.tp] = (
+                        summed if summed else Deltas.of(batch.contributions, batch.packed)
+                    )
+                await _finish(conn, group, live, result, periods)
+                return result
+            for batch in live:
+                batch.unpack()
         await _insert_keys(conn, live, result)
         if not result.duplicates:  # the usual case: every event is new, nothing to filter
             for batch in live:
@@ -116,20 +147,79 @@ async def flush(
             for batch in live:
                 counts = (c for c in batch.contributions if id(c) in counted)
                 result.deltas[batch.tp] = Deltas.of(counts)
-        await _upsert_figures(conn, result.deltas, periods)
-        topics, parts = _tp_arrays(b.tp for b in live)
-        await conn.execute(
-            """
-            UPDATE consumer_offsets AS o SET next_offset = u.n, updated_at = now()
-            FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, n)
-            WHERE o.group_id = $1 AND o.topic = u.t AND o."partition" = u.p
-            """,
-            group,
-            topics,
-            parts,
-            [b.next_offset for b in live],
-        )
+        await _finish(conn, group, live, result, periods)
     return result
+
+
+async def _finish(
+    conn: Connection,
+    group: str,
+    live: Sequence[PartitionBatch],
+    result: FlushResult,
+    periods: Periods,
+) -> None:
+    """Add the counted figures and move the offsets on (inside the flush's transaction)."""
+    await _upsert_figures(conn, result.deltas, periods)
+    topics, parts = _tp_arrays(b.tp for b in live)
+    await conn.execute(
+        """
+        UPDATE consumer_offsets AS o SET next_offset = u.n, updated_at = now()
+        FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, n)
+        WHERE o.group_id = $1 AND o.topic = u.t AND o."partition" = u.p
+        """,
+        group,
+        topics,
+        parts,
+        [b.next_offset for b in live],
+    )
+
+
+class _NotAllNew(Exception):
+    """Undoes the savepoint of :func:`_all_new`."""
+
+
+_INSERT_KEYS = """
+    INSERT INTO metrics_seen_events (digest, event_day, backfill)
+    SELECT substring(b.keys FROM i * 16 + 1 FOR 16), b.day, b.backfill
+    FROM unnest($1::bytea[], $2::date[], $3::boolean[]) AS b(keys, day, backfill),
+         generate_series(0, length(b.keys) / 16 - 1) AS i
+    ON CONFLICT (digest) DO NOTHING
+"""
+
+
+async def _all_new(conn: Connection, batches: Sequence[PartitionBatch]) -> bool:
+    """Insert every dedup key of ``batches`` if each is new and none repeats; else nothing.
+
+    The whole-record path: a replay's flush holds ~30,000 keys, all new, and this costs
+    no Python per key (a packed record's keys are one blob already). Any key seen before,
+    or twice in the flush, undoes the savepoint, and the caller decides event by event
+    (``_insert_keys``). Keys are not sorted here: two flushes deadlock only if they share
+    keys, which PostgreSQL detects and the flush retries (class 40), rarely.
+    """
+    blocks: dict[tuple[date, bool], list[bytes]] = {}
+    sent = 0
+    for batch in batches:
+        for c in batch.contributions:
+            blocks.setdefault((c.day, c.backfill), []).append(c.digest)
+        sent += len(batch.contributions)
+        for p in batch.packed:
+            for day, keys in p.keys_by_day().items():
+                blocks.setdefault((day, p.backfill), []).append(keys)
+            sent += p.events
+    order = list(blocks)
+    try:
+        async with conn.transaction():  # a savepoint inside the flush's transaction
+            status = await conn.execute(
+                _INSERT_KEYS,
+                [b"".join(blocks[block]) for block in order],
+                [day for day, _ in order],
+                [backfill for _, backfill in order],
+            )
+            if int(status.split()[-1]) != sent:
+                raise _NotAllNew
+    except _NotAllNew:
+        return False
+    return True
 
 
 async def _fenced(

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from services.common.contract import Contract
 from services.common.db import create_pool, migrate
 from services.common.kpis import KpiCatalogue
+from services.common.summaries import record_signer
 from services.common.units import UnitRegistry
 from services.metrics import store
 from services.metrics.agents import Counting, register_agents
@@ -74,7 +75,7 @@ def build_app(settings: MetricsSettings, clock: Callable[[], datetime] = wall_cl
     state = PartitionState(pool, settings.metrics_app_id, worker_name, figures, metrics)
     grace = timedelta(days=settings.metrics_grace_days)
     skew = timedelta(seconds=settings.metrics_clock_skew_s)
-    signer = settings.record_signer(contract.fingerprint)
+    signer = record_signer(settings, contract, catalogue, units)
     preparer = Preparer(RecordDecoder(contract, units), contract, catalogue, grace, skew, signer)
     counting = Counting(preparer, state, clock, settings.metrics_flush_bytes)
     register_agents(app, settings, counting)

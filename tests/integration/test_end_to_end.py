@@ -18,8 +18,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.common.broker import free_port
 from services.common.contract import Contract
 from services.common.kafka import ensure_topics, make_producer
+from services.common.kpis import KpiCatalogue
 from services.common.settings import CommonSettings
 from services.common.signing import VALIDATED_HEADER, RecordSigner
+from services.common.summaries import SummaryReader, record_signer
+from services.common.units import UnitRegistry
 from services.ingest.keystore import create_key
 from tests.integration.processes import read_topic, running_service, service_env
 
@@ -133,7 +136,8 @@ def test_signed_records_are_trusted_and_forged_ones_validated(
 ) -> None:
     """With a signing key, ingest's records carry its signature and count without a second
     validation; a record published straight to Kafka with a forged signature is validated:
-    its invalid event is dead-lettered with the reason, its valid one counted."""
+    its invalid event is dead-lettered with the reason, its valid one counted. Ingest's
+    batch record also carries its summary (counted by groups, services/common/summaries.py)."""
     unit = "01843"
     token = asyncio.run(_key(database_url, "19"))
     key = uuid.uuid4().hex
@@ -156,7 +160,19 @@ def test_signed_records_are_trusted_and_forged_ones_validated(
         assert response.status_code == 202, response.text
         signer = RecordSigner(key.encode(), Contract.load().fingerprint)
         [packed] = asyncio.run(read_topic(common_settings, common_settings.topic_documents))
-        assert signer.verifies(packed.value, [(k, bytes(v)) for k, v in packed.headers])
+        record_headers = [(k, bytes(v)) for k, v in packed.headers]
+        assert signer.verifies(packed.value, record_headers)
+        # And its summary, which a worker with the same contract, KPIs and units trusts.
+        contract = Contract.load()
+        worker_signer = record_signer(
+            CommonSettings(record_signing_key=key),
+            contract,
+            KpiCatalogue.load(event_types=contract.event_types),
+            UnitRegistry.from_dir(),
+        )
+        assert worker_signer is not None
+        summary = worker_signer.verified_summary(packed.value, record_headers)
+        assert summary is not None and len(SummaryReader().read(summary).index) == 3
 
         valid, invalid = document_event(unit), document_event(unit)
         invalid["x_unknown"] = "not in the contract"
