@@ -24,6 +24,7 @@ import faust
 from aiokafka.errors import KafkaError
 from mode import CrashingSupervisor
 
+from services.metrics.heap import HeapTrimmer
 from services.metrics.periods import Periods
 from services.metrics.pipeline import (
     INFRASTRUCTURE_ERRORS,
@@ -205,11 +206,17 @@ def register_agents(app: faust.App, settings: MetricsSettings, counting: Countin
     async def send(dead: DeadLetter) -> None:
         await asyncio.wait_for(deliver(dead), DEAD_LETTER_TIMEOUT_S)
 
+    heap = HeapTrimmer()
+
     async def count_events(stream: AsyncIterable[Any]) -> None:
         async for events in stream.take_events(  # type: ignore[attr-defined]
             settings.metrics_batch_size, within=settings.metrics_flush_interval_s
         ):
-            await counting.step([record_of(e) for e in events], send)
+            records = [record_of(e) for e in events]
+            await counting.step(records, send)
+            heap.processed(sum(len(r.value or b"") for r in records))
+            del events, records  # before trimming: the step's records are garbage now
+            heap.maybe_trim()
 
     # Crash the worker on an exception that is not infrastructure (see the docstring).
     app.agent(source, name="count-events", supervisor_strategy=CrashingSupervisor)(count_events)

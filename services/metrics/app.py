@@ -91,6 +91,7 @@ def create_app(settings: MetricsSettings) -> MetricsApp:
         broker_heartbeat_interval=max(session / 6, 0.5),
         broker_rebalance_timeout=10.0,
         consumer_auto_offset_reset="earliest",
+        stream_buffer_maxsize=settings.metrics_stream_buffer,
     )
     app.event_topics = frozenset(settings.event_topics)
     return app
