@@ -130,6 +130,8 @@ class Counting:
                 metrics.dead_lettered.labels(d.topic, d.reason).inc()
         for event_type, n in Counter(prepared.too_late).items():
             metrics.too_late.labels(event_type).inc(n)
+        for path, n in prepared.paths.items():
+            metrics.records.labels(path).inc(n)
         # Summed while the previous flush is still in PostgreSQL, not inside this one.
         for batch in prepared.batches.values():
             batch.sum_ahead()

@@ -90,6 +90,8 @@ class Prepared:
     too_late: list[str] = field(default_factory=list)
     """Event types of events beyond the grace period (they are dead-lettered too)."""
     ingest_lags: list[float] = field(default_factory=list)
+    paths: dict[str, int] = field(default_factory=dict)
+    """Records by how they were decoded (exposition.RECORD_PATHS)."""
 
 
 def dead_letter(record: Record, rejected: Rejected) -> DeadLetter:
@@ -161,11 +163,14 @@ class Preparer:
                 if summary is not None and self._prepare_summary(
                     batch, summary, now_s, too_late_before, backfill
                 ):
+                    out.paths["summary"] = out.paths.get("summary", 0) + 1
                     continue
                 # Validated by ingest under this contract: the schema check is not repeated.
                 if summary is not None or signer.verifies(record.value, record.headers):
                     self._prepare_signed(out, batch, record, now_s, too_late_before, backfill)
+                    out.paths["signed"] = out.paths.get("signed", 0) + 1
                     continue
+            out.paths["validated"] = out.paths.get("validated", 0) + 1
             for outcome in self._decoder.decode_record(record.value):
                 if isinstance(outcome, Rejected):
                     out.dead_letters.append(dead_letter(record, outcome))

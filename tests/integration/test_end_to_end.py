@@ -189,6 +189,9 @@ def test_signed_records_are_trusted_and_forged_ones_validated(
         else:
             log = (tmp_path / "metrics.log").read_text()[-3000:]
             raise AssertionError(f"expected 4 counted and 1 dead-lettered\n{text[-2000:]}\n{log}")
+        # Ingest's batch was counted by its summary, the forged record validated in full.
+        assert counter_total(text, "egov_metrics_records", path="summary") == 1
+        assert counter_total(text, "egov_metrics_records", path="validated") == 1
         [dead] = asyncio.run(read_topic(common_settings, common_settings.topic_dead_letter))
         headers = dict(dead.headers)
         assert headers["dlq_reason"] == b"schema-violation"

@@ -90,6 +90,7 @@ def test_a_packed_record_from_ingest_is_counted_whole() -> None:
     prepared = preparer(worker_signer()).prepare(records, NOW)
     batch = prepared.batches[("egov.documents", 0)]
     assert batch.contributions == [] and [p.events for p in batch.packed] == [30]
+    assert prepared.paths == {"summary": 1}
     full = preparer(None).prepare(records, NOW)
     (full_batch,) = full.batches.values()
     assert Deltas.of([], batch.packed) == Deltas.of(full_batch.contributions)
@@ -132,6 +133,10 @@ def test_a_summary_that_is_not_trusted_is_not_used(how: str) -> None:
     assert all(not b.packed for b in prepared.batches.values())
     assert contributions(prepared) == contributions(full)
     assert [d.reason for d in prepared.dead_letters] == [d.reason for d in full.dead_letters]
+    # The record's own signature still spares the schema check unless the value changed or
+    # the key differs.
+    validated = how in ("tampered value", "another key")
+    assert prepared.paths == {"validated" if validated else "signed": 1}
 
 
 def _all_units() -> list[Any]:
