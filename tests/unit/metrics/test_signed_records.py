@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -179,15 +180,18 @@ def envelopes(draw: st.DrawFn, n: int) -> dict[str, object]:
     return event
 
 
-@given(
-    st.lists(st.integers(1, 6), min_size=1, max_size=4).flatmap(
+def record_cases(largest: int) -> st.SearchStrategy[Any]:
+    """(sizes of up to 4 records, that many events in all, backfilled or not)."""
+    return st.lists(st.integers(1, largest), min_size=1, max_size=4).flatmap(
         lambda sizes: st.tuples(
             st.just(sizes),
             st.lists(envelopes(0), min_size=sum(sizes), max_size=sum(sizes)),
             st.booleans(),
         )
     )
-)
+
+
+@given(record_cases(6))
 @settings(max_examples=60, deadline=None)
 def test_the_fast_lane_decides_exactly_as_the_full_path(case: object) -> None:
     """Signed or not, the same records give the same contributions and dead letters."""

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import orjson
 import pytest
 from hypothesis import event, given, settings
-from hypothesis import strategies as st
 
 from services.common.kpis import KpiCatalogue
 from services.common.signing import SUMMARY_HEADER, SUMMARY_MAC_HEADER, RecordSigner
@@ -32,12 +31,9 @@ from services.common.units import UnitRegistry
 from services.ingest.publisher import pack, signed
 from services.ingest.validation import EventValidator, Limits
 from services.metrics.contributions import Contribution, Deltas
-from services.metrics.pipeline import Prepared, Preparer, Record
-from tests.unit.metrics.helpers import catalogue, contract, decoder, document, registry
-from tests.unit.metrics.test_signed_records import envelopes
-
-NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
-KEY = b"k" * 32
+from services.metrics.pipeline import Prepared, Record
+from tests.unit.metrics.helpers import catalogue, contract, document, registry
+from tests.unit.metrics.test_signed_records import KEY, NOW, preparer, record_cases
 
 
 def worker_signer(fingerprint: bytes | None = None) -> RecordSigner:
@@ -62,10 +58,6 @@ def ingest_records(
         Record(f"egov.{r.topic_family}", 0, offset, r.key, r.value, tuple(r.headers))
         for offset, r in enumerate(out)
     ]
-
-
-def preparer(signer: RecordSigner | None) -> Preparer:
-    return Preparer(decoder(), contract(), catalogue(), timedelta(days=7), signer=signer)
 
 
 def contributions(prepared: Prepared) -> list[Contribution]:
@@ -220,15 +212,7 @@ def test_fingerprints_follow_what_a_summary_depends_on() -> None:
     assert summary_fingerprint(b"other contract", catalogue(), registry()) != base
 
 
-@given(
-    st.lists(st.integers(1, 8), min_size=1, max_size=4).flatmap(
-        lambda sizes: st.tuples(
-            st.just(sizes),
-            st.lists(envelopes(0), min_size=sum(sizes), max_size=sum(sizes)),
-            st.booleans(),
-        )
-    )
-)
+@given(record_cases(8))
 @settings(max_examples=60, deadline=None)
 def test_summaries_count_exactly_as_the_full_path(case: Any) -> None:
     """Requests of random events through ingest: the same contributions, sums, dead
