@@ -1,0 +1,83 @@
+"""The metrics worker's counting pipeline in-process: its own capacity, without the broker.
+
+The same code a worker runs per step (``Counting``: prepare, dedup and sum in one
+PostgreSQL transaction per part, figures applied), fed the records ingest would produce,
+with no Kafka, no Faust and no other process on the machine's two cores but PostgreSQL.
+Beside the end-to-end replay it shows how much of the gap to the target is the pipeline
+and how much is the broker, Faust and the sharing of two cores.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from prometheus_client import CollectorRegistry
+
+from bench.common import fresh_database
+from services.common.contract import Contract
+from services.common.kpis import KpiCatalogue
+from services.common.signing import RecordSigner
+from services.common.units import UnitRegistry
+from services.metrics.agents import Counting
+from services.metrics.decoding import RecordDecoder
+from services.metrics.exposition import PipelineMetrics
+from services.metrics.figures import Figures
+from services.metrics.periods import Periods
+from services.metrics.pipeline import DeadLetter, PartitionState, Preparer, Record
+
+STEP_RECORDS = 1000
+"""Records per step, as ``EGOV_METRICS_BATCH_SIZE``."""
+
+
+async def counting_rate(
+    messages: Sequence[tuple[str, bytes, bytes, list[tuple[str, bytes]] | None]],
+    signer: RecordSigner,
+    events: int,
+) -> tuple[float, int]:
+    """(events/s, flushes) counting ``messages`` (``events`` in all) on partition 0 of
+    their topics, in steps of ``STEP_RECORDS`` records, on a fresh database."""
+    records = [
+        Record(topic, 0, offset, key, value, tuple(headers or ()))
+        for offset, (topic, key, value, headers) in enumerate(messages)
+    ]
+    contract = Contract.load()
+    catalogue = KpiCatalogue.load(event_types=contract.event_types)
+    preparer = Preparer(
+        RecordDecoder(contract, UnitRegistry.from_dir()),
+        contract,
+        catalogue,
+        timedelta(days=7),
+        signer=signer,
+    )
+    async with fresh_database("egov_bench_pipeline") as dsn:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+
+        async def get_pool() -> asyncpg.Pool:
+            return pool
+
+        try:
+            registry = CollectorRegistry()
+            metrics = PipelineMetrics(registry, sorted(contract.event_types))
+            state = PartitionState(get_pool, "bench-pipeline", "bench", Figures(), metrics)
+            await state.assign(sorted({(r.topic, 0) for r in records}), Periods.at(_now()))
+            counting = Counting(preparer, state, _now)
+
+            async def refuse(dead: DeadLetter) -> None:
+                raise RuntimeError(f"a benchmark record was dead-lettered: {dead.reason}")
+
+            started = time.perf_counter()
+            for i in range(0, len(records), STEP_RECORDS):
+                await counting.step(records[i : i + STEP_RECORDS], refuse)
+            await counting.drain()
+            elapsed = time.perf_counter() - started
+            flushes = registry.get_sample_value("egov_metrics_flushes_total") or 0
+            return events / elapsed, int(flushes)
+        finally:
+            await pool.close()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
