@@ -68,7 +68,7 @@ Message = tuple[str, bytes, bytes, list[tuple[str, bytes]] | None]
 
 BATCH: Final = 100
 SIZES: Final = {
-    "quick": {"backlog": 100_000, "singles": 20_000, "live_s": 4.0},
+    "quick": {"backlog": 300_000, "singles": 20_000, "live_s": 4.0},
     "full": {"backlog": 600_000, "singles": 60_000, "live_s": 30.0},
 }
 LIVE_RATE: Final = 1000
