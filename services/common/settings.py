@@ -87,12 +87,19 @@ class CommonSettings(BaseSettings):
     ) -> RecordSigner | None:
         """The signer for this key and contract (and summaries computed under
         ``summary_fingerprint``, see services/common/summaries.py), or None without a key."""
-        key = self.record_signing_key
-        if key is None or not key.get_secret_value():
+        if self.record_signing_key is None or not self.signs_records:
             return None
         return RecordSigner(
-            key.get_secret_value().encode(), contract_fingerprint, summary_fingerprint
+            self.record_signing_key.get_secret_value().encode(),
+            contract_fingerprint,
+            summary_fingerprint,
         )
+
+    @property
+    def signs_records(self) -> bool:
+        """Whether a record signing key is set (ingest signs and summarises, workers trust)."""
+        key = self.record_signing_key
+        return key is not None and bool(key.get_secret_value())
 
     @property
     def event_topics(self) -> list[str]:

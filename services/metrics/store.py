@@ -125,63 +125,68 @@ async def flush(
         live = [b for b in batches if b.tp not in result.fenced]
         if not live:
             return result
-        if any(b.packed for b in live):
-            if await _all_new(conn, live):  # the usual case: no per-event decision at all
-                for batch in live:
-                    result.counted += batch.contributions
-                    result.backfilled += [c for c in batch.contributions if c.backfill]
-                    result.counted_packed += batch.packed
-                    summed = batch.summed
-                    result.deltas[batch.tp] = (
-                        summed if summed else Deltas.of(batch.contributions, batch.packed)
-                    )
-                await _finish(conn, group, live, result, periods)
-                return result
+        if any(b.packed for b in live) and await _all_new(conn, live):
+            # The usual case with ingest's summaries: no per-event decision at all.
+            for batch in live:
+                result.counted += batch.contributions
+                result.backfilled += [c for c in batch.contributions if c.backfill]
+                result.counted_packed += batch.packed
+        else:
             for batch in live:
                 batch.unpack()
-        await _insert_keys(conn, live, result)
+            await _insert_keys(conn, live, result)
         if not result.duplicates:  # the usual case: every event is new, nothing to filter
             for batch in live:
                 summed = batch.summed
-                result.deltas[batch.tp] = summed if summed else Deltas.of(batch.contributions)
+                result.deltas[batch.tp] = (
+                    summed if summed else Deltas.of(batch.contributions, batch.packed)
+                )
         else:
             counted = {id(c) for c in result.counted}
             for batch in live:
                 counts = (c for c in batch.contributions if id(c) in counted)
                 result.deltas[batch.tp] = Deltas.of(counts)
-        await _finish(conn, group, live, result, periods)
+        await _upsert_figures(conn, result.deltas, periods)
+        topics, parts = _tp_arrays(b.tp for b in live)
+        await conn.execute(
+            """
+            UPDATE consumer_offsets AS o SET next_offset = u.n, updated_at = now()
+            FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, n)
+            WHERE o.group_id = $1 AND o.topic = u.t AND o."partition" = u.p
+            """,
+            group,
+            topics,
+            parts,
+            [b.next_offset for b in live],
+        )
     return result
 
 
-async def _finish(
-    conn: Connection,
-    group: str,
-    live: Sequence[PartitionBatch],
-    result: FlushResult,
-    periods: Periods,
-) -> None:
-    """Add the counted figures and move the offsets on (inside the flush's transaction)."""
-    await _upsert_figures(conn, result.deltas, periods)
-    topics, parts = _tp_arrays(b.tp for b in live)
-    await conn.execute(
-        """
-        UPDATE consumer_offsets AS o SET next_offset = u.n, updated_at = now()
-        FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, n)
-        WHERE o.group_id = $1 AND o.topic = u.t AND o."partition" = u.p
-        """,
-        group,
-        topics,
-        parts,
-        [b.next_offset for b in live],
-    )
-
-
-_INSERT_ALL_KEYS = """
+_INSERT_KEYS = """
     INSERT INTO metrics_seen_events (digest, event_day, backfill)
     SELECT substring(b.keys FROM i * 16 + 1 FOR 16), b.day, b.backfill
     FROM unnest($1::bytea[], $2::date[], $3::boolean[]) AS b(keys, day, backfill),
          generate_series(0, length(b.keys) / 16 - 1) AS i
 """
+"""The dedup keys of a flush, one blob of 16-byte digests per (event day, backfill)."""
+
+_INSERT_NEW_KEYS = (  # composed from module constants only
+    f"WITH new AS ({_INSERT_KEYS} ON CONFLICT (digest) DO NOTHING RETURNING digest)"  # noqa: S608
+    " SELECT string_agg(digest, ''::bytea) FROM new"
+)
+"""The same, skipping keys already stored; the new ones come back as one blob."""
+
+KeyBlocks = dict[tuple[date, bool], list[bytes]]
+
+
+def _key_arrays(blocks: KeyBlocks) -> tuple[list[bytes], list[date], list[bool]]:
+    """The parameters of ``_INSERT_KEYS``: each block's digests joined, its day, backfill."""
+    order = sorted(blocks)
+    return (
+        [b"".join(blocks[block]) for block in order],
+        [day for day, _ in order],
+        [backfill for _, backfill in order],
+    )
 
 
 async def _all_new(conn: Connection, batches: Sequence[PartitionBatch]) -> bool:
@@ -195,7 +200,7 @@ async def _all_new(conn: Connection, batches: Sequence[PartitionBatch]) -> bool:
     sorted here: two flushes deadlock only if they share keys, which PostgreSQL detects
     and the flush retries (class 40), rarely.
     """
-    blocks: dict[tuple[date, bool], list[bytes]] = {}
+    blocks: KeyBlocks = {}
     sent = 0
     for batch in batches:
         for c in batch.contributions:
@@ -205,15 +210,9 @@ async def _all_new(conn: Connection, batches: Sequence[PartitionBatch]) -> bool:
             for day, keys in p.keys_by_day().items():
                 blocks.setdefault((day, p.backfill), []).append(keys)
             sent += p.events
-    order = list(blocks)
     try:
         async with conn.transaction():  # a savepoint inside the flush's transaction
-            status = await conn.execute(
-                _INSERT_ALL_KEYS,
-                [b"".join(blocks[block]) for block in order],
-                [day for day, _ in order],
-                [backfill for _, backfill in order],
-            )
+            status = await conn.execute(_INSERT_KEYS, *_key_arrays(blocks))
     except asyncpg.UniqueViolationError:
         return False
     if int(status.split()[-1]) != sent:  # cannot happen: every row is inserted or none
@@ -269,31 +268,12 @@ async def _insert_keys(
         result.duplicates += [c for b in batches for c in b.contributions if id(c) not in kept]
     if not first:
         return
-    blocks: dict[tuple[date, bool], list[bytes]] = {}
+    blocks: KeyBlocks = {}
     for digest, c in first.items():
-        keys = blocks.get((c.day, c.backfill))
-        if keys is None:
-            blocks[(c.day, c.backfill)] = [digest]
-        else:
-            keys.append(digest)
-    order = sorted(blocks)
-    blob = await conn.fetchval(
-        """
-        WITH new AS (
-            INSERT INTO metrics_seen_events (digest, event_day, backfill)
-            SELECT substring(b.keys FROM i * 16 + 1 FOR 16), b.day, b.backfill
-            FROM unnest($1::bytea[], $2::date[], $3::boolean[])
-                     WITH ORDINALITY AS b(keys, day, backfill, n),
-                 generate_series(0, length(b.keys) / 16 - 1) AS i
-            ON CONFLICT (digest) DO NOTHING
-            RETURNING digest
-        )
-        SELECT string_agg(digest, ''::bytea) FROM new
-        """,
-        [b"".join(sorted(blocks[block])) for block in order],
-        [day for day, _ in order],
-        [backfill for _, backfill in order],
-    )
+        blocks.setdefault((c.day, c.backfill), []).append(digest)
+    for keys in blocks.values():
+        keys.sort()
+    blob = await conn.fetchval(_INSERT_NEW_KEYS, *_key_arrays(blocks))
     if blob is not None and len(blob) == 16 * len(first):  # every key was new: the usual case
         result.counted += first.values()
         result.backfilled += [c for c in first.values() if c.backfill]
