@@ -27,6 +27,7 @@ from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures
 from services.metrics.periods import Periods
 from services.metrics.pipeline import DeadLetter, PartitionState, Preparer, Record
+from services.metrics.settings import MetricsSettings
 
 STEP_RECORDS = 1000
 """Records per step, as ``EGOV_METRICS_BATCH_SIZE``."""
@@ -63,7 +64,7 @@ async def counting_rate(
             metrics = PipelineMetrics(registry, sorted(contract.event_types))
             state = PartitionState(get_pool, "bench-pipeline", "bench", Figures(), metrics)
             await state.assign(sorted({(r.topic, 0) for r in records}), Periods.at(_now()))
-            counting = Counting(preparer, state, _now)
+            counting = Counting(preparer, state, _now, MetricsSettings().metrics_flush_bytes)
 
             async def refuse(dead: DeadLetter) -> None:
                 raise RuntimeError(f"a benchmark record was dead-lettered: {dead.reason}")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 from collections import Counter
 from collections.abc import AsyncIterable, Callable, Sequence
 from datetime import datetime
@@ -39,6 +41,9 @@ from services.metrics.settings import MetricsSettings
 
 log = logging.getLogger(__name__)
 
+EX_SOFTWARE = 70
+"""sysexits.h: an internal software error."""
+
 YIELD_EVERY_BYTES = 64 * 1024
 """Record bytes decoded (~200 events, a few ms) between turns given to the event loop."""
 
@@ -48,6 +53,18 @@ the step does not move on until the broker has every dead letter."""
 
 DEAD_LETTER_TIMEOUT_S = 30.0
 """One attempt to dead-letter a record; Faust's producer would wait 20 minutes."""
+
+CRASH_EXIT_S = 15.0
+"""A crashing worker that has not exited by then (Faust's shutdown waiting on a busy
+broker or database) exits at once: its state is in PostgreSQL, and the process
+supervisor restarts it from there, as after a SIGKILL."""
+
+
+def exit_soon(timeout_s: float = CRASH_EXIT_S) -> None:
+    """Make sure the process exits within ``timeout_s``, shut down cleanly or not."""
+    timer = threading.Timer(timeout_s, os._exit, (EX_SOFTWARE,))
+    timer.daemon = True  # a clean exit before then is not held up by it
+    timer.start()
 
 
 def record_of(event: Any) -> Record:
@@ -83,13 +100,23 @@ def parts(records: Sequence[Record], max_bytes: int) -> list[Sequence[Record]]:
     return runs
 
 
-class Counting:
-    """One step of the agent: prepare, dead-letter, flush, report.
+async def _no_step_yet(dead: DeadLetter) -> None:
+    raise RuntimeError("a dead letter before any step")  # a step sets where they go
 
-    A step is counted in parts of at most ``flush_bytes`` of record values, one flush
-    (transaction) each: the flush of a part runs while the next part is decoded
-    (PostgreSQL works on the other core meanwhile). At most one flush is in flight, and
-    flushes commit in order.
+
+class Counting:
+    """Steps of the agent: decode records as they come, count them in group commits.
+
+    At most one flush (PostgreSQL transaction) is in flight. Records decoded meanwhile
+    wait in ``pending`` and all go into the next flush, started as soon as the one in
+    flight commits: when the worker keeps up, every step is flushed at once (latency);
+    under load a flush carries everything decoded during the previous one (up to
+    ``flush_bytes`` of record values, then decoding waits), so each figure row and each
+    transaction is paid for more events (throughput). Flushes commit in order, and a
+    partition's offset moves only with the flush that counted its records.
+
+    Decoding is summed as it goes (``PartitionBatch.sum_ahead``): a flush that starts
+    has little left to do while PostgreSQL waits.
     """
 
     def __init__(
@@ -97,34 +124,87 @@ class Counting:
         preparer: Preparer,
         state: PartitionState,
         clock: Callable[[], datetime],
-        flush_bytes: int = 8 * 2**20,
+        flush_bytes: int = 16 * 2**20,
         retry_delay_s: float = 0.5,
+        on_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.preparer = preparer
         self.state = state
         self.clock = clock
         self.flush_bytes = flush_bytes
         self.retry_delay_s = retry_delay_s
-        self._in_flight: asyncio.Task[None] | None = None
+        self._pending = Prepared()
+        self._pending_bytes = 0
+        self._flusher: asyncio.Task[None] | None = None
+        self._taken = asyncio.Event()
+        self._send: Callable[[DeadLetter], Any] = _no_step_yet
+        self.on_failure = on_failure
+        """Called when a flush fails with what is not infrastructure (the worker wires it
+        to crash at once: the agent itself may wait for records that never come)."""
 
     async def step(self, records: Sequence[Record], send: Callable[[DeadLetter], Any]) -> None:
-        """Decode ``records`` and start counting them; returns once the last flush is started."""
-        for part in parts(records, self.flush_bytes):
-            await self._step(part, send)
-
-    async def _step(self, records: Sequence[Record], send: Callable[[DeadLetter], Any]) -> None:
-        now = self.clock()
-        prepared = Prepared()
+        """Decode ``records`` into the pending flush; returns once they are decoded (their
+        flush may still be pending or in flight: ``drain`` waits for it)."""
+        self._send = send
         for piece in parts(records, YIELD_EVERY_BYTES):
-            self.preparer.prepare(piece, now, prepared)
+            self._raise_failure()
+            while self._pending_bytes >= self.flush_bytes and self._flusher is not None:
+                await self._wait_taken(self._flusher)
+            pending = self._pending
+            self.preparer.prepare(piece, self.clock(), pending)
+            for batch in pending.batches.values():
+                batch.sum_ahead()
+            self._pending_bytes += sum(len(r.value or b"") for r in piece)
+            if self._flusher is None:
+                self._flusher = asyncio.create_task(self._flush_pending())
             # Decoding is CPU work on the event loop: give the flush in flight a turn to
             # send its next statement, so PostgreSQL keeps working meanwhile.
             await asyncio.sleep(0)
+        self._raise_failure()
+
+    async def drain(self) -> None:
+        """Wait until everything decoded is counted (and raise what a flush raised)."""
+        while self._flusher is not None:
+            await asyncio.shield(self._flusher)
+            self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        """Raise what the flusher raised: the step, and so the worker, crashes with it."""
+        flusher = self._flusher
+        if flusher is not None and flusher.done():
+            flusher.result()
+
+    async def _wait_taken(self, flusher: asyncio.Task[None]) -> None:
+        """Wait for the flusher to take the pending records (or to fail)."""
+        self._taken.clear()
+        taken = asyncio.ensure_future(self._taken.wait())
+        try:
+            await asyncio.wait({taken, flusher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            taken.cancel()
+        self._raise_failure()
+
+    async def _flush_pending(self) -> None:
+        """Count what is pending, flush after flush, until nothing is. On an exception the
+        task stays done with it, and the next step raises it."""
+        try:
+            while self._pending.batches or self._pending.dead_letters:
+                prepared, self._pending, self._pending_bytes = self._pending, Prepared(), 0
+                self._taken.set()
+                await self._count(prepared)
+        except Exception as exc:
+            if self.on_failure is not None:
+                self.on_failure(exc)
+            raise
+        self._flusher = None
+
+    async def _count(self, prepared: Prepared) -> None:
         metrics = self.state.metrics
         if prepared.dead_letters:
             # Delivered before the offsets move on: a crash in between re-sends them
             # (at least once), it never loses them. Each is retried on its own, so a
             # broker outage re-sends only the ones it did not take.
+            send = self._send
             await asyncio.gather(*(self._dead_letter(send, d) for d in prepared.dead_letters))
             for d in prepared.dead_letters:
                 metrics.dead_lettered.labels(d.topic, d.reason).inc()
@@ -132,11 +212,8 @@ class Counting:
             metrics.too_late.labels(event_type).inc(n)
         for path, n in prepared.paths.items():
             metrics.records.labels(path).inc(n)
-        # Summed while the previous flush is still in PostgreSQL, not inside this one.
-        for batch in prepared.batches.values():
-            batch.sum_ahead()
-        await self.drain()
-        self._in_flight = asyncio.create_task(self._flush(prepared, now))
+        if prepared.batches:
+            await self._flush(prepared)
 
     async def _dead_letter(self, send: Callable[[DeadLetter], Any], dead: DeadLetter) -> None:
         async def attempt() -> None:
@@ -145,14 +222,8 @@ class Counting:
         what = f"dead-lettering a record of {dead.topic} ({dead.reason})"
         await retrying(what, attempt, self.retry_delay_s, DEAD_LETTER_ERRORS)
 
-    async def drain(self) -> None:
-        """Wait for the flush in flight, if any (and raise what it raised)."""
-        task, self._in_flight = self._in_flight, None
-        if task is not None:
-            await task
-
-    async def _flush(self, prepared: Prepared, now: datetime) -> None:
-        periods = Periods.at(now)
+    async def _flush(self, prepared: Prepared) -> None:
+        periods = Periods.at(self.clock())
         result = await self.state.flush(list(prepared.batches.values()), periods)
         metrics = self.state.metrics
         metrics.flushes.inc()
@@ -182,8 +253,7 @@ class Counting:
             for event_type, n in counts.items():
                 counter.labels(event_type).inc(n)
         metrics.event_lag.observe_many(lags)
-        shift = done - now.timestamp()
-        metrics.ingest_lag.observe_many(lag + shift for lag in prepared.ingest_lags)
+        metrics.ingest_lag.observe_many([done - t for t in prepared.ingest_times])
 
 
 def register_agents(app: faust.App, settings: MetricsSettings, counting: Counting) -> None:
@@ -209,13 +279,29 @@ def register_agents(app: faust.App, settings: MetricsSettings, counting: Countin
         await asyncio.wait_for(deliver(dead), DEAD_LETTER_TIMEOUT_S)
 
     heap = HeapTrimmer()
+    crashing: set[asyncio.Task[None]] = set()
+
+    def crash(exc: BaseException) -> None:
+        """A flush failed (not infrastructure): crash now, not at the next step, which
+        may wait for records that never come."""
+        log.critical("counting failed, the worker stops: %r", exc)
+        exit_soon()
+        task = asyncio.ensure_future(app.crash(exc))
+        crashing.add(task)
+        task.add_done_callback(crashing.discard)
+
+    counting.on_failure = crash
 
     async def count_events(stream: AsyncIterable[Any]) -> None:
         async for events in stream.take_events(  # type: ignore[attr-defined]
             settings.metrics_batch_size, within=settings.metrics_flush_interval_s
         ):
             records = [record_of(e) for e in events]
-            await counting.step(records, send)
+            try:
+                await counting.step(records, send)
+            except Exception:
+                exit_soon()  # the supervisor crashes the worker; this bounds how long
+                raise
             heap.processed(sum(len(r.value or b"") for r in records))
             del events, records  # before trimming: the step's records are garbage now
             heap.maybe_trim()

@@ -157,27 +157,27 @@ class Packed:
         return {day: b"".join(keys) for day, keys in blocks.items()}
 
 
+GroupKey = tuple[tuple[str, ...], date, int]
+"""(unit chain, event day, 5-minute bucket) of events summed together."""
+
+
 @dataclass(slots=True)
-class Deltas:
-    """Sums of a batch of contributions, keyed as the store and the figures keep them."""
+class Sums:
+    """Running sums of contributions and packed records per (unit chain, day, bucket):
+    added to as records are decoded, turned into per-unit :class:`Deltas` once, at flush.
 
-    daily: dict[tuple[str, str, date], list[int]] = field(default_factory=dict)
-    buckets: dict[tuple[str, str, int], list[int]] = field(default_factory=dict)
-    activity: dict[tuple[str, str], float] = field(default_factory=dict)
+    Events of one unit in one 5-minute bucket share a group, so the per-unit rows are
+    touched once per group instead of once per event and ancestor; a packed record's
+    groups are such groups already.
+    """
+
+    groups: dict[GroupKey, dict[str, list[int]]] = field(default_factory=dict)
+    latest: dict[tuple[tuple[str, ...], str], float] = field(default_factory=dict)
     events: int = 0
+    _days: dict[int, date] = field(default_factory=dict)
 
-    @classmethod
-    def of(cls, contributions: Iterable[Contribution], packed: Iterable[Packed] = ()) -> Deltas:
-        """Sum ``contributions`` and ``packed`` records: first per (unit chain, day, bucket),
-        then per unit.
-
-        Events of one unit in one 5-minute bucket share a group, so the per-unit rows are
-        touched once per group instead of once per event and ancestor; a packed record's
-        groups are such groups already.
-        """
-        deltas = cls()
-        groups: dict[tuple[tuple[str, ...], date, int], dict[str, list[int]]] = {}
-        latest: dict[tuple[tuple[str, ...], str], float] = {}
+    def add(self, contributions: Iterable[Contribution], packed: Iterable[Packed] = ()) -> None:
+        groups, latest = self.groups, self.latest
         events = 0
         for c in contributions:
             events += 1
@@ -198,7 +198,7 @@ class Deltas:
                 else:
                     row[0] += num
                     row[1] += den
-        days: dict[int, date] = {}
+        days = self._days
         for p in packed:
             summary, families = p.summary, p.families
             chains, kpi_counts = summary.chains, summary.counts
@@ -225,9 +225,13 @@ class Deltas:
                     else:
                         row[0] += num * n
                         row[1] += den * n
-        deltas.events = events
+        self.events += events
+
+    def deltas(self) -> Deltas:
+        """The sums per unit (each of a chain's units), KPI and day or bucket."""
+        deltas = Deltas(events=self.events)
         daily, buckets, activity = deltas.daily, deltas.buckets, deltas.activity
-        for (units, day, bucket), sums in groups.items():
+        for (units, day, bucket), sums in self.groups.items():
             for unit in units:
                 for kpi, (num, den) in sums.items():
                     row = daily.get((unit, kpi, day))
@@ -242,11 +246,28 @@ class Deltas:
                     else:
                         brow[0] += num
                         brow[1] += den
-        for (units, family), epoch in latest.items():
+        for (units, family), epoch in self.latest.items():
             for unit in units:
                 if activity.get((unit, family), 0.0) < epoch:
                     activity[(unit, family)] = epoch
         return deltas
+
+
+@dataclass(slots=True)
+class Deltas:
+    """Sums of a batch of contributions, keyed as the store and the figures keep them."""
+
+    daily: dict[tuple[str, str, date], list[int]] = field(default_factory=dict)
+    buckets: dict[tuple[str, str, int], list[int]] = field(default_factory=dict)
+    activity: dict[tuple[str, str], float] = field(default_factory=dict)
+    events: int = 0
+
+    @classmethod
+    def of(cls, contributions: Iterable[Contribution], packed: Iterable[Packed] = ()) -> Deltas:
+        """Sum ``contributions`` and ``packed`` records (see :class:`Sums`)."""
+        sums = Sums()
+        sums.add(contributions, packed)
+        return sums.deltas()
 
     def __bool__(self) -> bool:
         return self.events > 0

@@ -89,7 +89,8 @@ class Prepared:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     too_late: list[str] = field(default_factory=list)
     """Event types of events beyond the grace period (they are dead-lettered too)."""
-    ingest_lags: list[float] = field(default_factory=list)
+    ingest_times: list[float] = field(default_factory=list)
+    """Broker timestamps of the records (ingest time, for records from ingest)."""
     paths: dict[str, int] = field(default_factory=dict)
     """Records by how they were decoded (exposition.RECORD_PATHS)."""
 
@@ -153,7 +154,7 @@ class Preparer:
                 batch = out.batches[tp] = PartitionBatch(tp, record.offset + 1)
             batch.next_offset = max(batch.next_offset, record.offset + 1)
             if record.timestamp is not None:
-                out.ingest_lags.append(now_s - record.timestamp)
+                out.ingest_times.append(record.timestamp)
             backfill = BACKFILL_HEADER in record.headers
             signer = self._signer
             if signer is not None:

@@ -28,11 +28,12 @@ class MetricsSettings(CommonSettings):
     large steps (services/metrics/heap.py), saved no memory in a replay. Lower it to cap
     what a worker holds when its records are large."""
 
-    metrics_flush_bytes: int = 8 * 2**20
-    """``EGOV_METRICS_FLUSH_BYTES``: a step is counted in flushes (transactions) of records
-    holding at most about this many bytes of values (8 MiB: ~27,000 events), so that one
-    part is decoded while PostgreSQL counts the previous one. Larger flushes write fewer
-    figure rows per event; smaller ones overlap more."""
+    metrics_flush_bytes: int = 16 * 2**20
+    """``EGOV_METRICS_FLUSH_BYTES``: at most about this many bytes of record values wait
+    for the next flush (transaction) while one is in flight (16 MiB: ~50,000 events from
+    ingest); decoding waits beyond it. Under load a flush takes everything decoded during
+    the previous one, so larger values write fewer figure rows per event and hold more
+    memory (a flush in flight and one pending)."""
 
     metrics_flush_interval_s: float = 0.3
     """``EGOV_METRICS_FLUSH_INTERVAL_S``: how long a step waits to fill its batch: the

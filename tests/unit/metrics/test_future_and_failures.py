@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -229,23 +230,35 @@ async def test_a_dead_letter_send_failing_twice_is_retried_and_nothing_is_lost()
     assert dead.labels(TP[0], "time-in-future")._value.get() == 1
 
 
-async def test_a_dead_letter_send_that_fails_otherwise_stops_the_step() -> None:
+async def test_a_dead_letter_send_that_fails_otherwise_stops_the_counting() -> None:
     now = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
     state = FakeState()
-    counting = Counting(preparer(), state, lambda: now, retry_delay_s=0)  # type: ignore[arg-type]
+    failures: list[BaseException] = []
+    counting = Counting(
+        preparer(),
+        state,  # type: ignore[arg-type]
+        lambda: now,
+        retry_delay_s=0,
+        on_failure=failures.append,
+    )
 
     async def send(dead: DeadLetter) -> None:
         raise RuntimeError("bug")
 
+    await counting.step([Record(*TP, 0, None, b"{not json")], send)
     with pytest.raises(RuntimeError, match="bug"):
-        await counting.step([Record(*TP, 0, None, b"{not json")], send)
+        await counting.drain()
+    assert [str(f) for f in failures] == ["bug"]  # the worker is told at once
+    good = Record(*TP, 1, b"19", as_bytes(document("01843", now, "a")))
+    with pytest.raises(RuntimeError, match="bug"):  # and every later step fails too
+        await counting.step([good], send)
     assert state.flushed == []  # the offset did not move: the records are read again
 
 
 def test_the_agent_crashes_the_worker_instead_of_restarting_past_the_step() -> None:
     settings = MetricsSettings(metrics_app_id="unit-crash")
     app = create_app(settings)
-    counting: Any = object()
+    counting: Any = SimpleNamespace()
     register_agents(app, settings, counting)
     (agent,) = app.agents.values()
     assert agent.supervisor_strategy is CrashingSupervisor
