@@ -5,6 +5,7 @@ Times are explicit: 23:58 and 00:02 around local midnight (Asia/Ho_Chi_Minh, +07
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
@@ -200,6 +201,59 @@ class FakeState:
     async def flush(self, batches: Sequence[PartitionBatch], periods: Periods) -> FlushResult:
         self.flushed += batches
         return FlushResult(counted=[c for b in batches for c in b.contributions])
+
+
+class GatedState(FakeState):
+    """A FakeState whose flushes wait until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.started: list[list[int]] = []  # the offsets + 1 of each flush, as it starts
+
+    async def flush(self, batches: Sequence[PartitionBatch], periods: Periods) -> FlushResult:
+        self.started.append([b.next_offset for b in batches])
+        await self.gate.wait()
+        return await super().flush(batches, periods)
+
+
+def signing(offset: int, now: datetime) -> Record:
+    return Record(*TP, offset, b"19", as_bytes(document("01843", now, f"e{offset}")))
+
+
+async def never_sent(dead: DeadLetter) -> None:
+    raise AssertionError(f"dead-lettered: {dead.reason}")
+
+
+async def test_records_decoded_during_a_flush_go_into_the_next_one_together() -> None:
+    now = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+    state = GatedState()
+    counting = Counting(preparer(), state, lambda: now)  # type: ignore[arg-type]
+    await counting.step([signing(0, now)], never_sent)
+    await counting.step([signing(1, now)], never_sent)
+    await counting.step([signing(2, now), signing(3, now)], never_sent)
+    assert state.started == [[1]]  # one flush at a time: the first is still in flight
+    state.gate.set()
+    await counting.drain()
+    assert state.started == [[1], [4]]  # the three later records in one flush
+    assert [len(b.contributions) for b in state.flushed] == [1, 3]
+    assert state.metrics.flushes._value.get() == 2
+
+
+async def test_decoding_waits_while_the_pending_flush_is_full() -> None:
+    now = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+    state = GatedState()
+    counting = Counting(preparer(), state, lambda: now, flush_bytes=1)  # type: ignore[arg-type]
+    await counting.step([signing(0, now)], never_sent)  # in flight
+    await counting.step([signing(1, now)], never_sent)  # pending, and full
+    third = asyncio.create_task(counting.step([signing(2, now)], never_sent))
+    await asyncio.sleep(0.05)
+    assert not third.done()  # holds its records until the pending flush is taken
+    state.gate.set()
+    await third
+    await counting.drain()
+    assert state.started == [[1], [2], [3]]
+    assert sum(len(b.contributions) for b in state.flushed) == 3  # nothing lost
 
 
 async def test_a_dead_letter_send_failing_twice_is_retried_and_nothing_is_lost() -> None:
