@@ -92,6 +92,7 @@ def create_app(settings: MetricsSettings) -> MetricsApp:
         broker_rebalance_timeout=10.0,
         consumer_auto_offset_reset="earliest",
         stream_buffer_maxsize=settings.metrics_stream_buffer,
+        consumer_max_fetch_size=settings.metrics_fetch_bytes,
     )
     app.event_topics = frozenset(settings.event_topics)
     return app

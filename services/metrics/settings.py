@@ -18,8 +18,15 @@ class MetricsSettings(CommonSettings):
     """``EGOV_METRICS_WEB_PORT``: port of /metrics; each worker on one host needs its own."""
 
     metrics_batch_size: int = 1000
-    """``EGOV_METRICS_BATCH_SIZE``: records (Kafka messages) taken per step, at most; one
-    step is one PostgreSQL transaction. A batch record from ingest holds many events."""
+    """``EGOV_METRICS_BATCH_SIZE``: records (Kafka messages) taken per step, at most. A
+    batch record from ingest holds many events; flushes group steps (``flush_bytes``)."""
+
+    metrics_fetch_bytes: int = 4 * 2**20
+    """``EGOV_METRICS_FETCH_BYTES``: bytes fetched per partition per request (Faust's
+    ``consumer_max_fetch_size``, 1 MiB by default). A fetch is sent for a partition only
+    once the previous one is consumed, so each round trip to the broker bounds a
+    replay: 4 MiB replayed ~20 % faster than 1 MiB here (three alternating pairs). A
+    worker may hold this much per assigned partition fetched ahead."""
 
     metrics_stream_buffer: int = 4096
     """``EGOV_METRICS_STREAM_BUFFER``: records Faust may hold fetched ahead of the agent
