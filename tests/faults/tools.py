@@ -115,16 +115,27 @@ class TcpProxy:
             return  # held open, never answered, until drop() or close()
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            writer.close()
-            self._live.discard(writer)
+        except BaseException as exc:  # refused, or cancelled while the proxy closes
+            self._abort(writer)
+            if isinstance(exc, OSError):
+                return
+            raise
+        if writer not in self._live:
+            # Dropped (refuse, blackhole, close) while connecting upstream: a connection
+            # opened now would belong to nobody, and be reported unclosed when collected.
+            self._abort(up_writer)
             return
         self._live.add(up_writer)
         for source, sink in ((reader, up_writer), (up_reader, writer)):
             task = asyncio.create_task(self._pipe(source, sink))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _abort(self, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            writer.transport.abort()
+            writer.close()
+        self._live.discard(writer)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -134,10 +145,7 @@ class TcpProxy:
         except (ConnectionError, OSError, asyncio.CancelledError):
             pass
         finally:
-            with contextlib.suppress(Exception):
-                writer.transport.abort()
-                writer.close()
-            self._live.discard(writer)
+            self._abort(writer)
 
 
 def _listening(host: str, port: int) -> bool:
