@@ -163,14 +163,15 @@ def tail(path: Path, chars: int = 3000) -> str:
         return ""
 
 
-def rss_bytes(pid: int) -> int | None:
-    """Resident set size of a process from /proc (None when it is gone)."""
+def rss_bytes(pid: int, field: str = "VmRSS") -> int | None:
+    """Resident set size of a process from /proc (None when it is gone); ``VmHWM``: its
+    peak so far."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
     for line in status.splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
     return None
 

@@ -595,6 +595,7 @@ async def phases(h: Harness, mode: str) -> list[Row]:
     assert h.proc is not None
     units, samples, scrape_s = await asyncio.to_thread(scrape_units, h.url)
     rss = rss_bytes(h.proc.pid) or 0
+    peak = rss_bytes(h.proc.pid, "VmHWM") or 0  # the live, replay, singles and memory phases
     _log("memory done")
     # The same backlog through the worker's counting code in this process: no broker.
     pipeline, pipeline_flushes = await counting_rate(backlog, h.signer, n_backlog)
@@ -608,6 +609,14 @@ async def phases(h: Harness, mode: str) -> list[Row]:
                 "MiB",
                 notes=f"{units:,} units exported (both hierarchies), 7 KPIs, {events:,} events; "
                 "target < 300 MB",
+            ),
+            row(
+                "metrics",
+                "worker peak RSS, all phases",
+                round(peak / 2**20, 1),
+                "MiB",
+                notes="VmHWM after the live, replay, one-per-message and memory phases, "
+                "the last with a full /metrics scrape",
             ),
             row(
                 "metrics",
