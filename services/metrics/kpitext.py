@@ -11,8 +11,9 @@ windows roll over with the wall clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from operator import attrgetter
 
 from services.common.units import Unit, UnitRegistry
 from services.metrics.figures import Figures, SeriesKey
@@ -32,6 +33,11 @@ _HEADERS = {
         "Event time of the latest event of a unit (and its ancestors) per family.",
     ),
 }
+
+
+NUM, DEN = attrgetter("numerator"), attrgetter("denominator")
+CHUNK_BYTES = 1 << 20
+"""A scrape is written in pieces of about this size, the event loop free between them."""
 
 
 def _escape(value: str) -> str:
@@ -67,55 +73,69 @@ class KpiText:
         return text
 
     def render(self) -> str:
-        periods = Periods.at(self._clock())
-        ratio, num, den = [], [], []
-        for window in EXPORTED_WINDOWS:
-            for key, fig in self._figures.window(window, periods).items():
-                labels = f'{{{self._label(key)},window="{window}"}} '
-                num.append(f"egov_kpi_numerator{labels}{fig.numerator}\n")
-                den.append(f"egov_kpi_denominator{labels}{fig.denominator}\n")
-                if fig.denominator:
-                    ratio.append(f"egov_kpi_ratio{labels}{fig.numerator / fig.denominator!r}\n")
-        totals_n, totals_d = [], []
-        for key, fig in self._figures.totals().items():
-            labels = f"{{{self._label(key)}}} "
-            totals_n.append(f"egov_kpi_numerator_total{labels}{fig.numerator}\n")
-            totals_d.append(f"egov_kpi_denominator_total{labels}{fig.denominator}\n")
-        parts = [
-            _header("egov_kpi_ratio"),
-            *ratio,
-            _header("egov_kpi_numerator"),
-            *num,
-            _header("egov_kpi_denominator"),
-            *den,
-            _header("egov_kpi_numerator_total"),
-            *totals_n,
-            _header("egov_kpi_denominator_total"),
-            *totals_d,
-            *self._units(periods),
-            _header("egov_unit_last_event_timestamp_seconds"),
-        ]
-        for (unit, family), epoch in self._figures.activity().items():
-            parts.append(
-                f'egov_unit_last_event_timestamp_seconds{{unit="{_escape(unit)}",'
-                f'family="{_escape(family)}"}} {epoch!r}\n'
-            )
-        return "".join(parts)
+        return b"".join(self.chunks()).decode()
 
-    def _units(self, periods: Periods) -> list[str]:
-        targets = [_header("egov_kpi_target_ratio")]
-        info = [_header("egov_unit_info")]
+    def chunks(self, size: int = CHUNK_BYTES) -> Iterator[bytes]:
+        """The exposition, encoded, in pieces of about ``size`` bytes.
+
+        Written from one snapshot of the figures taken first, so a scrape is consistent
+        (a ratio and its numerator come from the same flush) however long the pieces
+        take to send. A full scrape (10,000 units: ~900,000 samples, ~90 MB of text) held
+        at once cost ~230 MB above the worker's ~250 MB at rest: the lines, their join
+        and its encoding; in pieces it costs the snapshot and one piece.
+        """
+        parts: list[str] = []
+        length = 0
+        for line in self._lines(Periods.at(self._clock())):
+            parts.append(line)
+            length += len(line)
+            if length >= size:
+                yield "".join(parts).encode()
+                parts.clear()
+                length = 0
+        if parts:
+            yield "".join(parts).encode()
+
+    def _lines(self, periods: Periods) -> Iterator[str]:
+        windows = {w: self._figures.window(w, periods) for w in EXPORTED_WINDOWS}
+        totals = self._figures.totals()
+        activity = self._figures.activity()
+        series = sorted(self._figures.series())
+        label = self._label
+        yield _header("egov_kpi_ratio")
+        for window, figures in windows.items():
+            for key, fig in figures.items():
+                if fig.denominator:
+                    value = fig.numerator / fig.denominator
+                    yield f'egov_kpi_ratio{{{label(key)},window="{window}"}} {value!r}\n'
+        for name, part in (("egov_kpi_numerator", NUM), ("egov_kpi_denominator", DEN)):
+            yield _header(name)
+            for window, figures in windows.items():
+                for key, fig in figures.items():
+                    yield f'{name}{{{label(key)},window="{window}"}} {part(fig)}\n'
+        for name, part in (("egov_kpi_numerator_total", NUM), ("egov_kpi_denominator_total", DEN)):
+            yield _header(name)
+            for key, fig in totals.items():
+                yield f"{name}{{{label(key)}}} {part(fig)}\n"
         described: dict[str, Unit | None] = {}
-        for key in self._figures.series():
+        yield _header("egov_kpi_target_ratio")
+        for key in series:
             code, kpi = key
             if code not in described:
-                unit = described[code] = describe_unit(self._registry, code, periods)
-                if unit is not None:
-                    info.append(
-                        f'egov_unit_info{{unit="{_escape(code)}",name="{_escape(unit.full_name)}",'
-                        f'level="{unit.level}",parent="{_escape(unit.parent or "")}"}} 1\n'
-                    )
-            value = self._targets.target(described[code], kpi)
-            if value is not None:
-                targets.append(f"egov_kpi_target_ratio{{{self._label(key)}}} {value!r}\n")
-        return targets + info
+                described[code] = describe_unit(self._registry, code, periods)
+            target = self._targets.target(described[code], kpi)
+            if target is not None:
+                yield f"egov_kpi_target_ratio{{{label(key)}}} {target!r}\n"
+        yield _header("egov_unit_info")
+        for code, unit in described.items():
+            if unit is not None:
+                yield (
+                    f'egov_unit_info{{unit="{_escape(code)}",name="{_escape(unit.full_name)}",'
+                    f'level="{unit.level}",parent="{_escape(unit.parent or "")}"}} 1\n'
+                )
+        yield _header("egov_unit_last_event_timestamp_seconds")
+        for (unit_code, family), epoch in activity.items():
+            yield (
+                f'egov_unit_last_event_timestamp_seconds{{unit="{_escape(unit_code)}",'
+                f'family="{_escape(family)}"}} {epoch!r}\n'
+            )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import faust
+from aiohttp import web as aioweb
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from services.common.units import UnitRegistry
@@ -37,9 +39,18 @@ def register_views(
 ) -> None:
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        body = kpi_text.render().encode() + generate_latest(registry)
+        # Streamed in pieces: a full scrape is ~90 MB of text, which held at once doubled
+        # the worker's memory, and rendered at once held the event loop (counting) for
+        # seconds. Between pieces the loop runs; the figures were snapshotted first.
         # aiohttp refuses a charset inside content_type, so the header is set whole.
-        return web.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        response = aioweb.StreamResponse(headers={"Content-Type": CONTENT_TYPE_LATEST})
+        await response.prepare(request)
+        for chunk in kpi_text.chunks():
+            await response.write(chunk)
+            await asyncio.sleep(0)
+        await response.write(generate_latest(registry))
+        await response.write_eof()
+        return response
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

@@ -144,3 +144,17 @@ def test_lag_histogram_buckets_as_prometheus_client_does(values: list[float]) ->
     assert got.keys() == expected.keys()
     for key, value in expected.items():
         assert got[key] == pytest.approx(value), key
+
+
+def test_a_scrape_in_pieces_is_one_snapshot_of_the_figures() -> None:
+    figures = populated()
+    text = KpiText(figures, registry(), Targets(catalogue()), lambda: NOW)
+    whole = text.render()
+    pieces = text.chunks(size=200)
+    first = next(pieces)
+    # A flush lands while the scrape is being sent: what is sent is still the snapshot.
+    figures.apply(TP, Deltas.of([c(NOW), c(NOW, 0)]), Periods.at(NOW))
+    rest = list(pieces)
+    assert len(rest) > 3  # pieces of about 200 bytes
+    assert b"".join([first, *rest]).decode() == whole
+    assert text.render() != whole  # the next scrape shows the flush
