@@ -168,6 +168,11 @@ class Figures:
 
     def window(self, window: str, periods: Periods) -> dict[SeriesKey, WindowFigure]:
         """Every series' figure for one window now, summed over the owned partitions."""
+        return {k: WindowFigure(n, d) for k, (n, d) in self.window_sums(window, periods).items()}
+
+    def window_sums(self, window: str, periods: Periods) -> dict[SeriesKey, list[int]]:
+        """``window`` as [numerator, denominator] lists: no object per series, for a
+        scrape that writes ~70,000 series per window."""
         sums: dict[SeriesKey, list[int]] = {}
         for figures in self.partitions.values():
             for key, (num, den) in _window_of(figures, window, periods):
@@ -177,16 +182,23 @@ class Figures:
                 else:
                     row[0] += num
                     row[1] += den
-        return {k: WindowFigure(n, d) for k, (n, d) in sums.items()}
+        return sums
 
     def totals(self) -> dict[SeriesKey, WindowFigure]:
+        return {k: WindowFigure(n, d) for k, (n, d) in self.total_sums().items()}
+
+    def total_sums(self) -> dict[SeriesKey, list[int]]:
+        """All-time [numerator, denominator] of every series."""
         sums: dict[SeriesKey, list[int]] = {}
         for figures in self.partitions.values():
             for key, tally in figures.tallies.items():
-                row = sums.setdefault(key, [0, 0])
-                row[0] += tally.tn
-                row[1] += tally.td
-        return {k: WindowFigure(n, d) for k, (n, d) in sums.items()}
+                row = sums.get(key)
+                if row is None:
+                    sums[key] = [tally.tn, tally.td]
+                else:
+                    row[0] += tally.tn
+                    row[1] += tally.td
+        return sums
 
     def activity(self) -> dict[tuple[str, str], float]:
         latest: dict[tuple[str, str], float] = {}

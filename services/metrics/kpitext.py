@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from operator import attrgetter
 
 from services.common.units import Unit, UnitRegistry
 from services.metrics.figures import Figures, SeriesKey
@@ -35,7 +34,6 @@ _HEADERS = {
 }
 
 
-NUM, DEN = attrgetter("numerator"), attrgetter("denominator")
 CHUNK_BYTES = 1 << 20
 """A scrape is written in pieces of about this size, the event loop free between them."""
 
@@ -97,26 +95,27 @@ class KpiText:
             yield "".join(parts).encode()
 
     def _lines(self, periods: Periods) -> Iterator[str]:
-        windows = {w: self._figures.window(w, periods) for w in EXPORTED_WINDOWS}
-        totals = self._figures.totals()
+        windows = {w: self._figures.window_sums(w, periods) for w in EXPORTED_WINDOWS}
+        totals = self._figures.total_sums()
         activity = self._figures.activity()
         series = sorted(self._figures.series())
-        label = self._label
+        labels, label = self._labels, self._label
         yield _header("egov_kpi_ratio")
-        for window, figures in windows.items():
-            for key, fig in figures.items():
-                if fig.denominator:
-                    value = fig.numerator / fig.denominator
-                    yield f'egov_kpi_ratio{{{label(key)},window="{window}"}} {value!r}\n'
-        for name, part in (("egov_kpi_numerator", NUM), ("egov_kpi_denominator", DEN)):
+        for window, sums in windows.items():
+            for key, (num, den) in sums.items():
+                if den:
+                    text = labels.get(key) or label(key)
+                    yield f'egov_kpi_ratio{{{text},window="{window}"}} {num / den!r}\n'
+        for name, part in (("egov_kpi_numerator", 0), ("egov_kpi_denominator", 1)):
             yield _header(name)
-            for window, figures in windows.items():
-                for key, fig in figures.items():
-                    yield f'{name}{{{label(key)},window="{window}"}} {part(fig)}\n'
-        for name, part in (("egov_kpi_numerator_total", NUM), ("egov_kpi_denominator_total", DEN)):
+            for window, sums in windows.items():
+                for key, row in sums.items():
+                    text = labels.get(key) or label(key)
+                    yield f'{name}{{{text},window="{window}"}} {row[part]}\n'
+        for name, part in (("egov_kpi_numerator_total", 0), ("egov_kpi_denominator_total", 1)):
             yield _header(name)
-            for key, fig in totals.items():
-                yield f"{name}{{{label(key)}}} {part(fig)}\n"
+            for key, row in totals.items():
+                yield f"{name}{{{labels.get(key) or label(key)}}} {row[part]}\n"
         described: dict[str, Unit | None] = {}
         yield _header("egov_kpi_target_ratio")
         for key in series:
