@@ -1,10 +1,11 @@
 """The stream agent and the worker's periodic tasks, wired onto the Faust app.
 
 One agent reads all three family topics, a step (batch of records, from
-``take_events``) at a time: decode, dead-letter what is invalid (and wait for the
-broker to have it), then count the rest in one PostgreSQL transaction.
+``take_events``) at a time, and decodes it; ``Counting`` then dead-letters what is
+invalid (waiting for the broker to have it) and counts the rest in group commits, one
+PostgreSQL transaction at a time.
 
-A broker or database that is down blocks the step until it answers (``retrying``).
+A broker or database that is down blocks counting until it answers (``retrying``).
 Any other exception crashes the worker (``CrashingSupervisor``): Faust's default
 supervisor would restart the agent where the consumer stands, past the failed step,
 and the next flush would store a later offset, losing those events. A restarted worker
