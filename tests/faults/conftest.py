@@ -13,15 +13,17 @@ import os
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 
 from services.common.contract import Contract
 from services.ingest.keystore import create_key
+from tests.faults.leaks import LeakReport
 
 # Shared fixtures, registered here by import.
 from tests.integration.alerts.harness import (
@@ -33,6 +35,29 @@ from tests.integration.alerts.harness import (
     receiver,
 )
 from tests.integration.processes import running_service
+
+LEAKS = LeakReport()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _transport_origins() -> Iterator[None]:
+    with LEAKS.tracking_origins():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _leaked_transports(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each fault test ends with a garbage collection: see tests/faults/leaks.py."""
+    yield
+    LEAKS.collect(request.node.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if LEAKS.leaks:
+        terminalreporter.section("transports the fault tests left open (tests/faults/leaks.py)")
+        for line in LEAKS.lines():
+            terminalreporter.write_line(line)
+
 
 SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>.*)\})? (?P<value>\S+)$")
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')

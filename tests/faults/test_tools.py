@@ -12,6 +12,7 @@ import pytest
 from services.common.broker import free_port, wait_for_port
 from services.common.settings import CommonSettings
 from tests.conftest import ADMIN_DSN
+from tests.faults.leaks import LeakReport
 from tests.faults.tools import Chaos, TcpProxy
 from tests.integration.processes import service_env
 
@@ -98,3 +99,46 @@ async def test_chaos_kills_and_restarts_on_a_replayable_schedule(
     kills = [what for _, name, what in chaos.history if what in {"SIGKILL", "SIGTERM"}]
     assert kills and chaos.processes["ingest"].starts == len(kills) + 1, chaos.describe()
     assert chaos.describe().startswith("chaos seed 7:")
+
+
+class _HalfOpen(asyncio.Protocol):
+    """Keeps a connection open for writing when the peer hangs up, as anyio's (httpx's)
+    protocol does; unlike a StreamWriter, nothing closes it when it is dropped."""
+
+    def eof_received(self) -> bool:
+        return True
+
+
+async def _open_and_forget(port: int) -> None:
+    """A client that drops its connection without closing it (the leak to be found)."""
+    await asyncio.get_running_loop().create_connection(_HalfOpen, "127.0.0.1", port)
+
+
+async def _hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.close()
+
+
+async def test_leak_report_names_the_test_and_where_an_unclosed_socket_was_opened() -> None:
+    report = LeakReport()
+    # The server hangs up at once: a client socket then no longer waits for input, so the
+    # event loop lets go of it and only its owner could have closed it (as in CI's leak,
+    # reported "read=idle").
+    server = await asyncio.start_server(_hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with report.tracking_origins():
+            await _open_and_forget(port)
+            closed, _ = await asyncio.get_running_loop().create_connection(
+                _HalfOpen, "127.0.0.1", port
+            )
+            closed.close()
+            await asyncio.sleep(0.1)  # both hung up on
+            found = report.collect("the-test")
+    finally:
+        server.close()
+        await server.wait_closed()
+    # Only the forgotten client's socket: not the closed one, nor the server's.
+    assert [leak.test for leak in found] == ["the-test"], report.lines()
+    assert "unclosed transport" in found[0].transport
+    assert "_open_and_forget" in found[0].opened_at
+    assert report.lines()[0].startswith("the-test: unclosed transport")
