@@ -21,6 +21,18 @@ Positions = Callable[[Sequence[TopicPartition]], Awaitable[dict[TopicPartition, 
 """Assigned partitions -> the next offset to read from each."""
 
 
+class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    """Faust's consumer thread, with the fetch wait from the settings."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust passes fetch_max_wait_ms=1500 literally; aiokafka reads it at start().
+        wait_ms: int | None = getattr(self.app, "fetch_max_wait_ms", None)
+        if wait_ms is not None:
+            consumer._fetch_max_wait_ms = wait_ms
+        return consumer
+
+
 class ResumingConsumer(aiokafka_driver.Consumer):
     """Seeks every assigned partition to the position its owner stored with the figures.
 
@@ -34,6 +46,9 @@ class ResumingConsumer(aiokafka_driver.Consumer):
     from the start and the dedup keys make the replay harmless. (tansu answers
     ListOffsets with the last batch's base offset, so end offsets cannot be compared.)
     """
+
+    def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def perform_seek(self) -> None:
         await super().perform_seek()
@@ -56,6 +71,8 @@ class MetricsApp(faust.App):
 
     positions: Positions | None = None
     event_topics: frozenset[str] = frozenset()
+    fetch_max_wait_ms: int | None = None
+    """None: Faust's 1,500 ms (see ``MetricsSettings.metrics_fetch_max_wait_ms``)."""
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
@@ -95,4 +112,5 @@ def create_app(settings: MetricsSettings) -> MetricsApp:
         consumer_max_fetch_size=settings.metrics_fetch_bytes,
     )
     app.event_topics = frozenset(settings.event_topics)
+    app.fetch_max_wait_ms = settings.metrics_fetch_max_wait_ms
     return app
