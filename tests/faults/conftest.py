@@ -48,8 +48,10 @@ def _transport_origins() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _leaked_transports(request: pytest.FixtureRequest) -> Iterator[None]:
     """Each fault test ends with a garbage collection: see tests/faults/leaks.py."""
+    LEAKS.running = request.node.nodeid
     yield
     LEAKS.collect(request.node.nodeid)
+    LEAKS.running = "(after the fault tests)"
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

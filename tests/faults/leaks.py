@@ -6,13 +6,15 @@ frees it, which happens whenever the collector runs: often during a later test, 
 pytest then fails without saying where the socket came from. That failed CI twice in
 ``test_broker_restart_under_load`` and never reproduced here (six runs alone, three of
 the suite under CPU load, one of every broker and fault test with a collection after
-each). So every fault test now ends with a collection: a transport it left open is
-caught then, with the stack that opened it, and listed at the end of the run
-(:class:`LeakReport`).
+each). So every fault test now ends with a collection: a transport it left open is caught
+then, with the stack that opened it, and listed at the end of the run. One the collector
+frees while a test runs still fails that test (pytest's warning), and is listed too,
+with where it was opened.
 
-Listed, not failed: the services under test run in their own processes, so these are
-sockets of the harness (its proxies, HTTP and Kafka clients), not of the product; a
-listing says which to fix next instead of failing an unrelated test at random.
+Listed, not failed, at the end of a test: the services under test run in their own
+processes, so these are sockets of the harness (its proxies, HTTP and Kafka clients),
+not of the product; a listing says which to fix next instead of failing an unrelated
+test at random.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from typing import Any
 ORIGIN_FRAMES = 40
 """Frames of the opening stack kept per transport (opening one is rare: no cost)."""
 
+_collecting = False
+"""A report is collecting: what it frees is reported by ``collect``, not on deletion."""
+
 
 @dataclass(frozen=True)
 class Leak:
@@ -40,29 +45,49 @@ class Leak:
 @dataclass
 class LeakReport:
     leaks: list[Leak] = field(default_factory=list)
+    running: str = "(before the fault tests)"
+    """The test running now, to name it for a transport collected mid-test."""
 
     @contextmanager
     def tracking_origins(self) -> Iterator[None]:
-        """Remember the stack that opened each selector transport (TCP and Unix sockets)."""
+        """Remember the stack that opened each selector transport (TCP and Unix sockets),
+        and report one collected unclosed whenever that happens."""
         cls: Any = selector_events._SelectorTransport
-        original: Callable[..., None] = cls.__init__
+        original_init: Callable[..., None] = cls.__init__
+        original_del: Callable[..., None] = cls.__del__
 
         def init(transport: Any, *args: Any, **kwargs: Any) -> None:
-            original(transport, *args, **kwargs)
+            original_init(transport, *args, **kwargs)
             transport._egov_opened_at = "".join(traceback.format_stack(limit=ORIGIN_FRAMES)[:-1])
 
-        cls.__init__ = init
+        def delete(transport: Any, *args: Any) -> None:
+            # Collected before its test ended (the collector runs when it likes): the
+            # warning that follows still fails whichever test is running; this listing
+            # says where the socket came from.
+            reported = getattr(transport, "_egov_reported", False)  # by a nested report
+            if getattr(transport, "_sock", None) is not None and not (_collecting or reported):
+                origin = getattr(transport, "_egov_opened_at", "(opened before tracking)")
+                self.leaks.append(Leak(self.running, f"unclosed transport {transport!r}", origin))
+                transport._egov_reported = True
+            original_del(transport, *args)
+
+        cls.__init__, cls.__del__ = init, delete
         try:
             yield
         finally:
-            cls.__init__ = original
+            cls.__init__, cls.__del__ = original_init, original_del
 
     def collect(self, test: str) -> list[Leak]:
         """Free what ``test`` left unreachable; the transports among it that were still
         open are recorded (and returned) instead of warning later."""
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ResourceWarning)
-            gc.collect()
+        global _collecting
+        _collecting = True  # for every report's hook: a test of this module makes its own
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ResourceWarning)
+                gc.collect()
+        finally:
+            _collecting = False
         found = []
         # A leaked transport's socket warns too: one leak, reported once.
         sockets = {id(s) for w in caught if (s := getattr(w.source, "_sock", None)) is not None}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import warnings
 from pathlib import Path
 
 import asyncpg
@@ -142,3 +144,23 @@ async def test_leak_report_names_the_test_and_where_an_unclosed_socket_was_opene
     assert "unclosed transport" in found[0].transport
     assert "_open_and_forget" in found[0].opened_at
     assert report.lines()[0].startswith("the-test: unclosed transport")
+
+
+async def test_leak_report_names_a_socket_collected_while_a_test_runs() -> None:
+    report = LeakReport(running="the-running-test")
+    server = await asyncio.start_server(_hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with report.tracking_origins():
+            await _open_and_forget(port)
+            await asyncio.sleep(0.1)
+            # The collector running on its own, mid-test (its warning kept out of pytest).
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ResourceWarning)
+                gc.collect()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert any("unclosed transport" in str(w.message) for w in caught)
+    assert [leak.test for leak in report.leaks] == ["the-running-test"], report.lines()
+    assert "_open_and_forget" in report.leaks[0].opened_at
