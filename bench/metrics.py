@@ -26,6 +26,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -59,6 +61,7 @@ from services.common.settings import CommonSettings
 from services.common.signing import RecordSigner
 from services.common.summaries import Summarizer, summary_fingerprint
 from services.common.units import UnitRegistry
+from services.ingest.keystore import create_key
 from services.ingest.publisher import pack, signed
 from services.ingest.validation import EventValidator, Limits
 from services.metrics.settings import MetricsSettings
@@ -180,9 +183,14 @@ def worker_env(
 
 
 def spawn_worker(env: dict[str, str], log: Path, loglevel: str) -> subprocess.Popen[bytes]:
+    return spawn_service("metrics", env, log, "--loglevel", loglevel)
+
+
+def spawn_service(name: str, env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """``egov-pulse <name>`` from this checkout, its output appended to ``log``."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "metrics", "--loglevel", loglevel],
+            [sys.executable, "-m", "services.cli", name, *args],
             env=env,
             stdout=out,
             stderr=out,
@@ -261,6 +269,42 @@ class Harness:
                 self.proc.kill()
                 self.proc.wait()
             self.log.unlink(missing_ok=True)
+
+    @asynccontextmanager
+    async def ingest(self, provinces: list[str]) -> AsyncIterator[httpx.AsyncClient]:
+        """A real ``egov-pulse ingest`` on the benchmark's topics and signing key, and a
+        client holding an API key for ``provinces`` (for the live phase: the issue times
+        it from ingest's acknowledgement, which comes after the broker's)."""
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            types = sorted(Contract.load().event_types)
+            token = (await create_key(conn, "bench-live", provinces, types)).token
+        finally:
+            await conn.close()
+        port = free_port()
+        env = worker_env(self.settings, self.dsn, self.port, "unused", run_dir())
+        env |= {
+            "EGOV_INGEST_PORT": str(port),
+            "EGOV_RECORD_SIGNING_KEY": self.signing_key,
+            "EGOV_RATE_LIMIT_PER_S": "1000000",
+            "EGOV_RATE_LIMIT_BURST": "1000000",
+        }
+        log = run_dir() / f"ingest-{port}.log"
+        proc = spawn_service("ingest", env, log)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            await asyncio.to_thread(wait_ready, proc, base, log)
+            headers = {"authorization": f"Bearer {token}"}
+            async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as client:
+                yield client
+        finally:
+            proc.terminate()
+            try:
+                await asyncio.to_thread(proc.wait, 20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.unlink(missing_ok=True)
 
     def as_ingest(self, messages: list[Message]) -> list[Message]:
         """The records ingest would produce for these packs of events: validated, packed,
@@ -382,40 +426,50 @@ def scrape_denominator(url: str, unit: str, kpi: str) -> float | None:
 
 
 async def live(h: Harness, pairs: list[tuple[str, str]], seconds: float, first: int) -> list[float]:
-    """Background 1,000 events/s plus probes; latency of each probe until /metrics shows it."""
-    producer = make_producer(h.settings)
-    await producer.start()
+    """1,000 events/s through ingest plus probes; each probe's latency from ingest's 202
+    until /metrics shows it.
+
+    The background is a request of 20 events of one type and province every 20 ms (an
+    integrating system's batch), which ingest packs into one record; a probe is one event
+    per request. So each request is one record, which ``wait_counted`` counts on.
+    """
     probe_unit, probe_province = pairs[0]
+    by_province: dict[str, list[str]] = {}
+    for unit, province in pairs[1:]:
+        by_province.setdefault(province, []).append(unit)
+    groups = sorted(by_province.items())
     acked: list[float] = []
     seen: list[float] = []
     stop = asyncio.Event()
+    per_request = 20
 
-    async def background() -> None:
+    async def post(client: httpx.AsyncClient, body: object, media: str) -> None:
+        response = await client.post(
+            "/v1/events", content=orjson.dumps(body), headers={"content-type": media}
+        )
+        if response.status_code != 202:
+            raise RuntimeError(f"ingest answered {response.status_code}: {response.text[:500]}")
+        h.published += 1
+
+    async def background(client: httpx.AsyncClient) -> None:
         n = first
-        tick = 1 / LIVE_RATE * 20
+        tick = per_request / LIVE_RATE
         while not stop.is_set():
-            futures = []
-            for _ in range(20):
-                unit, province = pairs[1 + n % (len(pairs) - 1)]
-                kind = n // len(pairs)
-                body = orjson.dumps(event(n, unit, kind, datetime.now(UTC)))
-                futures.append(
-                    await producer.send(h.topic(family_of(kind)), body, key=province.encode())
-                )
-                n += 1
-            await asyncio.gather(*futures)
-            h.published += len(futures)
-            h.live_events += len(futures)
+            _, units = groups[(n // per_request) % len(groups)]
+            kind = n // (per_request * len(groups))
+            now = datetime.now(UTC)
+            batch = [event(n + i, units[i % len(units)], kind, now) for i in range(per_request)]
+            await post(client, batch, "application/cloudevents-batch+json")
+            n += per_request
+            h.live_events += per_request
             await asyncio.sleep(tick)
 
-    async def probes() -> None:
+    async def probes(client: httpx.AsyncClient) -> None:
         n = 0
         while not stop.is_set():
-            body = orjson.dumps(event(10**9 + first + n, probe_unit, 0, datetime.now(UTC)))
-            future = await producer.send(h.topic("documents"), body, key=probe_province.encode())
-            await future
+            body = event(10**9 + first + n, probe_unit, 0, datetime.now(UTC))
+            await post(client, body, "application/cloudevents+json")
             acked.append(time.perf_counter())
-            h.published += 1
             h.live_events += 1
             n += 1
             await asyncio.sleep(PROBE_EVERY_S)
@@ -431,11 +485,12 @@ async def live(h: Harness, pairs: list[tuple[str, str]], seconds: float, first: 
                 seen.append(t)
             await asyncio.sleep(0.1)
 
-    tasks = [asyncio.create_task(c) for c in (background(), probes(), watch())]
-    await asyncio.sleep(seconds)
-    stop.set()
-    await asyncio.wait_for(asyncio.gather(*tasks), 60)
-    await producer.stop()
+    provinces = sorted({probe_province, *by_province})
+    async with h.ingest(provinces) as client:
+        tasks = [asyncio.create_task(c) for c in (background(client), probes(client), watch())]
+        await asyncio.sleep(seconds)
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 60)
     return [s - a for a, s in zip(acked, seen, strict=False)]
 
 
@@ -511,11 +566,12 @@ async def phases(h: Harness, mode: str) -> list[Row]:
     rows.append(
         row(
             "metrics",
-            "live p99 ack -> /metrics",
+            "live p99 ingest 202 -> /metrics",
             round(percentile(latencies, 99), 3),
             "s",
-            notes=f"{LIVE_RATE} events/s for {sizes['live_s']:g} s, {len(latencies)} probes; "
-            f"p50 {percentile(latencies, 50):.3f} s; ack = broker ack of a direct produce",
+            notes=f"{LIVE_RATE} events/s through ingest for {sizes['live_s']:g} s, "
+            f"{len(latencies)} probes; p50 {percentile(latencies, 50):.3f} s; from ingest's "
+            "202 (after the broker's ack) to the probe's unit changing on /metrics",
         )
     )
 
