@@ -4,17 +4,19 @@ with where they were opened.
 An asyncio transport nobody closed warns (``ResourceWarning``) when the garbage collector
 frees it, which happens whenever the collector runs: often during a later test, which
 pytest then fails without saying where the socket came from. That failed CI twice in
-``test_broker_restart_under_load`` and never reproduced here (six runs alone, three of
-the suite under CPU load, one of every broker and fault test with a collection after
-each). So every fault test now ends with a collection: a transport it left open is caught
-then, with the stack that opened it, and listed at the end of the run. One the collector
-frees while a test runs still fails that test (pytest's warning), and is listed too,
-with where it was opened.
+``test_broker_restart_under_load``, and once in a `make test` here; it did not recur
+in six runs of that test alone, seven of the fault suite (three under CPU load) or one
+of every integration and fault test with a collection after each. So every fault test now runs with the automatic collector off and ends with a
+collection: a transport it left open is caught then, with the stack that opened it, and
+listed at the end of the run. Should the collector still free one while a test runs (a
+test of the tools does it on purpose), pytest's warning fails that test, and the listing
+says where the socket was opened.
 
 Listed, not failed, at the end of a test: the services under test run in their own
 processes, so these are sockets of the harness (its proxies, HTTP and Kafka clients),
 not of the product; a listing says which to fix next instead of failing an unrelated
-test at random.
+test at random. The price is the garbage of one test held until its end (the longest
+runs ~40 s).
 """
 
 from __future__ import annotations
