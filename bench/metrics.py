@@ -302,8 +302,11 @@ class Harness:
             try:
                 await asyncio.to_thread(proc.wait, 20)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                pass
+            finally:
+                if proc.poll() is None:  # did not stop, or this task was cancelled
+                    proc.kill()
+                    proc.wait()
             log.unlink(missing_ok=True)
 
     def as_ingest(self, messages: list[Message]) -> list[Message]:
@@ -454,6 +457,7 @@ async def live(h: Harness, pairs: list[tuple[str, str]], seconds: float, first: 
     async def background(client: httpx.AsyncClient) -> None:
         n = first
         tick = per_request / LIVE_RATE
+        due = time.perf_counter()
         while not stop.is_set():
             _, units = groups[(n // per_request) % len(groups)]
             kind = n // (per_request * len(groups))
@@ -462,7 +466,8 @@ async def live(h: Harness, pairs: list[tuple[str, str]], seconds: float, first: 
             await post(client, batch, "application/cloudevents-batch+json")
             n += per_request
             h.live_events += per_request
-            await asyncio.sleep(tick)
+            due += tick  # on a schedule: the request's own time does not slow the rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
 
     async def probes(client: httpx.AsyncClient) -> None:
         n = 0
@@ -488,9 +493,17 @@ async def live(h: Harness, pairs: list[tuple[str, str]], seconds: float, first: 
     provinces = sorted({probe_province, *by_province})
     async with h.ingest(provinces) as client:
         tasks = [asyncio.create_task(c) for c in (background(client), probes(client), watch())]
-        await asyncio.sleep(seconds)
-        stop.set()
-        await asyncio.wait_for(asyncio.gather(*tasks), 60)
+        try:
+            # A failed task (ingest refused a request) ends the phase at once.
+            done, _ = await asyncio.wait(tasks, timeout=seconds, return_when="FIRST_EXCEPTION")
+            for task in done:
+                task.result()
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), 60)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
     return [s - a for a, s in zip(acked, seen, strict=False)]
 
 

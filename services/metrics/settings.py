@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from pydantic import Field
+
 from services.common.settings import CommonSettings
 
 
@@ -28,7 +30,7 @@ class MetricsSettings(CommonSettings):
     replay: 4 MiB replayed ~20 % faster than 1 MiB here (three alternating pairs). A
     worker may hold this much per assigned partition fetched ahead."""
 
-    metrics_fetch_max_wait_ms: int = 100
+    metrics_fetch_max_wait_ms: int = Field(default=100, ge=1)
     """``EGOV_METRICS_FETCH_MAX_WAIT_MS``: how long the broker may hold a fetch that found
     no new records. Faust hard-codes 1,500 ms. Apache Kafka answers such a fetch as soon as
     a record arrives, so this only sets how often an idle worker asks again. tansu

@@ -40,12 +40,6 @@ from tests.integration.processes import running_service
 LEAKS = LeakReport()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _transport_origins() -> Iterator[None]:
-    with LEAKS.tracking_origins():
-        yield
-
-
 @pytest.fixture(autouse=True)
 def _leaked_transports(request: pytest.FixtureRequest) -> Iterator[None]:
     """Each fault test runs without automatic garbage collection and ends with one, so
@@ -54,11 +48,15 @@ def _leaked_transports(request: pytest.FixtureRequest) -> Iterator[None]:
     LEAKS.running = request.node.nodeid
     gc.disable()
     try:
-        yield
+        with LEAKS.tracking_origins():
+            try:
+                yield
+            finally:
+                # Before re-enabling: the first allocation after that would start a
+                # collection (a whole test's worth of objects is pending) unguarded.
+                LEAKS.collect(request.node.nodeid)
     finally:
         gc.enable()
-        LEAKS.collect(request.node.nodeid)
-        LEAKS.running = "(after the fault tests)"
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -4,13 +4,16 @@ with where they were opened.
 An asyncio transport nobody closed warns (``ResourceWarning``) when the garbage collector
 frees it, which happens whenever the collector runs: often during a later test, which
 pytest then fails without saying where the socket came from. That failed CI twice in
-``test_broker_restart_under_load``, and once in a `make test` here; it did not recur
-in six runs of that test alone, seven of the fault suite (three under CPU load) or one
-of every integration and fault test with a collection after each. So every fault test now runs with the automatic collector off and ends with a
-collection: a transport it left open is caught then, with the stack that opened it, and
-listed at the end of the run. Should the collector still free one while a test runs (a
-test of the tools does it on purpose), pytest's warning fails that test, and the listing
-says where the socket was opened.
+``test_broker_restart_under_load``, and once in a `make test` here; it did not recur in
+six runs of that test alone, seven of the fault suite (three under CPU load) or one of
+every integration and fault test with a collection after each.
+
+So every fault test now runs with the automatic collector off, tracking where each
+transport is opened, and ends with a collection: a transport it left open is caught
+then, with the stack that opened it, and listed at the end of the run. Any other
+resource left open warns as before. Should the collector still free a transport while a
+test runs (a test of the tools does it on purpose), pytest's warning fails that test,
+and the listing says where the socket was opened.
 
 Listed, not failed, at the end of a test: the services under test run in their own
 processes, so these are sockets of the harness (its proxies, HTTP and Kafka clients),
@@ -91,18 +94,22 @@ class LeakReport:
         finally:
             _collecting = False
         found = []
+        transports = [w for w in caught if isinstance(w.source, selector_events._SelectorTransport)]
         # A leaked transport's socket warns too: one leak, reported once.
-        sockets = {id(s) for w in caught if (s := getattr(w.source, "_sock", None)) is not None}
+        sockets = {id(w.source._sock) for w in transports if w.source._sock is not None}
         for warning in caught:
-            if not issubclass(warning.category, ResourceWarning):
+            if warning in transports:
+                origin = getattr(warning.source, "_egov_opened_at", "(opened before tracking)")
+                found.append(Leak(test, str(warning.message), origin))
+            elif id(warning.source) not in sockets:
+                # Anything else (an unclosed file, loop or process) warns as it would have.
                 warnings.warn_explicit(
-                    warning.message, warning.category, warning.filename, warning.lineno
+                    warning.message,
+                    warning.category,
+                    warning.filename,
+                    warning.lineno,
+                    source=warning.source,
                 )
-                continue
-            if id(warning.source) in sockets:
-                continue
-            origin = getattr(warning.source, "_egov_opened_at", "(opened before tracking)")
-            found.append(Leak(test, str(warning.message), origin))
         self.leaks += found
         return found
 

@@ -164,3 +164,22 @@ async def test_leak_report_names_a_socket_collected_while_a_test_runs() -> None:
     assert any("unclosed transport" in str(w.message) for w in caught)
     assert [leak.test for leak in report.leaks] == ["the-running-test"], report.lines()
     assert "_open_and_forget" in report.leaks[0].opened_at
+
+
+def test_leak_report_lists_only_transports_and_lets_other_warnings_through(
+    tmp_path: Path,
+) -> None:
+    report = LeakReport()
+
+    class Holder:
+        pass
+
+    holder = Holder()
+    holder.cycle = holder  # type: ignore[attr-defined]  # only the collector frees it
+    holder.file = (tmp_path / "left-open").open("w")  # type: ignore[attr-defined]
+    del holder
+    # The fault suite's fixture keeps the automatic collector off, so this one frees it.
+    with pytest.warns(ResourceWarning, match="unclosed file"):
+        found = report.collect("the-test")
+    assert found == []
+    assert report.leaks == []
