@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from services.metrics.app import create_app
 from services.metrics.settings import MetricsSettings
 
@@ -36,3 +39,9 @@ async def test_the_worker_consumer_waits_on_fetches_as_long_as_configured(monkey
 
 def test_a_worker_waits_100_ms_on_an_empty_fetch_by_default() -> None:
     assert MetricsSettings(metrics_app_id="unit-app-defaults").metrics_fetch_max_wait_ms == 100
+
+
+def test_a_fetch_wait_below_1_ms_is_refused() -> None:
+    """0 would make an idle worker poll the broker without pause."""
+    with pytest.raises(ValidationError, match="metrics_fetch_max_wait_ms"):
+        MetricsSettings(metrics_app_id="unit-app-bounds", metrics_fetch_max_wait_ms=0)
