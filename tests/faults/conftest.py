@@ -40,6 +40,14 @@ from tests.integration.processes import running_service
 LEAKS = LeakReport()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _transport_origins() -> Iterator[None]:
+    """Where each transport was opened, from the first fault test on: a socket one test
+    opened can become garbage in the next (a keep-alive timer let go of it)."""
+    with LEAKS.tracking_origins():
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _leaked_transports(request: pytest.FixtureRequest) -> Iterator[None]:
     """Each fault test runs without automatic garbage collection and ends with one, so
@@ -48,15 +56,15 @@ def _leaked_transports(request: pytest.FixtureRequest) -> Iterator[None]:
     LEAKS.running = request.node.nodeid
     gc.disable()
     try:
-        with LEAKS.tracking_origins():
-            try:
-                yield
-            finally:
-                # Before re-enabling: the first allocation after that would start a
-                # collection (a whole test's worth of objects is pending) unguarded.
-                LEAKS.collect(request.node.nodeid)
+        yield
     finally:
-        gc.enable()
+        try:
+            # Before re-enabling: the first allocation after that would start a
+            # collection (a whole test's worth of objects is pending) unguarded.
+            LEAKS.collect(request.node.nodeid)
+        finally:
+            LEAKS.running = None
+            gc.enable()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -50,8 +50,9 @@ class Leak:
 @dataclass
 class LeakReport:
     leaks: list[Leak] = field(default_factory=list)
-    running: str = "(before the fault tests)"
-    """The test running now, to name it for a transport collected mid-test."""
+    running: str | None = None
+    """The fault test running now, to name it for a transport collected mid-test (None:
+    no fault test runs, nothing is reported on deletion)."""
 
     @contextmanager
     def tracking_origins(self) -> Iterator[None]:
@@ -70,9 +71,10 @@ class LeakReport:
             # warning that follows still fails whichever test is running; this listing
             # says where the socket came from.
             reported = getattr(transport, "_egov_reported", False)  # by a nested report
-            if getattr(transport, "_sock", None) is not None and not (_collecting or reported):
+            unclosed = getattr(transport, "_sock", None) is not None
+            if unclosed and self.running is not None and not (_collecting or reported):
                 origin = getattr(transport, "_egov_opened_at", "(opened before tracking)")
-                self.leaks.append(Leak(self.running, f"unclosed transport {transport!r}", origin))
+                self.leaks.append(Leak(self.running, describe(transport), origin))
                 transport._egov_reported = True
             original_del(transport, *args)
 
@@ -100,7 +102,7 @@ class LeakReport:
         for warning in caught:
             if warning in transports:
                 origin = getattr(warning.source, "_egov_opened_at", "(opened before tracking)")
-                found.append(Leak(test, str(warning.message), origin))
+                found.append(Leak(test, describe(warning.source), origin))
             elif id(warning.source) not in sockets:
                 # Anything else (an unclosed file, loop or process) warns as it would have.
                 warnings.warn_explicit(
@@ -119,3 +121,12 @@ class LeakReport:
             out.append(f"{leak.test}: {leak.transport}, opened at:")
             out += ["    " + line for line in leak.opened_at.rstrip().splitlines()]
         return out
+
+
+def describe(transport: Any) -> str:
+    """The transport, its protocol and its two ends (the peer's port names the server)."""
+    protocol = type(getattr(transport, "_protocol", None))
+    extra = getattr(transport, "_extra", {})
+    ends = f"{extra.get('sockname')} -> {extra.get('peername')}"
+    kind = f"{protocol.__module__}.{protocol.__qualname__}"
+    return f"unclosed transport {transport!r}, {kind}, {ends}"
