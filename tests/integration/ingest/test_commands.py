@@ -62,7 +62,11 @@ def test_keys_create_list_revoke(common_settings: CommonSettings, database_url: 
     assert again.returncode != 0 and "exists" in again.stdout
     listed = cli(["keys", "list"], env)
     assert "tdoffice-38" in listed.stdout and "live" in listed.stdout
-    assert token.rsplit("_", 1)[1] not in listed.stdout + listed.stderr + made.stderr
+    # The secret is everything after the id: it may itself hold "_" (URL-safe base64),
+    # so splitting at the last one could leave a fragment as short as "0".
+    secret = token.split("_", 2)[2]
+    assert len(secret) == 43
+    assert secret not in listed.stdout + listed.stderr + made.stderr
     assert cli(["keys", "revoke", "tdoffice-38"], env).returncode == 0
     assert "revoked" in cli(["keys", "list"], env).stdout
     assert cli(["keys", "revoke", "tdoffice-38"], env).returncode == 1
