@@ -160,10 +160,8 @@ def bench_settings(bootstrap: str) -> CommonSettings:
     )
 
 
-def worker_env(
-    settings: CommonSettings, dsn: str, port: int, app_id: str, data_dir: Path
-) -> dict[str, str]:
-    """The environment of one ``egov-pulse metrics`` worker on the benchmark's topics."""
+def stack_env(settings: CommonSettings, dsn: str) -> dict[str, str]:
+    """What every ``egov-pulse`` service of a benchmark shares: broker, topics, database."""
     env = dict(os.environ)
     env.update(
         {
@@ -174,12 +172,20 @@ def worker_env(
             "EGOV_TOPIC_MEETINGS": settings.topic_meetings,
             "EGOV_TOPIC_DEAD_LETTER": settings.topic_dead_letter,
             "EGOV_TOPIC_PARTITIONS": str(settings.topic_partitions),
-            "EGOV_METRICS_WEB_PORT": str(port),
-            "EGOV_METRICS_APP_ID": app_id,
-            "EGOV_METRICS_DATA_DIR": str(data_dir),
         }
     )
     return env
+
+
+def worker_env(
+    settings: CommonSettings, dsn: str, port: int, app_id: str, data_dir: Path
+) -> dict[str, str]:
+    """The environment of one ``egov-pulse metrics`` worker on the benchmark's topics."""
+    return stack_env(settings, dsn) | {
+        "EGOV_METRICS_WEB_PORT": str(port),
+        "EGOV_METRICS_APP_ID": app_id,
+        "EGOV_METRICS_DATA_DIR": str(data_dir),
+    }
 
 
 def spawn_worker(env: dict[str, str], log: Path, loglevel: str) -> subprocess.Popen[bytes]:
@@ -199,18 +205,19 @@ def spawn_service(name: str, env: dict[str, str], log: Path, *args: str) -> subp
 
 
 def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout_s: float = 60) -> None:
-    """Until the worker answers /healthz (its web server is up; partitions may come later)."""
+    """Until the service answers /healthz (a worker's web server is up; partitions may come
+    later)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"worker exited: {tail(log, 2000)}")
+            raise RuntimeError(f"{proc.args} exited: {tail(log, 2000)}")
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"worker did not answer: {tail(log, 2000)}")
+    raise RuntimeError(f"{proc.args} did not answer: {tail(log, 2000)}")
 
 
 class Harness:
@@ -282,8 +289,7 @@ class Harness:
         finally:
             await conn.close()
         port = free_port()
-        env = worker_env(self.settings, self.dsn, self.port, "unused", run_dir())
-        env |= {
+        env = stack_env(self.settings, self.dsn) | {
             "EGOV_INGEST_PORT": str(port),
             "EGOV_RECORD_SIGNING_KEY": self.signing_key,
             "EGOV_RATE_LIMIT_PER_S": "1000000",
