@@ -5,12 +5,17 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Debian packages the tests and the full stack need (binaries checked below).
-APT_PACKAGES := prometheus prometheus-alertmanager docker-compose chromium
-APT_BINARIES := prometheus promtool prometheus-alertmanager amtool docker-compose chromium
+# Debian packages the tests and the full stack need (binaries checked below). PostgreSQL's
+# server lives in /usr/lib/postgresql/<major>/bin, off the PATH: checked by its initdb.
+# Java and Maven run Apache Kafka from its Maven Central jars (services/common/apache_kafka.py).
+APT_PACKAGES := postgresql prometheus prometheus-alertmanager docker-compose chromium \
+	openjdk-17-jre-headless maven
+APT_BINARIES := prometheus promtool prometheus-alertmanager amtool docker-compose chromium \
+	java mvn
 
 SIMULATOR      ?= on
 SIMULATOR_RATE ?= 20
+BROKER         ?= tansu
 
 .PHONY: up test bench lint typecheck pytest install apt clean
 
@@ -31,13 +36,14 @@ $(BENCH_STAMP): $(STAMP)
 # apt-get update only when something is actually missing: it is slow.
 apt:
 	@missing=""; for b in $(APT_BINARIES); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing initdb"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages (missing:$$missing)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
 	fi
 
-up: install
-	$(BIN)/egov-pulse up --simulator $(SIMULATOR) --simulator-rate $(SIMULATOR_RATE)
+up: install apt
+	$(BIN)/egov-pulse up --broker $(BROKER) --simulator $(SIMULATOR) --simulator-rate $(SIMULATOR_RATE)
 
 lint: install
 	$(BIN)/ruff check services tests bench
@@ -46,8 +52,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Everything on the embedded tansu, then every test that talks to a broker again on Apache
+# Kafka with the idempotent producer (tests/servers.py); each run starts its own servers.
 pytest: install apt
 	$(BIN)/pytest
+	EGOV_TEST_BROKER=kafka $(BIN)/pytest -m uses_broker
 
 test: lint typecheck pytest
 

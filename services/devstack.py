@@ -1,7 +1,9 @@
 """`make up`: the whole system on its embedded default, stopped cleanly with Ctrl-C.
 
-Starts the embedded broker, prepares the local PostgreSQL database, then runs each
-service (and the traffic simulator) as a child process with its logs under var/log/.
+Starts PostgreSQL (its own server in var/postgres unless ``DATABASE_URL`` names one) and
+the broker (the embedded tansu, or Apache Kafka with its log in var/kafka), prepares the
+database, then runs each service (and the traffic simulator) as a child process with its
+logs under var/log/.
 """
 
 from __future__ import annotations
@@ -16,20 +18,28 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import SecretStr
+
+from services.common.apache_kafka import KafkaCluster
 from services.common.bootstrap import prepare_database
 from services.common.broker import EmbeddedBroker, wait_for_port
 from services.common.kafka import ensure_topics
+from services.common.localpg import STACK_DATABASE, STACK_DIR, STACK_PORT, LocalPostgres
 from services.common.paths import REPO_ROOT
 from services.common.settings import CommonSettings
 
-LOG_DIR = REPO_ROOT / "var" / "log"
+VAR = REPO_ROOT / "var"
+LOG_DIR = VAR / "log"
+KAFKA_DIR = VAR / "kafka"
 
 
 @dataclass(frozen=True)
 class StackOptions:
     simulator: bool = True
     simulator_rate: float = 20.0
+    broker: str = "tansu"
     broker_port: int = 9092
+    postgres_port: int = STACK_PORT
     ports: dict[str, int] = field(
         default_factory=lambda: {"ingest": 8080, "metrics": 8081, "alerts": 8082}
     )
@@ -75,11 +85,15 @@ async def _stop(children: list[Child]) -> None:
             await child.process.wait()
 
 
-def _child_env(options: StackOptions, bootstrap: str) -> dict[str, str]:
+def _child_env(options: StackOptions, bootstrap: str, database_url: str) -> dict[str, str]:
     env = dict(os.environ)
+    if options.broker == "kafka":
+        # Production's producer: idempotent, acks=all (tansu answers no InitProducerId).
+        env["EGOV_KAFKA_IDEMPOTENCE"] = "true"
     env.update(
         {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "DATABASE_URL": database_url,
             "EGOV_INGEST_PORT": str(options.ports["ingest"]),
             "EGOV_METRICS_WEB_PORT": str(options.ports["metrics"]),
             "EGOV_ALERTS_PORT": str(options.ports["alerts"]),
@@ -123,11 +137,13 @@ async def _simulator_key(settings: CommonSettings) -> str:
     return key.token
 
 
-def _banner(options: StackOptions, bootstrap: str) -> str:
+def _banner(options: StackOptions, bootstrap: str, database: str) -> str:
     p = options.ports
+    broker = "Apache Kafka, var/kafka" if options.broker == "kafka" else "embedded tansu"
     lines = [
         "egov-pulse is up (Ctrl-C stops everything):",
-        f"  broker (embedded tansu)   {bootstrap}",
+        f"  broker ({broker}){' ' * max(1, 18 - len(broker))}{bootstrap}",
+        f"  PostgreSQL                {database}",
         f"  publish events            POST http://127.0.0.1:{p['ingest']}/v1/events",
         f"  IOC wall page             http://127.0.0.1:{p['metrics']}/wall",
         f"  KPI figures (Prometheus)  http://127.0.0.1:{p['metrics']}/metrics",
@@ -184,20 +200,57 @@ async def _watch(children: list[Child], stop: asyncio.Event) -> int:
                 return 1
 
 
+class _Servers:
+    """The stack's PostgreSQL and broker: started before the services, stopped after."""
+
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.postgres: LocalPostgres | None = None
+        self.broker: EmbeddedBroker | KafkaCluster | None = None
+
+    def database_url(self) -> str:
+        """``DATABASE_URL`` if the user set one (nothing is started), else our own server."""
+        given = os.environ.get("DATABASE_URL") or os.environ.get("EGOV_DATABASE_URL")
+        if given:
+            return given
+        self.postgres = LocalPostgres(STACK_DIR, self.options.postgres_port)
+        self.postgres.start()
+        return self.postgres.dsn(STACK_DATABASE)
+
+    def bootstrap_servers(self) -> str:
+        port = self.options.broker_port
+        if self.options.broker == "kafka":
+            print("starting Apache Kafka (its jars are fetched through Maven the first time)")
+            self.broker = KafkaCluster(KAFKA_DIR, ports=[port], controller_ports=[port + 1])
+        else:
+            self.broker = EmbeddedBroker(port=port, log=LOG_DIR / "broker.log")
+        self.broker.start()
+        return self.broker.bootstrap_servers
+
+    def stop(self) -> None:
+        if self.broker is not None:
+            self.broker.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+
+
 async def run_stack(options: StackOptions) -> int:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    broker = EmbeddedBroker(port=options.broker_port, log=LOG_DIR / "broker.log")
-    broker.start()
+    servers = _Servers(options)
     children: list[Child] = []
     try:
-        settings = CommonSettings(kafka_bootstrap_servers=broker.bootstrap_servers)
+        database_url = await asyncio.to_thread(servers.database_url)
+        bootstrap = await asyncio.to_thread(servers.bootstrap_servers)
+        settings = CommonSettings(
+            kafka_bootstrap_servers=bootstrap, database_url=SecretStr(database_url)
+        )
         await prepare_database(settings)
         await ensure_topics(settings)
-        env = _child_env(options, broker.bootstrap_servers)
+        env = _child_env(options, bootstrap, database_url)
         simulator_key = await _simulator_key(settings)
         for name in ("ingest", "metrics", "alerts"):
             children.append(await _spawn(name, [name], env))
@@ -206,10 +259,19 @@ async def run_stack(options: StackOptions) -> int:
         if options.simulator:
             simulator_env = {**env, "EGOV_SIMULATOR_API_KEY": simulator_key}
             children.append(await _spawn("simulator", ["simulate"], simulator_env))
-        print(_banner(options, broker.bootstrap_servers), flush=True)
+        print(_banner(options, bootstrap, _without_password(database_url)), flush=True)
         return await _watch(children, stop)
     finally:
         with contextlib.suppress(Exception):
             await _stop(children)
-        broker.stop()
+        servers.stop()
         print("egov-pulse stopped.")
+
+
+def _without_password(dsn: str) -> str:
+    """The DSN as the banner shows it: a password is never printed."""
+    head, sep, tail = dsn.rpartition("@")
+    if not sep or ":" not in head.split("//", 1)[-1]:
+        return dsn
+    scheme, _, credentials = head.partition("//")
+    return f"{scheme}//{credentials.split(':', 1)[0]}:***@{tail}"

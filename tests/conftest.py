@@ -9,33 +9,61 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 
-from services.common.broker import EmbeddedBroker
 from services.common.db import migrate
 from services.common.settings import CommonSettings
+from tests.servers import SERVERS, admin_dsn, broker_name
 
-ADMIN_DSN = os.environ.get("EGOV_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "broker(name, why): the test needs what only that broker has (EGOV_TEST_BROKER);"
+        " on the other one it is reported as skipped with the reason",
+    )
+    config.addinivalue_line(
+        "markers",
+        "uses_broker: talks to the broker under test (set for every test that takes the"
+        " kafka_bootstrap fixture); `make test` runs these on tansu and on Apache Kafka",
+    )
+    if broker_name() == "kafka":
+        # Production's producer settings (docker-compose.yml): tansu has no InitProducerId.
+        os.environ.setdefault("EGOV_KAFKA_IDEMPOTENCE", "true")
+    SERVERS.start_database()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    SERVERS.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"broker under test: {broker_name()}; PostgreSQL: {admin_dsn()}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "kafka_bootstrap" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.uses_broker)
+        for mark in item.iter_markers("broker"):
+            name, why = mark.args
+            if name != broker_name():
+                item.add_marker(pytest.mark.skip(reason=f"needs {name}: {why}"))
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
-    """KAFKA_BOOTSTRAP_SERVERS when set (any Kafka), else an embedded tansu for the run."""
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if external:
-        yield external
-        return
-    with EmbeddedBroker() as broker:
-        yield broker.bootstrap_servers
+    """The broker under test (tests/servers.py), started for the session on first use."""
+    yield SERVERS.broker()
 
 
 async def create_database(prefix: str = "egov_test") -> str:
     """A new, migrated database with a unique name; returns its DSN."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
+    admin = await asyncpg.connect(admin_dsn())
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    dsn = ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
+    dsn = admin_dsn().rsplit("/", 1)[0] + f"/{name}"
     conn = await asyncpg.connect(dsn)
     try:
         await migrate(conn)
@@ -46,7 +74,7 @@ async def create_database(prefix: str = "egov_test") -> str:
 
 async def drop_database(dsn: str) -> None:
     name = dsn.rsplit("/", 1)[1]
-    admin = await asyncpg.connect(ADMIN_DSN)
+    admin = await asyncpg.connect(admin_dsn())
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:

@@ -28,7 +28,7 @@ def free_port() -> int:
         return port
 
 
-def _port_open(host: str, port: int) -> bool:
+def port_open(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.2):
             return True
@@ -62,13 +62,17 @@ class EmbeddedBroker:
             "memory://tansu/",
         ]
         out = self._log.open("ab") if self._log else subprocess.DEVNULL
-        # Its own session, so a Ctrl-C meant for the caller does not kill the broker
-        # before the services that still need it have stopped.
-        self._proc = subprocess.Popen(  # noqa: S603
-            cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        try:
+            # Its own session, so a Ctrl-C meant for the caller does not kill the broker
+            # before the services that still need it have stopped.
+            self._proc = subprocess.Popen(  # noqa: S603
+                cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        finally:
+            if not isinstance(out, int):
+                out.close()  # the child holds its own copy
         deadline = time.monotonic() + timeout_s
-        while not _port_open(self.host, self.port):
+        while not port_open(self.host, self.port):
             if self._proc.poll() is not None:
                 raise BrokerError(f"tansu exited with {self._proc.returncode} on {url}")
             if time.monotonic() > deadline:
@@ -106,7 +110,7 @@ class EmbeddedBroker:
 async def wait_for_port(host: str, port: int, timeout_s: float) -> None:
     """Wait until something listens on host:port (used for child services too)."""
     deadline = time.monotonic() + timeout_s
-    while not _port_open(host, port):
+    while not port_open(host, port):
         if time.monotonic() > deadline:
             raise BrokerError(f"nothing listens on {host}:{port} after {timeout_s} s")
         await asyncio.sleep(0.1)

@@ -22,7 +22,9 @@ def _up(args: argparse.Namespace) -> int:
     options = StackOptions(
         simulator=args.simulator == "on",
         simulator_rate=args.simulator_rate,
+        broker=args.broker,
         broker_port=args.broker_port,
+        postgres_port=args.postgres_port,
         ports={
             "ingest": args.ingest_port,
             "metrics": args.metrics_port,
@@ -45,10 +47,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "migrate", help="create the database schema and load the unit registry"
     ).set_defaults(handler=_migrate)
 
-    up = sub.add_parser("up", help="run the whole system on the embedded broker")
+    up = sub.add_parser("up", help="run the whole system (embedded broker by default)")
     up.add_argument("--simulator", choices=["on", "off"], default="on")
     up.add_argument("--simulator-rate", type=float, default=20.0, help="events per second")
+    up.add_argument(
+        "--broker",
+        choices=["tansu", "kafka"],
+        default="tansu",
+        help="tansu: embedded, memory-only; kafka: Apache Kafka with its log in var/kafka",
+    )
     up.add_argument("--broker-port", type=int, default=9092)
+    up.add_argument(
+        "--postgres-port",
+        type=int,
+        default=5433,
+        help="port of the PostgreSQL server started in var/postgres (DATABASE_URL unset)",
+    )
     up.add_argument("--ingest-port", type=int, default=8080)
     up.add_argument("--metrics-port", type=int, default=8081)
     up.add_argument("--alerts-port", type=int, default=8082)

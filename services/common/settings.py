@@ -10,8 +10,15 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.common.localpg import STACK_DATABASE, STACK_PORT, SUPERUSER, running_stack_port
 from services.common.paths import SCHEMAS_DIR, UNITS_DIR
 from services.common.signing import RecordSigner
+
+
+def stack_database_url() -> str:
+    """`make up`'s database, on the port its running server names (else the default)."""
+    port = running_stack_port() or STACK_PORT
+    return f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{STACK_DATABASE}"
 
 
 class CommonSettings(BaseSettings):
@@ -62,10 +69,12 @@ class CommonSettings(BaseSettings):
     record, about a third of their cost per event. ``make up`` sets a random one."""
 
     database_url: SecretStr = Field(
-        default=SecretStr("postgresql://postgres@127.0.0.1:5432/egov_pulse"),
+        default_factory=lambda: SecretStr(stack_database_url()),
         validation_alias=AliasChoices("DATABASE_URL", "EGOV_DATABASE_URL"),
     )
-    """``DATABASE_URL``: PostgreSQL DSN (a secret: it may carry a password)."""
+    """``DATABASE_URL``: PostgreSQL DSN (a secret: it may carry a password). Unset: the
+    server that `make up` runs from ``var/postgres`` (services/common/localpg.py), so the
+    CLI finds it by itself while the stack runs."""
 
     schemas_dir: Path = SCHEMAS_DIR
     """``EGOV_SCHEMAS_DIR``: the event contract (CloudEvents + JSON Schema)."""

@@ -36,6 +36,7 @@ from tests.integration.alerts.harness import (
     receiver,
 )
 from tests.integration.processes import running_service
+from tests.servers import database_address
 
 LEAKS = LeakReport()
 
@@ -85,7 +86,7 @@ def fault_seed() -> int:
 
 def via(proxy_port: int, database_url: str) -> str:
     """The same database reached through a proxy on ``proxy_port``."""
-    proxied = database_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy_port}")
+    proxied = database_url.replace(database_address(), f"127.0.0.1:{proxy_port}")
     assert proxied != database_url, database_url
     return proxied
 

@@ -36,6 +36,7 @@ from tests.faults.tools import TcpProxy
 from tests.integration.alerts.harness import Alertmanager, FakeMetrics, Receiver
 from tests.integration.metrics.harness import communes_by_province, mixed_messages, publish
 from tests.integration.processes import read_topic, service_env
+from tests.servers import database_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -69,7 +70,7 @@ async def test_metrics_worker_blocks_through_a_postgres_outage_and_counts_exactl
     during, more = mixed_messages(3000, 3000, pairs)
     want.update(more)
     log = tmp_path / "metrics.log"
-    async with TcpProxy("127.0.0.1", 5432) as proxy:
+    async with TcpProxy("127.0.0.1", database_port()) as proxy:
         port = free_port()
         env = service_env(common_settings, via(proxy.port, database_url)) | {
             "EGOV_METRICS_APP_ID": f"pg-outage-{uuid.uuid4().hex[:8]}",
@@ -154,7 +155,7 @@ async def test_alerts_keep_evaluating_through_a_postgres_outage_and_write_once(
 ) -> None:  # fmt: skip
     (first, p1), (second, p2) = communes_by_province(2)
     log = tmp_path / "alerts.log"
-    async with TcpProxy("127.0.0.1", 5432) as proxy:
+    async with TcpProxy("127.0.0.1", database_port()) as proxy:
         port = free_port()
         env = alerts_env(
             service_env(common_settings, via(proxy.port, database_url)), port,

@@ -13,10 +13,10 @@ import pytest
 
 from services.common.broker import free_port, wait_for_port
 from services.common.settings import CommonSettings
-from tests.conftest import ADMIN_DSN
 from tests.faults.leaks import LeakReport
 from tests.faults.tools import Chaos, TcpProxy
 from tests.integration.processes import service_env
+from tests.servers import admin_dsn
 
 pytestmark = pytest.mark.faults
 
@@ -66,10 +66,10 @@ async def test_proxy_forwards_refuses_holds_and_cuts() -> None:
 
 
 async def test_postgresql_through_the_proxy_fails_clearly_and_recovers() -> None:
-    host_port = ADMIN_DSN.split("@", 1)[1].split("/", 1)[0]
+    host_port = admin_dsn().split("@", 1)[1].split("/", 1)[0]
     host, port = host_port.split(":")
     async with TcpProxy(host, int(port)) as proxy:
-        dsn = ADMIN_DSN.replace(host_port, proxy.address)
+        dsn = admin_dsn().replace(host_port, proxy.address)
         conn = await asyncpg.connect(dsn, timeout=5)
         assert await conn.fetchval("SELECT 1") == 1
         await proxy.refuse()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -14,10 +13,10 @@ import pytest
 from services.common.paths import REPO_ROOT
 from services.common.units import UnitRegistry
 from services.common.unitstore import load_units
+from tests.servers import admin_dsn
 
 pytestmark = pytest.mark.integration
 
-ADMIN_DSN = os.environ.get("EGOV_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 MIGRATION = REPO_ROOT / "services" / "common" / "migrations" / "0002_units.sql"
 VN = timezone(timedelta(hours=7))
 SAMPLE = ("01", "06", "19", "38", "404", "16342", "16351", "01843", "01954", "19-STTTT", "99999")
@@ -27,10 +26,10 @@ SAMPLE = ("01", "06", "19", "38", "404", "16342", "16351", "01843", "01954", "19
 async def conn() -> AsyncIterator[asyncpg.Connection]:
     """A fresh database of this test's own with 0002 applied, dropped afterwards."""
     name = f"egov_units_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(ADMIN_DSN, timeout=10)
+    admin = await asyncpg.connect(admin_dsn(), timeout=10)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
-        connection = await asyncpg.connect(ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}", timeout=10)
+        connection = await asyncpg.connect(admin_dsn().rsplit("/", 1)[0] + f"/{name}", timeout=10)
         try:
             await connection.execute(MIGRATION.read_text(encoding="utf-8"))
             yield connection

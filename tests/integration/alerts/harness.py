@@ -27,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.common.broker import free_port
+from tests.servers import database_port
 
 
 class LocalServer:
@@ -176,11 +177,11 @@ async def wait_until(check: Callable[[], Awaitable[bool] | bool], within: float,
 
 
 class TcpProxy:
-    """Forwards a free port to 127.0.0.1:5432; ``down()`` refuses and cuts everything."""
+    """Forwards a free port to the session's PostgreSQL; ``down()`` refuses and cuts everything."""
 
-    def __init__(self, target_port: int = 5432) -> None:
+    def __init__(self, target_port: int | None = None) -> None:
         self.port = free_port()
-        self._target = target_port
+        self._target = target_port or database_port()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
