@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import jsonschema_rs
 
@@ -28,6 +30,21 @@ _FORMAT_OPTIONS: dict[str, Any] = {
     "formats": {"date-time": is_rfc3339},
 }
 
+
+EVENT_YEARS: Final = (2000, 2100)
+"""The years an event's ``time`` may be written in, and ``UTC_OFFSETS`` its offsets: the
+rule is the pattern of ``time`` in cloudevent.schema.json (what every language's validator
+applies); these name it for messages, and bound what a worker trusts in a summary
+(tests/unit/common/test_contract.py holds the two equal)."""
+UTC_OFFSETS: Final = ("-12:00", "+14:00")
+EARLIEST_EVENT_EPOCH: Final = datetime(
+    EVENT_YEARS[0], 1, 1, tzinfo=timezone(timedelta(hours=14))
+).timestamp()
+LATEST_EVENT_EPOCH: Final = datetime(
+    EVENT_YEARS[1], 12, 31, 23, 59, 59, 999999, tzinfo=timezone(-timedelta(hours=12))
+).timestamp()
+_TIME_SHAPE = re.compile(r"\d+-\d\d-\d\d[Tt][\d:.]+(?:[Zz]|[+-]\d\d:\d\d)", re.ASCII)
+"""A time that looks like RFC 3339: the pattern refuses it only for its range."""
 
 # Longest reason text, in characters (the value jsonschema quotes is cut, not the sense).
 _MAX_REASON = 500
@@ -262,8 +279,18 @@ def _from_error(error: jsonschema_rs.ValidationError, prefix: str) -> Iterator[V
         bad_name = str(kind.error.instance)
         reason = _short(f"'{bad_name}' is not an allowed name")
         yield Violation(f"{pointer}/{_escape(bad_name)}", reason)
+    elif pointer == "/time" and _out_of_range(kind, error.instance):
+        years, offsets = "{} to {}".format(*EVENT_YEARS), "{} to {}".format(*UTC_OFFSETS)
+        reason = f"'time': {error.instance!r} is out of range: years {years}, offsets {offsets}"
+        yield Violation(pointer, _short(reason))
     else:
         yield Violation(pointer, _short(_name_field(pointer, error.message)))
+
+
+def _out_of_range(kind: object, value: object) -> bool:
+    """Whether the ``time`` pattern refused a well-formed time (a year or offset out of range)."""
+    pattern = isinstance(kind, jsonschema_rs.ValidationErrorKind.Pattern)
+    return pattern and isinstance(value, str) and _TIME_SHAPE.fullmatch(value) is not None
 
 
 def _short(reason: str) -> str:

@@ -85,7 +85,9 @@ async def test_backfill_publishes_old_history_and_reports_refused_lines(
         "{not json",
         orjson.dumps(event(unit="99999", at=old)).decode(),
         orjson.dumps(good[1]).decode(),
-        orjson.dumps(event(at=datetime(2999, 1, 1, tzinfo=UTC))).decode(),
+        orjson.dumps(event(at=datetime(2099, 1, 1, tzinfo=UTC))).decode(),
+        orjson.dumps(event() | {"time": "0001-01-01T00:00:00+14:00"}).decode(),
+        orjson.dumps(event() | {"time": "9999-12-31T23:59:59Z"}).decode(),
     ]
     path = tmp_path / "history.jsonl"
     path.write_text("\n".join(lines) + "\n")
@@ -97,5 +99,8 @@ async def test_backfill_publishes_old_history_and_reports_refused_lines(
     assert "line 3: /: not valid JSON" in out
     assert "line 4: /unit:" in out
     assert "line 6: /time:" in out and "future" in out
-    assert "published 2 events; refused 3 lines" in out
+    # Nonsense years are refused per line, naming the field, the value and the rule.
+    for line, value in ((7, "0001-01-01T00:00:00+14:00"), (8, "9999-12-31T23:59:59Z")):
+        assert f"line {line}: /time: 'time': '{value}' is out of range: years 2000 to 2100" in out
+    assert "published 2 events; refused 5 lines" in out
     assert ids(await topic_events(common_settings)) == ids(good)

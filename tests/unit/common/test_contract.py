@@ -2,6 +2,7 @@
 
 import copy
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.common.contract import Contract, ContractError, Violation
+from services.common.contract import (
+    EARLIEST_EVENT_EPOCH,
+    EVENT_YEARS,
+    LATEST_EVENT_EPOCH,
+    UTC_OFFSETS,
+    Contract,
+    ContractError,
+    Violation,
+)
 from services.common.events import CloudEvent
 from services.common.paths import SCHEMAS_DIR
 
@@ -331,3 +340,50 @@ def test_every_schema_file_declares_draft_2020_12_and_the_keywords() -> None:
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         assert schema["x-egov-family"] in {"documents", "dossiers", "meetings"}
         assert schema["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(
+    ("time", "valid"),
+    [
+        ("2000-01-01T00:00:00+14:00", True),  # the earliest instant the contract accepts
+        ("2100-12-31T23:59:59.999999-12:00", True),  # the latest
+        ("2024-03-15T08:42:17+07:00", True),
+        ("2024-03-15T01:42:17-00:00", True),
+        ("1999-12-31T23:59:59Z", False),
+        ("2101-01-01T00:00:00Z", False),
+        ("0001-01-01T00:00:00+14:00", False),  # once crashed a worker on every restart
+        ("9999-12-31T23:59:59Z", False),
+        ("2024-03-15T08:42:17+14:01", False),
+        ("2024-03-15T08:42:17+15:00", False),
+        ("2024-03-15T08:42:17-12:01", False),
+        ("2024-03-15T08:42:17-13:00", False),
+    ],
+)
+def test_event_times_are_bounded_to_real_years_and_offsets(time: str, valid: bool) -> None:
+    event = _valid_event()
+    event["time"] = time
+    violations = CONTRACT.validate(event)
+    assert (violations == []) == valid, violations
+    if not valid:  # the field, the value and the rule, not a regular expression
+        reason = violations[0].reason
+        assert violations[0].pointer == "/time"
+        assert time in reason and "years 2000 to 2100" in reason and "-12:00 to +14:00" in reason
+
+
+def test_the_named_bounds_are_the_schemas() -> None:
+    """EVENT_YEARS and UTC_OFFSETS name the rule of cloudevent.schema.json; the epochs
+    derived from them are the first and last instants a valid event can have."""
+    event = _valid_event()
+    first, last = EVENT_YEARS
+    low, high = UTC_OFFSETS
+    for text, ok in (
+        (f"{first}-01-01T00:00:00{high}", True),
+        (f"{first - 1}-12-31T23:59:59{high}", False),
+        (f"{last}-12-31T23:59:59.999999{low}", True),
+        (f"{last + 1}-01-01T00:00:00{low}", False),
+    ):
+        event["time"] = text
+        assert (CONTRACT.validate(event) == []) == ok, text
+    earliest = datetime.fromisoformat(f"{first}-01-01T00:00:00{high}")
+    latest = datetime.fromisoformat(f"{last}-12-31T23:59:59.999999{low}")
+    assert (EARLIEST_EVENT_EPOCH, LATEST_EVENT_EPOCH) == (earliest.timestamp(), latest.timestamp())
