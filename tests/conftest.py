@@ -22,8 +22,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
-        "uses_broker: talks to the broker under test (set for every test that takes the"
-        " kafka_bootstrap fixture); `make test` runs these on tansu and on Apache Kafka",
+        "uses_broker: talks to a broker (set for every test that takes the kafka_bootstrap"
+        " fixture or has a broker marker); `make test` runs these on tansu and on Kafka",
     )
     if broker_name() == "kafka":
         # Production's producer settings (docker-compose.yml): tansu has no InitProducerId.
@@ -41,7 +41,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "kafka_bootstrap" in getattr(item, "fixturenames", ()):
+        if item.get_closest_marker("broker") or "kafka_bootstrap" in getattr(
+            item, "fixturenames", ()
+        ):
             item.add_marker(pytest.mark.uses_broker)
         for mark in item.iter_markers("broker"):
             name, why = mark.args

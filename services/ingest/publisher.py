@@ -69,8 +69,13 @@ class KafkaPublisher:
         # latency (5 ms per single-event request capped 16 connections at ~1,400 req/s).
         # Records still batch: while one produce request is in flight to the broker,
         # aiokafka gathers what arrives into the next (measured in docs/ingest.md).
-        self._producer = make_producer(self._settings, linger_ms=0)
-        await asyncio.wait_for(self._producer.start(), self._settings.kafka_request_timeout_s)
+        producer = make_producer(self._settings, linger_ms=0)
+        try:
+            await asyncio.wait_for(producer.start(), self._settings.kafka_request_timeout_s)
+        except BaseException:
+            await producer.stop()  # its connections and sender task, opened before failing
+            raise
+        self._producer = producer
 
     async def stop(self) -> None:
         if self._producer is not None:

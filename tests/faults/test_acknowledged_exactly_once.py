@@ -101,6 +101,7 @@ class Publisher:
     def __init__(self, base: str, token: str, units: list[tuple[str, str]]) -> None:
         self.base, self.token, self.units = base, token, units
         self.ledger = Ledger()
+        self.retry_within_s = RETRY_WITHIN_S
         self._events: dict[int, dict[str, Any]] = {}
 
     def event(self, n: int) -> dict[str, Any]:
@@ -132,6 +133,11 @@ class Publisher:
         async with httpx.AsyncClient(base_url=self.base, timeout=10) as client:
             await asyncio.gather(*(self._sender(client, queue, pause) for _ in range(SENDERS)))
 
+    async def deliver(self, request: Request) -> None:
+        """Send one request now, retried like the plan's until 202 or a refusal."""
+        async with httpx.AsyncClient(base_url=self.base, timeout=10) as client:
+            await self._send(client, request)
+
     async def _sender(
         self, client: httpx.AsyncClient, queue: asyncio.Queue[Request], pause: float
     ) -> None:
@@ -144,7 +150,7 @@ class Publisher:
         content, media = self.body(request)
         token = "egp_000000000000_" + "x" * 43 if request.poison == "bad-key" else self.token
         headers = {"content-type": media, "authorization": f"Bearer {token}"}
-        deadline = asyncio.get_running_loop().time() + RETRY_WITHIN_S
+        deadline = asyncio.get_running_loop().time() + self.retry_within_s
         ledger = self.ledger
         while True:
             try:

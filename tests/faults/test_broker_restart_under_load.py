@@ -31,7 +31,15 @@ from tests.faults.tools import AdvertisedBroker, TcpProxy
 from tests.integration.ingest.harness import HAM_RONG, THANH_HOA, event, topic_events
 from tests.integration.processes import running_service, service_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.faults]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.faults,
+    pytest.mark.broker(
+        "tansu",
+        "restarts a memory-only embedded broker behind a proxy; on Apache Kafka the"
+        " leader's broker is killed under load in test_kafka_cluster_failover.py",
+    ),
+]
 
 POSTERS = 4
 

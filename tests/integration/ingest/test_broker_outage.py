@@ -18,7 +18,14 @@ from tests.integration.ingest.harness import (
     topic_events,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.broker(
+        "tansu",
+        "stops an embedded broker of its own; on Apache Kafka, brokers are killed under"
+        " ingest in tests/faults/test_kafka_cluster_failover.py",
+    ),
+]
 
 
 async def test_retry_after_503_is_the_same_source_and_id_once(
