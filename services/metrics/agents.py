@@ -28,6 +28,7 @@ from aiokafka.errors import KafkaError
 from mode import CrashingSupervisor
 
 from services.metrics.heap import HeapTrimmer
+from services.metrics.logcheck import mark_last_records
 from services.metrics.periods import Periods
 from services.metrics.pipeline import (
     INFRASTRUCTURE_ERRORS,
@@ -153,6 +154,7 @@ class Counting:
                 await self._wait_taken(self._flusher)
             pending = self._pending
             self.preparer.prepare(piece, self.clock(), pending)
+            mark_last_records(pending.batches, piece)
             for batch in pending.batches.values():
                 batch.sum_ahead()
             self._pending_bytes += sum(len(r.value or b"") for r in piece)

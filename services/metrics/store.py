@@ -36,6 +36,8 @@ class Claim:
     tp: TopicPartition
     next_offset: int
     epoch: int
+    last_record: bytes | None = None
+    """Fingerprint of the record before ``next_offset`` (services/metrics/logcheck.py)."""
 
 
 KeyBlocks = dict[tuple[date, bool], list[bytes]]
@@ -48,6 +50,8 @@ class PartitionBatch:
 
     tp: TopicPartition
     next_offset: int
+    last_record: bytes | None = None
+    """Fingerprint of the record before ``next_offset``, stored with it."""
     contributions: list[Contribution] = field(default_factory=list)
     packed: list[Packed] = field(default_factory=list)
     """Records that ingest summarised, counted as groups (see :class:`Packed`)."""
@@ -128,7 +132,7 @@ async def claim(
         SELECT $1, t, p, 1, $4 FROM unnest($2::text[], $3::int[]) AS u(t, p)
         ON CONFLICT (group_id, topic, "partition") DO UPDATE
             SET epoch = consumer_offsets.epoch + 1, owner = excluded.owner, updated_at = now()
-        RETURNING topic, "partition", next_offset, epoch
+        RETURNING topic, "partition", next_offset, epoch, last_record
         """,
         group,
         topics,
@@ -138,7 +142,7 @@ async def claim(
     claims = {}
     for r in rows:
         tp = (r["topic"], r["partition"])
-        claims[tp] = Claim(tp, r["next_offset"], r["epoch"])
+        claims[tp] = Claim(tp, r["next_offset"], r["epoch"], r["last_record"])
     return claims
 
 
@@ -178,14 +182,16 @@ async def flush(
         topics, parts = _tp_arrays(b.tp for b in live)
         await conn.execute(
             """
-            UPDATE consumer_offsets AS o SET next_offset = u.n, updated_at = now()
-            FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, n)
+            UPDATE consumer_offsets AS o
+            SET next_offset = u.n, last_record = u.f, updated_at = now()
+            FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bytea[]) AS u(t, p, n, f)
             WHERE o.group_id = $1 AND o.topic = u.t AND o."partition" = u.p
             """,
             group,
             topics,
             parts,
             [b.next_offset for b in live],
+            [b.last_record for b in live],
         )
     return result
 

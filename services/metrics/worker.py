@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import faust
+from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from services.common.contract import Contract
@@ -27,8 +28,9 @@ from services.metrics.decoding import RecordDecoder
 from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures
 from services.metrics.kpitext import KpiText
+from services.metrics.logcheck import LogCheck, Stored
 from services.metrics.periods import Periods
-from services.metrics.pipeline import PartitionState, Preparer, retrying
+from services.metrics.pipeline import INFRASTRUCTURE_ERRORS, PartitionState, Preparer, retrying
 from services.metrics.settings import MetricsSettings
 from services.metrics.targets import Targets
 from services.metrics.wall import register_wall
@@ -91,19 +93,32 @@ def build_app(settings: MetricsSettings, clock: Callable[[], datetime] = wall_cl
         worker_name=worker_name,
     )
     register_wall(app, settings)
-    _wire_partitions(app, state, clock)
+    _wire_partitions(app, state, clock, LogCheck(settings.kafka_bootstrap_servers, registry))
     _register_timers(app, settings, state, targets, pool, clock, grace)
     return app
 
 
-def _wire_partitions(app: MetricsApp, state: PartitionState, clock: Callable[[], datetime]) -> None:
+def _wire_partitions(
+    app: MetricsApp, state: PartitionState, clock: Callable[[], datetime], check: LogCheck
+) -> None:
     async def positions(tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         kept = {tp: c.next_offset for tp, c in state.claims.items() if tp in set(tps)}
         gone = [tp for tp in state.claims if tp not in set(tps)]
         await state.revoke(gone)
         new = [tp for tp in tps if tp not in kept]
         claimed = await state.assign(new, Periods.at(clock()))
-        return {**kept, **claimed}
+        # A position is resumed from only if it belongs to the broker's log as it is now.
+        stored = {
+            tp: Stored(offset, state.claims[tp].last_record)
+            for tp, offset in claimed.items()
+            if tp in state.claims
+        }
+        checked = await retrying(
+            "checking stored positions against the log",
+            lambda: check.resume_at(stored),
+            errors=(*INFRASTRUCTURE_ERRORS, KafkaError),
+        )
+        return {**kept, **claimed, **checked}
 
     app.positions = positions
 
