@@ -72,7 +72,10 @@ class RecordSigner:
             return False
         for name, signature in headers:
             if name == VALIDATED_HEADER:
-                return hmac.compare_digest(self.sign(value), signature)
+                # A header may hold anything, even null: only bytes can be a signature.
+                return isinstance(signature, bytes) and hmac.compare_digest(
+                    self.sign(value), signature
+                )
         return False
 
     def summary_mac(self, value: bytes, summary: bytes) -> bytes:
@@ -100,6 +103,6 @@ class RecordSigner:
                 summary = header
             elif name == SUMMARY_MAC_HEADER:
                 mac = header
-        if summary is None or mac is None:
+        if not isinstance(summary, bytes) or not isinstance(mac, bytes):
             return None
         return summary if hmac.compare_digest(self.summary_mac(value, summary), mac) else None

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 import faust
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 from mode import CrashingSupervisor
 
 from services.metrics.heap import HeapTrimmer
@@ -37,6 +37,7 @@ from services.metrics.pipeline import (
     Prepared,
     Preparer,
     Record,
+    reference_of,
     retrying,
 )
 from services.metrics.settings import MetricsSettings
@@ -52,6 +53,11 @@ YIELD_EVERY_BYTES = 64 * 1024
 DEAD_LETTER_ERRORS = (*INFRASTRUCTURE_ERRORS, KafkaError)
 """A dead-letter send that fails this way (broker down: KafkaTimeoutError) is retried:
 the step does not move on until the broker has every dead letter."""
+
+TOO_LARGE_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError)
+"""The producer or the broker refused a dead letter for its size (a topic whose
+``max.message.bytes`` is below what ``pipeline.DEAD_LETTER_MAX_BYTES`` allows): it goes
+as a reference instead, never retried as it is."""
 
 DEAD_LETTER_TIMEOUT_S = 30.0
 """One attempt to dead-letter a record; Faust's producer would wait 20 minutes."""
@@ -220,7 +226,17 @@ class Counting:
 
     async def _dead_letter(self, send: Callable[[DeadLetter], Any], dead: DeadLetter) -> None:
         async def attempt() -> None:
-            await send(dead)
+            try:
+                await send(dead)
+            except TOO_LARGE_ERRORS as exc:
+                if any(name == "dlq_reference" for name, _ in dead.headers):
+                    raise  # a reference is small: the topic's limits need fixing
+                log.warning(
+                    "a dead letter of %d bytes was refused (%r): sent as a reference",
+                    dead.size,
+                    exc,
+                )
+                await send(reference_of(dead))
 
         what = f"dead-lettering a record of {dead.topic} ({dead.reason})"
         await retrying(what, attempt, self.retry_delay_s, DEAD_LETTER_ERRORS)

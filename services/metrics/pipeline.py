@@ -18,11 +18,13 @@ from typing import TypeVar
 
 import asyncpg
 import orjson
+from aiokafka.errors import KafkaError
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from services.common.contract import Contract
+from services.common.contract import EARLIEST_EVENT_EPOCH, Contract
 from services.common.kpis import KpiCatalogue
 from services.common.signing import RecordSigner
-from services.common.summaries import SummaryError, SummaryReader
+from services.common.summaries import BUCKET, EVENTS, Summary, SummaryReader
 from services.metrics import store
 from services.metrics.contributions import Contribution, Packed, contribution_of
 from services.metrics.decoding import (
@@ -34,7 +36,7 @@ from services.metrics.decoding import (
 )
 from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures, TopicPartition
-from services.metrics.periods import EPOCH_ORDINAL, VN_OFFSET_S, Periods
+from services.metrics.periods import BUCKET_S, EPOCH_ORDINAL, VN_OFFSET_S, Periods
 from services.metrics.store import Claim, FlushResult, PartitionBatch
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,24 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.OperatorInterventionError,  # class 57: shutdown, cannot connect now, cancel
     asyncpg.LockNotAvailableError,  # 55P03: lock_timeout
 )
+
+NOT_THE_RECORDS_FAULT: tuple[type[BaseException], ...] = (
+    *INFRASTRUCTURE_ERRORS,
+    KafkaError,
+    MemoryError,  # the process's state, not the record's: a restart may fare better
+)
+"""What escapes preparing a record without being that record's fault: it propagates (the
+worker blocks, or crashes and resumes from its stored offsets). Any other exception while
+decoding or preparing one record is that record's fault: it is dead-lettered as
+``unprocessable``, with the exception named, and the records around it count."""
+
+DEAD_LETTER_MAX_BYTES = 1_000_000
+"""Largest dead letter sent as it is: Faust's producer refuses a record above its
+``producer_max_request_size`` (1,000,000 bytes by default; services/metrics/app.py keeps
+it). A larger record is dead-lettered as a reference (``reference_of``)."""
+
+_KEY_KEPT_BYTES = 1024
+"""A reference keeps the record's key up to this size (a province code is 2 bytes)."""
 
 
 @dataclass(slots=True)
@@ -79,6 +99,17 @@ class DeadLetter:
     headers: list[tuple[str, bytes]]
     reason: str
     topic: str
+    partition: int = -1
+    offset: int = -1
+    detail: str = ""
+
+    @property
+    def size(self) -> int:
+        """Bytes it takes in a produce request, at most (aiokafka's own estimate)."""
+        size: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(
+            self.key, self.value, list(self.headers)
+        )
+        return size
 
 
 @dataclass(slots=True)
@@ -95,8 +126,31 @@ class Prepared:
     """Records by how they were decoded (exposition.RECORD_PATHS)."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    """How much a step had prepared before one record: what to take back if it raises."""
+
+    contributions: int
+    packed: int
+    dead_letters: int
+    too_late: int
+
+    @classmethod
+    def of(cls, out: Prepared, batch: PartitionBatch) -> _Mark:
+        return cls(
+            len(batch.contributions), len(batch.packed), len(out.dead_letters), len(out.too_late)
+        )
+
+    def take_back(self, out: Prepared, batch: PartitionBatch) -> None:
+        del batch.contributions[self.contributions :]
+        del batch.packed[self.packed :]
+        del out.dead_letters[self.dead_letters :]
+        del out.too_late[self.too_late :]
+
+
 def dead_letter(record: Record, rejected: Rejected) -> DeadLetter:
-    """The original bytes, the original headers, and headers saying why and from where."""
+    """The original bytes, the original headers, and headers saying why and from where;
+    a reference instead when that is too large to send (``reference_of``)."""
     headers = [*record.headers]
     headers += [
         ("dlq_reason", rejected.reason.encode()),
@@ -108,7 +162,63 @@ def dead_letter(record: Record, rejected: Rejected) -> DeadLetter:
         headers.append(("dlq_batch_index", str(rejected.index).encode()))
         # An element that cannot be re-serialised keeps the whole record's bytes.
         value = rejected.raw if rejected.raw is not None else record.value
-    return DeadLetter(record.key, value, headers, rejected.reason, record.topic)
+    dead = DeadLetter(
+        record.key,
+        value,
+        headers,
+        rejected.reason,
+        record.topic,
+        record.partition,
+        record.offset,
+        rejected.detail,
+    )
+    return reference_of(dead) if dead.size > DEAD_LETTER_MAX_BYTES else dead
+
+
+def reference_of(dead: DeadLetter) -> DeadLetter:
+    """A small dead letter that points at ``dead``'s record instead of carrying it: where
+    it is (topic, partition, offset; the event topic keeps it for its retention), its size
+    and why it was not counted. Header ``dlq_reference: 1`` tells it from a copy."""
+    size = dead.size
+    source = f"{dead.topic}[{dead.partition}]@{dead.offset}"
+    detail = dead.detail[:2000]
+    index = next((v for k, v in dead.headers if k == "dlq_batch_index"), None)
+    body = {
+        "reference": True,
+        "topic": dead.topic,
+        "partition": dead.partition,
+        "offset": dead.offset,
+        "size": size,
+        "reason": dead.reason,
+        "detail": detail,
+        "batch_index": None if index is None else int(index),
+        "why": f"{size} bytes with its headers: more than a dead letter may carry",
+    }
+    headers = [
+        ("dlq_reason", dead.reason.encode()),
+        ("dlq_detail", detail.encode()),
+        ("dlq_source", source.encode()),
+        ("dlq_reference", b"1"),
+        ("dlq_size", str(size).encode()),
+    ]
+    if index is not None:
+        headers.append(("dlq_batch_index", index))
+    key = dead.key if dead.key is None or len(dead.key) <= _KEY_KEPT_BYTES else None
+    return DeadLetter(
+        key,
+        orjson.dumps(body),
+        headers,
+        dead.reason,
+        dead.topic,
+        dead.partition,
+        dead.offset,
+        dead.detail,
+    )
+
+
+def unprocessable(exc: BaseException) -> Rejected:
+    """The dead-letter reason of a record whose decoding raised ``exc`` (the record's fault)."""
+    return Rejected("unprocessable", f"{type(exc).__name__} while decoding: {exc}"[:2000])
 
 
 BACKFILL_HEADER = ("egov_backfill", b"1")
@@ -137,16 +247,21 @@ class Preparer:
         self._signer = signer
         self._families = {t: contract.family(t) for t in contract.event_types}
         self._summaries = SummaryReader()
+        self._kpi_ids = frozenset(catalogue.ids)
 
     def prepare(
         self, records: Iterable[Record], now: datetime, out: Prepared | None = None
     ) -> Prepared:
-        """Decode ``records`` (in offset order per partition), adding to ``out`` if given."""
+        """Decode ``records`` (in offset order per partition), adding to ``out`` if given.
+
+        Whatever a record holds, it is counted or dead-lettered: an exception while
+        preparing it (``NOT_THE_RECORDS_FAULT`` aside) takes back what it had added and
+        dead-letters the whole record as ``unprocessable``.
+        """
         if out is None:
             out = Prepared()
         too_late_before = (now - self._grace).timestamp()
         now_s = now.timestamp()
-        future_after = (now + self._clock_skew).timestamp()
         for record in records:
             tp = (record.topic, record.partition)
             batch = out.batches.get(tp)
@@ -155,32 +270,58 @@ class Preparer:
             batch.next_offset = max(batch.next_offset, record.offset + 1)
             if record.timestamp is not None:
                 out.ingest_times.append(record.timestamp)
-            backfill = BACKFILL_HEADER in record.headers
-            signer = self._signer
-            if signer is not None:
-                # Summarised by ingest under this contract, catalogue and registry: counted
-                # as groups when every event is in bounds, else read as a signed record.
-                summary = signer.verified_summary(record.value, record.headers)
-                if summary is not None and self._prepare_summary(
-                    batch, summary, now_s, too_late_before, backfill
-                ):
-                    out.paths["summary"] = out.paths.get("summary", 0) + 1
-                    continue
-                # Validated by ingest under this contract: the schema check is not repeated.
-                if summary is not None or signer.verifies(record.value, record.headers):
-                    self._prepare_signed(out, batch, record, now_s, too_late_before, backfill)
-                    out.paths["signed"] = out.paths.get("signed", 0) + 1
-                    continue
-            out.paths["validated"] = out.paths.get("validated", 0) + 1
-            for outcome in self._decoder.decode_record(record.value):
-                if isinstance(outcome, Rejected):
-                    out.dead_letters.append(dead_letter(record, outcome))
-                    continue
-                if outcome.event.time.timestamp() > future_after:
-                    out.dead_letters.append(dead_letter(record, self._in_future(outcome)))
-                    continue
-                self._add(out, batch, record, outcome, too_late_before, backfill)
+            mark = _Mark.of(out, batch)
+            try:
+                self._prepare_record(out, batch, record, now_s, too_late_before)
+            except NOT_THE_RECORDS_FAULT:
+                raise
+            except Exception as exc:
+                mark.take_back(out, batch)
+                log.warning(
+                    "%s[%d]@%d is dead-lettered: %r", *tp, record.offset, exc, exc_info=True
+                )
+                out.dead_letters.append(dead_letter(record, unprocessable(exc)))
         return out
+
+    def _prepare_record(
+        self,
+        out: Prepared,
+        batch: PartitionBatch,
+        record: Record,
+        now_s: float,
+        too_late_before: float,
+    ) -> None:
+        backfill = BACKFILL_HEADER in record.headers
+        signer = self._signer
+        if signer is not None:
+            # Summarised by ingest under this contract, catalogue and registry: counted
+            # as groups when every event is in bounds, else read event by event.
+            summary = signer.verified_summary(record.value, record.headers)
+            if summary is None:
+                # Validated by ingest under this contract: the schema check is not repeated.
+                signed = signer.verifies(record.value, record.headers)
+            else:
+                counted = self._prepare_summary(batch, summary, now_s, too_late_before, backfill)
+                if counted:
+                    out.paths["summary"] = out.paths.get("summary", 0) + 1
+                    return
+                # Read event by event; validated in full if the summary was unusable (an
+                # ingest bug: then its "validated" is not believed either).
+                signed = counted is False
+            if signed:
+                self._prepare_signed(out, batch, record, now_s, too_late_before, backfill)
+                out.paths["signed"] = out.paths.get("signed", 0) + 1
+                return
+        out.paths["validated"] = out.paths.get("validated", 0) + 1
+        future_after = now_s + self._clock_skew.total_seconds()
+        for outcome in self._decoder.decode_record(record.value):
+            if isinstance(outcome, Rejected):
+                out.dead_letters.append(dead_letter(record, outcome))
+                continue
+            if outcome.event.time.timestamp() > future_after:
+                out.dead_letters.append(dead_letter(record, self._in_future(outcome)))
+                continue
+            self._add(out, batch, record, outcome, too_late_before, backfill)
 
     def _prepare_summary(
         self,
@@ -189,15 +330,21 @@ class Preparer:
         now_s: float,
         too_late_before: float,
         backfill: bool,
-    ) -> bool:
+    ) -> bool | None:
         """Count a summarised record as groups, when nothing in it needs a per-event look:
-        every event within the clock skew and (unless backfilled) within the grace."""
+        every event within the clock skew and (unless backfilled) within the grace. False:
+        its events need that look; None: the summary is unusable (malformed, or adding what
+        no valid event adds), so its events must be validated in full."""
         try:
             summary = self._summaries.read(raw)
             packed = Packed.of(summary, self._families, backfill, len(batch.contributions))
-        except (SummaryError, KeyError) as exc:  # its MAC verified: an ingest bug, not input
-            log.warning("unusable summary, reading the record's events instead: %r", exc)
-            return False
+            sound = self._sound(summary, now_s)
+        except Exception as exc:  # its MAC verified: an ingest bug, not input
+            log.warning("unusable summary, validating the record's events instead: %r", exc)
+            return None
+        if not sound:
+            log.warning("a summary out of bounds, validating the record's events instead")
+            return None
         epochs = packed.epochs
         if not epochs or max(epochs) > now_s + self._clock_skew.total_seconds():
             return False
@@ -205,6 +352,28 @@ class Preparer:
             return False
         batch.packed.append(packed)
         return True
+
+    def _sound(self, summary: Summary, now_s: float) -> bool:
+        """Whether what a summary adds is possible: times and buckets within the contract's
+        years and not ahead of the clock, KPIs this worker knows, 0 <= numerator <= denominator.
+        A summary that is not is never counted: the record's events are judged one by one."""
+        latest = now_s + self._clock_skew.total_seconds()
+        times, groups = summary.times, summary.groups
+        buckets = [g[BUCKET] for g in groups]
+        if times and not (EARLIEST_EVENT_EPOCH <= min(times) and max(times) <= latest):
+            return False
+        if buckets and not (
+            EARLIEST_EVENT_EPOCH - BUCKET_S < min(buckets) <= max(buckets) <= latest
+        ):
+            return False
+        if any(type(g[EVENTS]) is not int or g[EVENTS] < 1 for g in groups):
+            return False
+        known = self._kpi_ids
+        return all(
+            kpi in known and type(n) is int and type(d) is int and 0 <= n <= d
+            for counts in summary.counts
+            for kpi, n, d in counts
+        )
 
     def _prepare_signed(
         self,
