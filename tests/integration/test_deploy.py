@@ -179,7 +179,7 @@ def test_every_mounted_deploy_path_exists(compose: dict[str, Any]) -> None:
         for name, service in compose["services"].items()
         for source, target in bind_mounts(service)
     ]
-    assert {name for name, _, _ in mounted} == {"prometheus", "alertmanager", "grafana"}
+    assert {name for name, _, _ in mounted} == {"kafka", "prometheus", "alertmanager", "grafana"}
     for name, source, _ in mounted:
         assert source.is_relative_to(DEPLOY), f"{name} mounts {source} from outside deploy/"
         assert source.exists(), f"{name} mounts missing {source}"
@@ -270,3 +270,35 @@ def test_alerts_route_by_severity_and_province(labels: str, receiver: str) -> No
         "unit=05911",
         *labels.split(),
     )
+
+
+def test_compose_runs_the_kafka_that_the_tests_run(compose: dict[str, Any]) -> None:
+    """One Apache Kafka version and one broker configuration file for compose, `make
+    test`, `make up BROKER=kafka` and the benchmarks (services/common/apache_kafka.py)."""
+    from services.common.apache_kafka import KAFKA_VERSION, SERVER_PROPERTIES
+
+    kafka = compose["services"]["kafka"]
+    assert kafka["image"] == f"apache/kafka:{KAFKA_VERSION}"
+    pom = (DEPLOY / "kafka" / "pom.xml").read_text()
+    assert f"<kafka.version>{KAFKA_VERSION}</kafka.version>" in pom
+    mounted = dict(bind_mounts(kafka))
+    assert mounted[SERVER_PROPERTIES.resolve()] == "/etc/egov/kafka/server.properties"
+    # `config` keeps compose's "$$" escape (the shell's "$") as it is.
+    script = "\n".join(command_of(kafka)).replace("$$", "$")
+    assert 'cp /etc/egov/kafka/server.properties "$config"' in script
+    assert 'kafka-server-start.sh "$config"' in script
+
+
+def test_kafka_configuration_is_what_production_needs() -> None:
+    """The shared file: KRaft, no accidental topics, no unclean elections."""
+    from services.common.apache_kafka import SERVER_PROPERTIES
+
+    settings = dict(
+        line.split("=", 1)
+        for line in SERVER_PROPERTIES.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    assert settings["process.roles"] == "broker,controller"
+    assert settings["auto.create.topics.enable"] == "false"
+    assert settings["unclean.leader.election.enable"] == "false"
+    assert "node.id" not in settings and "log.dirs" not in settings  # per node, appended
