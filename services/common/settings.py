@@ -76,6 +76,21 @@ class CommonSettings(BaseSettings):
     server that `make up` runs from ``var/postgres`` (services/common/localpg.py), so the
     CLI finds it by itself while the stack runs."""
 
+    counting_grace_days: float = Field(
+        default=14.0,
+        gt=0,
+        validation_alias=AliasChoices(
+            "EGOV_COUNTING_GRACE_DAYS", "EGOV_METRICS_GRACE_DAYS", "counting_grace_days"
+        ),
+    )
+    """``EGOV_COUNTING_GRACE_DAYS`` (formerly ``EGOV_METRICS_GRACE_DAYS``, still read): how
+    old an event may be, when it is accepted, and still count in the day it happened. One
+    horizon for ingest (older events are refused with 422 and enter through ``egov-pulse
+    backfill``), and for the metrics workers, which judge "too late" against the time
+    ingest accepted the record (header ``egov_accepted_ms``, else the record's Kafka
+    timestamp), never their own clock when they read it. 14 days: the Tết break (up to 9
+    days off) and the days after it to upload the backlog. Backfilled events have no grace."""
+
     schemas_dir: Path = SCHEMAS_DIR
     """``EGOV_SCHEMAS_DIR``: the event contract (CloudEvents + JSON Schema)."""
 

@@ -87,7 +87,7 @@ class IngestService:
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         limits = Limits(
             clock_skew=timedelta(seconds=settings.clock_skew_s),
-            horizon=timedelta(days=settings.horizon_days),
+            horizon=timedelta(days=settings.counting_grace_days),
         )
         # With a summarizer, packed records carry ingest's summary of their events.
         self.validator = EventValidator(contract, registry, limits, summarizer)
@@ -104,10 +104,11 @@ class IngestService:
         body = await submission.read(self.settings.max_body_bytes)
         events = decode_body(body, content_type, self.settings.max_batch_events)
         self.metrics.batch_size.observe(len(events))
-        records = self._check(key, events)
+        accepted = datetime.now(UTC)
+        records = self._check(key, events, accepted)
         started = time.perf_counter()
         try:
-            await self.publisher.publish(records)
+            await self.publisher.publish(records, accepted)
         except PublishError as exc:
             self._count_refused(key, "unavailable", "broker", len(records))
             # The cause (hosts, client internals) is logged by the publisher, not shown.
@@ -118,9 +119,9 @@ class IngestService:
         self._count_accepted(key, records)
         return len(records)
 
-    def _check(self, key: ApiKey, events: list[Any]) -> list[Record]:
+    def _check(self, key: ApiKey, events: list[Any], now: datetime) -> list[Record]:
         """The records of a wholly valid, wholly authorised request, or the Problem."""
-        records, errors = self.validator.check(events, datetime.now(UTC))
+        records, errors = self.validator.check(events, now)
         if errors:
             self._count_errors(key, "rejected", errors)
             raise problems.invalid_events(errors, len(events))

@@ -1,14 +1,14 @@
-"""``egov-pulse backfill FILE``: history older than the horizon, straight to Kafka.
+"""``egov-pulse backfill FILE``: history older than the counting grace, straight to Kafka.
 
 An operator tool, run with the service's own settings: it validates each line exactly
 as ingest does (contract, units at the event's time, no future beyond the clock skew)
-but with no horizon, and publishes through the same publisher (same topics, keys and
-headers) without an API key or rate limit. Refused lines are reported, not published;
-valid ones are. Every record also carries the header ``egov_backfill: 1``
-(schemas/CONTRACT.md §5): the metrics workers count such events in the day they happened
-however old they are, where a live event beyond their grace is dead-lettered as too late,
-and keep their dedup keys for good. Re-running a file is harmless: downstream counts
-(source, id) once.
+but with no grace (``EGOV_COUNTING_GRACE_DAYS``), and publishes through the same
+publisher (same topics, keys and headers) without an API key or rate limit. Refused
+lines are reported, one message each, not published; valid ones are. Every record also
+carries the header ``egov_backfill: 1`` (schemas/CONTRACT.md §5): the metrics workers
+count such events in the day they happened however old they are, where a live event
+beyond the grace is dead-lettered as too late, and keep their dedup keys for good.
+Re-running a file is harmless: downstream counts (source, id) once.
 """
 
 from __future__ import annotations
@@ -110,8 +110,9 @@ async def _flush(
     publisher: KafkaPublisher,
     report: BackfillReport,
 ) -> None:
-    records, errors = check_chunk(validator, chunk, datetime.now(UTC))
+    now = datetime.now(UTC)
+    records, errors = check_chunk(validator, chunk, now)
     report.refused += errors
     if records:
-        await publisher.publish(records)
+        await publisher.publish(records, now)
         report.published += len(records)

@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -14,6 +15,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from services.common import summaries
+from services.common.headers import BACKFILL_HEADER as BACKFILL_HEADER
+from services.common.headers import accepted_header
 from services.common.kafka import make_producer
 from services.common.settings import CommonSettings
 from services.common.signing import RecordSigner
@@ -23,10 +26,6 @@ log = logging.getLogger(__name__)
 _partitioner = DefaultPartitioner()
 _OWN_BATCH_FROM = 50  # records; measured in docs/ingest.md
 BATCH_CONTENT_TYPE = b"application/cloudevents-batch+json"
-BACKFILL_HEADER = ("egov_backfill", b"1")
-"""Marks history published by ``egov-pulse backfill``: the metrics workers count it in its
-day however old it is (schemas/CONTRACT.md §5; operator-only, so topic ACLs must restrict
-who can produce)."""
 _KEPT_WHEN_PACKED = frozenset({BACKFILL_HEADER[0]})
 """Headers that describe the delivery rather than one event: a packed record keeps them
 when every event of the run carries them (``ce_type``/``ce_dataschema`` describe one event
@@ -82,8 +81,11 @@ class KafkaPublisher:
             await self._producer.stop()
             self._producer = None
 
-    async def publish(self, records: Sequence[Record]) -> None:
-        """Send every record and wait for every acknowledgement, or raise PublishError."""
+    async def publish(self, records: Sequence[Record], accepted: datetime | None = None) -> None:
+        """Send every record and wait for every acknowledgement, or raise PublishError.
+
+        ``accepted``: when their events were judged (the time their horizon was checked
+        at; now by default), sent in the header ``egov_accepted_ms`` of every record."""
         producer = self._producer
         if producer is None:
             raise PublishError("the Kafka producer is not connected")
@@ -91,7 +93,8 @@ class KafkaPublisher:
             # send() itself can wait (metadata, a full buffer): the timeout covers it too.
             # asyncio.timeout rather than wait_for: no extra task per request.
             async with asyncio.timeout(self._timeout_s):
-                await self._send_all(producer, signed(pack(records), self._signer))
+                stamp = accepted_header(accepted or datetime.now(UTC))
+                await self._send_all(producer, signed(pack(records), self._signer, stamp))
         except (KafkaError, TimeoutError) as exc:
             log.warning("publish of %d records failed: %r", len(records), exc)
             raise PublishError(f"the broker did not acknowledge the events ({exc!r})") from exc
@@ -193,14 +196,23 @@ def pack(records: Sequence[Record]) -> Sequence[Record]:
     return packed
 
 
-def signed(records: Sequence[Record], signer: RecordSigner | None) -> Sequence[Record]:
-    """``records`` with the signature header added (unchanged without a signer), and a
-    packed record with its signed summary when its events were summarised."""
-    if signer is None:
+def signed(
+    records: Sequence[Record],
+    signer: RecordSigner | None,
+    stamp: tuple[str, bytes] | None = None,
+) -> Sequence[Record]:
+    """``records`` with the signature header added (unchanged without a signer or
+    ``stamp``), and a packed record with its signed summary when its events were
+    summarised; ``stamp``: one more header for every record (the acceptance time)."""
+    if signer is None and stamp is None:
         return records
+    extra = [] if stamp is None else [stamp]
     out = []
     for r in records:
-        headers = [*r.headers, signer.header(r.value)]
+        if signer is None:
+            out.append(dataclasses.replace(r, headers=[*r.headers, *extra]))
+            continue
+        headers = [*r.headers, *extra, signer.header(r.value)]
         if len(r.entries) > 1 and signer.summarizes:
             headers += signer.summary_headers(r.value, summaries.encode(r.entries))
         out.append(dataclasses.replace(r, headers=headers))

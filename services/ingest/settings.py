@@ -4,7 +4,8 @@ from services.common.settings import CommonSettings
 
 
 class IngestSettings(CommonSettings):
-    """HTTP listener, request limits and the time bounds on accepted events."""
+    """HTTP listener, request limits and the clock skew on accepted events (how old an
+    event may be is ``counting_grace_days``, shared with the metrics workers)."""
 
     ingest_host: str = "127.0.0.1"
     """``EGOV_INGEST_HOST``: address to listen on (0.0.0.0 in a container)."""
@@ -20,9 +21,6 @@ class IngestSettings(CommonSettings):
 
     clock_skew_s: float = 300.0
     """``EGOV_CLOCK_SKEW_S``: how far ahead an event time may be (publisher clocks drift)."""
-
-    horizon_days: float = 30.0
-    """``EGOV_HORIZON_DAYS``: older events are refused here and enter through ``backfill``."""
 
     produce_timeout_s: float = 10.0
     """``EGOV_PRODUCE_TIMEOUT_S``: how long a request waits for the broker's acknowledgement."""

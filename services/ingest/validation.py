@@ -131,10 +131,12 @@ class EventValidator:
             )
         horizon = self._limits.horizon
         if horizon is not None and now - at > horizon:
+            days = horizon / timedelta(days=1)
             return InvalidEvent(
                 index,
                 "/time",
-                f"event time {at.isoformat()} is older than the {horizon.days}-day horizon; "
+                f"event time {at.isoformat()} is older than the {days:g}-day horizon (the "
+                f"counting grace: events from {(now - horizon).isoformat()} on count); "
                 "publish history with `egov-pulse backfill`",
                 code="time-beyond-horizon",
             )

@@ -13,7 +13,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
 import asyncpg
@@ -22,6 +22,8 @@ from aiokafka.errors import KafkaError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from services.common.contract import EARLIEST_EVENT_EPOCH, Contract
+from services.common.headers import BACKFILL_HEADER as BACKFILL_HEADER
+from services.common.headers import accepted_at
 from services.common.kpis import KpiCatalogue
 from services.common.signing import RecordSigner
 from services.common.summaries import BUCKET, EVENTS, Summary, SummaryReader
@@ -221,15 +223,15 @@ def unprocessable(exc: BaseException) -> Rejected:
     return Rejected("unprocessable", f"{type(exc).__name__} while decoding: {exc}"[:2000])
 
 
-BACKFILL_HEADER = ("egov_backfill", b"1")
-"""Set by ``egov-pulse backfill`` (schemas/CONTRACT.md §5): the record's events are history
-and count in their day however old. Operator-only: honoured from anyone who can write
-the topic, so topic ACLs must restrict producers in production."""
-
-
 class Preparer:
     """Decodes records into contributions; live events beyond the grace become dead letters
-    (backfilled ones count in their day, however old)."""
+    (backfilled ones count in their day, however old).
+
+    "Beyond the grace" is judged as ingest judged it: against when the record was accepted
+    (header ``egov_accepted_ms``; for a record published straight to Kafka, its Kafka
+    timestamp), not against ``now``, the worker's clock as it reads the record: a backlog
+    waiting in the broker loses nothing that was on time when it was accepted.
+    """
 
     def __init__(
         self,
@@ -260,7 +262,7 @@ class Preparer:
         """
         if out is None:
             out = Prepared()
-        too_late_before = (now - self._grace).timestamp()
+        grace_s = self._grace.total_seconds()
         now_s = now.timestamp()
         for record in records:
             tp = (record.topic, record.partition)
@@ -270,6 +272,7 @@ class Preparer:
             batch.next_offset = max(batch.next_offset, record.offset + 1)
             if record.timestamp is not None:
                 out.ingest_times.append(record.timestamp)
+            too_late_before = self._accepted(record, now_s) - grace_s
             mark = _Mark.of(out, batch)
             try:
                 self._prepare_record(out, batch, record, now_s, too_late_before)
@@ -282,6 +285,15 @@ class Preparer:
                 )
                 out.dead_letters.append(dead_letter(record, unprocessable(exc)))
         return out
+
+    @staticmethod
+    def _accepted(record: Record, now_s: float) -> float:
+        """When ``record`` was accepted: ingest's header, else its Kafka timestamp (the
+        producer's or the broker's clock), else, with neither, now."""
+        accepted = accepted_at(record.headers)
+        if accepted is not None:
+            return accepted
+        return record.timestamp if record.timestamp is not None else now_s
 
     def _prepare_record(
         self,
@@ -423,8 +435,7 @@ class Preparer:
             event_type = e["type"]
             if epoch < too_late_before and not backfill:
                 out.too_late.append(event_type)
-                detail = f"event time {when.isoformat()} is beyond the grace period"
-                rejected = Rejected("too-late", detail)
+                rejected = Rejected("too-late", self._too_late(when, too_late_before))
                 self._reject_element(out, record, rejected, None if single else index, e)
                 continue
             source = e["source"]
@@ -455,6 +466,14 @@ class Preparer:
         located = Rejected(rejected.reason, rejected.detail, index, raw)
         out.dead_letters.append(dead_letter(record, located))
 
+    def _too_late(self, when: datetime, too_late_before: float) -> str:
+        accepted = datetime.fromtimestamp(too_late_before + self._grace.total_seconds(), UTC)
+        days = self._grace / timedelta(days=1)
+        return (
+            f"event time {when.isoformat()} is beyond the {days:g}-day grace period of the "
+            f"time its record was accepted, {accepted.isoformat()}"
+        )
+
     def _in_future(self, counted: Counted) -> Rejected:
         """Ingest refuses an event dated beyond its clock skew; so does a worker, for records
         published straight to Kafka: one would otherwise be the unit's latest event for years."""
@@ -482,7 +501,7 @@ class Preparer:
         )
         if c.epoch < too_late_before and not backfill:
             out.too_late.append(event.type)
-            detail = f"event time {event.time.isoformat()} is beyond the grace period"
+            detail = self._too_late(event.time, too_late_before)
             out.dead_letters.append(
                 dead_letter(record, Rejected("too-late", detail, *_element(counted)))
             )

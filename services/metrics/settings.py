@@ -8,7 +8,8 @@ from services.common.settings import CommonSettings
 
 
 class MetricsSettings(CommonSettings):
-    """Worker identity, its web port, how records are batched and flushed, and the grace."""
+    """Worker identity, its web port, how records are batched and flushed, and the clock skew
+    (the grace is ``counting_grace_days``, shared with ingest)."""
 
     metrics_app_id: str = "egov-metrics"
     """``EGOV_METRICS_APP_ID``: Faust app id, also the consumer group; workers share it."""
@@ -58,11 +59,6 @@ class MetricsSettings(CommonSettings):
     """``EGOV_METRICS_FLUSH_INTERVAL_S``: how long a step waits to fill its batch: the
     longest a record waits before it is counted (live figures lag by about this much)."""
 
-    metrics_grace_days: float = 7.0
-    """``EGOV_METRICS_GRACE_DAYS``: a late event within this many days is counted in the
-    window where it happened; an older one is dead-lettered as ``too-late`` and counted
-    in egov_events_too_late_total (an operator backfills deliberately)."""
-
     metrics_clock_skew_s: float = 300.0
     """``EGOV_METRICS_CLOCK_SKEW_S``: an event dated more than this many seconds ahead of
     the worker's clock is dead-lettered as ``time-in-future`` (ingest refuses the same with
@@ -78,3 +74,9 @@ class MetricsSettings(CommonSettings):
 
     metrics_data_dir: Path = Path("var/metrics")
     """``EGOV_METRICS_DATA_DIR``: Faust's working directory for this worker."""
+
+    @property
+    def metrics_grace_days(self) -> float:
+        """The counting grace, shared with ingest: ``counting_grace_days``
+        (``EGOV_COUNTING_GRACE_DAYS``, formerly ``EGOV_METRICS_GRACE_DAYS``)."""
+        return self.counting_grace_days

@@ -17,8 +17,7 @@ from zoneinfo import ZoneInfo
 from services.common.contract import Contract
 from services.common.events import CloudEvent, parse_time
 from services.common.kpis import KpiCatalogue
-from services.ingest.settings import IngestSettings
-from services.metrics.settings import MetricsSettings
+from services.common.settings import CommonSettings
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 DOCUMENT = "vn.egov.document.issued"
@@ -54,12 +53,11 @@ DOCUMENTS = [
 # and below its target, so that the alerts service fires KpiBelowTarget.
 UNSIGNED_FOR_ALERT = 20
 
-GRACE = timedelta(days=MetricsSettings.model_fields["metrics_grace_days"].default)
-HORIZON = timedelta(days=IngestSettings.model_fields["horizon_days"].default)
-# Beyond the metrics worker's grace, within ingest's horizon: ingest accepts it and the
-# worker dead-letters it, the path a real late backlog takes.
+GRACE = timedelta(days=CommonSettings.model_fields["counting_grace_days"].default)
+# Beyond the counting grace: ingest would refuse it (one horizon, issue 14), so it is
+# published straight to Kafka, as an integrator's late backlog would be, and the worker
+# dead-letters it (its record's Kafka timestamp is now).
 TOO_LATE_AGE = GRACE + timedelta(days=1)
-assert TOO_LATE_AGE < HORIZON, "a too-late event must still pass ingest's horizon"
 
 Event = dict[str, object]
 
@@ -121,7 +119,7 @@ class KnownEvents:
     crosswalked: Event = field(default_factory=dict)  # RETIRED_UNIT, dated now
     silent: Event = field(default_factory=dict)  # SILENT_UNIT, 90 minutes ago
     late: Event = field(default_factory=dict)  # UNIT, yesterday: within the grace
-    too_late: Event = field(default_factory=dict)  # UNIT, beyond the grace
+    too_late: Event = field(default_factory=dict)  # UNIT, beyond the grace: straight to Kafka
     refused: list[Event] = field(default_factory=list)  # one unknown unit, one future
 
     @classmethod
@@ -144,7 +142,7 @@ class KnownEvents:
 
     @property
     def accepted_batch(self) -> list[Event]:
-        return [*self.unit_today, self.crosswalked, self.silent, self.late, self.too_late]
+        return [*self.unit_today, self.crosswalked, self.silent, self.late]
 
     @property
     def duplicate(self) -> Event:
@@ -153,8 +151,8 @@ class KnownEvents:
 
     @property
     def counted(self) -> list[Event]:
-        """Events the worker counts: everything accepted except the too-late one."""
-        return [e for e in self.accepted_batch if e is not self.too_late]
+        """Events the worker counts: everything ingest accepted (not the too-late one)."""
+        return self.accepted_batch
 
     def today(self, events: list[Event]) -> list[Event]:
         today = self.now.astimezone(VIETNAM).date()

@@ -3,7 +3,8 @@
 Real ingest, metrics worker and alerts processes on the real broker and database, scraped
 every second by a real Prometheus with the repo's recording rules. The known events go
 through ingest (one accepted batch, a retry of one of its events, one refused batch) and
-include a late event within the grace, one beyond it (dead-lettered by the worker), a
+include a late event within the grace, one beyond it (published straight to Kafka, as
+ingest refuses it, and dead-lettered by the worker), a
 retired commune code and enough unsigned documents for an alert to fire. The checks:
 the KPI figures equal what the catalogue computes; ingest, worker and alerts counters
 equal what those events must produce; then every panel and variable query returns at
@@ -21,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
-from services.common.kafka import ensure_topics
+from services.common.kafka import ensure_topics, make_producer
 from services.common.kpis import KpiCatalogue
 from services.common.settings import CommonSettings
 from tests.integration.dashboards.known_events import (
@@ -73,6 +75,7 @@ def test_every_panel_returns_the_series_of_events_sent_through_ingest(
     with running_stack(common_settings, database_url, tmp_path, PROVINCE) as stack:
         stack.wait_until_scraped()
         publish(stack, known)
+        asyncio.run(publish_straight(common_settings, known.too_late))
         prometheus = stack.prometheus
         for kpi, (num, den) in unit_day.items():
             expr = f'egov_kpi_ratio{{unit="{UNIT}", window="day", kpi="{kpi}"}}'
@@ -96,6 +99,16 @@ def publish(stack: Stack, known: KnownEvents) -> None:
     assert refused.status_code == 422, refused.text
     codes = sorted(error["code"] for error in refused.json()["errors"])
     assert codes == ["time-in-future", "unit-unknown"], refused.text
+
+
+async def publish_straight(settings: CommonSettings, event: dict[str, object]) -> None:
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        value = orjson.dumps(event)  # UNIT's, so keyed by PROVINCE (schemas/CONTRACT.md §5)
+        await (await producer.send(settings.topic_documents, value, key=PROVINCE.encode()))
+    finally:
+        await producer.stop()
 
 
 def check_ingest_counters(prometheus: Prometheus, known: KnownEvents) -> None:

@@ -53,6 +53,43 @@ async def test_accepted_events_reach_their_topic_with_key_and_headers(ingest: In
         assert headers["ce_dataschema"].startswith(b"https://schemas.egov-pulse.vn/")
 
 
+async def test_accepted_records_carry_the_time_ingest_accepted_them(ingest: Ingest) -> None:
+    """Workers judge "too late" against it (issue 14), so it is the time of the check."""
+    before = datetime.now(UTC).timestamp()
+    response = await ingest.post([event(), event()])  # one packed record
+    after = datetime.now(UTC).timestamp()
+    assert response.status_code == 202, response.text
+    (message,) = await topic_messages(ingest.settings)
+    accepted_ms = int(dict(message.headers)["egov_accepted_ms"])
+    assert int(before * 1000) <= accepted_ms <= after * 1000
+
+
+async def test_nonsense_and_too_old_times_are_422_naming_the_field_and_the_rule(
+    ingest: Ingest,
+) -> None:
+    grace_days = ingest.settings.counting_grace_days
+    too_old = datetime.now(UTC) - timedelta(days=grace_days, minutes=1)
+    batch = [
+        event(),
+        event() | {"time": "0001-01-01T00:00:00+14:00"},
+        event() | {"time": "9999-12-31T23:59:59Z"},
+        event(at=too_old),
+        event() | {"time": "2024-03-15T08:42:17+14:30"},
+    ]
+    body = assert_problem(await ingest.post(batch), 422, "invalid-events")
+    errors = {e["index"]: e for e in body["errors"]}  # type: ignore[union-attr]
+    assert set(errors) == {1, 2, 3, 4}
+    assert all(e["pointer"] == "/time" for e in errors.values())
+    for index in (1, 2, 4):
+        reason = errors[index]["reason"]
+        assert batch[index]["time"] in reason and "years 2000 to 2100" in reason, reason
+        assert "offsets -12:00 to +14:00" in reason
+    assert errors[3]["code"] == "time-beyond-horizon"
+    assert f"{grace_days:g}-day horizon" in errors[3]["reason"]
+    assert "egov-pulse backfill" in errors[3]["reason"]
+    assert await topic_events(ingest.settings) == []  # not even the valid first one
+
+
 async def test_malformed_json_is_400(ingest: Ingest) -> None:
     assert_problem(await ingest.post(b'{"id": '), 400, "malformed-json")
     assert_problem(

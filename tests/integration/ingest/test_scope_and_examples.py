@@ -46,7 +46,7 @@ async def test_commune_key_publishes_for_itself_only(ingest: Ingest) -> None:
 async def test_pre_reform_district_key_covers_its_2024_communes_only(
     common_settings: CommonSettings, database_url: str
 ) -> None:
-    settings = ingest_settings(common_settings, database_url, horizon_days=3650)
+    settings = ingest_settings(common_settings, database_url, counting_grace_days=3650)
     async with running_ingest(settings) as ingest:
         old = event(NONG_CONG_TOWN_2024, at=DAYS_2024)
         assert (await ingest.post(old, key="district-2024")).status_code == 202

@@ -1,0 +1,35 @@
+"""Kafka record headers that ingest, ``egov-pulse backfill`` and the metrics workers share
+(schemas/CONTRACT.md §5): one home, so the producer and the reader agree on them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Final
+
+BACKFILL_HEADER: Final = ("egov_backfill", b"1")
+"""Set by ``egov-pulse backfill``: the record's events are history and count in their day
+however old. Operator-only: honoured from anyone who can write the topic, so topic ACLs
+must restrict producers in production."""
+
+ACCEPTED_HEADER: Final = "egov_accepted_ms"
+"""When ingest (or ``backfill``) accepted the record's events, in milliseconds since the
+epoch, decimal ASCII: the instant its horizon was judged at. A worker judges "too late"
+against it, not against its own clock when it reads the record, so a backlog waiting in
+the broker loses nothing ingest accepted."""
+
+
+def accepted_header(at: datetime) -> tuple[str, bytes]:
+    """The header saying the events were accepted at ``at`` (rounded down to the ms, so a
+    worker never judges an event later than ingest did)."""
+    return (ACCEPTED_HEADER, str(int(at.timestamp() * 1000)).encode())
+
+
+def accepted_at(headers: Sequence[tuple[str, object]]) -> float | None:
+    """Epoch seconds of ``ACCEPTED_HEADER``, or None when absent or not a decimal number."""
+    for name, value in headers:
+        if name == ACCEPTED_HEADER:
+            if isinstance(value, bytes) and 0 < len(value) <= 15 and value.isdigit():
+                return int(value) / 1000
+            return None
+    return None
