@@ -14,17 +14,23 @@ import importlib
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 from bench import machine, report
 from bench.common import REPO, RESULTS, Row, check_mode
+from services.common.broker import free_port
+from services.common.localpg import LocalPostgres
 
 # Run order: references first so the others find them measured; soak last (full only).
 MODULES: Final = ("references", "ingest", "metrics", "alerts", "peers", "soak")
@@ -134,6 +140,25 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
             continue
 
 
+@contextmanager
+def run_database(folder: Path) -> Iterator[None]:
+    """A PostgreSQL server for the whole run, shared by every module (each makes its own
+    databases on it), unless ``EGOV_BENCH_ADMIN_DSN`` names one."""
+    if os.environ.get("EGOV_BENCH_ADMIN_DSN"):
+        yield
+        return
+    root = Path(tempfile.mkdtemp(prefix="egov-bench-pg-"))
+    root.chmod(0o755)  # the server may run as the 'postgres' account
+    # Durable like production: the benchmarks measure real commits, fsync included.
+    with LocalPostgres(root / "postgres", free_port()) as server:
+        os.environ["EGOV_BENCH_ADMIN_DSN"] = server.dsn()
+        try:
+            yield
+        finally:
+            del os.environ["EGOV_BENCH_ADMIN_DSN"]
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     if args.child:
@@ -143,12 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     clock = time.monotonic()
     outcomes, rows = [], []
-    for name in selected(args):
-        outcome, found = run_module(name, args, folder)
-        outcomes.append(outcome)
-        rows.extend(found)
-        if outcome.status != "ok":
-            print(f"[bench] {name}: {outcome.status}", flush=True)
+    with run_database(folder):
+        for name in selected(args):
+            outcome, found = run_module(name, args, folder)
+            outcomes.append(outcome)
+            rows.extend(found)
+            if outcome.status != "ok":
+                print(f"[bench] {name}: {outcome.status}", flush=True)
     command = (
         f"make bench MODE={args.mode}"
         if not args.only

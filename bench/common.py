@@ -28,8 +28,12 @@ from services.common.db import migrate
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
-ADMIN_DSN = os.environ.get("EGOV_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 MODES = ("quick", "full")
+
+
+def admin_dsn() -> str:
+    """The run's PostgreSQL server: ``python -m bench`` starts one and sets this."""
+    return os.environ["EGOV_BENCH_ADMIN_DSN"]
 
 
 class Row(TypedDict):
@@ -114,12 +118,12 @@ def embedded_broker() -> Iterator[EmbeddedBroker]:
 async def fresh_database(prefix: str = "egov_bench") -> AsyncIterator[str]:
     """A new migrated database, dropped afterwards; yields its DSN."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
+    admin = await asyncpg.connect(admin_dsn())
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    dsn = ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
+    dsn = admin_dsn().rsplit("/", 1)[0] + f"/{name}"
     try:
         conn = await asyncpg.connect(dsn)
         try:
@@ -128,7 +132,7 @@ async def fresh_database(prefix: str = "egov_bench") -> AsyncIterator[str]:
             await conn.close()
         yield dsn
     finally:
-        admin = await asyncpg.connect(ADMIN_DSN)
+        admin = await asyncpg.connect(admin_dsn())
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:

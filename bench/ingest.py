@@ -27,6 +27,7 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
 
+from bench.common import admin_dsn
 from services.common.broker import EmbeddedBroker, free_port
 from services.common.contract import Contract
 from services.common.db import migrate
@@ -34,7 +35,6 @@ from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
 from services.ingest.keystore import create_key
 
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = "14758"  # a commune of Thanh Hóa (38)
 
@@ -56,14 +56,14 @@ def _ensure_wrk() -> str:
 
 async def _database() -> str:
     name = f"egov_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
+    admin = await asyncpg.connect(admin_dsn())
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
-    return ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+    return admin_dsn().rsplit("/", 1)[0] + "/" + name
 
 
 async def _drop(dsn: str) -> None:
-    admin = await asyncpg.connect(ADMIN_DSN)
+    admin = await asyncpg.connect(admin_dsn())
     await admin.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
     await admin.close()
 

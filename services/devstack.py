@@ -15,6 +15,7 @@ import secrets
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,10 +26,12 @@ from services.common.bootstrap import prepare_database
 from services.common.broker import EmbeddedBroker, wait_for_port
 from services.common.kafka import ensure_topics
 from services.common.localpg import STACK_DATABASE, STACK_DIR, STACK_PORT, LocalPostgres
-from services.common.paths import REPO_ROOT
+from services.common.paths import VAR_DIR
 from services.common.settings import CommonSettings
+from services.drain import drain
+from services.metrics.settings import MetricsSettings
 
-VAR = REPO_ROOT / "var"
+VAR = VAR_DIR
 LOG_DIR = VAR / "log"
 KAFKA_DIR = VAR / "kafka"
 
@@ -73,11 +76,11 @@ async def _spawn(name: str, args: list[str], env: dict[str, str]) -> Child:
     return Child(name, process, log, args, env)
 
 
-async def _stop(children: list[Child]) -> None:
-    for child in reversed(children):
+async def _terminate(children: list[Child]) -> None:
+    for child in children:
         if child.process.returncode is None:
             child.process.send_signal(signal.SIGTERM)
-    for child in reversed(children):
+    for child in children:
         try:
             await asyncio.wait_for(child.process.wait(), 15)
         except TimeoutError:
@@ -85,11 +88,26 @@ async def _stop(children: list[Child]) -> None:
             await child.process.wait()
 
 
+PUBLISHERS = ("simulator", "ingest")
+
+
+async def _stop(children: list[Child], drained: Callable[[], Awaitable[None]] | None) -> None:
+    """Publishers first (nothing more is accepted), then, once the workers have counted
+    what the broker holds (services/drain.py), everything else."""
+    await _terminate([c for c in reversed(children) if c.name in PUBLISHERS])
+    workers = [c for c in children if c.name == "metrics" and c.process.returncode is None]
+    if drained is not None and workers:
+        await drained()
+    await _terminate([c for c in reversed(children) if c.name not in PUBLISHERS])
+
+
 def _child_env(options: StackOptions, bootstrap: str, database_url: str) -> dict[str, str]:
     env = dict(os.environ)
     if options.broker == "kafka":
         # Production's producer: idempotent, acks=all (tansu answers no InitProducerId).
         env["EGOV_KAFKA_IDEMPOTENCE"] = "true"
+    else:
+        env["EGOV_EMBEDDED_BROKER"] = "true"
     env.update(
         {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -242,12 +260,23 @@ async def run_stack(options: StackOptions) -> int:
         loop.add_signal_handler(sig, stop.set)
     servers = _Servers(options)
     children: list[Child] = []
+    drained: Callable[[], Awaitable[None]] | None = None
     try:
         database_url = await asyncio.to_thread(servers.database_url)
         bootstrap = await asyncio.to_thread(servers.bootstrap_servers)
         settings = CommonSettings(
             kafka_bootstrap_servers=bootstrap, database_url=SecretStr(database_url)
         )
+
+        async def drained() -> None:
+            print("stopping: ingest stopped; the workers count what the broker holds", flush=True)
+            group = MetricsSettings().metrics_app_id
+            missing = await drain(settings, database_url, group)
+            if missing:
+                print(f"the workers were still {missing} records behind after 60 s", flush=True)
+            else:
+                print("every event the broker held is counted", flush=True)
+
         await prepare_database(settings)
         await ensure_topics(settings)
         env = _child_env(options, bootstrap, database_url)
@@ -263,7 +292,7 @@ async def run_stack(options: StackOptions) -> int:
         return await _watch(children, stop)
     finally:
         with contextlib.suppress(Exception):
-            await _stop(children)
+            await _stop(children, drained)
         servers.stop()
         print("egov-pulse stopped.")
 

@@ -27,7 +27,7 @@ from services.common.paths import REPO_ROOT
 KAFKA_VERSION = "4.1.1"
 DEPLOY_DIR = REPO_ROOT / "deploy" / "kafka"
 SERVER_PROPERTIES = DEPLOY_DIR / "server.properties"
-CACHE_DIR = REPO_ROOT / "var" / "cache" / f"kafka-{KAFKA_VERSION}"
+CACHE_DIR = REPO_ROOT / "var" / "cache" / f"kafka-{KAFKA_VERSION}"  # one per checkout
 #: Each broker's heap: the machine has 24 GiB and two cores; three brokers fit in 1.5.
 HEAP = "512m"
 

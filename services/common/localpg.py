@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from services.common.paths import REPO_ROOT
+from services.common.paths import VAR_DIR
 
 #: Where `make up` keeps its server; the CLI finds a running one here by itself.
-STACK_DIR = REPO_ROOT / "var" / "postgres"
+STACK_DIR = VAR_DIR / "postgres"
 #: `make up`'s port: beside, not on, a system server's 5432.
 STACK_PORT = 5433
 SUPERUSER = "postgres"

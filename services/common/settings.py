@@ -41,6 +41,11 @@ class CommonSettings(BaseSettings):
     """``EGOV_KAFKA_IDEMPOTENCE``: idempotent producer. On for Apache Kafka; off for the
     embedded broker (tansu answers no InitProducerId). Outputs stay idempotent either way."""
 
+    embedded_broker: bool = False
+    """``EGOV_EMBEDDED_BROKER``: the broker is the embedded tansu, which needs workarounds of
+    its own (services/metrics/compat.py). `make up` and the tests set it when they run
+    tansu; on Apache Kafka it stays off, and none of them is used."""
+
     kafka_request_timeout_s: float = 10.0
     """``EGOV_KAFKA_REQUEST_TIMEOUT_S``: upper bound on one produce or admin request."""
 

@@ -162,7 +162,8 @@ def _register_timers(
 
 def run_worker(settings: MetricsSettings, loglevel: str = "info") -> None:
     """Run one worker until SIGTERM/SIGINT (Faust installs the signal handlers)."""
-    install_leave_group_shim()
+    if settings.embedded_broker:
+        install_leave_group_shim()
     settings.metrics_data_dir.mkdir(parents=True, exist_ok=True)
     app = build_app(settings)
     # The unit registry, contract and catalogue live as long as the process: keep them
