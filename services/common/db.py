@@ -76,10 +76,32 @@ async def ensure_database(dsn: str) -> bool:
     return True
 
 
+SESSION_LIMITS = {
+    # A statement waits at most this long for a row lock (a partition's offsets row, held
+    # by the worker flushing it), then fails with 55P03, which callers retry.
+    "lock_timeout": "10s",
+    # A transaction left open by a stuck or vanished client is ended, and its locks freed.
+    "idle_in_transaction_session_timeout": "60s",
+    # The server probes an idle connection after 10 s, every 5 s, 3 times: a client host
+    # that died without a FIN (power, network) loses its session, and the rows it had
+    # locked, in about 25 s instead of the kernel's two hours.
+    "tcp_keepalives_idle": "10",
+    "tcp_keepalives_interval": "5",
+    "tcp_keepalives_count": "3",
+}
+"""Bounds on what one session can hold up, set on every pooled connection."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 5) -> asyncpg.Pool:
-    """A pool with explicit timeouts: a hung database must not hang a request forever."""
+    """A pool with explicit timeouts: a hung database must not hang a request forever,
+    and a dead client must not hold locks for hours (``SESSION_LIMITS``)."""
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, timeout=10, command_timeout=30
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=10,
+        command_timeout=30,
+        server_settings=SESSION_LIMITS,
     )
     if pool is None:  # asyncpg types the result as optional; it never is here
         raise RuntimeError("asyncpg returned no pool")

@@ -50,8 +50,6 @@ class PartitionBatch:
 
     tp: TopicPartition
     next_offset: int
-    last_record: bytes | None = None
-    """Fingerprint of the record before ``next_offset``, stored with it."""
     contributions: list[Contribution] = field(default_factory=list)
     packed: list[Packed] = field(default_factory=list)
     """Records that ingest summarised, counted as groups (see :class:`Packed`)."""
@@ -61,6 +59,8 @@ class PartitionBatch:
     """The dedup digests of what ``sum_ahead`` has seen so far."""
     summed: tuple[int, int] = (0, 0)
     """How many contributions and packed records ``sums`` and ``keys`` hold."""
+    last_record: bytes | None = None
+    """Fingerprint of the record before ``next_offset``, stored with it (logcheck.py)."""
 
     def sum_ahead(self) -> None:
         """Add what was decoded since the last call to ``sums`` and ``keys``: called as
@@ -458,7 +458,9 @@ async def load_figures(
     return figures
 
 
-async def prune(conn: Connection, periods: Periods, grace: timedelta) -> tuple[int, int]:
+async def prune(
+    conn: Connection, periods: Periods, grace: timedelta, piece: int = 20_000
+) -> tuple[int, int]:
     """Forget live dedup keys older than the grace (and a day), and buckets past retention.
 
     A live event that old is refused as too late, so its key is never needed again; a
@@ -467,12 +469,33 @@ async def prune(conn: Connection, periods: Periods, grace: timedelta) -> tuple[i
     more than this scan every ten minutes (migration 0008).
     """
     keep_from = periods.day - grace - timedelta(days=1)
-    seen = await conn.execute(
-        "DELETE FROM metrics_seen_events WHERE event_day < $1 AND NOT backfill", keep_from
+    seen = await _delete_in_pieces(
+        conn, "metrics_seen_events", "event_day < $1 AND NOT backfill", keep_from, piece
     )
     oldest = int(periods.now.timestamp()) - BUCKET_RETENTION_S
-    buckets = await conn.execute("DELETE FROM kpi_buckets WHERE bucket_start < $1", oldest)
-    return int(seen.split()[-1]), int(buckets.split()[-1])
+    buckets = await _delete_in_pieces(conn, "kpi_buckets", "bucket_start < $1", oldest, piece)
+    return seen, buckets
+
+
+PRUNE_PIECE = 20_000
+"""Rows one prune statement deletes: each piece is a short transaction of its own, so a
+prune after a long outage (millions of keys) never holds a flush up for long."""
+
+
+async def _delete_in_pieces(
+    conn: Connection, table: str, where: str, bound: object, piece: int
+) -> int:
+    # table and where are module constants; only the bound is a parameter.
+    statement = (
+        f"DELETE FROM {table} WHERE ctid = ANY(ARRAY("  # noqa: S608
+        f"SELECT ctid FROM {table} WHERE {where} LIMIT {int(piece)}))"
+    )
+    deleted = 0
+    while True:
+        done = int((await conn.execute(statement, bound)).split()[-1])
+        deleted += done
+        if done < piece:
+            return deleted
 
 
 async def history(

@@ -241,3 +241,34 @@ async def test_a_backfilled_packed_copy_of_a_live_event_marks_its_key(
         (dedup_digest("urn:test", "b"), True),
     }
     assert await daily(conn, "01843", date(2026, 11, 23)) == (2, 2)
+
+
+async def test_prune_deletes_in_pieces_until_nothing_is_left(conn: asyncpg.Connection) -> None:
+    claims = await store.claim(conn, GROUP, "w1", [TP])
+    old = [event(f"old-{i}", NOW - timedelta(days=10)) for i in range(7)]
+    batch = PartitionBatch(TP, 8, [*old, event("new")])
+    await store.flush(conn, GROUP, claims, [batch], Periods.at(NOW))
+    keys, _ = await store.prune(conn, Periods.at(NOW), timedelta(days=7), piece=3)
+    assert keys == 7  # three pieces: 3, 3, 1
+    assert await conn.fetchval("SELECT count(*) FROM metrics_seen_events") == 1
+
+
+async def test_pooled_sessions_cannot_hold_locks_for_long(database_url: str) -> None:
+    """A vanished worker's session is ended by the server (keepalive, idle transaction),
+    and a flush waits for a row lock 10 s at most (services/common/db.py)."""
+    from services.common.db import create_pool
+
+    shown = {
+        "lock_timeout": "10s",
+        "idle_in_transaction_session_timeout": "1min",
+        "tcp_keepalives_idle": "10",
+        "tcp_keepalives_interval": "5",
+        "tcp_keepalives_count": "3",
+    }
+    pool = await create_pool(database_url)
+    try:
+        async with pool.acquire() as pooled:
+            for name, value in shown.items():
+                assert await pooled.fetchval("SELECT current_setting($1)", name) == value, name
+    finally:
+        await pool.close()
