@@ -59,7 +59,10 @@ def kpi_items(
     targets: Targets,
     periods: Periods,
 ) -> list[dict[str, Any]]:
-    """One item per (series, window) this worker owns, filtered by the query."""
+    """One item per (series, window) this worker owns, filtered by the query.
+
+    A series whose KPI the catalogue no longer has is served as it was counted, marked
+    ``retired``, named by its id and with no target (so never judged)."""
     activity = figures.activity()
     items: list[dict[str, Any]] = []
     # A unit's description is the same for each of its KPIs and windows: found once per
@@ -86,17 +89,20 @@ def kpi_items(
                 query.provinces and province not in query.provinces
             ):
                 continue
-            kpi = targets.catalogue.get(kpi_id)
+            retired = targets.retired(kpi_id)
+            kpi = None if retired else targets.catalogue.get(kpi_id)
             target = targets.target(unit, kpi_id)
+            min_volume = kpi.min_volume if kpi is not None else None
             ratio = fig.numerator / fig.denominator if fig.denominator else None
             meets = None
-            if ratio is not None and target is not None and fig.denominator >= kpi.min_volume:
+            if ratio is not None and target is not None and fig.denominator >= (min_volume or 0):
                 meets = ratio >= target
             items.append(
                 {
                     "kpi": kpi_id,
-                    "kpi_name_vi": kpi.name_vi,
-                    "kpi_name_en": kpi.name_en,
+                    "kpi_name_vi": kpi.name_vi if kpi is not None else kpi_id,
+                    "kpi_name_en": kpi.name_en if kpi is not None else kpi_id,
+                    "retired": retired,
                     "unit": code,
                     "unit_name": unit.full_name if unit else None,
                     "unit_name_en": unit.full_name_en if unit else None,
@@ -109,7 +115,7 @@ def kpi_items(
                     "denominator": fig.denominator,
                     "ratio": ratio,
                     "target": target,
-                    "min_volume": kpi.min_volume,
+                    "min_volume": min_volume,
                     "meets_target": meets,
                     "last_event_time": _iso(last or None),
                 }

@@ -26,6 +26,11 @@ _HEADERS = {
     "egov_kpi_numerator_total": ("counter", "All-time KPI numerator (for any lookback)."),
     "egov_kpi_denominator_total": ("counter", "All-time KPI denominator (for any lookback)."),
     "egov_kpi_target_ratio": ("gauge", "Effective KPI target of a unit, 0..1."),
+    "egov_kpi_retired_info": (
+        "gauge",
+        "A KPI with stored figures that the catalogue no longer has (always 1): its series "
+        "are kept as counted, with no target.",
+    ),
     "egov_unit_info": ("gauge", "Administrative unit: name, level and parent (always 1)."),
     "egov_unit_last_event_timestamp_seconds": (
         "gauge",
@@ -125,6 +130,9 @@ class KpiText:
             target = self._targets.target(described[code], kpi)
             if target is not None:
                 yield f"egov_kpi_target_ratio{{{label(key)}}} {target!r}\n"
+        yield _header("egov_kpi_retired_info")
+        for kpi in sorted({kpi for _, kpi in series if self._targets.retired(kpi)}):
+            yield f'egov_kpi_retired_info{{kpi="{_escape(kpi)}"}} 1\n'
         yield _header("egov_unit_info")
         for code, unit in described.items():
             if unit is not None:
