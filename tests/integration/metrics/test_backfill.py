@@ -1,7 +1,7 @@
 """`egov-pulse backfill` into a real worker: history counted in its day, exactly once.
 
-The real command publishes a file of events 200 days old (far beyond the workers' grace
-of 7 days) to the real broker; a real worker counts them in kpi_daily and /v1/kpis/history.
+The real command publishes a file of events 200 days old (far beyond the counting grace
+of 14 days) to the real broker; a real worker counts them in kpi_daily and /v1/kpis/history.
 Running the file again, and again after pruning the dedup keys, changes nothing; a live
 event beyond the grace is still dead-lettered as too late.
 """
@@ -142,12 +142,13 @@ def test_backfilled_history_counts_in_its_day_exactly_once(
     old += [document(f"other-{i}", other_unit, old_at) for i in range(OTHER)]
     # Live events 4 days old (within the grace): one of them is in the backfill file too.
     live_only, live_and_backfilled = (document(n, UNIT, now - timedelta(days=4)) for n in "LB")
-    too_late = document("late", UNIT, now - timedelta(days=10))
+    grace = timedelta(days=common_settings.counting_grace_days)
+    too_late = document("late", UNIT, now - grace - timedelta(days=3))
     lines = [orjson.dumps(e).decode() for e in old[:10]]
     lines += [
         "{not json",
         orjson.dumps(document("bad-unit", "99999", old_at)).decode(),
-        orjson.dumps(document("future", UNIT, datetime(2999, 1, 1, tzinfo=UTC))).decode(),
+        orjson.dumps(document("future", UNIT, datetime(2099, 1, 1, tzinfo=UTC))).decode(),
     ]
     lines += [orjson.dumps(e).decode() for e in [*old[10:], live_and_backfilled]]
     path = tmp_path / "history.jsonl"
