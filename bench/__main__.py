@@ -23,17 +23,21 @@ import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 from bench import machine, report
-from bench.common import REPO, RESULTS, Row, check_mode
+from bench.common import KAFKA_SUFFIX, REPO, RESULTS, Row, broker_env, check_mode
 from services.common.broker import free_port
 from services.common.localpg import LocalPostgres
 
 # Run order: references first so the others find them measured; soak last (full only).
-MODULES: Final = ("references", "ingest", "metrics", "alerts", "peers", "soak")
+MODULES: Final = ("references", "ingest", "metrics", "fetchwait", "alerts", "peers", "soak")
+# Run again on Apache Kafka, after the embedded tansu (rows marked KAFKA_SUFFIX): the
+# broker's own ceilings, ingest, replay, one event per message, live latency, failover.
+ON_KAFKA: Final = ("references", "ingest", "metrics", "fetchwait")
 FULL_ONLY: Final = frozenset({"soak"})
 # Kill limits per module. Quick mode's whole run must stay under 3 minutes: each module
 # is expected to take well under a minute; the limit only stops a hang.
@@ -49,6 +53,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--results", type=Path, default=RESULTS, help="where reports go")
     parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    parser.add_argument(
+        "--tansu-only", action="store_true", help="skip the second pass on Apache Kafka"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -84,22 +91,24 @@ def run_child(name: str, mode: str, out: Path) -> int:
 
 
 def run_module(
-    name: str, args: argparse.Namespace, folder: Path
+    name: str, args: argparse.Namespace, folder: Path, broker: str = "tansu"
 ) -> tuple[report.Outcome, list[Row]]:
-    """Run one module in its own process group, within its budget."""
+    """Run one module in its own process group, within its budget, on ``broker``."""
     if not module_exists(name):
         return report.Outcome(name, "missing", 0.0, f"bench/{name}.py does not exist yet"), []
-    out = folder / f"{name}.rows.json"
-    log = folder / f"{name}.log"
+    tag = name if broker == "tansu" else f"{name}-{broker}"
+    out = folder / f"{tag}.rows.json"
+    log = folder / f"{tag}.log"
     env = {
         **os.environ,
+        **broker_env(broker),
         "BENCH_RUN_DIR": str(folder),
         "BENCH_SOAK_MINUTES": str(args.soak_minutes),
         "PYTHONUNBUFFERED": "1",
     }
     cmd = [sys.executable, "-m", "bench", "--child", name, "--mode", args.mode, "--out", str(out)]
     started = time.monotonic()
-    print(f"[bench] {name} ...", flush=True)
+    print(f"[bench] {tag} ...", flush=True)
     with log.open("wb") as sink:
         proc = subprocess.Popen(
             cmd, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
@@ -175,6 +184,13 @@ def main(argv: list[str] | None = None) -> int:
             rows.extend(found)
             if outcome.status != "ok":
                 print(f"[bench] {name}: {outcome.status}", flush=True)
+        for name in [n for n in selected(args) if n in ON_KAFKA and not args.tansu_only]:
+            outcome, found = run_module(name, args, folder, "kafka")
+            outcome = replace(outcome, name=name + KAFKA_SUFFIX)
+            outcomes.append(outcome)
+            rows.extend(Row(**{**r, "benchmark": r["benchmark"] + KAFKA_SUFFIX}) for r in found)
+            if outcome.status != "ok":
+                print(f"[bench] {outcome.name}: {outcome.status}", flush=True)
     command = (
         f"make bench MODE={args.mode}"
         if not args.only

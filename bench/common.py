@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,7 @@ from typing import Any, TypedDict
 
 import asyncpg
 
+from services.common.apache_kafka import KafkaCluster
 from services.common.broker import EmbeddedBroker
 from services.common.db import migrate
 
@@ -95,16 +97,49 @@ def cached_reference(name: str, measure: Callable[[], float]) -> float:
         return measure()
     path = run_dir() / "references.json"
     known: dict[str, float] = json.loads(path.read_text()) if path.exists() else {}
-    if name not in known:
-        known[name] = measure()
+    key = name if broker_name() == "tansu" else f"{name}@{broker_name()}"
+    if key not in known:
+        known[key] = measure()
         path.write_text(json.dumps(known, indent=1))
-    return known[name]
+    return known[key]
+
+
+BROKERS = ("tansu", "kafka")
+KAFKA_SUFFIX = " [Apache Kafka]"
+"""Appended to the benchmark name of the rows measured on Apache Kafka."""
+
+
+def broker_name() -> str:
+    """The broker this module runs on: ``BENCH_BROKER``, set by the runner (tansu)."""
+    name = os.environ.get("BENCH_BROKER", "tansu")
+    if name not in BROKERS:
+        raise ValueError(f"BENCH_BROKER={name!r}: one of {BROKERS}")
+    return name
+
+
+def broker_env(name: str) -> dict[str, str]:
+    """The services' settings for that broker, as `make up` and the tests set them."""
+    if name == "kafka":
+        return {"BENCH_BROKER": "kafka", "EGOV_KAFKA_IDEMPOTENCE": "true"}
+    return {"BENCH_BROKER": "tansu", "EGOV_EMBEDDED_BROKER": "true"}
 
 
 @contextmanager
-def embedded_broker() -> Iterator[EmbeddedBroker]:
-    """A tansu of this benchmark's own, on a free port; its log goes to the run folder."""
-    log = run_dir() / f"tansu-{uuid.uuid4().hex[:6]}.log"
+def embedded_broker() -> Iterator[EmbeddedBroker | KafkaCluster]:
+    """A broker of this benchmark's own, on a free port: tansu, or one Apache Kafka node
+    (``BENCH_BROKER=kafka``; services/common/apache_kafka.py); logs go to the run folder."""
+    tag = uuid.uuid4().hex[:6]
+    if broker_name() == "kafka":
+        root = run_dir() / f"kafka-{tag}"
+        cluster = KafkaCluster(root, nodes=1)
+        cluster.start()
+        try:
+            yield cluster
+        finally:
+            cluster.stop()
+            shutil.rmtree(root, ignore_errors=True)
+        return
+    log = run_dir() / f"tansu-{tag}.log"
     broker = EmbeddedBroker(log=log)
     broker.start()
     try:

@@ -27,8 +27,8 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from bench.common import admin_dsn
-from services.common.broker import EmbeddedBroker, free_port
+from bench.common import admin_dsn, embedded_broker
+from services.common.broker import free_port
 from services.common.contract import Contract
 from services.common.db import migrate
 from services.common.kafka import ensure_topics
@@ -182,7 +182,7 @@ def run(mode: str) -> list[dict[str, Any]]:
         event["id"] = str(uuid.uuid4())
     bodies = {"batch": json.dumps(batch).encode(), "single": json.dumps(_event()).encode()}
     rows: list[dict[str, Any]] = []
-    with EmbeddedBroker() as broker:
+    with embedded_broker() as broker:
         settings = CommonSettings(kafka_bootstrap_servers=broker.bootstrap_servers)
         asyncio.run(ensure_topics(settings, [*settings.event_topics, "bench.naive", "bench.raw"]))
         raw = asyncio.run(

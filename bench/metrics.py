@@ -172,7 +172,6 @@ def stack_env(settings: CommonSettings, dsn: str) -> dict[str, str]:
             "EGOV_TOPIC_MEETINGS": settings.topic_meetings,
             "EGOV_TOPIC_DEAD_LETTER": settings.topic_dead_letter,
             "EGOV_TOPIC_PARTITIONS": str(settings.topic_partitions),
-            "EGOV_EMBEDDED_BROKER": "true",  # bench/common.py runs tansu
         }
     )
     return env

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from bench.common import Row, dump_json
+from bench.common import KAFKA_SUFFIX, Row, dump_json
 
 README_START: Final = "<!-- bench:start -->"
 README_END: Final = "<!-- bench:end -->"
@@ -41,12 +41,18 @@ class Run:
 
 def fill_references(rows: list[Row]) -> list[Row]:
     """Give rows that name a reference measured in this run its value and their ratio."""
-    measured = {r["metric"]: r["value"] for r in rows if r["benchmark"] == "references"}
+    # Each broker's rows against that broker's references (bench/common.py KAFKA_SUFFIX).
+    measured = {
+        (r["benchmark"].removeprefix("references"), r["metric"]): r["value"]
+        for r in rows
+        if r["benchmark"].startswith("references")
+    }
     filled = []
     for r in rows:
         ref = r["reference"]
-        if ref and r["reference_value"] is None and ref in measured:
-            value = measured[ref]
+        on = KAFKA_SUFFIX if r["benchmark"].endswith(KAFKA_SUFFIX) else ""
+        if ref and r["reference_value"] is None and (on, ref) in measured:
+            value = measured[(on, ref)]
             r = Row(**{**r, "reference_value": value, "ratio": _ratio(r["value"], value)})
         filled.append(r)
     return filled

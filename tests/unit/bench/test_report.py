@@ -21,6 +21,19 @@ def test_rows_naming_a_reference_get_its_value_and_ratio() -> None:
     assert filled[2]["reference_value"] is None and filled[2]["ratio"] is None
 
 
+def test_rows_measured_on_apache_kafka_take_kafka_references() -> None:
+    on_kafka = " [Apache Kafka]"
+    rows = [
+        row("references", "aiokafka-consumer", 500_000, "msg/s"),
+        row("references" + on_kafka, "aiokafka-consumer", 1_000_000, "msg/s"),
+        row("metrics", "replay", 100_000, "events/s", reference="aiokafka-consumer"),
+        row("metrics" + on_kafka, "replay", 100_000, "events/s", reference="aiokafka-consumer"),
+    ]
+    filled = fill_references(rows)
+    assert filled[2]["reference_value"] == 500_000 and filled[2]["ratio"] == 0.2
+    assert filled[3]["reference_value"] == 1_000_000 and filled[3]["ratio"] == 0.1
+
+
 def test_row_computes_its_ratio_and_none_without_reference() -> None:
     assert row("x", "y", 5, "s", reference="r", reference_value=10)["ratio"] == 0.5
     assert row("x", "y", 5, "s", reference="r", reference_value=0)["ratio"] is None
