@@ -458,17 +458,32 @@ async def load_figures(
     return figures
 
 
-async def prune(
-    conn: Connection, periods: Periods, grace: timedelta, piece: int = 20_000
-) -> tuple[int, int]:
-    """Forget live dedup keys older than the grace (and a day), and buckets past retention.
+BACKLOG_BOUND = timedelta(days=7)
+"""The longest a record waits in the broker: Apache Kafka's retention
+(deploy/kafka/server.properties, log.retention.hours=168); older records are deleted,
+and reported (services/metrics/logcheck.py)."""
 
-    A live event that old is refused as too late, so its key is never needed again; a
-    backfilled event is counted however old, so its key is kept for good. The keys are
-    scanned, not looked up by day: an index on the day would cost every event's insert
-    more than this scan every ten minutes (migration 0008).
+
+async def prune(
+    conn: Connection,
+    periods: Periods,
+    grace: timedelta,
+    piece: int = 20_000,
+    backlog: timedelta | None = None,
+) -> tuple[int, int]:
+    """Forget live dedup keys older than the grace plus the longest backlog (and a day),
+    and buckets past retention.
+
+    Lateness is judged at the time ingest accepted an event, not when a worker reads it:
+    a record can wait in the broker up to its retention (``BACKLOG_BOUND``) and still be
+    counted, so its key, and a duplicate's, must outlive that wait. Older live events
+    are refused as too late, so their keys are never needed again; a backfilled event is
+    counted however old, so its key is kept for good. The keys are scanned, not looked up
+    by day: an index on the day would cost every event's insert more than this scan every
+    ten minutes (migration 0008).
     """
-    keep_from = periods.day - grace - timedelta(days=1)
+    backlog = BACKLOG_BOUND if backlog is None else backlog
+    keep_from = periods.day - grace - backlog - timedelta(days=1)
     seen = await _delete_in_pieces(
         conn, "metrics_seen_events", "event_day < $1 AND NOT backfill", keep_from, piece
     )

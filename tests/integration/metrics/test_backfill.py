@@ -93,7 +93,9 @@ async def keys(database_url: str) -> tuple[int, int]:
 async def prune(database_url: str, grace: timedelta) -> int:
     conn = await asyncpg.connect(database_url)
     try:
-        pruned, _ = await store.prune(conn, Periods.at(datetime.now(UTC)), grace)
+        # No backlog margin: the test's live events are days old, not weeks.
+        backlog = timedelta(0)
+        pruned, _ = await store.prune(conn, Periods.at(datetime.now(UTC)), grace, backlog=backlog)
     finally:
         await conn.close()
     return pruned
