@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import secrets
 import signal
@@ -72,8 +73,22 @@ async def _spawn(name: str, args: list[str], env: dict[str, str]) -> Child:
             stdout=out,
             stderr=out,
             start_new_session=True,
+            preexec_fn=_stop_with_parent,
         )
     return Child(name, process, log, args, env)
+
+
+PR_SET_PDEATHSIG = 1
+# Loaded before any fork: between fork and exec the child may only call what needs no
+# lock another thread could hold (the servers start from worker threads).
+_PRCTL = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
+
+
+def _stop_with_parent() -> None:
+    """In the child: SIGTERM when `up` dies without stopping it (SIGKILL, a crash), so no
+    service is left holding its port for the next `make up`. Linux only (prctl)."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 async def _terminate(children: list[Child]) -> None:
@@ -160,7 +175,7 @@ def _banner(options: StackOptions, bootstrap: str, database: str) -> str:
     broker = "Apache Kafka, var/kafka" if options.broker == "kafka" else "embedded tansu"
     lines = [
         "egov-pulse is up (Ctrl-C stops everything):",
-        f"  broker ({broker}){' ' * max(1, 18 - len(broker))}{bootstrap}",
+        f"  broker ({broker}){' ' * max(1, 17 - len(broker))}{bootstrap}",
         f"  PostgreSQL                {database}",
         f"  publish events            POST http://127.0.0.1:{p['ingest']}/v1/events",
         f"  IOC wall page             http://127.0.0.1:{p['metrics']}/wall",

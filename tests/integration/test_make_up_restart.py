@@ -69,9 +69,13 @@ def up(env: dict[str, str], ports: dict[str, int], log: Path) -> Iterator[subpro
             time.sleep(0.3)
         yield proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc.poll() is None:  # a failed test: stop it as a user would, then for good
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 def ctrl_c(proc: subprocess.Popen[bytes], log: Path) -> None:
