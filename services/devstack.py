@@ -172,7 +172,7 @@ async def _simulator_key(settings: CommonSettings) -> str:
 
 def _banner(options: StackOptions, bootstrap: str, database: str) -> str:
     p = options.ports
-    broker = "Apache Kafka, var/kafka" if options.broker == "kafka" else "embedded tansu"
+    broker = "Apache Kafka" if options.broker == "kafka" else "embedded tansu"
     lines = [
         "egov-pulse is up (Ctrl-C stops everything):",
         f"  broker ({broker}){' ' * max(1, 17 - len(broker))}{bootstrap}",
