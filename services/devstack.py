@@ -118,11 +118,11 @@ async def _stop(children: list[Child], drained: Callable[[], Awaitable[None]] | 
 
 def _child_env(options: StackOptions, bootstrap: str, database_url: str) -> dict[str, str]:
     env = dict(os.environ)
-    if options.broker == "kafka":
-        # Production's producer: idempotent, acks=all (tansu answers no InitProducerId).
-        env["EGOV_KAFKA_IDEMPOTENCE"] = "true"
-    else:
-        env["EGOV_EMBEDDED_BROKER"] = "true"
+    # Production's producer on Apache Kafka: idempotent, acks=all; tansu answers no
+    # InitProducerId and needs its own workarounds (EGOV_EMBEDDED_BROKER).
+    kafka = options.broker == "kafka"
+    env["EGOV_KAFKA_IDEMPOTENCE"] = "true" if kafka else "false"
+    env["EGOV_EMBEDDED_BROKER"] = "false" if kafka else "true"
     env.update(
         {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,

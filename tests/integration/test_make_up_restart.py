@@ -30,10 +30,7 @@ import pytest
 from services.common.broker import free_port
 from tests.integration.metrics.harness import communes_by_province
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.broker("tansu", "`make up` runs the embedded broker by default"),
-]
+pytestmark = pytest.mark.integration
 
 SOURCE = "urn:test:make-up-restart"
 
@@ -54,8 +51,10 @@ def cli(env: dict[str, str], *args: str) -> str:
 
 
 @contextmanager
-def up(env: dict[str, str], ports: dict[str, int], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    args = [f"--{name}-port={port}" for name, port in ports.items()]
+def up(
+    env: dict[str, str], ports: dict[str, int], log: Path, broker: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    args = [f"--{name}-port={port}" for name, port in ports.items()] + [f"--broker={broker}"]
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "up", "--simulator=off", *args],
@@ -134,8 +133,15 @@ def var() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.parametrize(
+    "broker",
+    [
+        pytest.param("tansu", marks=pytest.mark.broker("tansu", "`make up`, embedded default")),
+        pytest.param("kafka", marks=pytest.mark.broker("kafka", "`make up BROKER=kafka`")),
+    ],
+)
 def test_up_twice_keeps_keys_and_figures_and_counts_every_acknowledged_event(
-    var: Path, tmp_path: Path
+    broker: str, var: Path, tmp_path: Path
 ) -> None:
     env = stack_env(var)
     ports = {name: free_port() for name in ("broker", "ingest", "metrics", "alerts", "postgres")}
@@ -145,7 +151,7 @@ def test_up_twice_keeps_keys_and_figures_and_counts_every_acknowledged_event(
     commune, province = communes_by_province(1)[0]
     name = f"restart-{uuid.uuid4().hex[:6]}"
 
-    with up(env, ports, log) as first:
+    with up(env, ports, log, broker) as first:
         # The CLI finds the stack's own server by itself: no DATABASE_URL anywhere.
         token = cli(env, "keys", "create", "--name", name, "--units", province,
                     "--types", "vn.egov.document.issued").strip().splitlines()[-1]  # fmt: skip
@@ -155,10 +161,15 @@ def test_up_twice_keeps_keys_and_figures_and_counts_every_acknowledged_event(
     assert "every event the broker held is counted" in log.read_text(), log.read_text()[-3000:]
     assert (var / "postgres" / "data" / "PG_VERSION").exists()
 
-    with up(env, ports, log) as second:
+    with up(env, ports, log, broker) as second:
         wait_counted(metrics, province, before, log)  # kept in PostgreSQL across the restart
         assert name in cli(env, "keys", "list")
         after = publish(ingest, token, 1000, 1500, commune)  # the same key still works
         wait_counted(metrics, province, before + after, log)
         ctrl_c(second, log)
     assert log.read_text().count("egov-pulse stopped.") == 2
+    replaced = "is not in the broker's log" in (var / "log" / "metrics.log").read_text()
+    # tansu started its log again from 0 (and the workers noticed); Kafka kept it on disk.
+    assert replaced == (broker == "tansu")
+    if broker == "kafka":
+        assert (var / "kafka" / "node-1" / "egov.documents-0").is_dir()
