@@ -32,8 +32,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bench.common import fresh_database
 from services.common.broker import free_port
-from tests.conftest import create_database, drop_database
 from tests.integration.alerts.harness import Alertmanager, Receiver
 from tests.integration.processes import running_service
 
@@ -167,8 +167,12 @@ def _evaluation(text: str) -> tuple[float, float]:
 
 
 async def _run(trials: int) -> list[dict[str, Any]]:
+    async with fresh_database("egov_bench") as dsn:
+        return await _measure(dsn, trials)
+
+
+async def _measure(dsn: str, trials: int) -> list[dict[str, Any]]:
     worker_s = worker_seconds_per_window()
-    dsn = await create_database("egov_bench")
     metrics_port, alerts_port = free_port(), free_port()
     fake = multiprocessing.get_context("spawn").Process(
         target=_serve_fake_metrics, args=(metrics_port, worker_s), daemon=True
@@ -210,7 +214,6 @@ async def _run(trials: int) -> list[dict[str, Any]]:
     finally:
         fake.terminate()
         fake.join(10)
-        await drop_database(dsn)
     reference = 5.0 + FOR_S
     return [
         {"benchmark": "alerts", "metric": "threshold_to_alertmanager_p99_seconds",

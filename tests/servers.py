@@ -47,11 +47,18 @@ class SessionServers:
     stopped at pytest_unconfigure; the broker is started on first use only."""
 
     def __init__(self) -> None:
-        self._root = Path(tempfile.mkdtemp(prefix="egov-test-"))
-        # The server may run as the 'postgres' account, which must enter this folder.
-        self._root.chmod(0o755)
+        self._folder: Path | None = None
         self._postgres: LocalPostgres | None = None
         self._broker: EmbeddedBroker | object | None = None
+
+    @property
+    def _root(self) -> Path:
+        """A temporary folder for the servers, made on first use (importing makes none)."""
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="egov-test-"))
+            # The server may run as the 'postgres' account, which must enter this folder.
+            self._folder.chmod(0o755)
+        return self._folder
 
     def start_database(self) -> None:
         if os.environ.get("EGOV_TEST_ADMIN_DSN"):
@@ -87,7 +94,8 @@ class SessionServers:
             self._broker.stop()  # type: ignore[attr-defined]
         if self._postgres is not None:
             self._postgres.stop()
-        shutil.rmtree(self._root, ignore_errors=True)
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
 
 
 SERVERS = SessionServers()
