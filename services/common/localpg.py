@@ -19,8 +19,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
+from services.common.broker import ManagedServer
 from services.common.paths import VAR_DIR
 
 #: Where `make up` keeps its server; the CLI finds a running one here by itself.
@@ -85,7 +85,7 @@ class _Account:
             os.chown(path, self.uid, self.gid)
 
 
-class LocalPostgres:
+class LocalPostgres(ManagedServer):
     """One PostgreSQL server on 127.0.0.1:``port`` with its data in ``root``/data.
 
     ``durable=False`` (tests) turns off fsync and full-page writes: a crash loses the
@@ -179,18 +179,6 @@ class LocalPostgres:
         """Fast shutdown: open sessions are ended, everything committed is kept."""
         self._run("pg_ctl", "stop", "-w", "-t", "60", "-m", "fast", "-D", str(self.data_dir))
         self._started = False
-
-    def __enter__(self) -> LocalPostgres:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def running_stack_port(root: Path = STACK_DIR) -> int | None:

@@ -23,6 +23,7 @@ import random
 import signal
 import uuid
 from collections import Counter
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,6 +195,43 @@ async def chaos_schedule(chaos: Chaos, done: asyncio.Event) -> None:
 
 
 @dataclass
+class Stack:
+    """An ingest to publish through and two metrics workers of one group under ``chaos``."""
+
+    env: dict[str, str]
+    chaos: Chaos
+    workers: dict[str, str]  # name -> base URL
+    logs: Path
+
+    @classmethod
+    def start(cls, env: dict[str, str], seed: int, logs: Path, prefix: str) -> Stack:
+        app_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        chaos = Chaos(seed)
+        workers = {}
+        for name in ("w0", "w1"):
+            port = free_port()
+            worker_env = env | {"EGOV_METRICS_APP_ID": app_id, "EGOV_METRICS_WEB_PORT": str(port),
+                                "EGOV_METRICS_DATA_DIR": str(logs / name)}  # fmt: skip
+            chaos.add(name, ["metrics"], worker_env, logs / f"{name}.log")
+            workers[name] = f"http://127.0.0.1:{port}"
+        return cls(env, chaos, workers, logs)
+
+    def ingest(self) -> AbstractAsyncContextManager[str]:
+        """Ingest running (no rate limit in the way) until the block ends; yields its URL."""
+        port = free_port()
+        env = self.env | {"EGOV_INGEST_PORT": str(port), "EGOV_RATE_LIMIT_PER_S": "100000",
+                          "EGOV_RATE_LIMIT_BURST": "100000"}  # fmt: skip
+        return serving(["ingest"], env, port, self.logs / "ingest.log")
+
+    def describe(self) -> str:
+        """The kill schedule and the end of every log, for a failure message."""
+        logs = "\n".join(
+            f"--- {n}\n{tail(self.logs / f'{n}.log', 1500)}" for n in [*self.workers, "ingest"]
+        )
+        return f"{self.chaos.describe()}\n{logs}"
+
+
+@dataclass
 class Figures:
     digests: set[bytes]
     stored: dict[str, int]
@@ -240,26 +278,14 @@ async def test_every_acknowledged_event_counted_exactly_once_under_worker_chaos(
     units = communes_by_province(6)
     await ensure_topics(common_settings)
     token = await api_token(database_url, sorted({p for _, p in units}))
-    env = service_env(common_settings, database_url)
-    ingest_port = free_port()
-    ingest_env = env | {"EGOV_INGEST_PORT": str(ingest_port), "EGOV_RATE_LIMIT_PER_S": "100000",
-                        "EGOV_RATE_LIMIT_BURST": "100000"}  # fmt: skip
-    app_id = f"faults-{uuid.uuid4().hex[:8]}"
-    chaos = Chaos(seed)
-    workers = {}
-    for name in ("w0", "w1"):
-        port = free_port()
-        worker_env = env | {"EGOV_METRICS_APP_ID": app_id, "EGOV_METRICS_WEB_PORT": str(port),
-                            "EGOV_METRICS_DATA_DIR": str(tmp_path / name)}  # fmt: skip
-        chaos.add(name, ["metrics"], worker_env, tmp_path / f"{name}.log")
-        workers[name] = f"http://127.0.0.1:{port}"
+    stack = Stack.start(service_env(common_settings, database_url), seed, tmp_path, "faults")
+    chaos, workers = stack.chaos, stack.workers
 
     def context() -> str:
-        logs = "\n".join(f"--- {n}\n{tail(tmp_path / f'{n}.log', 1500)}" for n in workers)
-        return f"seed {seed} (EGOV_FAULTS_SEED={seed} replays it); {chaos.describe()}\n{logs}"
+        return f"seed {seed} (EGOV_FAULTS_SEED={seed} replays it); {stack.describe()}"
 
     try:
-        async with serving(["ingest"], ingest_env, ingest_port, tmp_path / "ingest.log") as base:
+        async with stack.ingest() as base:
             publisher = Publisher(base, token, units)
             done = asyncio.Event()
             schedule = asyncio.create_task(chaos_schedule(chaos, done))

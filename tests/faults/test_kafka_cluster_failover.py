@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,22 +28,21 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.common.apache_kafka import KafkaCluster
-from services.common.broker import free_port
 from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
 from services.metrics.contributions import dedup_digest
-from tests.faults.conftest import api_token, fault_seed, serving, tail, until
+from tests.faults.conftest import api_token, fault_seed, until
 from tests.faults.test_acknowledged_exactly_once import (
     SOURCE,
     Figures,
     Publisher,
     Request,
+    Stack,
     converged,
     expected_counts,
     figures,
     plan,
 )
-from tests.faults.tools import Chaos
 from tests.integration.metrics.harness import communes_by_province
 from tests.integration.processes import service_env
 
@@ -118,25 +116,12 @@ async def test_three_brokers_leader_killed_and_min_isr_lost(
         "EGOV_KAFKA_IDEMPOTENCE": "true",
         "EGOV_TOPIC_REPLICATION": "3",
     }
-    ingest_port = free_port()
-    ingest_env = env | {"EGOV_INGEST_PORT": str(ingest_port), "EGOV_RATE_LIMIT_PER_S": "100000",
-                        "EGOV_RATE_LIMIT_BURST": "100000"}  # fmt: skip
-    app_id = f"cluster-{uuid.uuid4().hex[:8]}"
-    chaos = Chaos(seed)
-    workers = {}
-    for name in ("w0", "w1"):
-        port = free_port()
-        worker_env = env | {"EGOV_METRICS_APP_ID": app_id, "EGOV_METRICS_WEB_PORT": str(port),
-                            "EGOV_METRICS_DATA_DIR": str(tmp_path / name)}  # fmt: skip
-        chaos.add(name, ["metrics"], worker_env, tmp_path / f"{name}.log")
-        workers[name] = f"http://127.0.0.1:{port}"
+    stack = Stack.start(env, seed, tmp_path, "cluster")
+    chaos, workers = stack.chaos, stack.workers
     history: list[str] = []
 
     def context() -> str:
-        logs = "\n".join(f"--- {n}\n{tail(tmp_path / f'{n}.log', 1500)}" for n in workers)
-        ingest = tail(tmp_path / "ingest.log", 1500)
-        return (f"seed {seed}; brokers: {history}; {chaos.describe()}\n{logs}\n"
-                f"--- ingest\n{ingest}")  # fmt: skip
+        return f"seed {seed}; brokers: {history}; {stack.describe()}"
 
     async def faults(publisher: Publisher, base: str) -> Counter[int]:
         await asyncio.sleep(rng.uniform(2.0, 4.0))
@@ -166,7 +151,7 @@ async def test_three_brokers_leader_killed_and_min_isr_lost(
         return statuses
 
     try:
-        async with serving(["ingest"], ingest_env, ingest_port, tmp_path / "ingest.log") as base:
+        async with stack.ingest() as base:
             publisher = Publisher(base, token, units)
             publisher.retry_within_s = 180.0  # two JVMs restart while requests wait
             fault_task = asyncio.create_task(faults(publisher, base))

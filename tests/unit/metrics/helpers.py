@@ -12,7 +12,9 @@ import orjson
 from services.common.contract import Contract
 from services.common.kpis import KpiCatalogue
 from services.common.units import UnitRegistry
+from services.metrics.contributions import dedup_digest
 from services.metrics.decoding import RecordDecoder
+from services.metrics.pipeline import Prepared
 
 
 @functools.cache
@@ -51,3 +53,17 @@ def document(unit: str, time: datetime, event_id: str = "e1", **data: Any) -> di
 
 def as_bytes(*events: dict[str, Any]) -> bytes:
     return orjson.dumps(events[0] if len(events) == 1 else list(events))
+
+
+def counted_digests(prepared: Prepared) -> set[bytes]:
+    """The dedup digests of every event a prepared step would count."""
+    found = set()
+    for batch in prepared.batches.values():
+        batch.unpack()
+        found |= {c.digest for c in batch.contributions}
+    return found
+
+
+def digest(event_id: str) -> bytes:
+    """The dedup digest of ``event_id`` from the tests' source, urn:test:metrics."""
+    return dedup_digest("urn:test:metrics", event_id)

@@ -14,13 +14,22 @@ import pytest
 
 from services.common.headers import ACCEPTED_HEADER, accepted_at, accepted_header
 from services.common.settings import CommonSettings
-from services.common.summaries import Summarizer, dedup_digest
+from services.common.summaries import Summarizer
 from services.ingest.publisher import pack, signed
 from services.ingest.settings import IngestSettings
 from services.ingest.validation import EventValidator, Limits
-from services.metrics.pipeline import Prepared, Preparer, Record
+from services.metrics.pipeline import Preparer, Record
 from services.metrics.settings import MetricsSettings
-from tests.unit.metrics.helpers import as_bytes, catalogue, contract, decoder, document, registry
+from tests.unit.metrics.helpers import (
+    as_bytes,
+    catalogue,
+    contract,
+    counted_digests,
+    decoder,
+    digest,
+    document,
+    registry,
+)
 from tests.unit.metrics.test_summaries import worker_signer
 
 EVENT = datetime(2026, 2, 14, 9, 0, tzinfo=UTC)  # the first day of a Tết break
@@ -46,18 +55,6 @@ def record(
     return Record(TOPIC, 0, offset, b"19", value, tuple(headers), ts)
 
 
-def counted(prepared: Prepared) -> set[bytes]:
-    found = set()
-    for batch in prepared.batches.values():
-        batch.unpack()
-        found |= {c.digest for c in batch.contributions}
-    return found
-
-
-def digest(event_id: str) -> bytes:
-    return dedup_digest("urn:test:metrics", event_id)
-
-
 def test_a_backlog_accepted_in_time_counts_however_long_it_waited() -> None:
     records = [
         record("by-header", 0, accepted=ACCEPTED),
@@ -67,7 +64,7 @@ def test_a_backlog_accepted_in_time_counts_however_long_it_waited() -> None:
     ]
     prepared = preparer().prepare(records, READ)
     assert prepared.dead_letters == [] and prepared.too_late == []
-    assert counted(prepared) == {
+    assert counted_digests(prepared) == {
         digest(i) for i in ("by-header", "by-kafka-timestamp", "header-first")
     }
 
@@ -79,19 +76,19 @@ def test_an_event_already_beyond_the_grace_when_accepted_is_too_late() -> None:
     assert [d.reason for d in prepared.dead_letters] == ["too-late", "too-late"]
     detail = dict(prepared.dead_letters[0].headers)["dlq_detail"].decode()
     assert "14-day grace period" in detail and late.isoformat() in detail
-    assert counted(prepared) == {digest("ok")}
+    assert counted_digests(prepared) == {digest("ok")}
 
 
 def test_without_header_or_timestamp_the_worker_clock_is_all_there_is() -> None:
     assert preparer().prepare([record("x")], READ).too_late == ["vn.egov.document.issued"]
-    assert counted(preparer().prepare([record("x")], ACCEPTED)) == {digest("x")}
+    assert counted_digests(preparer().prepare([record("x")], ACCEPTED)) == {digest("x")}
 
 
 @pytest.mark.parametrize("value", [b"", b"soon", b"-5", b"1e9", b"9" * 40, None])
 def test_a_malformed_acceptance_header_falls_back_to_the_kafka_timestamp(value: object) -> None:
     bad = dataclasses.replace(record("m", timestamp=ACCEPTED), headers=((ACCEPTED_HEADER, value),))
     prepared = preparer().prepare([bad], READ)
-    assert prepared.dead_letters == [] and counted(prepared) == {digest("m")}
+    assert prepared.dead_letters == [] and counted_digests(prepared) == {digest("m")}
 
 
 def test_the_acceptance_header_rounds_down_so_a_worker_never_judges_later() -> None:
@@ -105,7 +102,7 @@ def test_the_acceptance_header_rounds_down_so_a_worker_never_judges_later() -> N
     event_at = at - GRACE
     value_bytes = as_bytes(document("01843", event_at, "edge"))
     prepared = preparer().prepare([Record(TOPIC, 0, 0, b"19", value_bytes, tuple(edge))], READ)
-    assert counted(prepared) == {digest("edge")}
+    assert counted_digests(prepared) == {digest("edge")}
 
 
 def ingest_made(events: list[dict[str, object]], accepted: datetime) -> list[Record]:
@@ -129,7 +126,7 @@ def test_ingests_summarised_and_signed_records_count_after_a_long_backlog() -> N
     prepared = preparer(worker_signer()).prepare([packed, single], READ)
     assert prepared.dead_letters == []
     assert prepared.paths == {"summary": 1, "signed": 1}
-    assert counted(prepared) == {digest(f"s{i}") for i in range(5)} | {digest("one")}
+    assert counted_digests(prepared) == {digest(f"s{i}") for i in range(5)} | {digest("one")}
 
 
 def test_ingest_refuses_what_is_older_than_the_grace_naming_field_and_horizon() -> None:

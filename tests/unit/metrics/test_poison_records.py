@@ -20,18 +20,25 @@ from aiokafka.errors import MessageSizeTooLargeError
 from services.common.events import CloudEvent
 from services.common.kpis import KpiCatalogue, KpiCount
 from services.common.signing import RecordSigner
-from services.common.summaries import dedup_digest
 from services.metrics.agents import Counting
 from services.metrics.decoding import Counted, RecordDecoder, Rejected
 from services.metrics.pipeline import (
     DEAD_LETTER_MAX_BYTES,
     DeadLetter,
-    Prepared,
     Preparer,
     Record,
     reference_of,
 )
-from tests.unit.metrics.helpers import as_bytes, catalogue, contract, decoder, document, registry
+from tests.unit.metrics.helpers import (
+    as_bytes,
+    catalogue,
+    contract,
+    counted_digests,
+    decoder,
+    digest,
+    document,
+    registry,
+)
 from tests.unit.metrics.test_signed_records import KEY, NOW
 from tests.unit.metrics.test_summaries import ingest_records, worker_signer
 
@@ -59,18 +66,6 @@ def preparer(
         timedelta(days=14),
         signer=signer,
     )
-
-
-def counted_ids(prepared: Prepared) -> set[bytes]:
-    found = set()
-    for batch in prepared.batches.values():
-        batch.unpack()
-        found |= {c.digest for c in batch.contributions}
-    return found
-
-
-def digest(event_id: str) -> bytes:
-    return dedup_digest("urn:test:metrics", event_id)
 
 
 def headers_of(dead: DeadLetter) -> dict[str, bytes]:
@@ -114,7 +109,7 @@ def test_a_record_that_raises_while_decoded_is_dead_lettered_naming_the_exceptio
     assert dead.reason == "unprocessable" and dead.value == poison
     assert headers["dlq_detail"] == b"ValueError while decoding: ordinal must be >= 1"
     assert headers["dlq_source"] == f"{TOPIC}[0]@1".encode()
-    assert counted_ids(prepared) == {digest("ok-0"), digest("ok-2")}
+    assert counted_digests(prepared) == {digest("ok-0"), digest("ok-2")}
     assert prepared.batches[(TOPIC, 0)].next_offset == 3  # the offset moves past it
 
 
@@ -127,7 +122,7 @@ def test_a_batch_record_raising_midway_is_taken_back_whole_and_dead_lettered() -
     (dead,) = prepared.dead_letters
     assert dead.reason == "unprocessable" and dead.value == batch
     assert b"ZeroDivisionError" in headers_of(dead)["dlq_detail"]
-    assert counted_ids(prepared) == {digest("ok-0"), digest("ok-2")}
+    assert counted_digests(prepared) == {digest("ok-0"), digest("ok-2")}
 
 
 @pytest.mark.parametrize("error", [OSError("disk"), TimeoutError(), MemoryError()])
@@ -144,7 +139,7 @@ def test_year_one_is_refused_by_the_contract_in_a_worker_too() -> None:
     (dead,) = prepared.dead_letters
     assert dead.reason == "schema-violation"
     assert b"out of range: years 2000 to 2100" in headers_of(dead)["dlq_detail"]
-    assert counted_ids(prepared) == {digest("ok-0"), digest("ok-2")}
+    assert counted_digests(prepared) == {digest("ok-0"), digest("ok-2")}
 
 
 def test_year_one_signed_and_backfilled_is_dead_lettered_not_a_crash() -> None:
@@ -157,7 +152,7 @@ def test_year_one_signed_and_backfilled_is_dead_lettered_not_a_crash() -> None:
     (dead,) = prepared.dead_letters
     assert dead.reason == "unprocessable" and dead.value == value
     assert b"ValueError" in headers_of(dead)["dlq_detail"]
-    assert counted_ids(prepared) == {digest("ok-0"), digest("ok-2")}
+    assert counted_digests(prepared) == {digest("ok-0"), digest("ok-2")}
 
 
 def test_an_oversize_record_is_dead_lettered_as_a_reference() -> None:
@@ -174,7 +169,7 @@ def test_an_oversize_record_is_dead_lettered_as_a_reference() -> None:
     assert body["reference"] is True and body["reason"] == "schema-violation"
     assert body["size"] > len(huge) and body["detail"]
     assert dead.key == b"19"
-    assert counted_ids(prepared) == {digest("ok-0"), digest("ok-2")}
+    assert counted_digests(prepared) == {digest("ok-0"), digest("ok-2")}
 
 
 def test_an_oversize_batch_element_is_a_reference_with_its_index() -> None:
@@ -185,7 +180,7 @@ def test_an_oversize_batch_element_is_a_reference_with_its_index() -> None:
     headers = headers_of(dead)
     assert headers["dlq_reference"] == b"1" and headers["dlq_batch_index"] == b"1"
     assert orjson.loads(dead.value or b"")["batch_index"] == 1
-    assert counted_ids(prepared) == {digest("small")}
+    assert counted_digests(prepared) == {digest("small")}
 
 
 def test_a_reference_keeps_no_huge_key() -> None:
@@ -264,7 +259,7 @@ def test_a_summary_that_makes_no_sense_is_never_counted(summary: Callable[[Any],
     prepared = preparer(signer=worker_signer()).prepare([valid(0), bad, valid(2)], NOW)
     assert prepared.dead_letters == []
     assert prepared.paths == {"validated": 3}
-    assert counted_ids(prepared) == {digest(i) for i in ("ok-0", "s1", "s2", "ok-2")}
+    assert counted_digests(prepared) == {digest(i) for i in ("ok-0", "s1", "s2", "ok-2")}
 
 
 def test_a_forged_summary_and_signature_are_ignored_and_the_events_judged() -> None:
@@ -278,14 +273,14 @@ def test_a_forged_summary_and_signature_are_ignored_and_the_events_judged() -> N
     prepared = preparer(signer=worker_signer()).prepare([record(value, 0, forged)], NOW)
     (dead,) = prepared.dead_letters
     assert dead.reason == "unit-unknown" and headers_of(dead)["dlq_batch_index"] == b"1"
-    assert counted_ids(prepared) == {digest("f1")}
+    assert counted_digests(prepared) == {digest("f1")}
 
 
 def test_null_headers_do_not_stop_a_record() -> None:
     value = as_bytes(document(UNIT, NOW, "n1"))
     nulls: Any = [("egov_validated", None), ("egov_summary", None), ("egov_summary_mac", None)]
     prepared = preparer(signer=worker_signer()).prepare([record(value, 0, nulls)], NOW)
-    assert prepared.dead_letters == [] and counted_ids(prepared) == {digest("n1")}
+    assert prepared.dead_letters == [] and counted_digests(prepared) == {digest("n1")}
 
 
 def mutations(rng: random.Random) -> list[bytes]:
@@ -329,7 +324,7 @@ def test_hostile_records_between_valid_ones_never_stop_the_step(seed: int) -> No
     for signer in (None, worker_signer()):
         prepared = preparer(signer=signer).prepare(records, NOW)
         valid_ids = {digest(f"ok-{r.offset}") for r in records if r.offset % 2 == 0}
-        assert valid_ids <= counted_ids(prepared)
+        assert valid_ids <= counted_digests(prepared)
         sources = {headers_of(d)["dlq_source"] for d in prepared.dead_letters}
         bad = {f"{TOPIC}[0]@{r.offset}".encode() for r in records if r.offset % 2}
         # Every hostile record is dead-lettered, unless it was a valid event after all
