@@ -150,7 +150,7 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def run_database(folder: Path) -> Iterator[None]:
+def run_database() -> Iterator[None]:
     """A PostgreSQL server for the whole run, shared by every module (each makes its own
     databases on it), unless ``EGOV_BENCH_ADMIN_DSN`` names one."""
     if os.environ.get("EGOV_BENCH_ADMIN_DSN"):
@@ -158,14 +158,16 @@ def run_database(folder: Path) -> Iterator[None]:
         return
     root = Path(tempfile.mkdtemp(prefix="egov-bench-pg-"))
     root.chmod(0o755)  # the server may run as the 'postgres' account
-    # Durable like production: the benchmarks measure real commits, fsync included.
-    with LocalPostgres(root / "postgres", free_port()) as server:
-        os.environ["EGOV_BENCH_ADMIN_DSN"] = server.dsn()
-        try:
-            yield
-        finally:
-            del os.environ["EGOV_BENCH_ADMIN_DSN"]
-    shutil.rmtree(root, ignore_errors=True)
+    try:
+        # Durable like production: the benchmarks measure real commits, fsync included.
+        with LocalPostgres(root / "postgres", free_port()) as server:
+            os.environ["EGOV_BENCH_ADMIN_DSN"] = server.dsn()
+            try:
+                yield
+            finally:
+                del os.environ["EGOV_BENCH_ADMIN_DSN"]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     clock = time.monotonic()
     outcomes, rows = [], []
-    with run_database(folder):
+    with run_database():
         for name in selected(args):
             outcome, found = run_module(name, args, folder)
             outcomes.append(outcome)

@@ -24,7 +24,7 @@ from pydantic import SecretStr
 
 from services.common.apache_kafka import KafkaCluster
 from services.common.bootstrap import prepare_database
-from services.common.broker import EmbeddedBroker, wait_for_port
+from services.common.broker import EmbeddedBroker, port_open, wait_for_port
 from services.common.kafka import ensure_topics
 from services.common.localpg import STACK_DATABASE, STACK_DIR, STACK_PORT, LocalPostgres
 from services.common.paths import VAR_DIR
@@ -112,7 +112,10 @@ async def _stop(children: list[Child], drained: Callable[[], Awaitable[None]] | 
     await _terminate([c for c in reversed(children) if c.name in PUBLISHERS])
     workers = [c for c in children if c.name == "metrics" and c.process.returncode is None]
     if drained is not None and workers:
-        await drained()
+        try:
+            await drained()
+        except Exception as exc:  # the stop goes on in order whatever the drain met
+            print(f"could not wait for the workers to count what the broker holds: {exc!r}")
     await _terminate([c for c in reversed(children) if c.name not in PUBLISHERS])
 
 
@@ -233,6 +236,14 @@ async def _watch(children: list[Child], stop: asyncio.Event) -> int:
                 return 1
 
 
+def _ports(options: StackOptions) -> dict[str, int]:
+    """Every port the stack listens on (the local servers' too, when it starts them)."""
+    ports = {"broker": options.broker_port, **options.ports}
+    if not (os.environ.get("DATABASE_URL") or os.environ.get("EGOV_DATABASE_URL")):
+        ports["PostgreSQL"] = options.postgres_port
+    return ports
+
+
 class _Servers:
     """The stack's PostgreSQL and broker: started before the services, stopped after."""
 
@@ -273,6 +284,13 @@ async def run_stack(options: StackOptions) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    busy = [
+        f"{name} {port}" for name, port in _ports(options).items() if port_open("127.0.0.1", port)
+    ]
+    if busy:
+        print(f"refusing to start: something already listens on {', '.join(busy)}"
+              " (another `make up`? stop it first)", flush=True)  # fmt: skip
+        return 1
     servers = _Servers(options)
     children: list[Child] = []
     drained: Callable[[], Awaitable[None]] | None = None

