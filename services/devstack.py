@@ -26,7 +26,13 @@ from services.common.apache_kafka import KafkaCluster
 from services.common.bootstrap import prepare_database
 from services.common.broker import EmbeddedBroker, port_open, wait_for_port
 from services.common.kafka import ensure_topics
-from services.common.localpg import STACK_DATABASE, STACK_DIR, STACK_PORT, LocalPostgres
+from services.common.localpg import (
+    STACK_DATABASE,
+    STACK_DIR,
+    STACK_PORT,
+    LocalPostgres,
+    running_stack_port,
+)
 from services.common.paths import VAR_DIR
 from services.common.settings import CommonSettings
 from services.drain import drain
@@ -236,11 +242,42 @@ async def _watch(children: list[Child], stop: asyncio.Event) -> int:
                 return 1
 
 
+BROKER_PIDS = VAR / "broker.pids"
+"""The broker processes of the running `make up`: its services stop with it when it is
+killed (PR_SET_PDEATHSIG), but a broker, started from a worker thread, cannot."""
+
+
+def _stop_leftover_broker() -> None:
+    """Stop the broker a killed `make up` left running (it holds the port, and tansu its
+    old log), if the process of that pid is still one of our brokers."""
+    try:
+        pids = [int(line) for line in BROKER_PIDS.read_text().split()]
+    except (OSError, ValueError):
+        return
+    for pid in pids:
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue  # gone already
+        if b"tansu" not in command and b"kafka.Kafka" not in command:
+            continue  # the pid was reused by something else
+        print(f"stopping the broker a killed `make up` left running (pid {pid})", flush=True)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, signal.SIGKILL)
+    BROKER_PIDS.unlink(missing_ok=True)
+
+
 def _ports(options: StackOptions) -> dict[str, int]:
     """Every port the stack listens on (the local servers' too, when it starts them)."""
     ports = {"broker": options.broker_port, **options.ports}
+    own_server = running_stack_port() == options.postgres_port
     if not (os.environ.get("DATABASE_URL") or os.environ.get("EGOV_DATABASE_URL")):
-        ports["PostgreSQL"] = options.postgres_port
+        if not own_server:  # left by a killed `make up`: LocalPostgres.start restarts it
+            ports["PostgreSQL"] = options.postgres_port
     return ports
 
 
@@ -269,11 +306,13 @@ class _Servers:
         else:
             self.broker = EmbeddedBroker(port=port, log=LOG_DIR / "broker.log")
         self.broker.start()
+        BROKER_PIDS.write_text("".join(f"{pid}\n" for pid in self.broker.pids))
         return self.broker.bootstrap_servers
 
     def stop(self) -> None:
         if self.broker is not None:
             self.broker.stop()
+            BROKER_PIDS.unlink(missing_ok=True)
         if self.postgres is not None:
             self.postgres.stop()
 
@@ -284,6 +323,7 @@ async def run_stack(options: StackOptions) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    _stop_leftover_broker()
     busy = [
         f"{name} {port}" for name, port in _ports(options).items() if port_open("127.0.0.1", port)
     ]

@@ -120,6 +120,11 @@ class EmbeddedBroker(ManagedServer):
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pids(self) -> list[int]:
+        """The broker's process, while it runs."""
+        return [self._proc.pid] if self.is_running() and self._proc else []
+
 
 async def wait_for_port(host: str, port: int, timeout_s: float) -> None:
     """Wait until something listens on host:port (used for child services too)."""
