@@ -167,7 +167,7 @@ class KafkaCluster(ManagedServer):
         node.data_dir.mkdir(parents=True, exist_ok=True)
         command = self._java(
             "kafka.tools.StorageTool", "format", "--ignore-formatted",
-            "--cluster-id", self._cluster_id(), "--config", str(config),
+            f"--cluster-id={self._cluster_id()}", "--config", str(config),
         )  # fmt: skip
         command = [c for c in command if not c.startswith("-Xm")]
         done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
