@@ -27,6 +27,7 @@ TYPES = (
     "vn.egov.dossier.received",
     "vn.egov.dossier.paid",
     "vn.egov.dossier.resolved",
+    "vn.egov.dossier.resubmitted",
     "vn.egov.meeting.held",
 )
 CONTRACT = Contract.load()
@@ -44,7 +45,7 @@ def _valid_event(event_type: str = "vn.egov.document.issued") -> dict[str, Any]:
     return copy.deepcopy(CONTRACT.examples(event_type, "valid")[0][1])
 
 
-def test_event_types_are_the_five_of_the_contract() -> None:
+def test_event_types_are_the_six_of_the_contract() -> None:
     assert CONTRACT.event_types == frozenset(TYPES)
 
 
@@ -54,6 +55,7 @@ def test_families_come_from_the_schema_files() -> None:
         "vn.egov.dossier.received": "dossiers",
         "vn.egov.dossier.paid": "dossiers",
         "vn.egov.dossier.resolved": "dossiers",
+        "vn.egov.dossier.resubmitted": "dossiers",
         "vn.egov.meeting.held": "meetings",
     }
     assert CONTRACT.families() == {"documents", "dossiers", "meetings"}
