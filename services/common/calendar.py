@@ -35,6 +35,8 @@ class WorkingCalendar:
     working_saturdays: frozenset[date] = frozenset()
     always: bool = False
     names: dict[date, str] = field(default_factory=dict, compare=False)
+    kinds: dict[date, str] = field(default_factory=dict, compare=False)
+    """The ``kind`` of each day off in the holidays file (``tet``, ``swap``, ...)."""
 
     def is_working_day(self, day: date) -> bool:
         if day in self.working_saturdays:
@@ -74,6 +76,27 @@ class WorkingCalendar:
                 found += 1
         return datetime.combine(day, time(0), VN_TZ)
 
+    def break_around(self, day: date) -> tuple[date, date]:
+        """First and last day of the run of consecutive days off (weekends included)
+        that holds ``day``."""
+        first = last = day
+        while not self.is_working_day(first - timedelta(days=1)):
+            first -= timedelta(days=1)
+        while not self.is_working_day(last + timedelta(days=1)):
+            last += timedelta(days=1)
+        return first, last
+
+    def longest_break(self, kind: str) -> int:
+        """Days in the longest run of days off that holds a day off of ``kind`` (``tet``):
+        what a commune closed for it may have to upload on the next working day."""
+        lengths = [
+            (last - first).days + 1
+            for first, last in map(
+                self.break_around, sorted(d for d, k in self.kinds.items() if k == kind)
+            )
+        ]
+        return max(lengths, default=0)
+
 
 def _days(first: date, last: date) -> Iterable[date]:
     day = first
@@ -86,5 +109,6 @@ def load_calendar(path: Path, *, always: bool = False) -> WorkingCalendar:
     """Read the holidays file (see its ``$comment`` and ``source``)."""
     raw = json.loads(path.read_text("utf-8"))
     off = {date.fromisoformat(d["date"]): d["name_en"] for d in raw["days_off"]}
+    kinds = {date.fromisoformat(d["date"]): d.get("kind", "") for d in raw["days_off"]}
     saturdays = frozenset(date.fromisoformat(d["date"]) for d in raw.get("working_saturdays", []))
-    return WorkingCalendar(frozenset(off), saturdays, always, off)
+    return WorkingCalendar(frozenset(off), saturdays, always, off, kinds)

@@ -78,5 +78,8 @@ class MetricsSettings(CommonSettings):
     @property
     def metrics_grace_days(self) -> float:
         """The counting grace, shared with ingest: ``counting_grace_days``
-        (``EGOV_COUNTING_GRACE_DAYS``, formerly ``EGOV_METRICS_GRACE_DAYS``)."""
+        (``EGOV_COUNTING_GRACE_DAYS``, formerly ``EGOV_METRICS_GRACE_DAYS``). Its default
+        covers the longest Tết break of data/holidays-vn.json plus the working day after
+        it, when the break's backlog is uploaded (tests/unit/metrics/test_grace_covers_tet.py
+        computes the break from the file)."""
         return self.counting_grace_days
