@@ -1,0 +1,169 @@
+"""Delivery of alerts: Alertmanager pushes, and the outbox to the webhook and Kafka.
+
+:class:`Delivery` knows nothing of how alerts are judged. It is told of each
+transition (:meth:`Delivery.note`), says which outbox rows go with it
+(:meth:`Delivery.outbox_rows`, written by the journal in the same transaction), pushes
+the firing and recently resolved alerts to Alertmanager (:meth:`Delivery.push`), and
+delivers the outbox (:meth:`Delivery.deliver_outbox`). Sinks are built from the
+settings at each round, so a changed webhook URL is used at the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+
+from services.alerts import store
+from services.alerts.alertmanager import AlertmanagerClient, ResolvedSet, payload
+from services.alerts.model import Alert, State, Transition
+from services.alerts.outbox import Deliver, deliver_due
+from services.alerts.settings import AlertsSettings
+from services.alerts.telemetry import AlertsMetrics
+from services.alerts.webhook import WebhookSender
+from services.common.kafka import ensure_topics, make_producer
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def transition_event(t: Transition) -> dict[str, Any]:
+    """A transition as published to Kafka and the webhook (consumers dedupe on its id)."""
+    return {
+        "transition_id": t.id,
+        "identity": str(t.alert.key),
+        "from": t.from_state.value if t.from_state else None,
+        "to": t.to_state.value,
+        "at": t.at.isoformat(),
+        "values": t.values,
+        "alert": store.alert_json(t.alert),
+    }
+
+
+class Delivery:
+    """Alertmanager (state-based, re-sent) and the outbox sinks (webhook, Kafka)."""
+
+    def __init__(
+        self, settings: AlertsSettings, http: httpx.AsyncClient, metrics: AlertsMetrics,
+        clock: Clock,
+    ) -> None:  # fmt: skip
+        self.settings = settings
+        self.resolved = ResolvedSet(timedelta(seconds=settings.alert_resolved_resend_s))
+        self._http = http
+        self._metrics = metrics
+        self._clock = clock
+        self._producer: Any = None
+        self._last_push: datetime | None = None
+        self._push_needed = True
+
+    def note(self, transitions: Iterable[Transition]) -> None:
+        """A firing or resolution makes a push due now; a resolution is re-sent a while."""
+        for t in transitions:
+            if t.to_state is State.RESOLVED:
+                self.resolved.add(t.alert)
+            if t.to_state in (State.FIRING, State.RESOLVED):
+                self._push_needed = True
+
+    def recall(self, resolved: Iterable[Alert]) -> None:
+        """Resolved alerts loaded at start-up: Alertmanager may not have heard yet."""
+        for alert in resolved:
+            self.resolved.add(alert)
+
+    # --- Alertmanager -------------------------------------------------------------
+
+    def alertmanager_batch(self, firing: Iterable[Alert], now: datetime) -> list[dict[str, Any]]:
+        expiry = timedelta(seconds=4 * self.settings.alert_resend_s)
+        base = self.settings.alerts_public_url.rstrip("/")
+        return [payload(a, now, expiry, base) for a in [*firing, *self.resolved]]
+
+    async def push(self, firing: Iterable[Alert], now: datetime, force: bool = False) -> bool:
+        """Send the firing and recently resolved alerts if due; False if it failed."""
+        if not self.settings.alertmanager_url:
+            return True
+        resend = timedelta(seconds=self.settings.alert_resend_s)
+        due = self._push_needed or self._last_push is None or now - self._last_push >= resend
+        if not (due or force):
+            return True
+        batch = self.alertmanager_batch(firing, now)
+        try:
+            sent = await AlertmanagerClient(self._http, self.settings.alertmanager_url).post(batch)
+        except Exception as exc:
+            log.warning("Alertmanager push failed: %r", exc)
+            self._metrics.notifications.labels("alertmanager", "failed").inc()
+            self._push_needed = True
+            return False
+        self._metrics.notifications.labels("alertmanager", "sent").inc(sent)
+        self._last_push = now
+        self._push_needed = False
+        self.resolved.delivered(now)
+        return True
+
+    # --- outbox (webhook, Kafka) ----------------------------------------------------
+
+    def outbox_rows(self, t: Transition) -> list[tuple[str, dict[str, Any]]]:
+        """The notifications written with a transition: every one to Kafka, firing and
+        resolution of a fired alert to the webhook."""
+        event = transition_event(t)
+        rows: list[tuple[str, dict[str, Any]]] = []
+        if self.settings.alert_kafka_enabled:
+            rows.append(("kafka", event))
+        notify = t.to_state is State.FIRING or (
+            t.to_state is State.RESOLVED and t.alert.fired_at is not None
+        )
+        if self.settings.alert_webhook_url and notify:
+            kind = "alert.firing" if t.to_state is State.FIRING else "alert.resolved"
+            rows.append(("webhook", {"type": kind, "timestamp": t.at.isoformat(), "data": event}))
+        return rows
+
+    async def deliver_outbox(self, pool: asyncpg.Pool | None) -> int:
+        if pool is None:
+            return 0
+        return await deliver_due(pool, self._sinks(), self._metrics)
+
+    def _sinks(self) -> dict[str, Deliver]:
+        sinks: dict[str, Deliver] = {}
+        if self.settings.alert_webhook_url:
+            sender = WebhookSender(
+                self._http,
+                self.settings.alert_webhook_url,
+                self.settings.alert_webhook_secret.get_secret_value(),
+            )
+
+            async def webhook(msg_id: str, body: dict[str, Any]) -> None:
+                await sender.send(msg_id, body, self._clock())
+
+            sinks["webhook"] = webhook
+        if self.settings.alert_kafka_enabled:
+            sinks["kafka"] = self._send_kafka
+        return sinks
+
+    async def _send_kafka(self, transition_id: str, event: dict[str, Any]) -> None:
+        timeout = self.settings.kafka_request_timeout_s
+        if self._producer is None:
+            await ensure_topics(self.settings, [self.settings.topic_alerts])
+            producer = make_producer(self.settings)
+            await asyncio.wait_for(producer.start(), timeout)
+            self._producer = producer
+        await asyncio.wait_for(
+            self._producer.send_and_wait(
+                self.settings.topic_alerts,
+                key=event["identity"].encode(),
+                value=orjson.dumps(event),
+                headers=[("transition_id", transition_id.encode())],
+            ),
+            timeout,
+        )
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+            self._producer = None

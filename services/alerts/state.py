@@ -1,0 +1,126 @@
+"""Alert state: the open alerts, their lifecycle, and its persistence in PostgreSQL.
+
+:class:`AlertState` owns the :class:`~services.alerts.lifecycle.AlertBook` (verdicts in,
+transitions out), the :class:`~services.alerts.journal.Journal` that writes those
+transitions in order, and the last event seen per unit and family (``last_seen``,
+table ``alert_unit_activity``). Start-up waits for PostgreSQL to load the open alerts,
+so a restart never re-opens one as new; afterwards the database may come and go: the
+state goes on in memory and :meth:`AlertState.flush` writes the backlog when it returns.
+Delivery is not here (:mod:`services.alerts.delivery`): the journal only asks it which
+outbox rows go with each transition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+import asyncpg
+
+from services.alerts import store
+from services.alerts.journal import UNAVAILABLE, Journal, Outbox
+from services.alerts.lifecycle import AlertBook
+from services.alerts.model import Alert, AlertKey, State, Transition, Verdict
+from services.common.db import migrate
+
+log = logging.getLogger(__name__)
+
+Seen = dict[tuple[str, str], datetime]
+"""(unit, family) -> last event time."""
+
+
+class AlertState:
+    """Open alerts and last-seen times, in memory first and in PostgreSQL when it answers."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.book = AlertBook()
+        self.journal = Journal(outbox)
+        self.last_seen: Seen = {}
+        self.pool: asyncpg.Pool | None = None
+        self.loaded = asyncio.Event()
+        self._dirty_seen: Seen = {}
+
+    @property
+    def open(self) -> Mapping[AlertKey, Alert]:
+        return self.book.open
+
+    def pending(self) -> list[Alert]:
+        return [a for a in self.book.open.values() if a.state is State.PENDING]
+
+    def firing(self) -> list[Alert]:
+        return [a for a in self.book.open.values() if a.state is State.FIRING]
+
+    async def load(self, dsn: str, resolved_since: datetime) -> list[Alert]:
+        """Connect, migrate, load open alerts and last-seen times; retries forever.
+
+        Returns the alerts resolved since ``resolved_since`` (delivery re-sends them).
+        """
+        delay = 0.5
+        while True:
+            try:
+                pool = await store.create_pool(dsn)
+                async with pool.acquire() as conn:
+                    await migrate(conn)
+                    open_alerts = await store.load_open(conn)
+                    resolved = await store.load_resolved_since(conn, resolved_since)
+                    seen = await store.load_activity(conn)
+                break
+            except UNAVAILABLE as exc:
+                log.warning("PostgreSQL unavailable (%r); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        self.pool = pool
+        self.book = AlertBook(open_alerts)
+        for key, at in seen.items():
+            self.last_seen[key] = max(at, self.last_seen.get(key, at))
+        self.loaded.set()
+        log.info("loaded %d open alerts", len(self.book.open))
+        return resolved
+
+    def apply(self, verdicts: Iterable[Verdict], now: datetime) -> list[Transition]:
+        """One evaluation's verdicts through the lifecycle; the transitions are journalled."""
+        transitions = self.book.observe(verdicts, now)
+        self.journal.extend(transitions)
+        return transitions
+
+    def remember(self, seen: Mapping[tuple[str, str], datetime]) -> None:
+        """Newer last-event times; the changed ones are written at the next flush."""
+        for key, at in seen.items():
+            if key not in self.last_seen or at > self.last_seen[key]:
+                self.last_seen[key] = at
+                self._dirty_seen[key] = at
+
+    async def flush(self) -> int:
+        """Write the journal and the changed last-seen entries; raises if PG is away."""
+        if self.pool is None:
+            raise ConnectionError("PostgreSQL not connected yet")
+        written = await self.journal.flush(self.pool)
+        if self._dirty_seen:
+            dirty, self._dirty_seen = self._dirty_seen, {}
+            try:
+                async with self.pool.acquire() as conn:
+                    await store.save_activity(conn, dirty)
+            except BaseException:
+                for key, at in dirty.items():
+                    self._dirty_seen.setdefault(key, at)
+                raise
+        return written
+
+    async def database_ok(self) -> bool:
+        if self.pool is None:
+            return False
+        try:
+            async with asyncio.timeout(3):
+                await self.pool.fetchval("SELECT 1")
+        except UNAVAILABLE:
+            return False
+        except asyncpg.PostgresError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
