@@ -1,5 +1,8 @@
 """The KPI catalogue: loads data/kpis.json and compiles its conditions into fast predicates.
 
+Each KPI's default targets are dated, cited data of their own (data/targets.json,
+services/common/targetdata.py), attached to the KPI at load.
+
 A condition is a small JSON tree (see the file's ``$comment``), compiled once into a
 closure over a :class:`CloudEvent`, so that the stream processors pay a few function
 calls per event and nobody writes a KPI in Python.
@@ -11,15 +14,16 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from services.common.events import CloudEvent
 from services.common.paths import KPI_CATALOGUE
+from services.common.targetdata import LEVELS, DatedTarget, TargetData
 
 Predicate = Callable[[CloudEvent], bool]
-LEVELS = ("province", "district", "commune", "department")
+__all__ = ["LEVELS", "CatalogueError", "Kpi", "KpiCatalogue", "compile_condition"]
 
 
 class CatalogueError(ValueError):
@@ -37,8 +41,9 @@ class Kpi:
     event_type: str
     denominator: Predicate
     numerator: Predicate
-    targets: Mapping[str, float]
     min_volume: int
+    schedule: tuple[DatedTarget, ...] = ()
+    """Its default targets (data/targets.json), oldest first, never overlapping."""
     reads: tuple[str, ...] = ()
     """Field paths whose values alone decide the outcome, apart from ``compares``."""
     compares: tuple[Predicate, ...] = ()
@@ -50,8 +55,23 @@ class Kpi:
             return 0, 0
         return (1 if self.numerator(event) else 0), 1
 
-    def target_for(self, level: str) -> float:
-        return self.targets[level]
+    def default_on(self, day: date | None = None) -> DatedTarget | None:
+        """The default valid on ``day`` (a Vietnam calendar day); None: the latest one."""
+        if day is None:
+            return self.schedule[-1] if self.schedule else None
+        return next((e for e in self.schedule if e.valid_on(day)), None)
+
+    def target_bp(self, level: str, day: date | None = None) -> int | None:
+        """The default target in basis points for a unit level on ``day`` (None: latest)."""
+        found = self.default_on(day)
+        return found.target_bp[level] if found is not None else None
+
+    def target_for(self, level: str, day: date | None = None) -> float:
+        """``target_bp`` as a ratio 0..1, for the displays that still take a float."""
+        bp = self.target_bp(level, day)
+        if bp is None:
+            raise KeyError(f"KPI {self.id!r} has no target for {day}")
+        return bp / 10_000
 
 
 class KpiCatalogue:
@@ -71,12 +91,23 @@ class KpiCatalogue:
 
     @classmethod
     def load(
-        cls, path: Path = KPI_CATALOGUE, event_types: frozenset[str] | None = None
+        cls,
+        path: Path = KPI_CATALOGUE,
+        event_types: frozenset[str] | None = None,
+        targets: TargetData | None = None,
     ) -> KpiCatalogue:
-        """Read and compile the catalogue; ``event_types`` (from the contract) are checked."""
+        """Read and compile the catalogue; ``event_types`` (from the contract) are checked.
+
+        The default targets come from ``targets``, else from targets.json beside ``path``;
+        every KPI needs one, and every KPI named there must exist. The fingerprint covers
+        the KPI file only: targets judge figures, they never change what is counted.
+        """
         text = path.read_bytes()
         raw = json.loads(text)
-        kpis = [_kpi(entry) for entry in raw["kpis"]]
+        data = targets if targets is not None else TargetData.load(path.with_name("targets.json"))
+        kpis = [_kpi(entry, data) for entry in raw["kpis"]]
+        if unknown := data.kpis - {k.id for k in kpis}:
+            raise CatalogueError(f"targets name KPIs not in the catalogue: {sorted(unknown)}")
         seen: set[str] = set()
         for kpi in kpis:
             if kpi.id in seen:
@@ -183,12 +214,14 @@ class _TypeCounter:
         return tuple(counts)
 
 
-def _kpi(entry: Mapping[str, Any]) -> Kpi:
+def _kpi(entry: Mapping[str, Any], targets: TargetData) -> Kpi:
     kpi_id = entry.get("id", "?")
+    if "targets" in entry:
+        raise CatalogueError(f"KPI {kpi_id!r}: targets are dated data now, in targets.json")
+    schedule = targets.schedule(kpi_id)
+    if not schedule:
+        raise CatalogueError(f"KPI {kpi_id!r} has no default target in targets.json")
     try:
-        targets = {level: float(entry["targets"][level]) for level in LEVELS}
-        if any(not 0.0 <= t <= 1.0 for t in targets.values()):
-            raise CatalogueError(f"KPI {kpi_id!r}: targets are ratios between 0 and 1")
         return Kpi(
             id=entry["id"],
             name_vi=entry["name_vi"],
@@ -197,8 +230,8 @@ def _kpi(entry: Mapping[str, Any]) -> Kpi:
             event_type=entry["event_type"],
             denominator=compile_condition(entry["denominator"]),
             numerator=compile_condition(entry["numerator"]),
-            targets=targets,
             min_volume=int(entry["min_volume"]),
+            schedule=schedule,
             reads=tuple(sorted(_reads(entry["denominator"]) | _reads(entry["numerator"]))),
             compares=(*_compares(entry["denominator"]), *_compares(entry["numerator"])),
         )

@@ -106,6 +106,13 @@ def test_kpis_are_indexed_by_event_type() -> None:
 def write(tmp_path: Path, kpi: dict[str, Any]) -> Path:
     path = tmp_path / "kpis.json"
     path.write_text(json.dumps({"version": 1, "kpis": [kpi]}))
+    level_bp = {"province": 5000, "district": 5000, "commune": 5000, "department": 5000}
+    default = {"document": None, "issuer": "test", "signed": None, "title_vi": "", "title_en": ""}
+    targets = [{"kpi": kpi.get("id"), "valid_from": None, "valid_until": None,
+                "target_bp": level_bp, "source": "project-default"}]  # fmt: skip
+    (tmp_path / "targets.json").write_text(
+        json.dumps({"sources": {"project-default": default}, "targets": targets})
+    )
     return path
 
 
@@ -117,7 +124,6 @@ def base_kpi(**overrides: Any) -> dict[str, Any]:
         "event_type": "vn.egov.meeting.held",
         "denominator": {"all": []},
         "numerator": {"field": "data.paperless", "eq": True},
-        "targets": {"province": 0.5, "district": 0.5, "commune": 0.5, "department": 0.5},
         "min_volume": 1,
     }
     kpi.update(overrides)
@@ -130,7 +136,7 @@ def base_kpi(**overrides: Any) -> dict[str, Any]:
         ({"numerator": {"field": "data.paperless", "gt": 1}}, "unknown operator"),
         ({"numerator": {"field": "meta.x", "eq": 1}}, "unknown field path"),
         ({"event_type": "vn.egov.nothing"}, "unknown event type"),
-        ({"targets": {"province": 2}}, "missing 'district'"),
+        ({"targets": {"province": 0.5}}, "targets are dated data now"),
     ],
 )
 def test_a_malformed_catalogue_is_refused_with_its_reason(

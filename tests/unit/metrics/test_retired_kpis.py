@@ -53,7 +53,7 @@ def test_kpis_answer_the_retired_kpi_marked_and_unjudged() -> None:
     assert item["kpi_name_en"] == RETIRED and item["unit_name"] == "Phường Bắc Kạn"
     # Nothing valid was lost: the live KPI is served in full beside it.
     live = by_kpi[("document_signing", "01843")]
-    assert live["retired"] is False and (live["numerator"], live["target"]) == (2, 0.95)
+    assert live["retired"] is False and (live["numerator"], live["target"]) == (2, 1.0)
     # The alerts and the wall read these answers: a retired item is left out, not an error.
     figures = parse_figures(orjson.dumps({"items": items}))
     assert {f.kpi for f in figures} == {"document_signing"}
