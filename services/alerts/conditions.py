@@ -20,7 +20,7 @@ from services.alerts import text
 from services.alerts.directory import UnitDirectory
 from services.alerts.model import AlertKey, Severity, Status, Verdict
 from services.common.calendar import WorkingCalendar
-from services.common.figures import Figure, Standing, classify
+from services.common.figures import Figure, Standing
 
 BELOW = "KpiBelowTarget"
 BURN = "KpiBudgetBurn"
@@ -98,7 +98,7 @@ def kpi_below_target(
 
 def _below_status(fig: Figure, hysteresis: float) -> Status:
     """Breach exactly when the shared judgement says below; clear only past the margin."""
-    standing = classify(fig.numerator, fig.denominator, fig.target, fig.min_volume)
+    standing = fig.status
     if standing is Standing.BELOW:
         return Status.BREACH
     if standing is Standing.MEETS and fig.numerator / fig.denominator >= min(

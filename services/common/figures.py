@@ -1,20 +1,25 @@
 """The metrics workers' figures as the alerts and the wall read them: types, parsing, merge.
 
-Pure: :mod:`services.common.figures_client` fetches the JSON of /v1/kpis and
-/v1/activity (docs/metrics-api.md); this module turns it into :class:`Figure` and
-:class:`Activity`, merges the answers of several workers, and judges a rate against
-its target (:func:`classify`) the one way both services share.
+Pure: :class:`Figure` is the /v1/kpis item (docs/metrics-api.md), typed and
+versioned: the metrics workers write it (:meth:`Figure.to_json`), and
+:mod:`services.common.figures_client` fetches it for the alerts and the wall, which
+read it with :func:`parse_figures`. This module also reads :class:`Activity`, merges
+the answers of several workers, and judges a rate against its target
+(:func:`classify`) the one way every service shares.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import orjson
+
+from services.common.rates import BP_SCALE, meets, rate_bp, to_bp
 
 
 class Standing(StrEnum):
@@ -36,25 +41,42 @@ class Standing(StrEnum):
 _RANK = {s: i for i, s in enumerate(Standing)}
 
 
-def classify(numerator: int, denominator: int, target: float, min_volume: int) -> Standing:
-    """Judge one rate: volume first (small numbers lie), then the target.
+def classify(numerator: int, denominator: int, target_bp: int, min_volume: int) -> Standing:
+    """Judge one rate: volume first (small numbers lie), then the target in basis points.
 
-    A rate exactly on its target meets it. The alerts' KpiBelowTarget breaches exactly
-    when this says BELOW; the wall shows BELOW exactly then too.
+    A rate exactly on its target meets it; the comparison is exact on the integer counts
+    (:func:`services.common.rates.meets`), never on a float or on the shown, rounded rate.
+    The alerts' KpiBelowTarget breaches exactly when this says BELOW; the wall shows BELOW
+    exactly then too.
     """
     if denominator <= 0:
         return Standing.NO_DATA
     if denominator < min_volume:
         return Standing.LOW_VOLUME
-    return Standing.MEETS if numerator / denominator >= target else Standing.BELOW
+    return Standing.MEETS if meets(numerator, denominator, target_bp) else Standing.BELOW
+
+
+ITEM_VERSION: Final = 2
+"""Version of the /v1/kpis item. 2: ``target_bp``, ``rate_bp`` and ``version`` added.
+
+A new optional field (with a default here, ``null``/absent on the wire) keeps the
+version; a field removed, renamed or changing meaning raises it, and readers refuse an
+item of a version they do not know rather than misread it. Items without ``version``
+are version 1 (their target is read from the ratio ``target``).
+"""
 
 
 class Figure(NamedTuple):
-    """One KPI rate of one unit in one window, as a metrics worker serves it.
+    """One KPI rate of one unit in one window: the /v1/kpis item, both written and read.
 
-    A named tuple rather than a frozen dataclass: the alerts build 70,000 per window and
-    cycle at 10,000 units, and a tuple is built about three times faster. Names fall
-    back to codes, and the province to the unit itself, when an answer leaves them out.
+    The metrics workers build one per (unit, KPI, window) and write it with
+    :meth:`to_json`; the alerts and the wall read it with :func:`parse_figures`. A named
+    tuple rather than a frozen dataclass: the alerts build 70,000 per window and cycle
+    at 10,000 units, and a tuple is built about three times faster. Names fall back to
+    codes, and the province to the unit itself, when an answer leaves them out.
+
+    To add a field: append it with a default, write it in :meth:`to_json` and read it
+    in :func:`_figure` with ``.get`` (older workers leave it out); the version stays.
     """
 
     kpi: str
@@ -62,7 +84,9 @@ class Figure(NamedTuple):
     window: str
     numerator: int
     denominator: int
-    target: float
+    target_bp: int | None
+    """The effective target in basis points; None only on the writing side (a retired
+    KPI, or a code the worker cannot place): such items are never judged nor parsed."""
     min_volume: int
     unit_name: str = ""
     unit_name_en: str = ""
@@ -72,14 +96,27 @@ class Figure(NamedTuple):
     province: str = ""
     parent: str | None = None
     last_event_time: datetime | None = None
+    period_start: datetime | None = None
+    retired: bool = False
 
     @property
     def ratio(self) -> float | None:
+        """The rate as a float 0..1, for charts and arithmetic; never for a judgement."""
         return self.numerator / self.denominator if self.denominator else None
 
     @property
+    def rate_bp(self) -> int | None:
+        """The rate as shown, in basis points (:func:`services.common.rates.rate_bp`)."""
+        return rate_bp(self.numerator, self.denominator)
+
+    @property
+    def target(self) -> float:
+        """The target as a ratio 0..1, for arithmetic that is not a judgement (burn rate)."""
+        return self._target_bp() / BP_SCALE
+
+    @property
     def status(self) -> Standing:
-        return classify(self.numerator, self.denominator, self.target, self.min_volume)
+        return classify(self.numerator, self.denominator, self._target_bp(), self.min_volume)
 
     @property
     def gap(self) -> float:
@@ -88,6 +125,42 @@ class Figure(NamedTuple):
         if ratio is None or self.status is not Standing.BELOW:
             return 0.0
         return self.target - ratio
+
+    def _target_bp(self) -> int:
+        if self.target_bp is None:
+            raise ValueError(f"{self.kpi} of {self.unit} has no target: it is never judged")
+        return self.target_bp
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented item (docs/metrics-api.md), ready for orjson."""
+        target, judged = self.target_bp, self.target_bp is not None and not self.retired
+        meets_target = None
+        if judged and self.denominator and self.denominator >= self.min_volume:
+            meets_target = self.status is Standing.MEETS
+        return {
+            "version": ITEM_VERSION,
+            "kpi": self.kpi,
+            "kpi_name_vi": self.kpi_name_vi or self.kpi,
+            "kpi_name_en": self.kpi_name_en or self.kpi,
+            "retired": self.retired,
+            "unit": self.unit,
+            "unit_name": self.unit_name or None,
+            "unit_name_en": self.unit_name_en or None,
+            "level": self.level or None,
+            "parent": self.parent,
+            "province": self.province or None,
+            "window": self.window,
+            "period_start": _iso(self.period_start),
+            "numerator": self.numerator,
+            "denominator": self.denominator,
+            "ratio": self.ratio,
+            "rate_bp": self.rate_bp,
+            "target": None if target is None else target / BP_SCALE,
+            "target_bp": target,
+            "min_volume": None if self.retired else self.min_volume,
+            "meets_target": meets_target,
+            "last_event_time": _iso(self.last_event_time),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +179,10 @@ class AnswerFormatError(ValueError):
 def parse_figures(body: bytes) -> list[Figure]:
     """The items of one /v1/kpis answer.
 
-    An item without a target (a code the worker cannot place in today's hierarchy) has
-    nothing to be compared with and is left out; any other malformed item refuses the
-    whole answer (a worker answers for all of its units or is counted as not answering).
+    An item without a target (a retired KPI, or a code the worker cannot place in
+    today's hierarchy) has nothing to be compared with and is left out; any other
+    malformed item, or an item of a version this reader does not know, refuses the whole
+    answer (a worker answers for all of its units or is counted as not answering).
     """
     try:
         items = orjson.loads(body)["items"]
@@ -120,6 +194,13 @@ def parse_figures(body: bytes) -> list[Figure]:
 def _figure(i: dict[str, Any]) -> Figure:
     # Positional and without conversions where the API always answers (this runs for
     # every (unit, KPI, window) every cycle: 70,000 times per window at 10,000 units).
+    version = i.get("version", 1)
+    if version != ITEM_VERSION:
+        if version != 1:
+            raise ValueError(f"item version {version!r}, this reader knows 1..{ITEM_VERSION}")
+        target_bp = _v1_target_bp(i["target"])
+    else:
+        target_bp = i["target_bp"]
     kpi, unit = i["kpi"], i["unit"]
     name = i.get("unit_name") or unit
     return Figure(
@@ -128,7 +209,7 @@ def _figure(i: dict[str, Any]) -> Figure:
         i.get("window") or "day",
         i["numerator"] or 0,
         i["denominator"] or 0,
-        i["target"],
+        target_bp,
         i.get("min_volume") or 0,
         name,
         i.get("unit_name_en") or name,
@@ -138,7 +219,14 @@ def _figure(i: dict[str, Any]) -> Figure:
         i.get("province") or unit,
         i.get("parent") or None,
         _time(i.get("last_event_time")),
+        _period(i.get("period_start")),
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _v1_target_bp(target: float) -> int:
+    # A handful of distinct targets per answer: each read through its decimal form once.
+    return to_bp(target)
 
 
 def parse_activity(body: bytes) -> list[Activity]:
@@ -149,6 +237,16 @@ def parse_activity(body: bytes) -> list[Activity]:
         return [Activity(u, f or "", t) for u, f, t in found if u and t is not None]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise AnswerFormatError(f"not a /v1/activity answer ({exc!r})") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _period(value: str | None) -> datetime | None:
+    # Every item of a window starts its period at the same instant: read it once.
+    return _time(value)
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
 
 
 def _time(value: Any) -> datetime | None:

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from services.common.figures import Figure
 from services.common.kpis import KpiCatalogue
+from services.common.rates import to_bp
 from services.common.units import Unit, UnitRegistry
 from services.metrics.figures import Figures
 from services.metrics.periods import ALL_WINDOWS, VN_TZ, Periods
@@ -61,15 +63,18 @@ def kpi_items(
 ) -> list[dict[str, Any]]:
     """One item per (series, window) this worker owns, filtered by the query.
 
-    A series whose KPI the catalogue no longer has is served as it was counted, marked
-    ``retired``, named by its id and with no target (so never judged)."""
+    Each item is a :class:`~services.common.figures.Figure` written as JSON, the type the
+    alerts and the wall read back. A series whose KPI the catalogue no longer has is
+    served as it was counted, marked ``retired``, named by its id and with no target (so
+    never judged)."""
     activity = figures.activity()
     items: list[dict[str, Any]] = []
     # A unit's description is the same for each of its KPIs and windows: found once per
     # call (alerts read 70,000 items per window every few seconds).
-    described: dict[str, tuple[Unit | None, str | None, float]] = {}
+    described: dict[str, tuple[Unit | None, str | None, datetime | None]] = {}
+    target_bp: dict[float, int] = {}  # a handful of distinct targets: each converted once
     for window in query.windows:
-        start = periods.start(window).isoformat()
+        start = periods.start(window)
         for (code, kpi_id), fig in sorted(figures.window(window, periods).items()):
             if (query.units and code not in query.units) or (
                 query.kpis and kpi_id not in query.kpis
@@ -78,12 +83,13 @@ def kpi_items(
             found = described.get(code)
             if found is None:
                 last_of = (activity.get((code, f)) or 0.0 for f in FAMILIES)
+                last = max(last_of, default=0.0)
                 found = described[code] = (
                     describe_unit(registry, code, periods),
                     _province_of(registry, code, periods),
-                    max(last_of, default=0.0),
+                    datetime.fromtimestamp(last, VN_TZ) if last else None,
                 )
-            unit, province, last = found
+            unit, province, last_event = found
             level = unit.level if unit else None
             if (query.levels and level not in query.levels) or (
                 query.provinces and province not in query.provinces
@@ -92,34 +98,28 @@ def kpi_items(
             retired = targets.retired(kpi_id)
             kpi = None if retired else targets.catalogue.get(kpi_id)
             target = targets.target(unit, kpi_id)
-            min_volume = kpi.min_volume if kpi is not None else None
-            ratio = fig.numerator / fig.denominator if fig.denominator else None
-            meets = None
-            if ratio is not None and target is not None and fig.denominator >= (min_volume or 0):
-                meets = ratio >= target
-            items.append(
-                {
-                    "kpi": kpi_id,
-                    "kpi_name_vi": kpi.name_vi if kpi is not None else kpi_id,
-                    "kpi_name_en": kpi.name_en if kpi is not None else kpi_id,
-                    "retired": retired,
-                    "unit": code,
-                    "unit_name": unit.full_name if unit else None,
-                    "unit_name_en": unit.full_name_en if unit else None,
-                    "level": level,
-                    "parent": unit.parent if unit else None,
-                    "province": province,
-                    "window": window,
-                    "period_start": start,
-                    "numerator": fig.numerator,
-                    "denominator": fig.denominator,
-                    "ratio": ratio,
-                    "target": target,
-                    "min_volume": min_volume,
-                    "meets_target": meets,
-                    "last_event_time": _iso(last or None),
-                }
+            if target is not None and target not in target_bp:
+                target_bp[target] = to_bp(target)
+            item = Figure(
+                kpi_id,
+                code,
+                window,
+                fig.numerator,
+                fig.denominator,
+                None if target is None else target_bp[target],
+                kpi.min_volume if kpi is not None else 0,
+                unit.full_name if unit else "",
+                unit.full_name_en if unit else "",
+                kpi.name_vi if kpi is not None else kpi_id,
+                kpi.name_en if kpi is not None else kpi_id,
+                level or "",
+                province or "",
+                unit.parent if unit else None,
+                last_event,
+                start,
+                retired,
             )
+            items.append(item.to_json())
     return items
 
 

@@ -7,12 +7,13 @@ from services.alerts.directory import UnitDirectory
 from services.alerts.model import Status
 from services.common.calendar import VN_TZ, WorkingCalendar
 from services.common.figures import Figure, Standing, classify
+from services.common.rates import to_bp
 from services.common.unit_info import UnitInfo
 
 
 def fig(num: int, den: int, *, target: float = 0.95, window: str = "day", unit: str = "u1",
         min_volume: int = 20) -> Figure:  # fmt: skip
-    return Figure("document_signing", unit, window, num, den, target, min_volume,
+    return Figure("document_signing", unit, window, num, den, to_bp(target), min_volume,
                   unit_name="Xã Một", province="19")  # fmt: skip
 
 
@@ -39,7 +40,7 @@ def test_a_breach_is_exactly_what_the_wall_shows_below_target() -> None:
     for num, den in [(0, 0), (0, 19), (18, 19), (18, 20), (19, 20), (20, 20), (94, 100)]:
         f = fig(num, den)
         breach = below(f) is Status.BREACH
-        assert breach == (classify(num, den, f.target, f.min_volume) is Standing.BELOW)
+        assert breach == (classify(num, den, to_bp(f.target), f.min_volume) is Standing.BELOW)
 
 
 def test_annotations_name_the_unit_rate_target_and_counts() -> None:

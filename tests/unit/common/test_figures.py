@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from services.common.figures import (
+    ITEM_VERSION,
     Activity,
     AnswerFormatError,
     Figure,
@@ -52,7 +53,7 @@ def figure_from_json(item: dict[str, object]) -> Figure:
 
 
 def fig(unit: str, num: int, den: int, window: str = "day") -> Figure:
-    return Figure("document_signing", unit, window, num, den, 0.95, 20, province="19")
+    return Figure("document_signing", unit, window, num, den, 9500, 20, province="19")
 
 
 def test_figure_from_the_documented_item() -> None:
@@ -131,3 +132,73 @@ def test_activity_merge_keeps_the_latest_event_per_unit_and_family() -> None:
         Activity("01843", "documents", late),
         Activity("01843", "dossiers", late),
     ]
+
+
+NONG_CONG = Figure(
+    "document_signing",
+    "404",
+    "year",
+    11_703,
+    11_710,
+    9500,
+    20,
+    unit_name="Huyện Nông Cống",
+    unit_name_en="Nong Cong District",
+    kpi_name_vi="Tỷ lệ văn bản điện tử được ký số",
+    kpi_name_en="Digital-signing rate",
+    level="district",
+    province="38",
+    parent="38",
+    last_event_time=AT,
+    period_start=datetime(2026, 1, 1, tzinfo=VN_TZ),
+)
+
+
+def test_an_item_written_by_a_worker_is_read_back_as_the_same_figure() -> None:
+    item = orjson.loads(orjson.dumps(NONG_CONG.to_json()))
+    assert item["version"] == ITEM_VERSION
+    assert (item["rate_bp"], item["target_bp"], item["target"]) == (9994, 9500, 0.95)
+    assert item["meets_target"] is True
+    assert figure_from_json(item) == NONG_CONG
+
+
+def test_the_judgement_is_on_the_counts_not_on_the_shown_rate() -> None:
+    # 24,374 of 25,000 is 97.496 %: shown "97,50 %", yet under a 97.5 % target.
+    f = NONG_CONG._replace(numerator=24_374, denominator=25_000, target_bp=9750)
+    assert (f.rate_bp, f.status) == (9750, Status.BELOW)
+    assert f.to_json()["meets_target"] is False
+    assert f._replace(numerator=24_375).status is Status.MEETS
+
+
+def test_a_version_1_item_has_its_target_read_as_basis_points() -> None:
+    # Workers not yet upgraded answer without "version" and "target_bp".
+    assert "version" not in DOC_ITEM
+    f = figure_from_json({**DOC_ITEM, "target": 0.975})
+    assert f.target_bp == 9750
+
+
+def test_an_item_of_an_unknown_version_refuses_the_whole_answer() -> None:
+    newer = {**NONG_CONG.to_json(), "version": ITEM_VERSION + 1}
+    with pytest.raises(AnswerFormatError, match="version"):
+        parse_figures(answer(DOC_ITEM, newer))
+
+
+def test_fields_a_newer_worker_adds_are_ignored_not_refused() -> None:
+    item = {**NONG_CONG.to_json(), "target_source": "QĐ 942/QĐ-TTg (2021)", "late_open": 3}
+    assert figure_from_json(item) == NONG_CONG
+
+
+def test_a_retired_kpi_is_written_without_target_or_judgement_and_left_out() -> None:
+    retired = NONG_CONG._replace(kpi="old_kpi", target_bp=None, retired=True)
+    item = retired.to_json()
+    assert (item["target"], item["target_bp"], item["min_volume"]) == (None, None, None)
+    assert item["meets_target"] is None and item["rate_bp"] == 9994
+    assert parse_figures(answer(item)) == []
+    with pytest.raises(ValueError, match="no target"):
+        _ = retired.status
+
+
+def test_below_the_minimum_volume_meets_target_is_null() -> None:
+    item = NONG_CONG._replace(numerator=1, denominator=2).to_json()
+    assert (item["meets_target"], item["rate_bp"]) == (None, 5000)
+    assert NONG_CONG._replace(numerator=0, denominator=0).to_json()["ratio"] is None

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.common.figures import Activity, Figure
+from services.common.rates import to_bp
 from services.common.units import VN_TZ
 from services.metrics.wall.snapshot import Snapshot, SourceState, fingerprint
 
@@ -45,7 +46,7 @@ def fig(
         window=window,
         numerator=num,
         denominator=den,
-        target=target,
+        target_bp=to_bp(target),
         min_volume=min_volume,
         last_event_time=last_event,
     )

@@ -25,7 +25,7 @@ from tests.unit.wall.factories import NOW, fig, recent
     ],
 )
 def test_classify_volume_before_target(num: int, den: int, expected: Status) -> None:
-    assert classify(num, den, target=0.95, min_volume=20) is expected
+    assert classify(num, den, target_bp=9500, min_volume=20) is expected
 
 
 def test_worst_first_orders_below_by_gap_then_low_volume_then_meets() -> None:
