@@ -1,0 +1,279 @@
+"""On-time resolution the way Vietnamese one-stop statistics count it: one dossier, one count. Pure.
+
+A dossier's clock starts with its appointment (``due_at`` of ``dossier.received``, or of
+``dossier.resolved`` when the receipt did not say), pauses while it is returned for
+completion, and resumes with ``dossier.resubmitted``'s new appointment. It ends once:
+
+- resolved (approved or rejected) **early** (before the local appointment date), **on
+  time** (on it, and not after an appointment time) or **late**, counted in the period
+  of the resolution;
+- still open when its appointment passes: **open overdue** ("trễ hạn đang xử lý"),
+  counted in the period of the appointment; its later resolution counts nothing again;
+- **withdrawn**: out of the rate, never counted.
+
+Everything is judged at the events' own times: a resolution, return or withdrawal that
+happened before the appointment but reached the worker after the sweep had counted the
+dossier open overdue takes that count back (-1 where it was added) and counts as it
+happened. The on-time rate is (early + on time) / (early + on time + late + open overdue).
+
+Times are inputs (epoch seconds): the ledger never reads a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final, TypeVar
+
+from services.common.summaries import dedup_digest
+from services.metrics import contributions
+from services.metrics.periods import VN_TZ, bucket_of, local_day_of_epoch
+
+RECEIVED: Final = "vn.egov.dossier.received"
+RESOLVED: Final = "vn.egov.dossier.resolved"
+RESUBMITTED: Final = "vn.egov.dossier.resubmitted"
+PAID: Final = "vn.egov.dossier.paid"
+DOSSIER_TYPES: Final = frozenset({RECEIVED, RESOLVED, RESUBMITTED, PAID})
+"""Types whose events carry ``data.dossier_id``: counted once per dossier, not per event."""
+
+KPI: Final = "dossier_on_time"
+OUTCOMES: Final = ("early", "on_time", "late", "open_overdue")
+OUTCOME_SERIES: Final = {outcome: f"{KPI}:{outcome}" for outcome in OUTCOMES}
+"""The stored series of each count (kpi_daily rows, denominator = the count, numerator 0):
+rolled up and windowed like every figure, exported as ``egov_dossiers``."""
+_SERIES_OUTCOME: Final = {series: outcome for outcome, series in OUTCOME_SERIES.items()}
+
+FINAL_OUTCOMES: Final = frozenset({"approved", "rejected"})
+_ONE_US: Final = 1e-6
+
+
+def outcome_of_series(kpi: str) -> str | None:
+    """The outcome a stored series counts (``dossier_on_time:late`` -> ``late``), else None."""
+    return _SERIES_OUTCOME.get(kpi)
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """An appointment: its local date, and the last instant that is still on time."""
+
+    day: date
+    last_on_time: float
+    """Epoch seconds: a date-time appointment itself; a date alone, its last microsecond."""
+
+    @classmethod
+    def parse(cls, text: str) -> Due:
+        """``2024-03-20T17:00:00+07:00`` or ``2024-03-20`` (a Vietnam date); the contract
+        guarantees one of the two shapes."""
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            end = datetime(day.year, day.month, day.day, tzinfo=VN_TZ) + timedelta(days=1)
+            return cls(day, end.timestamp() - _ONE_US)
+        at = datetime.fromisoformat(text.upper())
+        return cls(at.astimezone(VN_TZ).date(), at.timestamp())
+
+    def late(self, epoch: float) -> bool:
+        return epoch > self.last_on_time
+
+    def judge(self, epoch: float) -> str:
+        """early, on_time or late for a resolution at ``epoch``: early before the
+        appointment date (Vietnam time), on time on it (and not after its time)."""
+        if self.late(epoch):
+            return "late"
+        return "early" if local_day_of_epoch(epoch) < self.day else "on_time"
+
+
+class Status(StrEnum):
+    OPEN = "open"
+    PAUSED = "paused"
+    OVERDUE = "overdue"
+    """Counted open overdue; a later resolution counts nothing (unless it happened in time)."""
+    DONE = "done"
+    WITHDRAWN = "withdrawn"
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """What one dossier event says about its dossier (``kind``: received, resubmitted,
+    returned, withdrawn, final, paid)."""
+
+    dossier_id: str
+    kind: str
+    due: Due | None = None
+
+
+def fact_of(event_type: str, data: Mapping[str, Any]) -> Fact | None:
+    """The fact of a valid event of a dossier type; None for other types."""
+    if event_type not in DOSSIER_TYPES:
+        return None
+    raw_due = data.get("due_at")
+    due = Due.parse(raw_due) if isinstance(raw_due, str) else None
+    kind = "paid" if event_type == PAID else event_type.rpartition(".")[2]
+    if event_type == RESOLVED:
+        outcome = data["outcome"]
+        kind = "final" if outcome in FINAL_OUTCOMES else outcome
+    return Fact(data["dossier_id"], kind, due)
+
+
+def identity(event_type: str, source: str, event_id: str, data: Mapping[str, Any]) -> bytes:
+    """The dedup digest of an event: its ``source`` and ``id``, except that a dossier's
+    receipt, payment and final outcome are one per dossier and type, whatever their ids
+    (a second approval of one dossier is a duplicate). Returns and resubmissions may
+    repeat, so they keep their own ids."""
+    if event_type in DOSSIER_TYPES:
+        if event_type == RESOLVED:
+            if data.get("outcome") != "returned":
+                return dedup_digest(source, f"\0{event_type}\0final\0{data['dossier_id']}")
+        elif event_type != RESUBMITTED:
+            return dedup_digest(source, f"\0{event_type}\0{data['dossier_id']}")
+    return dedup_digest(source, event_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Dossier:
+    """Where one dossier stands, as stored between events (services/metrics/dossierstore.py)."""
+
+    dossier_id: str
+    status: Status
+    due: Due | None
+    units: tuple[str, ...]
+    """The unit chain of its receipt (its latest event's when it was not received): an
+    open overdue count goes to these units."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """One count (or, ``delta`` -1, one count taken back) of one outcome."""
+
+    outcome: str
+    units: tuple[str, ...]
+    day: date
+    epoch: float
+    delta: int = 1
+
+
+def step(
+    dossier: Dossier | None, fact: Fact, epoch: float, units: tuple[str, ...]
+) -> tuple[Dossier | None, list[Tick]]:
+    """Apply one event (``fact`` at ``epoch``, for the unit chain ``units``)."""
+    if fact.kind == "paid":
+        return dossier, []
+    if dossier is None:
+        dossier = Dossier(fact.dossier_id, Status.OPEN, None, units)
+    if fact.kind in ("received", "resubmitted"):
+        return _opened(dossier, fact), []
+    if fact.kind == "returned":
+        return _returned(dossier, fact, epoch)
+    if fact.kind == "withdrawn":
+        return _withdrawn(dossier, epoch)
+    return _resolved(dossier, fact, epoch, units)
+
+
+def _opened(dossier: Dossier, fact: Fact) -> Dossier:
+    if dossier.status is Status.PAUSED:  # back complete: the clock resumes
+        return replace(dossier, status=Status.OPEN, due=fact.due or dossier.due)
+    if dossier.status is Status.OPEN and dossier.due is None:
+        return replace(dossier, due=fact.due)
+    return dossier
+
+
+def _taken_back(dossier: Dossier, epoch: float) -> list[Tick]:
+    """An overdue count to take back: the event that ends or pauses the dossier happened
+    in time, and reached the worker after the sweep."""
+    if dossier.status is Status.OVERDUE and dossier.due is not None and not dossier.due.late(epoch):
+        return [_overdue_tick(dossier, -1)]
+    return []
+
+
+def _returned(dossier: Dossier, fact: Fact, epoch: float) -> tuple[Dossier, list[Tick]]:
+    if dossier.status is Status.OPEN:
+        return replace(dossier, status=Status.PAUSED, due=dossier.due or fact.due), []
+    back = _taken_back(dossier, epoch)
+    if back:
+        return replace(dossier, status=Status.PAUSED), back
+    return dossier, []
+
+
+def _withdrawn(dossier: Dossier, epoch: float) -> tuple[Dossier, list[Tick]]:
+    if dossier.status in (Status.OPEN, Status.PAUSED):
+        return replace(dossier, status=Status.WITHDRAWN), []
+    back = _taken_back(dossier, epoch)
+    if back:
+        return replace(dossier, status=Status.WITHDRAWN), back
+    return dossier, []  # counted already (late, or resolved): it stays counted
+
+
+def _resolved(
+    dossier: Dossier, fact: Fact, epoch: float, units: tuple[str, ...]
+) -> tuple[Dossier, list[Tick]]:
+    due = dossier.due or fact.due
+    if dossier.status in (Status.DONE, Status.WITHDRAWN):
+        return dossier, []
+    back = _taken_back(dossier, epoch)
+    if dossier.status is Status.OVERDUE and not back:
+        return replace(dossier, status=Status.DONE), []  # counted once, as open overdue
+    done = replace(dossier, status=Status.DONE, due=due)
+    if due is None:  # no appointment known: nothing to judge it by
+        return done, back
+    tick = Tick(due.judge(epoch), units, local_day_of_epoch(epoch), epoch)
+    return done, [*back, tick]
+
+
+def overdue(dossier: Dossier, now: float) -> bool:
+    """Whether the sweep at ``now`` counts ``dossier`` open overdue."""
+    return dossier.status is Status.OPEN and dossier.due is not None and dossier.due.late(now)
+
+
+def sweep(dossiers: Iterable[Dossier], now: float) -> tuple[list[Dossier], list[Tick]]:
+    """The open dossiers whose appointment has passed at ``now``: marked overdue, counted
+    in the period of their appointment."""
+    marked, ticks = [], []
+    for dossier in dossiers:
+        if overdue(dossier, now):
+            marked.append(replace(dossier, status=Status.OVERDUE))
+            ticks.append(_overdue_tick(dossier, 1))
+    return marked, ticks
+
+
+def _overdue_tick(dossier: Dossier, delta: int) -> Tick:
+    assert dossier.due is not None  # noqa: S101 -- only dossiers with an appointment get here
+    return Tick("open_overdue", dossier.units, dossier.due.day, dossier.due.last_on_time, delta)
+
+
+K = TypeVar("K")
+
+
+def deltas_of(ticks: Iterable[Tick]) -> contributions.Deltas:
+    """The figures the ticks change: the on-time KPI (early and on time above the line,
+    all four below) and each outcome's own series, for every unit of the chain."""
+    deltas = contributions.Deltas()
+    for tick in ticks:
+        on_time = tick.outcome in ("early", "on_time")
+        bucket = bucket_of(tick.epoch)
+        rows = (
+            (KPI, tick.delta if on_time else 0, tick.delta),
+            (OUTCOME_SERIES[tick.outcome], 0, tick.delta),
+        )
+        for unit in tick.units:
+            for kpi, num, den in rows:
+                _add(deltas.daily, (unit, kpi, tick.day), num, den)
+                _add(deltas.buckets, (unit, kpi, bucket), num, den)
+    return deltas
+
+
+def merge(into: contributions.Deltas, more: contributions.Deltas) -> None:
+    """Add ``more``'s figure rows to ``into`` (they add no events)."""
+    for day_key, (num, den) in more.daily.items():
+        _add(into.daily, day_key, num, den)
+    for bucket_key, (num, den) in more.buckets.items():
+        _add(into.buckets, bucket_key, num, den)
+
+
+def _add(table: dict[K, list[int]], key: K, num: int, den: int) -> None:
+    row = table.get(key)
+    if row is None:
+        table[key] = [num, den]
+    else:
+        row[0] += num
+        row[1] += den
