@@ -50,7 +50,7 @@ async def test_drop_below_target_fires_once_and_resolves_once(
         assert alert["labels"] | {"alertname": "KpiBelowTarget", "kpi": "document_signing",
                                   "unit": "c1", "window": "day", "province": "19"} \
             == alert["labels"]  # fmt: skip
-        assert "80.0%" in alert["annotations"]["summary_vi"]
+        assert "80,00 %" in alert["annotations"]["summary_vi"]
         fake_metrics.set("c1", 99, 100)
         (resolved,) = await svc.evaluate_once(now + timedelta(seconds=10))
         assert resolved.to_state is State.RESOLVED

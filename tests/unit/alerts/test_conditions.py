@@ -45,8 +45,8 @@ def test_a_breach_is_exactly_what_the_wall_shows_below_target() -> None:
 
 def test_annotations_name_the_unit_rate_target_and_counts() -> None:
     (v,) = c.kpi_below_target([fig(80, 100)], ["day"], 0.02, 300)
-    assert "Xã Một" in v.summary_vi and "80.0%" in v.summary_vi and "95.0%" in v.summary_vi
-    assert "80 of 100" in v.summary_en
+    assert "Xã Một" in v.summary_vi and "80,00 %" in v.summary_vi and "95 %" in v.summary_vi
+    assert "80.00% (80 / 100)" in v.summary_en
     assert v.labels()["province"] == "19"
 
 
