@@ -14,15 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
 from services.alerts import text
-from services.alerts.cadence import Cadence
 from services.alerts.directory import UnitDirectory
-from services.alerts.model import Alert, AlertKey, Severity, Status, Verdict
-from services.common.calendar import VN_TZ, WorkingCalendar
+from services.alerts.model import AlertKey, Severity, Status, Verdict
+from services.common.calendar import WorkingCalendar
 from services.common.figures import Figure, Standing
-from services.common.rates import BP_SCALE, meets, rate_bp
 
 BELOW = "KpiBelowTarget"
 BURN = "KpiBudgetBurn"
@@ -34,77 +32,36 @@ BURN_WINDOWS = ("5m", "30m", "1h", "6h")
 
 @dataclass(frozen=True, slots=True)
 class BurnRule:
-    """One multiwindow rule of the SRE workbook (chapter 5, "Alerting on SLOs").
-
-    The factor is kept in tenths so that the comparison is on integers. A rule can fire
-    only where factor x budget fits under 100% errors: burn = errors / (1 - target)
-    reaches the factor at most when every item fails, so the target must be at least
-    1 - 1/factor (:meth:`can_fire`; 93.06% for 14.4x, 83.34% for 6x).
-    """
+    """One multiwindow rule of the SRE workbook (chapter 5, "Alerting on SLOs")."""
 
     long: str
     short: str
-    tenths: int
+    factor: float
     severity: Severity
 
-    @property
-    def factor(self) -> float:
-        return self.tenths / 10
 
-    def can_fire(self, target_bp: int) -> bool:
-        return self.tenths * (BP_SCALE - target_bp) <= 10 * BP_SCALE
-
-    @property
-    def lowest_target_bp(self) -> int:
-        """The lowest target at which this rule can fire (documented in docs/alerts.md)."""
-        return BP_SCALE - (10 * BP_SCALE) // self.tenths
-
-    def burns(self, numerator: int, denominator: int, target_bp: int) -> bool:
-        """errors / denominator >= factor x (1 - target), exactly."""
-        errors = denominator - numerator
-        return errors * 10 * BP_SCALE >= self.tenths * (BP_SCALE - target_bp) * denominator
-
-
-BURN_RULES = (BurnRule("1h", "5m", 144, "critical"), BurnRule("6h", "30m", 60, "warning"))
-
-CRITICAL_GAP_BP = 1000
-"""10 points below the target, counted on the rate as shown (basis points, half up)."""
-INFO_GAP_BP = 500
+BURN_RULES = (BurnRule("1h", "5m", 14.4, "critical"), BurnRule("6h", "30m", 6.0, "warning"))
 
 
 def below_target_severity(fig: Figure) -> Severity:
-    """Critical when 10 points or more below on a large volume; info when under 5 on a thin one.
-
-    Points are those a person reads: 85,00 % against a 95 % target is exactly 10 points
-    below, and critical (in floats 0.95 - 0.85 is 0.0999...).
-    """
-    gap_bp = _target_bp(fig) - (rate_bp(fig.numerator, fig.denominator) or 0)
-    if gap_bp >= CRITICAL_GAP_BP and fig.denominator >= 5 * fig.min_volume:
+    """Critical when far below (10 points) on a large volume; info on a thin one."""
+    ratio = fig.ratio or 0.0
+    gap = fig.target - ratio
+    if gap >= 0.10 and fig.denominator >= 5 * fig.min_volume:
         return "critical"
-    if gap_bp < INFO_GAP_BP and fig.denominator < 2 * fig.min_volume:
+    if gap < 0.05 and fig.denominator < 2 * fig.min_volume:
         return "info"
     return "warning"
-
-
-def _target_bp(fig: Figure) -> int:
-    return fig.target_bp if fig.target_bp is not None else round(fig.target * BP_SCALE)
-
-
-def clear_at_bp(target_bp: int, hysteresis_bp: int) -> int:
-    """Where a firing KpiBelowTarget clears: target + margin, the margin at most half the
-    way to 100%, so a 98% target with a 2-point margin clears at 99% (not only when every
-    item counts); a 100% target clears at 100%."""
-    return target_bp + min(hysteresis_bp, (BP_SCALE - target_bp) // 2)
 
 
 def kpi_below_target(
     figures: Iterable[Figure],
     windows: Iterable[str],
-    hysteresis_bp: int,
+    hysteresis: float,
     hold_for_s: float,
     tracked: Container[AlertKey] | None = None,
 ) -> Iterator[Verdict]:
-    """Below target with at least min_volume; clear only at :func:`clear_at_bp`.
+    """Below target with at least min_volume; clear only at target + hysteresis.
 
     With ``tracked``, only breaches and identities in it get a verdict (see above).
     """
@@ -112,7 +69,7 @@ def kpi_below_target(
     for fig in figures:
         if fig.window not in wanted:
             continue
-        status = _below_status(fig, hysteresis_bp)
+        status = _below_status(fig, hysteresis)
         key = AlertKey(BELOW, fig.kpi, fig.unit, fig.window)
         if tracked is not None and status is not Status.BREACH and key not in tracked:
             continue
@@ -138,13 +95,13 @@ def kpi_below_target(
         )
 
 
-def _below_status(fig: Figure, hysteresis_bp: int) -> Status:
+def _below_status(fig: Figure, hysteresis: float) -> Status:
     """Breach exactly when the shared judgement says below; clear only past the margin."""
     standing = fig.status
     if standing is Standing.BELOW:
         return Status.BREACH
-    if standing is Standing.MEETS and meets(
-        fig.numerator, fig.denominator, clear_at_bp(_target_bp(fig), hysteresis_bp)
+    if standing is Standing.MEETS and fig.numerator / fig.denominator >= min(
+        fig.target + hysteresis, 1.0
     ):
         return Status.CLEAR
     return Status.HOLD  # low volume is shown, never alerted on, never "recovered" either
@@ -159,14 +116,7 @@ def _values(fig: Figure) -> dict[str, object]:
         "min_volume": fig.min_volume,
         "unit_name": fig.unit_name,
         "window": fig.window,
-        "day": _period_day(fig),
     }
-
-
-def _period_day(fig: Figure) -> str | None:
-    """The local day a calendar figure's period starts (its day, for ``day``)."""
-    start = getattr(fig, "period_start", None)
-    return start.astimezone(VN_TZ).date().isoformat() if start is not None else None
 
 
 def burn_rate(fig: Figure) -> float | None:
