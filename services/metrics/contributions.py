@@ -24,6 +24,7 @@ from services.common.summaries import (
 )
 from services.common.summaries import dedup_digest as dedup_digest
 from services.common.units import Resolution
+from services.metrics import dossiers
 from services.metrics.periods import BUCKET_S, bucket_of, local_day_of_epoch
 
 
@@ -45,6 +46,8 @@ class Contribution:
     crosswalked: bool
     backfill: bool = False
     """Published by ``egov-pulse backfill``: counted however old, its dedup key kept for good."""
+    dossier: dossiers.Fact | None = None
+    """What a dossier event says about its dossier, for the on-time ledger."""
 
     @property
     def bucket(self) -> int:
@@ -67,7 +70,8 @@ def contribution_of(
     """
     epoch = event.time.timestamp()
     return Contribution(
-        dedup_digest(event.source, event.id),
+        # A dossier event's identity is its dossier's (one per dossier and type).
+        dedup_digest(event.source, dossiers.event_identity(event.type, event.id, event.data)),
         event.type,
         family,
         epoch,
@@ -76,6 +80,7 @@ def contribution_of(
         catalogue.counts(event),
         resolution.via_crosswalk,
         backfill,
+        dossiers.fact_of(event.type, event.data),
     )
 
 

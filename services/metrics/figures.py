@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from services.metrics.contributions import Deltas
+from services.metrics.dossiers import outcome_of_series
 from services.metrics.periods import (
     BUCKET_RETENTION_S,
     CALENDAR_WINDOWS,
@@ -102,10 +103,16 @@ class PartitionFigures:
     tallies: dict[SeriesKey, Tally] = field(default_factory=dict)
     buckets: dict[SeriesKey, dict[int, list[int]]] = field(default_factory=dict)
     activity: dict[tuple[str, str], float] = field(default_factory=dict)
+    outcomes: dict[SeriesKey, Tally] = field(default_factory=dict)
+    """The on-time ledger's counts (services/metrics/dossiers.py): kept apart from the KPI
+    series, so that nothing reads them as rates."""
+
+    def tallies_of(self, kpi: str) -> dict[SeriesKey, Tally]:
+        return self.outcomes if outcome_of_series(kpi) else self.tallies
 
     def apply(self, deltas: Deltas, oldest_bucket: int, today: date) -> None:
-        tallies = self.tallies
         for (unit, kpi, day), (num, den) in deltas.daily.items():
+            tallies = self.tallies_of(kpi)
             tally = tallies.get((unit, kpi))
             if tally is None:
                 tally = tallies[(unit, kpi)] = Tally(min(day, today))
@@ -200,6 +207,16 @@ class Figures:
                     row[1] += tally.td
         return sums
 
+    def outcome_sums(self, window: str, periods: Periods) -> dict[tuple[str, str], int]:
+        """The on-time ledger's counts in ``window``: (unit, outcome) -> dossiers."""
+        counts: dict[tuple[str, str], int] = {}
+        for figures in self.partitions.values():
+            outcomes = PartitionFigures(figures.outcomes, figures.buckets)
+            for (unit, kpi), (_, den) in _window_of(outcomes, window, periods):
+                key = (unit, outcome_of_series(kpi) or kpi)
+                counts[key] = counts.get(key, 0) + den
+        return counts
+
     def activity(self) -> dict[tuple[str, str], float]:
         latest: dict[tuple[str, str], float] = {}
         for figures in self.partitions.values():
@@ -247,9 +264,10 @@ def partition_from_rows(
     """
     figures = PartitionFigures()
     for unit, kpi, day, num, den in sorted(tallies, key=lambda row: row[2]):
-        tally = figures.tallies.get((unit, kpi))
+        kept = figures.tallies_of(kpi)
+        tally = kept.get((unit, kpi))
         if tally is None:
-            tally = figures.tallies[(unit, kpi)] = Tally(day if today is None else min(day, today))
+            tally = kept[(unit, kpi)] = Tally(day if today is None else min(day, today))
         tally.add(day, num, den, today)
     for unit, kpi, bucket, num, den in buckets:
         figures.buckets.setdefault((unit, kpi), {})[bucket] = [num, den]

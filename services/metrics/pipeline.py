@@ -37,6 +37,7 @@ from services.metrics.decoding import (
     Rejected,
     element_bytes,
 )
+from services.metrics.dossiers import DOSSIER_TYPES, event_identity, fact_of
 from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures, TopicPartition
 from services.metrics.logcheck import Stored
@@ -359,6 +360,8 @@ class Preparer:
         if not sound:
             log.warning("a summary out of bounds, validating the record's events instead")
             return None
+        if not DOSSIER_TYPES.isdisjoint(summary.types):
+            return False  # ingest's digests are per event, the ledger needs each dossier
         epochs = packed.epochs
         if not epochs or max(epochs) > now_s + self._clock_skew.total_seconds():
             return False
@@ -440,8 +443,11 @@ class Preparer:
                 rejected = Rejected("too-late", self._too_late(when, too_late_before))
                 self._reject_element(out, record, rejected, None if single else index, e)
                 continue
-            source = e["source"]
-            digest = blake2b(f"{len(source)}:{source}{e['id']}".encode(), digest_size=16)
+            source, event_id, fact = e["source"], e["id"], None
+            if event_type in DOSSIER_TYPES:  # one per dossier: dossiers.event_identity
+                event_id = event_identity(event_type, event_id, e["data"])
+                fact = fact_of(event_type, e["data"])
+            digest = blake2b(f"{len(source)}:{source}{event_id}".encode(), digest_size=16)
             day_number = int((epoch + VN_OFFSET_S) // 86400)
             day = days.get(day_number)
             if day is None:
@@ -457,6 +463,7 @@ class Preparer:
                     counts(e, when),
                     found[0].via_crosswalk,
                     backfill,
+                    fact,
                 )
             )
 

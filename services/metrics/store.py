@@ -20,6 +20,7 @@ import asyncpg
 
 from services.common.db import Connection
 from services.common.summaries import DIGEST_SIZE
+from services.metrics import dossierstore
 from services.metrics.contributions import Contribution, Deltas, Packed, Sums
 from services.metrics.figures import PartitionFigures, TopicPartition, partition_from_rows
 from services.metrics.logcheck import Stored
@@ -197,6 +198,7 @@ async def flush(
             for batch in live:
                 counts = (c for c in batch.contributions if id(c) in counted)
                 result.deltas[batch.tp] = Deltas.of(counts)
+        await dossierstore.count(conn, live, result)
         await _upsert_figures(conn, result.deltas, periods)
         topics, parts = _tp_arrays(b.tp for b in live)
         await conn.execute(
@@ -213,6 +215,23 @@ async def flush(
             [b.last_record for b in live],
         )
     return result
+
+
+async def sweep_dossiers(
+    conn: Connection, group: str, claims: Mapping[TopicPartition, Claim], now: datetime
+) -> dict[TopicPartition, Deltas]:
+    """Count the open dossiers whose appointment passed by ``now``, in one transaction
+    fenced like a flush (a partition another worker owns now is left to it)."""
+    deltas: dict[TopicPartition, Deltas] = {}
+    async with conn.transaction():
+        fenced = await _fenced(conn, group, claims, sorted(claims))
+        for tp in sorted(claims):
+            if tp not in fenced:
+                found = await dossierstore.sweep(conn, tp, now.timestamp())
+                if found.daily:
+                    deltas[tp] = found
+        await _upsert_figures(conn, deltas, Periods.at(now))
+    return deltas
 
 
 _INSERT_KEYS = """

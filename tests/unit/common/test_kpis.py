@@ -80,14 +80,33 @@ def test_online_dossier_rate_counts_only_full_process_procedures(
     assert CATALOGUE.get("dossier_online").count(received) == expected
 
 
+@pytest.fixture(scope="module")
+def by_due(tmp_path_factory: pytest.TempPathFactory) -> KpiCatalogue:
+    """A KPI comparing two time fields (lte_field), as dossier_on_time did before the
+    on-time ledger counted it (services/metrics/dossiers.py)."""
+    kpi = base_kpi(
+        id="resolved_by_due",
+        event_type="vn.egov.dossier.resolved",
+        numerator={"field": "time", "lte_field": "data.due_at"},
+    )
+    return KpiCatalogue.load(write(tmp_path_factory.mktemp("by_due"), kpi))
+
+
 @pytest.mark.parametrize(
     ("due_at", "expected"),
     [("2026-11-23T10:00:00+07:00", (1, 1)), ("2026-11-23T09:59:59+07:00", (0, 1))],
 )
-def test_on_time_means_resolved_not_after_due(due_at: str, expected: tuple[int, int]) -> None:
+def test_lte_field_means_not_after(
+    by_due: KpiCatalogue, due_at: str, expected: tuple[int, int]
+) -> None:
     # AT is 10:00 in Vietnam: resolving exactly at the due time is on time.
     resolved = event("vn.egov.dossier.resolved", dossier_id="h", due_at=due_at, outcome="approved")
-    assert CATALOGUE.get("dossier_on_time").count(resolved) == expected
+    assert by_due.get("resolved_by_due").count(resolved) == expected
+
+
+def test_on_time_is_counted_by_the_ledger_not_event_by_event() -> None:
+    resolved = event("vn.egov.dossier.resolved", dossier_id="h", outcome="approved")
+    assert CATALOGUE.get("dossier_on_time").count(resolved) == (0, 0)
 
 
 def test_hybrid_meetings_count_as_online() -> None:
@@ -177,11 +196,13 @@ def test_memoised_counts_equal_the_kpis_own_for_documents(
 
 
 @given(late_by=st.integers(-3 * 86400, 3 * 86400), offset_h=st.sampled_from([0, 7, -5]))
-def test_memoised_on_time_compares_each_event_own_due_date(late_by: int, offset_h: int) -> None:
+def test_memoised_lte_field_compares_each_event_own_due_date(
+    by_due: KpiCatalogue, late_by: int, offset_h: int
+) -> None:
     due = (AT - timedelta(seconds=late_by)).astimezone(timezone(timedelta(hours=offset_h)))
     e = event("vn.egov.dossier.resolved", dossier_id="d", due_at=due.isoformat(), outcome="ok")
-    expected = (("dossier_on_time", 1 if late_by <= 0 else 0, 1),)
-    assert CATALOGUE.counts(e) == direct_counts(CATALOGUE, e) == expected
+    expected = (("resolved_by_due", 1 if late_by <= 0 else 0, 1),)
+    assert by_due.counts(e) == direct_counts(by_due, e) == expected
 
 
 def test_counts_of_unhashable_values_and_past_the_memo_limit_are_still_exact(

@@ -1,0 +1,135 @@
+"""PostgreSQL adapter of the on-time ledger: dossier state per partition (table dossier_state).
+
+Called inside the metrics store's transactions, never on its own: ``apply`` within a
+flush (the counts, the dedup keys, the offsets and the dossiers commit together) and
+``sweep`` within a transaction that holds the partitions' offset rows (fenced like a
+flush). It reads and writes state; the decisions are services/metrics/dossiers.py's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from services.common.db import Connection
+from services.metrics import dossiers
+from services.metrics.contributions import Contribution, Deltas
+from services.metrics.dossiers import Dossier, Due, Status
+from services.metrics.figures import TopicPartition
+
+if TYPE_CHECKING:
+    from services.metrics.store import FlushResult, PartitionBatch
+
+SWEEP_LIMIT = 10_000
+"""Dossiers a sweep marks overdue per partition at once; the next sweep takes the rest."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One counted dossier event: its fact, time and unit chain."""
+
+    fact: dossiers.Fact
+    epoch: float
+    units: tuple[str, ...]
+
+    @classmethod
+    def of(cls, contribution: Contribution) -> Event | None:
+        fact = contribution.dossier
+        return None if fact is None else cls(fact, contribution.epoch, contribution.units)
+
+
+async def count(conn: Connection, batches: Sequence[PartitionBatch], result: FlushResult) -> None:
+    """Within a flush: apply the dossier events it counts (new dedup keys only) and add
+    their figures to ``result.deltas``."""
+    counted = None if not result.duplicates else {id(c) for c in result.counted}
+    for batch in batches:
+        events = [
+            event
+            for c in batch.contributions
+            if c.dossier is not None and (counted is None or id(c) in counted)
+            if (event := Event.of(c)) is not None
+        ]
+        if events:
+            deltas = result.deltas.setdefault(batch.tp, Deltas())
+            dossiers.merge(deltas, await apply(conn, batch.tp, events))
+
+
+async def apply(conn: Connection, tp: TopicPartition, events: Sequence[Event]) -> Deltas:
+    """Apply counted dossier events of one partition, in offset order; their figures."""
+    if not events:
+        return Deltas()
+    ids = sorted({e.fact.dossier_id for e in events})
+    known = await _load(conn, tp, ids)
+    changed: dict[str, Dossier] = {}
+    ticks: list[dossiers.Tick] = []
+    for e in events:
+        before = known.get(e.fact.dossier_id)
+        after, new = dossiers.step(before, e.fact, e.epoch, e.units)
+        ticks += new
+        if after is not None and after != before:
+            known[after.dossier_id] = changed[after.dossier_id] = after
+    await _save(conn, tp, changed.values())
+    return dossiers.deltas_of(ticks)
+
+
+async def sweep(conn: Connection, tp: TopicPartition, now: float) -> Deltas:
+    """Count the open dossiers of ``tp`` whose appointment has passed at ``now``."""
+    rows = await conn.fetch(
+        """
+        SELECT dossier_id, status, due_day, last_on_time, units FROM dossier_state
+        WHERE topic = $1 AND "partition" = $2 AND status = 'open' AND last_on_time < $3
+        ORDER BY last_on_time LIMIT $4
+        """,
+        *tp,
+        now,
+        SWEEP_LIMIT,
+    )
+    marked, ticks = dossiers.sweep((_dossier(r) for r in rows), now)
+    await _save(conn, tp, marked)
+    return dossiers.deltas_of(ticks)
+
+
+async def _load(conn: Connection, tp: TopicPartition, ids: list[str]) -> dict[str, Dossier]:
+    rows = await conn.fetch(
+        """
+        SELECT dossier_id, status, due_day, last_on_time, units FROM dossier_state
+        WHERE topic = $1 AND "partition" = $2 AND dossier_id = ANY($3::text[])
+        """,
+        *tp,
+        ids,
+    )
+    return {r["dossier_id"]: _dossier(r) for r in rows}
+
+
+def _dossier(row: asyncpg.Record) -> Dossier:
+    day = row["due_day"]
+    due = None if day is None else Due(day, row["last_on_time"])
+    return Dossier(row["dossier_id"], Status(row["status"]), due, tuple(row["units"]))
+
+
+async def _save(conn: Connection, tp: TopicPartition, changed: Iterable[Dossier]) -> None:
+    rows = sorted(changed, key=lambda d: d.dossier_id)  # one lock order for every writer
+    if not rows:
+        return
+    await conn.execute(
+        """
+        INSERT INTO dossier_state AS s
+            (topic, "partition", dossier_id, status, due_day, last_on_time, units)
+        SELECT $1, $2, u.id, u.status, u.day, u.last, string_to_array(u.units, ' ')
+        FROM unnest($3::text[], $4::text[], $5::date[], $6::float8[], $7::text[])
+            AS u(id, status, day, last, units)
+        ON CONFLICT (topic, "partition", dossier_id) DO UPDATE
+            SET status = excluded.status, due_day = excluded.due_day,
+                last_on_time = excluded.last_on_time, units = excluded.units, updated_at = now()
+        """,
+        *tp,
+        [d.dossier_id for d in rows],
+        [d.status.value for d in rows],
+        [d.due.day if d.due else None for d in rows],
+        [d.due.last_on_time if d.due else None for d in rows],
+        # Unit codes hold no spaces: a chain travels as one string (no 2-D arrays).
+        [" ".join(d.units) for d in rows],
+    )
