@@ -1,7 +1,9 @@
-"""Every word the wall shows, in Vietnamese and English, and how numbers are written.
+"""Every word the wall shows, in Vietnamese and English.
 
-Vietnamese writes 11.703 and 99,9 %; English writes 11,703 and 99.9 %. Unit and KPI
-names come from the registry and the catalogue (``name`` / ``name_en``), never from here.
+Numbers, rates, targets and dates are written by :mod:`services.common.rates` (11.703,
+99,94 %, 97,5 %, 04/12/2026 10:15 in Vietnamese; 11,703, 99.94%, 97.5% in English),
+the one rule the alerts and Grafana share. Unit and KPI names come from the registry
+and the catalogue (``name`` / ``name_en``), never from here.
 """
 
 from __future__ import annotations
@@ -17,58 +19,64 @@ LANGS: Final[tuple[Lang, ...]] = ("vi", "en")
 
 STRINGS: Final[dict[Lang, dict[str, str]]] = {
     "vi": {
+        # Written as a provincial IOC writes its reports. What is measured is a "chỉ số"
+        # and the figure to reach is its "mục tiêu": "chỉ tiêu" is used in reports for
+        # both (the indicator and the planned figure), so it labels neither column here,
+        # and "đạt / chưa đạt mục tiêu" says the judgement without ambiguity. Words from
+        # the software ("worker", "sự kiện", "im lặng") are said as the operator says
+        # them: figures, data received, a unit that stopped sending.
         "title": "Bảng điều hành chuyển đổi số",
         "province": "Tỉnh, thành phố",
         "choose_province": "Chọn tỉnh, thành phố",
-        "no_data_yet": "Chưa có số liệu nào từ các worker số liệu.",
-        "kpis": "Chỉ tiêu",
-        "kpi": "Chỉ tiêu",
+        "no_data_yet": "Chưa nhận được số liệu từ hệ thống tổng hợp chỉ số.",
+        "kpis": "Các chỉ số",
+        "kpi": "Chỉ số",
         "today": "Hôm nay",
         "month": "Tháng này",
-        "target": "Chỉ tiêu đặt ra",
-        "counts": "Đạt / tổng",
+        "target": "Mục tiêu",
+        "counts": "Số đạt / tổng số",
         "rate": "Tỷ lệ",
         "unit": "Đơn vị",
         "units": "Đơn vị trực thuộc",
-        "below_list": "Đơn vị dưới chỉ tiêu, kém nhất trước",
-        "none_below": "Không có đơn vị nào dưới chỉ tiêu hôm nay.",
-        "more": "và {n} mục khác",
-        "status_below": "Dưới chỉ tiêu",
-        "status_meets": "Đạt chỉ tiêu",
-        "status_low_volume": "Ít số liệu",
+        "below_list": "Đơn vị chưa đạt mục tiêu (thấp nhất lên đầu)",
+        "none_below": "Hôm nay không có đơn vị nào chưa đạt mục tiêu.",
+        "more": "và {n} đơn vị khác",
+        "status_below": "Chưa đạt mục tiêu",
+        "status_meets": "Đạt mục tiêu",
+        "status_low_volume": "Chưa đủ số liệu để đánh giá",
         "status_no_data": "Chưa có số liệu",
-        "silent": "Im lặng",
-        "silent_units": "Đơn vị không gửi sự kiện",
-        "silent_for": "không có sự kiện trong {minutes} phút",
-        "silent_never": "chưa từng gửi sự kiện",
-        "none_silent": "Mọi đơn vị đều đang gửi sự kiện.",
-        "last_event": "Sự kiện cuối",
-        "alerts": "Cảnh báo đang mở",
-        "no_alerts": "Không có cảnh báo đang mở.",
-        "alerts_unavailable": "Không đọc được cảnh báo.",
+        "silent": "Ngừng gửi dữ liệu",
+        "silent_units": "Đơn vị ngừng gửi dữ liệu",
+        "silent_for": "không gửi dữ liệu trong {minutes} phút",
+        "silent_never": "chưa từng gửi dữ liệu",
+        "none_silent": "Tất cả đơn vị đều đang gửi dữ liệu.",
+        "last_event": "Lần gửi dữ liệu cuối",
+        "alerts": "Cảnh báo chưa kết thúc",
+        "no_alerts": "Hiện không có cảnh báo nào.",
+        "alerts_unavailable": "Không lấy được danh sách cảnh báo.",
         "severity_critical": "Nghiêm trọng",
         "severity_warning": "Cảnh báo",
         "severity_info": "Thông tin",
-        "state_firing": "Đang báo",
-        "state_pending": "Đang chờ",
-        "acked_by": "Đã xác nhận bởi {who} lúc {at}",
-        "not_acked": "Chưa ai xác nhận",
-        "trend": "Xu hướng {days} ngày gần đây",
+        "state_firing": "Đang cảnh báo",
+        "state_pending": "Đang theo dõi",
+        "acked_by": "{who} đã tiếp nhận lúc {at}",
+        "not_acked": "Chưa có người tiếp nhận",
+        "trend": "Diễn biến {days} ngày gần nhất",
         "trend_none": "Chưa có số liệu theo ngày.",
-        "trend_unavailable": "Không đọc được số liệu theo ngày.",
-        "trend_pick": "Chọn một tỷ lệ để xem xu hướng.",
+        "trend_unavailable": "Không lấy được số liệu theo ngày.",
+        "trend_pick": "Chọn một chỉ số để xem diễn biến.",
         "day": "Ngày",
         "drill": "Xem chi tiết {name}",
-        "show_trend": "Xem xu hướng",
+        "show_trend": "Xem diễn biến",
         "breadcrumb": "Vị trí",
         "updated": "Cập nhật lúc {time}",
         "live": "Trực tiếp",
         "connecting": "Đang kết nối…",
-        "lost": "Mất kết nối với máy chủ — đang thử kết nối lại. Số liệu có thể đã cũ.",
-        "stale": "Số liệu không được cập nhật từ {time}.",
-        "stale_never": "Chưa đọc được số liệu.",
-        "sources_failed": "Nguồn lỗi: {sources}",
-        "sources_ok": "Mọi nguồn số liệu đều trả lời.",
+        "lost": "Mất kết nối với máy chủ, đang kết nối lại. Số liệu có thể chưa cập nhật.",
+        "stale": "Số liệu chưa được cập nhật kể từ {time}.",
+        "stale_never": "Chưa lấy được số liệu.",
+        "sources_failed": "Nguồn số liệu bị lỗi: {sources}",
+        "sources_ok": "Tất cả nguồn số liệu đều hoạt động.",
         "language": "Ngôn ngữ",
         "switch_lang": "English",
         "level_province": "Tỉnh",
@@ -81,55 +89,55 @@ STRINGS: Final[dict[Lang, dict[str, str]]] = {
         "title": "Digital transformation operations wall",
         "province": "Province",
         "choose_province": "Choose a province",
-        "no_data_yet": "No figures from the metrics workers yet.",
-        "kpis": "KPIs",
-        "kpi": "KPI",
+        "no_data_yet": "No figures received yet.",
+        "kpis": "Indicators",
+        "kpi": "Indicator",
         "today": "Today",
         "month": "This month",
         "target": "Target",
-        "counts": "Met / total",
+        "counts": "Counted / total",
         "rate": "Rate",
         "unit": "Unit",
         "units": "Units within",
-        "below_list": "Units below target, worst first",
+        "below_list": "Units below target, lowest first",
         "none_below": "No unit is below target today.",
-        "more": "and {n} more",
+        "more": "and {n} more units",
         "status_below": "Below target",
         "status_meets": "Meets target",
-        "status_low_volume": "Low volume",
-        "status_no_data": "No data",
-        "silent": "Silent",
-        "silent_units": "Units sending no events",
-        "silent_for": "no events for {minutes} min",
-        "silent_never": "never sent an event",
-        "none_silent": "Every unit is sending events.",
-        "last_event": "Last event",
+        "status_low_volume": "Too few to judge",
+        "status_no_data": "No data yet",
+        "silent": "Not sending",
+        "silent_units": "Units not sending data",
+        "silent_for": "no data for {minutes} min",
+        "silent_never": "never sent any data",
+        "none_silent": "Every unit is sending data.",
+        "last_event": "Last data received",
         "alerts": "Open alerts",
         "no_alerts": "No open alerts.",
-        "alerts_unavailable": "Alerts could not be read.",
+        "alerts_unavailable": "The alert list could not be loaded.",
         "severity_critical": "Critical",
         "severity_warning": "Warning",
         "severity_info": "Info",
-        "state_firing": "Firing",
+        "state_firing": "Active",
         "state_pending": "Pending",
         "acked_by": "Acknowledged by {who} at {at}",
-        "not_acked": "Not acknowledged",
-        "trend": "Trend of the last {days} days",
+        "not_acked": "Not acknowledged yet",
+        "trend": "Last {days} days",
         "trend_none": "No daily figures yet.",
-        "trend_unavailable": "Daily figures could not be read.",
-        "trend_pick": "Choose a rate to see its trend.",
+        "trend_unavailable": "The daily figures could not be loaded.",
+        "trend_pick": "Choose an indicator to see its last days.",
         "day": "Day",
         "drill": "Open {name}",
-        "show_trend": "Show trend",
+        "show_trend": "Show the last days",
         "breadcrumb": "Location",
         "updated": "Updated at {time}",
         "live": "Live",
         "connecting": "Connecting…",
-        "lost": "Connection to the server lost — reconnecting. Figures may be out of date.",
+        "lost": "Connection to the server lost; reconnecting. Figures may be out of date.",
         "stale": "Figures not updated since {time}.",
-        "stale_never": "No figures could be read yet.",
-        "sources_failed": "Failing sources: {sources}",
-        "sources_ok": "Every source answers.",
+        "stale_never": "No figures could be loaded yet.",
+        "sources_failed": "Sources failing: {sources}",
+        "sources_ok": "Every source is answering.",
         "language": "Language",
         "switch_lang": "Tiếng Việt",
         "level_province": "Province",
@@ -170,23 +178,11 @@ def status_label(lang: Lang, status: Standing) -> str:
     return text(lang, f"status_{status.value}")
 
 
-def fmt_int(value: int, lang: Lang) -> str:
-    plain = f"{value:,}"
-    return plain.replace(",", ".") if lang == "vi" else plain
-
-
-def fmt_pct(ratio: float | None, lang: Lang, digits: int = 1) -> str:
-    """A ratio 0..1 as a percentage; never rounds 99.96 % up to a misleading 100 %."""
-    if ratio is None:
-        return "–"
-    scale = 10**digits
-    value = int(ratio * 100 * scale) / scale  # floor: 99.96 % is not 100 %
-    plain = f"{value:.{digits}f}"
-    return (plain.replace(".", ",") if lang == "vi" else plain) + " %"
-
-
 def fmt_time(at: datetime | None, lang: Lang) -> str:
-    """Wall-clock time in Vietnam, whatever the server's zone."""
+    """Time of day in Vietnam, whatever the server's zone: the live "updated at" clock.
+
+    Anything that may be from another day (an acknowledgement, a last event) is shown
+    with :func:`services.common.rates.format_datetime` instead."""
     if at is None:
         return "–"
     return at.astimezone(VN_TZ).strftime("%H:%M:%S")

@@ -15,12 +15,18 @@ from typing import Any
 from urllib.parse import urlencode
 
 from services.common.figures import Figure, Standing
+from services.common.rates import (
+    NO_RATE,
+    format_count,
+    format_datetime,
+    format_fraction,
+    format_rate,
+    format_target,
+)
 from services.common.unit_info import UnitInfo
 from services.metrics.wall.i18n import (
     STATUS_ICONS,
     client_strings,
-    fmt_int,
-    fmt_pct,
     fmt_time,
     status_label,
     text,
@@ -62,12 +68,11 @@ def status_badge(lang: Lang, status: Standing) -> str:
 def rate_cell(lang: Lang, figure: Figure | None, trend_href: str | None = None) -> str:
     if figure is None:
         return '<td class="rate-cell">–</td>'
-    rate = f'<span class="rate">{fmt_pct(figure.ratio, lang)}</span>'
+    rate = f'<span class="rate">{format_rate(figure.numerator, figure.denominator, lang)}</span>'
     if trend_href:
         rate = f'<a class="rate-link" href="{escape(trend_href)}#trend">{rate}</a>'
     counts = (
-        f'<span class="counts">{fmt_int(figure.numerator, lang)} / '
-        f"{fmt_int(figure.denominator, lang)}</span>"
+        f'<span class="counts">{format_fraction(figure.numerator, figure.denominator, lang)}</span>'
     )
     return (
         f'<td class="rate-cell st-{figure.status.value}" data-unit="{escape(figure.unit)}" '
@@ -75,6 +80,14 @@ def rate_cell(lang: Lang, figure: Figure | None, trend_href: str | None = None) 
         f'data-numerator="{figure.numerator}" data-denominator="{figure.denominator}">'
         f"{rate} {status_badge(lang, figure.status)} {counts}</td>"
     )
+
+
+def target_text(lang: Lang, target_bp: int | None) -> str:
+    return NO_RATE if target_bp is None else format_target(target_bp, lang)
+
+
+def _when(at: datetime | None, lang: Lang) -> str:
+    return NO_RATE if at is None else format_datetime(at, lang)
 
 
 def _crumbs(lang: Lang, ov: Overview, province: str | None) -> str:
@@ -98,11 +111,11 @@ def _kpi_table(lang: Lang, ov: Overview, province: str | None) -> str:
     for line in ov.kpis:
         href = page_url(lang, province, ov.focus.code, line.kpi)
         name = line.name_en if lang == "en" else line.name_vi
-        target = line.day.target if line.day else (line.month.target if line.month else None)
+        target = line.day.target_bp if line.day else (line.month.target_bp if line.month else None)
         rows.append(
             f'<tr><th scope="row"><a href="{escape(href)}#trend">{escape(name)}</a></th>'
             f"{rate_cell(lang, line.day)}{rate_cell(lang, line.month)}"
-            f'<td class="target">{fmt_pct(target, lang, 0) if target is not None else "–"}</td>'
+            f'<td class="target">{target_text(lang, target)}</td>'
             "</tr>"
         )
     return (
@@ -129,7 +142,7 @@ def _below(lang: Lang, ov: Overview, province: str | None) -> str:
                 f'<tr><th scope="row"><a href="{escape(href)}#trend">'
                 f"{escape(name[1] if lang == 'en' else name[0])}</a></th>"
                 f"<td>{escape(kpi_name(lang, ov, f.kpi))}</td>{rate_cell(lang, f)}"
-                f'<td class="target">{fmt_pct(f.target, lang, 0)}</td></tr>'
+                f'<td class="target">{target_text(lang, f.target_bp)}</td></tr>'
             )
         more = ov.below_total - len(ov.below)
         tail = f'<p class="more">{escape(text(lang, "more", n=more))}</p>' if more > 0 else ""
@@ -154,7 +167,7 @@ def _alert_item(lang: Lang, ov: Overview, alert: Alert) -> str:
     state = "state_pending" if alert.state == "pending" else "state_firing"
     if alert.acknowledged_by:
         ack = text(
-            lang, "acked_by", who=alert.acknowledged_by, at=fmt_time(alert.acknowledged_at, lang)
+            lang, "acked_by", who=alert.acknowledged_by, at=_when(alert.acknowledged_at, lang)
         )
         ack_html = f'<span class="ack yes"><span aria-hidden="true">✔</span> {escape(ack)}</span>'
     else:
@@ -199,7 +212,7 @@ def silence_text(lang: Lang, row: UnitRow, now: datetime) -> str:
     if row.last_event is None:
         return text(lang, "silent_never")
     minutes = int((now - row.last_event).total_seconds() // 60)
-    return text(lang, "silent_for", minutes=fmt_int(minutes, lang))
+    return text(lang, "silent_for", minutes=format_count(minutes, lang))
 
 
 def _silent(lang: Lang, ov: Overview, province: str | None, now: datetime) -> str:
@@ -291,7 +304,7 @@ def trend_section(
     kpi: str | None,
     ov: Overview,
     points: Sequence[TrendPoint] | None,
-    target: float | None,
+    target_bp: int | None,
     days: int,
 ) -> str:
     heading = f'<h2 id="h-trend">{escape(text(lang, "trend", days=days))}</h2>'
@@ -304,7 +317,7 @@ def trend_section(
     else:
         names = ov.unit_names.get(unit, (unit, unit))
         title = f"{names[1] if lang == 'en' else names[0]} — {kpi_name(lang, ov, kpi)}"
-        body = trend_svg(lang, title, points, target)
+        body = trend_svg(lang, title, points, target_bp)
     return (
         f'<section id="trend" class="panel trend" aria-labelledby="h-trend">{heading}{body}'
         "</section>"

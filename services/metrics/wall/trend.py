@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from html import escape
 from typing import Any
 
-from services.metrics.wall.i18n import fmt_day, fmt_int, fmt_pct, text
+from services.common.rates import (
+    BP_SCALE,
+    format_date,
+    format_fraction,
+    format_rate,
+    format_target,
+    meets,
+)
+from services.metrics.wall.i18n import fmt_day, text
 from services.metrics.wall.settings import Lang
 
 WIDTH, HEIGHT = 1000, 300
@@ -34,6 +43,15 @@ def points_from_json(items: Sequence[Mapping[str, Any]]) -> list[TrendPoint]:
     return sorted(points, key=lambda p: p.day)
 
 
+def _rate(p: TrendPoint, lang: Lang) -> str:
+    return format_rate(p.numerator, p.denominator, lang)
+
+
+def _date(day: str, lang: Lang) -> str:
+    """The full local date of an ISO day ("2026-11-22"): 22/11/2026 (vi), 22 Nov 2026 (en)."""
+    return format_date(date.fromisoformat(day), lang)
+
+
 def _xy(index: int, count: int, ratio: float) -> tuple[float, float]:
     span = WIDTH - LEFT - RIGHT
     x = LEFT + (span * index / (count - 1) if count > 1 else span / 2)
@@ -43,12 +61,12 @@ def _xy(index: int, count: int, ratio: float) -> tuple[float, float]:
 
 def _axes(lang: Lang, points: Sequence[TrendPoint]) -> list[str]:
     parts = []
-    for tick in (0.0, 0.5, 1.0):
-        _, y = _xy(0, 2, tick)
+    for tick_bp in (0, BP_SCALE // 2, BP_SCALE):
+        _, y = _xy(0, 2, tick_bp / BP_SCALE)
         parts.append(
             f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y}" y2="{y}"/>'
             f'<text class="ylab" x="{LEFT - 10}" y="{y + 8}" text-anchor="end">'
-            f"{fmt_pct(tick, lang, 0)}</text>"
+            f"{format_target(tick_bp, lang)}</text>"
         )
     step = max(1, len(points) // 7)
     for i, p in enumerate(points):
@@ -76,35 +94,38 @@ def _line(points: Sequence[TrendPoint]) -> list[str]:
     ]
 
 
-def trend_svg(lang: Lang, title: str, points: Sequence[TrendPoint], target: float | None) -> str:
-    """An SVG chart (with the target as a dashed line) and the same figures as a table."""
+def trend_svg(lang: Lang, title: str, points: Sequence[TrendPoint], target_bp: int | None) -> str:
+    """An SVG chart (with the target as a dashed line) and the same figures as a table.
+
+    A day is marked below its target by the exact judgement on its counts
+    (:func:`services.common.rates.meets`), as the alerts judge it."""
     parts = _axes(lang, points)
-    if target is not None:
-        _, y = _xy(0, 2, target)
+    if target_bp is not None:
+        _, y = _xy(0, 2, target_bp / BP_SCALE)
         parts.append(
             f'<line class="target" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y}" y2="{y}"/>'
             f'<text class="tlab" x="{WIDTH - RIGHT}" y="{y - 8}" text-anchor="end">'
-            f"{escape(text(lang, 'target'))} {fmt_pct(target, lang, 0)}</text>"
+            f"{escape(text(lang, 'target'))} {format_target(target_bp, lang)}</text>"
         )
     parts += _line(points)
     for i, p in enumerate(points):
         if p.ratio is None:
             continue
         x, y = _xy(i, len(points), p.ratio)
-        below = target is not None and p.ratio < target
+        below = target_bp is not None and not meets(p.numerator, p.denominator, target_bp)
         shape = (
             f'<rect class="pt below" x="{x - 7}" y="{y - 7}" width="14" height="14"/>'
             if below
             else f'<circle class="pt" cx="{x}" cy="{y}" r="7"/>'
         )
         parts.append(
-            f"<g>{shape}<title>{escape(fmt_day(p.day, lang))}: {fmt_pct(p.ratio, lang)} "
-            f"({fmt_int(p.numerator, lang)} / {fmt_int(p.denominator, lang)})</title></g>"
+            f"<g>{shape}<title>{escape(_date(p.day, lang))}: {_rate(p, lang)} "
+            f"({format_fraction(p.numerator, p.denominator, lang)})</title></g>"
         )
     rows = "".join(
-        f'<tr><th scope="row">{escape(fmt_day(p.day, lang))}</th>'
-        f"<td>{fmt_pct(p.ratio, lang)}</td>"
-        f"<td>{fmt_int(p.numerator, lang)} / {fmt_int(p.denominator, lang)}</td></tr>"
+        f'<tr><th scope="row">{escape(_date(p.day, lang))}</th>'
+        f"<td>{_rate(p, lang)}</td>"
+        f"<td>{format_fraction(p.numerator, p.denominator, lang)}</td></tr>"
         for p in points
     )
     return (

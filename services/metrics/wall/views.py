@@ -106,8 +106,11 @@ class WallViews:
         if unit is None or q.kpi is None:
             return trend_section(q.lang, None, None, ov, [], None, self.settings.wall_trend_days)
         points = await self.trend_points(unit, q.kpi)
-        target = next((k.day.target for k in ov.kpis if k.kpi == q.kpi and k.day is not None), None)
-        return trend_section(q.lang, unit, q.kpi, ov, points, target, self.settings.wall_trend_days)
+        target_bp = next(
+            (k.day.target_bp for k in ov.kpis if k.kpi == q.kpi and k.day is not None), None
+        )
+        days = self.settings.wall_trend_days
+        return trend_section(q.lang, unit, q.kpi, ov, points, target_bp, days)
 
     async def page(self, web: Any, request: Any) -> Any:
         q = PageQuery.parse(request.query, self.settings.wall_lang)

@@ -159,8 +159,8 @@ async def test_wall_follows_the_stream_and_says_when_it_is_lost(
             await page.wait_for("document.body.dataset.state === 'live'")
             shown = await cell(page)
             assert (shown["num"], shown["den"]) == (first["numerator"], first["denominator"])
-            assert "20 / 25" in shown["text"] and "80,0 %" in shown["text"]
-            assert "Dưới chỉ tiêu" in shown["text"]  # words, not colour alone
+            assert "20 / 25" in shown["text"] and "80,00 %" in shown["text"]
+            assert "Chưa đạt mục tiêu" in shown["text"]  # words, not colour alone
             assert await page.evaluate("document.documentElement.lang") == "vi"
             await page.screenshot(ARTIFACTS / "wall-4k.png")
             await page.viewport(1366, 768)

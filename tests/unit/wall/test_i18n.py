@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import string
+from datetime import UTC, datetime
 
 import pytest
 
 from services.common.figures import Standing as Status
+from services.common.units import VN_TZ
 from services.metrics.wall.i18n import (
     CLIENT_KEYS,
     LANGS,
     STATUS_ICONS,
     STRINGS,
     fmt_day,
-    fmt_int,
-    fmt_pct,
+    fmt_time,
     status_label,
 )
 
@@ -44,16 +45,29 @@ def test_client_strings_exist() -> None:
         assert set(CLIENT_KEYS) <= set(STRINGS[lang])
 
 
-def test_vietnamese_and_english_number_formats() -> None:
-    assert fmt_int(11703, "vi") == "11.703"
-    assert fmt_int(11703, "en") == "11,703"
-    assert fmt_pct(0.9994, "vi", 2) == "99,94 %"
-    assert fmt_pct(0.9994, "en", 2) == "99.94 %"
-    assert fmt_pct(None, "en") == "–"
+CALQUES = {
+    "vi": ("worker", "(day)", "ngân sách lỗi", "sự kiện", "Im lặng", "đang mở"),
+    "en": ("worker", "(day)", "error budget", "Silent"),
+}
 
 
-def test_a_rate_just_under_target_is_never_rounded_up_to_it() -> None:
-    assert fmt_pct(0.9996, "en") == "99.9 %"
+@pytest.mark.parametrize("lang", LANGS)
+def test_no_software_words_or_calques_reach_the_operator(lang: str) -> None:
+    for key, value in STRINGS[lang].items():  # type: ignore[index]
+        assert not any(word in value for word in CALQUES[lang]), key
+
+
+def test_the_indicator_and_its_target_have_different_names() -> None:
+    # "Chỉ tiêu" named both columns; an IOC writes "Chỉ số" and "Mục tiêu".
+    vi, en = STRINGS["vi"], STRINGS["en"]
+    assert (vi["kpi"], vi["target"]) == ("Chỉ số", "Mục tiêu")
+    assert (en["kpi"], en["target"]) == ("Indicator", "Target")
+    assert not any("Chỉ tiêu" in v or "chỉ tiêu" in v for v in vi.values())
+
+
+def test_the_live_clock_is_in_vietnam_time() -> None:
+    at = datetime(2026, 12, 4, 3, 15, 2, tzinfo=UTC)
+    assert fmt_time(at, "vi") == fmt_time(at.astimezone(VN_TZ), "en") == "10:15:02"
 
 
 def test_days() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
+from services.metrics.wall.model import Alert
 from services.metrics.wall.overview import build_overview
 from services.metrics.wall.render import overview_html, page_html, trend_section
 from services.metrics.wall.snapshot import SourceState
@@ -24,8 +26,10 @@ def test_page_in_vietnamese_by_default_with_registry_names() -> None:
     html = page_html("vi", ov, NOW, {}, "", 2.0)
     assert '<html lang="vi">' in html
     assert "Phường Bắc Kạn" in html and "Thái Nguyên" in html
-    assert "1.170 / 1.171" in html and "99,9 %" in html
-    assert "Dưới chỉ tiêu" in html and "▼" in html  # words and shape, not colour alone
+    # 1,170 of 1,171 is 99.9146 %: two decimals, rounded from the counts.
+    assert "1.170 / 1.171" in html and "99,91 %" in html
+    assert "Chưa đạt mục tiêu" in html and "▼" in html  # words and shape, not colour alone
+    assert '<td class="target">95 %</td>' in html and '<th scope="col">Mục tiêu</th>' in html
     assert 'hreflang="en"' in html and "lang=en" in html
 
 
@@ -33,8 +37,9 @@ def test_page_in_english_uses_english_registry_names() -> None:
     ov = build_overview(snapshot(figures()), None, None, NOW, 30)
     html = page_html("en", ov, NOW, {}, "", 2.0)
     assert '<html lang="en">' in html
-    assert "Bac Kan Ward" in html and "1,170 / 1,171" in html
-    assert "Below target" in html and "Silent" in html
+    assert "Bac Kan Ward" in html and "1,170 / 1,171" in html and "99.91%" in html
+    assert "Below target" in html and "Not sending" in html
+    assert '<td class="target">95%</td>' in html
     assert "Phường Bắc Kạn" not in html
 
 
@@ -74,13 +79,47 @@ def test_trend_draws_a_gap_for_a_day_without_data_and_marks_days_below_target() 
         TrendPoint("2026-11-22", 50, 100),
         TrendPoint("2026-11-23", 97, 100),
     ]
-    html = trend_section("en", "01843", "document_signing", ov, points, 0.95, 14)
+    html = trend_section("en", "01843", "document_signing", ov, points, 9500, 14)
     assert html.count("<polyline") == 2  # broken at the empty day, not dropped to 0
     assert html.count('class="pt below"') == 1
     assert "Bac Kan Ward" in html and "<table>" in html and 'role="img"' in html
+    assert '<th scope="row">22 Nov 2026</th><td>50.00%</td><td>50 / 100</td>' in html
+    assert "Target 95%" in html
+
+
+def test_a_day_just_under_its_target_is_marked_below_though_it_reads_the_target() -> None:
+    # 24,374 of 25,000 reads 97,50 % but misses a 97,5 % target: the mark says so.
+    ov = build_overview(snapshot(figures()), None, None, NOW, 30)
+    points = [TrendPoint("2026-11-22", 24_374, 25_000), TrendPoint("2026-11-23", 24_375, 25_000)]
+    html = trend_section("vi", "01843", "document_signing", ov, points, 9750, 14)
+    assert html.count('class="pt below"') == 1
+    assert '<th scope="row">22/11/2026</th><td>97,50 %</td><td>24.374 / 25.000</td>' in html
+    assert "Mục tiêu 97,5 %" in html
 
 
 def test_trend_without_history_says_so() -> None:
     ov = build_overview(snapshot(figures()), None, None, NOW, 30)
-    assert "could not be read" in trend_section("en", "19", "k", ov, None, None, 14)
+    assert "could not be loaded" in trend_section("en", "19", "k", ov, None, None, 14)
     assert "No daily figures" in trend_section("en", "19", "k", ov, [], None, 14)
+
+
+def test_an_acknowledgement_shows_its_date_and_time_in_vietnam() -> None:
+    # acknowledged at 03:10 UTC: 10:10 in Vietnam, with the date (it may be another day).
+    ack = Alert(
+        id="a1",
+        alertname="KpiBelowTarget",
+        kpi="document_signing",
+        unit="01843",
+        window="day",
+        severity="warning",
+        state="firing",
+        province="19",
+        summary_vi="",
+        summary_en="",
+        since=None,
+        acknowledged_by="lan.nt",
+        acknowledged_at=datetime(2026, 11, 23, 3, 10, tzinfo=UTC),
+    )
+    ov = build_overview(snapshot(figures(), alerts=[ack]), None, None, NOW, 30)
+    assert "lan.nt đã tiếp nhận lúc 23/11/2026 10:10" in overview_html("vi", ov, NOW)
+    assert "Acknowledged by lan.nt at 23 Nov 2026 10:10" in overview_html("en", ov, NOW)
