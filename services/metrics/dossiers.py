@@ -27,7 +27,6 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, TypeVar
 
-from services.common.summaries import dedup_digest
 from services.metrics import contributions
 from services.metrics.periods import VN_TZ, bucket_of, local_day_of_epoch
 
@@ -44,6 +43,10 @@ OUTCOME_SERIES: Final = {outcome: f"{KPI}:{outcome}" for outcome in OUTCOMES}
 """The stored series of each count (kpi_daily rows, denominator = the count, numerator 0):
 rolled up and windowed like every figure, exported as ``egov_dossiers``."""
 _SERIES_OUTCOME: Final = {series: outcome for outcome, series in OUTCOME_SERIES.items()}
+
+SWEEP_EVERY_S: Final = 30.0
+"""How often a worker looks for open dossiers whose appointment has passed (wall clock,
+like the windows' roll-over): an overdue dossier is counted within this long."""
 
 FINAL_OUTCOMES: Final = frozenset({"approved", "rejected"})
 _ONE_US: Final = 1e-6
@@ -116,18 +119,19 @@ def fact_of(event_type: str, data: Mapping[str, Any]) -> Fact | None:
     return Fact(data["dossier_id"], kind, due)
 
 
-def identity(event_type: str, source: str, event_id: str, data: Mapping[str, Any]) -> bytes:
-    """The dedup digest of an event: its ``source`` and ``id``, except that a dossier's
-    receipt, payment and final outcome are one per dossier and type, whatever their ids
-    (a second approval of one dossier is a duplicate). Returns and resubmissions may
-    repeat, so they keep their own ids."""
+def event_identity(event_type: str, event_id: str, data: Mapping[str, Any]) -> str:
+    """What stands for the event's ``id`` in its dedup digest: the ``id`` itself, except
+    that a dossier's receipt, payment and final outcome are one per dossier and type,
+    whatever their ids (a second approval of one dossier is a duplicate). Returns and
+    resubmissions may repeat, so they keep their own ids. The NUL bytes keep a dossier's
+    identity apart from any event id a publisher could send."""
     if event_type in DOSSIER_TYPES:
         if event_type == RESOLVED:
             if data.get("outcome") != "returned":
-                return dedup_digest(source, f"\0{event_type}\0final\0{data['dossier_id']}")
+                return f"\0{event_type}\0final\0{data['dossier_id']}"
         elif event_type != RESUBMITTED:
-            return dedup_digest(source, f"\0{event_type}\0{data['dossier_id']}")
-    return dedup_digest(source, event_id)
+            return f"\0{event_type}\0{data['dossier_id']}"
+    return event_id
 
 
 @dataclass(frozen=True, slots=True)

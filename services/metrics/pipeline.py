@@ -29,7 +29,7 @@ from services.common.kpis import KpiCatalogue
 from services.common.signing import RecordSigner
 from services.common.summaries import BUCKET, EVENTS, Summary, SummaryReader
 from services.metrics import store
-from services.metrics.contributions import Contribution, Packed, contribution_of
+from services.metrics.contributions import Contribution, Deltas, Packed, contribution_of
 from services.metrics.decoding import (
     REFORM_EPOCH,
     Counted,
@@ -648,6 +648,24 @@ class PartitionState:
                 self.figures.revoke(tp)
             result.fenced |= {b.tp for b in batches if b.tp not in claims}
             return result
+
+    async def sweep_dossiers(self, now: datetime) -> None:
+        """Count the open dossiers whose appointment passed by ``now`` (the worker's clock:
+        services/metrics/dossiers.py), then update the figures of owned partitions."""
+        async with self._lock:
+            claims = dict(self.claims)
+            if not claims:
+                return
+
+            async def sweep() -> dict[TopicPartition, Deltas]:
+                pool = await self._pool()
+                async with pool.acquire() as conn:
+                    return await store.sweep_dossiers(conn, self.group, claims, now)
+
+            found = await retrying("sweeping overdue dossiers", sweep)
+            periods = Periods.at(now)
+            for tp, deltas in found.items():
+                self.figures.apply(tp, deltas, periods)
 
     async def _flush(
         self,

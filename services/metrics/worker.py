@@ -25,6 +25,7 @@ from services.metrics.agents import Counting, register_agents
 from services.metrics.app import MetricsApp, TopicPartition, create_app
 from services.metrics.compat import install_leave_group_shim
 from services.metrics.decoding import RecordDecoder
+from services.metrics.dossiers import SWEEP_EVERY_S as DOSSIER_SWEEP_S
 from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures
 from services.metrics.kpitext import KpiText
@@ -165,7 +166,11 @@ def _register_timers(
         if keys or buckets:
             log.info("pruned %d dedup keys and %d buckets", keys, buckets)
 
+    async def sweep_dossiers() -> None:
+        await state.sweep_dossiers(clock())
+
     app.timer(settings.metrics_targets_refresh_s)(refresh_targets)
+    app.timer(DOSSIER_SWEEP_S)(sweep_dossiers)
     app.timer(600.0)(prune)
 
 

@@ -1,0 +1,191 @@
+"""The on-time ledger in a worker's own pieces (Preparer, PartitionState) on real PostgreSQL,
+with the worker's clock moved by the test: one count per dossier, open overdue when the
+appointment passes, and the state surviving a new worker that loads the partition."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from services.common.db import create_pool
+from services.metrics.exposition import PipelineMetrics
+from services.metrics.figures import Figures
+from services.metrics.periods import VN_TZ, Periods
+from services.metrics.pipeline import PartitionState, Preparer, Record
+from tests.unit.metrics.helpers import catalogue, contract, decoder
+
+pytestmark = pytest.mark.integration
+
+TP = ("egov.dossiers", 0)
+UNIT, PROVINCE = "01843", "19"  # Phường Bắc Kạn, Thái Nguyên
+V2 = "https://schemas.egov-pulse.vn/vn.egov.dossier.resolved/v2.json"
+_ids = itertools.count()
+
+
+def vn(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=VN_TZ)
+
+
+def dossier_event(event_type: str, dossier: str, at: str, **data: Any) -> dict[str, Any]:
+    event = {
+        "specversion": "1.0",
+        "id": f"ev-{next(_ids)}",
+        "source": "urn:test:motcua",
+        "type": f"vn.egov.dossier.{event_type}",
+        "time": vn(at).isoformat(),
+        "unit": UNIT,
+        "data": {"dossier_id": dossier, **data},
+    }
+    if event_type == "received":
+        event["data"].update(procedure_code="1.001612", service_level="full", channel="online")
+    if event_type == "resolved":
+        event["dataschema"] = V2
+    assert contract().validate(event) == [], event
+    return event
+
+
+class Worker:
+    """A worker's counting pieces around one pool, with a clock the test sets."""
+
+    def __init__(self, pool: asyncpg.Pool, name: str) -> None:
+        async def get_pool() -> asyncpg.Pool:
+            return pool
+
+        metrics = PipelineMetrics(CollectorRegistry(), sorted(contract().event_types))
+        self.figures = Figures()
+        self.state = PartitionState(get_pool, "g", name, self.figures, metrics)
+        self.preparer = Preparer(decoder(), contract(), catalogue(), timedelta(days=14))
+        self.offset = 0
+
+    async def start(self, now: datetime) -> None:
+        self.offset = (await self.state.assign([TP], Periods.at(now)))[TP]
+
+    async def count(self, events: list[dict[str, Any]], now: datetime) -> None:
+        records = []
+        for event in events:
+            records.append(Record(*TP, self.offset, PROVINCE.encode(), orjson.dumps(event)))
+            self.offset += 1
+        prepared = self.preparer.prepare(records, now)
+        assert prepared.dead_letters == []
+        await self.state.flush(list(prepared.batches.values()), Periods.at(now))
+
+    def outcomes(self, now: datetime, unit: str = UNIT) -> dict[str, int]:
+        sums = self.figures.outcome_sums("month", Periods.at(now))
+        return {outcome: n for (u, outcome), n in sorted(sums.items()) if u == unit and n}
+
+    def on_time(self, now: datetime, unit: str = UNIT) -> tuple[int, int]:
+        fig = self.figures.window("month", Periods.at(now))[(unit, "dossier_on_time")]
+        return fig.numerator, fig.denominator
+
+
+@pytest.fixture
+async def pool(database_url: str) -> Iterator[asyncpg.Pool]:
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def test_dossiers_count_once_and_open_overdue_survives_a_new_worker(
+    pool: asyncpg.Pool,
+) -> None:
+    first = Worker(pool, "w1")
+    evening = vn("2026-11-23 23:45")
+    await first.start(evening)
+    await first.count(
+        [
+            # A: timed appointment, left open past it.
+            dossier_event("received", "A", "2026-11-20 09:00", due_at="2026-11-23T17:00:00+07:00"),
+            # B: date-only appointment, handed over at 23:30 on that date (16:30 UTC).
+            dossier_event("received", "B", "2026-11-20 09:05", due_at="2026-11-23"),
+            dossier_event("resolved", "B", "2026-11-23 23:30", outcome="approved"),
+            # C: resolved early.
+            dossier_event("received", "C", "2026-11-20 09:10", due_at="2026-11-25"),
+            dossier_event("resolved", "C", "2026-11-21 10:00", outcome="approved"),
+            # D: withdrawn before its appointment.
+            dossier_event("received", "D", "2026-11-20 09:15", due_at="2026-11-24"),
+            dossier_event("resolved", "D", "2026-11-22 10:00", outcome="withdrawn"),
+            # E: returned for completion before its appointment: the clock pauses.
+            dossier_event("received", "E", "2026-11-20 09:20", due_at="2026-11-22"),
+            dossier_event("resolved", "E", "2026-11-21 11:00", outcome="returned"),
+        ],
+        evening,
+    )
+    before_due = vn("2026-11-23 16:59")
+    await first.state.sweep_dossiers(before_due)
+    assert first.outcomes(evening) == {"early": 1, "on_time": 1}
+    assert first.on_time(evening) == (2, 2)
+
+    # The clock passes A's appointment: A is open overdue, in the period of its appointment.
+    await first.state.sweep_dossiers(evening)
+    expected = {"early": 1, "on_time": 1, "open_overdue": 1}
+    assert first.outcomes(evening) == expected
+    assert first.outcomes(evening, PROVINCE) == expected  # rolled up the hierarchy
+    assert first.on_time(evening) == (2, 3)
+    await first.state.sweep_dossiers(evening + timedelta(hours=1))  # counted once
+    assert first.outcomes(evening) == expected
+
+    # A new worker takes the partition (a restart, a rebalance): state and figures from
+    # PostgreSQL, nothing counted again.
+    second = Worker(pool, "w2")
+    later = vn("2026-11-27 10:00")
+    await second.start(later)
+    assert second.outcomes(later) == expected
+    await second.count(
+        [
+            # A resolved late: already counted as open overdue, not counted again.
+            dossier_event("resolved", "A", "2026-11-25 09:00", outcome="approved"),
+            # C resolved a second time (another event id): one dossier, one count.
+            dossier_event("resolved", "C", "2026-11-22 09:00", outcome="rejected"),
+            # E back complete with a new appointment, resolved on it.
+            dossier_event("resubmitted", "E", "2026-11-24 08:00", due_at="2026-11-26"),
+            dossier_event("resolved", "E", "2026-11-26 15:00", outcome="approved"),
+        ],
+        later,
+    )
+    await second.state.sweep_dossiers(later)
+    final = {"early": 1, "on_time": 2, "open_overdue": 1}
+    assert second.outcomes(later) == final
+    assert second.on_time(later) == (3, 4)  # D withdrawn: out of the denominator
+    # What PostgreSQL holds is what the worker shows: the month's rows for the commune.
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT kpi, sum(numerator) n, sum(denominator) d FROM kpi_daily"
+            " WHERE unit = $1 AND kpi LIKE 'dossier_on_time%' GROUP BY kpi",
+            UNIT,
+        )
+        stored = {r["kpi"]: (r["n"], r["d"]) for r in rows}
+        overdue_day = await conn.fetchval(
+            "SELECT day FROM kpi_daily WHERE unit = $1 AND kpi = 'dossier_on_time:open_overdue'",
+            UNIT,
+        )
+    assert stored == {
+        "dossier_on_time": (3, 4),
+        "dossier_on_time:early": (0, 1),
+        "dossier_on_time:on_time": (0, 2),
+        "dossier_on_time:open_overdue": (0, 1),
+    }
+    assert str(overdue_day) == "2026-11-23"
+
+
+async def test_a_sweep_by_a_worker_that_lost_the_partition_counts_nothing(
+    pool: asyncpg.Pool,
+) -> None:
+    first = Worker(pool, "w1")
+    now = vn("2026-11-20 10:00")
+    await first.start(now)
+    await first.count([dossier_event("received", "A", "2026-11-20 09:00", due_at="2026-11-20")], now)
+    second = Worker(pool, "w2")
+    await second.start(now)  # takes the partition: the first one's epoch is stale
+    await first.state.sweep_dossiers(vn("2026-11-21 09:00"))
+    assert first.outcomes(vn("2026-11-21 09:00")) == {}
+    await second.state.sweep_dossiers(vn("2026-11-21 09:00"))
+    assert second.outcomes(vn("2026-11-21 09:00")) == {"open_overdue": 1}
