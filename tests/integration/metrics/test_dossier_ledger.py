@@ -182,7 +182,9 @@ async def test_a_sweep_by_a_worker_that_lost_the_partition_counts_nothing(
     first = Worker(pool, "w1")
     now = vn("2026-11-20 10:00")
     await first.start(now)
-    await first.count([dossier_event("received", "A", "2026-11-20 09:00", due_at="2026-11-20")], now)
+    await first.count(
+        [dossier_event("received", "A", "2026-11-20 09:00", due_at="2026-11-20")], now
+    )
     second = Worker(pool, "w2")
     await second.start(now)  # takes the partition: the first one's epoch is stale
     await first.state.sweep_dossiers(vn("2026-11-21 09:00"))
