@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from services.alerts import text
+from services.alerts.cadence import Cadence
 from services.alerts.directory import UnitDirectory
-from services.alerts.model import AlertKey, Severity, Status, Verdict
-from services.common.calendar import WorkingCalendar
+from services.alerts.model import Alert, AlertKey, Severity, Status, Verdict
+from services.common.calendar import VN_TZ, WorkingCalendar
 from services.common.figures import Figure, Standing
+from services.common.rates import BP_SCALE, meets, rate_bp
 
 BELOW = "KpiBelowTarget"
 BURN = "KpiBudgetBurn"
@@ -32,36 +34,80 @@ BURN_WINDOWS = ("5m", "30m", "1h", "6h")
 
 @dataclass(frozen=True, slots=True)
 class BurnRule:
-    """One multiwindow rule of the SRE workbook (chapter 5, "Alerting on SLOs")."""
+    """One multiwindow rule of the SRE workbook (chapter 5, "Alerting on SLOs").
+
+    The factor is kept in tenths so that the comparison is on integers. A rule can fire
+    only where factor x budget fits under 100% errors: burn = errors / (1 - target)
+    reaches the factor at most when every item fails, so the target must be at least
+    1 - 1/factor (:meth:`can_fire`; 93.06% for 14.4x, 83.34% for 6x).
+    """
 
     long: str
     short: str
-    factor: float
+    tenths: int
     severity: Severity
 
+    @property
+    def factor(self) -> float:
+        return self.tenths / 10
 
-BURN_RULES = (BurnRule("1h", "5m", 14.4, "critical"), BurnRule("6h", "30m", 6.0, "warning"))
+    def can_fire(self, target_bp: int) -> bool:
+        """A 100% target has no budget to burn; below 1 - 1/factor none is fast enough."""
+        return target_bp < BP_SCALE and self.tenths * (BP_SCALE - target_bp) <= 10 * BP_SCALE
+
+    @property
+    def lowest_target_bp(self) -> int:
+        """The lowest target at which this rule can fire (documented in docs/alerts.md)."""
+        return BP_SCALE - (10 * BP_SCALE) // self.tenths
+
+    def burns(self, numerator: int, denominator: int, target_bp: int) -> bool:
+        """errors / denominator >= factor x (1 - target), exactly."""
+        errors = denominator - numerator
+        return errors * 10 * BP_SCALE >= self.tenths * (BP_SCALE - target_bp) * denominator
+
+
+BURN_RULES = (BurnRule("1h", "5m", 144, "critical"), BurnRule("6h", "30m", 60, "warning"))
+
+CRITICAL_GAP_BP = 1000
+"""10 points below the target, counted on the rate as shown (basis points, half up)."""
+INFO_GAP_BP = 500
 
 
 def below_target_severity(fig: Figure) -> Severity:
-    """Critical when far below (10 points) on a large volume; info on a thin one."""
-    ratio = fig.ratio or 0.0
-    gap = fig.target - ratio
-    if gap >= 0.10 and fig.denominator >= 5 * fig.min_volume:
+    """Critical when 10 points or more below on a large volume; info when under 5 on a thin one.
+
+    Points are those a person reads: 85,00 % against a 95 % target is exactly 10 points
+    below, and critical (in floats 0.95 - 0.85 is 0.0999...).
+    """
+    gap_bp = _target_bp(fig) - (rate_bp(fig.numerator, fig.denominator) or 0)
+    if gap_bp >= CRITICAL_GAP_BP and fig.denominator >= 5 * fig.min_volume:
         return "critical"
-    if gap < 0.05 and fig.denominator < 2 * fig.min_volume:
+    if gap_bp < INFO_GAP_BP and fig.denominator < 2 * fig.min_volume:
         return "info"
     return "warning"
+
+
+def _target_bp(fig: Figure) -> int:
+    if fig.target_bp is None:  # never parsed: an item without a target is left out
+        raise ValueError(f"{fig.kpi} of {fig.unit} has no target")
+    return fig.target_bp
+
+
+def clear_at_bp(target_bp: int, hysteresis_bp: int) -> int:
+    """Where a firing KpiBelowTarget clears: target + margin, the margin at most half the
+    way to 100%, so a 98% target with a 2-point margin clears at 99% (not only when every
+    item counts); a 100% target clears at 100%."""
+    return target_bp + min(hysteresis_bp, (BP_SCALE - target_bp) // 2)
 
 
 def kpi_below_target(
     figures: Iterable[Figure],
     windows: Iterable[str],
-    hysteresis: float,
+    hysteresis_bp: int,
     hold_for_s: float,
     tracked: Container[AlertKey] | None = None,
 ) -> Iterator[Verdict]:
-    """Below target with at least min_volume; clear only at target + hysteresis.
+    """Below target with at least min_volume; clear only at :func:`clear_at_bp`.
 
     With ``tracked``, only breaches and identities in it get a verdict (see above).
     """
@@ -69,7 +115,7 @@ def kpi_below_target(
     for fig in figures:
         if fig.window not in wanted:
             continue
-        status = _below_status(fig, hysteresis)
+        status = _below_status(fig, hysteresis_bp)
         key = AlertKey(BELOW, fig.kpi, fig.unit, fig.window)
         if tracked is not None and status is not Status.BREACH and key not in tracked:
             continue
@@ -95,13 +141,13 @@ def kpi_below_target(
         )
 
 
-def _below_status(fig: Figure, hysteresis: float) -> Status:
+def _below_status(fig: Figure, hysteresis_bp: int) -> Status:
     """Breach exactly when the shared judgement says below; clear only past the margin."""
     standing = fig.status
     if standing is Standing.BELOW:
         return Status.BREACH
-    if standing is Standing.MEETS and fig.numerator / fig.denominator >= min(
-        fig.target + hysteresis, 1.0
+    if standing is Standing.MEETS and meets(
+        fig.numerator, fig.denominator, clear_at_bp(_target_bp(fig), hysteresis_bp)
     ):
         return Status.CLEAR
     return Status.HOLD  # low volume is shown, never alerted on, never "recovered" either
@@ -116,7 +162,14 @@ def _values(fig: Figure) -> dict[str, object]:
         "min_volume": fig.min_volume,
         "unit_name": fig.unit_name,
         "window": fig.window,
+        "period": _period(fig),
     }
+
+
+def _period(fig: Figure) -> str | None:
+    """The local day the figure's period starts (for ``day``, its day), as the worker says."""
+    start = fig.period_start
+    return start.astimezone(VN_TZ).date().isoformat() if start is not None else None
 
 
 def burn_rate(fig: Figure) -> float | None:
@@ -153,18 +206,27 @@ def _burn_verdict(
     tracked: Container[AlertKey] | None = None,
 ) -> Verdict | None:
     long, short = by_window.get(rule.long), by_window.get(rule.short)
-    if long is None or short is None or long.target >= 1.0:
+    if long is None or short is None:
         return None
-    burn_long, burn_short = burn_rate(long), burn_rate(short)
-    if burn_long is None or burn_short is None or long.denominator < long.min_volume:
+    key = AlertKey(BURN, kpi, unit, rule.long)
+    target_bp = _target_bp(long)
+    if not rule.can_fire(target_bp):
+        # Evaluated only where it can fire; an alert opened under an earlier, higher
+        # target cannot hold any more and clears.
+        if tracked is None or key not in tracked:
+            return None
+        status = Status.CLEAR
+    elif not short.denominator or long.denominator < max(long.min_volume, 1):
         status = Status.HOLD
-    elif burn_long >= rule.factor and burn_short >= rule.factor:
+    elif rule.burns(long.numerator, long.denominator, target_bp) and rule.burns(
+        short.numerator, short.denominator, target_bp
+    ):
         status = Status.BREACH
     else:
         status = Status.CLEAR
-    key = AlertKey(BURN, kpi, unit, rule.long)
     if tracked is not None and status is not Status.BREACH and key not in tracked:
         return None
+    burn_long, burn_short = burn_rate(long), burn_rate(short)
     vi, en = text.burn(
         long.unit_name or unit,
         unit,
@@ -201,7 +263,9 @@ def _burn_verdict(
 
 @dataclass(frozen=True, slots=True)
 class SilenceRule:
-    after_s: float
+    """``cadence`` says after how long each unit is silent in each family."""
+
+    cadence: Cadence
     lookback_days: int
     peer_share: float
 
@@ -214,7 +278,10 @@ def unit_silent(
     directory: UnitDirectory,
     rule: SilenceRule,
 ) -> Iterator[Verdict]:
-    """Units expected to publish a family that published none for ``after_s`` working s.
+    """Units expected to publish a family that published none for their usual gap.
+
+    The working seconds without an event after which a unit is silent are its own
+    (:meth:`Cadence.silent_after`: learned from its daily figures, a family floor).
 
     Expected: published the family within the lookback (``last_seen``, kept across
     restarts), or enough of its peers (same province and level) did. A never-seen unit
@@ -227,7 +294,8 @@ def unit_silent(
         last = last_seen.get((unit, family))
         start = max(last if last is not None else watch_start, since)
         silent_s = calendar.working_seconds(start, now)
-        if silent_s < rule.after_s:
+        after_s = rule.cadence.silent_after(unit, family)
+        if silent_s < after_s:
             status = Status.CLEAR
         elif calendar.is_working(now):
             status = Status.BREACH
@@ -242,6 +310,7 @@ def unit_silent(
             "last_event_time": seen,
             "family": family,
             "unit_name": name,
+            "silent_after_s": after_s,
         }
         yield Verdict(
             AlertKey(SILENT, family, unit, "working-hours"),
@@ -270,6 +339,63 @@ def _expected(
         if peers and len(publishing) / len(peers) >= peer_share:
             expected.update((code, family) for code in peers)
     return expected
+
+
+def day_ended(
+    verdicts: list[Verdict],
+    open_alerts: Mapping[AlertKey, Alert],
+    now: datetime,
+    complete: bool,
+) -> list[Verdict]:
+    """Day-window KpiBelowTarget alerts whose day is over resolve.
+
+    After midnight the day window starts again at 0 of 0 ("no data"), which alone would
+    hold a firing alert all night with yesterday's text. The day it was about has ended
+    and cannot recover (the shortfall stays visible in the month and year windows, which
+    are evaluated too), so it resolves, keeping yesterday's text and figures, with
+    ``ended: day`` in its values. Relabelling it to yesterday's date instead would be a
+    new label set, so Alertmanager would page again for an old day. An alert whose unit
+    breaches again on the new day goes on with the new day's figures. A unit that no
+    worker answered for resolves only when every worker answered (else it is unknown).
+    """
+    today = now.astimezone(VN_TZ).date()
+    fresh = {v.key: i for i, v in enumerate(verdicts)}
+    out = list(verdicts)
+    for key, alert in open_alerts.items():
+        if key.condition != BELOW or key.window != "day":
+            continue
+        i = fresh.get(key)
+        if i is None and not complete:
+            continue
+        day = today if i is None else _day_of(out[i].values, today)
+        if day <= _day_of(alert.values, alert.updated_at.astimezone(VN_TZ).date()):
+            continue
+        if i is not None and out[i].status is Status.BREACH:
+            continue
+        ended = _ended(alert)
+        if i is None:
+            out.append(ended)
+        else:
+            out[i] = ended
+    return out
+
+
+def _day_of(values: Mapping[str, object], default: date) -> date:
+    period = values.get("period")
+    return date.fromisoformat(period) if isinstance(period, str) else default
+
+
+def _ended(alert: Alert) -> Verdict:
+    return Verdict(
+        alert.key,
+        Status.CLEAR,
+        alert.severity,
+        alert.province,
+        {**alert.values, "ended": "day"},
+        alert.annotations.get("summary_vi", ""),
+        alert.annotations.get("summary_en", ""),
+        0.0,
+    )
 
 
 Counters = Mapping[str, Mapping[str, float]]

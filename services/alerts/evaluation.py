@@ -2,8 +2,9 @@
 
 :class:`Evaluator` applies the conditions of :mod:`services.alerts.conditions` with
 the service's settings, and keeps the little they remember across cycles: when this
-process began watching (a never-seen unit is silent from then), ingest's counters over
-the rejection window, and when the slow windows were last read. It also says which
+process began watching (a never-seen unit is silent from then), the units' usual
+cadences (:mod:`services.alerts.cadence`), ingest's counters over the rejection window,
+and when the slow windows were last read. It also says which
 windows a cycle must read (:meth:`Evaluator.plan`) and when a pending alert becomes
 due (:meth:`Evaluator.due_at`). Reading and state live elsewhere: the composition root
 (:mod:`services.alerts.service`) reads, :mod:`services.alerts.state` keeps the alerts.
@@ -11,22 +12,29 @@ due (:meth:`Evaluator.due_at`). Reading and state live elsewhere: the compositio
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.alerts import conditions
+from services.alerts.cadence import WORKDAY_S, Cadence, Usual
 from services.alerts.directory import UnitDirectory
 from services.alerts.model import Alert, AlertKey, State, Verdict
 from services.alerts.settings import AlertsSettings
 from services.common.calendar import WorkingCalendar
 from services.common.figures import Figure
+from services.common.rates import to_bp
+
+SLOW_WINDOWS = frozenset({"month", "year"})
+"""Calendar windows read on slow cycles only: a month's rate moves by a fraction of a
+point per minute, and each window costs a metrics worker about a second per read."""
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """The windows one cycle reads; ``slow`` when the burn windows are among them."""
+    """The windows one cycle reads; ``slow`` when the slow ones (month, year, burn) are in."""
 
     windows: tuple[str, ...]
     slow: bool
@@ -56,6 +64,8 @@ class Evaluator:
         self.calendar = calendar
         self.directory = directory
         self.watch_start: datetime | None = None
+        self.usual: Mapping[tuple[str, str], Usual] = {}
+        self._hysteresis_bp = to_bp(settings.alert_hysteresis)
         self._last_slow: datetime | None = None
         self._ingest: deque[tuple[datetime, conditions.Counters]] = deque()
 
@@ -65,23 +75,30 @@ class Evaluator:
 
     # --- scheduling -----------------------------------------------------------------
 
+    def learned(self, usual: Mapping[tuple[str, str], Usual]) -> None:
+        """The units' usual cadences, learned again from their daily figures."""
+        self.usual = usual
+
     def plan(self, open_alerts: Mapping[AlertKey, Alert], now: datetime) -> Plan:
-        windows = list(self.settings.alert_windows)
+        s = self.settings
+        windows = [w for w in s.alert_windows if w not in SLOW_WINDOWS]
         slow = self._slow_due(open_alerts, now)
         if slow:
-            windows += [w for w in conditions.BURN_WINDOWS if w not in windows]
+            windows += [w for w in s.alert_windows if w in SLOW_WINDOWS]
+            if s.alert_burn_enabled:
+                windows += [w for w in conditions.BURN_WINDOWS if w not in windows]
         return Plan(tuple(windows), slow)
 
     def _slow_due(self, open_alerts: Mapping[AlertKey, Alert], now: datetime) -> bool:
-        """Burn windows are read every burn interval, and whenever a burn alert is due."""
+        """Slow windows are read every burn interval, and whenever one of their alerts is due."""
         s = self.settings
-        if not s.alert_burn_enabled:
+        if not s.alert_burn_enabled and SLOW_WINDOWS.isdisjoint(s.alert_windows):
             return False
         last = self._last_slow
         if last is None or (now - last).total_seconds() >= s.alert_burn_interval_s:
             return True
         return any(  # due since the last read (once: a pending one left unknown never spins)
-            a.key.condition == conditions.BURN and last < self.due_at(a) <= now
+            _slow(a.key) and last < self.due_at(a) <= now
             for a in open_alerts.values()
             if a.state is State.PENDING
         )
@@ -109,19 +126,20 @@ class Evaluator:
         """Every condition's verdicts for this cycle (identities left out are unknown)."""
         s = self.settings
         tracked = open_alerts  # identities with an open alert: see conditions.py
+        # A window not read this cycle is unknown: the lifecycle leaves its alerts alone.
         verdicts = list(
-            conditions.kpi_below_target(seen.figures, s.alert_windows, s.alert_hysteresis,
-                                        s.alert_for_s, tracked)
+            conditions.kpi_below_target(self._volume_floors(seen.figures), seen.plan.windows,
+                                        self._hysteresis_bp, s.alert_for_s, tracked)
         )  # fmt: skip
-        if seen.plan.slow and s.alert_burn_enabled:
-            # Cycles without the burn windows say nothing about burn alerts (unknown:
-            # the lifecycle leaves them as they are).
-            verdicts += conditions.kpi_budget_burn(seen.figures, s.alert_burn_for_s, tracked)
+        verdicts = conditions.day_ended(verdicts, open_alerts, now, seen.complete)
+        if seen.plan.slow:
             self._last_slow = now
+            if s.alert_burn_enabled:
+                verdicts += conditions.kpi_budget_burn(seen.figures, s.alert_burn_for_s, tracked)
         if seen.complete and self.watch_start is not None:
             # A worker that did not answer would make its units look silent: skip.
             rule = conditions.SilenceRule(
-                s.alert_silent_after_s, s.alert_silent_lookback_days, s.alert_silent_peer_share
+                self.cadence(), s.alert_silent_lookback_days, s.alert_silent_peer_share
             )
             verdicts += conditions.unit_silent(
                 last_seen, now, self.watch_start, self.calendar, self.directory, rule
@@ -129,6 +147,29 @@ class Evaluator:
         if seen.ingest is not None:
             verdicts += self._rejections(seen.ingest, now)
         return verdicts
+
+    def cadence(self) -> Cadence:
+        s = self.settings
+        day_s = 86_400.0 if self.calendar.always else WORKDAY_S
+        return Cadence(
+            s.alert_silent_after_s,
+            s.alert_silent_weekly_after_s,
+            s.alert_silent_gap_factor,
+            # Never so long that the unit leaves the lookback (and "expected") first.
+            max(s.alert_silent_lookback_days - 1, 1) * day_s,
+            self.usual,
+        )
+
+    def _volume_floors(self, figures: Sequence[Figure]) -> Sequence[Figure]:
+        """Figures of a window with a min-volume factor judged on their raised minimum."""
+        factors = {w: f for w, f in self.settings.alert_min_volume.items() if f != 1}
+        if not factors:
+            return figures
+        return [
+            fig._replace(min_volume=math.ceil(fig.min_volume * factors[fig.window]))
+            if fig.window in factors else fig
+            for fig in figures
+        ]  # fmt: skip
 
     def _rejections(self, counters: conditions.Counters, now: datetime) -> list[Verdict]:
         s = self.settings
@@ -144,3 +185,9 @@ class Evaluator:
             f"{int(s.alert_rejection_window_s // 60)}m",
         )  # fmt: skip
         return list(conditions.ingest_rejections(history[0][1], counters, rule))
+
+
+def _slow(key: AlertKey) -> bool:
+    return key.condition == conditions.BURN or (
+        key.condition == conditions.BELOW and key.window in SLOW_WINDOWS
+    )

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ import asyncpg
 import httpx
 from prometheus_client import CollectorRegistry
 
+from services.alerts import cadence, sources
 from services.alerts.delivery import Delivery
 from services.alerts.directory import UnitDirectory, from_units
 from services.alerts.evaluation import Evaluator, Observation
@@ -35,8 +36,10 @@ from services.alerts.settings import AlertsSettings
 from services.alerts.sources import IngestSource
 from services.alerts.state import AlertState
 from services.alerts.telemetry import AlertsMetrics
-from services.common.calendar import WorkingCalendar, load_calendar
+from services.common.calendar import VN_TZ, WorkingCalendar, load_calendar
+from services.common.contract import Contract
 from services.common.figures_client import FiguresClient
+from services.common.kpis import KpiCatalogue
 from services.common.units import UnitRegistry
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,14 @@ def load_directory() -> UnitDirectory:
     return from_units(UnitRegistry.from_dir().units("2025"))
 
 
+def kpi_families() -> dict[str, str]:
+    """KPI id -> family (documents, dossiers, meetings), from the catalogue and contract."""
+    contract = Contract.load()
+    known = contract.event_types
+    catalogue = KpiCatalogue.load()
+    return {k.id: contract.family(k.event_type) for k in catalogue.kpis if k.event_type in known}
+
+
 class AlertsService:
     """One alerts process: its three parts, the sources they read, and the loops."""
 
@@ -62,8 +73,10 @@ class AlertsService:
         clock: Clock = utc_now,
         directory: UnitDirectory | None = None,
         calendar: WorkingCalendar | None = None,
+        families: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
+        self._families = dict(families) if families is not None else kpi_families()
         self.clock = clock
         self.metrics_registry = CollectorRegistry()
         self._http = httpx.AsyncClient(timeout=settings.alert_http_timeout_s)
@@ -120,6 +133,31 @@ class AlertsService:
         resolved = await self.state.load(self.settings.database_url.get_secret_value(), since)
         self.delivery.recall(resolved)
         self.evaluator.start_watching(self.clock())
+        await self._try_learn()
+
+    async def learn_cadence(self, now: datetime | None = None) -> int:
+        """Learn every unit's usual cadence again from the daily figures; raises if PG is away."""
+        if self.state.pool is None:
+            raise ConnectionError("PostgreSQL not connected yet")
+        now = now or self.clock()
+        calendar = self.evaluator.calendar
+        today = now.astimezone(VN_TZ).date()
+        first = calendar.working_days_back(now, self.settings.alert_silent_cadence_days).date()
+        async with self.state.pool.acquire() as conn:
+            rows = await sources.daily_history(conn, self._families, first, today)
+        self.evaluator.learned(cadence.learn(rows, calendar, first, today))
+        return len(rows)
+
+    async def _try_learn(self) -> None:
+        try:
+            learned = await self.learn_cadence()
+        except UNAVAILABLE as exc:
+            log.warning("cadences not learned, PostgreSQL unavailable (%r)", exc)
+        except Exception:
+            # The previous cadences (or the family floors) stay: silence is still judged.
+            log.exception("learning the cadences failed")
+        else:
+            log.info("learned the usual cadence of %d (unit, family) pairs", learned)
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -196,6 +234,7 @@ class AlertsService:
             asyncio.create_task(self._run_connect_then_evaluate(), name="alerts-evaluate"),
             asyncio.create_task(self._run_flush(), name="alerts-flush"),
             asyncio.create_task(self._run_outbox(), name="alerts-outbox"),
+            asyncio.create_task(self._run_learn(), name="alerts-cadence"),
         ]
 
     async def _run_connect_then_evaluate(self) -> None:
@@ -242,6 +281,12 @@ class AlertsService:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
             self._wake_flush.set()
+
+    async def _run_learn(self) -> None:
+        await self.state.loaded.wait()
+        while True:
+            await asyncio.sleep(self.settings.alert_silent_cadence_refresh_s)
+            await self._try_learn()
 
     async def _run_outbox(self) -> None:
         await self.state.loaded.wait()

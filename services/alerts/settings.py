@@ -67,16 +67,44 @@ class AlertsSettings(CommonSettings):
     """``EGOV_ALERT_BURN_FOR_S``: how long a burn-rate condition must hold before firing."""
 
     alert_hysteresis: float = Field(default=0.02, ge=0, le=0.5)
-    """``EGOV_ALERT_HYSTERESIS``: a firing KpiBelowTarget resolves only at target + this."""
+    """``EGOV_ALERT_HYSTERESIS``: a firing KpiBelowTarget resolves at target + this, the
+    margin never more than half the way to 100% (a 98% target clears at 99%, not only
+    when every item counts)."""
 
-    alert_windows: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["day"])
-    """``EGOV_ALERT_WINDOWS``: comma-separated windows KpiBelowTarget evaluates."""
+    alert_windows: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["day", "month", "year"]
+    )
+    """``EGOV_ALERT_WINDOWS``: comma-separated windows KpiBelowTarget evaluates. ``day`` is
+    read every cycle; ``month`` and ``year`` (which move slowly) every
+    ``EGOV_ALERT_BURN_INTERVAL_S``, and when one of their alerts is due."""
+
+    alert_min_volume: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+    """``EGOV_ALERT_MIN_VOLUME``: comma-separated ``window=factor``: in that window a rate
+    is judged only with at least factor x the KPI's min_volume (default 1 in every
+    window, e.g. ``year=3``)."""
 
     alert_burn_enabled: bool = True
     """``EGOV_ALERT_BURN_ENABLED``: evaluate KpiBudgetBurn (reads 5m/30m/1h/6h windows)."""
 
     alert_silent_after_s: float = Field(default=7200.0, gt=0)
-    """``EGOV_ALERT_SILENT_AFTER_S``: working-time seconds without events before UnitSilent."""
+    """``EGOV_ALERT_SILENT_AFTER_S``: working-time seconds without events before UnitSilent,
+    for a unit without history (and the least for any unit) in the daily families
+    (documents, dossiers)."""
+
+    alert_silent_weekly_after_s: float = Field(default=5 * 9.5 * 3600, gt=0)
+    """``EGOV_ALERT_SILENT_WEEKLY_AFTER_S``: the same for families judged weekly (meetings:
+    a commune holds a few a week); default one working week (5 x 9.5 working hours)."""
+
+    alert_silent_gap_factor: float = Field(default=5.0, gt=0)
+    """``EGOV_ALERT_SILENT_GAP_FACTOR``: a unit with history is silent after this many of its
+    usual gaps between events (working time over events, learned from its daily figures)."""
+
+    alert_silent_cadence_days: int = Field(default=20, ge=1)
+    """``EGOV_ALERT_SILENT_CADENCE_DAYS``: working days of daily figures a unit's usual
+    cadence is learned from (today excluded)."""
+
+    alert_silent_cadence_refresh_s: float = Field(default=3600.0, gt=0)
+    """``EGOV_ALERT_SILENT_CADENCE_REFRESH_S``: how often the cadences are learned again."""
 
     alert_silent_lookback_days: int = Field(default=10, ge=1)
     """``EGOV_ALERT_SILENT_LOOKBACK_DAYS``: a unit that published a family within this many
@@ -129,4 +157,12 @@ class AlertsSettings(CommonSettings):
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("alert_min_volume", mode="before")
+    @classmethod
+    def _pairs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            pairs = (part.split("=", 1) for part in value.split(",") if part.strip())
+            return {window.strip(): factor.strip() for window, factor in pairs}
         return value

@@ -1,15 +1,22 @@
-"""Where ingest's counters come from: its Prometheus /metrics.
+"""Where ingest's counters (its Prometheus /metrics) and the units' daily history come from.
 
 The figures of the metrics workers are read by :mod:`services.common.figures_client`,
-shared with the wall page.
+shared with the wall page. The daily history is the metrics workers' table
+``kpi_daily`` (migration 0004) in the database both services share: one query per
+refresh for every unit, where /v1/kpis/history would take one request per unit and KPI.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from datetime import date
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from services.alerts.cadence import HistoryRow
+from services.common.db import Connection
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +65,34 @@ class IngestSource:
             log.warning("ingest metrics unavailable: %r", exc)
             return None
         return parse_ingest_counters(response.text)
+
+
+async def daily_history(
+    conn: Connection, families: Mapping[str, str], first: date, today: date
+) -> list[HistoryRow]:
+    """(unit, family, events, first day with an event) from the metrics' daily figures.
+
+    A day's events of a family are the largest denominator among the family's KPIs that
+    day (each KPI counts a subset of the family's events: a lower bound, and exact for
+    the active days); days ``first`` .. yesterday, partitions summed.
+    """
+    kpis = sorted(families)
+    rows = await conn.fetch(
+        """
+        SELECT unit, family, sum(events)::bigint AS events, min(day) AS first_day
+        FROM (
+            SELECT d.unit, f.family, d.day, max(d.n) AS events
+            FROM (SELECT unit, kpi, day, sum(denominator) AS n FROM kpi_daily
+                  WHERE day >= $3 AND day < $4 GROUP BY unit, kpi, day) AS d
+            JOIN unnest($1::text[], $2::text[]) AS f(kpi, family) ON f.kpi = d.kpi
+            WHERE d.n > 0
+            GROUP BY d.unit, f.family, d.day
+        ) AS per_day
+        GROUP BY unit, family
+        """,
+        kpis,
+        [families[k] for k in kpis],
+        first,
+        today,
+    )
+    return [(r["unit"], r["family"], int(r["events"]), r["first_day"]) for r in rows]

@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta
 
 from services.alerts import conditions as c
+from services.alerts.cadence import WORKDAY_S, Cadence
 from services.alerts.directory import UnitDirectory
 from services.alerts.model import Status
 from services.common.calendar import VN_TZ, WorkingCalendar
@@ -17,8 +18,8 @@ def fig(num: int, den: int, *, target: float = 0.95, window: str = "day", unit: 
                   unit_name="Xã Một", province="19")  # fmt: skip
 
 
-def below(f: Figure, hysteresis: float = 0.02) -> Status:
-    (verdict,) = c.kpi_below_target([f], ["day"], hysteresis, 300)
+def below(f: Figure, hysteresis_bp: int = 200) -> Status:
+    (verdict,) = c.kpi_below_target([f], [f.window], hysteresis_bp, 300)
     return verdict.status
 
 
@@ -44,7 +45,7 @@ def test_a_breach_is_exactly_what_the_wall_shows_below_target() -> None:
 
 
 def test_annotations_name_the_unit_rate_target_and_counts() -> None:
-    (v,) = c.kpi_below_target([fig(80, 100)], ["day"], 0.02, 300)
+    (v,) = c.kpi_below_target([fig(80, 100)], ["day"], 200, 300)
     assert "Xã Một" in v.summary_vi and "80,00 %" in v.summary_vi and "95 %" in v.summary_vi
     assert "80.00% (80 / 100)" in v.summary_en
     assert v.labels()["province"] == "19"
@@ -80,7 +81,8 @@ def test_no_burn_rule_for_a_target_of_100_percent() -> None:
 DIRECTORY = UnitDirectory(
     [UnitInfo(f"c{i}", f"Xã {i}", f"Commune {i}", "commune", "19") for i in range(4)]
 )
-RULE = c.SilenceRule(after_s=3600, lookback_days=10, peer_share=0.5)
+RULE = c.SilenceRule(Cadence(3600, 5 * WORKDAY_S, 5, 9 * WORKDAY_S), lookback_days=10,
+                     peer_share=0.5)  # fmt: skip
 CAL = WorkingCalendar()
 
 
@@ -142,10 +144,56 @@ def test_tracked_skips_only_verdicts_the_lifecycle_would_ignore() -> None:
     full, lean = AlertBook(new_id=lambda: "x"), AlertBook(new_id=lambda: "x")
     for ratio_mid in (50, 96, 99):  # mid: breach, then inside the margin, then clear
         figures[2] = fig(ratio_mid, 100, unit="mid")
-        everything = list(c.kpi_below_target(figures, ["day"], 0.02, 0))
-        tracked = list(c.kpi_below_target(figures, ["day"], 0.02, 0, lean.open))
+        everything = list(c.kpi_below_target(figures, ["day"], 200, 0))
+        tracked = list(c.kpi_below_target(figures, ["day"], 200, 0, lean.open))
         assert len(tracked) < len(everything)
         a, b = full.observe(everything, now), lean.observe(tracked, now)
         assert [(t.alert.key, t.to_state) for t in a] == [(t.alert.key, t.to_state) for t in b]
         assert full.open.keys() == lean.open.keys()
     assert {k.unit for k in lean.open} == {"bad"}
+
+
+# --- alerts worth waking for (issue 16, item 3) ----------------------------------------
+
+
+def test_critical_at_exactly_ten_points_below() -> None:
+    # 85,00 % against 95 %: exactly 10 points, which 0.95 - 0.85 in floats misses.
+    assert c.below_target_severity(fig(85, 100)) == "critical"
+    assert c.below_target_severity(fig(851, 1000, min_volume=200)) == "warning"
+
+
+def test_a_98_percent_alert_clears_below_100_percent() -> None:
+    # Margin 2 points, capped at half the way to 100 %: clears at 99 %, not only at 100 %.
+    assert c.clear_at_bp(9800, 200) == 9900
+    assert below(fig(99, 100, target=0.98)) is Status.CLEAR
+    assert below(fig(989, 1000, target=0.98)) is Status.HOLD
+    # A 95 % target keeps the full margin; a 100 % target clears only at 100 %.
+    assert c.clear_at_bp(9500, 200) == 9700 and c.clear_at_bp(10000, 200) == 10000
+
+
+def test_burn_rules_are_evaluated_only_where_they_can_fire() -> None:
+    fast, slow = c.BURN_RULES
+    assert (fast.lowest_target_bp, slow.lowest_target_bp) == (9306, 8334)
+    everything_fails = [fig(0, 100, target=0.90, window=w) for w in c.BURN_WINDOWS]
+    windows = {v.key.window: v.status for v in c.kpi_budget_burn(everything_fails, 0)}
+    assert windows == {"6h": Status.BREACH}  # 14.4x of a 10 % budget is beyond 100 %
+    at_93 = [fig(0, 100, target=0.93, window=w) for w in c.BURN_WINDOWS]
+    assert {v.key.window for v in c.kpi_budget_burn(at_93, 0)} == {"6h"}
+    at_9306 = [fig(0, 100, target=0.9306, window=w) for w in c.BURN_WINDOWS]
+    assert {v.key.window for v in c.kpi_budget_burn(at_9306, 0)} == {"1h", "6h"}
+    below_both = [fig(0, 100, target=0.80, window=w) for w in c.BURN_WINDOWS]
+    assert list(c.kpi_budget_burn(below_both, 0)) == []
+
+
+def test_a_burn_alert_whose_target_fell_below_where_it_can_fire_clears() -> None:
+    key = c.AlertKey(c.BURN, "document_signing", "u1", "1h")
+    figures = [fig(0, 100, target=0.90, window=w) for w in c.BURN_WINDOWS]
+    verdicts = {v.key: v.status for v in c.kpi_budget_burn(figures, 0, {key})}
+    assert verdicts[key] is Status.CLEAR
+
+
+def test_burn_exactly_at_the_factor_breaches() -> None:
+    # Target 95 %, 30 % errors: exactly 6x the budget (in floats 5.999...).
+    figures = [fig(700, 1000, window=w) for w in c.BURN_WINDOWS]
+    windows = {v.key.window: v.status for v in c.kpi_budget_burn(figures, 0)}
+    assert windows["6h"] is Status.BREACH
