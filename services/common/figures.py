@@ -66,6 +66,16 @@ are version 1 (their target is read from the ratio ``target``).
 """
 
 
+class DossierCounts(NamedTuple):
+    """The dossiers behind the on-time rate in one window (services/metrics/dossiers.py):
+    the rate is (early + on_time) / (early + on_time + late + open_overdue)."""
+
+    early: int
+    on_time: int
+    late: int
+    open_overdue: int
+
+
 class Figure(NamedTuple):
     """One KPI rate of one unit in one window: the /v1/kpis item, both written and read.
 
@@ -98,6 +108,8 @@ class Figure(NamedTuple):
     last_event_time: datetime | None = None
     period_start: datetime | None = None
     retired: bool = False
+    dossiers: DossierCounts | None = None
+    """The on-time rate's four counts; None for every other KPI."""
 
     @property
     def ratio(self) -> float | None:
@@ -160,7 +172,7 @@ class Figure(NamedTuple):
             "min_volume": None if self.retired else self.min_volume,
             "meets_target": meets_target,
             "last_event_time": _iso(self.last_event_time),
-        }
+        } | ({} if self.dossiers is None else {"dossiers": self.dossiers._asdict()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +232,19 @@ def _figure(i: dict[str, Any]) -> Figure:
         i.get("parent") or None,
         _time(i.get("last_event_time")),
         _period(i.get("period_start")),
+        False,
+        _dossiers(i.get("dossiers")),
     )
+
+
+def _dossiers(value: Any) -> DossierCounts | None:
+    """The on-time item's optional counts (absent from other items and older workers)."""
+    if value is None:
+        return None
+    counts = DossierCounts(*(int(value[name]) for name in DossierCounts._fields))
+    if min(counts) < 0:
+        raise ValueError(f"negative dossier counts {value!r}")
+    return counts
 
 
 @functools.lru_cache(maxsize=256)

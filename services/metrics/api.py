@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from services.common.figures import Figure
+from services.common.figures import DossierCounts, Figure
 from services.common.kpis import KpiCatalogue
 from services.common.rates import to_bp
 from services.common.units import Unit, UnitRegistry
+from services.metrics.dossiers import KPI as ON_TIME
+from services.metrics.dossiers import OUTCOMES
 from services.metrics.figures import Figures
 from services.metrics.periods import ALL_WINDOWS, VN_TZ, Periods
 from services.metrics.targets import Targets, describe_unit
@@ -75,6 +77,7 @@ def kpi_items(
     target_bp: dict[float, int] = {}  # a handful of distinct targets: each converted once
     for window in query.windows:
         start = periods.start(window)
+        outcomes = figures.outcome_sums(window, periods)
         for (code, kpi_id), fig in sorted(figures.window(window, periods).items()):
             if (query.units and code not in query.units) or (
                 query.kpis and kpi_id not in query.kpis
@@ -118,9 +121,15 @@ def kpi_items(
                 last_event,
                 start,
                 retired,
+                dossier_counts(outcomes, code) if kpi_id == ON_TIME else None,
             )
             items.append(item.to_json())
     return items
+
+
+def dossier_counts(outcomes: Mapping[tuple[str, str], int], unit: str) -> DossierCounts:
+    """The on-time item's four counts for ``unit`` (0 where none was counted)."""
+    return DossierCounts(*(outcomes.get((unit, outcome), 0) for outcome in OUTCOMES))
 
 
 def _province_of(registry: UnitRegistry, code: str, periods: Periods) -> str | None:

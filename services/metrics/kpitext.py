@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from services.common.units import Unit, UnitRegistry
+from services.metrics.dossiers import OUTCOMES
 from services.metrics.figures import Figures, SeriesKey
 from services.metrics.periods import EXPORTED_WINDOWS, Periods
 from services.metrics.targets import Targets, describe_unit
@@ -30,6 +31,13 @@ _HEADERS = {
         "gauge",
         "A KPI with stored figures that the catalogue no longer has (always 1): its series "
         "are kept as counted, with no target.",
+    ),
+    "egov_dossiers": (
+        "gauge",
+        "Dossiers behind the on-time resolution rate in the window, one per dossier: resolved "
+        "early, on_time or late (in the period of the resolution), or open_overdue (still "
+        "open when the appointment passed, in the period of the appointment). The rate is "
+        "(early + on_time) / all four; withdrawn dossiers are in none.",
     ),
     "egov_unit_info": ("gauge", "Administrative unit: name, level and parent (always 1)."),
     "egov_unit_last_event_timestamp_seconds": (
@@ -122,6 +130,7 @@ class KpiText:
             for key, row in totals.items():
                 yield f"{name}{{{labels.get(key) or label(key)}}} {row[part]}\n"
         described: dict[str, Unit | None] = {}
+        yield from self._dossier_lines(periods)
         yield _header("egov_kpi_target_ratio")
         for key in series:
             code, kpi = key
@@ -146,3 +155,14 @@ class KpiText:
                 f'egov_unit_last_event_timestamp_seconds{{unit="{_escape(unit_code)}",'
                 f'family="{_escape(family)}"}} {epoch!r}\n'
             )
+
+    def _dossier_lines(self, periods: Periods) -> Iterator[str]:
+        """``egov_dossiers``: the four counts of every unit that has any, 0 included."""
+        yield _header("egov_dossiers")
+        for window in EXPORTED_WINDOWS:
+            counts = self._figures.outcome_sums(window, periods)
+            for unit in sorted({unit for unit, _ in counts}):
+                text = f'unit="{_escape(unit)}",window="{window}"'
+                for outcome in OUTCOMES:
+                    n = counts.get((unit, outcome), 0)
+                    yield f'egov_dossiers{{{text},outcome="{outcome}"}} {n}\n'
