@@ -16,9 +16,11 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 
 from services.common.kpis import Kpi, KpiCatalogue
+from services.common.rates import format_target, to_bp
 from services.dashboards import promql, variables
 from services.dashboards.layout import add_panels, add_row, dashboard
 from services.dashboards.panels import (
+    RATE_DECIMALS,
     count_override,
     neutral_override,
     query,
@@ -34,7 +36,11 @@ FILE = "province-overview.json"
 
 TODAY = "Hôm nay"
 MONTH = "Tháng này"
+# "Chỉ số" is what is measured and "Mục tiêu" the figure to reach, as on the wall
+# (services/metrics/wall/i18n.py): "chỉ tiêu" would name both.
+KPI = "Chỉ số"
 TARGET = "Mục tiêu"
+SILENT_FOR = "Thời gian không gửi"
 VOLUME = "Số lượng hôm nay"
 
 # Column names of the "below target" table, after the merge of its four queries.
@@ -44,13 +50,13 @@ SHORTFALL = "Thiếu so với mục tiêu"
 def build(catalogue: KpiCatalogue) -> Dashboard:
     board = dashboard(
         UID,
-        "Tổng quan tỉnh — chỉ tiêu chuyển đổi số",
+        "Tổng quan tỉnh — chỉ số chuyển đổi số",
         "Province overview for the IOC wall (kiosk mode): each KPI's rate today and this "
         "month against its target, units below target worst first, silent units.",
         refresh="10s",
     )
     board.with_variable(variables.province()).with_variable(variables.silence())
-    add_row(board, "Chỉ tiêu của tỉnh")
+    add_row(board, "Các chỉ số của tỉnh")
     add_panels(board, (kpi_stat(k) for k in catalogue.kpis), width=6, height=7)
     add_row(board, "Đơn vị cần chú ý")
     add_panels(board, [below_target(catalogue), silent_units()], width=12, height=12)
@@ -75,11 +81,13 @@ def kpi_display_names(panel: timeseries.Panel, catalogue: KpiCatalogue) -> times
 
 def kpi_stat(kpi: Kpi) -> stat.Panel:
     target = kpi.target_for("province")
+    target_bp = to_bp(target)
     return (
         rate_stat(
             kpi.name_vi,
             f"{kpi.name_en}: the province's rate today and this month (Vietnam time), its "
-            f"target (default {target:.0%} for a province) and today's volume.",
+            f"target (default {format_target(target_bp, 'en')} for a province) and today's "
+            "volume. Two decimals, as the wall and the alerts show it.",
         )
         .thresholds(target_thresholds(target))
         .with_target(query(promql.province_figure("ratio", "day", kpi.id), TODAY, ref="A"))
@@ -129,7 +137,7 @@ def below_target(catalogue: KpiCatalogue) -> table.Panel:
                         "name": "Đơn vị",
                         "unit": "Mã",
                         "level": "Cấp",
-                        "kpi": "Chỉ tiêu",
+                        "kpi": KPI,
                         "Value #A": SHORTFALL,
                         "Value #B": "Tỷ lệ hôm nay",
                         "Value #C": TARGET,
@@ -140,16 +148,16 @@ def below_target(catalogue: KpiCatalogue) -> table.Panel:
         )
         .sort_by([TableSortByFieldState().display_name(SHORTFALL).desc(True)])
         .unit("percentunit")
-        .decimals(1)
+        .decimals(RATE_DECIMALS)
         .override_by_name(*count_override(VOLUME))
-        .override_by_name("Chỉ tiêu", [DynamicConfigValue("mappings", [kpi_mapping(catalogue)])])
+        .override_by_name(KPI, [DynamicConfigValue("mappings", [kpi_mapping(catalogue)])])
     )
 
 
 def silent_units() -> table.Panel:
     return (
         table_panel(
-            "Đơn vị im lặng",
+            "Đơn vị ngừng gửi dữ liệu",
             "Units with no events of a family for longer than the chosen threshold "
             "(silence is an incident: a silent unit looks like a perfect rate).",
         )
@@ -164,13 +172,13 @@ def silent_units() -> table.Panel:
                         "name": "Đơn vị",
                         "unit": "Mã",
                         "level": "Cấp",
-                        "family": "Luồng sự kiện",
-                        "Value": "Im lặng",
+                        "family": "Loại dữ liệu",
+                        "Value": SILENT_FOR,
                     },
                 },
             )
         )
-        .sort_by([TableSortByFieldState().display_name("Im lặng").desc(True)])
+        .sort_by([TableSortByFieldState().display_name(SILENT_FOR).desc(True)])
         .unit("s")
     )
 
@@ -178,10 +186,11 @@ def silent_units() -> table.Panel:
 def hourly_rates(catalogue: KpiCatalogue) -> timeseries.Panel:
     panel = (
         series_panel(
-            "Tỷ lệ trong 1 giờ qua, theo chỉ tiêu",
+            "Tỷ lệ trong 1 giờ qua, theo chỉ số",
             "Each KPI's rate over the last rolling hour for the province.",
             "percentunit",
         )
+        .decimals(RATE_DECIMALS)
         .min(0)
         .max(1)
         .with_target(

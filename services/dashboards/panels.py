@@ -21,6 +21,11 @@ PROMETHEUS = DataSourceRef(type_val="prometheus", uid="prometheus")
 RED = "red"
 GREEN = "green"
 
+RATE_DECIMALS = 2
+"""Rates are read to two decimals everywhere (services/common/rates.py): 11,703 of 11,710
+is 99.94%, never 99.9%. Grafana rounds the float ratio half up (``Math.round``) and
+writes an English decimal point; docs/dashboards.md says where that can differ."""
+
 
 def query(
     expr: str, legend: str = "", *, ref: str = "A", instant: bool = False
@@ -54,7 +59,7 @@ def rate_stat(title: str, description: str) -> stat.Panel:
         .description(description)
         .datasource(PROMETHEUS)
         .unit("percentunit")
-        .decimals(1)
+        .decimals(RATE_DECIMALS)
         .min(0)
         .max(1)
         .no_value("—")

@@ -11,9 +11,10 @@ from grafana_foundation_sdk.models.dashboard import DynamicConfigValue
 from services.common.kpis import KpiCatalogue
 from services.dashboards import promql, variables
 from services.dashboards.layout import add_panels, add_row, dashboard
-from services.dashboards.overview import kpi_display_names, kpi_mapping
+from services.dashboards.overview import KPI, kpi_display_names, kpi_mapping
 from services.dashboards.panels import (
     PROMETHEUS,
+    RATE_DECIMALS,
     count_override,
     query,
     series_panel,
@@ -67,7 +68,7 @@ def summary(catalogue: KpiCatalogue) -> table.Panel:
         ("F", promql.unit_figure("denominator", "month"), "Tổng tháng này"),
     ]
     panel = table_panel(
-        "Chỉ tiêu của đơn vị",
+        "Các chỉ số của đơn vị",
         "Per KPI: today's and this month's rate, the target, and the counts behind them "
         "(numerator and denominator).",
     )
@@ -79,12 +80,12 @@ def summary(catalogue: KpiCatalogue) -> table.Panel:
         .with_transformation(
             transformation(
                 "organize",
-                {"excludeByName": {"Time": True}, "renameByName": {"kpi": "Chỉ tiêu", **rename}},
+                {"excludeByName": {"Time": True}, "renameByName": {"kpi": KPI, **rename}},
             )
         )
         .unit("percentunit")
-        .decimals(1)
-        .override_by_name("Chỉ tiêu", [DynamicConfigValue("mappings", [kpi_mapping(catalogue)])])
+        .decimals(RATE_DECIMALS)
+        .override_by_name(KPI, [DynamicConfigValue("mappings", [kpi_mapping(catalogue)])])
     )
     for _, _, title in figures[3:]:
         panel = panel.override_by_name(*count_override(title))
@@ -102,7 +103,7 @@ def last_events() -> stat.Panel:
         .color_mode(common.BigValueColorMode.NONE)
         .graph_mode(common.BigValueGraphMode.NONE)
         .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-        .no_value("chưa có sự kiện")
+        .no_value("chưa nhận được dữ liệu")
         .with_target(query(promql.last_event_ms(), "{{family}}"))
     )
 
@@ -112,6 +113,7 @@ def rate_series(catalogue: KpiCatalogue, window: str, title: str, period: str) -
         series_panel(
             title, f"Each KPI's rate over {period}, with its target (dashed).", "percentunit"
         )
+        .decimals(RATE_DECIMALS)
         .min(0)
         .max(1)
         .with_target(query(promql.unit_figure("ratio", window), "{{kpi}}", ref="A"))

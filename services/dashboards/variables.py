@@ -53,8 +53,8 @@ def kpi(catalogue: KpiCatalogue) -> CustomVariable:
     options = ", ".join(f"{k.name_vi} : {k.id}" for k in catalogue.kpis)
     return (
         CustomVariable("kpi")
-        .label("Chỉ tiêu")
-        .description("KPI filter (chỉ tiêu).")
+        .label("Chỉ số")
+        .description("KPI filter (chỉ số).")
         .values(options)
         .multi(True)
         .include_all(True)
@@ -67,7 +67,7 @@ def silence() -> CustomVariable:
     """How long without events makes a unit silent on the wall (seconds)."""
     return (
         CustomVariable("silence")
-        .label("Im lặng quá")
+        .label("Không gửi dữ liệu quá")
         .description("A unit is listed as silent after this long without events (seconds).")
         .values("30 phút : 1800, 1 giờ : 3600, 2 giờ : 7200, 6 giờ : 21600, 1 ngày : 86400")
         .current(VariableOption(selected=True, text="2 giờ", value="7200"))
