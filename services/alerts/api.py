@@ -1,166 +1,309 @@
 """HTTP API of the alerts service: alerts with history, acknowledgements, targets.
 
 Reads and writes go to PostgreSQL; when it is away they answer 503 (the evaluation
-goes on in memory). Writes need an operator token (``Authorization: Bearer``).
+goes on in memory). Writes need an operator token (``Authorization: Bearer``) whose
+scope covers the province they touch, else 403 naming the unit and the scope. Reads
+need none, except what names or quotes people: who acknowledged an alert, its comments
+and who changed a target are shown only to an operator whose scope covers that
+province (docs/targets.md). Unit and KPI ids are checked against data/units (today's
+units) and the catalogue: an unknown one is a 400 naming it.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.alerts import operators, store, targets
-from services.alerts.journal import UNAVAILABLE
+from services.alerts.directory import UnitDirectory, from_units
+from services.alerts.http import (
+    BadRequest,
+    Forbidden,
+    Unauthorized,
+    alert_id,
+    bearer,
+    day,
+    guarded,
+    json_object,
+    optional_text,
+    target_bp,
+    text,
+)
+from services.alerts.operators import Operator
 from services.alerts.service import AlertsService
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-def problem(status: int, title: str, detail: str) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
-
-
-def guarded(handler: Handler) -> Handler:
-    """Translate the store's errors and an absent database into problem responses."""
-
-    async def run(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except store.NotFound as exc:
-            return problem(404, "Not found", str(exc))
-        except store.Conflict as exc:
-            return problem(409, "Conflict", str(exc))
-        except targets.InvalidTarget as exc:
-            return problem(422, "Invalid target", str(exc))
-        except UNAVAILABLE as exc:
-            return problem(503, "Database unavailable", f"retry later ({type(exc).__name__})")
-
-    return run
+from services.common.db import Connection
+from services.common.kpis import KpiCatalogue
+from services.common.targetdata import LEVELS
+from services.common.targets import (
+    Effective,
+    Override,
+    OverrideIndex,
+    Placement,
+    Scope,
+    effective_target,
+)
+from services.common.units import VN_TZ, UnitRegistry
 
 
-def routes(service: AlertsService) -> list[Route]:
-    def pool() -> Any:
-        if service.pool is None:
+@dataclass(frozen=True, slots=True)
+class KnownIds:
+    """What ids the API accepts: today's units (data/units) and the KPI catalogue."""
+
+    units: UnitDirectory
+    catalogue: KpiCatalogue
+
+    @classmethod
+    def load(cls) -> KnownIds:
+        return cls(from_units(UnitRegistry.from_dir().units("2025")), KpiCatalogue.load())
+
+    def kpi(self, kpi_id: str | None) -> str:
+        if not kpi_id:
+            raise BadRequest("an override names its KPI (kpi); one per KPI, never all at once")
+        if kpi_id not in self.catalogue.ids:
+            known = ", ".join(self.catalogue.ids)
+            raise BadRequest(f"unknown KPI {kpi_id!r}; the catalogue has {known}")
+        return kpi_id
+
+    def placement(self, code: str) -> Placement:
+        unit = self.units.get(code)
+        if unit is None:
+            raise BadRequest(f"unknown unit {code!r}: not a unit code today (data/units)")
+        return Placement(unit.code, unit.level, unit.province)
+
+    def province(self, code: str) -> str:
+        unit = self.units.get(code)
+        if unit is None or unit.level != "province":
+            raise BadRequest(f"unknown province {code!r}: not a province code today")
+        return code
+
+    def scope(self, fields: Mapping[str, Any]) -> Scope:
+        unit, province = optional_text(fields, "unit"), optional_text(fields, "province")
+        level = optional_text(fields, "level")
+        if unit is not None and (province is not None or level is not None):
+            raise BadRequest("an override is for a unit, or for a province (and level): not both")
+        if unit is not None:
+            return Scope(unit=self.placement(unit).code)
+        if province is None:
+            raise BadRequest("say where the override applies: unit, or province (and level)")
+        if level is not None and level not in LEVELS:
+            raise BadRequest(f"unknown level {level!r}; one of {', '.join(LEVELS)}")
+        return Scope(province=self.province(province), level=level)
+
+    def province_of(self, scope: Scope) -> str:
+        return self.placement(scope.unit).province if scope.unit else str(scope.province)
+
+
+class AlertsApi:
+    """The handlers; each parses its request (services/alerts/http.py), checks the
+    operator's scope where it writes, and calls the store."""
+
+    def __init__(self, service: AlertsService, known: KnownIds) -> None:
+        self.service = service
+        self.known = known
+
+    # --- shared steps -----------------------------------------------------------------
+
+    def _pool(self) -> Any:
+        if self.service.pool is None:
             raise ConnectionError("PostgreSQL not connected yet")
-        return service.pool
+        return self.service.pool
 
-    async def operator(request: Request) -> str | None:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+    async def _viewer(self, request: Request) -> Operator | None:
+        """The operator of the request's token, None without one; 401 for a bad one."""
+        token = bearer(request)
+        if token is None:
             return None
-        async with pool().acquire() as conn:
-            return await operators.authenticate(conn, token.strip())
+        async with self._pool().acquire() as conn:
+            found = await operators.authenticate(conn, token)
+        if found is None:
+            raise Unauthorized("unknown or revoked operator token")
+        return found
 
-    def unauthorized() -> JSONResponse:
-        response = problem(401, "Unauthorized", "send an operator token: Authorization: Bearer")
-        response.headers["www-authenticate"] = "Bearer"
-        return response
+    async def _operator(self, request: Request) -> Operator:
+        found = await self._viewer(request)
+        if found is None:
+            raise Unauthorized("send an operator token: Authorization: Bearer <token>")
+        return found
 
-    async def body_of(request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if not raw:
-            return {}
-        try:
-            parsed = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return {"__invalid__": True}
-        return parsed if isinstance(parsed, dict) else {"__invalid__": True}
+    @staticmethod
+    def _may(who: Operator, province: str, what: str) -> None:
+        if not who.may_act_on(province):
+            raise Forbidden(
+                f"{what} is in province {province}; operator {who.name!r} may act on {who.scope}"
+            )
 
-    def alert_id(request: Request) -> str:
-        raw = request.path_params["id"]
-        try:
-            return str(uuid.UUID(raw))
-        except ValueError:
-            raise store.NotFound(raw) from None
+    # --- alerts -----------------------------------------------------------------------
 
-    @guarded
-    async def list_alerts(request: Request) -> Response:
+    async def list_alerts(self, request: Request) -> Response:
+        viewer = await self._viewer(request)
         q = request.query_params
         f = store.AlertFilter(
             unit=q.get("unit"), kpi=q.get("kpi"), severity=q.get("severity"),
             state=q.get("state"), condition=q.get("alertname"),
         )  # fmt: skip
-        since = service.clock() - timedelta(hours=service.settings.alert_recent_hours)
-        async with pool().acquire() as conn:
+        since = self.service.clock() - timedelta(hours=self.service.settings.alert_recent_hours)
+        async with self._pool().acquire() as conn:
             alerts = await store.list_alerts(conn, f, since)
-        return JSONResponse({"items": [store.alert_json(a) for a in alerts]})
+        items = [_shown(store.alert_json(a), viewer) for a in alerts]
+        return JSONResponse({"items": items})
 
-    @guarded
-    async def get_alert(request: Request) -> Response:
-        async with pool().acquire() as conn:
-            return JSONResponse(await store.get_alert(conn, alert_id(request)))
+    async def get_alert(self, request: Request) -> Response:
+        viewer = await self._viewer(request)
+        async with self._pool().acquire() as conn:
+            found = await store.get_alert(conn, alert_id(request))
+        return JSONResponse(_shown(found, viewer))
 
-    def note(kind: str) -> Handler:
-        @guarded
-        async def add(request: Request) -> Response:
-            who = await operator(request)
-            if who is None:
-                return unauthorized()
-            body = await body_of(request)
-            text = body.get("comment", body.get("body", ""))
-            if "__invalid__" in body or not isinstance(text, str):
-                return problem(400, "Bad request", 'send JSON {"comment": "..."} or nothing')
-            if kind == "comment" and not text.strip():
-                return problem(422, "Empty comment", "a comment needs text")
-            target = alert_id(request)
-            async with pool().acquire() as conn:
-                await store.add_note(conn, target, kind, who, text)
-                return JSONResponse(await store.get_alert(conn, target))
+    async def ack(self, request: Request) -> Response:
+        return await self._note(request, "ack")
 
-        return add
+    async def comment(self, request: Request) -> Response:
+        return await self._note(request, "comment")
 
-    @guarded
-    async def list_targets(request: Request) -> Response:
-        async with pool().acquire() as conn:
-            found = await targets.list_overrides(conn, request.query_params.get("unit"))
-        return JSONResponse({"items": [o.as_json() for o in found]})
+    async def _note(self, request: Request, kind: str) -> Response:
+        who = await self._operator(request)
+        body = await json_object(request)
+        note = text(body, "comment", text(body, "body"))
+        if kind == "comment" and not note.strip():
+            raise BadRequest('a comment needs text: {"comment": "..."}')
+        target = alert_id(request)
+        async with self._pool().acquire() as conn:
+            before = await store.get_alert(conn, target)
+            self._may(who, before["province"], f"the alert of unit {before['unit']}")
+            await store.add_note(conn, target, kind, who.name, note)
+            return JSONResponse(_shown(await store.get_alert(conn, target), who))
 
-    @guarded
-    async def put_target(request: Request) -> Response:
-        who = await operator(request)
-        if who is None:
-            return unauthorized()
-        body = await body_of(request)
-        value = body.get("target")
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            return problem(422, "Invalid target", 'send {"target": 0.9, "reason": "..."}')
-        unit, kpi = request.path_params["unit"], request.path_params.get("kpi")
-        async with pool().acquire() as conn:
-            await targets.set_override(conn, unit, kpi, float(value), who,
-                                       str(body.get("reason", "")))  # fmt: skip
-            found = await targets.list_overrides(conn, unit)
-        return JSONResponse({"items": [o.as_json() for o in found]})
+    # --- targets ----------------------------------------------------------------------
 
-    @guarded
-    async def delete_target(request: Request) -> Response:
-        who = await operator(request)
-        if who is None:
-            return unauthorized()
-        reason = request.query_params.get("reason") or str(
-            (await body_of(request)).get("reason", "")
-        )
-        unit, kpi = request.path_params["unit"], request.path_params.get("kpi")
-        async with pool().acquire() as conn:
-            await targets.unset_override(conn, unit, kpi, who, reason)
+    async def list_targets(self, request: Request) -> Response:
+        viewer = await self._viewer(request)
+        q = request.query_params
+        async with self._pool().acquire() as conn:
+            found = await targets.list_overrides(conn)
+        items = [
+            targets.override_json(o, with_names=_reads_names(viewer, self._province(o.scope)))
+            for o in found
+            if all(q.get(k) in (None, v) for k, v in _filters(o).items())
+        ]
+        return JSONResponse({"items": items})
+
+    async def effective(self, request: Request) -> Response:
+        q = request.query_params
+        where = self.known.placement(q.get("unit") or "")
+        kpi = self.known.catalogue.get(self.known.kpi(q.get("kpi")))
+        on = day(q, "day") or _vietnam_day(self.service)
+        async with self._pool().acquire() as conn:
+            index = OverrideIndex(await targets.list_overrides(conn))
+        found = effective_target(kpi, where, on, index)
+        if found is None:
+            raise store.NotFound(f"no target for {kpi.id} on {on}")
+        return JSONResponse(_effective_json(where, kpi.id, on, found))
+
+    async def put_target(self, request: Request) -> Response:
+        who = await self._operator(request)
+        fields = await self._target_fields(request)
+        change = self._change(fields, who)
+        value, until = target_bp(fields), day(fields, "valid_until")
+        async with self._pool().acquire() as conn:
+            await targets.set_override(conn, change, value, until)
+            return await self._listing(conn, change.scope)
+
+    async def delete_target(self, request: Request) -> Response:
+        who = await self._operator(request)
+        fields = {**request.query_params, **(await self._target_fields(request))}
+        change = self._change(fields, who)
+        async with self._pool().acquire() as conn:
+            await targets.unset_override(conn, change)
         return Response(status_code=204)
 
+    async def kpi_less(self, request: Request) -> Response:
+        raise BadRequest(
+            f"an override names its KPI: {request.method} /v1/targets/"
+            f"{request.path_params['unit']}/<kpi> (one of {', '.join(self.known.catalogue.ids)})"
+        )
+
+    async def _target_fields(self, request: Request) -> dict[str, Any]:
+        """The body, with the unit and KPI of the path (``/v1/targets/{unit}/{kpi}``)."""
+        fields = await json_object(request)
+        return {**fields, **request.path_params}
+
+    def _change(self, fields: Mapping[str, Any], who: Operator) -> targets.Change:
+        scope = self.known.scope(fields)
+        kpi = self.known.kpi(optional_text(fields, "kpi"))
+        self._may(who, self.known.province_of(scope), f"the target of {scope}")
+        return targets.Change(
+            scope, kpi, who.name, text(fields, "reason"), day(fields, "valid_from")
+        )
+
+    async def _listing(self, conn: Connection, scope: Scope) -> Response:
+        found = [o for o in await targets.list_overrides(conn) if o.scope == scope]
+        return JSONResponse({"items": [targets.override_json(o, with_names=True) for o in found]})
+
+    def _province(self, scope: Scope) -> str:
+        if scope.unit is None:
+            return str(scope.province)
+        unit = self.known.units.get(scope.unit)
+        return unit.province if unit else ""
+
+
+def _filters(o: Override) -> dict[str, str | None]:
+    return {"unit": o.scope.unit, "province": o.scope.province, "kpi": o.kpi}
+
+
+def _reads_names(viewer: Operator | None, province: str) -> bool:
+    return viewer is not None and viewer.may_act_on(province)
+
+
+def _shown(alert: dict[str, Any], viewer: Operator | None) -> dict[str, Any]:
+    """An alert as ``viewer`` may see it: names and comments for an operator in scope."""
+    if _reads_names(viewer, alert.get("province") or ""):
+        return alert
+    hidden = {**alert, "acked_by": None, "names_hidden": True}
+    if "notes" in alert:
+        hidden["notes"] = None
+    return hidden
+
+
+def _vietnam_day(service: AlertsService) -> date:
+    return service.clock().astimezone(VN_TZ).date()
+
+
+def _effective_json(where: Placement, kpi: str, on: date, found: Effective) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "unit": where.code, "level": where.level, "province": where.province, "kpi": kpi,
+        "day": on.isoformat(), "target_bp": found.target_bp, "target": found.ratio,
+        "origin": found.origin,
+    }  # fmt: skip
+    if found.override is not None:
+        body["override"] = targets.override_json(found.override, with_names=False)
+    if found.default is not None:
+        source = found.default.source
+        body["source"] = {
+            "id": source.id, "document": source.document, "issuer": source.issuer,
+            "title_vi": source.title_vi, "title_en": source.title_en,
+            "national": source.national,
+        }  # fmt: skip
+    return body
+
+
+def routes(service: AlertsService, known: KnownIds | None = None) -> list[Route]:
+    api = AlertsApi(service, known or KnownIds.load())
+    write = ["PUT"]
     return [
-        Route("/v1/alerts", list_alerts),
-        Route("/v1/alerts/{id}", get_alert),
-        Route("/v1/alerts/{id}/ack", note("ack"), methods=["POST"]),
-        Route("/v1/alerts/{id}/comments", note("comment"), methods=["POST"]),
-        Route("/v1/targets", list_targets),
-        Route("/v1/targets/{unit}", put_target, methods=["PUT"]),
-        Route("/v1/targets/{unit}", delete_target, methods=["DELETE"]),
-        Route("/v1/targets/{unit}/{kpi}", put_target, methods=["PUT"]),
-        Route("/v1/targets/{unit}/{kpi}", delete_target, methods=["DELETE"]),
+        Route("/v1/alerts", guarded(api.list_alerts)),
+        Route("/v1/alerts/{id}", guarded(api.get_alert)),
+        Route("/v1/alerts/{id}/ack", guarded(api.ack), methods=["POST"]),
+        Route("/v1/alerts/{id}/comments", guarded(api.comment), methods=["POST"]),
+        Route("/v1/targets", guarded(api.list_targets), methods=["GET"]),
+        Route("/v1/targets", guarded(api.put_target), methods=write),
+        Route("/v1/targets", guarded(api.delete_target), methods=["DELETE"]),
+        Route("/v1/targets/effective", guarded(api.effective), methods=["GET"]),
+        Route("/v1/targets/{unit}", guarded(api.kpi_less), methods=["PUT", "DELETE"]),
+        Route("/v1/targets/{unit}/{kpi}", guarded(api.put_target), methods=write),
+        Route("/v1/targets/{unit}/{kpi}", guarded(api.delete_target), methods=["DELETE"]),
     ]

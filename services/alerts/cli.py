@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -39,39 +40,63 @@ def _with_db(work: Callable[..., Awaitable[T]]) -> T:
 
 def _operators(args: argparse.Namespace) -> int:
     from services.alerts import operators
+    from services.alerts.api import KnownIds
     from services.alerts.store import StoreError
 
     try:
         if args.action == "create":
-            token = _with_db(lambda c: operators.create(c, args.name))
-            print(f"operator {args.name} created; token (shown once):\n{token}")
+            provinces = _provinces(args.provinces)
+            known = KnownIds.load().units
+            real = frozenset(p for p in provinces if (u := known.get(p)) and u.level == "province")
+            chosen = operators.check_scope(provinces, args.national, real)
+            token = _with_db(lambda c: operators.create(c, args.name, chosen, args.national))
+            scope = "national" if args.national else "provinces " + ", ".join(chosen)
+            print(f"operator {args.name} created ({scope}); token (shown once):\n{token}")
         elif args.action == "revoke":
             _with_db(lambda c: operators.revoke(c, args.name))
             print(f"operator {args.name} revoked")
         else:
-            for name, created in _with_db(operators.list_names):
-                print(f"{name}\t{created}")
-    except StoreError as exc:
+            for listed in _with_db(operators.list_live):
+                print(f"{listed.operator.name}\t{listed.operator.scope}\t{listed.created_at}")
+    except (StoreError, operators.InvalidScope) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
+def _provinces(raw: str | None) -> list[str]:
+    return [p.strip() for p in (raw or "").split(",") if p.strip()]
+
+
 def _targets(args: argparse.Namespace) -> int:
+    """Overrides from the command line (the operator's own machine: no scope check, as
+    for ``operators create``; the API checks scopes). Ids are checked as the API does."""
     from services.alerts import targets
+    from services.alerts.api import KnownIds
+    from services.alerts.http import ApiError
     from services.alerts.store import StoreError
+    from services.common.rates import to_bp
+    from services.common.targets import InvalidScope
 
     who = getattr(args, "by", None) or getpass.getuser()
     try:
-        if args.action == "set":
-            _with_db(lambda c: targets.set_override(c, args.unit, args.kpi, args.target, who,
-                                                    args.reason))  # fmt: skip
-        elif args.action == "unset":
-            _with_db(lambda c: targets.unset_override(c, args.unit, args.kpi, who, args.reason))
-        for o in _with_db(lambda c: targets.list_overrides(c, getattr(args, "unit", None))):
-            print(f"{o.unit}\t{o.kpi or '*'}\t{o.target:g}\t{o.changed_by}\t{o.changed_at}\t"
-                  f"{o.reason}")  # fmt: skip
-    except (StoreError, targets.InvalidTarget) as exc:
+        if args.action in ("set", "unset"):
+            known = KnownIds.load()
+            fields = {"unit": args.unit, "province": args.province, "level": args.level}
+            change = targets.Change(
+                known.scope(fields), known.kpi(args.kpi), who, args.reason, args.valid_from
+            )
+            if args.action == "set":
+                bp = to_bp(args.target)
+                _with_db(lambda c: targets.set_override(c, change, bp, args.valid_until))
+            else:
+                _with_db(lambda c: targets.unset_override(c, change))
+        for o in _with_db(targets.list_overrides):
+            since = o.valid_from.isoformat() if o.valid_from else "-"
+            until = o.valid_until.isoformat() if o.valid_until else "-"
+            print(f"{o.scope}\t{o.kpi}\t{o.target_bp} bp\t{since}..{until}\t{o.changed_by}\t"
+                  f"{o.changed_at.isoformat() if o.changed_at else ''}\t{o.reason}")  # fmt: skip
+    except (StoreError, targets.InvalidTarget, ApiError, InvalidScope, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -82,23 +107,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     ops = sub.add_parser("operators", help="operator tokens for the alerts API")
     ops_sub = ops.add_subparsers(dest="action", required=True)
-    for action in ("create", "revoke"):
-        p = ops_sub.add_parser(action)
-        p.add_argument("name")
+    creating = ops_sub.add_parser("create")
+    creating.add_argument("name")
+    where = creating.add_mutually_exclusive_group(required=True)
+    where.add_argument("--provinces", help="province codes it may act on: 19,38")
+    where.add_argument("--national", action="store_true", help="every province (the ministry)")
+    ops_sub.add_parser("revoke").add_argument("name")
     ops_sub.add_parser("list")
     ops.set_defaults(handler=_operators)
 
-    tgt = sub.add_parser("targets", help="per-unit KPI target overrides")
+    tgt = sub.add_parser("targets", help="KPI target overrides (docs/targets.md)")
     tgt_sub = tgt.add_subparsers(dest="action", required=True)
-    listing = tgt_sub.add_parser("list")
-    listing.add_argument("--unit")
+    tgt_sub.add_parser("list")
     setting = tgt_sub.add_parser("set")
-    setting.add_argument("unit")
-    setting.add_argument("target", type=float, help="ratio 0..1 (0.9 = 90%%)")
+    setting.add_argument("target", type=float, help="ratio 0..1 (0.975 = 97.5%%)")
+    setting.add_argument("--valid-until", type=date.fromisoformat, help="last day, YYYY-MM-DD")
     unsetting = tgt_sub.add_parser("unset")
-    unsetting.add_argument("unit")
     for p in (setting, unsetting):
-        p.add_argument("--kpi", help="one KPI id; omitted: every KPI of the unit")
+        p.add_argument("--kpi", required=True, help="the KPI id: an override names its KPI")
+        p.add_argument("--unit", help="a unit code (today's units)")
+        p.add_argument("--province", help="a province code: every unit of it, or of --level")
+        p.add_argument("--level", help="with --province: province, commune or department")
+        p.add_argument("--valid-from", type=date.fromisoformat, help="first day, YYYY-MM-DD")
         p.add_argument("--reason", required=True, help="why (kept in the history)")
         p.add_argument("--by", help="who (default: the login name)")
     tgt.set_defaults(handler=_targets)

@@ -20,6 +20,7 @@ import asyncpg
 
 from services.common.db import Connection
 from services.common.summaries import DIGEST_SIZE
+from services.common.targets import Override, Scope
 from services.metrics import dossierstore
 from services.metrics.contributions import Contribution, Deltas, Packed, Sums
 from services.metrics.figures import PartitionFigures, TopicPartition, partition_from_rows
@@ -568,10 +569,17 @@ async def history(
     return [(r["day"], r["n"], r["d"]) for r in rows]
 
 
-async def target_overrides(conn: Connection) -> dict[tuple[str, str | None], float] | None:
+async def target_overrides(conn: Connection) -> list[Override] | None:
     """Operator target overrides, or None when the alerts service's table does not exist."""
     exists = await conn.fetchval("SELECT to_regclass('kpi_target_overrides') IS NOT NULL")
     if not exists:
         return None
-    rows = await conn.fetch("SELECT unit, kpi, target FROM kpi_target_overrides")
-    return {(r["unit"], r["kpi"]): float(r["target"]) for r in rows}
+    rows = await conn.fetch(
+        "SELECT unit, province, level, kpi, target_bp, valid_from, valid_until "
+        "FROM kpi_target_overrides"
+    )
+    return [
+        Override(Scope(r["unit"], r["province"], r["level"]), r["kpi"], r["target_bp"],
+                 r["valid_from"], r["valid_until"])
+        for r in rows
+    ]  # fmt: skip

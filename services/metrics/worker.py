@@ -19,6 +19,7 @@ from services.common.contract import Contract
 from services.common.db import create_pool, migrate
 from services.common.kpis import KpiCatalogue
 from services.common.summaries import record_signer
+from services.common.targets import Override
 from services.common.units import UnitRegistry
 from services.metrics import store
 from services.metrics.agents import Counting, register_agents
@@ -70,7 +71,7 @@ def build_app(settings: MetricsSettings, clock: Callable[[], datetime] = wall_cl
     catalogue = KpiCatalogue.load(event_types=contract.event_types)
     units = UnitRegistry.from_dir(settings.units_dir)
     figures = Figures()
-    targets = Targets(catalogue)
+    targets = Targets(catalogue, units, lambda: Periods.at(clock()).day)
     metrics = PipelineMetrics(registry, sorted(contract.event_types))
     kpi_text = KpiText(figures, units, targets, clock)
     pool = LazyPool(settings.database_url.get_secret_value())
@@ -147,7 +148,7 @@ def _register_timers(
     grace: timedelta,
 ) -> None:
     async def refresh_targets() -> None:
-        async def read() -> dict[tuple[str, str | None], float] | None:
+        async def read() -> list[Override] | None:
             async with (await pool()).acquire() as conn:
                 return await store.target_overrides(conn)
 

@@ -22,7 +22,7 @@ async def test_ack_comment_and_targets_need_an_operator_token(
     await svc.connect()
     try:
         async with svc.pool.acquire() as conn:  # type: ignore[union-attr]
-            token = await operators.create(conn, "trực ban Sở TT&TT")
+            token = await operators.create(conn, "trực ban Sở TT&TT", ["19"])
         fake_metrics.set("c1", 80, 100)
         now = datetime.now(UTC)
         for i in range(2):
@@ -43,23 +43,24 @@ async def test_ack_comment_and_targets_need_an_operator_token(
             assert acked.json()["acked_by"] == "trực ban Sở TT&TT"
             await client.post(f"/v1/alerts/{alert_id}/comments", headers=auth,
                               json={"comment": "gọi xã"})  # fmt: skip
-            detail = (await client.get(f"/v1/alerts/{alert_id}")).json()
+            detail = (await client.get(f"/v1/alerts/{alert_id}", headers=auth)).json()
             assert [h["to"] for h in detail["history"]] == ["pending", "firing"]
             assert detail["history"][1]["values"]["denominator"] == 100
             assert [n["kind"] for n in detail["notes"]] == ["ack", "comment"]
             assert (await client.get("/v1/alerts/not-a-uuid")).status_code == 404
 
-            put = await client.put("/v1/targets/c1/document_signing", headers=auth,
+            put = await client.put("/v1/targets/01843/document_signing", headers=auth,
                                    json={"target": 0.9, "reason": "xã miền núi"})  # fmt: skip
             assert put.status_code == 200
             too_high = {"target": 1.5, "reason": "x"}
-            refused = await client.put("/v1/targets/c1", headers=auth, json=too_high)
+            refused = await client.put("/v1/targets/01843/document_signing", headers=auth,
+                                       json=too_high)  # fmt: skip
             assert refused.status_code == 422
             items = (await client.get("/v1/targets")).json()["items"]
             assert [(i["unit"], i["kpi"], i["target"]) for i in items] == [
-                ("c1", "document_signing", 0.9)
+                ("01843", "document_signing", 0.9)
             ]
-            gone = await client.delete("/v1/targets/c1/document_signing", headers=auth,
+            gone = await client.delete("/v1/targets/01843/document_signing", headers=auth,
                                        params={"reason": "hết hạn"})  # fmt: skip
             assert gone.status_code == 204
             assert (await client.get("/v1/targets")).json()["items"] == []

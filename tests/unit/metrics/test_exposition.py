@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.common.targets import Override, Scope
 from services.metrics import api
 from services.metrics.contributions import Deltas
 from services.metrics.exposition import LAG_BUCKETS, LagHistogram, PipelineMetrics
@@ -87,11 +88,12 @@ def test_no_ratio_without_denominator_after_midnight() -> None:
 
 
 def test_an_override_beats_the_catalogue_target() -> None:
-    targets = Targets(catalogue())
-    targets.overrides = {("19", None): 0.5, ("19", "document_signing"): 0.7}
+    targets = Targets(catalogue(), registry())
+    province = Override(Scope(province="19"), "document_signing", 5000)
+    targets.overrides = [province, Override(Scope(unit="19"), "document_signing", 7000)]
     samples = scrape(populated(), targets)
     assert samples["egov_kpi_target_ratio"][key(kpi="document_signing", unit="19")] == 0.7
-    targets.overrides = {("19", None): 0.5}
+    targets.overrides = [province]
     samples = scrape(populated(), targets)
     assert samples["egov_kpi_target_ratio"][key(kpi="document_signing", unit="19")] == 0.5
 

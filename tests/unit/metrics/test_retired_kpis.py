@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import orjson
 
 from services.common.figures import parse_figures
+from services.common.targets import Override, Scope
 from services.metrics import api
 from services.metrics.contributions import Deltas
 from services.metrics.figures import Figures, PartitionFigures
@@ -76,8 +77,11 @@ def test_metrics_is_complete_with_a_retired_kpi() -> None:
 
 
 def test_an_override_does_not_revive_a_retired_kpi() -> None:
-    targets = Targets(catalogue())
-    targets.overrides = {("01843", RETIRED): 0.9, ("01843", None): 0.5}
+    targets = Targets(catalogue(), registry())
+    targets.overrides = [
+        Override(Scope(unit="01843"), RETIRED, 9000),
+        Override(Scope(unit="01843"), "document_signing", 5000),
+    ]
     unit = registry().get("01843", "2025")
     assert targets.retired(RETIRED) and targets.target(unit, RETIRED) is None
     assert targets.target(unit, "document_signing") == 0.5
