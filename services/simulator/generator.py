@@ -4,6 +4,12 @@ The same plan, seed and sequence of ``now`` values always give the same events. 
 events happen in the moments before ``now``; a few are late uploads (up to
 :data:`MAX_LATENESS` in the past) and a few are re-sends of earlier events, unchanged
 (same source and id), as an integrating system's retry would produce.
+
+Dossiers have a life (docs/dossiers.md): a receipt carries its appointment (``due_at``,
+a date alone or a time); most are resolved before it, a few after it, and a few never
+while the simulation runs, so that they show as open overdue once their appointment
+(minutes after the receipt) passes; some are returned for completion and resubmitted
+with a new appointment, and some are withdrawn.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import random
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -24,12 +31,14 @@ DOCUMENT_ISSUED: Final = "vn.egov.document.issued"
 DOSSIER_RECEIVED: Final = "vn.egov.dossier.received"
 DOSSIER_PAID: Final = "vn.egov.dossier.paid"
 DOSSIER_RESOLVED: Final = "vn.egov.dossier.resolved"
+DOSSIER_RESUBMITTED: Final = "vn.egov.dossier.resubmitted"
 MEETING_HELD: Final = "vn.egov.meeting.held"
 EVENT_TYPES: Final = (
     DOCUMENT_ISSUED,
     DOSSIER_RECEIVED,
     DOSSIER_PAID,
     DOSSIER_RESOLVED,
+    DOSSIER_RESUBMITTED,
     MEETING_HELD,
 )
 
@@ -38,7 +47,8 @@ TYPE_WEIGHTS: Final[Mapping[str, float]] = {
     DOCUMENT_ISSUED: 0.60,
     DOSSIER_RECEIVED: 0.18,
     DOSSIER_PAID: 0.07,
-    DOSSIER_RESOLVED: 0.13,
+    DOSSIER_RESOLVED: 0.125,
+    DOSSIER_RESUBMITTED: 0.005,  # a receipt instead when no dossier of the unit is returned
     MEETING_HELD: 0.02,
 }
 
@@ -48,6 +58,7 @@ SOURCE_SYSTEM: Final[Mapping[str, str]] = {
     DOSSIER_RECEIVED: "dvc",
     DOSSIER_PAID: "dvc",
     DOSSIER_RESOLVED: "dvc",
+    DOSSIER_RESUBMITTED: "dvc",
     MEETING_HELD: "hntt",
 }
 
@@ -67,6 +78,22 @@ PROCEDURE_CODES: Final = (
     "1.003583",
     "2.001023",
 )
+OUTCOMES: Final = ("approved", "rejected", "withdrawn", "returned")
+OUTCOME_WEIGHTS: Final = (0.88, 0.04, 0.02, 0.06)
+SHORT_APPOINTMENT_S: Final = (120.0, 900.0)
+"""A dossier that will run late gets an appointment this many seconds after its receipt:
+within a `make up` session it passes, and what is still open shows as open overdue."""
+POOL: Final = 64  # open dossiers remembered per unit and kind
+
+
+@dataclass(slots=True)
+class _Dossier:
+    dossier_id: str
+    due: datetime
+    due_at: str
+    """As sent: a local date (``2026-12-07``) or a time with its offset."""
+
+
 FEES_VND: Final = (5_000, 10_000, 15_000, 20_000, 30_000, 50_000, 100_000, 200_000)
 
 
@@ -103,12 +130,17 @@ class EventGenerator:
         self._types = list(TYPE_WEIGHTS)
         self._type_weights = list(TYPE_WEIGHTS.values())
         self._sent: deque[Event] = deque(maxlen=DUPLICATE_POOL)
-        self._open_dossiers: dict[str, deque[str]] = {}
+        # Per unit: dossiers to be resolved before their appointment, those that will run
+        # late, and those returned for completion (waiting to be resubmitted).
+        self._on_track: dict[str, deque[_Dossier]] = {}
+        self._running_late: dict[str, deque[_Dossier]] = {}
+        self._returned: dict[str, deque[_Dossier]] = {}
         self._builders: Mapping[str, Callable[[UnitProfile, datetime], dict[str, Any]]] = {
             DOCUMENT_ISSUED: self._document_issued,
             DOSSIER_RECEIVED: self._dossier_received,
             DOSSIER_PAID: self._dossier_paid,
             DOSSIER_RESOLVED: self._dossier_resolved,
+            DOSSIER_RESUBMITTED: self._dossier_resubmitted,
             MEETING_HELD: self._meeting_held,
         }
         self.events_total = 0
@@ -146,6 +178,8 @@ class EventGenerator:
         at = now - timedelta(seconds=lateness)
         unit = rng.choices(self._units, weights=self._unit_weights)[0]
         event_type = rng.choices(self._types, weights=self._type_weights)[0]
+        if event_type == DOSSIER_RESUBMITTED and not self._returned.get(unit.code):
+            event_type = DOSSIER_RECEIVED
         return {
             "specversion": "1.0",
             "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
@@ -190,45 +224,93 @@ class EventGenerator:
         else:
             level, online = "offline", False
         channel = "online" if online else rng.choices(("counter", "postal"), (0.9, 0.1))[0]
-        dossier_id = self._reference("HS", unit, at)
-        self._open_dossiers.setdefault(unit.code, deque(maxlen=64)).append(dossier_id)
+        dossier = self._appointment(self._reference("HS", unit, at), unit, at)
         return {
-            "dossier_id": dossier_id,
+            "dossier_id": dossier.dossier_id,
             "procedure_code": rng.choice(PROCEDURE_CODES),
             "service_level": level,
             "channel": channel,
+            "due_at": dossier.due_at,
         }
 
-    def _known_dossier(self, unit: UnitProfile, at: datetime, *, close: bool) -> str:
+    def _appointment(self, dossier_id: str, unit: UnitProfile, at: datetime) -> _Dossier:
+        """An appointment for a dossier received (or resubmitted) at ``at``: days ahead
+        (half of them a date alone) for most, minutes ahead for those that will run late;
+        the dossier joins its unit's pool."""
+        rng = self._rng
+        if rng.random() < unit.rates.dossier_on_time:
+            local = at.astimezone(VN_TZ) + timedelta(days=rng.randint(1, 5))
+            if rng.random() < 0.5:
+                end = local.replace(hour=23, minute=59, second=59, microsecond=0)
+                dossier = _Dossier(dossier_id, end, local.date().isoformat())
+            else:
+                due = local.replace(hour=17, minute=0, second=0, microsecond=0)
+                dossier = _Dossier(dossier_id, due, rfc3339(due, "seconds"))
+            pools = self._on_track
+        else:
+            due = (at + timedelta(seconds=rng.uniform(*SHORT_APPOINTMENT_S))).replace(microsecond=0)
+            dossier, pools = _Dossier(dossier_id, due, rfc3339(due, "seconds")), self._running_late
+        pools.setdefault(unit.code, deque(maxlen=POOL)).append(dossier)
+        return dossier
+
+    def _known_dossier(self, unit: UnitProfile, at: datetime) -> str:
         """A dossier this unit received earlier, when there is one, else a new reference."""
-        open_ = self._open_dossiers.get(unit.code)
+        open_ = self._on_track.get(unit.code)
         if not open_:
             return self._reference("HS", unit, at)
-        index = self._rng.randrange(len(open_))
-        dossier_id = open_[index]
-        if close:
-            del open_[index]
-        return dossier_id
+        return open_[self._rng.randrange(len(open_))].dossier_id
+
+    def _take(
+        self, pools: dict[str, deque[_Dossier]], unit: UnitProfile, at: datetime, late: bool
+    ) -> _Dossier | None:
+        """A dossier of the unit's pool whose appointment is ahead of ``at`` (or, ``late``,
+        behind it), taken out of the pool; None when there is none."""
+        pool = pools.get(unit.code)
+        if not pool:
+            return None
+        fits = [i for i, d in enumerate(pool) if (d.due < at) == late]
+        if not fits:
+            return None
+        index = fits[self._rng.randrange(len(fits))]
+        dossier = pool[index]
+        del pool[index]
+        return dossier
 
     def _dossier_paid(self, unit: UnitProfile, at: datetime) -> dict[str, Any]:
         online = self._rng.random() < unit.rates.dossier_online_payment
         return {
-            "dossier_id": self._known_dossier(unit, at, close=False),
+            "dossier_id": self._known_dossier(unit, at),
             "amount_vnd": self._rng.choice(FEES_VND),
             "method": "online" if online else "counter",
         }
 
     def _dossier_resolved(self, unit: UnitProfile, at: datetime) -> dict[str, Any]:
+        """A dossier of the unit's, resolved before its appointment with the unit's on-time
+        rate, else after it; one the simulation does not know (received before it
+        started) carries its own appointment."""
         rng = self._rng
-        if rng.random() < unit.rates.dossier_on_time:
+        late = rng.random() >= unit.rates.dossier_on_time
+        dossier = self._take(self._running_late if late else self._on_track, unit, at, late)
+        if dossier is None:
             # At least a minute ahead: due_at is sent to the second, the time to the ms.
-            due_at = at + timedelta(seconds=rng.uniform(60, 5 * 86_400))
-        else:
-            due_at = at - timedelta(seconds=rng.uniform(3_600, 10 * 86_400))
+            if late:
+                due = at - timedelta(seconds=rng.uniform(3_600, 10 * 86_400))
+            else:
+                due = at + timedelta(seconds=rng.uniform(60, 5 * 86_400))
+            dossier = _Dossier(self._reference("HS", unit, at), due, rfc3339(due, "seconds"))
+        outcome = rng.choices(OUTCOMES, OUTCOME_WEIGHTS)[0]
+        if outcome == "returned":
+            self._returned.setdefault(unit.code, deque(maxlen=POOL)).append(dossier)
+        return {"dossier_id": dossier.dossier_id, "due_at": dossier.due_at, "outcome": outcome}
+
+    def _dossier_resubmitted(self, unit: UnitProfile, at: datetime) -> dict[str, Any]:
+        """A returned dossier back complete, with a new appointment (``_fresh`` sends a
+        receipt instead when the unit has none returned)."""
+        returned = self._returned[unit.code]
+        dossier = returned.popleft()
         return {
-            "dossier_id": self._known_dossier(unit, at, close=True),
-            "due_at": rfc3339(due_at, "seconds"),
-            "outcome": rng.choices(("approved", "rejected", "returned"), (0.9, 0.04, 0.06))[0],
+            "dossier_id": dossier.dossier_id,
+            "due_at": self._appointment(dossier.dossier_id, unit, at).due_at,
         }
 
     def _meeting_held(self, unit: UnitProfile, at: datetime) -> dict[str, Any]:
