@@ -22,13 +22,14 @@ def create_app(service: AlertsService, *, run_loops: bool = True) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
-        database = await service.database_ok()
+        state = service.state
+        database = await state.database_ok()
         body = {
             "database": database,
-            "state_loaded": service.loaded.is_set(),
-            "journal_backlog": len(service.journal),
+            "state_loaded": state.loaded.is_set(),
+            "journal_backlog": len(state.journal),
         }
-        ready = database and service.loaded.is_set()
+        ready = database and state.loaded.is_set()
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(_: Request) -> Response:

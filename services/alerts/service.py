@@ -17,21 +17,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import httpx
 from prometheus_client import CollectorRegistry
 
-from services.alerts import cadence, sources
+from services.alerts import cadence, loops, sources
 from services.alerts.delivery import Delivery
 from services.alerts.directory import UnitDirectory, from_units
 from services.alerts.evaluation import Evaluator, Observation
-from services.alerts.journal import UNAVAILABLE, Journal
-from services.alerts.lifecycle import AlertBook
-from services.alerts.model import Alert, State, Transition
+from services.alerts.journal import UNAVAILABLE
+from services.alerts.model import State, Transition
 from services.alerts.settings import AlertsSettings
 from services.alerts.sources import IngestSource
 from services.alerts.state import AlertState
@@ -80,9 +78,9 @@ class AlertsService:
         self.clock = clock
         self.metrics_registry = CollectorRegistry()
         self._http = httpx.AsyncClient(timeout=settings.alert_http_timeout_s)
-        self.state = AlertState(self._outbox_rows)
         self.metrics = AlertsMetrics(self.metrics_registry, lambda: list(self.state.open.values()))
         self.delivery = Delivery(settings, self._http, self.metrics, lambda: self.clock())
+        self.state = AlertState(self.delivery.outbox_rows)
         self.evaluator = Evaluator(
             settings,
             calendar or load_calendar(
@@ -96,34 +94,16 @@ class AlertsService:
         self._ingest: IngestSource | None = None
         if settings.ingest_url:
             self._ingest = IngestSource(self._http, settings.ingest_url)
+        self._learned_on: date | None = None
         self._last_done = time.time()
         self._tasks: list[asyncio.Task[None]] = []
         self._wake_flush = asyncio.Event()
         self.metrics.evaluation_lag.set_function(lambda: time.time() - self._last_done)
 
-    def _outbox_rows(self, t: Transition) -> list[tuple[str, dict[str, Any]]]:
-        return self.delivery.outbox_rows(t)
-
-    # --- what the API, the health checks and the tests read -------------------------
-
     @property
     def pool(self) -> asyncpg.Pool | None:
+        """The database pool once connected (the HTTP API reads and writes through it)."""
         return self.state.pool
-
-    @property
-    def book(self) -> AlertBook:
-        return self.state.book
-
-    @property
-    def journal(self) -> Journal:
-        return self.state.journal
-
-    @property
-    def loaded(self) -> asyncio.Event:
-        return self.state.loaded
-
-    async def database_ok(self) -> bool:
-        return await self.state.database_ok()
 
     # --- start and stop -------------------------------------------------------------
 
@@ -146,9 +126,14 @@ class AlertsService:
         async with self.state.pool.acquire() as conn:
             rows = await sources.daily_history(conn, self._families, first, today)
         self.evaluator.learned(cadence.learn(rows, calendar, first, today))
+        self._learned_on = today
         return len(rows)
 
     async def _try_learn(self) -> None:
+        """Learn once per local day: only completed days count, so within a day the
+        cadences cannot change (and the query scans the daily figures of every unit)."""
+        if self._learned_on == self.clock().astimezone(VN_TZ).date():
+            return
         try:
             learned = await self.learn_cadence()
         except UNAVAILABLE as exc:
@@ -203,9 +188,6 @@ class AlertsService:
         ingest = await self._ingest.read() if self._ingest is not None else None
         return Observation(plan, reading.figures(), not reading.errors, ingest)
 
-    def due_at(self, alert: Alert) -> datetime:
-        return self.evaluator.due_at(alert)
-
     def next_due(self) -> datetime | None:
         return self.evaluator.next_due(self.state.open.values())
 
@@ -217,9 +199,6 @@ class AlertsService:
         self.metrics.journal_backlog.set(len(self.state.journal))
         return written
 
-    def alertmanager_batch(self, now: datetime) -> list[dict[str, Any]]:
-        return self.delivery.alertmanager_batch(self.state.firing(), now)
-
     async def push_alertmanager(self, now: datetime | None = None, force: bool = False) -> bool:
         """Send the firing and recently resolved alerts if due; False if it failed."""
         return await self.delivery.push(self.state.firing(), now or self.clock(), force)
@@ -230,71 +209,36 @@ class AlertsService:
     # --- loops ----------------------------------------------------------------------
 
     def start_loops(self) -> None:
+        async def connect_then_evaluate() -> None:
+            await self.connect()
+            await loops.evaluate(self._cycle, self.settings.alert_interval_s, self.next_due,
+                                 self.clock)  # fmt: skip
+
+        async def after_load(loop: Callable[[], Awaitable[None]]) -> None:
+            await self.state.loaded.wait()
+            await loop()
+
+        def backlog() -> int:
+            return len(self.state.journal)
+
+        refresh = self.settings.alert_silent_cadence_refresh_s
         self._tasks = [
-            asyncio.create_task(self._run_connect_then_evaluate(), name="alerts-evaluate"),
-            asyncio.create_task(self._run_flush(), name="alerts-flush"),
-            asyncio.create_task(self._run_outbox(), name="alerts-outbox"),
-            asyncio.create_task(self._run_learn(), name="alerts-cadence"),
-        ]
+            asyncio.create_task(connect_then_evaluate(), name="alerts-evaluate"),
+            asyncio.create_task(
+                after_load(lambda: loops.write(self.flush, self._wake_flush, backlog)),
+                name="alerts-flush",
+            ),
+            asyncio.create_task(
+                after_load(lambda: loops.every(self.deliver_outbox, 1.0, "outbox")),
+                name="alerts-outbox",
+            ),
+            asyncio.create_task(
+                after_load(lambda: loops.every(self._try_learn, refresh, "cadence",
+                                               first_wait=True)),
+                name="alerts-cadence",
+            ),
+        ]  # fmt: skip
 
-    async def _run_connect_then_evaluate(self) -> None:
-        await self.connect()
-        interval = self.settings.alert_interval_s
-        while True:
-            started = time.monotonic()
-            try:
-                await self.evaluate_once()
-                await self.push_alertmanager()
-            except Exception:
-                log.exception("evaluation failed")
-            wait = interval - (time.monotonic() - started)
-            due = self.next_due()
-            if due is not None:
-                # Evaluate again the moment a pending alert may fire rather than up to an
-                # interval later (a hair after, so the elapsed time is not a hair short).
-                # A due time already past (its unit unknown last cycle) waits the interval.
-                until = (due - self.clock()).total_seconds() + 0.01
-                if until > 0:
-                    wait = min(wait, until)
-            await asyncio.sleep(max(0.0, wait))
-
-    async def _run_flush(self) -> None:
-        await self.state.loaded.wait()
-        delay = 0.5
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_flush.wait(), 5)
-            self._wake_flush.clear()
-            try:
-                await self.flush()
-                delay = 0.5
-            except UNAVAILABLE as exc:
-                log.warning("PostgreSQL unavailable (%r): %d transitions kept; retry in %.1f s",
-                            exc, len(self.state.journal), delay)  # fmt: skip
-            except Exception:
-                # Anything else (a full connection pool, a bad value) must not end this
-                # loop: the journal would only grow and nothing more would be notified.
-                log.exception("writing %d transitions failed; retry in %.1f s",
-                              len(self.state.journal), delay)  # fmt: skip
-            else:
-                continue
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
-            self._wake_flush.set()
-
-    async def _run_learn(self) -> None:
-        await self.state.loaded.wait()
-        while True:
-            await asyncio.sleep(self.settings.alert_silent_cadence_refresh_s)
-            await self._try_learn()
-
-    async def _run_outbox(self) -> None:
-        await self.state.loaded.wait()
-        while True:
-            try:
-                await self.deliver_outbox()
-            except UNAVAILABLE as exc:
-                log.warning("outbox: PostgreSQL unavailable (%r)", exc)
-            except Exception:
-                log.exception("outbox round failed")
-            await asyncio.sleep(1.0)
+    async def _cycle(self) -> None:
+        await self.evaluate_once()
+        await self.push_alertmanager()

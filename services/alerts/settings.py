@@ -104,7 +104,8 @@ class AlertsSettings(CommonSettings):
     cadence is learned from (today excluded)."""
 
     alert_silent_cadence_refresh_s: float = Field(default=3600.0, gt=0)
-    """``EGOV_ALERT_SILENT_CADENCE_REFRESH_S``: how often the cadences are learned again."""
+    """``EGOV_ALERT_SILENT_CADENCE_REFRESH_S``: how often the service looks for a new day of
+    figures to learn the cadences from (they are learned once per local day, and at start)."""
 
     alert_silent_lookback_days: int = Field(default=10, ge=1)
     """``EGOV_ALERT_SILENT_LOOKBACK_DAYS``: a unit that published a family within this many

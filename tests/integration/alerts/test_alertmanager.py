@@ -165,14 +165,14 @@ async def test_restart_mid_incident_neither_loses_nor_duplicates(
     fake_metrics.set("c1", 80, 100)
     now = datetime.now(UTC) - timedelta(seconds=60)  # offsets stay in the past
     await fire_and_push(first, now)
-    fired = next(iter(first.book.open.values()))
+    fired = next(iter(first.state.open.values()))
     await wait_until(lambda: statuses(receiver) == ["firing"], 15, "firing notification")
     await first.close()
 
     second = make_service(alertmanager_url=alertmanager.url)
     await second.connect()
     try:
-        assert [a.id for a in second.book.open.values()] == [fired.id]
+        assert [a.id for a in second.state.open.values()] == [fired.id]
         assert await second.evaluate_once(now + timedelta(seconds=20)) == []
         assert await second.push_alertmanager(now + timedelta(seconds=20), force=True)
         await asyncio.sleep(QUIET)

@@ -27,7 +27,7 @@ async def test_a_day_alert_resolves_after_midnight_and_a_restart_keeps_its_day(
              for t in await first.evaluate_once(evening + timedelta(seconds=2 * i))]  # fmt: skip
     assert fired == [State.PENDING, State.FIRING]
     await first.flush()
-    text = next(iter(first.book.open.values())).annotations["summary_vi"]
+    text = next(iter(first.state.open.values())).annotations["summary_vi"]
     await first.close()
 
     second = make_service()  # restarted across midnight: the open alert is loaded

@@ -49,7 +49,7 @@ async def test_postgres_down_then_up_loses_nothing_and_duplicates_nothing(
         assert [t.to_state for t in evaluated] == [State.PENDING, State.FIRING, State.RESOLVED]
         with pytest.raises(UNAVAILABLE):
             await svc.flush()
-        assert len(svc.journal) == 3  # kept, in order
+        assert len(svc.state.journal) == 3  # kept, in order
         await proxy.up()
         await wait_until(_flushed(svc), 30, "journal flushed after PostgreSQL returned")
         assert await transitions_in(svc) == [
@@ -71,7 +71,7 @@ def _flushed(svc):  # type: ignore[no-untyped-def]
         except UNAVAILABLE:
             await asyncio.sleep(0.2)
             return False
-        return len(svc.journal) == 0
+        return len(svc.state.journal) == 0
 
     return check
 
