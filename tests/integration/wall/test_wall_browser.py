@@ -110,7 +110,9 @@ async def served_figure(base: str, min_denominator: int) -> dict[str, Any]:
                     base + "/v1/kpis", params={"unit": UNIT, "kpi": KPI, "window": "day"}
                 )
             ).json()
-            items = [i for i in body["items"] if i["unit"] == UNIT and i["kpi"] == KPI]
+            # A worker still building its first snapshot answers 503 without items.
+            found = body.get("items", [])
+            items = [i for i in found if i["unit"] == UNIT and i["kpi"] == KPI]
             item = items[0] if items else None
             if item and item["denominator"] >= min_denominator:
                 return item
