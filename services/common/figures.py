@@ -215,12 +215,17 @@ def _figure(i: dict[str, Any]) -> Figure:
         target_bp = i["target_bp"]
     kpi, unit = i["kpi"], i["unit"]
     name = i.get("unit_name") or unit
+    numerator, denominator = i["numerator"] or 0, i["denominator"] or 0
+    if not 0 <= numerator <= denominator:
+        # Counted wrong upstream: refused here, where it is reported as the worker's
+        # fault, rather than shown as a rate above 100 % or failing the page that shows it.
+        raise ValueError(f"{kpi} of {unit}: numerator {numerator} outside 0..{denominator}")
     return Figure(
         kpi,
         unit,
         i.get("window") or "day",
-        i["numerator"] or 0,
-        i["denominator"] or 0,
+        numerator,
+        denominator,
         target_bp,
         i.get("min_volume") or 0,
         name,

@@ -35,11 +35,14 @@ class TrendPoint:
 
 
 def points_from_json(items: Sequence[Mapping[str, Any]]) -> list[TrendPoint]:
-    """/v1/kpis/history items, oldest first."""
+    """/v1/kpis/history items, oldest first; ValueError for a day counted out of range."""
     points = [
         TrendPoint(str(i["day"]), int(i.get("numerator") or 0), int(i.get("denominator") or 0))
         for i in items
     ]
+    for p in points:
+        if not 0 <= p.numerator <= p.denominator:
+            raise ValueError(f"{p.day}: numerator {p.numerator} outside 0..{p.denominator}")
     return sorted(points, key=lambda p: p.day)
 
 

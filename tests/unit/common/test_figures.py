@@ -202,3 +202,9 @@ def test_below_the_minimum_volume_meets_target_is_null() -> None:
     item = NONG_CONG._replace(numerator=1, denominator=2).to_json()
     assert (item["meets_target"], item["rate_bp"]) == (None, 5000)
     assert NONG_CONG._replace(numerator=0, denominator=0).to_json()["ratio"] is None
+
+
+def test_a_numerator_above_its_denominator_refuses_the_answer() -> None:
+    # Shown, it would read above 100 %; refused, the worker is reported as failing.
+    with pytest.raises(AnswerFormatError, match=r"numerator 12 outside 0\.\.11"):
+        parse_figures(answer(DOC_ITEM, {**DOC_ITEM, "numerator": 12, "denominator": 11}))

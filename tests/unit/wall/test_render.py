@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+import pytest
+
 from services.metrics.wall.model import Alert
 from services.metrics.wall.overview import build_overview
 from services.metrics.wall.render import overview_html, page_html, trend_section
 from services.metrics.wall.snapshot import SourceState
-from services.metrics.wall.trend import TrendPoint
+from services.metrics.wall.trend import TrendPoint, points_from_json
 from tests.unit.wall.factories import NOW, fig, recent, snapshot
 
 
@@ -123,3 +125,11 @@ def test_an_acknowledgement_shows_its_date_and_time_in_vietnam() -> None:
     ov = build_overview(snapshot(figures(), alerts=[ack]), None, None, NOW, 30)
     assert "lan.nt đã tiếp nhận lúc 23/11/2026 10:10" in overview_html("vi", ov, NOW)
     assert "Acknowledged by lan.nt at 23 Nov 2026 10:10" in overview_html("en", ov, NOW)
+
+
+def test_a_history_day_counted_above_its_total_is_refused_not_drawn() -> None:
+    # The view turns this into "could not be loaded" rather than a rate above 100 %.
+    good = {"day": "2026-11-22", "numerator": 2, "denominator": 2}
+    assert points_from_json([good]) == [TrendPoint("2026-11-22", 2, 2)]
+    with pytest.raises(ValueError, match=r"numerator 3 outside 0\.\.2"):
+        points_from_json([good, {"day": "2026-11-23", "numerator": 3, "denominator": 2}])
