@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -28,6 +29,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if broker_name() == "kafka":
         # Production's producer settings (docker-compose.yml): tansu has no InitProducerId.
         os.environ.setdefault("EGOV_KAFKA_IDEMPOTENCE", "true")
+        # Outside the embedded broker a service refuses to start without a strong signing
+        # key (services/common/settings.py), as in production: one per session. The broker
+        # itself runs without SASL here (the fault suite and the benchmarks share it);
+        # tests/integration/test_kafka_auth.py runs an authenticated one of its own.
+        os.environ.setdefault("EGOV_RECORD_SIGNING_KEY", secrets.token_hex(32))
     else:
         # tansu's workarounds (services/metrics/compat.py), for it alone.
         os.environ.setdefault("EGOV_EMBEDDED_BROKER", "true")

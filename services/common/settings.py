@@ -5,6 +5,7 @@ Service-specific settings subclass :class:`CommonSettings`; library code never
 reads ``os.environ`` itself.
 """
 
+import math
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -13,6 +14,50 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.common.localpg import STACK_DATABASE, STACK_PORT, SUPERUSER, running_stack_port
 from services.common.paths import SCHEMAS_DIR, UNITS_DIR
 from services.common.signing import RecordSigner
+
+PUBLIC_DEFAULT_KEYS = frozenset({"egov-dev-only-signing-key"})
+"""Keys that were once written in this repository (docker-compose.yml's old default):
+everyone has them, so they sign nothing anywhere."""
+MIN_KEY_BITS = 256
+
+
+class SigningKeyError(ValueError):
+    """The record signing key is refused: the service does not start."""
+
+
+def key_entropy_bits(text: str) -> float:
+    """A generous estimate of a key's entropy: its length times the bits of the smallest
+    alphabet it is written in (hex 4, base64 6, anything else 6.5). A text of fewer than 8
+    distinct characters is judged by those (``"k" * 64`` is worth nothing)."""
+    if not text:
+        return 0.0
+    if all(c in "0123456789abcdefABCDEF" for c in text):
+        per_char = 4.0
+    elif all(c.isascii() and (c.isalnum() or c in "+/=-_") for c in text):
+        per_char = 6.0
+    else:
+        per_char = 6.5
+    distinct = len(set(text))
+    if distinct < 8:
+        per_char = math.log2(distinct)
+    return len(text) * per_char
+
+
+def signing_key_problem(text: str, *, required: bool) -> str | None:
+    """Why ``text`` cannot be the record signing key, or None. ``required``: outside the
+    embedded default, where a missing or weak key is refused too."""
+    if text in PUBLIC_DEFAULT_KEYS:
+        return "is the public default written in the repository; generate one: openssl rand -hex 32"
+    if not required:
+        return None
+    if not text:
+        return "is required (shared by ingest and the metrics workers): openssl rand -hex 32"
+    if key_entropy_bits(text) < MIN_KEY_BITS:
+        return (
+            f"is too weak (about {key_entropy_bits(text):.0f} bits; at least {MIN_KEY_BITS},"
+            " e.g. 64 hex digits): openssl rand -hex 32"
+        )
+    return None
 
 
 def stack_database_url() -> str:
@@ -68,10 +113,25 @@ class CommonSettings(BaseSettings):
     """``EGOV_TOPIC_REPLICATION``: replication factor (3 on a production Kafka cluster)."""
 
     record_signing_key: SecretStr | None = None
-    """``EGOV_RECORD_SIGNING_KEY``: shared by ingest and the metrics workers. Ingest signs
-    the records it validated; workers skip validating a record whose signature verifies
-    (services/common/signing.py). Unset: nothing is signed and workers validate every
-    record, about a third of their cost per event. ``make up`` sets a random one."""
+    """``EGOV_RECORD_SIGNING_KEY``: shared by ingest, ``backfill`` and the metrics workers.
+    Ingest signs the records it validated and summarised; workers trust what verifies
+    (services/common/signing.py). Required outside the embedded default, and strong: at
+    least 32 bytes of entropy (``openssl rand -hex 32``); a service refuses to start with
+    none, the old public default, or a short one (``SigningKeyError``). On the embedded
+    broker it may be unset (nothing is signed, workers validate every record); ``make
+    up`` keeps a random one in its var/ folder."""
+
+    kafka_sasl_username: str | None = None
+    """``EGOV_KAFKA_SASL_USERNAME``: this service's Kafka principal (SASL/SCRAM-SHA-512).
+    Unset: no authentication (the embedded tansu on loopback). docker-compose.yml gives
+    ingest, ``backfill``, the metrics workers and the alerts service one each; the broker's
+    ACLs say what each may read and write (services/common/kafka_acls.py)."""
+
+    kafka_sasl_password: SecretStr | None = None
+    """``EGOV_KAFKA_SASL_PASSWORD``: that principal's password."""
+
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    """``EGOV_KAFKA_SASL_MECHANISM``: SCRAM-SHA-512, as deploy/kafka/security.properties."""
 
     database_url: SecretStr = Field(
         default_factory=lambda: SecretStr(stack_database_url()),
@@ -115,8 +175,9 @@ class CommonSettings(BaseSettings):
         self, contract_fingerprint: bytes, summary_fingerprint: bytes | None = None
     ) -> RecordSigner | None:
         """The signer for this key and contract (and summaries computed under
-        ``summary_fingerprint``, see services/common/summaries.py), or None without a key."""
-        if self.record_signing_key is None or not self.signs_records:
+        ``summary_fingerprint``, see services/common/summaries.py), or None without a key
+        on the embedded broker. Raises ``SigningKeyError`` where the key is refused."""
+        if not self.signs_records or self.record_signing_key is None:
             return None
         return RecordSigner(
             self.record_signing_key.get_secret_value().encode(),
@@ -126,9 +187,30 @@ class CommonSettings(BaseSettings):
 
     @property
     def signs_records(self) -> bool:
-        """Whether a record signing key is set (ingest signs and summarises, workers trust)."""
+        """Whether a record signing key is set (ingest signs and summarises, workers trust).
+
+        Raises ``SigningKeyError`` when the key is refused: missing or weak outside the
+        embedded broker, or the old public default anywhere. Every service that signs or
+        trusts records asks at start-up, so that is when a bad key stops it."""
         key = self.record_signing_key
-        return key is not None and bool(key.get_secret_value())
+        text = "" if key is None else key.get_secret_value()
+        problem = signing_key_problem(text, required=not self.embedded_broker)
+        if problem is not None:
+            raise SigningKeyError(f"EGOV_RECORD_SIGNING_KEY {problem}")
+        return bool(text)
+
+    @property
+    def kafka_security(self) -> dict[str, object]:
+        """aiokafka's connection options for this service's principal (none without one)."""
+        if not self.kafka_sasl_username:
+            return {}
+        password = self.kafka_sasl_password
+        return {
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": self.kafka_sasl_mechanism,
+            "sasl_plain_username": self.kafka_sasl_username,
+            "sasl_plain_password": "" if password is None else password.get_secret_value(),
+        }
 
     @property
     def event_topics(self) -> list[str]:

@@ -1,108 +1,209 @@
-"""Ingest's mark on the records it validated, so that metrics workers need not validate
-them a second time.
+"""Ingest's mark on the records it validated and summarised, and the workers' check of it.
 
 Ingest checks every event against the contract before it produces it. A metrics worker
-must check records too, because integrators may publish straight to Kafka; for a record
-that ingest produced that is the same check twice, and it was a third of a worker's
-cost per event. Ingest therefore adds a header ``egov_validated``: an HMAC-SHA256, under
-a key that only the services hold (``EGOV_RECORD_SIGNING_KEY``), of the contract's
-fingerprint and the record's value. A worker that finds a signature that verifies, for
-the contract it loaded itself, skips the schema check; every other check (units, clock,
-grace, duplicates) still runs. A record without the header, with a wrong signature, or
-validated under another version of the contract (a rolling upgrade) is validated in full.
+checks records too, because anyone who can write a topic can write anything; for a record
+that ingest produced that is the same check twice, a third of a worker's cost per event.
+Ingest therefore adds ``egov_validated``: an HMAC-SHA256, under a key that only the
+services hold (``EGOV_RECORD_SIGNING_KEY``), of the contract's fingerprint and the record
+as a worker will read it. A worker whose own signer verifies it skips the schema check;
+every other check (units, clock, grace, duplicates) still runs.
 
 A packed record can also carry ingest's summary of its events (services/common/
-summaries.py) in ``egov_summary``, trusted under its own HMAC in ``egov_summary_mac``:
-over the summary, the value, and the fingerprint of everything the summary was computed
-from (contract, KPI catalogue, unit registry), so a worker that loaded anything else
-reads the events itself.
+summaries.py) in ``egov_summary``, trusted under its own MAC in ``egov_summary_mac``, keyed
+with the fingerprint of everything the summary was computed from (contract, KPI catalogue,
+unit registry).
 
-Someone who can write to the topics but does not hold the key cannot forge a signature
-for a value of their own; copying a signed value only repeats an event that was valid.
+Version 2 (this module) covers the whole record, not only its value: the topic, the record
+key, every ``egov_`` header (the acceptance time, ``egov_backfill``, ``egov_publisher``, the
+summary; in any order, each occurrence) and the value. A signed record copied into another
+topic, re-keyed, or given a backfill header is no longer signed. Each MAC header names its
+version, the key (a short id derived from it) and the fingerprint it was made under, so a
+worker tells apart:
+
+- a MAC of an older version, another key (a rotation) or another fingerprint (a rolling
+  upgrade of the contract, catalogue or registry): not for it, so the record is read as
+  unsigned and validated in full, never rejected;
+- a MAC made for its own key and fingerprint that does not verify: forged or altered, and
+  ``check_summary`` says so (the worker dead-letters the record);
+- a summary without a MAC: claimed, not signed (dead-lettered too).
+
+Someone without the key cannot sign a record of their own; copying a signed record whole
+only repeats events that were valid (dedup counts them once).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from enum import Enum
 from typing import Final
 
 VALIDATED_HEADER: Final = "egov_validated"
 SUMMARY_HEADER: Final = "egov_summary"
 SUMMARY_MAC_HEADER: Final = "egov_summary_mac"
-_SUMMARY_DOMAIN: Final = b"egov-summary/1:"
-"""Keeps a summary MAC from ever equalling a record signature, whatever the inputs."""
+SIGNED_PREFIX: Final = "egov_"
+"""Every header with this prefix is covered by the MACs (except the MACs themselves)."""
+VERSION: Final = b"v2"
+_MAC_HEADERS: Final = frozenset({VALIDATED_HEADER, SUMMARY_MAC_HEADER})
+_RECORD_DOMAIN: Final = b"egov-record/2:"
+_SUMMARY_DOMAIN: Final = b"egov-summary/2:"
+"""Keep a summary MAC from ever equalling a record signature, whatever the inputs."""
+_ID_BYTES: Final = 8
+"""Hex digits of the key and fingerprint ids in a MAC header: enough to tell a rotation or
+an upgrade apart, and they give nothing of the key away (HMAC output)."""
+_NONE: Final = (2**64 - 1).to_bytes(8, "big")
+"""The length written for an absent key or header value (no real length is this big)."""
+
+Header = tuple[str, object]
+
+
+class SummaryCheck(Enum):
+    """What a worker may do with a record's summary (``RecordSigner.check_summary``)."""
+
+    NONE = "none"
+    """No summary header: nothing claimed."""
+    NOT_OURS = "not-ours"
+    """An older version, another key or another fingerprint: read the events instead."""
+    VERIFIED = "verified"
+    FORGED = "summary-forged"
+    """A MAC for this key and fingerprint that does not verify (the value, topic, key,
+    a header or the summary was changed, or someone guessed): dead-letter the record."""
+    UNSIGNED = "summary-unsigned"
+    """A summary without a usable MAC header: dead-letter the record."""
+
+
+def _framed(data: bytes | None) -> bytes:
+    """``data`` with its length first, so no split of the parts gives the same input."""
+    if data is None:
+        return _NONE
+    return len(data).to_bytes(8, "big") + data
+
+
+def covered_headers(headers: Iterable[Header]) -> list[tuple[bytes, bytes | None]]:
+    """The headers a MAC covers, in a canonical order (sorted: producers and tools may keep
+    any order; every occurrence counts, so a duplicated header is a change)."""
+    out = []
+    for name, value in headers:
+        if isinstance(name, str) and name.startswith(SIGNED_PREFIX) and name not in _MAC_HEADERS:
+            out.append((name.encode(), value if isinstance(value, bytes) else None))
+    out.sort(key=lambda h: (h[0], h[1] is None, h[1] or b""))
+    return out
 
 
 class RecordSigner:
-    """Signs and verifies record values under one key and one contract fingerprint."""
+    """Signs and verifies records under one key, one contract fingerprint and (for
+    summaries) one summary fingerprint."""
 
-    __slots__ = ("_base", "_summary_base")
+    __slots__ = ("_base", "_prefix", "_summary_base", "_summary_prefix")
 
     def __init__(
         self, key: bytes, contract_fingerprint: bytes, summary_fingerprint: bytes | None = None
     ) -> None:
         if not key:
             raise ValueError("the record signing key is empty")
+        key_id = _hex_id(key, b"key-id")
         # The key and fingerprint are absorbed once; each record costs a copy and its bytes.
-        self._base = hmac.new(key, contract_fingerprint, hashlib.sha256)
-        self._summary_base = (
-            None
-            if summary_fingerprint is None
-            else hmac.new(key, _SUMMARY_DOMAIN + summary_fingerprint, hashlib.sha256)
-        )
+        self._base = hmac.new(key, _RECORD_DOMAIN + contract_fingerprint, hashlib.sha256)
+        self._prefix = b"%s:%s:%s:" % (VERSION, key_id, _hex_id(key, contract_fingerprint))
+        self._summary_base = None
+        self._summary_prefix = b""
+        if summary_fingerprint is not None:
+            fp = _SUMMARY_DOMAIN + summary_fingerprint
+            self._summary_base = hmac.new(key, fp, hashlib.sha256)
+            self._summary_prefix = b"%s:%s:%s:" % (VERSION, key_id, _hex_id(key, fp))
 
     @property
     def summarizes(self) -> bool:
         """Whether this signer signs and verifies summaries (it has their fingerprint)."""
         return self._summary_base is not None
 
-    def sign(self, value: bytes) -> bytes:
-        mac = self._base.copy()
+    @staticmethod
+    def _mac(
+        base: hmac.HMAC, topic: str, key: bytes | None, value: bytes, headers: Iterable[Header]
+    ) -> bytes:
+        mac = base.copy()
+        mac.update(_framed(topic.encode()))
+        mac.update(_framed(key))
+        covered = covered_headers(headers)
+        mac.update(len(covered).to_bytes(8, "big"))
+        for name, header in covered:
+            mac.update(_framed(name))
+            mac.update(_framed(header))
         mac.update(value)
         return mac.hexdigest().encode()
 
-    def header(self, value: bytes) -> tuple[str, bytes]:
-        return (VALIDATED_HEADER, self.sign(value))
+    def header(
+        self, value: bytes, *, topic: str, key: bytes | None, headers: Sequence[Header] = ()
+    ) -> tuple[str, bytes]:
+        """The ``egov_validated`` header of a record with these topic, key, value and
+        (other) headers: add it last, after every ``egov_`` header it must cover."""
+        return (VALIDATED_HEADER, self._prefix + self._mac(self._base, topic, key, value, headers))
 
-    def verifies(self, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> bool:
-        """Whether ``headers`` carry a valid signature of ``value`` (constant-time compare)."""
+    def verifies(
+        self, value: bytes | None, headers: Sequence[Header], *, topic: str, key: bytes | None
+    ) -> bool:
+        """Whether ``headers`` carry this signer's valid signature of the record."""
         if not value:
             return False
         for name, signature in headers:
             if name == VALIDATED_HEADER:
                 # A header may hold anything, even null: only bytes can be a signature.
-                return isinstance(signature, bytes) and hmac.compare_digest(
-                    self.sign(value), signature
-                )
+                if not isinstance(signature, bytes) or not signature.startswith(self._prefix):
+                    return False
+                mac = self._mac(self._base, topic, key, value, headers)
+                return hmac.compare_digest(self._prefix + mac, signature)
         return False
 
-    def summary_mac(self, value: bytes, summary: bytes) -> bytes:
+    def summary_headers(
+        self,
+        value: bytes,
+        summary: bytes,
+        *,
+        topic: str,
+        key: bytes | None,
+        headers: Sequence[Header] = (),
+    ) -> list[tuple[str, bytes]]:
+        """``egov_summary`` and its MAC, for a record with these topic, key, value and
+        (other) headers; any ``egov_summary`` among ``headers`` is replaced."""
         if self._summary_base is None:
             raise ValueError("this signer has no summary fingerprint")
-        mac = self._summary_base.copy()
-        # Length first: no split of summary + value into two other parts gives the same MAC.
-        mac.update(len(summary).to_bytes(8, "big"))
-        mac.update(summary)
-        mac.update(value)
-        return mac.hexdigest().encode()
+        kept = [h for h in headers if h[0] != SUMMARY_HEADER]
+        covered = [*kept, (SUMMARY_HEADER, summary)]
+        mac = self._mac(self._summary_base, topic, key, value, covered)
+        return [(SUMMARY_HEADER, summary), (SUMMARY_MAC_HEADER, self._summary_prefix + mac)]
 
-    def summary_headers(self, value: bytes, summary: bytes) -> list[tuple[str, bytes]]:
-        return [(SUMMARY_HEADER, summary), (SUMMARY_MAC_HEADER, self.summary_mac(value, summary))]
-
-    def verified_summary(
-        self, value: bytes | None, headers: Sequence[tuple[str, bytes]]
-    ) -> bytes | None:
-        """The record's summary if its MAC verifies under this signer, else None."""
-        if not value or self._summary_base is None:
-            return None
+    def check_summary(
+        self, value: bytes | None, headers: Sequence[Header], *, topic: str, key: bytes | None
+    ) -> tuple[SummaryCheck, bytes | None]:
+        """What the record's summary is worth to this signer, and the summary when VERIFIED."""
         summary = mac = None
+        claimed = False
         for name, header in headers:
-            if name == SUMMARY_HEADER:
-                summary = header
+            if name == SUMMARY_HEADER and header is not None:  # a null header claims nothing
+                summary, claimed = header, True
             elif name == SUMMARY_MAC_HEADER:
                 mac = header
-        if not isinstance(summary, bytes) or not isinstance(mac, bytes):
-            return None
-        return summary if hmac.compare_digest(self.summary_mac(value, summary), mac) else None
+        if not claimed:
+            return SummaryCheck.NONE, None
+        if not isinstance(mac, bytes) or not isinstance(summary, bytes):
+            return SummaryCheck.UNSIGNED, None
+        if self._summary_base is None or not mac.startswith(self._summary_prefix):
+            return SummaryCheck.NOT_OURS, None
+        expected = self._summary_prefix + self._mac(
+            self._summary_base, topic, key, value or b"", headers
+        )
+        if value and hmac.compare_digest(expected, mac):
+            return SummaryCheck.VERIFIED, summary
+        return SummaryCheck.FORGED, None
+
+    def verified_summary(
+        self, value: bytes | None, headers: Sequence[Header], *, topic: str, key: bytes | None
+    ) -> bytes | None:
+        """The record's summary if its MAC verifies under this signer, else None."""
+        check, summary = self.check_summary(value, headers, topic=topic, key=key)
+        return summary if check is SummaryCheck.VERIFIED else None
+
+
+def _hex_id(key: bytes, what: bytes) -> bytes:
+    return hmac.new(key, b"id:" + what, hashlib.sha256).hexdigest()[: 2 * _ID_BYTES].encode()

@@ -19,6 +19,7 @@ import orjson
 from services.common.contract import Contract
 from services.common.events import CloudEvent
 from services.common.units import (
+    ERAS,
     REFORM_INSTANT,
     AmbiguousUnit,
     Resolution,
@@ -123,6 +124,16 @@ class RecordDecoder:
         resolved = (resolution, tuple(unit.code for unit in resolution.chain))
         self._resolved[key] = resolved
         return resolved
+
+    def knows_unit(self, code: str) -> bool:
+        """Whether ``code`` is a unit of the registry in either era (metrics/sanity.py)."""
+        for era in ERAS:
+            try:
+                self._registry.get(code, era)
+            except KeyError:
+                continue
+            return True
+        return False
 
     def resolved_cache(self) -> dict[tuple[str, bool], tuple[Resolution, tuple[str, ...]]]:
         """(code, dated after the reform) -> what ``resolve`` answered, for the fast lane."""

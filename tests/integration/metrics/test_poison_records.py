@@ -38,7 +38,7 @@ from tests.integration.metrics.test_workers import stored
 
 pytestmark = pytest.mark.integration
 UNIT, PROVINCE = "01843", "19"
-KEY = "poison-records-signing-key"
+KEY = "5c0f" * 16  # 64 hex digits: strong enough for a worker on Apache Kafka
 SEED = int(os.environ.get("EGOV_FAULTS_SEED", "1414"))
 CONTRACT = Contract.load()
 CATALOGUE = KpiCatalogue.load(event_types=CONTRACT.event_types)
@@ -53,24 +53,54 @@ def signer() -> RecordSigner:
     return RecordSigner(KEY.encode(), CONTRACT.fingerprint, fingerprint)
 
 
-def ingest_packed(events: list[dict[str, Any]], now: datetime) -> Message:
+def ingest_packed(events: list[dict[str, Any]], now: datetime, topic: str) -> Message:
     """One packed, summarised and signed record, made by ingest's own code."""
     limits = Limits(timedelta(seconds=300), horizon=None)
     validator = EventValidator(CONTRACT, REGISTRY, limits, Summarizer(CATALOGUE))
     records, errors = validator.check(events, now)
     assert errors == []
-    (record,) = signed(pack(records), signer(), accepted_header(now))
+    (record,) = signed(pack(records), signer(), accepted_header(now), lambda _: topic)
     return record.value, list(record.headers)
 
 
-def resummarised(message: Message, change: Callable[[Any], Any]) -> Message:
+def resummarised(message: Message, change: Callable[[Any], Any], topic: str) -> Message:
     """``message`` with its summary rewritten and MAC'd with the real key: only an ingest
-    bug could send it."""
+    bug or a stolen key could send it."""
     value, headers = message
     summary = dict(headers)["egov_summary"]
     rewritten = orjson.dumps(change(orjson.loads(summary)))
     kept = [(k, v) for k, v in headers if k not in ("egov_summary", "egov_summary_mac")]
-    return value, [*kept, *signer().summary_headers(value, rewritten)]
+    where = {"topic": topic, "key": PROVINCE.encode()}
+    return value, [*kept, *signer().summary_headers(value, rewritten, headers=kept, **where)]
+
+
+def forged_summary(message: Message, change: Callable[[Any], Any]) -> Message:
+    """``message`` with its summary rewritten but its MAC kept (made without the key)."""
+    value, headers = message
+    rewritten = orjson.dumps(change(orjson.loads(dict(headers)["egov_summary"])))
+    return value, [(k, rewritten if k == "egov_summary" else v) for k, v in headers]
+
+
+def unsigned_claim(message: Message) -> Message:
+    """``message`` claiming its summary without any MAC (nor record signature)."""
+    value, headers = message
+    return value, [(k, v) for k, v in headers if k not in ("egov_summary_mac", "egov_validated")]
+
+
+def none_signed(summary: Any) -> Any:
+    # The events were all signed electronic documents: this would halve a unit's rate.
+    summary["c"] = ["document_signing:0:1,document_electronic:0:1"] * len(summary["c"])
+    return summary
+
+
+def numerator_above_denominator(summary: Any) -> Any:
+    summary["c"] = ["document_signing:9:1"] * len(summary["c"])
+    return summary
+
+
+def unknown_unit(summary: Any) -> Any:
+    summary["u"] = ["99999,99"] * len(summary["u"])
+    return summary
 
 
 def bucket_in_year_one(summary: Any) -> Any:
@@ -98,7 +128,7 @@ class Plan:
         self.messages.append(message)
 
 
-def plan(rng: random.Random, now: datetime) -> Plan:
+def plan(rng: random.Random, now: datetime, topic: str) -> Plan:
     p = Plan()
     n = 0
 
@@ -129,12 +159,43 @@ def plan(rng: random.Random, now: datetime) -> Plan:
         # Signed with the real key (an ingest bug) and backfilled: past the schema and the
         # grace, year 1 reaches the day arithmetic, which raises.
         (
-            (signed_year_one, [signer().header(signed_year_one), BACKFILL_HEADER]),
+            (
+                signed_year_one,
+                [
+                    BACKFILL_HEADER,
+                    signer().header(
+                        signed_year_one,
+                        topic=topic,
+                        key=PROVINCE.encode(),
+                        headers=[BACKFILL_HEADER],
+                    ),
+                ],
+            ),
             "unprocessable",
         ),
         # 2 MB: more than a dead letter may carry, so it goes as a reference.
         ((b'{"padding": "' + b"p" * 2_000_000 + b'"}', []), "schema-violation"),
     ]
+    # Summaries written straight to the topic (issue 15): forged (changed after ingest
+    # signed it), claimed without a MAC, or signed with the real key and nonsense.
+    for prefix, make, reason in [
+        ("forged", lambda m: forged_summary(m, none_signed), "summary-forged"),
+        ("unsigned", unsigned_claim, "summary-unsigned"),
+        (
+            "above",
+            lambda m: resummarised(m, numerator_above_denominator, topic),
+            "summary-nonsense",
+        ),
+        ("stranger", lambda m: resummarised(m, unknown_unit, topic), "summary-nonsense"),
+        (
+            "malformed",
+            lambda m: resummarised(m, lambda s: {"y": "nonsense"}, topic),
+            "summary-nonsense",
+        ),
+        ("year-1", lambda m: resummarised(m, bucket_in_year_one, topic), "summary-nonsense"),
+    ]:
+        events = [fresh(f"summary-{prefix}") for _ in range(3)]
+        hostile.append((make(ingest_packed(events, now, topic)), reason))
     rng.shuffle(hostile)
     for message, reason in hostile:
         valid_single()
@@ -143,13 +204,7 @@ def plan(rng: random.Random, now: datetime) -> Plan:
     # Valid events under odd headers: they count, whatever the headers claim.
     events = [fresh("packed") for _ in range(3)]
     ids = [str(e["id"]) for e in events]
-    p.good(ingest_packed(events, now), *ids)
-    events = [fresh("malformed-summary") for _ in range(3)]
-    message = resummarised(ingest_packed(events, now), lambda s: {"y": "nonsense"})
-    p.good(message, *[str(e["id"]) for e in events])
-    events = [fresh("nonsense-sums") for _ in range(3)]
-    message = resummarised(ingest_packed(events, now), bucket_in_year_one)
-    p.good(message, *[str(e["id"]) for e in events])
+    p.good(ingest_packed(events, now, topic), *ids)
     event = fresh("forged-signature")
     value = orjson.dumps(event)
     forged = [("egov_validated", b"f" * 64), ("egov_summary", b"{}"), ("egov_summary_mac", b"0")]
@@ -183,7 +238,7 @@ def test_hostile_records_are_dead_lettered_and_every_valid_event_counts_once(
     common_settings: CommonSettings, database_url: str, tmp_path: Path
 ) -> None:
     asyncio.run(ensure_topics(common_settings))
-    p = plan(random.Random(SEED), datetime.now(UTC))
+    p = plan(random.Random(SEED), datetime.now(UTC), common_settings.topic_documents)
     expected = len(p.valid_ids)
     with workers(common_settings, database_url, tmp_path, 1, EGOV_RECORD_SIGNING_KEY=KEY) as (
         worker,

@@ -147,7 +147,8 @@ def test_year_one_signed_and_backfilled_is_dead_lettered_not_a_crash() -> None:
     neither the schema nor the grace stops it before the day arithmetic, which raises."""
     signer = RecordSigner(KEY, contract().fingerprint)
     value = as_bytes(document(UNIT, NOW, "year-1") | {"time": "0001-01-01T00:00:00+14:00"})
-    headers = [signer.header(value), ("egov_backfill", b"1")]
+    headers: list[tuple[str, bytes]] = [("egov_backfill", b"1")]
+    headers.append(signer.header(value, topic=TOPIC, key=b"19", headers=headers))
     prepared = preparer(signer=signer).prepare([valid(0), record(value, 1, headers), valid(2)], NOW)
     (dead,) = prepared.dead_letters
     assert dead.reason == "unprocessable" and dead.value == value
@@ -215,7 +216,9 @@ def summarised(events: list[dict[str, Any]], summary: Callable[[Any], Any]) -> R
     rewritten = orjson.dumps(summary(orjson.loads(headers["egov_summary"])))
     value = packed.value or b""
     new = [(k, v) for k, v in packed.headers if k not in ("egov_summary", "egov_summary_mac")]
-    return Record(TOPIC, 0, 1, packed.key, value, (*new, *signer.summary_headers(value, rewritten)))
+    where = {"topic": TOPIC, "key": packed.key}
+    macs = signer.summary_headers(value, rewritten, headers=new, **where)
+    return Record(TOPIC, 0, 1, packed.key, value, (*new, *macs))
 
 
 def _set(field: str, value: Any) -> Callable[[Any], Any]:
@@ -252,14 +255,15 @@ def _groups(position: int, value: Any) -> Callable[[Any], Any]:
     ],
 )
 def test_a_summary_that_makes_no_sense_is_never_counted(summary: Callable[[Any], Any]) -> None:
-    """Its MAC verifies (only an ingest bug could send it): the record's events are read
-    and validated instead, and count exactly as without a summary."""
+    """Its MAC verifies (only a stolen key or an ingest bug could send it): the record is
+    dead-lettered whole (issue 15, services/metrics/sanity.py), the records around it count."""
     events = [document(UNIT, NOW, "s1"), document(UNIT, NOW - timedelta(minutes=9), "s2")]
     bad = summarised(events, summary)
     prepared = preparer(signer=worker_signer()).prepare([valid(0), bad, valid(2)], NOW)
-    assert prepared.dead_letters == []
-    assert prepared.paths == {"validated": 3}
-    assert counted_digests(prepared) == {digest(i) for i in ("ok-0", "s1", "s2", "ok-2")}
+    (dead,) = prepared.dead_letters
+    assert dead.reason == "summary-nonsense" and dead.value == bad.value
+    assert headers_of(dead)["dlq_source"] == f"{TOPIC}[0]@1".encode()
+    assert counted_digests(prepared) == {digest(i) for i in ("ok-0", "ok-2")}
 
 
 def test_a_forged_summary_and_signature_are_ignored_and_the_events_judged() -> None:

@@ -56,7 +56,9 @@ def record(value: bytes, headers: list[tuple[str, bytes]], offset: int = 0) -> R
 def test_a_record_signed_by_ingest_is_not_validated_again() -> None:
     signer = RecordSigner(KEY, contract().fingerprint)
     value = batch_with_an_extra_attribute()
-    prepared = preparer(signer).prepare([record(value, [signer.header(value)])], NOW)
+    prepared = preparer(signer).prepare(
+        [record(value, [signer.header(value, topic="egov.documents", key=b"19")])], NOW
+    )
     counted = prepared.batches[("egov.documents", 0)].contributions
     assert len(counted) == 2
     assert prepared.dead_letters == []
@@ -67,14 +69,25 @@ def test_a_record_signed_by_ingest_is_not_validated_again() -> None:
     [
         pytest.param(lambda v: [], id="unsigned"),
         pytest.param(
-            lambda v: [RecordSigner(b"another key", contract().fingerprint).header(v)],
+            lambda v: [
+                RecordSigner(b"another key", contract().fingerprint).header(
+                    v, topic="egov.documents", key=b"19"
+                )
+            ],
             id="another key",
         ),
         pytest.param(
-            lambda v: [RecordSigner(KEY, b"another contract").header(v)], id="another contract"
+            lambda v: [
+                RecordSigner(KEY, b"another contract").header(v, topic="egov.documents", key=b"19")
+            ],
+            id="another contract",
         ),
         pytest.param(
-            lambda v: [RecordSigner(KEY, contract().fingerprint).header(v + b" ")],
+            lambda v: [
+                RecordSigner(KEY, contract().fingerprint).header(
+                    v + b" ", topic="egov.documents", key=b"19"
+                )
+            ],
             id="another value",
         ),
         pytest.param(lambda v: [(VALIDATED_HEADER, b"")], id="empty signature"),
@@ -96,7 +109,9 @@ def test_anything_else_is_validated_and_the_invalid_event_dead_lettered(headers:
 def test_a_worker_without_a_key_validates_signed_records_too() -> None:
     signer = RecordSigner(KEY, contract().fingerprint)
     value = batch_with_an_extra_attribute()
-    prepared = preparer(None).prepare([record(value, [signer.header(value)])], NOW)
+    prepared = preparer(None).prepare(
+        [record(value, [signer.header(value, topic="egov.documents", key=b"19")])], NOW
+    )
     assert [d.reason for d in prepared.dead_letters] == ["schema-violation"]
 
 
@@ -106,7 +121,9 @@ def test_trust_skips_only_the_schema_check_not_units_or_clock() -> None:
     future = document("01843", NOW + timedelta(hours=1), "e2")
     too_late = document("01843", NOW - timedelta(days=8), "e3")
     value = as_bytes(unknown_unit, future, too_late)
-    prepared = preparer(signer).prepare([record(value, [signer.header(value)])], NOW)
+    prepared = preparer(signer).prepare(
+        [record(value, [signer.header(value, topic="egov.documents", key=b"19")])], NOW
+    )
     assert sorted(d.reason for d in prepared.dead_letters) == [
         "time-in-future",
         "too-late",
@@ -124,7 +141,9 @@ def test_ingest_signs_every_record_it_sends_when_a_key_is_set() -> None:
         ),  # type: ignore[arg-type]
     ]
     out = signed(records, signer)
-    assert [signer.verifies(r.value, r.headers) for r in out] == [True, True]
+    assert [
+        signer.verifies(r.value, r.headers, topic="egov.documents", key=b"19") for r in out
+    ] == [True, True]
     assert ("egov_backfill", b"1") in out[1].headers
     assert records[0].headers == []  # the caller's records are not changed
     assert signed(records, None) is records
@@ -136,7 +155,8 @@ def test_the_signer_comes_from_the_settings_and_only_with_a_key() -> None:
     assert CommonSettings(record_signing_key="").record_signer(fingerprint) is None
     signer = CommonSettings(record_signing_key="s3cret").record_signer(fingerprint)
     assert signer is not None
-    assert signer.verifies(b"v", [signer.header(b"v")])
+    where = {"topic": "t", "key": None}
+    assert signer.verifies(b"v", [signer.header(b"v", **where)], **where)
     assert "s3cret" not in repr(CommonSettings(record_signing_key="s3cret"))
 
 
@@ -207,7 +227,13 @@ def test_the_fast_lane_decides_exactly_as_the_full_path(case: object) -> None:
         value = orjson.dumps(part[0] if size == 1 else part)
         extra = [("egov_backfill", b"1")] if backfill else []
         records_plain.append(record(value, extra, offset))
-        records_signed.append(record(value, [*extra, signer.header(value)], offset))
+        records_signed.append(
+            record(
+                value,
+                [*extra, signer.header(value, headers=extra, topic="egov.documents", key=b"19")],
+                offset,
+            )
+        )
     full = preparer(None).prepare(records_plain, NOW)
     fast = preparer(signer).prepare(records_signed, NOW)
 

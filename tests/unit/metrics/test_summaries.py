@@ -99,8 +99,9 @@ def test_a_single_event_carries_no_summary() -> None:
     ["tampered summary", "tampered value", "another key", "another catalogue", "another registry"],
 )
 def test_a_summary_that_is_not_trusted_is_not_used(how: str) -> None:
-    """Each event is then read (the record signature still spares the schema check, when it
-    verifies), and counted exactly as the full path counts it."""
+    """Made under another key or fingerprint (a rotation, a rolling upgrade): each event is
+    then read (the record signature still spares the schema check, when it verifies), and
+    counted exactly as the full path counts it. Tampered with: dead-lettered."""
     (record,) = ingest_records(communes_events(12))
     headers = dict(record.headers)
     worker = worker_signer()
@@ -123,11 +124,16 @@ def test_a_summary_that_is_not_trusted_is_not_used(how: str) -> None:
     prepared = preparer(worker).prepare([record], NOW)
     full = preparer(None).prepare([record], NOW)
     assert all(not b.packed for b in prepared.batches.values())
+    if how.startswith("tampered"):
+        # Its MAC was made for this key and fingerprint and no longer verifies: forged
+        # or altered on the way, so dead-lettered whole, never read (issue 15).
+        assert [d.reason for d in prepared.dead_letters] == ["summary-forged"]
+        assert contributions(prepared) == []
+        return
     assert contributions(prepared) == contributions(full)
     assert [d.reason for d in prepared.dead_letters] == [d.reason for d in full.dead_letters]
-    # The record's own signature still spares the schema check unless the value changed or
-    # the key differs.
-    validated = how in ("tampered value", "another key")
+    # The record's own signature still spares the schema check unless the key differs.
+    validated = how == "another key"
     assert prepared.paths == {"validated" if validated else "signed": 1}
 
 
@@ -150,20 +156,26 @@ def test_a_record_with_an_event_out_of_bounds_is_read_event_by_event() -> None:
     assert all(c.backfill for c in contributions(backfilled))
 
 
-def test_a_malformed_summary_with_a_valid_mac_is_not_used(caplog: pytest.LogCaptureFixture) -> None:
-    """Only a bug in ingest can make one; the worker logs it and reads the events."""
+def test_a_malformed_summary_with_a_valid_mac_is_dead_lettered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Only a bug in ingest or a stolen key can make one: the worker logs it and
+    dead-letters the record (issue 15), never counts it."""
     (record,) = ingest_records(communes_events(6))
     headers = dict(record.headers)
     summary = orjson.loads(headers[SUMMARY_HEADER])
     summary["e"][0] = 99  # a group it does not have
     raw = orjson.dumps(summary)
     signer = worker_signer()
-    headers.update(signer.summary_headers(record.value, raw))
+    others = [(k, v) for k, v in headers.items() if k != SUMMARY_MAC_HEADER]
+    where = {"topic": record.topic, "key": record.key}
+    headers.update(signer.summary_headers(record.value or b"", raw, headers=others, **where))
     record = dataclasses.replace(record, headers=tuple(headers.items()))
     prepared = preparer(signer).prepare([record], NOW)
     assert all(not b.packed for b in prepared.batches.values())
-    assert len(contributions(prepared)) == 6
-    assert "unusable summary" in caplog.text
+    assert contributions(prepared) == []
+    assert [d.reason for d in prepared.dead_letters] == ["summary-nonsense"]
+    assert "signed summary is dead-lettered" in caplog.text
 
 
 def good_summary() -> dict[str, Any]:
@@ -247,4 +259,6 @@ def test_summaries_count_exactly_as_the_full_path(case: Any) -> None:
     assert {tp: b.next_offset for tp, b in fast.batches.items()} == {
         tp: b.next_offset for tp, b in full.batches.items()
     }
-    assert all(h[0] != SUMMARY_MAC_HEADER or len(h[1]) == 64 for r in records for h in r.headers)
+    assert all(
+        h[0] != SUMMARY_MAC_HEADER or h[1].startswith(b"v2:") for r in records for h in r.headers
+    )

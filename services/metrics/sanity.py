@@ -1,0 +1,75 @@
+"""Whether a signed summary makes sense, before a worker counts it without reading events.
+
+A summary whose MAC verifies was made with the record signing key: by ingest, or by
+whoever has the key. Counted as it is, it could add anything to any unit (numerators
+above denominators, negative sums, KPIs or units that do not exist, years outside the
+contract), so every summary is checked here first, at the one place where summaries are
+trusted (``Preparer._prepare_summary`` in pipeline.py). A summary that fails is not
+counted and its record is dead-lettered with the reason (``summary-nonsense``), where an
+operator sees it: only a stolen key or a bug in ingest can make one. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Set
+from dataclasses import dataclass
+
+from services.common.contract import EARLIEST_EVENT_EPOCH
+from services.common.summaries import BUCKET, EVENTS, Summary
+from services.common.timekeys import BUCKET_S
+
+NONSENSE = "summary-nonsense"
+"""The dead-letter reason of a record whose signed summary fails a check below."""
+
+MIN_EVENT_BYTES = 100
+"""Fewer bytes than the smallest event the contract accepts (its required attributes
+alone take more): a record of ``n`` bytes holds at most ``n // 100`` events."""
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryBounds:
+    """What this worker knows: the KPIs of its catalogue, the event types of its contract,
+    and the codes of its unit registry (both eras)."""
+
+    kpis: Set[str]
+    types: Set[str]
+    units: Callable[[str], bool]
+    clock_skew_s: float
+
+
+def problem(summary: Summary, value_size: int, bounds: SummaryBounds, now_s: float) -> str | None:
+    """Why ``summary`` cannot be what a record of ``value_size`` bytes adds, or None.
+
+    Checked: the events fit in the record, every group adds at least one event, every
+    KPI count of one event is 0 <= numerator <= denominator <= 1 (so every sum stays
+    within the events counted), KPIs, event types and units are known, and times and
+    buckets lie within the contract's years and not ahead of the clock."""
+    events = len(summary.index)
+    if events * MIN_EVENT_BYTES > value_size:
+        return f"{events} events claimed in a record of {value_size} bytes"
+    groups = summary.groups
+    if any(type(g[EVENTS]) is not int or g[EVENTS] < 1 for g in groups):
+        return "a group adds no events, or a negative number of them"
+    unknown = [t for t in summary.types if t not in bounds.types]
+    if unknown:
+        return f"unknown event types {unknown[:3]}"
+    for counts in summary.counts:
+        for kpi, n, d in counts:
+            if kpi not in bounds.kpis:
+                return f"unknown KPI {kpi!r}"
+            if not (type(n) is int and type(d) is int and 0 <= n <= d <= 1):
+                return f"KPI {kpi!r} counts {n}/{d} for one event (0 <= n <= d <= 1)"
+    for chain in summary.chains:
+        strangers = [code for code in chain if not bounds.units(code)]
+        if strangers:
+            return f"unknown units {strangers[:3]}"
+    return _times_problem(summary, now_s + bounds.clock_skew_s)
+
+
+def _times_problem(summary: Summary, latest: float) -> str | None:
+    times, buckets = summary.times, [g[BUCKET] for g in summary.groups]
+    if times and not (EARLIEST_EVENT_EPOCH <= min(times) and max(times) <= latest):
+        return "an event time outside the contract's years or ahead of the clock"
+    if buckets and not (EARLIEST_EVENT_EPOCH - BUCKET_S < min(buckets) <= max(buckets) <= latest):
+        return "a bucket outside the contract's years or ahead of the clock"
+    return None

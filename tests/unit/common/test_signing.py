@@ -1,0 +1,169 @@
+"""Record signatures, version 2 (issue 15): they cover the topic, the record key and every
+``egov_`` header; older or foreign MACs are read as unsigned, forged ones are told apart;
+and the key itself is refused at start-up when missing, public or weak."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from services.common.settings import (
+    CommonSettings,
+    SigningKeyError,
+    key_entropy_bits,
+    signing_key_problem,
+)
+from services.common.signing import (
+    SUMMARY_HEADER,
+    SUMMARY_MAC_HEADER,
+    VALIDATED_HEADER,
+    RecordSigner,
+    SummaryCheck,
+)
+
+KEY = bytes.fromhex("5c" * 8 + "0f" * 8 + "a1" * 8 + "e7" * 8)
+CONTRACT, SUMMARIES = b"contract-fingerprint", b"summary-fingerprint"
+TOPIC, RECORD_KEY, VALUE, SUMMARY = "egov.documents", b"19", b'[{"id": "e1"}]', b'{"g": []}'
+BASE = [("content-type", b"application/cloudevents-batch+json"), ("egov_accepted_ms", b"1")]
+
+
+def signer(key: bytes = KEY, summaries: bytes = SUMMARIES) -> RecordSigner:
+    return RecordSigner(key, CONTRACT, summaries)
+
+
+def signed_headers(s: RecordSigner | None = None) -> list[tuple[str, object]]:
+    """As ingest signs (services/ingest/publisher.py ``signed``): summary, then record."""
+    s = s or signer()
+    headers: list[tuple[str, object]] = list(BASE)
+    headers += s.summary_headers(VALUE, SUMMARY, topic=TOPIC, key=RECORD_KEY, headers=headers)
+    headers.append(s.header(VALUE, topic=TOPIC, key=RECORD_KEY, headers=headers))
+    return headers
+
+
+def verdict(
+    headers: list[tuple[str, object]], topic: str = TOPIC, key: bytes | None = RECORD_KEY
+) -> tuple[bool, SummaryCheck]:
+    s = signer()
+    check, _ = s.check_summary(VALUE, headers, topic=topic, key=key)
+    return s.verifies(VALUE, headers, topic=topic, key=key), check
+
+
+def test_a_record_as_ingest_signed_it_verifies() -> None:
+    headers = signed_headers()
+    assert verdict(headers) == (True, SummaryCheck.VERIFIED)
+    assert signer().verified_summary(VALUE, headers, topic=TOPIC, key=RECORD_KEY) == SUMMARY
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        pytest.param(lambda h: h, {"topic": "egov.dossiers"}, id="copied to another topic"),
+        pytest.param(lambda h: h, {"key": b"38"}, id="re-keyed"),
+        pytest.param(lambda h: h, {"key": None}, id="key dropped"),
+        pytest.param(lambda h: [*h, ("egov_backfill", b"1")], {}, id="backfill header added"),
+        pytest.param(lambda h: [*h, ("egov_publisher", b"other")], {}, id="publisher added"),
+        pytest.param(
+            lambda h: [(k, b"2" if k == "egov_accepted_ms" else v) for k, v in h],
+            {},
+            id="acceptance time changed",
+        ),
+        pytest.param(lambda h: [*h, ("egov_accepted_ms", b"1")], {}, id="header duplicated"),
+        pytest.param(
+            lambda h: [(k, v) for k, v in h if k != "egov_accepted_ms"], {}, id="header removed"
+        ),
+    ],
+)
+def test_what_the_signature_covers(change: object, where: dict[str, object]) -> None:
+    """Each change makes both MACs of a signed record fail, so the summary is forged."""
+    assert callable(change)
+    headers = change(signed_headers())
+    topic = str(where.get("topic", TOPIC))
+    key = where["key"] if "key" in where else RECORD_KEY
+    assert verdict(headers, topic, key) == (False, SummaryCheck.FORGED)  # type: ignore[arg-type]
+
+
+def test_headers_outside_egov_and_their_order_are_not_covered() -> None:
+    headers = [("traceparent", b"00-ab-01"), *reversed(signed_headers())]
+    assert verdict(headers) == (True, SummaryCheck.VERIFIED)
+
+
+def test_version_1_signatures_are_read_as_unsigned_not_forged() -> None:
+    """What ingest wrote before this version: the bare hex HMAC of the value."""
+    headers = [*BASE, (SUMMARY_HEADER, SUMMARY), (SUMMARY_MAC_HEADER, b"ab" * 32)]
+    headers.append((VALIDATED_HEADER, b"cd" * 32))
+    assert verdict(headers) == (False, SummaryCheck.NOT_OURS)
+
+
+def test_another_key_or_fingerprint_is_not_ours_and_not_forged() -> None:
+    """A key rotation or a rolling upgrade of the catalogue: read the events, never reject."""
+    other_key = signer(key=bytes(reversed(KEY)))
+    assert verdict(signed_headers(other_key)) == (False, SummaryCheck.NOT_OURS)
+    other_catalogue = signer(summaries=b"another catalogue")
+    assert verdict(signed_headers(other_catalogue)) == (True, SummaryCheck.NOT_OURS)
+
+
+def test_a_summary_without_a_mac_is_unsigned() -> None:
+    headers = [h for h in signed_headers() if h[0] != SUMMARY_MAC_HEADER]
+    assert verdict(headers)[1] is SummaryCheck.UNSIGNED
+    headers = [(k, None if k == SUMMARY_MAC_HEADER else v) for k, v in signed_headers()]
+    assert verdict(headers)[1] is SummaryCheck.UNSIGNED
+    # A null summary header claims nothing.
+    assert verdict([*BASE, (SUMMARY_HEADER, None)])[1] is SummaryCheck.NONE
+
+
+def test_a_guessed_mac_with_our_ids_is_forged() -> None:
+    headers = signed_headers()
+    mac = dict(headers)[SUMMARY_MAC_HEADER]
+    assert isinstance(mac, bytes)
+    guessed = mac[:-64] + b"0" * 64
+    headers = [(k, guessed if k == SUMMARY_MAC_HEADER else v) for k, v in headers]
+    assert verdict(headers)[1] is SummaryCheck.FORGED
+
+
+# --------------------------------------------------------------- the key at start-up
+
+
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        (None, "is required"),
+        ("", "is required"),
+        ("egov-dev-only-signing-key", "public default"),
+        ("0123456789abcdef" * 2, "too weak"),  # 32 hex digits: 128 bits
+        ("k" * 64, "too weak"),
+        ("correct horse battery staple", "too weak"),
+    ],
+)
+def test_a_missing_public_or_weak_key_stops_a_service_outside_the_embedded_broker(
+    key: str | None, why: str
+) -> None:
+    settings = CommonSettings(record_signing_key=key, embedded_broker=False)
+    with pytest.raises(SigningKeyError, match=why) as error:
+        settings.record_signer(CONTRACT)
+    if key:
+        assert key not in str(error.value)  # the message never repeats the key
+
+
+def test_a_strong_key_is_accepted() -> None:
+    for key in (secrets.token_hex(32), secrets.token_urlsafe(32)):
+        settings = CommonSettings(record_signing_key=key, embedded_broker=False)
+        assert settings.signs_records and settings.record_signer(CONTRACT) is not None
+
+
+def test_the_embedded_default_may_run_unsigned_but_never_with_the_public_key() -> None:
+    assert (
+        CommonSettings(record_signing_key=None, embedded_broker=True).record_signer(CONTRACT)
+        is None
+    )
+    assert CommonSettings(record_signing_key="short", embedded_broker=True).signs_records
+    with pytest.raises(SigningKeyError, match="public default"):
+        CommonSettings(
+            record_signing_key="egov-dev-only-signing-key", embedded_broker=True
+        ).record_signer(CONTRACT)
+
+
+def test_entropy_estimate() -> None:
+    assert key_entropy_bits(secrets.token_hex(32)) == 256
+    assert key_entropy_bits("ab" * 40) == 80  # two symbols: one bit each
+    assert signing_key_problem("", required=False) is None
