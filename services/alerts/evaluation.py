@@ -127,8 +127,10 @@ class Evaluator:
         s = self.settings
         tracked = open_alerts  # identities with an open alert: see conditions.py
         # A window not read this cycle is unknown: the lifecycle leaves its alerts alone.
+        # The burn windows read beside them are for KpiBudgetBurn only.
+        windows = [w for w in seen.plan.windows if w in s.alert_windows]
         verdicts = list(
-            conditions.kpi_below_target(self._volume_floors(seen.figures), seen.plan.windows,
+            conditions.kpi_below_target(self._volume_floors(seen.figures), windows,
                                         self._hysteresis_bp, s.alert_for_s, tracked)
         )  # fmt: skip
         verdicts = conditions.day_ended(verdicts, open_alerts, now, seen.complete)

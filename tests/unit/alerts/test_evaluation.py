@@ -115,3 +115,12 @@ def test_the_day_is_the_figures_own_until_the_worker_rolls_over() -> None:
     assert cycle(ev, book, [fig(18, 20, kpi="document_signing", start=yesterday)],
                  just_after) == []  # fmt: skip
     assert c.BELOW in {k.condition for k in book.open}
+
+
+def test_burn_windows_read_on_slow_cycles_are_not_judged_below_target() -> None:
+    ev, book = evaluator(alert_burn_enabled=True), new_book()
+    rolling = [fig(0, 100, w, kpi="document_signing") for w in c.BURN_WINDOWS]
+    assert {w for w in c.BURN_WINDOWS} <= set(ev.plan({}, MONDAY_10).windows)
+    opened = {(t.alert.key.condition, t.alert.key.window) for t in
+              cycle(ev, book, rolling, MONDAY_10)}  # fmt: skip
+    assert opened == {(c.BURN, "6h")}  # at a 90 % target only the slow rule can fire
