@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -234,7 +235,7 @@ class Harness:
         self.log = run_dir() / f"metrics-worker-{prefix}.log"
         # As in a deployment, ingest and the worker share a key: records "from ingest"
         # (batches) carry ingest's signature and summary, made by ingest's own code.
-        self.signing_key = uuid.uuid4().hex
+        self.signing_key = secrets.token_hex(32)  # strong, as a deployment needs
         contract, registry = Contract.load(), UnitRegistry.from_dir()
         catalogue = KpiCatalogue.load(event_types=contract.event_types)
         self.signer = RecordSigner(
@@ -324,7 +325,10 @@ class Harness:
             records, errors = self.validator.check(orjson.loads(value), now)
             if errors:
                 raise RuntimeError(f"ingest would refuse a benchmark event: {errors[0]}")
-            out += [(topic, r.key, r.value, r.headers) for r in signed(pack(records), self.signer)]
+            out += [
+                (topic, r.key, r.value, r.headers)
+                for r in signed(pack(records), self.signer, topic_of=self.topic)
+            ]
         return out
 
     async def publish(self, messages: list[Message]) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
 import tempfile
 import time
 import uuid
@@ -168,7 +169,7 @@ async def soak(minutes: float) -> tuple[Samples, dict[str, str]]:
                 "EGOV_SIMULATOR_RATE": str(RATE),
                 "EGOV_SIMULATOR_API_KEY": key,
                 "EGOV_SIMULATOR_HISTORY_S": str(HISTORY_S),
-                "EGOV_RECORD_SIGNING_KEY": uuid.uuid4().hex,  # as `make up` does
+                "EGOV_RECORD_SIGNING_KEY": secrets.token_hex(32),  # as `make up` does
                 "PYTHONUNBUFFERED": "1",
             }
             logs = run_dir()

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
@@ -94,7 +94,8 @@ class KafkaPublisher:
             # asyncio.timeout rather than wait_for: no extra task per request.
             async with asyncio.timeout(self._timeout_s):
                 stamp = accepted_header(accepted or datetime.now(UTC))
-                await self._send_all(producer, signed(pack(records), self._signer, stamp))
+                out = signed(pack(records), self._signer, stamp, self._topic)
+                await self._send_all(producer, out)
         except (KafkaError, TimeoutError) as exc:
             log.warning("publish of %d records failed: %r", len(records), exc)
             raise PublishError(f"the broker did not acknowledge the events ({exc!r})") from exc
@@ -196,14 +197,22 @@ def pack(records: Sequence[Record]) -> Sequence[Record]:
     return packed
 
 
+def default_topic(family: str) -> str:
+    """The topic of an event family under CommonSettings' default topic names."""
+    return f"egov.{family}"
+
+
 def signed(
     records: Sequence[Record],
     signer: RecordSigner | None,
     stamp: tuple[str, bytes] | None = None,
+    topic_of: Callable[[str], str] = default_topic,
 ) -> Sequence[Record]:
     """``records`` with the signature header added (unchanged without a signer or
     ``stamp``), and a packed record with its signed summary when its events were
-    summarised; ``stamp``: one more header for every record (the acceptance time)."""
+    summarised; ``stamp``: one more header for every record (the acceptance time).
+    The signatures cover the topic each record goes to (``topic_of`` its family), its
+    key and every ``egov_`` header: add them all before signing."""
     if signer is None and stamp is None:
         return records
     extra = [] if stamp is None else [stamp]
@@ -212,9 +221,14 @@ def signed(
         if signer is None:
             out.append(dataclasses.replace(r, headers=[*r.headers, *extra]))
             continue
-        headers = [*r.headers, *extra, signer.header(r.value)]
+        topic, key = topic_of(r.topic_family), r.key
+        headers = [*r.headers, *extra]
         if len(r.entries) > 1 and signer.summarizes:
-            headers += signer.summary_headers(r.value, summaries.encode(r.entries))
+            summary = summaries.encode(r.entries)
+            headers += signer.summary_headers(
+                r.value, summary, topic=topic, key=key, headers=headers
+            )
+        headers.append(signer.header(r.value, topic=topic, key=key, headers=headers))
         out.append(dataclasses.replace(r, headers=headers))
     return out
 

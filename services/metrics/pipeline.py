@@ -22,13 +22,13 @@ import orjson
 from aiokafka.errors import KafkaError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from services.common.contract import EARLIEST_EVENT_EPOCH, Contract
+from services.common.contract import Contract
 from services.common.headers import BACKFILL_HEADER as BACKFILL_HEADER
 from services.common.headers import accepted_at
 from services.common.kpis import KpiCatalogue
-from services.common.signing import RecordSigner
-from services.common.summaries import BUCKET, EVENTS, Summary, SummaryReader
-from services.metrics import store
+from services.common.signing import RecordSigner, SummaryCheck
+from services.common.summaries import SummaryReader
+from services.metrics import sanity, store
 from services.metrics.contributions import Contribution, Deltas, Packed, contribution_of
 from services.metrics.decoding import (
     REFORM_EPOCH,
@@ -41,7 +41,7 @@ from services.metrics.dossiers import DOSSIER_TYPES, event_identity, fact_of
 from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures, TopicPartition
 from services.metrics.logcheck import Stored
-from services.metrics.periods import BUCKET_S, EPOCH_ORDINAL, VN_OFFSET_S, Periods
+from services.metrics.periods import EPOCH_ORDINAL, VN_OFFSET_S, Periods
 from services.metrics.store import Claim, FlushResult, PartitionBatch
 
 log = logging.getLogger(__name__)
@@ -252,7 +252,12 @@ class Preparer:
         self._signer = signer
         self._families = {t: contract.family(t) for t in contract.event_types}
         self._summaries = SummaryReader()
-        self._kpi_ids = frozenset(catalogue.ids)
+        self._bounds = sanity.SummaryBounds(
+            frozenset(catalogue.ids),
+            frozenset(self._families),
+            decoder.knows_unit,
+            clock_skew.total_seconds(),
+        )
 
     def prepare(
         self, records: Iterable[Record], now: datetime, out: Prepared | None = None
@@ -310,19 +315,32 @@ class Preparer:
         signer = self._signer
         if signer is not None:
             # Summarised by ingest under this contract, catalogue and registry: counted
-            # as groups when every event is in bounds, else read event by event.
-            summary = signer.verified_summary(record.value, record.headers)
+            # as groups when every event is in bounds, else read event by event. A summary
+            # forged, unsigned or nonsense is never counted: the record is dead-lettered.
+            topic, key = record.topic, record.key
+            check, summary = signer.check_summary(
+                record.value, record.headers, topic=topic, key=key
+            )
+            if check in (SummaryCheck.FORGED, SummaryCheck.UNSIGNED):
+                detail = "its summary's MAC does not verify for this key and fingerprint"
+                if check is SummaryCheck.UNSIGNED:
+                    detail = "it claims a summary without a MAC"
+                out.dead_letters.append(dead_letter(record, Rejected(check.value, detail)))
+                return
             if summary is None:
                 # Validated by ingest under this contract: the schema check is not repeated.
-                signed = signer.verifies(record.value, record.headers)
+                signed = signer.verifies(record.value, record.headers, topic=topic, key=key)
             else:
-                counted = self._prepare_summary(batch, summary, now_s, too_late_before, backfill)
+                counted = self._prepare_summary(
+                    batch, summary, len(record.value or b""), now_s, too_late_before, backfill
+                )
+                if isinstance(counted, Rejected):
+                    out.dead_letters.append(dead_letter(record, counted))
+                    return
                 if counted:
                     out.paths["summary"] = out.paths.get("summary", 0) + 1
                     return
-                # Read event by event; validated in full if the summary was unusable (an
-                # ingest bug: then its "validated" is not believed either).
-                signed = counted is False
+                signed = True  # its events need a look one by one; ingest validated them
             if signed:
                 self._prepare_signed(out, batch, record, now_s, too_late_before, backfill)
                 out.paths["signed"] = out.paths.get("signed", 0) + 1
@@ -342,26 +360,25 @@ class Preparer:
         self,
         batch: PartitionBatch,
         raw: bytes,
+        value_size: int,
         now_s: float,
         too_late_before: float,
         backfill: bool,
-    ) -> bool | None:
+    ) -> bool | Rejected:
         """Count a summarised record as groups, when nothing in it needs a per-event look:
         every event within the clock skew and (unless backfilled) within the grace. False:
-        its events need that look; None: the summary is unusable (malformed, or adding what
-        no valid event adds), so its events must be validated in full."""
+        its events need that look; Rejected: the summary is malformed or adds what no
+        valid record adds (services/metrics/sanity.py), and the record is dead-lettered."""
         try:
             summary = self._summaries.read(raw)
-            packed = Packed.of(summary, self._families, backfill, len(batch.contributions))
-            sound = self._sound(summary, now_s)
-        except Exception as exc:  # its MAC verified: an ingest bug, not input
-            log.warning("unusable summary, validating the record's events instead: %r", exc)
-            return None
-        if not sound:
-            log.warning("a summary out of bounds, validating the record's events instead")
-            return None
-        if not DOSSIER_TYPES.isdisjoint(summary.types):
-            return False  # ingest's digests are per event, the ledger needs each dossier
+            wrong = sanity.problem(summary, value_size, self._bounds, now_s)
+            if wrong is None:
+                packed = Packed.of(summary, self._families, backfill, len(batch.contributions))
+        except Exception as exc:  # its MAC verified: a stolen key or an ingest bug
+            wrong = f"malformed: {exc!r}"[:2000]
+        if wrong is not None:
+            log.warning("a signed summary is dead-lettered: %s", wrong)
+            return Rejected(sanity.NONSENSE, wrong)
         epochs = packed.epochs
         if not epochs or max(epochs) > now_s + self._clock_skew.total_seconds():
             return False
@@ -369,28 +386,6 @@ class Preparer:
             return False
         batch.packed.append(packed)
         return True
-
-    def _sound(self, summary: Summary, now_s: float) -> bool:
-        """Whether what a summary adds is possible: times and buckets within the contract's
-        years and not ahead of the clock, KPIs this worker knows, 0 <= numerator <= denominator.
-        A summary that is not is never counted: the record's events are judged one by one."""
-        latest = now_s + self._clock_skew.total_seconds()
-        times, groups = summary.times, summary.groups
-        buckets = [g[BUCKET] for g in groups]
-        if times and not (EARLIEST_EVENT_EPOCH <= min(times) and max(times) <= latest):
-            return False
-        if buckets and not (
-            EARLIEST_EVENT_EPOCH - BUCKET_S < min(buckets) <= max(buckets) <= latest
-        ):
-            return False
-        if any(type(g[EVENTS]) is not int or g[EVENTS] < 1 for g in groups):
-            return False
-        known = self._kpi_ids
-        return all(
-            kpi in known and type(n) is int and type(d) is int and 0 <= n <= d
-            for counts in summary.counts
-            for kpi, n, d in counts
-        )
 
     def _prepare_signed(
         self,

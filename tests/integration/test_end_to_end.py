@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import secrets
 import time
 import uuid
 from datetime import UTC, datetime
@@ -140,7 +141,7 @@ def test_signed_records_are_trusted_and_forged_ones_validated(
     batch record also carries its summary (counted by groups, services/common/summaries.py)."""
     unit = "01843"
     token = asyncio.run(_key(database_url, "19"))
-    key = uuid.uuid4().hex
+    key = secrets.token_hex(32)  # strong: refused otherwise outside the embedded broker
     env, ingest_port, metrics_port = pipeline_env(
         common_settings, database_url, tmp_path, EGOV_RECORD_SIGNING_KEY=key
     )
@@ -161,7 +162,8 @@ def test_signed_records_are_trusted_and_forged_ones_validated(
         signer = RecordSigner(key.encode(), Contract.load().fingerprint)
         [packed] = asyncio.run(read_topic(common_settings, common_settings.topic_documents))
         record_headers = [(k, bytes(v)) for k, v in packed.headers]
-        assert signer.verifies(packed.value, record_headers)
+        where = {"topic": common_settings.topic_documents, "key": packed.key}
+        assert signer.verifies(packed.value, record_headers, **where)
         # And its summary, which a worker with the same contract, KPIs and units trusts.
         contract = Contract.load()
         worker_signer = record_signer(
@@ -171,7 +173,7 @@ def test_signed_records_are_trusted_and_forged_ones_validated(
             UnitRegistry.from_dir(),
         )
         assert worker_signer is not None
-        summary = worker_signer.verified_summary(packed.value, record_headers)
+        summary = worker_signer.verified_summary(packed.value, record_headers, **where)
         assert summary is not None and len(SummaryReader().read(summary).index) == 3
 
         valid, invalid = document_event(unit), document_event(unit)
