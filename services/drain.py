@@ -29,7 +29,9 @@ STILL_S = 2.0
 
 async def end_offsets(settings: CommonSettings) -> dict[tuple[str, int], int]:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        **settings.kafka_security,
     )
     await asyncio.wait_for(consumer.start(), settings.kafka_request_timeout_s)
     try:

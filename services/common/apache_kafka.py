@@ -26,6 +26,8 @@ from services.common.paths import REPO_ROOT
 KAFKA_VERSION = "4.1.1"
 DEPLOY_DIR = REPO_ROOT / "deploy" / "kafka"
 SERVER_PROPERTIES = DEPLOY_DIR / "server.properties"
+SECURITY_PROPERTIES = DEPLOY_DIR / "security.properties"
+"""SASL listeners and the ACL authorizer, appended when a cluster runs with ``KafkaAuth``."""
 CACHE_DIR = REPO_ROOT / "var" / "cache" / f"kafka-{KAFKA_VERSION}"  # one per checkout
 #: Each broker's heap: the machine has 24 GiB and two cores; three brokers fit in 1.5.
 HEAP = "512m"
@@ -66,6 +68,37 @@ def new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
 
 
+@dataclass(frozen=True)
+class KafkaAuth:
+    """Credentials of an authenticated cluster: the brokers' own principals (``admin``
+    between brokers, ``controller`` on the controller listener, both super users) and
+    the SCRAM-SHA-512 users made when the storage is formatted (name -> password)."""
+
+    admin_password: str
+    controller_password: str
+    users: dict[str, str]
+
+    def scram_arguments(self) -> list[str]:
+        """``kafka-storage format`` arguments that create every SCRAM user, admin first."""
+        users = {"admin": self.admin_password, **self.users}
+        return [
+            f"--add-scram=SCRAM-SHA-512=[name={name},password={password}]"
+            for name, password in users.items()
+        ]
+
+    def jaas_settings(self) -> dict[str, str]:
+        """Each node's logins: PLAIN on the controller listener, SCRAM between brokers."""
+        plain = "org.apache.kafka.common.security.plain.PlainLoginModule required"
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required"
+        controller = self.controller_password
+        return {
+            "listener.name.controller.plain.sasl.jaas.config": f'{plain} username="controller"'
+            f' password="{controller}" user_controller="{controller}";',
+            "listener.name.broker.scram-sha-512.sasl.jaas.config": f'{scram} username="admin"'
+            f' password="{self.admin_password}";',
+        }
+
+
 @dataclass
 class KafkaNode:
     """One combined broker-and-controller process of a cluster."""
@@ -96,9 +129,11 @@ class KafkaCluster(ManagedServer):
         ports: list[int] | None = None,
         controller_ports: list[int] | None = None,
         host: str = "127.0.0.1",
+        auth: KafkaAuth | None = None,
     ) -> None:
         self.root = root
         self.host = host
+        self.auth = auth
         self.libs = kafka_libs()
         ports = ports or [free_port() for _ in range(nodes)]
         controller_ports = controller_ports or [free_port() for _ in range(nodes)]
@@ -127,11 +162,12 @@ class KafkaCluster(ManagedServer):
         """What differs per node and per cluster size; the rest is server.properties."""
         voters = ",".join(f"{n.node_id}@{self.host}:{n.controller_port}" for n in self.nodes)
         replicas = self.replication
+        name = "PLAINTEXT" if self.auth is None else "BROKER"
         return {
             "node.id": node.node_id,
-            "listeners": f"PLAINTEXT://{self.host}:{node.port},"
+            "listeners": f"{name}://{self.host}:{node.port},"
             f"CONTROLLER://{self.host}:{node.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{self.host}:{node.port}",
+            "advertised.listeners": f"{name}://{self.host}:{node.port}",
             "controller.quorum.voters": voters,
             "log.dirs": node.data_dir,
             "default.replication.factor": replicas,
@@ -139,6 +175,7 @@ class KafkaCluster(ManagedServer):
             "offsets.topic.replication.factor": replicas,
             "transaction.state.log.replication.factor": replicas,
             "transaction.state.log.min.isr": max(1, replicas - 1),
+            **({} if self.auth is None else self.auth.jaas_settings()),
         }
 
     def _write_config(self, node: KafkaNode) -> Path:
@@ -147,6 +184,9 @@ class KafkaCluster(ManagedServer):
         config = self.root / f"node-{node.node_id}.properties"
         lines = [f"{key}={value}" for key, value in self.node_settings(node).items()]
         shared = SERVER_PROPERTIES.read_text()
+        if self.auth is not None:
+            shared += "\n" + SECURITY_PROPERTIES.read_text()
+        config.touch(mode=0o600)  # it holds the brokers' passwords when auth is on
         config.write_text(shared + "\n# this node (services/common/apache_kafka.py)\n"
                           + "\n".join(lines) + "\n")  # fmt: skip
         return config
@@ -168,6 +208,7 @@ class KafkaCluster(ManagedServer):
         command = self._java(
             "kafka.tools.StorageTool", "format", "--ignore-formatted",
             f"--cluster-id={self._cluster_id()}", "--config", str(config),
+            *([] if self.auth is None else self.auth.scram_arguments()),
         )  # fmt: skip
         command = [c for c in command if not c.startswith("-Xm")]
         done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)  # noqa: S603

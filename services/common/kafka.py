@@ -1,10 +1,12 @@
-"""Kafka adapters: a producer with safe defaults and idempotent topic creation."""
+"""Kafka adapters: a producer with safe defaults, idempotent topic creation, and the
+service's Kafka credentials for every client it opens (aiokafka's and Faust's)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
+import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -30,6 +32,7 @@ def make_producer(settings: CommonSettings, **overrides: object) -> AIOKafkaProd
         "max_batch_size": 1024 * 1024,
         "max_request_size": 8 * 1024 * 1024,
         "compression_type": None,
+        **settings.kafka_security,
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)
@@ -41,6 +44,7 @@ async def ensure_topics(settings: CommonSettings, topics: list[str] | None = Non
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         request_timeout_ms=int(settings.kafka_request_timeout_s * 1000),
+        **settings.kafka_security,
     )
     await asyncio.wait_for(admin.start(), settings.kafka_request_timeout_s)
     try:
@@ -58,3 +62,15 @@ async def ensure_topics(settings: CommonSettings, topics: list[str] | None = Non
             log.info("created topics %s", [t.name for t in missing])
     finally:
         await admin.close()
+
+
+def faust_credentials(settings: CommonSettings) -> faust.SASLCredentials | None:
+    """The service's principal for Faust's ``broker_credentials`` (None: no authentication)."""
+    if not settings.kafka_sasl_username:
+        return None
+    password = settings.kafka_sasl_password
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password="" if password is None else password.get_secret_value(),
+        mechanism=settings.kafka_sasl_mechanism,
+    )

@@ -14,6 +14,7 @@ import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 
+from services.common.kafka import faust_credentials
 from services.metrics.settings import MetricsSettings
 
 TopicPartition = tuple[str, int]
@@ -89,6 +90,7 @@ def create_app(settings: MetricsSettings) -> MetricsApp:
     app = MetricsApp(
         settings.metrics_app_id,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap_servers.split(",")],
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         datadir=str(settings.metrics_data_dir),
         web_enabled=True,

@@ -120,9 +120,14 @@ class LogCheck:
     """Reads back the record before each stored position, on a consumer of its own."""
 
     def __init__(
-        self, bootstrap_servers: str, registry: CollectorRegistry, embedded_broker: bool = False
+        self,
+        bootstrap_servers: str,
+        registry: CollectorRegistry,
+        embedded_broker: bool = False,
+        security: Mapping[str, object] | None = None,
     ) -> None:
         self._bootstrap = bootstrap_servers
+        self._security = dict(security or {})  # the worker's Kafka credentials
         # tansu's ListOffsets answers its last batch's base offset: no end to trust there.
         self._trust_ends = not embedded_broker
         self.resets = Counter(
@@ -175,6 +180,7 @@ class LogCheck:
             auto_offset_reset="none",
             # tansu answers a waiting fetch late unless the wait is short.
             fetch_max_wait_ms=100,
+            **self._security,
         )
         await consumer.start()
         try:
