@@ -16,8 +16,8 @@ from typing import Final
 from services.common.rates import (
     NO_RATE,
     Lang,
-    format_count,
     format_datetime,
+    format_duration,
     format_fraction,
     format_rate,
     format_target,
@@ -117,11 +117,11 @@ def silent(
     since_en = f"last received {format_datetime(last, 'en')}" if last else "nothing received yet"
     vi = (
         f"{unit_name} ({unit}): không nhận được dữ liệu từ hệ thống {sys_vi} trong "
-        f"{_duration(silent_s, 'vi')} làm việc ({since_vi})."
+        f"{format_duration(silent_s, 'vi')} làm việc ({since_vi})."
     )
     en = (
         f"{unit_name} ({unit}): no data from the {sys_en} system for "
-        f"{_duration(silent_s, 'en')} of working time ({since_en})."
+        f"{format_duration(silent_s, 'en')} of working time ({since_en})."
     )
     return vi, en
 
@@ -151,13 +151,3 @@ def _times(factor: float, lang: Lang) -> str:
     """A multiple with one decimal at most: "14,4" (vi), "14.4" (en); "6" not "6.0"."""
     plain = f"{factor:.1f}".removesuffix(".0")
     return plain.replace(".", ",") if lang == "vi" else plain
-
-
-def _duration(seconds: float, lang: Lang) -> str:
-    """Whole minutes as hours and minutes: "2 giờ 5 phút" (vi), "2 h 5 min" (en)."""
-    hours, minutes = divmod(int(seconds // 60), 60)
-    hour_word, minute_word = ("giờ", "phút") if lang == "vi" else ("h", "min")
-    if hours == 0:
-        return f"{minutes} {minute_word}"
-    text = f"{format_count(hours, lang)} {hour_word}"
-    return f"{text} {minutes} {minute_word}" if minutes else text

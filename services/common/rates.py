@@ -134,6 +134,19 @@ def format_datetime(dt: datetime, lang: Lang) -> str:
     return f"{format_date(local.date(), lang)} {local:%H:%M}"
 
 
+def format_duration(seconds: float, lang: Lang) -> str:
+    """A duration in whole minutes, as hours and minutes: "2 giờ 5 phút" (vi), "2 h 5 min" (en).
+
+    Whole minutes, rounded down: a silence of 59 min 59 s has not yet lasted an hour.
+    """
+    hours, minutes = divmod(int(seconds // 60), 60)
+    hour_word, minute_word = ("giờ", "phút") if lang == "vi" else ("h", "min")
+    if hours == 0:
+        return f"{minutes} {minute_word}"
+    text = f"{format_count(hours, lang)} {hour_word}"
+    return f"{text} {minutes} {minute_word}" if minutes else text
+
+
 def _in_vietnam(dt: datetime) -> datetime:
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError(f"a time without offset cannot be placed in Vietnam time: {dt!r}")

@@ -17,8 +17,8 @@ from urllib.parse import urlencode
 from services.common.figures import Figure, Standing
 from services.common.rates import (
     NO_RATE,
-    format_count,
     format_datetime,
+    format_duration,
     format_fraction,
     format_rate,
     format_target,
@@ -211,8 +211,8 @@ def _alerts(lang: Lang, ov: Overview) -> str:
 def silence_text(lang: Lang, row: UnitRow, now: datetime) -> str:
     if row.last_event is None:
         return text(lang, "silent_never")
-    minutes = int((now - row.last_event).total_seconds() // 60)
-    return text(lang, "silent_for", minutes=format_count(minutes, lang))
+    silent_s = (now - row.last_event).total_seconds()
+    return text(lang, "silent_for", duration=format_duration(silent_s, lang))
 
 
 def _silent(lang: Lang, ov: Overview, province: str | None, now: datetime) -> str:

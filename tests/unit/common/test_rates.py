@@ -13,6 +13,7 @@ from services.common.rates import (
     format_count,
     format_date,
     format_datetime,
+    format_duration,
     format_fraction,
     format_rate,
     format_target,
@@ -172,3 +173,12 @@ def test_vi_and_en_say_the_same_number(nd: tuple[int, int]) -> None:
     assert vi[:-2].replace(",", ".") == en[:-1]
     whole, _, decimals = en[:-1].partition(".")
     assert len(decimals) == 2 and 0 <= int(whole) <= 100
+
+
+def test_durations_in_hours_and_whole_minutes() -> None:
+    assert format_duration(7_500, "vi") == "2 giờ 5 phút"
+    assert format_duration(7_500, "en") == "2 h 5 min"
+    assert format_duration(3_599.9, "vi") == "59 phút"  # not yet an hour
+    assert format_duration(7_200, "en") == "2 h"
+    assert format_duration(3_600 * 1_200, "vi") == "1.200 giờ"
+    assert format_duration(0, "en") == "0 min"

@@ -133,3 +133,10 @@ def test_a_history_day_counted_above_its_total_is_refused_not_drawn() -> None:
     assert points_from_json([good]) == [TrendPoint("2026-11-22", 2, 2)]
     with pytest.raises(ValueError, match=r"numerator 3 outside 0\.\.2"):
         points_from_json([good, {"day": "2026-11-23", "numerator": 3, "denominator": 2}])
+
+
+def test_a_silent_unit_says_for_how_long_in_hours_and_minutes() -> None:
+    # 01850 last sent 120 minutes before NOW.
+    ov = build_overview(snapshot(figures()), None, None, NOW, 30)
+    assert "không gửi dữ liệu trong 2 giờ" in overview_html("vi", ov, NOW)
+    assert "no data for 2 h" in overview_html("en", ov, NOW)
