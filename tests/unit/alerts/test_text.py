@@ -27,7 +27,7 @@ CALQUES = ("(day)", "(month)", "(1h)", "worker", "ngân sách lỗi", "error bud
 
 
 def test_nong_cong_reads_99_94_in_the_alert_text() -> None:
-    (verdict,) = c.kpi_below_target([NONG_CONG], ["year"], 0.0, 300)
+    (verdict,) = c.kpi_below_target([NONG_CONG], ["year"], 0, 300)
     assert verdict.summary_vi == (
         "Huyện Nông Cống (404): Tỷ lệ văn bản điện tử được ký số từ đầu năm đến nay đạt "
         "99,94 % (11.703 / 11.710), thấp hơn mục tiêu 100 %."
