@@ -18,8 +18,8 @@ from services.metrics.dossiers import (
     Status,
     Tick,
     deltas_of,
+    event_identity,
     fact_of,
-    identity,
     outcome_of_series,
     step,
     sweep,
@@ -162,9 +162,7 @@ def test_returned_is_not_a_resolution() -> None:
 
 
 def test_a_resolution_carries_its_own_appointment_when_the_receipt_did_not() -> None:
-    _, ticks = step(
-        None, Fact("d", "final", Due.parse(DUE_TIME)), at("2024-03-21 09:00"), UNITS
-    )
+    _, ticks = step(None, Fact("d", "final", Due.parse(DUE_TIME)), at("2024-03-21 09:00"), UNITS)
     assert outcomes(ticks) == {"late": 1}
     # No appointment anywhere: not judged, and never overdue.
     unknown, none = step(None, Fact("e", "final"), at("2024-03-21 09:00"), UNITS)
@@ -180,14 +178,14 @@ def test_facts_and_identities_of_events() -> None:
     assert fact_of(RESOLVED, {**data, "outcome": "withdrawn"}).kind == "withdrawn"  # type: ignore[union-attr]
     assert fact_of("vn.egov.document.issued", {}) is None
     # A dossier's final outcome is one, whatever the event ids; returns are each their own.
-    assert identity(RESOLVED, "s", "a", data) == identity(
-        RESOLVED, "s", "b", {**data, "outcome": "rejected"}
+    assert event_identity(RESOLVED, "a", data) == event_identity(
+        RESOLVED, "b", {**data, "outcome": "rejected"}
     )
     returned = {**data, "outcome": "returned"}
-    assert identity(RESOLVED, "s", "a", returned) != identity(RESOLVED, "s", "b", returned)
-    assert identity(RECEIVED, "s", "a", data) == identity(RECEIVED, "s", "b", data)
-    assert identity(RESUBMITTED, "s", "a", data) != identity(RESUBMITTED, "s", "b", data)
-    assert identity("vn.egov.document.issued", "s", "a", {}) != identity(RECEIVED, "s", "a", data)
+    assert event_identity(RESOLVED, "a", returned) != event_identity(RESOLVED, "b", returned)
+    assert event_identity(RECEIVED, "a", data) == event_identity(RECEIVED, "b", data)
+    assert event_identity(RESUBMITTED, "a", data) != event_identity(RESUBMITTED, "b", data)
+    assert event_identity("vn.egov.document.issued", "a", {}) != event_identity(RECEIVED, "a", data)
 
 
 def test_deltas_hold_the_rate_and_the_four_counts_for_every_unit() -> None:
