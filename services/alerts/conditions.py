@@ -341,34 +341,39 @@ def _expected(
     return expected
 
 
-def day_ended(
+CALENDAR_WINDOWS = ("day", "month", "year")
+
+
+def period_ended(
     verdicts: list[Verdict],
     open_alerts: Mapping[AlertKey, Alert],
     now: datetime,
+    read: Container[str],
     complete: bool,
 ) -> list[Verdict]:
-    """Day-window KpiBelowTarget alerts whose day is over resolve.
+    """KpiBelowTarget alerts of a calendar window whose period is over resolve.
 
     After midnight the day window starts again at 0 of 0 ("no data"), which alone would
-    hold a firing alert all night with yesterday's text. The day it was about has ended
-    and cannot recover (the shortfall stays visible in the month and year windows, which
-    are evaluated too), so it resolves, keeping yesterday's text and figures, with
-    ``ended: day`` in its values. Relabelling it to yesterday's date instead would be a
-    new label set, so Alertmanager would page again for an old day. An alert whose unit
-    breaches again on the new day goes on with the new day's figures. A unit that no
-    worker answered for resolves only when every worker answered (else it is unknown).
+    hold a firing alert all night with yesterday's text (a month alert all through the
+    1st, a year alert through 1 January). The period it was about has ended and cannot
+    recover (a day's shortfall stays visible in the month and year windows), so it
+    resolves, keeping that period's text and figures, with ``ended: <window>`` in its
+    values. Relabelling it to the old date instead would be a new label set, so
+    Alertmanager would page again for a period already over. An alert whose unit
+    breaches again in the new period goes on with the new figures. A unit missing from
+    the answers resolves only when every worker answered for that window (``read`` this
+    cycle, ``complete``); else it is unknown.
     """
-    today = now.astimezone(VN_TZ).date()
     fresh = {v.key: i for i, v in enumerate(verdicts)}
     out = list(verdicts)
     for key, alert in open_alerts.items():
-        if key.condition != BELOW or key.window != "day":
+        if key.condition != BELOW or key.window not in CALENDAR_WINDOWS:
             continue
         i = fresh.get(key)
-        if i is None and not complete:
+        if i is None and not (complete and key.window in read):
             continue
-        day = today if i is None else _day_of(out[i].values, today)
-        if day <= _day_of(alert.values, alert.updated_at.astimezone(VN_TZ).date()):
+        current = _start(key.window, now) if i is None else _period_of(out[i], now)
+        if current <= _period_of(alert, alert.updated_at):
             continue
         if i is not None and out[i].status is Status.BREACH:
             continue
@@ -380,9 +385,21 @@ def day_ended(
     return out
 
 
-def _day_of(values: Mapping[str, object], default: date) -> date:
-    period = values.get("period")
-    return date.fromisoformat(period) if isinstance(period, str) else default
+def _period_of(held: Verdict | Alert, at: datetime) -> date:
+    """The period a verdict or an alert is about: as the worker said, else that of ``at``."""
+    period = held.values.get("period")
+    if isinstance(period, str):
+        return date.fromisoformat(period)
+    return _start(held.key.window, at)
+
+
+def _start(window: str, at: datetime) -> date:
+    day = at.astimezone(VN_TZ).date()
+    if window == "month":
+        return day.replace(day=1)
+    if window == "year":
+        return day.replace(month=1, day=1)
+    return day
 
 
 def _ended(alert: Alert) -> Verdict:
@@ -391,7 +408,7 @@ def _ended(alert: Alert) -> Verdict:
         Status.CLEAR,
         alert.severity,
         alert.province,
-        {**alert.values, "ended": "day"},
+        {**alert.values, "ended": alert.key.window},
         alert.annotations.get("summary_vi", ""),
         alert.annotations.get("summary_en", ""),
         0.0,

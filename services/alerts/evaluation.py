@@ -133,7 +133,7 @@ class Evaluator:
             conditions.kpi_below_target(self._volume_floors(seen.figures), windows,
                                         self._hysteresis_bp, s.alert_for_s, tracked)
         )  # fmt: skip
-        verdicts = conditions.day_ended(verdicts, open_alerts, now, seen.complete)
+        verdicts = conditions.period_ended(verdicts, open_alerts, now, windows, seen.complete)
         if seen.plan.slow:
             self._last_slow = now
             if s.alert_burn_enabled:

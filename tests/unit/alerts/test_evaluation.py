@@ -124,3 +124,17 @@ def test_burn_windows_read_on_slow_cycles_are_not_judged_below_target() -> None:
     opened = {(t.alert.key.condition, t.alert.key.window) for t in
               cycle(ev, book, rolling, MONDAY_10)}  # fmt: skip
     assert opened == {(c.BURN, "6h")}  # at a 90 % target only the slow rule can fire
+
+
+def test_a_month_alert_resolves_on_the_first_and_waits_on_cycles_that_skip_the_month() -> None:
+    ev, book = evaluator(), new_book()
+    cycle(ev, book, [fig(10, 20, "month", start=datetime(2026, 11, 1, tzinfo=VN_TZ))],
+          MONDAY_10)  # fmt: skip
+    assert [a.key.window for a in book.open.values()] == ["month"]
+    first = datetime(2026, 12, 1, 0, 0, 5, tzinfo=VN_TZ)
+    fast = Observation(Plan(("day",), slow=False), [], complete=True)  # month not read
+    assert book.observe(ev.verdicts(fast, book.open, {}, first), first) == []
+    december = fig(0, 0, "month", start=datetime(2026, 12, 1, tzinfo=VN_TZ))
+    (resolved,) = cycle(ev, book, [december], first)
+    assert resolved.to_state is State.RESOLVED and resolved.values["ended"] == "month"
+    assert resolved.values["period"] == "2026-11-01"
