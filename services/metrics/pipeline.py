@@ -379,6 +379,8 @@ class Preparer:
         if wrong is not None:
             log.warning("a signed summary is dead-lettered: %s", wrong)
             return Rejected(sanity.NONSENSE, wrong)
+        if not DOSSIER_TYPES.isdisjoint(summary.types):
+            return False  # ingest's digests are per event, the ledger needs each dossier
         epochs = packed.epochs
         if not epochs or max(epochs) > now_s + self._clock_skew.total_seconds():
             return False
