@@ -40,7 +40,7 @@ from tests.integration.processes import running_service
 UNITS = 10_000
 KPIS = ("document_signing", "document_electronic", "dossier_online", "dossier_online_payment",
         "dossier_on_time", "meeting_online", "meeting_paperless")  # fmt: skip
-WINDOWS = ("day", "5m", "30m", "1h", "6h")
+WINDOWS = ("day", "month", "year", "5m", "30m", "1h", "6h")  # every window the alerts read
 FOR_S = 2.0
 
 
