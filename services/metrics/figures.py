@@ -14,6 +14,7 @@ from datetime import date
 
 from services.metrics.contributions import Deltas
 from services.metrics.dossiers import outcome_of_series
+from services.metrics.eras import era_start
 from services.metrics.periods import (
     BUCKET_RETENTION_S,
     CALENDAR_WINDOWS,
@@ -111,7 +112,12 @@ class PartitionFigures:
         return self.outcomes if outcome_of_series(kpi) else self.tallies
 
     def apply(self, deltas: Deltas, oldest_bucket: int, today: date) -> None:
+        # A day of an earlier era (backfilled history) is stored, not kept here: under a
+        # code reused since the reform it would add another unit's figures to today's.
+        first_day = era_start(today)
         for (unit, kpi, day), (num, den) in deltas.daily.items():
+            if day < first_day:
+                continue
             tallies = self.tallies_of(kpi)
             tally = tallies.get((unit, kpi))
             if tally is None:
@@ -147,21 +153,60 @@ class WindowFigure:
 
 
 class Figures:
-    """Figures of every partition this worker owns; a revoked partition's go at once."""
+    """Figures of every partition this worker owns; a revoked partition's go at once.
+
+    ``version`` goes up with every change, and the units a committed step changed are
+    kept until :meth:`take_touched`: the published snapshot (services/metrics/snapshot.py)
+    rebuilds only those, not every unit after every step.
+    """
 
     def __init__(self) -> None:
         self.partitions: dict[TopicPartition, PartitionFigures] = {}
+        self.version = 0
+        self._touched: set[str] | None = None
+        """Units changed since the last take; None: any may have (a partition came or went)."""
 
     def assign(self, tp: TopicPartition, figures: PartitionFigures) -> None:
         self.partitions[tp] = figures
+        self._changed(None)
 
     def revoke(self, tp: TopicPartition) -> None:
-        self.partitions.pop(tp, None)
+        if self.partitions.pop(tp, None) is not None:
+            self._changed(None)
 
     def apply(self, tp: TopicPartition, deltas: Deltas, periods: Periods) -> None:
         figures = self.partitions.get(tp)
         if figures is not None:
             figures.apply(deltas, oldest_bucket(periods), periods.day)
+            units = {unit for unit, _, _ in deltas.daily}
+            units.update(unit for unit, _, _ in deltas.buckets)
+            units.update(unit for unit, _ in deltas.activity)
+            self._changed(units)
+
+    def _changed(self, units: set[str] | None) -> None:
+        self.version += 1
+        if units is None:
+            self._touched = None
+        elif self._touched is not None:
+            self._touched |= units
+
+    def take_touched(self) -> set[str] | None:
+        """The units changed since the last call (None: any may have), and start again."""
+        touched, self._touched = self._touched, set()
+        return touched
+
+    def only(self, units: set[str]) -> Figures:
+        """A view of ``units``' figures (the same tallies, not copies), for building their
+        items without going through every series."""
+        view = Figures()
+        for tp, part in self.partitions.items():
+            view.partitions[tp] = PartitionFigures(
+                {k: t for k, t in part.tallies.items() if k[0] in units},
+                {k: b for k, b in part.buckets.items() if k[0] in units},
+                {k: e for k, e in part.activity.items() if k[0] in units},
+                {k: t for k, t in part.outcomes.items() if k[0] in units},
+            )
+        return view
 
     def prune(self, periods: Periods) -> None:
         for figures in self.partitions.values():

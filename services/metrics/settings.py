@@ -72,6 +72,22 @@ class MetricsSettings(CommonSettings):
     metrics_targets_refresh_s: float = 5.0
     """``EGOV_METRICS_TARGETS_REFRESH_S``: how often operator target overrides are re-read."""
 
+    metrics_snapshot_interval_s: float = Field(default=1.0, gt=0)
+    """``EGOV_METRICS_SNAPSHOT_INTERVAL_S``: how often, at most, the counting loop publishes
+    the /v1/kpis items it answers from (services/metrics/snapshot.py), when a step was
+    committed, a period rolled or a target changed since the last. Answers are at most
+    about this old (their ``snapshot_age_s`` says how old); requests never build items."""
+
+    metrics_history_max_days: int = Field(default=800, ge=1, le=36_600)
+    """``EGOV_METRICS_HISTORY_MAX_DAYS``: the largest ``days`` /v1/kpis/history answers
+    (more is a 400 naming this limit): 800 reaches the whole of 2025, across the reform,
+    from the end of 2026; ``year=YYYY`` reads any one year."""
+
+    metrics_history_concurrency: int = Field(default=2, ge=1)
+    """``EGOV_METRICS_HISTORY_CONCURRENCY``: history queries in PostgreSQL at once per
+    worker; more wait (up to 5 s, then 503): the pool's other connections are the
+    flush's."""
+
     metrics_data_dir: Path = Path("var/metrics")
     """``EGOV_METRICS_DATA_DIR``: Faust's working directory for this worker."""
 

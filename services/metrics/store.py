@@ -23,6 +23,7 @@ from services.common.summaries import DIGEST_SIZE
 from services.common.targets import Override, Scope
 from services.metrics import dossierstore
 from services.metrics.contributions import Contribution, Deltas, Packed, Sums
+from services.metrics.eras import PREVIOUS_ERA, Lineage, era_of_day
 from services.metrics.figures import PartitionFigures, TopicPartition, partition_from_rows
 from services.metrics.logcheck import Stored
 from services.metrics.periods import BUCKET_RETENTION_S, Periods
@@ -427,7 +428,9 @@ async def load_figures(
     Days before this year fold into one row dated the eve of the year, earlier months of
     this year into one dated 1 January, earlier days of this month into one dated the 1st:
     the tallies come out the same, from a few rows per series instead of one per day.
-    Rows dated after today never become the current day (see ``Tally``).
+    Rows dated after today never become the current day (see ``Tally``). Only rows of
+    today's era are loaded: a code reused after the 2025 reform must not add its old
+    unit's figures to the new one's; older eras are history (:func:`history`).
     """
     topics, parts = _tp_arrays(tps)
     year_start = periods.day.replace(month=1, day=1)
@@ -442,6 +445,7 @@ async def load_figures(
                sum(k.numerator)::bigint AS n, sum(k.denominator)::bigint AS d
         FROM kpi_daily k JOIN unnest($1::text[], $2::int[]) AS u(t, p)
           ON k.topic = u.t AND k."partition" = u.p
+        WHERE k.era = $6
         GROUP BY 1, 2, 3, 4, 5
         """,
         topics,
@@ -449,6 +453,7 @@ async def load_figures(
         year_start,
         month_start,
         periods.day,
+        era_of_day(periods.day),
     )
     oldest = int(periods.now.timestamp()) - BUCKET_RETENTION_S
     buckets = await conn.fetch(
@@ -553,18 +558,27 @@ async def _delete_in_pieces(
 
 
 async def history(
-    conn: Connection, unit: str, kpi: str, since: date
+    conn: Connection, lineage: Lineage, kpi: str, first: date, last: date
 ) -> list[tuple[date, int, int]]:
-    """Daily figures of one unit and KPI from ``since``, summed over partitions."""
+    """Daily figures of one unit and KPI from ``first`` to ``last``, summed over partitions:
+    the unit's own rows of its era and, before the reform, its 2024-era predecessors'
+    (``lineage.whole``), never rows of another unit that had its code. At most one row a
+    day: the caller bounds the days."""
     rows = await conn.fetch(
         """
         SELECT day, sum(numerator)::bigint AS n, sum(denominator)::bigint AS d
-        FROM kpi_daily WHERE unit = $1 AND kpi = $2 AND day >= $3
+        FROM kpi_daily
+        WHERE kpi = $1 AND day BETWEEN $2 AND $3
+          AND ((era = $4 AND unit = $5) OR (era = $6 AND unit = ANY($7::text[])))
         GROUP BY day ORDER BY day
         """,
-        unit,
         kpi,
-        since,
+        first,
+        last,
+        lineage.era,
+        lineage.unit,
+        PREVIOUS_ERA,
+        list(lineage.whole),
     )
     return [(r["day"], r["n"], r["d"]) for r in rows]
 

@@ -1,28 +1,70 @@
-"""HTTP views of the metrics worker: Prometheus exposition, the JSON API, health."""
+"""HTTP views of the metrics worker: Prometheus exposition, the JSON API, health.
+
+They run on the event loop that counts, so none of them builds figures per request:
+/v1/kpis answers from the snapshot the loop publishes (services/metrics/snapshot.py),
+/v1/kpis/history from PostgreSQL with a bounded query (services/metrics/history.py),
+a few at a time. A bad or out-of-bounds parameter is a 400 problem+json naming it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 import faust
+import orjson
 from aiohttp import web as aioweb
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from services.common.units import UnitRegistry
-from services.metrics import api, store
+from services.metrics import api, history, store
+from services.metrics.eras import Crosswalk
 from services.metrics.figures import Figures
 from services.metrics.kpitext import KpiText
-from services.metrics.periods import Periods, local_day
+from services.metrics.periods import local_day
+from services.metrics.settings import MetricsSettings
+from services.metrics.snapshot import KpiSnapshots
 from services.metrics.targets import Targets
+
+PROBLEM_BASE = "https://egov-pulse.vn/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+HISTORY_WAIT_S = 5.0
+"""How long a history request waits for a free query slot before a 503."""
 
 
 def _params(request: Any) -> dict[str, list[str]]:
     query = request.query
     return {key: query.getall(key) for key in set(query.keys())}
+
+
+def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> aioweb.Response:
+    """An RFC 9457 problem+json answer, as ingest writes them."""
+    body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
+    headers = {}
+    if "retry_after" in extra:
+        headers["Retry-After"] = str(extra.pop("retry_after"))
+    return aioweb.Response(
+        body=orjson.dumps(body | extra),
+        status=status,
+        content_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def bad_query(exc: api.QueryError) -> aioweb.Response:
+    if isinstance(exc, history.LimitError):
+        return problem(
+            400, "limit-exceeded", "parameter out of bounds", str(exc),
+            parameter=exc.parameter, limit=exc.limit,
+        )  # fmt: skip
+    return problem(400, "bad-query", "bad query", str(exc))
+
+
+def _json(body: dict[str, Any]) -> aioweb.Response:
+    return aioweb.Response(body=orjson.dumps(body), content_type="application/json")
 
 
 def register_views(
@@ -33,10 +75,29 @@ def register_views(
     figures: Figures,
     units: UnitRegistry,
     targets: Targets,
-    clock: Callable[[], Any],
+    clock: Callable[[], datetime],
     pool: Callable[[], Awaitable[asyncpg.Pool]],
     worker_name: str,
-) -> None:
+    settings: MetricsSettings,
+) -> KpiSnapshots:
+    """Register the views and the snapshot timer; returns the snapshots they answer from."""
+    snapshots = KpiSnapshots(
+        figures, units, targets, clock, interval_s=settings.metrics_snapshot_interval_s
+    )
+    crosswalk = Crosswalk.from_dir(settings.units_dir)
+    slots = asyncio.Semaphore(settings.metrics_history_concurrency)
+
+    async def first_snapshot() -> None:
+        # At start-up, before partitions are assigned: nothing to build yet, and from
+        # then on /v1/kpis always has a snapshot to answer from.
+        await snapshots.publish()
+
+    async def publish_snapshot() -> None:
+        await snapshots.refresh()
+
+    app.task(first_snapshot)
+    app.timer(settings.metrics_snapshot_interval_s)(publish_snapshot)
+
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         # Streamed in pieces: a full scrape is ~90 MB of text, which held at once doubled
@@ -61,20 +122,7 @@ def register_views(
 
     @app.page("/v1/kpis")
     async def kpis(web: Any, request: Any) -> Any:
-        try:
-            query = api.KpiQuery.parse(_params(request), targets.catalogue)
-        except api.QueryError as exc:
-            return web.json({"title": "bad query", "detail": str(exc)}, status=400)
-        periods = Periods.at(clock())
-        items = api.kpi_items(query, figures, units, targets, periods)
-        return web.json(
-            {
-                "generated_at": periods.now.isoformat(),
-                "worker": worker_name,
-                "partitions": partitions(),
-                "items": items,
-            }
-        )
+        return kpis_answer(_params(request), snapshots, targets, worker_name)
 
     @app.page("/v1/activity")
     async def activity(web: Any, request: Any) -> Any:
@@ -82,17 +130,49 @@ def register_views(
         return web.json({"worker": worker_name, "partitions": partitions(), "items": items})
 
     @app.page("/v1/kpis/history")
-    async def history(web: Any, request: Any) -> Any:
-        params = request.query
-        unit, kpi = params.get("unit"), params.get("kpi")
-        if not unit or not kpi:
-            detail = "unit and kpi are required"
-            return web.json({"title": "bad query", "detail": detail}, status=400)
+    async def history_page(web: Any, request: Any) -> Any:
         try:
-            days = int(params.get("days", "30"))
-        except ValueError:
-            return web.json({"title": "bad query", "detail": "days must be an integer"}, status=400)
-        since = local_day(clock()) - timedelta(days=max(days, 1) - 1)
-        async with (await pool()).acquire() as conn:
-            rows = await store.history(conn, unit, kpi, since)
-        return web.json({"unit": unit, "kpi": kpi, "items": api.history_items(rows)})
+            query = history.HistoryQuery.parse(
+                _params(request),
+                units,
+                crosswalk,
+                local_day(clock()),
+                settings.metrics_history_max_days,
+            )
+        except api.QueryError as exc:
+            return bad_query(exc)
+        try:
+            await asyncio.wait_for(slots.acquire(), HISTORY_WAIT_S)
+        except TimeoutError:
+            return problem(
+                503, "busy", "history busy", "too many history queries at once; retry",
+                retry_after=1,
+            )  # fmt: skip
+        try:
+            async with (await pool()).acquire() as conn:
+                rows = await store.history(conn, query.lineage, query.kpi, query.first, query.last)
+        finally:
+            slots.release()
+        return _json(history.answer(query, rows))
+
+    return snapshots
+
+
+def kpis_answer(
+    params: dict[str, list[str]], snapshots: KpiSnapshots, targets: Targets, worker_name: str
+) -> aioweb.Response:
+    """/v1/kpis from the latest snapshot: items selected, never built here."""
+    try:
+        query = api.KpiQuery.parse(params, targets.catalogue)
+    except api.QueryError as exc:
+        return bad_query(exc)
+    snapshot = snapshots.latest
+    return _json(
+        {
+            "generated_at": snapshot.periods.now.isoformat(),
+            "snapshot_age_s": round(snapshots.age_s(snapshot), 3),
+            "worker": worker_name,
+            "partitions": list(snapshot.partitions),
+            "items": snapshot.select(query),
+        }
+    )

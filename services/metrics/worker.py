@@ -93,6 +93,7 @@ def build_app(settings: MetricsSettings, clock: Callable[[], datetime] = wall_cl
         clock=clock,
         pool=pool,
         worker_name=worker_name,
+        settings=settings,
     )
     register_wall(app, settings)
     _wire_partitions(

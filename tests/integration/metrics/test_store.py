@@ -13,6 +13,7 @@ import pytest
 from services.common.summaries import Entry, SummaryReader, encode
 from services.metrics import store
 from services.metrics.contributions import Contribution, Packed, dedup_digest
+from services.metrics.eras import Lineage
 from services.metrics.periods import Periods, bucket_of, local_day
 from services.metrics.store import PartitionBatch
 
@@ -130,7 +131,9 @@ async def test_reload_gives_day_month_year_and_buckets(conn: asyncpg.Connection)
     assert tally.total == (3, 3)
     assert sum(n for n, _ in loaded.buckets[("19", "document_signing")].values()) == 1
     assert loaded.activity[("01843", "documents")] == NOW.timestamp()
-    assert await store.history(conn, "19", "document_signing", date(2025, 1, 1)) == [
+    thai_nguyen = Lineage("19", "2025", ("06", "19"))  # Bắc Kạn merged into it in 2025
+    last = date(2026, 11, 23)
+    assert await store.history(conn, thai_nguyen, "document_signing", date(2025, 1, 1), last) == [
         (date(2025, 11, 1), 1, 1),
         (date(2026, 11, 18), 1, 1),
         (date(2026, 11, 23), 1, 1),

@@ -1,0 +1,195 @@
+"""/v1/kpis answers from the snapshot the counting loop publishes, never built per request
+(issue 15, item 5). Time is an input: a wall clock for the periods, a monotonic clock for
+the publishing interval; builds are counted by the snapshots themselves."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from services.metrics import api
+from services.metrics.contributions import Deltas
+from services.metrics.figures import Figures, PartitionFigures
+from services.metrics.periods import ALL_WINDOWS, Periods
+from services.metrics.snapshot import KpiSnapshots
+from services.metrics.targets import Targets
+from services.metrics.web import kpis_answer
+from tests.unit.metrics.helpers import catalogue, registry
+from tests.unit.metrics.test_figures import c
+
+NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+TP = ("egov.documents", 0)
+OTHER_TP = ("egov.documents", 1)
+
+
+class Clocks:
+    def __init__(self) -> None:
+        self.now = NOW
+        self.mono = 1000.0
+
+    def wall(self) -> datetime:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+        self.mono += seconds
+
+
+def setup(piece: int = 2000) -> tuple[Figures, KpiSnapshots, Clocks, Targets]:
+    figures = Figures()
+    figures.assign(TP, PartitionFigures())
+    figures.assign(OTHER_TP, PartitionFigures())
+    clocks = Clocks()
+    targets = Targets(catalogue())
+    snapshots = KpiSnapshots(
+        figures,
+        registry(),
+        targets,
+        clocks.wall,
+        interval_s=1.0,
+        monotonic=clocks.monotonic,
+        piece=piece,
+    )
+    return figures, snapshots, clocks, targets
+
+
+def answer(snapshots: KpiSnapshots, targets: Targets, **params: list[str]) -> dict:  # type: ignore[type-arg]
+    response = kpis_answer(dict(params), snapshots, targets, "unit-worker")
+    assert response.status == 200, response.body
+    return orjson.loads(response.body)  # type: ignore[arg-type, no-any-return]
+
+
+def built_directly(figures: Figures, targets: Targets, clocks: Clocks, **params: list[str]):  # type: ignore[no-untyped-def]
+    query = api.KpiQuery.parse(dict(params), targets.catalogue)
+    return api.kpi_items(query, figures, registry(), targets, Periods.at(clocks.wall()))
+
+
+async def test_a_burst_of_requests_builds_nothing() -> None:
+    figures, snapshots, clocks, targets = setup()
+    figures.apply(TP, Deltas.of([c(NOW), c(NOW, 0)]), Periods.at(NOW))
+    await snapshots.publish()
+    builds = snapshots.builds
+    assert builds == len(ALL_WINDOWS)  # one build per window, at publishing
+    for _ in range(200):
+        body = answer(snapshots, targets, unit=["01843"], window=["day"])
+        assert [(i["numerator"], i["denominator"]) for i in body["items"]] == [(1, 2)]
+    assert snapshots.builds == builds  # 200 requests, no build
+    # Nothing changed: the timer's refreshes publish nothing either.
+    clocks.advance(5)
+    assert await snapshots.refresh() is False
+    assert snapshots.builds == builds
+
+
+async def test_the_snapshot_reflects_a_committed_step_within_its_interval() -> None:
+    figures, snapshots, clocks, targets = setup()
+    await snapshots.publish()
+    assert answer(snapshots, targets, unit=["01843"])["items"] == []
+    # A committed step applies its deltas to the figures...
+    figures.apply(TP, Deltas.of([c(NOW), c(NOW)]), Periods.at(NOW))
+    # ...and is published at most once per interval, not before.
+    clocks.advance(0.5)
+    assert await snapshots.refresh() is False
+    clocks.advance(0.5)
+    assert await snapshots.refresh() is True
+    body = answer(snapshots, targets, unit=["01843"], window=["day", "1h"])
+    assert [(i["window"], i["numerator"]) for i in body["items"]] == [("day", 2), ("1h", 2)]
+    assert body["snapshot_age_s"] == 0.0
+    clocks.advance(0.25)
+    assert answer(snapshots, targets)["snapshot_age_s"] == 0.25
+
+
+async def test_only_the_units_a_step_touched_are_built_again() -> None:
+    figures, snapshots, clocks, targets = setup(piece=1)  # a full build: one per unit
+    figures.apply(TP, Deltas.of([c(NOW, units=("01843", "19"))]), Periods.at(NOW))
+    figures.apply(OTHER_TP, Deltas.of([c(NOW, units=("16342", "38"))]), Periods.at(NOW))
+    await snapshots.publish()
+    assert snapshots.builds == 4 * len(ALL_WINDOWS)
+    figures.apply(OTHER_TP, Deltas.of([c(NOW, 0, units=("16342", "38"))]), Periods.at(NOW))
+    clocks.advance(1)
+    touched = figures.take_touched()
+    assert touched == {"16342", "38"}
+    figures._touched = touched  # put back what the assertion took
+    await snapshots.refresh()
+    # The two touched units, once per window, in one piece: not the four units again.
+    assert snapshots.builds == 5 * len(ALL_WINDOWS)
+    # Every item equals one built from all the figures at once, untouched units kept.
+    for window in ALL_WINDOWS:
+        direct = built_directly(figures, targets, clocks, window=[window])
+        assert answer(snapshots, targets, window=[window])["items"] == direct
+
+
+async def test_selection_equals_the_full_build_for_every_filter() -> None:
+    figures, snapshots, clocks, targets = setup(piece=1)  # one unit a piece: many pieces
+    figures.apply(TP, Deltas.of([c(NOW, units=("01843", "19")), c(NOW, 0)]), Periods.at(NOW))
+    figures.apply(OTHER_TP, Deltas.of([c(NOW, units=("16342", "38"))]), Periods.at(NOW))
+    await snapshots.publish()
+    queries: list[dict[str, list[str]]] = [
+        {},
+        {"window": ["day", "month"]},
+        {"unit": ["19", "16342"]},
+        {"province": ["38"]},
+        {"level": ["province"], "window": ["year"]},
+        {"level": ["commune"], "province": ["19"]},
+        {"kpi": ["document_signing"], "unit": ["404"]},
+    ]
+    for params in queries:
+        assert answer(snapshots, targets, **params)["items"] == built_directly(
+            figures, targets, clocks, **params
+        ), params
+
+
+async def test_a_revoked_partition_leaves_the_next_snapshot() -> None:
+    figures, snapshots, clocks, targets = setup()
+    figures.apply(OTHER_TP, Deltas.of([c(NOW, units=("16342", "38"))]), Periods.at(NOW))
+    await snapshots.publish()
+    assert answer(snapshots, targets, unit=["16342"])["items"]
+    figures.revoke(OTHER_TP)
+    clocks.advance(1)
+    assert await snapshots.refresh() is True
+    body = answer(snapshots, targets, unit=["16342"])
+    assert body["items"] == [] and body["partitions"] == ["egov.documents[0]"]
+
+
+async def test_windows_roll_with_the_clock_without_a_step() -> None:
+    figures, snapshots, clocks, targets = setup()
+    figures.apply(TP, Deltas.of([c(NOW)]), Periods.at(NOW))
+    await snapshots.publish()
+    assert [i["denominator"] for i in answer(snapshots, targets, unit=["01843"])["items"]] == [1]
+    clocks.advance(24 * 3600)  # tomorrow: the day window is 0/0 again
+    assert await snapshots.refresh() is True
+    day = answer(snapshots, targets, unit=["01843"], window=["day"])["items"]
+    assert [(i["denominator"], i["period_start"][:10]) for i in day] == [(0, "2026-11-24")]
+
+
+async def test_before_the_first_build_no_unit_is_known() -> None:
+    figures, snapshots, _, targets = setup()
+    figures.apply(TP, Deltas.of([c(NOW)]), Periods.at(NOW))
+    body = answer(snapshots, targets)
+    assert body["items"] == [] and body["partitions"] == []  # unknown, never 0
+    assert snapshots.builds == 0 and snapshots.due()  # built at once, not after a wait
+    await snapshots.refresh()
+    assert [i["unit"] for i in answer(snapshots, targets, window=["day"])["items"]] == [
+        "01843",
+        "19",
+    ]
+
+
+def test_a_bad_window_is_a_problem_naming_it() -> None:
+    _, snapshots, _, targets = setup()
+    response = kpis_answer({"window": ["week"]}, snapshots, targets, "unit-worker")
+    assert response.status == 400 and response.content_type == "application/problem+json"
+    assert "week" in orjson.loads(response.body)["detail"]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("piece", [1, 3, 2000])
+async def test_a_full_build_in_pieces_equals_one_build(piece: int) -> None:
+    figures, snapshots, clocks, targets = setup(piece=piece)
+    units = [("01843", "19"), ("16342", "38"), ("16351", "38"), ("01837", "19")]
+    figures.apply(TP, Deltas.of([c(NOW, units=u) for u in units]), Periods.at(NOW))
+    await snapshots.publish()
+    assert answer(snapshots, targets)["items"] == built_directly(figures, targets, clocks)
