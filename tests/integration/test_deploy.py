@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -32,15 +34,47 @@ TIMEOUT_S = 120
 
 # Services built from this repository's Dockerfile, and the others of the topology.
 OUR_SERVICES = {"migrate", "ingest", "metrics-1", "metrics-2", "alerts"}
+ONE_SHOTS = {"kafka-setup"}  # our image too, run as a module (topics and ACLs)
 INFRASTRUCTURE = {"kafka", "postgres", "prometheus", "alertmanager", "grafana"}
+EXPOSE_FILE = REPO / "docker-compose.expose.yml"
+
+# Every secret compose requires (docker-compose.yml ships none), with stand-ins.
+REQUIRED_SECRETS = {
+    "EGOV_RECORD_SIGNING_KEY": "ab" * 32,
+    "POSTGRES_PASSWORD": "pg-stand-in",
+    "KAFKA_ADMIN_PASSWORD": "admin-stand-in",
+    "KAFKA_CONTROLLER_PASSWORD": "controller-stand-in",
+    "KAFKA_INGEST_PASSWORD": "ingest-stand-in",
+    "KAFKA_BACKFILL_PASSWORD": "backfill-stand-in",
+    "KAFKA_METRICS_PASSWORD": "metrics-stand-in",
+    "KAFKA_ALERTS_PASSWORD": "alerts-stand-in",
+}
+# Each service that talks to Kafka, and its principal (services/common/kafka_acls.py).
+KAFKA_PRINCIPALS = {
+    "ingest": "ingest",
+    "metrics-1": "metrics",
+    "metrics-2": "metrics",
+    "alerts": "alerts",
+    "kafka-setup": "admin",
+}
 
 YAML_TO_JSON = "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)"
 
 
-def run(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *argv: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` in the repository; compose gets the required secrets' stand-ins, and no
+    EGOV_/KAFKA_/POSTGRES_/GRAFANA_ variable of the calling shell, unless ``env`` says."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("EGOV_", "KAFKA_", "POSTGRES_", "GRAFANA_"))
+    }
     return subprocess.run(
         argv,
         cwd=REPO,
+        env={**base, **REQUIRED_SECRETS, **(env or {})},
         input=stdin,
         capture_output=True,
         text=True,
@@ -49,9 +83,9 @@ def run(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str
     )
 
 
-def succeed(*argv: str) -> str:
+def succeed(*argv: str, env: dict[str, str] | None = None) -> str:
     """Run a tool that must exit 0; its output goes into the failure message."""
-    done = run(*argv)
+    done = run(*argv, env=env)
     assert done.returncode == 0, (
         f"{shlex.join(argv)} -> {done.returncode}\n{done.stdout}{done.stderr}"
     )
@@ -95,18 +129,36 @@ def cli_subcommands() -> set[str]:
     }
 
 
-@pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
-    """The compose model after interpolation and merging, as docker-compose sees it."""
+def compose_model(*files: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The compose model of ``files`` after interpolation and merging, as docker-compose
+    sees it."""
     exe = require("docker-compose")
     version = succeed(exe, "version", "--short").strip().removeprefix("v")
+    names = [arg for f in files for arg in ("-f", str(f))]
     if int(version.split(".")[0]) >= 2:
         model: dict[str, Any] = json.loads(
-            succeed(exe, "-f", str(COMPOSE_FILE), "config", "--format", "json")
+            succeed(exe, *names, "config", "--format", "json", env=env)
         )
         return model
     # 1.x has no --format (and answers an unknown option with its help and exit 0).
-    return dict(load_yaml(succeed(exe, "-f", str(COMPOSE_FILE), "config")))
+    return dict(load_yaml(succeed(exe, *names, "config", env=env)))
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return compose_model(COMPOSE_FILE)
+
+
+def published(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(host address, host port) of each published port, in v1 or v2 output form."""
+    out = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            out.append((str(port.get("host_ip", "")), str(port.get("published", ""))))
+            continue
+        parts = str(port).split("/")[0].split(":")
+        out.append((parts[0], parts[1]) if len(parts) == 3 else ("", parts[0]))
+    return out
 
 
 def command_of(service: dict[str, Any]) -> list[str]:
@@ -133,7 +185,7 @@ def test_compose_file_is_valid() -> None:
 
 
 def test_compose_has_the_whole_topology(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == OUR_SERVICES | INFRASTRUCTURE
+    assert set(compose["services"]) == OUR_SERVICES | ONE_SHOTS | INFRASTRUCTURE
 
 
 def test_every_command_is_an_egov_pulse_subcommand(compose: dict[str, Any]) -> None:
@@ -162,14 +214,17 @@ def test_services_run_against_apache_kafka_settings(compose: dict[str, Any]) -> 
         assert environment["DATABASE_URL"].startswith("postgresql://"), name
 
 
-def test_start_order_waits_for_health_and_migrations(compose: dict[str, Any]) -> None:
+def test_start_order_waits_for_health_acls_and_migrations(compose: dict[str, Any]) -> None:
     services = compose["services"]
     for name in ("kafka", "postgres"):
         assert "test" in services[name]["healthcheck"], name
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["kafka-setup"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     for name in OUR_SERVICES - {"migrate"}:
         depends_on = services[name]["depends_on"]
-        assert depends_on["kafka"]["condition"] == "service_healthy", name
+        # The topics and ACLs exist before any service connects to Kafka.
+        setup = depends_on["kafka-setup"]["condition"]
+        assert setup == "service_completed_successfully", name
         assert depends_on["migrate"]["condition"] == "service_completed_successfully", name
 
 
@@ -285,7 +340,8 @@ def test_compose_runs_the_kafka_that_the_tests_run(compose: dict[str, Any]) -> N
     assert mounted[SERVER_PROPERTIES.resolve()] == "/etc/egov/kafka/server.properties"
     # `config` keeps compose's "$$" escape (the shell's "$") as it is.
     script = "\n".join(command_of(kafka)).replace("$$", "$")
-    assert 'cp /etc/egov/kafka/server.properties "$config"' in script
+    shared = "/etc/egov/kafka/server.properties /etc/egov/kafka/security.properties"
+    assert f'cat {shared} > "$config"' in script
     assert 'kafka-server-start.sh "$config"' in script
 
 
@@ -302,3 +358,105 @@ def test_kafka_configuration_is_what_production_needs() -> None:
     assert settings["auto.create.topics.enable"] == "false"
     assert settings["unclean.leader.election.enable"] == "false"
     assert "node.id" not in settings and "log.dirs" not in settings  # per node, appended
+
+
+# ------------------------------------------------------------------ published on purpose
+
+
+def test_compose_ships_no_secret() -> None:
+    """No password or key has a default in the file (GRAFANA_ADMIN_PASSWORD's empty one
+    means "generate it"), and the old public signing key is gone."""
+    text = COMPOSE_FILE.read_text("utf-8")
+    # Compose's own ${VAR:-default} (a "$${" is the shell's, inside a script).
+    defaults = re.findall(r"(?<!\$)\$\{(\w*(?:PASSWORD|KEY)\w*):-([^}]*)\}", text)
+    assert defaults == [("GRAFANA_ADMIN_PASSWORD", "")]
+    assert "egov-dev-only" not in text
+
+
+@pytest.mark.parametrize("secret", sorted(REQUIRED_SECRETS))
+def test_compose_refuses_to_start_without_each_secret(secret: str) -> None:
+    done = run(require("docker-compose"), "-f", str(COMPOSE_FILE), "config", "-q", env={secret: ""})
+    assert done.returncode != 0
+    assert secret in done.stderr, done.stderr
+
+
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 (what an operator may set; bound to nothing here)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", ALL_INTERFACES])
+def test_only_ingest_the_wall_and_grafana_are_published(address: str) -> None:
+    """Whatever EGOV_PUBLISH_ADDRESS says, it publishes these three and nothing else."""
+    model = compose_model(COMPOSE_FILE, env={"EGOV_PUBLISH_ADDRESS": address})
+    ports = {name: published(s) for name, s in model["services"].items() if published(s)}
+    assert ports == {
+        "ingest": [(address, "8080")],
+        "metrics-1": [(address, "8081")],
+        "grafana": [(address, "3000")],
+    }
+
+
+def test_prometheus_and_alertmanager_are_exposed_only_when_asked() -> None:
+    env = {"EGOV_PUBLISH_ADDRESS": ALL_INTERFACES, "EGOV_MONITORING_ADDRESS": "10.0.0.5"}
+    model = compose_model(COMPOSE_FILE, EXPOSE_FILE, env=env)
+    services = model["services"]
+    assert published(services["prometheus"]) == [("10.0.0.5", "9090")]
+    assert published(services["alertmanager"]) == [("10.0.0.5", "9093")]
+    # Without an address of its own, loopback: never EGOV_PUBLISH_ADDRESS.
+    model = compose_model(COMPOSE_FILE, EXPOSE_FILE, env={"EGOV_PUBLISH_ADDRESS": ALL_INTERFACES})
+    assert published(model["services"]["alertmanager"]) == [("127.0.0.1", "9093")]
+    for name in ("kafka", "postgres", "alerts", "metrics-2"):
+        assert published(services[name]) == [], name
+
+
+def test_prometheus_admin_apis_are_off(compose: dict[str, Any]) -> None:
+    command = command_of(compose["services"]["prometheus"])
+    assert not [flag for flag in command if "enable-lifecycle" in flag or "admin-api" in flag]
+
+
+def test_grafana_admin_password_is_generated_on_first_start(compose: dict[str, Any]) -> None:
+    grafana = compose["services"]["grafana"]
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in grafana["environment"]
+    script = "\n".join(command_of(grafana)).replace("$$", "$")
+    assert "head -c 24 /dev/urandom" in script and "umask 077" in script
+    assert 'export GF_SECURITY_ADMIN_PASSWORD="$(cat "$file")"' in script
+    assert "file=/var/lib/grafana/admin-password" in script
+    # Kept in the data volume: the same password after a restart.
+    volumes = [v["target"] if isinstance(v, dict) else v.split(":")[1] for v in grafana["volumes"]]
+    assert "/var/lib/grafana" in volumes
+
+
+def test_every_kafka_client_has_its_own_principal(compose: dict[str, Any]) -> None:
+    from services.common.kafka_acls import Principals
+
+    services = compose["services"]
+    for name, user in KAFKA_PRINCIPALS.items():
+        environment = services[name]["environment"]
+        assert environment["EGOV_KAFKA_SASL_USERNAME"] == user, name
+        stand_in = REQUIRED_SECRETS[f"KAFKA_{user.upper()}_PASSWORD"]
+        assert environment["EGOV_KAFKA_SASL_PASSWORD"] == stand_in, name
+    assert set(KAFKA_PRINCIPALS.values()) - {"admin"} <= set(Principals().model_dump().values())
+    assert command_of(services["kafka-setup"]) == ["python", "-m", "services.common.kafka_acls"]
+
+
+def test_kafka_runs_with_sasl_and_acls(compose: dict[str, Any]) -> None:
+    from services.common.apache_kafka import SECURITY_PROPERTIES
+    from services.common.kafka_acls import Principals
+
+    kafka = compose["services"]["kafka"]
+    assert published(kafka) == []
+    mounted = dict(bind_mounts(kafka))
+    assert mounted[SECURITY_PROPERTIES.resolve()] == "/etc/egov/kafka/security.properties"
+    script = "\n".join(command_of(kafka)).replace("$$", "$")
+    assert "/etc/egov/kafka/security.properties" in script.split("kafka-storage.sh")[0]
+    for user in ["admin", *Principals().model_dump().values()]:
+        assert f'--add-scram "SCRAM-SHA-512=[name={user},password=$KAFKA_' in script, user
+    assert "listeners=BROKER://:9092,CONTROLLER://:9093" in script
+    assert "--command-config /tmp/admin.properties" in " ".join(kafka["healthcheck"]["test"])
+    settings = dict(
+        line.split("=", 1)
+        for line in SECURITY_PROPERTIES.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    assert settings["allow.everyone.if.no.acl.found"] == "false"
+    assert settings["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert "PLAINTEXT:PLAINTEXT" not in settings["listener.security.protocol.map"]
