@@ -155,10 +155,31 @@ def _child_env(options: StackOptions, bootstrap: str, database_url: str) -> dict
         }
     )
     # Ingest signs what it validated and the workers trust it (services/common/signing.py):
-    # one random key per run unless the operator set one.
+    # the key kept in var/ unless the operator set one.
     if not env.get("EGOV_RECORD_SIGNING_KEY"):
-        env["EGOV_RECORD_SIGNING_KEY"] = secrets.token_hex(32)
+        env["EGOV_RECORD_SIGNING_KEY"] = stack_signing_key()
     return env
+
+
+SIGNING_KEY_FILE = VAR / "record-signing.key"
+
+
+def stack_signing_key(path: Path = SIGNING_KEY_FILE) -> str:
+    """`make up`'s record signing key: 256 random bits made on the first start and kept in
+    var/ (readable by its owner only), so records a run left in Apache Kafka's log still
+    verify after the next `make up`. Never printed."""
+    try:
+        key = path.read_text().strip()
+    except FileNotFoundError:
+        key = ""
+    if len(key) == 64:
+        return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(key + "\n")
+    return key
 
 
 async def _simulator_key(settings: CommonSettings) -> str:
