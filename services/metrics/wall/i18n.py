@@ -65,6 +65,8 @@ STRINGS: Final[dict[Lang, dict[str, str]]] = {
         "trend_none": "Chưa có số liệu theo ngày.",
         "trend_unavailable": "Không lấy được số liệu theo ngày.",
         "trend_pick": "Chọn một chỉ số để xem diễn biến.",
+        "trend_restated": "Số liệu trước ngày {date} được tính lại theo đơn vị hành chính hiện nay "
+        "(cộng số liệu của các đơn vị cũ đã sáp nhập vào).",
         "day": "Ngày",
         "drill": "Xem chi tiết {name}",
         "show_trend": "Xem diễn biến",
@@ -126,6 +128,8 @@ STRINGS: Final[dict[Lang, dict[str, str]]] = {
         "trend_none": "No daily figures yet.",
         "trend_unavailable": "The daily figures could not be loaded.",
         "trend_pick": "Choose an indicator to see its last days.",
+        "trend_restated": "Figures before {date} are restated on today's unit "
+        "(the former units merged into it, summed).",
         "day": "Day",
         "drill": "Open {name}",
         "show_trend": "Show the last days",

@@ -16,6 +16,7 @@ from services.common.rates import (
     format_target,
     meets,
 )
+from services.common.units import REFORM_DATE
 from services.metrics.wall.i18n import fmt_day, text
 from services.metrics.wall.settings import Lang
 
@@ -28,6 +29,8 @@ class TrendPoint:
     day: str
     numerator: int
     denominator: int
+    restated: bool = False
+    """A day before the 2025 reform, summed from the units merged into today's unit."""
 
     @property
     def ratio(self) -> float | None:
@@ -37,7 +40,12 @@ class TrendPoint:
 def points_from_json(items: Sequence[Mapping[str, Any]]) -> list[TrendPoint]:
     """/v1/kpis/history items, oldest first; ValueError for a day counted out of range."""
     points = [
-        TrendPoint(str(i["day"]), int(i.get("numerator") or 0), int(i.get("denominator") or 0))
+        TrendPoint(
+            str(i["day"]),
+            int(i.get("numerator") or 0),
+            int(i.get("denominator") or 0),
+            i.get("restated") is True,
+        )
         for i in items
     ]
     for p in points:
@@ -131,8 +139,12 @@ def trend_svg(lang: Lang, title: str, points: Sequence[TrendPoint], target_bp: i
         f"<td>{format_fraction(p.numerator, p.denominator, lang)}</td></tr>"
         for p in points
     )
+    caption = escape(title)
+    if any(p.restated for p in points):
+        note = text(lang, "trend_restated", date=format_date(REFORM_DATE, lang))
+        caption += f'<br><small class="restated">{escape(note)}</small>'
     return (
-        f'<figure class="trend-fig"><figcaption>{escape(title)}</figcaption>'
+        f'<figure class="trend-fig"><figcaption>{caption}</figcaption>'
         f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
         f'preserveAspectRatio="xMidYMid meet">{"".join(parts)}</svg>'
         f"<details><summary>{escape(text(lang, 'day'))} / {escape(text(lang, 'rate'))}"
