@@ -130,6 +130,13 @@ class OverrideIndex:
         self.by_province = any(scope.unit is None for _, scope in self._by_key)
         """Whether any override is for a province: only then is a unit's province needed."""
 
+    def __eq__(self, other: object) -> bool:
+        """Same overrides, whatever order they were read in (the worker re-reads them into
+        a new index every few seconds; its /v1/kpis snapshot rebuilds only on a change)."""
+        return isinstance(other, OverrideIndex) and self._by_key == other._by_key
+
+    __hash__ = None  # type: ignore[assignment]
+
     def __len__(self) -> int:
         return sum(len(os) for os in self._by_key.values())
 

@@ -88,3 +88,10 @@ def test_a_units_province_is_its_top_ancestor_in_its_era() -> None:
     assert placement(registry, registry.get("19", "2025")) == Placement("19", "province", "19")
     old = registry.get("01843", "2024")  # a Bắc Kạn ward under Bắc Kạn city before 2025
     assert placement(registry, old).province == "06"
+
+
+def test_indexes_of_the_same_overrides_are_equal_whatever_the_order() -> None:
+    a = Override(Scope(unit="01843"), SIGNING.id, 8000)
+    b = Override(Scope(province="19"), SIGNING.id, 9000)
+    assert OverrideIndex([a, b]) == OverrideIndex([b, a])
+    assert OverrideIndex([a]) != OverrideIndex([a, b])
