@@ -1,6 +1,7 @@
 """Working time in Vietnam: hours, weekends, holidays, working Saturdays."""
 
 import json
+import math
 from datetime import date, datetime
 
 from services.common.calendar import HOLIDAYS_FILE, VN_TZ, load_calendar
@@ -98,3 +99,56 @@ def test_the_longest_tet_break_is_computed_from_the_file() -> None:
     assert CAL.break_around(date(2026, 2, 17)) == (date(2026, 2, 14), date(2026, 2, 22))
     assert CAL.longest_break("tet") == 9
     assert CAL.longest_break("no-such-kind") == 0
+
+
+def _new_moon_day(k: int) -> int:
+    """Julian day number (Vietnam time, UTC+7) of the k-th new moon since 1900-01-01:
+    the astronomical algorithm Hồ Ngọc Đức's Vietnamese lunar calendar uses (after Meeus)."""
+    t = k / 1236.85
+    rad = math.pi / 180
+    jd = 2415020.75933 + 29.53058868 * k + 0.0001178 * t**2 - 0.000000155 * t**3
+    jd += 0.00033 * math.sin((166.56 + 132.87 * t - 0.009173 * t**2) * rad)
+    m = (359.2242 + 29.10535608 * k - 0.0000333 * t**2 - 0.00000347 * t**3) * rad
+    mpr = (306.0253 + 385.81691806 * k + 0.0107306 * t**2 + 0.00001236 * t**3) * rad
+    f = (21.2964 + 390.67050646 * k - 0.0016528 * t**2 - 0.00000239 * t**3) * rad
+    c1 = (0.1734 - 0.000393 * t) * math.sin(m) + 0.0021 * math.sin(2 * m)
+    c1 += -0.4068 * math.sin(mpr) + 0.0161 * math.sin(2 * mpr) - 0.0004 * math.sin(3 * mpr)
+    c1 += 0.0104 * math.sin(2 * f) - 0.0051 * math.sin(m + mpr) - 0.0074 * math.sin(m - mpr)
+    c1 += 0.0004 * math.sin(2 * f + m) - 0.0004 * math.sin(2 * f - m)
+    c1 += -0.0006 * math.sin(2 * f + mpr) + 0.0010 * math.sin(2 * f - mpr)
+    c1 += 0.0005 * math.sin(2 * mpr + m)
+    delta_t = -0.000278 + 0.000265 * t + 0.000262 * t**2
+    return int(jd + c1 - delta_t + 0.5 + 7 / 24)
+
+
+def _lunar_day(day: date) -> tuple[int, int]:
+    """(day of the lunar month, days in that month) of a Gregorian date, Vietnam time."""
+    jd = day.toordinal() + 1721425
+    k = int((jd - 2415021.076998695) / 29.530588853)
+    while _new_moon_day(k + 1) <= jd:
+        k += 1
+    while _new_moon_day(k) > jd:
+        k -= 1
+    start = _new_moon_day(k)
+    return jd - start + 1, _new_moon_day(k + 1) - start
+
+
+def test_the_lunar_helper_knows_the_published_tet_days() -> None:
+    assert _lunar_day(date(2025, 1, 29)) == (1, 30)  # mùng 1 Tết Ất Tỵ
+    assert _lunar_day(date(2026, 2, 14))[0] == 27  # 27 tháng Chạp Ất Tỵ (9441/TB-BNV)
+    assert _lunar_day(date(2026, 2, 22))[0] == 6  # mùng 6 Bính Ngọ
+
+
+def test_every_tet_day_carries_its_lunar_label() -> None:
+    """Each Tết label names the day's lunar date: "N tháng Chạp" before Tết (the last day
+    of the month is the eve), "mùng N" after."""
+    tet = [entry for entry in _entries() if entry.get("kind") == "tet"]
+    assert len(tet) == 15  # five weekdays a year, 2025 to 2027
+    for entry in tet:
+        lunar, length = _lunar_day(date.fromisoformat(entry["date"]))
+        label = entry["name_vi"]
+        if lunar > 15:  # the 12th month, before Tết
+            assert f"{lunar} tháng Chạp" in label, entry
+            assert ("giao thừa" in label) == (lunar == length), entry
+        else:
+            assert f"mùng {lunar}" in label, entry
