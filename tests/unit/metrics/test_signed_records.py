@@ -197,6 +197,10 @@ def envelopes(draw: st.DrawFn, n: int) -> dict[str, object]:
     if "due_at" in data:
         due = NOW + timedelta(seconds=draw(st.integers(-7200, 7200)))
         data["due_at"] = due.isoformat()
+    if "dossier_id" in data:  # one count per dossier: the identity both lanes give it
+        data["dossier_id"] = draw(st.sampled_from(["H1", "H2"]))
+    if "outcome" in data:
+        data["outcome"] = draw(st.sampled_from(["approved", "rejected", "returned"]))
     return event
 
 
@@ -249,6 +253,7 @@ def test_the_fast_lane_decides_exactly_as_the_full_path(case: object) -> None:
                 c.counts,
                 c.crosswalked,
                 c.backfill,
+                c.dossier,
             )
             for b in prepared.batches.values()
             for c in b.contributions
