@@ -165,10 +165,14 @@ def _alert_item(lang: Lang, ov: Overview, alert: Alert) -> str:
     icon = {"critical": "⬣", "warning": "▲"}.get(alert.severity, "●")
     severity = STRINGS_SEVERITY.get(alert.severity, "severity_info")
     state = "state_pending" if alert.state == "pending" else "state_firing"
-    if alert.acknowledged_by:
-        ack = text(
-            lang, "acked_by", who=alert.acknowledged_by, at=_when(alert.acknowledged_at, lang)
-        )
+    # The alerts service names who acknowledged only to an operator in scope; the wall
+    # reads without a token, so an acknowledged alert may come without the name.
+    if alert.acknowledged_by or alert.acknowledged_at:
+        at = _when(alert.acknowledged_at, lang)
+        if alert.acknowledged_by:
+            ack = text(lang, "acked_by", who=alert.acknowledged_by, at=at)
+        else:
+            ack = text(lang, "acked_at", at=at)
         ack_html = f'<span class="ack yes"><span aria-hidden="true">✔</span> {escape(ack)}</span>'
     else:
         ack_html = (

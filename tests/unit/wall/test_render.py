@@ -127,6 +127,31 @@ def test_an_acknowledgement_shows_its_date_and_time_in_vietnam() -> None:
     assert "Acknowledged by lan.nt at 23 Nov 2026 10:10" in overview_html("en", ov, NOW)
 
 
+def test_an_acknowledgement_without_the_name_still_shows_as_acknowledged() -> None:
+    # The alerts service hides who acknowledged from readers without an operator token
+    # (the wall is one): the alert is still acknowledged, only the name is withheld.
+    ack = Alert(
+        id="a1",
+        alertname="KpiBelowTarget",
+        kpi="document_signing",
+        unit="01843",
+        window="day",
+        severity="warning",
+        state="firing",
+        province="19",
+        summary_vi="",
+        summary_en="",
+        since=None,
+        acknowledged_by=None,
+        acknowledged_at=datetime(2026, 11, 23, 3, 10, tzinfo=UTC),
+    )
+    ov = build_overview(snapshot(figures(), alerts=[ack]), None, None, NOW, 30)
+    page = overview_html("vi", ov, NOW)
+    assert "Đã tiếp nhận lúc 23/11/2026 10:10" in page
+    assert "Chưa có người tiếp nhận" not in page
+    assert "Acknowledged at 23 Nov 2026 10:10" in overview_html("en", ov, NOW)
+
+
 def test_a_history_day_counted_above_its_total_is_refused_not_drawn() -> None:
     # The view turns this into "could not be loaded" rather than a rate above 100 %.
     good = {"day": "2026-11-22", "numerator": 2, "denominator": 2}
