@@ -74,7 +74,7 @@ async def _key(dsn: str) -> str:
     try:
         await migrate(conn)
         types = sorted(Contract.load().event_types)
-        return (await create_key(conn, "bench", ["38"], types)).token
+        return (await create_key(conn, "bench", ["38"], types, sources=["https:", "urn:"])).token
     finally:
         await conn.close()
 

@@ -286,7 +286,7 @@ class Harness:
         conn = await asyncpg.connect(self.dsn)
         try:
             types = sorted(Contract.load().event_types)
-            token = (await create_key(conn, "bench-live", provinces, types)).token
+            token = (await create_key(conn, "bench-live", provinces, types, sources=[SOURCE])).token
         finally:
             await conn.close()
         port = free_port()

@@ -104,7 +104,13 @@ async def prepare(dsn: str, probe: str) -> str:
     try:
         await load_units(conn, CommonSettings().units_dir)
         types = sorted(Contract.load().event_types)
-        key = await create_key(conn, f"soak-{uuid.uuid4().hex[:6]}", [*PROVINCES, probe], types)
+        key = await create_key(
+            conn,
+            f"soak-{uuid.uuid4().hex[:6]}",
+            [*PROVINCES, probe],
+            types,
+            sources=["https:", "urn:"],
+        )
         return key.token
     finally:
         await conn.close()

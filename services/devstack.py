@@ -189,12 +189,16 @@ async def _simulator_key(settings: CommonSettings) -> str:
 
     from services.common.contract import Contract
     from services.ingest.keystore import rotate_key
+    from services.simulator.generator import SOURCE_SYSTEM
     from services.simulator.settings import SimulatorSettings
 
     types = sorted(Contract.load(settings.schemas_dir).event_types)
     conn = await asyncpg.connect(settings.database_url.get_secret_value(), timeout=10)
     try:
-        key = await rotate_key(conn, "simulator-demo", SimulatorSettings().provinces, types)
+        provinces = SimulatorSettings().provinces
+        # The simulator's sources are urn:egov:<system>:<province> (simulator/generator.py).
+        sources = [f"urn:egov:{system}:{p}" for system in SOURCE_SYSTEM.values() for p in provinces]
+        key = await rotate_key(conn, "simulator-demo", provinces, types, sources=sources)
     finally:
         await conn.close()
     return key.token

@@ -33,3 +33,31 @@ def accepted_at(headers: Sequence[tuple[str, object]]) -> float | None:
                 return int(value) / 1000
             return None
     return None
+
+
+PUBLISHER_HEADER: Final = "egov_publisher"
+"""Set by ingest: the name of the API key that published the record's events (the
+integrating system, stable across key rotations), UTF-8. Their dedup identity is
+(publisher, source, id) (services/common/summaries.py ``dedup_digest``), so one
+publisher's ids never suppress another's events. Absent (``backfill``, records written
+straight to Kafka): ``UNBOUND``, the identity (source, id) of every event counted before
+publishers were bound. Covered by the record signature like every header."""
+
+_MAX_PUBLISHER_BYTES: Final = 200
+
+
+def publisher_header(name: str) -> tuple[str, bytes]:
+    """The header naming the publisher of a record's events."""
+    return (PUBLISHER_HEADER, name.encode())
+
+
+def publisher_of(headers: Sequence[tuple[str, object]]) -> str:
+    """The record's publisher; "" (unbound) when the header is absent. A header that is not
+    a short UTF-8 name raises ValueError: a record that claims a publisher it cannot name
+    is not counted under another identity (it is dead-lettered as unprocessable)."""
+    for name, value in headers:
+        if name == PUBLISHER_HEADER:
+            if not isinstance(value, bytes) or not 0 < len(value) <= _MAX_PUBLISHER_BYTES:
+                raise ValueError(f"the {PUBLISHER_HEADER} header is not a publisher name")
+            return value.decode()  # UnicodeDecodeError is a ValueError
+    return ""

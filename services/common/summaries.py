@@ -57,10 +57,26 @@ class SummaryError(ValueError):
     """A summary whose shape is wrong (its MAC verified: a bug, not an attack)."""
 
 
-def dedup_digest(source: str, event_id: str) -> bytes:
-    """16 bytes identifying (source, id): the same pair counts once however often it arrives."""
-    # Length-prefixed, so no choice of characters in the two parts can make them collide.
+UNBOUND: Final = ""
+"""The publisher of a record without the ``egov_publisher`` header (headers.py): written
+straight to Kafka (``egov-pulse backfill``, an integrator with topic access) or before
+publishers were bound. Its events keep the identity every event had then, (source, id),
+so they still meet the dedup keys stored before the upgrade."""
+
+
+def dedup_digest(source: str, event_id: str, publisher: str = UNBOUND) -> bytes:
+    """16 bytes identifying (publisher, source, id): the same triple counts once however
+    often it arrives, and one publisher's ids never suppress another's events.
+
+    ``publisher`` is the stable name of the integrating system (its API key's name, kept
+    across rotations), never the key id. ``UNBOUND`` gives the digest of (source, id)
+    that every dedup key stored before publishers were bound holds.
+    """
+    # Length-prefixed, so no choice of characters in the parts can make them collide; a
+    # bound identity starts with "p", an unbound one with a digit: the two never meet.
     text = f"{len(source)}:{source}{event_id}"
+    if publisher:
+        text = f"p{len(publisher)}:{publisher}{text}"
     return hashlib.blake2b(text.encode(), digest_size=DIGEST_SIZE).digest()
 
 
@@ -101,8 +117,15 @@ class Summarizer:
         # (code as published, era it resolved in) -> chain codes: a few thousand at most.
         self._chains: dict[tuple[str, str], tuple[str, ...]] = {}
 
-    def entry(self, event: Mapping[str, Any], at: datetime, resolution: Resolution) -> Entry:
-        """``event`` passed the contract and resolved to ``resolution`` at ``at``."""
+    def entry(
+        self,
+        event: Mapping[str, Any],
+        at: datetime,
+        resolution: Resolution,
+        publisher: str = UNBOUND,
+    ) -> Entry:
+        """``event`` passed the contract and resolved to ``resolution`` at ``at``; its dedup
+        digest is ``publisher``'s (the record carries the same ``egov_publisher``)."""
         slot = (resolution.original_code, resolution.unit.era)
         chain = self._chains.get(slot)
         if chain is None:
@@ -111,7 +134,7 @@ class Summarizer:
         event_type: str = event["type"]
         counts = self._catalogue.counts_of_envelope(event, at)
         key = (event_type, chain, resolution.via_crosswalk, counts, bucket_of(epoch))
-        return key, epoch, dedup_digest(event["source"], event["id"])
+        return key, epoch, dedup_digest(event["source"], event["id"], publisher)
 
 
 def encode(entries: Sequence[Entry]) -> bytes:

@@ -1,7 +1,7 @@
 """The ingest HTTP application: routes, and the refusal rules applied in order.
 
 Order: 401 key, 429 rate, 415 content type, 413 size, 400 JSON, 422 contract/units/time,
-403 scope, 503 broker. Nothing is published unless every event of the request passes.
+403 scope (source, type, unit), 503 broker. Nothing is published unless every event of the request passes.
 """
 
 from __future__ import annotations
@@ -53,6 +53,10 @@ class KeySource(Protocol):
     """Where keys are looked up (PostgreSQL in production), and whether it answers."""
 
     async def find(self, key_id: str) -> ApiKey | None: ...
+
+    @property
+    def unbound_before(self) -> datetime | None:
+        """The dedup cut-over (migration 0013), read at start."""
 
     async def ping(self) -> bool: ...
 
@@ -121,7 +125,7 @@ class IngestService:
 
     def _check(self, key: ApiKey, events: list[Any], now: datetime) -> list[Record]:
         """The records of a wholly valid, wholly authorised request, or the Problem."""
-        records, errors = self.validator.check(events, now)
+        records, errors = self.validator.check(events, now, key.publisher, self.keys.unbound_before)
         if errors:
             self._count_errors(key, "rejected", errors)
             raise problems.invalid_events(errors, len(events))

@@ -40,11 +40,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     create.add_argument("--units", required=True, help="unit codes, comma-separated")
     create.add_argument("--types", required=True, help="event types, comma-separated")
     create.add_argument(
+        "--sources",
+        required=True,
+        help="prefixes of the CloudEvents sources it may publish, comma-separated",
+    )
+    create.add_argument(
         "--rotate", action="store_true", help="revoke the live key of this name first"
     )
     keys_sub.add_parser("list", help="list keys (never their secrets)")
     revoke = keys_sub.add_parser("revoke", help="revoke the live key of this name")
     revoke.add_argument("name")
+    bind = keys_sub.add_parser(
+        "sources", help="set the source prefixes the live key of this name may publish"
+    )
+    bind.add_argument("name")
+    bind.add_argument("--sources", required=True, help="source prefixes, comma-separated")
     keys.set_defaults(handler=_keys)
 
     backfill = sub.add_parser(

@@ -18,9 +18,10 @@ from services.common.kpis import KpiCatalogue
 from services.common.summaries import Summarizer, record_signer
 from services.common.units import UnitRegistry
 from services.ingest.backfill import backfill, backfill_validator
-from services.ingest.keys import check_scope, split_codes
+from services.ingest.keys import check_scope, check_sources, split_codes
 from services.ingest.keystore import (
     KeyStoreError,
+    bind_sources,
     create_key,
     list_keys,
     revoke_key,
@@ -37,6 +38,8 @@ async def run(args: argparse.Namespace, settings: IngestSettings) -> int:
             return await _create(conn, args, settings)
         if args.keys_command == "list":
             return await _list(conn)
+        if args.keys_command == "sources":
+            return await _sources(conn, args.name, split_codes(args.sources))
         return await _revoke(conn, args.name)
     finally:
         await conn.close()
@@ -46,21 +49,22 @@ async def _create(
     conn: asyncpg.Connection, args: argparse.Namespace, settings: IngestSettings
 ) -> int:
     units, types = split_codes(args.units), split_codes(args.types)
+    sources = split_codes(args.sources)
     contract = Contract.load(settings.schemas_dir)
     registry = UnitRegistry.from_dir(settings.units_dir)
-    wrong = check_scope(units, types, registry, contract.event_types)
+    wrong = check_scope(units, types, registry, contract.event_types) + check_sources(sources)
     if wrong or not units or not types:
         print("refused: " + ("; ".join(wrong) or "--units and --types may not be empty"))
         return 2
     make = rotate_key if args.rotate else create_key
     try:
-        key = await make(conn, args.name, units, types)
+        key = await make(conn, args.name, units, types, sources=sources)
     except KeyStoreError as exc:
         print(f"refused: {exc}")
         return 1
     print(
         f"created key {key.key_id} for {args.name!r}: units {','.join(units)}; "
-        f"types {','.join(types)}"
+        f"types {','.join(types)}; sources {','.join(sources)}"
     )
     print("store it now: only its hash is kept, it cannot be shown again")
     print(key.token)
@@ -68,14 +72,30 @@ async def _create(
 
 
 async def _list(conn: asyncpg.Connection) -> int:
-    print("key_id        name  state  created  units  types")
+    print("key_id        name  state  created  units  types  sources")
     for key in await list_keys(conn):
         state = "revoked" if key.revoked_at else "live"
+        sources = ",".join(key.sources) or "(none: bind with `keys sources`)"
         print(
             f"{key.key_id}  {key.name}  {state}  {key.created_at:%Y-%m-%d %H:%M}  "
-            f"{','.join(key.units)}  {','.join(key.types)}"
+            f"{','.join(key.units)}  {','.join(key.types)}  {sources}"
         )
     return 0
+
+
+async def _sources(conn: asyncpg.Connection, name: str, sources: list[str]) -> int:
+    wrong = check_sources(sources)
+    if wrong:
+        print("refused: " + "; ".join(wrong))
+        return 2
+    if await bind_sources(conn, name, sources):
+        print(
+            f"the key named {name!r} may publish sources {','.join(sources)} "
+            "(effective within the ingest key cache TTL)"
+        )
+        return 0
+    print(f"no live key named {name!r}")
+    return 1
 
 
 async def _revoke(conn: asyncpg.Connection, name: str) -> int:

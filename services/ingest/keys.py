@@ -44,6 +44,15 @@ class ApiKey:
     types: frozenset[str]
     secret_hash: bytes
     revoked: bool = False
+    sources: tuple[str, ...] = ()
+    """Prefixes of the CloudEvents ``source`` values it may publish; none: it may publish
+    nothing (a key made before sources were bound, until an operator binds it)."""
+
+    @property
+    def publisher(self) -> str:
+        """The integrating system's stable name (kept across rotations, unlike the key id):
+        the first part of its events' dedup identity."""
+        return self.name
 
     def matches(self, secret: str) -> bool:
         """Constant-time comparison, so response timing reveals nothing of the hash."""
@@ -52,9 +61,26 @@ class ApiKey:
     def allows_type(self, event_type: str) -> bool:
         return event_type in self.types
 
+    def allows_source(self, source: str) -> bool:
+        return any(source_allowed(source, prefix) for prefix in self.sources)
+
     def allows_unit(self, registry: UnitRegistry, code: str, at: datetime) -> bool:
         """Whether ``code`` lies in one of the key's unit subtrees at the event's time."""
         return any(registry.is_within(code, scope, at) for scope in self.units)
+
+
+_SOURCE_BOUNDARIES = ("/", ":", "#", "?")
+
+
+def source_allowed(source: str, prefix: str) -> bool:
+    """Whether ``source`` is ``prefix`` or lies under it: the prefix ends at a boundary
+    (``/``, ``:``, ``#``, ``?``), or the source continues with one. So the prefix
+    ``https://tdoffice.thanhhoa.gov.vn`` allows ``https://tdoffice.thanhhoa.gov.vn/nongcong``
+    but not ``https://tdoffice.thanhhoa.gov.vn.example.com/``."""
+    if not prefix or not source.startswith(prefix):
+        return False
+    rest = source[len(prefix) :]
+    return not rest or prefix.endswith(_SOURCE_BOUNDARIES) or rest.startswith(_SOURCE_BOUNDARIES)
 
 
 def hash_secret(secret: str) -> bytes:
@@ -99,11 +125,21 @@ def check_scope(
     return problems
 
 
+def check_sources(sources: Iterable[str]) -> list[str]:
+    """What is wrong with a source prefix list about to be stored; [] if sound."""
+    listed = list(sources)
+    if not listed:
+        return ["--sources may not be empty"]
+    return [f"source prefix {p!r} has spaces or is empty" for p in listed if not p or " " in p]
+
+
 def scope_violations(
     key: ApiKey, records: Iterable[Record], registry: UnitRegistry
 ) -> list[InvalidEvent]:
-    """Every event of a request that this key may not publish (its type or its unit)."""
+    """Every event of a request that this key may not publish (its source, type or unit)."""
     errors: list[InvalidEvent] = []
+    # A batch names few sources too: one prefix test per distinct source.
+    sources: dict[str, bool] = {}
     # A batch names few units: the subtree test is the same for a unit within one era.
     allowed: dict[tuple[str, str], bool] = {}
     for record in records:
@@ -111,6 +147,11 @@ def scope_violations(
         if unit_allowed is None:
             unit_allowed = key.allows_unit(registry, record.unit, record.at)
             allowed[record.unit, record.era] = unit_allowed
+        source_ok = sources.get(record.source)
+        if source_ok is None:
+            source_ok = sources[record.source] = key.allows_source(record.source)
+        if not source_ok:
+            errors.append(_source_refused(key, record))
         if not key.allows_type(record.event_type):
             errors.append(
                 InvalidEvent(
@@ -131,3 +172,18 @@ def scope_violations(
                 )
             )
     return errors
+
+
+def _source_refused(key: ApiKey, record: Record) -> InvalidEvent:
+    if not key.sources:
+        reason = (
+            f"this API key may not publish source {record.source!r}: it is bound to no "
+            f"sources (made before keys were bound to theirs); an operator binds it with "
+            f"`egov-pulse keys sources {key.name} --sources PREFIX,...`"
+        )
+    else:
+        reason = (
+            f"this API key may not publish source {record.source!r} "
+            f"(its sources: {', '.join(key.sources)})"
+        )
+    return InvalidEvent(record.index, "/source", reason, code="source-out-of-scope")

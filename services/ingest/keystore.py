@@ -1,4 +1,4 @@
-"""PostgreSQL adapter for API keys (table ingest_api_keys, migration 0003_ingest_keys.sql).
+"""PostgreSQL adapter for API keys (table ingest_api_keys, migrations 0003 and 0013).
 
 Errors: :class:`KeyStoreError`, with the leaf :class:`KeyNameTaken` (a live key already
 has that name). asyncpg's own errors are translated here and nowhere else.
@@ -34,22 +34,32 @@ class KeyInfo:
     types: tuple[str, ...]
     created_at: datetime
     revoked_at: datetime | None
+    sources: tuple[str, ...] = ()
 
 
 async def create_key(
-    conn: Connection, name: str, units: Iterable[str], types: Iterable[str]
+    conn: Connection,
+    name: str,
+    units: Iterable[str],
+    types: Iterable[str],
+    *,
+    sources: Iterable[str],
 ) -> NewKey:
-    """Store a new key; raises KeyNameTaken if a live key has this name."""
+    """Store a new key; raises KeyNameTaken if a live key has this name.
+
+    ``sources``: prefixes of the CloudEvents sources it may publish (keys.py); ``name`` is
+    the publisher its events' dedup identity carries, so a rotation keeps it."""
     key = new_key()
     try:
         await conn.execute(
-            "INSERT INTO ingest_api_keys (key_id, name, secret_hash, units, types)"
-            " VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO ingest_api_keys (key_id, name, secret_hash, units, types, sources)"
+            " VALUES ($1, $2, $3, $4, $5, $6)",
             key.key_id,
             name,
             key.secret_hash,
             sorted(set(units)),
             sorted(set(types)),
+            sorted(set(sources)),
         )
     except asyncpg.UniqueViolationError as exc:
         raise KeyNameTaken(f"a live key named {name!r} exists; revoke it first") from exc
@@ -57,12 +67,28 @@ async def create_key(
 
 
 async def rotate_key(
-    conn: Connection, name: str, units: Iterable[str], types: Iterable[str]
+    conn: Connection,
+    name: str,
+    units: Iterable[str],
+    types: Iterable[str],
+    *,
+    sources: Iterable[str],
 ) -> NewKey:
     """Revoke the live key of this name, if any, and create its successor, atomically."""
     async with conn.transaction():
         await revoke_key(conn, name)
-        return await create_key(conn, name, units, types)
+        return await create_key(conn, name, units, types, sources=sources)
+
+
+async def bind_sources(conn: Connection, name: str, sources: Iterable[str]) -> bool:
+    """Set the source prefixes of the live key of this name; False if there is none.
+    Ingest sees the change within its key cache TTL; the token stays the same."""
+    status = await conn.execute(
+        "UPDATE ingest_api_keys SET sources = $2 WHERE name = $1 AND revoked_at IS NULL",
+        name,
+        sorted(set(sources)),
+    )
+    return str(status) != "UPDATE 0"
 
 
 async def revoke_key(conn: Connection, name: str) -> bool:
@@ -76,8 +102,8 @@ async def revoke_key(conn: Connection, name: str) -> bool:
 
 async def list_keys(conn: Connection) -> list[KeyInfo]:
     rows = await conn.fetch(
-        "SELECT key_id, name, units, types, created_at, revoked_at FROM ingest_api_keys"
-        " ORDER BY name, created_at"
+        "SELECT key_id, name, units, types, created_at, revoked_at, sources"
+        " FROM ingest_api_keys ORDER BY name, created_at"
     )
     return [
         KeyInfo(
@@ -87,6 +113,7 @@ async def list_keys(conn: Connection) -> list[KeyInfo]:
             tuple(r["types"]),
             r["created_at"],
             r["revoked_at"],
+            tuple(r["sources"]),
         )
         for r in rows
     ]
@@ -95,8 +122,8 @@ async def list_keys(conn: Connection) -> list[KeyInfo]:
 async def find_key(conn: Connection, key_id: str) -> ApiKey | None:
     """The key with this id (revoked or not), or None."""
     row = await conn.fetchrow(
-        "SELECT key_id, name, secret_hash, units, types, revoked_at IS NOT NULL AS revoked"
-        " FROM ingest_api_keys WHERE key_id = $1",
+        "SELECT key_id, name, secret_hash, units, types, sources,"
+        " revoked_at IS NOT NULL AS revoked FROM ingest_api_keys WHERE key_id = $1",
         key_id,
     )
     if row is None:
@@ -108,18 +135,32 @@ async def find_key(conn: Connection, key_id: str) -> ApiKey | None:
         types=frozenset(row["types"]),
         secret_hash=bytes(row["secret_hash"]),
         revoked=row["revoked"],
+        sources=tuple(row["sources"]),
     )
 
 
+async def find_cutover(conn: Connection) -> datetime | None:
+    """The dedup cut-over recorded by migration 0013, or None (nothing was counted before
+    identities were bound: every event's identity carries its publisher)."""
+    found: datetime | None = await conn.fetchval(
+        "SELECT unbound_before FROM ingest_dedup_cutover WHERE only_row"
+    )
+    return found
+
+
 class PgKeySource:
-    """The running service's view of the key table: a small pool, lookups by id, a ping."""
+    """The running service's view of the key table: a small pool, lookups by id, a ping,
+    and the dedup cut-over, read once at start."""
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
         self._pool: asyncpg.Pool | None = None
+        self.unbound_before: datetime | None = None
 
     async def start(self) -> None:
         self._pool = await create_pool(self._dsn, min_size=1, max_size=4)
+        async with self._pool.acquire(timeout=10) as conn:
+            self.unbound_before = await find_cutover(conn)
 
     async def stop(self) -> None:
         if self._pool is not None:

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from services.common.contract import Contract
-from services.common.summaries import Entry, Summarizer
+from services.common.summaries import UNBOUND, Entry, Summarizer
 from services.common.units import AmbiguousUnit, Era, UnitError, UnitRegistry
 from services.ingest import problems
 from services.ingest.problems import InvalidEvent
@@ -35,8 +35,12 @@ class Record:
     unit: str
     at: datetime
     era: Era  # of ``at``, as the unit was resolved: scope checks are memoised on it
+    source: str = ""  # the event's CloudEvents source, checked against the key's prefixes
     entries: tuple[Entry, ...] = ()
     """Its events' summary entries when ingest summarises (services/common/summaries.py)."""
+    publisher: str = UNBOUND
+    """The publisher in its events' dedup identity, sent as ``egov_publisher`` (none when
+    ``UNBOUND``): records of two identities are never packed together."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,19 +69,30 @@ class EventValidator:
         self._routes: dict[tuple[str, object], tuple[str, list[tuple[str, bytes]]]] = {}
 
     def check(
-        self, events: Sequence[Any], now: datetime
+        self,
+        events: Sequence[Any],
+        now: datetime,
+        publisher: str = UNBOUND,
+        unbound_before: datetime | None = None,
     ) -> tuple[list[Record], list[InvalidEvent]]:
+        """``publisher``: whose events these are (the key's name; ``UNBOUND`` for backfill);
+        ``unbound_before``: the dedup cut-over (see :func:`identity_of`)."""
         records: list[Record] = []
         errors: list[InvalidEvent] = []
         for index, event in enumerate(events):
-            record, problems = self._check_one(index, event, now)
+            record, problems = self._check_one(index, event, now, publisher, unbound_before)
             if record is not None:
                 records.append(record)
             errors.extend(problems)
         return records, errors
 
     def _check_one(
-        self, index: int, event: Any, now: datetime
+        self,
+        index: int,
+        event: Any,
+        now: datetime,
+        publisher: str,
+        unbound_before: datetime | None,
     ) -> tuple[Record | None, list[InvalidEvent]]:
         violations = self._contract.validate(event)
         if violations:
@@ -104,9 +119,12 @@ class EventValidator:
             unit=event["unit"],
             at=at,
             era=resolution.unit.era,
+            source=event["source"],
+            publisher=identity_of(publisher, at, unbound_before),
         )
         if self._summarizer is not None:
-            record.entries = (self._summarizer.entry(event, at, resolution),)
+            entry = self._summarizer.entry(event, at, resolution, record.publisher)
+            record.entries = (entry,)
         return record, []
 
     def _route(self, event_type: str, declared: object) -> tuple[str, list[tuple[str, bytes]]]:
@@ -141,6 +159,16 @@ class EventValidator:
                 code="time-beyond-horizon",
             )
         return None
+
+
+def identity_of(publisher: str, at: datetime, unbound_before: datetime | None) -> str:
+    """The publisher in the dedup identity of an event dated ``at``: its own, except for an
+    event dated before the cut-over (migration 0013: when an upgraded deployment started
+    binding identities), which may have been counted already under the old identity
+    (source, id) and keeps it (``UNBOUND``), so that a retry of it counts once."""
+    if unbound_before is not None and at < unbound_before:
+        return UNBOUND
+    return publisher
 
 
 def _unit_problem(index: int, exc: UnitError) -> InvalidEvent:

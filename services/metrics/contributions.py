@@ -61,17 +61,21 @@ def contribution_of(
     catalogue: KpiCatalogue,
     units: tuple[str, ...] | None = None,
     backfill: bool = False,
+    publisher: str = "",
 ) -> Contribution:
     """The KPI counts of one event, for every unit of its chain at the event's time.
 
     ``units`` are the codes of ``resolution.chain`` when the caller has them already
     (the decoder keeps them per resolved code); ``backfill``: the record carried the
-    backfill header.
+    backfill header; ``publisher``: its ``egov_publisher`` header ("" without one), the
+    first part of the event's dedup identity.
     """
     epoch = event.time.timestamp()
     return Contribution(
         # A dossier event's identity is its dossier's (one per dossier and type).
-        dedup_digest(event.source, dossiers.event_identity(event.type, event.id, event.data)),
+        dedup_digest(
+            event.source, dossiers.event_identity(event.type, event.id, event.data), publisher
+        ),
         event.type,
         family,
         epoch,

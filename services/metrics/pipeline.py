@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,10 +23,10 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from services.common.contract import Contract
 from services.common.headers import BACKFILL_HEADER as BACKFILL_HEADER
-from services.common.headers import accepted_at
+from services.common.headers import accepted_at, publisher_of
 from services.common.kpis import KpiCatalogue
 from services.common.signing import RecordSigner, SummaryCheck
-from services.common.summaries import SummaryReader
+from services.common.summaries import SummaryReader, dedup_digest
 from services.metrics import sanity, store
 from services.metrics.contributions import Contribution, Deltas, Packed, contribution_of
 from services.metrics.decoding import (
@@ -312,6 +311,8 @@ class Preparer:
         too_late_before: float,
     ) -> None:
         backfill = BACKFILL_HEADER in record.headers
+        # Its events' dedup identity: (publisher, source, id); ValueError dead-letters it.
+        publisher = publisher_of(record.headers)
         signer = self._signer
         if signer is not None:
             # Summarised by ingest under this contract, catalogue and registry: counted
@@ -342,7 +343,9 @@ class Preparer:
                     return
                 signed = True  # its events need a look one by one; ingest validated them
             if signed:
-                self._prepare_signed(out, batch, record, now_s, too_late_before, backfill)
+                self._prepare_signed(
+                    out, batch, record, now_s, too_late_before, backfill, publisher
+                )
                 out.paths["signed"] = out.paths.get("signed", 0) + 1
                 return
         out.paths["validated"] = out.paths.get("validated", 0) + 1
@@ -354,7 +357,7 @@ class Preparer:
             if outcome.event.time.timestamp() > future_after:
                 out.dead_letters.append(dead_letter(record, self._in_future(outcome)))
                 continue
-            self._add(out, batch, record, outcome, too_late_before, backfill)
+            self._add(out, batch, record, outcome, too_late_before, backfill, publisher)
 
     def _prepare_summary(
         self,
@@ -397,6 +400,7 @@ class Preparer:
         now_s: float,
         too_late_before: float,
         backfill: bool,
+        publisher: str,
     ) -> None:
         """``prepare`` for a record ingest validated and signed: the fast lane.
 
@@ -412,11 +416,7 @@ class Preparer:
         cache, resolve = self._decoder.resolved_cache(), self._decoder.resolve
         families, counts = self._families, self._catalogue.counts_of_envelope
         days: dict[int, date] = {}
-        add, blake2b, fromisoformat = (
-            batch.contributions.append,
-            hashlib.blake2b,
-            datetime.fromisoformat,
-        )
+        add, fromisoformat = batch.contributions.append, datetime.fromisoformat
         for index, e in enumerate(elements):
             when = fromisoformat(e["time"].upper())
             epoch = when.timestamp()
@@ -440,18 +440,18 @@ class Preparer:
                 rejected = Rejected("too-late", self._too_late(when, too_late_before))
                 self._reject_element(out, record, rejected, None if single else index, e)
                 continue
-            source, event_id, fact = e["source"], e["id"], None
+            event_id, fact = e["id"], None
             if event_type in DOSSIER_TYPES:  # one per dossier: dossiers.event_identity
                 event_id = event_identity(event_type, event_id, e["data"])
                 fact = fact_of(event_type, e["data"])
-            digest = blake2b(f"{len(source)}:{source}{event_id}".encode(), digest_size=16)
+            digest = dedup_digest(e["source"], event_id, publisher)
             day_number = int((epoch + VN_OFFSET_S) // 86400)
             day = days.get(day_number)
             if day is None:
                 day = days[day_number] = date.fromordinal(EPOCH_ORDINAL + day_number)
             add(
                 Contribution(
-                    digest.digest(),
+                    digest,
                     event_type,
                     families[event_type],
                     epoch,
@@ -495,6 +495,7 @@ class Preparer:
         counted: Counted,
         too_late_before: float,
         backfill: bool,
+        publisher: str,
     ) -> None:
         event = counted.event
         c = contribution_of(
@@ -504,6 +505,7 @@ class Preparer:
             self._catalogue,
             counted.units,
             backfill,
+            publisher,
         )
         if c.epoch < too_late_before and not backfill:
             out.too_late.append(event.type)

@@ -91,12 +91,17 @@ def via(proxy_port: int, database_url: str) -> str:
     return proxied
 
 
+PUBLISHER = "faults-publisher"
+"""The name of the fault tests' key: the publisher in their events' dedup identity."""
+SOURCES = ["urn:egov:faults:"]
+
+
 async def api_token(database_url: str, units: list[str]) -> str:
     """An ingest key for ``units`` and every event type, made as `keys create` does."""
     conn = await asyncpg.connect(database_url)
     try:
         types = sorted(Contract.load().event_types)
-        return (await create_key(conn, "faults-publisher", units, types)).token
+        return (await create_key(conn, PUBLISHER, units, types, sources=SOURCES)).token
     finally:
         await conn.close()
 

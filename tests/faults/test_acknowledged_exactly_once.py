@@ -38,7 +38,7 @@ from services.common.broker import free_port
 from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
 from services.metrics.contributions import dedup_digest
-from tests.faults.conftest import api_token, fault_seed, samples, serving, tail, until
+from tests.faults.conftest import PUBLISHER, api_token, fault_seed, samples, serving, tail, until
 from tests.faults.tools import Chaos
 from tests.integration.metrics.harness import communes_by_province
 from tests.integration.processes import service_env
@@ -317,8 +317,8 @@ async def test_every_acknowledged_event_counted_exactly_once_under_worker_chaos(
     assert {"SIGKILL", "SIGTERM"} <= set(kills), context()
     assert ledger.refused and not ledger.refused & ledger.acked, context()
     assert len(ledger.acked) + len(ledger.refused) == EVENTS
-    acked_keys = {dedup_digest(SOURCE, f"ev-{n}") for n in ledger.acked}
-    refused_keys = {dedup_digest(SOURCE, f"ev-{n}") for n in ledger.refused}
+    acked_keys = {dedup_digest(SOURCE, f"ev-{n}", PUBLISHER) for n in ledger.acked}
+    refused_keys = {dedup_digest(SOURCE, f"ev-{n}", PUBLISHER) for n in ledger.refused}
     missing, extra = acked_keys - got.digests, got.digests - acked_keys
     assert not missing, f"{len(missing)} acknowledged events not counted; {context()}"
     assert not extra, (

@@ -77,7 +77,9 @@ async def api_key(database_url: str) -> str:
     conn = await asyncpg.connect(database_url)
     try:
         types = sorted(Contract.load().event_types)
-        return (await create_key(conn, "faults-publisher", [THANH_HOA], types)).token
+        return (
+            await create_key(conn, "faults-publisher", [THANH_HOA], types, sources=["https:"])
+        ).token
     finally:
         await conn.close()
 

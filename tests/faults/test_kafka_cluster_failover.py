@@ -31,7 +31,7 @@ from services.common.apache_kafka import KafkaCluster
 from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
 from services.metrics.contributions import dedup_digest
-from tests.faults.conftest import api_token, fault_seed, until
+from tests.faults.conftest import PUBLISHER, api_token, fault_seed, until
 from tests.faults.test_acknowledged_exactly_once import (
     SOURCE,
     Figures,
@@ -175,7 +175,7 @@ async def test_three_brokers_leader_killed_and_min_isr_lost(
     finally:
         await asyncio.to_thread(chaos.stop_all)
 
-    acked_keys = {dedup_digest(SOURCE, f"ev-{n}") for n in ledger.acked}
+    acked_keys = {dedup_digest(SOURCE, f"ev-{n}", PUBLISHER) for n in ledger.acked}
     missing, extra = acked_keys - got.digests, got.digests - acked_keys
     assert not missing, f"{len(missing)} acknowledged events not counted; {context()}"
     assert not extra, f"{len(extra)} counted events never acknowledged; {context()}"

@@ -76,7 +76,8 @@ def wait_for(url: str, want: Callable[[dict[str, float]], bool], log: Path) -> d
 async def _key(database_url: str) -> str:
     conn = await asyncpg.connect(database_url)
     try:
-        return (await create_key(conn, "dossiers-e2e", [PROVINCE], TYPES)).token
+        key = await create_key(conn, "dossiers-e2e", [PROVINCE], TYPES, sources=["urn:test:"])
+        return key.token
     finally:
         await conn.close()
 

@@ -54,7 +54,7 @@ def document_event(unit: str) -> dict[str, object]:
 async def _key(database_url: str, unit: str) -> str:
     conn = await asyncpg.connect(database_url)
     try:
-        key = await create_key(conn, "e2e", [unit], ["vn.egov.document.issued"])
+        key = await create_key(conn, "e2e", [unit], ["vn.egov.document.issued"], sources=["https:"])
     finally:
         await conn.close()
     return key.token

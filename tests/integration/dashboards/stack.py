@@ -65,7 +65,7 @@ async def publisher_key(database_url: str, province: str) -> str:
     conn = await asyncpg.connect(database_url)
     try:
         types = sorted(Contract.load().event_types)
-        key = await create_key(conn, "test-dashboards", [province], types)
+        key = await create_key(conn, "test-dashboards", [province], types, sources=["https:"])
     finally:
         await conn.close()
     return key.token

@@ -17,7 +17,9 @@ from aiokafka import AIOKafkaConsumer
 
 from services.common.contract import Contract
 from services.common.kafka import ensure_topics
+from services.common.kpis import KpiCatalogue
 from services.common.settings import CommonSettings
+from services.common.summaries import Summarizer, record_signer
 from services.common.units import UnitRegistry
 from services.ingest.app import IngestService, create_app
 from services.ingest.keystore import PgKeySource, create_key
@@ -27,6 +29,7 @@ from services.ingest.validation import BATCH, SINGLE
 
 CONTRACT = Contract.load()
 REGISTRY = UnitRegistry.from_dir()
+CATALOGUE = KpiCatalogue.load(event_types=CONTRACT.event_types)
 ALL_TYPES = sorted(CONTRACT.event_types)
 
 # Thanh Hóa (38) today; two of its sibling communes; Nông Cống district (404) before 2025
@@ -35,6 +38,9 @@ THANH_HOA, HAM_RONG, HAC_THANH = "38", "14758", "14797"
 NONG_CONG_DISTRICT, NONG_CONG_TOWN_2024 = "404", "16279"
 THAI_NGUYEN, BAC_KAN_WARD = "19", "01843"
 
+# The contract's examples publish from https:// sources (and urn: ones): these keys may use
+# any; the source tests make keys of their own, bound narrowly.
+ANY_SOURCE = ["https:", "urn:"]
 KEYS = {
     "province": ([THANH_HOA], ALL_TYPES),
     "commune": ([HAM_RONG], ALL_TYPES),
@@ -88,7 +94,7 @@ async def create_keys(database_url: str) -> dict[str, str]:
     conn = await asyncpg.connect(database_url)
     try:
         return {
-            name: (await create_key(conn, name, units, types)).token
+            name: (await create_key(conn, name, units, types, sources=ANY_SOURCE)).token
             for name, (units, types) in KEYS.items()
         }
     finally:
@@ -96,21 +102,29 @@ async def create_keys(database_url: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def running_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
-    """The app served in-process over ASGI, with its producer and key pool started."""
+async def running_ingest(
+    settings: IngestSettings,
+    key_source: PgKeySource | None = None,
+    client: tuple[str, int] = ("127.0.0.1", 50000),
+) -> AsyncIterator[Ingest]:
+    """The app served in-process over ASGI, with its producer and key pool started; signed
+    and summarised as in production when ``settings`` hold a record signing key.
+    ``client``: the peer address every request comes from."""
     await ensure_topics(settings)
     keys = await create_keys(settings.database_url.get_secret_value())
+    signer = record_signer(settings, CONTRACT, CATALOGUE, REGISTRY)
     service = IngestService(
         settings,
         CONTRACT,
         REGISTRY,
-        KafkaPublisher(settings, settings.produce_timeout_s),
-        PgKeySource(settings.database_url.get_secret_value()),
+        KafkaPublisher(settings, settings.produce_timeout_s, signer),
+        key_source or PgKeySource(settings.database_url.get_secret_value()),
+        summarizer=Summarizer(CATALOGUE) if signer is not None else None,
     )
     await service.keys.start()
     await service.publisher.start()
     app = create_app(service, manage_publisher=False)
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, client=client)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
             yield Ingest(client, service, settings, keys)

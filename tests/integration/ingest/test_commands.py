@@ -40,6 +40,8 @@ def test_keys_create_list_revoke(common_settings: CommonSettings, database_url: 
             "38",
             "--types",
             "vn.egov.document.issued",
+            "--sources",
+            "https://tdoffice.thanhhoa.gov.vn/,urn:egov:tdoffice:38",
         ],
         env,
     )
@@ -56,12 +58,20 @@ def test_keys_create_list_revoke(common_settings: CommonSettings, database_url: 
             "38",
             "--types",
             "vn.egov.document.issued",
+            "--sources",
+            "https://tdoffice.thanhhoa.gov.vn/,urn:egov:tdoffice:38",
         ],
         env,
     )
     assert again.returncode != 0 and "exists" in again.stdout
     listed = cli(["keys", "list"], env)
     assert "tdoffice-38" in listed.stdout and "live" in listed.stdout
+    assert "https://tdoffice.thanhhoa.gov.vn/,urn:egov:tdoffice:38" in listed.stdout
+    bound = cli(["keys", "sources", "tdoffice-38", "--sources", "urn:egov:tdoffice:"], env)
+    assert bound.returncode == 0, bound.stdout
+    assert "  urn:egov:tdoffice:\n" in cli(["keys", "list"], env).stdout
+    assert cli(["keys", "sources", "nobody", "--sources", "urn:x:"], env).returncode == 1
+    assert cli(["keys", "sources", "tdoffice-38", "--sources", ","], env).returncode == 2
     # The secret is everything after the id: it may itself hold "_" (URL-safe base64),
     # so splitting at the last one could leave a fragment as short as "0".
     secret = token.split("_", 2)[2]
@@ -70,8 +80,12 @@ def test_keys_create_list_revoke(common_settings: CommonSettings, database_url: 
     assert cli(["keys", "revoke", "tdoffice-38"], env).returncode == 0
     assert "revoked" in cli(["keys", "list"], env).stdout
     assert cli(["keys", "revoke", "tdoffice-38"], env).returncode == 1
-    bad = cli(["keys", "create", "--name", "x", "--units", "99999", "--types", "nope"], env)
+    bad = cli(
+        ["keys", "create", "--name", "x", "--units", "99999", "--types", "nope", "--sources", ""],
+        env,
+    )
     assert bad.returncode == 2 and "99999" in bad.stdout and "nope" in bad.stdout
+    assert "--sources may not be empty" in bad.stdout
 
 
 async def test_backfill_publishes_old_history_and_reports_refused_lines(

@@ -33,7 +33,12 @@ def test_scope_is_decided_per_era_within_one_batch() -> None:
     before, after = datetime(2025, 6, 20, 9, tzinfo=UTC), datetime(2025, 8, 1, 9, tzinfo=UTC)
     validator = EventValidator(CONTRACT, REGISTRY, Limits(timedelta(minutes=5), None))
     key = ApiKey(
-        "0123456789ab", "district", frozenset({NONG_CONG_DISTRICT}), CONTRACT.event_types, b""
+        "0123456789ab",
+        "district",
+        frozenset({NONG_CONG_DISTRICT}),
+        CONTRACT.event_types,
+        b"",
+        sources=("https:",),
     )
     batch = [event(NONG_CONG_TOWN, before), event(NONG_CONG_TOWN, after)]
     for events, denied_index in ((batch, 1), (batch[::-1], 0)):
