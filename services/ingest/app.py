@@ -1,7 +1,8 @@
 """The ingest HTTP application: routes, and the refusal rules applied in order.
 
-Order: 401 key, 429 rate, 415 content type, 413 size, 400 JSON, 422 contract/units/time,
-403 scope (source, type, unit), 503 broker. Nothing is published unless every event of the request passes.
+Order: 401 key (429 for an address sending bad keys), 415 content type, 413 size, 400
+JSON, 429 the key's event rate, 422 contract/units/time, 403 scope (source, type, unit),
+503 broker. Nothing is published unless every event of the request passes.
 """
 
 from __future__ import annotations
@@ -85,8 +86,13 @@ class IngestService:
         self.keys = keys
         self.metrics_registry = metrics_registry or CollectorRegistry()
         self.metrics = IngestMetrics(self.metrics_registry)
+        failures = RateLimiter(
+            settings.auth_failure_per_s,
+            settings.auth_failure_burst,
+            settings.auth_failure_addresses,
+        )
         self.authenticator = Authenticator(
-            keys.find, settings.key_cache_ttl_s, settings.key_cache_max_stale_s
+            keys.find, settings.key_cache_ttl_s, settings.key_cache_max_stale_s, failures
         )
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         limits = Limits(
@@ -98,16 +104,18 @@ class IngestService:
 
     async def accept(self, submission: Submission) -> int:
         """Authenticate, validate and publish a request's events; returns how many."""
-        key = await self.authenticator.authenticate(submission.authorization)
-        wait_s = self.limiter.acquire(key.key_id, time.monotonic())
-        if wait_s > 0:
-            raise problems.rate_limited(RateLimiter.retry_after_header(wait_s))
+        key = await self.authenticator.authenticate(submission.authorization, submission.client)
         content_type = submission.content_type.split(";", 1)[0].strip().lower()
         if content_type not in (SINGLE, BATCH):
             raise problems.unsupported_media_type(content_type)
         body = await submission.read(self.settings.max_body_bytes)
         events = decode_body(body, content_type, self.settings.max_batch_events)
         self.metrics.batch_size.observe(len(events))
+        # Events, not requests: a batch of 500 costs 500 (a refused batch costs nothing).
+        wait_s = self.limiter.acquire(key.key_id, time.monotonic(), len(events))
+        if wait_s > 0:
+            self._count_refused(key, "rate_limited", "rate", len(events))
+            raise problems.rate_limited(RateLimiter.retry_after_header(wait_s))
         accepted = datetime.now(UTC)
         records = self._check(key, events, accepted)
         started = time.perf_counter()

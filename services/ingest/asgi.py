@@ -38,6 +38,8 @@ class Submission:
     content_type: str
     content_length: str | None
     receive: Receive
+    client: str = ""
+    """The peer's IP address (the auth-failure limit is per address); "" when unknown."""
 
     @classmethod
     def from_scope(cls, scope: Scope, receive: Receive) -> Submission:
@@ -50,6 +52,7 @@ class Submission:
             wanted.get(b"content-type", ""),
             wanted.get(b"content-length"),
             receive,
+            _client_host(scope),
         )
 
     async def read(self, limit: int) -> bytes:
@@ -120,3 +123,8 @@ async def _reply(
     headers = [(b"content-type", media_type), (b"content-length", b"%d" % len(body)), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _client_host(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else ""

@@ -6,6 +6,12 @@ revocation takes effect on every ingest process within ``ttl_s`` (plus one looku
 the database answers. If the database does not answer, a key seen within ``max_stale_s``
 is still honoured (publishing survives a short database outage); otherwise the request
 is refused with 503.
+
+Guessing is cheap to refuse: a request whose key is not already known in the cache (an
+unknown or malformed token, a wrong secret, an id not looked up yet) takes a token from
+its client address's bucket *before* any database lookup, and an address whose bucket is
+empty gets 429 without one. A known key's requests never touch that bucket, so a flood
+of bad tokens from one address costs neither PostgreSQL nor the other publishers.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 
 from services.ingest import problems
 from services.ingest.keys import ApiKey, bearer_token, parse_token
+from services.ingest.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -33,32 +40,63 @@ class _Entry:
 
 
 class Authenticator:
-    """Turns an Authorization header into an ApiKey, or raises the 401/503 Problem."""
+    """Turns an Authorization header into an ApiKey, or raises the 401/429/503 Problem.
+
+    ``failures``: the per-address limiter of requests that cost a lookup or failed.
+    """
 
     def __init__(
-        self, lookup: Lookup, ttl_s: float, max_stale_s: float, clock: Clock = time.monotonic
+        self,
+        lookup: Lookup,
+        ttl_s: float,
+        max_stale_s: float,
+        failures: RateLimiter,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._lookup = lookup
         self._ttl_s = ttl_s
         self._max_stale_s = max_stale_s
+        self._failures = failures
         self._clock = clock
         self._cache: dict[str, _Entry] = {}
         self._pending: dict[str, asyncio.Future[_Entry]] = {}
 
-    async def authenticate(self, authorization: str | None) -> ApiKey:
+    async def authenticate(self, authorization: str | None, address: str = "") -> ApiKey:
+        """The key of this request from ``address`` (the client's IP address)."""
         token = bearer_token(authorization)
         if token is None:
-            raise problems.unauthorized("Send the API key as 'Authorization: Bearer <key>'.")
+            raise self._refused(address, "Send the API key as 'Authorization: Bearer <key>'.")
         parsed = parse_token(token)
         if parsed is None:
-            raise problems.unauthorized("The API key is not a valid egov-pulse key.")
+            raise self._refused(address, "The API key is not a valid egov-pulse key.")
         key_id, secret = parsed
-        key = (await self._entry(key_id)).key
+        entry = self._fresh(key_id)
+        if entry is None:
+            if key_id not in self._pending:  # joining a lookup under way costs nothing more
+                self._charge(address)  # before the lookup: a guess costs its address first
+            entry = await self._entry(key_id)
+        key = entry.key
         if key is None or not key.matches(secret):
-            raise problems.unauthorized("The API key is unknown.")
+            raise self._refused(address, "The API key is unknown.")
         if key.revoked:
-            raise problems.unauthorized("The API key has been revoked.")
+            raise self._refused(address, "The API key has been revoked.")
         return key
+
+    def _charge(self, address: str) -> None:
+        wait_s = self._failures.acquire(address, self._clock())
+        if wait_s > 0:
+            raise problems.auth_rate_limited(RateLimiter.retry_after_header(wait_s))
+
+    def _refused(self, address: str, detail: str) -> problems.Problem:
+        """The 401 for ``detail``, once its address has paid for it (else the 429)."""
+        self._charge(address)
+        return problems.unauthorized(detail)
+
+    def _fresh(self, key_id: str) -> _Entry | None:
+        entry = self._cache.get(key_id)
+        if entry is not None and self._clock() - entry.fetched < self._ttl_s:
+            return entry
+        return None
 
     async def _entry(self, key_id: str) -> _Entry:
         now = self._clock()

@@ -23,7 +23,7 @@ _DROPPED = ("$schema", "$id")  # the components live in this document, not at th
 _REFUSALS = {
     "400": ("malformed-json", "The body is not JSON, or a batch is not a non-empty array."),
     "401": ("unauthorized", "Missing, unknown or revoked API key."),
-    "403": ("out-of-scope", "An event's unit or type is outside the key's scope."),
+    "403": ("out-of-scope", "An event's source, unit or type is outside the key's scope."),
     "413": ("body-too-large", "The body or the batch is larger than allowed."),
     "415": ("unsupported-media-type", "Not a CloudEvents JSON content type."),
     "422": (
@@ -31,7 +31,11 @@ _REFUSALS = {
         "Events break the contract, name unknown units, or fall "
         "outside the accepted time range; every one is listed.",
     ),
-    "429": ("rate-limited", "The key's rate limit is exceeded; see Retry-After."),
+    "429": (
+        "rate-limited",
+        "The key's event rate (one token per event) or its address's allowance of "
+        "bad keys is exceeded; see Retry-After.",
+    ),
     "503": (
         "broker-unavailable",
         "The broker (or key store) did not answer; retry the same "

@@ -133,7 +133,19 @@ def rate_limited(retry_after: str) -> Problem:
         429,
         "rate-limited",
         "Rate limit exceeded",
-        "This API key sent more requests than its rate allows; retry after the delay.",
+        "This API key sent more events than its rate allows (a request costs one per "
+        "event); nothing from this request was published. Retry after the delay.",
+        headers={"Retry-After": retry_after},
+    )
+
+
+def auth_rate_limited(retry_after: str) -> Problem:
+    return Problem(
+        429,
+        "rate-limited",
+        "Rate limit exceeded",
+        "Too many requests from this address with an unknown or invalid API key; "
+        "nothing from this request was published. Retry after the delay.",
         headers={"Retry-After": retry_after},
     )
 

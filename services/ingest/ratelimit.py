@@ -1,8 +1,15 @@
-"""Per-key token buckets: a sustained rate with a burst allowance. Pure; time is an argument."""
+"""Token buckets: a sustained rate with a burst allowance, one per key id or client address.
+
+Pure; time is an argument. A limiter holds at most ``max_entries`` buckets, the least
+recently used going first: per key id that bound is never reached (keys are few), per
+client address it bounds what a scanner with many addresses can make us hold (an evicted
+address comes back with a full bucket, which costs it nothing it did not have).
+"""
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
 
@@ -13,30 +20,44 @@ class _Bucket:
 
 
 class RateLimiter:
-    """One token bucket per key id; each request costs one token.
+    """One token bucket per name; a request costs what it asks for (its events).
 
     ``rate`` tokens per second refill a bucket of at most ``burst`` tokens.
     """
 
-    def __init__(self, rate: float, burst: float) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("rate must be > 0 and burst >= 1")
+    def __init__(self, rate: float, burst: float, max_entries: int = 65_536) -> None:
+        if rate <= 0 or burst < 1 or max_entries < 1:
+            raise ValueError("rate must be > 0, burst >= 1 and max_entries >= 1")
         self._rate = rate
         self._burst = burst
-        self._buckets: dict[str, _Bucket] = {}
+        self._max_entries = max_entries
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
-    def acquire(self, key_id: str, now: float, cost: float = 1.0) -> float:
-        """0.0 if the request may go ahead, else the seconds to wait before retrying."""
-        bucket = self._buckets.get(key_id)
-        if bucket is None:
-            bucket = self._buckets[key_id] = _Bucket(self._burst, now)
-        elapsed = max(0.0, now - bucket.updated)
-        bucket.tokens = min(self._burst, bucket.tokens + elapsed * self._rate)
-        bucket.updated = now
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def acquire(self, name: str, now: float, cost: float = 1.0) -> float:
+        """0.0 if the request may go ahead (``cost`` tokens taken), else the seconds to
+        wait before retrying (nothing taken: a refused request costs nothing)."""
+        bucket = self._bucket(name, now)
         if bucket.tokens >= cost:
             bucket.tokens -= cost
             return 0.0
         return (cost - bucket.tokens) / self._rate
+
+    def _bucket(self, name: str, now: float) -> _Bucket:
+        buckets = self._buckets
+        bucket = buckets.get(name)
+        if bucket is None:
+            if len(buckets) >= self._max_entries:
+                buckets.popitem(last=False)
+            bucket = buckets[name] = _Bucket(self._burst, now)
+        else:
+            buckets.move_to_end(name)
+        elapsed = max(0.0, now - bucket.updated)
+        bucket.tokens = min(self._burst, bucket.tokens + elapsed * self._rate)
+        bucket.updated = now
+        return bucket
 
     @staticmethod
     def retry_after_header(wait_s: float) -> str:

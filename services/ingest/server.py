@@ -52,7 +52,8 @@ async def serve(settings: IngestSettings) -> None:
         # uvloop and httptools: measured in docs/ingest.md; the hot path is CPU-bound.
         loop="uvloop",
         http="httptools",
-        # Nothing here reads the client address (limits are per key): skip X-Forwarded-*.
+        # The auth-failure limit is per peer address: X-Forwarded-* is not believed, or a
+        # client could pick a fresh bucket per request (behind a proxy, all share one).
         proxy_headers=False,
     )
     await uvicorn.Server(config).serve()

@@ -1,5 +1,9 @@
 """Settings of the ingest service."""
 
+from typing import Self
+
+from pydantic import model_validator
+
 from services.common.settings import CommonSettings
 
 
@@ -25,11 +29,24 @@ class IngestSettings(CommonSettings):
     produce_timeout_s: float = 10.0
     """``EGOV_PRODUCE_TIMEOUT_S``: how long a request waits for the broker's acknowledgement."""
 
-    rate_limit_per_s: float = 50.0
-    """``EGOV_RATE_LIMIT_PER_S``: sustained requests per second per API key (token bucket)."""
+    rate_limit_per_s: float = 2000.0
+    """``EGOV_RATE_LIMIT_PER_S``: sustained events per second per API key (token bucket;
+    a batch of 500 costs 500, a refused request nothing)."""
 
-    rate_limit_burst: float = 100.0
-    """``EGOV_RATE_LIMIT_BURST``: requests a key may send at once above its sustained rate."""
+    rate_limit_burst: float = 10000.0
+    """``EGOV_RATE_LIMIT_BURST``: events a key may send at once above its sustained rate;
+    at least ``EGOV_MAX_BATCH_EVENTS``, or a full batch could never pass."""
+
+    auth_failure_per_s: float = 1.0
+    """``EGOV_AUTH_FAILURE_PER_S``: per client address, sustained requests whose key is not
+    already known (each costs a database lookup) or fails (401); more get 429 with no lookup."""
+
+    auth_failure_burst: float = 20.0
+    """``EGOV_AUTH_FAILURE_BURST``: such requests an address may send at once."""
+
+    auth_failure_addresses: int = 65_536
+    """``EGOV_AUTH_FAILURE_ADDRESSES``: client addresses whose buckets are kept (least
+    recently used forgotten first), so a scan from many addresses has bounded memory."""
 
     key_cache_ttl_s: float = 5.0
     """``EGOV_KEY_CACHE_TTL_S``: how long a key looked up in PostgreSQL is trusted; a
@@ -38,3 +55,12 @@ class IngestSettings(CommonSettings):
     key_cache_max_stale_s: float = 300.0
     """``EGOV_KEY_CACHE_MAX_STALE_S``: while PostgreSQL does not answer, a key seen this
     recently is still honoured (revocations then wait for the database to return)."""
+
+    @model_validator(mode="after")
+    def _batch_fits_burst(self) -> Self:
+        if self.rate_limit_burst < self.max_batch_events:
+            raise ValueError(
+                f"EGOV_RATE_LIMIT_BURST ({self.rate_limit_burst:g}) is below "
+                f"EGOV_MAX_BATCH_EVENTS ({self.max_batch_events}): a full batch could never pass"
+            )
+        return self

@@ -203,7 +203,11 @@ async def test_rate_limit_is_429_with_retry_after(
     common_settings: CommonSettings, database_url: str
 ) -> None:
     settings = ingest_settings(
-        common_settings, database_url, rate_limit_per_s=0.01, rate_limit_burst=1
+        common_settings,
+        database_url,
+        rate_limit_per_s=0.01,
+        rate_limit_burst=1,
+        max_batch_events=1,
     )
     async with running_ingest(settings) as ingest:
         first = event()
@@ -214,3 +218,29 @@ async def test_rate_limit_is_429_with_retry_after(
         # another key has its own bucket
         assert (await ingest.post(event(BAC_KAN_WARD), key="thai-nguyen")).status_code == 202
         assert len(await topic_events(settings)) == 2
+
+
+async def test_a_batch_over_the_keys_event_budget_is_429_and_nothing_of_it_is_produced(
+    common_settings: CommonSettings, database_url: str
+) -> None:
+    """The per-key limit counts events, not requests: after a batch of 6 from a budget of
+    10, a second batch of 6 is refused whole (one request, but 6 events); a batch of 4
+    still fits, because the refused one took nothing."""
+    settings = ingest_settings(
+        common_settings,
+        database_url,
+        rate_limit_per_s=0.01,
+        rate_limit_burst=10,
+        max_batch_events=10,
+    )
+    async with running_ingest(settings) as ingest:
+        accepted = [event() for _ in range(6)]
+        assert (await ingest.post(accepted)).status_code == 202
+        over = [event() for _ in range(6)]
+        response = await ingest.post(over)
+        assert_problem(response, 429, "rate-limited")
+        assert int(response.headers["retry-after"]) >= 1 / 0.01  # 2 events at 0.01/s: 200 s
+        assert "events" in response.json()["detail"]
+        fits = [event() for _ in range(4)]
+        assert (await ingest.post(fits)).status_code == 202
+        assert ids(await topic_events(settings)) == ids(accepted + fits)
