@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import os
 import random
+import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -38,7 +39,7 @@ from tests.integration.metrics.test_workers import stored
 
 pytestmark = pytest.mark.integration
 UNIT, PROVINCE = "01843", "19"
-KEY = "5c0f" * 16  # 64 hex digits: strong enough for a worker on Apache Kafka
+KEY = secrets.token_hex(32)  # strong enough for a worker on Apache Kafka
 SEED = int(os.environ.get("EGOV_FAULTS_SEED", "1414"))
 CONTRACT = Contract.load()
 CATALOGUE = KpiCatalogue.load(event_types=CONTRACT.event_types)
