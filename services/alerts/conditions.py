@@ -128,6 +128,7 @@ def kpi_below_target(
             fig.numerator,
             fig.denominator,
             fig.target_bp,
+            unit_name_en=fig.unit_name_en,
         )
         yield Verdict(
             key,
@@ -240,6 +241,7 @@ def _burn_verdict(
         long.target_bp,
         long.numerator,
         long.denominator,
+        unit_name_en=long.unit_name_en,
     )
     values = {
         **_values(long),
@@ -304,7 +306,9 @@ def unit_silent(
         info = directory.get(unit)
         name = info.name if info else unit
         seen = last.isoformat() if last is not None else None
-        vi, en = text.silent(name, unit, family, silent_s, last)
+        vi, en = text.silent(
+            name, unit, family, silent_s, last, unit_name_en=info.name_en if info else ""
+        )
         values = {
             "silent_working_s": silent_s,
             "last_event_time": seen,

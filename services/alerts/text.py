@@ -56,6 +56,7 @@ def below_target(
     numerator: int,
     denominator: int,
     target_bp: int | None,
+    unit_name_en: str = "",
 ) -> tuple[str, str]:
     vi = (
         f"{unit_name} ({unit}): {kpi_vi} {period(window, 'vi')} đạt "
@@ -64,7 +65,7 @@ def below_target(
         f"{_target(target_bp, 'vi')}."
     )
     en = (
-        f"{unit_name} ({unit}): {kpi_en} {period(window, 'en')} is "
+        f"{unit_name_en or unit_name} ({unit}): {kpi_en} {period(window, 'en')} is "
         f"{format_rate(numerator, denominator, 'en')} "
         f"({format_fraction(numerator, denominator, 'en')}), below the "
         f"{_target(target_bp, 'en')} target."
@@ -85,6 +86,7 @@ def burn(
     target_bp: int | None,
     numerator: int,
     denominator: int,
+    unit_name_en: str = "",
 ) -> tuple[str, str]:
     # "Error budget" has no Vietnamese an operator uses ("ngân sách lỗi" is a calque):
     # say what it means, the share missed against the share the target allows.
@@ -98,7 +100,7 @@ def burn(
         f"({format_fraction(numerator, denominator, 'vi')})."
     )
     en = (
-        f"{unit_name} ({unit}): {kpi_en} is falling fast: the share missed "
+        f"{unit_name_en or unit_name} ({unit}): {kpi_en} is falling fast: the share missed "
         f"{period(long_w, 'en')} is {_times(burn_long, 'en')} times and "
         f"{period(short_w, 'en')} {_times(burn_short, 'en')} times what the "
         f"{_target(target_bp, 'en')} target allows (alert at "
@@ -110,7 +112,12 @@ def burn(
 
 
 def silent(
-    unit_name: str, unit: str, family: str, silent_s: float, last: datetime | None
+    unit_name: str,
+    unit: str,
+    family: str,
+    silent_s: float,
+    last: datetime | None,
+    unit_name_en: str = "",
 ) -> tuple[str, str]:
     sys_vi, sys_en = SYSTEM.get(family, (family, family))
     since_vi = f"lần cuối: {format_datetime(last, 'vi')}" if last else "chưa từng nhận được"
@@ -120,7 +127,7 @@ def silent(
         f"{format_duration(silent_s, 'vi')} làm việc ({since_vi})."
     )
     en = (
-        f"{unit_name} ({unit}): no data from the {sys_en} system for "
+        f"{unit_name_en or unit_name} ({unit}): no data from the {sys_en} system for "
         f"{format_duration(silent_s, 'en')} of working time ({since_en})."
     )
     return vi, en

@@ -51,6 +51,13 @@ def test_annotations_name_the_unit_rate_target_and_counts() -> None:
     assert v.labels()["province"] == "19"
 
 
+def test_the_english_summary_names_the_unit_in_english() -> None:
+    f = fig(80, 100)._replace(unit_name="Huyện Nông Cống", unit_name_en="Nong Cong District")
+    (v,) = c.kpi_below_target([f], ["day"], 200, 300)
+    assert v.summary_en.startswith("Nong Cong District (u1):")
+    assert v.summary_vi.startswith("Huyện Nông Cống (u1):")
+
+
 def test_severity_grows_with_the_gap_and_the_volume() -> None:
     assert c.below_target_severity(fig(50, 200)) == "critical"
     assert c.below_target_severity(fig(17, 20)) == "warning"

@@ -33,7 +33,7 @@ def test_nong_cong_reads_99_94_in_the_alert_text() -> None:
         "99,94 % (11.703 / 11.710), thấp hơn mục tiêu 100 %."
     )
     assert verdict.summary_en == (
-        "Huyện Nông Cống (404): Digital-signing rate so far this year is 99.94% "
+        "Nong Cong District (404): Digital-signing rate so far this year is 99.94% "
         "(11,703 / 11,710), below the 100% target."
     )
 
