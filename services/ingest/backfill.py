@@ -8,7 +8,8 @@ lines are reported, one message each, not published; valid ones are. Every recor
 carries the header ``egov_backfill: 1`` (schemas/CONTRACT.md §5): the metrics workers
 count such events in the day they happened however old they are, where a live event
 beyond the grace is dead-lettered as too late, and keep their dedup keys for good.
-Re-running a file is harmless: downstream counts (source, id) once.
+Re-running a file is harmless: its records carry no ``egov_publisher`` header, so their
+events' identity is the unbound (source, id) (services/common/summaries.py), counted once.
 """
 
 from __future__ import annotations
