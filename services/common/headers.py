@@ -44,6 +44,7 @@ straight to Kafka): ``UNBOUND``, the identity (source, id) of every event counte
 publishers were bound. Covered by the record signature like every header."""
 
 _MAX_PUBLISHER_BYTES: Final = 200
+"""As long as a key name may be (services/ingest/keys.py ``MAX_NAME_BYTES``)."""
 
 
 def publisher_header(name: str) -> tuple[str, bytes]:

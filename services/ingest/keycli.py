@@ -18,7 +18,7 @@ from services.common.kpis import KpiCatalogue
 from services.common.summaries import Summarizer, record_signer
 from services.common.units import UnitRegistry
 from services.ingest.backfill import backfill, backfill_validator
-from services.ingest.keys import check_scope, check_sources, split_codes
+from services.ingest.keys import check_name, check_scope, check_sources, split_codes
 from services.ingest.keystore import (
     KeyStoreError,
     bind_sources,
@@ -52,7 +52,8 @@ async def _create(
     sources = split_codes(args.sources)
     contract = Contract.load(settings.schemas_dir)
     registry = UnitRegistry.from_dir(settings.units_dir)
-    wrong = check_scope(units, types, registry, contract.event_types) + check_sources(sources)
+    wrong = check_name(args.name) + check_scope(units, types, registry, contract.event_types)
+    wrong += check_sources(sources)
     if wrong or not units or not types:
         print("refused: " + ("; ".join(wrong) or "--units and --types may not be empty"))
         return 2

@@ -125,6 +125,18 @@ def check_scope(
     return problems
 
 
+MAX_NAME_BYTES = 200
+"""A key's name is its events' publisher, sent in a Kafka header the workers read back
+(services/common/headers.py ``publisher_of``): no longer than they accept."""
+
+
+def check_name(name: str) -> list[str]:
+    """What is wrong with a key name about to be stored; [] if sound."""
+    if not name.strip() or len(name.encode()) > MAX_NAME_BYTES:
+        return [f"--name must be 1 to {MAX_NAME_BYTES} bytes (it names the publisher)"]
+    return []
+
+
 def check_sources(sources: Iterable[str]) -> list[str]:
     """What is wrong with a source prefix list about to be stored; [] if sound."""
     listed = list(sources)

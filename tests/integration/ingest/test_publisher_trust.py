@@ -28,7 +28,7 @@ import pytest
 from services.common.db import migrate
 from services.common.settings import CommonSettings
 from services.common.summaries import dedup_digest
-from services.ingest.keystore import create_key, find_cutover
+from services.ingest.keystore import create_key, find_cutover, rotate_key
 from services.ingest.settings import IngestSettings
 from tests.integration.ingest.harness import (
     ALL_TYPES,
@@ -166,6 +166,34 @@ async def test_a_foreign_source_is_403_and_none_of_the_keys_own_events_is_lost(
         assert ids(await topic_events(settings)) == ids([before, *own])
         with one_worker(common_settings, database_url, tmp_path)() as (worker,):
             await until_counted(database_url, 3, worker)
+
+
+async def test_a_rotated_key_still_deduplicates_against_its_old_events(
+    common_settings: CommonSettings, database_url: str, tmp_path: Path
+) -> None:
+    """The publisher is the key's name, not its id: after `keys create --rotate`, a retry
+    of an event the old key sent counts once."""
+    settings = settings_for(common_settings, database_url, key_cache_ttl_s=0.01)
+    async with running_ingest(settings) as ingest:
+        await add_key(ingest, "tdoffice-38", [TDOFFICE])
+        sent = [document(f"vb-{n}", TDOFFICE + "nongcong") for n in range(3)]
+        assert (await ingest.post(sent, key="tdoffice-38")).status_code == 202
+        conn = await asyncpg.connect(database_url)
+        try:
+            rotated = await rotate_key(
+                conn, "tdoffice-38", [THANH_HOA], ALL_TYPES, sources=[TDOFFICE]
+            )
+        finally:
+            await conn.close()
+        old_token, ingest.keys["tdoffice-38"] = ingest.keys["tdoffice-38"], rotated.token
+        assert rotated.key_id not in old_token
+        new = document("vb-new", TDOFFICE + "nongcong")
+        assert (await ingest.post([*sent, new], key="tdoffice-38")).status_code == 202
+        with one_worker(common_settings, database_url, tmp_path)() as (worker,):
+            await until_counted(database_url, 4, worker)
+            last = document("vb-last", TDOFFICE + "nongcong")  # read after the retries
+            assert (await ingest.post(last, key="tdoffice-38")).status_code == 202
+            await until_counted(database_url, 5, worker)
 
 
 async def upgrade_from_before_0013(database_url: str, counted_before: list[bytes]) -> None:

@@ -8,7 +8,13 @@ import pytest
 
 from services.common.contract import Contract
 from services.common.units import UnitRegistry
-from services.ingest.keys import ApiKey, check_sources, scope_violations, source_allowed
+from services.ingest.keys import (
+    ApiKey,
+    check_name,
+    check_sources,
+    scope_violations,
+    source_allowed,
+)
 from services.ingest.validation import EventValidator, Limits, Record
 
 CONTRACT = Contract.load()
@@ -80,3 +86,10 @@ def test_the_cli_refuses_an_empty_or_blank_source_list() -> None:
     assert check_sources([]) == ["--sources may not be empty"]
     assert check_sources([TDOFFICE, "a b"]) != []
     assert check_sources([TDOFFICE, "urn:egov:tdoffice:"]) == []
+
+
+def test_a_key_name_fits_the_publisher_header_the_workers_accept() -> None:
+    """The name travels as egov_publisher; a worker dead-letters a header over 200 bytes."""
+    assert check_name("tdoffice-38") == []
+    assert check_name("hội-nghị-" + "x" * 180) == []
+    assert check_name("x" * 201) != [] and check_name("   ") != []
