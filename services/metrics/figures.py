@@ -8,7 +8,7 @@ the new day empty, not yesterday's figures. Pure: the store loads, the pipeline 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -165,6 +165,8 @@ class Figures:
         self.version = 0
         self._touched: set[str] | None = None
         """Units changed since the last take; None: any may have (a partition came or went)."""
+        self.on_change: Callable[[], None] | None = None
+        """Called after every change (the snapshot publisher schedules itself)."""
 
     def assign(self, tp: TopicPartition, figures: PartitionFigures) -> None:
         self.partitions[tp] = figures
@@ -189,6 +191,8 @@ class Figures:
             self._touched = None
         elif self._touched is not None:
             self._touched |= units
+        if self.on_change is not None:
+            self.on_change()
 
     def take_touched(self) -> set[str] | None:
         """The units changed since the last call (None: any may have), and start again."""

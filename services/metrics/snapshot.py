@@ -138,6 +138,8 @@ class KpiSnapshots:
         self.interval_s = interval_s
         self._piece = piece
         self.builds = 0
+        self._publishing = False
+        self._scheduled: asyncio.Task[None] | None = None
         # Until the first build, an answer with nothing in it: no unit is known yet (as
         # before this worker claims partitions), never a unit at 0.
         self.latest = KpiSnapshot(
@@ -163,11 +165,28 @@ class KpiSnapshots:
         )
 
     async def refresh(self) -> bool:
-        """Publish a new snapshot if :meth:`due`; True if one was published."""
-        if not self.due():
+        """Publish a new snapshot if :meth:`due` and none is being built; True if one was.
+        What changes during a build is taken by the next one."""
+        if self._publishing or not self.due():
             return False
-        await self.publish()
+        self._publishing = True
+        try:
+            await self.publish()
+        finally:
+            self._publishing = False
         return True
+
+    def poke(self) -> None:
+        """The figures changed (a committed step): refresh as soon as the interval allows,
+        not at the timer's next tick. Wired to ``Figures.on_change`` on a running loop."""
+        if self._scheduled is not None and not self._scheduled.done():
+            return
+        wait = max(0.0, self.interval_s - (self._monotonic() - self.latest.taken_s))
+        self._scheduled = asyncio.get_running_loop().create_task(self._refresh_after(wait))
+
+    async def _refresh_after(self, wait_s: float) -> None:
+        await asyncio.sleep(wait_s)
+        await self.refresh()
 
     async def publish(self) -> KpiSnapshot:
         """Build from the figures as they are now (what changed since the last one)."""

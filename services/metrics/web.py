@@ -88,9 +88,10 @@ def register_views(
     slots = asyncio.Semaphore(settings.metrics_history_concurrency)
 
     async def first_snapshot() -> None:
-        # At start-up, before partitions are assigned: nothing to build yet, and from
-        # then on /v1/kpis always has a snapshot to answer from.
-        await snapshots.publish()
+        # At start-up, before partitions are assigned: nothing to build yet. From then
+        # on every change of the figures (a committed step) schedules the next one.
+        await snapshots.refresh()
+        figures.on_change = snapshots.poke
 
     async def publish_snapshot() -> None:
         await snapshots.refresh()

@@ -107,7 +107,14 @@ def test_posted_event_changes_exported_figure(
             raise AssertionError(f"the figure did not change within 60 s\n{log}")
         # The same event also counts for its province: rolled up, not averaged.
         assert denominator(text, province) == before + 1
-        items = httpx.get(metrics + "/v1/kpis", params={"unit": unit, "kpi": KPI}).json()["items"]
+        # /v1/kpis answers from the snapshot the worker publishes (about every second).
+        deadline = time.monotonic() + 10
+        while True:
+            answer = httpx.get(metrics + "/v1/kpis", params={"unit": unit, "kpi": KPI}).json()
+            if answer["items"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        items = answer["items"]
         assert [(i["numerator"], i["denominator"], i["ratio"]) for i in items] == [(1, 1, 1.0)]
 
 

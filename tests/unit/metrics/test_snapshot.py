@@ -193,3 +193,19 @@ async def test_a_full_build_in_pieces_equals_one_build(piece: int) -> None:
     figures.apply(TP, Deltas.of([c(NOW, units=u) for u in units]), Periods.at(NOW))
     await snapshots.publish()
     assert answer(snapshots, targets)["items"] == built_directly(figures, targets, clocks)
+
+
+async def test_a_committed_step_schedules_the_next_snapshot_itself() -> None:
+    """Wired to the figures, a step is published without waiting for the timer's tick."""
+    figures, snapshots, clocks, targets = setup()
+    await snapshots.publish()
+    figures.on_change = snapshots.poke
+    clocks.advance(5)  # the last snapshot is older than the interval: publish at once
+    figures.apply(TP, Deltas.of([c(NOW)]), Periods.at(NOW))
+    figures.apply(TP, Deltas.of([c(NOW)]), Periods.at(NOW))  # one refresh for both
+    scheduled = snapshots._scheduled
+    assert scheduled is not None
+    await scheduled
+    body = answer(snapshots, targets, unit=["01843"], window=["day"])
+    assert [i["denominator"] for i in body["items"]] == [2]
+    assert snapshots.builds == len(ALL_WINDOWS)  # one refresh (the first had no unit)
