@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import json
 import os
 import secrets
 import signal
@@ -22,10 +23,12 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from services.common.apache_kafka import KafkaCluster
+from services.alerts.settings import AlertsSettings
+from services.common.apache_kafka import KafkaAuth, KafkaCluster
 from services.common.bootstrap import prepare_database
 from services.common.broker import EmbeddedBroker, port_open, wait_for_port
 from services.common.kafka import ensure_topics
+from services.common.kafka_acls import Principals, setup
 from services.common.localpg import (
     STACK_DATABASE,
     STACK_DIR,
@@ -162,6 +165,38 @@ def _child_env(options: StackOptions, bootstrap: str, database_url: str) -> dict
 
 
 SIGNING_KEY_FILE = VAR / "record-signing.key"
+KAFKA_CREDENTIALS_FILE = VAR / "kafka-credentials.json"
+
+
+def _with_principal(env: dict[str, str], service: str, auth: KafkaAuth | None) -> dict[str, str]:
+    """``env`` with the service's own Kafka principal, when the broker has credentials."""
+    if auth is None:
+        return env
+    password = auth.users[service]
+    return {**env, "EGOV_KAFKA_SASL_USERNAME": service, "EGOV_KAFKA_SASL_PASSWORD": password}
+
+
+def stack_kafka_auth(
+    path: Path = KAFKA_CREDENTIALS_FILE, log_dir: Path = KAFKA_DIR
+) -> KafkaAuth | None:
+    """`make up BROKER=kafka`'s credentials: made with its log (SCRAM users exist only from
+    the log's first format), kept in var/ (mode 600), read again on the next start. None
+    for a log made before make up had credentials: it runs as it was made (delete
+    var/kafka to start one with SASL and ACLs)."""
+    if path.exists():
+        stored = json.loads(path.read_text())
+        return KafkaAuth(stored["admin"], stored["controller"], stored["users"])
+    if log_dir.exists() and any(log_dir.glob("node-*/meta.properties")):
+        print(f"{log_dir} has no Kafka credentials (made before them): Kafka runs without SASL")
+        return None
+    users = {name: secrets.token_hex(16) for name in ("ingest", "backfill", "metrics", "alerts")}
+    auth = KafkaAuth(secrets.token_hex(16), secrets.token_hex(16), users)
+    stored = {"admin": auth.admin_password, "controller": auth.controller_password, "users": users}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        json.dump(stored, out)
+    return auth
 
 
 def stack_signing_key(path: Path = SIGNING_KEY_FILE) -> str:
@@ -313,6 +348,7 @@ class _Servers:
         self.options = options
         self.postgres: LocalPostgres | None = None
         self.broker: EmbeddedBroker | KafkaCluster | None = None
+        self.kafka_auth: KafkaAuth | None = None
 
     def database_url(self) -> str:
         """``DATABASE_URL`` if the user set one (nothing is started), else our own server."""
@@ -327,7 +363,10 @@ class _Servers:
         port = self.options.broker_port
         if self.options.broker == "kafka":
             print("starting Apache Kafka (its jars are fetched through Maven the first time)")
-            self.broker = KafkaCluster(KAFKA_DIR, ports=[port], controller_ports=[port + 1])
+            self.kafka_auth = stack_kafka_auth()
+            self.broker = KafkaCluster(
+                KAFKA_DIR, ports=[port], controller_ports=[port + 1], auth=self.kafka_auth
+            )
         else:
             self.broker = EmbeddedBroker(port=port, log=LOG_DIR / "broker.log")
         self.broker.start()
@@ -362,8 +401,12 @@ async def run_stack(options: StackOptions) -> int:
     try:
         database_url = await asyncio.to_thread(servers.database_url)
         bootstrap = await asyncio.to_thread(servers.bootstrap_servers)
+        auth = servers.kafka_auth
         settings = CommonSettings(
-            kafka_bootstrap_servers=bootstrap, database_url=SecretStr(database_url)
+            kafka_bootstrap_servers=bootstrap,
+            database_url=SecretStr(database_url),
+            kafka_sasl_username=None if auth is None else "admin",
+            kafka_sasl_password=None if auth is None else SecretStr(auth.admin_password),
         )
 
         async def drained() -> None:
@@ -376,11 +419,15 @@ async def run_stack(options: StackOptions) -> int:
                 print("every event the broker held is counted", flush=True)
 
         await prepare_database(settings)
-        await ensure_topics(settings)
+        if auth is None:
+            await ensure_topics(settings)
+        else:  # as production: the topics and ACLs made by admin, one principal per service
+            alerts_topic = AlertsSettings().topic_alerts
+            await setup(settings, Principals(), MetricsSettings().metrics_app_id, alerts_topic)
         env = _child_env(options, bootstrap, database_url)
         simulator_key = await _simulator_key(settings)
         for name in ("ingest", "metrics", "alerts"):
-            children.append(await _spawn(name, [name], env))
+            children.append(await _spawn(name, [name], _with_principal(env, name, auth)))
         for name in ("ingest", "metrics", "alerts"):
             await wait_for_port("127.0.0.1", options.ports[name], 60)
         if options.simulator:
