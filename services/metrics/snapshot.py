@@ -1,4 +1,5 @@
-"""The /v1/kpis items as the counting loop last published them: requests read, never build.
+"""The /v1/kpis (and /v1/activity) items as the counting loop last published them:
+requests read, never build.
 
 Building every item costs about 0.3 s a window on the event loop that counts (26,000
 series today, three times that at 10,000 units); built per request, a burst of requests
@@ -102,6 +103,8 @@ class KpiSnapshot:
     """The target overrides it was built with (see :func:`_overrides_key`)."""
     partitions: tuple[str, ...]
     windows: Mapping[str, WindowItems]
+    activity: Sequence[Item] = ()
+    """/v1/activity's items: each unit's last event per family."""
 
     def select(self, query: api.KpiQuery) -> list[Item]:
         items: list[Item] = []
@@ -210,8 +213,9 @@ class KpiSnapshots:
             else:
                 windows[window] = before
         partitions = tuple(f"{t}[{p}]" for t, p in sorted(figures.partitions))
+        activity = api.activity_items(figures)
         self.latest = KpiSnapshot(
-            periods, self._monotonic(), version, overrides, partitions, windows
+            periods, self._monotonic(), version, overrides, partitions, windows, activity
         )
         return self.latest
 

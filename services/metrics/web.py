@@ -1,9 +1,10 @@
 """HTTP views of the metrics worker: Prometheus exposition, the JSON API, health.
 
 They run on the event loop that counts, so none of them builds figures per request:
-/v1/kpis answers from the snapshot the loop publishes (services/metrics/snapshot.py),
-/v1/kpis/history from PostgreSQL with a bounded query (services/metrics/history.py),
-a few at a time. A bad or out-of-bounds parameter is a 400 problem+json naming it.
+/v1/kpis and /v1/activity answer from the snapshot the loop publishes
+(services/metrics/snapshot.py), /v1/kpis/history from PostgreSQL with a bounded query
+(services/metrics/history.py), a few at a time. A bad or out-of-bounds parameter is a
+400 problem+json naming it.
 """
 
 from __future__ import annotations
@@ -118,17 +119,13 @@ def register_views(
     async def healthz(web: Any, request: Any) -> Any:
         return web.json({"status": "ok"})
 
-    def partitions() -> list[str]:
-        return [f"{t}[{p}]" for t, p in sorted(figures.partitions)]
-
     @app.page("/v1/kpis")
     async def kpis(web: Any, request: Any) -> Any:
         return kpis_answer(_params(request), snapshots, targets, worker_name)
 
     @app.page("/v1/activity")
     async def activity(web: Any, request: Any) -> Any:
-        items = api.activity_items(figures)
-        return web.json({"worker": worker_name, "partitions": partitions(), "items": items})
+        return activity_answer(snapshots, worker_name)
 
     @app.page("/v1/kpis/history")
     async def history_page(web: Any, request: Any) -> Any:
@@ -175,5 +172,18 @@ def kpis_answer(
             "worker": worker_name,
             "partitions": list(snapshot.partitions),
             "items": snapshot.select(query),
+        }
+    )
+
+
+def activity_answer(snapshots: KpiSnapshots, worker_name: str) -> aioweb.Response:
+    """/v1/activity from the latest snapshot."""
+    snapshot = snapshots.latest
+    return _json(
+        {
+            "worker": worker_name,
+            "partitions": list(snapshot.partitions),
+            "snapshot_age_s": round(snapshots.age_s(snapshot), 3),
+            "items": list(snapshot.activity),
         }
     )

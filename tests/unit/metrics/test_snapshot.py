@@ -15,7 +15,7 @@ from services.metrics.figures import Figures, PartitionFigures
 from services.metrics.periods import ALL_WINDOWS, Periods
 from services.metrics.snapshot import KpiSnapshots
 from services.metrics.targets import Targets
-from services.metrics.web import kpis_answer
+from services.metrics.web import activity_answer, kpis_answer
 from tests.unit.metrics.helpers import catalogue, registry
 from tests.unit.metrics.test_figures import c
 
@@ -209,3 +209,26 @@ async def test_a_committed_step_schedules_the_next_snapshot_itself() -> None:
     body = answer(snapshots, targets, unit=["01843"], window=["day"])
     assert [i["denominator"] for i in body["items"]] == [2]
     assert snapshots.builds == len(ALL_WINDOWS)  # one refresh (the first had no unit)
+
+
+async def test_activity_is_answered_from_the_snapshot_too() -> None:
+    figures, snapshots, clocks, _ = setup()
+    figures.apply(TP, Deltas.of([c(NOW)]), Periods.at(NOW))
+    await snapshots.publish()
+    later = NOW + timedelta(minutes=1)
+    figures.apply(TP, Deltas.of([c(later)]), Periods.at(later))  # not published yet
+
+    def units_seen() -> list[tuple[str, str]]:
+        body = orjson.loads(activity_answer(snapshots, "unit-worker").body)  # type: ignore[arg-type]
+        return [(i["unit"], i["last_event_time"]) for i in body["items"]]
+
+    assert units_seen() == [
+        ("01843", "2026-11-23T10:00:00+07:00"),
+        ("19", "2026-11-23T10:00:00+07:00"),
+    ]
+    clocks.advance(1)
+    await snapshots.refresh()
+    assert units_seen() == [
+        ("01843", "2026-11-23T10:01:00+07:00"),
+        ("19", "2026-11-23T10:01:00+07:00"),
+    ]
