@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
 from services.common.units import UnitRegistry
 from services.metrics import api
 from services.metrics.figures import Figures
@@ -141,6 +144,7 @@ class KpiSnapshots:
         self.interval_s = interval_s
         self._piece = piece
         self.builds = 0
+        self.published = 0
         self._publishing = False
         self._scheduled: asyncio.Task[None] | None = None
         # Until the first build, an answer with nothing in it: no unit is known yet (as
@@ -214,6 +218,7 @@ class KpiSnapshots:
                 windows[window] = before
         partitions = tuple(f"{t}[{p}]" for t, p in sorted(figures.partitions))
         activity = api.activity_items(figures)
+        self.published += 1
         self.latest = KpiSnapshot(
             periods, self._monotonic(), version, overrides, partitions, windows, activity
         )
@@ -243,3 +248,29 @@ def _overrides_key(overrides: object) -> object:
     ``OverrideIndex`` (services/common/targets.py) keeps them, frozen, in ``_by_key``;
     anything else is compared as it is."""
     return getattr(overrides, "_by_key", overrides)
+
+
+class SnapshotCollector(Collector):
+    """The snapshots' own figures, read at scrape time: how many were published, how many
+    item builds they took (a burst of requests adds none), and the latest one's age."""
+
+    def __init__(self, snapshots: KpiSnapshots) -> None:
+        self._snapshots = snapshots
+
+    def collect(self) -> Iterable[Metric]:
+        snapshots = self._snapshots
+        yield CounterMetricFamily(
+            "egov_metrics_snapshots",
+            "Snapshots of the /v1/kpis items published by the counting loop.",
+            value=snapshots.published,
+        )
+        yield CounterMetricFamily(
+            "egov_metrics_snapshot_builds",
+            "Item builds (a window, or a piece of one) done to publish them.",
+            value=snapshots.builds,
+        )
+        yield GaugeMetricFamily(
+            "egov_metrics_snapshot_age_seconds",
+            "Age of the snapshot /v1/kpis and /v1/activity answer from.",
+            value=snapshots.age_s(snapshots.latest),
+        )

@@ -27,7 +27,7 @@ from services.metrics.figures import Figures
 from services.metrics.kpitext import KpiText
 from services.metrics.periods import local_day
 from services.metrics.settings import MetricsSettings
-from services.metrics.snapshot import KpiSnapshots
+from services.metrics.snapshot import KpiSnapshots, SnapshotCollector
 from services.metrics.targets import Targets
 
 PROBLEM_BASE = "https://egov-pulse.vn/problems/"
@@ -85,6 +85,7 @@ def register_views(
     snapshots = KpiSnapshots(
         figures, units, targets, clock, interval_s=settings.metrics_snapshot_interval_s
     )
+    registry.register(SnapshotCollector(snapshots))
     crosswalk = Crosswalk.from_dir(settings.units_dir)
     slots = asyncio.Semaphore(settings.metrics_history_concurrency)
 

@@ -15,8 +15,8 @@ import pytest
 
 from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
-from services.metrics.periods import local_day
-from tests.integration.metrics.harness import workers
+from services.metrics.periods import ALL_WINDOWS, local_day
+from tests.integration.metrics.harness import WorkerProcess, workers
 
 pytestmark = pytest.mark.integration
 KPI = "document_signing"
@@ -52,6 +52,19 @@ def kpis_once_loaded(url: str) -> dict[str, Any]:
         time.sleep(0.3)
 
 
+def builds(worker: WorkerProcess) -> float:
+    [(_, value)] = worker.samples("egov_metrics_snapshot_builds_total")
+    return value
+
+
+async def request_burst(url: str, count: int) -> list[int]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        answers = await asyncio.gather(
+            *(client.get(url + "/v1/kpis", params={"window": "day"}) for _ in range(count))
+        )
+    return [a.status_code for a in answers]
+
+
 def test_read_endpoints_are_bounded_and_answer_from_the_snapshot(
     common_settings: CommonSettings, database_url: str, tmp_path: Path
 ) -> None:
@@ -59,6 +72,9 @@ def test_read_endpoints_are_bounded_and_answer_from_the_snapshot(
     asyncio.run(store_figures(common_settings, database_url))
     with workers(common_settings, database_url, tmp_path, 1) as (worker,):
         body = kpis_once_loaded(worker.url)
+        builds_before = builds(worker)
+        burst = asyncio.run(request_burst(worker.url, 100))
+        builds_after = builds(worker)
         huge = [
             httpx.get(
                 worker.url + "/v1/kpis/history",
@@ -73,6 +89,10 @@ def test_read_endpoints_are_bounded_and_answer_from_the_snapshot(
             timeout=10,
         )
         alive = httpx.get(worker.url + "/healthz", timeout=10)
+    # 100 requests answered, and at most one publication's builds meanwhile (a 5-minute
+    # bucket may roll): the items were not built per request.
+    assert burst == [200] * 100
+    assert builds_after - builds_before <= len(ALL_WINDOWS)
     [item] = body["items"]
     assert (item["numerator"], item["denominator"]) == (3, 4)
     assert 0 <= body["snapshot_age_s"] < 30

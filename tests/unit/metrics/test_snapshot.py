@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry
 
 from services.metrics import api
 from services.metrics.contributions import Deltas
 from services.metrics.figures import Figures, PartitionFigures
 from services.metrics.periods import ALL_WINDOWS, Periods
-from services.metrics.snapshot import KpiSnapshots
+from services.metrics.snapshot import KpiSnapshots, SnapshotCollector
 from services.metrics.targets import Targets
 from services.metrics.web import activity_answer, kpis_answer
 from tests.unit.metrics.helpers import catalogue, registry
@@ -232,3 +233,17 @@ async def test_activity_is_answered_from_the_snapshot_too() -> None:
         ("01843", "2026-11-23T10:01:00+07:00"),
         ("19", "2026-11-23T10:01:00+07:00"),
     ]
+
+
+async def test_the_snapshots_count_themselves_for_prometheus() -> None:
+    figures, snapshots, clocks, targets = setup()
+    registry = CollectorRegistry()
+    registry.register(SnapshotCollector(snapshots))
+    figures.apply(TP, Deltas.of([c(NOW)]), Periods.at(NOW))
+    await snapshots.publish()
+    for _ in range(50):
+        answer(snapshots, targets, window=["day"])
+    clocks.advance(2.5)
+    assert registry.get_sample_value("egov_metrics_snapshots_total") == 1
+    assert registry.get_sample_value("egov_metrics_snapshot_builds_total") == len(ALL_WINDOWS)
+    assert registry.get_sample_value("egov_metrics_snapshot_age_seconds") == 2.5
