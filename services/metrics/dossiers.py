@@ -99,7 +99,7 @@ class Status(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Fact:
     """What one dossier event says about its dossier (``kind``: received, resubmitted,
-    returned, withdrawn, final, paid)."""
+    returned, withdrawn, final)."""
 
     dossier_id: str
     kind: str
@@ -107,12 +107,13 @@ class Fact:
 
 
 def fact_of(event_type: str, data: Mapping[str, Any]) -> Fact | None:
-    """The fact of a valid event of a dossier type; None for other types."""
-    if event_type not in DOSSIER_TYPES:
+    """The fact of a valid event of a dossier type; None for other types and payments
+    (which the ledger does not read)."""
+    if event_type not in DOSSIER_TYPES or event_type == PAID:
         return None
     raw_due = data.get("due_at")
     due = Due.parse(raw_due) if isinstance(raw_due, str) else None
-    kind = "paid" if event_type == PAID else event_type.rpartition(".")[2]
+    kind = event_type.rpartition(".")[2]
     if event_type == RESOLVED:
         outcome = data["outcome"]
         kind = "final" if outcome in FINAL_OUTCOMES else outcome
@@ -161,8 +162,6 @@ def step(
     dossier: Dossier | None, fact: Fact, epoch: float, units: tuple[str, ...]
 ) -> tuple[Dossier | None, list[Tick]]:
     """Apply one event (``fact`` at ``epoch``, for the unit chain ``units``)."""
-    if fact.kind == "paid":
-        return dossier, []
     if dossier is None:
         dossier = Dossier(fact.dossier_id, Status.OPEN, None, units)
     if fact.kind in ("received", "resubmitted"):

@@ -177,6 +177,7 @@ def test_facts_and_identities_of_events() -> None:
     assert fact_of(RESOLVED, {**data, "outcome": "rejected"}).kind == "final"  # type: ignore[union-attr]
     assert fact_of(RESOLVED, {**data, "outcome": "withdrawn"}).kind == "withdrawn"  # type: ignore[union-attr]
     assert fact_of("vn.egov.document.issued", {}) is None
+    assert fact_of("vn.egov.dossier.paid", {"dossier_id": "H1", "amount_vnd": 0}) is None
     # A dossier's final outcome is one, whatever the event ids; returns are each their own.
     assert event_identity(RESOLVED, "a", data) == event_identity(
         RESOLVED, "b", {**data, "outcome": "rejected"}
