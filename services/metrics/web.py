@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -140,19 +140,12 @@ def register_views(
             )
         except api.QueryError as exc:
             return bad_query(exc)
-        try:
-            await asyncio.wait_for(slots.acquire(), HISTORY_WAIT_S)
-        except TimeoutError:
-            return problem(
-                503, "busy", "history busy", "too many history queries at once; retry",
-                retry_after=1,
-            )  # fmt: skip
-        try:
+
+        async def read(query: history.HistoryQuery) -> list[tuple[date, int, int]]:
             async with (await pool()).acquire() as conn:
-                rows = await store.history(conn, query.lineage, query.kpi, query.first, query.last)
-        finally:
-            slots.release()
-        return _json(history.answer(query, rows))
+                return await store.history(conn, query.lineage, query.kpi, query.first, query.last)
+
+        return await history_answer(query, read, slots, HISTORY_WAIT_S)
 
     return snapshots
 
@@ -188,3 +181,26 @@ def activity_answer(snapshots: KpiSnapshots, worker_name: str) -> aioweb.Respons
             "items": list(snapshot.activity),
         }
     )
+
+
+async def history_answer(
+    query: history.HistoryQuery,
+    read: Callable[[history.HistoryQuery], Awaitable[list[tuple[date, int, int]]]],
+    slots: asyncio.Semaphore,
+    wait_s: float,
+) -> aioweb.Response:
+    """The history answer, read when one of ``slots`` is free: waiting longer than
+    ``wait_s`` is a 503 (retry), so a burst of history requests queues at most that long
+    and never takes the flush's connections."""
+    try:
+        await asyncio.wait_for(slots.acquire(), wait_s)
+    except TimeoutError:
+        return problem(
+            503, "busy", "history busy", "too many history queries at once; retry",
+            retry_after=1,
+        )  # fmt: skip
+    try:
+        rows = await read(query)
+    finally:
+        slots.release()
+    return _json(history.answer(query, rows))

@@ -6,8 +6,10 @@ reads them from a real database)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 
+import orjson
 import pytest
 
 from services.common.paths import UNITS_DIR
@@ -18,6 +20,7 @@ from services.metrics.eras import Crosswalk, Lineage, era_of_day, era_start
 from services.metrics.figures import Figures, PartitionFigures
 from services.metrics.history import HistoryQuery, LimitError
 from services.metrics.periods import Periods
+from services.metrics.web import history_answer
 from tests.unit.metrics.helpers import registry
 from tests.unit.metrics.test_figures import c
 
@@ -137,3 +140,27 @@ def test_backfilled_days_of_the_old_era_never_reach_the_live_figures() -> None:
     totals = figures.totals()
     assert totals[("16342", "document_signing")].denominator == 1
     assert ("404", "document_signing") not in totals  # nothing of the old era held
+
+
+async def test_history_queries_beyond_the_slots_are_told_to_retry() -> None:
+    """One slot: a second request waiting longer than its bound is a 503 problem, and the
+    first one's answer is whole once its query returns."""
+    query = parse(unit="16342", kpi="document_signing", days="30")
+    slots = asyncio.Semaphore(1)
+    release = asyncio.Event()
+
+    async def slow_read(_: HistoryQuery) -> list[tuple[date, int, int]]:
+        await release.wait()
+        return [(TODAY, 2, 3)]
+
+    first = asyncio.create_task(history_answer(query, slow_read, slots, 5.0))
+    await asyncio.sleep(0)  # the first holds the slot
+    refused = await history_answer(query, slow_read, slots, 0.01)
+    assert refused.status == 503 and refused.headers["Retry-After"] == "1"
+    assert orjson.loads(refused.body)["type"].endswith("/busy")  # type: ignore[arg-type]
+    release.set()
+    answered = await first
+    assert answered.status == 200
+    assert [i["numerator"] for i in orjson.loads(answered.body)["items"]] == [2]  # type: ignore[arg-type]
+    # The slot is free again.
+    assert (await history_answer(query, slow_read, slots, 0.01)).status == 200
