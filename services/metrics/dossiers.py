@@ -8,7 +8,9 @@ completion, and resumes with ``dossier.resubmitted``'s new appointment. It ends 
   time** (on it, and not after an appointment time) or **late**, counted in the period
   of the resolution;
 - still open when its appointment passes: **open overdue** ("trễ hạn đang xử lý"),
-  counted in the period of the appointment; its later resolution counts nothing again;
+  counted in the period of the appointment; its later resolution does not count it
+  again but moves that one count from open overdue to late, in the same period (the
+  statistics' "open overdue" is what is still open; the rate does not change);
 - **withdrawn**: out of the rate, never counted.
 
 Everything is judged at the events' own times: a resolution, return or withdrawal that
@@ -91,7 +93,8 @@ class Status(StrEnum):
     OPEN = "open"
     PAUSED = "paused"
     OVERDUE = "overdue"
-    """Counted open overdue; a later resolution counts nothing (unless it happened in time)."""
+    """Counted open overdue; a later resolution moves that count to late (or, if it
+    happened in time, takes it back and counts as it happened)."""
     DONE = "done"
     WITHDRAWN = "withdrawn"
 
@@ -215,7 +218,10 @@ def _resolved(
         return dossier, []
     back = _taken_back(dossier, epoch)
     if dossier.status is Status.OVERDUE and not back:
-        return replace(dossier, status=Status.DONE), []  # counted once, as open overdue
+        # Counted once already, in the appointment's period: it stays there, no longer
+        # open but late (the on-time rate is unchanged: both are below the line).
+        moved = [_overdue_tick(dossier, -1), replace(_overdue_tick(dossier, 1), outcome="late")]
+        return replace(dossier, status=Status.DONE), moved
     done = replace(dossier, status=Status.DONE, due=due)
     if due is None:  # no appointment known: nothing to judge it by
         return done, back

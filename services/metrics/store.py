@@ -382,6 +382,30 @@ async def _upsert_figures(
             (topic, part, u, f, datetime.fromtimestamp(e, periods.now.tzinfo))
             for (u, f), e in d.activity.items()
         ]
+    # A count taken back (a dossier's open-overdue count moved to late, or withdrawn in
+    # time) is a negative delta. INSERT .. ON CONFLICT checks the table's CHECKs on the
+    # proposed row before it finds the conflict, so such rows go through MERGE, which
+    # checks only the row it leaves (and fails loudly if the count it takes back is gone).
+    taken_back = [row for row in daily if row[5] < 0 or row[6] < 0]
+    if taken_back:
+        daily = [row for row in daily if row[5] >= 0 and row[6] >= 0]
+        await conn.execute(
+            """
+            MERGE INTO kpi_daily AS k
+            USING unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::date[],
+                         $6::bigint[], $7::bigint[])
+                AS d (topic, "partition", unit, kpi, day, numerator, denominator)
+            ON k.topic = d.topic AND k."partition" = d."partition" AND k.unit = d.unit
+               AND k.kpi = d.kpi AND k.day = d.day
+            WHEN MATCHED THEN UPDATE SET numerator = k.numerator + d.numerator,
+                                         denominator = k.denominator + d.denominator
+            WHEN NOT MATCHED THEN INSERT (topic, "partition", unit, kpi, day, numerator,
+                                          denominator)
+                VALUES (d.topic, d."partition", d.unit, d.kpi, d.day, d.numerator,
+                        d.denominator)
+            """,
+            *map(list, zip(*taken_back, strict=True)),
+        )
     if daily:
         await conn.execute(
             """

@@ -103,11 +103,13 @@ def test_dossiers_count_once_through_ingest_and_a_restarted_worker(
     received = now - timedelta(days=2)
     today = now.astimezone(VN_TZ).date()
     tomorrow = (today + timedelta(days=1)).isoformat()
-    # A is left open past its appointment (yesterday, 17:00 Vietnam time).
-    yesterday_17h = datetime.combine(today - timedelta(days=1), datetime.min.time(), VN_TZ)
-    yesterday_17h += timedelta(hours=17)
+    # A is left open past its appointment: a minute ago, but never before today's start in
+    # Vietnam time, so that its open overdue count lands in today's periods (yesterday's
+    # would fall out of the year window on 1 January).
+    start_of_today = datetime.combine(today, datetime.min.time(), VN_TZ)
+    a_due = max(start_of_today, now - timedelta(minutes=1))
     first = [
-        dossier_event("received", "A", received, due_at=yesterday_17h.isoformat()),
+        dossier_event("received", "A", received, due_at=a_due.isoformat()),
         # B: appointment today (a date alone), handed over now: on time whatever the hour.
         dossier_event("received", "B", received, due_at=today.isoformat()),
         dossier_event("resolved", "B", now, outcome="approved"),
@@ -123,7 +125,7 @@ def test_dossiers_count_once_through_ingest_and_a_restarted_worker(
     with running_service(["ingest"], env, ingest_port, tmp_path / "ingest.log") as ingest:
         with running_service(["metrics"], env, metrics_port, log) as metrics:
             post(ingest, token, first)
-            # The sweep finds A past its appointment: open overdue, in yesterday's period.
+            # The sweep finds A past its appointment: open overdue, in today's period.
             assert wait_for(metrics, lambda c: c.get("open_overdue") == 1, log) == expected
         # A new worker process: the dossiers' state comes back from PostgreSQL.
         with running_service(["metrics"], env, metrics_port, tmp_path / "metrics2.log") as metrics:
@@ -132,17 +134,18 @@ def test_dossiers_count_once_through_ingest_and_a_restarted_worker(
                 ingest,
                 token,
                 [
-                    dossier_event("resolved", "A", now, outcome="approved"),  # counted already
+                    # counted already: moves from open overdue to late
+                    dossier_event("resolved", "A", now, outcome="approved"),
                     dossier_event("resolved", "C", now, outcome="rejected"),  # resolved twice
                     dossier_event("received", "E", received, due_at=tomorrow),
                     dossier_event("resolved", "E", now, outcome="approved"),  # a marker
                 ],
             )
             final = wait_for(metrics, lambda c: c.get("early") == 2, tmp_path / "metrics2.log")
-            assert final == {"early": 2, "on_time": 1, "late": 0, "open_overdue": 1}
+            assert final == {"early": 2, "on_time": 1, "late": 1, "open_overdue": 0}
             item = on_time_item(metrics, lambda i: i["dossiers"]["early"] == 2)
     assert (item["numerator"], item["denominator"]) == (3, 4)  # D withdrawn: not in it
-    assert item["dossiers"] == {"early": 2, "on_time": 1, "late": 0, "open_overdue": 1}
+    assert item["dossiers"] == {"early": 2, "on_time": 1, "late": 1, "open_overdue": 0}
 
 
 def on_time_item(url: str, want: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:

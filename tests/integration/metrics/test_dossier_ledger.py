@@ -141,7 +141,8 @@ async def test_dossiers_count_once_and_open_overdue_survives_a_new_worker(
     assert second.outcomes(later) == expected
     await second.count(
         [
-            # A resolved late: already counted as open overdue, not counted again.
+            # A resolved late: counted once already; its count moves from open overdue
+            # to late, in the period of its appointment.
             dossier_event("resolved", "A", "2026-11-25 09:00", outcome="approved"),
             # C resolved a second time (another event id): one dossier, one count.
             dossier_event("resolved", "C", "2026-11-22 09:00", outcome="rejected"),
@@ -152,7 +153,7 @@ async def test_dossiers_count_once_and_open_overdue_survives_a_new_worker(
         later,
     )
     await second.state.sweep_dossiers(later)
-    final = {"early": 1, "on_time": 2, "open_overdue": 1}
+    final = {"early": 1, "on_time": 2, "late": 1}
     assert second.outcomes(later) == final
     assert second.on_time(later) == (3, 4)  # D withdrawn: out of the denominator
     # What PostgreSQL holds is what the worker shows: the month's rows for the commune.
@@ -163,17 +164,18 @@ async def test_dossiers_count_once_and_open_overdue_survives_a_new_worker(
             UNIT,
         )
         stored = {r["kpi"]: (r["n"], r["d"]) for r in rows}
-        overdue_day = await conn.fetchval(
-            "SELECT day FROM kpi_daily WHERE unit = $1 AND kpi = 'dossier_on_time:open_overdue'",
+        late_day = await conn.fetchval(
+            "SELECT day FROM kpi_daily WHERE unit = $1 AND kpi = 'dossier_on_time:late'",
             UNIT,
         )
     assert stored == {
         "dossier_on_time": (3, 4),
         "dossier_on_time:early": (0, 1),
         "dossier_on_time:on_time": (0, 2),
-        "dossier_on_time:open_overdue": (0, 1),
+        "dossier_on_time:late": (0, 1),
+        "dossier_on_time:open_overdue": (0, 0),  # counted, then moved to late
     }
-    assert str(overdue_day) == "2026-11-23"
+    assert str(late_day) == "2026-11-23"  # the appointment's day, not the resolution's
 
 
 async def test_a_sweep_by_a_worker_that_lost_the_partition_counts_nothing(

@@ -91,9 +91,13 @@ def test_an_open_dossier_turns_overdue_in_the_period_of_its_appointment() -> Non
     marked, ticks = sweep([dossier], at("2024-03-21 09:00"))
     assert [d.status for d in marked] == [Status.OVERDUE]
     assert ticks == [Tick("open_overdue", UNITS, date(2024, 3, 20), at("2024-03-20 17:00"))]
-    # Resolved later: counted once, as it was (open overdue), not again as late.
+    # Resolved later: not counted again; the one count moves from open overdue to late,
+    # in the appointment's period (no longer open, and the rate is unchanged).
     done, more = step(marked[0], Fact("H38.404-1", "final"), at("2024-04-02 10:00"), UNITS)
-    assert more == [] and done is not None and done.status is Status.DONE
+    assert done is not None and done.status is Status.DONE
+    due = (date(2024, 3, 20), at("2024-03-20 17:00"))
+    assert more == [Tick("open_overdue", UNITS, *due, -1), Tick("late", UNITS, *due)]
+    assert outcomes(ticks + more) == {"late": 1}
     assert sweep([done], at("2024-05-01 00:00")) == ([], [])
 
 
