@@ -12,7 +12,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import (
+    GroupAuthorizationFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+)
 from pydantic import SecretStr
 
 from services.common.apache_kafka import KafkaAuth, KafkaCluster
@@ -95,12 +101,54 @@ def test_ingest_and_backfill_produce(cluster: KafkaCluster, user: str) -> None:
     assert asyncio.run(try_produce(as_user(cluster, user, PASSWORDS[user]))) is None
 
 
+async def try_read(settings: CommonSettings, group: str | None) -> BaseException | None:
+    """Read the documents topic from its start; the error the client met, if any."""
+    consumer = AIOKafkaConsumer(
+        settings.topic_documents,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=group,
+        auto_offset_reset="earliest",
+        **settings.kafka_security,
+    )
+    try:
+        await asyncio.wait_for(consumer.start(), 10)
+        await asyncio.wait_for(consumer.getmany(timeout_ms=2000), 10)
+    except (KafkaError, TimeoutError) as exc:
+        return exc
+    finally:
+        await consumer.stop()
+    return None
+
+
+@pytest.mark.parametrize("user", ["ingest", "alerts"])
+def test_only_the_metrics_group_reads_the_event_topics(cluster: KafkaCluster, user: str) -> None:
+    error = asyncio.run(try_read(as_user(cluster, user, PASSWORDS[user]), GROUP))
+    assert isinstance(error, (TopicAuthorizationFailedError, GroupAuthorizationFailedError)), error
+
+
+async def dead_letters(settings: CommonSettings) -> list[dict[str, bytes]]:
+    consumer = AIOKafkaConsumer(
+        settings.topic_dead_letter,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        **settings.kafka_security,
+    )
+    await consumer.start()
+    try:
+        batches = await consumer.getmany(timeout_ms=3000)
+        return [dict(m.headers) for messages in batches.values() for m in messages]
+    finally:
+        await consumer.stop()
+
+
 def test_a_metrics_worker_counts_what_ingest_produced(
     cluster: KafkaCluster, database_url: str, tmp_path: Path
 ) -> None:
+    """And dead-letters, under its own principal, what it cannot count."""
     ingest = as_user(cluster, "ingest", PASSWORDS["ingest"])
     ids = [f"auth-{i}" for i in range(20)]
     messages = [(PROVINCE.encode(), orjson.dumps(document(i, UNIT))) for i in ids]
+    messages.insert(10, (PROVINCE.encode(), b"{not json"))
     asyncio.run(publish(ingest, messages))
     metrics = as_user(cluster, "metrics", PASSWORDS["metrics"])
     env = {
@@ -119,3 +167,6 @@ def test_a_metrics_worker_counts_what_ingest_produced(
         # The ones the two produce tests wrote count too: every acknowledged event.
         assert counted[0] >= len(ids), worker.tail()
         assert counted[1][UNIT] == counted[0], worker.tail()
+    admin = as_user(cluster, "admin", cluster.auth.admin_password if cluster.auth else None)
+    reasons = [h["dlq_reason"] for h in asyncio.run(dead_letters(admin))]
+    assert reasons == [b"malformed-json"]
