@@ -87,6 +87,7 @@ class Indicator:
     """The KPI of data/kpis.json that counts this indicator's rate; None: not measured."""
     not_measured_vi: str = ""
     not_measured_en: str = ""
+    deviation_vi: str = ""
     deviation_en: str = ""
     """How the KPI's rate differs from the decision's, where it does (shown beside it)."""
 
@@ -99,6 +100,9 @@ class Indicator:
 
     def why_not_measured(self, lang: Lang) -> str:
         return self.not_measured_vi if lang == "vi" else self.not_measured_en
+
+    def deviation(self, lang: Lang) -> str:
+        return self.deviation_vi if lang == "vi" else self.deviation_en
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +179,7 @@ def _indicator(group: str, raw: Mapping[str, Any]) -> Indicator:
             kpi=raw.get("kpi"),
             not_measured_vi=raw.get("not_measured_vi", ""),
             not_measured_en=raw.get("not_measured_en", ""),
+            deviation_vi=raw.get("deviation_vi", ""),
             deviation_en=raw.get("deviation_en", ""),
         )
     except (KeyError, TypeError, ValueError) as exc:
