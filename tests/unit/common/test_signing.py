@@ -5,8 +5,10 @@ and the key itself is refused at start-up when missing, public or weak."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 
 import pytest
+from pydantic import SecretStr
 
 from services.common.settings import (
     CommonSettings,
@@ -42,7 +44,7 @@ def signed_headers(s: RecordSigner | None = None) -> list[tuple[str, object]]:
 
 
 def verdict(
-    headers: list[tuple[str, object]], topic: str = TOPIC, key: bytes | None = RECORD_KEY
+    headers: Sequence[tuple[str, object]], topic: str = TOPIC, key: bytes | None = RECORD_KEY
 ) -> tuple[bool, SummaryCheck]:
     s = signer()
     check, _ = s.check_summary(VALUE, headers, topic=topic, key=key)
@@ -138,7 +140,9 @@ def test_a_guessed_mac_with_our_ids_is_forged() -> None:
 def test_a_missing_public_or_weak_key_stops_a_service_outside_the_embedded_broker(
     key: str | None, why: str
 ) -> None:
-    settings = CommonSettings(record_signing_key=key, embedded_broker=False)
+    settings = CommonSettings(
+        record_signing_key=None if key is None else SecretStr(key), embedded_broker=False
+    )
     with pytest.raises(SigningKeyError, match=why) as error:
         settings.record_signer(CONTRACT)
     if key:
@@ -147,7 +151,7 @@ def test_a_missing_public_or_weak_key_stops_a_service_outside_the_embedded_broke
 
 def test_a_strong_key_is_accepted() -> None:
     for key in (secrets.token_hex(32), secrets.token_urlsafe(32)):
-        settings = CommonSettings(record_signing_key=key, embedded_broker=False)
+        settings = CommonSettings(record_signing_key=SecretStr(key), embedded_broker=False)
         assert settings.signs_records and settings.record_signer(CONTRACT) is not None
 
 
@@ -156,10 +160,10 @@ def test_the_embedded_default_may_run_unsigned_but_never_with_the_public_key() -
         CommonSettings(record_signing_key=None, embedded_broker=True).record_signer(CONTRACT)
         is None
     )
-    assert CommonSettings(record_signing_key="short", embedded_broker=True).signs_records
+    assert CommonSettings(record_signing_key=SecretStr("short"), embedded_broker=True).signs_records
     with pytest.raises(SigningKeyError, match="public default"):
         CommonSettings(
-            record_signing_key="egov-dev-only-signing-key", embedded_broker=True
+            record_signing_key=SecretStr("egov-dev-only-signing-key"), embedded_broker=True
         ).record_signer(CONTRACT)
 
 

@@ -13,7 +13,8 @@ from services.common.summaries import SummaryReader
 from services.metrics import sanity
 from services.metrics.decoding import RecordDecoder
 from tests.unit.metrics.helpers import catalogue, contract, registry
-from tests.unit.metrics.test_summaries import NOW, communes_events, ingest_records
+from tests.unit.metrics.test_signed_records import NOW
+from tests.unit.metrics.test_summaries import communes_events, ingest_records
 
 BOUNDS = sanity.SummaryBounds(
     frozenset(catalogue().ids),
