@@ -35,9 +35,14 @@ from services.common.rates import Lang, format_date, format_datetime, rate_bp
 from services.common.scorecard import IndicatorScore, Period, Score, State, points_hundredths
 
 Kind = Literal["text", "count", "rate", "points"]
+Format = Literal["csv", "xlsx"]
 Cell = str | int | Decimal | None
 UTF8_BOM: Final = b"\xef\xbb\xbf"
 _XLSX_FORMATS: Final = {"count": "#,##0", "rate": "0.00%", "points": "0.00"}
+CONTENT_TYPES: Final[dict[str, str]] = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,13 +299,42 @@ def _write(
         sheet.write_number(row, col, float(cell), formats.get(kind))
 
 
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A file ready to send: its bytes, media type and a download name."""
+
+    body: bytes
+    content_type: str
+    filename: str
+
+
+def render(fmt: Format, tables: Sequence[Table], title: Title, stem: str, lang: Lang) -> Rendered:
+    """One export as an HTTP answer needs it (/v1/kpis?format=, the wall's download).
+
+    CSV holds one table (the first); a workbook holds them all. ``stem`` names the file
+    ("kpis-404-2026-11"): kept to ASCII letters, digits and "-" so that every browser
+    saves it under that name.
+    """
+    if fmt == "csv":
+        body = to_csv(tables[0], title, lang)
+    elif fmt == "xlsx":
+        body = to_xlsx(tables, title, lang)
+    else:
+        raise ValueError(f"unknown export format {fmt!r}")
+    safe = "".join(c if c.isascii() and (c.isalnum() or c == "-") else "-" for c in stem)
+    return Rendered(body, CONTENT_TYPES[fmt], f"{safe}.{fmt}")
+
+
 __all__ = [
+    "CONTENT_TYPES",
     "KPI_COLUMNS",
     "SCORECARD_COLUMNS",
     "Column",
+    "Rendered",
     "Table",
     "Title",
     "kpi_table",
+    "render",
     "scorecard_table",
     "to_csv",
     "to_xlsx",

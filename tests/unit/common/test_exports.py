@@ -16,6 +16,7 @@ from services.common.exports import (
     SCORECARD_COLUMNS,
     Title,
     kpi_table,
+    render,
     scorecard_table,
     to_csv,
     to_xlsx,
@@ -124,6 +125,7 @@ def test_csv_scorecard_shows_points_measured_and_not_measured(card: Scorecard) -
     )
     assert (int(on_time[6]), int(on_time[7]), on_time[8]) == (885, 1_000, "0.8850")
     assert on_time[9] == "Đo được" and "Mất nhiều điểm nhất" in on_time[10]
+    assert on_time[10].startswith("dossier_on_time không tính hồ sơ đang xử lý còn trong hạn")
     sync = by_id["1.4"]
     assert (sync[3], sync[4], sync[9]) == ("6", "", "Chưa đo ở đây")
     assert sync[10] == card_reason(card, "1.4")
@@ -171,3 +173,17 @@ def test_english_workbook_names_its_sheets_and_headers_in_english(card: Scorecar
     ws = sheets["Scorecard 766"]
     assert [c.value for c in ws[2]] == [c.en for c in SCORECARD_COLUMNS]
     assert ws["A1"].value.endswith("figures as of 4 Dec 2026 10:15")
+
+
+def test_render_gives_the_body_media_type_and_a_safe_file_name(card: Scorecard) -> None:
+    tables = [kpi_table(FIGURES, "vi"), scorecard_table(score(card, FIGURES[2:], "404", NOV), "vi")]
+    as_csv = render("csv", tables, TITLE, "chỉ-tiêu 404/2026-11", "vi")
+    assert as_csv.content_type == "text/csv; charset=utf-8"
+    assert as_csv.filename == "ch--ti-u-404-2026-11.csv"
+    assert read_csv(as_csv.body)[1] == [c.vi for c in KPI_COLUMNS]
+    as_xlsx = render("xlsx", tables, TITLE, "kpis-404-2026-11", "vi")
+    assert as_xlsx.filename == "kpis-404-2026-11.xlsx"
+    assert as_xlsx.content_type.endswith("spreadsheetml.sheet")
+    assert list(read_xlsx(as_xlsx.body)) == ["Chỉ tiêu", "Bảng điểm 766"]
+    with pytest.raises(ValueError, match="unknown export format"):
+        render("pdf", tables, TITLE, "x", "vi")  # type: ignore[arg-type]
