@@ -18,6 +18,7 @@ from services.common.contract import Contract
 from services.common.events import CloudEvent, parse_time
 from services.common.kpis import KpiCatalogue
 from services.common.settings import CommonSettings
+from services.metrics import dossiers
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 DOCUMENT = "vn.egov.document.issued"
@@ -94,15 +95,36 @@ def contract_examples(when: datetime) -> list[Event]:
 
 
 def figures(events: list[Event]) -> dict[str, tuple[int, int]]:
-    """(numerator, denominator) per KPI, as the catalogue counts ``events``."""
+    """(numerator, denominator) per KPI, as the worker counts ``events``: the catalogue's
+    conditions, one count per dossier (services/metrics/dossiers.py's identity), and the
+    on-time rate from the dossier ledger (resolutions only: no appointment of the
+    contract's examples falls on the day these figures are read for)."""
     catalogue = KpiCatalogue.load()
     out: dict[str, tuple[int, int]] = {}
+    seen: set[tuple[str, str]] = set()
+    ledger: dict[str, dossiers.Dossier | None] = {}
+
+    def add(kpi: str, num: int, den: int) -> None:
+        old = out.get(kpi, (0, 0))
+        out[kpi] = (old[0] + num, old[1] + den)
+
     for raw in events:
         event = CloudEvent.from_dict(raw)
+        identity = (event.source, dossiers.event_identity(event.type, event.id, event.data))
+        if identity in seen:
+            continue
+        seen.add(identity)
         for kpi in catalogue.for_type(event.type):
-            num, den = kpi.count(event)
-            old = out.get(kpi.id, (0, 0))
-            out[kpi.id] = (old[0] + num, old[1] + den)
+            if kpi.id != dossiers.KPI:
+                add(kpi.id, *kpi.count(event))
+        fact = dossiers.fact_of(event.type, event.data)
+        if fact is not None:
+            held = ledger.get(fact.dossier_id)
+            epoch = event.time.timestamp()
+            ledger[fact.dossier_id], ticks = dossiers.step(held, fact, epoch, (event.unit,))
+            for tick in ticks:
+                on_time = tick.outcome in ("early", "on_time")
+                add(dossiers.KPI, tick.delta if on_time else 0, tick.delta)
     return out
 
 
