@@ -8,6 +8,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.common.figures import Figure
 from services.common.kpis import KpiCatalogue
@@ -81,6 +83,26 @@ def test_a_threshold_earns_the_maximum_from_it_and_a_share_below() -> None:
     assert rule.points(4, 100, 100) == 4
     assert rule.points(4, 40, 100) == 2
     assert rule.points(4, 7_999, 10_000) == Fraction(4 * 7_999, 8_000)
+
+
+@given(
+    max_points=st.integers(0, 22),
+    full_at_bp=st.integers(1, 10_000),
+    d=st.integers(1, 10**9),
+    data=st.data(),
+)
+def test_points_stay_within_the_maximum_and_grow_with_the_rate(
+    max_points: int, full_at_bp: int, d: int, data: st.DataObject
+) -> None:
+    n = data.draw(st.integers(0, d))
+    rule = PointsRule(True, full_at_bp)
+    points = rule.points(max_points, n, d)
+    assert points is not None and 0 <= points <= max_points
+    reached = n * 10_000 >= full_at_bp * d
+    assert (points == max_points) is (reached or max_points == 0)
+    if n < d:
+        more = rule.points(max_points, n + 1, d)
+        assert more is not None and more >= points
 
 
 def test_an_empty_period_claims_nothing_unless_the_source_scores_it_full() -> None:
