@@ -32,12 +32,20 @@ import xlsxwriter  # type: ignore[import-untyped]  # XlsxWriter ships no type hi
 
 from services.common.figures import Figure, Standing
 from services.common.rates import Lang, format_date, format_datetime, rate_bp
-from services.common.scorecard import IndicatorScore, Period, Score, State, points_hundredths
+from services.common.scorecard import (
+    TOTAL_POINTS,
+    IndicatorScore,
+    Period,
+    Score,
+    State,
+    points_hundredths,
+)
 
 Kind = Literal["text", "count", "rate", "points"]
 Format = Literal["csv", "xlsx"]
 Cell = str | int | Decimal | None
 UTF8_BOM: Final = b"\xef\xbb\xbf"
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 _XLSX_FORMATS: Final = {"count": "#,##0", "rate": "0.00%", "points": "0.00"}
 CONTENT_TYPES: Final[dict[str, str]] = {
     "csv": "text/csv; charset=utf-8",
@@ -190,7 +198,7 @@ def scorecard_table(score: Score, lang: Lang) -> Table:
             _total_row(name, group.group.max_points, group.measured_max, group.points, lang)
         )
     total = "Tổng" if lang == "vi" else "Total"
-    rows.append(_total_row(total, 100, score.measured_max, score.points, lang))
+    rows.append(_total_row(total, TOTAL_POINTS, score.measured_max, score.points, lang))
     if lang == "vi":
         return Table(f"Bộ chỉ số {score.decision}", "Bảng điểm 766", SCORECARD_COLUMNS, tuple(rows))
     heading = f"Decision {score.decision} scorecard"
@@ -254,7 +262,13 @@ def to_csv(table: Table, title: Title, lang: Lang) -> bytes:
 
 
 def _csv_cell(cell: Cell) -> str:
-    return "" if cell is None else str(cell)
+    if cell is None:
+        return ""
+    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS):
+        # Excel runs a CSV cell that starts like a formula; names come from the unit
+        # registry, not from publishers, but a text cell must never become a formula.
+        return "'" + cell
+    return str(cell)
 
 
 def to_xlsx(tables: Sequence[Table], title: Title, lang: Lang) -> bytes:

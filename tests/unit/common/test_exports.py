@@ -187,3 +187,10 @@ def test_render_gives_the_body_media_type_and_a_safe_file_name(card: Scorecard) 
     assert list(read_xlsx(as_xlsx.body)) == ["Chỉ tiêu", "Bảng điểm 766"]
     with pytest.raises(ValueError, match="unknown export format"):
         render("pdf", tables, TITLE, "x", "vi")  # type: ignore[arg-type]
+
+
+def test_a_text_cell_never_starts_a_formula_in_csv() -> None:
+    odd = fig("document_signing", 1, 2)._replace(unit_name="=HYPERLINK(1)", kpi_name_vi="@x")
+    row = read_csv(to_csv(kpi_table([odd], "vi"), TITLE, "vi"))[2]
+    assert (row[1], row[4]) == ("'=HYPERLINK(1)", "'@x")
+    assert row[6:8] == ["1", "2"]  # numbers untouched
