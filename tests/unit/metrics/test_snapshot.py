@@ -247,3 +247,12 @@ async def test_the_snapshots_count_themselves_for_prometheus() -> None:
     assert registry.get_sample_value("egov_metrics_snapshots_total") == 1
     assert registry.get_sample_value("egov_metrics_snapshot_builds_total") == len(ALL_WINDOWS)
     assert registry.get_sample_value("egov_metrics_snapshot_age_seconds") == 2.5
+
+
+async def test_a_window_repeated_is_answered_once() -> None:
+    figures, snapshots, _, targets = setup()
+    figures.apply(TP, Deltas.of([c(NOW)]), Periods.at(NOW))
+    await snapshots.publish()
+    once = answer(snapshots, targets, window=["day", "month"])["items"]
+    repeated = answer(snapshots, targets, window=["day", "month"] * 1000)["items"]
+    assert repeated == once and len(once) == 4
