@@ -23,6 +23,7 @@ from typing import Any, Final, Literal
 from services.common.figures import Figure
 from services.common.paths import REPO_ROOT
 from services.common.rates import BP_SCALE, Lang, format_count, format_date
+from services.common.units import VN_TZ
 
 SCORECARD_766: Final = REPO_ROOT / "data" / "scorecard-766.json"
 TOTAL_POINTS: Final = 100
@@ -224,12 +225,25 @@ class Period:
     def window(self) -> str:
         return {"month": "month", "quarter": "quarter", "ytd": "year"}[self.kind]
 
+    @property
+    def start(self) -> date:
+        """Its first Vietnam day, where the window's figures start (``period_start``)."""
+        month = {"month": self.number, "quarter": 3 * self.number - 2, "ytd": 1}[self.kind]
+        return date(self.year, month, 1)
+
+    def covers(self, fig: Figure) -> bool:
+        """Whether a figure counts this period: its window, and its start when it says."""
+        if fig.window != self.window:
+            return False
+        return fig.period_start is None or fig.period_start.astimezone(VN_TZ).date() == self.start
+
     def label(self, lang: Lang) -> str:
         """ "Tháng 11/2026", "Quý 4/2026", "Năm 2026 đến 04/12/2026" (vi); "Nov 2026",
         "Q4 2026", "2026 to 4 Dec 2026" (en)."""
         if self.kind == "month":
             if lang == "vi":
                 return f"Tháng {self.number}/{self.year}"
+            # format_date's English month name, without the day: one table of month names
             return format_date(date(self.year, self.number, 1), lang).split(" ", 1)[1]
         if self.kind == "quarter":
             return (
@@ -319,12 +333,13 @@ def score(
 ) -> Score:
     """The scorecard of ``unit`` for ``period`` from its figures of ``period.window``.
 
-    Figures of other units and windows are ignored; two figures of one KPI for the
-    unit and window are a caller's bug (merge the workers' answers first) and refused.
+    Figures of other units, windows and periods (last month's, kept by a reader) are
+    ignored; two figures of one KPI for the unit and period are a caller's bug (merge the
+    workers' answers first) and refused.
     """
     mine: dict[str, Figure] = {}
     for fig in figures:
-        if fig.unit != unit or fig.window != period.window:
+        if fig.unit != unit or not period.covers(fig):
             continue
         if fig.kpi in mine:
             raise ValueError(f"two {period.window} figures of {fig.kpi} for unit {unit}")

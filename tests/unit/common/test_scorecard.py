@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from fractions import Fraction
 from pathlib import Path
 
@@ -143,6 +143,17 @@ def test_only_the_unit_and_the_period_window_count(card: Scorecard) -> None:
     assert s.points == 10
     ytd = Period("ytd", 2026, through=date(2026, 12, 4))
     assert score(card, figures, "404", ytd).points == 20
+
+
+def test_figures_of_another_period_do_not_count(card: Scorecard) -> None:
+    october = datetime(2026, 10, 1, tzinfo=VN_TZ)
+    november = datetime(2026, 10, 31, 17, tzinfo=UTC)  # 1 Nov 00:00 in Vietnam
+    stale = score(card, [on_time(1, 2, period_start=october)], "404", NOV)
+    assert next(i for i in stale.indicators if i.indicator.id == "2.1").state is State.NO_DATA
+    assert score(card, [on_time(1, 2, period_start=november)], "404", NOV).points == 10
+    q4 = Period("quarter", 2026, 4)
+    assert q4.start == date(2026, 10, 1)
+    assert score(card, [on_time(1, 2, "404", "quarter", period_start=october)], "404", q4).points
 
 
 def test_two_figures_of_one_kpi_are_refused(card: Scorecard) -> None:
