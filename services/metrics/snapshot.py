@@ -67,6 +67,9 @@ class WindowItems:
     by_unit: Mapping[str, UnitItems]
     by_province: Mapping[str, Sequence[str]] = field(default_factory=dict)
     by_level: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    _everything: list[bytes] = field(default_factory=list, compare=False, repr=False)
+    """Every item joined, made by the first request that asks for them all (the alerts
+    read whole windows), then reused until the next snapshot."""
 
     @classmethod
     def of(cls, start: datetime, by_unit: Mapping[str, UnitItems]) -> WindowItems:
@@ -89,6 +92,8 @@ class WindowItems:
     def select(self, query: api.KpiQuery) -> list[bytes]:
         """The items ``query`` asks for (as JSON), unit by unit in code order, as
         ``kpi_items`` writes them."""
+        if not (query.units or query.provinces or query.levels or query.kpis):
+            return self._all()
         candidates: Iterable[str]
         if query.units:
             candidates = sorted(query.units)
@@ -109,6 +114,12 @@ class WindowItems:
                 continue
             selected += [item for kpi, item in unit.items if not query.kpis or kpi in query.kpis]
         return selected
+
+    def _all(self) -> list[bytes]:
+        if not self._everything and self.by_unit:
+            joined = b",".join(item for unit in self.by_unit.values() for _, item in unit.items)
+            self._everything.append(joined)
+        return self._everything
 
 
 @dataclass(frozen=True, slots=True)
