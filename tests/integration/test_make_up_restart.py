@@ -154,7 +154,8 @@ def test_up_twice_keeps_keys_and_figures_and_counts_every_acknowledged_event(
     with up(env, ports, log, broker) as first:
         # The CLI finds the stack's own server by itself: no DATABASE_URL anywhere.
         token = cli(env, "keys", "create", "--name", name, "--units", province,
-                    "--types", "vn.egov.document.issued").strip().splitlines()[-1]  # fmt: skip
+                    "--types", "vn.egov.document.issued",
+                    "--sources", SOURCE).strip().splitlines()[-1]  # fmt: skip
         before = publish(ingest, token, 0, 1000, commune)
         # Ctrl-C at once: what was acknowledged is counted before the broker stops.
         ctrl_c(first, log)
