@@ -28,6 +28,14 @@ The format (JSON, schemas/CONTRACT.md §5)::
      "k": "hex of the 16-byte dedup digests, in record order"}
 
 ``type``, ``chain`` and ``counts`` of a group index the tables ``y``, ``u`` and ``c``.
+
+This module is the format's one home: ``encode`` writes it, ``SummaryReader.read``
+reads it into a :class:`Summary` whose groups are named columns, so no other file
+knows a group's field order. ``VERSION`` 1 is the only version written and read; a
+summary of another version, or of none, cannot verify, because ``FORMAT`` (which names
+the version) is part of :func:`summary_fingerprint` and so of the MAC: a worker reads
+the events of a record whose summary is of a version it does not know. A new version
+is added here beside the old one, read by both until every ingest writes it.
 """
 
 from __future__ import annotations
@@ -49,8 +57,12 @@ from services.common.signing import RecordSigner
 from services.common.timekeys import bucket_of
 from services.common.units import Resolution, UnitRegistry
 
-FORMAT: Final = b"egov-summary/1"
+VERSION: Final = 1
+FORMAT: Final = f"egov-summary/{VERSION}".encode()
 DIGEST_SIZE: Final = 16
+
+# A group's fields on the wire, by position: known here only (``Summary`` names them).
+_TYPE, _CHAIN, _CROSSWALKED, _BUCKET, _COUNTS, _EVENTS, _LATEST = range(_FIELDS := 7)
 
 
 class SummaryError(ValueError):
@@ -162,9 +174,9 @@ def encode(entries: Sequence[Entry]) -> bytes:
                 ]
             )
         row = rows[g]
-        row[EVENTS] += 1
-        if epoch > row[LATEST]:
-            row[LATEST] = epoch
+        row[_EVENTS] += 1
+        if epoch > row[_LATEST]:
+            row[_LATEST] = epoch
         index.append(g)
     summary = {
         "y": list(types),
@@ -178,22 +190,39 @@ def encode(entries: Sequence[Entry]) -> bytes:
     return orjson.dumps(summary)
 
 
-# A group's fields, by position (groups stay the lists JSON gives: one per distinct
-# (type, chain, crosswalk, bucket, counts) of a record, often one per event).
-TYPE, CHAIN, CROSSWALKED, BUCKET, COUNTS, EVENTS, LATEST = range(7)
-
-
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """A decoded summary; groups refer to the tables by index (see the module docstring)."""
+    """A decoded summary: its tables, its groups as columns (one entry per group, the
+    group of an event being its position in them) and its events as columns.
+
+    A group is one distinct (type, chain, crosswalk, bucket, counts) of a record, often
+    one per event, so the columns are the lists JSON gives, transposed once: an object
+    per group would cost what an object per event did.
+    """
 
     types: list[str]
     chains: list[tuple[str, ...]]
     counts: list[tuple[KpiCount, ...]]
-    groups: list[list[Any]]
+    group_type: Sequence[int]
+    """Index into ``types`` of each group."""
+    group_chain: Sequence[int]
+    """Index into ``chains``: the unit chain at the events' time."""
+    group_crosswalked: Sequence[bool]
+    group_bucket: Sequence[int]
+    """Start (epoch seconds) of the group's 5-minute bucket, and so of its local day."""
+    group_counts: Sequence[int]
+    """Index into ``counts``: the KPI counts of one of its events."""
+    group_events: Sequence[int]
+    group_latest: Sequence[float]
+    """Epoch seconds of the group's latest event."""
     index: list[int]
+    """The group of each event, in record order."""
     times: list[float]
     digests: bytes
+
+    @property
+    def groups(self) -> int:
+        return len(self.group_type)
 
 
 class SummaryReader:
@@ -225,7 +254,23 @@ class SummaryReader:
             _check(types, chains, counts, groups, index, times, digests)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise SummaryError(f"malformed summary: {exc!r}") from exc
-        return Summary(types, chains, counts, groups, index, times, digests)
+        # _check saw every group hold _FIELDS fields: the transpose is exact.
+        columns: list[Sequence[Any]] = list(zip(*groups, strict=True)) if groups else [()] * _FIELDS
+        return Summary(
+            types,
+            chains,
+            counts,
+            group_type=columns[_TYPE],
+            group_chain=columns[_CHAIN],
+            group_crosswalked=columns[_CROSSWALKED],
+            group_bucket=columns[_BUCKET],
+            group_counts=columns[_COUNTS],
+            group_events=columns[_EVENTS],
+            group_latest=columns[_LATEST],
+            index=index,
+            times=times,
+            digests=digests,
+        )
 
     def _chain(self, text: str) -> tuple[str, ...]:
         if len(self._chains) >= self.CACHE_LIMIT:
@@ -261,16 +306,16 @@ def _check(
         if index:
             raise ValueError("it has events but no groups")
         return
-    if min(map(len, groups)) != 7 or max(map(len, groups)) != 7:
-        raise ValueError("a group is not 7 fields")
-    if sum(map(itemgetter(EVENTS), groups)) != len(index):
+    if min(map(len, groups)) != _FIELDS or max(map(len, groups)) != _FIELDS:
+        raise ValueError(f"a group is not {_FIELDS} fields")
+    if sum(map(itemgetter(_EVENTS), groups)) != len(index):
         raise ValueError("its groups do not add up to its events")
-    fsum(map(itemgetter(LATEST), groups))
-    sum(map(itemgetter(BUCKET), groups))
+    fsum(map(itemgetter(_LATEST), groups))
+    sum(map(itemgetter(_BUCKET), groups))
     for values, table in (
-        (list(map(itemgetter(TYPE), groups)), types),
-        (list(map(itemgetter(CHAIN), groups)), chains),
-        (list(map(itemgetter(COUNTS), groups)), counts),
+        (list(map(itemgetter(_TYPE), groups)), types),
+        (list(map(itemgetter(_CHAIN), groups)), chains),
+        (list(map(itemgetter(_COUNTS), groups)), counts),
         (index, groups),
     ):
         if values and not (0 <= min(values) and max(values) < len(table)):

@@ -256,12 +256,12 @@ class Counting:
         crosswalked = Counter([c.type for c in counted if c.crosswalked])
         lags = [done - c.epoch for c in counted]
         for packed in result.counted_packed:  # whole groups, and the lags of their events
-            for event_type, events, day, via_crosswalk in packed.groups():
-                processed[event_type] += events
-                if day < today:
-                    late[event_type] += events
-                if via_crosswalk:
-                    crosswalked[event_type] += events
+            for group in packed.groups():
+                processed[group.type] += group.events
+                if group.day < today:
+                    late[group.type] += group.events
+                if group.crosswalked:
+                    crosswalked[group.type] += group.events
             lags += [done - epoch for epoch in packed.epochs]
         for counter, counts in (
             (metrics.processed, processed),

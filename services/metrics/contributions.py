@@ -9,19 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from typing import NamedTuple
 
 from services.common.events import CloudEvent
 from services.common.kpis import KpiCatalogue, KpiCount
-from services.common.summaries import (
-    BUCKET,
-    CHAIN,
-    COUNTS,
-    CROSSWALKED,
-    DIGEST_SIZE,
-    EVENTS,
-    TYPE,
-    Summary,
-)
+from services.common.summaries import DIGEST_SIZE, Summary
 from services.common.summaries import dedup_digest as dedup_digest
 from services.common.units import Resolution
 from services.metrics import dossiers
@@ -88,6 +80,15 @@ def contribution_of(
     )
 
 
+class GroupTally(NamedTuple):
+    """What one group of a packed record adds to the per-type counters."""
+
+    type: str
+    events: int
+    day: date
+    crosswalked: bool
+
+
 @dataclass(slots=True)
 class Packed:
     """The events of one record that ingest summarised: counted by group, not one by one.
@@ -119,34 +120,35 @@ class Packed:
     def epochs(self) -> list[float]:
         return self.summary.times
 
-    def groups(self) -> Iterator[tuple[str, int, date, bool]]:
-        """(type, events, day, via crosswalk) of each group, for the counters."""
-        types = self.summary.types
+    def groups(self) -> Iterator[GroupTally]:
+        """What each group adds to the per-type counters."""
+        s = self.summary
         days: dict[int, date] = {}
-        for g in self.summary.groups:
-            bucket = g[BUCKET]
+        for t, bucket, n, crosswalked in zip(
+            s.group_type, s.group_bucket, s.group_events, s.group_crosswalked, strict=True
+        ):
             day = days.get(bucket)
             if day is None:
                 day = days[bucket] = local_day_of_epoch(bucket)  # a bucket is in one day
-            yield types[g[TYPE]], g[EVENTS], day, bool(g[CROSSWALKED])
+            yield GroupTally(s.types[t], n, day, bool(crosswalked))
 
     def contributions(self) -> list[Contribution]:
         """The events one by one, as the per-event path would have made them."""
         s, families, backfill = self.summary, self.families, self.backfill
+        types, buckets = s.group_type, s.group_bucket
         out = []
         for i, (g, epoch) in enumerate(zip(s.index, s.times, strict=True)):
-            group = s.groups[g]
-            t = group[TYPE]
+            t = types[g]
             out.append(
                 Contribution(
                     s.digests[i * DIGEST_SIZE : (i + 1) * DIGEST_SIZE],
                     s.types[t],
                     families[t],
                     float(epoch),
-                    local_day_of_epoch(group[BUCKET]),
-                    s.chains[group[CHAIN]],
-                    s.counts[group[COUNTS]],
-                    bool(group[CROSSWALKED]),
+                    local_day_of_epoch(buckets[g]),
+                    s.chains[s.group_chain[g]],
+                    s.counts[s.group_counts[g]],
+                    bool(s.group_crosswalked[g]),
                     backfill,
                 )
             )
@@ -155,14 +157,14 @@ class Packed:
     def keys_by_day(self) -> dict[date, bytes]:
         """The dedup digests per event day (the store prunes live keys by day)."""
         s = self.summary
-        buckets = [g[BUCKET] for g in s.groups]
+        buckets = s.group_bucket
         first, last = local_day_of_epoch(min(buckets)), local_day_of_epoch(max(buckets))
         if first == last:  # the usual case: the blob as it came
             return {first: s.digests}
         blocks: dict[date, list[bytes]] = {}
         for i, g in enumerate(s.index):
             digest = s.digests[i * DIGEST_SIZE : (i + 1) * DIGEST_SIZE]
-            blocks.setdefault(local_day_of_epoch(s.groups[g][BUCKET]), []).append(digest)
+            blocks.setdefault(local_day_of_epoch(buckets[g]), []).append(digest)
         return {day: b"".join(keys) for day, keys in blocks.items()}
 
 
@@ -212,7 +214,15 @@ class Sums:
             summary, families = p.summary, p.families
             chains, kpi_counts = summary.chains, summary.counts
             events += len(summary.index)
-            for t, chain_i, _, bucket, counts_i, n, last in summary.groups:
+            for t, chain_i, bucket, counts_i, n, last in zip(
+                summary.group_type,
+                summary.group_chain,
+                summary.group_bucket,
+                summary.group_counts,
+                summary.group_events,
+                summary.group_latest,
+                strict=True,
+            ):
                 units = chains[chain_i]
                 chain = (units, families[t])
                 if latest.get(chain, 0.0) < last:

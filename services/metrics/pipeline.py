@@ -527,8 +527,8 @@ def count_backfilled(
         by_type[c.type] = by_type.get(c.type, 0) + 1
     for p in packed:
         if p.backfill:
-            for event_type, events, _, _ in p.groups():
-                by_type[event_type] = by_type.get(event_type, 0) + events
+            for group in p.groups():
+                by_type[group.type] = by_type.get(group.type, 0) + group.events
     for event_type, n in by_type.items():
         metrics.backfilled.labels(event_type).inc(n)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Set
 from dataclasses import dataclass
 
 from services.common.contract import EARLIEST_EVENT_EPOCH
-from services.common.summaries import BUCKET, EVENTS, Summary
+from services.common.summaries import Summary
 from services.common.timekeys import BUCKET_S
 
 NONSENSE = "summary-nonsense"
@@ -47,8 +47,7 @@ def problem(summary: Summary, value_size: int, bounds: SummaryBounds, now_s: flo
     events = len(summary.index)
     if events * MIN_EVENT_BYTES > value_size:
         return f"{events} events claimed in a record of {value_size} bytes"
-    groups = summary.groups
-    if any(type(g[EVENTS]) is not int or g[EVENTS] < 1 for g in groups):
+    if any(type(n) is not int or n < 1 for n in summary.group_events):
         return "a group adds no events, or a negative number of them"
     unknown = [t for t in summary.types if t not in bounds.types]
     if unknown:
@@ -67,7 +66,7 @@ def problem(summary: Summary, value_size: int, bounds: SummaryBounds, now_s: flo
 
 
 def _times_problem(summary: Summary, latest: float) -> str | None:
-    times, buckets = summary.times, [g[BUCKET] for g in summary.groups]
+    times, buckets = summary.times, summary.group_bucket
     if times and not (EARLIEST_EVENT_EPOCH <= min(times) and max(times) <= latest):
         return "an event time outside the contract's years or ahead of the clock"
     if buckets and not (EARLIEST_EVENT_EPOCH - BUCKET_S < min(buckets) <= max(buckets) <= latest):
