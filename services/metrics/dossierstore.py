@@ -21,7 +21,8 @@ from services.metrics.dossiers import Dossier, Due, Status
 from services.metrics.figures import TopicPartition
 
 if TYPE_CHECKING:
-    from services.metrics.store import FlushResult, PartitionBatch
+    from services.metrics.store import FlushResult
+    from services.metrics.tally import PartitionBatch
 
 SWEEP_LIMIT = 10_000
 """Dossiers a sweep marks overdue per partition at once; the next sweep takes the rest."""

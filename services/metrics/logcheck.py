@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 if TYPE_CHECKING:
     from services.metrics.pipeline import Record
-    from services.metrics.store import PartitionBatch
+    from services.metrics.tally import PartitionBatch
 
 log = logging.getLogger(__name__)
 

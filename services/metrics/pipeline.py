@@ -41,7 +41,8 @@ from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures, TopicPartition
 from services.metrics.logcheck import Stored
 from services.metrics.periods import EPOCH_ORDINAL, VN_OFFSET_S, Periods
-from services.metrics.store import Claim, FlushResult, PartitionBatch
+from services.metrics.store import Claim, FlushResult
+from services.metrics.tally import PartitionBatch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

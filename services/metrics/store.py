@@ -19,14 +19,14 @@ from datetime import date, datetime, timedelta
 import asyncpg
 
 from services.common.db import Connection
-from services.common.summaries import DIGEST_SIZE
 from services.common.targets import Override, Scope
-from services.metrics import dossierstore
-from services.metrics.contributions import Contribution, Deltas, Packed, Sums
+from services.metrics import dossierstore, tally
+from services.metrics.contributions import Contribution, Deltas, Packed
 from services.metrics.eras import PREVIOUS_ERA, Lineage, era_of_day
 from services.metrics.figures import PartitionFigures, TopicPartition, partition_from_rows
 from services.metrics.logcheck import Stored
 from services.metrics.periods import BUCKET_RETENTION_S, Periods
+from services.metrics.tally import KeyBlocks, PartitionBatch
 
 
 class StoreError(Exception):
@@ -42,68 +42,6 @@ class Claim:
     epoch: int
     last_record: bytes | None = None
     """Fingerprint of the record before ``next_offset`` (services/metrics/logcheck.py)."""
-
-
-KeyBlocks = dict[tuple[date, bool], list[bytes]]
-"""Dedup digests (16 bytes each) by (event day, backfill)."""
-
-
-@dataclass(slots=True)
-class PartitionBatch:
-    """The valid events of one partition in a flush, and the offset after its last record."""
-
-    tp: TopicPartition
-    next_offset: int
-    contributions: list[Contribution] = field(default_factory=list)
-    packed: list[Packed] = field(default_factory=list)
-    """Records that ingest summarised, counted as groups (see :class:`Packed`)."""
-    sums: Sums = field(default_factory=Sums)
-    """The running sums of what ``sum_ahead`` has seen so far."""
-    keys: KeyBlocks = field(default_factory=dict)
-    """The dedup digests of what ``sum_ahead`` has seen so far."""
-    summed: tuple[int, int] = (0, 0)
-    """How many contributions and packed records ``sums`` and ``keys`` hold."""
-    last_record: bytes | None = None
-    """Fingerprint of the record before ``next_offset``, stored with it (logcheck.py)."""
-
-    def sum_ahead(self) -> None:
-        """Add what was decoded since the last call to ``sums`` and ``keys``: called as
-        records are decoded, so that the flush (PostgreSQL waiting) has little left to do."""
-        contributions, packed = self.contributions, self.packed
-        first_c, first_p = self.summed
-        if (first_c, first_p) == (len(contributions), len(packed)):
-            return
-        new_c, new_p = contributions[first_c:], packed[first_p:]
-        self.sums.add(new_c, new_p)
-        keys = self.keys
-        for c in new_c:
-            keys.setdefault((c.day, c.backfill), []).append(c.digest)
-        for p in new_p:
-            for day, blob in p.keys_by_day().items():
-                block = keys.setdefault((day, p.backfill), [])
-                block += [blob[i : i + DIGEST_SIZE] for i in range(0, len(blob), DIGEST_SIZE)]
-        self.summed = (len(contributions), len(packed))
-
-    def deltas(self) -> Deltas:
-        """Everything in the batch, summed (what the flush adds when every event is new)."""
-        self.sum_ahead()
-        return self.sums.deltas()
-
-    def unpack(self) -> None:
-        """Turn packed records into contributions, in offset order: for per-event decisions.
-        ``sums`` and ``keys`` hold the same events either way."""
-        if not self.packed:
-            return
-        self.sum_ahead()
-        merged: list[Contribution] = []
-        start = 0
-        for p in self.packed:
-            merged += self.contributions[start : p.position]
-            merged += p.contributions()
-            start = p.position
-        merged += self.contributions[start:]
-        self.contributions, self.packed = merged, []
-        self.summed = (len(merged), 0)
 
 
 @dataclass(slots=True)
@@ -192,14 +130,10 @@ async def flush(
             for batch in live:
                 batch.unpack()
             await _insert_keys(conn, live, result)
-        if not result.duplicates:  # the usual case: every event is new, nothing to filter
-            for batch in live:
-                result.deltas[batch.tp] = batch.deltas()
-        else:
-            counted = {id(c) for c in result.counted}
-            for batch in live:
-                counts = (c for c in batch.contributions if id(c) in counted)
-                result.deltas[batch.tp] = Deltas.of(counts)
+        # The usual case: every event is new, and the sums made ahead are the flush's.
+        counted = {id(c) for c in result.counted} if result.duplicates else None
+        for batch in live:
+            result.deltas[batch.tp] = tally.counted_deltas(batch, counted)
         await dossierstore.count(conn, live, result)
         await _upsert_figures(conn, result.deltas, periods)
         topics, parts = _tp_arrays(b.tp for b in live)
@@ -272,13 +206,7 @@ async def _all_new(conn: Connection, batches: Sequence[PartitionBatch]) -> bool:
     key seen before, or twice in the flush, fails it (unique violation), which undoes the
     savepoint, and the caller decides event by event (``_insert_keys``).
     """
-    blocks: KeyBlocks = {}
-    sent = 0
-    for batch in batches:
-        batch.sum_ahead()
-        for block, keys in batch.keys.items():
-            blocks.setdefault(block, []).extend(keys)
-        sent += batch.sums.events
+    blocks, sent = tally.all_keys(batches)
     try:
         async with conn.transaction():  # a savepoint inside the flush's transaction
             status = await conn.execute(_INSERT_KEYS, *_key_arrays(blocks))
@@ -327,20 +255,11 @@ async def _insert_keys(
     backfilled delivery of a key already stored as live marks it backfill: one event,
     whichever path, and its key is never pruned.
     """
-    first: dict[bytes, Contribution] = {}
-    for batch in batches:
-        # Reversed, so that the first delivery of a key is the one kept.
-        first.update({c.digest: c for c in reversed(batch.contributions) if c.digest not in first})
-    delivered = sum(len(batch.contributions) for batch in batches)
-    if len(first) < delivered:  # the same key twice in this flush: the later ones are duplicates
-        kept = {id(c) for c in first.values()}
-        result.duplicates += [c for b in batches for c in b.contributions if id(c) not in kept]
+    first, repeated = tally.first_deliveries(batches)
+    result.duplicates += repeated
     if not first:
         return
-    blocks: KeyBlocks = {}
-    for digest, c in first.items():
-        blocks.setdefault((c.day, c.backfill), []).append(digest)
-    blob = await conn.fetchval(_INSERT_NEW_KEYS, *_key_arrays(blocks))
+    blob = await conn.fetchval(_INSERT_NEW_KEYS, *_key_arrays(tally.key_blocks(first.values())))
     if blob is not None and len(blob) == 16 * len(first):  # every key was new: the usual case
         result.counted += first.values()
         result.backfilled += [c for c in first.values() if c.backfill]

@@ -16,7 +16,7 @@ from services.common.settings import CommonSettings
 from services.metrics import store
 from services.metrics.contributions import Contribution, dedup_digest
 from services.metrics.periods import Periods, local_day
-from services.metrics.store import PartitionBatch
+from services.metrics.tally import PartitionBatch
 from tests.integration.metrics.harness import document, workers
 from tests.integration.metrics.test_dead_letters import dead_letters, produce
 from tests.integration.metrics.test_workers import stored

@@ -15,7 +15,7 @@ from services.metrics import store
 from services.metrics.contributions import Contribution, Packed, dedup_digest
 from services.metrics.eras import Lineage
 from services.metrics.periods import Periods, bucket_of, local_day
-from services.metrics.store import PartitionBatch
+from services.metrics.tally import PartitionBatch
 
 pytestmark = pytest.mark.integration
 

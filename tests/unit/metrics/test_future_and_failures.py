@@ -25,7 +25,8 @@ from services.metrics.figures import Figures, PartitionFigures, WindowFigure, pa
 from services.metrics.periods import Periods, local_day
 from services.metrics.pipeline import DeadLetter, Preparer, Record, retrying
 from services.metrics.settings import MetricsSettings
-from services.metrics.store import FlushResult, PartitionBatch
+from services.metrics.store import FlushResult
+from services.metrics.tally import PartitionBatch
 from tests.unit.metrics.helpers import as_bytes, catalogue, contract, decoder, document
 
 TP = ("egov.documents", 0)

@@ -13,7 +13,7 @@ from services.metrics.logcheck import (
     mark_last_records,
 )
 from services.metrics.pipeline import Record
-from services.metrics.store import PartitionBatch
+from services.metrics.tally import PartitionBatch
 
 MARK = fingerprint(b"k", b"v", 1_700_000_000_000)
 
