@@ -105,9 +105,10 @@ def test_trend_without_history_says_so() -> None:
     assert "No daily figures" in trend_section("en", "19", "k", ov, [], None, 14)
 
 
-def test_an_acknowledgement_shows_its_date_and_time_in_vietnam() -> None:
-    # acknowledged at 03:10 UTC: 10:10 in Vietnam, with the date (it may be another day).
-    ack = Alert(
+def acknowledged(by: str | None) -> Alert:
+    """An alert acknowledged at 03:10 UTC (10:10 in Vietnam), by ``by`` or by a name the
+    alerts service withheld."""
+    return Alert(
         id="a1",
         alertname="KpiBelowTarget",
         kpi="document_signing",
@@ -119,9 +120,14 @@ def test_an_acknowledgement_shows_its_date_and_time_in_vietnam() -> None:
         summary_vi="",
         summary_en="",
         since=None,
-        acknowledged_by="lan.nt",
+        acknowledged_by=by,
         acknowledged_at=datetime(2026, 11, 23, 3, 10, tzinfo=UTC),
     )
+
+
+def test_an_acknowledgement_shows_its_date_and_time_in_vietnam() -> None:
+    # 10:10 in Vietnam, with the date (it may be another day than UTC's).
+    ack = acknowledged("lan.nt")
     ov = build_overview(snapshot(figures(), alerts=[ack]), None, None, NOW, 30)
     assert "lan.nt đã tiếp nhận lúc 23/11/2026 10:10" in overview_html("vi", ov, NOW)
     assert "Acknowledged by lan.nt at 23 Nov 2026 10:10" in overview_html("en", ov, NOW)
@@ -130,21 +136,7 @@ def test_an_acknowledgement_shows_its_date_and_time_in_vietnam() -> None:
 def test_an_acknowledgement_without_the_name_still_shows_as_acknowledged() -> None:
     # The alerts service hides who acknowledged from readers without an operator token
     # (the wall is one): the alert is still acknowledged, only the name is withheld.
-    ack = Alert(
-        id="a1",
-        alertname="KpiBelowTarget",
-        kpi="document_signing",
-        unit="01843",
-        window="day",
-        severity="warning",
-        state="firing",
-        province="19",
-        summary_vi="",
-        summary_en="",
-        since=None,
-        acknowledged_by=None,
-        acknowledged_at=datetime(2026, 11, 23, 3, 10, tzinfo=UTC),
-    )
+    ack = acknowledged(None)
     ov = build_overview(snapshot(figures(), alerts=[ack]), None, None, NOW, 30)
     page = overview_html("vi", ov, NOW)
     assert "Đã tiếp nhận lúc 23/11/2026 10:10" in page
