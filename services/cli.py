@@ -16,6 +16,7 @@ from services.dashboards import cli as dashboards_cli
 from services.ingest import cli as ingest_cli
 from services.metrics import cli as metrics_cli
 from services.simulator import cli as simulator_cli
+from services.wall import cli as wall_cli
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -23,7 +24,7 @@ Handler = Callable[[argparse.Namespace], int]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="egov-pulse", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (ingest_cli, metrics_cli, alerts_cli, common_cli, dashboards_cli):
+    for module in (ingest_cli, metrics_cli, alerts_cli, wall_cli, common_cli, dashboards_cli):
         module.register(sub)
     simulate = sub.add_parser("simulate", help="publish realistic simulated traffic")
     simulator_cli.add_arguments(simulate)

@@ -35,7 +35,6 @@ from services.metrics.periods import Periods
 from services.metrics.pipeline import INFRASTRUCTURE_ERRORS, PartitionState, Preparer, retrying
 from services.metrics.settings import MetricsSettings
 from services.metrics.targets import Targets
-from services.metrics.wall import register_wall
 from services.metrics.web import register_views
 
 log = logging.getLogger(__name__)
@@ -95,7 +94,6 @@ def build_app(settings: MetricsSettings, clock: Callable[[], datetime] = wall_cl
         worker_name=worker_name,
         settings=settings,
     )
-    register_wall(app, settings)
     _wire_partitions(
         app,
         state,

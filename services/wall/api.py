@@ -7,8 +7,8 @@ from typing import Any
 
 from services.common.figures import Figure
 from services.common.unit_info import UnitInfo
-from services.metrics.wall.model import Alert
-from services.metrics.wall.overview import Overview, UnitRow
+from services.wall.model import Alert
+from services.wall.overview import Overview, UnitRow
 
 
 def _time(at: datetime | None) -> str | None:

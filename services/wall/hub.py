@@ -12,8 +12,8 @@ import contextlib
 import logging
 import time
 
-from services.metrics.wall.snapshot import Snapshot
-from services.metrics.wall.sources import Sources
+from services.wall.snapshot import Snapshot
+from services.wall.sources import Sources
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Final
 
 from services.common.figures import Standing
 from services.common.units import VN_TZ
-from services.metrics.wall.settings import Lang
+from services.wall.settings import Lang
 
 LANGS: Final[tuple[Lang, ...]] = ("vi", "en")
 

@@ -1,8 +1,8 @@
 """What the wall shows besides the figures, as pure data: alerts, order, silence.
 
 Nothing here does I/O. The figures, their activity and how a rate is judged are shared
-with the alerts service (:mod:`services.common.figures`); :mod:`services.metrics.wall.sources`
-reads the services, and :mod:`services.metrics.wall.overview` arranges a page.
+with the alerts service (:mod:`services.common.figures`); :mod:`services.wall.sources`
+reads the services, and :mod:`services.wall.overview` arranges a page.
 """
 
 from __future__ import annotations

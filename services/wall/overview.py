@@ -14,8 +14,8 @@ from datetime import datetime
 from services.common.calendar import WorkingCalendar
 from services.common.figures import Figure, Standing
 from services.common.unit_info import UnitInfo
-from services.metrics.wall.model import OFFICE_HOURS, Alert, is_silent, worst_first_key
-from services.metrics.wall.snapshot import Snapshot, SourceState
+from services.wall.model import OFFICE_HOURS, Alert, is_silent, worst_first_key
+from services.wall.snapshot import Snapshot, SourceState
 
 BELOW_LIMIT = 15
 """Rows of the below-target list; the rest are counted, and the unit table has them all."""

@@ -24,17 +24,17 @@ from services.common.rates import (
     format_target,
 )
 from services.common.unit_info import UnitInfo
-from services.metrics.wall.i18n import (
+from services.wall.i18n import (
     STATUS_ICONS,
     client_strings,
     fmt_time,
     status_label,
     text,
 )
-from services.metrics.wall.model import Alert
-from services.metrics.wall.overview import Overview, UnitRow
-from services.metrics.wall.settings import Lang
-from services.metrics.wall.trend import TrendPoint, trend_svg
+from services.wall.model import Alert
+from services.wall.overview import Overview, UnitRow
+from services.wall.settings import Lang
+from services.wall.trend import TrendPoint, trend_svg
 
 
 def page_url(

@@ -1,4 +1,8 @@
-"""Settings of the wall page, an extension of the metrics worker's settings."""
+"""Settings of the wall service (``egov-pulse wall``), read once at start-up.
+
+The wall counts nothing and holds no connection to Kafka or PostgreSQL: it reads the
+metrics workers' published figures and the alerts service over HTTP.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +10,40 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import NoDecode
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.common.calendar import HOLIDAYS_FILE
-from services.metrics.settings import MetricsSettings
 
 Lang = Literal["vi", "en"]
 
 
-class WallSettings(MetricsSettings):
-    """Where the wall's figures and alerts come from, and how fresh they must be.
+DEFAULT_METRICS_URL = "http://127.0.0.1:8081"
+"""The metrics worker `make up` runs, and one worker on a laptop."""
 
-    Durations are seconds. The defaults suit one worker on a laptop; a deployment
-    with several workers lists all of them in ``EGOV_METRICS_URLS``.
+
+class WallSettings(BaseSettings):
+    """Where the wall listens, where its figures and alerts come from, and how fresh
+    they must be.
+
+    Variables are prefixed ``EGOV_``. Durations are seconds. The defaults suit one
+    worker on a laptop; a deployment with several workers lists all of them in
+    ``EGOV_METRICS_URLS``.
     """
 
-    metrics_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    model_config = SettingsConfigDict(env_prefix="EGOV_", extra="ignore", populate_by_name=True)
+
+    wall_host: str = "127.0.0.1"
+    """``EGOV_WALL_HOST``: address to listen on (0.0.0.0 in a container)."""
+
+    wall_port: int = 8083
+    """``EGOV_WALL_PORT``: HTTP port of the page."""
+
+    metrics_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [DEFAULT_METRICS_URL]
+    )
     """``EGOV_METRICS_URLS``: comma-separated base URLs of every metrics worker; their
-    /v1/kpis answers are merged. Empty (default): this worker itself."""
+    /v1/kpis answers are merged (each worker answers for the partitions it owns).
+    Default: the one worker `make up` runs, http://127.0.0.1:8081."""
 
     alerts_url: str = "http://127.0.0.1:8082"
     """``EGOV_ALERTS_URL``: base URL of the alerts service (GET /v1/alerts); empty: no
@@ -74,18 +94,16 @@ class WallSettings(MetricsSettings):
             return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("metrics_urls")
+    @classmethod
+    def _some(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError(
+                "EGOV_METRICS_URLS names no metrics worker: the wall has nothing to show"
+            )
+        return value
+
     @property
     def metrics_sources(self) -> list[str]:
-        """Every worker to ask; this worker itself when none is configured."""
-        return self.metrics_urls or [f"http://{self.metrics_web_host}:{self.metrics_web_port}"]
-
-    @classmethod
-    def extending(cls, settings: MetricsSettings) -> WallSettings:
-        """The wall's settings on top of already-read metrics settings.
-
-        The wall's own fields come from the environment (read here, once, at start-up);
-        the metrics fields are taken from ``settings`` so both agree.
-        """
-        if isinstance(settings, cls):
-            return settings
-        return cls(**settings.model_dump())
+        """Every worker to ask."""
+        return self.metrics_urls

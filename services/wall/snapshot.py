@@ -9,7 +9,7 @@ from datetime import datetime
 
 from services.common import figures as shared
 from services.common.figures import Activity, Figure
-from services.metrics.wall.model import Alert
+from services.wall.model import Alert
 
 
 @dataclass(frozen=True, slots=True)

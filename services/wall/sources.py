@@ -17,8 +17,8 @@ import orjson
 
 from services.common.figures import merge_activity
 from services.common.figures_client import FetchError, FiguresClient, WorkerAnswer, fetch
-from services.metrics.wall.model import Alert, alert_from_json
-from services.metrics.wall.snapshot import Snapshot, SourceState, fingerprint, merge_figures
+from services.wall.model import Alert, alert_from_json
+from services.wall.snapshot import Snapshot, SourceState, fingerprint, merge_figures
 
 log = logging.getLogger(__name__)
 

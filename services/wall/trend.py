@@ -17,8 +17,8 @@ from services.common.rates import (
     meets,
 )
 from services.common.units import REFORM_DATE
-from services.metrics.wall.i18n import fmt_day, text
-from services.metrics.wall.settings import Lang
+from services.wall.i18n import fmt_day, text
+from services.wall.settings import Lang
 
 WIDTH, HEIGHT = 1000, 300
 LEFT, RIGHT, TOP, BOTTOM = 90, 20, 20, 50

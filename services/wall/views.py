@@ -1,34 +1,35 @@
-"""The wall's HTTP views on the metrics worker's web server (faust's aiohttp driver).
+"""The wall's HTTP views, as Starlette routes of the wall service.
 
 /wall (the page), /wall/static/<file>, /wall/api/overview (the drill-down data as
-JSON), /wall/api/trend, and /wall/stream (server-sent events: ``overview`` when
+JSON), /wall/api/trend, /wall/stream (server-sent events: ``overview`` when
 the figures change, ``heartbeat`` every few seconds so the page can tell a quiet
-province from a dead connection).
+province from a dead connection), and /healthz.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import faust
-from aiohttp import web as aioweb
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from services.common.calendar import WorkingCalendar
 from services.common.figures_client import FetchError
-from services.metrics.wall.api import overview_json
-from services.metrics.wall.hub import Hub
-from services.metrics.wall.i18n import LANGS
-from services.metrics.wall.overview import Overview, build_overview
-from services.metrics.wall.render import overview_html, page_html, sources_json, trend_section
-from services.metrics.wall.settings import Lang, WallSettings
-from services.metrics.wall.trend import TrendPoint, points_from_json
+from services.wall.api import overview_json
+from services.wall.hub import Hub
+from services.wall.i18n import LANGS
+from services.wall.overview import Overview, build_overview
+from services.wall.render import overview_html, page_html, sources_json, trend_section
+from services.wall.settings import Lang, WallSettings
+from services.wall.sse import EventStream
+from services.wall.trend import TrendPoint, points_from_json
 
 STATIC_DIR = Path(__file__).with_name("static")
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
@@ -68,7 +69,7 @@ def _event(name: str, data: Mapping[str, Any]) -> bytes:
 
 
 class WallViews:
-    """The handlers, sharing one hub; registered on a Faust app by :func:`register`."""
+    """The handlers, sharing one hub; :meth:`routes` lists them for the app."""
 
     def __init__(self, settings: WallSettings, hub: Hub, calendar: WorkingCalendar) -> None:
         self.settings = settings
@@ -112,43 +113,42 @@ class WallViews:
         days = self.settings.wall_trend_days
         return trend_section(q.lang, unit, q.kpi, ov, points, target_bp, days)
 
-    async def page(self, web: Any, request: Any) -> Any:
-        q = PageQuery.parse(request.query, self.settings.wall_lang)
+    async def page(self, request: Request) -> Response:
+        q = PageQuery.parse(request.query_params, self.settings.wall_lang)
         ov = await self.overview(q)
         html = page_html(
             q.lang,
             ov,
             _now(),
-            dict(request.query),
+            dict(request.query_params),
             await self.trend_html(q, ov),
             self.settings.wall_heartbeat_s,
         )
-        # aiohttp refuses a charset inside content_type, so the header is set whole.
-        return web.bytes(
+        return Response(
             html.encode(),
             headers={"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"},
         )
 
-    async def static_file(self, web: Any, request: Any, name: str) -> Any:
-        found = self.static.get(name)
+    async def static_file(self, request: Request) -> Response:
+        found = self.static.get(request.path_params["name"])
         if found is None:
-            return web.json({"error": "not found"}, status=404)
+            return JSONResponse({"error": "not found"}, status_code=404)
         body, content_type = found
-        return web.bytes(body, headers={"Content-Type": content_type, "Cache-Control": "no-cache"})
+        return Response(body, headers={"Content-Type": content_type, "Cache-Control": "no-cache"})
 
-    async def api_overview(self, web: Any, request: Any) -> Any:
-        q = PageQuery.parse(request.query, self.settings.wall_lang)
-        return web.json(overview_json(await self.overview(q)))
+    async def api_overview(self, request: Request) -> Response:
+        q = PageQuery.parse(request.query_params, self.settings.wall_lang)
+        return JSONResponse(overview_json(await self.overview(q)))
 
-    async def api_trend(self, web: Any, request: Any) -> Any:
-        q = PageQuery.parse(request.query, self.settings.wall_lang)
+    async def api_trend(self, request: Request) -> Response:
+        q = PageQuery.parse(request.query_params, self.settings.wall_lang)
         if q.unit is None or q.kpi is None:
-            return web.json({"error": "unit and kpi are required"}, status=400)
+            return JSONResponse({"error": "unit and kpi are required"}, status_code=400)
         points = await self.trend_points(q.unit, q.kpi)
         if points is None:
-            return web.json({"error": "no metrics worker answered"}, status=503)
+            return JSONResponse({"error": "no metrics worker answered"}, status_code=503)
         ov = await self.overview(q)
-        return web.json(
+        return JSONResponse(
             {
                 "unit": q.unit,
                 "kpi": q.kpi,
@@ -165,66 +165,40 @@ class WallViews:
             }
         )
 
-    async def stream(self, web: Any, request: Any) -> Any:
-        q = PageQuery.parse(request.query, self.settings.wall_lang)
-        response = aioweb.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream; charset=utf-8",
-                "Cache-Control": "no-store",
-                "X-Accel-Buffering": "no",
-            }
-        )
-        await response.prepare(request)
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def stream(self, request: Request) -> Response:
+        q = PageQuery.parse(request.query_params, self.settings.wall_lang)
+        return EventStream(self._events(q))
+
+    async def _events(self, q: PageQuery) -> AsyncGenerator[bytes]:
         # EventSource reconnects by itself; ask it to retry quickly.
-        await response.write(b"retry: 2000\n\n")
+        yield b"retry: 2000\n\n"
         self.hub.subscribe()
         try:
-            await self._pump(q, response)
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
+            sent_html: str | None = None
+            while not self.hub.closed:
+                ov = await self.overview(q)
+                version = self.hub.version
+                html = overview_html(q.lang, ov, _now())
+                status = {**sources_json(ov, q.lang), "server_time": _now().isoformat()}
+                if html != sent_html:
+                    yield _event("overview", {**status, "html": html})
+                    sent_html = html
+                else:
+                    yield _event("heartbeat", status)
+                await self.hub.wait_change(version, self.settings.wall_heartbeat_s)
         finally:
             self.hub.unsubscribe()
-        return response
 
-    async def _pump(self, q: PageQuery, response: aioweb.StreamResponse) -> None:
-        sent_html: str | None = None
-        version = -1
-        while not self.hub.closed:
-            ov = await self.overview(q)
-            version = self.hub.version
-            html = overview_html(q.lang, ov, _now())
-            status = {**sources_json(ov, q.lang), "server_time": _now().isoformat()}
-            if html != sent_html:
-                await response.write(_event("overview", {**status, "html": html}))
-                sent_html = html
-            else:
-                await response.write(_event("heartbeat", status))
-            await self.hub.wait_change(version, self.settings.wall_heartbeat_s)
-
-
-def _handler(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    # faust binds the handler to its View class as ``get``: it must be a plain function
-    # (a bound method would receive the View instead of ``web``).
-    async def handler(view: Any, request: Any, **match: Any) -> Any:
-        return await method(view, request, **match)
-
-    handler.__name__ = method.__name__
-    return handler
-
-
-def register(
-    app: faust.App, settings: WallSettings, hub: Hub, calendar: WorkingCalendar
-) -> WallViews:
-    views = WallViews(settings, hub, calendar)
-    routes: dict[str, Callable[..., Awaitable[Any]]] = {
-        "/wall": views.page,
-        "/wall/": views.page,
-        "/wall/static/{name}": views.static_file,
-        "/wall/api/overview": views.api_overview,
-        "/wall/api/trend": views.api_trend,
-        "/wall/stream": views.stream,
-    }
-    for path, method in routes.items():
-        name = "wall" + path.removeprefix("/wall").replace("/", "_").strip("{}")
-        app.page(path, name=name)(_handler(method))
-    return views
+    def routes(self) -> list[Route]:
+        return [
+            Route("/wall", self.page),
+            Route("/wall/", self.page),
+            Route("/wall/static/{name}", self.static_file),
+            Route("/wall/api/overview", self.api_overview),
+            Route("/wall/api/trend", self.api_trend),
+            Route("/wall/stream", self.stream),
+            Route("/healthz", self.healthz),
+        ]

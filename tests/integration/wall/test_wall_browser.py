@@ -1,7 +1,10 @@
-"""The wall in headless Chromium against a real metrics worker on the embedded broker.
+"""The wall service in headless Chromium, reading a real metrics worker on the broker.
 
-The page shows the figures /v1/kpis serves, follows new events without a reload, and
-says so when its worker goes away. Screenshots land in test-artifacts/.
+Two processes, as `make up` runs them: ``egov-pulse metrics`` counts and publishes
+/v1/kpis, ``egov-pulse wall`` serves the page from it. The page shows the figures
+/v1/kpis serves, follows new events without a reload, says so when the worker stops
+answering (its figures stay, marked old) and when the wall itself goes away.
+Screenshots land in test-artifacts/.
 """
 
 from __future__ import annotations
@@ -60,15 +63,16 @@ def _tail(log: Path) -> str:
 
 
 @asynccontextmanager
-async def wall_worker(
-    env: dict[str, str], port: int, log: Path
+async def service(
+    command: str, env: dict[str, str], port: int, log: Path
 ) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
+    """``egov-pulse COMMAND`` until the block ends; yields its base URL once it answers."""
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "services.cli",
-            "metrics",
+            command,
             env=env,
             stdout=out,
             stderr=out,
@@ -79,14 +83,14 @@ async def wall_worker(
             deadline = time.monotonic() + 60
             while True:
                 if proc.returncode is not None:
-                    raise AssertionError(f"worker exited early:\n{_tail(log)}")
+                    raise AssertionError(f"{command} exited early:\n{_tail(log)}")
                 try:
                     if (await client.get(base + "/healthz")).status_code == 200:
                         break
                 except httpx.TransportError:
                     pass
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"worker did not answer:\n{_tail(log)}")
+                    raise AssertionError(f"{command} did not answer:\n{_tail(log)}")
                 await asyncio.sleep(0.2)
         yield base, proc
     finally:
@@ -97,6 +101,16 @@ async def wall_worker(
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+
+
+def wall(env: dict[str, str], log: Path) -> Any:
+    """The wall service of ``env`` (EGOV_WALL_PORT, EGOV_METRICS_URLS)."""
+    return service("wall", env, int(env["EGOV_WALL_PORT"]), log)
+
+
+def worker(env: dict[str, str], log: Path) -> Any:
+    """The metrics worker of ``env`` (EGOV_METRICS_WEB_PORT)."""
+    return service("metrics", env, int(env["EGOV_METRICS_WEB_PORT"]), log)
 
 
 async def served_figure(base: str, min_denominator: int) -> dict[str, Any]:
@@ -138,9 +152,10 @@ def worker_env(common_settings: CommonSettings, database_url: str, tmp_path: Pat
     port = free_port()
     env.update(
         EGOV_METRICS_WEB_PORT=str(port),
+        EGOV_WALL_PORT=str(free_port()),
         EGOV_METRICS_APP_ID=f"wall-{uuid.uuid4().hex[:8]}",
         EGOV_METRICS_DATA_DIR=str(tmp_path / "metrics"),
-        EGOV_METRICS_URLS="",
+        EGOV_METRICS_URLS=f"http://127.0.0.1:{port}",
         EGOV_ALERTS_URL="",  # no alerts service in this test: the panel says "none open"
         EGOV_WALL_LANG="vi",
     )
@@ -151,10 +166,12 @@ def worker_env(common_settings: CommonSettings, database_url: str, tmp_path: Pat
 async def test_wall_follows_the_stream_and_says_when_it_is_lost(
     worker_env: dict[str, str], common_settings: CommonSettings, tmp_path: Path
 ) -> None:
-    port = int(worker_env["EGOV_METRICS_WEB_PORT"])
-    async with wall_worker(worker_env, port, tmp_path / "worker.log") as (base, proc):
+    async with (
+        worker(worker_env, tmp_path / "worker.log") as (metrics, counting),
+        wall(worker_env, tmp_path / "wall.log") as (base, proc),
+    ):
         await publish(common_settings, signed=20, unsigned=5)  # 80 %: below the 95 % target
-        first = await served_figure(base, 25)
+        first = await served_figure(metrics, 25)
         async with chromium_page() as page:
             await page.viewport(3840, 2160)
             await page.goto(f"{base}/wall?province={PROVINCE}")
@@ -172,7 +189,7 @@ async def test_wall_follows_the_stream_and_says_when_it_is_lost(
             await page.evaluate("window.__sameDocument = true")
             published_at = time.monotonic()
             await publish(common_settings, signed=25, unsigned=0)
-            second = await served_figure(base, 50)
+            second = await served_figure(metrics, 50)
             await page.wait_for(f"{CELL}?.dataset.denominator === '{second['denominator']}'")
             seen_after = time.monotonic() - published_at
             assert await page.evaluate("window.__sameDocument === true")
@@ -194,7 +211,16 @@ async def test_wall_follows_the_stream_and_says_when_it_is_lost(
             assert "Bac Kan Ward" in await page.evaluate("document.body.innerText")
             await page.screenshot(ARTIFACTS / "wall-laptop-en.png")
 
-            # The data source goes away: the page says so instead of showing old figures.
+            # The worker stops answering: its last figures stay, marked as old.
+            counting.terminate()
+            await asyncio.wait_for(counting.wait(), 30)
+            await page.wait_for("document.body.dataset.state === 'stale'", timeout_s=20)
+            status = await page.evaluate("document.getElementById('status').innerText")
+            assert "Figures not updated since" in status, status
+            assert "Bac Kan Ward" in await page.evaluate("document.body.innerText")
+            await page.screenshot(ARTIFACTS / "wall-stale.png")
+
+            # The wall itself goes away: the page says so instead of showing old figures.
             proc.terminate()
             await asyncio.wait_for(proc.wait(), 30)
             await page.wait_for("document.body.dataset.state === 'lost'", timeout_s=20)

@@ -1,8 +1,8 @@
 """The wall's figures as a person reads them, through its real HTTP rendering.
 
-A metrics worker serves /wall; its source is a fake worker answering /v1/kpis with the
-items a worker writes (:meth:`Figure.to_json`), shaped like Nông Cống's published
-figure: 11,703 of 11,710 documents signed, 99.94 %.
+The wall service (``egov-pulse wall``) serves /wall; its source is a fake worker
+answering /v1/kpis with the items a worker writes (:meth:`Figure.to_json`), shaped like
+Nông Cống's published figure: 11,703 of 11,710 documents signed, 99.94 %.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from services.common.figures import Figure
 from services.common.units import VN_TZ
 from tests.integration.alerts.harness import FakeMetrics
-from tests.integration.wall.test_wall_browser import wall_worker, worker_env
+from tests.integration.wall.test_wall_browser import wall, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -66,9 +66,8 @@ async def test_nong_cong_reads_99_94_on_the_wall_in_both_languages(
         fake.items[("document_signing", "404", "day")] = today.to_json()
         fake.items[("document_signing", "404", "month")] = month.to_json()
         worker_env["EGOV_METRICS_URLS"] = fake.url
-        port = int(worker_env["EGOV_METRICS_WEB_PORT"])
         async with (
-            wall_worker(worker_env, port, tmp_path / "worker.log") as (base, _),
+            wall(worker_env, tmp_path / "wall.log") as (base, _),
             httpx.AsyncClient(timeout=10) as client,
         ):
             vi = (await client.get(f"{base}/wall", params={"province": "38", "unit": "404"})).text

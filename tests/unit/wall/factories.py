@@ -8,7 +8,7 @@ from typing import Any
 from services.common.figures import Activity, Figure
 from services.common.rates import to_bp
 from services.common.units import VN_TZ
-from services.metrics.wall.snapshot import Snapshot, SourceState, fingerprint
+from services.wall.snapshot import Snapshot, SourceState, fingerprint
 
 NOW = datetime(2026, 11, 23, 10, 15, tzinfo=VN_TZ)
 

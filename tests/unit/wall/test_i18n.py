@@ -9,7 +9,7 @@ import pytest
 
 from services.common.figures import Standing as Status
 from services.common.units import VN_TZ
-from services.metrics.wall.i18n import (
+from services.wall.i18n import (
     CLIENT_KEYS,
     LANGS,
     STATUS_ICONS,

@@ -9,7 +9,7 @@ import pytest
 from services.common.calendar import VN_TZ, WorkingCalendar
 from services.common.figures import Standing as Status
 from services.common.figures import classify
-from services.metrics.wall.model import alert_from_json, is_silent, worst_first_key
+from services.wall.model import alert_from_json, is_silent, worst_first_key
 from tests.unit.wall.factories import NOW, fig, recent
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from services.common.figures import Activity
 from services.common.figures import Standing as Status
-from services.metrics.wall.model import Alert
-from services.metrics.wall.overview import build_overview
+from services.wall.model import Alert
+from services.wall.overview import build_overview
 from tests.unit.wall.factories import NOW, fig, recent, snapshot
 
 

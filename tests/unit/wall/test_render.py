@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.metrics.wall.model import Alert
-from services.metrics.wall.overview import build_overview
-from services.metrics.wall.render import overview_html, page_html, trend_section
-from services.metrics.wall.snapshot import SourceState
-from services.metrics.wall.trend import TrendPoint, points_from_json
+from services.wall.model import Alert
+from services.wall.overview import build_overview
+from services.wall.render import overview_html, page_html, trend_section
+from services.wall.snapshot import SourceState
+from services.wall.trend import TrendPoint, points_from_json
 from tests.unit.wall.factories import NOW, fig, recent, snapshot
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.metrics.wall.snapshot import SourceState, fingerprint, merge_figures
+from services.wall.snapshot import SourceState, fingerprint, merge_figures
 from tests.unit.wall.factories import fig, snapshot
 
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from services.metrics.wall.trend import points_from_json, trend_svg
+from services.wall.trend import points_from_json, trend_svg
 
 ITEMS = [
     {"day": "2025-06-30", "numerator": 36, "denominator": 40, "restated": True},

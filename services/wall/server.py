@@ -1,0 +1,37 @@
+"""Composition root of the wall service: real HTTP sources wired into the app; uvicorn."""
+
+from __future__ import annotations
+
+import uvicorn
+from starlette.applications import Starlette
+
+from services.common.calendar import load_calendar
+from services.wall.app import create_app
+from services.wall.hub import Hub
+from services.wall.settings import WallSettings
+from services.wall.sources import Sources
+from services.wall.views import WallViews
+
+SHUTDOWN_GRACE_S = 3
+"""How long a stop waits for open pages' streams (they never end by themselves)."""
+
+
+def build_app(settings: WallSettings) -> Starlette:
+    sources = Sources(settings.metrics_sources, settings.alerts_url, settings.wall_source_timeout_s)
+    hub = Hub(sources, settings.wall_poll_interval_s)
+    always = settings.wall_silent_calendar == "always"
+    calendar = load_calendar(settings.wall_holidays_file, always=always)
+    return create_app(WallViews(settings, hub, calendar))
+
+
+async def serve(settings: WallSettings) -> None:
+    config = uvicorn.Config(
+        build_app(settings),
+        host=settings.wall_host,
+        port=settings.wall_port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )
+    await uvicorn.Server(config).serve()
