@@ -1,15 +1,16 @@
-"""The stream agent and the worker's periodic tasks, wired onto the Faust app.
+"""The counting of the event topics, wired onto the Faust app.
 
-One agent reads all three family topics, a step (batch of records, from
-``take_events``) at a time, and decodes it; ``Counting`` then dead-letters what is
-invalid (waiting for the broker to have it) and counts the rest in group commits, one
-PostgreSQL transaction at a time.
+The app's consumer hands over all three family topics a fetch at a time
+(services/metrics/fetched.py: no task or future per message), in steps of at most
+``EGOV_METRICS_BATCH_SIZE`` records; ``Counting`` decodes each step, dead-letters what
+is invalid (waiting for the broker to have it) and counts the rest in group commits,
+one PostgreSQL transaction at a time.
 
 A broker or database that is down blocks counting until it answers (``retrying``).
-Any other exception crashes the worker (``CrashingSupervisor``): Faust's default
-supervisor would restart the agent where the consumer stands, past the failed step,
-and the next flush would store a later offset, losing those events. A restarted worker
-resumes from the offsets stored in PostgreSQL instead, like after a SIGKILL.
+Any other exception crashes the worker (``app.crash``, and the process exits within
+``CRASH_EXIT_S``): carrying on where the consumer stands, past the failed step, the
+next flush would store a later offset, losing those events. A restarted worker resumes
+from the offsets stored in PostgreSQL instead, like after a SIGKILL.
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ import logging
 import os
 import threading
 from collections import Counter
-from collections.abc import AsyncIterable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-import faust
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
-from mode import CrashingSupervisor
 
+from services.metrics.app import MetricsApp
 from services.metrics.heap import HeapTrimmer
 from services.metrics.logcheck import mark_last_records
 from services.metrics.periods import Periods
@@ -75,20 +75,17 @@ def exit_soon(timeout_s: float = CRASH_EXIT_S) -> None:
     timer.start()
 
 
-def record_of(event: Any) -> Record:
-    message = event.message
-    headers = message.headers or ()
-    if isinstance(headers, dict):
-        headers = list(headers.items())
-    timestamp = message.timestamp if message.timestamp and message.timestamp > 0 else None
+def record_of(fetched: Any) -> Record:
+    """The pipeline's record of an aiokafka ``ConsumerRecord`` (timestamp in ms)."""
+    ms = fetched.timestamp
     return Record(
-        message.topic,
-        message.partition,
-        message.offset,
-        message.key,
-        message.value,
-        tuple(headers),
-        timestamp,
+        fetched.topic,
+        fetched.partition,
+        fetched.offset,
+        fetched.key,
+        fetched.value,
+        tuple(fetched.headers or ()),
+        ms / 1000.0 if ms and ms > 0 else None,
     )
 
 
@@ -275,8 +272,8 @@ class Counting:
         metrics.ingest_lag.observe_many([done - t for t in prepared.ingest_times])
 
 
-def register_agents(app: faust.App, settings: MetricsSettings, counting: Counting) -> None:
-    """Attach the event agent to ``app``."""
+def register_agents(app: MetricsApp, settings: MetricsSettings, counting: Counting) -> None:
+    """Subscribe ``app`` to the event topics and count what its consumer fetches."""
     source = app.topic(
         *settings.event_topics,
         key_type=bytes,
@@ -311,19 +308,19 @@ def register_agents(app: faust.App, settings: MetricsSettings, counting: Countin
 
     counting.on_failure = crash
 
-    async def count_events(stream: AsyncIterable[Any]) -> None:
-        async for events in stream.take_events(  # type: ignore[attr-defined]
-            settings.metrics_batch_size, within=settings.metrics_flush_interval_s
-        ):
-            records = [record_of(e) for e in events]
+    step_records = settings.metrics_batch_size
+
+    async def count_fetched(fetched: Sequence[Any]) -> None:
+        for start in range(0, len(fetched), step_records):
+            records = [record_of(r) for r in fetched[start : start + step_records]]
             try:
                 await counting.step(records, send)
-            except Exception:
-                exit_soon()  # the supervisor crashes the worker; this bounds how long
+            except Exception as exc:
+                crash(exc)  # not infrastructure (see the docstring): stop counting
                 raise
             heap.processed(sum(len(r.value or b"") for r in records))
-            del events, records  # before trimming: the step's records are garbage now
+            del records  # before trimming: the step's records are garbage now
             heap.maybe_trim()
 
-    # Crash the worker on an exception that is not infrastructure (see the docstring).
-    app.agent(source, name="count-events", supervisor_strategy=CrashingSupervisor)(count_events)
+    app.topics.add(source)  # subscribed as an agent's topic would be, but no agent reads it
+    app.fetched_handler = count_fetched

@@ -15,6 +15,7 @@ from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 
 from services.common.kafka import faust_credentials
+from services.metrics.fetched import FetchedBatchConsumer, FetchedHandler
 from services.metrics.settings import MetricsSettings
 
 TopicPartition = tuple[str, int]
@@ -34,8 +35,9 @@ class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
         return consumer
 
 
-class ResumingConsumer(aiokafka_driver.Consumer):
-    """Seeks every assigned partition to the position its owner stored with the figures.
+class ResumingConsumer(FetchedBatchConsumer):
+    """Seeks every assigned partition to the position its owner stored with the figures,
+    and hands the counting code whole fetches (services/metrics/fetched.py).
 
     Seeking in ``on_partitions_assigned`` does not stick: Faust's recovery calls
     ``perform_seek`` afterwards, which seeks back to Kafka's committed offsets. So the
@@ -74,6 +76,8 @@ class MetricsApp(faust.App):
     event_topics: frozenset[str] = frozenset()
     fetch_max_wait_ms: int | None = None
     """None: Faust's 1,500 ms (see ``MetricsSettings.metrics_fetch_max_wait_ms``)."""
+    fetched_handler: FetchedHandler | None = None
+    """Counts the records of ``event_topics`` a fetch at a time (None: Faust's agents)."""
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)

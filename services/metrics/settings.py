@@ -21,8 +21,9 @@ class MetricsSettings(CommonSettings):
     """``EGOV_METRICS_WEB_PORT``: port of /metrics; each worker on one host needs its own."""
 
     metrics_batch_size: int = 1000
-    """``EGOV_METRICS_BATCH_SIZE``: records (Kafka messages) taken per step, at most. A
-    batch record from ingest holds many events; flushes group steps (``flush_bytes``)."""
+    """``EGOV_METRICS_BATCH_SIZE``: records (Kafka messages) per step, at most: a fetch
+    (services/metrics/fetched.py) is decoded in steps of this many. A batch record from
+    ingest holds many events; flushes group steps (``flush_bytes``)."""
 
     metrics_fetch_bytes: int = 4 * 2**20
     """``EGOV_METRICS_FETCH_BYTES``: bytes fetched per partition per request (Faust's
@@ -56,8 +57,10 @@ class MetricsSettings(CommonSettings):
     memory (a flush in flight and one pending)."""
 
     metrics_flush_interval_s: float = 0.3
-    """``EGOV_METRICS_FLUSH_INTERVAL_S``: how long a step waits to fill its batch: the
-    longest a record waits before it is counted (live figures lag by about this much)."""
+    """``EGOV_METRICS_FLUSH_INTERVAL_S``: no longer read. A step used to wait this long to
+    fill its batch; now each fetch is counted as it comes (services/metrics/fetched.py),
+    and the broker's fetch wait (``metrics_fetch_max_wait_ms``) bounds the wait. Kept
+    so that a deployment that sets it still starts."""
 
     metrics_clock_skew_s: float = 300.0
     """``EGOV_METRICS_CLOCK_SKEW_S``: an event dated more than this many seconds ahead of

@@ -14,7 +14,6 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka.errors import KafkaTimeoutError
-from mode import CrashingSupervisor
 from prometheus_client import CollectorRegistry
 
 from services.metrics.agents import Counting, register_agents
@@ -310,10 +309,34 @@ async def test_a_dead_letter_send_that_fails_otherwise_stops_the_counting() -> N
     assert state.flushed == []  # the offset did not move: the records are read again
 
 
-def test_the_agent_crashes_the_worker_instead_of_restarting_past_the_step() -> None:
+async def test_a_failed_step_crashes_the_worker_instead_of_counting_past_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No agent reads the event topics (services/metrics/fetched.py hands fetches to the
+    counting); a step that fails with what is not infrastructure crashes the app."""
     settings = MetricsSettings(metrics_app_id="unit-crash")
     app = create_app(settings)
-    counting: Any = SimpleNamespace()
+    exits: list[float] = []
+    monkeypatch.setattr("services.metrics.agents.exit_soon", lambda: exits.append(1.0))
+    crashed: list[BaseException] = []
+
+    async def crash(exc: BaseException) -> None:
+        crashed.append(exc)
+
+    monkeypatch.setattr(app, "crash", crash)
+
+    async def step(records: Sequence[Record], send: Any) -> None:
+        raise ValueError("a bug")
+
+    counting: Any = SimpleNamespace(step=step, on_failure=None)
     register_agents(app, settings, counting)
-    (agent,) = app.agents.values()
-    assert agent.supervisor_strategy is CrashingSupervisor
+    assert not app.agents and app.fetched_handler is not None
+    assert set(settings.event_topics) <= {t for c in app.topics for t in c.topics}
+    fetched = SimpleNamespace(
+        topic="egov.documents", partition=0, offset=0, key=b"01", value=b"{}", headers=[],
+        timestamp=1_700_000_000_000,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="a bug"):
+        await app.fetched_handler([fetched])
+    await asyncio.sleep(0)
+    assert [type(e) for e in crashed] == [ValueError] and exits == [1.0]

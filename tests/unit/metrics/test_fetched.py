@@ -1,0 +1,96 @@
+"""Whole fetches to the counting code (services/metrics/fetched.py): one call per fetch,
+each partition's records in offset order, nothing below the read offset, nothing of a
+partition no longer active, nothing from a fetch a rebalance overtook."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any
+
+from faust.types import TP
+
+from services.metrics.fetched import FetchedBatchConsumer
+
+DOCS = "egov.documents"
+
+
+def fetched(tp: TP, offsets: range) -> list[Any]:
+    return [SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=o) for o in offsets]
+
+
+class FakeConsumer(SimpleNamespace):
+    """What ``_deliver_one_fetch`` reads of Faust's consumer."""
+
+    def __init__(self, records: dict[TP, list[Any]], active: set[TP] | None) -> None:
+        super().__init__(
+            app=SimpleNamespace(
+                consumer_generation_id=1,
+                monitor=SimpleNamespace(track_tp_end_offset=lambda tp, offset: None),
+            ),
+            should_stop=False,
+            flow_active=True,
+            _read_offset={},
+            _buffered_partitions=set(),
+            sought=0,
+            per_message=[],
+        )
+        self._fetch = (records, active)
+
+    async def _wait_next_records(self, timeout: float) -> Any:  # noqa: ASYNC109 (Faust's signature)
+        return self._fetch
+
+    async def sleep(self, seconds: float) -> None:
+        return None
+
+    async def perform_seek(self) -> None:
+        self.sought += 1
+
+    def highwater(self, tp: TP) -> int:
+        return 0
+
+    async def callback(self, message: Any) -> None:
+        self.per_message.append(message)
+
+    def _to_message(self, tp: TP, record: Any) -> Any:
+        return record
+
+
+async def deliver(consumer: FakeConsumer) -> list[list[Any]]:
+    calls: list[list[Any]] = []
+
+    async def handler(batch: Sequence[Any]) -> None:
+        calls.append(list(batch))
+
+    await FetchedBatchConsumer._deliver_one_fetch(consumer, handler, frozenset({DOCS}))  # type: ignore[arg-type]
+    return calls
+
+
+async def test_a_fetch_is_one_call_in_offset_order_per_partition() -> None:
+    p0, p1, gone = TP(DOCS, 0), TP(DOCS, 1), TP(DOCS, 2)
+    records = {
+        p0: fetched(p0, range(5, 9)),
+        p1: fetched(p1, range(0, 3)),
+        gone: fetched(gone, range(2)),
+    }
+    consumer = FakeConsumer(records, active={p0, p1})
+    consumer._read_offset[p0] = 7  # sought there: 5 and 6 were handed out before
+    (batch,) = await deliver(consumer)
+    assert [(r.partition, r.offset) for r in batch] == [(0, 7), (0, 8), (1, 0), (1, 1), (1, 2)]
+    assert consumer._read_offset == {p0: 9, p1: 3}
+    assert consumer.per_message == []
+
+
+async def test_a_fetch_overtaken_by_a_rebalance_is_not_counted() -> None:
+    p0 = TP(DOCS, 0)
+    consumer = FakeConsumer({p0: fetched(p0, range(3))}, active={p0})
+    consumer.flow_active = False
+    assert await deliver(consumer) == [] and consumer.sought == 1
+    assert consumer._read_offset == {}
+
+
+async def test_records_of_other_topics_keep_faust_s_per_message_path() -> None:
+    other = TP("faust-internal", 0)
+    consumer = FakeConsumer({other: fetched(other, range(2))}, active=None)
+    assert await deliver(consumer) == []
+    assert [r.offset for r in consumer.per_message] == [0, 1]
