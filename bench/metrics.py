@@ -52,7 +52,7 @@ from bench.common import (
     run_dir,
     tail,
 )
-from bench.pipeline import counting_rate
+from bench.pipeline import counting_rate, decode_and_dict_rate
 from bench.references import reference
 from services.common.broker import free_port
 from services.common.contract import Contract
@@ -678,6 +678,7 @@ async def phases(h: Harness, mode: str) -> list[Row]:
     _log("memory done")
     # The same backlog through the worker's counting code in this process: no broker.
     pipeline, pipeline_flushes = await counting_rate(backlog, h.signer, n_backlog)
+    ceiling_in_process = decode_and_dict_rate(backlog, n_backlog)
     _log("in-process pipeline done")
     rows.extend(
         (
@@ -706,6 +707,17 @@ async def phases(h: Harness, mode: str) -> list[Row]:
                 reference_value=round(replay),
                 notes=f"the same {n_backlog:,} events through Counting.step on PostgreSQL, "
                 f"{pipeline_flushes} flushes; no broker, no Faust (bench/pipeline.py)",
+            ),
+            row(
+                "metrics",
+                "counting pipeline in-process vs ceiling",
+                round(pipeline),
+                "events/s",
+                reference="orjson decode-and-dict (ceiling)",
+                reference_value=round(ceiling_in_process),
+                notes="the ceiling parses each record with orjson and adds each event to a "
+                "dict by (type, unit), nothing else; issue 18 asks >= 0.6 "
+                "(bench/pipeline.py decode_and_dict_rate)",
             ),
             row(
                 "metrics",
