@@ -57,6 +57,6 @@ USER egov:egov
 
 # ingest, metrics and alerts listen here (EGOV_INGEST_PORT, EGOV_METRICS_WEB_PORT,
 # EGOV_ALERTS_PORT).
-EXPOSE 8080 8081 8082
+EXPOSE 8080 8081 8082 8083
 
 CMD ["egov-pulse"]

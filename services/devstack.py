@@ -54,7 +54,7 @@ class StackOptions:
     broker_port: int = 9092
     postgres_port: int = STACK_PORT
     ports: dict[str, int] = field(
-        default_factory=lambda: {"ingest": 8080, "metrics": 8081, "alerts": 8082}
+        default_factory=lambda: {"ingest": 8080, "metrics": 8081, "alerts": 8082, "wall": 8083}
     )
 
 
@@ -113,6 +113,9 @@ async def _terminate(children: list[Child]) -> None:
 
 
 PUBLISHERS = ("simulator", "ingest")
+SERVICES = ("ingest", "metrics", "alerts", "wall")
+"""Started in this order; stopped in reverse (after the publishers): the wall, which only
+reads, first, then the alerts, then the workers once they have counted what is left."""
 
 
 async def _stop(children: list[Child], drained: Callable[[], Awaitable[None]] | None) -> None:
@@ -142,6 +145,7 @@ def _child_env(options: StackOptions, bootstrap: str, database_url: str) -> dict
             "EGOV_INGEST_PORT": str(options.ports["ingest"]),
             "EGOV_METRICS_WEB_PORT": str(options.ports["metrics"]),
             "EGOV_ALERTS_PORT": str(options.ports["alerts"]),
+            "EGOV_WALL_PORT": str(options.ports["wall"]),
             "EGOV_SIMULATOR_INGEST_URL": f"http://127.0.0.1:{options.ports['ingest']}",
             "EGOV_INGEST_URL": f"http://127.0.0.1:{options.ports['ingest']}",
             "EGOV_METRICS_URLS": f"http://127.0.0.1:{options.ports['metrics']}",
@@ -166,6 +170,18 @@ def _child_env(options: StackOptions, bootstrap: str, database_url: str) -> dict
 
 SIGNING_KEY_FILE = VAR / "record-signing.key"
 KAFKA_CREDENTIALS_FILE = VAR / "kafka-credentials.json"
+
+
+READER_SECRETS = ("DATABASE_URL", "EGOV_DATABASE_URL", "EGOV_RECORD_SIGNING_KEY")
+"""What the wall, which reads the other services over HTTP only, is not handed."""
+
+
+def _service_env(env: dict[str, str], service: str, auth: KafkaAuth | None) -> dict[str, str]:
+    """``env`` as ``service`` gets it: the wall without the database and signing secrets,
+    the others with their Kafka principal."""
+    if service == "wall":
+        return {k: v for k, v in env.items() if k not in READER_SECRETS}
+    return _with_principal(env, service, auth)
 
 
 def _with_principal(env: dict[str, str], service: str, auth: KafkaAuth | None) -> dict[str, str]:
@@ -247,7 +263,7 @@ def _banner(options: StackOptions, bootstrap: str, database: str) -> str:
         f"  broker ({broker}){' ' * max(1, 17 - len(broker))}{bootstrap}",
         f"  PostgreSQL                {database}",
         f"  publish events            POST http://127.0.0.1:{p['ingest']}/v1/events",
-        f"  IOC wall page             http://127.0.0.1:{p['metrics']}/wall",
+        f"  IOC wall page             http://127.0.0.1:{p['wall']}/wall",
         f"  KPI figures (Prometheus)  http://127.0.0.1:{p['metrics']}/metrics",
         f"  KPI figures (JSON)        http://127.0.0.1:{p['metrics']}/v1/kpis?level=province",
         f"  alerts                    http://127.0.0.1:{p['alerts']}/v1/alerts",
@@ -426,9 +442,9 @@ async def run_stack(options: StackOptions) -> int:
             await setup(settings, Principals(), MetricsSettings().metrics_app_id, alerts_topic)
         env = _child_env(options, bootstrap, database_url)
         simulator_key = await _simulator_key(settings)
-        for name in ("ingest", "metrics", "alerts"):
-            children.append(await _spawn(name, [name], _with_principal(env, name, auth)))
-        for name in ("ingest", "metrics", "alerts"):
+        for name in SERVICES:
+            children.append(await _spawn(name, [name], _service_env(env, name, auth)))
+        for name in SERVICES:
             await wait_for_port("127.0.0.1", options.ports[name], 60)
         if options.simulator:
             simulator_env = {**env, "EGOV_SIMULATOR_API_KEY": simulator_key}

@@ -29,6 +29,7 @@ def _up(args: argparse.Namespace) -> int:
             "ingest": args.ingest_port,
             "metrics": args.metrics_port,
             "alerts": args.alerts_port,
+            "wall": args.wall_port,
         },
     )
     return asyncio.run(run_stack(options))
@@ -66,6 +67,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up.add_argument("--ingest-port", type=int, default=8080)
     up.add_argument("--metrics-port", type=int, default=8081)
     up.add_argument("--alerts-port", type=int, default=8082)
+    up.add_argument("--wall-port", type=int, default=8083)
     up.set_defaults(handler=_up)
 
     units = sub.add_parser("units", help="rebuild data/units from the official unit lists")

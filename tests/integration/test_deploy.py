@@ -33,7 +33,8 @@ TIMEOUT_S = 120
 
 
 # Services built from this repository's Dockerfile, and the others of the topology.
-OUR_SERVICES = {"migrate", "ingest", "metrics-1", "metrics-2", "alerts"}
+OUR_SERVICES = {"migrate", "ingest", "metrics-1", "metrics-2", "alerts", "wall"}
+READERS = {"wall"}  # reads the other services over HTTP: no Kafka, no database, no secret
 ONE_SHOTS = {"kafka-setup"}  # our image too, run as a module (topics and ACLs)
 INFRASTRUCTURE = {"kafka", "postgres", "prometheus", "alertmanager", "grafana"}
 EXPOSE_FILE = REPO / "docker-compose.expose.yml"
@@ -190,7 +191,7 @@ def test_compose_has_the_whole_topology(compose: dict[str, Any]) -> None:
 
 def test_every_command_is_an_egov_pulse_subcommand(compose: dict[str, Any]) -> None:
     subcommands = cli_subcommands()
-    assert {"ingest", "metrics", "alerts", "migrate"} <= subcommands
+    assert {"ingest", "metrics", "alerts", "wall", "migrate"} <= subcommands
     for name in OUR_SERVICES:
         command = command_of(compose["services"][name])
         assert command[:1] == ["egov-pulse"], f"{name}: {command}"
@@ -205,7 +206,7 @@ def test_metrics_workers_are_one_app(compose: dict[str, Any]) -> None:
 
 
 def test_services_run_against_apache_kafka_settings(compose: dict[str, Any]) -> None:
-    for name in OUR_SERVICES:
+    for name in OUR_SERVICES - READERS:
         environment = compose["services"][name]["environment"]
         assert environment["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092", name
         assert str(environment["EGOV_KAFKA_IDEMPOTENCE"]).lower() == "true", name
@@ -220,12 +221,38 @@ def test_start_order_waits_for_health_acls_and_migrations(compose: dict[str, Any
         assert "test" in services[name]["healthcheck"], name
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert services["kafka-setup"]["depends_on"]["kafka"]["condition"] == "service_healthy"
-    for name in OUR_SERVICES - {"migrate"}:
+    for name in OUR_SERVICES - {"migrate"} - READERS:
         depends_on = services[name]["depends_on"]
         # The topics and ACLs exist before any service connects to Kafka.
         setup = depends_on["kafka-setup"]["condition"]
         assert setup == "service_completed_successfully", name
         assert depends_on["migrate"]["condition"] == "service_completed_successfully", name
+
+
+def test_the_wall_reads_every_worker_and_the_alerts_and_holds_no_secret(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    wall = services["wall"]
+    assert command_of(wall) == ["egov-pulse", "wall"]
+    environment = wall["environment"]
+    workers = sorted(n for n in services if command_of(services[n]) == ["egov-pulse", "metrics"])
+    port = services[workers[0]]["environment"]["EGOV_METRICS_WEB_PORT"]
+    urls = environment["EGOV_METRICS_URLS"].split(",")
+    assert (
+        urls
+        == [f"http://{n}:{port}" for n in workers]
+        == ["http://metrics-1:8081", "http://metrics-2:8081"]
+    )
+    assert urls == services["alerts"]["environment"]["EGOV_METRICS_URLS"].split(",")
+    alerts_port = services["alerts"]["environment"]["EGOV_ALERTS_PORT"]
+    assert environment["EGOV_ALERTS_URL"] == f"http://alerts:{alerts_port}"
+    assert str(environment["EGOV_WALL_PORT"]) == "8083" and environment["EGOV_WALL_HOST"] == (
+        ALL_INTERFACES
+    )
+    assert not {k for k in environment if "PASSWORD" in k or "KEY" in k or "DATABASE" in k}
+    assert "8083/healthz" in " ".join(wall["healthcheck"]["test"])
+    assert set(wall["depends_on"]) == {*workers, "alerts"}
 
 
 def test_every_mounted_deploy_path_exists(compose: dict[str, Any]) -> None:
@@ -390,7 +417,7 @@ def test_only_ingest_the_wall_and_grafana_are_published(address: str) -> None:
     ports = {name: published(s) for name, s in model["services"].items() if published(s)}
     assert ports == {
         "ingest": [(address, "8080")],
-        "metrics-1": [(address, "8081")],
+        "wall": [(address, "8083")],
         "grafana": [(address, "3000")],
     }
 
@@ -404,7 +431,7 @@ def test_prometheus_and_alertmanager_are_exposed_only_when_asked() -> None:
     # Without an address of its own, loopback: never EGOV_PUBLISH_ADDRESS.
     model = compose_model(COMPOSE_FILE, EXPOSE_FILE, env={"EGOV_PUBLISH_ADDRESS": ALL_INTERFACES})
     assert published(model["services"]["alertmanager"]) == [("127.0.0.1", "9093")]
-    for name in ("kafka", "postgres", "alerts", "metrics-2"):
+    for name in ("kafka", "postgres", "alerts", "metrics-1", "metrics-2"):
         assert published(services[name]) == [], name
 
 

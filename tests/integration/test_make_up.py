@@ -47,6 +47,12 @@ def simulated_documents(metrics: str) -> float:
     return sum(i["denominator"] for i in items.json()["items"])
 
 
+def wall_counted(overview: str) -> int:
+    """Items counted today in the figures the wall shows for its province."""
+    kpis = httpx.get(overview, timeout=5).json()["kpis"]
+    return sum(k["day"]["denominator"] for k in kpis if k["day"])
+
+
 def _answers(base: str) -> bool:
     try:
         return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
@@ -57,7 +63,7 @@ def _answers(base: str) -> bool:
 def test_up_runs_every_service_with_simulated_traffic_and_stops_cleanly(
     database_url: str, tmp_path: Path
 ) -> None:
-    ports = {name: free_port() for name in ("broker", "ingest", "metrics", "alerts")}
+    ports = {name: free_port() for name in ("broker", "ingest", "metrics", "alerts", "wall")}
     env = dict(os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1")
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)  # `up` always runs its own embedded broker
     log = tmp_path / "up.log"
@@ -76,8 +82,14 @@ def test_up_runs_every_service_with_simulated_traffic_and_stops_cleanly(
         wait_for(lambda: simulated_documents(metrics) > 0, "no simulated figures", log)
         alerts = httpx.get(f"http://127.0.0.1:{ports['alerts']}/v1/alerts", timeout=5)
         assert alerts.status_code == 200
-        wall = httpx.get(f"{metrics}/wall", timeout=5)
-        assert wall.status_code == 200 and "lang=" in wall.text
+        # The wall is a service of its own, on its own port, named in the banner; the
+        # counting processes render no page.
+        wall = f"http://127.0.0.1:{ports['wall']}/wall"
+        assert f"IOC wall page             {wall}" in log.read_text()
+        page = httpx.get(wall, params={"lang": "en"}, timeout=5)
+        assert page.status_code == 200 and "lang=" in page.text
+        wait_for(lambda: wall_counted(f"{wall}/api/overview") > 0, "no figures on the wall", log)
+        assert httpx.get(f"{metrics}/wall", timeout=5).status_code == 404
         # A worker that dies is restarted and carries on from its stored offsets.
         os.kill(child_pid(up.pid, "metrics"), signal.SIGKILL)
         wait_for(lambda: "metrics exited with -9; restarting" in log.read_text(), "no restart", log)

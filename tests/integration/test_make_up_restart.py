@@ -144,7 +144,9 @@ def test_up_twice_keeps_keys_and_figures_and_counts_every_acknowledged_event(
     broker: str, var: Path, tmp_path: Path
 ) -> None:
     env = stack_env(var)
-    ports = {name: free_port() for name in ("broker", "ingest", "metrics", "alerts", "postgres")}
+    ports = {
+        name: free_port() for name in ("broker", "ingest", "metrics", "alerts", "wall", "postgres")
+    }
     ingest = f"http://127.0.0.1:{ports['ingest']}"
     metrics = f"http://127.0.0.1:{ports['metrics']}"
     log = tmp_path / "up.log"
