@@ -1,7 +1,8 @@
 """A real Prometheus (Debian package) for the dashboard tests, and the panels' queries.
 
-The repo's recording rules are loaded as they are, except that each group's evaluation
-interval is shortened to the test's 1 s so that a test waits seconds, not half a minute.
+The repo's recording rules (every file of deploy/prometheus/rules/) are loaded as they
+are, except that each group's evaluation interval is shortened to the test's 1 s so that
+a test waits seconds, not half a minute.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from services.dashboards.render import build_all
 from tests.binaries import require
 
 REPO = Path(__file__).resolve().parents[3]
-RULES = REPO / "deploy" / "prometheus" / "rules" / "egov-recording.yml"
+RULES_DIR = REPO / "deploy" / "prometheus" / "rules"
 
 # What the tests put in place of Grafana's template variables.
 SUBSTITUTIONS = {
@@ -31,6 +32,8 @@ SUBSTITUTIONS = {
     "$province": "19",
     "$unit": "01843",
     "$kpi": ".+",
+    "$level": "commune",
+    "$window": "month",
     "$silence": "3600",
 }
 
@@ -60,7 +63,7 @@ def panel_queries() -> list[PanelQuery]:
         for name, model in build_all().items()
         for panel in model["panels"]
         if panel["type"] != "row"
-        for target in panel["targets"]
+        for target in panel.get("targets", [])  # a text panel has none
     ]
 
 
@@ -93,13 +96,16 @@ def query_result_lines(result: list[dict[str, Any]]) -> list[str]:
 
 
 def write_config(directory: Path, targets: dict[str, list[str]]) -> Path:
-    rules = yaml.safe_load(RULES.read_text("utf-8"))
-    for group in rules["groups"]:
-        group["interval"] = "1s"
-    (directory / "rules.yml").write_text(yaml.safe_dump(rules, allow_unicode=True), "utf-8")
+    rule_files = []
+    for source in sorted(RULES_DIR.glob("*.yml")):
+        rules = yaml.safe_load(source.read_text("utf-8"))
+        for group in rules["groups"]:
+            group["interval"] = "1s"
+        (directory / source.name).write_text(yaml.safe_dump(rules, allow_unicode=True), "utf-8")
+        rule_files.append(source.name)
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": ["rules.yml"],
+        "rule_files": rule_files,
         "scrape_configs": [
             {"job_name": job, "static_configs": [{"targets": hosts}]}
             for job, hosts in targets.items()
