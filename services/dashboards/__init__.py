@@ -1,4 +1,5 @@
-"""Grafana dashboards as code: the IOC wall, unit detail and pipeline health.
+"""Grafana dashboards as code: the IOC wall, unit detail, pipeline health, the 766
+scorecard and the rankings.
 
 ``build_all()`` returns every dashboard as a JSON-ready dict keyed by its file name;
 ``egov-pulse grafana generate`` writes them into deploy/grafana/dashboards/ and

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from grafana_foundation_sdk.builders import heatmap, stat, table, timeseries
+from grafana_foundation_sdk.builders import heatmap, stat, table, text, timeseries
 from grafana_foundation_sdk.builders.dashboard import Dashboard, Row, TimePicker
 from grafana_foundation_sdk.models.dashboard import DashboardCursorSync
 
 TIMEZONE = "Asia/Ho_Chi_Minh"
 TAGS = ["egov-pulse"]
 
-PanelBuilder = stat.Panel | table.Panel | timeseries.Panel | heatmap.Panel
+PanelBuilder = stat.Panel | table.Panel | timeseries.Panel | heatmap.Panel | text.Panel
 
 
 def dashboard(uid: str, title: str, description: str, *, refresh: str = "30s") -> Dashboard:

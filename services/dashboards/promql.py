@@ -2,9 +2,10 @@
 
 Series come from the services' own /metrics (see docs/metrics-api.md and the ingest and
 alerts telemetry modules) and from the recording rules in
-deploy/prometheus/rules/egov-recording.yml. Template variables ($province, $unit, $kpi,
-$silence, $__rate_interval) are substituted by Grafana; the integration tests substitute
-concrete values and run every query against a real Prometheus.
+deploy/prometheus/rules/egov-recording.yml and egov-scorecard.yml. Template variables
+($province, $unit, $kpi, $level, $window, $silence, $__rate_interval) are substituted by
+Grafana; the integration tests substitute concrete values and run every query against a
+real Prometheus.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ UNIT_RATIO_DAY = "unit:egov_kpi_ratio:day"
 UNIT_TARGET = "unit:egov_kpi_target:ratio"
 UNIT_SILENCE = "unit:egov_silence:seconds"
 PROVINCE_PREFIX = "province:egov_kpi"
+# deploy/prometheus/rules/egov-scorecard.yml.
+MIN_VOLUME = "kpi:egov_kpi_min_volume:count"
 
 # Series of the metrics service (names from the metrics design, "Exposition").
 LAST_EVENT = "egov_unit_last_event_timestamp_seconds"
@@ -75,3 +78,72 @@ def rate_by(metric: str, label: str, selector: str = "") -> str:
 
 def quantile(q: float, histogram: str) -> str:
     return f"histogram_quantile({q}, sum by (le) (rate({histogram}_bucket[{RATE}])))"
+
+
+def score(level: str, figure: str, period: str) -> str:
+    """Decision 766 points of ``$unit``: ``level`` unit, unit_group or unit_indicator;
+    ``figure`` points, max_points (the measured maximum) or lost_points; ``period`` month
+    or ytd."""
+    return f'{level}:egov_scorecard_{figure}:{period}{{unit="$unit"}}'
+
+
+def costliest(period: str) -> str:
+    """The measured indicator of ``$unit`` that loses the most points (none when none loses
+    any, like Score.costliest)."""
+    return f"topk(1, {score('unit_indicator', 'lost_points', period)} > 0)"
+
+
+def dossiers(window: str) -> str:
+    """``$unit``'s dossiers behind the on-time rate, by outcome (one copy per worker pair)."""
+    return f'max by (outcome) (egov_dossiers{{unit="$unit", window="{window}"}})'
+
+
+def _chosen(figure: str) -> str:
+    return f'max by (kpi, unit) (egov_kpi_{figure}{{window="$window", kpi=~"$kpi"}})'
+
+
+def _of_level(expr: str) -> str:
+    """``expr`` for the units of ``$level`` in ``$province``, with their names."""
+    return (
+        f"{expr} * on (unit) group_left (name) "
+        f'{UNIT_PROVINCE_INFO}{{province="$province", level="$level"}}'
+    )
+
+
+def _eligible(at_least: bool) -> str:
+    """The chosen denominators at or above the KPI's min_volume, or above 0 and below it."""
+    test = ">=" if at_least else "> 0 <"
+    return f"({_chosen('denominator')} {test} on (kpi) group_left () {MIN_VOLUME})"
+
+
+def _rate_of(denominators: str) -> str:
+    return _of_level(f"({_chosen('numerator')} / on (kpi, unit) {denominators})")
+
+
+def ranked_volume() -> str:
+    """The denominators of the units ranked: at least the KPI's min_volume."""
+    return _of_level(_eligible(at_least=True))
+
+
+def ranked_rate() -> str:
+    """The rates of the units ranked, best first (the rows of :func:`ranked_volume`)."""
+    return f"sort_desc({_rate_of(_eligible(at_least=True))})"
+
+
+def lowest_ranked(k: int) -> str:
+    """The ``k`` lowest rates among the units ranked, per KPI, worst first."""
+    return f"sort(bottomk by (kpi) ({k}, {_rate_of(_eligible(at_least=True))}))"
+
+
+def beside_lowest(k: int, expr: str) -> str:
+    """``expr`` for exactly the rows of :func:`lowest_ranked`."""
+    return f"{expr} and on (kpi, unit) {lowest_ranked(k)}"
+
+
+def unranked_volume() -> str:
+    """Units with some volume but below the KPI's min_volume: listed apart, not ranked."""
+    return _of_level(_eligible(at_least=False))
+
+
+def unranked_rate() -> str:
+    return _rate_of(_eligible(at_least=False))

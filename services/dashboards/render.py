@@ -9,19 +9,24 @@ from typing import Any
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from services.common.kpis import KpiCatalogue
-from services.dashboards import overview, pipeline, unit_detail
+from services.common.scorecard import Scorecard
+from services.dashboards import overview, pipeline, rankings, scorecard, unit_detail
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARDS_DIR = REPO / "deploy" / "grafana" / "dashboards"
 
 
-def build_all(catalogue: KpiCatalogue | None = None) -> dict[str, dict[str, Any]]:
+def build_all(
+    catalogue: KpiCatalogue | None = None, card: Scorecard | None = None
+) -> dict[str, dict[str, Any]]:
     """Every dashboard as a JSON-ready dict, keyed by its file name."""
     kpis = catalogue or KpiCatalogue.load()
     boards = {
         overview.FILE: overview.build(kpis),
         unit_detail.FILE: unit_detail.build(kpis),
         pipeline.FILE: pipeline.build(),
+        scorecard.FILE: scorecard.build(card or Scorecard.load(kpi_ids=kpis.ids)),
+        rankings.FILE: rankings.build(kpis),
     }
     return {name: _plain(board.build()) for name, board in boards.items()}
 

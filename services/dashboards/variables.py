@@ -72,3 +72,46 @@ def silence() -> CustomVariable:
         .values("30 phút : 1800, 1 giờ : 3600, 2 giờ : 7200, 6 giờ : 21600, 1 ngày : 86400")
         .current(VariableOption(selected=True, text="2 giờ", value="7200"))
     )
+
+
+def ranking_kpi(catalogue: KpiCatalogue) -> CustomVariable:
+    """One KPI to rank by (queries use kpi=~"$kpi", as with the multi-select filter)."""
+    options = ", ".join(f"{k.name_vi} : {k.id}" for k in catalogue.kpis)
+    first = catalogue.kpis[0]
+    return (
+        CustomVariable("kpi")
+        .label("Chỉ số")
+        .description("The KPI the units are ranked by (chỉ số).")
+        .values(options)
+        .current(VariableOption(selected=True, text=first.name_vi, value=first.id))
+    )
+
+
+LEVELS = (("Xã, phường", "commune"), ("Huyện", "district"), ("Sở, ngành", "department"))
+"""The levels ranked within a province, named as the wall names them."""
+
+
+def level() -> CustomVariable:
+    text, value = LEVELS[0]
+    return (
+        CustomVariable("level")
+        .label("Cấp")
+        .description("Level of the units ranked within the province (cấp đơn vị).")
+        .values(", ".join(f"{t} : {v}" for t, v in LEVELS))
+        .current(VariableOption(selected=True, text=text, value=value))
+    )
+
+
+WINDOWS = (("Tháng này", "month"), ("Hôm nay", "day"), ("Năm nay", "year"))
+"""Calendar windows the workers export (Vietnam time); a year is 1 January to now."""
+
+
+def window() -> CustomVariable:
+    text, value = WINDOWS[0]
+    return (
+        CustomVariable("window")
+        .label("Kỳ")
+        .description("Period of the figures ranked (kỳ): this month, today, this year to date.")
+        .values(", ".join(f"{t} : {v}" for t, v in WINDOWS))
+        .current(VariableOption(selected=True, text=text, value=value))
+    )

@@ -54,6 +54,11 @@ DOCUMENTS = [
 # and below its target, so that the alerts service fires KpiBelowTarget.
 UNSIGNED_FOR_ALERT = 20
 
+# Dossiers of UNIT received and approved today, a day before their appointment (early):
+# with the contract's two examples (moved to today, long past their appointments: late),
+# UNIT's on-time rate is 3 of 5, and indicator 2.1 earns 20 × 3 / 5 = 12 points.
+EARLY_DOSSIERS = 3
+
 GRACE = timedelta(days=CommonSettings.model_fields["counting_grace_days"].default)
 # Beyond the counting grace: ingest would refuse it (one horizon, issue 14), so it is
 # published straight to Kafka, as an integrator's late backlog would be, and the worker
@@ -80,6 +85,40 @@ def document(unit: str, flags: tuple[bool, bool, bool], when: datetime) -> Event
             "classified": classified,
         },
     }
+
+
+def early_dossier(n: int, when: datetime) -> list[Event]:
+    """A dossier of UNIT received 10 seconds before ``when`` and approved at ``when``,
+    its appointment the next Vietnam day."""
+    dossier_id = f"H19.1843-test-{n}-{uuid.uuid4().hex[:8]}"
+    due = (when.astimezone(VIETNAM).date() + timedelta(days=1)).isoformat()
+    base = {
+        "specversion": "1.0",
+        "source": "https://dichvucong.thainguyen.gov.vn/test-dashboards",
+        "unit": UNIT,
+        "datacontenttype": "application/json",
+    }
+    received = {
+        **base,
+        "id": f"rec-{dossier_id}",
+        "type": "vn.egov.dossier.received",
+        "time": (when - timedelta(seconds=10)).isoformat(),
+        "data": {
+            "dossier_id": dossier_id,
+            "procedure_code": "1.001612",
+            "service_level": "full",
+            "channel": "online",
+            "due_at": due,
+        },
+    }
+    resolved = {
+        **base,
+        "id": f"res-{dossier_id}",
+        "type": "vn.egov.dossier.resolved",
+        "time": when.isoformat(),
+        "data": {"dossier_id": dossier_id, "due_at": due, "outcome": "approved"},
+    }
+    return [received, resolved]
 
 
 def contract_examples(when: datetime) -> list[Event]:
@@ -149,6 +188,8 @@ class KnownEvents:
         flags = [*DOCUMENTS, *[(True, False, False)] * UNSIGNED_FOR_ALERT]
         unit_today = [document(UNIT, f, now - timedelta(seconds=i)) for i, f in enumerate(flags)]
         unit_today += contract_examples(now)
+        for n in range(EARLY_DOSSIERS):
+            unit_today += early_dossier(n, now)
         return cls(
             now=now,
             unit_today=unit_today,

@@ -1,4 +1,4 @@
-"""Every panel of the three dashboards returns data from a real pipeline fed known events.
+"""Every panel of the dashboards returns data from a real pipeline fed known events.
 
 Real ingest, metrics worker and alerts processes on the real broker and database, scraped
 every second by a real Prometheus with the repo's recording rules. The known events go
@@ -27,6 +27,7 @@ import pytest
 
 from services.common.kafka import ensure_topics, make_producer
 from services.common.kpis import KpiCatalogue
+from services.common.scorecard import Scorecard
 from services.common.settings import CommonSettings
 from tests.integration.dashboards.known_events import (
     DOCUMENT,
@@ -84,6 +85,7 @@ def test_every_panel_returns_the_series_of_events_sent_through_ingest(
             selector = f'{{unit="{PROVINCE}", kpi="{kpi}"}}'
             settles(prometheus, f"province:egov_kpi_ratio:day{selector}", "", {"": num / den})
             settles(prometheus, f"province:egov_kpi_denominator:day{selector}", "", {"": den})
+        check_scorecard(prometheus, unit_day)
         check_ingest_counters(prometheus, known)
         check_worker_counters(prometheus, known, common_settings.topic_documents)
         check_alerts(stack)
@@ -109,6 +111,28 @@ async def publish_straight(settings: CommonSettings, event: dict[str, object]) -
         await (await producer.send(settings.topic_documents, value, key=PROVINCE.encode()))
     finally:
         await producer.stop()
+
+
+def check_scorecard(prometheus: Prometheus, unit_day: dict[str, tuple[int, int]]) -> None:
+    """Each measured indicator's points this month and this year are its maximum × UNIT's
+    rate (every known dossier is of today; 2.1: 20 × 3 / 5 = 12), its measured maximum
+    is its maximum, and the dossier tiles add up to the on-time rate's counts."""
+    for ind in (i for i in Scorecard.load().indicators if i.measured and i.kpi):
+        num, den = unit_day[ind.kpi]
+        for period in ("month", "ytd"):
+            selector = f'{{unit="{UNIT}", indicator="{ind.id}"}}'
+            points = f"unit_indicator:egov_scorecard_points:{period}{selector}"
+            settles(prometheus, points, "", {"": ind.max_points * num / den})
+            top = f"unit_indicator:egov_scorecard_max_points:{period}{selector}"
+            settles(prometheus, top, "", {"": ind.max_points})
+    num, den = unit_day["dossier_on_time"]
+
+    def tiles(outcomes: str) -> str:
+        selector = f'unit="{UNIT}", window="day", outcome=~"{outcomes}"'
+        return f"sum(max by (outcome) (egov_dossiers{{{selector}}}))"
+
+    settles(prometheus, tiles(".+"), "", {"": den})
+    settles(prometheus, tiles("early|on_time"), "", {"": num})
 
 
 def check_ingest_counters(prometheus: Prometheus, known: KnownEvents) -> None:

@@ -26,7 +26,9 @@ from tests.integration.dashboards.prometheus import (
 
 pytestmark = pytest.mark.integration
 
-RECORDED = re.compile(r"\b(?:unit|province|national):egov_[a-z_]+:[a-z0-9]+\b")
+RECORDED = re.compile(
+    r"\b(?:unit|unit_group|unit_indicator|province|national|kpi):egov_[a-z_]+:[a-z0-9]+\b"
+)
 
 
 @pytest.fixture
