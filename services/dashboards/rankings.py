@@ -2,8 +2,8 @@
 
 A rate on a handful of items says little (1 of 1 is 100%): units whose denominator is
 below the KPI's ``min_volume`` (data/kpis.json, recorded as kpi:egov_kpi_min_volume:count)
-are not ranked; they are listed apart with their rate and volume. Units with no item in
-the period are in neither table.
+are not ranked; they are listed apart with their rate and volume, the wall's rule
+(services/wall/rankings.py). Units with no item in the period are in neither table.
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ UID = "egov-rankings"
 FILE = "rankings.json"
 
 RATE = "Tỷ lệ"
-VOLUME = "Số lượng (mẫu số)"
+VOLUME = "Số lượng"
 LOWEST = 5
 
 LOW_VOLUME_RULE = (
-    "Low-volume rule: a unit whose denominator in the period is below the KPI's min_volume "
-    "(data/kpis.json) is not ranked; it is listed apart, with its rate and volume."
+    "Low-volume rule, as on the wall: a unit whose denominator in the period is below the "
+    "KPI's min_volume (data/kpis.json) is not ranked; it is listed apart, with its rate and "
+    "volume. Units with no item in the period are in neither table."
 )
 
 
@@ -54,7 +55,7 @@ def build(catalogue: KpiCatalogue) -> Dashboard:
         board.with_variable(variable)
     add_row(board, "Xếp hạng")
     add_panels(board, [ranking(catalogue), lowest(catalogue)], width=12, height=14)
-    add_row(board, "Chưa đủ số lượng để xếp hạng")
+    add_row(board, "Chưa đủ số liệu để xếp hạng")
     add_panels(board, [unranked(catalogue)], width=24, height=8)
     return board
 
@@ -94,7 +95,8 @@ def ranking(catalogue: KpiCatalogue) -> table.Panel:
     panel = table_panel(
         "Xếp hạng theo tỷ lệ (cao nhất trước)",
         "Units of the chosen level in the province, ranked by the chosen KPI's rate in the "
-        "period, highest first, with the denominator beside each rate. " + LOW_VOLUME_RULE,
+        "period, highest first, with the denominator beside each rate (no rank number: the "
+        "wall's rankings give equal rates one rank). " + LOW_VOLUME_RULE,
     )
     panel = _ranked_table(panel, catalogue, promql.ranked_rate(), promql.ranked_volume())
     return panel.sort_by([TableSortByFieldState().display_name(RATE).desc(True)])
@@ -114,7 +116,7 @@ def lowest(catalogue: KpiCatalogue) -> table.Panel:
 
 def unranked(catalogue: KpiCatalogue) -> table.Panel:
     panel = table_panel(
-        "Chưa đủ số lượng: không xếp hạng",
+        "Chưa đủ số liệu để xếp hạng",
         "Units with at least one item in the period but fewer than the KPI's min_volume: "
         "shown with their rate and volume, never ranked (a 1 of 1 never tops 990 of "
         "1,000). " + LOW_VOLUME_RULE,

@@ -40,9 +40,10 @@ OUTCOMES = (
     ("early", "Trước hạn"),
     ("on_time", "Đúng hạn"),
     ("late", "Trễ hạn"),
-    ("open_overdue", "Đang xử lý quá hạn"),
+    ("open_overdue", "Quá hạn đang xử lý"),
 )
-"""egov_dossiers' outcomes (docs/dossiers.md) in the order a report lists them."""
+"""egov_dossiers' outcomes (docs/dossiers.md) in the order a report lists them, named as
+the wall's tiles name them (services/wall/i18n.py)."""
 
 DOSSIER_WINDOWS = (("day", "hôm nay"), ("month", "tháng này"), ("year", "năm nay"))
 
@@ -98,8 +99,8 @@ def total(card: Scorecard) -> stat.Panel:
         "as the portal publishes them.",
     )
     shown = [
-        ("A", "points", "month", "Điểm tháng này"),
-        ("B", "points", "ytd", "Điểm năm nay"),
+        ("A", "points", "month", "Điểm đạt tháng này"),
+        ("B", "points", "ytd", "Điểm đạt năm nay"),
         ("C", "max_points", "month", "Tối đa đo được (tháng)"),
         ("D", "max_points", "ytd", "Tối đa đo được (năm)"),
     ]
@@ -132,9 +133,9 @@ def group_mapping(card: Scorecard) -> ValueMap:
 
 def groups(card: Scorecard) -> table.Panel:
     columns = [
-        ("A", "unit_group", "points", "month", "Điểm tháng này"),
+        ("A", "unit_group", "points", "month", "Điểm đạt tháng này"),
         ("B", "unit_group", "max_points", "month", "Tối đa đo được (tháng)"),
-        ("C", "unit_group", "points", "ytd", "Điểm năm nay"),
+        ("C", "unit_group", "points", "ytd", "Điểm đạt năm nay"),
         ("D", "unit_group", "max_points", "ytd", "Tối đa đo được (năm)"),
     ]
     panel = table_panel(
@@ -169,7 +170,7 @@ def groups(card: Scorecard) -> table.Panel:
 def costliest(card: Scorecard) -> table.Panel:
     return (
         table_panel(
-            "Chỉ số mất nhiều điểm nhất",
+            "Mất nhiều điểm nhất",
             "The measured indicator that loses the most points against its maximum, this "
             "month and this year to date (Score.costliest; nothing when none loses any). "
             "Only measured indicators can be listed: one today (2.1).",
@@ -200,7 +201,7 @@ def costliest(card: Scorecard) -> table.Panel:
 def not_measured(card: Scorecard) -> text.Panel:
     return (
         text.Panel()
-        .title("Chỉ số chưa đo được ở đây")
+        .title("Chỉ số chưa đo ở đây")
         .description(
             f"Written from data/scorecard-766.json when the dashboard is generated: the "
             f"indicators measured here ({measured_max(card)} of {TOTAL_POINTS} points) and "
@@ -219,12 +220,12 @@ def not_measured_markdown(card: Scorecard) -> str:
         + "; ".join(f"{i.id} {i.name_vi} ({i.max_points} điểm)" for i in measured)
         + ".",
         "",
-        f"**Chưa đo được ở đây: {TOTAL_POINTS - measured_max(card)}/{TOTAL_POINTS} điểm**: "
+        f"**Chưa đo ở đây: {TOTAL_POINTS - measured_max(card)}/{TOTAL_POINTS} điểm**: "
         "giữ điểm tối đa, không có điểm ở đây (chưa biết, không phải 0).",
         "",
         *(f"*{i.id}:* {i.deviation_vi}" for i in measured if i.deviation_vi),
         "",
-        "| Chỉ số | Tên | Tối đa | Vì sao chưa đo được |",
+        "| Chỉ số | Tên | Tối đa | Vì sao chưa đo ở đây |",
         "|---|---|---:|---|",
     ]
     for group in card.groups:
