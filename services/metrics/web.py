@@ -20,8 +20,9 @@ import orjson
 from aiohttp import web as aioweb
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from services.common.export_requests import ExportAsk, ExportQueryError, attachment
 from services.common.units import UnitRegistry
-from services.metrics import api, history, store
+from services.metrics import api, download, history, store
 from services.metrics.eras import Crosswalk
 from services.metrics.figures import Figures
 from services.metrics.kpitext import KpiText
@@ -122,7 +123,10 @@ def register_views(
 
     @app.page("/v1/kpis")
     async def kpis(web: Any, request: Any) -> Any:
-        return kpis_answer(_params(request), snapshots, targets, worker_name)
+        params = _params(request)
+        if "format" in params:
+            return await kpis_download(params, snapshots, targets)
+        return kpis_answer(params, snapshots, targets, worker_name)
 
     @app.page("/v1/activity")
     async def activity(web: Any, request: Any) -> Any:
@@ -166,6 +170,27 @@ def kpis_answer(
         "partitions": list(snapshot.partitions),
     }
     return _with_items(head, b"[" + b",".join(snapshot.select(query)) + b"]")
+
+
+async def kpis_download(
+    params: dict[str, list[str]], snapshots: KpiSnapshots, targets: Targets
+) -> aioweb.Response:
+    """/v1/kpis?format=csv|xlsx: the same selection as the JSON answer, as a file."""
+    try:
+        query = api.KpiQuery.parse(params, targets.catalogue)
+        ask = ExportAsk.parse(params, default_window="day")
+        download.one_window(query)
+    except api.QueryError as exc:
+        return bad_query(exc)
+    except ExportQueryError as exc:
+        return problem(400, "bad-query", "bad query", str(exc), parameter=exc.parameter)
+    snapshot = snapshots.latest
+    items = snapshot.select(query)
+    try:
+        file = await download.render_off_loop(ask, query, items, snapshot.periods.now)
+    except ExportQueryError as exc:
+        return problem(400, "limit-exceeded", "too many rows", str(exc), parameter=exc.parameter)
+    return aioweb.Response(body=file.body, headers=attachment(file))
 
 
 def activity_answer(snapshots: KpiSnapshots, worker_name: str) -> aioweb.Response:

@@ -1,0 +1,68 @@
+"""/v1/kpis?format=csv|xlsx: the items of a query as a file (docs/exports.md).
+
+The rows are the items the JSON answer of the same query holds (the published
+snapshot's selection, read back as figures: an item without a target, a retired KPI,
+has nothing to be judged against and is left out, as the wall leaves it out). The file
+is written off the event loop, in a thread, and a query is bounded
+(:data:`services.common.export_requests.MAX_ROWS`), so a download never holds counting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+
+from services.common.export_requests import (
+    ExportAsk,
+    ExportQueryError,
+    kpi_file,
+    unit_label,
+)
+from services.common.exports import Rendered
+from services.common.figures import Figure, parse_figures
+from services.common.rates import Lang
+from services.metrics.api import KpiQuery
+
+_LEVELS = {
+    "vi": {"province": "tỉnh", "district": "huyện", "commune": "xã"},
+    "en": {"province": "province", "district": "district", "commune": "commune"},
+}
+
+
+def subject(query: KpiQuery, figures: Sequence[Figure], lang: Lang) -> str:
+    """What the file is about, as its title row says it: "Huyện Nông Cống (404)", "Các
+    đơn vị cấp tỉnh", "Tỉnh Thái Nguyên (19)", "Tất cả đơn vị" (vi); in English too."""
+    parts = [unit_label(code, figures, lang) for code in sorted(query.units)]
+    parts += [unit_label(code, figures, lang) for code in sorted(query.provinces)]
+    for level in sorted(query.levels):
+        name = _LEVELS[lang].get(level, level)
+        parts.append(f"Các đơn vị cấp {name}" if lang == "vi" else f"{name.title()}-level units")
+    if parts:
+        return ", ".join(parts)
+    return "Tất cả đơn vị" if lang == "vi" else "All units"
+
+
+def stem(query: KpiQuery, lang: Lang) -> str:
+    """The file name before its period: "bang-chi-tieu-404", "kpis-19"."""
+    codes = sorted(query.units | query.provinces)
+    head = "bang-chi-tieu" if lang == "vi" else "kpis"
+    return "-".join([head, *codes[:3]])
+
+
+def kpis_file(ask: ExportAsk, query: KpiQuery, items: Sequence[bytes], now: datetime) -> Rendered:
+    """The file of ``items`` (a snapshot's selection, each an item's JSON). Pure."""
+    figures = parse_figures(b'{"items":[' + b",".join(items) + b"]}")
+    return kpi_file(ask, figures, subject(query, figures, ask.lang), stem(query, ask.lang), now)
+
+
+async def render_off_loop(
+    ask: ExportAsk, query: KpiQuery, items: Sequence[bytes], now: datetime
+) -> Rendered:
+    """:func:`kpis_file` in a thread: the counting loop runs meanwhile."""
+    return await asyncio.to_thread(kpis_file, ask, query, items, now)
+
+
+def one_window(query: KpiQuery) -> None:
+    if len(query.windows) != 1:
+        raise ExportQueryError("window", "a file holds one window: give one")
