@@ -93,9 +93,9 @@ def costliest(period: str) -> str:
     return f"topk(1, {score('unit_indicator', 'lost_points', period)} > 0)"
 
 
-def dossiers(window: str) -> str:
-    """``$unit``'s dossiers behind the on-time rate, by outcome (one copy per worker pair)."""
-    return f'max by (outcome) (egov_dossiers{{unit="$unit", window="{window}"}})'
+def dossiers(window: str, outcome: str) -> str:
+    """``$unit``'s dossiers of one outcome behind the on-time rate (one copy of two)."""
+    return f'max(egov_dossiers{{unit="$unit", window="{window}", outcome="{outcome}"}})'
 
 
 def _chosen(figure: str) -> str:

@@ -70,15 +70,14 @@ def test_points_panels_read_the_scorecard_rules_with_two_decimals() -> None:
     assert "20 of the 100 points" in points[0]["description"]
 
 
-def test_dossier_tiles_name_every_outcome_the_workers_export() -> None:
+def test_dossier_tiles_show_every_outcome_the_workers_export_in_the_reports_order() -> None:
     board = build_all()[scorecard.FILE]
     tiles = [p for p in panels(board, "stat") if "egov_dossiers" in p["targets"][0]["expr"]]
-    assert [t["targets"][0]["expr"] for t in tiles] == [
-        promql.dossiers(w) for w in ("day", "month", "year")
-    ]
-    for tile in tiles:
-        named = {o["matcher"]["options"] for o in tile["fieldConfig"]["overrides"]}
-        assert named == set(OUTCOMES), tile["title"]
+    assert len(tiles) == 3
+    for tile, window in zip(tiles, ("day", "month", "year"), strict=True):
+        exprs = [t["expr"] for t in tile["targets"]]
+        assert exprs == [promql.dossiers(window, o) for o in OUTCOMES]
+        assert [t["legendFormat"] for t in tile["targets"]] == [vi for _, vi in scorecard.OUTCOMES]
 
 
 def test_rankings_rank_only_at_min_volume_and_say_so() -> None:
