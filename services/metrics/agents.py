@@ -280,6 +280,9 @@ def register_agents(app: MetricsApp, settings: MetricsSettings, counting: Counti
         value_type=bytes,
         key_serializer="raw",
         value_serializer="raw",
+        # Nothing is acknowledged to Faust (positions live in PostgreSQL): without this,
+        # its livelock check would log the partitions as idle and never committed.
+        acks=False,
     )
     dead_letter_topic = app.topic(
         settings.topic_dead_letter, key_serializer="raw", value_serializer="raw"

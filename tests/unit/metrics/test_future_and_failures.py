@@ -332,6 +332,7 @@ async def test_a_failed_step_crashes_the_worker_instead_of_counting_past_it(
     register_agents(app, settings, counting)
     assert not app.agents and app.fetched_handler is not None
     assert set(settings.event_topics) <= {t for c in app.topics for t in c.topics}
+    assert not any(c.acks for c in app.topics)  # Faust must not wait for acks
     fetched = SimpleNamespace(
         topic="egov.documents", partition=0, offset=0, key=b"01", value=b"{}", headers=[],
         timestamp=1_700_000_000_000,
