@@ -57,7 +57,8 @@ class Ranking:
     window: str
     ranked: tuple[Entry, ...]
     apart: tuple[Entry, ...]
-    """Below the minimum volume: shown with their volume, never ranked (largest first)."""
+    """Below the minimum volume: shown with their volume, never ranked; highest rate first
+    (those that a plain sort would have put on top)."""
     no_data: tuple[Entry, ...]
     """Nothing counted in the window."""
 
@@ -143,6 +144,6 @@ def _ranking(key: str, level: str, province: str, window: str, entries: list[Ent
         tied = ranked and ranked[-1].value == e.value
         rank = ranked[-1].rank if tied else i + 1
         ranked.append(replace(e, rank=rank))
-    apart.sort(key=lambda e: (-e.denominator, -(e.value or 0), e.unit.code))
+    apart.sort(key=lambda e: (-(e.value or 0), -e.denominator, e.unit.code))
     none.sort(key=lambda e: e.unit.code)
     return Ranking(key, level, province, window, tuple(ranked), tuple(apart), tuple(none))

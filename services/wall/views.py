@@ -27,6 +27,7 @@ from services.wall.hub import Hub
 from services.wall.i18n import LANGS
 from services.wall.overview import Overview, build_overview
 from services.wall.render import overview_html, page_html, sources_json, trend_section
+from services.wall.screen_views import ScreenViews
 from services.wall.settings import Lang, WallSettings
 from services.wall.sse import EventStream
 from services.wall.trend import TrendPoint, points_from_json
@@ -201,4 +202,5 @@ class WallViews:
             Route("/wall/api/trend", self.api_trend),
             Route("/wall/stream", self.stream),
             Route("/healthz", self.healthz),
+            *ScreenViews(self.hub, self.settings.wall_lang).routes(),
         ]

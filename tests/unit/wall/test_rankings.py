@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from services.common.figures import Figure
 from services.common.scorecard import Period, Scorecard
-from services.wall.rankings import SCORE, levels_of, rank_kpi, rank_score
+from services.wall.rankings import SCORE, Entry, levels_of, rank_kpi, rank_score
 
 PROVINCE = "38"
 
@@ -35,7 +35,7 @@ def province_figure() -> Figure:
                   province=PROVINCE)  # fmt: skip
 
 
-def codes(entries: tuple) -> list[str]:
+def codes(entries: tuple[Entry, ...]) -> list[str]:
     return [e.unit.code for e in entries]
 
 
@@ -45,6 +45,12 @@ def test_one_of_one_never_tops_990_of_1000() -> None:
     assert codes(r.ranked) == ["b"] and r.ranked[0].rank == 1
     assert codes(r.apart) == ["a"] and r.apart[0].rank is None and r.apart[0].low_volume
     assert r.min_volume == 20
+
+
+def test_listed_apart_highest_rate_first() -> None:
+    figures = [commune("a", 5, 10), commune("b", 1, 1), commune("c", 18, 19), commune("d", 0, 3)]
+    r = rank_kpi(figures, "document_signing", PROVINCE, "commune", "day")
+    assert codes(r.apart) == ["b", "c", "a", "d"] and r.ranked == ()
 
 
 def test_exactly_at_the_minimum_volume_is_ranked() -> None:
