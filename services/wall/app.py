@@ -7,10 +7,11 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 
+from services.wall.downloads import Downloads
 from services.wall.views import WallViews
 
 
-def create_app(views: WallViews) -> Starlette:
+def create_app(views: WallViews, downloads: Downloads) -> Starlette:
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         try:
@@ -19,4 +20,4 @@ def create_app(views: WallViews) -> Starlette:
             # Ends every open stream and stops reading the sources.
             await views.hub.close()
 
-    return Starlette(routes=views.routes(), lifespan=lifespan)
+    return Starlette(routes=[*views.routes(), *downloads.routes()], lifespan=lifespan)

@@ -66,6 +66,11 @@ STRINGS: Final[dict[Lang, dict[str, str]]] = {
         "trend_none": "Chưa có số liệu theo ngày.",
         "trend_unavailable": "Không lấy được số liệu theo ngày.",
         "trend_pick": "Chọn một chỉ số để xem diễn biến.",
+        # A report a commune sends upward is "số liệu" to download ("tải"), as a file.
+        "downloads": "Tải số liệu",
+        "download_of": "Tải số liệu của {unit}",
+        "download_year": "Từ đầu năm",
+        "download_scorecard": "Bảng điểm 766 (CSV)",
         "trend_restated": "Số liệu trước ngày {date} được tính lại theo đơn vị hành chính hiện nay "
         "(cộng số liệu của các đơn vị cũ đã sáp nhập vào).",
         "day": "Ngày",
@@ -182,6 +187,10 @@ STRINGS: Final[dict[Lang, dict[str, str]]] = {
         "trend_none": "No daily figures yet.",
         "trend_unavailable": "The daily figures could not be loaded.",
         "trend_pick": "Choose an indicator to see its last days.",
+        "downloads": "Download figures",
+        "download_of": "Download the figures of {unit}",
+        "download_year": "Year to date",
+        "download_scorecard": "Scorecard 766 (CSV)",
         "trend_restated": "Figures before {date} are restated on today's unit "
         "(the former units merged into it, summed).",
         "day": "Day",

@@ -24,6 +24,7 @@ from services.common.rates import (
     format_target,
 )
 from services.common.unit_info import UnitInfo
+from services.wall.export_links import download_links
 from services.wall.i18n import (
     STATUS_ICONS,
     client_strings,
@@ -126,7 +127,8 @@ def _kpi_table(lang: Lang, ov: Overview, province: str | None) -> str:
         f'<th scope="col">{escape(text(lang, "today"))}</th>'
         f'<th scope="col">{escape(text(lang, "month"))}</th>'
         f'<th scope="col">{escape(text(lang, "target"))}</th>'
-        f"</tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"{download_links(lang, ov.focus.code, unit_name(lang, ov.focus))}</section>"
     )
 
 

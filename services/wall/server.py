@@ -6,7 +6,9 @@ import uvicorn
 from starlette.applications import Starlette
 
 from services.common.calendar import load_calendar
+from services.common.scorecard import Scorecard
 from services.wall.app import create_app
+from services.wall.downloads import Downloads
 from services.wall.hub import Hub
 from services.wall.settings import WallSettings
 from services.wall.sources import Sources
@@ -21,7 +23,8 @@ def build_app(settings: WallSettings) -> Starlette:
     hub = Hub(sources, settings.wall_poll_interval_s)
     always = settings.wall_silent_calendar == "always"
     calendar = load_calendar(settings.wall_holidays_file, always=always)
-    return create_app(WallViews(settings, hub, calendar))
+    downloads = Downloads(hub, sources, Scorecard.load(), settings.wall_lang)
+    return create_app(WallViews(settings, hub, calendar), downloads)
 
 
 async def serve(settings: WallSettings) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import orjson
 
-from services.common.figures import merge_activity
+from services.common.figures import AnswerFormatError, Figure, merge_activity, parse_figures
 from services.common.figures_client import FetchError, FiguresClient, WorkerAnswer, fetch
 from services.wall.model import Alert, alert_from_json
 from services.wall.snapshot import Snapshot, SourceState, fingerprint, merge_figures
@@ -114,6 +114,37 @@ class Sources:
             data_time=data_time,
             fingerprint=fingerprint(figures, activity, alerts, tuple(states)),
         )
+
+    async def province_figures(self, window: str, province: str) -> list[Figure]:
+        """Every worker's figures of one province and window, merged, read now.
+
+        For a file: :class:`FetchError` naming each worker that did not answer, rather
+        than figures with that worker's units missing.
+        """
+
+        async def one(base: str) -> list[Figure]:
+            params = {"window": window, "province": province}
+            body = await fetch(self._client, f"{base}/v1/kpis", self._timeout_s, params)
+            try:
+                return parse_figures(body)
+            except AnswerFormatError as exc:
+                raise FetchError(f"unexpected JSON: {exc}") from None
+
+        outcomes = await asyncio.gather(
+            *(one(base) for base in self.metrics_urls), return_exceptions=True
+        )
+        answers: list[list[Figure]] = []
+        failed: list[str] = []
+        for base, outcome in zip(self.metrics_urls, outcomes, strict=True):
+            if isinstance(outcome, list):
+                answers.append(outcome)
+            elif isinstance(outcome, Exception):
+                failed.append(f"{base}: {outcome}")
+            else:
+                raise outcome  # cancelled or interrupted: not a worker's fault
+        if failed:
+            raise FetchError("; ".join(failed))
+        return list(merge_figures(answers))
 
     async def history(self, unit: str, kpi: str, days: int) -> list[dict[str, Any]]:
         """Daily figures of one unit and KPI from the first worker that answers.

@@ -1,0 +1,135 @@
+"""/wall/export: the KPI table and the 766 scorecard of a unit and period, as a file.
+
+``GET /wall/export?unit=404&window=day|month|year&format=csv|xlsx&lang=vi|en``
+(``&table=scorecard`` for the scorecard as CSV; a workbook holds both). The rows are the
+unit's own figures, then its units' (those whose parent it is), as /v1/kpis of every
+worker answers them for the unit's province and the window, read at the request. A file
+is never made from part of the workers: one that does not answer is a 503, not a file
+with units missing. The scorecard is the unit's, for this month or the year to date
+(:mod:`services.common.scorecard`); a day has none.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from services.common.export_requests import (
+    ExportAsk,
+    ExportQueryError,
+    as_of,
+    attachment,
+    period_stem,
+    unit_label,
+)
+from services.common.exports import Rendered, Table, Title, kpi_table, render, scorecard_table
+from services.common.figures import Figure
+from services.common.figures_client import FetchError
+from services.common.scorecard import Period, Scorecard, score
+from services.wall.hub import Hub
+from services.wall.settings import Lang
+from services.wall.sources import Sources
+
+_CODE = re.compile(r"[0-9A-Za-z._-]{1,32}")
+TABLES = ("kpis", "scorecard")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def rows_of(figures: Sequence[Figure], unit: str) -> list[Figure]:
+    """The unit's figures, then its units' (by code), each unit's KPIs by id."""
+    mine = [f for f in figures if f.unit == unit or f.parent == unit]
+    return sorted(mine, key=lambda f: (f.unit != unit, f.unit, f.kpi))
+
+
+def export_file(
+    ask: ExportAsk,
+    table: str,
+    figures: Sequence[Figure],
+    unit: str,
+    card: Scorecard,
+    now: datetime,
+) -> Rendered:
+    """The file of ``unit`` from its province's figures of ``ask.window``. Pure."""
+    rows = rows_of(figures, unit)
+    period = ask.period(now)
+    tables: list[Table] = [kpi_table(rows, ask.lang)]
+    if isinstance(period, Period):
+        card_table = scorecard_table(score(card, rows, unit, period), ask.lang)
+        tables = (
+            [card_table] if table == "scorecard" and ask.fmt == "csv" else [*tables, card_table]
+        )
+    elif table == "scorecard":
+        raise ExportQueryError("table", "a day has no scorecard: window=month or year")
+    vi = ask.lang == "vi"
+    if table == "scorecard" and ask.fmt == "csv":
+        head = "bang-diem-766" if vi else "scorecard-766"
+    else:
+        head = "bao-cao" if vi else "report"
+    title = Title(unit_label(unit, rows, ask.lang), period, as_of(rows, now))
+    return render(ask.fmt, tables, title, f"{head}-{unit}-{period_stem(period)}", ask.lang)
+
+
+class Downloads:
+    """The download handler: the hub's snapshot places the unit, the sources read it."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        sources: Sources,
+        card: Scorecard,
+        default_lang: Lang,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.hub = hub
+        self.sources = sources
+        self.card = card
+        self.default_lang = default_lang
+        self.clock = clock
+
+    async def export(self, request: Request) -> Response:
+        params = {k: request.query_params.getlist(k) for k in request.query_params}
+        params.setdefault("lang", [self.default_lang])
+        unit = request.query_params.get("unit", "")
+        table = request.query_params.get("table", "kpis")
+        try:
+            ask = ExportAsk.parse(params, default_window="month")
+            if not _CODE.fullmatch(unit):
+                raise ExportQueryError("unit", "unit: give the code of a unit on the wall")
+            if table not in TABLES:
+                raise ExportQueryError("table", f"table: expected one of {', '.join(TABLES)}")
+        except ExportQueryError as exc:
+            return _error(400, str(exc), exc.parameter)
+        province = await self._province_of(unit)
+        if province is None:
+            return _error(404, f"unit {unit} has no figures on the wall", "unit")
+        try:
+            figures = await self.sources.province_figures(ask.window, province)
+        except FetchError as exc:
+            return _error(503, f"not every metrics worker answered: {exc}", None)
+        try:
+            file = export_file(ask, table, figures, unit, self.card, self.clock())
+        except ExportQueryError as exc:
+            return _error(400, str(exc), exc.parameter)
+        return Response(file.body, headers=attachment(file))
+
+    async def _province_of(self, unit: str) -> str | None:
+        snapshot = await self.hub.current()
+        for fig in snapshot.figures:
+            if fig.unit == unit:
+                return fig.province or unit
+        return None
+
+    def routes(self) -> list[Route]:
+        return [Route("/wall/export", self.export)]
+
+
+def _error(status: int, message: str, parameter: str | None) -> JSONResponse:
+    return JSONResponse({"error": message, "parameter": parameter}, status_code=status)
