@@ -83,7 +83,7 @@ def quantile(q: float, histogram: str) -> str:
 def score(level: str, figure: str, period: str) -> str:
     """Decision 766 points of ``$unit``: ``level`` unit, unit_group or unit_indicator;
     ``figure`` points, max_points (the measured maximum) or lost_points; ``period`` month
-    or ytd."""
+    or year (the year to date, the window's name)."""
     return f'{level}:egov_scorecard_{figure}:{period}{{unit="$unit"}}'
 
 
@@ -147,3 +147,36 @@ def unranked_volume() -> str:
 
 def unranked_rate() -> str:
     return _rate_of(_eligible(at_least=False))
+
+
+def _score_share() -> str:
+    """Each unit's share of its measured 766 points in ``$window`` (month or year)."""
+    return "unit:egov_scorecard_points:$window / unit:egov_scorecard_max_points:$window"
+
+
+def _low_volume_units() -> str:
+    """Units any of whose measured indicators is below its KPI's min_volume."""
+    volumes = "unit_indicator:egov_scorecard_volume:$window"
+    return f"count by (unit) ({volumes} < on (kpi) group_left () {MIN_VOLUME})"
+
+
+def score_ranked() -> str:
+    """Units of ``$level`` ranked by the share of their measured points, best first."""
+    return f"sort_desc({_of_level(f'({_score_share()} unless on (unit) {_low_volume_units()})')})"
+
+
+def score_apart() -> str:
+    """Units with points whose volume is too low to rank: listed apart."""
+    return _of_level(f"({_score_share()} and on (unit) {_low_volume_units()})")
+
+
+def beside_score(expr: str, ranked: bool) -> str:
+    """``expr`` (one series per unit) for the rows of :func:`score_ranked` or
+    :func:`score_apart`."""
+    rows = score_ranked() if ranked else score_apart()
+    return f"{_of_level(f'({expr})')} and on (unit) {rows}"
+
+
+def score_volume() -> str:
+    """The items behind a unit's measured indicators (the wall's volume of a score)."""
+    return "sum by (unit) (unit_indicator:egov_scorecard_volume:$window)"

@@ -24,6 +24,7 @@ from services.dashboards.panels import (
     table_panel,
     transformation,
 )
+from services.dashboards.scorecard import POINTS_DECIMALS
 
 UID = "egov-rankings"
 FILE = "rankings.json"
@@ -57,6 +58,8 @@ def build(catalogue: KpiCatalogue) -> Dashboard:
     add_panels(board, [ranking(catalogue), lowest(catalogue)], width=12, height=14)
     add_row(board, "Chưa đủ số liệu để xếp hạng")
     add_panels(board, [unranked(catalogue)], width=24, height=8)
+    add_row(board, "Xếp hạng theo điểm Quyết định 766")
+    add_panels(board, [by_score(ranked=True), by_score(ranked=False)], width=12, height=12)
     return board
 
 
@@ -123,3 +126,69 @@ def unranked(catalogue: KpiCatalogue) -> table.Panel:
     )
     panel = _ranked_table(panel, catalogue, promql.unranked_rate(), promql.unranked_volume())
     return panel.sort_by([TableSortByFieldState().display_name(VOLUME).desc(True)])
+
+
+SHARE = "Tỷ lệ điểm đạt"
+POINTS = "Điểm đạt"
+MEASURED_MAX = "Tối đa đo được"
+
+
+def by_score(*, ranked: bool) -> table.Panel:
+    title = "Xếp hạng theo điểm 766 (cao nhất trước)" if ranked else "Điểm 766: chưa đủ số liệu"
+    what = (
+        "ranked by the share of their measured Decision 766 points (points earned / points "
+        "measured for the unit), highest first"
+        if ranked
+        else "with points, but with a measured indicator below its KPI's min_volume: listed "
+        "apart, not ranked"
+    )
+    columns = [
+        ("A", promql.score_ranked() if ranked else promql.score_apart(), SHARE),
+        ("B", promql.beside_score("unit:egov_scorecard_points:$window", ranked), POINTS),
+        ("C", promql.beside_score("unit:egov_scorecard_max_points:$window", ranked), MEASURED_MAX),
+        ("D", promql.beside_score(promql.score_volume(), ranked), VOLUME),
+    ]
+    panel = table_panel(
+        title,
+        f"Units of the chosen level in the province {what}, with the points, the measured "
+        "maximum and the items behind them. Periods: this month and this year to date "
+        "(the scorecard has no day: 'Hôm nay' shows nothing here). As on the wall, a unit "
+        "any of whose measured indicators is below its KPI's min_volume is not ranked, "
+        "and one with nothing measured is in neither table.",
+    )
+    for ref, expr, _ in columns:
+        panel = panel.with_target(query(expr, ref=ref, instant=True))
+    panel = (
+        panel.with_transformation(transformation("merge", {}))
+        .with_transformation(
+            transformation(
+                "organize",
+                {
+                    "excludeByName": {"Time": True},
+                    "indexByName": {
+                        "name": 0,
+                        "unit": 1,
+                        **{f"Value #{ref}": n for n, (ref, _, _) in enumerate(columns, 2)},
+                    },
+                    "renameByName": {
+                        "name": "Đơn vị",
+                        "unit": "Mã",
+                        **{f"Value #{ref}": name for ref, _, name in columns},
+                    },
+                },
+            )
+        )
+        .unit("percentunit")
+        .decimals(RATE_DECIMALS)
+        .override_by_name(*count_override(VOLUME))
+        .sort_by([TableSortByFieldState().display_name(SHARE).desc(True)])
+    )
+    for name in (POINTS, MEASURED_MAX):
+        panel = panel.override_by_name(
+            name,
+            [
+                DynamicConfigValue(id_val="unit", value="none"),
+                DynamicConfigValue(id_val="decimals", value=POINTS_DECIMALS),
+            ],
+        )
+    return panel

@@ -100,9 +100,9 @@ def total(card: Scorecard) -> stat.Panel:
     )
     shown = [
         ("A", "points", "month", "Điểm đạt tháng này"),
-        ("B", "points", "ytd", "Điểm đạt năm nay"),
+        ("B", "points", "year", "Điểm đạt năm nay"),
         ("C", "max_points", "month", "Tối đa đo được (tháng)"),
-        ("D", "max_points", "ytd", "Tối đa đo được (năm)"),
+        ("D", "max_points", "year", "Tối đa đo được (năm)"),
     ]
     for ref, figure, period, legend in shown:
         panel = panel.with_target(query(promql.score("unit", figure, period), legend, ref=ref))
@@ -135,8 +135,8 @@ def groups(card: Scorecard) -> table.Panel:
     columns = [
         ("A", "unit_group", "points", "month", "Điểm đạt tháng này"),
         ("B", "unit_group", "max_points", "month", "Tối đa đo được (tháng)"),
-        ("C", "unit_group", "points", "ytd", "Điểm đạt năm nay"),
-        ("D", "unit_group", "max_points", "ytd", "Tối đa đo được (năm)"),
+        ("C", "unit_group", "points", "year", "Điểm đạt năm nay"),
+        ("D", "unit_group", "max_points", "year", "Tối đa đo được (năm)"),
     ]
     panel = table_panel(
         "Điểm theo nhóm",
@@ -176,7 +176,7 @@ def costliest(card: Scorecard) -> table.Panel:
             "Only measured indicators can be listed: one today (2.1).",
         )
         .with_target(query(promql.costliest("month"), ref="A", instant=True))
-        .with_target(query(promql.costliest("ytd"), ref="B", instant=True))
+        .with_target(query(promql.costliest("year"), ref="B", instant=True))
         .with_transformation(transformation("merge", {}))
         .with_transformation(
             transformation(

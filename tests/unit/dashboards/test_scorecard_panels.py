@@ -82,7 +82,7 @@ def test_dossier_tiles_show_every_outcome_the_workers_export_in_the_reports_orde
 
 def test_rankings_rank_only_at_min_volume_and_say_so() -> None:
     board = build_all()[rankings.FILE]
-    tables = panels(board, "table")
+    tables = [p for p in panels(board, "table") if "scorecard" not in p["targets"][0]["expr"]]
     assert len(tables) == 3
     for panel in tables:
         assert rankings.LOW_VOLUME_RULE in panel["description"]
@@ -97,6 +97,20 @@ def test_rankings_rank_only_at_min_volume_and_say_so() -> None:
     assert ranked["targets"][0]["expr"].startswith("sort_desc(")
     assert "bottomk by (kpi) (5," in lowest["targets"][0]["expr"]
     assert ranked["options"]["sortBy"] == [{"displayName": rankings.RATE, "desc": True}]
+
+
+def test_the_score_ranking_leaves_out_units_with_a_low_volume_indicator() -> None:
+    board = build_all()[rankings.FILE]
+    ranked, apart = [p for p in panels(board, "table") if "scorecard" in p["targets"][0]["expr"]]
+    low = "count by (unit) (unit_indicator:egov_scorecard_volume:$window < on (kpi)"
+    assert ranked["targets"][0]["expr"].startswith("sort_desc(")
+    assert f"unless on (unit) {low}" in ranked["targets"][0]["expr"]
+    assert f"and on (unit) {low}" in apart["targets"][0]["expr"]
+    for panel in (ranked, apart):
+        assert "min_volume" in panel["description"]
+        assert all(promql.MIN_VOLUME in t["expr"] for t in panel["targets"])
+        columns = panel["transformations"][1]["options"]["renameByName"]
+        assert columns["Value #D"] == rankings.VOLUME
 
 
 def test_the_ranking_kpi_is_one_of_the_catalogue() -> None:

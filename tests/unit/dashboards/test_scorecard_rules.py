@@ -21,7 +21,7 @@ from services.common.scorecard import Scorecard
 
 RULES = Path(__file__).resolve().parents[3] / "deploy" / "prometheus" / "rules"
 SCORECARD_RULES = RULES / "egov-scorecard.yml"
-PERIOD_WINDOWS = {"month": "month", "ytd": "year"}
+PERIOD_WINDOWS = {"month": "month", "year": "year"}
 
 
 def rules() -> list[dict[str, Any]]:
@@ -76,3 +76,9 @@ def test_points_are_recorded_for_the_measured_indicators_only_with_their_rule() 
                 if r["labels"] == rule["labels"]
             )
             assert flat(lost["expr"]).startswith(f"{ind.max_points} * (")
+            (volume,) = (
+                r
+                for r in recorded(f"unit_indicator:egov_scorecard_volume:{period}")
+                if r["labels"] == rule["labels"]
+            )
+            assert flat(volume["expr"]) == f"max by (unit) ({den}) > 0"
