@@ -95,7 +95,9 @@ def total(card: Scorecard) -> stat.Panel:
         "month and this year to date, beside the measured maximum: today "
         f"{measured_max(card)} of the {TOTAL_POINTS} points (indicator 2.1, from "
         "dossier_on_time), never a score out of 100. A unit with no dossier judged in the "
-        "period has no points and no measured maximum (no data, not 0). Two decimals, "
+        "period has no points and no measured maximum (no data, not 0). With fewer "
+        "dossiers than dossier_on_time's min_volume the points are shown but read them "
+        "with care (the wall marks them; the tiles below give the counts). Two decimals, "
         "as the portal publishes them.",
     )
     shown = [
