@@ -41,7 +41,7 @@ from services.wall.rankings import SCORE, Entry, Ranking
 from services.wall.settings import Lang
 from services.wall.unitpage import Total, UnitTrends
 
-ROWS_PER_COLUMN = 20
+ROWS_PER_COLUMN = 25
 """Ranked units in one column of the rankings screen; two columns a page."""
 APART_LIMIT = 12
 """Units listed apart (too few to rank) shown beside a ranking; the rest are counted."""
@@ -372,7 +372,7 @@ def _rank_row(lang: Lang, e: Entry, by_score: bool) -> str:
     if by_score and e.score is not None:
         pts = text(lang, "points_of", points=format_points(e.score.points, lang),
                    max=e.score.measured_max)  # fmt: skip
-        value = f'<span class="rate">{escape(pts)}</span> ' + rate_block(
+        value = f'<span class="pts">{escape(pts)}</span> ' + rate_block(
             lang, e.numerator, e.denominator
         )
     else:

@@ -53,10 +53,10 @@ FITS = """(() => {
 })()"""
 
 
-async def assert_fits(page: Page, what: str) -> None:
+async def assert_fits(page: Page, what: str, size: tuple[int, int] = (WIDTH, HEIGHT)) -> None:
     found: dict[str, Any] = await page.evaluate(FITS)
     sw, sh, iw, ih = found["scroll"]
-    assert (iw, ih) == (WIDTH, HEIGHT), found["scroll"]
+    assert (iw, ih) == size, found["scroll"]
     assert sw <= iw and sh <= ih, f"{what} scrolls: {found['scroll']}"
     assert not found["bad"], f"{what}: {found['bad'][:10]}"
 
@@ -135,6 +135,11 @@ async def test_province_overview_fits_one_screen_with_the_scorecard(
         shown = await text_of(page)
         assert "99.94%" in shown and "11,703 / 11,710" in shown and "17.70" in shown
         await page.screenshot(ARTIFACTS / "wall-overview-en.png")
+
+        # A 4K wall shows the same page, larger: it still fits.
+        await page.viewport(3840, 2160)
+        await page.goto(f"{base}/wall/province?province=38")
+        await assert_fits(page, "province overview (4K)", (3840, 2160))
 
 
 async def test_rankings_put_low_volume_apart_and_fit(seeded: tuple[str, Scenario]) -> None:

@@ -13,7 +13,7 @@ from services.wall.board import ALERT_LIMIT, WORST_LIMIT, build_board, tiles, wo
 from services.wall.kiosk import EVERY_MIN_S, parse_kiosk, position
 from services.wall.model import Alert
 from services.wall.rankings import rank_kpi
-from services.wall.screens import board_html, rankings_html
+from services.wall.screens import ROWS_PER_COLUMN, board_html, rankings_html
 from services.wall.trend import TrendPoint
 from services.wall.unitpage import comparisons, history_days, trends
 from tests.unit.wall.factories import snapshot
@@ -160,12 +160,15 @@ def test_kiosk_defaults_to_every_province_with_figures() -> None:
 
 
 def test_rankings_page_states_the_rule_and_pages_instead_of_scrolling() -> None:
-    figures = [fig(f"{i:03d}", "dossier_online", 50 + i % 50, 100) for i in range(90)]
+    per_page = 2 * ROWS_PER_COLUMN
+    figures = [
+        fig(f"{i:03d}", "dossier_online", 50 + i % 50, 100) for i in range(2 * per_page + 10)
+    ]
     figures.append(fig("one", "dossier_online", 1, 1))
     r = rank_kpi(figures, "dossier_online", "38", "commune", "month")
     first = rankings_html("vi", r, [("dossier_online", "Online")], 1)
     assert "dưới 10 mục" in first and "Trang 1/3" in first
-    assert first.count('data-rank="') == 40
+    assert first.count('data-rank="') == per_page
     assert 'data-unit="one"' in first.split('class="apart-list"')[1]
     last = rankings_html("vi", r, [("dossier_online", "Online")], 9)
     assert "Trang 3/3" in last and last.count('data-rank="') == 10
