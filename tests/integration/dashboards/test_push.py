@@ -18,7 +18,13 @@ from tests.integration.dashboards.recorded_grafana import (
     serving,
 )
 
-UIDS = ["egov-pipeline-health", "egov-province-overview", "egov-unit-detail"]  # file order
+UIDS = [  # file order
+    "egov-pipeline-health",
+    "egov-province-overview",
+    "egov-rankings",
+    "egov-scorecard-766",
+    "egov-unit-detail",
+]
 TOKEN = "glsa_recorded_test_token_0001"
 
 
@@ -57,7 +63,7 @@ def test_push_creates_the_folder_and_upserts_every_dashboard(
     assert calls == [
         ("GET", "/api/folders/egov-pulse"),
         ("POST", "/api/folders"),
-        *[("POST", "/api/dashboards/db")] * 3,
+        *[("POST", "/api/dashboards/db")] * len(UIDS),
     ]
     assert all(r.headers["authorization"] == f"Bearer {TOKEN}" for r in grafana.requests)
     assert grafana.requests[1].body == {"title": "egov-pulse", "uid": "egov-pulse"}
@@ -83,7 +89,7 @@ def test_push_reads_the_token_from_the_environment_and_keeps_an_existing_folder(
 
     assert ("POST", "/api/folders") not in [(r.method, r.path) for r in grafana.requests]
     assert all(r.headers["authorization"] == f"Bearer {TOKEN}" for r in grafana.requests)
-    assert [r.body["folderUid"] for r in grafana.requests[1:]] == ["ioc-wall"] * 3
+    assert [r.body["folderUid"] for r in grafana.requests[1:]] == ["ioc-wall"] * len(UIDS)
 
 
 def test_a_refused_dashboard_is_reported_and_those_before_it_stay_pushed(
