@@ -125,7 +125,8 @@ def unranked(catalogue: KpiCatalogue) -> table.Panel:
         "1,000). " + LOW_VOLUME_RULE,
     )
     panel = _ranked_table(panel, catalogue, promql.unranked_rate(), promql.unranked_volume())
-    return panel.sort_by([TableSortByFieldState().display_name(VOLUME).desc(True)])
+    # Highest rate first, as on the wall: the units a plain sort would have put on top.
+    return panel.sort_by([TableSortByFieldState().display_name(RATE).desc(True)])
 
 
 SHARE = "Tỷ lệ điểm đạt"

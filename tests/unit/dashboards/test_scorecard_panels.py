@@ -96,7 +96,8 @@ def test_rankings_rank_only_at_min_volume_and_say_so() -> None:
     assert all("> 0 < on (kpi) group_left ()" in t["expr"] for t in unranked["targets"])
     assert ranked["targets"][0]["expr"].startswith("sort_desc(")
     assert "bottomk by (kpi) (5," in lowest["targets"][0]["expr"]
-    assert ranked["options"]["sortBy"] == [{"displayName": rankings.RATE, "desc": True}]
+    for panel in (ranked, unranked):  # apart too: highest rate first, as on the wall
+        assert panel["options"]["sortBy"] == [{"displayName": rankings.RATE, "desc": True}]
 
 
 def test_the_score_ranking_leaves_out_units_with_a_low_volume_indicator() -> None:
