@@ -362,11 +362,28 @@ def page_html(
         f'<script type="application/json" id="wall-config">{_json_for_html(config)}</script>'
         '<script type="module" src="/wall/static/wall.js"></script></head><body>'
         f'<header class="top"><p class="title">{escape(text(lang, "title"))}</p>'
-        f"{province_nav(lang, ov)}"
+        f"{province_nav(lang, ov)}{screens_nav(lang, province)}"
         f'<a class="lang" href="{escape(switch)}" hreflang="{other}" lang="{other}">'
         f"{escape(text(lang, 'switch_lang'))}</a>{status}</header>"
         f'<main><div id="overview">{overview_html(lang, ov, now)}</div>{trend}</main>'
         "</body></html>"
+    )
+
+
+def screens_nav(lang: Lang, province: str | None) -> str:
+    """Links to the wall screens of the province (services/wall/screens.py)."""
+    if province is None:
+        return ""
+    links = "".join(
+        f'<li><a href="{escape(url)}">{escape(text(lang, key))}</a></li>'
+        for key, url in (
+            ("screen_province", page_url(lang, province, base="/wall/province")),
+            ("screen_rankings", page_url(lang, province, base="/wall/rankings")),
+            ("screen_kiosk", f"/wall/kiosk?provinces={province}&lang={lang}"),
+        )
+    )
+    return (
+        f'<nav class="screens" aria-label="{escape(text(lang, "screens"))}"><ul>{links}</ul></nav>'
     )
 
 

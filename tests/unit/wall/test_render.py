@@ -157,3 +157,11 @@ def test_a_silent_unit_says_for_how_long_in_hours_and_minutes() -> None:
     ov = build_overview(snapshot(figures()), None, None, NOW, 30)
     assert "không gửi dữ liệu trong 2 giờ" in overview_html("vi", ov, NOW)
     assert "no data for 2 h" in overview_html("en", ov, NOW)
+
+
+def test_the_page_links_to_the_wall_screens_of_its_province() -> None:
+    ov = build_overview(snapshot(figures()), "19", None, NOW, 30)
+    html = page_html("en", ov, NOW, {}, "", 2.0)
+    assert '<a href="/wall/province?province=19&amp;lang=en">Province overview</a>' in html
+    assert '<a href="/wall/rankings?province=19&amp;lang=en">Rankings</a>' in html
+    assert '<a href="/wall/kiosk?provinces=19&amp;lang=en">Kiosk</a>' in html

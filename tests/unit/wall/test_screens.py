@@ -172,3 +172,17 @@ def test_rankings_page_states_the_rule_and_pages_instead_of_scrolling() -> None:
     assert 'data-unit="one"' in first.split('class="apart-list"')[1]
     last = rankings_html("vi", r, [("dossier_online", "Online")], 9)
     assert "Trang 3/3" in last and last.count('data-rank="') == 10
+
+
+def test_names_from_the_sources_are_escaped_on_the_screens(card: Scorecard) -> None:
+    evil = "<script>alert(1)</script>"
+    bad = Figure("dossier_online", "x", "month", 1, 100, 9000, 10, unit_name=evil,
+                 kpi_name_vi=evil, level="commune", province="38", parent="38",
+                 period_start=MONTH_START)  # fmt: skip
+    board = build_board(card, snapshot([fig("38", "dossier_online", 1, 2), bad]), "38", NOW)
+    assert board is not None
+    html = board_html("vi", board)
+    assert evil not in html and "&lt;script&gt;" in html
+    ranked = rankings_html("vi", rank_kpi([bad], "dossier_online", "38", "commune", "month"),
+                           [("k", evil)], 1)  # fmt: skip
+    assert evil not in ranked and "&lt;script&gt;" in ranked
