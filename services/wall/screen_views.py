@@ -12,6 +12,7 @@ import asyncio
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from html import escape
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -28,6 +29,7 @@ from services.wall.i18n import LANGS, text
 from services.wall.kiosk import parse_kiosk, position
 from services.wall.rankings import SCORE, levels_of, rank_kpi, rank_score
 from services.wall.screens import (
+    Refresh,
     board_html,
     kiosk_footer,
     rankings_html,
@@ -88,42 +90,39 @@ class ScreenViews:
         lang = _lang(q, self.default_lang)
         snap = await self.hub.current()
         code = _code(q, "province") or _first_province(snap)
-        url = screen_url("province", lang, province=code)
-        return _html(self._province(lang, snap, code, REFRESH_S, url))
+        again = Refresh(REFRESH_S, screen_url("province", lang, province=code))
+        return _html(self._province(lang, snap, code, again))
 
     async def rankings(self, request: Request) -> Response:
         q = request.query_params
         lang = _lang(q, self.default_lang)
         snap = await self.hub.current()
         code = _code(q, "province") or _first_province(snap)
-        page = _page(q.get("page"))
-        url = str(request.url.path) + "?" + str(request.url.query)
-        return _html(
-            self._rankings(lang, snap, code, _code(q, "key"), _code(q, "level"), page,
-                           REFRESH_S, url)
-        )  # fmt: skip
+        again = Refresh(REFRESH_S, f"{request.url.path}?{request.url.query}")
+        key, level, page = _code(q, "key"), _code(q, "level"), _page(q.get("page"))
+        return _html(self._rankings(lang, snap, code, key, level, page, again))
 
     async def unit(self, request: Request) -> Response:
         q = request.query_params
         lang = _lang(q, self.default_lang)
         snap = await self.hub.current()
         code = _code(q, "unit") or _first_province(snap)
+        again = Refresh(REFRESH_S, screen_url("unit", lang, unit=code))
         today = sorted(
             (f for f in snap.figures if f.unit == code and f.window == "day"),
             key=lambda f: f.kpi,
         )
         if code is None or not today:
-            return _html(self._empty(lang, snap, "unit"))
+            return _html(self._empty(lang, snap, "unit", again))
         day = _now().astimezone(VN_TZ).date()
         found = await asyncio.gather(*(self._trends(code, f.kpi, day) for f in today))
         first = today[0]
         name = (first.unit_name_en if lang == "en" else first.unit_name) or code
         body = unit_html(lang, _info(first), today, found)
-        url = screen_url("unit", lang, unit=code)
+        title = text(lang, "unit_title", unit=name)
         return _html(
-            screen_page(lang, "unit", text(lang, "unit_title", unit=name), body,
-                        data_time=snap.data_time, stale=snap.stale, refresh_s=REFRESH_S,
-                        refresh_url=url)
+            screen_page(lang, "unit", title, body, data_time=snap.data_time, stale=snap.stale,
+                        refresh=again)
         )  # fmt: skip
 
     async def kiosk(self, request: Request) -> Response:
@@ -135,48 +134,40 @@ class ScreenViews:
         stop = kiosk.stop(index)
         lang = _lang({"lang": kiosk.lang}, self.default_lang)
         if stop is None:
-            return _html(self._empty(lang, snap, "kiosk", kiosk.every_s, kiosk.url(index)))
-        following = kiosk.url(stop.index + 1)
+            return _html(self._empty(lang, snap, "kiosk", Refresh(kiosk.every_s, kiosk.url(0))))
         footer = kiosk_footer(lang, stop.index, len(kiosk.stops), kiosk.every_s)
+        following = Refresh(kiosk.every_s, kiosk.url(stop.index + 1), stop.index, footer)
         if stop.screen == "rankings":
-            page = self._rankings(lang, snap, stop.province, None, None, 1, kiosk.every_s,
-                                  following, footer)  # fmt: skip
+            page = self._rankings(lang, snap, stop.province, None, None, 1, following)
         else:
-            page = self._province(lang, snap, stop.province, kiosk.every_s, following, footer)
-        return _html(page.replace("<body ", f'<body data-stop="{stop.index}" ', 1))
+            page = self._province(lang, snap, stop.province, following)
+        return _html(page)
 
     # ------------------------------------------------------------ pieces
 
-    def _province(
-        self, lang: Lang, snap: Snapshot, code: str | None, every: int, url: str,
-        footer: str = "",
-    ) -> str:  # fmt: skip
+    def _province(self, lang: Lang, snap: Snapshot, code: str | None, then: Refresh) -> str:
         board = build_board(self.card, snap, code, _now()) if code else None
         if board is None:
-            return self._empty(lang, snap, "province", every, url)
-        name = board.province.name_en if lang == "en" else board.province.name
-        return screen_page(lang, "province", name or board.province.code, board_html(lang, board),
-                           data_time=snap.data_time, stale=snap.stale, refresh_s=every,
-                           refresh_url=url, footer=footer)  # fmt: skip
+            return self._empty(lang, snap, "province", then)
+        name = (board.province.name_en if lang == "en" else board.province.name) or code
+        return screen_page(lang, "province", name or "", board_html(lang, board),
+                           data_time=snap.data_time, stale=snap.stale, refresh=then)  # fmt: skip
 
     def _rankings(
         self, lang: Lang, snap: Snapshot, code: str | None, key: str | None,
-        level: str | None, page: int, every: int, url: str, footer: str = "",
+        level: str | None, page: int, then: Refresh,
     ) -> str:  # fmt: skip
-        if code is None:
-            return self._empty(lang, snap, "rankings", every, url)
-        levels = levels_of(snap.figures, code)
-        if not levels:
-            return self._empty(lang, snap, "rankings", every, url)
+        levels = levels_of(snap.figures, code) if code else []
+        if code is None or not levels:
+            return self._empty(lang, snap, "rankings", then)
         level = level if level in levels else levels[0]
         kpis = sorted({(f.kpi, f.kpi_name_en if lang == "en" else f.kpi_name_vi)
                        for f in snap.figures if f.province == code})  # fmt: skip
         keys = [(SCORE, text(lang, "by_score")), *kpis]
-        period = this_month(_now())
-        if key is None or key == SCORE or key not in {k for k, _ in kpis}:
-            ranking = rank_score(self.card, snap.figures, code, level, period)
+        if key in {k for k, _ in kpis}:
+            ranking = rank_kpi(snap.figures, key or "", code, level, "month")
         else:
-            ranking = rank_kpi(snap.figures, key, code, level, "month")
+            ranking = rank_score(self.card, snap.figures, code, level, this_month(_now()))
         key_name = dict(keys).get(ranking.key, ranking.key)
         plural = text(lang, f"level_{level}_plural") if level in _PLURALS else level
         province = next((p for p in provinces_of(snap.figures) if p.code == code), None)
@@ -184,16 +175,12 @@ class ScreenViews:
         title = f"{where} — " + text(lang, "rankings_title", level=plural, what=key_name)
         body = rankings_html(lang, ranking, keys, page)
         return screen_page(lang, "rankings", title, body, data_time=snap.data_time,
-                           stale=snap.stale, refresh_s=every, refresh_url=url,
-                           footer=footer)  # fmt: skip
+                           stale=snap.stale, refresh=then)  # fmt: skip
 
-    def _empty(
-        self, lang: Lang, snap: Snapshot, screen: str, every: int = REFRESH_S, url: str = ""
-    ) -> str:
-        body = f'<p class="empty">{text(lang, "kiosk_empty")}</p>'
+    def _empty(self, lang: Lang, snap: Snapshot, screen: str, then: Refresh) -> str:
+        body = f'<p class="empty">{escape(text(lang, "kiosk_empty"))}</p>'
         return screen_page(lang, screen, text(lang, "title"), body, data_time=snap.data_time,
-                           stale=snap.stale, refresh_s=every,
-                           refresh_url=url or f"/wall/{screen}")  # fmt: skip
+                           stale=snap.stale, refresh=then)  # fmt: skip
 
     async def _trends(self, unit: str, kpi: str, today: date) -> UnitTrends | None:
         try:

@@ -10,6 +10,7 @@ count, target, point and date goes through :mod:`services.common.rates` and
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from urllib.parse import urlencode
@@ -84,6 +85,17 @@ def screen_url(path: str, lang: Lang, **params: str | None) -> str:
 # ------------------------------------------------------------------ the page shell
 
 
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    """Where a screen goes next, and when: itself every few seconds, or a kiosk's next
+    stop (``stop`` is then this stop's index, and ``footer`` says which it is)."""
+
+    every_s: int
+    url: str
+    stop: int | None = None
+    footer: str = ""
+
+
 def screen_page(
     lang: Lang,
     screen: str,
@@ -92,11 +104,11 @@ def screen_page(
     *,
     data_time: datetime | None,
     stale: bool,
-    refresh_s: int,
-    refresh_url: str,
-    footer: str = "",
+    refresh: Refresh,
 ) -> str:
-    """The whole document of a screen: no script, a refresh to ``refresh_url``."""
+    """The whole document of a screen: no script, an HTTP refresh to ``refresh.url``."""
+    stop = f' data-stop="{refresh.stop}"' if refresh.stop is not None else ""
+    footer = refresh.footer
     state = "stale" if stale else "live"
     status_text = (
         text(lang, "stale", time=fmt_time(data_time, lang))
@@ -106,10 +118,10 @@ def screen_page(
     return (
         f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<meta http-equiv="refresh" content="{refresh_s};url={escape(refresh_url)}">'
+        f'<meta http-equiv="refresh" content="{refresh.every_s};url={escape(refresh.url)}">'
         f"<title>{escape(title)} — {escape(text(lang, 'title'))}</title>"
         '<link rel="stylesheet" href="/wall/static/screens.css"></head>'
-        f'<body class="screen" data-screen="{escape(screen)}" data-state="{state}">'
+        f'<body class="screen" data-screen="{escape(screen)}" data-state="{state}"{stop}>'
         f'<header class="bar"><h1>{escape(title)}</h1>'
         f'<p class="app">{escape(text(lang, "title"))}</p>'
         f'<p class="status {state}" role="status">{escape(status_text)}</p></header>'

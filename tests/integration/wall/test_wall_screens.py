@@ -8,12 +8,15 @@ scenario holds; the kiosk must move on by itself. Screenshots land in test-artif
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from services.common.broker import free_port
@@ -219,3 +222,29 @@ async def test_kiosk_rotates_provinces_and_screens(seeded: tuple[str, Scenario])
         assert "Thái Nguyên" in seen[0][1] and "Thanh Hoá" in seen[2][1], seen  # as data/units
         # The rotation never ends: after the last stop comes the first again.
         await page.wait_for("document.body && document.body.dataset.stop === '0'", 15)
+
+
+async def test_a_screen_says_when_its_figures_are_old(tmp_path: Path) -> None:
+    sources = SeededSources(Scenario(datetime.now(UTC)))
+    await sources.__aenter__()
+    running = True
+    try:
+        env = dict(os.environ)
+        env.update(EGOV_WALL_PORT=str(free_port()), EGOV_METRICS_URLS=sources.url,
+                   EGOV_ALERTS_URL=sources.url, EGOV_WALL_LANG="vi")  # fmt: skip
+        async with wall(env, tmp_path / "wall.log") as (base, _), httpx.AsyncClient() as client:
+            url = f"{base}/wall/province?province=38"
+            assert 'data-state="live"' in (await client.get(url)).text
+            await sources.__aexit__(None, None, None)
+            running = False
+            deadline = time.monotonic() + 20
+            page = ""
+            while 'data-state="stale"' not in page and time.monotonic() < deadline:
+                await asyncio.sleep(0.3)
+                page = (await client.get(url)).text
+        # Old figures stay, marked old: a wall never shows them as live.
+        assert 'data-state="stale"' in page and "Số liệu chưa được cập nhật kể từ" in page
+        assert "99,94 %" in page
+    finally:
+        if running:
+            await sources.__aexit__(None, None, None)
