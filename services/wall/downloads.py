@@ -11,6 +11,7 @@ with units missing. The scorecard is the unit's, for this month or the year to d
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -115,7 +116,9 @@ class Downloads:
         except FetchError as exc:
             return _error(503, f"not every metrics worker answered: {exc}", None)
         try:
-            file = export_file(ask, table, figures, unit, self.card, self.clock())
+            # Written in a thread: open pages' streams go on meanwhile.
+            now = self.clock()
+            file = await asyncio.to_thread(export_file, ask, table, figures, unit, self.card, now)
         except ExportQueryError as exc:
             return _error(400, str(exc), exc.parameter)
         return Response(file.body, headers=attachment(file))
