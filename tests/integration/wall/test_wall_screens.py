@@ -177,6 +177,9 @@ async def test_rankings_put_low_volume_apart_and_fit(seeded: tuple[str, Scenario
         await assert_fits(page, "rankings by score")
         await page.screenshot(ARTIFACTS / "wall-rankings-score.png")
         assert WORST not in (await ranked_units(page))[:5]
+        await page.goto(f"{base}/wall/rankings?province=38&lang=en")
+        await assert_fits(page, "rankings by score (en)")
+        assert "fewer than 10 items" in await text_of(page)
 
 
 async def test_unit_page_compares_periods_and_fits(seeded: tuple[str, Scenario]) -> None:
@@ -200,6 +203,9 @@ async def test_unit_page_compares_periods_and_fits(seeded: tuple[str, Scenario])
             assert format_rate(t.numerator, t.denominator, "vi") in cell, (key, cell)
             assert format_fraction(t.numerator, t.denominator, "vi") in cell, (key, cell)
         assert await page.evaluate("document.querySelectorAll('svg.spark').length") == 14
+        await page.goto(f"{base}/wall/unit?unit={NEARLY_ALL}&lang=en")
+        await assert_fits(page, "unit page (en)")
+        assert "Same month last year" in await text_of(page)
 
 
 async def test_kiosk_rotates_provinces_and_screens(seeded: tuple[str, Scenario]) -> None:
