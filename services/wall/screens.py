@@ -20,6 +20,7 @@ from services.common.rates import (
     BP_SCALE,
     format_count,
     format_date,
+    format_datetime,
     format_fraction,
     format_rate,
     format_target,
@@ -310,18 +311,15 @@ def _alert(lang: Lang, a: Alert) -> str:
     severity = {"critical": "severity_critical", "warning": "severity_warning"}.get(
         a.severity, "severity_info"
     )
-    acked = a.acknowledged_by is not None or a.acknowledged_at is not None
-    ack = (
-        '<span class="ack yes">✔ '
-        + escape(
-            text(lang, "acked_by", who=a.acknowledged_by, at="")
+    ack = f'<span class="ack no">✖ {escape(text(lang, "not_acked"))}</span>'
+    if a.acknowledged_by is not None or a.acknowledged_at is not None:
+        at = "–" if a.acknowledged_at is None else format_datetime(a.acknowledged_at, lang)
+        said = (
+            text(lang, "acked_by", who=a.acknowledged_by, at=at)
             if a.acknowledged_by
-            else text(lang, "acked_at", at="")
-        ).strip()
-        + "</span>"
-        if acked
-        else f'<span class="ack no">✖ {escape(text(lang, "not_acked"))}</span>'
-    )
+            else text(lang, "acked_at", at=at)
+        )
+        ack = f'<span class="ack yes">✔ {escape(said)}</span>'
     summary = a.summary_en if lang == "en" else a.summary_vi
     return (
         f'<li class="alert sev-{escape(a.severity)}" data-alert="{escape(a.id)}">'

@@ -186,3 +186,13 @@ def test_names_from_the_sources_are_escaped_on_the_screens(card: Scorecard) -> N
     ranked = rankings_html("vi", rank_kpi([bad], "dossier_online", "38", "commune", "month"),
                            [("k", evil)], 1)  # fmt: skip
     assert evil not in ranked and "&lt;script&gt;" in ranked
+
+
+def test_an_acknowledged_alert_says_who_and_when(card: Scorecard) -> None:
+    alerts = [alert(0, acked=True), alert(1)]
+    board = build_board(card, snapshot([fig("38", "dossier_online", 1, 2)], alerts=alerts),
+                        "38", NOW)  # fmt: skip
+    assert board is not None
+    html = board_html("vi", board)
+    assert "An đã tiếp nhận lúc 04/12/2026 10:15" in html
+    assert "Chưa có người tiếp nhận" in html
