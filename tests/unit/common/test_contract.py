@@ -29,6 +29,7 @@ TYPES = (
     "vn.egov.dossier.resolved",
     "vn.egov.dossier.resubmitted",
     "vn.egov.meeting.held",
+    "vn.egov.rating.submitted",
 )
 CONTRACT = Contract.load()
 
@@ -45,7 +46,7 @@ def _valid_event(event_type: str = "vn.egov.document.issued") -> dict[str, Any]:
     return copy.deepcopy(CONTRACT.examples(event_type, "valid")[0][1])
 
 
-def test_event_types_are_the_six_of_the_contract() -> None:
+def test_event_types_are_the_seven_of_the_contract() -> None:
     assert CONTRACT.event_types == frozenset(TYPES)
 
 
@@ -57,6 +58,7 @@ def test_families_come_from_the_schema_files() -> None:
         "vn.egov.dossier.resolved": "dossiers",
         "vn.egov.dossier.resubmitted": "dossiers",
         "vn.egov.meeting.held": "meetings",
+        "vn.egov.rating.submitted": "dossiers",
     }
     assert CONTRACT.families() == {"documents", "dossiers", "meetings"}
 
