@@ -27,6 +27,7 @@ OTHER_TYPES = (
     "vn.egov.dossier.resolved",
     "vn.egov.dossier.paid",
     "vn.egov.meeting.held",
+    "vn.egov.rating.submitted",
 )
 
 # Phường Bắc Kạn (01843) of Thái Nguyên (19) in today's two-level hierarchy; Phường Đức
@@ -57,7 +58,10 @@ UNSIGNED_FOR_ALERT = 20
 # Dossiers of UNIT received and approved today, a day before their appointment (early):
 # with the contract's two examples (moved to today, long past their appointments: late),
 # UNIT's on-time rate is 8 of 10, dossier_on_time's min_volume, so that UNIT is ranked
-# by it and by its 766 score; indicator 2.1 earns 20 × 8 / 10 = 16 points. SILENT_UNIT
+# by it and by its 766 score; indicator 2.1 earns 20 × 8 / 10 = 16 points. Each is
+# digitised, uses population data, gets an electronic result and a satisfied rating:
+# with the contract's examples, 10 of each flag's dossiers (its KPI's min_volume), so
+# that the indicators those measure (4.1, 4.2, 4.5b, 5.4) keep UNIT ranked too. SILENT_UNIT
 # resolved one dossier early 90 minutes ago: 1 of 1, below min_volume, listed apart.
 EARLY_DOSSIERS = 8
 
@@ -91,7 +95,8 @@ def document(unit: str, flags: tuple[bool, bool, bool], when: datetime) -> Event
 
 def early_dossier(n: int, when: datetime, unit: str = UNIT) -> list[Event]:
     """A dossier of ``unit`` received 10 seconds before ``when`` and approved at ``when``,
-    its appointment the next Vietnam day."""
+    its appointment the next Vietnam day, digitised, with population data and an
+    electronic result, rated satisfied at ``when``."""
     dossier_id = f"H19.{unit}-test-{n}-{uuid.uuid4().hex[:8]}"
     due = (when.astimezone(VIETNAM).date() + timedelta(days=1)).isoformat()
     base = {
@@ -111,6 +116,8 @@ def early_dossier(n: int, when: datetime, unit: str = UNIT) -> list[Event]:
             "service_level": "full",
             "channel": "online",
             "due_at": due,
+            "digitised": True,
+            "population_data": True,
         },
     }
     resolved = {
@@ -118,9 +125,21 @@ def early_dossier(n: int, when: datetime, unit: str = UNIT) -> list[Event]:
         "id": f"res-{dossier_id}",
         "type": "vn.egov.dossier.resolved",
         "time": when.isoformat(),
-        "data": {"dossier_id": dossier_id, "due_at": due, "outcome": "approved"},
+        "data": {
+            "dossier_id": dossier_id,
+            "due_at": due,
+            "outcome": "approved",
+            "electronic_result": True,
+        },
     }
-    return [received, resolved]
+    rated = {
+        **base,
+        "id": f"rat-{dossier_id}",
+        "type": "vn.egov.rating.submitted",
+        "time": when.isoformat(),
+        "data": {"subject": "dossier", "subject_id": dossier_id, "rating": "satisfied"},
+    }
+    return [received, resolved, rated]
 
 
 def contract_examples(when: datetime) -> list[Event]:

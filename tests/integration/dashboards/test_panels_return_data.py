@@ -115,14 +115,16 @@ async def publish_straight(settings: CommonSettings, event: dict[str, object]) -
 
 def check_scorecard(prometheus: Prometheus, unit_day: dict[str, tuple[int, int]]) -> None:
     """Each measured indicator's points this month and this year are its maximum × UNIT's
-    rate (every known dossier is of today; 2.1: 20 × 8 / 10 = 16), its measured maximum
+    rate, up to its threshold (every known dossier is of today; 2.1: 20 × 8 / 10 = 16;
+    4.2: 1 of 2 digitised, full from 80 %: 4 × 50 / 80 = 2.5), its measured maximum
     is its maximum, and the dossier tiles add up to the on-time rate's counts."""
     for ind in (i for i in Scorecard.load().indicators if i.measured and i.kpi):
         num, den = unit_day[ind.kpi]
         for period in ("month", "year"):
             selector = f'{{unit="{UNIT}", indicator="{ind.id}"}}'
             points = f"unit_indicator:egov_scorecard_points:{period}{selector}"
-            settles(prometheus, points, "", {"": ind.max_points * num / den})
+            earned = ind.rule.points(ind.max_points, num, den)  # with its threshold, if any
+            settles(prometheus, points, "", {"": float(earned or 0)})
             top = f"unit_indicator:egov_scorecard_max_points:{period}{selector}"
             settles(prometheus, top, "", {"": ind.max_points})
     num, den = unit_day["dossier_on_time"]

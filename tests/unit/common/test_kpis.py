@@ -109,6 +109,45 @@ def test_on_time_is_counted_by_the_ledger_not_event_by_event() -> None:
     assert CATALOGUE.get("dossier_on_time").count(resolved) == (0, 0)
 
 
+@pytest.mark.parametrize(
+    ("kpi_id", "event_type", "flag", "base"),
+    [
+        ("dossier_digitised", "vn.egov.dossier.received", "digitised", {}),
+        ("dossier_population_data", "vn.egov.dossier.received", "population_data", {}),
+        (
+            "dossier_electronic_result",
+            "vn.egov.dossier.resolved",
+            "electronic_result",
+            {"outcome": "approved"},
+        ),
+    ],
+)
+def test_a_dossier_that_does_not_say_leaves_the_rate_of_its_flag(
+    kpi_id: str, event_type: str, flag: str, base: dict[str, Any]
+) -> None:
+    kpi = CATALOGUE.get(kpi_id)
+    received = {"procedure_code": "1.001612", "service_level": "full", "channel": "online"}
+    data = {"dossier_id": "h", **received, **base}
+    assert kpi.count(event(event_type, **data)) == (0, 0)  # an old publisher: not judged
+    assert kpi.count(event(event_type, **data, **{flag: True})) == (1, 1)
+    assert kpi.count(event(event_type, **data, **{flag: False})) == (0, 1)
+    assert {k for k, _, _ in CATALOGUE.counts(event(event_type, **data))} <= {"dossier_online"}
+
+
+def test_electronic_result_rate_counts_approved_dossiers_only() -> None:
+    kpi = CATALOGUE.get("dossier_electronic_result")
+    for outcome in ("rejected", "withdrawn", "returned"):
+        resolved = event("vn.egov.dossier.resolved", dossier_id="h", outcome=outcome)
+        assert kpi.count(resolved) == (0, 0)
+
+
+def test_satisfaction_rate_is_satisfied_ratings_over_ratings() -> None:
+    kpi = CATALOGUE.get("dossier_satisfaction")
+    for rating, expected in [("satisfied", (1, 1)), ("not_satisfied", (0, 1))]:
+        rated = event("vn.egov.rating.submitted", subject="dossier", subject_id="h", rating=rating)
+        assert kpi.count(rated) == expected
+
+
 def test_hybrid_meetings_count_as_online() -> None:
     kpi = CATALOGUE.get("meeting_online")
     for mode, expected in [("online", (1, 1)), ("hybrid", (1, 1)), ("in_person", (0, 1))]:

@@ -63,9 +63,45 @@ def test_every_indicator_cites_known_sources_and_says_why_when_not_measured() ->
                 assert ind["not_measured_en"] and ind["not_measured_vi"], ind["id"]
 
 
-def test_only_timeliness_is_measured_and_by_the_on_time_kpi(card: Scorecard) -> None:
-    measured = [(i.id, i.kpi) for i in card.indicators if i.measured]
-    assert measured == [("2.1", "dossier_on_time")]
+def test_timeliness_digitisation_and_satisfaction_are_measured_by_their_kpis(
+    card: Scorecard,
+) -> None:
+    measured = [(i.id, i.kpi, i.max_points) for i in card.indicators if i.measured]
+    assert measured == [
+        ("2.1", "dossier_on_time", 20),
+        ("4.1", "dossier_electronic_result", 6),
+        ("4.2", "dossier_digitised", 4),
+        ("4.5b", "dossier_population_data", 2),
+        ("5.4", "dossier_satisfaction", 6),
+    ]
+    # each of them counts a rate that is not exactly the portal's, and says how
+    assert all(i.deviation_en and i.deviation_vi for i in card.indicators if i.measured)
+
+
+def test_the_new_indicators_score_with_their_thresholds(card: Scorecard) -> None:
+    def fig(kpi: str, n: int, d: int) -> Figure:
+        return Figure(kpi, "404", "month", n, d, 9000, 10)
+
+    figures = [
+        on_time(885, 1_000),  # 17.7 of 20
+        fig("dossier_electronic_result", 50, 100),  # 3 of 6: in proportion
+        fig("dossier_digitised", 80, 100),  # 4 of 4: full from 80 %
+        fig("dossier_population_data", 1, 4),  # 0.5 of 2
+        fig("dossier_satisfaction", 45, 100),  # 3 of 6: 45 % of the 90 % for full
+    ]
+    s = score(card, figures, "404", NOV)
+    points = {i.indicator.id: i.points for i in s.indicators if i.state is State.MEASURED}
+    assert points == {
+        "2.1": Fraction(177, 10),
+        "4.1": 3,
+        "4.2": 4,
+        "4.5b": Fraction(1, 2),
+        "5.4": 3,
+    }
+    assert s.measured_max == 38
+    assert s.points == Fraction(177, 10) + Fraction(21, 2)
+    low = next(i for i in s.indicators if i.indicator.id == "4.5b")
+    assert low.low_volume  # 4 dossiers, below the KPI's 10
 
 
 def test_proportional_points_are_exact_fractions_of_the_counts() -> None:

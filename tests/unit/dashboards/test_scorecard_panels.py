@@ -35,8 +35,8 @@ def test_every_indicator_not_measured_is_listed_with_its_maximum_and_reason() ->
             assert ind.not_measured_vi.replace("|", "/") in text
     for group in card.groups:
         assert f"| **{group.number}** | **{group.name_vi}** | **{group.max_points}** |" in text
-    assert "**Đo được ở đây: 20/100 điểm**" in text
-    assert "**Chưa đo ở đây: 80/100 điểm**" in text
+    assert "**Đo được ở đây: 38/100 điểm**" in text
+    assert "**Chưa đo ở đây: 62/100 điểm**" in text
 
 
 def test_marking_2_1_not_measured_changes_the_panel_and_nothing_is_invented(
@@ -52,8 +52,8 @@ def test_marking_2_1_not_measured_changes_the_panel_and_nothing_is_invented(
     board = build_all(card=Scorecard.load(path))[scorecard.FILE]
     text = not_measured_text(board)
     assert "| 2.1 | Tỷ lệ hồ sơ xử lý trước hạn, đúng hạn | 20 | chưa dùng |" in text
-    assert "**Đo được ở đây: 0/100 điểm**" in text
-    assert "**Chưa đo ở đây: 100/100 điểm**" in text
+    assert "**Đo được ở đây: 18/100 điểm**" in text
+    assert "**Chưa đo ở đây: 82/100 điểm**" in text
 
 
 def test_points_panels_read_the_scorecard_rules_with_two_decimals() -> None:
@@ -67,7 +67,7 @@ def test_points_panels_read_the_scorecard_rules_with_two_decimals() -> None:
     for panel in points:
         assert panel["fieldConfig"]["defaults"]["decimals"] == scorecard.POINTS_DECIMALS == 2
         assert all('{unit="$unit"}' in t["expr"] for t in panel["targets"])
-    assert "20 of the 100 points" in points[0]["description"]
+    assert "38 of the 100 points" in points[0]["description"]
 
 
 def test_dossier_tiles_show_every_outcome_the_workers_export_in_the_reports_order() -> None:

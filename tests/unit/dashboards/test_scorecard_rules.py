@@ -54,13 +54,20 @@ def test_points_are_recorded_for_the_measured_indicators_only_with_their_rule() 
         for ind in measured:
             (rule,) = (r for r in points if r["labels"]["indicator"] == ind.id)
             assert rule["labels"] == {"indicator": ind.id, "group": ind.group, "kpi": ind.kpi}
-            # Written for the plain proportion: a threshold or full-when-none needs new PromQL.
-            assert ind.rule.full_at_bp == BP_SCALE and not ind.rule.full_when_none, ind.id
+            # Written for a proportion up to a threshold: full-when-none needs new PromQL.
+            assert not ind.rule.full_when_none, ind.id
             num = f'egov_kpi_numerator{{kpi="{ind.kpi}", window="{window}"}}'
             den = f'egov_kpi_denominator{{kpi="{ind.kpi}", window="{window}"}}'
-            assert flat(rule["expr"]) == (
-                f"{ind.max_points} * max by (unit) ({num}) / (max by (unit) ({den}) > 0)"
-            )
+            full_at = ind.rule.full_at_bp
+            if full_at == BP_SCALE:
+                assert flat(rule["expr"]) == (
+                    f"{ind.max_points} * max by (unit) ({num}) / (max by (unit) ({den}) > 0)"
+                )
+            else:  # full points from the threshold: the rate over it, capped at 1
+                assert flat(rule["expr"]) == (
+                    f"{ind.max_points} * clamp_max( {BP_SCALE} * max by (unit) ({num})"
+                    f" / ({full_at} * (max by (unit) ({den}) > 0)), 1 )"
+                )
             (top,) = (
                 r
                 for r in recorded(f"unit_indicator:egov_scorecard_max_points:{period}")
@@ -75,7 +82,8 @@ def test_points_are_recorded_for_the_measured_indicators_only_with_their_rule() 
                 for r in recorded(f"unit_indicator:egov_scorecard_lost_points:{period}")
                 if r["labels"] == rule["labels"]
             )
-            assert flat(lost["expr"]).startswith(f"{ind.max_points} * (")
+            lost_form = "(" if full_at == BP_SCALE else "clamp_min("
+            assert flat(lost["expr"]).startswith(f"{ind.max_points} * {lost_form}")
             (volume,) = (
                 r
                 for r in recorded(f"unit_indicator:egov_scorecard_volume:{period}")
