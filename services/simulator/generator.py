@@ -9,7 +9,10 @@ Dossiers have a life (docs/dossiers.md): a receipt carries its appointment (``du
 a date alone or a time); most are resolved before it, a few after it, and a few never
 while the simulation runs, so that they show as open overdue once their appointment
 (minutes after the receipt) passes; some are returned for completion and resubmitted
-with a new appointment, and some are withdrawn.
+with a new appointment, and some are withdrawn. Most receipts say whether the dossier was
+digitised and used population data, and most approvals whether the result was electronic
+(:data:`FLAGS_RECORDED`: the rest come from systems that do not record them); citizens
+rate some resolved dossiers.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ DOSSIER_PAID: Final = "vn.egov.dossier.paid"
 DOSSIER_RESOLVED: Final = "vn.egov.dossier.resolved"
 DOSSIER_RESUBMITTED: Final = "vn.egov.dossier.resubmitted"
 MEETING_HELD: Final = "vn.egov.meeting.held"
+RATING_SUBMITTED: Final = "vn.egov.rating.submitted"
 EVENT_TYPES: Final = (
     DOCUMENT_ISSUED,
     DOSSIER_RECEIVED,
@@ -40,6 +44,7 @@ EVENT_TYPES: Final = (
     DOSSIER_RESOLVED,
     DOSSIER_RESUBMITTED,
     MEETING_HELD,
+    RATING_SUBMITTED,
 )
 
 # Share of each type in the traffic: documents dominate, meetings are rare.
@@ -50,6 +55,7 @@ TYPE_WEIGHTS: Final[Mapping[str, float]] = {
     DOSSIER_RESOLVED: 0.125,
     DOSSIER_RESUBMITTED: 0.005,  # a receipt instead when no dossier of the unit is returned
     MEETING_HELD: 0.02,
+    RATING_SUBMITTED: 0.04,  # about a third of the resolved dossiers get rated
 }
 
 # The integrating system behind each type, one instance per province.
@@ -60,6 +66,7 @@ SOURCE_SYSTEM: Final[Mapping[str, str]] = {
     DOSSIER_RESOLVED: "dvc",
     DOSSIER_RESUBMITTED: "dvc",
     MEETING_HELD: "hntt",
+    RATING_SUBMITTED: "dvc",
 }
 
 MIN_LATENESS: Final = timedelta(hours=1)
@@ -84,6 +91,10 @@ SHORT_APPOINTMENT_S: Final = (120.0, 900.0)
 """A dossier that will run late gets an appointment this many seconds after its receipt:
 within a `make up` session it passes, and what is still open shows as open overdue."""
 POOL: Final = 64  # open dossiers remembered per unit and kind
+FLAGS_RECORDED: Final = 0.9
+"""Share of receipts and approvals that carry the optional flags (digitised,
+population_data, electronic_result): the rest leave those rates, as an older one-stop
+system's would (schemas/CONTRACT.md)."""
 
 
 @dataclass(slots=True)
@@ -135,6 +146,7 @@ class EventGenerator:
         self._on_track: dict[str, deque[_Dossier]] = {}
         self._running_late: dict[str, deque[_Dossier]] = {}
         self._returned: dict[str, deque[_Dossier]] = {}
+        self._resolved: dict[str, deque[str]] = {}  # dossier ids a citizen may rate
         self._builders: Mapping[str, Callable[[UnitProfile, datetime], dict[str, Any]]] = {
             DOCUMENT_ISSUED: self._document_issued,
             DOSSIER_RECEIVED: self._dossier_received,
@@ -142,6 +154,7 @@ class EventGenerator:
             DOSSIER_RESOLVED: self._dossier_resolved,
             DOSSIER_RESUBMITTED: self._dossier_resubmitted,
             MEETING_HELD: self._meeting_held,
+            RATING_SUBMITTED: self._rating_submitted,
         }
         self.events_total = 0
         self.late_total = 0
@@ -225,13 +238,17 @@ class EventGenerator:
             level, online = "offline", False
         channel = "online" if online else rng.choices(("counter", "postal"), (0.9, 0.1))[0]
         dossier = self._appointment(self._reference("HS", unit, at), unit, at)
-        return {
+        data: dict[str, Any] = {
             "dossier_id": dossier.dossier_id,
             "procedure_code": rng.choice(PROCEDURE_CODES),
             "service_level": level,
             "channel": channel,
             "due_at": dossier.due_at,
         }
+        if rng.random() < FLAGS_RECORDED:
+            data["digitised"] = rng.random() < rates.dossier_digitised
+            data["population_data"] = rng.random() < rates.dossier_population_data
+        return data
 
     def _appointment(self, dossier_id: str, unit: UnitProfile, at: datetime) -> _Dossier:
         """An appointment for a dossier received (or resubmitted) at ``at``: days ahead
@@ -301,7 +318,16 @@ class EventGenerator:
         outcome = rng.choices(OUTCOMES, OUTCOME_WEIGHTS)[0]
         if outcome == "returned":
             self._returned.setdefault(unit.code, deque(maxlen=POOL)).append(dossier)
-        return {"dossier_id": dossier.dossier_id, "due_at": dossier.due_at, "outcome": outcome}
+        elif outcome != "withdrawn":
+            self._resolved.setdefault(unit.code, deque(maxlen=POOL)).append(dossier.dossier_id)
+        data: dict[str, Any] = {
+            "dossier_id": dossier.dossier_id,
+            "due_at": dossier.due_at,
+            "outcome": outcome,
+        }
+        if outcome == "approved" and rng.random() < FLAGS_RECORDED:
+            data["electronic_result"] = rng.random() < unit.rates.dossier_electronic_result
+        return data
 
     def _dossier_resubmitted(self, unit: UnitProfile, at: datetime) -> dict[str, Any]:
         """A returned dossier back complete, with a new appointment (``_fresh`` sends a
@@ -311,6 +337,18 @@ class EventGenerator:
         return {
             "dossier_id": dossier.dossier_id,
             "due_at": self._appointment(dossier.dossier_id, unit, at).due_at,
+        }
+
+    def _rating_submitted(self, unit: UnitProfile, at: datetime) -> dict[str, Any]:
+        """A citizen's rating of a dossier the unit resolved (one resolved before the
+        simulation started when it has none yet)."""
+        resolved = self._resolved.get(unit.code)
+        dossier_id = resolved.popleft() if resolved else self._reference("HS", unit, at)
+        satisfied = self._rng.random() < unit.rates.dossier_satisfaction
+        return {
+            "subject": "dossier",
+            "subject_id": dossier_id,
+            "rating": "satisfied" if satisfied else "not_satisfied",
         }
 
     def _meeting_held(self, unit: UnitProfile, at: datetime) -> dict[str, Any]:

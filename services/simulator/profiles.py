@@ -44,6 +44,10 @@ class Rates:
     dossier_full_share: float
     dossier_online_payment: float
     dossier_on_time: float
+    dossier_electronic_result: float
+    dossier_digitised: float
+    dossier_population_data: float
+    dossier_satisfaction: float
     meeting_online: float
     meeting_paperless: float
 
@@ -88,6 +92,12 @@ NORMAL_RANGES: Mapping[str, tuple[float, float]] = {
     "dossier_full_share": (0.55, 0.70),
     "dossier_online_payment": (0.10, 0.30),
     "dossier_on_time": (0.93, 0.97),
+    # Decision 766's digitisation and satisfaction rates (data/scorecard-766.json): no
+    # published unit figure was found; ranges around the 766 thresholds (80 %, 90 %).
+    "dossier_electronic_result": (0.60, 0.90),
+    "dossier_digitised": (0.75, 0.95),
+    "dossier_population_data": (0.50, 0.80),
+    "dossier_satisfaction": (0.90, 0.99),
     "meeting_online": (0.86, 0.96),
     "meeting_paperless": (0.74, 0.86),
 }

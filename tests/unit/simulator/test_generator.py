@@ -23,7 +23,9 @@ from services.simulator.generator import (
     DOSSIER_RESOLVED,
     DOSSIER_RESUBMITTED,
     EVENT_TYPES,
+    FLAGS_RECORDED,
     MEETING_HELD,
+    RATING_SUBMITTED,
     TYPE_WEIGHTS,
     EventGenerator,
 )
@@ -140,6 +142,23 @@ KPIS: Mapping[str, tuple[Predicate, Predicate]] = {
         lambda e: e["data"]["mode"] in ("online", "hybrid"),
     ),
     "meeting_paperless": (_typed(MEETING_HELD), lambda e: bool(e["data"]["paperless"])),
+    # The optional flags: a dossier whose event does not carry one is out of its rate.
+    "dossier_digitised": (
+        lambda e: e["type"] == DOSSIER_RECEIVED and "digitised" in e["data"],
+        lambda e: bool(e["data"]["digitised"]),
+    ),
+    "dossier_population_data": (
+        lambda e: e["type"] == DOSSIER_RECEIVED and "population_data" in e["data"],
+        lambda e: bool(e["data"]["population_data"]),
+    ),
+    "dossier_electronic_result": (
+        lambda e: e["type"] == DOSSIER_RESOLVED and "electronic_result" in e["data"],
+        lambda e: bool(e["data"]["electronic_result"]),
+    ),
+    "dossier_satisfaction": (
+        _typed(RATING_SUBMITTED),
+        lambda e: e["data"]["rating"] == "satisfied",
+    ),
 }
 
 
@@ -234,6 +253,34 @@ def test_rates_are_near_the_published_figures(default_run: list[Event]) -> None:
     assert 0.90 <= rate["dossier_on_time"] <= 0.98
     assert 0.80 <= rate["meeting_online"] <= 0.97
     assert 0.70 <= rate["meeting_paperless"] <= 0.90
+    assert 0.75 <= rate["dossier_digitised"] <= 0.95
+    assert 0.50 <= rate["dossier_population_data"] <= 0.80
+    assert 0.60 <= rate["dossier_electronic_result"] <= 0.90
+    assert 0.90 <= rate["dossier_satisfaction"] <= 0.99
+
+
+def test_some_dossiers_come_from_systems_that_do_not_record_the_flags(
+    default_run: list[Event],
+) -> None:
+    receipts = [e["data"] for e in default_run if e["type"] == DOSSIER_RECEIVED]
+    flagged = [d for d in receipts if "digitised" in d]
+    assert all(("population_data" in d) == ("digitised" in d) for d in receipts)
+    assert abs(len(flagged) / len(receipts) - FLAGS_RECORDED) < 0.03
+    resolved = [e["data"] for e in default_run if e["type"] == DOSSIER_RESOLVED]
+    assert all(d["outcome"] == "approved" for d in resolved if "electronic_result" in d)
+    assert any("electronic_result" not in d for d in resolved if d["outcome"] == "approved")
+
+
+def test_ratings_are_of_dossiers_the_unit_resolved(default_run: list[Event]) -> None:
+    resolved: dict[str, set[str]] = defaultdict(set)
+    rated_known = rated = 0
+    for e in default_run:  # in the order sent: a rating comes after its resolution
+        if e["type"] == DOSSIER_RESOLVED and e["data"]["outcome"] in FINAL_OUTCOMES:
+            resolved[e["unit"]].add(e["data"]["dossier_id"])
+        elif e["type"] == RATING_SUBMITTED:
+            rated += 1
+            rated_known += e["data"]["subject_id"] in resolved[e["unit"]]
+    assert rated > 100 and rated_known / rated > 0.5
 
 
 def test_documents_are_most_frequent_and_meetings_rare(default_run: list[Event]) -> None:
