@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 
 from services.common.contract import Contract
-from services.common.events import parse_time
+from services.common.events import CloudEvent, parse_time
+from services.common.figures import Figure
+from services.common.kpis import KpiCatalogue
+from services.common.scorecard import Period, Scorecard, State, score
 from services.common.units import VN_TZ, UnitRegistry
 from services.metrics.dossiers import FINAL_OUTCOMES, Dossier, Due, Tick, fact_of, step, sweep
 from services.simulator.generator import (
@@ -269,6 +272,26 @@ def test_some_dossiers_come_from_systems_that_do_not_record_the_flags(
     resolved = [e["data"] for e in default_run if e["type"] == DOSSIER_RESOLVED]
     assert all(d["outcome"] == "approved" for d in resolved if "electronic_result" in d)
     assert any("electronic_result" not in d for d in resolved if d["outcome"] == "approved")
+
+
+def test_a_province_of_the_simulation_scores_the_766_indicators_the_events_measure(
+    plan: SimulationPlan, default_run: list[Event]
+) -> None:
+    """What `make up` shows: beside 2.1 (20 points), the simulated systems' flags and
+    ratings give a province figures for 4.1, 4.2, 4.5b and 5.4: 38 measured points."""
+    province = PROVINCES[0]
+    mine = [e for e in unique(default_run) if plan.profile(e["unit"]).province == province]
+    catalogue = KpiCatalogue.load()
+    counts: dict[str, tuple[int, int]] = defaultdict(lambda: (0, 0))
+    for e in mine:  # the catalogue's own conditions, as a worker counts the events
+        for kpi, num, den in catalogue.counts(CloudEvent.from_dict(e)):
+            counts[kpi] = (counts[kpi][0] + num, counts[kpi][1] + den)
+    counts["dossier_on_time"] = measure(mine)["dossier_on_time"]  # the ledger's, in short
+    figures = [Figure(k, province, "month", n, d, None, 10) for k, (n, d) in counts.items()]
+    s = score(Scorecard.load(), figures, province, Period("month", NOW.year, NOW.month))
+    measured = {i.indicator.id for i in s.indicators if i.state is State.MEASURED}
+    assert measured == {"2.1", "4.1", "4.2", "4.5b", "5.4"}
+    assert s.measured_max == 38 and s.points > 20
 
 
 def test_ratings_are_of_dossiers_the_unit_resolved(default_run: list[Event]) -> None:
