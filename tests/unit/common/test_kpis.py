@@ -129,8 +129,8 @@ def test_a_dossier_that_does_not_say_leaves_the_rate_of_its_flag(
     received = {"procedure_code": "1.001612", "service_level": "full", "channel": "online"}
     data = {"dossier_id": "h", **received, **base}
     assert kpi.count(event(event_type, **data)) == (0, 0)  # an old publisher: not judged
-    assert kpi.count(event(event_type, **data, **{flag: True})) == (1, 1)
-    assert kpi.count(event(event_type, **data, **{flag: False})) == (0, 1)
+    assert kpi.count(event(event_type, **{**data, flag: True})) == (1, 1)
+    assert kpi.count(event(event_type, **{**data, flag: False})) == (0, 1)
     assert {k for k, _, _ in CATALOGUE.counts(event(event_type, **data))} <= {"dossier_online"}
 
 
