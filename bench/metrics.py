@@ -181,8 +181,13 @@ def stack_env(settings: CommonSettings, dsn: str) -> dict[str, str]:
 def worker_env(
     settings: CommonSettings, dsn: str, port: int, app_id: str, data_dir: Path
 ) -> dict[str, str]:
-    """The environment of one ``egov-pulse metrics`` worker on the benchmark's topics."""
+    """The environment of one ``egov-pulse metrics`` worker on the benchmark's topics.
+
+    A worker outside the embedded broker refuses to start without a strong signing key;
+    a harness that signs records as ingest replaces this one with the key it signs with.
+    """
     return stack_env(settings, dsn) | {
+        "EGOV_RECORD_SIGNING_KEY": secrets.token_hex(32),
         "EGOV_METRICS_WEB_PORT": str(port),
         "EGOV_METRICS_APP_ID": app_id,
         "EGOV_METRICS_DATA_DIR": str(data_dir),
