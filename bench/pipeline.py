@@ -103,3 +103,31 @@ def decode_and_dict_rate(
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def main(argv: Sequence[str]) -> None:
+    """``python -m bench.pipeline [EVENTS]``: the in-process row alone, on the metrics
+    benchmark's backlog of EVENTS events (default 100,000) packed and signed as ingest
+    does, on a PostgreSQL of its own (durable, as in ``make bench``)."""
+    import asyncio
+
+    from bench.__main__ import run_database
+    from bench.metrics import Harness, backlog_messages, current_units
+
+    events = int(argv[0]) if argv else 100_000
+    with run_database():
+        # No broker is reached: the harness lends its signer, validator and topic names.
+        h = Harness("127.0.0.1:1", "")
+        pairs = current_units(UnitRegistry.from_dir(), 300)
+        backlog = h.as_ingest(backlog_messages(pairs, 0, events, h))
+        rate, flushes = asyncio.run(counting_rate(backlog, h.signer, events))
+    print(
+        f"counting pipeline in-process: {rate:,.0f} events/s",
+        f"({events:,} events, {flushes} flushes)",
+    )
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])
