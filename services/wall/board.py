@@ -1,9 +1,10 @@
 """The province overview of a wall screen, as pure data: what fits one 1920×1080 screen.
 
 This month's 766 scorecard of the province, its dossier tiles, its worst units (each
-unit once, at its worst indicator, with the counts beside the rate) and its open alerts.
-Lists are cut to what fits (:data:`WORST_LIMIT`, :data:`ALERT_LIMIT`) and say how many
-more there are; the rankings and unit pages hold the rest (docs/wall.md, "Screens").
+unit once, at its worst indicator, with the counts beside the rate), its open alerts and
+its own KPIs. Lists are cut to what fits (:data:`WORST_LIMIT`, :data:`ALERT_LIMIT`,
+:data:`KPI_STRIP_LIMIT`) and say how many more there are; the rankings and unit pages
+hold the rest (docs/wall.md, "Screens").
 """
 
 from __future__ import annotations
@@ -21,10 +22,19 @@ from services.common.units import VN_TZ
 from services.wall.model import Alert, worst_first_key
 from services.wall.snapshot import Snapshot
 
-WORST_LIMIT: Final = 8
-"""Rows of worst units on the overview; the count of the others is shown."""
+WORST_LIMIT: Final = 6
+"""Rows of worst units on the overview (what fits above the alerts and the KPI strip, a
+kiosk's footer included, with room for a row of three lines);
+the count of the others is shown."""
 ALERT_LIMIT: Final = 5
 """Open alerts on the overview; the count of the others is shown."""
+KPI_COLUMNS: Final = 4
+"""Cells a row of the KPI strip (the full width under the two columns)."""
+KPI_ROWS: Final = 3
+"""Rows of the KPI strip: the height the two columns above leave it."""
+KPI_STRIP_LIMIT: Final = KPI_COLUMNS * KPI_ROWS
+"""KPIs the strip holds. With more, the most urgent are kept (below target first, as the
+worst units are ordered) and the last cell counts the others (:func:`strip`)."""
 
 ON_TIME: Final = "dossier_on_time"
 RECEIVED: Final = "dossier_online"
@@ -76,7 +86,9 @@ class Board:
     """``None``: the alerts service could not be read (not the same as none open)."""
     alerts_total: int
     kpis: tuple[Figure, ...]
-    """The province's own month figures, one per KPI (the strip under the scorecard)."""
+    """The province's own month figures shown in the strip, one per KPI, by KPI id."""
+    kpis_total: int
+    """The province's month figures in all: more than ``len(kpis)`` when the strip is cut."""
     data_time: datetime | None
     stale: bool
 
@@ -114,10 +126,20 @@ def build_board(card: Scorecard, snapshot: Snapshot, province: str, now: datetim
         worst_total=len(worst),
         alerts=None if alerts is None else tuple(alerts[:ALERT_LIMIT]),
         alerts_total=0 if alerts is None else len(alerts),
-        kpis=tuple(sorted(own, key=lambda f: f.kpi)),
+        kpis=strip(own),
+        kpis_total=len(own),
         data_time=snapshot.data_time,
         stale=snapshot.stale,
     )
+
+
+def strip(own: Sequence[Figure], limit: int = KPI_STRIP_LIMIT) -> tuple[Figure, ...]:
+    """The KPIs of the strip, by id: all of them when they fit, else the ``limit - 1``
+    most urgent (below target, largest gap first, then too few to judge, no data, meeting
+    target), the last cell being left to say how many more there are."""
+    if len(own) > limit:
+        own = sorted(own, key=worst_first_key)[: limit - 1]
+    return tuple(sorted(own, key=lambda f: f.kpi))
 
 
 def tiles(own: Sequence[Figure]) -> DossierTiles:

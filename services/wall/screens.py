@@ -136,11 +136,15 @@ def screen_page(
 
 
 def board_html(lang: Lang, board: Board) -> str:
-    """The body of the province overview."""
+    """The body of the province overview: the scorecard and the tiles beside the worst
+    units and the alerts, the province's KPIs in a strip across the bottom."""
     period = board.period.label(lang)
-    left = _score(lang, board.score) + _tiles(lang, board.tiles, period) + _kpis(lang, board)
+    left = _score(lang, board.score) + _tiles(lang, board.tiles, period)
     right = _worst(lang, board, period) + _alerts(lang, board)
-    return f'<div class="board"><div class="col">{left}</div><div class="col">{right}</div></div>'
+    return (
+        f'<div class="board"><div class="col">{left}</div><div class="col">{right}</div>'
+        f"{_kpis(lang, board)}</div>"
+    )
 
 
 def _score(lang: Lang, s: Score) -> str:
@@ -179,7 +183,12 @@ def _group_row(lang: Lang, g: GroupScore) -> str:
     indicators = g.indicators
     measured = [i for i in indicators if i.state is not State.NOT_MEASURED]
     not_measured = [i for i in indicators if i.state is State.NOT_MEASURED]
-    lines = "".join(_indicator_line(lang, i) for i in measured)
+    # Each measured indicator on a line of its own across the table, under its group.
+    lines = "".join(
+        f'<tr class="ind-row"><td colspan="3">{_indicator_line(lang, i)}</td></tr>'
+        for i in measured
+    )
+    split = ' class="has-ind"' if measured else ""
     if g.measured_max:
         got = format_points(g.points, lang)
         earned = escape(text(lang, "points_of", points=got, max=g.measured_max))
@@ -193,11 +202,10 @@ def _group_row(lang: Lang, g: GroupScore) -> str:
         if i.indicator.max_points
     )
     return (
-        f'<tr data-group="{escape(g.group.id)}"><th scope="row">{g.group.number}. '
-        f'{escape(g.group.name(lang))} <span class="max">/{g.group.max_points}</span>'
-        f"{lines}</th>"
+        f'<tr data-group="{escape(g.group.id)}"{split}><th scope="row">{g.group.number}. '
+        f'{escape(g.group.name(lang))} <span class="max">/{g.group.max_points}</span></th>'
         f'<td class="pts">{earned}</td>'
-        f'<td class="nm"><span class="nm-total">{missing}</span> {chips}</td></tr>'
+        f'<td class="nm"><span class="nm-total">{missing}</span> {chips}</td></tr>{lines}'
     )
 
 
@@ -214,9 +222,12 @@ def _indicator_line(lang: Lang, i: IndicatorScore) -> str:
             else ""
         )
         what = f"{rate_block(lang, i.numerator, i.denominator)} · <b>{pts}</b>{low}"
+    # One line: the name gives way (cut with an ellipsis, whole in the title), never
+    # the id, the rate, the counts or the points.
     return (
-        f'<span class="ind" data-indicator="{escape(ind.id)}">{escape(ind.id)} '
-        f"{escape(ind.name(lang))}: {what}</span>"
+        f'<span class="ind" data-indicator="{escape(ind.id)}"><span class="in" '
+        f'title="{escape(ind.name(lang))}">{escape(ind.id)} {escape(ind.name(lang))}</span>'
+        f'<span class="iv">{what}</span></span>'
     )
 
 
@@ -244,12 +255,16 @@ def _tiles(lang: Lang, t: DossierTiles, period: str) -> str:
 
 def _kpis(lang: Lang, board: Board) -> str:
     cells = "".join(
-        f'<li data-kpi="{escape(f.kpi)}"><span class="kn">{escape(_kpi(lang, f))}</span>'
-        f"{rate_block(lang, f.numerator, f.denominator, f.status)}"
+        f'<li data-kpi="{escape(f.kpi)}"><span class="kh"><span class="kn" '
+        f'title="{escape(_kpi(lang, f))}">{escape(_kpi(lang, f))}</span>'
         f'<span class="tg">{escape(text(lang, "target"))} '
-        f"{format_target(f.target_bp or 0, lang)}</span></li>"
+        f"{format_target(f.target_bp or 0, lang)}</span></span>"
+        f"{rate_block(lang, f.numerator, f.denominator, f.status)}</li>"
         for f in board.kpis
     )
+    more = board.kpis_total - len(board.kpis)
+    if more > 0:
+        cells += f'<li class="more">{escape(text(lang, "more_kpis", n=more))}</li>'
     title = text(lang, "kpis_month", period=board.period.label(lang))
     return f'<section class="panel kpistrip"><h2>{escape(title)}</h2><ul>{cells}</ul></section>'
 
@@ -284,8 +299,8 @@ def _worst_row(lang: Lang, place: int, w: WorstUnit) -> str:
     return (
         f'<tr data-unit="{escape(f.unit)}"><td class="place">{place}</td>'
         f'<th scope="row"><a href="{escape(href)}">{escape(_name(lang, w.unit))}</a>'
-        f'<span class="kn">{escape(_kpi(lang, f))}</span>{others}</th>'
-        f"<td>{rate_block(lang, f.numerator, f.denominator, f.status)}</td>"
+        f'<span class="kn">{escape(_kpi(lang, f))}</span></th>'
+        f"<td>{rate_block(lang, f.numerator, f.denominator, f.status)}{others}</td>"
         f'<td class="target">{format_target(f.target_bp or 0, lang)}</td></tr>'
     )
 

@@ -1,13 +1,16 @@
 """A seeded wall scenario: every source the wall reads, answered from one fixed seed.
 
-Thái Nguyên (19) and Thanh Hóa (38) with all their communes of today (data/units), seven
-KPIs in the day and month windows, the on-time rate's dossier counts, daily history for
+Thái Nguyên (19) and Thanh Hóa (38) with all their communes of today (data/units), every
+KPI of the catalogue (data/kpis.json, its names, minimum volumes and default targets) in
+the day and month windows, the on-time rate's dossier counts, daily history for
 /v1/kpis/history (restated before the 2025 reform) and open alerts. Written as the
 workers write them (:meth:`Figure.to_json`). Units and figures that a test checks:
 
 - Thanh Hóa this month: 11,703 of 11,710 documents signed (99,94 %, Nông Cống's published
   figure), 885 of 1,000 dossiers on time (17,70 of the 20 points of indicator 2.1),
-  1,234 dossiers received online;
+  1,234 dossiers received online; the other measured 766 indicators: 4.1 at 1,140 of
+  1,200 (5,70 of 6), 4.2 at 720 of 1,000 (3,60 of 4, full from 80 %), 4.5b at 450 of 500
+  (1,80 of 2), 5.4 at 810 of 1,000 (5,40 of 6, full from 90 %): 34,20 of 38 points;
 - :data:`ONE_OF_ONE` signed 1 of 1 this month, :data:`NEARLY_ALL` 990 of 1,000;
 - :data:`WORST` resolves 40 of 100 dossiers on time this month: the province's worst.
 """
@@ -26,22 +29,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.common.figures import DossierCounts, Figure
+from services.common.kpis import KpiCatalogue
 from services.common.paths import REPO_ROOT
 from services.common.units import REFORM_DATE, VN_TZ
 from tests.integration.alerts.harness import LocalServer
 
 SEED = 766
 PROVINCES = ("19", "38")
-KPIS = {  # id: (name_vi, name_en, target_bp, min_volume)
-    "document_signing": ("Tỷ lệ văn bản điện tử được ký số", "Digital-signing rate", 9500, 20),
-    "document_electronic": ("Tỷ lệ văn bản trao đổi điện tử", "Electronic exchange rate",
-                            9000, 20),
-    "dossier_online": ("Tỷ lệ hồ sơ trực tuyến", "Online dossier rate", 8000, 10),
-    "dossier_online_payment": ("Tỷ lệ thanh toán trực tuyến", "Online payment rate", 5000, 10),
-    "dossier_on_time": ("Tỷ lệ hồ sơ giải quyết đúng hạn", "On-time resolution rate", 9000, 10),
-    "meeting_online": ("Tỷ lệ cuộc họp trực tuyến", "Online meeting rate", 9000, 5),
-    "meeting_paperless": ("Tỷ lệ cuộc họp không giấy", "Paperless meeting rate", 8000, 5),
-}  # fmt: skip
+CATALOGUE = KpiCatalogue.load()
+"""Every KPI of data/kpis.json, with its names, minimum volume and default targets: a
+KPI added to the catalogue is on the seeded wall too (and so are the 766 indicators it
+measures), so the screens are tested at the catalogue's size."""
 ONE_OF_ONE = "14758"  # Phường Hàm Rồng
 NEARLY_ALL = "14797"  # Phường Hạc Thành
 WORST = "14812"  # Phường Bỉm Sơn
@@ -64,14 +62,15 @@ class Scenario:
         self.figures: list[Figure] = []
         rng = random.Random(SEED)
         for code in sorted(self.units):
-            for kpi in KPIS:
+            for kpi in CATALOGUE.ids:
                 for window in ("day", "month"):
                     self.figures.append(self._figure(rng, code, kpi, window))
 
     def _figure(self, rng: random.Random, code: str, kpi: str, window: str) -> Figure:
         n, d = self._counts(rng, code, kpi, window)
-        name_vi, name_en, target, min_volume = KPIS[kpi]
         row = self.units[code]
+        entry = CATALOGUE.get(kpi)
+        target = entry.target_bp(row["level"], self.now.date())
         province = code if row["level"] == "province" else row["parent_code"]
         start = self.now.replace(hour=0, minute=0, second=0, microsecond=0)
         if window == "month":
@@ -83,9 +82,9 @@ class Scenario:
             if code == "38" and window == "month":
                 dossiers = DossierCounts(600, 285, 90, 25)
         return Figure(
-            kpi, code, window, n, d, target, min_volume,
+            kpi, code, window, n, d, target, entry.min_volume,
             unit_name=row["full_name"], unit_name_en=row["full_name_en"],
-            kpi_name_vi=name_vi, kpi_name_en=name_en, level=row["level"],
+            kpi_name_vi=entry.name_vi, kpi_name_en=entry.name_en, level=row["level"],
             province=province, parent=row["parent_code"] or None,
             last_event_time=self.now - timedelta(minutes=2), period_start=start,
             dossiers=dossiers,
@@ -96,6 +95,10 @@ class Scenario:
             ("38", "document_signing", "month"): (11_703, 11_710),
             ("38", "dossier_on_time", "month"): (885, 1000),
             ("38", "dossier_online", "month"): (1_100, 1_234),
+            ("38", "dossier_electronic_result", "month"): (1_140, 1_200),
+            ("38", "dossier_digitised", "month"): (720, 1_000),
+            ("38", "dossier_population_data", "month"): (450, 500),
+            ("38", "dossier_satisfaction", "month"): (810, 1_000),
             (ONE_OF_ONE, "document_signing", "month"): (1, 1),
             (NEARLY_ALL, "document_signing", "month"): (990, 1000),
             (WORST, "dossier_on_time", "month"): (40, 100),
@@ -106,9 +109,10 @@ class Scenario:
         if self.units[code]["level"] == "province":
             scale *= 150
         d = rng.randint(0, scale * 4)
-        target = KPIS[kpi][2]
-        # Most units at or above their target, about one in sixteen clearly below it.
-        share = target / 10_000 + rng.uniform(0.0, 0.05)
+        target = CATALOGUE.get(kpi).target_bp(self.units[code]["level"]) or 0
+        # Most units at or above their target (or from 95 % up, under a target of 100 %:
+        # not every unit at 100,00 %), about one in sixteen clearly below it.
+        share = min(target, 9500) / 10_000 + rng.uniform(0.0, 0.05)
         if rng.random() < 0.06:
             share -= rng.uniform(0.08, 0.3)
         return min(d, max(0, round(d * min(share, 1.0)))), d
@@ -152,7 +156,8 @@ def day_counts(unit: str, kpi: str, day: date) -> tuple[int, int]:
         return 0, 0
     rng = random.Random(f"{SEED}:{unit}:{kpi}:{day.isoformat()}")
     d = rng.randint(5, 60)
-    share = KPIS[kpi][2] / 10_000 + rng.uniform(-0.1, 0.06)
+    target = CATALOGUE.get(kpi).target_bp("commune") or 0
+    share = target / 10_000 + rng.uniform(-0.1, 0.06)
     return min(d, max(0, round(d * share))), d
 
 

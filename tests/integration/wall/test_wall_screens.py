@@ -24,6 +24,7 @@ from services.common.rates import format_fraction, format_rate
 from services.wall.unitpage import comparisons
 from tests.integration.wall.cdp import Page, chromium_page
 from tests.integration.wall.scenario import (
+    CATALOGUE,
     NEARLY_ALL,
     ONE_OF_ONE,
     WORST,
@@ -105,14 +106,26 @@ async def test_province_overview_fits_one_screen_with_the_scorecard(
             "document.querySelector('.kpistrip li[data-kpi=\"document_signing\"]').innerText"
         )
         assert "99,94 %" in strip and "11.703 / 11.710" in strip, strip
-        # 885 of 1,000 dossiers on time: 17,70 of indicator 2.1's 20 points, 2,30 lost.
-        assert await page.evaluate("document.querySelector('.score .points').innerText") == (
-            "17,70"
+        # Every KPI of the catalogue has its line in the strip (the scenario follows it).
+        kpis = await page.evaluate(
+            "[...document.querySelectorAll('.kpistrip li')].map(li => li.dataset.kpi)"
         )
-        assert "trên 20 điểm đo được ở đây (tổng 100 điểm)" in shown
+        assert sorted(kpis) == sorted(CATALOGUE.ids), kpis
+        # 885 of 1,000 dossiers on time: 17,70 of indicator 2.1's 20 points, 2,30 lost; with
+        # 4.1, 4.2, 4.5b and 5.4 (5,70 + 3,60 + 1,80 + 5,40), 34,20 of the 38 measured.
+        assert await page.evaluate("document.querySelector('.score .points').innerText") == (
+            "34,20"
+        )
+        assert "trên 38 điểm đo được ở đây (tổng 100 điểm)" in shown
         assert "Mất nhiều điểm nhất: 2.1" in shown and "mất 2,30 điểm" in shown
-        # Not measured here, with their maximum points: 18 of publicity's 18, and so on
-        # (4.1, 4.2, 4.5b and 5.4 are measured, without figures in this scenario).
+        lines = await page.evaluate(
+            "Object.fromEntries([...document.querySelectorAll('.groups .ind')]"
+            ".map(i => [i.dataset.indicator, i.innerText]))"
+        )
+        assert sorted(lines) == ["2.1", "4.1", "4.2", "4.5b", "5.4"], lines
+        assert "17,70 / 20" in lines["2.1"] and "885 / 1.000" in lines["2.1"], lines
+        assert "3,60 / 4" in lines["4.2"] and "5,40 / 6" in lines["5.4"], lines
+        # Not measured here, with their maximum points: 18 of publicity's 18, and so on.
         nm = await page.evaluate(
             "[...document.querySelectorAll('.groups tr[data-group]')]"
             ".map(r => [r.dataset.group, r.querySelector('.nm-total').innerText])"
@@ -137,7 +150,7 @@ async def test_province_overview_fits_one_screen_with_the_scorecard(
         await page.goto(f"{base}/wall/province?province=38&lang=en")
         await assert_fits(page, "province overview (en)")
         shown = await text_of(page)
-        assert "99.94%" in shown and "11,703 / 11,710" in shown and "17.70" in shown
+        assert "99.94%" in shown and "11,703 / 11,710" in shown and "34.20" in shown
         await page.screenshot(ARTIFACTS / "wall-overview-en.png")
 
         # A 4K wall shows the same page, larger: it still fits.
@@ -203,7 +216,8 @@ async def test_unit_page_compares_periods_and_fits(seeded: tuple[str, Scenario])
             t = expected[key]
             assert format_rate(t.numerator, t.denominator, "vi") in cell, (key, cell)
             assert format_fraction(t.numerator, t.denominator, "vi") in cell, (key, cell)
-        assert await page.evaluate("document.querySelectorAll('svg.spark').length") == 14
+        sparks = await page.evaluate("document.querySelectorAll('svg.spark').length")
+        assert sparks == 2 * len(CATALOGUE.ids)  # a 14-day and a 13-month line per KPI
         await page.goto(f"{base}/wall/unit?unit={NEARLY_ALL}&lang=en")
         await assert_fits(page, "unit page (en)")
         assert "Same month last year" in await text_of(page)

@@ -9,7 +9,14 @@ import pytest
 from services.common.figures import DossierCounts, Figure
 from services.common.scorecard import Scorecard
 from services.common.units import VN_TZ
-from services.wall.board import ALERT_LIMIT, WORST_LIMIT, build_board, tiles, worst_units
+from services.wall.board import (
+    ALERT_LIMIT,
+    KPI_STRIP_LIMIT,
+    WORST_LIMIT,
+    build_board,
+    tiles,
+    worst_units,
+)
 from services.wall.kiosk import EVERY_MIN_S, parse_kiosk, position
 from services.wall.model import Alert
 from services.wall.rankings import rank_kpi
@@ -93,6 +100,22 @@ def test_board_cuts_its_lists_to_fit_and_counts_the_rest(card: Scorecard) -> Non
     assert "a0" not in {a.id for a in board.alerts}  # the acknowledged one is cut first
     html = board_html("en", board)
     assert "and 3 more units below target" in html and "and 3 more alerts" in html
+
+
+def test_kpi_strip_holds_every_kpi_that_fits_and_counts_the_rest(card: Scorecard) -> None:
+    fits = [fig("38", f"k{i:02d}", 95, 100) for i in range(KPI_STRIP_LIMIT)]
+    board = build_board(card, snapshot(fits), "38", NOW)
+    assert board is not None and [f.kpi for f in board.kpis] == [f.kpi for f in fits]
+    assert board.kpis_total == KPI_STRIP_LIMIT and "more indicators" not in board_html("en", board)
+    # One KPI too many: the most urgent stay (below target, largest gap first), in id order,
+    # and the last cell says how many are not shown.
+    grown = [*fits, fig("38", "z_below", 50, 100), fig("38", "a_below", 80, 100)]
+    board = build_board(card, snapshot(grown), "38", NOW)
+    assert board is not None and len(board.kpis) == KPI_STRIP_LIMIT - 1
+    shown = [f.kpi for f in board.kpis]
+    assert shown[0] == "a_below" and shown[-1] == "z_below" and shown == sorted(shown)
+    assert board.kpis_total == KPI_STRIP_LIMIT + 2
+    assert "and 3 more indicators" in board_html("en", board)
 
 
 def test_alerts_unreadable_is_not_no_alerts(card: Scorecard) -> None:
