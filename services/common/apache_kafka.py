@@ -292,6 +292,3 @@ class KafkaCluster(ManagedServer):
     def pids(self) -> list[int]:
         """The nodes' processes that run."""
         return [n.process.pid for n in self.nodes if n.process and n.process.poll() is None]
-
-    def is_running(self) -> bool:
-        return any(n.process is not None and n.process.poll() is None for n in self.nodes)

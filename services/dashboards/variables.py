@@ -6,6 +6,8 @@ Pickers show the unit's name as the registry spells it and carry its code: Grafa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from grafana_foundation_sdk.builders.dashboard import CustomVariable, QueryVariable
 from grafana_foundation_sdk.models.dashboard import VariableOption, VariableRefresh, VariableSort
 
@@ -74,16 +76,27 @@ def silence() -> CustomVariable:
     )
 
 
+def _choice(
+    name: str, label: str, description: str, options: Sequence[tuple[str, str]]
+) -> CustomVariable:
+    """A single-select variable of (shown text, value) options, the first one selected."""
+    text, value = options[0]
+    return (
+        CustomVariable(name)
+        .label(label)
+        .description(description)
+        .values(", ".join(f"{t} : {v}" for t, v in options))
+        .current(VariableOption(selected=True, text=text, value=value))
+    )
+
+
 def ranking_kpi(catalogue: KpiCatalogue) -> CustomVariable:
     """One KPI to rank by (queries use kpi=~"$kpi", as with the multi-select filter)."""
-    options = ", ".join(f"{k.name_vi} : {k.id}" for k in catalogue.kpis)
-    first = catalogue.kpis[0]
-    return (
-        CustomVariable("kpi")
-        .label("Chỉ số")
-        .description("The KPI the units are ranked by (chỉ số).")
-        .values(options)
-        .current(VariableOption(selected=True, text=first.name_vi, value=first.id))
+    return _choice(
+        "kpi",
+        "Chỉ số",
+        "The KPI the units are ranked by (chỉ số).",
+        [(k.name_vi, k.id) for k in catalogue.kpis],
     )
 
 
@@ -92,13 +105,8 @@ LEVELS = (("Xã, phường", "commune"), ("Huyện", "district"), ("Sở, ngành
 
 
 def level() -> CustomVariable:
-    text, value = LEVELS[0]
-    return (
-        CustomVariable("level")
-        .label("Cấp")
-        .description("Level of the units ranked within the province (cấp đơn vị).")
-        .values(", ".join(f"{t} : {v}" for t, v in LEVELS))
-        .current(VariableOption(selected=True, text=text, value=value))
+    return _choice(
+        "level", "Cấp", "Level of the units ranked within the province (cấp đơn vị).", LEVELS
     )
 
 
@@ -107,11 +115,9 @@ WINDOWS = (("Tháng này", "month"), ("Hôm nay", "day"), ("Năm nay", "year"))
 
 
 def window() -> CustomVariable:
-    text, value = WINDOWS[0]
-    return (
-        CustomVariable("window")
-        .label("Kỳ")
-        .description("Period of the figures ranked (kỳ): this month, today, this year to date.")
-        .values(", ".join(f"{t} : {v}" for t, v in WINDOWS))
-        .current(VariableOption(selected=True, text=text, value=value))
+    return _choice(
+        "window",
+        "Kỳ",
+        "Period of the figures ranked (kỳ): this month, today, this year to date.",
+        WINDOWS,
     )
