@@ -1,7 +1,13 @@
-"""Writes a run's report: Markdown with PNG plots, the raw rows as JSON, the README figures."""
+"""Writes a run's report: Markdown with PNG plots, the raw rows as JSON, the README figures.
+
+The report's figures are the rows of the run; its targets table (issue 18) judges some
+of them against a reference row measured in the same run on the same broker, or against
+a limit, so that a target is met or not in one run, never against a figure typed in.
+"""
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 from collections.abc import Iterable, Sequence
@@ -60,6 +66,225 @@ def fill_references(rows: list[Row]) -> list[Row]:
 
 def _ratio(value: float, reference: float) -> float | None:
     return round(value / reference, 4) if reference else None
+
+
+# --- Targets of issue 18 --------------------------------------------------------------------
+
+MET: Final = "met"
+NOT_MET: Final = "not met"
+NOT_MEASURED: Final = "not measured"
+BROKERS: Final = {"tansu": "", "Apache Kafka": KAFKA_SUFFIX}
+"""Each broker as the targets table names it, and the suffix of its rows' benchmark."""
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A row of the run by module and metric. The module is the rows' benchmark without
+    the broker: ``metrics`` finds ``metrics [Apache Kafka]`` rows on Apache Kafka."""
+
+    module: str
+    metric: str
+
+    def find(self, rows: Iterable[Row], broker: str) -> Row | None:
+        """This figure's row among ``rows`` measured on ``broker`` (a BROKERS name)."""
+        benchmark, metric = _key(self.module + BROKERS[broker]), _key(self.metric)
+        return next(
+            (r for r in rows if _key(r["benchmark"]) == benchmark and _key(r["metric"]) == metric),
+            None,
+        )
+
+    def on(self, broker: str) -> str:
+        """The row's name as the report's figures show it."""
+        return f"{self.module}{BROKERS[broker]}: {self.metric}"
+
+    def __str__(self) -> str:
+        return f"{self.module}: {self.metric}"
+
+
+def _key(name: str) -> str:
+    """Names compared as a reader reads them: case and runs of spaces do not matter."""
+    return " ".join(name.split()).casefold()
+
+
+@dataclass(frozen=True)
+class Target:
+    """A figure of the run held to a ratio (at least ``at_least`` × its reference) or, with
+    ``under`` set, to a limit in ``unit`` (a row in another unit is not judged).
+
+    The reference is another row of the run on the same broker (``reference``, e.g. the
+    references module's faust-noop), or, when that is None, the reference the figure's
+    row carries, measured beside it by its module (the raw consumer on the replay's own
+    topics). ``worded`` is the limit as the issue words it, when it is not in ``unit``.
+    """
+
+    name: str
+    figure: Figure
+    reference: Figure | None = None
+    at_least: float = 0.0
+    under: float | None = None
+    unit: str = ""
+    worded: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.under is None) == (self.at_least <= 0):
+            raise ValueError(f"{self.name}: a target is a ratio (at_least) or a limit (under)")
+
+    def __str__(self) -> str:
+        if self.under is None:
+            return f"≥ {self.at_least:g}×"
+        return self.worded or f"< {fmt(self.under)} {self.unit}"
+
+    def reference_of(self, found: Row, rows: Sequence[Row], broker: str) -> tuple[str, Row | None]:
+        """The reference's name and a row holding its value and unit, None if not measured."""
+        if self.reference is None:
+            value = found["reference_value"]
+            carried = None if value is None else Row(**{**found, "value": value})
+            return found["reference"] or "", carried
+        return str(self.reference), self.reference.find(rows, broker)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One target judged on one broker's rows of a run; ``missing`` says what a target
+    not measured lacks."""
+
+    target: Target
+    broker: str
+    status: str
+    found: Row | None = None
+    reference: str = ""
+    measured: Row | None = None  # the reference's value and unit
+    missing: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.found is None or not self.measured or not self.measured["value"]:
+            return None
+        return self.found["value"] / self.measured["value"]
+
+
+_RSS_LIMIT_MIB: Final = 300e6 / 2**20  # the issue's 300 MB; the row is in MiB
+TARGETS: Final = (
+    Target(
+        "one event per message, peers benchmark",
+        Figure("peers", "ours: document_signing throughput"),
+        Figure("peers", "quix: document_signing throughput"),
+        at_least=1.5,
+    ),
+    Target(
+        "one event per message",
+        Figure("metrics", "one event per message"),
+        Figure("references", "faust-noop"),
+        at_least=4.0,
+    ),
+    Target("backlog replay", Figure("metrics", "backlog replay"), at_least=0.4),
+    Target(
+        "in-process counting",
+        Figure("metrics", "counting pipeline in-process vs ceiling"),
+        at_least=0.6,
+    ),
+    Target(
+        "worker RSS at 10,000 units",
+        Figure("metrics", "worker RSS, all units populated"),
+        under=_RSS_LIMIT_MIB,
+        unit="MiB",
+        worded=f"< 300 MB ({_RSS_LIMIT_MIB:.1f} MiB)",
+    ),
+    Target(
+        "live p99, ingest's 202 to /metrics",
+        Figure("metrics", "live p99 ingest 202 -> /metrics"),
+        under=1.0,
+        unit="s",
+    ),
+    Target(
+        "failover after SIGKILL", Figure("metrics", "failover after SIGKILL"), under=15, unit="s"
+    ),
+)
+"""Issue 18's targets, in the issue's order."""
+
+
+def judge(target: Target, rows: Sequence[Row], broker: str) -> Verdict:
+    """``target`` on the rows of the run measured on ``broker`` (a BROKERS name)."""
+    found = target.figure.find(rows, broker)
+    if found is None:
+        return Verdict(target, broker, NOT_MEASURED, missing=f"no row `{target.figure.on(broker)}`")
+    if target.under is not None and found["unit"] != target.unit:
+        missing = f"the row is in {found['unit']}, the target in {target.unit}"
+        return Verdict(target, broker, NOT_MEASURED, found, missing=missing)
+    if target.under is not None:
+        return Verdict(target, broker, _met(found["value"] < target.under), found)
+    name, measured = target.reference_of(found, rows, broker)
+    if measured is None or not measured["value"]:
+        missing = (
+            f"no row `{target.reference.on(broker)}`"
+            if target.reference
+            else "its row carries no reference value"
+        )
+        return Verdict(target, broker, NOT_MEASURED, found, name, missing=missing)
+    met = found["value"] / measured["value"] >= target.at_least
+    return Verdict(target, broker, _met(met), found, name, measured)
+
+
+def _met(met: bool) -> str:
+    return MET if met else NOT_MET
+
+
+def judge_all(rows: Sequence[Row], targets: Sequence[Target] = TARGETS) -> list[Verdict]:
+    """Every target on every broker the run has rows from, broker by broker."""
+    return [judge(t, rows, broker) for broker in brokers_of(rows) for t in targets]
+
+
+def brokers_of(rows: Sequence[Row]) -> list[str]:
+    """The BROKERS the run measured anything on."""
+    on_kafka = [r["benchmark"].endswith(KAFKA_SUFFIX) for r in rows]
+    ran = {"tansu": not all(on_kafka), "Apache Kafka": any(on_kafka)}
+    return [broker for broker in BROKERS if ran[broker]]
+
+
+def targets_table(verdicts: Sequence[Verdict]) -> str:
+    lines = [
+        "| broker | target (row) | value | reference, same run and broker | ratio | target "
+        "| result |",
+        "|---|---|---:|---|---:|---|---|",
+    ]
+    for v in verdicts:
+        cells = [
+            v.broker,
+            f"{v.target.name} (`{v.target.figure}`)",
+            _quantity(v.found),
+            f"{v.reference}: {_quantity(v.measured)}" if v.measured else "—",
+            "—" if v.ratio is None else _cut(v.ratio),
+            str(v.target),
+            f"{v.status} ({v.missing})" if v.missing else v.status,
+        ]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def _quantity(found: Row | None) -> str:
+    return f"{fmt(found['value'])} {found['unit']}" if found else "—"
+
+
+def _cut(ratio: float) -> str:
+    """A ratio cut, not rounded, to 3 decimals: 1.4996 shows 1.499, never a met-looking 1.5."""
+    return f"{math.floor(ratio * 1000) / 1000:,.3f}".rstrip("0").rstrip(".")
+
+
+def targets_section(rows: Sequence[Row]) -> str:
+    """The targets table, then per broker how many are met, and the brokers not run."""
+    verdicts = judge_all(rows)
+    if not verdicts:
+        return "No figures, so no target measured."
+    lines = [targets_table(verdicts), ""]
+    for broker in brokers_of(rows):
+        mine = [v for v in verdicts if v.broker == broker]
+        met = sum(v.status == MET for v in mine)
+        unmeasured = sum(v.status == NOT_MEASURED for v in mine)
+        lines.append(f"{broker}: {met} of {len(mine)} met, {unmeasured} not measured.  ")
+    absent = [broker for broker in BROKERS if broker not in brokers_of(rows)]
+    if absent:
+        lines.append(f"Not run on {' or '.join(absent)}: no rows from it in this run.")
+    return "\n".join(lines).rstrip()
 
 
 def fmt(value: float | None) -> str:
@@ -175,6 +400,10 @@ def render(run: Run, images: Sequence[str]) -> str:
         "",
         "A ratio is value / reference value, both measured in this run on this machine.",
         "",
+        "## Targets (issue 18)",
+        "",
+        targets_section(run.rows),
+        "",
         "## Modules",
         "",
         outcomes_table(run.outcomes),
@@ -232,6 +461,10 @@ def readme_section(run: Run, report: Path) -> str:
         "the newest is always `bench/results/latest.md`.",
         "",
         rows_table(run.rows, with_notes=False) if run.rows else "No figures in the last run.",
+        "",
+        "Targets of issue 18, each against a reference measured in the same run:",
+        "",
+        targets_section(run.rows),
         "",
         README_END,
     ]
