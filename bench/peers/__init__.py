@@ -1,4 +1,4 @@
-"""Peer comparisons: the same KPI in another stream processor (see README.md here).
+"""Peer comparisons: the same KPIs in another stream processor (see README.md here).
 
 Imports nothing at module level: the Quix app imports ``bench.peers.kpi`` from the
 peer virtualenv, which lacks this project's dependencies.
@@ -10,6 +10,6 @@ from typing import Any
 
 
 def run(mode: str) -> list[Any]:
-    from bench.peers import quix
+    from bench.peers import compare
 
-    return quix.run(mode)
+    return compare.run(mode)

@@ -1,8 +1,9 @@
-"""The peer comparison's KPI, computed plainly: the figures both engines must reproduce.
+"""The peer comparison's KPIs, computed plainly: the figures both engines must reproduce.
 
-`document_signing` per unit and rolled up the hierarchy, for today's calendar day in
-Asia/Ho_Chi_Minh, each (source, id) counted once. Pure and engine-free, so the Quix
-app (in its own virtualenv) and the checker (in ours) share exactly this arithmetic.
+Each KPI (``document_signing``, ``dossier_online``) per unit and rolled up the hierarchy,
+for today's calendar day in Asia/Ho_Chi_Minh, each event counted once. Pure and
+engine-free, so the Quix app (in its own virtualenv) and the checker (in ours) share
+exactly this arithmetic; the definitions themselves come from data/kpis.json.
 """
 
 from __future__ import annotations
@@ -16,16 +17,27 @@ from services.common.kpis import Kpi, KpiCatalogue
 from services.common.units import VN_TZ, UnitError, UnitRegistry
 
 KPI_ID: Final = "document_signing"
+DOSSIER_KPI_ID: Final = "dossier_online"
+KPI_IDS: Final = (KPI_ID, DOSSIER_KPI_ID)
+ONE_PER_DOSSIER: Final = frozenset({"vn.egov.dossier.received", "vn.egov.dossier.paid"})
+"""Types counted once per dossier whatever their event ids: a receipt re-exported with a
+new id is the same receipt. The contract's rule, as the metrics service applies it
+(services/metrics/dossiers.py ``event_identity``, which the peer venv cannot import)."""
 Figures = dict[str, list[int]]  # unit code -> [numerator, denominator]
 
 
-class SigningKpi:
-    """Counts one event at a time; remembers nothing itself (the caller keeps state)."""
+class DayKpi:
+    """One catalogue KPI for one day; counts one event at a time and remembers nothing
+    itself (the caller keeps state)."""
 
-    def __init__(self, day: date, registry: UnitRegistry | None = None) -> None:
+    def __init__(self, kpi_id: str, day: date, registry: UnitRegistry | None = None) -> None:
         self.day = day
         self.registry = registry or UnitRegistry.from_dir()
-        self.kpi: Kpi = KpiCatalogue.load().get(KPI_ID)
+        self.kpi: Kpi = KpiCatalogue.load().get(kpi_id)
+
+    @property
+    def id(self) -> str:
+        return self.kpi.id
 
     def contributions(self, envelope: Mapping[str, Any]) -> list[tuple[str, int, int]]:
         """(unit, numerator, denominator) for the event's unit and each ancestor; [] if
@@ -45,11 +57,23 @@ class SigningKpi:
         return [(unit.code, num, den) for unit in chain]
 
 
+class SigningKpi(DayKpi):
+    """``document_signing`` for one day: the first KPI of the comparison."""
+
+    def __init__(self, day: date, registry: UnitRegistry | None = None) -> None:
+        super().__init__(KPI_ID, day, registry)
+
+
 def dedup_key(envelope: Mapping[str, Any]) -> str:
+    """What makes an event a repeat: its (source, id), or for a receipt or a payment its
+    (source, type, dossier)."""
+    kind = envelope["type"]
+    if kind in ONE_PER_DOSSIER:
+        return f"{envelope['source']}\0{kind}\0{envelope['data']['dossier_id']}"
     return f"{envelope['source']}\0{envelope['id']}"
 
 
-def reference_figures(events: Iterable[Mapping[str, Any]], kpi: SigningKpi) -> Figures:
+def reference_figures(events: Iterable[Mapping[str, Any]], kpi: DayKpi) -> Figures:
     """The straightforward computation over a list of events: a set and a dict."""
     seen: set[str] = set()
     figures: Figures = {}
