@@ -146,6 +146,10 @@ class Counting:
         self.on_failure = on_failure
         """Called when a flush fails with what is not infrastructure (the worker wires it
         to crash at once: the agent itself may wait for records that never come)."""
+        self.on_caught_up: Callable[[], None] | None = None
+        """Called when a flush commits and nothing decoded waits for the next: everything
+        read so far is counted (the worker wires it to publish the /v1/kpis snapshot
+        without waiting for its interval, services/metrics/snapshot.py)."""
 
     async def step(self, records: Sequence[Record], send: Callable[[DeadLetter], Any]) -> None:
         """Decode ``records`` into the pending flush; returns once they are decoded (their
@@ -203,6 +207,8 @@ class Counting:
                 self.on_failure(exc)
             raise
         self._flusher = None
+        if self.on_caught_up is not None:
+            self.on_caught_up()
 
     async def _count(self, prepared: Prepared) -> None:
         metrics = self.state.metrics

@@ -82,7 +82,10 @@ class MetricsSettings(CommonSettings):
     about this old (their ``snapshot_age_s`` says how old); requests never build items.
     2 s, the alerts' evaluation period: each publication builds again every item of the
     units counted since the last (~17 µs an item here, 49 items a unit), so under heavy
-    live traffic a longer interval spends less of the counting loop."""
+    live traffic a longer interval spends less of the counting loop. A worker that has
+    caught up (its last flush committed with nothing waiting) does not wait for it: it
+    publishes once the last build is ten times its own duration old, and at least 0.1 s
+    (``snapshot.CAUGHT_UP_COST_SHARE``)."""
 
     metrics_history_max_days: int = Field(default=800, ge=1, le=36_600)
     """``EGOV_METRICS_HISTORY_MAX_DAYS``: the largest ``days`` /v1/kpis/history answers

@@ -6,9 +6,13 @@ series today, three times that at 10,000 units); built per request, a burst of r
 stalled counting for seconds. Instead the loop publishes a :class:`KpiSnapshot` at most
 every ``metrics_snapshot_interval_s``, and only when something changed: a committed step
 (the figures' version), a window's period (a 5-minute bucket or midnight), or the target
-overrides. Between two snapshots only the units a step touched are built again, in every
-window; a full build (a partition came or went, a period rolled) goes a few thousand
-units at a time, the loop free between them. A request selects from the latest snapshot
+overrides. When the counting has caught up (its last flush committed and nothing waits
+for the next), the next snapshot does not wait for the interval: it is published as soon
+as the last build's cost allows (``CAUGHT_UP_COST_SHARE``), so a worker that keeps up
+answers within a fraction of a second, and one that is behind builds at the interval.
+Between two snapshots only the units a step touched are built again, in every window; a
+full build (a partition came or went, a period rolled) goes a few thousand units at a
+time, the loop free between them. A request selects from the latest snapshot
 through its indexes (unit, province, level), in time proportional to its answer.
 """
 
@@ -36,6 +40,13 @@ Item = dict[str, Any]
 
 BUILD_PIECE = 2000
 """Units built at once in a full build; the loop counts between pieces."""
+
+CAUGHT_UP_COST_SHARE = 0.1
+"""Snapshots published because the counting caught up take at most about this share of
+the loop: the next waits until the last one is ``build time / share`` old."""
+
+CAUGHT_UP_MIN_AGE_S = 0.1
+"""Nor is one published more often than this, however cheap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +190,11 @@ class KpiSnapshots:
         self.published = 0
         self._publishing = False
         self._scheduled: asyncio.Task[None] | None = None
+        self._sleeping = False
+        """The scheduled refresh is still waiting (not building): it may be brought forward."""
+        self._caught_up_again = False
+        self._build_s = 0.0
+        """How long the last publication took, by the monotonic clock."""
         # Until the first build, an answer with nothing in it: no unit is known yet (as
         # before this worker claims partitions), never a unit at 0.
         self.latest = KpiSnapshot(
@@ -188,13 +204,14 @@ class KpiSnapshots:
     def age_s(self, snapshot: KpiSnapshot) -> float:
         return max(0.0, self._monotonic() - snapshot.taken_s)
 
-    def due(self) -> bool:
+    def due(self, min_age_s: float | None = None) -> bool:
         """Whether a snapshot should be published now: none yet, or something changed and
-        the last one is at least ``interval_s`` old."""
+        the last one is at least ``min_age_s`` (by default ``interval_s``) old."""
         latest = self.latest
         if latest.version < 0:
             return True
-        if self._monotonic() - latest.taken_s < self.interval_s:
+        min_age = self.interval_s if min_age_s is None else min_age_s
+        if self._monotonic() - latest.taken_s < min_age:
             return False
         periods = Periods.at(self._clock())
         return (
@@ -203,10 +220,10 @@ class KpiSnapshots:
             or any(periods.start(w) != items.start for w, items in latest.windows.items())
         )
 
-    async def refresh(self) -> bool:
+    async def refresh(self, min_age_s: float | None = None) -> bool:
         """Publish a new snapshot if :meth:`due` and none is being built; True if one was.
         What changes during a build is taken by the next one."""
-        if self._publishing or not self.due():
+        if self._publishing or not self.due(min_age_s):
             return False
         self._publishing = True
         try:
@@ -221,14 +238,44 @@ class KpiSnapshots:
         if self._scheduled is not None and not self._scheduled.done():
             return
         wait = max(0.0, self.interval_s - (self._monotonic() - self.latest.taken_s))
-        self._scheduled = asyncio.get_running_loop().create_task(self._refresh_after(wait))
+        self._schedule(wait, None)
 
-    async def _refresh_after(self, wait_s: float) -> None:
-        await asyncio.sleep(wait_s)
-        await self.refresh()
+    def caught_up(self) -> None:
+        """The counting has committed everything it read: publish as soon as the last
+        build's cost allows, not after the interval. Wired to ``Counting.on_caught_up``.
+
+        A worker that is behind never calls this (its flushes always find more waiting),
+        so under load snapshots keep to the interval; one that keeps up answers within
+        ``CAUGHT_UP_MIN_AGE_S`` or ``build time / CAUGHT_UP_COST_SHARE``."""
+        min_age = max(CAUGHT_UP_MIN_AGE_S, self._build_s / CAUGHT_UP_COST_SHARE)
+        wait = max(0.0, min_age - (self._monotonic() - self.latest.taken_s))
+        scheduled = self._scheduled
+        if scheduled is not None and not scheduled.done():
+            if not self._sleeping:  # building now: what it missed goes right after
+                self._caught_up_again = True
+                return
+            scheduled.cancel()  # waiting for the interval: brought forward
+        self._schedule(wait, min_age)
+
+    def _schedule(self, wait_s: float, min_age_s: float | None) -> None:
+        self._sleeping = True
+        loop = asyncio.get_running_loop()
+        self._scheduled = loop.create_task(self._refresh_after(wait_s, min_age_s))
+
+    async def _refresh_after(self, wait_s: float, min_age_s: float | None) -> None:
+        try:
+            await asyncio.sleep(wait_s)
+        finally:
+            if self._scheduled is asyncio.current_task():  # not one cancelled and replaced
+                self._sleeping = False
+        await self.refresh(min_age_s)
+        if self._caught_up_again:
+            self._caught_up_again = False
+            asyncio.get_running_loop().call_soon(self.caught_up)
 
     async def publish(self) -> KpiSnapshot:
         """Build from the figures as they are now (what changed since the last one)."""
+        started = self._monotonic()
         figures, latest = self._figures, self.latest
         periods = Periods.at(self._clock())
         version = figures.version
@@ -251,9 +298,9 @@ class KpiSnapshots:
         partitions = tuple(f"{t}[{p}]" for t, p in sorted(figures.partitions))
         activity = bytes(memoryview(orjson.dumps(api.activity_items(figures))))
         self.published += 1
-        self.latest = KpiSnapshot(
-            periods, self._monotonic(), version, overrides, partitions, windows, activity
-        )
+        taken = self._monotonic()
+        self._build_s = taken - started
+        self.latest = KpiSnapshot(periods, taken, version, overrides, partitions, windows, activity)
         return self.latest
 
     async def _build_all(self, window: str, periods: Periods) -> dict[str, UnitItems]:

@@ -82,7 +82,7 @@ def build_app(settings: MetricsSettings, clock: Callable[[], datetime] = wall_cl
     preparer = Preparer(RecordDecoder(contract, units), contract, catalogue, grace, skew, signer)
     counting = Counting(preparer, state, clock, settings.metrics_flush_bytes)
     register_agents(app, settings, counting)
-    register_views(
+    snapshots = register_views(
         app,
         registry,
         kpi_text,
@@ -94,6 +94,7 @@ def build_app(settings: MetricsSettings, clock: Callable[[], datetime] = wall_cl
         worker_name=worker_name,
         settings=settings,
     )
+    counting.on_caught_up = snapshots.caught_up
     _wire_partitions(
         app,
         state,

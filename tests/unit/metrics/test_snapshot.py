@@ -4,6 +4,7 @@ the publishing interval; builds are counted by the snapshots themselves."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -14,7 +15,7 @@ from services.metrics import api
 from services.metrics.contributions import Deltas
 from services.metrics.figures import Figures, PartitionFigures
 from services.metrics.periods import ALL_WINDOWS, Periods
-from services.metrics.snapshot import KpiSnapshots, SnapshotCollector
+from services.metrics.snapshot import CAUGHT_UP_COST_SHARE, KpiSnapshots, SnapshotCollector
 from services.metrics.targets import Targets
 from services.metrics.web import activity_answer, kpis_answer
 from tests.unit.metrics.helpers import catalogue, registry
@@ -256,3 +257,55 @@ async def test_a_window_repeated_is_answered_once() -> None:
     once = answer(snapshots, targets, window=["day", "month"])["items"]
     repeated = answer(snapshots, targets, window=["day", "month"] * 1000)["items"]
     assert repeated == once and len(once) == 4
+
+
+async def test_caught_up_publishes_before_the_interval() -> None:
+    """The counting committed all it read: the next snapshot need not wait the interval."""
+    figures, snapshots, clocks, targets = setup()
+    await snapshots.publish()
+    figures.on_change = snapshots.poke
+    clocks.advance(0.2)  # the interval is 1 s: a poke alone would wait 0.8 s more
+    figures.apply(TP, Deltas.of([c(NOW)]), Periods.at(NOW))
+    snapshots.caught_up()
+    scheduled = snapshots._scheduled
+    assert scheduled is not None
+    await asyncio.wait_for(scheduled, 0.5)
+    body = answer(snapshots, targets, unit=["01843"], window=["day"])
+    assert [i["denominator"] for i in body["items"]] == [1]
+
+
+async def test_caught_up_waits_in_proportion_to_the_last_build() -> None:
+    """A snapshot that took long keeps caught-up ones to a share of the loop."""
+    figures, snapshots, clocks, _ = setup()
+    await snapshots.publish()
+    snapshots._build_s = 0.05  # the next one may come 0.05 / CAUGHT_UP_COST_SHARE after
+    clocks.advance(0.2)
+    figures.apply(TP, Deltas.of([c(NOW)]), Periods.at(NOW))
+    assert not snapshots.due(0.05 / CAUGHT_UP_COST_SHARE)
+    snapshots.caught_up()
+    await asyncio.sleep(0.01)
+    assert snapshots.published == 1  # still waiting
+    clocks.advance(0.4)
+    await asyncio.wait_for(snapshots._scheduled, 1.0)  # type: ignore[arg-type]
+    assert snapshots.published == 2
+
+
+async def test_caught_up_while_building_publishes_again_after() -> None:
+    figures, snapshots, clocks, targets = setup()
+    await snapshots.publish()
+    clocks.advance(5)
+    figures.apply(TP, Deltas.of([c(NOW)]), Periods.at(NOW))
+    snapshots.caught_up()
+    first = snapshots._scheduled
+    await asyncio.sleep(0)  # the refresh starts building
+    snapshots._sleeping = False
+    snapshots.caught_up()  # what it missed: published right after it
+    assert snapshots._caught_up_again
+    await first  # type: ignore[misc]
+    clocks.advance(5)
+    figures.apply(TP, Deltas.of([c(NOW)]), Periods.at(NOW))
+    await asyncio.sleep(0.01)
+    assert snapshots._scheduled is not first
+    await snapshots._scheduled  # type: ignore[misc]
+    body = answer(snapshots, targets, unit=["01843"], window=["day"])
+    assert [i["denominator"] for i in body["items"]] == [2]

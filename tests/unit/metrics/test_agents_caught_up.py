@@ -1,0 +1,41 @@
+"""The counting says when it has caught up (every record it read is committed), so the
+/v1/kpis snapshot need not wait for its interval (services/metrics/snapshot.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from services.metrics.agents import Counting
+from tests.unit.metrics.test_future_and_failures import GatedState, never_sent, preparer, signing
+
+NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+
+
+async def test_caught_up_once_the_last_flush_commits_with_nothing_pending() -> None:
+    state = GatedState()
+    counting = Counting(preparer(), state, lambda: NOW)  # type: ignore[arg-type]
+    calls: list[int] = []
+    counting.on_caught_up = lambda: calls.append(len(state.flushed))
+    await counting.step([signing(0, NOW)], never_sent)  # in flight
+    await counting.step([signing(1, NOW)], never_sent)  # pending behind it
+    assert calls == []
+    state.gate.set()
+    await counting.drain()
+    assert len(state.flushed) == 2
+    assert calls == [2]  # not after the first flush: the second was waiting
+
+
+async def test_a_failed_flush_is_not_caught_up() -> None:
+    class Failing(GatedState):
+        async def flush(self, batches, periods):  # type: ignore[no-untyped-def]
+            raise RuntimeError("a bug")
+
+    counting = Counting(preparer(), Failing(), lambda: NOW)  # type: ignore[arg-type]
+    calls: list[str] = []
+    counting.on_caught_up = lambda: calls.append("caught up")
+    with pytest.raises(RuntimeError, match="a bug"):
+        await counting.step([signing(0, NOW)], never_sent)  # the flush failed at once
+        await counting.drain()
+    assert calls == []
