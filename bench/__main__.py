@@ -36,8 +36,9 @@ from services.common.localpg import LocalPostgres
 # Run order: references first so the others find them measured; soak last (full only).
 MODULES: Final = ("references", "ingest", "metrics", "fetchwait", "alerts", "peers", "soak")
 # Run again on Apache Kafka, after the embedded tansu (rows marked KAFKA_SUFFIX): the
-# broker's own ceilings, ingest, replay, one event per message, live latency, failover.
-ON_KAFKA: Final = ("references", "ingest", "metrics", "fetchwait")
+# broker's own ceilings, ingest, replay, one event per message, live latency, failover,
+# and the peers (Quix Streams with its defaults there: bench/peers/quix_app.py).
+ON_KAFKA: Final = ("references", "ingest", "metrics", "fetchwait", "peers")
 FULL_ONLY: Final = frozenset({"soak"})
 # Kill limits per module. Quick mode's whole run must stay under 3 minutes: each module
 # is expected to take well under a minute; the limit only stops a hang.

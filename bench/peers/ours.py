@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import subprocess
 import tempfile
 import time
@@ -62,6 +63,8 @@ async def run_ours(
             "EGOV_METRICS_WEB_PORT": str(port),
             "EGOV_METRICS_APP_ID": f"bench-ours-{uuid.uuid4().hex[:6]}",
             "DATABASE_URL": dsn,
+            # A worker outside the embedded broker refuses to start without a strong key.
+            "EGOV_RECORD_SIGNING_KEY": secrets.token_hex(32),
         }
         with tempfile.TemporaryDirectory(prefix="bench-ours-") as tmp:
             env["EGOV_METRICS_DATA_DIR"] = tmp
@@ -131,8 +134,9 @@ def ours_rows(
     """Our service's rows for one KPI: equal figures first, then its speed and memory."""
     equal = f"ours: {kpi} figures equal to reference"
     if isinstance(ours, Exception):  # the service is a separate piece of work: report, go on
-        note = f"our metrics service not compared ({ours}); peer checked vs plain reference only"
-        return [row(bench, equal, 0, "bool", notes=note[:400])]
+        cause = " ".join(str(ours).split())[-300:]  # a traceback's end says what failed
+        note = f"our metrics service not compared (…{cause}); peer checked vs reference only"
+        return [row(bench, equal, 0, "bool", notes=note)]
     wrong = differences(expected, ours.figures)
     if wrong:
         note = f"ours differs from the reference: {'; '.join(wrong[:5])}"
