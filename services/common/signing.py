@@ -11,7 +11,9 @@ every other check (units, clock, grace, duplicates) still runs.
 A packed record can also carry ingest's summary of its events (services/common/
 summaries.py) in ``egov_summary``, trusted under its own MAC in ``egov_summary_mac``, keyed
 with the fingerprint of everything the summary was computed from (contract, KPI catalogue,
-unit registry).
+unit registry) and of the summary format's version. A signer writes summaries under one
+fingerprint and may verify those of older versions too (``verifies_summaries_of``):
+``check_summary`` says which version a summary was signed under.
 
 Version 2 (this module) covers the whole record, not only its value: the topic, the record
 key, every ``egov_`` header (the acceptance time, ``egov_backfill``, ``egov_publisher``, the
@@ -52,6 +54,8 @@ _SUMMARY_DOMAIN: Final = b"egov-summary/2:"
 _ID_BYTES: Final = 8
 """Hex digits of the key and fingerprint ids in a MAC header: enough to tell a rotation or
 an upgrade apart, and they give nothing of the key away (HMAC output)."""
+_PREFIX_SIZE: Final = len(VERSION) + 3 + 4 * _ID_BYTES
+"""Bytes of a MAC header's prefix (version:key id:fingerprint id:)."""
 _NONE: Final = (2**64 - 1).to_bytes(8, "big")
 """The length written for an absent key or header value (no real length is this big)."""
 
@@ -95,13 +99,15 @@ class RecordSigner:
     """Signs and verifies records under one key, one contract fingerprint and (for
     summaries) one summary fingerprint."""
 
-    __slots__ = ("_base", "_prefix", "_summary_base", "_summary_prefix")
+    __slots__ = ("_base", "_key", "_older", "_prefix", "_summary_base", "_summary_prefix")
 
     def __init__(
         self, key: bytes, contract_fingerprint: bytes, summary_fingerprint: bytes | None = None
     ) -> None:
         if not key:
             raise ValueError("the record signing key is empty")
+        self._key = key
+        self._older: dict[bytes, tuple[int, hmac.HMAC]] = {}
         key_id = _hex_id(key, b"key-id")
         # The key and fingerprint are absorbed once; each record costs a copy and its bytes.
         self._base = hmac.new(key, _RECORD_DOMAIN + contract_fingerprint, hashlib.sha256)
@@ -112,6 +118,13 @@ class RecordSigner:
             fp = _SUMMARY_DOMAIN + summary_fingerprint
             self._summary_base = hmac.new(key, fp, hashlib.sha256)
             self._summary_prefix = b"%s:%s:%s:" % (VERSION, key_id, _hex_id(key, fp))
+
+    def verifies_summaries_of(self, version: int, summary_fingerprint: bytes) -> None:
+        """Also verify summaries made under ``summary_fingerprint``, an older version's:
+        ``check_summary`` reports them as of ``version`` (never written by this signer)."""
+        fp = _SUMMARY_DOMAIN + summary_fingerprint
+        prefix = b"%s:%s:%s:" % (VERSION, _hex_id(self._key, b"key-id"), _hex_id(self._key, fp))
+        self._older[prefix] = (version, hmac.new(self._key, fp, hashlib.sha256))
 
     @property
     def summarizes(self) -> bool:
@@ -175,8 +188,10 @@ class RecordSigner:
 
     def check_summary(
         self, value: bytes | None, headers: Sequence[Header], *, topic: str, key: bytes | None
-    ) -> tuple[SummaryCheck, bytes | None]:
-        """What the record's summary is worth to this signer, and the summary when VERIFIED."""
+    ) -> tuple[SummaryCheck, bytes | None, int | None]:
+        """What the record's summary is worth to this signer, and the summary when VERIFIED
+        with the version it was signed under: None for the fingerprint this signer writes
+        under, else the one given to ``verifies_summaries_of``."""
         summary = mac = None
         claimed = False
         for name, header in headers:
@@ -185,23 +200,26 @@ class RecordSigner:
             elif name == SUMMARY_MAC_HEADER:
                 mac = header
         if not claimed:
-            return SummaryCheck.NONE, None
+            return SummaryCheck.NONE, None, None
         if not isinstance(mac, bytes) or not isinstance(summary, bytes):
-            return SummaryCheck.UNSIGNED, None
-        if self._summary_base is None or not mac.startswith(self._summary_prefix):
-            return SummaryCheck.NOT_OURS, None
-        expected = self._summary_prefix + self._mac(
-            self._summary_base, topic, key, value or b"", headers
-        )
+            return SummaryCheck.UNSIGNED, None, None
+        version: int | None = None
+        base, prefix = self._summary_base, self._summary_prefix
+        if base is None or not mac.startswith(prefix):
+            prefix = mac[:_PREFIX_SIZE]
+            version, base = self._older.get(prefix, (None, None))
+            if base is None:
+                return SummaryCheck.NOT_OURS, None, None
+        expected = prefix + self._mac(base, topic, key, value or b"", headers)
         if value and hmac.compare_digest(expected, mac):
-            return SummaryCheck.VERIFIED, summary
-        return SummaryCheck.FORGED, None
+            return SummaryCheck.VERIFIED, summary, version
+        return SummaryCheck.FORGED, None, None
 
     def verified_summary(
         self, value: bytes | None, headers: Sequence[Header], *, topic: str, key: bytes | None
     ) -> bytes | None:
         """The record's summary if its MAC verifies under this signer, else None."""
-        check, summary = self.check_summary(value, headers, topic=topic, key=key)
+        check, summary, _ = self.check_summary(value, headers, topic=topic, key=key)
         return summary if check is SummaryCheck.VERIFIED else None
 
 

@@ -1,23 +1,22 @@
-"""Ingest's summary of a packed record: what its events add, so that a worker need not
-read them one by one.
+"""Ingest's summary of a packed record: the record's :class:`~services.common.tally.TallyBatch`
+serialised, so that a worker need not read its events one by one.
 
 In a replay a metrics worker spent ~15 µs per event parsing it, resolving its unit at
 its time, evaluating its KPIs, hashing its dedup key and summing, against a target of
 100,000 events/s per worker. Ingest has done all of it already when it validated the
 event, so a record it packs (``pack`` in services/ingest/publisher.py) carries a summary
-in the header ``egov_summary``: its events grouped by what they add (event type, unit
-chain at the event's time, KPI counts, 5-minute bucket, and so day), and each event's
-time, group and dedup key. The worker adds whole groups and inserts the keys as one
-blob; it reads the events themselves only when something needs them one by one (a
-duplicate, an event beyond the grace or ahead of its clock).
+in the header ``egov_summary``: its tally batch (services/common/tally.py) on the wire.
+The worker adds whole groups, inserts the keys as one blob and hands dossier facts to
+the on-time ledger; it reads the events themselves only when something needs them one
+by one (a duplicate, an event beyond the grace or ahead of its clock).
 
 A summary is trusted only under its MAC (services/common/signing.py), keyed with the
-record signing key and the :func:`summary_fingerprint` of what it was computed from: a
-worker that loaded another contract, KPI catalogue or unit registry (a KPI changed, a
-rolling upgrade) fails the check and reads the events. A summary can be unusable, never
-believed when wrong.
+record signing key and the :func:`summary_fingerprint` of what it was computed from and
+of its version: a worker that loaded another contract, KPI catalogue or unit registry
+(a KPI changed, a rolling upgrade) fails the check and reads the events. A summary can
+be unusable, never believed when wrong.
 
-The format (JSON, schemas/CONTRACT.md §5)::
+The format (JSON, schemas/CONTRACT.md §5), version 2::
 
     {"y": [event type, ...],
      "u": ["unit,parent,...,province", ...],     # unit chains at the events' times
@@ -25,25 +24,33 @@ The format (JSON, schemas/CONTRACT.md §5)::
      "g": [[type, chain, via_crosswalk, bucket_start, counts, events, latest_epoch], ...],
      "e": [group of each event, in record order],
      "t": [epoch seconds of each event],
-     "k": "hex of the 16-byte dedup digests, in record order"}
+     "k": "hex of the 16-byte dedup digests, in record order",
+     "f": {"e": [event index of each dossier fact, ascending],
+           "d": [dossier id], "k": [kind],
+           "a": [appointment's day (proleptic ordinal) or null],
+           "l": [appointment's last on-time epoch seconds or null]}}
 
 ``type``, ``chain`` and ``counts`` of a group index the tables ``y``, ``u`` and ``c``.
+A dossier event's digest is its dossier's identity (services/common/dossierfacts.py
+``event_identity``), and every dossier event but a payment has its fact in ``f``.
+Version 1 is the same without ``f``, its digests per event (not per dossier): a worker
+still reads it (records in the topics when ingest is upgraded), and reads the events of
+a version-1 record holding dossier events one by one.
 
-This module is the format's one home: ``encode`` writes it, ``SummaryReader.read``
-reads it into a :class:`Summary` whose groups are named columns, so no other file
-knows a group's field order. ``VERSION`` 1 is the only version written and read; a
-summary of another version, or of none, cannot verify, because ``FORMAT`` (which names
-the version) is part of :func:`summary_fingerprint` and so of the MAC: a worker reads
-the events of a record whose summary is of a version it does not know. A new version
-is added here beside the old one, read by both until every ingest writes it.
+This module is the format's one home: ``encode`` writes a batch, ``SummaryReader.read``
+reads one back, so no other file knows a group's field order. ``FORMAT`` names the
+version and is part of :func:`summary_fingerprint` and so of the MAC: a summary is read
+as the version it was signed under (``RecordSigner.check_summary`` says which), never
+mistaken for another. A new version is added here beside the old one, read by both
+until every ingest writes it.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from itertools import pairwise
 from math import fsum
 from operator import itemgetter
 from typing import Any, Final
@@ -51,17 +58,29 @@ from typing import Any, Final
 import orjson
 
 from services.common.contract import Contract
+from services.common.dossierfacts import Due, Fact, fact_of
 from services.common.kpis import KpiCatalogue, KpiCount
 from services.common.settings import CommonSettings
 from services.common.signing import RecordSigner
-from services.common.timekeys import bucket_of
+from services.common.tally import DIGEST_SIZE as DIGEST_SIZE
+from services.common.tally import UNBOUND as UNBOUND
+from services.common.tally import GroupKey as GroupKey
+from services.common.tally import TallyBatch, TallyBuilder, event_digest, group_key
+from services.common.tally import dedup_digest as dedup_digest
 from services.common.units import Resolution, UnitRegistry
 
-VERSION: Final = 1
+VERSION: Final = 2
+"""The version ingest writes."""
+READ_VERSIONS: Final = (2, 1)
+"""The versions a worker reads."""
 FORMAT: Final = f"egov-summary/{VERSION}".encode()
-DIGEST_SIZE: Final = 16
 
-# A group's fields on the wire, by position: known here only (``Summary`` names them).
+
+def format_of(version: int) -> bytes:
+    return f"egov-summary/{version}".encode()
+
+
+# A group's fields on the wire, by position: known here only (``TallyBatch`` names them).
 _TYPE, _CHAIN, _CROSSWALKED, _BUCKET, _COUNTS, _EVENTS, _LATEST = range(_FIELDS := 7)
 
 
@@ -69,34 +88,15 @@ class SummaryError(ValueError):
     """A summary whose shape is wrong (its MAC verified: a bug, not an attack)."""
 
 
-UNBOUND: Final = ""
-"""The publisher of a record without the ``egov_publisher`` header (headers.py): written
-straight to Kafka (``egov-pulse backfill``, an integrator with topic access) or before
-publishers were bound. Its events keep the identity every event had then, (source, id),
-so they still meet the dedup keys stored before the upgrade."""
-
-
-def dedup_digest(source: str, event_id: str, publisher: str = UNBOUND) -> bytes:
-    """16 bytes identifying (publisher, source, id): the same triple counts once however
-    often it arrives, and one publisher's ids never suppress another's events.
-
-    ``publisher`` is the stable name of the integrating system (its API key's name, kept
-    across rotations), never the key id. ``UNBOUND`` gives the digest of (source, id)
-    that every dedup key stored before publishers were bound holds.
-    """
-    # Length-prefixed, so no choice of characters in the parts can make them collide; a
-    # bound identity starts with "p", an unbound one with a digit: the two never meet.
-    text = f"{len(source)}:{source}{event_id}"
-    if publisher:
-        text = f"p{len(publisher)}:{publisher}{text}"
-    return hashlib.blake2b(text.encode(), digest_size=DIGEST_SIZE).digest()
-
-
 def summary_fingerprint(
-    contract_fingerprint: bytes, catalogue: KpiCatalogue, registry: UnitRegistry
+    contract_fingerprint: bytes,
+    catalogue: KpiCatalogue,
+    registry: UnitRegistry,
+    version: int = VERSION,
 ) -> bytes:
-    """What a summary depends on: the contract, the KPI catalogue and the unit registry."""
-    parts = (FORMAT, contract_fingerprint, catalogue.fingerprint, registry.fingerprint)
+    """What a summary depends on: its version, the contract, the KPI catalogue and the
+    unit registry."""
+    parts = (format_of(version), contract_fingerprint, catalogue.fingerprint, registry.fingerprint)
     return hashlib.sha256(b"|".join(parts)).digest()
 
 
@@ -107,18 +107,23 @@ def record_signer(
     registry: UnitRegistry,
 ) -> RecordSigner | None:
     """The services' signer of records and summaries (None without a signing key): ingest
-    and the metrics workers build it from what they loaded, and agree when that is equal."""
+    and the metrics workers build it from what they loaded, and agree when that is equal.
+    It writes summaries of ``VERSION`` and verifies those of every ``READ_VERSIONS``."""
     if not settings.signs_records:  # spare the registry's fingerprint (~20 ms) at start-up
         return None
     fingerprint = summary_fingerprint(contract.fingerprint, catalogue, registry)
-    return settings.record_signer(contract.fingerprint, fingerprint)
+    signer = settings.record_signer(contract.fingerprint, fingerprint)
+    if signer is not None:
+        for version in READ_VERSIONS:
+            if version != VERSION:
+                older = summary_fingerprint(contract.fingerprint, catalogue, registry, version)
+                signer.verifies_summaries_of(version, older)
+    return signer
 
 
-GroupKey = tuple[str, tuple[str, ...], bool, tuple[KpiCount, ...], int]
-"""(event type, unit chain codes, via crosswalk, KPI counts, bucket start)."""
-
-Entry = tuple[GroupKey, float, bytes]
-"""One event as a summary needs it: its group, its epoch seconds, its dedup digest."""
+Entry = tuple[GroupKey, float, bytes, Fact | None]
+"""One event as a summary needs it: its group, its epoch seconds, its dedup digest and,
+for a dossier event, its fact."""
 
 
 class Summarizer:
@@ -145,84 +150,57 @@ class Summarizer:
         epoch = at.timestamp()
         event_type: str = event["type"]
         counts = self._catalogue.counts_of_envelope(event, at)
-        key = (event_type, chain, resolution.via_crosswalk, counts, bucket_of(epoch))
-        return key, epoch, dedup_digest(event["source"], event["id"], publisher)
+        key = group_key(event_type, chain, resolution.via_crosswalk, counts, epoch)
+        data = event.get("data") or {}
+        digest = event_digest(event["source"], event_type, event["id"], data, publisher)
+        return key, epoch, digest, fact_of(event_type, data)
 
 
-def encode(entries: Sequence[Entry]) -> bytes:
+def encode_entries(entries: Sequence[Entry]) -> bytes:
     """The summary of a record holding these events, in this order."""
-    types: dict[str, int] = {}
-    chains: dict[tuple[str, ...], int] = {}
-    counts: dict[tuple[KpiCount, ...], int] = {}
-    groups: dict[GroupKey, int] = {}
-    rows: list[list[Any]] = []
-    index: list[int] = []
-    for key, epoch, _ in entries:
-        g = groups.get(key)
-        if g is None:
-            event_type, chain, crosswalked, kpi_counts, bucket = key
-            g = groups[key] = len(rows)
-            rows.append(
-                [
-                    types.setdefault(event_type, len(types)),
-                    chains.setdefault(chain, len(chains)),
-                    crosswalked,
-                    bucket,
-                    counts.setdefault(kpi_counts, len(counts)),
-                    0,
-                    epoch,
-                ]
-            )
-        row = rows[g]
-        row[_EVENTS] += 1
-        if epoch > row[_LATEST]:
-            row[_LATEST] = epoch
-        index.append(g)
+    builder = TallyBuilder()
+    add = builder.add
+    for key, epoch, digest, fact in entries:
+        add(key, epoch, digest, fact)
+    return encode(builder.build())
+
+
+def encode(batch: TallyBatch) -> bytes:
+    """``batch`` on the wire (``VERSION``; its ``backfill`` and ``families`` are not
+    carried: the record's header says the one, the worker's contract the other)."""
+    facts = sorted(batch.facts.items())
+    dues = [f.due for _, f in facts]
     summary = {
-        "y": list(types),
-        "u": [",".join(chain) for chain in chains],
-        "c": [",".join(f"{kpi}:{n}:{d}" for kpi, n, d in c) for c in counts],
-        "g": rows,
-        "e": index,
-        "t": [epoch for _, epoch, _ in entries],
-        "k": b"".join(digest for _, _, digest in entries).hex(),
+        "y": batch.types,
+        "u": [",".join(chain) for chain in batch.chains],
+        "c": [",".join(f"{kpi}:{n}:{d}" for kpi, n, d in c) for c in batch.counts],
+        "g": list(
+            map(
+                list,
+                zip(
+                    batch.group_type,
+                    batch.group_chain,
+                    batch.group_crosswalked,
+                    batch.group_bucket,
+                    batch.group_counts,
+                    batch.group_events,
+                    batch.group_latest,
+                    strict=True,
+                ),
+            )
+        ),
+        "e": batch.index,
+        "t": batch.epochs,
+        "k": batch.digests.hex(),
+        "f": {
+            "e": [i for i, _ in facts],
+            "d": [f.dossier_id for _, f in facts],
+            "k": [f.kind for _, f in facts],
+            "a": [None if due is None else due.day.toordinal() for due in dues],
+            "l": [None if due is None else due.last_on_time for due in dues],
+        },
     }
     return orjson.dumps(summary)
-
-
-@dataclass(frozen=True, slots=True)
-class Summary:
-    """A decoded summary: its tables, its groups as columns (one entry per group, the
-    group of an event being its position in them) and its events as columns.
-
-    A group is one distinct (type, chain, crosswalk, bucket, counts) of a record, often
-    one per event, so the columns are the lists JSON gives, transposed once: an object
-    per group would cost what an object per event did.
-    """
-
-    types: list[str]
-    chains: list[tuple[str, ...]]
-    counts: list[tuple[KpiCount, ...]]
-    group_type: Sequence[int]
-    """Index into ``types`` of each group."""
-    group_chain: Sequence[int]
-    """Index into ``chains``: the unit chain at the events' time."""
-    group_crosswalked: Sequence[bool]
-    group_bucket: Sequence[int]
-    """Start (epoch seconds) of the group's 5-minute bucket, and so of its local day."""
-    group_counts: Sequence[int]
-    """Index into ``counts``: the KPI counts of one of its events."""
-    group_events: Sequence[int]
-    group_latest: Sequence[float]
-    """Epoch seconds of the group's latest event."""
-    index: list[int]
-    """The group of each event, in record order."""
-    times: list[float]
-    digests: bytes
-
-    @property
-    def groups(self) -> int:
-        return len(self.group_type)
 
 
 class SummaryReader:
@@ -237,12 +215,16 @@ class SummaryReader:
         self._chains: dict[str, tuple[str, ...]] = {}
         self._counts: dict[str, tuple[KpiCount, ...]] = {}
 
-    def read(self, raw: bytes) -> Summary:
-        """Parse a summary; raises :class:`SummaryError` when its parts do not agree.
+    def read(self, raw: bytes, version: int = VERSION, backfill: bool = False) -> TallyBatch:
+        """Parse a summary of ``version`` (the one its MAC verified under); raises
+        :class:`SummaryError` when its parts do not agree.
 
         Its MAC verified, so a disagreement is a bug in ingest, not an attack; it is
         caught here (whole columns at a time, not per group) so that no index fails later.
+        Version 1 carries no facts: its dossier events' digests are per event.
         """
+        if version not in READ_VERSIONS:
+            raise SummaryError(f"summary version {version} is not read here")
         try:
             parsed = orjson.loads(raw)
             types = [str(t) for t in parsed["y"]]
@@ -252,11 +234,12 @@ class SummaryReader:
             groups, index, times = parsed["g"], parsed["e"], parsed["t"]
             digests = bytes.fromhex(parsed["k"])
             _check(types, chains, counts, groups, index, times, digests)
+            facts = _facts(parsed["f"], len(index)) if version >= 2 else {}
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise SummaryError(f"malformed summary: {exc!r}") from exc
         # _check saw every group hold _FIELDS fields: the transpose is exact.
         columns: list[Sequence[Any]] = list(zip(*groups, strict=True)) if groups else [()] * _FIELDS
-        return Summary(
+        return TallyBatch(
             types,
             chains,
             counts,
@@ -268,8 +251,10 @@ class SummaryReader:
             group_events=columns[_EVENTS],
             group_latest=columns[_LATEST],
             index=index,
-            times=times,
+            epochs=times,
             digests=digests,
+            facts=facts,
+            backfill=backfill,
         )
 
     def _chain(self, text: str) -> tuple[str, ...]:
@@ -287,6 +272,27 @@ class SummaryReader:
             counts.append((kpi, int(n), int(d)))
         found = self._counts[text] = tuple(counts)
         return found
+
+
+def _facts(columns: Mapping[str, list[Any]], events: int) -> dict[int, Fact]:
+    """The facts of a version-2 summary; ValueError or TypeError unless they make sense
+    as columns (what they say is checked by services/metrics/sanity.py)."""
+    at, ids, kinds, days, lasts = (columns[k] for k in ("e", "d", "k", "a", "l"))
+    if not (len(at) == len(ids) == len(kinds) == len(days) == len(lasts)):
+        raise ValueError("its fact columns differ in length")
+    if at and not (0 <= at[0] and at[-1] < events):
+        raise ValueError("a fact of an event it does not have")
+    if any(b <= a for a, b in pairwise(at)):
+        raise ValueError("its facts are not in event order")
+    facts = {}
+    for i, dossier_id, kind, day, last in zip(at, ids, kinds, days, lasts, strict=True):
+        if type(i) is not int or type(dossier_id) is not str or type(kind) is not str:
+            raise TypeError("a fact's event, dossier id or kind")
+        due = None
+        if day is not None or last is not None:
+            due = Due(date.fromordinal(day), float(last))
+        facts[i] = Fact(dossier_id, kind, due)
+    return facts
 
 
 def _check(

@@ -244,7 +244,7 @@ def signed(
         topic, key = topic_of(r.topic_family), r.key
         headers = [*r.headers, *extra]
         if len(r.entries) > 1 and signer.summarizes:
-            summary = summaries.encode(r.entries)
+            summary = summaries.encode_entries(r.entries)
             headers += signer.summary_headers(
                 r.value, summary, topic=topic, key=key, headers=headers
             )

@@ -23,21 +23,24 @@ Times are inputs (epoch seconds): the ledger never reads a clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date
 from enum import StrEnum
-from typing import Any, Final, TypeVar
+from typing import Final
 
-from services.metrics import contributions
-from services.metrics.periods import VN_TZ, bucket_of, local_day_of_epoch
-
-RECEIVED: Final = "vn.egov.dossier.received"
-RESOLVED: Final = "vn.egov.dossier.resolved"
-RESUBMITTED: Final = "vn.egov.dossier.resubmitted"
-PAID: Final = "vn.egov.dossier.paid"
-DOSSIER_TYPES: Final = frozenset({RECEIVED, RESOLVED, RESUBMITTED, PAID})
-"""Types whose events carry ``data.dossier_id``: counted once per dossier, not per event."""
+from services.common.dossierfacts import DOSSIER_TYPES as DOSSIER_TYPES
+from services.common.dossierfacts import FINAL_OUTCOMES as FINAL_OUTCOMES
+from services.common.dossierfacts import PAID as PAID
+from services.common.dossierfacts import RECEIVED as RECEIVED
+from services.common.dossierfacts import RESOLVED as RESOLVED
+from services.common.dossierfacts import RESUBMITTED as RESUBMITTED
+from services.common.dossierfacts import Due as Due
+from services.common.dossierfacts import Fact as Fact
+from services.common.dossierfacts import event_identity as event_identity
+from services.common.dossierfacts import fact_of as fact_of
+from services.common.tally import Deltas, add_row
+from services.metrics.periods import bucket_of, local_day_of_epoch
 
 KPI: Final = "dossier_on_time"
 OUTCOMES: Final = ("early", "on_time", "late", "open_overdue")
@@ -50,43 +53,10 @@ SWEEP_EVERY_S: Final = 30.0
 """How often a worker looks for open dossiers whose appointment has passed (wall clock,
 like the windows' roll-over): an overdue dossier is counted within this long."""
 
-FINAL_OUTCOMES: Final = frozenset({"approved", "rejected"})
-_ONE_US: Final = 1e-6
-
 
 def outcome_of_series(kpi: str) -> str | None:
     """The outcome a stored series counts (``dossier_on_time:late`` -> ``late``), else None."""
     return _SERIES_OUTCOME.get(kpi)
-
-
-@dataclass(frozen=True, slots=True)
-class Due:
-    """An appointment: its local date, and the last instant that is still on time."""
-
-    day: date
-    last_on_time: float
-    """Epoch seconds: a date-time appointment itself; a date alone, its last microsecond."""
-
-    @classmethod
-    def parse(cls, text: str) -> Due:
-        """``2024-03-20T17:00:00+07:00`` or ``2024-03-20`` (a Vietnam date); the contract
-        guarantees one of the two shapes."""
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            end = datetime(day.year, day.month, day.day, tzinfo=VN_TZ) + timedelta(days=1)
-            return cls(day, end.timestamp() - _ONE_US)
-        at = datetime.fromisoformat(text.upper())
-        return cls(at.astimezone(VN_TZ).date(), at.timestamp())
-
-    def late(self, epoch: float) -> bool:
-        return epoch > self.last_on_time
-
-    def judge(self, epoch: float) -> str:
-        """early, on_time or late for a resolution at ``epoch``: early before the
-        appointment date (Vietnam time), on time on it (and not after its time)."""
-        if self.late(epoch):
-            return "late"
-        return "early" if local_day_of_epoch(epoch) < self.day else "on_time"
 
 
 class Status(StrEnum):
@@ -97,45 +67,6 @@ class Status(StrEnum):
     happened in time, takes it back and counts as it happened)."""
     DONE = "done"
     WITHDRAWN = "withdrawn"
-
-
-@dataclass(frozen=True, slots=True)
-class Fact:
-    """What one dossier event says about its dossier (``kind``: received, resubmitted,
-    returned, withdrawn, final)."""
-
-    dossier_id: str
-    kind: str
-    due: Due | None = None
-
-
-def fact_of(event_type: str, data: Mapping[str, Any]) -> Fact | None:
-    """The fact of a valid event of a dossier type; None for other types and payments
-    (which the ledger does not read)."""
-    if event_type not in DOSSIER_TYPES or event_type == PAID:
-        return None
-    raw_due = data.get("due_at")
-    due = Due.parse(raw_due) if isinstance(raw_due, str) else None
-    kind = event_type.rpartition(".")[2]
-    if event_type == RESOLVED:
-        outcome = data["outcome"]
-        kind = "final" if outcome in FINAL_OUTCOMES else outcome
-    return Fact(data["dossier_id"], kind, due)
-
-
-def event_identity(event_type: str, event_id: str, data: Mapping[str, Any]) -> str:
-    """What stands for the event's ``id`` in its dedup digest: the ``id`` itself, except
-    that a dossier's receipt, payment and final outcome are one per dossier and type,
-    whatever their ids (a second approval of one dossier is a duplicate). Returns and
-    resubmissions may repeat, so they keep their own ids. The NUL bytes keep a dossier's
-    identity apart from any event id a publisher could send."""
-    if event_type in DOSSIER_TYPES:
-        if event_type == RESOLVED:
-            if data.get("outcome") != "returned":
-                return f"\0{event_type}\0final\0{data['dossier_id']}"
-        elif event_type != RESUBMITTED:
-            return f"\0{event_type}\0{data['dossier_id']}"
-    return event_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,13 +181,10 @@ def _overdue_tick(dossier: Dossier, delta: int) -> Tick:
     return Tick("open_overdue", dossier.units, dossier.due.day, dossier.due.last_on_time, delta)
 
 
-K = TypeVar("K")
-
-
-def deltas_of(ticks: Iterable[Tick]) -> contributions.Deltas:
+def deltas_of(ticks: Iterable[Tick]) -> Deltas:
     """The figures the ticks change: the on-time KPI (early and on time above the line,
     all four below) and each outcome's own series, for every unit of the chain."""
-    deltas = contributions.Deltas()
+    deltas = Deltas()
     for tick in ticks:
         on_time = tick.outcome in ("early", "on_time")
         bucket = bucket_of(tick.epoch)
@@ -266,23 +194,6 @@ def deltas_of(ticks: Iterable[Tick]) -> contributions.Deltas:
         )
         for unit in tick.units:
             for kpi, num, den in rows:
-                _add(deltas.daily, (unit, kpi, tick.day), num, den)
-                _add(deltas.buckets, (unit, kpi, bucket), num, den)
+                add_row(deltas.daily, (unit, kpi, tick.day), num, den)
+                add_row(deltas.buckets, (unit, kpi, bucket), num, den)
     return deltas
-
-
-def merge(into: contributions.Deltas, more: contributions.Deltas) -> None:
-    """Add ``more``'s figure rows to ``into`` (they add no events)."""
-    for day_key, (num, den) in more.daily.items():
-        _add(into.daily, day_key, num, den)
-    for bucket_key, (num, den) in more.buckets.items():
-        _add(into.buckets, bucket_key, num, den)
-
-
-def _add(table: dict[K, list[int]], key: K, num: int, den: int) -> None:
-    row = table.get(key)
-    if row is None:
-        table[key] = [num, den]
-    else:
-        row[0] += num
-        row[1] += den

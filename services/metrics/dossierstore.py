@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from services.common.db import Connection
+from services.common.dossierfacts import Due
+from services.common.tally import Deltas, TallyBatch
 from services.metrics import dossiers
-from services.metrics.contributions import Contribution, Deltas
-from services.metrics.dossiers import Dossier, Due, Status
+from services.metrics.dossiers import Dossier, Status
 from services.metrics.figures import TopicPartition
 
 if TYPE_CHECKING:
@@ -37,25 +38,28 @@ class Event:
     units: tuple[str, ...]
 
     @classmethod
-    def of(cls, contribution: Contribution) -> Event | None:
-        fact = contribution.dossier
-        return None if fact is None else cls(fact, contribution.epoch, contribution.units)
+    def all_of(cls, batch: TallyBatch) -> list[Event]:
+        """The dossier events of ``batch`` (those with a fact), in order."""
+        index, epochs, chains, group_chain = (
+            batch.index,
+            batch.epochs,
+            batch.chains,
+            batch.group_chain,
+        )
+        return [
+            cls(fact, float(epochs[i]), chains[group_chain[index[i]]])
+            for i, fact in sorted(batch.facts.items())
+        ]
 
 
 async def count(conn: Connection, batches: Sequence[PartitionBatch], result: FlushResult) -> None:
     """Within a flush: apply the dossier events it counts (new dedup keys only) and add
     their figures to ``result.deltas``."""
-    counted = None if not result.duplicates else {id(c) for c in result.counted}
     for batch in batches:
-        events = [
-            event
-            for c in batch.contributions
-            if c.dossier is not None and (counted is None or id(c) in counted)
-            if (event := Event.of(c)) is not None
-        ]
+        events = [e for t in result.tallies.get(batch.tp, ()) for e in Event.all_of(t)]
         if events:
             deltas = result.deltas.setdefault(batch.tp, Deltas())
-            dossiers.merge(deltas, await apply(conn, batch.tp, events))
+            deltas.merge(await apply(conn, batch.tp, events))
 
 
 async def apply(conn: Connection, tp: TopicPartition, events: Sequence[Event]) -> Deltas:

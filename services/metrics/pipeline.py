@@ -1,6 +1,6 @@
 """What a worker does with each batch of records, apart from Faust so that it is easy to test.
 
-``prepare`` (pure) turns records into per-partition contributions and dead letters;
+``prepare`` (pure) turns records into per-partition tally batches and dead letters;
 ``PartitionState.flush`` counts them in PostgreSQL in one transaction and only then
 updates the exported figures. ``PartitionState.assign`` claims partitions, loads their
 figures and says where to resume reading; ``revoke`` forgets them.
@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import asyncpg
@@ -21,14 +21,15 @@ import orjson
 from aiokafka.errors import KafkaError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from services.common.contract import Contract
+from services.common.contract import EARLIEST_EVENT_EPOCH, Contract
+from services.common.dossierfacts import DOSSIER_TYPES, FACT_TYPES, fact_of
 from services.common.headers import BACKFILL_HEADER as BACKFILL_HEADER
 from services.common.headers import accepted_at, publisher_of
 from services.common.kpis import KpiCatalogue
 from services.common.signing import RecordSigner, SummaryCheck
-from services.common.summaries import SummaryReader, dedup_digest
+from services.common.summaries import VERSION, SummaryReader
+from services.common.tally import Deltas, TallyBatch, event_digest, group_key
 from services.metrics import sanity, store
-from services.metrics.contributions import Contribution, Deltas, Packed, contribution_of
 from services.metrics.decoding import (
     REFORM_EPOCH,
     Counted,
@@ -36,13 +37,12 @@ from services.metrics.decoding import (
     Rejected,
     element_bytes,
 )
-from services.metrics.dossiers import DOSSIER_TYPES, event_identity, fact_of
 from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures, TopicPartition
 from services.metrics.logcheck import Stored
-from services.metrics.periods import EPOCH_ORDINAL, VN_OFFSET_S, Periods
+from services.metrics.periods import Periods
 from services.metrics.store import Claim, FlushResult
-from services.metrics.tally import PartitionBatch
+from services.metrics.tally import Mark, PartitionBatch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -135,20 +135,16 @@ class Prepared:
 class _Mark:
     """How much a step had prepared before one record: what to take back if it raises."""
 
-    contributions: int
-    packed: int
+    batch: Mark
     dead_letters: int
     too_late: int
 
     @classmethod
     def of(cls, out: Prepared, batch: PartitionBatch) -> _Mark:
-        return cls(
-            len(batch.contributions), len(batch.packed), len(out.dead_letters), len(out.too_late)
-        )
+        return cls(batch.mark(), len(out.dead_letters), len(out.too_late))
 
     def take_back(self, out: Prepared, batch: PartitionBatch) -> None:
-        del batch.contributions[self.contributions :]
-        del batch.packed[self.packed :]
+        batch.take_back(self.batch)
         del out.dead_letters[self.dead_letters :]
         del out.too_late[self.too_late :]
 
@@ -227,8 +223,8 @@ def unprocessable(exc: BaseException) -> Rejected:
 
 
 class Preparer:
-    """Decodes records into contributions; live events beyond the grace become dead letters
-    (backfilled ones count in their day, however old).
+    """Decodes records into tally batches (services/common/tally.py); live events beyond
+    the grace become dead letters (backfilled ones count in their day, however old).
 
     "Beyond the grace" is judged as ingest judged it: against when the record was accepted
     (header ``egov_accepted_ms``; for a record published straight to Kafka, its Kafka
@@ -320,7 +316,7 @@ class Preparer:
             # as groups when every event is in bounds, else read event by event. A summary
             # forged, unsigned or nonsense is never counted: the record is dead-lettered.
             topic, key = record.topic, record.key
-            check, summary = signer.check_summary(
+            check, summary, version = signer.check_summary(
                 record.value, record.headers, topic=topic, key=key
             )
             if check in (SummaryCheck.FORGED, SummaryCheck.UNSIGNED):
@@ -334,7 +330,13 @@ class Preparer:
                 signed = signer.verifies(record.value, record.headers, topic=topic, key=key)
             else:
                 counted = self._prepare_summary(
-                    batch, summary, len(record.value or b""), now_s, too_late_before, backfill
+                    batch,
+                    summary,
+                    VERSION if version is None else version,
+                    len(record.value or b""),
+                    now_s,
+                    too_late_before,
+                    backfill,
                 )
                 if isinstance(counted, Rejected):
                     out.dead_letters.append(dead_letter(record, counted))
@@ -364,33 +366,35 @@ class Preparer:
         self,
         batch: PartitionBatch,
         raw: bytes,
+        version: int,
         value_size: int,
         now_s: float,
         too_late_before: float,
         backfill: bool,
     ) -> bool | Rejected:
-        """Count a summarised record as groups, when nothing in it needs a per-event look:
-        every event within the clock skew and (unless backfilled) within the grace. False:
-        its events need that look; Rejected: the summary is malformed or adds what no
-        valid record adds (services/metrics/sanity.py), and the record is dead-lettered."""
+        """Count a summarised record as groups (and dossier facts), when nothing in it
+        needs a per-event look: every event within the clock skew and (unless backfilled)
+        within the grace. False: its events need that look; Rejected: the summary is
+        malformed or adds what no valid record adds (services/metrics/sanity.py), and the
+        record is dead-lettered."""
         try:
-            summary = self._summaries.read(raw)
-            wrong = sanity.problem(summary, value_size, self._bounds, now_s)
+            tally = self._summaries.read(raw, version, backfill)
+            wrong = sanity.problem(tally, value_size, self._bounds, now_s, version)
             if wrong is None:
-                packed = Packed.of(summary, self._families, backfill, len(batch.contributions))
+                tally.families = [self._families[t] for t in tally.types]
         except Exception as exc:  # its MAC verified: a stolen key or an ingest bug
             wrong = f"malformed: {exc!r}"[:2000]
         if wrong is not None:
             log.warning("a signed summary is dead-lettered: %s", wrong)
             return Rejected(sanity.NONSENSE, wrong)
-        if not DOSSIER_TYPES.isdisjoint(summary.types):
-            return False  # ingest's digests are per event, the ledger needs each dossier
-        epochs = packed.epochs
+        if version < 2 and not DOSSIER_TYPES.isdisjoint(tally.types):
+            return False  # version 1's digests are per event, the ledger needs each dossier
+        epochs = tally.epochs
         if not epochs or max(epochs) > now_s + self._clock_skew.total_seconds():
             return False
         if not backfill and min(epochs) < too_late_before:
             return False
-        batch.packed.append(packed)
+        batch.append(tally, summarised=True)
         return True
 
     def _prepare_signed(
@@ -406,21 +410,23 @@ class Preparer:
         """``prepare`` for a record ingest validated and signed: the fast lane.
 
         The same checks in the same order as ``decode_record`` then ``_add`` (units at the
-        event's time, not in the future, not too late) and the same contributions, in
-        one loop without the intermediate objects: this runs once per event of a replay.
-        The events passed the contract in ingest, so their fields are there and typed.
+        event's time, not in the future, not too late) and the same tally, in one loop
+        without the intermediate objects: this runs once per event of a replay. The
+        events passed the contract in ingest, so their fields are there and typed.
         """
         raw = orjson.loads(record.value or b"[]")  # never empty: verifies() refuses that
         elements = raw if isinstance(raw, list) else [raw]
         single = not isinstance(raw, list)
         future_after = now_s + self._clock_skew.total_seconds()
         cache, resolve = self._decoder.resolved_cache(), self._decoder.resolve
-        families, counts = self._families, self._catalogue.counts_of_envelope
-        days: dict[int, date] = {}
-        add, fromisoformat = batch.contributions.append, datetime.fromisoformat
+        counts = self._catalogue.counts_of_envelope
+        add = batch.builder(backfill, self._families).add
+        fromisoformat = datetime.fromisoformat
         for index, e in enumerate(elements):
             when = fromisoformat(e["time"].upper())
             epoch = when.timestamp()
+            if epoch < EARLIEST_EVENT_EPOCH:  # the contract's years (its day would not exist)
+                raise ValueError(f"event time {when.isoformat()} before the contract's years")
             unit = e["unit"]
             found = cache.get((unit, epoch >= REFORM_EPOCH))
             if found is None:
@@ -441,28 +447,14 @@ class Preparer:
                 rejected = Rejected("too-late", self._too_late(when, too_late_before))
                 self._reject_element(out, record, rejected, None if single else index, e)
                 continue
-            event_id, fact = e["id"], None
-            if event_type in DOSSIER_TYPES:  # one per dossier: dossiers.event_identity
-                event_id = event_identity(event_type, event_id, e["data"])
+            fact = None
+            if event_type in FACT_TYPES:
                 fact = fact_of(event_type, e["data"])
-            digest = dedup_digest(e["source"], event_id, publisher)
-            day_number = int((epoch + VN_OFFSET_S) // 86400)
-            day = days.get(day_number)
-            if day is None:
-                day = days[day_number] = date.fromordinal(EPOCH_ORDINAL + day_number)
             add(
-                Contribution(
-                    digest,
-                    event_type,
-                    families[event_type],
-                    epoch,
-                    day,
-                    found[1],
-                    counts(e, when),
-                    found[0].via_crosswalk,
-                    backfill,
-                    fact,
-                )
+                group_key(event_type, found[1], found[0].via_crosswalk, counts(e, when), epoch),
+                epoch,
+                event_digest(e["source"], event_type, e["id"], e["data"], publisher),
+                fact,
             )
 
     @staticmethod
@@ -499,36 +491,33 @@ class Preparer:
         publisher: str,
     ) -> None:
         event = counted.event
-        c = contribution_of(
-            event,
-            counted.resolution,
-            self._families[event.type],
-            self._catalogue,
-            counted.units,
-            backfill,
-            publisher,
-        )
-        if c.epoch < too_late_before and not backfill:
+        epoch = event.time.timestamp()
+        if epoch < too_late_before and not backfill:
             out.too_late.append(event.type)
             detail = self._too_late(event.time, too_late_before)
             out.dead_letters.append(
                 dead_letter(record, Rejected("too-late", detail, *_element(counted)))
             )
             return
-        batch.contributions.append(c)
+        resolution = counted.resolution
+        units = counted.units
+        if units is None:
+            units = tuple(unit.code for unit in resolution.chain)
+        key = group_key(
+            event.type, units, resolution.via_crosswalk, self._catalogue.counts(event), epoch
+        )
+        digest = event_digest(event.source, event.type, event.id, event.data, publisher)
+        builder = batch.builder(backfill, self._families)
+        builder.add(key, epoch, digest, fact_of(event.type, event.data))
 
 
-def count_backfilled(
-    metrics: PipelineMetrics, backfilled: Iterable[Contribution], packed: Iterable[Packed] = ()
-) -> None:
-    """``egov_events_backfilled_total`` by type, one ``inc`` per type (not per event);
-    ``packed``: counted packed records, of which the backfilled ones count."""
+def count_backfilled(metrics: PipelineMetrics, counted: Iterable[TallyBatch]) -> None:
+    """``egov_events_backfilled_total`` by type of the backfilled batches among ``counted``,
+    one ``inc`` per type (not per event)."""
     by_type: dict[str, int] = {}
-    for c in backfilled:
-        by_type[c.type] = by_type.get(c.type, 0) + 1
-    for p in packed:
-        if p.backfill:
-            for group in p.groups():
+    for tally in counted:
+        if tally.backfill:
+            for group in tally.groups():
                 by_type[group.type] = by_type.get(group.type, 0) + group.events
     for event_type, n in by_type.items():
         metrics.backfilled.labels(event_type).inc(n)
@@ -641,7 +630,7 @@ class PartitionState:
             result = await retrying("flush", lambda: self._flush(claims, owned, periods))
             for tp, deltas in result.deltas.items():
                 self.figures.apply(tp, deltas, periods)
-            count_backfilled(self.metrics, result.backfilled, result.counted_packed)
+            count_backfilled(self.metrics, result.counted_packed)
             for tp in result.fenced:
                 log.warning("%s[%d] is owned by another worker now: its batch is dropped", *tp)
                 self.claims.pop(tp, None)

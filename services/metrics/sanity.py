@@ -15,7 +15,8 @@ from collections.abc import Callable, Set
 from dataclasses import dataclass
 
 from services.common.contract import EARLIEST_EVENT_EPOCH
-from services.common.summaries import Summary
+from services.common.dossierfacts import FACT_TYPES, KINDS
+from services.common.tally import TallyBatch as Summary
 from services.common.timekeys import BUCKET_S
 
 NONSENSE = "summary-nonsense"
@@ -37,14 +38,17 @@ class SummaryBounds:
     clock_skew_s: float
 
 
-def problem(summary: Summary, value_size: int, bounds: SummaryBounds, now_s: float) -> str | None:
+def problem(
+    summary: Summary, value_size: int, bounds: SummaryBounds, now_s: float, version: int = 2
+) -> str | None:
     """Why ``summary`` cannot be what a record of ``value_size`` bytes adds, or None.
 
     Checked: the events fit in the record, every group adds at least one event, every
     KPI count of one event is 0 <= numerator <= denominator <= 1 (so every sum stays
     within the events counted), KPIs, event types and units are known, and times and
-    buckets lie within the contract's years and not ahead of the clock."""
-    events = len(summary.index)
+    buckets lie within the contract's years and not ahead of the clock; dossier facts
+    (version 2) are those of the dossier events, one each, of a known kind."""
+    events = summary.events
     if events * MIN_EVENT_BYTES > value_size:
         return f"{events} events claimed in a record of {value_size} bytes"
     if any(type(n) is not int or n < 1 for n in summary.group_events):
@@ -62,13 +66,31 @@ def problem(summary: Summary, value_size: int, bounds: SummaryBounds, now_s: flo
         strangers = [code for code in chain if not bounds.units(code)]
         if strangers:
             return f"unknown units {strangers[:3]}"
-    return _times_problem(summary, now_s + bounds.clock_skew_s)
+    times = _times_problem(summary, now_s + bounds.clock_skew_s)
+    return times or (_facts_problem(summary) if version >= 2 else None)
 
 
 def _times_problem(summary: Summary, latest: float) -> str | None:
-    times, buckets = summary.times, summary.group_bucket
+    times, buckets = summary.epochs, summary.group_bucket
     if times and not (EARLIEST_EVENT_EPOCH <= min(times) and max(times) <= latest):
         return "an event time outside the contract's years or ahead of the clock"
     if buckets and not (EARLIEST_EVENT_EPOCH - BUCKET_S < min(buckets) <= max(buckets) <= latest):
         return "a bucket outside the contract's years or ahead of the clock"
+    return None
+
+
+def _facts_problem(summary: Summary) -> str | None:
+    """Facts of version 2: on the dossier events (payments aside) and on no other."""
+    facts = summary.facts
+    dossier_types = {t for t, name in enumerate(summary.types) if name in FACT_TYPES}
+    group_type, index = summary.group_type, summary.index
+    dossier_events = sum(
+        n for t, n in zip(group_type, summary.group_events, strict=True) if t in dossier_types
+    )
+    if dossier_events != len(facts) or any(
+        group_type[index[i]] not in dossier_types for i in facts
+    ):
+        return "its dossier facts are not one for each dossier event"
+    if any(f.kind not in KINDS or not f.dossier_id for f in facts.values()):
+        return "a dossier fact of an unknown kind, or without a dossier"
     return None

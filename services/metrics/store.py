@@ -19,9 +19,9 @@ from datetime import date, datetime, timedelta
 import asyncpg
 
 from services.common.db import Connection
+from services.common.tally import Deltas, TallyBatch, TallyEvent
 from services.common.targets import Override, Scope
 from services.metrics import dossierstore, tally
-from services.metrics.contributions import Contribution, Deltas, Packed
 from services.metrics.eras import PREVIOUS_ERA, Lineage, era_of_day
 from services.metrics.figures import PartitionFigures, TopicPartition, partition_from_rows
 from services.metrics.logcheck import Stored
@@ -49,13 +49,22 @@ class FlushResult:
     """What a committed flush counted; fenced partitions counted nothing."""
 
     deltas: dict[TopicPartition, Deltas] = field(default_factory=dict)
-    counted: list[Contribution] = field(default_factory=list)
-    counted_packed: list[Packed] = field(default_factory=list)
-    """Packed records counted whole (every event new); in ``backfilled`` never."""
-    duplicates: list[Contribution] = field(default_factory=list)
+    tallies: dict[TopicPartition, list[TallyBatch]] = field(default_factory=dict)
+    """The events counted (new dedup keys), per partition in offset order."""
+    duplicates: list[TallyEvent] = field(default_factory=list)
     fenced: set[TopicPartition] = field(default_factory=set)
-    backfilled: list[Contribution] = field(default_factory=list)
-    """The counted events that came from a backfill (also in ``counted``)."""
+    counted: list[TallyEvent] = field(default_factory=list)
+    """Always empty: everything counted is in ``tallies`` (kept while agents.py reads it)."""
+
+    @property
+    def counted_packed(self) -> list[TallyBatch]:
+        """Every batch counted, whatever the partition."""
+        return [t for tallies in self.tallies.values() for t in tallies]
+
+    @property
+    def events(self) -> int:
+        """How many events the flush counted."""
+        return sum(t.events for tallies in self.tallies.values() for t in tallies)
 
 
 def _tp_arrays(tps: Iterable[TopicPartition]) -> tuple[list[str], list[int]]:
@@ -120,20 +129,20 @@ async def flush(
         live = [b for b in batches if b.tp not in result.fenced]
         if not live:
             return result
-        if any(b.packed for b in live) and await _all_new(conn, live):
-            # The usual case with ingest's summaries: no per-event decision at all.
+        if any(b.summarised for b in live) and await _all_new(conn, live):
+            # The usual case with ingest's summaries: no per-event decision at all, and
+            # the sums made ahead are the flush's.
             for batch in live:
-                result.counted += batch.contributions
-                result.backfilled += [c for c in batch.contributions if c.backfill]
-                result.counted_packed += batch.packed
+                result.tallies[batch.tp] = list(batch.tallies)
+                result.deltas[batch.tp] = batch.deltas()
         else:
-            for batch in live:
-                batch.unpack()
             await _insert_keys(conn, live, result)
-        # The usual case: every event is new, and the sums made ahead are the flush's.
-        counted = {id(c) for c in result.counted} if result.duplicates else None
-        for batch in live:
-            result.deltas[batch.tp] = tally.counted_deltas(batch, counted)
+            for batch in live:
+                result.deltas[batch.tp] = (
+                    batch.deltas()
+                    if not result.duplicates
+                    else Deltas.of_batches(result.tallies.get(batch.tp, []))
+                )
         await dossierstore.count(conn, live, result)
         await _upsert_figures(conn, result.deltas, periods)
         topics, parts = _tp_arrays(b.tp for b in live)
@@ -244,7 +253,7 @@ async def _fenced(
 async def _insert_keys(
     conn: Connection, batches: Sequence[PartitionBatch], result: FlushResult
 ) -> None:
-    """Record the dedup keys; the first delivery of a new key goes to ``result.counted``.
+    """Record the dedup keys; the first delivery of a new key goes to ``result.tallies``.
 
     The keys travel as one blob of 16-byte digests per (event day, backfill) (not one
     array element per event) and the new ones come back as one blob: per key, the client
@@ -256,22 +265,21 @@ async def _insert_keys(
     whichever path, and its key is never pruned.
     """
     first, repeated = tally.first_deliveries(batches)
-    result.duplicates += repeated
     if not first:
         return
-    blob = await conn.fetchval(_INSERT_NEW_KEYS, *_key_arrays(tally.key_blocks(first.values())))
-    if blob is not None and len(blob) == 16 * len(first):  # every key was new: the usual case
-        result.counted += first.values()
-        result.backfilled += [c for c in first.values() if c.backfill]
-    else:
-        new = {blob[i : i + 16] for i in range(0, len(blob), 16)} if blob else set()
-        for digest, c in first.items():
-            if digest in new:
-                result.counted.append(c)
-                if c.backfill:
-                    result.backfilled.append(c)
-            else:
-                result.duplicates.append(c)
+    # Keys repeated within the flush aside, the keys summed ahead are the ones to send.
+    blocks = tally.key_blocks(batches, first.values()) if repeated else tally.all_keys(batches)[0]
+    blob = await conn.fetchval(_INSERT_NEW_KEYS, *_key_arrays(blocks))
+    if not repeated and blob is not None and len(blob) == 16 * len(first):  # the usual case
+        for batch in batches:
+            result.tallies[batch.tp] = list(batch.tallies)
+        return
+    new = {blob[i : i + 16] for i in range(0, len(blob), 16)} if blob else set()
+    counted = [at for digest, at in first.items() if digest in new]
+    duplicates = repeated + [at for digest, at in first.items() if digest not in new]
+    for batch, tallies in zip(batches, tally.selected(batches, counted), strict=True):
+        result.tallies[batch.tp] = tallies
+    result.duplicates += tally.views(batches, duplicates)
     marks = sorted({c.digest for c in result.duplicates if c.backfill})
     if marks:
         # A separate statement: ON CONFLICT DO UPDATE would return the key as if it were new.

@@ -1,27 +1,46 @@
-"""A flush's tally per partition: what was decoded, summed as it comes, and its dedup keys.
+"""A flush's tally per partition: the decoded batches, summed as they come, and their keys.
 
 Pure: the store (services/metrics/store.py) writes what this hands it and decides
-nothing about sums. A :class:`PartitionBatch` holds one partition's per-event
-contributions and packed records (ingest's summaries) in offset order, their running
-sums and dedup keys (``sum_ahead``, called as records are decoded, so that a flush has
-little left to do while PostgreSQL waits), and the offset after its last record. The
-functions below are the flush's per-event decisions that need no database: which
-delivery of a key repeated within the flush is the first, and which sums a flush that
-found duplicates adds.
+nothing about sums. A :class:`PartitionBatch` holds one partition's
+:class:`~services.common.tally.TallyBatch` es in offset order (ingest's summaries as they
+were decoded, and the events read one by one built into batches of their own), their
+running sums and dedup keys (``sum_ahead``, called as records are decoded, so that a
+flush has little left to do while PostgreSQL waits), and the offset after its last
+record. The functions below are the flush's per-event decisions that need no database:
+which delivery of a key repeated within the flush is the first, and the batches a
+flush that found duplicates counts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from services.common.summaries import DIGEST_SIZE
-from services.metrics.contributions import Contribution, Deltas, Packed, Sums
+from services.common.tally import (
+    DIGEST_SIZE,
+    Deltas,
+    Sums,
+    TallyBatch,
+    TallyBuilder,
+    TallyEvent,
+)
 from services.metrics.figures import TopicPartition
 
 KeyBlocks = dict[tuple[date, bool], list[bytes]]
 """Dedup digests (16 bytes each) by (event day, backfill)."""
+
+Position = tuple[int, int, int]
+"""Where an event of a flush is: (partition batch, tally batch, event) indices."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """How much a partition batch held before one record: what to take back if it fails."""
+
+    tallies: int
+    builder: TallyBuilder | None
+    events: int
 
 
 @dataclass(slots=True)
@@ -30,56 +49,79 @@ class PartitionBatch:
 
     tp: TopicPartition
     next_offset: int
-    contributions: list[Contribution] = field(default_factory=list)
-    packed: list[Packed] = field(default_factory=list)
-    """Records that ingest summarised, counted as groups (see :class:`Packed`)."""
+    tallies: list[TallyBatch] = field(default_factory=list)
+    """The batches decoded so far, in offset order (``seal`` closes the open one)."""
+    summarised: bool = False
+    """Whether a batch came whole from ingest's summary (a flush then expects no duplicate)."""
     sums: Sums = field(default_factory=Sums)
     """The running sums of what ``sum_ahead`` has seen so far."""
     keys: KeyBlocks = field(default_factory=dict)
     """The dedup digests of what ``sum_ahead`` has seen so far."""
-    summed: tuple[int, int] = (0, 0)
-    """How many contributions and packed records ``sums`` and ``keys`` hold."""
+    summed: int = 0
+    """How many of ``tallies`` ``sums`` and ``keys`` hold."""
     last_record: bytes | None = None
     """Fingerprint of the record before ``next_offset``, stored with it (logcheck.py)."""
+    _open: TallyBuilder | None = None
+    _families: Mapping[str, str] | None = None
+
+    def builder(self, backfill: bool, families: Mapping[str, str]) -> TallyBuilder:
+        """The open batch for events read one by one (one per backfill flag in a row)."""
+        open_ = self._open
+        if open_ is None or open_.backfill != backfill:
+            self.seal()
+            open_ = self._open = TallyBuilder(backfill)
+            self._families = families
+        return open_
+
+    def append(self, batch: TallyBatch, summarised: bool = False) -> None:
+        """A batch decoded whole (a summary), after what was read before it."""
+        self.seal()
+        self.tallies.append(batch)
+        self.summarised |= summarised
+
+    def seal(self) -> None:
+        """Close the open batch: built, it joins ``tallies``."""
+        open_, self._open = self._open, None
+        if open_ is not None and len(open_):
+            self.tallies.append(open_.build(self._families))
+
+    def mark(self) -> Mark:
+        open_ = self._open
+        return Mark(len(self.tallies), open_, len(open_) if open_ is not None else 0)
+
+    def take_back(self, mark: Mark) -> None:
+        """Forget what was added since ``mark`` (the record failed midway)."""
+        del self.tallies[mark.tallies :]
+        self._open = mark.builder
+        if mark.builder is not None:
+            mark.builder.take_back(mark.events)
+
+    @property
+    def events(self) -> int:
+        self.seal()
+        return sum(t.events for t in self.tallies)
+
+    def event_views(self) -> list[TallyEvent]:
+        """Every event, one by one, in offset order (tests and per-event decisions)."""
+        self.seal()
+        return [e for t in self.tallies for e in t.event_views()]
 
     def sum_ahead(self) -> None:
         """Add what was decoded since the last call to ``sums`` and ``keys``: called as
         records are decoded, so that the flush (PostgreSQL waiting) has little left to do."""
-        contributions, packed = self.contributions, self.packed
-        first_c, first_p = self.summed
-        if (first_c, first_p) == (len(contributions), len(packed)):
-            return
-        new_c, new_p = contributions[first_c:], packed[first_p:]
-        self.sums.add(new_c, new_p)
+        self.seal()
         keys = self.keys
-        for c in new_c:
-            keys.setdefault((c.day, c.backfill), []).append(c.digest)
-        for p in new_p:
-            for day, blob in p.keys_by_day().items():
-                block = keys.setdefault((day, p.backfill), [])
+        for t in self.tallies[self.summed :]:
+            self.sums.add(t)
+            for day, blob in t.keys_by_day().items():
+                block = keys.setdefault((day, t.backfill), [])
                 block += [blob[i : i + DIGEST_SIZE] for i in range(0, len(blob), DIGEST_SIZE)]
-        self.summed = (len(contributions), len(packed))
+        self.summed = len(self.tallies)
 
     def deltas(self) -> Deltas:
         """Everything in the batch, summed (what the flush adds when every event is new)."""
         self.sum_ahead()
         return self.sums.deltas()
-
-    def unpack(self) -> None:
-        """Turn packed records into contributions, in offset order: for per-event decisions.
-        ``sums`` and ``keys`` hold the same events either way."""
-        if not self.packed:
-            return
-        self.sum_ahead()
-        merged: list[Contribution] = []
-        start = 0
-        for p in self.packed:
-            merged += self.contributions[start : p.position]
-            merged += p.contributions()
-            start = p.position
-        merged += self.contributions[start:]
-        self.contributions, self.packed = merged, []
-        self.summed = (len(merged), 0)
 
 
 def all_keys(batches: Sequence[PartitionBatch]) -> tuple[KeyBlocks, int]:
@@ -96,32 +138,47 @@ def all_keys(batches: Sequence[PartitionBatch]) -> tuple[KeyBlocks, int]:
 
 def first_deliveries(
     batches: Sequence[PartitionBatch],
-) -> tuple[dict[bytes, Contribution], list[Contribution]]:
+) -> tuple[dict[bytes, Position], list[Position]]:
     """The first delivery of each key in ``batches`` (offset order within a partition),
     and the later deliveries of a key the flush holds more than once: duplicates
-    whatever the database says. Packed records must be unpacked first."""
-    first: dict[bytes, Contribution] = {}
-    for batch in batches:
-        # Reversed, so that the first delivery of a key is the one kept.
-        first.update({c.digest: c for c in reversed(batch.contributions) if c.digest not in first})
-    delivered = sum(len(batch.contributions) for batch in batches)
-    if len(first) == delivered:
-        return first, []
-    kept = {id(c) for c in first.values()}
-    return first, [c for b in batches for c in b.contributions if id(c) not in kept]
+    whatever the database says."""
+    first: dict[bytes, Position] = {}
+    repeated: list[Position] = []
+    for b, batch in enumerate(batches):
+        batch.seal()
+        for t, tally in enumerate(batch.tallies):
+            blob = tally.digests
+            for i in range(tally.events):
+                digest = blob[i * DIGEST_SIZE : (i + 1) * DIGEST_SIZE]
+                if digest in first:
+                    repeated.append((b, t, i))
+                else:
+                    first[digest] = (b, t, i)
+    return first, repeated
 
 
-def key_blocks(contributions: Collection[Contribution]) -> KeyBlocks:
-    """The digests of ``contributions`` by (event day, backfill)."""
+def key_blocks(batches: Sequence[PartitionBatch], positions: Iterable[Position]) -> KeyBlocks:
+    """The digests of the events at ``positions`` by (event day, backfill)."""
     blocks: KeyBlocks = {}
-    for c in contributions:
-        blocks.setdefault((c.day, c.backfill), []).append(c.digest)
+    for e in views(batches, positions):
+        blocks.setdefault((e.day, e.backfill), []).append(e.digest)
     return blocks
 
 
-def counted_deltas(batch: PartitionBatch, counted: Collection[int] | None) -> Deltas:
-    """What ``batch`` adds to the figures: everything (``counted`` None, no duplicate in
-    the flush: the sums made ahead), else the contributions whose ``id`` is in it."""
-    if counted is None:
-        return batch.deltas()
-    return Deltas.of(c for c in batch.contributions if id(c) in counted)
+def views(batches: Sequence[PartitionBatch], positions: Iterable[Position]) -> list[TallyEvent]:
+    """The events at ``positions``, one by one."""
+    return [batches[b].tallies[t].event(i) for b, t, i in positions]
+
+
+def selected(
+    batches: Sequence[PartitionBatch], positions: Collection[Position]
+) -> list[list[TallyBatch]]:
+    """Per batch, its tally batches narrowed to the events at ``positions`` (in order)."""
+    chosen: dict[tuple[int, int], list[int]] = {}
+    for b, t, i in sorted(positions):
+        chosen.setdefault((b, t), []).append(i)
+    out: list[list[TallyBatch]] = [[] for _ in batches]
+    for (b, t), events in sorted(chosen.items()):
+        tally = batches[b].tallies[t]
+        out[b].append(tally if len(events) == tally.events else tally.select(events))
+    return out

@@ -4,6 +4,7 @@ appointment passes, and the state surviving a new worker that loads the partitio
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -15,11 +16,21 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.common.db import create_pool
+from services.common.signing import (
+    SUMMARY_HEADER,
+    SUMMARY_MAC_HEADER,
+    VALIDATED_HEADER,
+    RecordSigner,
+)
+from services.common.summaries import Summarizer, summary_fingerprint
+from services.common.tally import dedup_digest
+from services.ingest.publisher import pack, signed
+from services.ingest.validation import EventValidator, Limits
 from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures
 from services.metrics.periods import VN_TZ, Periods
 from services.metrics.pipeline import PartitionState, Preparer, Record
-from tests.unit.metrics.helpers import catalogue, contract, decoder
+from tests.unit.metrics.helpers import catalogue, contract, decoder, registry
 
 pytestmark = pytest.mark.integration
 
@@ -51,17 +62,66 @@ def dossier_event(event_type: str, dossier: str, at: str, **data: Any) -> dict[s
     return event
 
 
-class Worker:
-    """A worker's counting pieces around one pool, with a clock the test sets."""
+KEY = b"k" * 32
+_MACS = (SUMMARY_MAC_HEADER, VALIDATED_HEADER)
 
-    def __init__(self, pool: asyncpg.Pool, name: str) -> None:
+
+def summary_signer(version: int = 2) -> RecordSigner:
+    """Ingest's signer writing summaries of ``version``; a worker's verifies both."""
+    fingerprint = summary_fingerprint(contract().fingerprint, catalogue(), registry(), version)
+    signer = RecordSigner(KEY, contract().fingerprint, fingerprint)
+    if version == 2:
+        v1 = summary_fingerprint(contract().fingerprint, catalogue(), registry(), 1)
+        signer.verifies_summaries_of(1, v1)
+    return signer
+
+
+def as_version_1(summary: bytes, events: list[dict[str, Any]]) -> bytes:
+    """What ingest wrote before version 2: no facts, and each event's digest its own."""
+    parsed = orjson.loads(summary)
+    del parsed["f"]
+    parsed["k"] = b"".join(dedup_digest(e["source"], e["id"]) for e in events).hex()
+    return orjson.dumps(parsed)
+
+
+def ingest_records(events: list[dict[str, Any]], now: datetime, version: int) -> list[Any]:
+    """The packed, summarised and signed records ingest makes of one request."""
+    limits = Limits(timedelta(seconds=300), horizon=None)
+    validator = EventValidator(contract(), registry(), limits, Summarizer(catalogue()))
+    records, errors = validator.check(events, now)
+    assert errors == []
+    out = list(signed(pack(records), summary_signer()))
+    if version == 1:
+        v1 = summary_signer(1)
+        for i, r in enumerate(out):
+            summary = as_version_1(dict(r.headers)[SUMMARY_HEADER], orjson.loads(r.value))
+            kept = [h for h in r.headers if h[0] not in (*_MACS, SUMMARY_HEADER)]
+            where = {"topic": TP[0], "key": r.key}
+            headers = kept + v1.summary_headers(r.value, summary, headers=kept, **where)
+            headers.append(v1.header(r.value, headers=headers, **where))
+            out[i] = dataclasses.replace(r, headers=headers)
+    assert len(out) == 1 and SUMMARY_HEADER in dict(out[0].headers)
+    return out
+
+
+class Worker:
+    """A worker's counting pieces around one pool, with a clock the test sets; ``path``:
+    how its records come (``full``: one event a record, validated; ``summary``: packed by
+    ingest with its version-2 summary; ``v1``: with a version-1 summary)."""
+
+    def __init__(self, pool: asyncpg.Pool, name: str, path: str = "full") -> None:
         async def get_pool() -> asyncpg.Pool:
             return pool
 
         metrics = PipelineMetrics(CollectorRegistry(), sorted(contract().event_types))
         self.figures = Figures()
         self.state = PartitionState(get_pool, "g", name, self.figures, metrics)
-        self.preparer = Preparer(decoder(), contract(), catalogue(), timedelta(days=14))
+        signer = summary_signer() if path != "full" else None
+        self.preparer = Preparer(
+            decoder(), contract(), catalogue(), timedelta(days=14), signer=signer
+        )
+        self.path = path
+        self.paths: dict[str, int] = {}
         self.offset = 0
 
     async def start(self, now: datetime) -> None:
@@ -69,10 +129,18 @@ class Worker:
 
     async def count(self, events: list[dict[str, Any]], now: datetime) -> None:
         records = []
-        for event in events:
-            records.append(Record(*TP, self.offset, PROVINCE.encode(), orjson.dumps(event)))
-            self.offset += 1
+        if self.path == "full":
+            for event in events:
+                records.append(Record(*TP, self.offset, PROVINCE.encode(), orjson.dumps(event)))
+                self.offset += 1
+        else:
+            version = 1 if self.path == "v1" else 2
+            for r in ingest_records(events, now, version):
+                records.append(Record(*TP, self.offset, r.key, r.value, tuple(r.headers)))
+                self.offset += 1
         prepared = self.preparer.prepare(records, now)
+        for path, n in prepared.paths.items():
+            self.paths[path] = self.paths.get(path, 0) + n
         assert prepared.dead_letters == []
         await self.state.flush(list(prepared.batches.values()), Periods.at(now))
 
@@ -94,10 +162,15 @@ async def pool(database_url: str) -> Iterator[asyncpg.Pool]:
         await pool.close()
 
 
+@pytest.mark.parametrize("path", ["full", "summary", "v1"])
 async def test_dossiers_count_once_and_open_overdue_survives_a_new_worker(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool, path: str
 ) -> None:
-    first = Worker(pool, "w1")
+    """The same whichever way the records come: one event a record read in full, packed
+    with ingest's version-2 summary (counted as groups and facts, a dossier's second
+    final outcome a duplicate by its digest), or with a version-1 summary still in a
+    topic (read event by event: its digests are per event)."""
+    first = Worker(pool, "w1", path)
     evening = vn("2026-11-23 23:45")
     await first.start(evening)
     await first.count(
@@ -135,7 +208,7 @@ async def test_dossiers_count_once_and_open_overdue_survives_a_new_worker(
 
     # A new worker takes the partition (a restart, a rebalance): state and figures from
     # PostgreSQL, nothing counted again.
-    second = Worker(pool, "w2")
+    second = Worker(pool, "w2", path)
     later = vn("2026-11-27 10:00")
     await second.start(later)
     assert second.outcomes(later) == expected
@@ -176,6 +249,8 @@ async def test_dossiers_count_once_and_open_overdue_survives_a_new_worker(
         "dossier_on_time:open_overdue": (0, 0),  # counted, then moved to late
     }
     assert str(late_day) == "2026-11-23"  # the appointment's day, not the resolution's
+    expected_paths = {"full": {"validated": 9}, "summary": {"summary": 1}, "v1": {"signed": 1}}
+    assert first.paths == expected_paths[path]
 
 
 async def test_a_sweep_by_a_worker_that_lost_the_partition_counts_nothing(

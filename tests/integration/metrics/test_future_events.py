@@ -13,8 +13,8 @@ import pytest
 
 from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
+from services.common.tally import TallyEvent, dedup_digest
 from services.metrics import store
-from services.metrics.contributions import Contribution, dedup_digest
 from services.metrics.periods import Periods, local_day
 from services.metrics.tally import PartitionBatch
 from tests.integration.metrics.harness import document, workers
@@ -74,8 +74,8 @@ def test_future_events_are_dead_lettered_and_today_keeps_its_figures(
     assert last_event and max(last_event) <= scraped_at.timestamp() + 300
 
 
-def contribution(event_id: str, at: datetime) -> Contribution:
-    return Contribution(
+def contribution(event_id: str, at: datetime) -> TallyEvent:
+    return TallyEvent(
         digest=dedup_digest("urn:test", event_id),
         type="vn.egov.document.issued",
         family="documents",
@@ -97,7 +97,9 @@ async def test_a_stored_2030_row_does_not_survive_a_restart_as_today(database_ur
         events = [contribution(f"e{i}", now) for i in range(9)]
         events += [contribution("tomorrow", now + timedelta(minutes=4))]
         events += [contribution("2030", YEAR_2030)]
-        batch = PartitionBatch(tp, 11, events)
+        batch = PartitionBatch(tp, 11)
+        for e in events:
+            batch.builder(False, {e.type: e.family}).add_event(e)
         await store.flush(conn, "g", claims, [batch], Periods.at(now))
         loaded = (await store.load_figures(conn, [tp], Periods.at(now)))[tp]
     finally:

@@ -10,9 +10,9 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 import pytest
 
-from services.common.summaries import Entry, SummaryReader, encode
+from services.common.summaries import Entry, SummaryReader, encode_entries
+from services.common.tally import TallyBatch, TallyEvent, dedup_digest
 from services.metrics import store
-from services.metrics.contributions import Contribution, Packed, dedup_digest
 from services.metrics.eras import Lineage
 from services.metrics.periods import Periods, bucket_of, local_day
 from services.metrics.tally import PartitionBatch
@@ -33,8 +33,8 @@ async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         await connection.close()
 
 
-def event(event_id: str, at: datetime = NOW, num: int = 1) -> Contribution:
-    return Contribution(
+def event(event_id: str, at: datetime = NOW, num: int = 1) -> TallyEvent:
+    return TallyEvent(
         digest=dedup_digest("urn:test", event_id),
         type="vn.egov.document.issued",
         family="documents",
@@ -44,6 +44,24 @@ def event(event_id: str, at: datetime = NOW, num: int = 1) -> Contribution:
         counts=(("document_signing", num, 1),),
         crosswalked=False,
     )
+
+
+def partition(next_offset: int, *parts: list[TallyEvent] | TallyBatch) -> PartitionBatch:
+    """A partition batch as the Preparer fills it: events read one by one (lists), and
+    batches decoded whole from ingest's summaries, in offset order."""
+    batch = PartitionBatch(TP, next_offset)
+    for part in parts:
+        if isinstance(part, TallyBatch):
+            batch.append(part, summarised=True)
+        else:
+            for e in part:
+                batch.builder(e.backfill, {e.type: e.family}).add_event(e)
+    return batch
+
+
+def counted(result: store.FlushResult) -> list[TallyEvent]:
+    """The events a flush counted, one by one."""
+    return [e for t in result.counted_packed for e in t.event_views()]
 
 
 async def daily(conn: asyncpg.Connection, unit: str, day: date) -> tuple[int, int] | None:
@@ -58,11 +76,11 @@ async def daily(conn: asyncpg.Connection, unit: str, day: date) -> tuple[int, in
 
 async def test_a_duplicate_delivered_twice_counts_once(conn: asyncpg.Connection) -> None:
     claims = await store.claim(conn, GROUP, "w1", [TP])
-    batch = PartitionBatch(TP, 3, [event("a"), event("b", num=0), event("a")])
+    batch = partition(3, [event("a"), event("b", num=0), event("a")])
     result = await store.flush(conn, GROUP, claims, [batch], Periods.at(NOW))
-    assert len(result.counted) == 2 and len(result.duplicates) == 1
+    assert len(counted(result)) == 2 and len(result.duplicates) == 1
     # Redelivered later (a publisher retry, or a replay after a crash): counted 0 times.
-    again = PartitionBatch(TP, 5, [event("b", num=0), event("c")])
+    again = partition(5, [event("b", num=0), event("c")])
     result = await store.flush(conn, GROUP, claims, [again], Periods.at(NOW))
     assert [c.digest for c in result.duplicates] == [dedup_digest("urn:test", "b")]
     assert await daily(conn, "01843", date(2026, 11, 23)) == (2, 3)
@@ -74,7 +92,7 @@ async def test_a_duplicate_delivered_twice_counts_once(conn: asyncpg.Connection)
 async def test_a_late_event_lands_in_the_day_it_happened(conn: asyncpg.Connection) -> None:
     claims = await store.claim(conn, GROUP, "w1", [TP])
     yesterday = NOW - timedelta(days=1)
-    batch = PartitionBatch(TP, 2, [event("today"), event("yesterday", yesterday, num=0)])
+    batch = partition(2, [event("today"), event("yesterday", yesterday, num=0)])
     await store.flush(conn, GROUP, claims, [batch], Periods.at(NOW))
     assert await daily(conn, "01843", date(2026, 11, 22)) == (0, 1)
     assert await daily(conn, "01843", date(2026, 11, 23)) == (1, 1)
@@ -86,17 +104,17 @@ async def test_a_late_event_lands_in_the_day_it_happened(conn: asyncpg.Connectio
 
 async def test_a_fenced_flush_changes_nothing(conn: asyncpg.Connection) -> None:
     stale = await store.claim(conn, GROUP, "w1", [TP])
-    await store.flush(conn, GROUP, stale, [PartitionBatch(TP, 1, [event("a")])], Periods.at(NOW))
+    await store.flush(conn, GROUP, stale, [partition(1, [event("a")])], Periods.at(NOW))
     fresh = await store.claim(conn, GROUP, "w2", [TP])  # the partition moved to w2
     assert fresh[TP].next_offset == 1 and fresh[TP].epoch == stale[TP].epoch + 1
-    zombie = PartitionBatch(TP, 9, [event("b"), event("c")])
+    zombie = partition(9, [event("b"), event("c")])
     result = await store.flush(conn, GROUP, stale, [zombie], Periods.at(NOW))
-    assert result.fenced == {TP} and result.counted == []
+    assert result.fenced == {TP} and counted(result) == []
     assert await daily(conn, "01843", date(2026, 11, 23)) == (1, 1)
     assert await conn.fetchval("SELECT next_offset FROM consumer_offsets") == 1
     # The new owner counts those events when it reads them.
     result = await store.flush(conn, GROUP, fresh, [zombie], Periods.at(NOW))
-    assert len(result.counted) == 2
+    assert len(counted(result)) == 2
     assert await daily(conn, "01843", date(2026, 11, 23)) == (3, 3)
 
 
@@ -105,9 +123,7 @@ async def test_a_failing_flush_rolls_back_everything(conn: asyncpg.Connection) -
     # numerator > denominator violates a CHECK: the flush fails after inserting the keys.
     bad = dataclasses.replace(event("x"), counts=(("document_signing", 2, 1),))
     with pytest.raises(asyncpg.CheckViolationError):
-        await store.flush(
-            conn, GROUP, claims, [PartitionBatch(TP, 4, [event("ok"), bad])], Periods.at(NOW)
-        )
+        await store.flush(conn, GROUP, claims, [partition(4, [event("ok"), bad])], Periods.at(NOW))
     assert await conn.fetchval("SELECT count(*) FROM metrics_seen_events") == 0
     assert await conn.fetchval("SELECT count(*) FROM kpi_daily") == 0
     assert await conn.fetchval("SELECT next_offset FROM consumer_offsets") == 0
@@ -121,7 +137,7 @@ async def test_reload_gives_day_month_year_and_buckets(conn: asyncpg.Connection)
         event("last-year", datetime(2025, 11, 1, tzinfo=UTC)),
     ]
     late_flush = Periods.at(NOW)
-    await store.flush(conn, GROUP, claims, [PartitionBatch(TP, 3, events)], late_flush)
+    await store.flush(conn, GROUP, claims, [partition(3, events)], late_flush)
     loaded = (await store.load_figures(conn, [TP], Periods.at(NOW)))[TP]
     tally = loaded.tallies[("19", "document_signing")]
     periods = Periods.at(NOW)
@@ -144,7 +160,7 @@ async def test_prune_forgets_keys_older_than_the_grace(conn: asyncpg.Connection)
     claims = await store.claim(conn, GROUP, "w1", [TP])
     old = event("old", NOW - timedelta(days=18))
     waited = event("waited", NOW - timedelta(days=14))  # could still wait in the broker
-    batch = PartitionBatch(TP, 3, [old, waited, event("new")])
+    batch = partition(3, [old, waited, event("new")])
     await store.flush(conn, GROUP, claims, [batch], Periods.at(NOW))
     keys, _ = await store.prune(conn, Periods.at(NOW), timedelta(days=7))
     assert keys == 1  # older than grace + the broker's retention + a day
@@ -161,12 +177,14 @@ FAMILIES = {TYPE: "documents"}
 
 def entry(event_id: str, at: datetime = NOW, num: int = 1) -> Entry:
     key = (TYPE, CHAIN, False, (("document_signing", num, 1),), bucket_of(at.timestamp()))
-    return key, at.timestamp(), dedup_digest("urn:test", event_id)
+    return key, at.timestamp(), dedup_digest("urn:test", event_id), None
 
 
-def packed(*entries: Entry, position: int = 0, backfill: bool = False) -> Packed:
-    summary = SummaryReader().read(encode(list(entries)))
-    return Packed.of(summary, FAMILIES, backfill, position)
+def packed(*entries: Entry, backfill: bool = False) -> TallyBatch:
+    """A record's summary as the worker reads it."""
+    tally = SummaryReader().read(encode_entries(list(entries)), backfill=backfill)
+    tally.families = [FAMILIES[t] for t in tally.types]
+    return tally
 
 
 async def keys(conn: asyncpg.Connection) -> set[tuple[bytes, date, bool]]:
@@ -177,16 +195,13 @@ async def keys(conn: asyncpg.Connection) -> set[tuple[bytes, date, bool]]:
 async def test_a_packed_record_of_new_events_counts_whole(conn: asyncpg.Connection) -> None:
     claims = await store.claim(conn, GROUP, "w1", [TP])
     yesterday = NOW - timedelta(days=1)
-    batch = PartitionBatch(
-        TP,
-        7,
-        [event("s1")],
-        [packed(entry("a"), entry("b", num=0), entry("c", yesterday), position=1)],
+    batch = partition(
+        7, [event("s1")], packed(entry("a"), entry("b", num=0), entry("c", yesterday))
     )
     batch.sum_ahead()
     result = await store.flush(conn, GROUP, claims, [batch], Periods.at(NOW))
-    assert [c.digest for c in result.counted] == [dedup_digest("urn:test", "s1")]
-    assert [p.events for p in result.counted_packed] == [3] and result.duplicates == []
+    assert counted(result)[0].digest == dedup_digest("urn:test", "s1")
+    assert [t.events for t in result.counted_packed] == [1, 3] and result.duplicates == []
     assert await daily(conn, "01843", date(2026, 11, 23)) == (2, 3)
     assert await daily(conn, "19", date(2026, 11, 22)) == (1, 1)
     assert {(d, day) for d, day, _ in await keys(conn)} == {
@@ -201,12 +216,12 @@ async def test_a_packed_record_of_new_events_counts_whole(conn: asyncpg.Connecti
 async def test_a_key_seen_before_is_decided_event_by_event(conn: asyncpg.Connection) -> None:
     """The whole-record insert is undone; the new keys of the record are still stored."""
     claims = await store.claim(conn, GROUP, "w1", [TP])
-    await store.flush(conn, GROUP, claims, [PartitionBatch(TP, 1, [event("a")])], Periods.at(NOW))
-    batch = PartitionBatch(TP, 2, [], [packed(entry("a"), entry("b"), entry("c", num=0))])
+    await store.flush(conn, GROUP, claims, [partition(1, [event("a")])], Periods.at(NOW))
+    batch = partition(2, packed(entry("a"), entry("b"), entry("c", num=0)))
     batch.sum_ahead()
     result = await store.flush(conn, GROUP, claims, [batch], Periods.at(NOW))
     assert [c.digest for c in result.duplicates] == [dedup_digest("urn:test", "a")]
-    assert len(result.counted) == 2 and result.counted_packed == []
+    assert [c.digest for c in counted(result)] == [dedup_digest("urn:test", e) for e in "bc"]
     assert await daily(conn, "01843", date(2026, 11, 23)) == (2, 3)
     assert len(await keys(conn)) == 3
     assert await conn.fetchval("SELECT next_offset FROM consumer_offsets") == 2
@@ -214,19 +229,19 @@ async def test_a_key_seen_before_is_decided_event_by_event(conn: asyncpg.Connect
 
 async def test_a_key_twice_in_one_flush_counts_once(conn: asyncpg.Connection) -> None:
     claims = await store.claim(conn, GROUP, "w1", [TP])
-    batch = PartitionBatch(
-        TP,
+    batch = partition(
         4,
         [event("x", num=0)],
-        [packed(entry("a"), entry("x"), position=1), packed(entry("a"), entry("b"), position=1)],
+        packed(entry("a"), entry("x")),
+        packed(entry("a"), entry("b")),
     )
     batch.sum_ahead()
     result = await store.flush(conn, GROUP, claims, [batch], Periods.at(NOW))
     # Offset order decides which delivery counts: the single "x" (numerator 0) came first.
     digest = {e: dedup_digest("urn:test", e) for e in ("a", "b", "x")}
-    assert sorted(c.digest for c in result.counted) == sorted(digest.values())
+    assert sorted(c.digest for c in counted(result)) == sorted(digest.values())
     assert sorted(c.digest for c in result.duplicates) == sorted([digest["a"], digest["x"]])
-    (x,) = [c for c in result.counted if c.digest == digest["x"]]
+    (x,) = [c for c in counted(result) if c.digest == digest["x"]]
     assert x.counts == (("document_signing", 0, 1),)
     assert await daily(conn, "01843", date(2026, 11, 23)) == (2, 3)
     assert len(await keys(conn)) == 3
@@ -236,10 +251,10 @@ async def test_a_backfilled_packed_copy_of_a_live_event_marks_its_key(
     conn: asyncpg.Connection,
 ) -> None:
     claims = await store.claim(conn, GROUP, "w1", [TP])
-    await store.flush(conn, GROUP, claims, [PartitionBatch(TP, 1, [event("a")])], Periods.at(NOW))
-    batch = PartitionBatch(TP, 2, [], [packed(entry("a"), entry("b"), backfill=True)])
+    await store.flush(conn, GROUP, claims, [partition(1, [event("a")])], Periods.at(NOW))
+    batch = partition(2, packed(entry("a"), entry("b"), backfill=True))
     result = await store.flush(conn, GROUP, claims, [batch], Periods.at(NOW))
-    assert [c.digest for c in result.backfilled] == [dedup_digest("urn:test", "b")]
+    assert [c.digest for c in counted(result) if c.backfill] == [dedup_digest("urn:test", "b")]
     assert {(d, b) for d, _, b in await keys(conn)} == {
         (dedup_digest("urn:test", "a"), True),
         (dedup_digest("urn:test", "b"), True),
@@ -250,7 +265,7 @@ async def test_a_backfilled_packed_copy_of_a_live_event_marks_its_key(
 async def test_prune_deletes_in_pieces_until_nothing_is_left(conn: asyncpg.Connection) -> None:
     claims = await store.claim(conn, GROUP, "w1", [TP])
     old = [event(f"old-{i}", NOW - timedelta(days=18)) for i in range(7)]
-    batch = PartitionBatch(TP, 8, [*old, event("new")])
+    batch = partition(8, [*old, event("new")])
     await store.flush(conn, GROUP, claims, [batch], Periods.at(NOW))
     keys, _ = await store.prune(conn, Periods.at(NOW), timedelta(days=7), piece=3)
     assert keys == 7  # three pieces: 3, 3, 1

@@ -47,7 +47,7 @@ def verdict(
     headers: Sequence[tuple[str, object]], topic: str = TOPIC, key: bytes | None = RECORD_KEY
 ) -> tuple[bool, SummaryCheck]:
     s = signer()
-    check, _ = s.check_summary(VALUE, headers, topic=topic, key=key)
+    check, _, _ = s.check_summary(VALUE, headers, topic=topic, key=key)
     return s.verifies(VALUE, headers, topic=topic, key=key), check
 
 
@@ -55,6 +55,35 @@ def test_a_record_as_ingest_signed_it_verifies() -> None:
     headers = signed_headers()
     assert verdict(headers) == (True, SummaryCheck.VERIFIED)
     assert signer().verified_summary(VALUE, headers, topic=TOPIC, key=RECORD_KEY) == SUMMARY
+
+
+def test_a_summary_of_an_older_version_verifies_as_that_version() -> None:
+    """A worker writes one summary version and reads the older ones it was told of: each
+    summary says which fingerprint (and so version) its MAC was made under."""
+    older = signer(summaries=b"older-summary-fingerprint")
+    reader = signer()
+    assert reader.check_summary(VALUE, signed_headers(older), topic=TOPIC, key=RECORD_KEY)[0] is (
+        SummaryCheck.NOT_OURS
+    )
+    reader.verifies_summaries_of(1, b"older-summary-fingerprint")
+    where = {"topic": TOPIC, "key": RECORD_KEY}
+    assert reader.check_summary(VALUE, signed_headers(older), **where) == (
+        SummaryCheck.VERIFIED,
+        SUMMARY,
+        1,
+    )
+    assert reader.check_summary(VALUE, signed_headers(), **where) == (
+        SummaryCheck.VERIFIED,
+        SUMMARY,
+        None,
+    )
+    forged = [(k, v) for k, v in signed_headers(older) if k != SUMMARY_HEADER]
+    forged.append((SUMMARY_HEADER, b'{"g": [1]}'))
+    assert reader.check_summary(VALUE, forged, **where)[0] is SummaryCheck.FORGED
+    other_key = signer(key=b"x" * 32, summaries=b"older-summary-fingerprint")
+    assert reader.check_summary(VALUE, signed_headers(other_key), **where)[0] is (
+        SummaryCheck.NOT_OURS
+    )
 
 
 @pytest.mark.parametrize(

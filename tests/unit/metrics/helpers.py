@@ -59,8 +59,7 @@ def counted_digests(prepared: Prepared) -> set[bytes]:
     """The dedup digests of every event a prepared step would count."""
     found = set()
     for batch in prepared.batches.values():
-        batch.unpack()
-        found |= {c.digest for c in batch.contributions}
+        found |= {c.digest for c in batch.event_views()}
     return found
 
 

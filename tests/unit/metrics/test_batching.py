@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from services.common.tally import Deltas, TallyEvent
 from services.metrics.agents import parts
-from services.metrics.contributions import Contribution, Deltas
 from services.metrics.decoding import Counted, Rejected
 from services.metrics.periods import local_day_of_epoch
 from services.metrics.pipeline import Record
@@ -42,9 +42,9 @@ def test_an_unknown_code_is_refused_every_time_it_comes() -> None:
 
 def contribution(
     epoch: float, units: tuple[str, ...], counts: tuple[tuple[str, int, int], ...]
-) -> Contribution:
+) -> TallyEvent:
     day = local_day_of_epoch(epoch)
-    return Contribution(b"k" * 16, "t", "documents", epoch, day, units, counts, False)
+    return TallyEvent(b"k" * 16, "t", "documents", epoch, day, units, counts, False)
 
 
 def test_grouped_sums_equal_per_event_sums() -> None:

@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
-from services.metrics.contributions import Deltas, contribution_of, dedup_digest
+from services.common.tally import Deltas, TallyEvent, dedup_digest
 from services.metrics.decoding import Counted, Rejected
-from tests.unit.metrics.helpers import as_bytes, catalogue, decoder, document, envelope
+from services.metrics.pipeline import Preparer, Record
+from tests.unit.metrics.helpers import (
+    as_bytes,
+    catalogue,
+    contract,
+    decoder,
+    document,
+    envelope,
+)
 
 AT_2024 = datetime(2024, 3, 12, 9, 0, tzinfo=UTC)
 AT_2026 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 CHO_DON = "064"  # Huyện Chợ Đồn, Bắc Kạn (06), before the reform
 
 
-def contribution(event: dict[str, object]):  # type: ignore[no-untyped-def]
+def contribution(event: dict[str, object]) -> TallyEvent:
+    """The event as the validated path tallies it (no signer: read and checked in full)."""
     outcome = decoder().decode(as_bytes(event))
     assert isinstance(outcome, Counted), outcome
-    family = "documents" if "document" in outcome.event.type else "dossiers"
-    if "meeting" in outcome.event.type:
-        family = "meetings"
-    return contribution_of(outcome.event, outcome.resolution, family, catalogue())
+    preparer = Preparer(decoder(), contract(), catalogue(), timedelta(days=36_500))
+    record = Record("egov.any", 0, 0, None, as_bytes(event))
+    prepared = preparer.prepare([record], AT_2026 + timedelta(days=1))
+    assert prepared.dead_letters == []
+    (counted,) = prepared.batches[("egov.any", 0)].event_views()
+    return counted
 
 
 def a_commune_of(district: str) -> str:

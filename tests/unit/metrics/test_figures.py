@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from services.metrics.contributions import Contribution, Deltas
+from services.common.tally import Deltas, TallyEvent
 from services.metrics.figures import Figures, PartitionFigures, Tally, partition_from_rows
 from services.metrics.periods import Periods, local_day
 
 TP = ("egov.documents", 0)
 
 
-def c(at: datetime, num: int = 1, units: tuple[str, ...] = ("01843", "19")) -> Contribution:
-    return Contribution(
+def c(at: datetime, num: int = 1, units: tuple[str, ...] = ("01843", "19")) -> TallyEvent:
+    return TallyEvent(
         digest=b"x" * 16,
         type="vn.egov.document.issued",
         family="documents",
@@ -24,7 +24,7 @@ def c(at: datetime, num: int = 1, units: tuple[str, ...] = ("01843", "19")) -> C
     )
 
 
-def figures_with(*contributions: Contribution, now: datetime) -> Figures:
+def figures_with(*contributions: TallyEvent, now: datetime) -> Figures:
     figures = Figures()
     figures.assign(TP, PartitionFigures())
     figures.apply(TP, Deltas.of(contributions), Periods.at(now))

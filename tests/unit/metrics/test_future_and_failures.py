@@ -16,9 +16,9 @@ import pytest
 from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import CollectorRegistry
 
+from services.common.tally import Deltas, TallyEvent
 from services.metrics.agents import Counting, register_agents
 from services.metrics.app import create_app
-from services.metrics.contributions import Contribution, Deltas
 from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures, PartitionFigures, WindowFigure, partition_from_rows
 from services.metrics.periods import Periods, local_day
@@ -35,8 +35,8 @@ AFTER_MIDNIGHT = datetime(2026, 11, 22, 17, 2, tzinfo=UTC)  # 00:02 on the 23rd,
 SKEW = timedelta(seconds=300)
 
 
-def c(at: datetime, num: int = 1) -> Contribution:
-    return Contribution(
+def c(at: datetime, num: int = 1) -> TallyEvent:
+    return TallyEvent(
         digest=b"x" * 16,
         type="vn.egov.document.issued",
         family="documents",
@@ -78,7 +78,7 @@ def test_an_event_beyond_the_clock_skew_is_dead_lettered_as_time_in_future() -> 
         Record(*TP, 2, b"19", as_bytes(document("01843", now, "ok"), year_2030)),
     ]
     prepared = preparer().prepare(records, now)
-    counted = prepared.batches[TP].contributions
+    counted = prepared.batches[TP].event_views()
     assert [c.epoch for c in counted] == [(now + SKEW).timestamp(), now.timestamp()]
     assert prepared.batches[TP].next_offset == 3  # the position moves past all three
     reasons = [(d.reason, dict(d.headers).get("dlq_batch_index")) for d in prepared.dead_letters]
@@ -200,7 +200,7 @@ class FakeState:
 
     async def flush(self, batches: Sequence[PartitionBatch], periods: Periods) -> FlushResult:
         self.flushed += batches
-        return FlushResult(counted=[c for b in batches for c in b.contributions])
+        return FlushResult(tallies={b.tp: list(b.tallies) for b in batches if b.events})
 
 
 class GatedState(FakeState):
@@ -236,7 +236,7 @@ async def test_records_decoded_during_a_flush_go_into_the_next_one_together() ->
     state.gate.set()
     await counting.drain()
     assert state.started == [[1], [4]]  # the three later records in one flush
-    assert [len(b.contributions) for b in state.flushed] == [1, 3]
+    assert [b.events for b in state.flushed] == [1, 3]
     assert state.metrics.flushes._value.get() == 2
 
 
@@ -253,7 +253,7 @@ async def test_decoding_waits_while_the_pending_flush_is_full() -> None:
     await third
     await counting.drain()
     assert state.started == [[1], [2], [3]]
-    assert sum(len(b.contributions) for b in state.flushed) == 3  # nothing lost
+    assert sum(b.events for b in state.flushed) == 3  # nothing lost
 
 
 async def test_a_dead_letter_send_failing_twice_is_retried_and_nothing_is_lost() -> None:
@@ -278,7 +278,7 @@ async def test_a_dead_letter_send_failing_twice_is_retried_and_nothing_is_lost()
     await counting.drain()
     assert len(attempts) == 4  # the first record twice refused, then both delivered
     assert sorted(d.reason for d in delivered) == ["malformed-json", "time-in-future"]
-    assert [c.epoch for b in state.flushed for c in b.contributions] == [now.timestamp()]
+    assert [c.epoch for b in state.flushed for c in b.event_views()] == [now.timestamp()]
     assert state.flushed[0].next_offset == 3
     dead = state.metrics.dead_lettered
     assert dead.labels(TP[0], "time-in-future")._value.get() == 1

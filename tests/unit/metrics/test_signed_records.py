@@ -59,7 +59,7 @@ def test_a_record_signed_by_ingest_is_not_validated_again() -> None:
     prepared = preparer(signer).prepare(
         [record(value, [signer.header(value, topic="egov.documents", key=b"19")])], NOW
     )
-    counted = prepared.batches[("egov.documents", 0)].contributions
+    counted = prepared.batches[("egov.documents", 0)].event_views()
     assert len(counted) == 2
     assert prepared.dead_letters == []
 
@@ -98,7 +98,7 @@ def test_anything_else_is_validated_and_the_invalid_event_dead_lettered(headers:
     value = batch_with_an_extra_attribute()
     assert callable(headers)
     prepared = preparer(signer).prepare([record(value, headers(value))], NOW)
-    counted = prepared.batches[("egov.documents", 0)].contributions
+    counted = prepared.batches[("egov.documents", 0)].event_views()
     assert len(counted) == 1  # the valid element is still counted
     [dead] = prepared.dead_letters
     assert dead.reason == "schema-violation"
@@ -129,7 +129,7 @@ def test_trust_skips_only_the_schema_check_not_units_or_clock() -> None:
         "too-late",
         "unit-unknown",
     ]
-    assert prepared.batches[("egov.documents", 0)].contributions == []
+    assert prepared.batches[("egov.documents", 0)].event_views() == []
 
 
 def test_ingest_signs_every_record_it_sends_when_a_key_is_set() -> None:
@@ -256,7 +256,7 @@ def test_the_fast_lane_decides_exactly_as_the_full_path(case: object) -> None:
                 c.dossier,
             )
             for b in prepared.batches.values()
-            for c in b.contributions
+            for c in b.event_views()
         ]
 
     def dead(prepared: Prepared) -> list[tuple[object, ...]]:

@@ -18,21 +18,22 @@ import orjson
 import pytest
 from hypothesis import event, given, settings
 
+from services.common.dossierfacts import RECEIVED, RESOLVED
 from services.common.kpis import KpiCatalogue
 from services.common.signing import SUMMARY_HEADER, SUMMARY_MAC_HEADER, RecordSigner
 from services.common.summaries import (
     Summarizer,
     SummaryError,
     SummaryReader,
-    encode,
+    encode_entries,
     summary_fingerprint,
 )
+from services.common.tally import TallyEvent
 from services.common.units import UnitRegistry
 from services.ingest.publisher import pack, signed
 from services.ingest.validation import EventValidator, Limits
-from services.metrics.contributions import Contribution, Deltas
 from services.metrics.pipeline import Prepared, Record
-from tests.unit.metrics.helpers import catalogue, contract, document, registry
+from tests.unit.metrics.helpers import catalogue, contract, document, envelope, registry
 from tests.unit.metrics.test_signed_records import KEY, NOW, preparer, record_cases
 
 
@@ -60,12 +61,14 @@ def ingest_records(
     ]
 
 
-def contributions(prepared: Prepared) -> list[Contribution]:
-    found = []
-    for batch in prepared.batches.values():
-        batch.unpack()
-        found += batch.contributions
-    return found
+def contributions(prepared: Prepared) -> list[TallyEvent]:
+    """Every event prepared, one by one, in offset order."""
+    return [e for batch in prepared.batches.values() for e in batch.event_views()]
+
+
+def summarised(prepared: Prepared) -> list[int]:
+    """The events of each batch counted whole from a summary."""
+    return [t.events for b in prepared.batches.values() if b.summarised for t in b.tallies]
 
 
 def communes_events(n: int) -> list[dict[str, Any]]:
@@ -81,12 +84,12 @@ def test_a_packed_record_from_ingest_is_counted_whole() -> None:
     assert len(records) == 1 and any(h[0] == SUMMARY_HEADER for h in records[0].headers)
     prepared = preparer(worker_signer()).prepare(records, NOW)
     batch = prepared.batches[("egov.documents", 0)]
-    assert batch.contributions == [] and [p.events for p in batch.packed] == [30]
+    assert batch.summarised and [t.events for t in batch.tallies] == [30]
     assert prepared.paths == {"summary": 1}
     full = preparer(None).prepare(records, NOW)
     (full_batch,) = full.batches.values()
-    assert Deltas.of([], batch.packed) == Deltas.of(full_batch.contributions)
-    assert contributions(prepared) == full_batch.contributions
+    assert batch.deltas() == full_batch.deltas()
+    assert contributions(prepared) == full_batch.event_views()
 
 
 def test_a_single_event_carries_no_summary() -> None:
@@ -123,7 +126,7 @@ def test_a_summary_that_is_not_trusted_is_not_used(how: str) -> None:
     record = dataclasses.replace(record, headers=tuple(headers.items()))
     prepared = preparer(worker).prepare([record], NOW)
     full = preparer(None).prepare([record], NOW)
-    assert all(not b.packed for b in prepared.batches.values())
+    assert summarised(prepared) == []
     if how.startswith("tampered"):
         # Its MAC was made for this key and fingerprint and no longer verifies: forged
         # or altered on the way, so dead-lettered whole, never read (issue 15).
@@ -148,11 +151,11 @@ def test_a_record_with_an_event_out_of_bounds_is_read_event_by_event() -> None:
     events[2] = document("01843", NOW - timedelta(days=9), "old")
     records = ingest_records(events)
     prepared = preparer(worker_signer()).prepare(records, NOW)
-    assert all(not b.packed for b in prepared.batches.values())
+    assert summarised(prepared) == []
     assert [d.reason for d in prepared.dead_letters] == ["too-late"]
     assert len(contributions(prepared)) == 4
     backfilled = preparer(worker_signer()).prepare(ingest_records(events, backfill=True), NOW)
-    assert [p.events for b in backfilled.batches.values() for p in b.packed] == [5]
+    assert summarised(backfilled) == [5]
     assert all(c.backfill for c in contributions(backfilled))
 
 
@@ -172,7 +175,7 @@ def test_a_malformed_summary_with_a_valid_mac_is_dead_lettered(
     headers.update(signer.summary_headers(record.value or b"", raw, headers=others, **where))
     record = dataclasses.replace(record, headers=tuple(headers.items()))
     prepared = preparer(signer).prepare([record], NOW)
-    assert all(not b.packed for b in prepared.batches.values())
+    assert summarised(prepared) == []
     assert contributions(prepared) == []
     assert [d.reason for d in prepared.dead_letters] == ["summary-nonsense"]
     assert "signed summary is dead-lettered" in caplog.text
@@ -211,8 +214,8 @@ def test_the_reader_refuses_a_summary_whose_parts_disagree(damage: Any) -> None:
 
 
 def test_encoding_an_empty_record_and_reading_it_back() -> None:
-    summary = SummaryReader().read(encode([]))
-    assert summary.groups == 0 and summary.index == [] and summary.digests == b""
+    summary = SummaryReader().read(encode_entries([]))
+    assert len(summary.group_type) == 0 and summary.index == [] and summary.digests == b""
 
 
 def test_fingerprints_follow_what_a_summary_depends_on() -> None:
@@ -246,10 +249,10 @@ def test_summaries_count_exactly_as_the_full_path(case: Any) -> None:
                 records.append(dataclasses.replace(r, offset=len(records)))
     fast = preparer(worker_signer()).prepare(records, NOW)
     full = preparer(None).prepare(records, NOW)
-    packed = sum(p.events for b in fast.batches.values() for p in b.packed)
+    packed = sum(summarised(fast))
     event("packed events: " + ("none" if not packed else "some"))
-    sums_fast = {tp: Deltas.of(b.contributions, b.packed) for tp, b in fast.batches.items()}
-    sums_full = {tp: Deltas.of(b.contributions) for tp, b in full.batches.items()}
+    sums_fast = {tp: b.deltas() for tp, b in fast.batches.items()}
+    sums_full = {tp: b.deltas() for tp, b in full.batches.items()}
     assert sums_fast == sums_full
     assert contributions(fast) == contributions(full)
     assert [(d.value, d.reason) for d in fast.dead_letters] == [
@@ -262,3 +265,61 @@ def test_summaries_count_exactly_as_the_full_path(case: Any) -> None:
     assert all(
         h[0] != SUMMARY_MAC_HEADER or h[1].startswith(b"v2:") for r in records for h in r.headers
     )
+
+
+def dossier_events() -> list[dict[str, Any]]:
+    """Two dossiers received; one approved twice (two event ids: one dossier, one final
+    outcome), one returned."""
+    due = (NOW + timedelta(days=3)).isoformat()
+    events = [
+        envelope(RECEIVED, "01843", NOW - timedelta(hours=5), "r1", dossier_id="H1", due_at=due),
+        envelope(RECEIVED, "01837", NOW - timedelta(hours=4), "r2", dossier_id="H2", due_at=due),
+        envelope(RESOLVED, "01843", NOW - timedelta(hours=3), "a1", dossier_id="H1"),
+        envelope(RESOLVED, "01843", NOW - timedelta(hours=2), "a2", dossier_id="H1"),
+        envelope(RESOLVED, "01837", NOW - timedelta(hours=1), "x1", dossier_id="H2"),
+    ]
+    for e in events[2:4]:
+        e["data"]["outcome"] = "approved"
+    events[4]["data"]["outcome"] = "returned"
+    assert all(contract().validate(e) == [] for e in events), events
+    return events
+
+
+def test_a_summary_with_dossier_events_is_counted_as_groups_and_facts() -> None:
+    """Version 2: no event read one by one; each dossier event's fact and per-dossier
+    digest exactly as the full path gives them (a second approval is the first's key)."""
+    (record,) = ingest_records(dossier_events())
+    prepared = preparer(worker_signer()).prepare([record], NOW)
+    assert prepared.paths == {"summary": 1} and summarised(prepared) == [5]
+    full = preparer(None).prepare([record], NOW)
+    fast = contributions(prepared)
+    assert fast == contributions(full)
+    assert [e.dossier.kind if e.dossier else None for e in fast] == [
+        "received",
+        "received",
+        "final",
+        "final",
+        "returned",
+    ]
+    assert fast[2].digest == fast[3].digest != fast[4].digest
+    assert {tp: b.deltas() for tp, b in prepared.batches.items()} == {
+        tp: b.deltas() for tp, b in full.batches.items()
+    }
+
+
+def test_a_version_2_summary_without_its_dossier_facts_is_nonsense() -> None:
+    """Its MAC verified (a bug in ingest or a stolen key): the ledger would miss them."""
+    (record,) = ingest_records(dossier_events())
+    headers = dict(record.headers)
+    summary = orjson.loads(headers[SUMMARY_HEADER])
+    summary["f"] = {key: column[:-1] for key, column in summary["f"].items()}
+    raw = orjson.dumps(summary)
+    signer = worker_signer()
+    others = [(k, v) for k, v in headers.items() if k != SUMMARY_MAC_HEADER]
+    where = {"topic": record.topic, "key": record.key}
+    headers.update(signer.summary_headers(record.value or b"", raw, headers=others, **where))
+    prepared = preparer(signer).prepare(
+        [dataclasses.replace(record, headers=tuple(headers.items()))], NOW
+    )
+    assert [d.reason for d in prepared.dead_letters] == ["summary-nonsense"]
+    assert contributions(prepared) == []

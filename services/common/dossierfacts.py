@@ -1,0 +1,101 @@
+"""What one dossier event says about its dossier, and the dossier's identity in dedup. Pure.
+
+Shared by ingest (its summary carries each dossier event's fact and a dedup digest per
+dossier, services/common/summaries.py) and the metrics workers (the on-time ledger,
+services/metrics/dossiers.py, which keeps the rules of what a dossier's events mean).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Final
+
+from services.common.timekeys import EPOCH_ORDINAL, VN_OFFSET_S, local_day_of_epoch
+
+RECEIVED: Final = "vn.egov.dossier.received"
+RESOLVED: Final = "vn.egov.dossier.resolved"
+RESUBMITTED: Final = "vn.egov.dossier.resubmitted"
+PAID: Final = "vn.egov.dossier.paid"
+DOSSIER_TYPES: Final = frozenset({RECEIVED, RESOLVED, RESUBMITTED, PAID})
+"""Types whose events carry ``data.dossier_id``: counted once per dossier, not per event."""
+FACT_TYPES: Final = DOSSIER_TYPES - {PAID}
+"""Types whose events have a :class:`Fact` (the ledger does not read payments)."""
+
+FINAL_OUTCOMES: Final = frozenset({"approved", "rejected"})
+KINDS: Final = frozenset({"received", "resubmitted", "returned", "withdrawn", "final"})
+"""Every ``Fact.kind``."""
+_ONE_US: Final = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """An appointment: its local date, and the last instant that is still on time."""
+
+    day: date
+    last_on_time: float
+    """Epoch seconds: a date-time appointment itself; a date alone, its last microsecond."""
+
+    @classmethod
+    def parse(cls, text: str) -> Due:
+        """``2024-03-20T17:00:00+07:00`` or ``2024-03-20`` (a Vietnam date); the contract
+        guarantees one of the two shapes."""
+        if len(text) == 10:
+            return cls.of_day(date.fromisoformat(text))
+        epoch = datetime.fromisoformat(text.upper()).timestamp()
+        return cls(local_day_of_epoch(epoch), epoch)
+
+    @classmethod
+    def of_day(cls, day: date) -> Due:
+        """An appointment of a whole Vietnam day: on time until its last microsecond."""
+        end = (day.toordinal() - EPOCH_ORDINAL + 1) * 86400 - VN_OFFSET_S
+        return cls(day, end - _ONE_US)
+
+    def late(self, epoch: float) -> bool:
+        return epoch > self.last_on_time
+
+    def judge(self, epoch: float) -> str:
+        """early, on_time or late for a resolution at ``epoch``: early before the
+        appointment date (Vietnam time), on time on it (and not after its time)."""
+        if self.late(epoch):
+            return "late"
+        return "early" if local_day_of_epoch(epoch) < self.day else "on_time"
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """What one dossier event says about its dossier (``kind``: one of :data:`KINDS`)."""
+
+    dossier_id: str
+    kind: str
+    due: Due | None = None
+
+
+def fact_of(event_type: str, data: Mapping[str, Any]) -> Fact | None:
+    """The fact of a valid event of a dossier type; None for other types and payments
+    (which the ledger does not read)."""
+    if event_type not in FACT_TYPES:
+        return None
+    raw_due = data.get("due_at")
+    due = Due.parse(raw_due) if isinstance(raw_due, str) else None
+    kind = event_type.rpartition(".")[2]
+    if event_type == RESOLVED:
+        outcome = data["outcome"]
+        kind = "final" if outcome in FINAL_OUTCOMES else outcome
+    return Fact(data["dossier_id"], kind, due)
+
+
+def event_identity(event_type: str, event_id: str, data: Mapping[str, Any]) -> str:
+    """What stands for the event's ``id`` in its dedup digest: the ``id`` itself, except
+    that a dossier's receipt, payment and final outcome are one per dossier and type,
+    whatever their ids (a second approval of one dossier is a duplicate). Returns and
+    resubmissions may repeat, so they keep their own ids. The NUL bytes keep a dossier's
+    identity apart from any event id a publisher could send."""
+    if event_type in DOSSIER_TYPES:
+        if event_type == RESOLVED:
+            if data.get("outcome") != "returned":
+                return f"\0{event_type}\0final\0{data['dossier_id']}"
+        elif event_type != RESUBMITTED:
+            return f"\0{event_type}\0{data['dossier_id']}"
+    return event_id
