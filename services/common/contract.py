@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
@@ -13,7 +14,7 @@ from typing import Any, Final, Literal
 
 import jsonschema_rs
 
-from services.common.events import is_rfc3339
+from services.common.events import is_rfc3339, parse_time
 from services.common.paths import SCHEMAS_DIR
 
 ENVELOPE_FILE = "cloudevent.schema.json"
@@ -71,6 +72,10 @@ class _Version:
     family: str
     data: jsonschema_rs.Validator  # validates `data` alone, to explain failures
     whole: jsonschema_rs.Validator  # envelope and data in one pass: the fast path
+    untimed: jsonschema_rs.Validator
+    """``whole`` without the format of the envelope's ``time``, which ``checked_time``
+    checks by parsing it (the format is Python's ``is_rfc3339``: called from the validator
+    it cost ~1.3 µs an event, half of the validation)."""
 
 
 class ContractError(Exception):
@@ -150,6 +155,27 @@ class Contract:
         except ValueError as error:  # e.g. nesting deeper than the validator's recursion limit
             return [Violation("", f"the event cannot be checked: {error}")]
 
+    def checked_time(self, event: object) -> datetime | list[Violation]:
+        """The event's ``time``, parsed, if the event is valid; else ``validate``'s answer.
+
+        Accepts exactly what ``validate`` accepts: ``time``'s date-time format is
+        ``is_rfc3339``, i.e. ``parse_time`` succeeds, so a valid event is the untimed
+        schema and a ``time`` that parses. The time is parsed once, here, and not again
+        by the caller (services/metrics/decoding.py). Anything else takes ``validate``,
+        whose reasons are unchanged."""
+        if isinstance(event, dict):
+            version = self._route(event)
+            if version is not None:
+                try:
+                    if version.untimed.is_valid(event):
+                        return parse_time(event["time"])
+                except ValueError:  # time not RFC 3339, or nesting too deep: validate says
+                    pass
+        violations = self.validate(event)
+        if violations or not isinstance(event, dict):
+            return violations or [Violation("", "an event must be a JSON object")]
+        return parse_time(event["time"])
+
     def examples(
         self, event_type: str, kind: Literal["valid", "invalid"]
     ) -> list[tuple[Path, dict[str, Any]]]:
@@ -228,8 +254,20 @@ def _parse_schema_file(path: Path, envelope: dict[str, Any]) -> tuple[str, _Vers
         raise ContractError(f"{path}: name, {VERSION_KEYWORD} and $id {uri} must agree")
     if not isinstance(family, str) or not family:
         raise ContractError(f"{path}: {FAMILY_KEYWORD} must name a topic family")
-    version = _Version(number, uri, family, _compile(schema), _compile_whole(envelope, schema))
+    whole = _compile_whole(envelope, schema)
+    untimed = _compile_whole(_untimed(envelope), schema)
+    version = _Version(number, uri, family, _compile(schema), whole, untimed)
     return event_type, version
+
+
+def _untimed(envelope: dict[str, Any]) -> dict[str, Any]:
+    """The envelope schema without the format of ``time`` (its pattern and length stay)."""
+    untimed = copy.deepcopy(envelope)
+    time = untimed.get("properties", {}).get("time", {})
+    if time.get("format") != "date-time":
+        raise ContractError(f"{ENVELOPE_FILE}: 'time' must have the date-time format")
+    del time["format"]
+    return untimed
 
 
 def _compile_whole(
