@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any, Final
 
+from services.common.dossierfacts import event_identity
 from services.common.events import CloudEvent
 from services.common.kpis import Kpi, KpiCatalogue
 from services.common.units import VN_TZ, UnitError, UnitRegistry
@@ -19,10 +20,6 @@ from services.common.units import VN_TZ, UnitError, UnitRegistry
 KPI_ID: Final = "document_signing"
 DOSSIER_KPI_ID: Final = "dossier_online"
 KPI_IDS: Final = (KPI_ID, DOSSIER_KPI_ID)
-ONE_PER_DOSSIER: Final = frozenset({"vn.egov.dossier.received", "vn.egov.dossier.paid"})
-"""Types counted once per dossier whatever their event ids: a receipt re-exported with a
-new id is the same receipt. The contract's rule, as the metrics service applies it
-(services/metrics/dossiers.py ``event_identity``, which the peer venv cannot import)."""
 Figures = dict[str, list[int]]  # unit code -> [numerator, denominator]
 
 
@@ -65,12 +62,10 @@ class SigningKpi(DayKpi):
 
 
 def dedup_key(envelope: Mapping[str, Any]) -> str:
-    """What makes an event a repeat: its (source, id), or for a receipt or a payment its
-    (source, type, dossier)."""
-    kind = envelope["type"]
-    if kind in ONE_PER_DOSSIER:
-        return f"{envelope['source']}\0{kind}\0{envelope['data']['dossier_id']}"
-    return f"{envelope['source']}\0{envelope['id']}"
+    """What makes an event a repeat: its source and identity, the event id or, for a
+    dossier's receipt, payment or outcome, the dossier (the contract's rule, one home)."""
+    identity = event_identity(envelope["type"], envelope["id"], envelope.get("data") or {})
+    return f"{envelope['source']}\0{identity}"
 
 
 def reference_figures(events: Iterable[Mapping[str, Any]], kpi: DayKpi) -> Figures:
