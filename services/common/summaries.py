@@ -58,7 +58,7 @@ from typing import Any, Final
 import orjson
 
 from services.common.contract import Contract
-from services.common.dossierfacts import Due, Fact, fact_of
+from services.common.dossierfacts import KINDS, Due, Fact, fact_of
 from services.common.kpis import KpiCatalogue, KpiCount
 from services.common.settings import CommonSettings
 from services.common.signing import RecordSigner
@@ -284,15 +284,18 @@ def _facts(columns: Mapping[str, list[Any]], events: int) -> dict[int, Fact]:
         raise ValueError("a fact of an event it does not have")
     if any(b <= a for a, b in pairwise(at)):
         raise ValueError("its facts are not in event order")
-    facts = {}
-    for i, dossier_id, kind, day, last in zip(at, ids, kinds, days, lasts, strict=True):
-        if type(i) is not int or type(dossier_id) is not str or type(kind) is not str:
-            raise TypeError("a fact's event, dossier id or kind")
-        due = None
-        if day is not None or last is not None:
-            due = Due(date.fromordinal(day), float(last))
-        facts[i] = Fact(dossier_id, kind, due)
-    return facts
+    if not (set(map(type, at)) <= {int} and set(map(type, ids)) <= {str}):
+        raise TypeError("a fact's event or dossier id")
+    if not set(kinds) <= KINDS:
+        raise ValueError("a fact of an unknown kind")
+    # Appointments recur (a day's receipts share their due date): one Due each.
+    dues: dict[tuple[int | None, float | None], Due | None] = {(None, None): None}
+    for slot in zip(days, lasts, strict=True):
+        if slot not in dues:
+            day, last = slot
+            dues[slot] = Due(date.fromordinal(day), float(last))
+    due_list = list(map(dues.__getitem__, zip(days, lasts, strict=True)))
+    return dict(zip(at, map(Fact, ids, kinds, due_list), strict=True))
 
 
 def _check(

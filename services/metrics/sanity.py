@@ -12,7 +12,7 @@ operator sees it: only a stolen key or a bug in ingest can make one. Pure: no I/
 from __future__ import annotations
 
 from collections.abc import Callable, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.common.contract import EARLIEST_EVENT_EPOCH
 from services.common.dossierfacts import FACT_TYPES, KINDS
@@ -21,6 +21,9 @@ from services.common.timekeys import BUCKET_S
 
 NONSENSE = "summary-nonsense"
 """The dead-letter reason of a record whose signed summary fails a check below."""
+
+KNOWN_CHAINS_LIMIT = 65_536
+"""Chains remembered as known; past it the set starts again (a registry has ~15,000 codes)."""
 
 MIN_EVENT_BYTES = 100
 """Fewer bytes than the smallest event the contract accepts (its required attributes
@@ -36,6 +39,8 @@ class SummaryBounds:
     types: Set[str]
     units: Callable[[str], bool]
     clock_skew_s: float
+    known_chains: set[tuple[str, ...]] = field(default_factory=set)
+    """Unit chains whose every code ``units`` knows, seen in earlier summaries."""
 
 
 def problem(
@@ -62,10 +67,16 @@ def problem(
                 return f"unknown KPI {kpi!r}"
             if not (type(n) is int and type(d) is int and 0 <= n <= d <= 1):
                 return f"KPI {kpi!r} counts {n}/{d} for one event (0 <= n <= d <= 1)"
+    known = bounds.known_chains
     for chain in summary.chains:
+        if chain in known:  # checked in an earlier summary (the registry does not change)
+            continue
         strangers = [code for code in chain if not bounds.units(code)]
         if strangers:
             return f"unknown units {strangers[:3]}"
+        if len(known) >= KNOWN_CHAINS_LIMIT:
+            known.clear()
+        known.add(chain)
     times = _times_problem(summary, now_s + bounds.clock_skew_s)
     return times or (_facts_problem(summary) if version >= 2 else None)
 

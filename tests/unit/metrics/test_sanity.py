@@ -75,3 +75,46 @@ def test_the_smallest_valid_event_is_larger_than_the_bound() -> None:
         "data": {},
     }
     assert len(orjson.dumps(smallest)) > sanity.MIN_EVENT_BYTES
+
+
+def test_a_chain_is_looked_up_once_and_a_stranger_always() -> None:
+    """Known chains are remembered (the registry does not change); unknown ones never."""
+    asked: list[str] = []
+
+    def knows(code: str) -> bool:
+        asked.append(code)
+        return code != "99999"
+
+    bounds = sanity.SummaryBounds(BOUNDS.kpis, BOUNDS.types, knows, 300.0)
+    summary, size = summary_and_size()
+    read = SummaryReader().read(orjson.dumps(summary))
+    assert sanity.problem(read, size, bounds, NOW.timestamp()) is None
+    first = len(asked)
+    assert first > 0 and sanity.problem(read, size, bounds, NOW.timestamp()) is None
+    assert len(asked) == first
+    summary["u"] = ["99999,19"] * len(summary["u"])
+    strange = SummaryReader().read(orjson.dumps(summary))
+    for _ in range(2):
+        found = sanity.problem(strange, size, bounds, NOW.timestamp())
+        assert found is not None and "unknown units" in found
+
+
+def test_dossier_facts_that_are_not_one_per_dossier_event_are_named() -> None:
+    from tests.unit.metrics.test_summaries import dossier_events
+
+    (record,) = ingest_records(dossier_events())
+    summary = orjson.loads(dict(record.headers)["egov_summary"])
+    size = len(record.value or b"")
+    assert (
+        sanity.problem(SummaryReader().read(orjson.dumps(summary)), size, BOUNDS, NOW.timestamp())
+        is None
+    )
+    summary["f"]["d"][0] = ""
+    found = sanity.problem(
+        SummaryReader().read(orjson.dumps(summary)), size, BOUNDS, NOW.timestamp()
+    )
+    assert found is not None and "dossier" in found
+    # Version 1 carried no facts: not a problem there.
+    del summary["f"]
+    v1 = SummaryReader().read(orjson.dumps(summary), version=1)
+    assert sanity.problem(v1, size, BOUNDS, NOW.timestamp(), version=1) is None
