@@ -138,7 +138,7 @@ class TallyBatch:
     epochs: Sequence[float]
     digests: bytes
     facts: dict[int, Fact] = field(default_factory=dict)
-    """The fact of each dossier event (payments aside), by event index."""
+    """The fact of each dossier event (payments aside), by event index, in event order."""
     backfill: bool = False
     families: list[str] = field(default_factory=list)
 

@@ -9,8 +9,7 @@ flush). It reads and writes state; the decisions are services/metrics/dossiers.p
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import asyncpg
 
@@ -29,9 +28,9 @@ SWEEP_LIMIT = 10_000
 """Dossiers a sweep marks overdue per partition at once; the next sweep takes the rest."""
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One counted dossier event: its fact, time and unit chain."""
+class Event(NamedTuple):
+    """One counted dossier event: its fact, time and unit chain (a tuple: one is made per
+    dossier event of a flush)."""
 
     fact: dossiers.Fact
     epoch: float
@@ -47,8 +46,8 @@ class Event:
             batch.group_chain,
         )
         return [
-            cls(fact, float(epochs[i]), chains[group_chain[index[i]]])
-            for i, fact in sorted(batch.facts.items())
+            cls(fact, epochs[i], chains[group_chain[index[i]]])
+            for i, fact in batch.facts.items()  # in event order
         ]
 
 

@@ -80,6 +80,7 @@ def test_the_first_delivery_of_each_key_is_kept_and_the_rest_are_duplicates(
     for part, tallies in zip(events, kept, strict=True):
         firsts = [c for c in part if seen[c.digest] is c]
         assert [e for t in tallies for e in t.event_views()] == firsts
+        assert all(list(t.facts) == sorted(t.facts) for t in tallies)  # the ledger's order
         assert Deltas.of_batches(tallies) == Deltas.of(firsts)
 
 
@@ -108,6 +109,7 @@ def test_taking_back_forgets_exactly_the_events_after_the_mark(
     assert built.event_views() == cs[:keep]
     assert built == built and Deltas.of_batches([built]) == Deltas.of(cs[:keep])
     assert 0 not in built.group_events
+    assert list(built.facts) == sorted(built.facts)
 
 
 def test_a_partition_batch_takes_back_a_record_that_failed_midway() -> None:
