@@ -9,7 +9,7 @@ flush). It reads and writes state; the decisions are services/metrics/dossiers.p
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -28,34 +28,22 @@ SWEEP_LIMIT = 10_000
 """Dossiers a sweep marks overdue per partition at once; the next sweep takes the rest."""
 
 
-class Event(NamedTuple):
-    """One counted dossier event: its fact, time and unit chain (a tuple: one is made per
-    dossier event of a flush)."""
+Event = tuple[dossiers.Fact, float, tuple[str, ...]]
+"""One counted dossier event: its fact, epoch seconds and unit chain (a plain tuple: one
+is made per dossier event of a flush)."""
 
-    fact: dossiers.Fact
-    epoch: float
-    units: tuple[str, ...]
 
-    @classmethod
-    def all_of(cls, batch: TallyBatch) -> list[Event]:
-        """The dossier events of ``batch`` (those with a fact), in order."""
-        index, epochs, chains, group_chain = (
-            batch.index,
-            batch.epochs,
-            batch.chains,
-            batch.group_chain,
-        )
-        return [
-            cls(fact, epochs[i], chains[group_chain[index[i]]])
-            for i, fact in batch.facts.items()  # in event order
-        ]
+def events_of(batch: TallyBatch) -> list[Event]:
+    """The dossier events of ``batch`` (those with a fact), in order."""
+    index, epochs, chains, group_chain = batch.index, batch.epochs, batch.chains, batch.group_chain
+    return [(fact, epochs[i], chains[group_chain[index[i]]]) for i, fact in batch.facts.items()]
 
 
 async def count(conn: Connection, batches: Sequence[PartitionBatch], result: FlushResult) -> None:
     """Within a flush: apply the dossier events it counts (new dedup keys only) and add
     their figures to ``result.deltas``."""
     for batch in batches:
-        events = [e for t in result.tallies.get(batch.tp, ()) for e in Event.all_of(t)]
+        events = [e for t in result.tallies.get(batch.tp, ()) for e in events_of(t)]
         if events:
             deltas = result.deltas.setdefault(batch.tp, Deltas())
             deltas.merge(await apply(conn, batch.tp, events))
@@ -65,13 +53,13 @@ async def apply(conn: Connection, tp: TopicPartition, events: Sequence[Event]) -
     """Apply counted dossier events of one partition, in offset order; their figures."""
     if not events:
         return Deltas()
-    ids = sorted({e.fact.dossier_id for e in events})
+    ids = sorted({fact.dossier_id for fact, _, _ in events})
     known = await _load(conn, tp, ids)
     changed: dict[str, Dossier] = {}
     ticks: list[dossiers.Tick] = []
-    for e in events:
-        before = known.get(e.fact.dossier_id)
-        after, new = dossiers.step(before, e.fact, e.epoch, e.units)
+    for fact, epoch, units in events:
+        before = known.get(fact.dossier_id)
+        after, new = dossiers.step(before, fact, epoch, units)
         ticks += new
         if after is not None and after != before:
             known[after.dossier_id] = changed[after.dossier_id] = after
