@@ -27,7 +27,7 @@ from typing import Any, Final, NamedTuple, TypeVar
 
 from services.common.dossierfacts import Fact, event_identity
 from services.common.kpis import KpiCount
-from services.common.timekeys import bucket_of, local_day_of_epoch
+from services.common.timekeys import EPOCH_ORDINAL, VN_OFFSET_S, bucket_of, local_day_of_epoch
 
 DIGEST_SIZE: Final = 16
 
@@ -84,6 +84,14 @@ class GroupTally(NamedTuple):
     events: int
     day: date
     crosswalked: bool
+
+
+class TypeCounts(NamedTuple):
+    """A batch's events per type, as the per-type counters of a flush add them."""
+
+    processed: dict[str, int]
+    late: dict[str, int]
+    crosswalked: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +168,26 @@ class TallyBatch:
             if day is None:
                 day = days[bucket] = local_day_of_epoch(bucket)  # a bucket is in one day
             yield GroupTally(self.types[t], n, day, bool(crosswalked))
+
+    def type_counts(self, today: date) -> TypeCounts:
+        """Events per type: all, those of a day before ``today`` (late), and those whose
+        unit was crosswalked; by bucket, without a date per group."""
+        processed: dict[str, int] = {}
+        late: dict[str, int] = {}
+        crosswalked: dict[str, int] = {}
+        today_starts = (today.toordinal() - EPOCH_ORDINAL) * 86400 - VN_OFFSET_S
+        types = self.types
+        for t, bucket, n, via in zip(
+            self.group_type, self.group_bucket, self.group_events, self.group_crosswalked,
+            strict=True,
+        ):  # fmt: skip
+            name = types[t]
+            processed[name] = processed.get(name, 0) + n
+            if bucket < today_starts:
+                late[name] = late.get(name, 0) + n
+            if via:
+                crosswalked[name] = crosswalked.get(name, 0) + n
+        return TypeCounts(processed, late, crosswalked)
 
     def event(self, i: int) -> TallyEvent:
         g = self.index[i]

@@ -4,6 +4,7 @@ operations (build, select, take back) against the same events summed one by one.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 from hypothesis import given, settings
@@ -120,3 +121,27 @@ def test_a_partition_batch_takes_back_a_record_that_failed_midway() -> None:
     batch.append(tally_of([contribution(4, 4)]), summarised=True)
     batch.take_back(mark)
     assert batch.event_views() == [contribution(1, 1)]
+
+
+@given(_events, st.integers(-2, 2))
+@settings(max_examples=100, deadline=None)
+def test_type_counts_are_the_groups_counted_by_type(
+    events: list[tuple[int, int, bool]], days: int
+) -> None:
+    """What a flush adds to the per-type counters, without a date per group: the same as
+    counting the groups (services/metrics/agents.py) or the events one by one."""
+    from collections import Counter
+    from datetime import timedelta
+
+    cs = [dataclasses.replace(contribution(k, m), crosswalked=x) for k, m, x in events]
+    batch = tally_of(cs)
+    today = local_day_of_epoch(BASE) + timedelta(days=days)
+    counts = batch.type_counts(today)
+    assert counts.processed == dict(Counter(c.type for c in cs))
+    assert counts.late == dict(Counter(c.type for c in cs if c.day < today))
+    assert counts.crosswalked == dict(Counter(c.type for c in cs if c.crosswalked))
+    late = Counter()
+    for group in batch.groups():
+        if group.day < today:
+            late[group.type] += group.events
+    assert counts.late == dict(late)
