@@ -359,18 +359,19 @@ class TallyBuilder:
     def build(self, families: Mapping[str, str] | None = None) -> TallyBatch:
         """The batch of the events added so far (groups without events left out)."""
         keys, index = self._keys, self._index
-        if 0 in self._events:  # events were taken back: renumber the groups left
-            kept = [g for g, n in enumerate(self._events) if n]
+        events, latest = list(self._events), list(self._latest)
+        if 0 in events:  # events were taken back: renumber the groups left
+            kept = [g for g, n in enumerate(events) if n]
             renumber = {g: new for new, g in enumerate(kept)}
             keys = [keys[g] for g in kept]
             index = [renumber[g] for g in index]
+            events, latest = _recount(len(keys), index, self._epochs)
         types: dict[str, int] = {}
         chains: dict[tuple[str, ...], int] = {}
         counts: dict[tuple[KpiCount, ...], int] = {}
         group_type = [types.setdefault(key[0], len(types)) for key in keys]
         group_chain = [chains.setdefault(key[1], len(chains)) for key in keys]
         group_counts = [counts.setdefault(key[3], len(counts)) for key in keys]
-        events, latest = _recount(len(keys), index, self._epochs)
         return TallyBatch(
             list(types),
             list(chains),

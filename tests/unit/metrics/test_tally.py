@@ -145,3 +145,19 @@ def test_type_counts_are_the_groups_counted_by_type(
         if group.day < today:
             late[group.type] += group.events
     assert counts.late == dict(late)
+
+
+@given(_events, _events)
+@settings(max_examples=50, deadline=None)
+def test_merging_a_decoded_batch_adds_its_events_after_the_others(
+    one: list[tuple[int, int, bool]], two: list[tuple[int, int, bool]]
+) -> None:
+    first = [contribution(k, m) for k, m, _ in one]
+    second = [contribution(k, m) for k, m, _ in two]
+    builder = TallyBuilder()
+    for c in first:
+        builder.add_event(c)
+    builder.merge(tally_of(second))
+    merged = builder.build(FAMILIES)
+    assert merged.event_views() == first + second
+    assert Deltas.of_batches([merged]) == Deltas.of(first + second)
