@@ -85,10 +85,15 @@ async def sweep(conn: Connection, tp: TopicPartition, now: float) -> Deltas:
 
 
 async def _load(conn: Connection, tp: TopicPartition, ids: list[str]) -> dict[str, Dossier]:
+    # A join, not "dossier_id = ANY($3)": on a table that grew since it was last analysed
+    # the planner chose a sequential scan testing every row against the whole array, so a
+    # flush's read grew with rows x ids (300,000 events of a replay: 62 s instead of 5 s).
     rows = await conn.fetch(
         """
-        SELECT dossier_id, status, due_day, last_on_time, units FROM dossier_state
-        WHERE topic = $1 AND "partition" = $2 AND dossier_id = ANY($3::text[])
+        SELECT s.dossier_id, s.status, s.due_day, s.last_on_time, s.units
+        FROM unnest($3::text[]) AS u(id)
+        JOIN dossier_state s
+            ON s.topic = $1 AND s."partition" = $2 AND s.dossier_id = u.id
         """,
         *tp,
         ids,
