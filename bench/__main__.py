@@ -78,9 +78,23 @@ def budget(name: str, args: argparse.Namespace) -> float:
     return BUDGET_S[args.mode]
 
 
+def stop_cleanly_on_sigterm() -> None:
+    """Make SIGTERM raise SystemExit in the main thread, so that a module stopped for its
+    budget leaves through its ``with`` blocks: the brokers and PostgreSQL servers it
+    started run in sessions of their own (a Ctrl-C meant for it must not stop them
+    first) and the runner's signal to its process group does not reach them. Python's
+    default for SIGTERM is to die at once, leaving them running."""
+
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, leave)
+
+
 def run_child(name: str, mode: str, out: Path) -> int:
     """In the child process: run one module and write its rows (or its traceback)."""
     check_mode(mode)
+    stop_cleanly_on_sigterm()
     try:
         module = importlib.import_module(f"bench.{name}")
         rows = module.run(mode)
