@@ -8,7 +8,7 @@ flush). It reads and writes state; the decisions are services/metrics/dossiers.p
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -55,6 +55,7 @@ async def apply(conn: Connection, tp: TopicPartition, events: Sequence[Event]) -
         return Deltas()
     ids = sorted({fact.dossier_id for fact, _, _ in events})
     known = await _load(conn, tp, ids)
+    stored = set(known)
     changed: dict[str, Dossier] = {}
     ticks: list[dossiers.Tick] = []
     for fact, epoch, units in events:
@@ -63,7 +64,7 @@ async def apply(conn: Connection, tp: TopicPartition, events: Sequence[Event]) -
         ticks += new
         if after is not None and after != before:
             known[after.dossier_id] = changed[after.dossier_id] = after
-    await _save(conn, tp, changed.values())
+    await _save(conn, tp, changed.values(), stored)
     return dossiers.deltas_of(ticks)
 
 
@@ -80,7 +81,7 @@ async def sweep(conn: Connection, tp: TopicPartition, now: float) -> Deltas:
         SWEEP_LIMIT,
     )
     marked, ticks = dossiers.sweep((_dossier(r) for r in rows), now)
-    await _save(conn, tp, marked)
+    await _save(conn, tp, marked, {d.dossier_id for d in marked})
     return dossiers.deltas_of(ticks)
 
 
@@ -107,8 +108,38 @@ def _dossier(row: asyncpg.Record) -> Dossier:
     return Dossier(row["dossier_id"], Status(row["status"]), due, tuple(row["units"]))
 
 
-async def _save(conn: Connection, tp: TopicPartition, changed: Iterable[Dossier]) -> None:
+_COLUMNS = ("topic", "partition", "dossier_id", "status", "due_day", "last_on_time", "units")
+
+
+async def _save(
+    conn: Connection, tp: TopicPartition, changed: Iterable[Dossier], stored: Collection[str]
+) -> None:
+    """Write ``changed``; ``stored`` holds the ids that have a row already.
+
+    A dossier without a row goes in by COPY, the others by INSERT .. ON CONFLICT DO
+    UPDATE. Most of a flush's dossiers are new (all of them on the bench backlog), and
+    COPY writes them in ~0.55 of the upsert's time (20,000 rows a transaction: 79 ms
+    against 138, medians of six alternated; /tmp/h6-notes.md). No other writer can give
+    such a dossier a row meanwhile: the caller holds the partition's offset row (the
+    fence) until commit, and a row that appeared all the same fails the flush (unique
+    violation) rather than being overwritten.
+    """
     rows = sorted(changed, key=lambda d: d.dossier_id)  # one lock order for every writer
+    fresh = [d for d in rows if d.dossier_id not in stored]
+    if fresh:
+        topic, part = tp
+        await conn.copy_records_to_table(
+            "dossier_state",
+            records=[
+                (topic, part, d.dossier_id, d.status.value, None, None, d.units)
+                if d.due is None
+                else (topic, part, d.dossier_id, d.status.value, d.due.day, d.due.last_on_time,
+                      d.units)
+                for d in fresh
+            ],
+            columns=_COLUMNS,
+        )  # fmt: skip
+    rows = [d for d in rows if d.dossier_id in stored] if len(fresh) < len(rows) else []
     if not rows:
         return
     await conn.execute(

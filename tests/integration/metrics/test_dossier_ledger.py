@@ -16,6 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.common.db import create_pool
+from services.common.dossierfacts import Due, Fact
 from services.common.signing import (
     SUMMARY_HEADER,
     SUMMARY_MAC_HEADER,
@@ -26,6 +27,8 @@ from services.common.summaries import Summarizer, summary_fingerprint
 from services.common.tally import dedup_digest
 from services.ingest.publisher import pack, signed
 from services.ingest.validation import EventValidator, Limits
+from services.metrics import dossierstore
+from services.metrics.dossiers import Dossier, Status
 from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures
 from services.metrics.periods import VN_TZ, Periods
@@ -268,3 +271,48 @@ async def test_a_sweep_by_a_worker_that_lost_the_partition_counts_nothing(
     assert first.outcomes(vn("2026-11-21 09:00")) == {}
     await second.state.sweep_dossiers(vn("2026-11-21 09:00"))
     assert second.outcomes(vn("2026-11-21 09:00")) == {"open_overdue": 1}
+
+
+async def test_a_flush_writes_new_dossiers_by_copy_and_updates_the_stored_ones(
+    pool: asyncpg.Pool,
+) -> None:
+    """New dossiers (COPY) and stored ones (upsert) of one flush read back as the ledger
+    left them, an unknown appointment and the unit chain included."""
+    chain = (PROVINCE, UNIT)
+    at = vn("2026-11-20 09:00").timestamp()
+    due = Due.parse("2026-11-25")
+    async with pool.acquire() as conn, conn.transaction():
+        await dossierstore.apply(conn, TP, [(Fact("A", "received", due), at, chain)])
+    async with pool.acquire() as conn, conn.transaction():
+        await dossierstore.apply(
+            conn,
+            TP,
+            [
+                (Fact("A", "resolved"), at + 3600, chain),  # stored: updated
+                (Fact("B", "received"), at, chain),  # new, no appointment known
+                (Fact("C", "received", due), at, chain),  # new, then paused
+                (Fact("C", "returned"), at + 60, chain),
+            ],
+        )
+        stored = await dossierstore._load(conn, TP, ["A", "B", "C", "D"])
+    assert stored == {
+        "A": Dossier("A", Status.DONE, due, chain),
+        "B": Dossier("B", Status.OPEN, None, chain),
+        "C": Dossier("C", Status.PAUSED, due, chain),
+    }
+
+
+async def test_a_new_dossier_whose_row_appeared_meanwhile_fails_the_flush(
+    pool: asyncpg.Pool,
+) -> None:
+    """The fence keeps other writers out; a row that is there all the same is never
+    overwritten by one the ledger thought new."""
+    chain = (PROVINCE, UNIT)
+    async with pool.acquire() as conn:
+        await dossierstore._save(conn, TP, [Dossier("A", Status.DONE, None, chain)], set())
+        with pytest.raises(asyncpg.UniqueViolationError):
+            async with conn.transaction():
+                await dossierstore._save(conn, TP, [Dossier("A", Status.OPEN, None, chain)], set())
+        assert await dossierstore._load(conn, TP, ["A"]) == {
+            "A": Dossier("A", Status.DONE, None, chain)
+        }
