@@ -24,10 +24,9 @@ Times are inputs (epoch seconds): the ledger never reads a clock.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
-from typing import Final
+from typing import Final, NamedTuple
 
 from services.common.dossierfacts import DOSSIER_TYPES as DOSSIER_TYPES
 from services.common.dossierfacts import FINAL_OUTCOMES as FINAL_OUTCOMES
@@ -69,9 +68,11 @@ class Status(StrEnum):
     WITHDRAWN = "withdrawn"
 
 
-@dataclass(frozen=True, slots=True)
-class Dossier:
-    """Where one dossier stands, as stored between events (services/metrics/dossierstore.py)."""
+class Dossier(NamedTuple):
+    """Where one dossier stands, as stored between events (services/metrics/dossierstore.py).
+
+    Immutable; a named tuple, not a frozen dataclass: one is made per dossier event of a
+    flush, and a frozen dataclass's ``__init__`` costs ~0.6 µs against ~0.25."""
 
     dossier_id: str
     status: Status
@@ -81,14 +82,14 @@ class Dossier:
     open overdue count goes to these units."""
 
     def moved(self, status: Status, due: Due | None = None) -> Dossier:
-        """This dossier in ``status``, with ``due`` when given (``replace`` costs ~5 µs:
-        the ledger steps once per dossier event)."""
+        """This dossier in ``status``, with ``due`` when given (``dataclasses.replace``
+        cost ~5 µs: the ledger steps once per dossier event)."""
         return Dossier(self.dossier_id, status, self.due if due is None else due, self.units)
 
 
-@dataclass(frozen=True, slots=True)
-class Tick:
-    """One count (or, ``delta`` -1, one count taken back) of one outcome."""
+class Tick(NamedTuple):
+    """One count (or, ``delta`` -1, one count taken back) of one outcome (a named tuple,
+    like ``Dossier``: up to one per dossier event)."""
 
     outcome: str
     units: tuple[str, ...]
@@ -156,7 +157,7 @@ def _resolved(
     if dossier.status is Status.OVERDUE and not back:
         # Counted once already, in the appointment's period: it stays there, no longer
         # open but late (the on-time rate is unchanged: both are below the line).
-        moved = [_overdue_tick(dossier, -1), replace(_overdue_tick(dossier, 1), outcome="late")]
+        moved = [_overdue_tick(dossier, -1), _overdue_tick(dossier, 1)._replace(outcome="late")]
         return dossier.moved(Status.DONE), moved
     done = dossier.moved(Status.DONE, due)
     if due is None:  # no appointment known: nothing to judge it by

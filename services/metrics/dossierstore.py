@@ -125,15 +125,16 @@ async def _save(
     violation) rather than being overwritten.
     """
     rows = sorted(changed, key=lambda d: d.dossier_id)  # one lock order for every writer
+    # d.status, not d.status.value: a StrEnum member is its text, and .value costs ~1 µs.
     fresh = [d for d in rows if d.dossier_id not in stored]
     if fresh:
         topic, part = tp
         await conn.copy_records_to_table(
             "dossier_state",
             records=[
-                (topic, part, d.dossier_id, d.status.value, None, None, d.units)
+                (topic, part, d.dossier_id, d.status, None, None, d.units)
                 if d.due is None
-                else (topic, part, d.dossier_id, d.status.value, d.due.day, d.due.last_on_time,
+                else (topic, part, d.dossier_id, d.status, d.due.day, d.due.last_on_time,
                       d.units)
                 for d in fresh
             ],
@@ -155,7 +156,7 @@ async def _save(
         """,
         *tp,
         [d.dossier_id for d in rows],
-        [d.status.value for d in rows],
+        [d.status for d in rows],
         [d.due.day if d.due else None for d in rows],
         [d.due.last_on_time if d.due else None for d in rows],
         # Unit codes hold no spaces: a chain travels as one string (no 2-D arrays).
