@@ -252,20 +252,16 @@ class Counting:
         if result.fenced:
             metrics.fenced.inc(len(result.fenced))
         done = self.clock().timestamp()
-        today = periods.day
-        counted = result.counted  # a flush can count 100,000 events: comprehensions only
-        processed = Counter([c.type for c in counted])
-        late = Counter([c.type for c in counted if c.day < today])
-        crosswalked = Counter([c.type for c in counted if c.crosswalked])
-        lags = [done - c.epoch for c in counted]
-        for packed in result.counted_packed:  # whole groups, and the lags of their events
-            for group in packed.groups():
-                processed[group.type] += group.events
-                if group.day < today:
-                    late[group.type] += group.events
-                if group.crosswalked:
-                    crosswalked[group.type] += group.events
-            lags += [done - epoch for epoch in packed.epochs]
+        processed: Counter[str] = Counter()
+        late: Counter[str] = Counter()
+        crosswalked: Counter[str] = Counter()
+        lags: list[float] = []
+        for tally in result.counted_packed:  # by group and bucket: no object per event
+            by_type = tally.type_counts(periods.day)
+            processed.update(by_type.processed)
+            late.update(by_type.late)
+            crosswalked.update(by_type.crosswalked)
+            lags += [done - epoch for epoch in tally.epochs]
         for counter, counts in (
             (metrics.processed, processed),
             (metrics.late, late),
