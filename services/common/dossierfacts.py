@@ -55,12 +55,15 @@ class Due:
     def late(self, epoch: float) -> bool:
         return epoch > self.last_on_time
 
-    def judge(self, epoch: float) -> str:
-        """early, on_time or late for a resolution at ``epoch``: early before the
-        appointment date (Vietnam time), on time on it (and not after its time)."""
-        if self.late(epoch):
+    def judge(self, epoch: float, day: date | None = None) -> str:
+        """early, on_time or late for a resolution at ``epoch`` (``day``: its Vietnam
+        date, when the caller has it already): early before the appointment date, on
+        time on it (and not after its time)."""
+        if epoch > self.last_on_time:
             return "late"
-        return "early" if local_day_of_epoch(epoch) < self.day else "on_time"
+        if day is None:
+            day = local_day_of_epoch(epoch)
+        return "early" if day < self.day else "on_time"
 
 
 @dataclass(frozen=True, slots=True)

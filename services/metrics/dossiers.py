@@ -162,7 +162,8 @@ def _resolved(
     done = dossier.moved(Status.DONE, due)
     if due is None:  # no appointment known: nothing to judge it by
         return done, back
-    tick = Tick(due.judge(epoch), units, local_day_of_epoch(epoch), epoch)
+    day = local_day_of_epoch(epoch)
+    tick = Tick(due.judge(epoch, day), units, day, epoch)
     return done, [*back, tick]
 
 

@@ -68,6 +68,8 @@ def test_a_timed_appointment_judges_by_date_then_time(resolved_at: str, expected
     _, ticks = run([("received", at("2024-03-15 09:00")), ("final", at(resolved_at))])
     assert outcomes(ticks) == {expected: 1}
     assert ticks[-1].day == datetime.fromtimestamp(at(resolved_at), VN_TZ).date()
+    due = Due.parse(DUE_TIME)  # the ledger hands judge the day it computed already
+    assert due.judge(at(resolved_at), ticks[-1].day) == due.judge(at(resolved_at)) == expected
 
 
 def test_a_date_only_appointment_is_judged_by_the_local_date() -> None:
