@@ -143,3 +143,39 @@ def test_a_version_1_summary_of_dossier_events_is_read_event_by_event() -> None:
     v1 = preparer(worker).prepare([as_version_1(record)], NOW)
     assert v1.paths == {"signed": 1}
     assert seen(v1) == seen(preparer(None).prepare([record], NOW))
+
+
+def withdrawn(event_id: str, dossier: str, hours: int) -> dict[str, Any]:
+    """A version-2 withdrawal (the contract's own example, re-dated)."""
+    examples = contract().examples(RESOLVED, "valid")
+    (example,) = [e for p, e in examples if p.name == "thang-long-withdrawn-v2.json"]
+    event = {**example, "data": {**example["data"], "dossier_id": dossier}}
+    event.update(
+        id=event_id,
+        unit="01843",
+        time=(NOW - timedelta(hours=hours)).isoformat(),
+        source="urn:test:metrics",
+    )
+    assert contract().validate(event) == [], event
+    return event
+
+
+def test_a_withdrawal_is_a_final_outcome_whichever_way_it_is_read() -> None:
+    """Withdrawn, then approved: one final outcome (the approval is a duplicate of the
+    withdrawal's digest); its fact says withdrawn."""
+    due = (NOW + timedelta(days=2)).isoformat()
+    events = [
+        envelope(RECEIVED, "01843", NOW - timedelta(hours=9), "r", dossier_id="W1", due_at=due),
+        withdrawn("w", "W1", 8),
+        envelope(RESOLVED, "01843", NOW - timedelta(hours=7), "a", dossier_id="W1"),
+    ]
+    events[2]["data"]["outcome"] = "approved"
+    records = ingest_records(events)
+    summary = preparer(worker_signer()).prepare(records, NOW)
+    signed = preparer(other_summary_signer()).prepare(records, NOW)
+    full = preparer(None).prepare(records, NOW)
+    assert summary.paths == {"summary": 1} and signed.paths == {"signed": 1}
+    assert seen(summary) == seen(signed) == seen(full)
+    views = contributions(summary)
+    assert views[1].digest == views[2].digest != views[0].digest
+    assert [v.dossier.kind for v in views if v.dossier] == ["received", "withdrawn", "final"]
