@@ -9,6 +9,7 @@ and how much is the broker, Faust and the sharing of two cores.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -148,6 +149,12 @@ def main(argv: Sequence[str]) -> None:
         h = Harness("127.0.0.1:1", "")
         pairs = current_units(UnitRegistry.from_dir(), 300)
         backlog = h.as_ingest(backlog_messages(pairs, 0, events, h))
+        # The backlog (and the harness that made it) stays in memory for the whole run,
+        # unlike a worker's records, which are garbage after their fetch: out of the
+        # collector's sight, or each full collection walks it (~0.1 s of ~0.9 s of
+        # Python time for 100,000 events). What the counting makes itself is collected
+        # as in a worker (gc.freeze keeps only the objects that exist now).
+        gc.freeze()
         rate, flushes = asyncio.run(counting_rate(backlog, h.signer, events))
     print(
         f"counting pipeline in-process: {rate:,.0f} events/s",
