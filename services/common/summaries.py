@@ -48,6 +48,7 @@ until every ingest writes it.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from itertools import pairwise
@@ -317,15 +318,26 @@ def _check(
         return
     if min(map(len, groups)) != _FIELDS or max(map(len, groups)) != _FIELDS:
         raise ValueError(f"a group is not {_FIELDS} fields")
-    if sum(map(itemgetter(_EVENTS), groups)) != len(index):
-        raise ValueError("its groups do not add up to its events")
     fsum(map(itemgetter(_LATEST), groups))
-    sum(map(itemgetter(_BUCKET), groups))
+    # References are integers, not merely numbers: 0.0 compares like 0 but fails as a list
+    # index later, in the step or the flush, outside any one record's error handling (a
+    # worker that crashes on it would crash again on the same offset after its restart).
     for values, table in (
         (list(map(itemgetter(_TYPE), groups)), types),
         (list(map(itemgetter(_CHAIN), groups)), chains),
         (list(map(itemgetter(_COUNTS), groups)), counts),
         (index, groups),
     ):
+        if not set(map(type, values)) <= {int}:
+            raise TypeError("it refers to a group or table entry by something not an integer")
         if values and not (0 <= min(values) and max(values) < len(table)):
             raise ValueError("it refers to a group or table entry it does not have")
+    if not set(map(type, map(itemgetter(_CROSSWALKED), groups))) <= {bool}:
+        raise TypeError("a group's crosswalk flag is not true or false")
+    if not set(map(type, map(itemgetter(_BUCKET), groups))) <= {int}:
+        raise TypeError("a group's bucket is not whole seconds")
+    # Each group adds exactly the events that point at it: counted as groups (every key
+    # new) or event by event (a duplicate in the flush), a record adds the same figures.
+    per_group = Counter(index)
+    if [per_group[g] for g in range(len(groups))] != list(map(itemgetter(_EVENTS), groups)):
+        raise ValueError("its groups' event counts differ from the events that point at them")

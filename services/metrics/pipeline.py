@@ -249,10 +249,9 @@ class Preparer:
         self._families = {t: contract.family(t) for t in contract.event_types}
         self._summaries = SummaryReader()
         self._bounds = sanity.SummaryBounds(
-            frozenset(catalogue.ids),
+            {kpi.id: kpi.event_type for kpi in catalogue.kpis},
             frozenset(self._families),
             decoder.knows_unit,
-            clock_skew.total_seconds(),
         )
 
     def prepare(
@@ -379,7 +378,7 @@ class Preparer:
         record is dead-lettered."""
         try:
             tally = self._summaries.read(raw, version, backfill)
-            wrong = sanity.problem(tally, value_size, self._bounds, now_s, version)
+            wrong = sanity.problem(tally, value_size, self._bounds, version)
             if wrong is None:
                 tally.families = [self._families[t] for t in tally.types]
         except Exception as exc:  # its MAC verified: a stolen key or an ingest bug

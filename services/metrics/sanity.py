@@ -11,11 +11,12 @@ operator sees it: only a stolen key or a bug in ingest can make one. Pure: no I/
 
 from __future__ import annotations
 
-from collections.abc import Callable, Set
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
+from typing import Final
 
 from services.common.contract import EARLIEST_EVENT_EPOCH
-from services.common.dossierfacts import FACT_TYPES, KINDS
+from services.common.dossierfacts import FACT_TYPES, RECEIVED, RESOLVED, RESUBMITTED
 from services.common.tally import TallyBatch as Summary
 from services.common.timekeys import BUCKET_S
 
@@ -25,6 +26,13 @@ NONSENSE = "summary-nonsense"
 KNOWN_CHAINS_LIMIT = 65_536
 """Chains remembered as known; past it the set starts again (a registry has ~15,000 codes)."""
 
+KINDS_OF: Final = {
+    RECEIVED: frozenset({"received"}),
+    RESUBMITTED: frozenset({"resubmitted"}),
+    RESOLVED: frozenset({"final", "returned", "withdrawn"}),
+}
+"""The fact kinds an event of each type can carry (services/common/dossierfacts.py)."""
+
 MIN_EVENT_BYTES = 100
 """Fewer bytes than the smallest event the contract accepts (its required attributes
 alone take more): a record of ``n`` bytes holds at most ``n // 100`` events."""
@@ -32,27 +40,36 @@ alone take more): a record of ``n`` bytes holds at most ``n // 100`` events."""
 
 @dataclass(frozen=True, slots=True)
 class SummaryBounds:
-    """What this worker knows: the KPIs of its catalogue, the event types of its contract,
-    and the codes of its unit registry (both eras)."""
+    """What this worker knows: the KPIs of its catalogue with the event type each counts,
+    the event types of its contract, and the codes of its unit registry (both eras)."""
 
-    kpis: Set[str]
+    kpis: Mapping[str, str]
+    """KPI id -> the event type whose events it counts."""
     types: Set[str]
     units: Callable[[str], bool]
-    clock_skew_s: float
     known_chains: set[tuple[str, ...]] = field(default_factory=set)
     """Unit chains whose every code ``units`` knows, seen in earlier summaries."""
 
 
 def problem(
-    summary: Summary, value_size: int, bounds: SummaryBounds, now_s: float, version: int = 2
+    summary: Summary, value_size: int, bounds: SummaryBounds, version: int = 2
 ) -> str | None:
     """Why ``summary`` cannot be what a record of ``value_size`` bytes adds, or None.
 
-    Checked: the events fit in the record, every group adds at least one event, every
-    KPI count of one event is 0 <= numerator <= denominator <= 1 (so every sum stays
-    within the events counted), KPIs, event types and units are known, and times and
-    buckets lie within the contract's years and not ahead of the clock; dossier facts
-    (version 2) are those of the dossier events, one each, of a known kind."""
+    Checked: the events fit in the record; every group adds at least one event; KPIs,
+    event types and units are known; every KPI count is of a KPI of its group's event
+    type and 0 <= numerator <= denominator <= 1 for one event (so every sum stays within
+    the events counted); a chain names each unit once; times lie within the contract's
+    years; a group's latest time lies in its 5-minute bucket (so in its Vietnam day) and
+    at or before the record's latest event; dossier facts (version 2) are those of the
+    dossier events, one each, of a kind their event's type can say.
+
+    Not checked here: times ahead of the worker's clock (the caller then reads the
+    record event by event and dead-letters only the events ahead of its clock: a worker
+    whose clock lags ingest's must not refuse the events around them), and whether a
+    fact's dossier id is its event's (the summary does not carry the event's source, and
+    two sources of one publisher may number their dossiers alike). A key holder can
+    still make up events; these checks keep what it makes up counted as events are."""
     events = summary.events
     if events * MIN_EVENT_BYTES > value_size:
         return f"{events} events claimed in a record of {value_size} bytes"
@@ -67,6 +84,14 @@ def problem(
                 return f"unknown KPI {kpi!r}"
             if not (type(n) is int and type(d) is int and 0 <= n <= d <= 1):
                 return f"KPI {kpi!r} counts {n}/{d} for one event (0 <= n <= d <= 1)"
+    judged: set[tuple[int, int]] = set()
+    for t, c in zip(summary.group_type, summary.group_counts, strict=True):
+        if (t, c) in judged:
+            continue
+        judged.add((t, c))
+        for kpi, _, _ in summary.counts[c]:
+            if bounds.kpis[kpi] != summary.types[t]:
+                return f"KPI {kpi!r} counted for a {summary.types[t]} event"
     known = bounds.known_chains
     for chain in summary.chains:
         if chain in known:  # checked in an earlier summary (the registry does not change)
@@ -74,19 +99,27 @@ def problem(
         strangers = [code for code in chain if not bounds.units(code)]
         if strangers:
             return f"unknown units {strangers[:3]}"
+        if len(set(chain)) != len(chain):
+            return f"a unit chain names a unit twice: {','.join(chain)[:200]}"
         if len(known) >= KNOWN_CHAINS_LIMIT:
             known.clear()
         known.add(chain)
-    times = _times_problem(summary, now_s + bounds.clock_skew_s)
+    times = _times_problem(summary)
     return times or (_facts_problem(summary) if version >= 2 else None)
 
 
-def _times_problem(summary: Summary, latest: float) -> str | None:
-    times, buckets = summary.epochs, summary.group_bucket
-    if times and not (EARLIEST_EVENT_EPOCH <= min(times) and max(times) <= latest):
-        return "an event time outside the contract's years or ahead of the clock"
-    if buckets and not (EARLIEST_EVENT_EPOCH - BUCKET_S < min(buckets) <= max(buckets) <= latest):
-        return "a bucket outside the contract's years or ahead of the clock"
+def _times_problem(summary: Summary) -> str | None:
+    times = summary.epochs
+    if not times:
+        return None
+    if not EARLIEST_EVENT_EPOCH <= min(times):
+        return "an event time before the contract's years"
+    latest_event = max(times)
+    for bucket, latest in zip(summary.group_bucket, summary.group_latest, strict=True):
+        if bucket % BUCKET_S or not bucket <= latest < bucket + BUCKET_S:
+            return f"a group's latest time {latest} is not in its 5-minute bucket {bucket}"
+        if latest > latest_event:
+            return f"a group's latest time {latest} is after every event of the record"
     return None
 
 
@@ -102,6 +135,8 @@ def _facts_problem(summary: Summary) -> str | None:
         group_type[index[i]] not in dossier_types for i in facts
     ):
         return "its dossier facts are not one for each dossier event"
-    if any(f.kind not in KINDS or not f.dossier_id for f in facts.values()):
-        return "a dossier fact of an unknown kind, or without a dossier"
+    names = summary.types
+    for i, fact in facts.items():
+        if fact.kind not in KINDS_OF[names[group_type[index[i]]]] or not fact.dossier_id:
+            return f"a dossier fact ({fact.kind}) its event's type cannot say, or no dossier"
     return None

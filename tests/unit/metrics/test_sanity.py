@@ -13,14 +13,12 @@ from services.common.summaries import SummaryReader
 from services.metrics import sanity
 from services.metrics.decoding import RecordDecoder
 from tests.unit.metrics.helpers import catalogue, contract, registry
-from tests.unit.metrics.test_signed_records import NOW
 from tests.unit.metrics.test_summaries import communes_events, ingest_records
 
 BOUNDS = sanity.SummaryBounds(
-    frozenset(catalogue().ids),
+    {kpi.id: kpi.event_type for kpi in catalogue().kpis},
     frozenset(contract().event_types),
     RecordDecoder(contract(), registry()).knows_unit,
-    300.0,
 )
 
 
@@ -35,7 +33,7 @@ def problem(change: Callable[[dict[str, Any]], Any] = lambda s: None, size: int 
     summary, value_size = summary_and_size()
     change(summary)
     read = SummaryReader().read(orjson.dumps(summary))
-    return sanity.problem(read, size or value_size, BOUNDS, NOW.timestamp())
+    return sanity.problem(read, size or value_size, BOUNDS)
 
 
 def test_what_ingest_makes_is_sound() -> None:
@@ -85,17 +83,17 @@ def test_a_chain_is_looked_up_once_and_a_stranger_always() -> None:
         asked.append(code)
         return code != "99999"
 
-    bounds = sanity.SummaryBounds(BOUNDS.kpis, BOUNDS.types, knows, 300.0)
+    bounds = sanity.SummaryBounds(BOUNDS.kpis, BOUNDS.types, knows)
     summary, size = summary_and_size()
     read = SummaryReader().read(orjson.dumps(summary))
-    assert sanity.problem(read, size, bounds, NOW.timestamp()) is None
+    assert sanity.problem(read, size, bounds) is None
     first = len(asked)
-    assert first > 0 and sanity.problem(read, size, bounds, NOW.timestamp()) is None
+    assert first > 0 and sanity.problem(read, size, bounds) is None
     assert len(asked) == first
     summary["u"] = ["99999,19"] * len(summary["u"])
     strange = SummaryReader().read(orjson.dumps(summary))
     for _ in range(2):
-        found = sanity.problem(strange, size, bounds, NOW.timestamp())
+        found = sanity.problem(strange, size, bounds)
         assert found is not None and "unknown units" in found
 
 
@@ -105,16 +103,11 @@ def test_dossier_facts_that_are_not_one_per_dossier_event_are_named() -> None:
     (record,) = ingest_records(dossier_events())
     summary = orjson.loads(dict(record.headers)["egov_summary"])
     size = len(record.value or b"")
-    assert (
-        sanity.problem(SummaryReader().read(orjson.dumps(summary)), size, BOUNDS, NOW.timestamp())
-        is None
-    )
+    assert sanity.problem(SummaryReader().read(orjson.dumps(summary)), size, BOUNDS) is None
     summary["f"]["d"][0] = ""
-    found = sanity.problem(
-        SummaryReader().read(orjson.dumps(summary)), size, BOUNDS, NOW.timestamp()
-    )
+    found = sanity.problem(SummaryReader().read(orjson.dumps(summary)), size, BOUNDS)
     assert found is not None and "dossier" in found
     # Version 1 carried no facts: not a problem there.
     del summary["f"]
     v1 = SummaryReader().read(orjson.dumps(summary), version=1)
-    assert sanity.problem(v1, size, BOUNDS, NOW.timestamp(), version=1) is None
+    assert sanity.problem(v1, size, BOUNDS, version=1) is None
