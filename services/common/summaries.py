@@ -339,5 +339,7 @@ def _check(
     # Each group adds exactly the events that point at it: counted as groups (every key
     # new) or event by event (a duplicate in the flush), a record adds the same figures.
     per_group = Counter(index)
-    if [per_group[g] for g in range(len(groups))] != list(map(itemgetter(_EVENTS), groups)):
+    if list(map(per_group.__getitem__, range(len(groups)))) != list(
+        map(itemgetter(_EVENTS), groups)
+    ):
         raise ValueError("its groups' event counts differ from the events that point at them")

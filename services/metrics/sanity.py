@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import add, attrgetter, le, lt, mod
 from typing import Final
 
 from services.common.contract import EARLIEST_EVENT_EPOCH
@@ -73,7 +75,8 @@ def problem(
     events = summary.events
     if events * MIN_EVENT_BYTES > value_size:
         return f"{events} events claimed in a record of {value_size} bytes"
-    if any(type(n) is not int or n < 1 for n in summary.group_events):
+    sizes = summary.group_events
+    if sizes and (not set(map(type, sizes)) <= {int} or min(sizes) < 1):
         return "a group adds no events, or a negative number of them"
     unknown = [t for t in summary.types if t not in bounds.types]
     if unknown:
@@ -84,11 +87,7 @@ def problem(
                 return f"unknown KPI {kpi!r}"
             if not (type(n) is int and type(d) is int and 0 <= n <= d <= 1):
                 return f"KPI {kpi!r} counts {n}/{d} for one event (0 <= n <= d <= 1)"
-    judged: set[tuple[int, int]] = set()
-    for t, c in zip(summary.group_type, summary.group_counts, strict=True):
-        if (t, c) in judged:
-            continue
-        judged.add((t, c))
+    for t, c in set(zip(summary.group_type, summary.group_counts, strict=True)):
         for kpi, _, _ in summary.counts[c]:
             if bounds.kpis[kpi] != summary.types[t]:
                 return f"KPI {kpi!r} counted for a {summary.types[t]} event"
@@ -114,12 +113,18 @@ def _times_problem(summary: Summary) -> str | None:
         return None
     if not EARLIEST_EVENT_EPOCH <= min(times):
         return "an event time before the contract's years"
-    latest_event = max(times)
-    for bucket, latest in zip(summary.group_bucket, summary.group_latest, strict=True):
-        if bucket % BUCKET_S or not bucket <= latest < bucket + BUCKET_S:
-            return f"a group's latest time {latest} is not in its 5-minute bucket {bucket}"
-        if latest > latest_event:
-            return f"a group's latest time {latest} is after every event of the record"
+    # Whole columns through C-level map: a group is often one event, and this runs on
+    # every summary of a replay.
+    buckets, latests = summary.group_bucket, summary.group_latest
+    ends = map(add, buckets, repeat(BUCKET_S))
+    if (
+        any(map(mod, buckets, repeat(BUCKET_S)))
+        or not all(map(le, buckets, latests))
+        or not all(map(lt, latests, ends))
+    ):
+        return "a group's latest time is not in its 5-minute bucket"
+    if max(latests) > max(times):
+        return "a group's latest time is after every event of the record"
     return None
 
 
@@ -131,12 +136,15 @@ def _facts_problem(summary: Summary) -> str | None:
     dossier_events = sum(
         n for t, n in zip(group_type, summary.group_events, strict=True) if t in dossier_types
     )
-    if dossier_events != len(facts) or any(
-        group_type[index[i]] not in dossier_types for i in facts
-    ):
+    # Each fact's event type, through C-level maps (facts are most events of a dossier
+    # record); then the few distinct (type, kind) pairs are judged.
+    fact_types = list(map(group_type.__getitem__, map(index.__getitem__, facts)))
+    if dossier_events != len(facts) or not dossier_types.issuperset(fact_types):
         return "its dossier facts are not one for each dossier event"
-    names = summary.types
-    for i, fact in facts.items():
-        if fact.kind not in KINDS_OF[names[group_type[index[i]]]] or not fact.dossier_id:
-            return f"a dossier fact ({fact.kind}) its event's type cannot say, or no dossier"
+    names, kinds = summary.types, map(attrgetter("kind"), facts.values())
+    if not all(map(attrgetter("dossier_id"), facts.values())):
+        return "a dossier fact without its dossier"
+    for t, kind in set(zip(fact_types, kinds, strict=True)):
+        if kind not in KINDS_OF[names[t]]:
+            return f"a dossier fact ({kind}) its event's type ({names[t]}) cannot say"
     return None
