@@ -97,7 +97,9 @@ def quix_rows(
             round(quix["rate"]),
             "events/s",
             reference="faust-windowed-table",
-            notes=f"{VERSION}, RocksDB state, at-least-once; first to last event",
+            notes=f"{VERSION}, RocksDB state, at-least-once; started on the filled topic; "
+            "from its first event consumed to its last counted in its state, over all but "
+            "the first (start-up and publishing outside)",
         ),
         row(
             bench,
