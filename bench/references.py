@@ -228,8 +228,10 @@ def reference(name: str, mode: str = "quick") -> float:
 NOTES: Final = {
     "aiokafka-producer": "ceiling: raw AIOKafkaProducer, acks=all, linger 5 ms, ~450 B events",
     "aiokafka-consumer": "ceiling: raw AIOKafkaConsumer from the beginning",
-    "faust-noop": "ceiling of per-message Faust: an agent that does nothing",
-    "faust-windowed-table": "floor: naive agent, windowed-table update (+changelog) per event",
+    "faust-noop": "ceiling of per-message Faust: an agent that does nothing; the topic "
+    "filled first, then timed from the first event the agent sees to the n-th",
+    "faust-windowed-table": "floor: naive agent, windowed-table update (+changelog) per "
+    "event; timed as faust-noop",
 }
 
 
