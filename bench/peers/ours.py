@@ -9,8 +9,8 @@ transaction that also commits the partitions' positions (``consumer_offsets`` in
 database); those positions, polled every :data:`FINE_S`, say when it counted its first
 events and how many. The rate runs from that first commit to ``/v1/kpis`` showing every
 figure right, over the events counted after it (Quix's runs over all but its first
-event). A second, stricter figure runs from the partitions' assignment (the first
-events not yet fetched) over every event.
+event). A second, stricter figure runs from the partitions' assignment, as /v1/kpis
+first lists them, over every event.
 """
 
 from __future__ import annotations
@@ -204,8 +204,8 @@ def ours_rows(
             f"ours: {kpi} throughput from assignment",
             round(ours.rate_assigned),
             "events/s",
-            notes="stricter: from its partitions' assignment seen on /v1/kpis (first events "
-            f"not yet fetched; {FIGURES_S} s polls) to every figure right, over every event",
+            notes="stricter: from its partitions' assignment, as /v1/kpis first lists them "
+            f"({FIGURES_S} s polls), to every figure right, over every event",
         ),
         row(
             bench,
