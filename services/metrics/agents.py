@@ -256,7 +256,7 @@ class Counting:
         late: Counter[str] = Counter()
         crosswalked: Counter[str] = Counter()
         lags: list[float] = []
-        for tally in result.counted_packed:  # by group and bucket: no object per event
+        for tally in result.counted:  # by group and bucket: no object per event
             by_type = tally.type_counts(periods.day)
             processed.update(by_type.processed)
             late.update(by_type.late)

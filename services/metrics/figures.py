@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
-from services.metrics.contributions import Deltas
+from services.common.tally import Deltas, add_row
 from services.metrics.dossiers import outcome_of_series
 from services.metrics.eras import era_start
 from services.metrics.periods import (
@@ -126,13 +126,7 @@ class PartitionFigures:
         for (unit, kpi, bucket), (num, den) in deltas.buckets.items():
             if bucket < oldest_bucket:
                 continue
-            series = self.buckets.setdefault((unit, kpi), {})
-            row = series.get(bucket)
-            if row is None:
-                series[bucket] = [num, den]
-            else:
-                row[0] += num
-                row[1] += den
+            add_row(self.buckets.setdefault((unit, kpi), {}), bucket, num, den)
         for key, epoch in deltas.activity.items():
             if self.activity.get(key, 0.0) < epoch:
                 self.activity[key] = epoch

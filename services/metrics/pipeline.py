@@ -629,7 +629,7 @@ class PartitionState:
             result = await retrying("flush", lambda: self._flush(claims, owned, periods))
             for tp, deltas in result.deltas.items():
                 self.figures.apply(tp, deltas, periods)
-            count_backfilled(self.metrics, result.counted_packed)
+            count_backfilled(self.metrics, result.counted)
             for tp in result.fenced:
                 log.warning("%s[%d] is owned by another worker now: its batch is dropped", *tp)
                 self.claims.pop(tp, None)

@@ -53,11 +53,9 @@ class FlushResult:
     """The events counted (new dedup keys), per partition in offset order."""
     duplicates: list[TallyEvent] = field(default_factory=list)
     fenced: set[TopicPartition] = field(default_factory=set)
-    counted: list[TallyEvent] = field(default_factory=list)
-    """Always empty: everything counted is in ``tallies`` (kept while agents.py reads it)."""
 
     @property
-    def counted_packed(self) -> list[TallyBatch]:
+    def counted(self) -> list[TallyBatch]:
         """Every batch counted, whatever the partition."""
         return [t for tallies in self.tallies.values() for t in tallies]
 

@@ -37,7 +37,7 @@ import pytest
 from services.common.broker import free_port
 from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
-from services.metrics.contributions import dedup_digest
+from services.common.tally import dedup_digest
 from tests.faults.conftest import PUBLISHER, api_token, fault_seed, samples, serving, tail, until
 from tests.faults.tools import Chaos
 from tests.integration.metrics.harness import communes_by_province

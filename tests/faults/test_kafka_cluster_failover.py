@@ -30,7 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from services.common.apache_kafka import KafkaCluster
 from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
-from services.metrics.contributions import dedup_digest
+from services.common.tally import dedup_digest
 from tests.faults.conftest import PUBLISHER, api_token, fault_seed, until
 from tests.faults.test_acknowledged_exactly_once import (
     SOURCE,

@@ -61,7 +61,7 @@ def partition(next_offset: int, *parts: list[TallyEvent] | TallyBatch) -> Partit
 
 def counted(result: store.FlushResult) -> list[TallyEvent]:
     """The events a flush counted, one by one."""
-    return [e for t in result.counted_packed for e in t.event_views()]
+    return [e for t in result.counted for e in t.event_views()]
 
 
 async def daily(conn: asyncpg.Connection, unit: str, day: date) -> tuple[int, int] | None:
@@ -201,7 +201,7 @@ async def test_a_packed_record_of_new_events_counts_whole(conn: asyncpg.Connecti
     batch.sum_ahead()
     result = await store.flush(conn, GROUP, claims, [batch], Periods.at(NOW))
     assert counted(result)[0].digest == dedup_digest("urn:test", "s1")
-    assert [t.events for t in result.counted_packed] == [1, 3] and result.duplicates == []
+    assert [t.events for t in result.counted] == [1, 3] and result.duplicates == []
     assert await daily(conn, "01843", date(2026, 11, 23)) == (2, 3)
     assert await daily(conn, "19", date(2026, 11, 22)) == (1, 1)
     assert {(d, day) for d, day, _ in await keys(conn)} == {

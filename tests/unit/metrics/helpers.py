@@ -11,8 +11,8 @@ import orjson
 
 from services.common.contract import Contract
 from services.common.kpis import KpiCatalogue
+from services.common.tally import dedup_digest
 from services.common.units import UnitRegistry
-from services.metrics.contributions import dedup_digest
 from services.metrics.decoding import RecordDecoder
 from services.metrics.pipeline import Prepared
 

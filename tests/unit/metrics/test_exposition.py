@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.common.tally import Deltas
 from services.common.targets import Override, Scope
 from services.metrics import api
-from services.metrics.contributions import Deltas
 from services.metrics.exposition import LAG_BUCKETS, LagHistogram, PipelineMetrics
 from services.metrics.figures import Figures, PartitionFigures
 from services.metrics.kpitext import KpiText

@@ -13,9 +13,9 @@ import orjson
 import pytest
 
 from services.common.paths import UNITS_DIR
+from services.common.tally import Deltas
 from services.metrics import history
 from services.metrics.api import QueryError
-from services.metrics.contributions import Deltas
 from services.metrics.eras import Crosswalk, Lineage, era_of_day, era_start
 from services.metrics.figures import Figures, PartitionFigures
 from services.metrics.history import HistoryQuery, LimitError

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import orjson
 
 from services.common.figures import ITEM_VERSION, parse_figures
+from services.common.tally import Deltas
 from services.metrics import api
-from services.metrics.contributions import Deltas
 from services.metrics.figures import Figures, PartitionFigures
 from services.metrics.periods import Periods
 from services.metrics.targets import Targets

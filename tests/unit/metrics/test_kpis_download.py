@@ -12,7 +12,7 @@ import openpyxl  # type: ignore[import-untyped]  # no stubs installed
 import orjson
 import pytest
 
-from services.metrics.contributions import Deltas
+from services.common.tally import Deltas
 from services.metrics.figures import Figures, PartitionFigures
 from services.metrics.periods import Periods
 from services.metrics.snapshot import KpiSnapshots

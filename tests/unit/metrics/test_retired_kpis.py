@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 import orjson
 
 from services.common.figures import parse_figures
+from services.common.tally import Deltas
 from services.common.targets import Override, Scope
 from services.metrics import api
-from services.metrics.contributions import Deltas
 from services.metrics.figures import Figures, PartitionFigures
 from services.metrics.kpitext import KpiText
 from services.metrics.periods import Periods

@@ -11,8 +11,8 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
+from services.common.tally import Deltas
 from services.metrics import api
-from services.metrics.contributions import Deltas
 from services.metrics.figures import Figures, PartitionFigures
 from services.metrics.periods import ALL_WINDOWS, Periods
 from services.metrics.snapshot import CAUGHT_UP_COST_SHARE, KpiSnapshots, SnapshotCollector
