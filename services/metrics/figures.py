@@ -226,12 +226,7 @@ class Figures:
         sums: dict[SeriesKey, list[int]] = {}
         for figures in self.partitions.values():
             for key, (num, den) in _window_of(figures, window, periods):
-                row = sums.get(key)
-                if row is None:
-                    sums[key] = [num, den]
-                else:
-                    row[0] += num
-                    row[1] += den
+                add_row(sums, key, num, den)
         return sums
 
     def totals(self) -> dict[SeriesKey, WindowFigure]:
