@@ -74,6 +74,8 @@ Message = tuple[str, bytes, bytes, list[tuple[str, bytes]] | None]
 """(topic, key, value, headers) of one record to produce."""
 
 BATCH: Final = 100
+SETTLE_S: Final = 2.5
+"""Seconds the worker is left alone before its RSS is read at rest."""
 SIZES: Final = {
     "quick": {"backlog": 100_000, "singles": 40_000, "in_process": 100_000, "live_s": 4.0},
     "full": {"backlog": 600_000, "singles": 100_000, "in_process": 100_000, "live_s": 30.0},
@@ -592,6 +594,51 @@ def memory_messages(registry: UnitRegistry, h: Harness, first: int) -> tuple[lis
     return messages, n - first
 
 
+@dataclass
+class FilledRun:
+    """One phase timed from a filled topic: published with the worker paused, then let go
+    on and timed from its first flush committed to its last, over the events after the first
+    (like faust-noop on its filled topic: the publisher's time outside)."""
+
+    rate: float
+    """Events/s after the first flush."""
+    first_events: int
+    """Events the first flush counted (its records' share of the phase's events)."""
+    paused_s: float
+    publish_rate: float
+    flushes: int
+
+    def notes(self) -> str:
+        session = session_timeout_s()
+        caveat = (
+            f"; paused {self.paused_s:.1f} s, beyond its {session:g} s session: a rebalance "
+            "is inside"
+            if self.paused_s > session
+            else ""
+        )
+        return (
+            f"{self.flushes} flushes; published first ({self.publish_rate:,.0f} events/s) with "
+            f"the worker paused (SIGSTOP), then let go on; from its first flush committed "
+            f"({self.first_events:,} events) to its last, over the events after the first "
+            f"(positions polled every 20 ms){caveat}"
+        )
+
+
+async def from_filled_topic(h: Harness, messages: list[Message], events: int) -> FilledRun:
+    """Publish ``messages`` (``events`` events) while the worker is paused, let it go on,
+    and time it from its first flush committed to its last (see :class:`FilledRun`)."""
+    flushes_before = await asyncio.to_thread(flushes, h.url)
+    with h.paused():
+        started = time.perf_counter()
+        await h.publish(messages)
+        paused_s = time.perf_counter() - started
+    first, done, first_records = await h.wait_counted(h.published)
+    steps = await asyncio.to_thread(flushes, h.url) - flushes_before
+    first_events = round(events * first_records / len(messages))
+    rate = (events - first_events) / (done - first) if done > first else 0.0
+    return FilledRun(rate, first_events, paused_s, events / paused_s, steps)
+
+
 def flushes(url: str) -> int:
     """Flush transactions the worker has committed so far."""
     text = httpx.get(url + "/metrics", timeout=30).text
@@ -609,6 +656,34 @@ def scrape_units(url: str) -> tuple[int, int, float]:
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
     units = sum(1 for line in lines if line.startswith("egov_unit_info{"))
     return units, len(lines), elapsed
+
+
+def snapshot_age(url: str, unit: str) -> float:
+    """The age of the snapshot /v1/kpis answers from (a one-unit query: cheap)."""
+    answer = httpx.get(url + "/v1/kpis", params={"unit": unit, "window": "day"}, timeout=30)
+    return float(answer.json()["snapshot_age_s"])
+
+
+def wait_snapshot_after(url: str, unit: str, since: float, timeout_s: float = 30) -> float:
+    """Wait until /v1/kpis answers from a snapshot taken after ``since`` (a perf time: the
+    last flush seen committed) and none newer came for a second (a build that began before
+    that flush is followed by one after it); returns the seconds waited."""
+    deadline = time.perf_counter() + timeout_s
+    taken, stable_since = None, None
+    while (now := time.perf_counter()) < deadline:
+        at = now - snapshot_age(url, unit)
+        if at > since:
+            if taken is None or abs(at - taken) > 0.05:
+                taken, stable_since = at, now
+            elif now - (stable_since or now) >= 1.0:
+                return now - since
+        time.sleep(0.1)
+    raise RuntimeError(f"no snapshot after the last flush within {timeout_s:g} s")
+
+
+def whole_window_bytes(url: str) -> int:
+    """One /v1/kpis request for a whole window (every unit and KPI of the day)."""
+    return len(httpx.get(url + "/v1/kpis", params={"window": "day"}, timeout=60).content)
 
 
 def _log(message: str, started: float = time.perf_counter()) -> None:
@@ -650,20 +725,22 @@ async def phases(h: Harness, mode: str) -> list[Row]:
     n_backlog = int(sizes["backlog"])
     backlog = h.as_ingest(backlog_messages(pairs, 0, n_backlog, h))
     _log("backlog packed and signed as ingest does")
-    # Timed from the start of publishing (the worker is idle, waiting): a flush can
-    # hold most of a backlog, so "first progress" would come too late to time from.
-    flushes_before = await asyncio.to_thread(flushes, h.url)
-    first = time.perf_counter()
-    await h.publish(backlog)
-    _, done, _ = await h.wait_counted(h.published)
+    # Timed like the singles below and the raw consumer's ceiling: from a filled topic.
+    replayed = await from_filled_topic(h, backlog, n_backlog)
     _log("backlog counted")
-    steps = await asyncio.to_thread(flushes, h.url) - flushes_before
     ceiling = await raw_consumer_rate(h, h.published, n_backlog + h.live_events)
-    replay = n_backlog / (done - first)
+    replay = replayed.rate
     notes = (
-        f"{n_backlog:,} events in {len(backlog):,} batch messages of {BATCH}, "
-        f"{steps} flushes; timed from publish start to last position committed"
+        f"{n_backlog:,} events in {len(backlog):,} batch messages of {BATCH}; " + replayed.notes()
     )
+    # The former timing, kept for comparison with earlier runs: the worker running (idle,
+    # waiting) while the backlog is published, from the start of publishing to the last
+    # position committed.
+    again = h.as_ingest(backlog_messages(pairs, 2 * 10**6, n_backlog, h))
+    started = time.perf_counter()
+    await h.publish(again)
+    _, done_again, _ = await h.wait_counted(h.published)
+    replay_incl = n_backlog / (done_again - started)
     rows += [
         row(
             "metrics",
@@ -683,29 +760,24 @@ async def phases(h: Harness, mode: str) -> list[Row]:
             reference_value=round(floor),
             notes=notes,
         ),
+        row(
+            "metrics",
+            "backlog replay incl. publishing",
+            round(replay_incl),
+            "events/s",
+            notes=f"{n_backlog:,} more events in {len(again):,} batch messages, published to "
+            "the running worker; from the start of publishing to the last position committed "
+            "(the publisher's time inside: this phase's timing before 2026-12-04)",
+        ),
     ]
 
     _log("backlog done")
     n_singles = int(sizes["singles"])
     singles = single_messages(pairs, n_backlog, n_singles, h)
-    # Timed like faust-noop (bench/references.py): the topics are filled first, with the
-    # worker paused (SIGSTOP), so the publisher's time is outside; it is let go on and
-    # timed from its first flush committed to its last, over the events counted after
-    # the first (faust-noop: from its first event to its n-th, over all but the first).
-    flushes_before = await asyncio.to_thread(flushes, h.url)
-    with h.paused():
-        started = time.perf_counter()
-        await h.publish(singles)
-        paused_s = time.perf_counter() - started
-    first, done, first_counted = await h.wait_counted(h.published)
-    steps = await asyncio.to_thread(flushes, h.url) - flushes_before
-    rate = (n_singles - first_counted) / (done - first) if done > first else 0.0
-    session = session_timeout_s()
-    caveat = (
-        f"; paused {paused_s:.1f} s, beyond its {session:g} s session: a rebalance is inside"
-        if paused_s > session
-        else ""
-    )
+    # Timed like faust-noop (bench/references.py): from its filled topic, over all but the
+    # first event.
+    singled = await from_filled_topic(h, singles, n_singles)
+    rate = singled.rate
     # The former timing, kept for comparison with earlier runs: the worker running
     # while the events are published, from the start of publishing to the last position.
     more = single_messages(pairs, n_backlog + n_singles, n_singles, h)
@@ -713,12 +785,7 @@ async def phases(h: Harness, mode: str) -> list[Row]:
     await h.publish(more)
     _, done_more, _ = await h.wait_counted(h.published)
     rate_incl = n_singles / (done_more - started)
-    notes = (
-        f"{n_singles:,} events, one per message, {steps} flushes; published first "
-        f"({n_singles / paused_s:,.0f} events/s) with the worker paused, then let go on; "
-        f"from its first flush committed ({first_counted:,} events) to its last, over the "
-        f"events after the first (positions polled every 20 ms){caveat}"
-    )
+    notes = f"{n_singles:,} events, one per message; " + singled.notes()
     rows += [
         row(
             "metrics",
@@ -752,9 +819,14 @@ async def phases(h: Harness, mode: str) -> list[Row]:
     _log("singles done")
     messages, events = memory_messages(registry, h, 10**8)
     await h.publish(h.as_ingest(messages))
-    await h.wait_counted(h.published)
+    _, counted, _ = await h.wait_counted(h.published)
     assert h.proc is not None
+    # At rest: the /v1/kpis snapshot of every unit built after the last flush, one full
+    # /metrics scrape and one whole-window /v1/kpis answer served, then settled.
+    caught_up_s = await asyncio.to_thread(wait_snapshot_after, h.url, pairs[0][0], counted)
     units, samples, scrape_s = await asyncio.to_thread(scrape_units, h.url)
+    answer_bytes = await asyncio.to_thread(whole_window_bytes, h.url)
+    await asyncio.sleep(SETTLE_S)
     rss = rss_bytes(h.proc.pid) or 0
     peak = rss_bytes(h.proc.pid, "VmHWM") or 0  # the live, replay, singles and memory phases
     _log("memory done")
@@ -775,8 +847,12 @@ async def phases(h: Harness, mode: str) -> list[Row]:
                 "worker RSS, all units populated",
                 round(rss / 2**20, 1),
                 "MiB",
-                notes=f"{events // len(TYPES):,} units populated (both hierarchies), "
-                f"{units:,} on /metrics' egov_unit_info, 7 KPIs, {events:,} events",
+                notes=f"{events // len(TYPES):,} units populated (the communes of both "
+                f"hierarchies, 7 KPIs, {events:,} events); {units:,} units exported on "
+                "/metrics (egov_unit_info: today's hierarchy). Read at rest: the /v1/kpis "
+                f"snapshot built after the last flush ({caught_up_s:.1f} s after it), one "
+                f"full /metrics scrape and one whole-window /v1/kpis answer "
+                f"({answer_bytes / 2**20:,.1f} MiB, window=day) served, then {SETTLE_S:g} s",
             ),
             row(
                 "metrics",
@@ -784,7 +860,8 @@ async def phases(h: Harness, mode: str) -> list[Row]:
                 round(peak / 2**20, 1),
                 "MiB",
                 notes="VmHWM after the live, replay, one-per-message and memory phases, "
-                "the last with a full /metrics scrape",
+                "the last read at rest (the snapshot of every unit built, a full /metrics "
+                "scrape and a whole-window /v1/kpis answer served)",
             ),
             row(
                 "metrics",
