@@ -144,10 +144,12 @@ async def flush(
         await dossierstore.count(conn, live, result)
         await _upsert_figures(conn, result.deltas, periods)
         topics, parts = _tp_arrays(b.tp for b in live)
+        # The clock at the flush's last statement, not its transaction's start: when the
+        # positions (and the figures with them) became durable, to a few milliseconds.
         await conn.execute(
             """
             UPDATE consumer_offsets AS o
-            SET next_offset = u.n, last_record = u.f, updated_at = now()
+            SET next_offset = u.n, last_record = u.f, updated_at = clock_timestamp()
             FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bytea[]) AS u(t, p, n, f)
             WHERE o.group_id = $1 AND o.topic = u.t AND o."partition" = u.p
             """,
