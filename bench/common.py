@@ -1,4 +1,5 @@
-"""What every benchmark module shares: the row shape, a broker, a database, RSS, a run folder.
+"""What every benchmark module shares: the row shape, a broker, a database, RSS, a run folder,
+and the metrics worker's commit clock.
 
 A benchmark module is ``bench/<name>.py`` exposing ``run(mode) -> list[Row]``; it starts
 what it needs itself (an embedded broker on a free port, a fresh database) and cleans up.
@@ -8,6 +9,7 @@ The runner (``python -m bench``) runs each module in its own process and sets
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -19,8 +21,9 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Final, TypedDict
 
 import asyncpg
 
@@ -237,3 +240,130 @@ class Stopwatch:
 
 def dump_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=1, ensure_ascii=False, default=str))
+
+
+# --- The metrics worker's commit clock -----------------------------------------------------
+#
+# A flush of the metrics worker counts a step's records and moves its partitions' positions
+# (``consumer_offsets``) in one transaction, whose last statement sets ``updated_at`` to
+# ``clock_timestamp()``: when the positions and the figures they cover became durable. So a
+# read of the table says, on PostgreSQL's clock and whenever it is made, how many records
+# the worker had counted and when the flush that counted them committed; polling it only
+# has to be often enough to see the end, not to time it. A claim (on assignment) sets
+# ``updated_at`` too: a new row's position is 0, so only positions above 0 date a flush; a
+# claim of a partition already read is told by its epoch (see :class:`CommitSpan`).
+
+COMMIT_POLL_S: Final = 0.02
+"""How often the positions are read while the worker counts (to see the end, not time it)."""
+COMMIT_SQL: Final = """
+SELECT coalesce(sum(next_offset), 0)::bigint AS records,
+       extract(epoch FROM max(updated_at) FILTER (WHERE next_offset > 0))::float8 AS at,
+       coalesce(sum(epoch), 0)::bigint AS claims
+FROM consumer_offsets
+"""
+
+
+@dataclass(frozen=True)
+class Commit:
+    """The worker's committed positions at one read of its database, in one statement so
+    that the count and its time belong together even when the read lands after a later
+    flush than the one awaited."""
+
+    records: int
+    """Records counted: the sum of the partitions' next offsets."""
+    at: float | None
+    """When the last flush committed them (PostgreSQL's clock, seconds since the epoch);
+    None before any."""
+    claims: int
+    """The sum of the partitions' epochs: it moves with every claim and only then."""
+
+
+NO_COMMIT: Final = Commit(0, None, 0)
+"""A fresh database: nothing claimed, nothing counted."""
+
+
+async def read_commit(conn: asyncpg.Connection) -> Commit:
+    found = await conn.fetchrow(COMMIT_SQL)
+    assert found is not None  # an aggregate: always one row
+    return Commit(int(found["records"]), found["at"], int(found["claims"]))
+
+
+@dataclass(frozen=True)
+class CommitSpan:
+    """A worker's counting of one batch of records, timed on its commit clock: from its
+    first flush committed (``first``, the first read with more records than ``start``) to
+    the commit of the flush that counted the last record (``last``, the first read with
+    them all), over the records counted after the first read. ``before_last`` is the read
+    before ``last``: with the same claims, no claim came between the last flush and that
+    read, so ``last.at`` is the flush's commit; else it may be a later claim's time (a
+    rebalance: the span is then too long, never too short)."""
+
+    start: Commit
+    first: Commit
+    before_last: Commit
+    last: Commit
+
+    @property
+    def seconds(self) -> float:
+        assert self.first.at is not None and self.last.at is not None
+        return self.last.at - self.first.at
+
+    @property
+    def records(self) -> int:
+        return self.last.records - self.start.records
+
+    @property
+    def first_records(self) -> int:
+        """Records counted by the first read's flushes (the first, or more if the read
+        came after a second)."""
+        return self.first.records - self.start.records
+
+    def first_events(self, events: int) -> int:
+        """The first flush's share of ``events`` spread over the records (exact for one
+        event a record; for batches, their mean size)."""
+        return round(events * self.first_records / self.records) if self.records else 0
+
+    def rate(self, events: int) -> float:
+        """Events/s counted after the first flush (0 if all were in it)."""
+        after = events - self.first_events(events)
+        return after / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def end_exact(self) -> bool:
+        """``last.at`` is the commit of the flush that counted the last record."""
+        return self.last.claims == self.before_last.claims
+
+    @property
+    def claimed_inside(self) -> bool:
+        """A partition was claimed (a rebalance) between the first read and the last."""
+        return self.last.claims != self.first.claims
+
+
+async def wait_commits(
+    conn: asyncpg.Connection, start: Commit, records: int, deadline: float
+) -> CommitSpan:
+    """Read the worker's positions every :data:`COMMIT_POLL_S` until ``records`` (in all)
+    are counted; the span from its first flush after ``start`` to that last one.
+    ``deadline`` is on :func:`time.monotonic`."""
+    first = None
+    before = now = start
+    while True:
+        before, now = now, await read_commit(conn)
+        if first is None and now.records > start.records and now.at is not None:
+            first = now
+        if first is not None and now.records >= records:
+            return CommitSpan(start, first, before, now)
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"only {now.records - start.records} of {records - start.records} "
+                "records counted in time"
+            )
+        await asyncio.sleep(COMMIT_POLL_S)
+
+
+async def clock_offset(conn: asyncpg.Connection) -> float:
+    """PostgreSQL's clock minus this process's wall clock (seconds; ~0 on one machine):
+    to place a moment seen here on the commit clock."""
+    sent = time.time()
+    server = await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())::float8")
+    return float(server) - (sent + time.time()) / 2

@@ -2,7 +2,8 @@
 
 One broker (tansu, or Apache Kafka in the runner's second pass); per KPI one topic
 filled with the same events before either engine starts, then a fresh run of each on
-it, each timed from its first event (not the publisher's time, not its start-up). Each
+it, each timed from its first event (not the publisher's time, not its start-up) by its
+own clock: Quix inside its process, ours by its flushes' commits in its database. Each
 engine's figures are checked equal to the plain computation of :mod:`bench.peers.kpi`
 before its speed is reported; an engine whose figures differ gets a row saying so, not
 a speed.
@@ -102,9 +103,9 @@ def _side_by_side(rows: list[Row]) -> list[Row]:
     by_metric = {r["metric"]: r for r in rows}
     linked = []
     for r in rows:
-        # Ours from its assignment (stricter) beside Quix's one rate as well.
-        peer_name = r["metric"].replace("ours:", "quix:").replace(" from assignment", "")
-        peer = by_metric.get(peer_name)
+        # Each of ours' rates (from its assignment, to /v1/kpis) beside Quix's one rate.
+        head, throughput, _ = r["metric"].partition(" throughput")
+        peer = by_metric.get(head.replace("ours:", "quix:") + throughput)
         if r["metric"].startswith("ours:") and r["unit"] != "bool" and peer:
             r = row(
                 r["benchmark"],
