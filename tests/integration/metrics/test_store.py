@@ -213,6 +213,28 @@ async def test_a_packed_record_of_new_events_counts_whole(conn: asyncpg.Connecti
     assert await conn.fetchval("SELECT next_offset FROM consumer_offsets") == 7
 
 
+async def test_packed_records_store_each_key_with_its_day_and_backfill_flag(
+    conn: asyncpg.Connection,
+) -> None:
+    """The whole-record path copies its keys in one binary stream: each keeps its day
+    (before and after 2000-01-01, PostgreSQL's day zero) and its record's backfill flag."""
+    claims = await store.claim(conn, GROUP, "w1", [TP])
+    old = datetime(1999, 12, 31, 3, 0, tzinfo=UTC)
+    live = packed(entry("a"), entry("b", NOW - timedelta(days=1)))
+    backfilled = packed(entry("c", old), entry("d", old), entry("e"), backfill=True)
+    batch = partition(3, live, backfilled)
+    result = await store.flush(conn, GROUP, claims, [batch], Periods.at(NOW))
+    assert result.events == 5 and result.duplicates == []
+    today, yesterday = date(2026, 11, 23), date(2026, 11, 22)
+    assert await keys(conn) == {
+        (dedup_digest("urn:test", "a"), today, False),
+        (dedup_digest("urn:test", "b"), yesterday, False),
+        (dedup_digest("urn:test", "c"), date(1999, 12, 31), True),
+        (dedup_digest("urn:test", "d"), date(1999, 12, 31), True),
+        (dedup_digest("urn:test", "e"), today, True),
+    }
+
+
 async def test_a_key_seen_before_is_decided_event_by_event(conn: asyncpg.Connection) -> None:
     """The whole-record insert is undone; the new keys of the record are still stored."""
     claims = await store.claim(conn, GROUP, "w1", [TP])
