@@ -258,7 +258,8 @@ COMMIT_POLL_S: Final = 0.02
 COMMIT_SQL: Final = """
 SELECT coalesce(sum(next_offset), 0)::bigint AS records,
        extract(epoch FROM max(updated_at) FILTER (WHERE next_offset > 0))::float8 AS at,
-       coalesce(sum(epoch), 0)::bigint AS claims
+       coalesce(sum(epoch), 0)::bigint AS claims,
+       extract(epoch FROM clock_timestamp())::float8 AS read_at
 FROM consumer_offsets
 """
 
@@ -276,6 +277,9 @@ class Commit:
     None before any."""
     claims: int
     """The sum of the partitions' epochs: it moves with every claim and only then."""
+    read_at: float | None = None
+    """When this read was made (the same clock): a poller without the commit clock would
+    have dated the commit so, up to a poll late."""
 
 
 NO_COMMIT: Final = Commit(0, None, 0)
@@ -285,7 +289,7 @@ NO_COMMIT: Final = Commit(0, None, 0)
 async def read_commit(conn: asyncpg.Connection) -> Commit:
     found = await conn.fetchrow(COMMIT_SQL)
     assert found is not None  # an aggregate: always one row
-    return Commit(int(found["records"]), found["at"], int(found["claims"]))
+    return Commit(int(found["records"]), found["at"], int(found["claims"]), found["read_at"])
 
 
 @dataclass(frozen=True)
@@ -307,6 +311,20 @@ class CommitSpan:
     def seconds(self) -> float:
         assert self.first.at is not None and self.last.at is not None
         return self.last.at - self.first.at
+
+    @property
+    def polled_seconds(self) -> float | None:
+        """The same span as polling the positions dates it: from the read that first saw a
+        flush to the one that saw the last (the timing before the commit clock)."""
+        if self.first.read_at is None or self.last.read_at is None:
+            return None
+        return self.last.read_at - self.first.read_at
+
+    def polled_rate(self, events: int) -> float | None:
+        seconds = self.polled_seconds
+        if seconds is None:
+            return None
+        return (events - self.first_events(events)) / seconds if seconds > 0 else 0.0
 
     @property
     def records(self) -> int:

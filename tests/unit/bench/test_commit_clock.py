@@ -43,6 +43,15 @@ def test_all_in_one_flush_is_no_rate_not_a_division_by_zero() -> None:
     assert CommitSpan(NO_COMMIT, one, NO_COMMIT, one).rate(400) == 0.0
 
 
+def test_the_span_as_polling_dates_it_is_from_read_to_read() -> None:
+    assert span().polled_seconds is None  # reads made without their own time
+    seen = CommitSpan(
+        NO_COMMIT, Commit(40, T0, 6, T0 + 0.01), NO_COMMIT, Commit(400, T0 + 0.5, 6, T0 + 0.53)
+    )
+    assert seen.polled_seconds == pytest.approx(0.52)
+    assert seen.polled_rate(40_000) == pytest.approx(36_000 / 0.52)
+
+
 def test_a_claim_between_the_last_two_reads_makes_the_end_unsure() -> None:
     assert span().end_exact and not span().claimed_inside
     late = span(claims=(6, 12))

@@ -13,7 +13,7 @@ T0 = 1_796_000_000.0  # PostgreSQL's clock, seconds since the epoch
 # committed at T0 + 0.79 (9,800 in 0.49 s), /v1/kpis seen right at T0 + 0.85.
 SPAN = CommitSpan(
     Commit(0, None, 0),
-    Commit(200, T0 + 0.3, 24),
+    Commit(200, T0 + 0.3, 24, T0 + 0.31),
     Commit(9_500, T0 + 0.75, 24),
     Commit(10_000, T0 + 0.79, 24),
 )
@@ -46,6 +46,7 @@ def test_ours_is_timed_on_its_commit_clock_from_its_first_flush_to_its_last() ->
     shown = right["ours: k throughput to /v1/kpis"]
     assert shown["value"] == round(9_800 / 0.55)
     assert "seen 0.060 s after the last flush committed" in shown["notes"]
+    assert f"as polled (the timing before): {round(9_800 / 0.54):,}" in shown["notes"]
 
 
 def test_a_claim_after_the_first_is_said_in_the_notes() -> None:
