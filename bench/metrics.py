@@ -4,12 +4,13 @@ One worker (``egov-pulse metrics`` in a child process) on an embedded broker of 
 and a fresh database, fed in phases on the same topics:
 
 1. backlog: events packed 100 per message per (topic, province key), the structured
-   batch format ingest publishes; events/s from the first to the last record counted
-   (progress read from PostgreSQL's consumer positions, which move only on commit).
-2. singles: events one per message, as integrators publish straight to Kafka, published
-   while the worker is paused (SIGSTOP), then timed from its first flush committed to its
-   last, like faust-noop on its filled topic (the publisher's time outside); and again
-   published to the running worker, from the start of publishing (the former timing).
+   batch format ingest publishes, published while the worker is paused (SIGSTOP), then
+   timed on the worker's commit clock (``bench.common.CommitSpan``: the flushes' commits
+   dated in its database, no polling inside) from its first flush committed to its last,
+   like the raw consumer's ceiling on the same topics (the publisher's time outside).
+2. singles: events one per message, as integrators publish straight to Kafka, timed the
+   same way, like faust-noop on its filled topic; and again published to the running
+   worker, from the start of publishing (the former timing).
 3. live: 1,000 events/s one per message, plus a probe event every 100 ms for one unit;
    latency = broker acknowledgement of the probe -> its figure changed on /metrics.
 4. memory: events for every unit of both hierarchies (~10,800 units, 7 KPIs), then RSS.
@@ -44,16 +45,22 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import (
+    COMMIT_POLL_S,
     REPO,
+    Commit,
+    CommitSpan,
     Row,
     check_mode,
+    clock_offset,
     embedded_broker,
     fresh_database,
     percentile,
+    read_commit,
     row,
     rss_bytes,
     run_dir,
     tail,
+    wait_commits,
 )
 from bench.pipeline import counting_rate, decode_and_dict_rate
 from bench.references import reference
@@ -247,6 +254,7 @@ class Harness:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.published = 0  # records
+        self.offset = 0.0  # PostgreSQL's clock minus this process's wall clock
         self.live_events = 0
         self.log = run_dir() / f"metrics-worker-{prefix}.log"
         # As in a deployment, ingest and the worker share a key: records "from ingest"
@@ -371,32 +379,33 @@ class Harness:
             await producer.stop()
         self.published += len(messages)
 
-    async def position(self, conn: asyncpg.Connection) -> int:
-        """Records counted so far (committed positions of the worker's partitions)."""
-        value = await conn.fetchval("SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets")
-        return int(value)
-
-    async def wait_counted(self, records: int, timeout_s: float = 600) -> tuple[float, float, int]:
-        """Wait until ``records`` are counted; returns the perf times of the first progress
-        (the first flush committed, positions polled every 20 ms) and of the end, and the
-        records that first flush counted."""
+    async def commit(self) -> Commit:
+        """The worker's committed positions now, with the time of its last flush."""
         conn = await asyncpg.connect(self.dsn)
         try:
-            start = await self.position(conn)
-            first, first_counted = None, 0
-            deadline = time.perf_counter() + timeout_s
-            while True:
-                now = await self.position(conn)
-                t = time.perf_counter()
-                if first is None and now > start:
-                    first, first_counted = t, now - start
-                if now >= records:
-                    return first or t, t, first_counted
-                if t > deadline:
-                    raise RuntimeError(f"only {now} of {records} records counted")
-                await asyncio.sleep(0.02)
+            self.offset = await clock_offset(conn)
+            return await read_commit(conn)
         finally:
             await conn.close()
+
+    def on_commit_clock(self) -> float:
+        """Now, on PostgreSQL's clock (the worker's commit clock)."""
+        return time.time() + self.offset
+
+    async def wait_counted(self, records: int, start: Commit, timeout_s: float = 600) -> CommitSpan:
+        """Wait until ``records`` (in all) are counted, more than ``start`` (a read made
+        before they were published); their counting on the worker's commit clock."""
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            return await wait_commits(conn, start, records, time.monotonic() + timeout_s)
+        finally:
+            await conn.close()
+
+    async def publish_counted(self, messages: list[Message]) -> CommitSpan:
+        """Publish ``messages`` to the running worker and wait until it has counted them."""
+        start = await self.commit()
+        await self.publish(messages)
+        return await self.wait_counted(self.published, start)
 
 
 def backlog_messages(
@@ -452,7 +461,35 @@ def first_events(messages: list[Message], events: int) -> list[Message]:
     return taken
 
 
-async def raw_consumer_rate(h: Harness, records: int, events: int) -> float:
+@dataclass(frozen=True)
+class Ceiling:
+    """The raw consumer's reading of the topics: timed from its first batch in hand to its
+    last record, over every event (the reference's figure), and over the events after the
+    first batch (as ours is over those after its first flush)."""
+
+    events: int
+    first_events: int
+    """Events in the records of its first batch, fetched before its clock starts."""
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+    @property
+    def rate_after_first(self) -> float:
+        return (self.events - self.first_events) / self.seconds if self.seconds else 0.0
+
+    def notes(self) -> str:
+        return (
+            f"the ceiling is timed from its first batch in hand to its last record, over "
+            f"every event; its first batch held {self.first_events:,} events (fetched before "
+            f"its clock starts); over the events after it, {self.rate_after_first:,.0f} "
+            "events/s"
+        )
+
+
+async def raw_consumer_rate(h: Harness, records: int, events: int) -> Ceiling:
     """The ceiling: a raw AIOKafkaConsumer reading the same topics from the start (events/s:
     the backlog's batch records and the live phase's single ones)."""
     consumer = AIOKafkaConsumer(
@@ -466,15 +503,19 @@ async def raw_consumer_rate(h: Harness, records: int, events: int) -> float:
     try:
         seen = 0
         started = None
+        first: list[bytes] = []
         while seen < records:
             batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
             if started is None and batch:
                 started = time.perf_counter()
+                first = [m.value for msgs in batch.values() for m in msgs if m.value]
             seen += sum(len(msgs) for msgs in batch.values())
         elapsed = time.perf_counter() - (started or time.perf_counter())
     finally:
         await consumer.stop()
-    return events / elapsed if elapsed else 0.0
+    # Counted after the clock stopped: the ceiling's loop stays as it was.
+    first_events = events_in([("", b"", value, None) for value in first])
+    return Ceiling(events, first_events, elapsed)
 
 
 def scrape_denominator(url: str, unit: str, kpi: str) -> float | None:
@@ -594,49 +635,88 @@ def memory_messages(registry: UnitRegistry, h: Harness, first: int) -> tuple[lis
     return messages, n - first
 
 
-@dataclass
+@dataclass(frozen=True)
 class FilledRun:
     """One phase timed from a filled topic: published with the worker paused, then let go
-    on and timed from its first flush committed to its last, over the events after the first
-    (like faust-noop on its filled topic: the publisher's time outside)."""
+    on and timed on its commit clock from its first flush committed to the one that counted
+    its last record, over the events after the first (like faust-noop on its filled topic:
+    the publisher's time outside)."""
 
-    rate: float
-    """Events/s after the first flush."""
-    first_events: int
-    """Events the first flush counted (its records' share of the phase's events)."""
+    span: CommitSpan
+    events: int
     paused_s: float
     publish_rate: float
     flushes: int
 
+    @property
+    def rate(self) -> float:
+        """Events/s after the first flush."""
+        return self.span.rate(self.events)
+
+    @property
+    def first_events(self) -> int:
+        """Events the first flush counted (its records' share of the phase's events)."""
+        return self.span.first_events(self.events)
+
     def notes(self) -> str:
-        session = session_timeout_s()
-        caveat = (
-            f"; paused {self.paused_s:.1f} s, beyond its {session:g} s session: a rebalance "
-            "is inside"
-            if self.paused_s > session
-            else ""
-        )
         return (
             f"{self.flushes} flushes; published first ({self.publish_rate:,.0f} events/s) with "
-            f"the worker paused (SIGSTOP), then let go on; from its first flush committed "
-            f"({self.first_events:,} events) to its last, over the events after the first "
-            f"(positions polled every 20 ms){caveat}"
+            "the worker paused (SIGSTOP), then let go on; timed on its commit clock "
+            "(consumer_offsets.updated_at, the clock at each flush's last statement, read with "
+            f"the positions in one statement): from its first flush committed "
+            f"({self.first_events:,} events) to the commit of the flush that counted the last "
+            f"record, {self.span.seconds:.3f} s, over the {self.events - self.first_events:,} "
+            f"events after the first; no polling error inside{self.polled()}{self.caveats()}"
         )
+
+    def polled(self) -> str:
+        """The same counting as the positions polled every 20 ms date it (the timing before
+        the commit clock), for comparison."""
+        rate = self.span.polled_rate(self.events)
+        if rate is None:
+            return ""
+        return f" (polled every {COMMIT_POLL_S * 1000:g} ms, as before: {rate:,.0f} events/s)"
+
+    def caveats(self) -> str:
+        session = session_timeout_s()
+        said = ""
+        if self.paused_s > session:
+            said += (
+                f"; paused {self.paused_s:.1f} s, beyond its {session:g} s session: a "
+                "rebalance is inside"
+            )
+        if self.span.claimed_inside or not self.span.end_exact:
+            said += (
+                "; partitions claimed again while counting (a rebalance): the end may be a "
+                "claim's time, after the last flush"
+            )
+        return said
 
 
 async def from_filled_topic(h: Harness, messages: list[Message], events: int) -> FilledRun:
     """Publish ``messages`` (``events`` events) while the worker is paused, let it go on,
     and time it from its first flush committed to its last (see :class:`FilledRun`)."""
+    start = await h.commit()
     flushes_before = await asyncio.to_thread(flushes, h.url)
     with h.paused():
         started = time.perf_counter()
         await h.publish(messages)
         paused_s = time.perf_counter() - started
-    first, done, first_records = await h.wait_counted(h.published)
+    span = await h.wait_counted(h.published, start)
     steps = await asyncio.to_thread(flushes, h.url) - flushes_before
-    first_events = round(events * first_records / len(messages))
-    rate = (events - first_events) / (done - first) if done > first else 0.0
-    return FilledRun(rate, first_events, paused_s, events / paused_s, steps)
+    return FilledRun(span, events, paused_s, events / paused_s, steps)
+
+
+async def while_publishing(h: Harness, messages: list[Message], events: int) -> float:
+    """Events/s of ``messages`` published to the running worker: from the start of
+    publishing (this process's clock, placed on PostgreSQL's) to the commit of the flush
+    that counted the last record (the former timing, the publisher's time inside)."""
+    start = await h.commit()
+    started = h.on_commit_clock()
+    await h.publish(messages)
+    span = await h.wait_counted(h.published, start)
+    assert span.last.at is not None
+    return events / (span.last.at - started)
 
 
 def flushes(url: str) -> int:
@@ -704,9 +784,9 @@ async def phases(h: Harness, mode: str) -> list[Row]:
     _log("references measured")
     await asyncio.to_thread(h.start_worker)
     _log("worker started")
-    await h.publish(single_messages(pairs, 10**6, 1, h))  # warm-up: partitions assigned
-    await h.wait_counted(h.published)
+    await h.publish_counted(single_messages(pairs, 10**6, 1, h))  # warm-up: assigned
     h.live_events += 1
+    before_live = await h.commit()
     latencies = await live(h, pairs[:30], sizes["live_s"], 10**7)
     rows.append(
         row(
@@ -720,7 +800,7 @@ async def phases(h: Harness, mode: str) -> list[Row]:
         )
     )
 
-    await h.wait_counted(h.published)
+    await h.wait_counted(h.published, before_live)
     _log("live done")
     n_backlog = int(sizes["backlog"])
     backlog = h.as_ingest(backlog_messages(pairs, 0, n_backlog, h))
@@ -737,10 +817,7 @@ async def phases(h: Harness, mode: str) -> list[Row]:
     # waiting) while the backlog is published, from the start of publishing to the last
     # position committed.
     again = h.as_ingest(backlog_messages(pairs, 2 * 10**6, n_backlog, h))
-    started = time.perf_counter()
-    await h.publish(again)
-    _, done_again, _ = await h.wait_counted(h.published)
-    replay_incl = n_backlog / (done_again - started)
+    replay_incl = await while_publishing(h, again, n_backlog)
     rows += [
         row(
             "metrics",
@@ -748,8 +825,8 @@ async def phases(h: Harness, mode: str) -> list[Row]:
             round(replay),
             "events/s",
             reference="raw aiokafka consumer, same topics (ceiling)",
-            reference_value=round(ceiling),
-            notes=notes,
+            reference_value=round(ceiling.rate),
+            notes=f"{notes}; {ceiling.notes()}",
         ),
         row(
             "metrics",
@@ -766,8 +843,9 @@ async def phases(h: Harness, mode: str) -> list[Row]:
             round(replay_incl),
             "events/s",
             notes=f"{n_backlog:,} more events in {len(again):,} batch messages, published to "
-            "the running worker; from the start of publishing to the last position committed "
-            "(the publisher's time inside: this phase's timing before 2026-12-04)",
+            "the running worker; from the start of publishing to the commit of the flush that "
+            "counted the last record (commit clock; the publisher's time inside: this phase's "
+            "timing before 2026-12-04)",
         ),
     ]
 
@@ -781,10 +859,7 @@ async def phases(h: Harness, mode: str) -> list[Row]:
     # The former timing, kept for comparison with earlier runs: the worker running
     # while the events are published, from the start of publishing to the last position.
     more = single_messages(pairs, n_backlog + n_singles, n_singles, h)
-    started = time.perf_counter()
-    await h.publish(more)
-    _, done_more, _ = await h.wait_counted(h.published)
-    rate_incl = n_singles / (done_more - started)
+    rate_incl = await while_publishing(h, more, n_singles)
     notes = f"{n_singles:,} events, one per message; " + singled.notes()
     rows += [
         row(
@@ -811,16 +886,17 @@ async def phases(h: Harness, mode: str) -> list[Row]:
             round(rate_incl),
             "events/s",
             notes=f"{n_singles:,} more events, one per message, published to the running "
-            "worker; from the start of publishing to the last position committed (the "
-            "publisher's time inside: this phase's timing before 2026-12-04)",
+            "worker; from the start of publishing to the commit of the flush that counted the "
+            "last record (commit clock; the publisher's time inside: this phase's timing "
+            "before 2026-12-04)",
         ),
     ]
 
     _log("singles done")
     messages, events = memory_messages(registry, h, 10**8)
-    await h.publish(h.as_ingest(messages))
-    _, counted, _ = await h.wait_counted(h.published)
-    assert h.proc is not None
+    memory = await h.publish_counted(h.as_ingest(messages))
+    assert h.proc is not None and memory.last.at is not None
+    counted = time.perf_counter() - (h.on_commit_clock() - memory.last.at)  # a perf time
     # At rest: the /v1/kpis snapshot of every unit built after the last flush, one full
     # /metrics scrape and one whole-window /v1/kpis answer served, then settled.
     caught_up_s = await asyncio.to_thread(wait_snapshot_after, h.url, pairs[0][0], counted)
