@@ -151,6 +151,10 @@ def test_rows_are_matched_by_module_and_metric_whatever_their_order_case_and_spa
     rows.append(row("peers", "ours: dossier_rollup throughput", 1, "events/s"))
     rows.append(row("peers" + KAFKA_SUFFIX, "ours: document_signing throughput", 1, "events/s"))
     assert judge(TARGETS[0], rows, "tansu").status == MET
+    # Ours' other rates of that KPI are not the target's row: the name is whole.
+    only_others = [r for r in rows if r["metric"] != "OURS:  DOCUMENT_SIGNING  THROUGHPUT"]
+    only_others.append(row("peers", "ours: document_signing throughput to /v1/kpis", 1, "x"))
+    assert judge(TARGETS[0], only_others, "tansu").status == NOT_MEASURED
 
 
 def test_the_table_says_per_broker_how_many_are_met_and_which_broker_did_not_run() -> None:
