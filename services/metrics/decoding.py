@@ -10,13 +10,14 @@ them); each element of a batch is judged on its own. Pure: no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from services.common.contract import Contract
+from services.common.contract import Contract, Violation
 from services.common.events import CloudEvent
 from services.common.units import (
     ERAS,
@@ -74,21 +75,34 @@ class RecordDecoder:
         # registry's size whatever codes records carry.
         self._resolved: dict[tuple[str, bool], tuple[Resolution, tuple[str, ...]]] = {}
 
-    def decode_record(self, value: bytes | None) -> list[Counted | Rejected]:
-        """Every event of one record: one for an object, one per element for a batch.
-
-        Records that ingest signed take the Preparer's fast lane instead (pipeline.py).
-        """
+    def elements(self, value: bytes | None) -> tuple[Any, bool] | Rejected:
+        """One record parsed: (the event, True) for an object, (the list, False) for a
+        batch; Rejected when it is empty, not JSON, or an empty batch. Its events are
+        judged one by one after (``decode_event``, or the Preparer's loop)."""
         if not value:
-            return [Rejected("empty", "the record has no value")]
+            return Rejected("empty", "the record has no value")
         try:
             raw = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
-            return [Rejected("malformed-json", f"not valid JSON: {exc}")]
+            return Rejected("malformed-json", f"not valid JSON: {exc}")
         if not isinstance(raw, list):
-            return [self.decode_event(raw)]
+            return raw, True
         if not raw:
-            return [Rejected("empty", "the batch record holds no events")]
+            return Rejected("empty", "the batch record holds no events")
+        return raw, False
+
+    def decode_record(self, value: bytes | None) -> list[Counted | Rejected]:
+        """Every event of one record: one for an object, one per element for a batch.
+
+        The Preparer makes no object per event and reads ``elements`` instead
+        (pipeline.py); this is the reference its tests compare it with.
+        """
+        parsed = self.elements(value)
+        if isinstance(parsed, Rejected):
+            return [parsed]
+        raw, single = parsed
+        if single:
+            return [self.decode_event(raw)]
         outcomes: list[Counted | Rejected] = []
         for index, element in enumerate(raw):
             outcome = self.decode_event(element, index)
@@ -143,8 +157,7 @@ class RecordDecoder:
         """Validate and resolve one parsed CloudEvent envelope."""
         checked = self._contract.checked_time(raw)
         if isinstance(checked, list):
-            detail = "; ".join(f"{v.pointer or '/'}: {v.reason}" for v in checked)
-            return Rejected("schema-violation", detail)
+            return Rejected("schema-violation", violations_text(checked))
         if not isinstance(raw, dict):  # the contract accepts only objects; for mypy
             return Rejected("schema-violation", "an event must be a JSON object")
         event = _event_of(raw, checked)
@@ -154,6 +167,11 @@ class RecordDecoder:
         if index is None:
             return Counted(event, resolved[0], None, None, resolved[1])
         return Counted(event, resolved[0], index, raw, resolved[1])
+
+
+def violations_text(violations: Iterable[Violation]) -> str:
+    """The dead-letter detail of an event that breaks the contract."""
+    return "; ".join(f"{v.pointer or '/'}: {v.reason}" for v in violations)
 
 
 def element_bytes(element: object) -> bytes | None:

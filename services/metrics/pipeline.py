@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
@@ -32,10 +32,10 @@ from services.common.tally import Deltas, TallyBatch, event_digest, group_key
 from services.metrics import sanity, store
 from services.metrics.decoding import (
     REFORM_EPOCH,
-    Counted,
     RecordDecoder,
     Rejected,
     element_bytes,
+    violations_text,
 )
 from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures, TopicPartition
@@ -242,6 +242,7 @@ class Preparer:
         signer: RecordSigner | None = None,
     ) -> None:
         self._decoder = decoder
+        self._contract = contract
         self._catalogue = catalogue
         self._grace = grace
         self._clock_skew = clock_skew
@@ -351,15 +352,13 @@ class Preparer:
                 out.paths["signed"] = out.paths.get("signed", 0) + 1
                 return
         out.paths["validated"] = out.paths.get("validated", 0) + 1
-        future_after = now_s + self._clock_skew.total_seconds()
-        for outcome in self._decoder.decode_record(record.value):
-            if isinstance(outcome, Rejected):
-                out.dead_letters.append(dead_letter(record, outcome))
-                continue
-            if outcome.event.time.timestamp() > future_after:
-                out.dead_letters.append(dead_letter(record, self._in_future(outcome)))
-                continue
-            self._add(out, batch, record, outcome, too_late_before, backfill, publisher)
+        elements = self._decoder.elements(record.value)
+        if isinstance(elements, Rejected):
+            out.dead_letters.append(dead_letter(record, elements))
+            return
+        self._prepare_events(
+            out, batch, record, elements, now_s, too_late_before, backfill, publisher, True
+        )
 
     def _prepare_summary(
         self,
@@ -406,23 +405,52 @@ class Preparer:
         backfill: bool,
         publisher: str,
     ) -> None:
-        """``prepare`` for a record ingest validated and signed: the fast lane.
-
-        The same checks in the same order as ``decode_record`` then ``_add`` (units at the
-        event's time, not in the future, not too late) and the same tally, in one loop
-        without the intermediate objects: this runs once per event of a replay. The
-        events passed the contract in ingest, so their fields are there and typed.
-        """
+        """``prepare`` for a record ingest validated and signed: its events are not checked
+        against the contract again (their fields are there and typed)."""
         raw = orjson.loads(record.value or b"[]")  # never empty: verifies() refuses that
-        elements = raw if isinstance(raw, list) else [raw]
-        single = not isinstance(raw, list)
+        elements = (raw, True) if not isinstance(raw, list) else (raw, False)
+        self._prepare_events(
+            out, batch, record, elements, now_s, too_late_before, backfill, publisher, False
+        )
+
+    def _prepare_events(
+        self,
+        out: Prepared,
+        batch: PartitionBatch,
+        record: Record,
+        elements: tuple[Any, bool],
+        now_s: float,
+        too_late_before: float,
+        backfill: bool,
+        publisher: str,
+        validate: bool,
+    ) -> None:
+        """Every event of one record (``elements``: a single event, or a batch's list),
+        checked and tallied in one loop without an object per event: this runs once per
+        event a worker counts.
+
+        In order, an event is dead-lettered when it breaks the contract (if ``validate``;
+        records ingest signed passed it there), names a unit unknown or ambiguous at its
+        time, lies beyond the clock skew in the future, or (unless backfilled) beyond the
+        grace before its record was accepted; else it joins its group.
+        """
+        raw, single = elements
+        events = (raw,) if single else raw
         future_after = now_s + self._clock_skew.total_seconds()
         cache, resolve = self._decoder.resolved_cache(), self._decoder.resolve
+        checked_time = self._contract.checked_time
         counts = self._catalogue.counts_of_envelope
         add = batch.builder(backfill, self._families).add
         fromisoformat = datetime.fromisoformat
-        for index, e in enumerate(elements):
-            when = fromisoformat(e["time"].upper())
+        for index, e in enumerate(events):
+            if validate:
+                when = checked_time(e)
+                if isinstance(when, list):
+                    rejected = Rejected("schema-violation", violations_text(when))
+                    self._reject_element(out, record, rejected, None if single else index, e)
+                    continue
+            else:
+                when = fromisoformat(e["time"].upper())
             epoch = when.timestamp()
             if epoch < EARLIEST_EVENT_EPOCH:  # the contract's years (its day would not exist)
                 raise ValueError(f"event time {when.isoformat()} before the contract's years")
@@ -472,43 +500,6 @@ class Preparer:
             f"time its record was accepted, {accepted.isoformat()}"
         )
 
-    def _in_future(self, counted: Counted) -> Rejected:
-        """Ingest refuses an event dated beyond its clock skew; so does a worker, for records
-        published straight to Kafka: one would otherwise be the unit's latest event for years."""
-        skew = self._clock_skew.total_seconds()
-        detail = f"event time {counted.event.time.isoformat()} is more than {skew:.0f} s ahead"
-        return Rejected("time-in-future", detail, *_element(counted))
-
-    def _add(
-        self,
-        out: Prepared,
-        batch: PartitionBatch,
-        record: Record,
-        counted: Counted,
-        too_late_before: float,
-        backfill: bool,
-        publisher: str,
-    ) -> None:
-        event = counted.event
-        epoch = event.time.timestamp()
-        if epoch < too_late_before and not backfill:
-            out.too_late.append(event.type)
-            detail = self._too_late(event.time, too_late_before)
-            out.dead_letters.append(
-                dead_letter(record, Rejected("too-late", detail, *_element(counted)))
-            )
-            return
-        resolution = counted.resolution
-        units = counted.units
-        if units is None:
-            units = tuple(unit.code for unit in resolution.chain)
-        key = group_key(
-            event.type, units, resolution.via_crosswalk, self._catalogue.counts(event), epoch
-        )
-        digest = event_digest(event.source, event.type, event.id, event.data, publisher)
-        builder = batch.builder(backfill, self._families)
-        builder.add(key, epoch, digest, fact_of(event.type, event.data))
-
 
 def count_backfilled(metrics: PipelineMetrics, counted: Iterable[TallyBatch]) -> None:
     """``egov_events_backfilled_total`` by type of the backfilled batches among ``counted``,
@@ -520,13 +511,6 @@ def count_backfilled(metrics: PipelineMetrics, counted: Iterable[TallyBatch]) ->
                 by_type[group.type] = by_type.get(group.type, 0) + group.events
     for event_type, n in by_type.items():
         metrics.backfilled.labels(event_type).inc(n)
-
-
-def _element(counted: Counted) -> tuple[int | None, bytes | None]:
-    """Where a too-late event sits: a whole record, or an element of a batch record."""
-    if counted.index is None:
-        return None, None
-    return counted.index, element_bytes(counted.element)
 
 
 async def retrying(

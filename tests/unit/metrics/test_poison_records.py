@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
-from datetime import timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -21,7 +21,7 @@ from services.common.events import CloudEvent
 from services.common.kpis import KpiCatalogue, KpiCount
 from services.common.signing import RecordSigner
 from services.metrics.agents import Counting
-from services.metrics.decoding import Counted, RecordDecoder, Rejected
+from services.metrics.decoding import RecordDecoder, Rejected
 from services.metrics.pipeline import (
     DEAD_LETTER_MAX_BYTES,
     DeadLetter,
@@ -79,10 +79,10 @@ class RaisingDecoder(RecordDecoder):
         super().__init__(contract(), registry())
         self._poison, self._error = poison, error
 
-    def decode_record(self, value: bytes | None) -> list[Counted | Rejected]:
+    def elements(self, value: bytes | None) -> tuple[Any, bool] | Rejected:
         if value == self._poison:
             raise self._error
-        return super().decode_record(value)
+        return super().elements(value)
 
 
 class RaisingCatalogue:
@@ -95,6 +95,11 @@ class RaisingCatalogue:
         if event.id == "boom":
             raise ZeroDivisionError("a bug met an event it did not expect")
         return self._real.counts(event)
+
+    def counts_of_envelope(
+        self, envelope: Mapping[str, Any], time: datetime
+    ) -> tuple[KpiCount, ...]:
+        return self.counts(CloudEvent.from_dict(envelope))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
