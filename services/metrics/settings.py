@@ -49,6 +49,17 @@ class MetricsSettings(CommonSettings):
     large steps (services/metrics/heap.py), saved no memory in a replay. Lower it to cap
     what a worker holds when its records are large."""
 
+    metrics_malloc_mmap_threshold: int = Field(default=2**20, ge=0, le=32 * 2**20)
+    """``EGOV_METRICS_MALLOC_MMAP_THRESHOLD``: heap blocks of this many bytes or more are
+    mapped on their own and given back to the system when freed (glibc's
+    ``M_MMAP_THRESHOLD``, set once at start-up; services/metrics/heap.py). 0 leaves glibc's
+    own threshold, which rises to the largest block freed: on Apache Kafka a fetch's
+    response reaches 31 MB, after which the heaps kept up to twice that free, and a worker
+    at rest after the metrics benchmark held 317-345 MiB against 262-268 on tansu. With 1
+    MiB, 250 MiB on Kafka (256 KiB: 255-263, 4 MiB: 263). 1 MiB, above ingest's batch
+    records and most of a step's blocks, so that only fetch buffers and whole answers pay
+    a mapping each. At most 32 MiB, glibc's own ceiling for the threshold it raises."""
+
     metrics_flush_bytes: int = 16 * 2**20
     """``EGOV_METRICS_FLUSH_BYTES``: at most about this many bytes of record values wait
     for the next flush (transaction) while one is in flight (16 MiB: ~50,000 events from
