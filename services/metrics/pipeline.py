@@ -28,7 +28,7 @@ from services.common.headers import accepted_at, publisher_of
 from services.common.kpis import KpiCatalogue
 from services.common.signing import RecordSigner, SummaryCheck
 from services.common.summaries import VERSION, SummaryReader
-from services.common.tally import Deltas, TallyBatch, event_digest, group_key
+from services.common.tally import UNBOUND, Deltas, TallyBatch, event_digest, group_key
 from services.metrics import sanity, store
 from services.metrics.decoding import (
     REFORM_EPOCH,
@@ -131,22 +131,15 @@ class Prepared:
     """Records by how they were decoded (exposition.RECORD_PATHS)."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Mark:
-    """How much a step had prepared before one record: what to take back if it raises."""
+_Mark = tuple[Mark, int, int]
+"""How much a step had prepared before one record (its partition batch's mark, dead letters,
+too-late events): what to take back if it raises. A tuple: one is made per record."""
 
-    batch: Mark
-    dead_letters: int
-    too_late: int
 
-    @classmethod
-    def of(cls, out: Prepared, batch: PartitionBatch) -> _Mark:
-        return cls(batch.mark(), len(out.dead_letters), len(out.too_late))
-
-    def take_back(self, out: Prepared, batch: PartitionBatch) -> None:
-        batch.take_back(self.batch)
-        del out.dead_letters[self.dead_letters :]
-        del out.too_late[self.too_late :]
+def _take_back(mark: _Mark, out: Prepared, batch: PartitionBatch) -> None:
+    batch.take_back(mark[0])
+    del out.dead_letters[mark[1] :]
+    del out.too_late[mark[2] :]
 
 
 def dead_letter(record: Record, rejected: Rejected) -> DeadLetter:
@@ -277,13 +270,13 @@ class Preparer:
             if record.timestamp is not None:
                 out.ingest_times.append(record.timestamp)
             too_late_before = self._accepted(record, now_s) - grace_s
-            mark = _Mark.of(out, batch)
+            mark = (batch.mark(), len(out.dead_letters), len(out.too_late))
             try:
                 self._prepare_record(out, batch, record, now_s, too_late_before)
             except NOT_THE_RECORDS_FAULT:
                 raise
             except Exception as exc:
-                mark.take_back(out, batch)
+                _take_back(mark, out, batch)
                 log.warning(
                     "%s[%d]@%d is dead-lettered: %r", *tp, record.offset, exc, exc_info=True
                 )
@@ -294,7 +287,7 @@ class Preparer:
     def _accepted(record: Record, now_s: float) -> float:
         """When ``record`` was accepted: ingest's header, else its Kafka timestamp (the
         producer's or the broker's clock), else, with neither, now."""
-        accepted = accepted_at(record.headers)
+        accepted = accepted_at(record.headers) if record.headers else None
         if accepted is not None:
             return accepted
         return record.timestamp if record.timestamp is not None else now_s
@@ -307,6 +300,9 @@ class Preparer:
         now_s: float,
         too_late_before: float,
     ) -> None:
+        if not record.headers:  # straight to Kafka: no summary, signature, publisher, flag
+            self._prepare_validated(out, batch, record, now_s, too_late_before, False, UNBOUND)
+            return
         backfill = BACKFILL_HEADER in record.headers
         # Its events' dedup identity: (publisher, source, id); ValueError dead-letters it.
         publisher = publisher_of(record.headers)
@@ -351,6 +347,19 @@ class Preparer:
                 )
                 out.paths["signed"] = out.paths.get("signed", 0) + 1
                 return
+        self._prepare_validated(out, batch, record, now_s, too_late_before, backfill, publisher)
+
+    def _prepare_validated(
+        self,
+        out: Prepared,
+        batch: PartitionBatch,
+        record: Record,
+        now_s: float,
+        too_late_before: float,
+        backfill: bool,
+        publisher: str,
+    ) -> None:
+        """``prepare`` for a record no ingest vouches for: each event against the contract."""
         out.paths["validated"] = out.paths.get("validated", 0) + 1
         elements = self._decoder.elements(record.value)
         if isinstance(elements, Rejected):
