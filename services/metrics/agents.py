@@ -27,6 +27,7 @@ from typing import Any
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 
 from services.metrics.app import MetricsApp
+from services.metrics.fetched import FetchedBatchConsumer
 from services.metrics.heap import HeapTrimmer
 from services.metrics.logcheck import mark_last_records
 from services.metrics.periods import Periods
@@ -105,6 +106,15 @@ def parts(records: Sequence[Record], max_bytes: int) -> list[Sequence[Record]]:
     return runs
 
 
+def _never_behind() -> bool:
+    return False
+
+
+def _reading_behind(app: MetricsApp) -> bool:
+    consumer = app.consumer  # a FetchedBatchConsumer but in Faust's test contexts
+    return isinstance(consumer, FetchedBatchConsumer) and consumer.reading_behind()
+
+
 async def _no_step_yet(dead: DeadLetter) -> None:
     raise RuntimeError("a dead letter before any step")  # a step sets where they go
 
@@ -147,9 +157,13 @@ class Counting:
         """Called when a flush fails with what is not infrastructure (the worker wires it
         to crash at once: the agent itself may wait for records that never come)."""
         self.on_caught_up: Callable[[], None] | None = None
-        """Called when a flush commits and nothing decoded waits for the next: everything
-        read so far is counted (the worker wires it to publish the /v1/kpis snapshot
-        without waiting for its interval, services/metrics/snapshot.py)."""
+        """Called when a flush commits, nothing decoded waits for the next and the consumer
+        has nothing more to hand over (``reading_behind``): everything there is to read is
+        counted (the worker wires it to publish the /v1/kpis snapshot without waiting for
+        its interval, services/metrics/snapshot.py)."""
+        self.reading_behind: Callable[[], bool] = _never_behind
+        """Whether the consumer knows of records it has not handed over yet (a backlog
+        between two fetches), services/metrics/fetched.py."""
 
     async def step(self, records: Sequence[Record], send: Callable[[DeadLetter], Any]) -> None:
         """Decode ``records`` into the pending flush; returns once they are decoded (their
@@ -207,7 +221,7 @@ class Counting:
                 self.on_failure(exc)
             raise
         self._flusher = None
-        if self.on_caught_up is not None:
+        if self.on_caught_up is not None and not self.reading_behind():
             self.on_caught_up()
 
     async def _count(self, prepared: Prepared) -> None:
@@ -329,3 +343,4 @@ def register_agents(app: MetricsApp, settings: MetricsSettings, counting: Counti
 
     app.topics.add(source)  # subscribed as an agent's topic would be, but no agent reads it
     app.fetched_handler = count_fetched
+    counting.reading_behind = lambda: _reading_behind(app)

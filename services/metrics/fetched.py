@@ -23,6 +23,11 @@ positions that matter are stored with the figures in PostgreSQL and sought on
 assignment (``ResumingConsumer.perform_seek``, services/metrics/app.py): a record's
 offset moves only with the flush that counted it.
 
+A flush that commits with nothing decoded waiting has caught up only if the consumer has
+nothing more to hand over: ``reading_behind`` says whether the broker reported, at its
+last fetch, records beyond those handed out (services/metrics/agents.py and snapshot.py:
+a backlog publishes no /v1/kpis snapshot between two fetches).
+
 Upstream, the same change would be a batch callback on the conductor, called from
 ``_drain_messages`` with each fetch (docs/faust-batch-delivery.md).
 """
@@ -70,6 +75,19 @@ class FetchedBatchConsumer(aiokafka_driver.Consumer):
         except asyncio.CancelledError:
             if not self.transport.app.should_stop:
                 raise
+
+    def reading_behind(self) -> bool:
+        """Whether an event partition had, at its last fetch, records beyond those handed
+        out: its high watermark above its read offset (unknown counts as not behind)."""
+        ours: frozenset[str] = getattr(self.app, "event_topics", frozenset())
+        read_offset = self._read_offset
+        for tp in self.assignment():
+            if tp.topic not in ours:
+                continue
+            read, high = read_offset.get(tp), self.highwater(tp)
+            if read is not None and high is not None and read < high:
+                return True
+        return False
 
     async def _deliver_one_fetch(self, handler: FetchedHandler, ours: frozenset[str]) -> None:
         records, active = await self._wait_next_records(POLL_TIMEOUT_S)

@@ -95,6 +95,7 @@ def build_app(settings: MetricsSettings, clock: Callable[[], datetime] = wall_cl
         settings=settings,
     )
     counting.on_caught_up = snapshots.caught_up
+    snapshots.reading_behind = lambda: counting.reading_behind()
     _wire_partitions(
         app,
         state,

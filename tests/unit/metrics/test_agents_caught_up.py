@@ -39,3 +39,22 @@ async def test_a_failed_flush_is_not_caught_up() -> None:
         await counting.step([signing(0, NOW)], never_sent)  # the flush failed at once
         await counting.drain()
     assert calls == []
+
+
+async def test_not_caught_up_while_the_consumer_knows_of_more_records() -> None:
+    """Between two fetches of a backlog nothing decoded waits, yet the broker holds more:
+    that is not caught up (the snapshot would interrupt the backlog for nothing)."""
+    state = GatedState()
+    counting = Counting(preparer(), state, lambda: NOW)  # type: ignore[arg-type]
+    behind = [True]
+    counting.reading_behind = lambda: behind[0]
+    calls: list[int] = []
+    counting.on_caught_up = lambda: calls.append(len(state.flushed))
+    state.gate.set()
+    await counting.step([signing(0, NOW)], never_sent)
+    await counting.drain()
+    assert calls == []
+    behind[0] = False  # the last fetch handed over everything the broker had
+    await counting.step([signing(1, NOW)], never_sent)
+    await counting.drain()
+    assert calls == [2]

@@ -25,6 +25,7 @@ class FakeConsumer(SimpleNamespace):
     def __init__(self, records: dict[TP, list[Any]], active: set[TP] | None) -> None:
         super().__init__(
             app=SimpleNamespace(
+                event_topics=frozenset({DOCS}),
                 consumer_generation_id=1,
                 monitor=SimpleNamespace(track_tp_end_offset=lambda tp, offset: None),
             ),
@@ -34,6 +35,7 @@ class FakeConsumer(SimpleNamespace):
             _buffered_partitions=set(),
             sought=0,
             per_message=[],
+            highwaters={},
         )
         self._fetch = (records, active)
 
@@ -46,8 +48,11 @@ class FakeConsumer(SimpleNamespace):
     async def perform_seek(self) -> None:
         self.sought += 1
 
-    def highwater(self, tp: TP) -> int:
-        return 0
+    def highwater(self, tp: TP) -> int | None:
+        return self.highwaters.get(tp, 0)
+
+    def assignment(self) -> set[TP]:
+        return set(self.highwaters)
 
     async def callback(self, message: Any) -> None:
         self.per_message.append(message)
@@ -94,3 +99,17 @@ async def test_records_of_other_topics_keep_faust_s_per_message_path() -> None:
     consumer = FakeConsumer({other: fetched(other, range(2))}, active=None)
     assert await deliver(consumer) == []
     assert [r.offset for r in consumer.per_message] == [0, 1]
+
+
+def test_reading_behind_while_a_partition_s_high_watermark_is_above_its_read_offset() -> None:
+    p0, p1, other = TP(DOCS, 0), TP(DOCS, 1), TP("faust-internal", 0)
+    consumer = FakeConsumer({}, active=None)
+    consumer.highwaters = {p0: 10, p1: 4, other: 50}
+    consumer._read_offset.update({p0: 10, p1: 4, other: 0})
+    behind = FetchedBatchConsumer.reading_behind
+    assert not behind(consumer)  # type: ignore[arg-type]  # other topics are not ours
+    consumer._read_offset[p1] = 3  # a fetch handed out offsets up to 2 of 0..3
+    assert behind(consumer)  # type: ignore[arg-type]
+    consumer._read_offset[p1] = None  # nothing handed out yet: not known to be behind
+    consumer.highwaters[p0] = None
+    assert not behind(consumer)  # type: ignore[arg-type]

@@ -309,3 +309,44 @@ async def test_caught_up_while_building_publishes_again_after() -> None:
     await snapshots._scheduled  # type: ignore[misc]
     body = answer(snapshots, targets, unit=["01843"], window=["day"])
     assert [i["denominator"] for i in body["items"]] == [2]
+
+
+async def test_behind_a_change_waits_the_interval_from_when_it_fell_behind() -> None:
+    """A burst of records is not interrupted by a build at its start: the last snapshot
+    being old, the first step of a backlog would otherwise build at once."""
+    figures, snapshots, clocks, _ = setup()
+    await snapshots.publish()
+    behind = [True]
+    snapshots.reading_behind = lambda: behind[0]
+    figures.on_change = snapshots.poke
+    clocks.advance(5)
+    figures.apply(TP, Deltas.of([c(NOW)]), Periods.at(NOW))  # falls behind now
+    assert not snapshots.due()
+    clocks.advance(0.5)
+    assert await snapshots.refresh() is False  # the timer's tick: still within the interval
+    clocks.advance(0.5)
+    assert snapshots.due()  # an interval after falling behind, however far behind
+    behind[0] = False
+    snapshots.caught_up()  # and once caught up, at once
+    await asyncio.wait_for(snapshots._scheduled, 0.5)  # type: ignore[arg-type]
+    assert snapshots.published == 2
+
+
+async def test_a_snapshot_owed_from_before_a_burst_waits_for_it() -> None:
+    """Caught up after a costly build, the next snapshot waits (its cost share); a burst
+    that comes meanwhile is not interrupted by it until the interval has passed."""
+    figures, snapshots, clocks, _ = setup()
+    await snapshots.publish()
+    snapshots._build_s = 0.05  # the next caught-up one may come 0.5 s after the last
+    behind = [False]
+    snapshots.reading_behind = lambda: behind[0]
+    figures.on_change = snapshots.poke
+    figures.apply(TP, Deltas.of([c(NOW)]), Periods.at(NOW))
+    snapshots.caught_up()
+    behind[0] = True  # a burst starts before it is due
+    clocks.advance(0.3)
+    figures.apply(TP, Deltas.of([c(NOW)]), Periods.at(NOW))
+    clocks.advance(0.3)
+    assert not snapshots.due(0.5)  # owed, but the burst goes first
+    clocks.advance(0.8)
+    assert snapshots.due(0.5)  # the interval since the burst began
