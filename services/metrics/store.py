@@ -247,9 +247,10 @@ def _copy_stream(blocks: KeyBlocks) -> bytes:
     Every row of a block ends alike (its day and backfill flag), so a block is one
     ``bytes.join`` over its sorted digests: no object per key. Against the INSERT ..
     SELECT over ``unnest`` it replaces (no per-row executor work), the 300,000 keys of
-    ``python -m bench.pipeline 300000`` cost PostgreSQL 1.06 s instead of 1.25 and 41.6
-    MB of WAL instead of 55.2 (pg_stat_statements, medians of four alternated pairs on a
-    loaded machine; /tmp/h4/ab.py)."""
+    ``python -m bench.pipeline 300000`` cost the PostgreSQL backend 0.33-0.39 s of CPU
+    instead of 0.43-0.46 (six alternated pairs, lower in each) and 41.6 MB of WAL
+    instead of 55.2 (/tmp/h4/ab.py). The floor, a table without the key index, is
+    ~0.08 s: the B-tree insert of random digests is the cost (/tmp/h4/floor.py)."""
     parts = [_COPY_HEADER]
     for (day, backfill), digests in sorted(blocks.items()):
         if digests:
