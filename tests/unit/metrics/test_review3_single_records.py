@@ -20,8 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.common.dossierfacts import fact_of
+from services.common.headers import publisher_header, publisher_of
 from services.common.signing import RecordSigner
-from services.common.tally import UNBOUND, event_digest, group_key
+from services.common.tally import event_digest, group_key
 from services.metrics.decoding import Counted, Rejected, element_bytes
 from services.metrics.pipeline import (
     BACKFILL_HEADER,
@@ -51,7 +52,7 @@ class ReferencePreparer(Preparer):
         too_late_before: float,
     ) -> None:
         backfill = BACKFILL_HEADER in record.headers
-        publisher = UNBOUND
+        publisher = publisher_of(record.headers)  # ValueError: unprocessable, as before
         out.paths["validated"] = out.paths.get("validated", 0) + 1
         future_after = now_s + self._clock_skew.total_seconds()
         for outcome in self._decoder.decode_record(record.value):
@@ -114,8 +115,13 @@ def preparers(signed: bool) -> tuple[Preparer, Preparer]:
     )
 
 
-def record(value: bytes | None, offset: int, timestamp: float | None = None) -> Record:
-    return Record(TOPIC, 0, offset, b"19", value, (), timestamp)
+def record(
+    value: bytes | None,
+    offset: int,
+    timestamp: float | None = None,
+    headers: tuple[tuple[str, bytes], ...] = (),
+) -> Record:
+    return Record(TOPIC, 0, offset, b"19", value, headers, timestamp)
 
 
 def outcome(prepared: Prepared) -> dict[str, Any]:
@@ -287,3 +293,27 @@ def test_the_one_loop_decides_every_record_as_decode_record_did(
 ) -> None:
     stamps = [None if a is None else NOW.timestamp() + a for a in ages[: len(values)]]
     assert_same(values, stamps)
+
+
+HEADERS = [
+    pytest.param((("traceparent", b"00-abc-01"),), id="a trace header"),
+    pytest.param((BACKFILL_HEADER,), id="backfill"),
+    pytest.param((publisher_header("motcua"),), id="a publisher"),
+    pytest.param((publisher_header("motcua"), BACKFILL_HEADER), id="publisher and backfill"),
+    pytest.param((("egov_publisher", b""),), id="a publisher naming nothing"),
+    pytest.param((("egov_publisher", b"\xff"),), id="a publisher not UTF-8"),
+    pytest.param((("egov_validated", b"f" * 64),), id="a forged signature"),
+]
+
+
+@pytest.mark.parametrize("headers", HEADERS)
+@pytest.mark.parametrize("name", ["time too late", "batch with one bad", "not json", "tombstone"])
+def test_a_record_with_headers_but_no_summary_is_decided_as_before(
+    headers: tuple[tuple[str, bytes], ...], name: str
+) -> None:
+    """Without a signer (no summary can verify) every such record is validated."""
+    values = [dumps(valid("before")), POISON[name], dumps(valid("after"))]
+    records = [record(v, i, None, headers) for i, v in enumerate(values)]
+    fast = Preparer(decoder(), contract(), catalogue(), timedelta(days=7))
+    reference = ReferencePreparer(decoder(), contract(), catalogue(), timedelta(days=7))
+    assert outcome(fast.prepare(records, NOW)) == outcome(reference.prepare(records, NOW))
