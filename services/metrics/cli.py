@@ -6,13 +6,14 @@ import argparse
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from services.metrics.heap import fix_mmap_threshold
+    from services.metrics.heap import collect_young_every, fix_mmap_threshold
     from services.metrics.settings import MetricsSettings
     from services.metrics.worker import run_worker
 
     settings = MetricsSettings()
     # Before Faust starts its consumer thread and the first fetch is freed.
     fix_mmap_threshold(settings.metrics_malloc_mmap_threshold)
+    collect_young_every(settings.metrics_gc_gen0_threshold)
     run_worker(settings, loglevel=args.loglevel)
     return 0
 

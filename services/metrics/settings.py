@@ -60,6 +60,18 @@ class MetricsSettings(CommonSettings):
     records and most of a step's blocks, so that only fetch buffers and whole answers pay
     a mapping each. At most 32 MiB, glibc's own ceiling for the threshold it raises."""
 
+    metrics_gc_gen0_threshold: int = Field(default=10_000, ge=1)
+    """``EGOV_METRICS_GC_GEN0_THRESHOLD``: allocations (less deallocations) after which
+    the garbage collector examines the young objects (``gc.set_threshold``; Python's
+    default is 700). A step makes hundreds of thousands of short-lived objects, so with
+    700 the collector ran ~5,300 young, ~490 middle and ~40 full collections in the metrics
+    benchmark's replay, singles and memory phases: 1.2-1.3 s of the worker's ~12 s of CPU,
+    two thirds in the full ones. With 10,000: ~280, ~25 and 1-2, 0.53 s; RSS at rest the
+    same (248/259 against 253/263 MiB; /tmp/h3/mem.py on Apache Kafka, two pairs). In
+    ``python -m bench.pipeline 300000`` the counting's collections took 0.32-0.41 s of
+    2.2 s of process CPU with 700, 0.12-0.14 with 10,000 and 0.09-0.12 with 50,000,
+    whose young collections pause ~7 ms each (~1 ms with 10,000)."""
+
     metrics_flush_bytes: int = 16 * 2**20
     """``EGOV_METRICS_FLUSH_BYTES``: at most about this many bytes of record values wait
     for the next flush (transaction) while one is in flight (16 MiB: ~50,000 events from

@@ -3,6 +3,7 @@ large blocks as soon as they are freed."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from services.metrics.heap import HeapTrimmer, fix_mmap_threshold
+from services.metrics.heap import HeapTrimmer, collect_young_every, fix_mmap_threshold
 from services.metrics.settings import MetricsSettings
 
 
@@ -82,5 +83,21 @@ def test_the_threshold_is_a_setting_of_1_mib_by_default(monkeypatch) -> None:  #
     monkeypatch.setenv("EGOV_METRICS_MALLOC_MMAP_THRESHOLD", "0")
     assert MetricsSettings().metrics_malloc_mmap_threshold == 0
     monkeypatch.setenv("EGOV_METRICS_MALLOC_MMAP_THRESHOLD", str(33 * 2**20))
+    with pytest.raises(ValidationError):
+        MetricsSettings()
+
+
+def test_the_young_generation_is_collected_less_often_the_older_ratios_kept() -> None:
+    before = gc.get_threshold()
+    try:
+        collect_young_every(10_000)
+        assert gc.get_threshold() == (10_000, before[1], before[2])
+    finally:
+        gc.set_threshold(*before)
+
+
+def test_the_young_generation_threshold_is_10_000_by_default(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    assert MetricsSettings().metrics_gc_gen0_threshold == 10_000
+    monkeypatch.setenv("EGOV_METRICS_GC_GEN0_THRESHOLD", "0")
     with pytest.raises(ValidationError):
         MetricsSettings()
