@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
+from faust.exceptions import ConsumerNotStarted
 
-from services.metrics.agents import Counting
+from services.metrics.agents import Counting, _reading_behind
+from services.metrics.fetched import FetchedBatchConsumer
 from tests.unit.metrics.test_future_and_failures import GatedState, never_sent, preparer, signing
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
@@ -58,3 +61,18 @@ async def test_not_caught_up_while_the_consumer_knows_of_more_records() -> None:
     await counting.step([signing(1, NOW)], never_sent)
     await counting.drain()
     assert calls == [2]
+
+
+def test_a_consumer_that_cannot_tell_is_not_behind() -> None:
+    """Stopping, Faust's consumer thread raises when asked: a flush ending then is caught
+    up, it does not crash the worker (the answer only decides when a snapshot comes)."""
+
+    class Stopped(FetchedBatchConsumer):
+        def __init__(self) -> None:  # no Faust app behind it
+            pass
+
+        def reading_behind(self) -> bool:
+            raise ConsumerNotStarted("Consumer thread not yet started")
+
+    app = SimpleNamespace(consumer=Stopped())
+    assert _reading_behind(app) is False  # type: ignore[arg-type]
