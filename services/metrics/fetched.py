@@ -78,14 +78,17 @@ class FetchedBatchConsumer(aiokafka_driver.Consumer):
 
     def reading_behind(self) -> bool:
         """Whether an event partition had, at its last fetch, records beyond those handed
-        out: its high watermark above its read offset (unknown counts as not behind)."""
+        out: its high watermark more than one above its read offset (unknown counts as not
+        behind). One is slack on purpose: a transactional publisher's commit marker takes
+        the offset after its last record and is never handed out, so ``read + 1 == high``
+        for good after it; at worst one record still unread lets a snapshot build early."""
         ours: frozenset[str] = getattr(self.app, "event_topics", frozenset())
         read_offset = self._read_offset
         for tp in self.assignment():
             if tp.topic not in ours:
                 continue
             read, high = read_offset.get(tp), self.highwater(tp)
-            if read is not None and high is not None and read < high:
+            if read is not None and high is not None and read + 1 < high:
                 return True
         return False
 

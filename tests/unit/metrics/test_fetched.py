@@ -108,7 +108,9 @@ def test_reading_behind_while_a_partition_s_high_watermark_is_above_its_read_off
     consumer._read_offset.update({p0: 10, p1: 4, other: 0})
     behind = FetchedBatchConsumer.reading_behind
     assert not behind(consumer)  # type: ignore[arg-type]  # other topics are not ours
-    consumer._read_offset[p1] = 3  # a fetch handed out offsets up to 2 of 0..3
+    consumer._read_offset[p1] = 3  # one offset left: a transaction's commit marker, say
+    assert not behind(consumer)  # type: ignore[arg-type]
+    consumer._read_offset[p1] = 2  # a fetch handed out offsets up to 1 of 0..3
     assert behind(consumer)  # type: ignore[arg-type]
     consumer._read_offset[p1] = None  # nothing handed out yet: not known to be behind
     consumer.highwaters[p0] = None
