@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import NamedTuple
 
 from services.common.tally import (
     DIGEST_SIZE,
@@ -34,9 +35,9 @@ Position = tuple[int, int, int]
 """Where an event of a flush is: (partition batch, tally batch, event) indices."""
 
 
-@dataclass(frozen=True, slots=True)
-class Mark:
-    """How much a partition batch held before one record: what to take back if it fails."""
+class Mark(NamedTuple):
+    """How much a partition batch held before one record: what to take back if it fails.
+    A named tuple: one is made per record, and a frozen dataclass costs ~0.45 µs to make."""
 
     tallies: int
     builder: TallyBuilder | None
