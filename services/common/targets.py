@@ -129,6 +129,9 @@ class OverrideIndex:
 
         self.by_province = any(scope.unit is None for _, scope in self._by_key)
         """Whether any override is for a province: only then is a unit's province needed."""
+        self.kpis = frozenset(kpi for kpi, _ in self._by_key)
+        """The KPIs some override names: the others take their default without a lookup."""
+        self._defaults: dict[tuple[str, str, date], tuple[Kpi, Effective | None]] = {}
 
     def __eq__(self, other: object) -> bool:
         """Same overrides, whatever order they were read in (the worker re-reads them into
@@ -146,6 +149,20 @@ class OverrideIndex:
                 return o
         return None
 
+    def default(self, kpi: Kpi, level: str, day: date) -> Effective | None:
+        """The catalogue's default for a level on a day, made once per index: a worker's
+        /v1/kpis snapshot asks it for every unit and KPI (70,000 items a window)."""
+        key = (kpi.id, level, day)
+        found = self._defaults.get(key)
+        if found is not None and found[0] is kpi:
+            return found[1]
+        dated = kpi.default_on(day)
+        made = None
+        if dated is not None:
+            made = Effective(dated.target_bp[level], "default", default=dated)
+        self._defaults[key] = (kpi, made)
+        return made
+
 
 def effective_target(
     kpi: Kpi, where: Placement, day: date, overrides: OverrideIndex
@@ -154,14 +171,12 @@ def effective_target(
 
     None only when no override applies and the catalogue has no default for that day.
     """
-    for kind, scope in zip(ORDER, where.scopes(), strict=True):
-        found = overrides.find(kpi.id, scope, day)
-        if found is not None:
-            return Effective(found.target_bp, kind, override=found)
-    default = kpi.default_on(day)
-    if default is None:
-        return None
-    return Effective(default.target_bp[where.level], "default", default=default)
+    if kpi.id in overrides.kpis:
+        for kind, scope in zip(ORDER, where.scopes(), strict=True):
+            found = overrides.find(kpi.id, scope, day)
+            if found is not None:
+                return Effective(found.target_bp, kind, override=found)
+    return overrides.default(kpi, where.level, day)
 
 
 def placement(registry: UnitRegistry, unit: Unit) -> Placement:

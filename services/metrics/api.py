@@ -100,7 +100,7 @@ def kpi_items(
                 continue
             retired = targets.retired(kpi_id)
             kpi = None if retired else targets.catalogue.get(kpi_id)
-            target = targets.target(unit, kpi_id)
+            target = targets.target(unit, kpi_id, periods.day)  # the answer's day, once
             if target is not None and target not in target_bp:
                 target_bp[target] = to_bp(target)
             item = Figure(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -95,3 +96,16 @@ def test_indexes_of_the_same_overrides_are_equal_whatever_the_order() -> None:
     b = Override(Scope(province="19"), SIGNING.id, 9000)
     assert OverrideIndex([a, b]) == OverrideIndex([b, a])
     assert OverrideIndex([a]) != OverrideIndex([a, b])
+
+
+def test_an_index_remembers_defaults_per_kpi_level_and_day_of_that_very_kpi() -> None:
+    index = OverrideIndex()
+    first = effective_target(SIGNING, COMMUNE_19, DAY, index)
+    assert first is not None and effective_target(SIGNING, COMMUNE_38, DAY, index) is first
+    assert effective_target(SIGNING, DEPARTMENT_19, DAY, index) is not first  # another level
+    # Another catalogue's KPI of the same id (a reload) is not answered from the memo.
+    dated = SIGNING.schedule[-1]
+    lower = replace(dated, target_bp={level: 5000 for level in dated.target_bp})
+    reloaded = replace(SIGNING, schedule=(*SIGNING.schedule[:-1], lower))
+    found = effective_target(reloaded, COMMUNE_19, DAY, index)
+    assert found is not None and (found.target_bp, found.origin) == (5000, "default")
