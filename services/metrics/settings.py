@@ -64,13 +64,14 @@ class MetricsSettings(CommonSettings):
     """``EGOV_METRICS_GC_GEN0_THRESHOLD``: allocations (less deallocations) after which
     the garbage collector examines the young objects (``gc.set_threshold``; Python's
     default is 700). A step makes hundreds of thousands of short-lived objects, so with
-    700 the collector ran ~5,300 young, ~490 middle and ~40 full collections in the metrics
-    benchmark's replay, singles and memory phases: 1.2-1.3 s of the worker's ~12 s of CPU,
-    two thirds in the full ones. With 10,000: ~280, ~25 and 1-2, 0.53 s; RSS at rest the
-    same (248/259 against 253/263 MiB; /tmp/h3/mem.py on Apache Kafka, two pairs). In
-    ``python -m bench.pipeline 300000`` the counting's collections took 0.32-0.41 s of
-    2.2 s of process CPU with 700, 0.12-0.14 with 10,000 and 0.09-0.12 with 50,000,
-    whose young collections pause ~7 ms each (~1 ms with 10,000)."""
+    700 the collector ran ~5,300-5,750 young, ~490-520 middle and ~40 full collections in
+    the metrics benchmark's replay, singles and memory phases: 1.1-1.5 s of the worker's
+    11-13 s of CPU, two thirds in the full ones. With 10,000: ~280-500, ~25-45 and 1-4,
+    0.42-0.56 s. RSS at rest within the runs' spread: 248-263 MiB against 253-263 on
+    Apache Kafka (four pairs), 253 against 246 on tansu (one pair) (/tmp/h3/mem.py,
+    alternated). In ``python -m bench.pipeline 300000`` the counting's collections took
+    0.32-0.41 s of 2.2 s of process CPU with 700, 0.12-0.14 with 10,000 and 0.09-0.12 with
+    50,000, whose young collections pause ~7 ms each (~1 ms with 10,000)."""
 
     metrics_flush_bytes: int = 16 * 2**20
     """``EGOV_METRICS_FLUSH_BYTES``: at most about this many bytes of record values wait
