@@ -373,7 +373,11 @@ class KpiSnapshots:
         taken = self._monotonic()
         self._build_s = taken - started
         self.latest = KpiSnapshot(periods, taken, version, overrides, partitions, windows, activity)
-        self._heap.maybe_trim()  # after the previous snapshot is let go
+        # The previous snapshot is let go only once nothing here holds it either: trimmed
+        # before, its pages stayed in the heap until the next build's trim (24-28 MiB of a
+        # worker at rest, measured on 2026-12-04).
+        del latest, before, view
+        self._heap.maybe_trim()
         return self.latest
 
     async def _build_all(self, window: str, periods: Periods) -> dict[str, UnitItems]:
