@@ -27,6 +27,7 @@ from services.metrics.agents import Counting
 from services.metrics.decoding import RecordDecoder
 from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures
+from services.metrics.heap import collect_young_every
 from services.metrics.periods import Periods
 from services.metrics.pipeline import DeadLetter, PartitionState, Preparer, Record
 from services.metrics.settings import MetricsSettings
@@ -71,11 +72,18 @@ async def counting_rate(
             async def refuse(dead: DeadLetter) -> None:
                 raise RuntimeError(f"a benchmark record was dead-lettered: {dead.reason}")
 
-            started = time.perf_counter()
-            for i in range(0, len(records), STEP_RECORDS):
-                await counting.step(records[i : i + STEP_RECORDS], refuse)
-            await counting.drain()
-            elapsed = time.perf_counter() - started
+            # The collector as the metrics command sets it in a worker (services/metrics/
+            # heap.py); this process's own threshold again afterwards, for the ceiling.
+            threshold = gc.get_threshold()
+            collect_young_every(MetricsSettings().metrics_gc_gen0_threshold)
+            try:
+                started = time.perf_counter()
+                for i in range(0, len(records), STEP_RECORDS):
+                    await counting.step(records[i : i + STEP_RECORDS], refuse)
+                await counting.drain()
+                elapsed = time.perf_counter() - started
+            finally:
+                gc.set_threshold(*threshold)
             flushes = registry.get_sample_value("egov_metrics_flushes_total") or 0
             return events / elapsed, int(flushes)
         finally:
