@@ -6,11 +6,13 @@ The app's consumer hands over all three family topics a fetch at a time
 is invalid (waiting for the broker to have it) and counts the rest in group commits,
 one PostgreSQL transaction at a time.
 
-A broker or database that is down blocks counting until it answers (``retrying``).
-Any other exception crashes the worker (``app.crash``, and the process exits within
-``CRASH_EXIT_S``): carrying on where the consumer stands, past the failed step, the
-next flush would store a later offset, losing those events. A restarted worker resumes
-from the offsets stored in PostgreSQL instead, like after a SIGKILL.
+A broker or database that is down blocks counting until it answers (``retrying``). A
+flush PostgreSQL refuses for the data of a few records dead-letters those records and
+counts the rest (services/metrics/refusals.py). Any other exception crashes the worker
+(``app.crash``, and the process exits within ``CRASH_EXIT_S``): carrying on where the
+consumer stands, past the failed step, the next flush would store a later offset,
+losing those events. A restarted worker resumes from the offsets stored in PostgreSQL
+instead, like after a SIGKILL.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from typing import Any
 
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 
+from services.metrics import refusals
 from services.metrics.app import MetricsApp
 from services.metrics.fetched import FetchedBatchConsumer
+from services.metrics.figures import TopicPartition
 from services.metrics.heap import HeapTrimmer
 from services.metrics.logcheck import mark_last_records
 from services.metrics.periods import Periods
@@ -158,6 +162,10 @@ class Counting:
         self._flusher: asyncio.Task[None] | None = None
         self._taken = asyncio.Event()
         self._send: Callable[[DeadLetter], Any] = _no_step_yet
+        self._held: list[refusals.Piece] = []
+        """Records of a refused flush that no other record could vouch for (refusals.py):
+        they go into the next flush again, uncounted until then, their offsets unmoved."""
+        self._held_epochs: dict[TopicPartition, int] = {}
         self.on_failure = on_failure
         """Called when a flush fails with what is not infrastructure (the worker wires it
         to crash at once: the agent itself may wait for records that never come)."""
@@ -178,8 +186,9 @@ class Counting:
             self._raise_failure()
             while self._pending_bytes >= self.flush_bytes and self._flusher is not None:
                 await self._wait_taken(self._flusher)
-            pending = self._pending
-            self.preparer.prepare(piece, self.clock(), pending)
+            pending, now = self._pending, self.clock()
+            self.preparer.prepare(piece, now, pending)
+            pending.pieces.append((piece, now))
             mark_last_records(pending.batches, piece)
             for batch in pending.batches.values():
                 batch.sum_ahead()
@@ -231,20 +240,77 @@ class Counting:
 
     async def _count(self, prepared: Prepared) -> None:
         metrics = self.state.metrics
-        if prepared.dead_letters:
-            # Delivered before the offsets move on: a crash in between re-sends them
-            # (at least once), it never loses them. Each is retried on its own, so a
-            # broker outage re-sends only the ones it did not take.
-            send = self._send
-            await asyncio.gather(*(self._dead_letter(send, d) for d in prepared.dead_letters))
-            for d in prepared.dead_letters:
-                metrics.dead_lettered.labels(d.topic, d.reason).inc()
+        await self._dead_letters(prepared.dead_letters)
         for event_type, n in Counter(prepared.too_late).items():
             metrics.too_late.labels(event_type).inc(n)
         for path, n in prepared.paths.items():
             metrics.records.labels(path).inc(n)
         if prepared.batches:
+            await self._flush_or_narrow(prepared)
+
+    async def _dead_letters(self, dead_letters: Sequence[DeadLetter]) -> None:
+        """Delivered before the offsets move on: a crash in between re-sends them (at
+        least once), it never loses them. Each is retried on its own, so a broker outage
+        re-sends only the ones it did not take."""
+        if not dead_letters:
+            return
+        send = self._send
+        await asyncio.gather(*(self._dead_letter(send, d) for d in dead_letters))
+        for d in dead_letters:
+            self.state.metrics.dead_lettered.labels(d.topic, d.reason).inc()
+
+    async def _flush_or_narrow(self, prepared: Prepared) -> None:
+        """Flush; when PostgreSQL refuses the data of records in it, dead-letter those
+        and flush the rest (services/metrics/refusals.py). Records held since an earlier
+        refusal go into this flush again, with what came since."""
+        held = self._still_held()
+        pieces = [*held, *prepared.pieces]
+        if held:
+            prepared = refusals.rebuild(pieces, self.preparer)
+        try:
             await self._flush(prepared)
+            self._held = []
+            return
+        except refusals.REFUSED_BY_STORE as exc:
+            log.warning(
+                "PostgreSQL refused a flush of %d records (%r): looking for the records",
+                sum(len(piece) for piece, _ in pieces),
+                exc,
+            )
+            periods = Periods.at(self.clock())
+            narrowed = await refusals.narrow(pieces, self.preparer, self.state.probe, periods, exc)
+        if narrowed.prepared is None:
+            log.warning(
+                "no record of the flush counts without those PostgreSQL refuses: %d records"
+                " held (offsets unmoved) until records that count come",
+                sum(len(piece) for piece, _ in pieces),
+            )
+            self._held = pieces
+            self._held_epochs = {tp: c.epoch for tp, c in self.state.claims.items()}
+            return
+        self._held = []
+        await self._dead_letters(narrowed.refused)
+        await self._flush(narrowed.prepared)
+
+    def _still_held(self) -> list[refusals.Piece]:
+        """The held records of partitions claimed by the same claim as when they were
+        held: a partition claimed again since is read again from its stored offset, and
+        its held records come with that."""
+        if not self._held:
+            return []
+        claims, epochs = self.state.claims, self._held_epochs
+        kept: list[refusals.Piece] = []
+        for piece, now in self._held:
+            records = [
+                r
+                for r in piece
+                if (claim := claims.get((r.topic, r.partition))) is not None
+                and claim.epoch == epochs.get((r.topic, r.partition))
+            ]
+            if records:
+                kept.append((records, now))
+        self._held = []
+        return kept
 
     async def _dead_letter(self, send: Callable[[DeadLetter], Any], dead: DeadLetter) -> None:
         async def attempt() -> None:

@@ -129,6 +129,9 @@ class Prepared:
     """Broker timestamps of the records (ingest time, for records from ingest)."""
     paths: dict[str, int] = field(default_factory=dict)
     """Records by how they were decoded (exposition.RECORD_PATHS)."""
+    pieces: list[tuple[Sequence[Record], datetime]] = field(default_factory=list)
+    """The records decoded into it, and the clock each piece was decoded at: kept until
+    the flush commits, to find a record PostgreSQL refuses (services/metrics/refusals.py)."""
 
 
 _Mark = tuple[Mark, int, int]
@@ -629,6 +632,27 @@ class PartitionState:
                 self.figures.revoke(tp)
             result.fenced |= {b.tp for b in batches if b.tp not in claims}
             return result
+
+    async def probe(self, batches: Sequence[PartitionBatch], periods: Periods) -> None:
+        """Run the flush of ``batches`` and roll it back: it raises what PostgreSQL refuses
+        in them (services/metrics/refusals.py), and changes nothing, here or stored."""
+        async with self._lock:
+            claims = dict(self.claims)
+            owned = [b for b in batches if b.tp in claims]
+            if not owned:
+                return
+
+            async def attempt() -> None:
+                pool = await self._pool()
+                async with pool.acquire() as conn:
+                    transaction = conn.transaction()
+                    await transaction.start()
+                    try:  # the flush's own transaction is a savepoint inside this one
+                        await store.flush(conn, self.group, claims, owned, periods)
+                    finally:
+                        await transaction.rollback()
+
+            await retrying("probing a refused flush", attempt)
 
     async def sweep_dossiers(self, now: datetime) -> None:
         """Count the open dossiers whose appointment passed by ``now`` (the worker's clock:
