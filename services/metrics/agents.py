@@ -165,7 +165,7 @@ class Counting:
         self._held: list[refusals.Piece] = []
         """Records of a refused flush that no other record could vouch for (refusals.py):
         they go into the next flush again, uncounted until then, their offsets unmoved."""
-        self._held_epochs: dict[TopicPartition, int] = {}
+        self._held_readings: dict[TopicPartition, int] = {}
         self.on_failure = on_failure
         """Called when a flush fails with what is not infrastructure (the worker wires it
         to crash at once: the agent itself may wait for records that never come)."""
@@ -263,53 +263,66 @@ class Counting:
         """Flush; when PostgreSQL refuses the data of records in it, dead-letter those
         and flush the rest (services/metrics/refusals.py). Records held since an earlier
         refusal go into this flush again, with what came since."""
+        # Before any wait: a rebalance from here on makes the consumer hand these over again.
+        readings = dict(self.state.readings)
         held = self._still_held()
         pieces = [*held, *prepared.pieces]
         if held:
             prepared = refusals.rebuild(pieces, self.preparer)
         try:
             await self._flush(prepared)
-            self._held = []
             return
         except refusals.REFUSED_BY_STORE as exc:
+            failure: BaseException = exc
+        while pieces:
             log.warning(
                 "PostgreSQL refused a flush of %d records (%r): looking for the records",
                 sum(len(piece) for piece, _ in pieces),
-                exc,
+                failure,
             )
             periods = Periods.at(self.clock())
-            narrowed = await refusals.narrow(pieces, self.preparer, self.state.probe, periods, exc)
-        if narrowed.prepared is None:
-            log.warning(
-                "no record of the flush counts without those PostgreSQL refuses: %d records"
-                " held (offsets unmoved) until records that count come",
-                sum(len(piece) for piece, _ in pieces),
+            narrowed = await refusals.narrow(
+                pieces, self.preparer, self.state.probe, periods, failure
             )
-            self._held = pieces
-            self._held_epochs = {tp: c.epoch for tp, c in self.state.claims.items()}
-            return
-        self._held = []
-        await self._dead_letters(narrowed.refused)
-        await self._flush(narrowed.prepared)
+            if narrowed.hold:
+                log.warning(
+                    "no event of the types PostgreSQL refuses counts beside them: %d records"
+                    " held (offsets unmoved) until records that vouch for them come",
+                    sum(len(piece) for piece, _ in pieces),
+                )
+                self._held, self._held_readings = pieces, readings
+                self.state.metrics.held.set(sum(len(piece) for piece, _ in pieces))
+                return
+            await self._dead_letters(narrowed.refused)
+            if narrowed.prepared is not None:
+                await self._flush(narrowed.prepared)
+            pieces = narrowed.rest
+            if pieces:  # what the search left: flushed at once, or narrowed in turn
+                try:
+                    await self._flush(refusals.rebuild(pieces, self.preparer))
+                    return
+                except refusals.REFUSED_BY_STORE as exc:
+                    failure = exc
 
     def _still_held(self) -> list[refusals.Piece]:
-        """The held records of partitions claimed by the same claim as when they were
-        held: a partition claimed again since is read again from its stored offset, and
-        its held records come with that."""
+        """The held records of partitions read on in the same reading as when they were
+        held: a partition started again from its stored position since (a rebalance, a
+        new claim) hands its records over again, held ones too."""
         if not self._held:
             return []
-        claims, epochs = self.state.claims, self._held_epochs
+        claims, readings, then = self.state.claims, self.state.readings, self._held_readings
         kept: list[refusals.Piece] = []
         for piece, now in self._held:
             records = [
                 r
                 for r in piece
-                if (claim := claims.get((r.topic, r.partition))) is not None
-                and claim.epoch == epochs.get((r.topic, r.partition))
+                if (r.topic, r.partition) in claims
+                and readings.get((r.topic, r.partition)) == then.get((r.topic, r.partition))
             ]
             if records:
                 kept.append((records, now))
         self._held = []
+        self.state.metrics.held.set(0)
         return kept
 
     async def _dead_letter(self, send: Callable[[DeadLetter], Any], dead: DeadLetter) -> None:

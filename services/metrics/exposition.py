@@ -9,7 +9,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -115,5 +115,11 @@ class PipelineMetrics:
         self.fenced = Counter(
             "egov_metrics_fenced_batches",
             "Partition batches dropped because another worker owns the partition now.",
+            registry=registry,
+        )
+        self.held = Gauge(
+            "egov_metrics_records_held",
+            "Records of a flush PostgreSQL refused that nothing vouches for yet: held "
+            "uncounted, their offsets unmoved, until records that count beside them come.",
             registry=registry,
         )

@@ -559,6 +559,10 @@ class PartitionState:
         self.figures = figures
         self.metrics = metrics
         self.claims: dict[TopicPartition, Claim] = {}
+        self.readings: dict[TopicPartition, int] = {}
+        """How often each partition was (re)started from its stored position (claimed,
+        sent back by a rebalance, revoked): records read before belong to an earlier
+        reading, and the consumer hands them over again (services/metrics/agents.py)."""
         # Claims, loads and flushes never interleave: a flush sees a consistent ownership.
         self._lock = asyncio.Lock()
 
@@ -581,6 +585,7 @@ class PartitionState:
         for tp in tps:
             self.claims[tp] = claims[tp]
             self.figures.assign(tp, loaded[tp])
+            self.readings[tp] = self.readings.get(tp, 0) + 1
         log.info("claimed %s", {f"{t}[{p}]": c.next_offset for (t, p), c in claims.items()})
         return {tp: c.next_offset for tp, c in claims.items()}
 
@@ -600,6 +605,7 @@ class PartitionState:
     def resumed_at(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Where the consumer was sent: the claims say so, for the next rebalance."""
         for tp, offset in offsets.items():
+            self.readings[tp] = self.readings.get(tp, 0) + 1
             claim = self.claims.get(tp)
             if claim is not None:
                 self.claims[tp] = dataclasses.replace(claim, next_offset=offset)
@@ -614,6 +620,7 @@ class PartitionState:
         for tp in tps:
             self.claims.pop(tp, None)
             self.figures.revoke(tp)
+            self.readings[tp] = self.readings.get(tp, 0) + 1
 
     async def flush(self, batches: Sequence[PartitionBatch], periods: Periods) -> FlushResult:
         """Count the batches (one transaction), then update the figures of owned partitions."""
@@ -633,26 +640,30 @@ class PartitionState:
             result.fenced |= {b.tp for b in batches if b.tp not in claims}
             return result
 
-    async def probe(self, batches: Sequence[PartitionBatch], periods: Periods) -> None:
+    async def probe(self, batches: Sequence[PartitionBatch], periods: Periods) -> FlushResult:
         """Run the flush of ``batches`` and roll it back: it raises what PostgreSQL refuses
-        in them (services/metrics/refusals.py), and changes nothing, here or stored."""
+        in them (services/metrics/refusals.py), or says what it would count; it changes
+        nothing, here or stored."""
         async with self._lock:
             claims = dict(self.claims)
             owned = [b for b in batches if b.tp in claims]
             if not owned:
-                return
+                return FlushResult(fenced={b.tp for b in batches})
 
-            async def attempt() -> None:
+            async def attempt() -> FlushResult:
                 pool = await self._pool()
                 async with pool.acquire() as conn:
                     transaction = conn.transaction()
                     await transaction.start()
-                    try:  # the flush's own transaction is a savepoint inside this one
-                        await store.flush(conn, self.group, claims, owned, periods)
+                    try:
+                        # What a commit would check (a deferred constraint), checked now.
+                        await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                        # The flush's own transaction is a savepoint inside this one.
+                        return await store.flush(conn, self.group, claims, owned, periods)
                     finally:
                         await transaction.rollback()
 
-            await retrying("probing a refused flush", attempt)
+            return await retrying("probing a refused flush", attempt)
 
     async def sweep_dossiers(self, now: datetime) -> None:
         """Count the open dossiers whose appointment passed by ``now`` (the worker's clock:

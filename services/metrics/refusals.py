@@ -8,34 +8,45 @@ record would stop every worker that takes those partitions over.
 ``narrow`` finds the records PostgreSQL refuses instead, with *probes*: the flush of a
 prefix of the failed flush's records, run in a transaction that is rolled back. The
 shortest failing prefix ends with a refused record (the flush of the records before it
-passed); it is set aside and the search goes on with the rest, until the flush of what
-remains passes. The caller dead-letters the refused records (``store-refused``, with
+passed). A refused record that holds several events (a JSON list, ingest's summarised
+records) is searched event by event in its place, so only the refused event is set
+aside; its siblings count. The search goes on with the rest until the flush of what
+remains passes. The caller dead-letters what was refused (``store-refused``, with
 PostgreSQL's words) before it flushes the rest, whose offsets move past them: each
 record is counted or visibly refused, at least once.
 
-Nothing is written while the search runs, so a refusal that is no record's fault costs
-nothing. When more than ``MAX_REFUSED`` records are refused, the database refuses more
-than a few records' data (a defect of ours, a schema change): the original error
-propagates, the worker crashes as for any error that is not infrastructure, and resumes
-from its stored offsets: nothing is dead-lettered or lost. When no event of the flush
-counts without the refused records (a refused record alone in a trickle), they cannot be
-told from a database refusing everything: they are held, uncounted and their offsets
-unmoved, and searched again with the records that come next.
+Nothing is written while the search runs, and a record is dead-lettered only when the
+database vouches for it being the record's fault: the same flush without the refused
+records counted new events of every type they hold (the last probe says which). A
+database refusing every dossier, say (a defect of ours, a schema change), refuses them
+with no dossier counted beside them. Then nothing is dead-lettered: the records are
+held, uncounted and their offsets unmoved, and searched again with the records that
+come next (a refused record alone in a trickle waits for its first neighbour). When
+more than ``MAX_REFUSED`` records nothing vouches for are refused, the error propagates
+(:class:`NotTheRecords`): the worker crashes as for any error that is not
+infrastructure and resumes from its stored offsets, nothing lost.
+
+A search sets aside at most ``MAX_REFUSED`` records: past that, what passed before the
+next refused record is flushed first and the search goes on from there (``Narrowed.
+rest``), so that a backlog with many bad records makes progress flush after flush.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+import orjson
 
-from services.metrics.decoding import Rejected
+from services.common.signing import SUMMARY_HEADER, SUMMARY_MAC_HEADER, VALIDATED_HEADER
+from services.metrics.decoding import Rejected, element_bytes
 from services.metrics.logcheck import mark_last_records
 from services.metrics.periods import Periods
 from services.metrics.pipeline import DeadLetter, Prepared, Preparer, Record, dead_letter
+from services.metrics.store import FlushResult
 from services.metrics.tally import PartitionBatch
 
 log = logging.getLogger(__name__)
@@ -49,36 +60,66 @@ REFUSED_BY_STORE: tuple[type[BaseException], ...] = (
 narrowed: it is retried (infrastructure) or crashes the worker."""
 
 MAX_REFUSED = 10
-"""Refused records one flush may hold. Beyond, the refusal is not a few records' fault."""
+"""Refused records one search sets aside before flushing what passed (each costs about
+log2(records) probes while the flush waits); also how many refused records nothing
+vouches for are held before the worker gives up and crashes."""
 
 REASON = "store-refused"
+
+_SIGNATURES = frozenset({SUMMARY_HEADER, SUMMARY_MAC_HEADER, VALIDATED_HEADER})
+"""Headers that vouch for a record's value as a whole: an element read on its own is
+validated in full instead (the property tests hold both paths equal)."""
 
 Piece = tuple[Sequence[Record], datetime]
 """Records decoded together, and the clock they were decoded at (the grace period and
 the future check depend on it: a probe decodes them again at the same instant)."""
 
-Probe = Callable[[Sequence[PartitionBatch], Periods], Awaitable[None]]
+Probe = Callable[[Sequence[PartitionBatch], Periods], Awaitable[FlushResult]]
 """Run a flush and roll it back (``PartitionState.probe``): raises what it raises."""
 
 
 class NotTheRecords(Exception):
-    """The database refuses more than a few records' data; ``__cause__`` is its error."""
+    """The database refuses more records' data than it vouches for; ``__cause__`` is its
+    error."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """A record of the failed flush, or one event of a batched record refused whole."""
+
+    record: Record
+    now: datetime
+    origin: Record | None = None
+    """The batched record this element was taken from; None for a record of the flush."""
+    index: int = -1
+    """The element's position in ``origin``."""
+    fresh: bool = False
+    """Whether what decoding the element dead-letters is news: its origin was counted
+    from ingest's summary, so its events were never read one by one."""
 
 
 @dataclass(slots=True)
 class Narrowed:
-    """A failed flush, narrowed: what to dead-letter first, then what to flush."""
+    """A failed flush, narrowed: what to dead-letter first, then what to flush, then what
+    to narrow again (or, ``hold``, all of it to keep for the next flush)."""
 
     refused: list[DeadLetter]
     prepared: Prepared | None
-    """Every other record, decoded again, its partitions' offsets past the refused ones.
-    None: no event counts without the refused records; hold them all until more come."""
+    """The records that passed, decoded again, their partitions' offsets past the
+    refused ones. None: nothing to flush."""
+    rest: list[Piece]
+    """Records after the search stopped (``MAX_REFUSED`` set aside), to narrow next."""
+    hold: bool = False
+    """Nothing vouches for the refused records: flush nothing, keep every record."""
 
 
-def store_refused(exc: BaseException) -> Rejected:
+def store_refused(
+    exc: BaseException, index: int | None = None, raw: bytes | None = None
+) -> Rejected:
     """The dead-letter reason of a record whose data PostgreSQL refused with ``exc``."""
     state = getattr(exc, "sqlstate", None) or "?"
-    return Rejected(REASON, f"PostgreSQL refused its data (SQLSTATE {state}): {exc}"[:2000])
+    detail = f"PostgreSQL refused its data (SQLSTATE {state}): {exc}"[:2000]
+    return Rejected(REASON, detail, index, raw)
 
 
 async def narrow(
@@ -91,100 +132,241 @@ async def narrow(
     """The records of ``pieces`` PostgreSQL refuses, and the flush of the others.
 
     ``failure`` is what the flush of them all raised. Raises :class:`NotTheRecords` from
-    it when the refusal is not a few records' fault (see the module's docstring).
+    it when ``MAX_REFUSED`` refused records have nothing vouching for them.
     """
-    records = [(record, now) for piece, now in pieces for record in piece]
-    refused: dict[int, BaseException] = {}
-    remaining = list(range(len(records)))
-    error = await _probe(records, remaining, preparer, probe, periods)
+    remaining = [_Item(record, now) for piece, now in pieces for record in piece]
+    refused: list[tuple[_Item, BaseException]] = []
+    start = 1  # every prefix shorter than this passes
+    error = await _probe(remaining, preparer, probe, periods)
     while error is not None:
-        # The shortest failing prefix of ``remaining``: the prefix of ``high`` fails, the
-        # prefix of ``low - 1`` passes (none: the empty flush).
-        low, high = 1, len(remaining)
+        # The shortest failing prefix: that of ``high`` fails, that of ``low - 1`` passes.
+        low, high = start, len(remaining)
         while low < high:
             middle = (low + high) // 2
-            found = await _probe(records, remaining[:middle], preparer, probe, periods)
+            found = await _probe(remaining[:middle], preparer, probe, periods)
             if found is None:
                 low = middle + 1
             else:
                 high, error = middle, found
-        index = remaining.pop(high - 1)
-        refused[index] = error
-        record = records[index][0]
+        at = high - 1
+        item = remaining[at]
+        elements = _elements(item, preparer)
+        if elements:
+            remaining[at : at + 1] = elements  # searched event by event, in its place
+            start = max(1, at)
+            error = await _probe(remaining, preparer, probe, periods)
+            continue
+        del remaining[at]
+        refused.append((item, error))
+        record = item.record
         log.warning(
-            "PostgreSQL refuses %s[%d]@%d: %r",
+            "PostgreSQL refuses %s[%d]@%d%s: %r",
             record.topic,
             record.partition,
             record.offset,
+            "" if item.origin is None else f" (element {item.index})",
             error,
         )
-        if len(refused) > MAX_REFUSED:
-            raise NotTheRecords(f"more than {MAX_REFUSED} records refused") from failure
-        error = await _probe(records, remaining, preparer, probe, periods)
-    if not refused:
-        return Narrowed([], rebuild(pieces, preparer))
-    rest = _prepare(records, remaining, preparer)
-    if not any(batch.events for batch in rest.batches.values()):
-        return Narrowed([], None)
-    return Narrowed(
-        [dead_letter(records[i][0], store_refused(e)) for i, e in sorted(refused.items())],
-        _passing(rest, records),
-    )
+        if len(refused) >= MAX_REFUSED and item.origin is None:
+            # Enough for one search: flush what passed before this record, and search
+            # the rest next (not inside a batched record: its events go together).
+            return await _judged(
+                remaining[:at], refused, remaining[at:], preparer, probe, periods, failure
+            )
+        start = max(1, at)
+        error = await _probe(remaining, preparer, probe, periods)
+    return await _judged(remaining, refused, [], preparer, probe, periods, failure)
 
 
-def rebuild(pieces: Sequence[Piece], preparer: Preparer) -> Prepared:
-    """The flush of every record of ``pieces``, decoded again (their dead letters, sent
-    already, and their counters, counted already, left out)."""
-    records = [(record, now) for piece, now in pieces for record in piece]
-    return _passing(_prepare(records, range(len(records)), preparer), records)
-
-
-async def _probe(
-    records: Sequence[tuple[Record, datetime]],
-    indices: Sequence[int],
+async def _judged(
+    passing: list[_Item],
+    refused: list[tuple[_Item, BaseException]],
+    rest: list[_Item],
     preparer: Preparer,
     probe: Probe,
     periods: Periods,
+    failure: BaseException,
+) -> Narrowed:
+    """The narrowed flush: ``passing`` flushed after ``refused`` is dead-lettered, if the
+    database vouches for them (else held, or :class:`NotTheRecords`), then ``rest``."""
+    pieces = _pieces_of(rest)
+    if not refused:
+        return Narrowed([], _passing(passing, preparer, []), pieces)
+    result = await probe(list(_prepare(passing, preparer).batches.values()), periods)
+    missing = await _unvouched(result, refused, [*passing, *rest], preparer, probe, periods)
+    if missing:
+        if len(refused) >= MAX_REFUSED or rest:
+            raise NotTheRecords(
+                f"{len(refused)} records refused, and no event of their types "
+                f"({', '.join(sorted(missing))}) counts beside them: not the records' fault"
+            ) from failure
+        return Narrowed([], None, [], hold=True)
+    letters = [_dead_letter(i, e) for i, e in refused]
+    flushed = _passing(passing, preparer, [i for i, _ in refused])
+    return Narrowed(letters + flushed.dead_letters, flushed, pieces)
+
+
+LOOKAHEAD = 3
+"""Records of a refused type probed alone, from the end of the flush, when what passed
+before the refused ones holds none of that type."""
+
+
+async def _unvouched(
+    result: FlushResult,
+    refused: Sequence[tuple[_Item, BaseException]],
+    pool: Sequence[_Item],
+    preparer: Preparer,
+    probe: Probe,
+    periods: Periods,
+) -> set[str]:
+    """The event types of ``refused`` the database does not vouch for: no new event of
+    the type counted by the flush without them (``result``), nor by any of the last
+    ``LOOKAHEAD`` records of ``pool`` holding the type, each flushed alone."""
+    counted = _counted_types(result)
+    missing: set[str] = set()
+    for item, _ in refused:
+        missing |= _types(_prepare([item], preparer))
+    missing -= counted
+    for event_type in sorted(missing):
+        tried = 0
+        for candidate in reversed(pool):
+            if tried == LOOKAHEAD:
+                break
+            prepared = _prepare([candidate], preparer)
+            if event_type not in _types(prepared):
+                continue
+            tried += 1
+            try:
+                alone = await probe(list(prepared.batches.values()), periods)
+            except REFUSED_BY_STORE:
+                continue
+            if event_type in _counted_types(alone):
+                missing.discard(event_type)
+                break
+    return missing
+
+
+async def _probe(
+    items: Sequence[_Item], preparer: Preparer, probe: Probe, periods: Periods
 ) -> BaseException | None:
-    """What the flush of ``records`` at ``indices`` raises, if PostgreSQL refuses it."""
-    prepared = _prepare(records, indices, preparer)
+    """What the flush of ``items`` raises, if PostgreSQL refuses it."""
     try:
-        await probe(list(prepared.batches.values()), periods)
+        await probe(list(_prepare(items, preparer).batches.values()), periods)
     except REFUSED_BY_STORE as exc:
         return exc
     return None
 
 
-def _prepare(
-    records: Sequence[tuple[Record, datetime]], indices: Sequence[int], preparer: Preparer
-) -> Prepared:
-    """The records at ``indices`` decoded again, each at the instant it first was."""
+def _prepare(items: Iterable[_Item], preparer: Preparer) -> Prepared:
+    """The items decoded again, each at the instant its record first was."""
     out = Prepared()
     run: list[Record] = []
     run_at: datetime | None = None
-    for i in indices:
-        record, now = records[i]
-        if run_at is not None and now != run_at:
+    for item in items:
+        if run_at is not None and item.now != run_at:
             preparer.prepare(run, run_at, out)
             run = []
-        run.append(record)
-        run_at = now
+        run.append(item.record)
+        run_at = item.now
     if run_at is not None:
         preparer.prepare(run, run_at, out)
     return out
 
 
-def _passing(rest: Prepared, records: Sequence[tuple[Record, datetime]]) -> Prepared:
-    """``rest`` as the flush that follows the dead letters: every partition's offset
-    past every record of the failed flush (the refused ones too), the fingerprint of the
-    last with it, and nothing the failed flush had already seen to (its dead letters,
-    already sent, and the counters of its records)."""
-    batches = rest.batches
-    for record, _ in records:
+def _elements(item: _Item, preparer: Preparer) -> list[_Item]:
+    """The events of a batched record, each an item of its own; [] for one event."""
+    record = item.record
+    if item.origin is not None or not record.value or record.value.lstrip()[:1] != b"[":
+        return []
+    try:
+        parsed = orjson.loads(record.value)
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(parsed, list) or len(parsed) < 2:
+        return []
+    alone = preparer.prepare([record], item.now)
+    fresh = alone.paths.get("summary", 0) > 0
+    headers = tuple(h for h in record.headers if h[0] not in _SIGNATURES)
+    items = []
+    for index, element in enumerate(parsed):
+        raw = element_bytes(element)
+        if raw is not None:
+            element_record = Record(
+                record.topic,
+                record.partition,
+                record.offset,
+                record.key,
+                raw,
+                headers,
+                record.timestamp,
+            )
+            items.append(_Item(element_record, item.now, record, index, fresh))
+    return items
+
+
+def _pieces_of(items: Sequence[_Item]) -> list[Piece]:
+    """``items`` as pieces of the flush's records (a batched record whole, once)."""
+    pieces: list[Piece] = []
+    seen: set[int] = set()
+    for item in items:
+        record = item.origin or item.record
+        if id(record) in seen:
+            continue
+        seen.add(id(record))
+        if pieces and pieces[-1][1] == item.now:
+            pieces[-1] = ([*pieces[-1][0], record], item.now)
+        else:
+            pieces.append(([record], item.now))
+    return pieces
+
+
+def _types(prepared: Prepared) -> set[str]:
+    """The event types of what ``prepared`` would count."""
+    types: set[str] = set()
+    for batch in prepared.batches.values():
+        batch.seal()
+        for tally in batch.tallies:
+            types.update(tally.types[t] for t in set(tally.group_type))
+    return types
+
+
+def _counted_types(result: FlushResult) -> set[str]:
+    """The event types of the new events a flush counted (duplicates vouch for nothing)."""
+    return {tally.types[t] for tally in result.counted for t in set(tally.group_type)}
+
+
+def _dead_letter(item: _Item, error: BaseException) -> DeadLetter:
+    if item.origin is None:
+        return dead_letter(item.record, store_refused(error))
+    return dead_letter(item.origin, store_refused(error, item.index, item.record.value))
+
+
+def _passing(items: Sequence[_Item], preparer: Preparer, refused: Sequence[_Item]) -> Prepared:
+    """The flush of ``items`` that follows the dead letters: every partition's offset past
+    every record of ``items`` and ``refused``, the fingerprint of the last with it. Its
+    dead letters are those of elements read one by one for the first time (their origin
+    was counted from ingest's summary); the rest were sent with the failed flush, as
+    were the counters of its records."""
+    out = _prepare(items, preparer)
+    if any(item.origin is not None for item in items):
+        fresh = _prepare([i for i in items if i.fresh], preparer).dead_letters
+    else:
+        fresh = []
+    batches = out.batches
+    records = [item.origin or item.record for item in [*items, *refused]]
+    records.sort(key=lambda r: r.offset)
+    for record in records:
         tp = (record.topic, record.partition)
         batch = batches.get(tp)
         if batch is None:
             batch = batches[tp] = PartitionBatch(tp, record.offset + 1)
         batch.next_offset = max(batch.next_offset, record.offset + 1)
-    mark_last_records(batches, [record for record, _ in records])
-    return Prepared(batches=batches, ingest_times=rest.ingest_times)
+    mark_last_records(batches, records)
+    return Prepared(batches=batches, dead_letters=fresh, ingest_times=out.ingest_times)
+
+
+def rebuild(pieces: Sequence[Piece], preparer: Preparer) -> Prepared:
+    """The flush of every record of ``pieces``, decoded again (their dead letters, sent
+    already, and their counters, counted already, left out)."""
+    items = [_Item(record, now) for piece, now in pieces for record in piece]
+    return _passing(items, preparer, [])

@@ -217,9 +217,12 @@ async def test_held_records_of_a_partition_claimed_again_are_read_again_not_twic
     assert await offsets(database_url) == {0: 2}
 
 
-async def test_more_refused_records_than_a_flush_may_hold_dead_letter_none(
+async def test_more_refused_records_than_one_search_sets_aside_all_count_around(
     database_url: str, pool: asyncpg.Pool
 ) -> None:
+    """Refused records first, the ones that vouch for them after: the search stops at
+    MAX_REFUSED, a record of their type further on (probed alone) vouches for them, what
+    passed is flushed, and the rest is searched next: every record counted or refused."""
     await execute(database_url, REFUSE.format(pattern="R-%"))
     many = refusals.MAX_REFUSED + 1
     records = [record(0, i, f"R-{i}") for i in range(many)]
@@ -227,7 +230,25 @@ async def test_more_refused_records_than_a_flush_may_hold_dead_letter_none(
     work = await counting(pool, [0])
     sent = Sent()
     await work.step(records, sent)
-    with pytest.raises(refusals.NotTheRecords, match=f"more than {refusals.MAX_REFUSED}"):
+    await work.drain()
+    assert [d.offset for d in sent.letters] == list(range(many))
+    assert {d.reason for d in sent.letters} == {"store-refused"}
+    assert await counted_ids(database_url) == ["H-0", "H-1", "H-2"]
+    assert await offsets(database_url) == {0: many + 3}
+
+
+async def test_a_type_refused_throughout_a_large_flush_dead_letters_none(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    """The database refuses every dossier (a defect, not the records): MAX_REFUSED of
+    them refused with no dossier counted anywhere in the flush stop the worker, and the
+    documents beside them are not counted past them either."""
+    await execute(database_url, REFUSE.format(pattern="%"))
+    records = [record(0, i, f"H-{i}") for i in range(refusals.MAX_REFUSED + 5)]
+    work = await counting(pool, [0])
+    sent = Sent()
+    await work.step(records, sent)
+    with pytest.raises(refusals.NotTheRecords, match=r"vn\.egov\.dossier\.received"):
         await work.drain()
     assert sent.letters == []
     assert await counted_ids(database_url) == []

@@ -197,6 +197,7 @@ class FakeState:
     def __init__(self) -> None:
         self.metrics = PipelineMetrics(CollectorRegistry(), ["vn.egov.document.issued"])
         self.flushed: list[PartitionBatch] = []
+        self.readings: dict[tuple[str, int], int] = {}
 
     async def flush(self, batches: Sequence[PartitionBatch], periods: Periods) -> FlushResult:
         self.flushed += batches
