@@ -234,14 +234,14 @@ def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout_s: fl
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited: {tail(log, 2000)}")
+            raise RuntimeError(f"{proc.args!r} exited: {tail(log, 2000)}")
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"{proc.args} did not answer: {tail(log, 2000)}")
+    raise RuntimeError(f"{proc.args!r} did not answer: {tail(log, 2000)}")
 
 
 class Harness:

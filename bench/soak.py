@@ -47,7 +47,7 @@ from bench.common import (
     tail,
 )
 from bench.common import row as make_row
-from services.common.broker import free_port, wait_for_port
+from services.common.broker import EmbeddedBroker, free_port, wait_for_port
 from services.common.contract import Contract
 from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
@@ -198,7 +198,10 @@ async def soak(minutes: float) -> tuple[Samples, dict[str, str]]:
                         "ingest": ingest.pid,
                         "metrics": metrics.pid,
                         "simulator": simulator.pid,
-                        "broker": broker._proc.pid if broker._proc else 0,
+                        # tansu's process; an Apache Kafka node's JVM is not sampled.
+                        "broker": broker._proc.pid
+                        if isinstance(broker, EmbeddedBroker) and broker._proc
+                        else 0,
                     }
                     await sample_loop(samples, pids, ports, probe, key, minutes, interval)
                 info["probe_unit"] = probe

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import orjson
@@ -41,7 +41,7 @@ class LocalServer:
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> LocalServer:
+    async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:  # noqa: ASYNC110 - uvicorn offers no event
             await asyncio.sleep(0.02)
