@@ -265,13 +265,14 @@ class Counting:
         refusal go into this flush again, with what came since."""
         # Before any wait: a rebalance from here on makes the consumer hand these over again.
         readings = dict(self.state.readings)
-        held = self._still_held()
-        pieces = [*held, *prepared.pieces]
-        if held:
+        still = self._still_held()
+        pieces = [*still, *prepared.pieces]
+        if still:
             prepared = refusals.rebuild(pieces, self.preparer)
+        held: list[refusals.Piece] = []
         try:
             await self._flush(prepared)
-            return
+            pieces = []
         except refusals.REFUSED_BY_STORE as exc:
             failure: BaseException = exc
         while pieces:
@@ -284,25 +285,26 @@ class Counting:
             narrowed = await refusals.narrow(
                 pieces, self.preparer, self.state.probe, periods, failure
             )
-            if narrowed.hold:
-                log.warning(
-                    "no event of the types PostgreSQL refuses counts beside them: %d records"
-                    " held (offsets unmoved) until records that vouch for them come",
-                    sum(len(piece) for piece, _ in pieces),
-                )
-                self._held, self._held_readings = pieces, readings
-                self.state.metrics.held.set(sum(len(piece) for piece, _ in pieces))
-                return
             await self._dead_letters(narrowed.refused)
             if narrowed.prepared is not None:
                 await self._flush(narrowed.prepared)
+            held += narrowed.held
             pieces = narrowed.rest
             if pieces:  # what the search left: flushed at once, or narrowed in turn
                 try:
                     await self._flush(refusals.rebuild(pieces, self.preparer))
-                    return
+                    pieces = []
                 except refusals.REFUSED_BY_STORE as exc:
                     failure = exc
+        if held:
+            count = sum(len(piece) for piece, _ in held)
+            log.warning(
+                "%d records held (offsets unmoved): PostgreSQL refuses records of a type"
+                " nothing counts beside them; they go into the next flush again",
+                count,
+            )
+            self._held, self._held_readings = held, readings
+            self.state.metrics.held.set(count)
 
     def _still_held(self) -> list[refusals.Piece]:
         """The held records of partitions read on in the same reading as when they were

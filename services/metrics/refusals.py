@@ -17,14 +17,16 @@ record is counted or visibly refused, at least once.
 
 Nothing is written while the search runs, and a record is dead-lettered only when the
 database vouches for it being the record's fault: the same flush without the refused
-records counted new events of every type they hold (the last probe says which). A
-database refusing every dossier, say (a defect of ours, a schema change), refuses them
-with no dossier counted beside them. Then nothing is dead-lettered: the records are
-held, uncounted and their offsets unmoved, and searched again with the records that
-come next (a refused record alone in a trickle waits for its first neighbour). When
-more than ``MAX_REFUSED`` records nothing vouches for are refused, the error propagates
-(:class:`NotTheRecords`): the worker crashes as for any error that is not
-infrastructure and resumes from its stored offsets, nothing lost.
+records counted new events of every type they hold, or one of the last ``LOOKAHEAD``
+records of the type counts when flushed alone. A database refusing every dossier, say
+(a defect of ours, a schema change), refuses them with no dossier counted beside them.
+Then nothing is dead-lettered: the partition of such a record is held from it on,
+uncounted and its offset unmoved, while the other partitions count, and searched again
+with the records that come next (a refused record alone in a trickle waits for its
+first neighbour of its type). When ``MAX_REFUSED`` records nothing vouches for are
+refused, or ``MAX_HELD`` records are held, the error propagates (:class:`NotTheRecords`):
+the worker crashes as for any error that is not infrastructure and resumes from its
+stored offsets, nothing lost.
 
 A search sets aside at most ``MAX_REFUSED`` records: past that, what passed before the
 next refused record is flushed first and the search goes on from there (``Narrowed.
@@ -35,7 +37,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import asyncpg
@@ -101,16 +103,17 @@ class _Item:
 @dataclass(slots=True)
 class Narrowed:
     """A failed flush, narrowed: what to dead-letter first, then what to flush, then what
-    to narrow again (or, ``hold``, all of it to keep for the next flush)."""
+    to narrow again, and what to hold for the next flush."""
 
     refused: list[DeadLetter]
     prepared: Prepared | None
     """The records that passed, decoded again, their partitions' offsets past the
-    refused ones. None: nothing to flush."""
+    refused ones (and before the held ones). None: nothing to flush."""
     rest: list[Piece]
     """Records after the search stopped (``MAX_REFUSED`` set aside), to narrow next."""
-    hold: bool = False
-    """Nothing vouches for the refused records: flush nothing, keep every record."""
+    held: list[Piece] = field(default_factory=list)
+    """The records of a partition from a refused one nothing vouches for on: kept,
+    uncounted and their offsets unmoved, to go into the next flush again."""
 
 
 def store_refused(
@@ -167,12 +170,20 @@ async def narrow(
             "" if item.origin is None else f" (element {item.index})",
             error,
         )
-        if len(refused) >= MAX_REFUSED and item.origin is None:
-            # Enough for one search: flush what passed before this record, and search
-            # the rest next (not inside a batched record: its events go together).
-            return await _judged(
-                remaining[:at], refused, remaining[at:], preparer, probe, periods, failure
-            )
+        if len(refused) % MAX_REFUSED == 0:
+            # Enough for one search. Nothing vouching for them, the database refuses more
+            # than records: stop now. Else flush what passed before this record and
+            # search the rest next (not inside a batched record: its events go together).
+            judged = remaining[:at]
+            result = await probe(list(_prepare(judged, preparer).batches.values()), periods)
+            missing = await _unvouched(result, refused, remaining, preparer, probe, periods)
+            unvouched = [(i, e) for i, e in refused if _item_types(i, preparer) & missing]
+            if len(unvouched) >= MAX_REFUSED:
+                raise _not_the_records(unvouched, missing, failure)
+            if item.origin is None:
+                return await _judged(
+                    judged, refused, remaining[at:], preparer, probe, periods, failure
+                )
         start = max(1, at)
         error = await _probe(remaining, preparer, probe, periods)
     return await _judged(remaining, refused, [], preparer, probe, periods, failure)
@@ -187,28 +198,70 @@ async def _judged(
     periods: Periods,
     failure: BaseException,
 ) -> Narrowed:
-    """The narrowed flush: ``passing`` flushed after ``refused`` is dead-lettered, if the
-    database vouches for them (else held, or :class:`NotTheRecords`), then ``rest``."""
-    pieces = _pieces_of(rest)
+    """The narrowed flush: ``passing`` flushed after ``refused`` is dead-lettered where
+    the database vouches for them; a partition from a refused record nothing vouches for
+    on is held (:class:`NotTheRecords` when ``MAX_REFUSED`` are, or ``MAX_HELD``
+    records). Then ``rest``, narrowed next."""
     if not refused:
-        return Narrowed([], _passing(passing, preparer, []), pieces)
+        return Narrowed([], _passing(passing, preparer, []), _pieces_of(rest))
     result = await probe(list(_prepare(passing, preparer).batches.values()), periods)
-    missing = await _unvouched(result, refused, [*passing, *rest], preparer, probe, periods)
-    if missing:
-        if len(refused) >= MAX_REFUSED or rest:
+    pool = [*passing, *rest]
+    missing = await _unvouched(result, refused, pool, preparer, probe, periods)
+    unvouched = [(i, e) for i, e in refused if _item_types(i, preparer) & missing]
+    holding: list[_Item] = []
+    if unvouched:
+        if len(unvouched) >= MAX_REFUSED:
+            raise _not_the_records(unvouched, missing, failure)
+        # Each such partition from its first unvouched record on: the others go on.
+        cut: dict[tuple[str, int], int] = {}
+        for item, _ in unvouched:
+            record = item.origin or item.record
+            tp = (record.topic, record.partition)
+            cut[tp] = min(cut.get(tp, record.offset), record.offset)
+
+        def kept(item: _Item) -> bool:
+            record = item.origin or item.record
+            at = cut.get((record.topic, record.partition))
+            return at is not None and record.offset >= at
+
+        holding = sorted(
+            [*(i for i in pool if kept(i)), *(i for i, _ in refused if kept(i))],
+            key=lambda i: (i.record.offset, i.index),
+        )
+        if len(holding) > MAX_HELD:
             raise NotTheRecords(
-                f"{len(refused)} records refused, and no event of their types "
-                f"({', '.join(sorted(missing))}) counts beside them: not the records' fault"
+                f"{len(holding)} records held for refusals nothing vouches for"
             ) from failure
-        return Narrowed([], None, [], hold=True)
+        passing = [i for i in passing if not kept(i)]
+        refused = [(i, e) for i, e in refused if not kept(i)]
+        rest = [i for i in rest if not kept(i)]
     letters = [_dead_letter(i, e) for i, e in refused]
     flushed = _passing(passing, preparer, [i for i, _ in refused])
-    return Narrowed(letters + flushed.dead_letters, flushed, pieces)
+    return Narrowed(letters + flushed.dead_letters, flushed, _pieces_of(rest), _pieces_of(holding))
 
+
+def _not_the_records(
+    refused: Sequence[tuple[_Item, BaseException]], missing: set[str], failure: BaseException
+) -> NotTheRecords:
+    error = NotTheRecords(
+        f"{len(refused)} records refused, and no event of their types "
+        f"({', '.join(sorted(missing))}) counts beside them: not the records' fault"
+    )
+    error.__cause__ = failure
+    return error
+
+
+MAX_HELD = 10_000
+"""Records held at once (refused ones nothing vouches for, and their partitions' records
+after them) before the worker gives up and crashes: each flush searches them again."""
 
 LOOKAHEAD = 3
-"""Records of a refused type probed alone, from the end of the flush, when what passed
-before the refused ones holds none of that type."""
+"""Records of a refused type that count alone, from the end of the flush, looked for
+when what passed before the refused ones holds none of that type ..."""
+
+LOOKAHEAD_PROBES = 30
+"""... in at most this many probes of one record (refused ones do not count towards
+``LOOKAHEAD``: refused records last in the flush must not hide good ones before them)."""
 
 
 async def _unvouched(
@@ -225,21 +278,22 @@ async def _unvouched(
     counted = _counted_types(result)
     missing: set[str] = set()
     for item, _ in refused:
-        missing |= _types(_prepare([item], preparer))
+        missing |= _item_types(item, preparer)
     missing -= counted
     for event_type in sorted(missing):
-        tried = 0
+        passed = probes = 0
         for candidate in reversed(pool):
-            if tried == LOOKAHEAD:
+            if passed == LOOKAHEAD or probes == LOOKAHEAD_PROBES:
                 break
             prepared = _prepare([candidate], preparer)
             if event_type not in _types(prepared):
                 continue
-            tried += 1
+            probes += 1
             try:
                 alone = await probe(list(prepared.batches.values()), periods)
             except REFUSED_BY_STORE:
                 continue
+            passed += 1
             if event_type in _counted_types(alone):
                 missing.discard(event_type)
                 break
@@ -330,6 +384,11 @@ def _types(prepared: Prepared) -> set[str]:
     return types
 
 
+def _item_types(item: _Item, preparer: Preparer) -> set[str]:
+    """The event types ``item`` holds (what it would count)."""
+    return _types(_prepare([item], preparer))
+
+
 def _counted_types(result: FlushResult) -> set[str]:
     """The event types of the new events a flush counted (duplicates vouch for nothing)."""
     return {tally.types[t] for tally in result.counted for t in set(tally.group_type)}
@@ -348,10 +407,12 @@ def _passing(items: Sequence[_Item], preparer: Preparer, refused: Sequence[_Item
     was counted from ingest's summary); the rest were sent with the failed flush, as
     were the counters of its records."""
     out = _prepare(items, preparer)
-    if any(item.origin is not None for item in items):
-        fresh = _prepare([i for i in items if i.fresh], preparer).dead_letters
-    else:
-        fresh = []
+    fresh = []
+    for item in items:
+        if item.fresh and item.origin is not None:
+            for dead in _prepare([item], preparer).dead_letters:
+                rejected = Rejected(dead.reason, dead.detail, item.index, item.record.value)
+                fresh.append(dead_letter(item.origin, rejected))
     batches = out.batches
     records = [item.origin or item.record for item in [*items, *refused]]
     records.sort(key=lambda r: r.offset)
