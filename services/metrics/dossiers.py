@@ -167,6 +167,22 @@ def _resolved(
     return done, [*back, tick]
 
 
+def apply(
+    known: dict[str, Dossier], events: Iterable[tuple[Fact, float, tuple[str, ...]]]
+) -> tuple[dict[str, Dossier], list[Tick]]:
+    """Apply events (fact, epoch seconds, unit chain) in order to the dossiers ``known``
+    (updated in place): the dossiers they changed, and what to count."""
+    changed: dict[str, Dossier] = {}
+    ticks: list[Tick] = []
+    for fact, epoch, units in events:
+        before = known.get(fact.dossier_id)
+        after, new = step(before, fact, epoch, units)
+        ticks += new
+        if after is not None and after != before:
+            known[after.dossier_id] = changed[after.dossier_id] = after
+    return changed, ticks
+
+
 def overdue(dossier: Dossier, now: float) -> bool:
     """Whether the sweep at ``now`` counts ``dossier`` open overdue."""
     return dossier.status is Status.OPEN and dossier.due is not None and dossier.due.late(now)

@@ -56,14 +56,7 @@ async def apply(conn: Connection, tp: TopicPartition, events: Sequence[Event]) -
     ids = sorted({fact.dossier_id for fact, _, _ in events})
     known = await _load(conn, tp, ids)
     stored = set(known)
-    changed: dict[str, Dossier] = {}
-    ticks: list[dossiers.Tick] = []
-    for fact, epoch, units in events:
-        before = known.get(fact.dossier_id)
-        after, new = dossiers.step(before, fact, epoch, units)
-        ticks += new
-        if after is not None and after != before:
-            known[after.dossier_id] = changed[after.dossier_id] = after
+    changed, ticks = dossiers.apply(known, events)
     await _save(conn, tp, changed.values(), stored)
     return dossiers.deltas_of(ticks)
 
