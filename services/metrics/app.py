@@ -55,14 +55,25 @@ class ResumingConsumer(FetchedBatchConsumer):
 
     async def perform_seek(self) -> None:
         await super().perform_seek()
-        positions: Positions | None = getattr(self.app, "positions", None)
-        ours: frozenset[str] = getattr(self.app, "event_topics", frozenset())
-        assigned = [tp for tp in self.assignment() if tp.topic in ours]
-        if positions is None or not assigned:
-            return
-        wanted = await positions([(tp.topic, tp.partition) for tp in assigned])
-        for (topic, partition), offset in wanted.items():
-            await self.seek(TP(topic, partition), offset)
+        await seek_to_stored(self)
+
+
+async def seek_to_stored(consumer: Any) -> None:
+    """Seek ``consumer``'s assigned event partitions to their stored positions.
+
+    In the consumer's own thread (``seek_wait``), not with ``Consumer.seek``: that calls
+    aiokafka's seek from the event loop's thread, which deletes the fetcher's buffered
+    records while the consumer thread may be handing them out (a KeyError in aiokafka's
+    ``fetched_records`` crashed a worker under the fault suite's rebalances, 2026-12-04;
+    faust-streaming's own seek to the committed offsets goes through its thread too).
+    """
+    positions: Positions | None = getattr(consumer.app, "positions", None)
+    ours: frozenset[str] = getattr(consumer.app, "event_topics", frozenset())
+    assigned = [tp for tp in consumer.assignment() if tp.topic in ours]
+    if positions is None or not assigned:
+        return
+    wanted = await positions([(tp.topic, tp.partition) for tp in assigned])
+    await consumer.seek_wait({TP(t, p): offset for (t, p), offset in wanted.items()})
 
 
 class _Transport(aiokafka_driver.Transport):

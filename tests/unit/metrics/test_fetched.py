@@ -10,6 +10,7 @@ from typing import Any
 
 from faust.types import TP
 
+from services.metrics.app import seek_to_stored
 from services.metrics.fetched import FetchedBatchConsumer
 
 DOCS = "egov.documents"
@@ -115,3 +116,34 @@ def test_reading_behind_while_a_partition_s_high_watermark_is_above_its_read_off
     consumer._read_offset[p1] = None  # nothing handed out yet: not known to be behind
     consumer.highwaters[p0] = None
     assert not behind(consumer)  # type: ignore[arg-type]
+
+
+class SeekingConsumer(SimpleNamespace):
+    """What ``seek_to_stored`` uses of Faust's consumer; ``seek`` is the racy one."""
+
+    def __init__(self, assigned: set[TP]) -> None:
+        async def positions(tps: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
+            return {tp: 40 + tp[1] for tp in tps}
+
+        super().__init__(
+            app=SimpleNamespace(positions=positions, event_topics=frozenset({DOCS})),
+            waited=[],
+        )
+        self._assigned = assigned
+
+    def assignment(self) -> set[TP]:
+        return self._assigned
+
+    async def seek_wait(self, partitions: dict[TP, int]) -> None:
+        self.waited.append(dict(partitions))
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        raise AssertionError("Consumer.seek runs aiokafka's seek outside its thread")
+
+
+async def test_stored_positions_are_sought_in_the_consumers_own_thread() -> None:
+    """Through ``seek_wait`` (Faust runs it in the consumer thread), all at once: only
+    the event topics, each at the position its owner stored."""
+    consumer = SeekingConsumer({TP(DOCS, 0), TP(DOCS, 3), TP("other", 1)})
+    await seek_to_stored(consumer)
+    assert consumer.waited == [{TP(DOCS, 0): 40, TP(DOCS, 3): 43}]
