@@ -108,6 +108,16 @@ def processing_panels() -> list[timeseries.Panel]:
                 "{{reason}} ({{topic}})",
             ),
         ),
+        series_panel(
+            "Bản ghi đang bị giữ lại (CSDL từ chối)",
+            "Records a worker holds, uncounted and their offsets unmoved, after PostgreSQL "
+            "refused a record's data with nothing of its type counted beside it (a database "
+            "refusing a whole type looks like this: docs/metrics.md). Above 0 for long: look "
+            "at the worker's log.",
+            "short",
+        )
+        .min(0)
+        .with_target(query("sum by (instance) (egov_metrics_records_held)", "{{instance}}")),
     ]
 
 
