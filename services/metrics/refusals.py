@@ -171,19 +171,16 @@ async def narrow(
             error,
         )
         if len(refused) % MAX_REFUSED == 0:
-            # Enough for one search. Nothing vouching for them, the database refuses more
-            # than records: stop now. Else flush what passed before this record and
-            # search the rest next (not inside a batched record: its events go together).
+            # Enough for one search: flush what passed before this record and search the
+            # rest next. Inside a batched record (its events go together) only check that
+            # something vouches for them: if nothing does, the database refuses more than
+            # records, and the search stops now (NotTheRecords).
             judged = remaining[:at]
-            result = await probe(list(_prepare(judged, preparer).batches.values()), periods)
-            missing = await _unvouched(result, refused, remaining, preparer, probe, periods)
-            unvouched = [(i, e) for i, e in refused if _item_types(i, preparer) & missing]
-            if len(unvouched) >= MAX_REFUSED:
-                raise _not_the_records(unvouched, missing, failure)
             if item.origin is None:
                 return await _judged(
                     judged, refused, remaining[at:], preparer, probe, periods, failure
                 )
+            await _unvouched_refusals(judged, refused, remaining, preparer, probe, periods, failure)
         start = max(1, at)
         error = await _probe(remaining, preparer, probe, periods)
     return await _judged(remaining, refused, [], preparer, probe, periods, failure)
@@ -204,14 +201,10 @@ async def _judged(
     records). Then ``rest``, narrowed next."""
     if not refused:
         return Narrowed([], _passing(passing, preparer, []), _pieces_of(rest))
-    result = await probe(list(_prepare(passing, preparer).batches.values()), periods)
     pool = [*passing, *rest]
-    missing = await _unvouched(result, refused, pool, preparer, probe, periods)
-    unvouched = [(i, e) for i, e in refused if _item_types(i, preparer) & missing]
+    unvouched = await _unvouched_refusals(passing, refused, pool, preparer, probe, periods, failure)
     holding: list[_Item] = []
     if unvouched:
-        if len(unvouched) >= MAX_REFUSED:
-            raise _not_the_records(unvouched, missing, failure)
         # Each such partition from its first unvouched record on: the others go on.
         cut: dict[tuple[str, int], int] = {}
         for item, _ in unvouched:
@@ -238,6 +231,25 @@ async def _judged(
     letters = [_dead_letter(i, e) for i, e in refused]
     flushed = _passing(passing, preparer, [i for i, _ in refused])
     return Narrowed(letters + flushed.dead_letters, flushed, _pieces_of(rest), _pieces_of(holding))
+
+
+async def _unvouched_refusals(
+    passing: Sequence[_Item],
+    refused: Sequence[tuple[_Item, BaseException]],
+    pool: Sequence[_Item],
+    preparer: Preparer,
+    probe: Probe,
+    periods: Periods,
+    failure: BaseException,
+) -> list[tuple[_Item, BaseException]]:
+    """The refused records nothing vouches for (``_unvouched``), given that ``passing``
+    passes; :class:`NotTheRecords` when there are ``MAX_REFUSED`` of them."""
+    result = await probe(list(_prepare(passing, preparer).batches.values()), periods)
+    missing = await _unvouched(result, refused, pool, preparer, probe, periods)
+    unvouched = [(i, e) for i, e in refused if _item_types(i, preparer) & missing]
+    if len(unvouched) >= MAX_REFUSED:
+        raise _not_the_records(unvouched, missing, failure)
+    return unvouched
 
 
 def _not_the_records(
