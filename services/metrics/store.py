@@ -23,7 +23,7 @@ import asyncpg
 from services.common.db import Connection
 from services.common.tally import Deltas, TallyBatch, TallyEvent
 from services.common.targets import Override, Scope
-from services.metrics import dossierstore, tally
+from services.metrics import dossierstore, pgcopy, tally
 from services.metrics.eras import PREVIOUS_ERA, Lineage, era_of_day
 from services.metrics.figures import PartitionFigures, TopicPartition, partition_from_rows
 from services.metrics.logcheck import Stored
@@ -235,10 +235,7 @@ async def _all_new(conn: Connection, batches: Sequence[PartitionBatch]) -> bool:
 
 
 _KEY_COLUMNS = ("digest", "event_day", "backfill")
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, no flags, no extension
-_COPY_TRAILER = b"\xff\xff"
 _ROW_START = struct.pack(">hi", len(_KEY_COLUMNS), 16)  # 3 fields; the digest's 16 bytes
-_PG_EPOCH = date(2000, 1, 1).toordinal()
 
 
 def _copy_stream(blocks: KeyBlocks) -> bytes:
@@ -251,12 +248,12 @@ def _copy_stream(blocks: KeyBlocks) -> bytes:
     instead of 0.43-0.46 (six alternated pairs, lower in each) and 41.6 MB of WAL
     instead of 55.2 (/tmp/h4/ab.py). The floor, a table without the key index, is
     ~0.08 s: the B-tree insert of random digests is the cost (/tmp/h4/floor.py)."""
-    parts = [_COPY_HEADER]
+    parts = [pgcopy.HEADER]
     for (day, backfill), digests in sorted(blocks.items()):
         if digests:
-            end = struct.pack(">iii?", 4, day.toordinal() - _PG_EPOCH, 1, backfill)
+            end = struct.pack(">iii?", 4, day.toordinal() - pgcopy.PG_EPOCH_ORDINAL, 1, backfill)
             parts += [_ROW_START, (end + _ROW_START).join(sorted(digests)), end]
-    parts.append(_COPY_TRAILER)
+    parts.append(pgcopy.TRAILER)
     return b"".join(parts)
 
 

@@ -316,3 +316,53 @@ async def test_a_new_dossier_whose_row_appeared_meanwhile_fails_the_flush(
         assert await dossierstore._load(conn, TP, ["A"]) == {
             "A": Dossier("A", Status.DONE, None, chain)
         }
+
+
+async def test_the_binary_copy_of_new_dossiers_round_trips_every_value(
+    pool: asyncpg.Pool,
+) -> None:
+    """services/metrics/pgcopy.py writes what asyncpg's own codecs wrote: ids beyond
+    ASCII, a date-time appointment to the microsecond, chains of one and several units,
+    a shared appointment and a shared chain (encoded once), and every status."""
+    one, two = ("19",), (PROVINCE, "01843", "01844")
+    exact = Due(vn("2026-11-25 17:00").date(), vn("2026-11-25 17:00").timestamp() + 0.123456)
+    day = Due.parse("2026-12-31")
+    dossiers = [
+        Dossier("HS-Bắc Kạn/2026/000123", Status.OPEN, exact, one),
+        Dossier("đ" * 300, Status.PAUSED, day, two),
+        Dossier("C", Status.OVERDUE, day, two),
+        Dossier("D", Status.DONE, None, one),
+        Dossier("E", Status.WITHDRAWN, exact, two),
+    ]
+    async with pool.acquire() as conn:
+        await dossierstore._save(conn, TP, dossiers, set())
+        stored = await dossierstore._load(conn, TP, [d.dossier_id for d in dossiers])
+    assert stored == {d.dossier_id: d for d in dossiers}
+
+
+@pytest.mark.parametrize(
+    ("dossier_id", "refused"),
+    [("nul\x00byte", asyncpg.DataError), ("lone \ud800 surrogate", UnicodeEncodeError)],
+)
+async def test_a_dossier_postgresql_cannot_store_fails_its_copy_as_refused(
+    pool: asyncpg.Pool, dossier_id: str, refused: type[BaseException]
+) -> None:
+    """A value the binary COPY cannot carry fails the flush with what the refusals'
+    search narrows (services/metrics/refusals.py REFUSED_BY_STORE), and writes nothing."""
+    from services.metrics.refusals import REFUSED_BY_STORE
+
+    assert issubclass(refused, REFUSED_BY_STORE)
+    chain = (PROVINCE, UNIT)
+    async with pool.acquire() as conn:
+        with pytest.raises(refused):
+            async with conn.transaction():
+                await dossierstore._save(
+                    conn,
+                    TP,
+                    [
+                        Dossier("A", Status.OPEN, None, chain),
+                        Dossier(dossier_id, Status.OPEN, None, chain),
+                    ],
+                    set(),
+                )
+        assert await dossierstore._load(conn, TP, ["A"]) == {}  # its neighbour neither
