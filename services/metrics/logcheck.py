@@ -52,7 +52,8 @@ def fingerprint(key: bytes | None, value: bytes | None, timestamp_ms: int) -> by
 
 
 def mark_last_records(batches: Mapping[TP, PartitionBatch], records: Sequence[Record]) -> None:
-    """Fingerprint, in each partition's batch, the record its next offset follows."""
+    """Mark, in each partition's batch, the record its next offset follows (its fingerprint
+    is made when a flush reads it: ``PartitionBatch.last_record``)."""
     last: dict[TP, Record] = {}
     for record in records:  # in offset order per partition
         last[(record.topic, record.partition)] = record
@@ -61,7 +62,7 @@ def mark_last_records(batches: Mapping[TP, PartitionBatch], records: Sequence[Re
         if batch is not None and batch.next_offset == record.offset + 1:
             # Faust gives the broker's timestamp in seconds; the read-back, milliseconds.
             ms = round(record.timestamp * 1000) if record.timestamp else 0
-            batch.last_record = fingerprint(record.key, record.value, ms)
+            batch.ends_with(record.key, record.value, ms)
 
 
 @dataclass(frozen=True, slots=True)
