@@ -913,7 +913,7 @@ async def phases(h: Harness, mode: str) -> list[Row]:
     # process (no broker), and the orjson ceiling over the very same records.
     sample = first_events(backlog, int(sizes["in_process"]))
     n_sample = events_in(sample)
-    pipeline, pipeline_flushes = await counting_rate(sample, h.signer, n_sample)
+    pipeline, pipeline_flushes, pipeline_cpu = await counting_rate(sample, h.signer, n_sample)
     ceiling_in_process = decode_and_dict_rate(sample, n_sample)
     decoded = decode_and_sum_rate(sample, h.signer, n_sample)
     ledger, facts = ledger_rate(sample, h.signer, n_sample)
@@ -958,7 +958,9 @@ async def phases(h: Harness, mode: str) -> list[Row]:
                 reference_value=round(replay),
                 notes=f"the backlog's first {n_sample:,} events through Counting.step on "
                 f"PostgreSQL, {pipeline_flushes} flushes; no broker, no Faust "
-                "(bench/pipeline.py)",
+                f"(bench/pipeline.py); {pipeline_cpu / n_sample * 1e6:.2f} µs of the "
+                f"process's CPU an event, busy {pipeline_cpu * pipeline / n_sample:.0%} "
+                "of the time (the rest waits on PostgreSQL)",
             ),
             row(
                 "metrics",
