@@ -218,6 +218,26 @@ def rss_bytes(pid: int, field: str = "VmRSS") -> int | None:
     return None
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU seconds (user and system) the PostgreSQL processes alive now have used: the
+    server the benchmarks started, its backends and its WAL writer and checkpointer.
+    Read before and after a phase whose connections stay open throughout: a backend that
+    exits inside takes its time with it."""
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            # Fields after the parenthesised name: utime and stime are the 12th and 13th.
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     """The q-th percentile (0..100) by nearest rank; 0.0 for no values."""
     if not values:
