@@ -134,6 +134,10 @@ class Prepared:
     the flush commits, to find a record PostgreSQL refuses (services/metrics/refusals.py)."""
 
 
+_Decoded = tuple[Record, tuple[Any, bool], float]
+"""A record, its value parsed (``RecordDecoder.elements``: an event, or a batch's list),
+and before when its events are beyond the grace."""
+
 _Mark = tuple[Mark, int, int]
 """How much a step had prepared before one record (its partition batch's mark, dead letters,
 too-late events): what to take back if it raises. A tuple: one is made per record."""
@@ -264,27 +268,95 @@ class Preparer:
             out = Prepared()
         grace_s = self._grace.total_seconds()
         now_s = now.timestamp()
-        for record in records:
+        records = records if isinstance(records, Sequence) else list(records)
+        i, n = 0, len(records)
+        while i < n:
+            record = records[i]
             tp = (record.topic, record.partition)
             batch = out.batches.get(tp)
             if batch is None:
                 batch = out.batches[tp] = PartitionBatch(tp, record.offset + 1)
-            batch.next_offset = max(batch.next_offset, record.offset + 1)
-            if record.timestamp is not None:
-                out.ingest_times.append(record.timestamp)
-            too_late_before = self._accepted(record, now_s) - grace_s
-            mark = (batch.mark(), len(out.dead_letters), len(out.too_late))
-            try:
-                self._prepare_record(out, batch, record, now_s, too_late_before)
-            except NOT_THE_RECORDS_FAULT:
-                raise
-            except Exception as exc:
-                _take_back(mark, out, batch)
-                log.warning(
-                    "%s[%d]@%d is dead-lettered: %r", *tp, record.offset, exc, exc_info=True
-                )
-                out.dead_letters.append(dead_letter(record, unprocessable(exc)))
+            end = i + 1
+            if not record.headers:  # straight to Kafka: the run of such records after it
+                topic, partition = tp
+                while (
+                    end < n
+                    and not records[end].headers
+                    and records[end].partition == partition
+                    and records[end].topic == topic
+                ):
+                    end += 1
+            if end - i > 1:
+                self._prepare_plain(out, batch, records[i:end], now_s, grace_s)
+            else:
+                self._prepare_one(out, batch, record, now_s, grace_s)
+            i = end
         return out
+
+    def _prepare_one(
+        self, out: Prepared, batch: PartitionBatch, record: Record, now_s: float, grace_s: float
+    ) -> None:
+        """``prepare`` of one record: counted, or dead-lettered whole if it raises."""
+        batch.next_offset = max(batch.next_offset, record.offset + 1)
+        if record.timestamp is not None:
+            out.ingest_times.append(record.timestamp)
+        too_late_before = self._accepted(record, now_s) - grace_s
+        mark = (batch.mark(), len(out.dead_letters), len(out.too_late))
+        try:
+            self._prepare_record(out, batch, record, now_s, too_late_before)
+        except NOT_THE_RECORDS_FAULT:
+            raise
+        except Exception as exc:
+            _take_back(mark, out, batch)
+            log.warning(
+                "%s[%d]@%d is dead-lettered: %r",
+                record.topic,
+                record.partition,
+                record.offset,
+                exc,
+                exc_info=True,
+            )
+            out.dead_letters.append(dead_letter(record, unprocessable(exc)))
+
+    def _prepare_plain(
+        self,
+        out: Prepared,
+        batch: PartitionBatch,
+        run: Sequence[Record],
+        now_s: float,
+        grace_s: float,
+    ) -> None:
+        """``prepare`` of consecutive records of one partition published straight to Kafka
+        (no headers: an integrator's events, typically one per message), validated in one
+        loop as if they were one record's events: the per-record set-up is paid once per
+        run, not per event (singles spent ~4.5 µs an event in it, of ~12 in ``prepare``).
+
+        Should the run raise, what it added is taken back and its records go one by one
+        (``_prepare_one``): the record at fault alone is dead-lettered, as before."""
+        mark = (batch.mark(), len(out.dead_letters), len(out.too_late))
+        try:
+            decoded: list[_Decoded] = []
+            for record in run:
+                elements = self._decoder.elements(record.value)
+                if isinstance(elements, Rejected):
+                    # Dead letters stay in offset order: what came before it goes first.
+                    self._prepare_events(out, batch, decoded, now_s, False, UNBOUND, True)
+                    decoded = []
+                    out.dead_letters.append(dead_letter(record, elements))
+                else:
+                    accepted = record.timestamp if record.timestamp is not None else now_s
+                    decoded.append((record, elements, accepted - grace_s))
+            self._prepare_events(out, batch, decoded, now_s, False, UNBOUND, True)
+        except NOT_THE_RECORDS_FAULT:
+            raise
+        except Exception:  # the record at fault is found, and logged, one by one
+            _take_back(mark, out, batch)
+            for record in run:
+                self._prepare_one(out, batch, record, now_s, grace_s)
+            return
+        batch.next_offset = max(batch.next_offset, run[-1].offset + 1)
+        out.ingest_times += [r.timestamp for r in run if r.timestamp is not None]
+        out.paths["validated"] = out.paths.get("validated", 0) + len(run)
 
     @staticmethod
     def _accepted(record: Record, now_s: float) -> float:
@@ -368,9 +440,8 @@ class Preparer:
         if isinstance(elements, Rejected):
             out.dead_letters.append(dead_letter(record, elements))
             return
-        self._prepare_events(
-            out, batch, record, elements, now_s, too_late_before, backfill, publisher, True
-        )
+        decoded = [(record, elements, too_late_before)]
+        self._prepare_events(out, batch, decoded, now_s, backfill, publisher, True)
 
     def _prepare_summary(
         self,
@@ -421,80 +492,78 @@ class Preparer:
         against the contract again (their fields are there and typed)."""
         raw = orjson.loads(record.value or b"[]")  # never empty: verifies() refuses that
         elements = (raw, True) if not isinstance(raw, list) else (raw, False)
-        self._prepare_events(
-            out, batch, record, elements, now_s, too_late_before, backfill, publisher, False
-        )
+        decoded = [(record, elements, too_late_before)]
+        self._prepare_events(out, batch, decoded, now_s, backfill, publisher, False)
 
     def _prepare_events(
         self,
         out: Prepared,
         batch: PartitionBatch,
-        record: Record,
-        elements: tuple[Any, bool],
+        decoded: Sequence[_Decoded],
         now_s: float,
-        too_late_before: float,
         backfill: bool,
         publisher: str,
         validate: bool,
     ) -> None:
-        """Every event of one record (``elements``: a single event, or a batch's list),
-        checked and tallied in one loop without an object per event: this runs once per
-        event a worker counts.
+        """Every event of records parsed (each a single event, or a batch's list), checked
+        and tallied in one loop without an object per event: this runs once per event a
+        worker counts.
 
         In order, an event is dead-lettered when it breaks the contract (if ``validate``;
         records ingest signed passed it there), names a unit unknown or ambiguous at its
         time, lies beyond the clock skew in the future, or (unless backfilled) beyond the
         grace before its record was accepted; else it joins its group.
         """
-        raw, single = elements
-        events = (raw,) if single else raw
+        if not decoded:
+            return
         future_after = now_s + self._clock_skew.total_seconds()
         cache, resolve = self._decoder.resolved_cache(), self._decoder.resolve
         checked_time = self._contract.checked_time
         counts = self._catalogue.counts_of_envelope
         add = batch.builder(backfill, self._families).add
         fromisoformat = datetime.fromisoformat
-        for index, e in enumerate(events):
-            if validate:
-                when = checked_time(e)
-                if isinstance(when, list):
-                    rejected = Rejected("schema-violation", violations_text(when))
+        for record, (raw, single), too_late_before in decoded:
+            for index, e in enumerate((raw,) if single else raw):
+                if validate:
+                    when = checked_time(e)
+                    if isinstance(when, list):
+                        rejected = Rejected("schema-violation", violations_text(when))
+                        self._reject_element(out, record, rejected, None if single else index, e)
+                        continue
+                else:
+                    when = fromisoformat(e["time"].upper())
+                epoch = when.timestamp()
+                if epoch < EARLIEST_EVENT_EPOCH:  # the contract's years (its day would not exist)
+                    raise ValueError(f"event time {when.isoformat()} before the contract's years")
+                unit = e["unit"]
+                found = cache.get((unit, epoch >= REFORM_EPOCH))
+                if found is None:
+                    resolved = resolve(unit, when)
+                    if isinstance(resolved, Rejected):
+                        self._reject_element(out, record, resolved, None if single else index, e)
+                        continue
+                    found = resolved
+                if epoch > future_after:
+                    skew = self._clock_skew.total_seconds()
+                    detail = f"event time {when.isoformat()} is more than {skew:.0f} s ahead"
+                    rejected = Rejected("time-in-future", detail)
                     self._reject_element(out, record, rejected, None if single else index, e)
                     continue
-            else:
-                when = fromisoformat(e["time"].upper())
-            epoch = when.timestamp()
-            if epoch < EARLIEST_EVENT_EPOCH:  # the contract's years (its day would not exist)
-                raise ValueError(f"event time {when.isoformat()} before the contract's years")
-            unit = e["unit"]
-            found = cache.get((unit, epoch >= REFORM_EPOCH))
-            if found is None:
-                resolved = resolve(unit, when)
-                if isinstance(resolved, Rejected):
-                    self._reject_element(out, record, resolved, None if single else index, e)
+                event_type = e["type"]
+                if epoch < too_late_before and not backfill:
+                    out.too_late.append(event_type)
+                    rejected = Rejected("too-late", self._too_late(when, too_late_before))
+                    self._reject_element(out, record, rejected, None if single else index, e)
                     continue
-                found = resolved
-            if epoch > future_after:
-                skew = self._clock_skew.total_seconds()
-                detail = f"event time {when.isoformat()} is more than {skew:.0f} s ahead"
-                rejected = Rejected("time-in-future", detail)
-                self._reject_element(out, record, rejected, None if single else index, e)
-                continue
-            event_type = e["type"]
-            if epoch < too_late_before and not backfill:
-                out.too_late.append(event_type)
-                rejected = Rejected("too-late", self._too_late(when, too_late_before))
-                self._reject_element(out, record, rejected, None if single else index, e)
-                continue
-            fact = None
-            if event_type in FACT_TYPES:
-                fact = fact_of(event_type, e["data"])
-            add(
-                group_key(event_type, found[1], found[0].via_crosswalk, counts(e, when), epoch),
-                epoch,
-                event_digest(e["source"], event_type, e["id"], e["data"], publisher),
-                fact,
-            )
+                fact = None
+                if event_type in FACT_TYPES:
+                    fact = fact_of(event_type, e["data"])
+                add(
+                    group_key(event_type, found[1], found[0].via_crosswalk, counts(e, when), epoch),
+                    epoch,
+                    event_digest(e["source"], event_type, e["id"], e["data"], publisher),
+                    fact,
+                )
 
     @staticmethod
     def _reject_element(
