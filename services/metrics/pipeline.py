@@ -634,6 +634,9 @@ class PartitionState:
         reading, and the consumer hands them over again (services/metrics/agents.py)."""
         # Claims, loads and flushes never interleave: a flush sees a consistent ownership.
         self._lock = asyncio.Lock()
+        self._expect_new = True
+        """Whether the last flush found no duplicate: the next tries its dedup keys as
+        all new first (store.flush ``expect_new``)."""
 
     async def assign(
         self, tps: Sequence[TopicPartition], periods: Periods
@@ -699,6 +702,8 @@ class PartitionState:
                 return FlushResult(fenced={b.tp for b in batches})
             claims = dict(self.claims)
             result = await retrying("flush", lambda: self._flush(claims, owned, periods))
+            # A flush with duplicates (a publisher re-sending) says the next may have some.
+            self._expect_new = not result.duplicates
             for tp, deltas in result.deltas.items():
                 self.figures.apply(tp, deltas, periods)
             count_backfilled(self.metrics, result.counted)
@@ -728,7 +733,9 @@ class PartitionState:
                         # What a commit would check (a deferred constraint), checked now.
                         await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
                         # The flush's own transaction is a savepoint inside this one.
-                        return await store.flush(conn, self.group, claims, owned, periods)
+                        return await store.flush(
+                            conn, self.group, claims, owned, periods, self._expect_new
+                        )
                     finally:
                         await transaction.rollback()
 
@@ -760,4 +767,4 @@ class PartitionState:
     ) -> FlushResult:
         pool = await self._pool()
         async with pool.acquire() as conn:
-            return await store.flush(conn, self.group, claims, batches, periods)
+            return await store.flush(conn, self.group, claims, batches, periods, self._expect_new)

@@ -121,15 +121,23 @@ async def flush(
     claims: Mapping[TopicPartition, Claim],
     batches: Sequence[PartitionBatch],
     periods: Periods,
+    expect_new: bool = False,
 ) -> FlushResult:
-    """Count the batch's new events and advance the offsets, in one transaction."""
+    """Count the batch's new events and advance the offsets, in one transaction.
+
+    ``expect_new``: try the dedup keys as all new first (``_all_new``) even where no
+    batch came whole from ingest's summaries, as when the partitions' last flush found
+    no duplicate. Records published straight to Kafka are mostly new too: the binary
+    COPY then takes PostgreSQL ~40 % less CPU an event than INSERT .. ON CONFLICT (4.0
+    against 6.75 µs, the counting of 40,000 single-event records; bench/pipeline.py). A
+    duplicate undoes the attempt, and the keys are decided one by one as before."""
     result = FlushResult()
     async with conn.transaction():
         result.fenced = await _fenced(conn, group, claims, [b.tp for b in batches])
         live = [b for b in batches if b.tp not in result.fenced]
         if not live:
             return result
-        if any(b.summarised for b in live) and await _all_new(conn, live):
+        if (expect_new or any(b.summarised for b in live)) and await _all_new(conn, live):
             # The usual case with ingest's summaries: no per-event decision at all, and
             # the sums made ahead are the flush's.
             for batch in live:

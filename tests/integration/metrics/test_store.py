@@ -1,9 +1,11 @@
 """The flush transaction on real PostgreSQL: dedup, late events, fencing, reloading, and
-the packed records of ingest's summaries."""
+the packed records of ingest's summaries; each test with and without ``expect_new`` (the
+dedup keys tried as all new first, then decided one by one when one is not)."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 
@@ -22,6 +24,13 @@ pytestmark = pytest.mark.integration
 GROUP = "g"
 TP = ("egov.documents", 0)
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)  # 10:00 in Vietnam
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["decided", "expect-new"])
+def expect_new(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Every ``store.flush`` of the test with this ``expect_new`` (as a worker passes it)."""
+    monkeypatch.setattr(store, "flush", functools.partial(store.flush, expect_new=request.param))
+    return bool(request.param)
 
 
 @pytest.fixture
