@@ -18,6 +18,7 @@ instead, like after a SIGKILL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -151,16 +152,22 @@ class Counting:
         flush_bytes: int = 16 * 2**20,
         retry_delay_s: float = 0.5,
         on_failure: Callable[[BaseException], None] | None = None,
+        backlog_flush_interval_s: float = 0.0,
     ) -> None:
         self.preparer = preparer
         self.state = state
         self.clock = clock
         self.flush_bytes = flush_bytes
         self.retry_delay_s = retry_delay_s
+        self.backlog_flush_interval_s = backlog_flush_interval_s
+        """While ``reading_behind``, the least time between the starts of two flushes
+        (``MetricsSettings.metrics_backlog_flush_interval_s``)."""
         self._pending = Prepared()
         self._pending_bytes = 0
         self._flusher: asyncio.Task[None] | None = None
+        self._flush_started = float("-inf")
         self._taken = asyncio.Event()
+        self._grown = asyncio.Event()
         self._send: Callable[[DeadLetter], Any] = _no_step_yet
         self._held: list[refusals.Piece] = []
         """Records of a refused flush that no other record could vouch for (refusals.py):
@@ -193,6 +200,7 @@ class Counting:
             for batch in pending.batches.values():
                 batch.sum_ahead()
             self._pending_bytes += sum(len(r.value or b"") for r in piece)
+            self._grown.set()
             if self._flusher is None:
                 self._flusher = asyncio.create_task(self._flush_pending())
             # Decoding is CPU work on the event loop: give the flush in flight a turn to
@@ -227,6 +235,8 @@ class Counting:
         task stays done with it, and the next step raises it."""
         try:
             while self._pending.batches or self._pending.dead_letters:
+                await self._gather_while_behind()
+                self._flush_started = asyncio.get_running_loop().time()
                 prepared, self._pending, self._pending_bytes = self._pending, Prepared(), 0
                 self._taken.set()
                 await self._count(prepared)
@@ -237,6 +247,23 @@ class Counting:
         self._flusher = None
         if self.on_caught_up is not None and not self.reading_behind():
             self.on_caught_up()
+
+    async def _gather_while_behind(self) -> None:
+        """Before a flush, while the consumer reads behind: let decoding add to it until
+        ``backlog_flush_interval_s`` after the last flush started, ``flush_bytes`` wait
+        (decoding waits beyond), or the consumer has handed over everything it knew of.
+        A backlog then pays each flush's fixed part (its figure rows, the transaction)
+        for more events; a worker that keeps up flushes at once."""
+        loop = asyncio.get_running_loop()
+        until = self._flush_started + self.backlog_flush_interval_s
+        while self._pending_bytes < self.flush_bytes and loop.time() < until:
+            if not self.reading_behind():
+                return
+            self._grown.clear()
+            # Woken by the next piece decoded; reading_behind changes with the consumer's
+            # fetches, which set no event here: looked at again every 50 ms at most.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._grown.wait(), min(until - loop.time(), 0.05))
 
     async def _count(self, prepared: Prepared) -> None:
         metrics = self.state.metrics

@@ -80,7 +80,13 @@ def build_app(settings: MetricsSettings, clock: Callable[[], datetime] = wall_cl
     skew = timedelta(seconds=settings.metrics_clock_skew_s)
     signer = record_signer(settings, contract, catalogue, units)
     preparer = Preparer(RecordDecoder(contract, units), contract, catalogue, grace, skew, signer)
-    counting = Counting(preparer, state, clock, settings.metrics_flush_bytes)
+    counting = Counting(
+        preparer,
+        state,
+        clock,
+        settings.metrics_flush_bytes,
+        backlog_flush_interval_s=settings.metrics_backlog_flush_interval_s,
+    )
     register_agents(app, settings, counting)
     snapshots = register_views(
         app,
