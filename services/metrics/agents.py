@@ -257,13 +257,22 @@ class Counting:
         loop = asyncio.get_running_loop()
         until = self._flush_started + self.backlog_flush_interval_s
         while self._pending_bytes < self.flush_bytes and loop.time() < until:
-            if not self.reading_behind():
+            if not self._behind():
                 return
             self._grown.clear()
             # Woken by the next piece decoded; reading_behind changes with the consumer's
             # fetches, which set no event here: looked at again every 50 ms at most.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._grown.wait(), min(until - loop.time(), 0.05))
+
+    def _behind(self) -> bool:
+        """``reading_behind``, which is advice on when to flush: one that raises is
+        taken as not behind (flush now), never as a reason to stop the counting."""
+        try:
+            return self.reading_behind()
+        except Exception:
+            log.debug("could not tell whether the consumer reads behind", exc_info=True)
+            return False
 
     async def _count(self, prepared: Prepared) -> None:
         metrics = self.state.metrics

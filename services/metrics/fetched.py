@@ -76,18 +76,27 @@ class FetchedBatchConsumer(aiokafka_driver.Consumer):
             if not self.transport.app.should_stop:
                 raise
 
+    _handing: dict[Any, int] = {}  # noqa: RUF012 -- replaced, never changed in place
+    """The offset after each partition's last record of the fetch the handler is counting
+    (empty between fetches): those records are handed over, though the read offsets move
+    only once the handler returns."""
+
     def reading_behind(self) -> bool:
         """Whether an event partition had, at its last fetch, records beyond those handed
         out: its high watermark more than one above its read offset (unknown counts as not
         behind). One is slack on purpose: a transactional publisher's commit marker takes
         the offset after its last record and is never handed out, so ``read + 1 == high``
-        for good after it; at worst one record still unread lets a snapshot build early."""
+        for good after it; at worst one record still unread lets a snapshot build early.
+
+        The fetch being counted is handed out: a worker that keeps up is not behind while
+        it counts a fetch that held everything there was (a flush started then does not
+        wait as behind a backlog, services/metrics/agents.py)."""
         ours: frozenset[str] = getattr(self.app, "event_topics", frozenset())
-        read_offset = self._read_offset
+        read_offset, handing = self._read_offset, self._handing
         for tp in self.assignment():
             if tp.topic not in ours:
                 continue
-            read, high = read_offset.get(tp), self.highwater(tp)
+            read, high = handing.get(tp, read_offset.get(tp)), self.highwater(tp)
             if read is not None and high is not None and read + 1 < high:
                 return True
         return False
@@ -119,9 +128,14 @@ class FetchedBatchConsumer(aiokafka_driver.Consumer):
         if not self.flow_active or self.app.consumer_generation_id != generation:
             return  # overtaken by a rebalance while filtering: the new owner reads it
         if batch:
-            await handler(batch)
-            for r in batch:  # offset order per partition: the last one stays
-                read_offset[TP(r.topic, r.partition)] = r.offset + 1
+            # Offset order per partition: the last record of each stays.
+            handing = {TP(r.topic, r.partition): r.offset + 1 for r in batch}
+            self._handing = handing
+            try:
+                await handler(batch)
+            finally:
+                self._handing = {}
+            read_offset.update(handing)
         for tp, record in others:
             await self.callback(self._to_message(tp, record))
             read_offset[tp] = record.offset + 1

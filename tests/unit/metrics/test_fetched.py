@@ -33,6 +33,7 @@ class FakeConsumer(SimpleNamespace):
             should_stop=False,
             flow_active=True,
             _read_offset={},
+            _handing={},
             _buffered_partitions=set(),
             sought=0,
             per_message=[],
@@ -116,6 +117,26 @@ def test_reading_behind_while_a_partition_s_high_watermark_is_above_its_read_off
     consumer._read_offset[p1] = None  # nothing handed out yet: not known to be behind
     consumer.highwaters[p0] = None
     assert not behind(consumer)  # type: ignore[arg-type]
+
+
+async def test_the_fetch_being_counted_is_handed_over_but_not_what_the_broker_has_beyond() -> None:
+    """While the handler counts a fetch, its records count as handed over: behind only
+    if the broker had more than the fetch (services/metrics/agents.py waits to flush only
+    then)."""
+    p0 = TP(DOCS, 0)
+    consumer = FakeConsumer({p0: fetched(p0, range(4))}, active=None)
+    seen: list[bool] = []
+
+    async def handler(batch: Sequence[Any]) -> None:
+        seen.append(FetchedBatchConsumer.reading_behind(consumer))  # type: ignore[arg-type]
+
+    consumer.highwaters = {p0: 4}  # the fetch held everything
+    await FetchedBatchConsumer._deliver_one_fetch(consumer, handler, frozenset({DOCS}))  # type: ignore[arg-type]
+    consumer._fetch = ({p0: fetched(p0, range(4, 8))}, None)
+    consumer.highwaters = {p0: 20}  # twelve more wait in the broker
+    await FetchedBatchConsumer._deliver_one_fetch(consumer, handler, frozenset({DOCS}))  # type: ignore[arg-type]
+    assert seen == [False, True]
+    assert consumer._read_offset == {p0: 8} and consumer._handing == {}
 
 
 class SeekingConsumer(SimpleNamespace):
