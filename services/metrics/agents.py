@@ -115,10 +115,14 @@ def _never_behind() -> bool:
     return False
 
 
-def _reading_behind(app: MetricsApp) -> bool:
+def _reading_behind(app: MetricsApp, fetched: bool = False) -> bool:
+    """``FetchedBatchConsumer.reading_behind`` of the app's consumer, or with ``fetched``
+    its ``fetching_behind``; False when it cannot tell."""
     consumer = app.consumer  # a FetchedBatchConsumer but in Faust's test contexts
     try:
-        return isinstance(consumer, FetchedBatchConsumer) and consumer.reading_behind()
+        if not isinstance(consumer, FetchedBatchConsumer):
+            return False
+        return consumer.fetching_behind() if fetched else consumer.reading_behind()
     except Exception:  # advice on when to publish, never a reason to crash the counting
         # Not started, or stopping: its consumer thread knows of nothing more to read.
         log.debug("could not tell whether the consumer reads behind", exc_info=True)
@@ -182,8 +186,12 @@ class Counting:
         counted (the worker wires it to publish the /v1/kpis snapshot without waiting for
         its interval, services/metrics/snapshot.py)."""
         self.reading_behind: Callable[[], bool] = _never_behind
-        """Whether the consumer knows of records it has not handed over yet (a backlog
-        between two fetches), services/metrics/fetched.py."""
+        """Whether the consumer knows of records it has not handed over and seen counted
+        yet (a backlog between two fetches, or the fetch being counted),
+        services/metrics/fetched.py."""
+        self.fetching_behind: Callable[[], bool] = _never_behind
+        """Whether the broker has records beyond those fetched (the fetch being counted is
+        in hand): a flush waits for more of a backlog only then (``_gather_while_behind``)."""
 
     async def step(self, records: Sequence[Record], send: Callable[[DeadLetter], Any]) -> None:
         """Decode ``records`` into the pending flush; returns once they are decoded (their
@@ -249,7 +257,8 @@ class Counting:
             self.on_caught_up()
 
     async def _gather_while_behind(self) -> None:
-        """Before a flush, while the consumer reads behind: let decoding add to it until
+        """Before a flush, while the broker holds more than was fetched (a backlog,
+        ``fetching_behind``): let decoding add to it until
         ``backlog_flush_interval_s`` after the last flush started, ``flush_bytes`` wait
         (decoding waits beyond), or the consumer has handed over everything it knew of.
         A backlog then pays each flush's fixed part (its figure rows, the transaction)
@@ -266,10 +275,10 @@ class Counting:
                 await asyncio.wait_for(self._grown.wait(), min(until - loop.time(), 0.05))
 
     def _behind(self) -> bool:
-        """``reading_behind``, which is advice on when to flush: one that raises is
+        """``fetching_behind``, which is advice on when to flush: one that raises is
         taken as not behind (flush now), never as a reason to stop the counting."""
         try:
-            return self.reading_behind()
+            return self.fetching_behind()
         except Exception:
             log.debug("could not tell whether the consumer reads behind", exc_info=True)
             return False
@@ -466,3 +475,4 @@ def register_agents(app: MetricsApp, settings: MetricsSettings, counting: Counti
     app.topics.add(source)  # subscribed as an agent's topic would be, but no agent reads it
     app.fetched_handler = count_fetched
     counting.reading_behind = lambda: _reading_behind(app)
+    counting.fetching_behind = lambda: _reading_behind(app, fetched=True)

@@ -35,7 +35,7 @@ Upstream, the same change would be a batch callback on the conductor, called fro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -78,28 +78,24 @@ class FetchedBatchConsumer(aiokafka_driver.Consumer):
 
     _handing: dict[Any, int] = {}  # noqa: RUF012 -- replaced, never changed in place
     """The offset after each partition's last record of the fetch the handler is counting
-    (empty between fetches): those records are handed over, though the read offsets move
-    only once the handler returns."""
+    (empty between fetches): the read offsets move only once the handler returns."""
 
     def reading_behind(self) -> bool:
         """Whether an event partition had, at its last fetch, records beyond those handed
-        out: its high watermark more than one above its read offset (unknown counts as not
-        behind). One is slack on purpose: a transactional publisher's commit marker takes
-        the offset after its last record and is never handed out, so ``read + 1 == high``
-        for good after it; at worst one record still unread lets a snapshot build early.
+        out and counted: its high watermark more than one above its read offset (unknown
+        counts as not behind), the fetch being counted included. One is slack on purpose:
+        a transactional publisher's commit marker takes the offset after its last record
+        and is never handed out, so ``read + 1 == high`` for good after it; at worst one
+        record still unread lets a snapshot build early. What the counting asks before
+        saying it has caught up (services/metrics/agents.py, snapshot.py)."""
+        return _behind(self, self._read_offset, {})
 
-        The fetch being counted is handed out: a worker that keeps up is not behind while
-        it counts a fetch that held everything there was (a flush started then does not
-        wait as behind a backlog, services/metrics/agents.py)."""
-        ours: frozenset[str] = getattr(self.app, "event_topics", frozenset())
-        read_offset, handing = self._read_offset, self._handing
-        for tp in self.assignment():
-            if tp.topic not in ours:
-                continue
-            read, high = handing.get(tp, read_offset.get(tp)), self.highwater(tp)
-            if read is not None and high is not None and read + 1 < high:
-                return True
-        return False
+    def fetching_behind(self) -> bool:
+        """Whether the broker had, at the last fetch, records beyond those fetched: as
+        ``reading_behind``, but the fetch being counted is in hand. What a flush asks
+        before it waits for more of a backlog (services/metrics/agents.py): a worker that
+        keeps up is not behind while it counts the fetch that held everything there was."""
+        return _behind(self, self._read_offset, self._handing)
 
     async def _deliver_one_fetch(self, handler: FetchedHandler, ours: frozenset[str]) -> None:
         records, active = await self._wait_next_records(POLL_TIMEOUT_S)
@@ -139,3 +135,21 @@ class FetchedBatchConsumer(aiokafka_driver.Consumer):
         for tp, record in others:
             await self.callback(self._to_message(tp, record))
             read_offset[tp] = record.offset + 1
+
+
+def _behind(
+    consumer: FetchedBatchConsumer,
+    read_offset: Mapping[Any, int | None],
+    handing: Mapping[Any, int],
+) -> bool:
+    """Whether an event partition's high watermark is more than one above where reading
+    stands: ``handing``'s offset for a partition of the fetch being counted, else its read
+    offset."""
+    ours: frozenset[str] = getattr(consumer.app, "event_topics", frozenset())
+    for tp in consumer.assignment():
+        if tp.topic not in ours:
+            continue
+        read, high = handing.get(tp, read_offset.get(tp)), consumer.highwater(tp)
+        if read is not None and high is not None and read + 1 < high:
+            return True
+    return False

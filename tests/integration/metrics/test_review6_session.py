@@ -205,7 +205,7 @@ def _counting(state: FakeState, behind: Any, interval_s: float = 0.3) -> Countin
         lambda: NOW,
         backlog_flush_interval_s=interval_s,
     )
-    counting.reading_behind = behind
+    counting.fetching_behind = behind
     return counting
 
 
@@ -310,7 +310,7 @@ async def test_a_worker_that_keeps_up_flushes_a_fetch_at_once() -> None:
             return await super().flush(batches, periods)
 
     state = Timed()
-    counting = _counting(state, lambda: FetchedBatchConsumer.reading_behind(consumer), 0.5)  # type: ignore[arg-type]
+    counting = _counting(state, lambda: FetchedBatchConsumer.fetching_behind(consumer), 0.5)  # type: ignore[arg-type]
 
     async def handler(fetched: Sequence[Any]) -> None:  # the worker's count_fetched
         await counting.step([signing(r.offset, NOW) for r in fetched], never_sent)
@@ -329,7 +329,7 @@ async def test_a_worker_that_keeps_up_flushes_a_fetch_at_once() -> None:
     consumer.high = 4
     await fetch()
     handed = time.monotonic()
-    assert not FetchedBatchConsumer.reading_behind(consumer)  # type: ignore[arg-type]
+    assert not FetchedBatchConsumer.fetching_behind(consumer)  # type: ignore[arg-type]
     await asyncio.wait_for(counting.drain(), 2.0)
     assert sum(b.events for b in state.flushed) == 4
     assert starts[-1] - handed < 0.02, f"flushed {starts[-1] - handed:.3f} s after the hand-over"

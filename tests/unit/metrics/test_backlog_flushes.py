@@ -47,7 +47,7 @@ def counting_of(state: TimedState, behind: list[bool], flush_bytes: int = 16 * 2
         flush_bytes,
         backlog_flush_interval_s=INTERVAL_S,
     )
-    counting.reading_behind = lambda: behind[0]
+    counting.fetching_behind = lambda: behind[0]
     return counting
 
 

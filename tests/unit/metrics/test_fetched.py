@@ -119,24 +119,34 @@ def test_reading_behind_while_a_partition_s_high_watermark_is_above_its_read_off
     assert not behind(consumer)  # type: ignore[arg-type]
 
 
-async def test_the_fetch_being_counted_is_handed_over_but_not_what_the_broker_has_beyond() -> None:
-    """While the handler counts a fetch, its records count as handed over: behind only
-    if the broker had more than the fetch (services/metrics/agents.py waits to flush only
-    then)."""
+async def test_the_fetch_being_counted_is_fetched_but_not_yet_read() -> None:
+    """While the handler counts a fetch: ``fetching_behind`` only if the broker had more
+    than the fetch (a flush waits for more only then, services/metrics/agents.py);
+    ``reading_behind`` whenever the fetch had records to count (not caught up yet)."""
     p0 = TP(DOCS, 0)
     consumer = FakeConsumer({p0: fetched(p0, range(4))}, active=None)
-    seen: list[bool] = []
+    seen: list[tuple[bool, bool]] = []
 
     async def handler(batch: Sequence[Any]) -> None:
-        seen.append(FetchedBatchConsumer.reading_behind(consumer))  # type: ignore[arg-type]
+        seen.append(
+            (
+                FetchedBatchConsumer.fetching_behind(consumer),  # type: ignore[arg-type]
+                FetchedBatchConsumer.reading_behind(consumer),  # type: ignore[arg-type]
+            )
+        )
 
+    consumer._read_offset[p0] = 0  # sought to its stored position
     consumer.highwaters = {p0: 4}  # the fetch held everything
     await FetchedBatchConsumer._deliver_one_fetch(consumer, handler, frozenset({DOCS}))  # type: ignore[arg-type]
     consumer._fetch = ({p0: fetched(p0, range(4, 8))}, None)
     consumer.highwaters = {p0: 20}  # twelve more wait in the broker
     await FetchedBatchConsumer._deliver_one_fetch(consumer, handler, frozenset({DOCS}))  # type: ignore[arg-type]
-    assert seen == [False, True]
+    assert seen == [(False, True), (True, True)]
     assert consumer._read_offset == {p0: 8} and consumer._handing == {}
+    behind = (FetchedBatchConsumer.fetching_behind, FetchedBatchConsumer.reading_behind)
+    assert [b(consumer) for b in behind] == [True, True]  # type: ignore[arg-type]
+    consumer.highwaters = {p0: 8}
+    assert [b(consumer) for b in behind] == [False, False]  # type: ignore[arg-type]
 
 
 class SeekingConsumer(SimpleNamespace):
