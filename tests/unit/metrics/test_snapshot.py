@@ -350,3 +350,28 @@ async def test_a_snapshot_owed_from_before_a_burst_waits_for_it() -> None:
     assert not snapshots.due(0.5)  # owed, but the burst goes first
     clocks.advance(0.8)
     assert snapshots.due(0.5)  # the interval since the burst began
+
+
+async def test_a_snapshot_owed_from_before_a_burst_waits_for_it_before_any_change() -> None:
+    """The owed build comes due while the burst is read but before its first flush has
+    changed any figure: it waits for the burst's end (or the interval) all the same."""
+    figures, snapshots, clocks, _ = setup()
+    await snapshots.publish()
+    snapshots._build_s = 0.05  # the next caught-up one may come 0.5 s after the last
+    behind = [False]
+    snapshots.reading_behind = lambda: behind[0]
+    figures.on_change = snapshots.poke
+    figures.apply(TP, Deltas.of([c(NOW)]), Periods.at(NOW))
+    snapshots.caught_up()
+    behind[0] = True  # a burst is being read; nothing of it counted yet
+    clocks.advance(0.6)
+    assert await snapshots.refresh(0.5) is False  # the owed build's turn: the burst first
+    assert snapshots.published == 1
+    clocks.advance(0.5)
+    assert not snapshots.due(0.5)  # within the interval (1 s) of when it fell behind
+    clocks.advance(0.6)
+    assert snapshots.due(0.5)  # an interval after it fell behind, however far behind
+    behind[0] = False
+    snapshots.caught_up()  # or at once when it has caught up
+    await asyncio.wait_for(snapshots._scheduled, 0.5)  # type: ignore[arg-type]
+    assert snapshots.published == 2
