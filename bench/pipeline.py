@@ -219,21 +219,25 @@ def _now() -> datetime:
 
 
 def main(argv: Sequence[str]) -> None:
-    """``python -m bench.pipeline [EVENTS]``: the in-process row alone, on the metrics
-    benchmark's backlog of EVENTS events (default 100,000) packed and signed as ingest
-    does, on a PostgreSQL of its own (durable, as in ``make bench``); then the same
-    counting without the database (decode and sum)."""
+    """``python -m bench.pipeline [EVENTS] [singles]``: the in-process row alone, on the
+    metrics benchmark's backlog of EVENTS events (default 100,000) packed and signed as
+    ingest does, on a PostgreSQL of its own (durable, as in ``make bench``); then the same
+    counting without the database (decode and sum). With ``singles``: on the events of
+    its one-event-per-message row instead, published straight to Kafka (no headers)."""
     import asyncio
 
     from bench.__main__ import run_database
-    from bench.metrics import Harness, backlog_messages, current_units
+    from bench.metrics import Harness, backlog_messages, current_units, single_messages
 
     events = int(argv[0]) if argv else 100_000
     with run_database():
         # No broker is reached: the harness lends its signer, validator and topic names.
         h = Harness("127.0.0.1:1", "")
         pairs = current_units(UnitRegistry.from_dir(), 300)
-        backlog = h.as_ingest(backlog_messages(pairs, 0, events, h))
+        if "singles" in argv[1:]:
+            backlog = single_messages(pairs, 0, events, h)
+        else:
+            backlog = h.as_ingest(backlog_messages(pairs, 0, events, h))
         # The backlog (and the harness that made it) stays in memory for the whole run,
         # unlike a worker's records, which are garbage after their fetch: out of the
         # collector's sight, or each full collection walks it (~0.1 s of ~0.9 s of
