@@ -258,9 +258,9 @@ class Counting:
 
     async def _gather_while_behind(self) -> None:
         """Before a flush, while the broker holds more than was fetched (a backlog,
-        ``fetching_behind``): let decoding add to it until
-        ``backlog_flush_interval_s`` after the last flush started, ``flush_bytes`` wait
-        (decoding waits beyond), or the consumer has handed over everything it knew of.
+        ``fetching_behind``): let decoding add to it until ``backlog_flush_interval_s``
+        after the last flush started, until ``flush_bytes`` wait (decoding waits beyond),
+        or until the consumer has fetched everything the broker had.
         A backlog then pays each flush's fixed part (its figure rows, the transaction)
         for more events; a worker that keeps up flushes at once."""
         loop = asyncio.get_running_loop()
@@ -269,7 +269,7 @@ class Counting:
             if not self._behind():
                 return
             self._grown.clear()
-            # Woken by the next piece decoded; reading_behind changes with the consumer's
+            # Woken by the next piece decoded; fetching_behind changes with the consumer's
             # fetches, which set no event here: looked at again every 50 ms at most.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._grown.wait(), min(until - loop.time(), 0.05))
