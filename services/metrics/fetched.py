@@ -131,7 +131,14 @@ class FetchedBatchConsumer(aiokafka_driver.Consumer):
                 await handler(batch)
             finally:
                 self._handing = {}
-            read_offset.update(handing)
+            if self.app.consumer_generation_id == generation:
+                read_offset.update(handing)
+            # Else a rebalance came while the handler ran: revoked partitions' offsets are
+            # gone, and the assigned ones were sought to their stored positions
+            # (services/metrics/app.py), which must stand. Moving them to this fetch's end
+            # would filter out of the next fetch the records the counting now expects
+            # again (records it held, services/metrics/refusals.py, are dropped on a new
+            # reading), and a later flush would store an offset past them.
         for tp, record in others:
             await self.callback(self._to_message(tp, record))
             read_offset[tp] = record.offset + 1

@@ -149,6 +149,30 @@ async def test_the_fetch_being_counted_is_fetched_but_not_yet_read() -> None:
     assert [b(consumer) for b in behind] == [False, False]  # type: ignore[arg-type]
 
 
+async def test_a_rebalance_while_a_fetch_is_counted_keeps_the_positions_it_sought() -> None:
+    """The handler awaits the counting; a rebalance meanwhile seeks the partition back to
+    its stored position. That position stands: the records from it are handed over
+    again, not filtered out as read."""
+    p0 = TP(DOCS, 0)
+    consumer = FakeConsumer({p0: fetched(p0, range(10, 14))}, active=None)
+    consumer._read_offset[p0] = 10
+
+    async def handler(batch: Sequence[Any]) -> None:
+        consumer.app.consumer_generation_id += 1  # revoked and assigned again
+        consumer._read_offset[p0] = 10  # seek_to_stored: nothing of it was flushed
+
+    await FetchedBatchConsumer._deliver_one_fetch(consumer, handler, frozenset({DOCS}))  # type: ignore[arg-type]
+    assert consumer._read_offset == {p0: 10}
+    seen: list[list[int]] = []
+
+    async def again(batch: Sequence[Any]) -> None:
+        seen.append([r.offset for r in batch])
+
+    await FetchedBatchConsumer._deliver_one_fetch(consumer, again, frozenset({DOCS}))  # type: ignore[arg-type]
+    assert seen == [[10, 11, 12, 13]]  # handed over again
+    assert consumer._read_offset == {p0: 14}
+
+
 class SeekingConsumer(SimpleNamespace):
     """What ``seek_to_stored`` uses of Faust's consumer; ``seek`` is the racy one."""
 
