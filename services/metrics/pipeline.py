@@ -344,7 +344,7 @@ class Preparer:
                     decoded = []
                     out.dead_letters.append(dead_letter(record, elements))
                 else:
-                    accepted = record.timestamp if record.timestamp is not None else now_s
+                    accepted = self._accepted(record, now_s)
                     decoded.append((record, elements, accepted - grace_s))
             self._prepare_events(out, batch, decoded, now_s, False, UNBOUND, True)
         except NOT_THE_RECORDS_FAULT:
