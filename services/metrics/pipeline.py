@@ -255,6 +255,12 @@ class Preparer:
             decoder.knows_unit,
         )
 
+    @property
+    def contract(self) -> Contract:
+        """The event contract records are validated against (its examples make the
+        canaries of services/metrics/refusals.py)."""
+        return self._contract
+
     def prepare(
         self, records: Iterable[Record], now: datetime, out: Prepared | None = None
     ) -> Prepared:

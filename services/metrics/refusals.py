@@ -16,14 +16,17 @@ PostgreSQL's words) before it flushes the rest, whose offsets move past them: ea
 record is counted or visibly refused, at least once.
 
 Nothing is written while the search runs, and a record is dead-lettered only when the
-database vouches for it being the record's fault: the same flush without the refused
-records counted new events of every type they hold, or one of the last ``LOOKAHEAD``
-records of the type counts when flushed alone. A database refusing every dossier, say
-(a defect of ours, a schema change), refuses them with no dossier counted beside them.
-Then nothing is dead-lettered: the partition of such a record is held from it on,
-uncounted and its offset unmoved, while the other partitions count, and searched again
-with the records that come next (a refused record alone in a trickle waits for its
-first neighbour of its type). When ``MAX_REFUSED`` records nothing vouches for are
+database vouches for it being the record's fault, in the record's own partition: the
+same flush without the refused records counted new events there of every type they
+hold, or one of the last ``LOOKAHEAD`` records of the partition holding the type counts
+when flushed alone, or else a *canary* does: a valid example event of the type, with
+the refused event's time and unit and identities of its own, flushed alone and rolled
+back (``_canary``), so that a record of a type rare in its partition is told apart at
+once. A database refusing every dossier, say (a defect of ours, a schema change),
+refuses the canary too, with no dossier counted beside them. Then nothing is
+dead-lettered: the partition of such a record is held from it on, uncounted and its
+offset unmoved, while the other partitions count, and searched again with the records
+that come next. When ``MAX_REFUSED`` records nothing vouches for are
 refused, or ``MAX_HELD`` records are held, the error propagates (:class:`NotTheRecords`):
 the worker crashes as for any error that is not infrastructure and resumes from its
 stored offsets, nothing lost.
@@ -36,6 +39,7 @@ rest``), so that a backlog with many bad records makes progress flush after flus
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -75,6 +79,9 @@ validated in full instead (the property tests hold both paths equal)."""
 Piece = tuple[Sequence[Record], datetime]
 """Records decoded together, and the clock they were decoded at (the grace period and
 the future check depend on it: a probe decodes them again at the same instant)."""
+
+TypeIn = tuple[tuple[str, int], str]
+"""An event type in a partition: ((topic, partition), type)."""
 
 Probe = Callable[[Sequence[PartitionBatch], Periods], Awaitable[FlushResult]]
 """Run a flush and roll it back (``PartitionState.probe``): raises what it raises."""
@@ -253,11 +260,14 @@ async def _unvouched_refusals(
 
 
 def _not_the_records(
-    refused: Sequence[tuple[_Item, BaseException]], missing: set[str], failure: BaseException
+    refused: Sequence[tuple[_Item, BaseException]], missing: set[TypeIn], failure: BaseException
 ) -> NotTheRecords:
+    named = sorted(
+        {f"{event_type} in {topic}[{partition}]" for (topic, partition), event_type in missing}
+    )
     error = NotTheRecords(
         f"{len(refused)} records refused, and no event of their types "
-        f"({', '.join(sorted(missing))}) counts beside them: not the records' fault"
+        f"({', '.join(named)}) counts beside them: not the records' fault"
     )
     error.__cause__ = failure
     return error
@@ -283,22 +293,29 @@ async def _unvouched(
     preparer: Preparer,
     probe: Probe,
     periods: Periods,
-) -> set[str]:
-    """The event types of ``refused`` the database does not vouch for: no new event of
-    the type counted by the flush without them (``result``), nor by any of the last
-    ``LOOKAHEAD`` records of ``pool`` holding the type, each flushed alone."""
+) -> set[TypeIn]:
+    """The event types of ``refused`` the database does not vouch for, each in the
+    partition of a refused record: no new event of the type counted there by the flush
+    without them (``result``), nor by any of the last ``LOOKAHEAD`` records of ``pool``
+    of that partition holding the type, each flushed alone, nor by a canary (``_canary``).
+
+    Per partition, not per type: a database refusing one partition's rows (a partition
+    of a table filled up, a trigger of ours) is not vouched for by another partition."""
     counted = _counted_types(result)
-    missing: set[str] = set()
+    missing: set[TypeIn] = set()
     for item, _ in refused:
         missing |= _item_types(item, preparer)
     missing -= counted
-    for event_type in sorted(missing):
+    for wanted in sorted(missing):
+        tp = wanted[0]
         passed = probes = 0
         for candidate in reversed(pool):
             if passed == LOOKAHEAD or probes == LOOKAHEAD_PROBES:
                 break
+            if _tp(candidate) != tp:
+                continue
             prepared = _prepare([candidate], preparer)
-            if event_type not in _types(prepared):
+            if wanted not in _types(prepared):
                 continue
             probes += 1
             try:
@@ -306,10 +323,96 @@ async def _unvouched(
             except REFUSED_BY_STORE:
                 continue
             passed += 1
-            if event_type in _counted_types(alone):
-                missing.discard(event_type)
+            if wanted in _counted_types(alone):
+                missing.discard(wanted)
                 break
+        if wanted in missing and await _canary_counts(wanted, refused, preparer, probe, periods):
+            missing.discard(wanted)
     return missing
+
+
+CANARY_SOURCE = "urn:egov-pulse:canary"
+"""The ``source`` of canary events: never published, only probed and rolled back."""
+
+
+async def _canary_counts(
+    wanted: TypeIn,
+    refused: Sequence[tuple[_Item, BaseException]],
+    preparer: Preparer,
+    probe: Probe,
+    periods: Periods,
+) -> bool:
+    """Whether a canary of ``wanted``'s type counts alone in its partition (``_canary``):
+    the last chance to vouch for a refused record no record beside it vouches for. A
+    record of a type rare in its partition (a meeting a week) would otherwise hold the
+    whole partition until the next one of its type arrived, and past ``MAX_HELD`` records
+    crash the worker on every restart."""
+    item = next((i for i, _ in reversed(refused) if wanted in _item_types(i, preparer)), None)
+    canary = None if item is None else _canary(item, wanted[1], preparer)
+    if canary is None:
+        return False
+    prepared = _prepare([canary], preparer)
+    if wanted not in _types(prepared):  # the canary itself is not counted: no verdict
+        return False
+    try:
+        alone = await probe(list(prepared.batches.values()), periods)
+    except REFUSED_BY_STORE:
+        return False
+    vouched = wanted in _counted_types(alone)
+    log.info(
+        "a canary %s for the %s record PostgreSQL refuses in %s[%d]",
+        "vouches" if vouched else "does not vouch",
+        wanted[1],
+        *wanted[0],
+    )
+    return vouched
+
+
+def _canary(item: _Item, event_type: str, preparer: Preparer) -> _Item | None:
+    """A made-up event of ``event_type`` beside the refused ``item``: a valid example of
+    the contract (``schemas/examples``, of the refused event's schema version where one
+    is) with the refused event's time and unit, and identities of its own (event id,
+    source, dossier id), so that it is new and shares no ledger row. Its record is the
+    refused one's, headers and all (its acceptance time, publisher and backfill flag).
+
+    Only the example's values differ from the refused event's: if the database takes
+    the canary, it takes the type, the unit and the time, and refuses the record's own
+    values. If it refuses the canary too, it refuses more than the record (a defect of
+    ours): nothing is vouched for, and the partition is held. None when ``item`` is not
+    one event the canary can copy its time and unit from."""
+    try:
+        event = orjson.loads(item.record.value or b"")
+        examples = [e for _, e in preparer.contract.examples(event_type, "valid")]
+    except (orjson.JSONDecodeError, KeyError, OSError):
+        return None
+    if not isinstance(event, dict) or event.get("type") != event_type or not examples:
+        return None
+    if not isinstance(event.get("time"), str) or not isinstance(event.get("unit"), str):
+        return None
+    schema = event.get("dataschema")
+    example = next((e for e in examples if e.get("dataschema") == schema), examples[0])
+    name = f"canary-{uuid.uuid4().hex}"
+    data = dict(example.get("data") or {})
+    if "dossier_id" in data:
+        data["dossier_id"] = name
+    canary = {**example, "id": name, "source": CANARY_SOURCE, "time": event["time"]}
+    canary.update(unit=event["unit"], data=data)
+    record = item.record
+    made = Record(
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        orjson.dumps(canary),
+        tuple(h for h in record.headers if h[0] not in _SIGNATURES),
+        record.timestamp,
+    )
+    return _Item(made, item.now)
+
+
+def _tp(item: _Item) -> tuple[str, int]:
+    record = item.origin or item.record
+    return (record.topic, record.partition)
 
 
 async def _probe(
@@ -386,24 +489,30 @@ def _pieces_of(items: Sequence[_Item]) -> list[Piece]:
     return pieces
 
 
-def _types(prepared: Prepared) -> set[str]:
-    """The event types of what ``prepared`` would count."""
-    types: set[str] = set()
-    for batch in prepared.batches.values():
+def _types(prepared: Prepared) -> set[TypeIn]:
+    """The event types of what ``prepared`` would count, each with its partition."""
+    types: set[TypeIn] = set()
+    for tp, batch in prepared.batches.items():
         batch.seal()
         for tally in batch.tallies:
-            types.update(tally.types[t] for t in set(tally.group_type))
+            types.update((tp, tally.types[t]) for t in set(tally.group_type))
     return types
 
 
-def _item_types(item: _Item, preparer: Preparer) -> set[str]:
-    """The event types ``item`` holds (what it would count)."""
+def _item_types(item: _Item, preparer: Preparer) -> set[TypeIn]:
+    """The event types ``item`` holds (what it would count), with its partition."""
     return _types(_prepare([item], preparer))
 
 
-def _counted_types(result: FlushResult) -> set[str]:
-    """The event types of the new events a flush counted (duplicates vouch for nothing)."""
-    return {tally.types[t] for tally in result.counted for t in set(tally.group_type)}
+def _counted_types(result: FlushResult) -> set[TypeIn]:
+    """The event types of the new events a flush counted, each with its partition
+    (duplicates vouch for nothing)."""
+    return {
+        (tp, tally.types[t])
+        for tp, tallies in result.tallies.items()
+        for tally in tallies
+        for t in set(tally.group_type)
+    }
 
 
 def _dead_letter(item: _Item, error: BaseException) -> DeadLetter:

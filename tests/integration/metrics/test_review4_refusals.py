@@ -30,6 +30,7 @@ from tests.integration.metrics.test_dossier_ledger import ingest_records, summar
 from tests.integration.metrics.test_review3_nul_bytes import received
 from tests.integration.metrics.test_store_refusals import (
     REFUSE,
+    REFUSE_CANARIES,
     TOPIC,
     Sent,
     counted_ids,
@@ -114,6 +115,7 @@ async def test_a_partition_kept_by_a_rebalance_during_a_hold_dead_letters_its_re
     database_url: str, pool: asyncpg.Pool
 ) -> None:
     await execute(database_url, REFUSE.format(pattern="R-%"))
+    await execute(database_url, REFUSE_CANARIES)  # and its canaries: nothing vouches
     work = await counting_on(pool, [(TOPIC, 0)])
     sent = Sent()
     await work.step([record(0, 0, "R-0")], sent)
@@ -132,6 +134,7 @@ async def test_a_rebalance_during_a_hold_of_several_records_does_not_crash(
     database_url: str, pool: asyncpg.Pool
 ) -> None:
     await execute(database_url, REFUSE.format(pattern="R-%"))
+    await execute(database_url, REFUSE_CANARIES)  # and its canaries: nothing vouches
     work = await counting_on(pool, [(TOPIC, 0)])
     sent = Sent()
     refused = [record(0, i, f"R-{i}") for i in range(6)]
@@ -149,6 +152,7 @@ async def test_a_partition_claimed_again_while_narrowing_dead_letters_its_record
     database_url: str, pool: asyncpg.Pool
 ) -> None:
     await execute(database_url, REFUSE.format(pattern="R-%"))
+    await execute(database_url, REFUSE_CANARIES)  # and its canaries: nothing vouches
     work = await counting_on(pool, [(TOPIC, 0)])
     state = work.state
     probe = state.probe
@@ -344,6 +348,7 @@ async def test_held_records_are_decoded_again_at_their_own_clock(
     database_url: str, pool: asyncpg.Pool
 ) -> None:
     await execute(database_url, REFUSE.format(pattern="R-%"))
+    await execute(database_url, REFUSE_CANARIES)  # and its canaries: nothing vouches
     start = datetime.now(UTC)
     now = [start]
     work = await counting_on(pool, [(TOPIC, 0)], clock=lambda: now[0])
@@ -367,6 +372,7 @@ async def test_held_records_of_a_partition_lost_to_another_worker_are_dropped(
     database_url: str, pool: asyncpg.Pool
 ) -> None:
     await execute(database_url, REFUSE.format(pattern="R-%"))
+    await execute(database_url, REFUSE_CANARIES)  # and its canaries: nothing vouches
     work = await counting_on(pool, [(TOPIC, 0), (TOPIC, 1)])
     sent = Sent()
     await work.step([record(0, 0, "R-0")], sent)

@@ -6,8 +6,8 @@ stored positions and fingerprints after a narrowed flush, what vouches for a ref
 and what a search costs. Four defects it found are fixed and guarded here (a hold that
 stopped every partition, a type refused throughout batched records searched to the end,
 refused records last in a backlog hiding the good ones before them from the lookahead,
-an element's dead letter made as a record of its own); one strict xfail remains, a limit
-of the policy (vouching is by event type, not by partition: docs/metrics.md). Same
+an element's dead letter made as a record of its own); a fifth, vouching by event type
+and not by partition, was a strict xfail here until it was fixed on 2026-12-04. Same
 set-up as test_store_refusals.py: real PostgreSQL, a trigger on the ledger raising
 SQLSTATE class 22 for chosen dossiers."""
 
@@ -56,6 +56,7 @@ from tests.integration.metrics.test_review4_refusals import (
 )
 from tests.integration.metrics.test_store_refusals import (
     REFUSE,
+    REFUSE_CANARIES,
     TOPIC,
     Sent,
     counted_ids,
@@ -208,15 +209,12 @@ async def test_refused_records_at_the_end_of_a_backlog_do_not_crash_every_restar
     assert await counted_ids(database_url) == [f"H-{i}" for i in range(5)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="vouching is by event type only: a database refusing every dossier of one"
-    " partition (its rows, not the records) is vouched for by the same type counting on"
-    " another partition, and that partition's good records are all dead-lettered",
-)
 async def test_a_partition_refused_whole_is_not_vouched_for_by_another(
     database_url: str, pool: asyncpg.Pool
 ) -> None:
+    """Vouching is per partition (a strict xfail until 2026-12-04, when it was by type):
+    a dossier counting on partition 0 says nothing of partition 1, whose rows the
+    database refuses, nor does a canary, refused there too: partition 1 is held."""
     await execute(database_url, REFUSE_PARTITION)
     work = await counting_on(pool, [(TOPIC, 0), (TOPIC, 1)])
     sent = Sent()
@@ -224,6 +222,16 @@ async def test_a_partition_refused_whole_is_not_vouched_for_by_another(
     await work.step(records, sent)
     await work.drain()
     assert sent.letters == [], where(sent)
+    assert await counted_ids(database_url) == ["H-0"]
+    assert await offsets_of(database_url, TOPIC) == {0: 1, 1: 0}
+    assert work.state.metrics.held._value.get() == 3
+    # The database takes partition 1 again: its held records count, none lost.
+    await execute(database_url, "DROP TRIGGER refuse_partition ON dossier_state")
+    await work.step([record(1, 3, "P-3")], sent)
+    await work.drain()
+    assert sent.letters == []
+    assert await counted_ids(database_url) == ["H-0", "P-0", "P-1", "P-2", "P-3"]
+    assert await offsets_of(database_url, TOPIC) == {0: 1, 1: 4}
 
 
 # --- guarded behaviour ---------------------------------------------------------------
@@ -410,6 +418,7 @@ async def test_after_a_hold_the_offsets_and_fingerprints_are_the_last_records(
     database_url: str, pool: asyncpg.Pool
 ) -> None:
     await execute(database_url, REFUSE.format(pattern="R-%"))
+    await execute(database_url, REFUSE_CANARIES)  # and its canaries: nothing vouches
     work = await counting_on(pool, [(TOPIC, 0)])
     sent = Sent()
     held = Record(TOPIC, 0, 0, b"19", record(0, 0, "R-0").value, (), 1_765_000_000.0)
@@ -468,6 +477,7 @@ async def test_a_hold_after_a_search_stopped_at_max_refused_keeps_the_rest_uncou
     what follows it in its partition: the stored position is that of the record before
     it, with its fingerprint, never past the held one."""
     await execute(database_url, REFUSE.format(pattern="R-%"))
+    await execute(database_url, REFUSE_CANARIES)  # and its canaries: nothing vouches
     names = [f"R-{i}" for i in range(refusals.MAX_REFUSED)]
     records = [
         Record(TOPIC, 0, i, b"19", record(0, i, n).value, (), 1_765_000_000.0 + i)

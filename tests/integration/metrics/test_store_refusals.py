@@ -51,6 +51,11 @@ CREATE TRIGGER refuse_dossier BEFORE INSERT OR UPDATE ON dossier_state
     FOR EACH ROW EXECUTE FUNCTION refuse_dossier();
 """
 
+REFUSE_CANARIES = REFUSE.replace("refuse_dossier", "refuse_canary").format(pattern="canary-%")
+"""The canaries' dossiers refused as well (services/metrics/refusals.py ``_canary``): a
+database refusing more than the record, so that nothing vouches for a refused record
+alone in its flush, which is held."""
+
 
 async def execute(database_url: str, query: str) -> None:
     conn = await asyncpg.connect(database_url)
@@ -187,6 +192,7 @@ async def test_a_refused_record_alone_is_held_until_a_record_that_counts_comes(
     database_url: str, pool: asyncpg.Pool
 ) -> None:
     await execute(database_url, REFUSE.format(pattern="R-%"))
+    await execute(database_url, REFUSE_CANARIES)  # and its canaries: nothing vouches
     work = await counting(pool, [0])
     sent = Sent()
     await work.step([record(0, 0, "R-0")], sent)
@@ -204,6 +210,7 @@ async def test_held_records_of_a_partition_claimed_again_are_read_again_not_twic
     database_url: str, pool: asyncpg.Pool
 ) -> None:
     await execute(database_url, REFUSE.format(pattern="R-%"))
+    await execute(database_url, REFUSE_CANARIES)  # and its canaries: nothing vouches
     work = await counting(pool, [0])
     sent = Sent()
     await work.step([record(0, 0, "R-0")], sent)
