@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from services.common.contract import Contract, ContractError, _untimed
+from services.common.contract import NOT_RFC3339, Contract, ContractError, _untimed
 from services.common.events import parse_time
 from tests.unit.common.test_contract import JSON, MUTATED, _cases, _valid_event
 
@@ -51,6 +51,7 @@ def test_every_example_is_judged_as_validate_judges_it(
         "",
         17,
         None,
+        *NOT_RFC3339,
     ],
 )
 def test_times_are_judged_as_validate_judges_them(time: object) -> None:
@@ -77,10 +78,44 @@ def test_deep_nesting_is_a_violation_not_an_exception() -> None:
     _agrees(_valid_event() | {"data": deep})
 
 
+TIME = {
+    "type": "string",
+    "format": "date-time",
+    "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?"
+    "(Z|[+-][0-9]{2}:[0-9]{2})$",
+}
+
+
 def test_the_untimed_envelope_drops_only_the_format_of_time() -> None:
-    envelope = {"properties": {"time": {"type": "string", "format": "date-time", "pattern": "x"}}}
+    envelope = {"properties": {"time": dict(TIME)}}
     untimed = _untimed(envelope)
-    assert untimed == {"properties": {"time": {"type": "string", "pattern": "x"}}}
+    assert untimed == {"properties": {"time": {k: v for k, v in TIME.items() if k != "format"}}}
     assert envelope["properties"]["time"]["format"] == "date-time"  # a copy
     with pytest.raises(ContractError):
         _untimed(copy.deepcopy(untimed))  # the fast path relies on that format
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "^[0-9]{4}-[0-9]{2}-[0-9]{2}",  # unanchored at the end: the rest is anything
+        "^[0-9T:.+Z-]+$",  # basic format, no offset, ...
+        "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9:]+)$",
+        "^x$",  # refuses every time, valid ones too
+    ],
+)
+def test_a_time_pattern_weaker_or_stricter_than_rfc3339_is_refused_at_load(pattern: str) -> None:
+    """checked_time reads a time with fromisoformat alone once the untimed schema passed
+    it: a pattern letting through what fromisoformat reads beyond RFC 3339 (a naive
+    time, read in the server's zone; a basic format) would let such times count, so a
+    contract with one does not load."""
+    envelope = {"properties": {"time": TIME | {"pattern": pattern}}}
+    with pytest.raises(ContractError, match="RFC 3339"):
+        _untimed(envelope)
+
+
+def test_the_contract_refuses_every_time_fromisoformat_reads_beyond_rfc3339() -> None:
+    for text in NOT_RFC3339:
+        checked = CONTRACT.checked_time(_valid_event() | {"time": text})
+        assert isinstance(checked, list) and checked, text
+        assert {v.pointer for v in checked} == {"/time"}, text
