@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -27,6 +28,33 @@ if TYPE_CHECKING:
 
 SWEEP_LIMIT = 10_000
 """Dossiers a sweep marks overdue per partition at once; the next sweep takes the rest."""
+
+
+@dataclass(frozen=True, slots=True)
+class DossierClone:
+    """A dossier's stored row copied under another id, for a canary (services/metrics/
+    refusals.py) to take the same ledger transition as a refused event: only in a probe,
+    rolled back."""
+
+    tp: TopicPartition
+    dossier_id: str
+    clone_id: str
+
+
+async def clone(conn: Connection, copy: DossierClone) -> None:
+    """Copy ``copy.dossier_id``'s row of its partition under ``copy.clone_id``; nothing
+    when it has none (the canary's dossier is then new, as the refused one's was)."""
+    await conn.execute(
+        """
+        INSERT INTO dossier_state
+            (topic, "partition", dossier_id, status, due_day, last_on_time, units)
+        SELECT topic, "partition", $4, status, due_day, last_on_time, units
+        FROM dossier_state WHERE topic = $1 AND "partition" = $2 AND dossier_id = $3
+        """,
+        *copy.tp,
+        copy.dossier_id,
+        copy.clone_id,
+    )
 
 
 Event = tuple[dossiers.Fact, float, tuple[str, ...]]

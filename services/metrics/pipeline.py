@@ -29,7 +29,7 @@ from services.common.kpis import KpiCatalogue
 from services.common.signing import RecordSigner, SummaryCheck
 from services.common.summaries import VERSION, SummaryReader
 from services.common.tally import UNBOUND, Deltas, TallyBatch, event_digest, group_key
-from services.metrics import sanity, store
+from services.metrics import dossierstore, sanity, store
 from services.metrics.decoding import (
     REFORM_EPOCH,
     RecordDecoder,
@@ -254,12 +254,6 @@ class Preparer:
             frozenset(self._families),
             decoder.knows_unit,
         )
-
-    @property
-    def contract(self) -> Contract:
-        """The event contract records are validated against (its examples make the
-        canaries of services/metrics/refusals.py)."""
-        return self._contract
 
     def prepare(
         self, records: Iterable[Record], now: datetime, out: Prepared | None = None
@@ -720,10 +714,17 @@ class PartitionState:
             result.fenced |= {b.tp for b in batches if b.tp not in claims}
             return result
 
-    async def probe(self, batches: Sequence[PartitionBatch], periods: Periods) -> FlushResult:
+    async def probe(
+        self,
+        batches: Sequence[PartitionBatch],
+        periods: Periods,
+        clones: Sequence[dossierstore.DossierClone] = (),
+        /,
+    ) -> FlushResult:
         """Run the flush of ``batches`` and roll it back: it raises what PostgreSQL refuses
         in them (services/metrics/refusals.py), or says what it would count; it changes
-        nothing, here or stored."""
+        nothing, here or stored. ``clones``: ledger rows copied under a canary's dossier
+        id first, in the same transaction."""
         async with self._lock:
             claims = dict(self.claims)
             owned = [b for b in batches if b.tp in claims]
@@ -738,6 +739,9 @@ class PartitionState:
                     try:
                         # What a commit would check (a deferred constraint), checked now.
                         await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                        for copy in clones:
+                            if copy.tp in claims:
+                                await dossierstore.clone(conn, copy)
                         # The flush's own transaction is a savepoint inside this one.
                         return await store.flush(
                             conn, self.group, claims, owned, periods, self._expect_new

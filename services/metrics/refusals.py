@@ -19,10 +19,11 @@ Nothing is written while the search runs, and a record is dead-lettered only whe
 database vouches for it being the record's fault, in the record's own partition: the
 same flush without the refused records counted new events there of every type they
 hold, or one of the last ``LOOKAHEAD`` records of the partition holding the type counts
-when flushed alone, or else a *canary* does: a valid example event of the type, with
-the refused event's time and unit and identities of its own, flushed alone and rolled
-back (``_canary``), so that a record of a type rare in its partition is told apart at
-once. A database refusing every dossier, say (a defect of ours, a schema change),
+when flushed alone, or else the record's own *canary* does: the refused event with
+identities of its own (event id, source, dossier id; its dossier a copy of the refused
+one's ledger row), flushed alone and rolled back (``_canary``), so that a record of a
+type rare in its partition is told apart at once. A database refusing every dossier,
+or every ledger update, or a unit's rows, say (a defect of ours, a schema change),
 refuses the canary too, with no dossier counted beside them. Then nothing is
 dead-lettered: the partition of such a record is held from it on, uncounted and its
 offset unmoved, while the other partitions count, and searched again with the records
@@ -40,15 +41,17 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 import asyncpg
 import orjson
 
 from services.common.signing import SUMMARY_HEADER, SUMMARY_MAC_HEADER, VALIDATED_HEADER
 from services.metrics.decoding import Rejected, element_bytes
+from services.metrics.dossierstore import DossierClone
 from services.metrics.logcheck import mark_last_records
 from services.metrics.periods import Periods
 from services.metrics.pipeline import DeadLetter, Prepared, Preparer, Record, dead_letter
@@ -83,8 +86,18 @@ the future check depend on it: a probe decodes them again at the same instant)."
 TypeIn = tuple[tuple[str, int], str]
 """An event type in a partition: ((topic, partition), type)."""
 
-Probe = Callable[[Sequence[PartitionBatch], Periods], Awaitable[FlushResult]]
-"""Run a flush and roll it back (``PartitionState.probe``): raises what it raises."""
+
+class Probe(Protocol):
+    """Run a flush and roll it back (``PartitionState.probe``): raises what it raises.
+    ``clones`` are ledger rows copied under another dossier id first (a canary's)."""
+
+    def __call__(
+        self,
+        batches: Sequence[PartitionBatch],
+        periods: Periods,
+        clones: Sequence[DossierClone] = (),
+        /,
+    ) -> Awaitable[FlushResult]: ...
 
 
 class NotTheRecords(Exception):
@@ -253,7 +266,12 @@ async def _unvouched_refusals(
     passes; :class:`NotTheRecords` when there are ``MAX_REFUSED`` of them."""
     result = await probe(list(_prepare(passing, preparer).batches.values()), periods)
     missing = await _unvouched(result, refused, pool, preparer, probe, periods)
-    unvouched = [(i, e) for i, e in refused if _item_types(i, preparer) & missing]
+    unvouched = [
+        (i, e)
+        for i, e in refused
+        if _item_types(i, preparer) & missing
+        and not await _canary_counts(i, preparer, probe, periods)
+    ]
     if len(unvouched) >= MAX_REFUSED:
         raise _not_the_records(unvouched, missing, failure)
     return unvouched
@@ -297,7 +315,8 @@ async def _unvouched(
     """The event types of ``refused`` the database does not vouch for, each in the
     partition of a refused record: no new event of the type counted there by the flush
     without them (``result``), nor by any of the last ``LOOKAHEAD`` records of ``pool``
-    of that partition holding the type, each flushed alone, nor by a canary (``_canary``).
+    of that partition holding the type, each flushed alone. (A record of such a type may
+    still be vouched for by its own canary: ``_canary_counts``.)
 
     Per partition, not per type: a database refusing one partition's rows (a partition
     of a table filled up, a trigger of ours) is not vouched for by another partition."""
@@ -326,8 +345,6 @@ async def _unvouched(
             if wanted in _counted_types(alone):
                 missing.discard(wanted)
                 break
-        if wanted in missing and await _canary_counts(wanted, refused, preparer, probe, periods):
-            missing.discard(wanted)
     return missing
 
 
@@ -335,68 +352,70 @@ CANARY_SOURCE = "urn:egov-pulse:canary"
 """The ``source`` of canary events: never published, only probed and rolled back."""
 
 
-async def _canary_counts(
-    wanted: TypeIn,
-    refused: Sequence[tuple[_Item, BaseException]],
-    preparer: Preparer,
-    probe: Probe,
-    periods: Periods,
-) -> bool:
-    """Whether a canary of ``wanted``'s type counts alone in its partition (``_canary``):
-    the last chance to vouch for a refused record no record beside it vouches for. A
-    record of a type rare in its partition (a meeting a week) would otherwise hold the
-    whole partition until the next one of its type arrived, and past ``MAX_HELD`` records
-    crash the worker on every restart."""
-    item = next((i for i, _ in reversed(refused) if wanted in _item_types(i, preparer)), None)
-    canary = None if item is None else _canary(item, wanted[1], preparer)
-    if canary is None:
+async def _canary_counts(item: _Item, preparer: Preparer, probe: Probe, periods: Periods) -> bool:
+    """Whether the canary of the refused ``item`` counts (``_canary``): the last chance
+    to vouch for a refused record nothing of its type beside it vouches for. A record of
+    a type rare in its partition (a meeting a week) would otherwise hold the whole
+    partition until the next one of its type arrived, and past ``MAX_HELD`` records
+    crash the worker on every restart. One canary per record: another refused record's
+    unit, day or dossier says nothing of this one's."""
+    made = _canary(item)
+    if made is None:
         return False
+    canary, clones = made
     prepared = _prepare([canary], preparer)
-    if wanted not in _types(prepared):  # the canary itself is not counted: no verdict
+    wanted = _item_types(item, preparer)
+    if not wanted or _types(prepared) != wanted:  # the canary is not counted as it is
         return False
     try:
-        alone = await probe(list(prepared.batches.values()), periods)
+        alone = await probe(list(prepared.batches.values()), periods, clones)
     except REFUSED_BY_STORE:
         return False
-    vouched = wanted in _counted_types(alone)
+    vouched = wanted <= _counted_types(alone)
+    record = item.origin or item.record
     log.info(
-        "a canary %s for the %s record PostgreSQL refuses in %s[%d]",
-        "vouches" if vouched else "does not vouch",
-        wanted[1],
-        *wanted[0],
+        "the canary of %s[%d]@%d%s, which PostgreSQL refuses, %s",
+        record.topic,
+        record.partition,
+        record.offset,
+        "" if item.origin is None else f" (element {item.index})",
+        "counts: the record is at fault" if vouched else "does not count: it is held",
     )
     return vouched
 
 
-def _canary(item: _Item, event_type: str, preparer: Preparer) -> _Item | None:
-    """A made-up event of ``event_type`` beside the refused ``item``: a valid example of
-    the contract (``schemas/examples``, of the refused event's schema version where one
-    is) with the refused event's time and unit, and identities of its own (event id,
-    source, dossier id), so that it is new and shares no ledger row. Its record is the
-    refused one's, headers and all (its acceptance time, publisher and backfill flag).
+def _canary(item: _Item) -> tuple[_Item, list[DossierClone]] | None:
+    """The refused ``item``'s event with identities of its own: event id, ``source``
+    (``CANARY_SOURCE``) and, for a dossier event, dossier id; everything else as it is
+    (type, time, unit, data, the record's headers: its acceptance time, publisher and
+    backfill flag). It adds the same figures to the same units and days as the refused
+    event would, through the same ledger transition: a dossier event's canary dossier
+    starts as a copy of the refused dossier's stored row, if it has one (the
+    ``DossierClone``), so that it is written as the refused one would be (a new row, or
+    an update of one).
 
-    Only the example's values differ from the refused event's: if the database takes
-    the canary, it takes the type, the unit and the time, and refuses the record's own
-    values. If it refuses the canary too, it refuses more than the record (a defect of
-    ours): nothing is vouched for, and the partition is held. None when ``item`` is not
-    one event the canary can copy its time and unit from."""
+    What differs is what identifies the event, its dossier id among them, the one
+    free-form value the database stores per event. If the database takes the canary,
+    it refuses the record's own values: the record is at fault. If it refuses the canary
+    too, it refuses more than the record (a defect of ours, a unit or a day it cannot
+    store): nothing is vouched for, and the partition is held. None when ``item`` is not
+    one event (a JSON object, or a batch of one)."""
     try:
         event = orjson.loads(item.record.value or b"")
-        examples = [e for _, e in preparer.contract.examples(event_type, "valid")]
-    except (orjson.JSONDecodeError, KeyError, OSError):
+    except orjson.JSONDecodeError:
         return None
-    if not isinstance(event, dict) or event.get("type") != event_type or not examples:
+    if isinstance(event, list) and len(event) == 1:
+        event = event[0]
+    if not isinstance(event, dict):
         return None
-    if not isinstance(event.get("time"), str) or not isinstance(event.get("unit"), str):
-        return None
-    schema = event.get("dataschema")
-    example = next((e for e in examples if e.get("dataschema") == schema), examples[0])
     name = f"canary-{uuid.uuid4().hex}"
-    data = dict(example.get("data") or {})
-    if "dossier_id" in data:
-        data["dossier_id"] = name
-    canary = {**example, "id": name, "source": CANARY_SOURCE, "time": event["time"]}
-    canary.update(unit=event["unit"], data=data)
+    canary = {**event, "id": name, "source": CANARY_SOURCE}
+    clones: list[DossierClone] = []
+    data = event.get("data")
+    if isinstance(data, dict) and isinstance(data.get("dossier_id"), str):
+        canary["data"] = {**data, "dossier_id": name}
+        record = item.record
+        clones.append(DossierClone((record.topic, record.partition), data["dossier_id"], name))
     record = item.record
     made = Record(
         record.topic,
@@ -407,7 +426,7 @@ def _canary(item: _Item, event_type: str, preparer: Preparer) -> _Item | None:
         tuple(h for h in record.headers if h[0] not in _SIGNATURES),
         record.timestamp,
     )
-    return _Item(made, item.now)
+    return _Item(made, item.now), clones
 
 
 def _tp(item: _Item) -> tuple[str, int]:

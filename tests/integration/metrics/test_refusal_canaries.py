@@ -4,11 +4,12 @@ whether the database takes its type there (services/metrics/refusals.py ``_canar
 Until 2026-12-04 such a record was held, and its partition with it, until the next
 record of its type came: for a type rare in its partition (a meeting a week, a
 resolution among receipts) the partition's counting stopped for that long, and past
-``MAX_HELD`` records the worker crashed on every restart. Now a made-up event of the
-type (a valid example of the contract, with the refused event's time and unit and
-identities of its own) is flushed alone and rolled back: if it counts, the record is
-dead-lettered and its partition goes on; if the database refuses the canary too, the
-partition is held as before (tests/integration/metrics/test_store_refusals.py).
+``MAX_HELD`` records the worker crashed on every restart. Now the record's canary, its
+event with identities of its own (event id, source, dossier id, the dossier a copy of
+the refused one's ledger row), is flushed alone and rolled back: if it counts, the
+record is dead-lettered and its partition goes on; if the database refuses the canary
+too, the partition is held as before (tests/integration/metrics/test_store_refusals.py,
+and test_review7_canaries.py for updates, figures and units the canary must try).
 
 Same set-up as test_store_refusals.py: real PostgreSQL, a trigger on the ledger raising
 SQLSTATE class 22 for chosen dossiers."""
@@ -167,35 +168,43 @@ async def test_every_dossier_refused_still_holds_and_dead_letters_nothing(
 
 @pytest.mark.parametrize("event_type", sorted(contract().event_types))
 def test_a_canary_is_counted_for_every_example_of_every_type(event_type: str) -> None:
-    """Whatever valid event is refused, its canary decodes and counts as its type:
-    each valid example of the contract taken as the refused event (backfilled, so that
-    the examples' old times count), the canary copied from the example of its version."""
+    """Whatever valid event is refused, its canary is that event with identities of its
+    own and counts as its type: each valid example of the contract taken as the refused
+    event (backfilled, so that the examples' old times count)."""
     prep = preparer()
     now = datetime.now(UTC)
     for path, example in contract().examples(event_type, "valid"):
         event = copy.deepcopy(example)
-        value = orjson.dumps(event)
-        refused = Record(TOPIC, 0, 7, b"19", value, (BACKFILL_HEADER,), now.timestamp())
+        refused = Record(TOPIC, 0, 7, b"19", orjson.dumps(event), (BACKFILL_HEADER,), 1.5)
         item = refusals._Item(refused, now)
         assert refusals._item_types(item, prep) == {((TOPIC, 0), event_type)}, path.name
-        canary = refusals._canary(item, event_type, prep)
-        assert canary is not None, path.name
-        made = orjson.loads(canary.record.value or b"")
-        assert made["source"] == refusals.CANARY_SOURCE
-        assert made["id"] != event["id"] and made["id"].startswith("canary-")
-        assert (made["time"], made["unit"]) == (event["time"], event["unit"])
-        assert made.get("dataschema") == event.get("dataschema"), path.name
-        if "dossier_id" in made["data"]:
-            assert made["data"]["dossier_id"] == made["id"]
+        made = refusals._canary(item)
+        assert made is not None, path.name
+        canary, clones = made
+        assert canary.record.headers == (BACKFILL_HEADER,)
+        assert (canary.record.offset, canary.record.timestamp) == (7, 1.5)
+        copied = orjson.loads(canary.record.value or b"")
+        assert copied["source"] == refusals.CANARY_SOURCE
+        assert copied["id"] != event["id"] and copied["id"].startswith("canary-")
+        data = event["data"]
+        if "dossier_id" in data:
+            assert copied["data"]["dossier_id"] == copied["id"]
+            assert clones == [refusals.DossierClone((TOPIC, 0), data["dossier_id"], copied["id"])]
+            data = data | {"dossier_id": copied["id"]}
+        else:
+            assert clones == []
+        assert copied == event | {"id": copied["id"], "source": copied["source"], "data": data}
         assert refusals._item_types(canary, prep) == {((TOPIC, 0), event_type)}, path.name
 
 
-def test_no_canary_without_one_event_to_copy_its_time_and_unit_from() -> None:
-    prep = preparer()
+def test_a_canary_is_made_of_one_event_only() -> None:
     now = datetime.now(UTC)
-    for value in (b"{not json", b"[1, 2]", orjson.dumps({"type": "vn.egov.meeting.held"})):
+    event = received("ev-R-0", "R-0")
+    for value in (b"{not json", b"[]", orjson.dumps([event, event]), b"17", b'"text"'):
         item = refusals._Item(Record(TOPIC, 0, 0, b"19", value), now)
-        assert refusals._canary(item, "vn.egov.meeting.held", prep) is None
-    other = refusals._Item(Record(TOPIC, 0, 0, b"19", orjson.dumps(received("e", "H"))), now)
-    assert refusals._canary(other, "vn.egov.meeting.held", prep) is None
+        assert refusals._canary(item) is None, value
+    one = refusals._Item(Record(TOPIC, 0, 0, b"19", orjson.dumps([event])), now)
+    made = refusals._canary(one)
+    assert made is not None
+    assert orjson.loads(made[0].record.value or b"")["data"]["procedure_code"] == "1.001612"
     assert UNIT  # the unit the receipts above are published for

@@ -159,13 +159,13 @@ async def test_a_partition_claimed_again_while_narrowing_dead_letters_its_record
     reclaimed: list[bool] = []
 
     async def probe_after_a_rebalance(
-        batches: Sequence[PartitionBatch], periods: Periods
+        batches: Sequence[PartitionBatch], periods: Periods, *clones: Any
     ) -> FlushResult:
         if not reclaimed:  # a rebalance between two probes: lost and claimed again
             reclaimed.append(True)
             await state.revoke([(TOPIC, 0)])
             await state.assign([(TOPIC, 0)], periods)
-        return await probe(batches, periods)
+        return await probe(batches, periods, *clones)
 
     state.probe = probe_after_a_rebalance  # type: ignore[method-assign]
     sent = Sent()
@@ -457,9 +457,11 @@ async def test_narrowing_costs_about_log2_probes_per_refused_record(
     probe = work.state.probe
     sizes: list[int] = []
 
-    async def counted(batches: Sequence[PartitionBatch], periods: Periods) -> FlushResult:
+    async def counted(
+        batches: Sequence[PartitionBatch], periods: Periods, *clones: Any
+    ) -> FlushResult:
         sizes.append(sum(b.events for b in batches))
-        return await probe(batches, periods)
+        return await probe(batches, periods, *clones)
 
     work.state.probe = counted  # type: ignore[method-assign]
     sent = Sent()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import orjson
@@ -124,9 +125,11 @@ def counting_probes(work: Counting, sizes: list[int]) -> None:
     state = work.state
     probe = state.probe
 
-    async def counted(batches: Sequence[PartitionBatch], periods: Periods) -> FlushResult:
+    async def counted(
+        batches: Sequence[PartitionBatch], periods: Periods, *clones: Any
+    ) -> FlushResult:
         sizes.append(sum(b.events for b in batches))
-        return await probe(batches, periods)
+        return await probe(batches, periods, *clones)
 
     state.probe = counted  # type: ignore[method-assign]
 
