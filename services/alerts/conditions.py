@@ -119,6 +119,8 @@ def kpi_below_target(
         key = AlertKey(BELOW, fig.kpi, fig.unit, fig.window)
         if tracked is not None and status is not Status.BREACH and key not in tracked:
             continue
+        # Held inside its margin: the figure meets its target, the alert clears later.
+        holding = status is Status.HOLD and fig.status is Standing.MEETS
         vi, en = text.below_target(
             fig.unit_name or fig.unit,
             fig.unit,
@@ -129,6 +131,7 @@ def kpi_below_target(
             fig.denominator,
             fig.target_bp,
             unit_name_en=fig.unit_name_en,
+            clear_bp=clear_at_bp(_target_bp(fig), hysteresis_bp) if holding else None,
         )
         yield Verdict(
             key,
@@ -235,12 +238,10 @@ def _burn_verdict(
         long.kpi_name_en or kpi,
         rule.long,
         rule.short,
-        burn_long or 0.0,
-        burn_short or 0.0,
+        (long.numerator, long.denominator),
+        (short.numerator, short.denominator),
         rule.factor,
         long.target_bp,
-        long.numerator,
-        long.denominator,
         unit_name_en=long.unit_name_en,
     )
     values = {

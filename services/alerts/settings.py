@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -78,10 +79,11 @@ class AlertsSettings(CommonSettings):
     read every cycle; ``month`` and ``year`` (which move slowly) every
     ``EGOV_ALERT_BURN_INTERVAL_S``, and when one of their alerts is due."""
 
-    alert_min_volume: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+    alert_min_volume: Annotated[dict[str, Decimal], NoDecode] = Field(default_factory=dict)
     """``EGOV_ALERT_MIN_VOLUME``: comma-separated ``window=factor``: in that window a rate
     is judged only with at least factor x the KPI's min_volume (default 1 in every
-    window, e.g. ``year=3``)."""
+    window, e.g. ``year=3``). Decimal, so that ``day=1.1`` of 50 is 55 items, exactly (a
+    float made it 55.00000000000001, and its ceiling 56)."""
 
     alert_burn_enabled: bool = True
     """``EGOV_ALERT_BURN_ENABLED``: evaluate KpiBudgetBurn (reads 5m/30m/1h/6h windows)."""

@@ -14,8 +14,10 @@ from datetime import datetime
 from typing import Final
 
 from services.common.rates import (
+    BP_SCALE,
     NO_RATE,
     Lang,
+    format_count,
     format_datetime,
     format_duration,
     format_fraction,
@@ -57,18 +59,34 @@ def below_target(
     denominator: int,
     target_bp: int | None,
     unit_name_en: str = "",
+    clear_bp: int | None = None,
 ) -> tuple[str, str]:
+    """``clear_bp``: the figure meets its target, and its alert, still firing, clears
+    only at this rate (the hysteresis margin): said so, not "below the target"."""
+    rate_vi, rate_en = (
+        f"{format_rate(numerator, denominator, lang)} "
+        f"({format_fraction(numerator, denominator, lang)})"
+        for lang in ("vi", "en")
+    )
+    if clear_bp is not None:
+        vi = (
+            f"{unit_name} ({unit}): {kpi_vi} {period(window, 'vi')} đạt {rate_vi}, đã đạt "
+            f"mục tiêu {_target(target_bp, 'vi')}; cảnh báo kết thúc khi đạt "
+            f"{format_target(clear_bp, 'vi')}."
+        )
+        en = (
+            f"{unit_name_en or unit_name} ({unit}): {kpi_en} {period(window, 'en')} is "
+            f"{rate_en}, meeting the {_target(target_bp, 'en')} target; the alert clears "
+            f"at {format_target(clear_bp, 'en')}."
+        )
+        return vi, en
     vi = (
-        f"{unit_name} ({unit}): {kpi_vi} {period(window, 'vi')} đạt "
-        f"{format_rate(numerator, denominator, 'vi')} "
-        f"({format_fraction(numerator, denominator, 'vi')}), thấp hơn mục tiêu "
-        f"{_target(target_bp, 'vi')}."
+        f"{unit_name} ({unit}): {kpi_vi} {period(window, 'vi')} đạt {rate_vi}, thấp hơn "
+        f"mục tiêu {_target(target_bp, 'vi')}."
     )
     en = (
         f"{unit_name_en or unit_name} ({unit}): {kpi_en} {period(window, 'en')} is "
-        f"{format_rate(numerator, denominator, 'en')} "
-        f"({format_fraction(numerator, denominator, 'en')}), below the "
-        f"{_target(target_bp, 'en')} target."
+        f"{rate_en}, below the {_target(target_bp, 'en')} target."
     )
     return vi, en
 
@@ -80,35 +98,75 @@ def burn(
     kpi_en: str,
     long_w: str,
     short_w: str,
-    burn_long: float,
-    burn_short: float,
+    long_counts: tuple[int, int],
+    short_counts: tuple[int, int],
     factor: float,
     target_bp: int | None,
-    numerator: int,
-    denominator: int,
     unit_name_en: str = "",
 ) -> tuple[str, str]:
+    """Each window's share missed as a multiple of the share the target allows, from
+    its counts (numerator, denominator), rounded half up to a tenth ("14,5": 2,775 of
+    10,000 missed against 95 % is 14.45 times, which a float made "14,4"); a window that
+    counted nothing says so, never "0 times"."""
     # "Error budget" has no Vietnamese an operator uses ("ngân sách lỗi" is a calque):
     # say what it means, the share missed against the share the target allows.
-    vi = (
-        f"{unit_name} ({unit}): {kpi_vi} đang giảm nhanh: tỷ lệ chưa đạt "
-        f"{period(long_w, 'vi')} gấp {_times(burn_long, 'vi')} lần và "
-        f"{period(short_w, 'vi')} gấp {_times(burn_short, 'vi')} lần mức mục tiêu "
-        f"{_target(target_bp, 'vi')} cho phép (ngưỡng cảnh báo: gấp "
-        f"{_times(factor, 'vi')} lần); {period(long_w, 'vi')}: "
-        f"{format_rate(numerator, denominator, 'vi')} "
+    windows = ((long_w, long_counts), (short_w, short_counts))
+    times = {w: missed_multiple_tenths(n, d, target_bp) for w, (n, d) in windows}
+    counted = [w for w, _ in windows if times[w] is not None]
+    empty = [w for w, _ in windows if times[w] is None]
+    numerator, denominator = long_counts
+    parts_vi = " và ".join(f"{period(w, 'vi')} gấp {_tenths(times[w], 'vi')} lần" for w in counted)
+    vi = f"{unit_name} ({unit}): {kpi_vi} đang giảm nhanh: "
+    en = f"{unit_name_en or unit_name} ({unit}): {kpi_en} is falling fast: "
+    if counted:
+        vi += f"tỷ lệ chưa đạt {parts_vi} mức mục tiêu {_target(target_bp, 'vi')} cho phép"
+        en += (
+            f"the share missed {_missed_en(counted, times)} what the "
+            f"{_target(target_bp, 'en')} target allows"
+        )
+    else:
+        vi += f"mục tiêu {_target(target_bp, 'vi')}"
+        en += f"the {_target(target_bp, 'en')} target"
+    note_vi = f"ngưỡng cảnh báo: gấp {_times(factor, 'vi')} lần"
+    note_en = f"alert at {_times(factor, 'en')} times"
+    if empty:
+        note_vi = f"{' và '.join(period(w, 'vi') for w in empty)} chưa có số liệu; {note_vi}"
+        note_en = f"nothing counted {' or '.join(period(w, 'en') for w in empty)}; {note_en}"
+    vi += (
+        f" ({note_vi}); {period(long_w, 'vi')}: {format_rate(numerator, denominator, 'vi')} "
         f"({format_fraction(numerator, denominator, 'vi')})."
     )
-    en = (
-        f"{unit_name_en or unit_name} ({unit}): {kpi_en} is falling fast: the share missed "
-        f"{period(long_w, 'en')} is {_times(burn_long, 'en')} times and "
-        f"{period(short_w, 'en')} {_times(burn_short, 'en')} times what the "
-        f"{_target(target_bp, 'en')} target allows (alert at "
-        f"{_times(factor, 'en')} times); {period(long_w, 'en')}: "
-        f"{format_rate(numerator, denominator, 'en')} "
+    en += (
+        f" ({note_en}); {period(long_w, 'en')}: {format_rate(numerator, denominator, 'en')} "
         f"({format_fraction(numerator, denominator, 'en')})."
     )
     return vi, en
+
+
+def missed_multiple_tenths(numerator: int, denominator: int, target_bp: int | None) -> int | None:
+    """The share missed, (d - n) / d, over the share a target allows, (1 - target), in
+    tenths rounded half up from the counts; None when nothing is counted or the target
+    allows nothing (100 %)."""
+    if denominator <= 0 or target_bp is None or target_bp >= BP_SCALE:
+        return None
+    missed = 10 * (denominator - numerator) * BP_SCALE
+    allowed = denominator * (BP_SCALE - target_bp)
+    return (2 * missed + allowed) // (2 * allowed)
+
+
+def _missed_en(windows: list[str], times: dict[str, int | None]) -> str:
+    first, *rest = windows
+    text = f"{period(first, 'en')} is {_tenths(times[first], 'en')} times"
+    for w in rest:
+        text += f" and {period(w, 'en')} {_tenths(times[w], 'en')} times"
+    return text
+
+
+def _tenths(tenths: int | None, lang: Lang) -> str:
+    """A multiple in tenths: "14,5" (vi), "14.5" (en); "20" not "20.0"; thousands grouped."""
+    whole, tenth = divmod(tenths or 0, 10)
+    mark = "," if lang == "vi" else "."
+    return format_count(whole, lang) + (f"{mark}{tenth}" if tenth else "")
 
 
 def silent(

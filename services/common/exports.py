@@ -127,7 +127,12 @@ SCORECARD_COLUMNS: Final = (
 
 _LEVELS: Final = {
     "vi": {"province": "Tỉnh", "district": "Huyện", "commune": "Xã", "department": "Sở, ngành"},
-    "en": {"province": "Province", "district": "District", "commune": "Commune"},
+    "en": {
+        "province": "Province",
+        "district": "District",
+        "commune": "Commune",
+        "department": "Department",
+    },
 }
 _WINDOWS: Final = {
     "vi": {"day": "Ngày", "month": "Tháng", "quarter": "Quý", "year": "Năm"},
@@ -218,8 +223,8 @@ def _indicator_row(group: str, s: IndicatorScore, worst: bool, lang: Lang) -> tu
         ind.id,
         ind.name(lang),
         Decimal(ind.max_points),
-        _points(s.points) if measured and s.points is not None else None,
-        _points(s.lost) if measured else None,
+        _points(s.points, ind.max_points) if measured and s.points is not None else None,
+        _points(s.lost, ind.max_points) if measured else None,
         s.numerator if counted else None,
         s.denominator if counted else None,
         _ratio(rate_bp(s.numerator, s.denominator)) if counted else None,
@@ -237,12 +242,12 @@ def _total_row(
         if lang == "vi"
         else f"{measured_max} of {max_points} points measured"
     )
-    earned = _points(points) if measured_max else None  # nothing measured: unknown, not 0
+    earned = _points(points, measured_max) if measured_max else None  # unknown, not 0
     return (name, "", label, Decimal(max_points), earned, None) + (None,) * 4 + (note,)
 
 
-def _points(points: Fraction) -> Decimal:
-    return Decimal(points_hundredths(points)).scaleb(-2)
+def _points(points: Fraction, maximum: int) -> Decimal:
+    return Decimal(points_hundredths(points, maximum)).scaleb(-2)
 
 
 def _ratio(bp: int | None) -> Decimal | None:

@@ -216,6 +216,10 @@ def _figure(i: dict[str, Any]) -> Figure:
     kpi, unit = i["kpi"], i["unit"]
     name = i.get("unit_name") or unit
     numerator, denominator = i["numerator"] or 0, i["denominator"] or 0
+    if type(numerator) is not int or type(denominator) is not int:
+        # Counts are whole: 1.5 (or 2.0, or true) is a worker's bug, refused here like
+        # a numerator above its denominator, not a page failing as it formats it.
+        raise ValueError(f"{kpi} of {unit}: counts {numerator!r} of {denominator!r} not whole")
     if not 0 <= numerator <= denominator:
         # Counted wrong upstream: refused here, where it is reported as the worker's
         # fault, rather than shown as a rate above 100 % or failing the page that shows it.
@@ -246,7 +250,9 @@ def _dossiers(value: Any) -> DossierCounts | None:
     """The on-time item's optional counts (absent from other items and older workers)."""
     if value is None:
         return None
-    counts = DossierCounts(*(int(value[name]) for name in DossierCounts._fields))
+    counts = DossierCounts(*(value[name] for name in DossierCounts._fields))
+    if any(type(count) is not int for count in counts):
+        raise ValueError(f"dossier counts not whole: {value!r}")
     if min(counts) < 0:
         raise ValueError(f"negative dossier counts {value!r}")
     return counts

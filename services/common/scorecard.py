@@ -363,14 +363,23 @@ def _indicator_score(ind: Indicator, figures: Mapping[str, Figure]) -> Indicator
     return IndicatorScore(ind, State.MEASURED, points, n, d, low)
 
 
-def points_hundredths(points: Fraction) -> int:
-    """Points in hundredths, rounded half up from the exact fraction (never a float)."""
+def points_hundredths(points: Fraction, maximum: int | None = None) -> int:
+    """Points in hundredths, rounded half up from the exact fraction (never a float),
+    keeping the ends as rates do (services/common/rates.py ``rate_bp``): never 0,00 while
+    any point is earned (or lost), never ``maximum`` while any is missing (99,999 of
+    100,000 dossiers on time earn 19,99 of 20, not "20,00" beside "99,99 %")."""
     scaled = points * 100
-    return (2 * scaled.numerator + scaled.denominator) // (2 * scaled.denominator)
+    hundredths = (2 * scaled.numerator + scaled.denominator) // (2 * scaled.denominator)
+    if hundredths == 0 and points > 0:
+        return 1
+    if maximum is not None and points < maximum and hundredths >= maximum * 100:
+        return maximum * 100 - 1
+    return hundredths
 
 
-def format_points(points: Fraction, lang: Lang) -> str:
-    """Points with two decimals, as the portal publishes them: "17,70" (vi), "17.70" (en)."""
-    whole, hundredths = divmod(points_hundredths(points), 100)
+def format_points(points: Fraction, lang: Lang, maximum: int | None = None) -> str:
+    """Points with two decimals, as the portal publishes them: "17,70" (vi), "17.70" (en);
+    out of ``maximum``, whose ends it keeps (``points_hundredths``)."""
+    whole, hundredths = divmod(points_hundredths(points, maximum), 100)
     mark = "," if lang == "vi" else "."
     return f"{format_count(whole, lang)}{mark}{hundredths:02d}"

@@ -25,8 +25,13 @@ from services.common.rates import Lang
 from services.metrics.api import KpiQuery
 
 _LEVELS = {
-    "vi": {"province": "tỉnh", "district": "huyện", "commune": "xã"},
-    "en": {"province": "province", "district": "district", "commune": "commune"},
+    "vi": {"province": "tỉnh", "district": "huyện", "commune": "xã", "department": "sở, ngành"},
+    "en": {
+        "province": "province",
+        "district": "district",
+        "commune": "commune",
+        "department": "department",
+    },
 }
 
 

@@ -155,14 +155,15 @@ def _score(lang: Lang, s: Score) -> str:
     else:
         words = text(lang, "score_measured", measured=s.measured_max, total=TOTAL_POINTS)
         total = (
-            f'<p class="total"><span class="points" data-points="{format_points(s.points, "en")}">'
-            f"{format_points(s.points, lang)}</span> {escape(words)}</p>"
+            f'<p class="total"><span class="points" '
+            f'data-points="{format_points(s.points, "en", s.measured_max)}">'
+            f"{format_points(s.points, lang, s.measured_max)}</span> {escape(words)}</p>"
         )
     costliest = s.costliest()
     if costliest is not None:
         ind = costliest.indicator
         cost = text(lang, "score_costliest", indicator=f"{ind.id} {ind.name(lang)}",
-                    lost=format_points(costliest.lost, lang))  # fmt: skip
+                    lost=format_points(costliest.lost, lang, ind.max_points))  # fmt: skip
         cost_html = f'<p class="costliest"><span aria-hidden="true">▼</span> {escape(cost)}</p>'
     elif s.measured_max:
         cost_html = f'<p class="costliest ok">{escape(text(lang, "score_no_loss"))}</p>'
@@ -190,7 +191,7 @@ def _group_row(lang: Lang, g: GroupScore) -> str:
     )
     split = ' class="has-ind"' if measured else ""
     if g.measured_max:
-        got = format_points(g.points, lang)
+        got = format_points(g.points, lang, g.measured_max)
         earned = escape(text(lang, "points_of", points=got, max=g.measured_max))
     else:
         earned = "–"
@@ -214,7 +215,7 @@ def _indicator_line(lang: Lang, i: IndicatorScore) -> str:
     if i.state is State.NO_DATA or i.points is None:
         what = f'<span class="note">{escape(text(lang, "score_no_data"))}</span>'
     else:
-        pts = escape(text(lang, "points_of", points=format_points(i.points, lang),
+        pts = escape(text(lang, "points_of", points=format_points(i.points, lang, ind.max_points),
                           max=ind.max_points))  # fmt: skip
         low = (
             f' <span class="note warn">◌ {escape(text(lang, "score_low_volume"))}</span>'
@@ -395,7 +396,8 @@ def _rank_table(lang: Lang, ranking: Ranking, entries: Sequence[Entry]) -> str:
 
 def _rank_row(lang: Lang, e: Entry, by_score: bool) -> str:
     if by_score and e.score is not None:
-        pts = text(lang, "points_of", points=format_points(e.score.points, lang),
+        pts = text(lang, "points_of",
+                   points=format_points(e.score.points, lang, e.score.measured_max),
                    max=e.score.measured_max)  # fmt: skip
         value = f'<span class="pts">{escape(pts)}</span> ' + rate_block(
             lang, e.numerator, e.denominator

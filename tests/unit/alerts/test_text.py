@@ -45,11 +45,11 @@ def test_a_target_with_a_half_point_keeps_it() -> None:
 
 
 def test_burn_says_what_the_budget_means_without_the_calque() -> None:
-    vi, en = text.burn("Xã A", "1", "Tỷ lệ", "Rate", "1h", "5m", 20.0, 14.44, 14.4, 9000, 2, 10)
-    assert "trong 1 giờ qua gấp 20 lần và trong 5 phút qua gấp 14,4 lần" in vi
+    vi, en = text.burn("Xã A", "1", "Tỷ lệ", "Rate", "1h", "5m", (2, 10), (1, 10), 14.4, 9000)
+    assert "trong 1 giờ qua gấp 8 lần và trong 5 phút qua gấp 9 lần" in vi
     assert "mục tiêu 90 % cho phép (ngưỡng cảnh báo: gấp 14,4 lần)" in vi
     assert "trong 1 giờ qua: 20,00 % (2 / 10)." in vi
-    assert "over the last hour is 20 times and over the last 5 minutes 14.4 times" in en
+    assert "over the last hour is 8 times and over the last 5 minutes 9 times" in en
     for t in (vi, en):
         assert not any(word in t for word in CALQUES)
 

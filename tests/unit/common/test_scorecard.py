@@ -150,7 +150,11 @@ def test_an_empty_period_claims_nothing_unless_the_source_scores_it_full() -> No
 
 def test_points_round_half_up_from_the_fraction() -> None:
     assert points_hundredths(Fraction(1, 200)) == 1  # 0.005 is 0.01
-    assert points_hundredths(Fraction(1, 201)) == 0
+    assert points_hundredths(Fraction(1, 201)) == 1  # earned, so never "0,00"
+    assert points_hundredths(Fraction(0)) == 0
+    assert points_hundredths(Fraction(19_999, 1_000), 20) == 1999  # not "20,00" of 20
+    assert points_hundredths(Fraction(20), 20) == 2000
+    assert points_hundredths(Fraction(19_999, 1_000)) == 2000  # no maximum, no end kept
     assert points_hundredths(Fraction(20 * 2_9, 100)) == 580  # 5.8 exactly (0.29 * 20)
     assert format_points(Fraction(177, 10), "vi") == "17,70"
     assert format_points(Fraction(177, 10), "en") == "17.70"
