@@ -38,7 +38,9 @@ worst units are ordered) and the last cell counts the others (:func:`strip`)."""
 
 ON_TIME: Final = "dossier_on_time"
 RECEIVED: Final = "dossier_online"
-"""Its denominator is the dossiers received (for procedures offered online)."""
+"""Its denominator is the dossiers received for procedures offered as full-process online
+services (its ``service_level`` "full"): the tile says so, not "offered online", which
+would take in partly online procedures too."""
 
 
 @dataclass(frozen=True, slots=True)

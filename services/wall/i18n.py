@@ -107,7 +107,7 @@ STRINGS: Final[dict[Lang, dict[str, str]]] = {
         "points_of": "{points} / {max}",
         "tiles_title": "Hồ sơ thủ tục hành chính — {period}",
         "tile_received": "Tiếp nhận",
-        "tile_received_note": "thủ tục có dịch vụ trực tuyến",
+        "tile_received_note": "thủ tục trực tuyến toàn trình",
         "tile_resolved": "Đã giải quyết",
         "tile_early": "Trước hạn",
         "tile_on_time": "Đúng hạn",
@@ -124,6 +124,7 @@ STRINGS: Final[dict[Lang, dict[str, str]]] = {
         "rank": "Hạng",
         "by_score": "Điểm Quyết định 766",
         "volume": "Số lượng",
+        "items_n": "{n} mục",
         "rankings_rule": "Đơn vị có dưới {min} mục trong kỳ được liệt kê riêng, không xếp hạng "
         "(số liệu ít chưa đủ để so sánh). Tỷ lệ bằng nhau thì cùng hạng.",
         "rankings_apart": "Chưa đủ số liệu để xếp hạng",
@@ -231,7 +232,7 @@ STRINGS: Final[dict[Lang, dict[str, str]]] = {
         "points_of": "{points} / {max}",
         "tiles_title": "Dossiers — {period}",
         "tile_received": "Received",
-        "tile_received_note": "procedures offered online",
+        "tile_received_note": "full-process online procedures",
         "tile_resolved": "Resolved",
         "tile_early": "Early",
         "tile_on_time": "On time",
@@ -248,6 +249,7 @@ STRINGS: Final[dict[Lang, dict[str, str]]] = {
         "rank": "Rank",
         "by_score": "Decision 766 score",
         "volume": "Volume",
+        "items_n": "{n} items",
         "rankings_rule": "Units with fewer than {min} items in the period are listed apart, "
         "unranked (too few to compare). Equal rates share a rank.",
         "rankings_apart": "Too few to rank",

@@ -394,14 +394,22 @@ def _rank_table(lang: Lang, ranking: Ranking, entries: Sequence[Entry]) -> str:
     )
 
 
+def _score_block(lang: Lang, e: Entry) -> str:
+    """A unit's 766 points with the volume they rest on: its measured indicators' items,
+    a count and never a rate (items of different KPIs added make no percentage)."""
+    volume = text(lang, "items_n", n=format_count(e.denominator, lang))
+    counts = f'<span class="counts" data-denominator="{e.denominator}">{escape(volume)}</span>'
+    if e.score is None:
+        return counts
+    pts = text(lang, "points_of",
+               points=format_points(e.score.points, lang, e.score.measured_max),
+               max=e.score.measured_max)  # fmt: skip
+    return f'<span class="pts">{escape(pts)}</span> {counts}'
+
+
 def _rank_row(lang: Lang, e: Entry, by_score: bool) -> str:
-    if by_score and e.score is not None:
-        pts = text(lang, "points_of",
-                   points=format_points(e.score.points, lang, e.score.measured_max),
-                   max=e.score.measured_max)  # fmt: skip
-        value = f'<span class="pts">{escape(pts)}</span> ' + rate_block(
-            lang, e.numerator, e.denominator
-        )
+    if by_score:
+        value = _score_block(lang, e)
     else:
         status = e.figure.status if e.figure is not None else None
         value = rate_block(lang, e.numerator, e.denominator, status)
@@ -415,9 +423,11 @@ def _rank_row(lang: Lang, e: Entry, by_score: bool) -> str:
 
 
 def _apart(lang: Lang, ranking: Ranking) -> str:
+    by_score = ranking.key == SCORE
     items = "".join(
         f'<li data-unit="{escape(e.unit.code)}">{escape(_name(lang, e.unit))} '
-        f"{rate_block(lang, e.numerator, e.denominator)}</li>"
+        f"{_score_block(lang, e) if by_score else rate_block(lang, e.numerator, e.denominator)}"
+        "</li>"
         for e in ranking.apart[:APART_LIMIT]
     )
     more = len(ranking.apart) - APART_LIMIT

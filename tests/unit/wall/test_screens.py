@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from services.common.figures import DossierCounts, Figure
-from services.common.scorecard import Scorecard
+from services.common.scorecard import Period, Scorecard
 from services.common.units import VN_TZ
 from services.wall.board import (
     ALERT_LIMIT,
@@ -19,7 +19,7 @@ from services.wall.board import (
 )
 from services.wall.kiosk import EVERY_MIN_S, parse_kiosk, position
 from services.wall.model import Alert
-from services.wall.rankings import rank_kpi
+from services.wall.rankings import rank_kpi, rank_score
 from services.wall.screens import ROWS_PER_COLUMN, board_html, rankings_html
 from services.wall.trend import TrendPoint
 from services.wall.unitpage import comparisons, history_days, trends
@@ -195,6 +195,28 @@ def test_rankings_page_states_the_rule_and_pages_instead_of_scrolling() -> None:
     assert 'data-unit="one"' in first.split('class="apart-list"')[1]
     last = rankings_html("vi", r, [("dossier_online", "Online")], 9)
     assert "Trang 3/3" in last and last.count('data-rank="') == 10
+
+
+def test_a_score_ranking_shows_points_and_items_never_a_rate_of_mixed_kpis(
+    card: Scorecard,
+) -> None:
+    """By score, a unit's volume is its measured indicators' items, added across KPIs:
+    a count beside its points, not a percentage (until 2026-12-04 it showed "89,38 %
+    (143 / 160)", a rate of nothing; tests/unit/test_review_rates_display.py)."""
+    figures = [
+        fig("a", "dossier_on_time", 95, 100),
+        fig("a", "document_signing", 48, 60),
+        fig("b", "dossier_on_time", 9, 9),  # under its minimum volume: listed apart
+    ]
+    ranking = rank_score(card, figures, "38", "commune", Period("month", 2026, 12))
+    for lang, items in (("vi", "mục"), ("en", "items")):
+        html = rankings_html(lang, ranking, [("score", "766")], 1)
+        row = html.split('data-unit="a"')[1].split("</tr>")[0]
+        assert "%" not in row, row
+        assert f"{ranking.ranked[0].denominator} {items}" in row, row
+        apart = html.split('class="apart-list"')[1]
+        assert "%" not in apart.split('data-unit="b"')[1].split("</li>")[0]
+        assert f"9 {items}" in apart
 
 
 def test_names_from_the_sources_are_escaped_on_the_screens(card: Scorecard) -> None:
