@@ -415,7 +415,8 @@ def _canary(item: _Item) -> tuple[_Item, list[DossierClone]] | None:
     if isinstance(data, dict) and isinstance(data.get("dossier_id"), str):
         canary["data"] = {**data, "dossier_id": name}
         record = item.record
-        clones.append(DossierClone((record.topic, record.partition), data["dossier_id"], name))
+        if _storable(data["dossier_id"]):  # else it has no row, and cannot be looked up
+            clones.append(DossierClone((record.topic, record.partition), data["dossier_id"], name))
     record = item.record
     made = Record(
         record.topic,
@@ -427,6 +428,19 @@ def _canary(item: _Item) -> tuple[_Item, list[DossierClone]] | None:
         record.timestamp,
     )
     return _Item(made, item.now), clones
+
+
+def _storable(text: str) -> bool:
+    """Whether PostgreSQL can hold ``text`` at all (no NUL, encodable as UTF-8): a dossier
+    id that cannot has no stored row, and the clone's lookup of it would be refused for
+    the very value the canary is there to tell apart."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _tp(item: _Item) -> tuple[str, int]:

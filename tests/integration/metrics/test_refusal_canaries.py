@@ -208,3 +208,20 @@ def test_a_canary_is_made_of_one_event_only() -> None:
     assert made is not None
     assert orjson.loads(made[0].record.value or b"")["data"]["procedure_code"] == "1.001612"
     assert UNIT  # the unit the receipts above are published for
+
+
+def test_a_dossier_id_postgresql_cannot_hold_is_not_looked_up_for_a_clone() -> None:
+    """The clone's lookup would send the refused id itself, which PostgreSQL refuses when
+    it cannot hold it (a NUL, as until 2026-12-04; a lone surrogate): the canary would
+    then be refused for the record's own value, and never vouch. Such an id has no row:
+    no clone is made."""
+    now = datetime.now(UTC)
+    event = received("ev-R-0", "R-0")
+    event["data"]["dossier_id"] = "R\x00-0"
+    item = refusals._Item(Record(TOPIC, 0, 0, b"19", orjson.dumps(event)), now)
+    made = refusals._canary(item)
+    assert made is not None and made[1] == []
+    assert not refusals._storable("R-\ud800") and refusals._storable("Hồ sơ R-1")
+    plain = refusals._Item(Record(TOPIC, 0, 0, b"19", orjson.dumps(received("e", "R-1"))), now)
+    made = refusals._canary(plain)
+    assert made is not None and [c.dossier_id for c in made[1]] == ["R-1"]
