@@ -156,6 +156,19 @@ class CommonSettings(BaseSettings):
     timestamp), never their own clock when they read it. 14 days: the Tết break (up to 9
     days off) and the days after it to upload the backlog. Backfilled events have no grace."""
 
+    clock_skew_s: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias=AliasChoices(
+            "EGOV_CLOCK_SKEW_S", "EGOV_METRICS_CLOCK_SKEW_S", "clock_skew_s"
+        ),
+    )
+    """``EGOV_CLOCK_SKEW_S`` (``EGOV_METRICS_CLOCK_SKEW_S``, the workers' name until
+    2026-12-04, still read): how far ahead of the clock an event time may be (publisher
+    clocks drift). One setting for ingest, which refuses such an event with 422, and the
+    metrics workers, which dead-letter it as ``time-in-future``: with two, an event ingest
+    accepted with 202 could be dead-lettered by a worker set tighter."""
+
     schemas_dir: Path = SCHEMAS_DIR
     """``EGOV_SCHEMAS_DIR``: the event contract (CloudEvents + JSON Schema)."""
 

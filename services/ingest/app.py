@@ -111,7 +111,9 @@ class IngestService:
         body = await submission.read(self.settings.max_body_bytes)
         events = decode_body(body, content_type, self.settings.max_batch_events)
         self.metrics.batch_size.observe(len(events))
-        # Events, not requests: a batch of 500 costs 500 (a refused batch costs nothing).
+        # Events, not requests: a batch of 500 costs 500. A request refused after it paid
+        # gets back what it was not refused for: a 422 or 403 costs only its events in
+        # error (the corrected resend of the rest goes through), a 503 nothing.
         wait_s = self.limiter.acquire(key.key_id, time.monotonic(), len(events))
         if wait_s > 0:
             self._count_refused(key, "rate_limited", "rate", len(events))
@@ -122,6 +124,7 @@ class IngestService:
         try:
             await self.publisher.publish(records, accepted)
         except PublishError as exc:
+            self.limiter.refund(key.key_id, time.monotonic(), len(events))
             self._count_refused(key, "unavailable", "broker", len(records))
             # The cause (hosts, client internals) is logged by the publisher, not shown.
             raise problems.broker_unavailable(
@@ -136,12 +139,18 @@ class IngestService:
         records, errors = self.validator.check(events, now, key.publisher, self.keys.unbound_before)
         if errors:
             self._count_errors(key, "rejected", errors)
+            self._refund_all_but(key, len(events), errors)
             raise problems.invalid_events(errors, len(events))
         denied = scope_violations(key, records, self.registry)
         if denied:
             self._count_errors(key, "out_of_scope", denied)
+            self._refund_all_but(key, len(events), denied)
             raise problems.out_of_scope(denied, len(events))
         return records
+
+    def _refund_all_but(self, key: ApiKey, events: int, errors: list[InvalidEvent]) -> None:
+        """Give back the tokens of a refused request's events that were not in error."""
+        self.limiter.refund(key.key_id, time.monotonic(), events - len({e.index for e in errors}))
 
     def _count_errors(self, key: ApiKey, outcome: str, errors: list[InvalidEvent]) -> None:
         for error in errors:

@@ -72,8 +72,14 @@ class Authenticator:
         key_id, secret = parsed
         entry = self._fresh(key_id)
         if entry is None:
-            if key_id not in self._pending:  # joining a lookup under way costs nothing more
-                self._charge(address)  # before the lookup: a guess costs its address first
+            # Joining a lookup under way costs nothing more, nor does refreshing a key
+            # this secret matched before (a valid key behind a proxy shared by many is
+            # never billed as a guess when its entry ages out); anything else is a guess
+            # and costs its address before the lookup.
+            known = self._cache.get(key_id)
+            refresh = known is not None and known.key is not None and known.key.matches(secret)
+            if key_id not in self._pending and not refresh:
+                self._charge(address)
             entry = await self._entry(key_id)
         key = entry.key
         if key is None or not key.matches(secret):

@@ -70,6 +70,9 @@ class ApiKey:
 
 
 _SOURCE_BOUNDARIES = ("/", ":", "#", "?")
+_AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)")
+"""A hierarchical URI's scheme and authority (``userinfo@host:port``), RFC 3986 §3.2."""
+_PORT = re.compile(r":[0-9]*")
 
 
 def source_allowed(source: str, prefix: str) -> bool:
@@ -80,7 +83,18 @@ def source_allowed(source: str, prefix: str) -> bool:
     if not prefix or not source.startswith(prefix):
         return False
     rest = source[len(prefix) :]
-    return not rest or prefix.endswith(_SOURCE_BOUNDARIES) or rest.startswith(_SOURCE_BOUNDARIES)
+    if not rest:
+        return True
+    if not (prefix.endswith(_SOURCE_BOUNDARIES) or rest.startswith(_SOURCE_BOUNDARIES)):
+        return False
+    # Within a URI's authority a ':' starts a port, or ends a user name before '@':
+    # ``https://tdoffice.thanhhoa.gov.vn:x@dichvucong.thanhhoa.gov.vn/`` is the host
+    # dichvucong. A prefix that ends inside the source's authority allows only a port (one
+    # that ends before it, a scheme such as "https:", binds no host at all).
+    authority = _AUTHORITY.match(source)
+    if authority is not None and authority.start(1) < len(prefix) < authority.end():
+        return _PORT.fullmatch(source[len(prefix) : authority.end()]) is not None
+    return True
 
 
 def hash_secret(secret: str) -> bytes:

@@ -100,8 +100,8 @@ def broker_unavailable(detail: str, retry_after_s: int = 5) -> Problem:
         503,
         "broker-unavailable",
         "Broker unavailable",
-        f"{detail} Nothing from this request may be counted; retry the same events "
-        "(same source and id): they are counted once.",
+        f"{detail} Some or all of this request's events may have been published already; "
+        "retry the same events (same source and id): each is counted once.",
         headers={"Retry-After": str(retry_after_s)},
     )
 

@@ -45,6 +45,13 @@ class RateLimiter:
             return 0.0
         return (cost - bucket.tokens) / self._rate
 
+    def refund(self, name: str, now: float, amount: float) -> None:
+        """Give back ``amount`` tokens taken by ``acquire`` for work not done (a request
+        refused after it paid), up to the burst."""
+        if amount > 0:
+            bucket = self._bucket(name, now)
+            bucket.tokens = min(self._burst, bucket.tokens + amount)
+
     def _bucket(self, name: str, now: float) -> _Bucket:
         buckets = self._buckets
         bucket = buckets.get(name)

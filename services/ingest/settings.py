@@ -23,15 +23,12 @@ class IngestSettings(CommonSettings):
     max_body_bytes: int = 4 * 1024 * 1024
     """``EGOV_MAX_BODY_BYTES``: request body size, at most."""
 
-    clock_skew_s: float = 300.0
-    """``EGOV_CLOCK_SKEW_S``: how far ahead an event time may be (publisher clocks drift)."""
-
     produce_timeout_s: float = 10.0
     """``EGOV_PRODUCE_TIMEOUT_S``: how long a request waits for the broker's acknowledgement."""
 
     rate_limit_per_s: float = 2000.0
     """``EGOV_RATE_LIMIT_PER_S``: sustained events per second per API key (token bucket;
-    a batch of 500 costs 500, a refused request nothing)."""
+    a batch of 500 costs 500; a 422 or 403 only its events in error, a 503 nothing)."""
 
     rate_limit_burst: float = 10000.0
     """``EGOV_RATE_LIMIT_BURST``: events a key may send at once above its sustained rate;

@@ -95,10 +95,12 @@ class MetricsSettings(CommonSettings):
     and the broker's fetch wait (``metrics_fetch_max_wait_ms``) bounds the wait. Kept
     so that a deployment that sets it still starts."""
 
-    metrics_clock_skew_s: float = 300.0
-    """``EGOV_METRICS_CLOCK_SKEW_S``: an event dated more than this many seconds ahead of
-    the worker's clock is dead-lettered as ``time-in-future`` (ingest refuses the same with
-    its own ``EGOV_CLOCK_SKEW_S``); one within it counts in the day it is dated."""
+    @property
+    def metrics_clock_skew_s(self) -> float:
+        """The clock skew, shared with ingest (``clock_skew_s``): an event dated more than
+        this many seconds ahead of the worker's clock is dead-lettered as
+        ``time-in-future``; one within it counts in the day it is dated."""
+        return self.clock_skew_s
 
     metrics_session_timeout_s: float = 6.0
     """``EGOV_METRICS_SESSION_TIMEOUT_S``: consumer-group session. A dead worker's partitions

@@ -36,6 +36,19 @@ TDOFFICE = "https://tdoffice.thanhhoa.gov.vn/"
             False,
         ),
         ("https://tdoffice.thanhhoa.gov.vnx", "https://tdoffice.thanhhoa.gov.vn", False),
+        # A port of the host is the host; a user name before '@' names another host.
+        ("https://tdoffice.thanhhoa.gov.vn:8443/nc", "https://tdoffice.thanhhoa.gov.vn", True),
+        (
+            "https://tdoffice.thanhhoa.gov.vn:x@dichvucong.thanhhoa.gov.vn/",
+            "https://tdoffice.thanhhoa.gov.vn",
+            False,
+        ),
+        (
+            "https://tdoffice.thanhhoa.gov.vn:443@evil.example/",
+            "https://tdoffice.thanhhoa.gov.vn",
+            False,
+        ),
+        ("https://tdoffice.thanhhoa.gov.vn:8443/a@b", "https://tdoffice.thanhhoa.gov.vn", True),
         ("urn:egov:tdoffice:38", "urn:egov:tdoffice:", True),
         ("urn:egov:tdoffice:38", "urn:egov:tdoffice:3", False),
         ("urn:egov:dvc:38", "urn:egov:tdoffice:", False),
