@@ -150,14 +150,23 @@ class AlertsApi:
         since = self.service.clock() - timedelta(hours=self.service.settings.alert_recent_hours)
         async with self._pool().acquire() as conn:
             alerts = await store.list_alerts(conn, f, since)
-        items = [_shown(store.alert_json(a), viewer) for a in alerts]
+        items = [_shown(self._current(store.alert_json(a)), viewer) for a in alerts]
         return JSONResponse({"items": items})
 
     async def get_alert(self, request: Request) -> Response:
         viewer = await self._viewer(request)
         async with self._pool().acquire() as conn:
             found = await store.get_alert(conn, alert_id(request))
-        return JSONResponse(_shown(found, viewer))
+        return JSONResponse(_shown(self._current(found), viewer))
+
+    def _current(self, stored: dict[str, Any]) -> dict[str, Any]:
+        """A stored alert with the figures and wording of its latest evaluation, while it
+        is open in this service: the row is written at transitions only, and the wall
+        must show what Alertmanager is sent (60,00 % now, not the 80 % it fired at)."""
+        live = next((a for a in self.service.state.open.values() if a.id == stored["id"]), None)
+        if live is None or live.state.value != stored["state"]:
+            return stored
+        return {**stored, "values": dict(live.values), "annotations": dict(live.annotations)}
 
     async def ack(self, request: Request) -> Response:
         return await self._note(request, "ack")
@@ -176,7 +185,12 @@ class AlertsApi:
             before = await store.get_alert(conn, target)
             self._may(who, before["province"], f"the alert of unit {before['unit']}")
             await store.add_note(conn, target, kind, who.name, note)
-            return JSONResponse(_shown(await store.get_alert(conn, target), who))
+            after = await store.get_alert(conn, target)
+        if kind == "ack":
+            # The open alert in memory too: the webhook and Kafka events of its next
+            # transitions are made from it, and must say who acknowledged it.
+            self.service.state.acknowledged(target, after["acked_by"], after["acked_at"])
+        return JSONResponse(_shown(after, who))
 
     # --- targets ----------------------------------------------------------------------
 

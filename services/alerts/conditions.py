@@ -12,7 +12,7 @@ figures of that cycle: nothing is cached across cycles.
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -280,6 +280,8 @@ def unit_silent(
     calendar: WorkingCalendar,
     directory: UnitDirectory,
     rule: SilenceRule,
+    still_silent: Iterable[tuple[str, str]] = (),
+    blind: Sequence[tuple[datetime, datetime]] = (),
 ) -> Iterator[Verdict]:
     """Units expected to publish a family that published none for their usual gap.
 
@@ -287,16 +289,25 @@ def unit_silent(
     (:meth:`Cadence.silent_after`: learned from its daily figures, a family floor).
 
     Expected: published the family within the lookback (``last_seen``, kept across
-    restarts), or enough of its peers (same province and level) did. A never-seen unit
+    restarts), or enough of its peers (same province and level) did, or it has an open
+    UnitSilent alert (``still_silent``: a unit silent past the lookback stays judged, its
+    alert's figures keep up instead of freezing at the last verdict). A never-seen unit
     is silent since ``watch_start`` (when this service began watching), so a fresh
-    start does not page for every commune at once.
+    start does not page for every commune at once; a unit seen before, since its last
+    event. Working time inside a ``blind`` span (a worker did not answer: what its units
+    published was not seen) is not counted.
     """
     since = calendar.working_days_back(now, rule.lookback_days)
     recent = {k for k, t in last_seen.items() if t >= since}
-    for unit, family in sorted(_expected(recent, directory, rule.peer_share)):
+    expected = _expected(recent, directory, rule.peer_share) | set(still_silent)
+    for unit, family in sorted(expected):
         last = last_seen.get((unit, family))
-        start = max(last if last is not None else watch_start, since)
-        silent_s = calendar.working_seconds(start, now)
+        start = last if last is not None else max(watch_start, since)
+        silent_s = calendar.working_seconds(start, now) - sum(
+            calendar.working_seconds(max(a, start), min(b, now))
+            for a, b in blind
+            if min(b, now) > max(a, start)
+        )
         after_s = rule.cadence.silent_after(unit, family)
         if silent_s < after_s:
             status = Status.CLEAR

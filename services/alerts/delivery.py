@@ -80,9 +80,19 @@ class Delivery:
     # --- Alertmanager -------------------------------------------------------------
 
     def alertmanager_batch(self, firing: Iterable[Alert], now: datetime) -> list[dict[str, Any]]:
+        """The firing alerts, then the recently resolved ones, except a resolved one whose
+        identity fires again: Alertmanager keeps one alert per label set, the last it was
+        sent, so the old resolution would mask the new incident and its page until the
+        resend window passed (``EGOV_ALERT_RESOLVED_RESEND_S``)."""
         expiry = timedelta(seconds=4 * self.settings.alert_resend_s)
         base = self.settings.alerts_public_url.rstrip("/")
-        return [payload(a, now, expiry, base) for a in [*firing, *self.resolved]]
+        batch = [payload(a, now, expiry, base) for a in firing]
+        firing_labels = {_label_set(p) for p in batch}
+        for alert in self.resolved:
+            resolved = payload(alert, now, expiry, base)
+            if _label_set(resolved) not in firing_labels:
+                batch.append(resolved)
+        return batch
 
     async def push(self, firing: Iterable[Alert], now: datetime, force: bool = False) -> bool:
         """Send the firing and recently resolved alerts if due; False if it failed."""
@@ -167,3 +177,8 @@ class Delivery:
             with contextlib.suppress(Exception):
                 await self._producer.stop()
             self._producer = None
+
+
+def _label_set(alert: dict[str, Any]) -> frozenset[tuple[str, str]]:
+    """What Alertmanager identifies an alert by: its labels."""
+    return frozenset(alert["labels"].items())

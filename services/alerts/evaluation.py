@@ -68,6 +68,11 @@ class Evaluator:
         self._hysteresis_bp = to_bp(settings.alert_hysteresis)
         self._last_slow: datetime | None = None
         self._ingest: deque[tuple[datetime, conditions.Counters]] = deque()
+        self._last_complete: datetime | None = None
+        self._blind_from: datetime | None = None
+        self._blind: list[tuple[datetime, datetime]] = []
+        """Spans in which some worker did not answer: the units it owns published
+        unseen, so that time is not silence (``conditions.unit_silent``)."""
 
     def start_watching(self, at: datetime) -> None:
         """Silence is judged from here on (a never-seen unit is silent since ``at``)."""
@@ -138,17 +143,34 @@ class Evaluator:
             self._last_slow = now
             if s.alert_burn_enabled:
                 verdicts += conditions.kpi_budget_burn(seen.figures, s.alert_burn_for_s, tracked)
+        self._track_blind(seen.complete, now)
         if seen.complete and self.watch_start is not None:
-            # A worker that did not answer would make its units look silent: skip.
+            # A worker that did not answer would make its units look silent: skip, and
+            # when it answers again the time it did not does not count as silence (its
+            # units published meanwhile; its backlog is still being counted).
             rule = conditions.SilenceRule(
                 self.cadence(), s.alert_silent_lookback_days, s.alert_silent_peer_share
             )
+            silent = [(k.unit, k.kpi) for k in open_alerts if k.condition == conditions.SILENT]
             verdicts += conditions.unit_silent(
-                last_seen, now, self.watch_start, self.calendar, self.directory, rule
-            )
+                last_seen, now, self.watch_start, self.calendar, self.directory, rule, silent,
+                self._blind,
+            )  # fmt: skip
         if seen.ingest is not None:
             verdicts += self._rejections(seen.ingest, now)
         return verdicts
+
+    def _track_blind(self, complete: bool, now: datetime) -> None:
+        """Record the span from the last complete observation to the next one, when the
+        cycles between saw some worker not answer; spans older than the lookback go."""
+        if complete:
+            if self._last_complete is not None and self._blind_from is not None:
+                self._blind.append((self._last_complete, now))
+            self._last_complete, self._blind_from = now, None
+            oldest = self.calendar.working_days_back(now, self.settings.alert_silent_lookback_days)
+            self._blind = [(a, b) for a, b in self._blind if b > oldest]
+        elif self._blind_from is None:
+            self._blind_from = now
 
     def cadence(self) -> Cadence:
         s = self.settings

@@ -52,6 +52,13 @@ class AlertState:
     def firing(self) -> list[Alert]:
         return [a for a in self.book.open.values() if a.state is State.FIRING]
 
+    def acknowledged(self, alert_id: str, by: str | None, at: str | None) -> None:
+        """An operator acknowledged ``alert_id`` (stored already): its open alert says so."""
+        for alert in self.book.open.values():
+            if alert.id == alert_id:
+                alert.acked_by = by
+                alert.acked_at = datetime.fromisoformat(at) if at else None
+
     async def load(self, dsn: str, resolved_since: datetime) -> list[Alert]:
         """Connect, migrate, load open alerts and last-seen times; retries forever.
 

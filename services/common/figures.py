@@ -299,8 +299,10 @@ def merge_figures(answers: Sequence[Sequence[Figure]]) -> list[Figure]:
     """One figure per (kpi, unit, window) over every worker's answer, in no set order.
 
     During a rebalance two workers can briefly both answer for a unit; counts within a
-    period only grow, so the larger (denominator, numerator) is the fresher figure, and
-    the unit is counted once.
+    period only grow, so of two figures of one period the larger (denominator, numerator)
+    is the fresher, and the unit is counted once. Of two periods the later wins, whatever
+    its counts: just after midnight a worker that has moved on to today's 0 of 0 is
+    fresher than one still answering yesterday's 80 of 100.
     """
     if len(answers) == 1:
         return list(answers[0])  # one worker never answers for a unit twice
@@ -309,12 +311,15 @@ def merge_figures(answers: Sequence[Sequence[Figure]]) -> list[Figure]:
         for fig in answer:
             key = (fig.kpi, fig.unit, fig.window)
             held = best.get(key)
-            if held is None or (fig.denominator, fig.numerator) > (
-                held.denominator,
-                held.numerator,
-            ):
+            if held is None or _freshness(fig) > _freshness(held):
                 best[key] = fig
     return list(best.values())
+
+
+def _freshness(fig: Figure) -> tuple[float, int, int]:
+    """How fresh a figure is: its period (none known counts as the oldest), then counts."""
+    start = fig.period_start.timestamp() if fig.period_start is not None else float("-inf")
+    return (start, fig.denominator, fig.numerator)
 
 
 def merge_activity(answers: Iterable[Iterable[Activity]]) -> list[Activity]:
