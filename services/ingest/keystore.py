@@ -6,6 +6,7 @@ has that name). asyncpg's own errors are translated here and nowhere else.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -148,6 +149,10 @@ async def find_cutover(conn: Connection) -> datetime | None:
     return found
 
 
+LOOKUP_TIMEOUT_S = 3.0
+"""Longest wait for a connection, then for the key's row (a publisher's request waits)."""
+
+
 class PgKeySource:
     """The running service's view of the key table: a small pool, lookups by id, a ping,
     and the dedup cut-over, read once at start."""
@@ -168,9 +173,15 @@ class PgKeySource:
             self._pool = None
 
     async def find(self, key_id: str) -> ApiKey | None:
+        """The key, or TimeoutError within ``LOOKUP_TIMEOUT_S`` however PostgreSQL fails:
+        a database that hangs (a lock, a stalled disk) rather than refuses must not hold
+        every request for that key; the caller falls back to the cached key, or 503."""
         if self._pool is None:
             raise KeyStoreError("the key store is not connected")
-        async with self._pool.acquire(timeout=3) as conn:
+        async with (
+            self._pool.acquire(timeout=LOOKUP_TIMEOUT_S) as conn,
+            asyncio.timeout(LOOKUP_TIMEOUT_S),
+        ):
             return await find_key(conn, key_id)
 
     async def ping(self) -> bool:
