@@ -35,6 +35,7 @@ from services.alerts.http import (
     target_bp,
     text,
 )
+from services.alerts.model import Alert
 from services.alerts.operators import Operator
 from services.alerts.service import AlertsService
 from services.common.db import Connection
@@ -150,23 +151,18 @@ class AlertsApi:
         since = self.service.clock() - timedelta(hours=self.service.settings.alert_recent_hours)
         async with self._pool().acquire() as conn:
             alerts = await store.list_alerts(conn, f, since)
-        items = [_shown(self._current(store.alert_json(a)), viewer) for a in alerts]
+        live = self._open_by_id()
+        items = [_shown(_current(store.alert_json(a), live), viewer) for a in alerts]
         return JSONResponse({"items": items})
 
     async def get_alert(self, request: Request) -> Response:
         viewer = await self._viewer(request)
         async with self._pool().acquire() as conn:
             found = await store.get_alert(conn, alert_id(request))
-        return JSONResponse(_shown(self._current(found), viewer))
+        return JSONResponse(_shown(_current(found, self._open_by_id()), viewer))
 
-    def _current(self, stored: dict[str, Any]) -> dict[str, Any]:
-        """A stored alert with the figures and wording of its latest evaluation, while it
-        is open in this service: the row is written at transitions only, and the wall
-        must show what Alertmanager is sent (60,00 % now, not the 80 % it fired at)."""
-        live = next((a for a in self.service.state.open.values() if a.id == stored["id"]), None)
-        if live is None or live.state.value != stored["state"]:
-            return stored
-        return {**stored, "values": dict(live.values), "annotations": dict(live.annotations)}
+    def _open_by_id(self) -> dict[str, Alert]:
+        return {a.id: a for a in self.service.state.open.values()}
 
     async def ack(self, request: Request) -> Response:
         return await self._note(request, "ack")
@@ -321,3 +317,13 @@ def routes(service: AlertsService, known: KnownIds | None = None) -> list[Route]
         Route("/v1/targets/{unit}/{kpi}", guarded(api.put_target), methods=write),
         Route("/v1/targets/{unit}/{kpi}", guarded(api.delete_target), methods=["DELETE"]),
     ]
+
+
+def _current(stored: dict[str, Any], live: Mapping[str, Alert]) -> dict[str, Any]:
+    """A stored alert with the figures and wording of its latest evaluation, while it is
+    open in this service (``live``, by id): the row is written at transitions only, and
+    the wall must show what Alertmanager is sent (60,00 % now, not the 80 % it fired at)."""
+    alert = live.get(stored["id"])
+    if alert is None or alert.state.value != stored["state"]:
+        return stored
+    return {**stored, "values": dict(alert.values), "annotations": dict(alert.annotations)}

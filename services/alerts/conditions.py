@@ -240,7 +240,7 @@ def _burn_verdict(
         rule.short,
         (long.numerator, long.denominator),
         (short.numerator, short.denominator),
-        rule.factor,
+        rule.tenths,
         long.target_bp,
         unit_name_en=long.unit_name_en,
     )

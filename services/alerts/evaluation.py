@@ -69,7 +69,8 @@ class Evaluator:
         self._last_slow: datetime | None = None
         self._ingest: deque[tuple[datetime, conditions.Counters]] = deque()
         self._last_complete: datetime | None = None
-        self._blind_from: datetime | None = None
+        self._missed_answers = False
+        """Whether a cycle since the last complete one saw some worker not answer."""
         self._blind: list[tuple[datetime, datetime]] = []
         """Spans in which some worker did not answer: the units it owns published
         unseen, so that time is not silence (``conditions.unit_silent``)."""
@@ -163,14 +164,14 @@ class Evaluator:
     def _track_blind(self, complete: bool, now: datetime) -> None:
         """Record the span from the last complete observation to the next one, when the
         cycles between saw some worker not answer; spans older than the lookback go."""
-        if complete:
-            if self._last_complete is not None and self._blind_from is not None:
-                self._blind.append((self._last_complete, now))
-            self._last_complete, self._blind_from = now, None
-            oldest = self.calendar.working_days_back(now, self.settings.alert_silent_lookback_days)
-            self._blind = [(a, b) for a, b in self._blind if b > oldest]
-        elif self._blind_from is None:
-            self._blind_from = now
+        if not complete:
+            self._missed_answers = True
+            return
+        if self._last_complete is not None and self._missed_answers:
+            self._blind.append((self._last_complete, now))
+        self._last_complete, self._missed_answers = now, False
+        oldest = self.calendar.working_days_back(now, self.settings.alert_silent_lookback_days)
+        self._blind = [(a, b) for a, b in self._blind if b > oldest]
 
     def cadence(self) -> Cadence:
         s = self.settings

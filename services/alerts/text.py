@@ -100,7 +100,7 @@ def burn(
     short_w: str,
     long_counts: tuple[int, int],
     short_counts: tuple[int, int],
-    factor: float,
+    factor_tenths: int,
     target_bp: int | None,
     unit_name_en: str = "",
 ) -> tuple[str, str]:
@@ -127,8 +127,8 @@ def burn(
     else:
         vi += f"mục tiêu {_target(target_bp, 'vi')}"
         en += f"the {_target(target_bp, 'en')} target"
-    note_vi = f"ngưỡng cảnh báo: gấp {_times(factor, 'vi')} lần"
-    note_en = f"alert at {_times(factor, 'en')} times"
+    note_vi = f"ngưỡng cảnh báo: gấp {_tenths(factor_tenths, 'vi')} lần"
+    note_en = f"alert at {_tenths(factor_tenths, 'en')} times"
     if empty:
         note_vi = f"{' và '.join(period(w, 'vi') for w in empty)} chưa có số liệu; {note_vi}"
         note_en = f"nothing counted {' or '.join(period(w, 'en') for w in empty)}; {note_en}"
@@ -210,9 +210,3 @@ def rejections(key_id: str, rejected: int, total: int, window: str) -> tuple[str
 def _target(target_bp: int | None, lang: Lang) -> str:
     # A figure the alerts judge always has a target; "–" rather than a made-up one.
     return NO_RATE if target_bp is None else format_target(target_bp, lang)
-
-
-def _times(factor: float, lang: Lang) -> str:
-    """A multiple with one decimal at most: "14,4" (vi), "14.4" (en); "6" not "6.0"."""
-    plain = f"{factor:.1f}".removesuffix(".0")
-    return plain.replace(".", ",") if lang == "vi" else plain

@@ -266,12 +266,11 @@ async def _unvouched_refusals(
     passes; :class:`NotTheRecords` when there are ``MAX_REFUSED`` of them."""
     result = await probe(list(_prepare(passing, preparer).batches.values()), periods)
     missing = await _unvouched(result, refused, pool, preparer, probe, periods)
-    unvouched = [
-        (i, e)
-        for i, e in refused
-        if _item_types(i, preparer) & missing
-        and not await _canary_counts(i, preparer, probe, periods)
-    ]
+    unvouched = []
+    for item, error in refused:
+        types = _item_types(item, preparer)
+        if types & missing and not await _canary_counts(item, types, preparer, probe, periods):
+            unvouched.append((item, error))
     if len(unvouched) >= MAX_REFUSED:
         raise _not_the_records(unvouched, missing, failure)
     return unvouched
@@ -352,8 +351,11 @@ CANARY_SOURCE = "urn:egov-pulse:canary"
 """The ``source`` of canary events: never published, only probed and rolled back."""
 
 
-async def _canary_counts(item: _Item, preparer: Preparer, probe: Probe, periods: Periods) -> bool:
-    """Whether the canary of the refused ``item`` counts (``_canary``): the last chance
+async def _canary_counts(
+    item: _Item, wanted: set[TypeIn], preparer: Preparer, probe: Probe, periods: Periods
+) -> bool:
+    """Whether the canary of the refused ``item``, which would count ``wanted``, counts
+    them (``_canary``): the last chance
     to vouch for a refused record nothing of its type beside it vouches for. A record of
     a type rare in its partition (a meeting a week) would otherwise hold the whole
     partition until the next one of its type arrived, and past ``MAX_HELD`` records
@@ -364,7 +366,6 @@ async def _canary_counts(item: _Item, preparer: Preparer, probe: Probe, periods:
         return False
     canary, clones = made
     prepared = _prepare([canary], preparer)
-    wanted = _item_types(item, preparer)
     if not wanted or _types(prepared) != wanted:  # the canary is not counted as it is
         return False
     try:
@@ -411,13 +412,12 @@ def _canary(item: _Item) -> tuple[_Item, list[DossierClone]] | None:
     name = f"canary-{uuid.uuid4().hex}"
     canary = {**event, "id": name, "source": CANARY_SOURCE}
     clones: list[DossierClone] = []
+    record = item.record
     data = event.get("data")
     if isinstance(data, dict) and isinstance(data.get("dossier_id"), str):
         canary["data"] = {**data, "dossier_id": name}
-        record = item.record
         if _storable(data["dossier_id"]):  # else it has no row, and cannot be looked up
             clones.append(DossierClone((record.topic, record.partition), data["dossier_id"], name))
-    record = item.record
     made = Record(
         record.topic,
         record.partition,

@@ -45,7 +45,7 @@ def test_a_target_with_a_half_point_keeps_it() -> None:
 
 
 def test_burn_says_what_the_budget_means_without_the_calque() -> None:
-    vi, en = text.burn("Xã A", "1", "Tỷ lệ", "Rate", "1h", "5m", (2, 10), (1, 10), 14.4, 9000)
+    vi, en = text.burn("Xã A", "1", "Tỷ lệ", "Rate", "1h", "5m", (2, 10), (1, 10), 144, 9000)
     assert "trong 1 giờ qua gấp 8 lần và trong 5 phút qua gấp 9 lần" in vi
     assert "mục tiêu 90 % cho phép (ngưỡng cảnh báo: gấp 14,4 lần)" in vi
     assert "trong 1 giờ qua: 20,00 % (2 / 10)." in vi
