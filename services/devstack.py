@@ -21,12 +21,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 from pydantic import SecretStr
 
 from services.alerts.settings import AlertsSettings
 from services.common.apache_kafka import KafkaAuth, KafkaCluster
 from services.common.bootstrap import prepare_database
-from services.common.broker import EmbeddedBroker, port_open, wait_for_port
+from services.common.broker import EmbeddedBroker, port_open
 from services.common.kafka import ensure_topics
 from services.common.kafka_acls import Principals, setup
 from services.common.localpg import (
@@ -110,6 +111,47 @@ async def _terminate(children: list[Child]) -> None:
         except TimeoutError:
             child.process.kill()
             await child.process.wait()
+
+
+READY_PATHS = {"ingest": "/readyz", "metrics": "/healthz", "alerts": "/healthz", "wall": "/healthz"}
+"""What each service answers 200 on once it serves: ingest only when its broker and its
+database answer, since a 202 is what publishers wait for."""
+
+
+class StartError(RuntimeError):
+    """A service did not come up: the stack stops and says which, and where its log is."""
+
+
+async def _wait_ready(child: Child, port: int, timeout_s: float = 60.0) -> None:
+    """Until ``child`` answers 200 on its ready path, or raise if it exits or never does.
+
+    An open port is not enough: on loopback, a probe whose own ephemeral port happens to be
+    the port it probes connects to itself while nothing listens there yet (the banner then
+    announced an ingest that refused the first publisher's connection).
+    """
+    url = f"http://127.0.0.1:{port}{READY_PATHS[child.name]}"
+    deadline = time.monotonic() + timeout_s
+    last = "nothing listens yet"
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while True:
+            if child.process.returncode is not None:
+                raise StartError(
+                    f"{child.name} exited with {child.process.returncode} while starting"
+                    f" (log: {child.log})"
+                )
+            try:
+                answer = await client.get(url)
+                if answer.status_code == 200:
+                    return
+                last = f"{answer.status_code} {answer.text[:200]}"
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            if time.monotonic() > deadline:
+                raise StartError(
+                    f"{child.name} is not ready after {timeout_s:g} s ({url}: {last};"
+                    f" log: {child.log})"
+                )
+            await asyncio.sleep(0.2)
 
 
 PUBLISHERS = ("simulator", "ingest")
@@ -444,13 +486,16 @@ async def run_stack(options: StackOptions) -> int:
         simulator_key = await _simulator_key(settings)
         for name in SERVICES:
             children.append(await _spawn(name, [name], _service_env(env, name, auth)))
-        for name in SERVICES:
-            await wait_for_port("127.0.0.1", options.ports[name], 60)
+        for child in children:
+            await _wait_ready(child, options.ports[child.name])
         if options.simulator:
             simulator_env = {**env, "EGOV_SIMULATOR_API_KEY": simulator_key}
             children.append(await _spawn("simulator", ["simulate"], simulator_env))
         print(_banner(options, bootstrap, _without_password(database_url)), flush=True)
         return await _watch(children, stop)
+    except StartError as exc:
+        print(f"could not start: {exc}", flush=True)
+        return 1
     finally:
         with contextlib.suppress(Exception):
             await _stop(children, drained)

@@ -66,7 +66,14 @@ def up(
             assert proc.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.3)
-        yield proc
+        try:
+            yield proc
+        except BaseException:
+            # What the services said: a failure here is often theirs (a restart, a crash).
+            for service in sorted((Path(env["EGOV_VAR_DIR"]) / "log").glob("*.log")):
+                print(f"--- {service.name} (last 3000 characters)\n{service.read_text()[-3000:]}")
+            print(f"--- up (last 3000 characters)\n{log.read_text()[-3000:]}")
+            raise
     finally:
         if proc.poll() is None:  # a failed test: stop it as a user would, then for good
             os.killpg(proc.pid, signal.SIGINT)
