@@ -387,6 +387,10 @@ class Preparer:
             # as groups when every event is in bounds, else read event by event. A summary
             # forged, unsigned or nonsense is never counted: the record is dead-lettered.
             topic, key = record.topic, record.key
+            # Ingest judged its events' times against its own clock when it answered 202,
+            # and says when (a header its MAC covers): a worker whose clock lags ingest's
+            # judges "future" from that instant too, not refusing what ingest accepted.
+            vouched_now = max(now_s, accepted_at(record.headers) or now_s)
             check, summary, version = signer.check_summary(
                 record.value, record.headers, topic=topic, key=key
             )
@@ -405,7 +409,7 @@ class Preparer:
                     summary,
                     VERSION if version is None else version,
                     len(record.value or b""),
-                    now_s,
+                    vouched_now,
                     too_late_before,
                     backfill,
                 )
@@ -418,7 +422,7 @@ class Preparer:
                 signed = True  # its events need a look one by one; ingest validated them
             if signed:
                 self._prepare_signed(
-                    out, batch, record, now_s, too_late_before, backfill, publisher
+                    out, batch, record, vouched_now, too_late_before, backfill, publisher
                 )
                 out.paths["signed"] = out.paths.get("signed", 0) + 1
                 return
