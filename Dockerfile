@@ -50,8 +50,9 @@ COPY services/ /app/services/
 COPY schemas/ /app/schemas/
 COPY data/ /app/data/
 
-# The only writable place: faust keeps its table state under the working directory.
-RUN install -d -o egov -g egov /var/lib/egov-pulse
+# The only writable place: faust keeps its table state under the working directory, the
+# alerts service its state file in alerts/ (a volume, which takes this folder's owner).
+RUN install -d -o egov -g egov /var/lib/egov-pulse /var/lib/egov-pulse/alerts
 WORKDIR /var/lib/egov-pulse
 USER egov:egov
 

@@ -45,6 +45,10 @@ class Journal:
     def extend(self, transitions: Sequence[Transition]) -> None:
         self._queue.extend(transitions)
 
+    def unwritten(self) -> list[Transition]:
+        """The backlog, oldest first (for the local copy: services/alerts/spool.py)."""
+        return list(self._queue)
+
     async def flush(self, pool: asyncpg.Pool) -> int:
         """Write the backlog in order; raises (one of UNAVAILABLE) if the database is away."""
         written = 0

@@ -32,6 +32,7 @@ from services.alerts.journal import UNAVAILABLE
 from services.alerts.model import State, Transition
 from services.alerts.settings import AlertsSettings
 from services.alerts.sources import IngestSource
+from services.alerts.spool import Spool
 from services.alerts.state import AlertState
 from services.alerts.telemetry import AlertsMetrics
 from services.common.calendar import VN_TZ, WorkingCalendar, load_calendar
@@ -80,7 +81,8 @@ class AlertsService:
         self._http = httpx.AsyncClient(timeout=settings.alert_http_timeout_s)
         self.metrics = AlertsMetrics(self.metrics_registry, lambda: list(self.state.open.values()))
         self.delivery = Delivery(settings, self._http, self.metrics, lambda: self.clock())
-        self.state = AlertState(self.delivery.outbox_rows)
+        spool = Spool(settings.alert_state_file) if settings.alert_state_file else None
+        self.state = AlertState(self.delivery.outbox_rows, spool)
         self.evaluator = Evaluator(
             settings,
             calendar or load_calendar(
@@ -110,10 +112,29 @@ class AlertsService:
     async def connect(self) -> None:
         """Connect, migrate, load the open alerts and last-seen table; retries forever."""
         since = self.clock() - timedelta(seconds=self.settings.alert_resolved_resend_s)
-        resolved = await self.state.load(self.settings.database_url.get_secret_value(), since)
+        spooled = self.state.restore()
+        if spooled is not None:
+            self.delivery.recall(t.alert for t in spooled.journal if t.to_state is State.RESOLVED)
+        keep_told = asyncio.create_task(self._tell_alertmanager_while_waiting())
+        try:
+            resolved = await self.state.load(self.settings.database_url.get_secret_value(), since)
+        finally:
+            keep_told.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keep_told
         self.delivery.recall(resolved)
         self.evaluator.start_watching(self.clock())
         await self._try_learn()
+
+    async def _tell_alertmanager_while_waiting(self) -> None:
+        """While start-up waits for PostgreSQL: the firing alerts restored from local disk
+        are pushed every resend interval, or Alertmanager, hearing nothing, expires them
+        (endsAt) and says "resolved" for units still failing, then pages again."""
+        if not self.state.firing():
+            return
+        while True:
+            await self.push_alertmanager(force=True)
+            await asyncio.sleep(self.settings.alert_resend_s)
 
     async def learn_cadence(self, now: datetime | None = None) -> int:
         """Learn every unit's usual cadence again from the daily figures; raises if PG is away."""
@@ -151,6 +172,7 @@ class AlertsService:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        await self.state.save(self.clock())  # what the journal still holds survives us
         await self.delivery.close()
         await self._http.aclose()
         await self.state.close()
@@ -163,6 +185,8 @@ class AlertsService:
         seen = await self._observe(now)
         verdicts = self.evaluator.verdicts(seen, self.state.open, self.state.last_seen, now)
         transitions = self.state.apply(verdicts, now)
+        if transitions:
+            await self.state.save(now)  # on disk before anyone is told
         self.delivery.note(transitions)
         for t in transitions:
             self.metrics.transitions.labels(t.alert.key.condition, t.to_state.value).inc()
@@ -197,6 +221,8 @@ class AlertsService:
         """Write the journal and the changed last-seen entries; raises if PG is away."""
         written = await self.state.flush()
         self.metrics.journal_backlog.set(len(self.state.journal))
+        if written:
+            await self.state.save(self.clock())
         return written
 
     async def push_alertmanager(self, now: datetime | None = None, force: bool = False) -> bool:

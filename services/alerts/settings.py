@@ -155,6 +155,17 @@ class AlertsSettings(CommonSettings):
     alert_recent_hours: float = Field(default=24.0, gt=0)
     """``EGOV_ALERT_RECENT_HOURS``: how far back GET /v1/alerts lists closed alerts."""
 
+    alert_state_file: Path | None = None
+    """``EGOV_ALERT_STATE_FILE``: where the open alerts and the transitions not yet in
+    PostgreSQL are kept on local disk (services/alerts/spool.py), so a restart while the
+    database is away forgets nothing and keeps Alertmanager told. Unset or empty: no local
+    copy (`make up` sets var/alerts/state.json, docker-compose a volume)."""
+
+    @field_validator("alert_state_file", mode="before")
+    @classmethod
+    def _no_file(cls, value: Any) -> Any:
+        return None if value == "" else value
+
     @field_validator("metrics_urls", "alert_windows", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:

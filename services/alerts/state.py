@@ -6,6 +6,8 @@ transitions in order, and the last event seen per unit and family (``last_seen``
 table ``alert_unit_activity``). Start-up waits for PostgreSQL to load the open alerts,
 so a restart never re-opens one as new; afterwards the database may come and go: the
 state goes on in memory and :meth:`AlertState.flush` writes the backlog when it returns.
+A local copy of the open alerts and the backlog (:mod:`services.alerts.spool`) carries
+both across a restart made while the database is away.
 Delivery is not here (:mod:`services.alerts.delivery`): the journal only asks it which
 outbox rows go with each transition.
 """
@@ -23,6 +25,7 @@ from services.alerts import store
 from services.alerts.journal import UNAVAILABLE, Journal, Outbox
 from services.alerts.lifecycle import AlertBook
 from services.alerts.model import Alert, AlertKey, State, Transition, Verdict
+from services.alerts.spool import Spool, Spooled, encode
 from services.common.db import migrate
 
 log = logging.getLogger(__name__)
@@ -34,13 +37,16 @@ Seen = dict[tuple[str, str], datetime]
 class AlertState:
     """Open alerts and last-seen times, in memory first and in PostgreSQL when it answers."""
 
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(self, outbox: Outbox, spool: Spool | None = None) -> None:
         self.book = AlertBook()
         self.journal = Journal(outbox)
         self.last_seen: Seen = {}
         self.pool: asyncpg.Pool | None = None
         self.loaded = asyncio.Event()
         self._dirty_seen: Seen = {}
+        self._spool = spool
+        self._spool_lock = asyncio.Lock()
+        self._known = False  # restored or loaded: what ``save`` writes is the real state
 
     @property
     def open(self) -> Mapping[AlertKey, Alert]:
@@ -58,6 +64,36 @@ class AlertState:
             if alert.id == alert_id:
                 alert.acked_by = by
                 alert.acked_at = datetime.fromisoformat(at) if at else None
+
+    def restore(self) -> Spooled | None:
+        """Before PostgreSQL answers: the open alerts and the unwritten journal the last run
+        left on local disk (None without a file). The journal is written at the first flush."""
+        self._known = True
+        if self._spool is None:
+            log.warning("no EGOV_ALERT_STATE_FILE: a restart while PostgreSQL is away forgets "
+                        "the transitions not yet written")  # fmt: skip
+            return None
+        spooled = self._spool.read()
+        if spooled is None:
+            return None
+        self.book = AlertBook(spooled.open)
+        self.journal.extend(spooled.journal)
+        log.info("restored %d open alerts and %d unwritten transitions from %s (written %s)",
+                 len(self.book.open), len(spooled.journal), self._spool.path,
+                 spooled.written_at.isoformat())  # fmt: skip
+        return spooled
+
+    async def save(self, now: datetime) -> None:
+        """Replace the local copy with the open alerts and the journal as they are now.
+        A disk that fails is logged, not raised: PostgreSQL stays the record."""
+        if self._spool is None or not self._known:
+            return
+        async with self._spool_lock:  # snapshots reach the disk in the order they were taken
+            data = encode(list(self.book.open.values()), self.journal.unwritten(), now)
+            try:
+                await asyncio.to_thread(self._spool.write, data)
+            except OSError:
+                log.exception("the alert state file %s could not be written", self._spool.path)
 
     async def load(self, dsn: str, resolved_since: datetime) -> list[Alert]:
         """Connect, migrate, load open alerts and last-seen times; retries forever.
@@ -80,6 +116,10 @@ class AlertState:
                 delay = min(delay * 2, 30.0)
         self.pool = pool
         self.book = AlertBook(open_alerts)
+        # Transitions restored from local disk are newer than the rows: the open alerts are
+        # where they led (an alert resolved while PostgreSQL was away stays resolved).
+        self.book.replay(self.journal.unwritten())
+        self._known = True
         for key, at in seen.items():
             self.last_seen[key] = max(at, self.last_seen.get(key, at))
         self.loaded.set()

@@ -118,10 +118,17 @@ async def write_transition(
     """Record one transition, the alert's new state and its notifications, atomically.
 
     Idempotent on the transition id: a flush retried after an unknown outcome (the
-    connection dropped during COMMIT) writes nothing twice.
+    connection dropped during COMMIT), or a local journal replayed after a restart
+    (services/alerts/spool.py), writes nothing twice, and does not set the alert back to
+    the state of a transition older than the row.
     """
     a = transition.alert
     async with conn.transaction():
+        written = await conn.fetchval(
+            "SELECT true FROM alert_transitions WHERE id = $1", transition.id
+        )
+        if written:
+            return
         try:
             await conn.execute(
                 f"INSERT INTO alerts ({_ALERT_COLUMNS}) "  # noqa: S608

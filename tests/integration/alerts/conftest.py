@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,7 +33,9 @@ ServiceFactory = Callable[..., AlertsService]
 
 
 @pytest.fixture
-def make_service(database_url: str, fake_metrics: FakeMetrics) -> ServiceFactory:
+def make_service(database_url: str, fake_metrics: FakeMetrics, tmp_path: Path) -> ServiceFactory:
+    """Services of one test share one local state file, as restarts of one service do."""
+
     def make(**overrides: Any) -> AlertsService:
         calendar = overrides.pop("calendar", WorkingCalendar(always=True))
         values: dict[str, Any] = {
@@ -43,6 +46,7 @@ def make_service(database_url: str, fake_metrics: FakeMetrics) -> ServiceFactory
             "alert_burn_enabled": False,
             "alert_for_s": 2.0,
             "alert_silent_after_s": 3600.0,
+            "alert_state_file": tmp_path / "alerts-state.json",
         }
         values.update(overrides)
         return AlertsService(AlertsSettings(**values), directory=DIRECTORY, calendar=calendar)

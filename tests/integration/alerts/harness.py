@@ -186,7 +186,8 @@ class TcpProxy:
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def up(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        if self._server is None:  # up twice (a test's body, then its clean-up) is up
+            self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
 
     async def down(self) -> None:
         if self._server is not None:

@@ -1,14 +1,15 @@
 """Adversarial review (round 9) of the alerts service: what the on-call person is told.
 
-Eight defects were found; six were strict xfails here until they were fixed on
+Eight defects were found; all eight were strict xfails here until fixed (six on
 2026-12-04: a second incident within the resolved-resend window was masked in
 Alertmanager by the first one's resolution; a worker back from an outage made every unit
 it owns page UnitSilent; a unit silent past the lookback kept its alert's days-old
 figures; an acknowledgement did not reach the webhook and Kafka events; GET /v1/alerts
 kept the figures of the firing moment; after midnight two workers' figures merged to
-yesterday's. Two remain strict xfails (a restart during a PostgreSQL outage: the
-journal is in memory only, and Alertmanager expires the firing alerts while the
-restarted service waits). The others check claims that hold. The integration tests
+yesterday's; two on 2026-12-05, with the local state file of services/alerts/spool.py:
+a restart during a PostgreSQL outage lost the in-memory journal, and Alertmanager
+expired the firing alerts while the restarted service waited). The others check claims
+that hold. The integration tests
 use the fixtures of this folder (a fake metrics worker, a real Alertmanager routing to
 a receiver, a fresh PostgreSQL database); the unit-level ones call the pure modules.
 """
@@ -114,11 +115,6 @@ async def test_refire_within_the_resolved_resend_window_pages_again(
 # --- 2. transitions journalled while PostgreSQL is away are lost by a restart ---------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the journal lives only in memory and close() does not flush it: a restart "
-    "during a PostgreSQL outage reloads the resolved alert as firing and pages again",
-)
 async def test_restart_during_postgres_outage_keeps_the_resolution(
     make_service: ServiceFactory, fake_metrics: FakeMetrics, receiver: Receiver,
     alertmanager: Alertmanager, database_url: str,
@@ -223,11 +219,6 @@ async def test_worker_back_from_an_outage_does_not_page_its_units_silent(
 # --- 4. Alertmanager resolves a firing alert on its own while the service restarts ----
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="endsAt is now + 4 x resend and nothing is pushed while a restarted service "
-    "waits for PostgreSQL: Alertmanager resolves the firing alert, then it pages again",
-)
 async def test_restart_waiting_for_postgres_does_not_resolve_in_alertmanager(
     make_service: ServiceFactory, fake_metrics: FakeMetrics, receiver: Receiver,
     alertmanager: Alertmanager, database_url: str,
