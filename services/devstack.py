@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
@@ -152,6 +153,34 @@ async def _wait_ready(child: Child, port: int, timeout_s: float = 60.0) -> None:
                     f" log: {child.log})"
                 )
             await asyncio.sleep(0.2)
+
+
+async def _all_ready(children: list[Child], ports: dict[str, int], stop: asyncio.Event) -> bool:
+    """Every service ready, polled together; False if Ctrl-C came first (the start stops
+    in order, without the simulator or the banner). Raises StartError when one exits or
+    never answers, and when one ready early has exited by the time the last is ready."""
+    stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    waits: set[asyncio.Future[Any]] = {
+        asyncio.ensure_future(_wait_ready(c, ports[c.name])) for c in children
+    }
+    try:
+        while waits and not stopper.done():
+            done, _ = await asyncio.wait({stopper, *waits}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {stopper}:
+                task.result()  # a StartError stops the start here
+                waits.discard(task)
+        if stopper.done():
+            print("stopping: Ctrl-C while the services were starting", flush=True)
+            return False
+    finally:
+        for task in (stopper, *waits):
+            task.cancel()
+        await asyncio.gather(stopper, *waits, return_exceptions=True)
+    for child in children:  # ready once is not enough: still there now
+        if child.process.returncode is not None:
+            raise StartError(f"{child.name} exited with {child.process.returncode} after it "
+                             f"answered ready (log: {child.log})")  # fmt: skip
+    return True
 
 
 PUBLISHERS = ("simulator", "ingest")
@@ -489,8 +518,8 @@ async def run_stack(options: StackOptions) -> int:
         simulator_key = await _simulator_key(settings)
         for name in SERVICES:
             children.append(await _spawn(name, [name], _service_env(env, name, auth)))
-        for child in children:
-            await _wait_ready(child, options.ports[child.name])
+        if not await _all_ready(children, options.ports, stop):
+            return 0
         if options.simulator:
             simulator_env = {**env, "EGOV_SIMULATOR_API_KEY": simulator_key}
             children.append(await _spawn("simulator", ["simulate"], simulator_env))

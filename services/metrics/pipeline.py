@@ -358,6 +358,23 @@ class Preparer:
         out.ingest_times += [r.timestamp for r in run if r.timestamp is not None]
         out.paths["validated"] = out.paths.get("validated", 0) + len(run)
 
+    def _vouched_now(self, headers: Sequence[tuple[str, bytes]], now_s: float) -> float:
+        """The instant a record ingest signed is judged "future" from.
+
+        Ingest judged its events' times against its own clock when it answered 202, and
+        says when (``egov_accepted_ms``, under the MAC): a worker whose clock lags
+        ingest's judges from that instant too, so it does not refuse what ingest
+        accepted. The header is rounded down to the millisecond, so up to 999 µs are
+        added back (an event at ingest's exact skew counts; one a millisecond beyond it
+        is still refused). Ingest's clock is believed at most one skew ahead of this
+        worker's: an ingest whose clock is further ahead has its far-future events
+        dead-lettered as time-in-future, visibly, not counted into days to come."""
+        accepted = accepted_at(headers)
+        if accepted is None:
+            return now_s
+        skew = self._clock_skew.total_seconds()
+        return max(now_s, min(accepted + 0.000999, now_s + skew))
+
     @staticmethod
     def _accepted(record: Record, now_s: float) -> float:
         """When ``record`` was accepted: ingest's header, else its Kafka timestamp (the
@@ -387,10 +404,7 @@ class Preparer:
             # as groups when every event is in bounds, else read event by event. A summary
             # forged, unsigned or nonsense is never counted: the record is dead-lettered.
             topic, key = record.topic, record.key
-            # Ingest judged its events' times against its own clock when it answered 202,
-            # and says when (a header its MAC covers): a worker whose clock lags ingest's
-            # judges "future" from that instant too, not refusing what ingest accepted.
-            vouched_now = max(now_s, accepted_at(record.headers) or now_s)
+            vouched_now = self._vouched_now(record.headers, now_s)
             check, summary, version = signer.check_summary(
                 record.value, record.headers, topic=topic, key=key
             )
