@@ -31,19 +31,6 @@ class AlertBook:
         self.open: dict[AlertKey, Alert] = {a.key: a for a in open_alerts if a.state.is_open}
         self._new_id = new_id
 
-    def replay(self, transitions: Iterable[Transition]) -> None:
-        """Bring the open alerts to where ``transitions`` (journalled, each with a snapshot
-        of its alert) led: rows loaded from PostgreSQL, plus what it had not written."""
-        for t in transitions:
-            current = self.open.get(t.alert.key)
-            if t.to_state.is_open:
-                alert = replace(t.alert)  # the journal keeps its snapshot
-                if current is not None and current.id == alert.id and alert.acked_at is None:
-                    alert.acked_at, alert.acked_by = current.acked_at, current.acked_by
-                self.open[t.alert.key] = alert
-            elif current is not None and current.id == t.alert.id:
-                del self.open[t.alert.key]
-
     def observe(self, verdicts: Iterable[Verdict], now: datetime) -> list[Transition]:
         transitions: list[Transition] = []
         for verdict in verdicts:

@@ -123,6 +123,9 @@ class AlertsService:
             with contextlib.suppress(asyncio.CancelledError):
                 await keep_told
         self.delivery.recall(resolved)
+        # The file matches PostgreSQL from now on, whatever the last run left (nothing,
+        # a stale or a torn file): a crash before the first transition loses nothing.
+        await self.state.save(self.clock())
         self.evaluator.start_watching(self.clock())
         await self._try_learn()
 
@@ -133,8 +136,10 @@ class AlertsService:
         if not self.state.firing():
             return
         while True:
-            await self.push_alertmanager(force=True)
+            # One resend interval first: the last run pushed at most that long ago, and a
+            # PostgreSQL that answers meanwhile is the better source.
             await asyncio.sleep(self.settings.alert_resend_s)
+            await self.push_alertmanager(force=True)
 
     async def learn_cadence(self, now: datetime | None = None) -> int:
         """Learn every unit's usual cadence again from the daily figures; raises if PG is away."""

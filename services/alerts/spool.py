@@ -47,6 +47,14 @@ class Spooled:
     open: list[Alert]
     journal: list[Transition]
     written_at: datetime
+    stale: bool = False
+    """Set aside after a write failed: later decisions are missing, so its open alerts
+    are not pushed to Alertmanager; its journal is still written (a no-op for what
+    PostgreSQL has)."""
+
+
+class SpoolUnreadable(OSError):
+    """The file could be neither read nor set aside: this run must not write over it."""
 
 
 def _when(value: str | None) -> datetime | None:
@@ -130,25 +138,53 @@ class Spool:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+        self.stale_path.unlink(missing_ok=True)  # superseded
         folder = os.open(self.path.parent, os.O_RDONLY)
         try:
             os.fsync(folder)  # the rename itself survives a power cut
         finally:
             os.close(folder)
 
+    @property
+    def stale_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".stale")
+
+    def set_stale(self) -> None:
+        """After a failed write: the file no longer holds the latest decisions. Renamed
+        (no space needed, unlike a write), so a restart does not push its open alerts."""
+        try:
+            os.replace(self.path, self.stale_path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            log.exception("the alert state file %s could not be set aside as stale", self.path)
+
     def read(self) -> Spooled | None:
-        """What the file holds; None when there is none. A file this version cannot read
-        is set aside (renamed ``.unreadable``) and logged: PostgreSQL's rows are used."""
+        """What the file holds; None when there is none. A file this version cannot parse
+        is set aside (renamed ``.unreadable``) and logged: PostgreSQL's rows are used.
+        Raises SpoolUnreadable when it cannot be read (an I/O error, a permission) or
+        set aside: the caller must then leave it as it is."""
+        stale = False
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
-            return None
-        except OSError as exc:  # a permission, a path through a file: start all the same
-            log.error("the alert state file %s cannot be read (%r): the open alerts are "
-                      "PostgreSQL's", self.path, exc)  # fmt: skip
-            return None
+            try:
+                raw, stale = self.stale_path.read_bytes(), True
+            except FileNotFoundError:
+                return None
+            except OSError:
+                return None  # a stale copy is only a fallback
+        except OSError as exc:  # EIO, a permission, a path through a file
+            # Its content may be fine and needed (an unwritten resolution): never set aside
+            # nor written over on a read that failed; this run keeps no local copy.
+            raise SpoolUnreadable(
+                f"the alert state file {self.path} cannot be read: {exc!r}"
+            ) from exc
+
         try:
             body = orjson.loads(raw)
+            if not isinstance(body, dict):
+                raise ValueError(f"a JSON {type(body).__name__}, not an object")
             if body.get("version") != VERSION:
                 raise ValueError(f"version {body.get('version')!r}, this service reads {VERSION}")
             written_at = datetime.fromisoformat(body["written_at"])
@@ -156,10 +192,20 @@ class Spool:
                 [alert_from_json(a) for a in body["open"]],
                 [_transition_from_json(t) for t in body["journal"]],
                 written_at,
+                stale,
             )
-        except (ValueError, KeyError, TypeError) as exc:
-            aside = self.path.with_name(self.path.name + ".unreadable")
-            os.replace(self.path, aside)
-            log.error("the alert state file %s is unreadable (%r): set aside as %s; the open "
-                      "alerts are PostgreSQL's", self.path, exc, aside)  # fmt: skip
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self._set_aside(exc, self.stale_path if stale else self.path)
             return None
+
+    def _set_aside(self, why: Exception, path: Path | None = None) -> None:
+        path = path or self.path
+        aside = path.with_name(path.name + ".unreadable")
+        try:
+            os.replace(path, aside)
+        except OSError as exc:
+            raise SpoolUnreadable(
+                f"the alert state file {path} can be neither read ({why!r}) nor set aside ({exc!r})"
+            ) from exc
+        log.error("the alert state file %s is unreadable (%r): set aside as %s; the open "
+                  "alerts are PostgreSQL's", path, why, aside)  # fmt: skip

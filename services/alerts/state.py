@@ -25,7 +25,7 @@ from services.alerts import store
 from services.alerts.journal import UNAVAILABLE, Journal, Outbox
 from services.alerts.lifecycle import AlertBook
 from services.alerts.model import Alert, AlertKey, State, Transition, Verdict
-from services.alerts.spool import Spool, Spooled, encode
+from services.alerts.spool import Spool, Spooled, SpoolUnreadable, encode
 from services.common.db import migrate
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class AlertState:
         self._spool = spool
         self._spool_lock = asyncio.Lock()
         self._known = False  # restored or loaded: what ``save`` writes is the real state
+        self._restored_open: set[str] | None = None
 
     @property
     def open(self) -> Mapping[AlertKey, Alert]:
@@ -67,25 +68,38 @@ class AlertState:
 
     def restore(self) -> Spooled | None:
         """Before PostgreSQL answers: the open alerts and the unwritten journal the last run
-        left on local disk (None without a file). The journal is written at the first flush."""
-        self._known = True
+        left on local disk (None without a file). The journal is written first when
+        PostgreSQL answers (``load``); until then the open alerts are what the file says,
+        unless it was set aside as stale (a write had failed after it)."""
         if self._spool is None:
             log.warning("no EGOV_ALERT_STATE_FILE: a restart while PostgreSQL is away forgets "
                         "the transitions not yet written")  # fmt: skip
+            self._known = True
             return None
-        spooled = self._spool.read()
+        try:
+            spooled = self._spool.read()
+        except SpoolUnreadable:
+            # Never written over: this run keeps no local copy, the file is left as it is.
+            log.exception("this run keeps no local alert state")
+            self._spool = None
+            self._known = True
+            return None
+        self._known = True
         if spooled is None:
             return None
-        self.book = AlertBook(spooled.open)
+        if not spooled.stale:
+            self.book = AlertBook(spooled.open)
+            self._restored_open = {a.id for a in spooled.open}
         self.journal.extend(spooled.journal)
-        log.info("restored %d open alerts and %d unwritten transitions from %s (written %s)",
+        log.info("restored %d open alerts and %d unwritten transitions from %s (written %s%s)",
                  len(self.book.open), len(spooled.journal), self._spool.path,
-                 spooled.written_at.isoformat())  # fmt: skip
+                 spooled.written_at.isoformat(), ", stale" if spooled.stale else "")  # fmt: skip
         return spooled
 
     async def save(self, now: datetime) -> None:
         """Replace the local copy with the open alerts and the journal as they are now.
-        A disk that fails is logged, not raised: PostgreSQL stays the record."""
+        A disk that fails is logged, not raised (PostgreSQL stays the record), and the
+        file is set aside as stale: a restart must not push what it no longer holds."""
         if self._spool is None or not self._known:
             return
         async with self._spool_lock:  # snapshots reach the disk in the order they were taken
@@ -94,6 +108,7 @@ class AlertState:
                 await asyncio.to_thread(self._spool.write, data)
             except OSError:
                 log.exception("the alert state file %s could not be written", self._spool.path)
+                await asyncio.to_thread(self._spool.set_stale)
 
     async def load(self, dsn: str, resolved_since: datetime) -> list[Alert]:
         """Connect, migrate, load open alerts and last-seen times; retries forever.
@@ -102,23 +117,36 @@ class AlertState:
         """
         delay = 0.5
         while True:
+            pool = None
             try:
                 pool = await store.create_pool(dsn)
                 async with pool.acquire() as conn:
                     await migrate(conn)
+                # What the last run decided while PostgreSQL was away goes in first (each
+                # transition once: ids already there are skipped), so the rows read next
+                # are the truth: a resolution made meanwhile stays resolved.
+                try:
+                    await self.journal.flush(pool)
+                except UNAVAILABLE:
+                    raise
+                except Exception:  # a bad row: the write loop retries it, loudly, as always
+                    log.exception("the restored journal could not be written before loading")
+                async with pool.acquire() as conn:
                     open_alerts = await store.load_open(conn)
                     resolved = await store.load_resolved_since(conn, resolved_since)
                     seen = await store.load_activity(conn)
                 break
             except UNAVAILABLE as exc:
+                if pool is not None:
+                    pool.terminate()
                 log.warning("PostgreSQL unavailable (%r); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
         self.pool = pool
+        if self._restored_open is not None and self._restored_open != {a.id for a in open_alerts}:
+            log.warning("PostgreSQL's open alerts differ from the local state file's (a "
+                        "database restored from a backup?): PostgreSQL's are kept")  # fmt: skip
         self.book = AlertBook(open_alerts)
-        # Transitions restored from local disk are newer than the rows: the open alerts are
-        # where they led (an alert resolved while PostgreSQL was away stays resolved).
-        self.book.replay(self.journal.unwritten())
         self._known = True
         for key, at in seen.items():
             self.last_seen[key] = max(at, self.last_seen.get(key, at))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from services.alerts.lifecycle import AlertBook
-from services.alerts.model import Alert, AlertKey, State, Status, Transition, Verdict
+from services.alerts.model import AlertKey, Status, Transition, Verdict
 from services.alerts.spool import Spool, encode
 from services.alerts.state import AlertState
 
@@ -99,12 +99,15 @@ def test_a_failed_write_leaves_the_previous_file_whole(
 
 
 async def test_a_state_file_that_cannot_be_written_is_logged_and_the_state_goes_on(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("a file where the folder should be")
-    state = AlertState(lambda _: [], Spool(blocker / "state.json"))
+    state = AlertState(lambda _: [], Spool(tmp_path / "state.json"))
     state.restore()
+
+    def read_only(self: Spool, data: bytes) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(Spool, "write", read_only)
     state.apply([verdict(Status.BREACH)], T0)
     with caplog.at_level(logging.ERROR):
         await state.save(T0)  # does not raise
@@ -112,39 +115,57 @@ async def test_a_state_file_that_cannot_be_written_is_logged_and_the_state_goes_
     assert len(state.journal) == 2 and len(state.open) == 1  # nothing lost in memory
 
 
-def test_replay_resolves_what_was_resolved_while_the_database_was_away() -> None:
-    fired, resolved = fired_then_resolved()
-    rows = [fired[-1].alert]  # PostgreSQL has the alert firing
-    b = AlertBook(rows)
-    b.replay(resolved)
-    assert b.open == {}
+async def test_a_failed_write_sets_the_file_aside_as_stale_and_a_restart_pushes_none_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool(tmp_path / "state.json")
+    state = AlertState(lambda _: [], spool)
+    state.restore()
+    state.apply([verdict(Status.BREACH)], T0)
+    await state.save(T0)  # firing, on disk
+    real_write = Spool.write
+
+    def full_disk(self: Spool, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Spool, "write", full_disk)
+    state.apply([verdict(Status.CLEAR)], T0 + timedelta(minutes=5))
+    await state.save(T0 + timedelta(minutes=5))  # the resolution never reaches the disk
+    assert not spool.path.exists() and spool.stale_path.exists()
+    monkeypatch.setattr(Spool, "write", real_write)
+
+    restarted = AlertState(lambda _: [], Spool(spool.path))
+    restored = restarted.restore()
+    assert restored is not None and restored.stale
+    assert restarted.open == {}  # its firing alert is not believed, nor pushed
+    assert len(restarted.journal) == 2  # its transitions still go to PostgreSQL (once each)
+    await restarted.save(T0 + timedelta(minutes=6))
+    assert spool.path.exists() and not spool.stale_path.exists()  # superseded
 
 
-def test_replay_opens_what_fired_while_the_database_was_away_and_keeps_an_ack() -> None:
-    b0 = book()
-    pending = b0.observe([verdict(Status.BREACH)], T0)[0]
-    row = Alert(**{f: getattr(pending.alert, f) for f in Alert.__slots__})  # type: ignore[attr-defined]
-    row.acked_by, row.acked_at = "trực ban", T0  # acked while pending, in PostgreSQL
-    firing = Transition("t-fire", _with(pending.alert, State.FIRING), State.PENDING,
-                        State.FIRING, T0 + timedelta(minutes=5))  # fmt: skip
-    b = AlertBook([row])
-    b.replay([firing])
-    alert = b.open[KEY]
-    assert alert.state is State.FIRING and alert.acked_by == "trực ban"
-    assert alert is not firing.alert  # the journal's snapshot is not shared
+def test_a_file_neither_readable_nor_movable_is_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "state.json"
+    path.write_bytes(b"precious")
+
+    def unreadable(self: Path) -> bytes:
+        raise OSError(5, "Input/output error")
+
+    def unmovable(*_: object) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(Path, "read_bytes", unreadable)
+    monkeypatch.setattr(os, "replace", unmovable)
+    state = AlertState(lambda _: [], Spool(path))
+    assert state.restore() is None
+    monkeypatch.undo()
+    assert path.read_bytes() == b"precious"  # this run never writes over it
 
 
-def test_replay_leaves_another_alert_of_the_same_identity_alone() -> None:
-    fired, resolved = fired_then_resolved()
-    newer = _with(fired[-1].alert, State.FIRING, alert_id="a-newer-incident")
-    b = AlertBook([newer])
-    b.replay(resolved)  # the resolution of an older alert of that identity
-    assert b.open[KEY].id == "a-newer-incident"
-
-
-def _with(alert: Alert, state: State, alert_id: str | None = None) -> Alert:
-    copy = Alert(**{f: getattr(alert, f) for f in Alert.__slots__})  # type: ignore[attr-defined]
-    copy.state = state
-    if alert_id is not None:
-        copy.id = alert_id
-    return copy
+@pytest.mark.parametrize("content", [b"null", b"[]", b'"state"'])
+def test_json_that_is_not_an_object_is_set_aside(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "state.json"
+    path.write_bytes(content)
+    assert Spool(path).read() is None
+    assert (tmp_path / "state.json.unreadable").read_bytes() == content
