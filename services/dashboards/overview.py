@@ -90,8 +90,8 @@ def kpi_stat(kpi: Kpi) -> stat.Panel:
             "volume. Two decimals, as the wall and the alerts show it.",
         )
         .thresholds(target_thresholds(target))
-        .with_target(query(promql.province_figure("ratio", "day", kpi.id), TODAY, ref="A"))
-        .with_target(query(promql.province_figure("ratio", "month", kpi.id), MONTH, ref="B"))
+        .with_target(query(promql.province_rate("day", kpi.id, target_bp), TODAY, ref="A"))
+        .with_target(query(promql.province_rate("month", kpi.id, target_bp), MONTH, ref="B"))
         .with_target(query(promql.target("$province", kpi.id), TARGET, ref="C"))
         .with_target(query(promql.province_figure("denominator", "day", kpi.id), VOLUME, ref="D"))
         .override_by_name(*neutral_override(TARGET))
@@ -108,7 +108,7 @@ def below_target(catalogue: KpiCatalogue) -> table.Panel:
             "between target and rate), with the rate, the target and the volume behind it.",
         )
         .with_target(query(shortfall, ref="A", instant=True))
-        .with_target(query(promql.beside_shortfall(promql.UNIT_RATIO_DAY), ref="B", instant=True))
+        .with_target(query(promql.beside_shortfall(promql.unit_rate_day()), ref="B", instant=True))
         .with_target(query(promql.beside_shortfall(promql.UNIT_TARGET), ref="C", instant=True))
         .with_target(
             query(
@@ -193,11 +193,6 @@ def hourly_rates(catalogue: KpiCatalogue) -> timeseries.Panel:
         .decimals(RATE_DECIMALS)
         .min(0)
         .max(1)
-        .with_target(
-            query(
-                'max by (kpi) (egov_kpi_ratio{unit="$province", window="1h"})',
-                "{{kpi}}",
-            )
-        )
+        .with_target(query(promql.hourly_rate(), "{{kpi}}"))
     )
     return kpi_display_names(panel, catalogue)

@@ -32,6 +32,33 @@ NOTIFICATIONS = "egov_alerts_notifications_total"
 EVALUATION_LAG = "egov_alerts_evaluation_lag_seconds"
 
 
+def shown_rate(numerator: str, denominator: str) -> str:
+    """The rate as the wall, the alerts and the exports show it (services/common/rates.py
+    ``rate_bp``), as a 0..1 ratio of whole basis points: half up from the integer counts,
+    never 1 with an item missing, never 0 with one counted.
+
+    Grafana formats the float it is given (``toFixed``): given the exported ratio, 19,999
+    of 20,000 read "100.00%" there and "99,99 %" on the wall; given this, 99.99% on both.
+    ``numerator`` and ``denominator`` are one series per row with the same labels; a row
+    whose denominator is 0 is left out (no rate, as the wall's "–"). Exact in float64:
+    the counts are integers far below 2^53 / 20,000, and so are the operands."""
+    n, d = f"({numerator})", f"(({denominator}) > 0)"
+    bp = f"floor((20000 * {n} + {d}) / (2 * {d}))"
+    missing = f"({n} < bool {d})"  # an item missing: 10000 is not earned
+    counted = f"({n} > bool 0)"  # an item counted: 0 is not earned
+    return f"(({bp} - ({bp} + {missing} > bool 10000) + ({bp} == bool 0) * {counted}) / 10000)"
+
+
+def shown_against(numerator: str, denominator: str, target_bp: int) -> str:
+    """:func:`shown_rate` for a panel coloured by a target: a hair (1e-9, far below the
+    two decimals shown) under the target when the counts miss it exactly, as
+    ``rates.meets`` judges. 24,374 of 25,000 shows 97.50% and misses a 97.5% target:
+    the panel shows 97.50% in the target's red, as the wall marks it missed."""
+    n, d = f"({numerator})", f"(({denominator}) > 0)"
+    misses = f"({n} * 10000 < bool {target_bp} * {d})"
+    return f"({shown_rate(numerator, denominator)} - 1e-9 * {misses})"
+
+
 def province_figure(figure: str, window: str, kpi: str) -> str:
     """A province's own numerator, denominator or ratio (already rolled up by the worker)."""
     return f'{PROVINCE_PREFIX}_{figure}:{window}{{unit="$province", kpi="{kpi}"}}'
@@ -45,6 +72,34 @@ def target(unit: str, kpi: str = "") -> str:
 def unit_figure(figure: str, window: str) -> str:
     """One unit's figure per KPI: `max by` keeps one copy when two workers export it."""
     return f'max by (kpi) (egov_kpi_{figure}{{unit="$unit", window="{window}", kpi=~"$kpi"}})'
+
+
+def unit_rate(window: str) -> str:
+    """``$unit``'s rate per KPI in ``window``, as the wall shows it."""
+    return shown_rate(unit_figure("numerator", window), unit_figure("denominator", window))
+
+
+def province_rate(window: str, kpi: str, target_bp: int) -> str:
+    """``$province``'s own rate of ``kpi`` in ``window`` (day, month), as the wall shows
+    it, coloured by ``target_bp``."""
+    return shown_against(
+        province_figure("numerator", window, kpi),
+        province_figure("denominator", window, kpi),
+        target_bp,
+    )
+
+
+def hourly_rate() -> str:
+    """``$province``'s rate per KPI over the last rolling hour, as the wall shows it."""
+    figure = 'max by (kpi) (egov_kpi_{}{{unit="$province", window="1h"}})'
+    return shown_rate(figure.format("numerator"), figure.format("denominator"))
+
+
+def unit_rate_day() -> str:
+    """Every unit's rate today (the labels of ``UNIT_RATIO_DAY`` are added where needed by
+    :func:`beside_shortfall`), as the wall shows it."""
+    figure = 'max by (kpi, unit) (egov_kpi_{}{{window="day"}})'
+    return shown_rate(figure.format("numerator"), figure.format("denominator"))
 
 
 def shortfall() -> str:
@@ -117,7 +172,8 @@ def _eligible(at_least: bool) -> str:
 
 
 def _rate_of(denominators: str) -> str:
-    return _of_level(f"({_chosen('numerator')} / on (kpi, unit) {denominators})")
+    return _of_level(shown_rate(f"{_chosen('numerator')} and on (kpi, unit) {denominators}",
+                                denominators))  # fmt: skip
 
 
 def ranked_volume() -> str:

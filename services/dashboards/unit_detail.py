@@ -60,8 +60,8 @@ def build(catalogue: KpiCatalogue) -> Dashboard:
 
 def summary(catalogue: KpiCatalogue) -> table.Panel:
     figures = [
-        ("A", promql.unit_figure("ratio", "day"), "Tỷ lệ hôm nay"),
-        ("B", promql.unit_figure("ratio", "month"), "Tỷ lệ tháng này"),
+        ("A", promql.unit_rate("day"), "Tỷ lệ hôm nay"),
+        ("B", promql.unit_rate("month"), "Tỷ lệ tháng này"),
         ("C", f"max by (kpi) ({promql.target('$unit')})", "Mục tiêu"),
         ("D", promql.unit_figure("numerator", "day"), "Đạt hôm nay"),
         ("E", promql.unit_figure("denominator", "day"), "Tổng hôm nay"),
@@ -116,7 +116,7 @@ def rate_series(catalogue: KpiCatalogue, window: str, title: str, period: str) -
         .decimals(RATE_DECIMALS)
         .min(0)
         .max(1)
-        .with_target(query(promql.unit_figure("ratio", window), "{{kpi}}", ref="A"))
+        .with_target(query(promql.unit_rate(window), "{{kpi}}", ref="A"))
         .with_target(query(f"max by (kpi) ({promql.target('$unit')})", "Mục tiêu {{kpi}}", ref="B"))
         .override_by_query("B", TARGET_LINE)
     )

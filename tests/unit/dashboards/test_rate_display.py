@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from services.common.rates import format_rate
+from services.dashboards import promql
 from services.dashboards.render import DASHBOARDS_DIR
 
 
@@ -53,13 +54,22 @@ def test_nong_cong_reads_99_94_in_every_rate_panel(name: str, panel: dict[str, A
     assert shown == "99.94%" == format_rate(11_703, 11_710, "en")
 
 
-def test_grafana_agrees_with_the_wall_away_from_the_ends() -> None:
-    # Where Grafana and services/common/rates.py can differ is documented in
-    # docs/dashboards.md: only at 100.00% with an item missing, or an exact half.
+def test_the_float_ratio_agrees_with_the_wall_only_away_from_the_ends() -> None:
+    # Why the panels no longer hand Grafana the float ratio (promql.shown_rate; in a real
+    # Prometheus: tests/integration/dashboards/test_rate_ends.py).
     for num, den in [(29, 100), (1_170, 1_171), (24_374, 25_000), (20, 25), (38_000, 38_123)]:
         assert grafana_percentunit(num / den, 2) == format_rate(num, den, "en")
     assert grafana_percentunit(19_999 / 20_000, 2) == "100.00%"  # the wall says 99.99%
     assert format_rate(19_999, 20_000, "en") == "99.99%"
+    assert grafana_percentunit(9_999 / 10_000, 2) == "99.99%"  # the basis points: agree
+
+
+def test_no_rate_panel_hands_grafana_the_float_ratio() -> None:
+    # The float ratio only picks the below-target rows and their gap (docs/dashboards.md).
+    for name, panel in rate_panels():
+        for target in panel.get("targets", []):
+            expr = target["expr"].replace(promql.shortfall(), "")
+            assert "egov_kpi_ratio" not in expr, (name, panel["title"], target["refId"])
 
 
 def test_no_kpi_column_is_labelled_with_the_target_word() -> None:

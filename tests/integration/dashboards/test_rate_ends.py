@@ -1,0 +1,177 @@
+"""Grafana shows every rate as the wall does, the ends included, through a real Prometheus.
+
+Until 2026-12-05 the rate panels formatted the exported float ratio: 19,999 of 20,000
+documents signed read "100.00%" in Grafana and "99,99 %" on the wall and in the alerts,
+1 of 30,000 read "0.00%", and a rate that rounds up onto its target (22,499 of 25,000,
+89.996%) was "90.00%" in red on the wall's reading but coloured as meeting it nowhere
+consistently. The panels now ask Prometheus for the wall's basis points
+(``promql.shown_rate``), and a panel coloured by a target for a hair under it when the
+counts miss it (``promql.shown_against``).
+
+A small exposition server stands in for a metrics worker (the figures are typed in, each
+an edge case); the repo's recording rules run in a real Prometheus; every rate query of
+every committed dashboard is evaluated and formatted as Grafana formats it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from services.common.kpis import KpiCatalogue
+from services.common.rates import format_rate, meets, to_bp
+from services.common.units import UnitRegistry
+from services.dashboards import promql
+from tests.integration.dashboards.prometheus import (
+    Prometheus,
+    panel_queries,
+    running_prometheus,
+    substitute,
+)
+from tests.unit.dashboards.test_rate_display import grafana_percentunit
+
+pytestmark = pytest.mark.integration
+
+PROVINCE, UNIT = "19", "01843"  # the dashboards tests' $province and $unit
+WINDOWS = ("day", "month", "1h")
+
+# (numerator, denominator) of each edge case; the communes of Thái Nguyên get one each.
+CASES = [
+    (19_999, 20_000),  # 99.995%: the float rounds to 100.00%; an item is missing
+    (1, 30_000),  # 0.0033%: the float rounds to 0.00%; an item counts
+    (11_703, 11_710),  # Nông Cống's 99.94%
+    (20_000, 20_000),  # 100% earned
+    (0, 20_000),  # 0% earned
+    (22_499, 25_000),  # 89.996%: shows 90.00%, misses a 90% target
+    (29, 100),  # 0.29 is 0.28999... in binary
+    (1, 8),  # an exact half in basis points: 1250 exactly
+]
+PROVINCE_COUNTS = (22_499, 25_000)
+
+
+def units() -> dict[str, tuple[str, str]]:
+    """code -> (full name, level) of the province and a commune per case, UNIT first."""
+    registry = UnitRegistry.from_dir()
+    current = registry.units("2025")
+    communes = [u for u in current if u.parent == PROVINCE and u.level == "commune"]
+    communes.sort(key=lambda u: u.code != UNIT)
+    chosen = {u.code: (u.full_name, u.level) for u in communes[: len(CASES)]}
+    province = next(u for u in current if u.code == PROVINCE)
+    return {PROVINCE: (province.full_name, province.level), **chosen}
+
+
+def counts_of() -> dict[str, tuple[int, int]]:
+    communes = [code for code in units() if code != PROVINCE]
+    return {PROVINCE: PROVINCE_COUNTS, **dict(zip(communes, CASES, strict=True))}
+
+
+def exposition() -> bytes:
+    catalogue = KpiCatalogue.load()
+    lines = []
+    for code, (num, den) in counts_of().items():
+        name, level = units()[code]
+        parent = "" if code == PROVINCE else PROVINCE
+        lines.append(f'egov_unit_info{{unit="{code}",name="{name}",level="{level}",'
+                     f'parent="{parent}"}} 1')  # fmt: skip
+        for kpi in catalogue.kpis:
+            label = f'kpi="{kpi.id}",unit="{code}"'
+            lines.append(f"egov_kpi_target_ratio{{{label}}} {kpi.target_for(level)!r}")
+            for window in WINDOWS:
+                at = f'{label},window="{window}"'
+                lines.append(f"egov_kpi_ratio{{{at}}} {num / den!r}")
+                lines.append(f"egov_kpi_numerator{{{at}}} {num}")
+                lines.append(f"egov_kpi_denominator{{{at}}} {den}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    body = exposition()
+
+    class Worker(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Worker)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    directory: Path = tmp_path_factory.mktemp("prometheus")
+    try:
+        target = f"127.0.0.1:{server.server_address[1]}"
+        with running_prometheus(directory, {"egov-metrics": [target]}) as running:
+            # Every recording rule the panels read has evaluated once.
+            rules = ("province:egov_kpi_numerator:day", "unit:egov_kpi_target:ratio",
+                     "unit:egov_unit_province:info", "kpi:egov_kpi_min_volume:count")  # fmt: skip
+            for rule in rules:
+                assert running.wait_for(rule), f"{rule} never recorded"
+            assert running.wait_for(substitute(promql.shortfall()))
+            yield running
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def rate_queries() -> list[tuple[str, str, str]]:
+    """(dashboard / panel, ref, expr) of every query that feeds a rate (not a count, not
+    a target) in a committed dashboard: the rankings' counts beside their lowest rates
+    name a rate only to pick their rows (``promql.beside_lowest``)."""
+    return [
+        (f"{q.dashboard} / {q.panel}", q.ref, q.expr)
+        for q in panel_queries()
+        if "floor((20000" in q.expr.split(" and on (kpi, unit) sort(")[0]
+    ]
+
+
+def test_every_rate_query_shows_what_the_wall_shows(prometheus: Prometheus) -> None:
+    queries = rate_queries()
+    # Two KPI figures of each stat on the overview, its below-target table and hourly
+    # series, the unit's table (two) and series (two), the rankings' tables.
+    assert len(queries) >= 2 * 11 + 2 + 4 + 2
+    counts = counts_of()
+    checked = 0
+    for where, ref, expr in queries:
+        result = prometheus.wait_for(substitute(expr), 20)  # its recording rules evaluated
+        assert result, f"{where} ({ref}) returned nothing"
+        for series in result:
+            labels = series["metric"]
+            unit = labels.get("unit") or (PROVINCE if "$province" in expr else UNIT)
+            num, den = counts[unit]
+            shown = grafana_percentunit(float(series["value"][1]), 2)
+            assert shown == format_rate(num, den, "en"), (where, ref, unit, labels)
+            checked += 1
+    assert checked >= 100
+
+
+@pytest.mark.parametrize("counts", CASES, ids=lambda c: f"{c[0]}-of-{c[1]}")
+def test_the_ends_are_kept(prometheus: Prometheus, counts: tuple[int, int]) -> None:
+    num, den = counts
+    expr = promql.shown_rate(f"vector({num})", f"vector({den})")
+    (series,) = prometheus.query(expr)
+    assert grafana_percentunit(float(series["value"][1]), 2) == format_rate(num, den, "en")
+
+
+def test_a_stat_coloured_by_its_target_is_red_when_the_counts_miss_it(
+    prometheus: Prometheus,
+) -> None:
+    # Thái Nguyên: 22,499 of 25,000 documents electronic, 89.996%, against a 90% target.
+    catalogue = {k.id: k for k in KpiCatalogue.load().kpis}
+    target = catalogue["document_electronic"].target_for("province")
+    expr = promql.province_rate("day", "document_electronic", to_bp(target))
+    (series,) = prometheus.query(substitute(expr))
+    value = float(series["value"][1])
+    assert grafana_percentunit(value, 2) == "90.00%"
+    assert not meets(*PROVINCE_COUNTS, to_bp(target))
+    assert value < target  # below the green step of target_thresholds: red
+    # A rate meeting its target exactly stays on it (green): 9 of 10 against 90%.
+    met = promql.shown_against("vector(9)", "vector(10)", to_bp(target))
+    (series,) = prometheus.query(met)
+    assert float(series["value"][1]) >= target
