@@ -27,7 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.common.broker import free_port
-from tests.servers import database_port
+from tests.servers import database_address, database_port
 
 
 class LocalServer:
@@ -156,6 +156,15 @@ class Alertmanager:
             self._proc = None
 
 
+QUIET = 3.0
+"""Long enough for Alertmanager (group_interval 1 s) to have sent whatever it would."""
+
+
+def statuses(receiver: Receiver) -> list[str]:
+    """What the on-call person was told, in order: firing, resolved, ..."""
+    return [status for status, _ in receiver.notifications()]
+
+
 async def _ready(client: httpx.AsyncClient, url: str) -> bool:
     try:
         return (await client.get(f"{url}/-/ready")).status_code == 200
@@ -184,6 +193,10 @@ class TcpProxy:
         self._target = target_port or database_port()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+
+    def dsn(self, database_url: str) -> str:
+        """``database_url`` through this proxy."""
+        return database_url.replace(database_address(), f"127.0.0.1:{self.port}")
 
     async def up(self) -> None:
         if self._server is None:  # up twice (a test's body, then its clean-up) is up

@@ -10,12 +10,16 @@ import pytest
 from services.alerts.model import State
 from services.common.calendar import VN_TZ
 from tests.integration.alerts.conftest import ServiceFactory
-from tests.integration.alerts.harness import Alertmanager, FakeMetrics, Receiver, wait_until
+from tests.integration.alerts.harness import (
+    QUIET,
+    Alertmanager,
+    FakeMetrics,
+    Receiver,
+    statuses,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
-
-# Long enough for Alertmanager (group_interval 1s) to have sent anything it would.
-QUIET = 3.0
 
 
 async def fire_and_push(svc, now: datetime, steps: int = 2) -> None:  # type: ignore[no-untyped-def]
@@ -23,10 +27,6 @@ async def fire_and_push(svc, now: datetime, steps: int = 2) -> None:  # type: ig
         await svc.evaluate_once(now + timedelta(seconds=2 * i))
     await svc.flush()
     assert await svc.push_alertmanager(now + timedelta(seconds=2 * steps), force=True)
-
-
-def statuses(receiver: Receiver) -> list[str]:
-    return [status for status, _ in receiver.notifications()]
 
 
 async def test_drop_below_target_fires_once_and_resolves_once(

@@ -14,7 +14,6 @@ from services.alerts.journal import UNAVAILABLE
 from services.alerts.model import State
 from tests.integration.alerts.conftest import ServiceFactory
 from tests.integration.alerts.harness import FakeMetrics, Receiver, TcpProxy, wait_until
-from tests.servers import database_address
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +32,7 @@ async def test_postgres_down_then_up_loses_nothing_and_duplicates_nothing(
 ) -> None:
     proxy = TcpProxy()
     await proxy.up()
-    via_proxy = database_url.replace(database_address(), f"127.0.0.1:{proxy.port}")
+    via_proxy = proxy.dsn(database_url)
     assert via_proxy != database_url
     svc = make_service(database_url=via_proxy)
     await svc.connect()

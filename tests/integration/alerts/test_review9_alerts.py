@@ -37,21 +37,16 @@ from services.common.figures import Figure
 from services.common.unit_info import UnitInfo
 from tests.integration.alerts.conftest import ServiceFactory
 from tests.integration.alerts.harness import (
+    QUIET,
     Alertmanager,
     FakeMetrics,
     Receiver,
     TcpProxy,
+    statuses,
     wait_until,
 )
-from tests.servers import database_address
 
 pytestmark = pytest.mark.integration
-
-QUIET = 3.0  # long enough for Alertmanager (group_interval 1s) to send what it would
-
-
-def statuses(receiver: Receiver) -> list[str]:
-    return [status for status, _ in receiver.notifications()]
 
 
 async def active_in_alertmanager(am: Alertmanager) -> list[dict[str, Any]]:
@@ -121,7 +116,7 @@ async def test_restart_during_postgres_outage_keeps_the_resolution(
 ) -> None:  # fmt: skip
     proxy = TcpProxy()
     await proxy.up()
-    via_proxy = database_url.replace(database_address(), f"127.0.0.1:{proxy.port}")
+    via_proxy = proxy.dsn(database_url)
     first = make_service(database_url=via_proxy, alertmanager_url=alertmanager.url)
     await first.connect()
     now = datetime.now(UTC) - timedelta(seconds=120)
@@ -225,7 +220,7 @@ async def test_restart_waiting_for_postgres_does_not_resolve_in_alertmanager(
 ) -> None:  # fmt: skip
     proxy = TcpProxy()
     await proxy.up()
-    via_proxy = database_url.replace(database_address(), f"127.0.0.1:{proxy.port}")
+    via_proxy = proxy.dsn(database_url)
     # resend 1 s: endsAt 4 s ahead (production: 60 s and 4 min; the outage scales with it)
     settings = {"database_url": via_proxy, "alertmanager_url": alertmanager.url,
                 "alert_resend_s": 1.0}  # fmt: skip

@@ -63,8 +63,15 @@ def test_no_file_is_nothing_to_restore(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "content",
-    [b"{not json", b'{"version": 99, "written_at": "2026-11-23T02:00:00+00:00"}', b'{"open": 1}'],
-    ids=["torn", "newer-version", "wrong-shape"],
+    [
+        b"{not json",
+        b'{"version": 99, "written_at": "2026-11-23T02:00:00+00:00"}',
+        b'{"open": 1}',
+        b"null",
+        b"[]",
+        b'"state"',
+    ],
+    ids=["torn", "newer-version", "wrong-shape", "null", "list", "string"],
 )
 def test_an_unreadable_file_is_set_aside_and_said(
     tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture
@@ -161,11 +168,3 @@ def test_a_file_neither_readable_nor_movable_is_left_alone(
     assert state.restore() is None
     monkeypatch.undo()
     assert path.read_bytes() == b"precious"  # this run never writes over it
-
-
-@pytest.mark.parametrize("content", [b"null", b"[]", b'"state"'])
-def test_json_that_is_not_an_object_is_set_aside(tmp_path: Path, content: bytes) -> None:
-    path = tmp_path / "state.json"
-    path.write_bytes(content)
-    assert Spool(path).read() is None
-    assert (tmp_path / "state.json.unreadable").read_bytes() == content
