@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -62,6 +63,8 @@ class KafkaPublisher:
         self._signer = signer
         self._producer: AIOKafkaProducer | None = None
         self._topics: dict[str, str] = {}  # family -> topic; settings build a dict per call
+        self._renewing = asyncio.Lock()
+        self._started = False  # between start() and stop(): a failed sender is renewed
 
     async def start(self) -> None:
         # linger_ms=0: a request waits for its acknowledgement, so lingering only adds
@@ -75,28 +78,65 @@ class KafkaPublisher:
             await producer.stop()  # its connections and sender task, opened before failing
             raise
         self._producer = producer
+        self._started = True
 
     async def stop(self) -> None:
+        self._started = False
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+
+    def sender_failed(self) -> bool:
+        """Whether the producer's background sender has stopped. aiokafka fails what it
+        held then, but sends nothing more: every later request would wait out its timeout
+        (a 503 each) while the broker answers /readyz. Read from aiokafka's internals
+        (``_sender.sender_task``, aiokafka pinned in pyproject.toml)."""
+        sender = getattr(self._producer, "_sender", None)
+        task = getattr(sender, "sender_task", None)
+        return isinstance(task, asyncio.Task) and task.done()
+
+    async def _renew(self) -> None:
+        """A new producer in place of one whose sender has stopped, or of one a renewal
+        could not start (the broker away then): once, whoever asks meanwhile."""
+        async with self._renewing:
+            old = self._producer
+            if old is not None and not self.sender_failed():
+                return  # renewed by another request meanwhile
+            if old is not None:
+                self._producer = None
+                task = old._sender.sender_task
+                cause = task.exception() if task is not None and not task.cancelled() else None
+                log.error("the Kafka producer's sender stopped (%r): starting a new one", cause)
+                with contextlib.suppress(Exception):
+                    await old.stop()
+            await self.start()
 
     async def publish(self, records: Sequence[Record], accepted: datetime | None = None) -> None:
         """Send every record and wait for every acknowledgement, or raise PublishError.
 
         ``accepted``: when their events were judged (the time their horizon was checked
         at; now by default), sent in the header ``egov_accepted_ms`` of every record."""
-        producer = self._producer
-        if producer is None:
-            raise PublishError("the Kafka producer is not connected")
         try:
             # send() itself can wait (metadata, a full buffer): the timeout covers it too.
             # asyncio.timeout rather than wait_for: no extra task per request.
             async with asyncio.timeout(self._timeout_s):
+                if self._started and (self._producer is None or self.sender_failed()):
+                    await self._renew()
+                producer = self._producer
+                if producer is None:
+                    raise PublishError("the Kafka producer is not connected")
                 stamp = accepted_header(accepted or datetime.now(UTC))
                 packed = published_by(pack(records))
                 out = signed(packed, self._signer, stamp, self._topic)
-                await self._send_all(producer, out)
+                try:
+                    await self._send_all(producer, out)
+                except (KafkaError, TimeoutError, PublishError):
+                    raise
+                except Exception as exc:
+                    # What stopped the producer's sender fails the batches it held, with
+                    # whatever it was: the outcome is unknown, as for a broker error.
+                    log.exception("the Kafka producer failed %d records", len(records))
+                    raise PublishError(f"the producer failed ({exc!r})") from exc
         except (KafkaError, TimeoutError) as exc:
             log.warning("publish of %d records failed: %r", len(records), exc)
             raise PublishError(f"the broker did not acknowledge the events ({exc!r})") from exc
@@ -157,9 +197,10 @@ class KafkaPublisher:
         return topic
 
     async def ping(self) -> bool:
-        """Whether the broker answers a metadata request right now."""
+        """Whether the broker answers a metadata request right now, and the producer can
+        send (its sender has not stopped; the next publish starts a new one)."""
         producer = self._producer
-        if producer is None:
+        if producer is None or self.sender_failed():
             return False
         try:
             await asyncio.wait_for(producer.client.fetch_all_metadata(), 3)
