@@ -137,11 +137,15 @@ class IngestService:
     def _check(self, key: ApiKey, events: list[Any], now: datetime) -> list[Record]:
         """The records of a wholly valid, wholly authorised request, or the Problem."""
         records, errors = self.validator.check(events, now, key.publisher, self.keys.unbound_before)
-        if errors:
-            self._count_errors(key, "rejected", errors)
-            self._refund_all_but(key, len(events), errors)
-            raise problems.invalid_events(errors, len(events))
         denied = scope_violations(key, records, self.registry)
+        if errors:
+            # The valid events' scope errors too, in the same answer: a publisher that drops
+            # only the invalid ones and resends would otherwise meet a 403 next.
+            self._count_errors(key, "rejected", errors)
+            self._count_errors(key, "out_of_scope", denied)
+            both = sorted([*errors, *denied], key=lambda e: e.index)
+            self._refund_all_but(key, len(events), both)
+            raise problems.invalid_events(both, len(events), len({e.index for e in errors}))
         if denied:
             self._count_errors(key, "out_of_scope", denied)
             self._refund_all_but(key, len(events), denied)

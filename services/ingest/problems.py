@@ -84,13 +84,19 @@ def batch_too_large(count: int, limit: int) -> Problem:
     )
 
 
-def invalid_events(errors: list[InvalidEvent], total: int) -> Problem:
+def invalid_events(errors: list[InvalidEvent], total: int, invalid: int | None = None) -> Problem:
+    """``errors``: every invalid event's, then (``invalid`` of them being invalid) the
+    scope errors of the valid ones, so one answer lists all that must change."""
     bad = len({e.index for e in errors})
+    invalid = bad if invalid is None else invalid
+    detail = f"{invalid} of {total} events are invalid"
+    if bad > invalid:
+        detail += f" and {bad - invalid} more may not be published with this API key"
     return Problem(
         422,
         "invalid-events",
         "Invalid events",
-        f"{bad} of {total} events are invalid; nothing from this request was published.",
+        f"{detail}; nothing from this request was published.",
         errors=errors,
     )
 

@@ -244,3 +244,29 @@ async def test_a_batch_over_the_keys_event_budget_is_429_and_nothing_of_it_is_pr
         fits = [event() for _ in range(4)]
         assert (await ingest.post(fits)).status_code == 202
         assert ids(await topic_events(settings)) == ids(accepted + fits)
+
+
+async def test_a_batch_both_invalid_and_out_of_scope_lists_every_refusal_at_once(
+    ingest: Ingest,
+) -> None:
+    # Until 2026-12-05 only the invalid event was listed: the publisher dropped it, resent,
+    # and met a 403 for the foreign ward in a second round trip.
+    good = [event(HAM_RONG), event(HAC_THANH)]
+    invalid = event("99999")  # no such unit: 422
+    foreign = event(BAC_KAN_WARD)  # Thái Nguyên's ward, outside the Thanh Hóa key: 403
+    response = await ingest.post([good[0], invalid, foreign, good[1]])
+    problem = assert_problem(response, 422, "invalid-events")
+    errors = problem["errors"]
+    assert isinstance(errors, list)
+    assert [(e["index"], e["code"]) for e in errors] == [
+        (1, "unit-unknown"),
+        (2, "unit-out-of-scope"),
+    ]
+    assert problem["detail"] == (
+        "1 of 4 events are invalid and 1 more may not be published with this API key; "
+        "nothing from this request was published."
+    )
+    assert await topic_events(ingest.settings) == []  # nothing of a refused request
+    resend = await ingest.post(good)  # what the answer says to resend
+    assert resend.status_code == 202, resend.text
+    assert ids(await topic_events(ingest.settings)) == ids(good)
