@@ -29,7 +29,8 @@ _REFUSALS = {
     "422": (
         "invalid-events",
         "Events break the contract, name unknown units, or fall "
-        "outside the accepted time range; every one is listed.",
+        "outside the accepted time range; every one is listed, with the scope errors "
+        "of the valid events of the same request.",
     ),
     "429": (
         "rate-limited",
