@@ -59,6 +59,63 @@ class AlertmanagerClient:
         return len(batch)
 
 
+SILENCE_TAG = "egov-pulse acknowledgement of alert "
+"""How a silence this service made names its alert (in its comment): found again after a
+restart, with no state of its own."""
+
+
+def silence_of(alert: Alert, ends: datetime, now: datetime) -> dict[str, Any]:
+    """An acknowledged alert's ``postableSilence``: every label, matched exactly."""
+    matchers = [
+        {"name": name, "value": value, "isRegex": False, "isEqual": True}
+        for name, value in sorted(alert.labels.items())
+    ]
+    note = alert.annotations.get("summary", "")
+    return {
+        "matchers": matchers,
+        "startsAt": now.isoformat(),
+        "endsAt": ends.isoformat(),
+        "createdBy": alert.acked_by or "egov-pulse",
+        "comment": f"{SILENCE_TAG}{alert.id} (expired when it resolves). {note}".strip(),
+    }
+
+
+class SilenceClient:
+    """The silences this service made for acknowledged alerts: list, create, expire."""
+
+    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
+        self._client = client
+        self._base = url.rstrip("/") + "/api/v2"
+
+    async def ours(self) -> dict[str, str]:
+        """alert id -> silence id of every active or pending silence made for an alert."""
+        found = await self._call("GET", "/silences")
+        ours: dict[str, str] = {}
+        for silence in found:
+            comment = silence.get("comment", "")
+            if silence.get("status", {}).get("state") in ("active", "pending") and (
+                comment.startswith(SILENCE_TAG)
+            ):
+                ours[comment[len(SILENCE_TAG) :].split(" ", 1)[0]] = silence["id"]
+        return ours
+
+    async def create(self, silence: dict[str, Any]) -> None:
+        await self._call("POST", "/silences", silence)
+
+    async def expire(self, silence_id: str) -> None:
+        await self._call("DELETE", f"/silence/{silence_id}")
+
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        url = self._base + path
+        try:
+            response = await self._client.request(method, url, json=body)
+        except httpx.HTTPError as exc:
+            raise AlertmanagerError(f"{method} {url}: {exc!r}") from exc
+        if response.status_code >= 300:
+            raise AlertmanagerError(f"{method} {url}: {response.status_code} {response.text}")
+        return response.json() if response.content else None
+
+
 class ResolvedSet:
     """Resolved alerts Alertmanager must keep hearing about (with their endsAt).
 

@@ -186,6 +186,7 @@ class AlertsApi:
             # The open alert in memory too: the webhook and Kafka events of its next
             # transitions are made from it, and must say who acknowledged it.
             self.service.state.acknowledged(target, after["acked_by"], after["acked_at"])
+            self.service.delivery.request_push()  # its silence in Alertmanager, next cycle
         return JSONResponse(_shown(after, who))
 
     # --- targets ----------------------------------------------------------------------

@@ -22,7 +22,14 @@ import httpx
 import orjson
 
 from services.alerts import store
-from services.alerts.alertmanager import AlertmanagerClient, ResolvedSet, payload
+from services.alerts.alertmanager import (
+    AlertmanagerClient,
+    AlertmanagerError,
+    ResolvedSet,
+    SilenceClient,
+    payload,
+    silence_of,
+)
 from services.alerts.model import Alert, State, Transition
 from services.alerts.outbox import Deliver, deliver_due
 from services.alerts.settings import AlertsSettings
@@ -63,6 +70,8 @@ class Delivery:
         self._producer: Any = None
         self._last_push: datetime | None = None
         self._push_needed = True
+        # Silences of ours may exist (an earlier run made them): looked for at first push.
+        self._may_have_silences = True
 
     def note(self, transitions: Iterable[Transition]) -> None:
         """A firing or resolution makes a push due now; a resolution is re-sent a while."""
@@ -102,6 +111,8 @@ class Delivery:
         due = self._push_needed or self._last_push is None or now - self._last_push >= resend
         if not (due or force):
             return True
+        firing = list(firing)
+        await self._reconcile_silences(firing, now)
         batch = self.alertmanager_batch(firing, now)
         try:
             sent = await AlertmanagerClient(self._http, self.settings.alertmanager_url).post(batch)
@@ -115,6 +126,35 @@ class Delivery:
         self._push_needed = False
         self.resolved.delivered(now)
         return True
+
+    def request_push(self) -> None:
+        """Push at the next cycle (an acknowledgement: its silence is made then)."""
+        self._push_needed = True
+
+    async def _reconcile_silences(self, firing: list[Alert], now: datetime) -> None:
+        """Silences in Alertmanager for exactly the acknowledged firing alerts (until
+        ``EGOV_ALERT_ACK_SILENCE_S`` after the acknowledgement). Before the alerts are
+        posted, so a resolved alert's silence is gone when its resolution is grouped and
+        notified. Found again by their comment: nothing to keep across restarts. A
+        failure is logged and tried again at the next push; the alerts go out anyway."""
+        lasts = timedelta(seconds=self.settings.alert_ack_silence_s)
+        wanted = {
+            a.id: a for a in firing if lasts and a.acked_at is not None and now < a.acked_at + lasts
+        }
+        client = SilenceClient(self._http, self.settings.alertmanager_url)
+        try:
+            ours = await client.ours() if wanted or self._may_have_silences else {}
+            for alert_id, silence_id in ours.items():
+                if alert_id not in wanted:
+                    await client.expire(silence_id)
+            for alert_id, alert in wanted.items():
+                if alert_id not in ours and alert.acked_at is not None:
+                    await client.create(silence_of(alert, alert.acked_at + lasts, now))
+        except AlertmanagerError as exc:
+            log.warning("Alertmanager silences not reconciled: %r", exc)
+            self._may_have_silences = True
+            return
+        self._may_have_silences = bool(wanted)
 
     # --- outbox (webhook, Kafka) ----------------------------------------------------
 

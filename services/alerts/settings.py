@@ -142,6 +142,13 @@ class AlertsSettings(CommonSettings):
     """``EGOV_ALERT_RESOLVED_RESEND_S``: resolved alerts keep being sent (with endsAt) this
     long, so an Alertmanager that missed one push still learns of the resolution."""
 
+    alert_ack_silence_s: float = Field(default=86400.0, ge=0)
+    """``EGOV_ALERT_ACK_SILENCE_S``: an acknowledged firing alert is silenced in
+    Alertmanager (a silence on its labels, made by this service) for this long after the
+    acknowledgement, so its repeated notifications stop; the silence is expired as soon
+    as the alert resolves, so the resolution and a next incident are notified. 0: an
+    acknowledgement silences nothing."""
+
     alert_webhook_url: str = ""
     """``EGOV_ALERT_WEBHOOK_URL``: direct webhook (Standard Webhooks, HMAC-SHA256) for
     sites without Alertmanager; empty disables it."""

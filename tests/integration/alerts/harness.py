@@ -119,7 +119,7 @@ route:
   group_by: [alertname, unit, kpi, window]
   group_wait: 1s
   group_interval: 1s
-  repeat_interval: 1h
+  repeat_interval: {repeat}
 receivers:
   - name: test
     webhook_configs:
@@ -131,11 +131,11 @@ receivers:
 class Alertmanager:
     """The real prometheus-alertmanager on free ports, clustering off, storage in tmp."""
 
-    def __init__(self, tmp: Path, receiver_url: str) -> None:
+    def __init__(self, tmp: Path, receiver_url: str, repeat_interval: str = "1h") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._tmp = tmp
-        (tmp / "am.yml").write_text(AM_CONFIG.format(url=receiver_url))
+        (tmp / "am.yml").write_text(AM_CONFIG.format(url=receiver_url, repeat=repeat_interval))
         self._proc: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> None:
