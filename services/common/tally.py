@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final, NamedTuple, TypeVar
 
-from services.common.dossierfacts import Fact, event_identity
+from services.common.dossierfacts import DOSSIER_TYPES, Fact, event_identity
 from services.common.kpis import KpiCount
 from services.common.timekeys import EPOCH_ORDINAL, VN_OFFSET_S, bucket_of, local_day_of_epoch
 
@@ -209,18 +209,25 @@ class TallyBatch:
         """The events one by one (for per-event decisions and tests)."""
         return [self.event(i) for i in range(self.events)]
 
-    def keys_by_day(self) -> dict[date, bytes]:
-        """The dedup digests per event day (the store prunes live keys by day)."""
+    def key_blocks(self) -> dict[tuple[date, bool], bytes]:
+        """The dedup digests by (event day, kept for good). The store prunes live keys by
+        day; a backfilled event's key is kept, and so is a dossier event's: a dossier's
+        receipt, payment and final outcome are one per dossier whatever their ids, so a
+        second one is a duplicate however much later it comes (the ledger's rows are kept
+        for good too; services/metrics/store.py ``prune``)."""
         buckets = self.group_bucket
         if not buckets:
             return {}
         first, last = local_day_of_epoch(min(buckets)), local_day_of_epoch(max(buckets))
-        if first == last:  # the usual case: the blob as it came
-            return {first: self.digests}
-        blocks: dict[date, list[bytes]] = {}
+        kept = [self.backfill or t in DOSSIER_TYPES for t in self.types]
+        if first == last and (all(kept) or not any(kept)):  # the usual case: as it came
+            return {(first, kept[0] if kept else self.backfill): self.digests}
+        blocks: dict[tuple[date, bool], list[bytes]] = {}
+        group_type = self.group_type
         for i, g in enumerate(self.index):
-            blocks.setdefault(local_day_of_epoch(buckets[g]), []).append(self.digest(i))
-        return {day: b"".join(keys) for day, keys in blocks.items()}
+            block = (local_day_of_epoch(buckets[g]), kept[group_type[g]])
+            blocks.setdefault(block, []).append(self.digest(i))
+        return {block: b"".join(keys) for block, keys in blocks.items()}
 
     def select(self, chosen: Iterable[int]) -> TallyBatch:
         """The events at the indices ``chosen`` (ascending), their groups recounted."""

@@ -98,7 +98,9 @@ def judge(
     ``found`` is the first record the broker gave at ``next_offset - 1`` (its offset and
     fingerprint), or None if it gave none. ``log_end`` is the end offset the broker
     reports, when it can be trusted (Apache Kafka; tansu reports its last batch's base
-    offset): with it, a record that should be there but did not come is no verdict."""
+    offset, a lower bound, still enough to tell a record before it is there): a record
+    that should be there but did not come is no verdict (until 2026-12-05 tansu's read-
+    back slower than ``READ_BACK_S`` was taken for a replaced log and counted again)."""
     if stored.next_offset <= 0:
         return Verdict(max(stored.next_offset, 0))
     if stored.next_offset < log_start:
@@ -124,13 +126,10 @@ class LogCheck:
         self,
         bootstrap_servers: str,
         registry: CollectorRegistry,
-        embedded_broker: bool = False,
         security: Mapping[str, object] | None = None,
     ) -> None:
         self._bootstrap = bootstrap_servers
         self._security = dict(security or {})  # the worker's Kafka credentials
-        # tansu's ListOffsets answers its last batch's base offset: no end to trust there.
-        self._trust_ends = not embedded_broker
         self.resets = Counter(
             "egov_metrics_log_resets_total",
             "Partitions whose stored position did not belong to the broker's log at"
@@ -188,7 +187,9 @@ class LogCheck:
             tps = [TopicPartition(*tp) for tp in stored]
             consumer.assign(tps)
             starts = await consumer.beginning_offsets(tps)
-            ends = await consumer.end_offsets(tps) if self._trust_ends else {}
+            # tansu's end is its last batch's base offset: below the true end, so still
+            # a bound that says a record before it is in the log (not yet answered).
+            ends = await consumer.end_offsets(tps)
             found = await self._read_back(consumer, stored, starts)
         finally:
             await consumer.stop()

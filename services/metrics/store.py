@@ -512,7 +512,11 @@ async def prune(
     a record can wait in the broker up to its retention (``BACKLOG_BOUND``) and still be
     counted, so its key, and a duplicate's, must outlive that wait. Older live events
     are refused as too late, so their keys are never needed again; a backfilled event is
-    counted however old, so its key is kept for good. The keys are scanned, not looked up
+    counted however old, so its key is kept for good, and so is a dossier event's (the
+    ``backfill`` column means "kept": ``TallyBatch.key_blocks``): a dossier's receipt,
+    payment and final outcome are one per dossier whatever their ids, and a second one
+    is a duplicate however much later it comes (until 2026-12-05 a second final 23
+    days on counted again). The keys are scanned, not looked up
     by day: an index on the day would cost every event's insert more than this scan every
     ten minutes (migration 0008).
     """

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import NamedTuple
 
+from services.common.dossierfacts import DOSSIER_TYPES
 from services.common.tally import (
     DIGEST_SIZE,
     Deltas,
@@ -132,8 +133,8 @@ class PartitionBatch:
         keys = self.keys
         for t in self.tallies[self.summed :]:
             self.sums.add(t)
-            for day, blob in t.keys_by_day().items():
-                block = keys.setdefault((day, t.backfill), [])
+            for kept, blob in t.key_blocks().items():
+                block = keys.setdefault(kept, [])
                 block += [blob[i : i + DIGEST_SIZE] for i in range(0, len(blob), DIGEST_SIZE)]
         self.summed = len(self.tallies)
 
@@ -144,7 +145,7 @@ class PartitionBatch:
 
 
 def all_keys(batches: Sequence[PartitionBatch]) -> tuple[KeyBlocks, int]:
-    """Every dedup key of ``batches`` by (event day, backfill), and how many there are."""
+    """Every dedup key of ``batches`` by (event day, kept for good), and how many."""
     blocks: KeyBlocks = {}
     sent = 0
     for batch in batches:
@@ -177,10 +178,11 @@ def first_deliveries(
 
 
 def key_blocks(batches: Sequence[PartitionBatch], positions: Iterable[Position]) -> KeyBlocks:
-    """The digests of the events at ``positions`` by (event day, backfill)."""
+    """The digests of the events at ``positions`` by (event day, kept for good: backfilled
+    or a dossier's, as ``TallyBatch.key_blocks``)."""
     blocks: KeyBlocks = {}
     for e in views(batches, positions):
-        blocks.setdefault((e.day, e.backfill), []).append(e.digest)
+        blocks.setdefault((e.day, e.backfill or e.type in DOSSIER_TYPES), []).append(e.digest)
     return blocks
 
 

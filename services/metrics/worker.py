@@ -106,12 +106,7 @@ def build_app(settings: MetricsSettings, clock: Callable[[], datetime] = wall_cl
         app,
         state,
         clock,
-        LogCheck(
-            settings.kafka_bootstrap_servers,
-            registry,
-            settings.embedded_broker,
-            settings.kafka_security,
-        ),
+        LogCheck(settings.kafka_bootstrap_servers, registry, settings.kafka_security),
     )
     _register_timers(app, settings, state, targets, pool, clock, grace)
     return app

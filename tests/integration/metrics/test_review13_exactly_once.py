@@ -58,7 +58,9 @@ def state_of(pool: asyncpg.Pool, owner: str) -> PartitionState:
     return PartitionState(get_pool, "g", owner, Figures(), metrics)
 
 
-def doc_record(offset: int, event_id: str, at: datetime, accepted: datetime | None = None) -> Record:
+def doc_record(
+    offset: int, event_id: str, at: datetime, accepted: datetime | None = None
+) -> Record:
     """A document event published straight to Kafka (no headers): accepted at its Kafka
     timestamp, as tansu or Kafka stamps it."""
     event = document(UNIT, at, event_id)
@@ -173,6 +175,29 @@ async def test_a_claim_during_a_flush_in_flight_waits_for_it_and_loads_what_it_c
     assert day_figure(b, now) == (6, 6)
 
 
+async def test_a_flush_of_several_partitions_fences_only_the_one_taken(
+    pool: asyncpg.Pool,
+) -> None:
+    """One transaction over two partitions, one of them claimed by B meanwhile: that one
+    writes nothing, the other counts and moves; B then counts its records once."""
+    now = datetime.now(UTC)
+    other: TopicPartition = ("egov.documents", 1)
+    a, b = state_of(pool, "a"), state_of(pool, "b")
+    await a.assign([DOCS, other], Periods.at(now))
+    at = now - timedelta(minutes=5)
+    taken = [doc_record(i, f"p0-{i}", at) for i in range(3)]
+    kept = [Record(*other, i, b"19", doc_record(i, f"p1-{i}", at).value, (), at.timestamp())
+            for i in range(2)]  # fmt: skip
+    both = batches_of([*taken, *kept], now)
+    await b.assign([DOCS], Periods.at(now))
+    result = await a.flush(both, Periods.at(now))
+    assert result.fenced == {DOCS} and result.events == 2
+    assert await stored_offset(pool, DOCS) == 0 and await stored_offset(pool, other) == 2
+    assert (await b.flush(batches_of(taken, now), Periods.at(now))).events == 3
+    assert await signing(pool) == 5 and await keys(pool) == 5
+    assert day_figure(a, now) == (2, 2) and day_figure(b, now) == (3, 3)
+
+
 @pytest.mark.xfail(
     strict=True,
     reason=(
@@ -275,11 +300,12 @@ async def test_a_replay_within_the_dedup_horizon_counts_nothing_again(
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "services/metrics/logcheck.py LogCheck.resume_at + store.py prune: a log taken "
-        "for replaced is counted again from its start ('dedup keys make re-reading "
-        "harmless'), but live keys are pruned after grace + BACKLOG_BOUND (23 days) while "
-        "tansu's in-memory log has no retention, and too-late is judged from acceptance: "
-        "a record accepted 30 days ago is counted a second time"
+        "by design, a backlog accepted in time counts however long it waited "
+        "(test_counting_grace.py), and live keys are pruned by event day after grace + "
+        "BACKLOG_BOUND: the same log read again from its start after that counts such a "
+        "record twice. What made such a re-read happen on a log still there is fixed "
+        "(logcheck.judge: a read-back slower than READ_BACK_S below the log's end is "
+        "inconclusive, not 'replaced'); a truly replaced log holds only new records"
     ),
 )
 async def test_a_replay_from_the_log_start_counts_nothing_whose_key_was_pruned(
@@ -386,17 +412,42 @@ async def test_a_second_final_outcome_within_the_key_horizon_counts_nothing(
     assert await second_final(pool, 10) == (1, {"dossier_on_time:early": 1})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "services/metrics/store.py prune + dossierstore.count: a dossier's final outcome "
-        "is one per dossier only through its dedup key (event_identity); once that key "
-        "is pruned (23 days), a second final counts again in the catalogue's per-dossier "
-        "KPIs (dossier_electronic_result: 2 approved dossiers for 1). The ledger, which "
-        "keeps the state for good, is not consulted; CONTRACT.md: 'a second final "
-        "outcome of one dossier is a duplicate'"
-    ),
-)
 async def test_a_second_final_outcome_a_month_later_counts_nothing(pool: asyncpg.Pool) -> None:
     assert await second_final(pool, 35) == (1, {"dossier_on_time:early": 1})
 
+
+# --- backfill: the running figures against what PostgreSQL committed --------------------
+
+
+async def test_running_figures_with_backfilled_days_equal_what_a_new_owner_loads(
+    pool: asyncpg.Pool,
+) -> None:
+    """Live events and backfilled ones dated earlier today's month, earlier this year, last
+    year and twice over (a backfill re-run): the windows and totals a worker keeps while
+    counting are the ones a worker loading the partition from PostgreSQL shows."""
+    now = datetime.now(UTC)
+    periods = Periods.at(now)
+    a = state_of(pool, "a")
+    await a.assign([DOCS], periods)
+    backfill = (("egov_backfill", b"1"),)
+    ages = [timedelta(minutes=5), timedelta(days=1), timedelta(days=45), timedelta(days=200)]
+    ages += [timedelta(days=380), timedelta(days=3)]
+    records = []
+    for i, age in enumerate(ages):
+        live = doc_record(i, f"bf-{i}", now - age)
+        headers = () if i == 0 else backfill
+        records.append(Record(*DOCS, i, live.key, live.value, headers, now.timestamp()))
+    again = [Record(*DOCS, len(ages) + i, r.key, r.value, r.headers, r.timestamp)
+             for i, r in enumerate(records[1:])]  # fmt: skip
+    for part in (records[:3], records[3:], again):
+        start = part[0].offset
+        shifted = [Record(*DOCS, start + j, r.key, r.value, r.headers, r.timestamp)
+                   for j, r in enumerate(part)]  # fmt: skip
+        await a.flush(batches_of(shifted, now), periods)
+    assert await keys(pool) == len(ages)
+    assert await signing(pool) == len(ages)
+    b = state_of(pool, "b")
+    await b.assign([DOCS], periods)
+    for window in ("1h", "day", "month", "year"):
+        assert a.figures.window(window, periods) == b.figures.window(window, periods), window
+    assert a.figures.totals() == b.figures.totals()

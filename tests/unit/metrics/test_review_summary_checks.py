@@ -95,7 +95,7 @@ def test_a_unit_twice_in_one_chain_is_nonsense() -> None:
 
 def test_an_event_index_must_be_an_integer() -> None:
     """A float group index passes the column checks and fails only in the flush
-    (``select``, ``keys_by_day``, ``event``): a TypeError there crashes the worker on
+    (``select``, ``key_blocks``, ``event``): a TypeError there crashes the worker on
     the same record after every restart."""
 
     def floating(s: dict[str, Any]) -> None:
