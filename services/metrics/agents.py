@@ -202,7 +202,11 @@ class Counting:
             while self._pending_bytes >= self.flush_bytes and self._flusher is not None:
                 await self._wait_taken(self._flusher)
             pending, now = self._pending, self.clock()
+            self._drop_stale(pending)
             self.preparer.prepare(piece, now, pending)
+            for tp, batch in pending.batches.items():
+                if batch.reading < 0:
+                    batch.reading = self.state.readings.get(tp, 0)
             pending.pieces.append((piece, now))
             mark_last_records(pending.batches, piece)
             for batch in pending.batches.values():
@@ -215,6 +219,24 @@ class Counting:
             # send its next statement, so PostgreSQL keeps working meanwhile.
             await asyncio.sleep(0)
         self._raise_failure()
+
+    def _drop_stale(self, pending: Prepared) -> None:
+        """Forget pending batches of a partition started again since they were decoded (a
+        rebalance took it and gave it back): the consumer hands their records over again,
+        from the stored position, and they must not share a batch with the new reading's."""
+        readings = self.state.readings
+        stale = {tp for tp, b in pending.batches.items() if b.reading != readings.get(tp, 0)}
+        if not stale:
+            return
+        log.info("dropping pending records of %s, read again from their stored positions",
+                 sorted(stale))  # fmt: skip
+        for tp in stale:
+            del pending.batches[tp]
+        pending.pieces = [
+            (kept, at)
+            for records, at in pending.pieces
+            if (kept := [r for r in records if (r.topic, r.partition) not in stale])
+        ]
 
     async def drain(self) -> None:
         """Wait until everything decoded is counted (and raise what a flush raised)."""

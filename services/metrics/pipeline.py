@@ -715,6 +715,10 @@ class PartitionState:
     async def flush(self, batches: Sequence[PartitionBatch], periods: Periods) -> FlushResult:
         """Count the batches (one transaction), then update the figures of owned partitions."""
         async with self._lock:
+            # A batch decoded in an earlier reading of its partition (taken for this flush
+            # before a rebalance gave the partition back) would store an offset from
+            # before the claim: its records are handed over again, so it is left out.
+            batches = [b for b in batches if b.reading < 0 or b.reading == self.readings.get(b.tp)]
             owned = [b for b in batches if b.tp in self.claims]
             if not owned:
                 return FlushResult(fenced={b.tp for b in batches})

@@ -62,6 +62,10 @@ class PartitionBatch:
     """The dedup digests of what ``sum_ahead`` has seen so far."""
     summed: int = 0
     """How many of ``tallies`` ``sums`` and ``keys`` hold."""
+    reading: int = -1
+    """The reading of its partition its records belong to (``PartitionState.readings``;
+    -1: not stamped): records of an earlier reading are handed over again, so a batch of
+    one is dropped, never flushed (it would store an offset from before the last claim)."""
     _last_record: bytes | None = None
     _last_source: tuple[bytes | None, bytes | None, int] | None = None
     _open: TallyBuilder | None = None

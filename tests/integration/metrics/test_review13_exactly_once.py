@@ -198,17 +198,6 @@ async def test_a_flush_of_several_partitions_fences_only_the_one_taken(
     assert day_figure(a, now) == (2, 2) and day_figure(b, now) == (3, 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "services/metrics/store.py flush / pipeline.py PartitionState.flush: the fence "
-        "compares only the claim's epoch, so a batch decoded under an earlier claim "
-        "(pending in Counting while the partition went to B and came back) is flushed "
-        "under the new claim and stores an offset BEFORE the one B stored: the stored "
-        "position moves backwards (re-read after a crash; only the dedup keys keep the "
-        "figures right)"
-    ),
-)
 async def test_a_batch_decoded_under_an_earlier_claim_never_moves_the_offset_back(
     pool: asyncpg.Pool,
 ) -> None:
@@ -217,6 +206,8 @@ async def test_a_batch_decoded_under_an_earlier_claim_never_moves_the_offset_bac
     await a.assign([DOCS], Periods.at(now))
     records = [doc_record(i, f"s-{i}", now - timedelta(minutes=5)) for i in range(6)]
     stale = batches_of(records[:3], now)  # A decoded 0..2; its flush had not started
+    for batch in stale:  # stamped as Counting.step stamps what it decodes
+        batch.reading = a.readings[DOCS]
     await a.revoke([DOCS])  # a rebalance: B takes the partition and counts 0..5
     await b.assign([DOCS], Periods.at(now))
     assert (await b.flush(batches_of(records, now), Periods.at(now))).events == 6
@@ -226,6 +217,11 @@ async def test_a_batch_decoded_under_an_earlier_claim_never_moves_the_offset_bac
     assert result.events == 0  # duplicates: the dedup keys hold the figures
     assert await signing(pool) == 6
     assert await stored_offset(pool) == 6, "the stored position moved backwards"
+    fresh = batches_of([doc_record(6, "s-6", now - timedelta(minutes=5))], now)
+    for batch in fresh:
+        batch.reading = a.readings[DOCS]
+    assert (await a.flush(fresh, Periods.at(now))).events == 1  # this reading's: counted
+    assert await stored_offset(pool) == 7
 
 
 # --- a flush that fails halfway --------------------------------------------------------
