@@ -108,7 +108,9 @@ def below_target(catalogue: KpiCatalogue) -> table.Panel:
             "between target and rate), with the rate, the target and the volume behind it.",
         )
         .with_target(query(shortfall, ref="A", instant=True))
-        .with_target(query(promql.beside_shortfall(promql.unit_rate_day()), ref="B", instant=True))
+        # The rate the rows were chosen by (the same recording): a live rate beside rows
+        # recorded up to 30 s earlier listed units meeting their target (review 12).
+        .with_target(query(promql.beside_shortfall(promql.UNIT_RATIO_DAY), ref="B", instant=True))
         .with_target(query(promql.beside_shortfall(promql.UNIT_TARGET), ref="C", instant=True))
         .with_target(
             query(

@@ -95,13 +95,6 @@ def hourly_rate() -> str:
     return shown_rate(figure.format("numerator"), figure.format("denominator"))
 
 
-def unit_rate_day() -> str:
-    """Every unit's rate today (the labels of ``UNIT_RATIO_DAY`` are added where needed by
-    :func:`beside_shortfall`), as the wall shows it."""
-    figure = 'max by (kpi, unit) (egov_kpi_{}{{window="day"}})'
-    return shown_rate(figure.format("numerator"), figure.format("denominator"))
-
-
 def shortfall() -> str:
     """Units of the province below target today, by how far (target - rate > 0)."""
     return (
@@ -172,8 +165,11 @@ def _eligible(at_least: bool) -> str:
 
 
 def _rate_of(denominators: str) -> str:
-    return _of_level(shown_rate(f"{_chosen('numerator')} and on (kpi, unit) {denominators}",
-                                denominators))  # fmt: skip
+    """The float ratio, not :func:`shown_rate`: over every unit of a level (10,000 at
+    national scale) the wall's rounding inlined in PromQL cost 6-7x the query (42 s
+    against 5.7 s, beyond Grafana's timeout; review 12, docs/dashboards.md), and ranking
+    by whole basis points broke the wall's order of ties. Only the ends differ here."""
+    return _of_level(f"({_chosen('numerator')} / on (kpi, unit) {denominators})")
 
 
 def ranked_volume() -> str:

@@ -133,9 +133,10 @@ def rate_queries() -> list[tuple[str, str, str]]:
 
 def test_every_rate_query_shows_what_the_wall_shows(prometheus: Prometheus) -> None:
     queries = rate_queries()
-    # Two KPI figures of each stat on the overview, its below-target table and hourly
-    # series, the unit's table (two) and series (two), the rankings' tables.
-    assert len(queries) >= 2 * 11 + 2 + 4 + 2
+    # Two KPI figures of each stat on the overview, its hourly series, the unit's table
+    # (two) and series (two). The per-unit tables (rankings, below target) show the float
+    # ratio: their cost at 10,000 units (docs/dashboards.md).
+    assert len(queries) >= 2 * 11 + 1 + 2 + 2
     counts = counts_of()
     checked = 0
     for where, ref, expr in queries:
@@ -148,7 +149,7 @@ def test_every_rate_query_shows_what_the_wall_shows(prometheus: Prometheus) -> N
             shown = grafana_percentunit(float(series["value"][1]), 2)
             assert shown == format_rate(num, den, "en"), (where, ref, unit, labels)
             checked += 1
-    assert checked >= 100
+    assert checked >= 70
 
 
 @pytest.mark.parametrize("counts", CASES, ids=lambda c: f"{c[0]}-of-{c[1]}")
