@@ -66,6 +66,9 @@ class Status(StrEnum):
     happened in time, takes it back and counts as it happened)."""
     DONE = "done"
     WITHDRAWN = "withdrawn"
+    RESOLVED = "resolved"
+    """Resolved (final) before its receipt was read, with no appointment known: judged
+    when the receipt brings one, at the resolution's instant (``resolved_at``)."""
 
 
 class Dossier(NamedTuple):
@@ -80,11 +83,16 @@ class Dossier(NamedTuple):
     units: tuple[str, ...]
     """The unit chain of its receipt (its latest event's when it was not received): an
     open overdue count goes to these units."""
+    resolved_at: float | None = None
+    """When it was resolved, while ``RESOLVED`` (waiting for its appointment)."""
 
     def moved(self, status: Status, due: Due | None = None) -> Dossier:
         """This dossier in ``status``, with ``due`` when given (``dataclasses.replace``
         cost ~5 µs: the ledger steps once per dossier event)."""
-        return Dossier(self.dossier_id, status, self.due if due is None else due, self.units)
+        return Dossier(
+            self.dossier_id, status, self.due if due is None else due, self.units,
+            self.resolved_at,
+        )  # fmt: skip
 
 
 class Tick(NamedTuple):
@@ -102,23 +110,32 @@ def step(
     dossier: Dossier | None, fact: Fact, epoch: float, units: tuple[str, ...]
 ) -> tuple[Dossier | None, list[Tick]]:
     """Apply one event (``fact`` at ``epoch``, for the unit chain ``units``)."""
+    unknown = dossier is None
     if dossier is None:
         dossier = Dossier(fact.dossier_id, Status.OPEN, None, units)
     if fact.kind in ("received", "resubmitted"):
-        return _opened(dossier, fact), []
+        return _opened(dossier, fact)
     if fact.kind == "returned":
         return _returned(dossier, fact, epoch)
     if fact.kind == "withdrawn":
         return _withdrawn(dossier, epoch)
-    return _resolved(dossier, fact, epoch, units)
+    return _resolved(dossier, fact, epoch, units, unknown)
 
 
-def _opened(dossier: Dossier, fact: Fact) -> Dossier:
+def _opened(dossier: Dossier, fact: Fact) -> tuple[Dossier, list[Tick]]:
     if dossier.status is Status.PAUSED:  # back complete: the clock resumes
-        return dossier.moved(Status.OPEN, fact.due or dossier.due)
+        return dossier.moved(Status.OPEN, fact.due or dossier.due), []
     if dossier.status is Status.OPEN and dossier.due is None:
-        return dossier.moved(dossier.status, fact.due)
-    return dossier
+        return dossier.moved(dossier.status, fact.due), []
+    if dossier.status is Status.RESOLVED and fact.due is not None:
+        # The receipt of a dossier resolved first: judged now, at its resolution.
+        resolved = dossier.resolved_at
+        assert resolved is not None  # noqa: S101 -- set whenever the status is RESOLVED
+        day = local_day_of_epoch(resolved)
+        tick = Tick(fact.due.judge(resolved, day), dossier.units, day, resolved)
+        done = Dossier(dossier.dossier_id, Status.DONE, fact.due, dossier.units)
+        return done, [tick]
+    return dossier, []
 
 
 def _taken_back(dossier: Dossier, epoch: float) -> list[Tick]:
@@ -148,11 +165,15 @@ def _withdrawn(dossier: Dossier, epoch: float) -> tuple[Dossier, list[Tick]]:
 
 
 def _resolved(
-    dossier: Dossier, fact: Fact, epoch: float, units: tuple[str, ...]
+    dossier: Dossier, fact: Fact, epoch: float, units: tuple[str, ...], unknown: bool = False
 ) -> tuple[Dossier, list[Tick]]:
     due = dossier.due or fact.due
-    if dossier.status in (Status.DONE, Status.WITHDRAWN):
+    if dossier.status in (Status.DONE, Status.WITHDRAWN, Status.RESOLVED):
         return dossier, []
+    if unknown and due is None:
+        # Resolved before its receipt was read (a publisher's order, a backfill's): the
+        # receipt may bring the appointment it is judged by.
+        return Dossier(dossier.dossier_id, Status.RESOLVED, None, units, epoch), []
     back = _taken_back(dossier, epoch)
     if dossier.status is Status.OVERDUE and not back:
         # Counted once already, in the appointment's period: it stays there, no longer

@@ -313,15 +313,6 @@ async def test_a_replay_from_the_log_start_counts_nothing_whose_key_was_pruned(
 # --- the dossier ledger ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "services/metrics/dossiers.py step/_resolved/_opened: a final resolution (v2, "
-        "no due_at) of a dossier whose receipt has not been read yet ends the dossier "
-        "DONE unjudged, and the receipt with its appointment, read next, finds it DONE "
-        "and changes nothing: the dossier is never counted early/on time/late"
-    ),
-)
 async def test_a_resolution_read_before_its_receipt_is_judged_once_the_receipt_comes(
     pool: asyncpg.Pool,
 ) -> None:

@@ -47,7 +47,8 @@ async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 _READ_BACK = """
     SELECT dossier_id, status, due_day::text AS day, float8send(last_on_time) AS last,
-           units::text AS units, array_ndims(units) AS ndims, cardinality(units) AS n
+           units::text AS units, array_ndims(units) AS ndims, cardinality(units) AS n,
+           float8send(resolved_at) AS resolved
     FROM dossier_state WHERE topic = $1 AND "partition" = $2 ORDER BY dossier_id
 """
 
@@ -72,6 +73,10 @@ async def test_pgcopy_writes_every_edge_value_as_asyncpgs_own_copy_did(
         Dossier("f😀", Status.OPEN, Due(d, -0.0), ("😀",)),
         Dossier("g" * 2000, Status.OPEN, None, ("01843", "19")),
         Dossier("h", Status.OPEN, Due(d, 1.5), ("01843", "19")),  # shared due and chain
+        # Resolved before its receipt (migration 0014): its instant, edge floats too.
+        Dossier("i", Status.RESOLVED, None, ("01843",), 1_710_986_400.0),
+        Dossier("j", Status.RESOLVED, None, ("01843",), -0.0),
+        Dossier("k", Status.RESOLVED, None, (), math.inf),
     ]
     async with conn.transaction():
         await dossierstore._save(conn, TP, dossiers, set())
@@ -79,7 +84,7 @@ async def test_pgcopy_writes_every_edge_value_as_asyncpgs_own_copy_did(
             "dossier_state",
             records=[
                 (*REF_TP, x.dossier_id, x.status, x.due and x.due.day,
-                 x.due and x.due.last_on_time, list(x.units))
+                 x.due and x.due.last_on_time, list(x.units), x.resolved_at)
                 for x in dossiers
             ],
             columns=dossierstore._COLUMNS,

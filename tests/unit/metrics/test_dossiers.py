@@ -170,11 +170,34 @@ def test_returned_is_not_a_resolution() -> None:
 def test_a_resolution_carries_its_own_appointment_when_the_receipt_did_not() -> None:
     _, ticks = step(None, Fact("d", "final", Due.parse(DUE_TIME)), at("2024-03-21 09:00"), UNITS)
     assert outcomes(ticks) == {"late": 1}
-    # No appointment anywhere: not judged, and never overdue.
+    # No appointment yet: not judged, never overdue; it waits for its receipt's.
     unknown, none = step(None, Fact("e", "final"), at("2024-03-21 09:00"), UNITS)
-    assert none == [] and unknown is not None and unknown.status is Status.DONE
+    assert none == [] and unknown is not None and unknown.status is Status.RESOLVED
+    assert sweep([unknown], at("2030-01-01 00:00")) == ([], [])
     opened, _ = step(None, Fact("f", "received"), at("2024-03-15 09:00"), UNITS)
     assert opened is not None and sweep([opened], at("2030-01-01 00:00")) == ([], [])
+
+
+def test_a_resolution_read_before_its_receipt_is_judged_when_the_receipt_comes() -> None:
+    """A publisher's order (or a backfill's): the final first, then the receipt with
+    the appointment. Judged once, at the resolution's instant and in its day (review 13;
+    until 2026-12-05 the dossier ended done unjudged)."""
+    resolved, ticks = step(None, Fact("g", "final"), at("2024-03-21 09:00"), UNITS)
+    assert ticks == [] and resolved is not None and resolved.status is Status.RESOLVED
+    receipt = Fact("g", "received", Due.parse(DUE_TIME))
+    done, ticks = step(resolved, receipt, at("2024-03-25 08:00"), ("other", "units"))
+    assert done is not None and done.status is Status.DONE
+    assert outcomes(ticks) == {"late": 1}  # resolved on the 21st, due before
+    assert [(t.day, t.units) for t in ticks] == [(date(2024, 3, 21), UNITS)]
+    # Anything after counts nothing more: a second receipt, a second final.
+    for again in (receipt, Fact("g", "final")):
+        after, more = step(done, again, at("2024-03-26 08:00"), UNITS)
+        assert more == [] and after == done
+    # A receipt without an appointment leaves it waiting; a second final too.
+    waiting, _ = step(None, Fact("h", "final"), at("2024-03-21 09:00"), UNITS)
+    for again in (Fact("h", "received"), Fact("h", "final")):
+        after, more = step(waiting, again, at("2024-03-22 09:00"), UNITS)
+        assert more == [] and after == waiting
 
 
 def test_facts_and_identities_of_events() -> None:
