@@ -90,8 +90,12 @@ class SilenceClient:
     async def ours(self) -> dict[str, str]:
         """alert id -> silence id of every active or pending silence made for an alert."""
         found = await self._call("GET", "/silences")
+        if not isinstance(found, list):
+            raise AlertmanagerError(f"GET silences: not a list: {str(found)[:200]}")
         ours: dict[str, str] = {}
         for silence in found:
+            if not isinstance(silence, dict) or "id" not in silence:
+                continue
             comment = silence.get("comment", "")
             if silence.get("status", {}).get("state") in ("active", "pending") and (
                 comment.startswith(SILENCE_TAG)
@@ -113,7 +117,10 @@ class SilenceClient:
             raise AlertmanagerError(f"{method} {url}: {exc!r}") from exc
         if response.status_code >= 300:
             raise AlertmanagerError(f"{method} {url}: {response.status_code} {response.text}")
-        return response.json() if response.content else None
+        try:
+            return response.json() if response.content else None
+        except ValueError as exc:  # a proxy's error page answered 200
+            raise AlertmanagerError(f"{method} {url}: not JSON: {response.text[:200]}") from exc
 
 
 class ResolvedSet:

@@ -186,6 +186,8 @@ class AlertsApi:
             # The open alert in memory too: the webhook and Kafka events of its next
             # transitions are made from it, and must say who acknowledged it.
             self.service.state.acknowledged(target, after["acked_by"], after["acked_at"])
+            # On local disk too: a restart while PostgreSQL is away keeps it acknowledged.
+            await self.service.state.save(self.service.clock())
             self.service.delivery.request_push()  # its silence in Alertmanager, next cycle
         return JSONResponse(_shown(after, who))
 

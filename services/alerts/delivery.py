@@ -24,7 +24,6 @@ import orjson
 from services.alerts import store
 from services.alerts.alertmanager import (
     AlertmanagerClient,
-    AlertmanagerError,
     ResolvedSet,
     SilenceClient,
     payload,
@@ -103,8 +102,12 @@ class Delivery:
                 batch.append(resolved)
         return batch
 
-    async def push(self, firing: Iterable[Alert], now: datetime, force: bool = False) -> bool:
-        """Send the firing and recently resolved alerts if due; False if it failed."""
+    async def push(
+        self, firing: Iterable[Alert], now: datetime, force: bool = False, silences: bool = True
+    ) -> bool:
+        """Send the firing and recently resolved alerts if due; False if it failed.
+        ``silences``: reconcile the acknowledgements' silences too (not while the alerts
+        come from the local state file only: it may not know the latest acks)."""
         if not self.settings.alertmanager_url:
             return True
         resend = timedelta(seconds=self.settings.alert_resend_s)
@@ -112,7 +115,8 @@ class Delivery:
         if not (due or force):
             return True
         firing = list(firing)
-        await self._reconcile_silences(firing, now)
+        if silences:
+            await self._reconcile_silences(firing, now)
         batch = self.alertmanager_batch(firing, now)
         try:
             sent = await AlertmanagerClient(self._http, self.settings.alertmanager_url).post(batch)
@@ -150,7 +154,7 @@ class Delivery:
             for alert_id, alert in wanted.items():
                 if alert_id not in ours and alert.acked_at is not None:
                     await client.create(silence_of(alert, alert.acked_at + lasts, now))
-        except AlertmanagerError as exc:
+        except Exception as exc:  # whatever it is, the alerts are still pushed
             log.warning("Alertmanager silences not reconciled: %r", exc)
             self._may_have_silences = True
             return

@@ -232,7 +232,8 @@ class AlertsService:
 
     async def push_alertmanager(self, now: datetime | None = None, force: bool = False) -> bool:
         """Send the firing and recently resolved alerts if due; False if it failed."""
-        return await self.delivery.push(self.state.firing(), now or self.clock(), force)
+        loaded = self.state.loaded.is_set()
+        return await self.delivery.push(self.state.firing(), now or self.clock(), force, loaded)
 
     async def deliver_outbox(self) -> int:
         return await self.delivery.deliver_outbox(self.state.pool)

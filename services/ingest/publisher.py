@@ -82,9 +82,11 @@ class KafkaPublisher:
 
     async def stop(self) -> None:
         self._started = False
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+        async with self._renewing:  # a renewal in flight ends first, then its producer too
+            self._started = False  # start() inside that renewal set it again
+            if self._producer is not None:
+                await self._producer.stop()
+                self._producer = None
 
     def sender_failed(self) -> bool:
         """Whether the producer's background sender has stopped. aiokafka fails what it
@@ -99,6 +101,8 @@ class KafkaPublisher:
         """A new producer in place of one whose sender has stopped, or of one a renewal
         could not start (the broker away then): once, whoever asks meanwhile."""
         async with self._renewing:
+            if not self._started:
+                return  # stopping: no new producer after stop()
             old = self._producer
             if old is not None and not self.sender_failed():
                 return  # renewed by another request meanwhile

@@ -110,7 +110,6 @@ def step(
     dossier: Dossier | None, fact: Fact, epoch: float, units: tuple[str, ...]
 ) -> tuple[Dossier | None, list[Tick]]:
     """Apply one event (``fact`` at ``epoch``, for the unit chain ``units``)."""
-    unknown = dossier is None
     if dossier is None:
         dossier = Dossier(fact.dossier_id, Status.OPEN, None, units)
     if fact.kind in ("received", "resubmitted"):
@@ -119,7 +118,7 @@ def step(
         return _returned(dossier, fact, epoch)
     if fact.kind == "withdrawn":
         return _withdrawn(dossier, epoch)
-    return _resolved(dossier, fact, epoch, units, unknown)
+    return _resolved(dossier, fact, epoch, units)
 
 
 def _opened(dossier: Dossier, fact: Fact) -> tuple[Dossier, list[Tick]]:
@@ -165,14 +164,15 @@ def _withdrawn(dossier: Dossier, epoch: float) -> tuple[Dossier, list[Tick]]:
 
 
 def _resolved(
-    dossier: Dossier, fact: Fact, epoch: float, units: tuple[str, ...], unknown: bool = False
+    dossier: Dossier, fact: Fact, epoch: float, units: tuple[str, ...]
 ) -> tuple[Dossier, list[Tick]]:
     due = dossier.due or fact.due
     if dossier.status in (Status.DONE, Status.WITHDRAWN, Status.RESOLVED):
         return dossier, []
-    if unknown and due is None:
-        # Resolved before its receipt was read (a publisher's order, a backfill's): the
-        # receipt may bring the appointment it is judged by.
+    if due is None and dossier.status in (Status.OPEN, Status.PAUSED):
+        # No appointment known yet (its receipt not read: a publisher's order, a
+        # backfill's; or read without one): a later receipt or resubmission may bring
+        # the appointment it is judged by, at this instant.
         return Dossier(dossier.dossier_id, Status.RESOLVED, None, units, epoch), []
     back = _taken_back(dossier, epoch)
     if dossier.status is Status.OVERDUE and not back:
