@@ -22,6 +22,7 @@ from tests.integration.alerts.harness import (
     alertmanager,
     fake_metrics,
     receiver,
+    repeating_alertmanager,
 )
 
 DIRECTORY = UnitDirectory(

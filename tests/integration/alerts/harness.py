@@ -245,6 +245,24 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
+async def repeating_alertmanager(tmp_path: Path, receiver: Receiver) -> AsyncIterator[Alertmanager]:
+    """The real Alertmanager, re-notifying a firing group every 2 s (production: hours)."""
+    am = Alertmanager(tmp_path, receiver.url, repeat_interval="2s")
+    await am.start()
+    try:
+        yield am
+    finally:
+        am.stop()
+
+
+async def silences(am: Alertmanager, states: tuple[str, ...] = ("active",)) -> list[dict[str, Any]]:
+    """Alertmanager's silences in ``states``."""
+    async with httpx.AsyncClient() as client:
+        found: list[dict[str, Any]] = (await client.get(f"{am.url}/api/v2/silences")).json()
+    return [s for s in found if s["status"]["state"] in states]
+
+
+@pytest.fixture
 async def alertmanager(tmp_path: Path, receiver: Receiver) -> AsyncIterator[Alertmanager]:
     """The real prometheus-alertmanager, routing every alert group to ``receiver``."""
     am = Alertmanager(tmp_path, receiver.url)

@@ -10,10 +10,7 @@ the resolution, and a next incident of the same identity, are notified as usual.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -28,28 +25,12 @@ from tests.integration.alerts.harness import (
     Alertmanager,
     FakeMetrics,
     Receiver,
+    silences,
     statuses,
     wait_until,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def repeating(tmp_path: Path, receiver: Receiver) -> AsyncIterator[Alertmanager]:
-    """Alertmanager re-notifying a firing group every 2 s (production: hours)."""
-    am = Alertmanager(tmp_path, receiver.url, repeat_interval="2s")
-    await am.start()
-    try:
-        yield am
-    finally:
-        am.stop()
-
-
-async def silences(am: Alertmanager) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient() as client:
-        found = (await client.get(f"{am.url}/api/v2/silences")).json()
-    return [s for s in found if s["status"]["state"] == "active"]
 
 
 async def push_for(svc: AlertsService, seconds: float) -> None:
@@ -61,9 +42,9 @@ async def push_for(svc: AlertsService, seconds: float) -> None:
 
 async def test_an_acknowledged_alert_stops_paging_and_its_resolution_is_notified(
     make_service: ServiceFactory, fake_metrics: FakeMetrics, receiver: Receiver,
-    repeating: Alertmanager,
+    repeating_alertmanager: Alertmanager,
 ) -> None:  # fmt: skip
-    svc = make_service(alertmanager_url=repeating.url, alert_resend_s=0.5)
+    svc = make_service(alertmanager_url=repeating_alertmanager.url, alert_resend_s=0.5)
     await svc.connect()
     try:
         assert svc.pool is not None
@@ -88,7 +69,7 @@ async def test_an_acknowledged_alert_stops_paging_and_its_resolution_is_notified
             acked = await client.post(f"/v1/alerts/{alert.id}/ack", headers=auth, json={})
             assert acked.status_code == 200, acked.text
         await push_for(svc, 1.0)
-        (silence,) = await silences(repeating)
+        (silence,) = await silences(repeating_alertmanager)
         assert silence["comment"].startswith(f"{SILENCE_TAG}{alert.id}")
         assert silence["createdBy"] == "trực ban Sở TT&TT"
         assert {m["name"]: m["value"] for m in silence["matchers"]} == alert.labels
@@ -100,7 +81,7 @@ async def test_an_acknowledged_alert_stops_paging_and_its_resolution_is_notified
         (resolved,) = await svc.evaluate_once(datetime.now(UTC))
         assert resolved.to_state.value == "resolved"
         await svc.push_alertmanager(datetime.now(UTC))
-        assert await silences(repeating) == []  # expired as it resolved
+        assert await silences(repeating_alertmanager) == []  # expired as it resolved
         await wait_until(lambda: statuses(receiver)[-1] == "resolved", 15, "resolution")
         await asyncio.sleep(QUIET)
         assert statuses(receiver).count("resolved") == 1
@@ -110,9 +91,9 @@ async def test_an_acknowledged_alert_stops_paging_and_its_resolution_is_notified
 
 async def test_silences_of_alerts_resolved_meanwhile_are_expired_after_a_restart(
     make_service: ServiceFactory, fake_metrics: FakeMetrics, receiver: Receiver,
-    repeating: Alertmanager,
+    repeating_alertmanager: Alertmanager,
 ) -> None:  # fmt: skip
-    first = make_service(alertmanager_url=repeating.url, alert_resend_s=0.5)
+    first = make_service(alertmanager_url=repeating_alertmanager.url, alert_resend_s=0.5)
     await first.connect()
     fake_metrics.set("c1", 80, 100)
     now = datetime.now(UTC)
@@ -123,25 +104,25 @@ async def test_silences_of_alerts_resolved_meanwhile_are_expired_after_a_restart
         (alert,) = first.state.firing()
         first.state.acknowledged(alert.id, "trực ban", datetime.now(UTC).isoformat())
         await first.push_alertmanager(datetime.now(UTC), force=True)
-        assert len(await silences(repeating)) == 1
+        assert len(await silences(repeating_alertmanager)) == 1
     finally:
         await first.close()
     # A silence left by a run that stopped; the alert is resolved by the next one.
-    second = make_service(alertmanager_url=repeating.url, alert_resend_s=0.5)
+    second = make_service(alertmanager_url=repeating_alertmanager.url, alert_resend_s=0.5)
     await second.connect()
     try:
         fake_metrics.set("c1", 99, 100)
         await second.evaluate_once(datetime.now(UTC))
         await second.push_alertmanager(datetime.now(UTC))
-        assert await silences(repeating) == []
+        assert await silences(repeating_alertmanager) == []
     finally:
         await second.close()
 
 
 async def test_acknowledgements_silence_nothing_when_set_to_zero(
-    make_service: ServiceFactory, fake_metrics: FakeMetrics, repeating: Alertmanager,
+    make_service: ServiceFactory, fake_metrics: FakeMetrics, repeating_alertmanager: Alertmanager,
 ) -> None:  # fmt: skip
-    svc = make_service(alertmanager_url=repeating.url, alert_ack_silence_s=0)
+    svc = make_service(alertmanager_url=repeating_alertmanager.url, alert_ack_silence_s=0)
     await svc.connect()
     try:
         fake_metrics.set("c1", 80, 100)
@@ -151,6 +132,6 @@ async def test_acknowledgements_silence_nothing_when_set_to_zero(
         (alert,) = svc.state.firing()
         svc.state.acknowledged(alert.id, "trực ban", datetime.now(UTC).isoformat())
         await svc.push_alertmanager(datetime.now(UTC), force=True)
-        assert await silences(repeating) == []
+        assert await silences(repeating_alertmanager) == []
     finally:
         await svc.close()

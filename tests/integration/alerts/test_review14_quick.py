@@ -11,9 +11,7 @@ and an acknowledgement not saved to the state file let a restart expire its sile
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,25 +20,23 @@ import pytest
 from services.alerts.alertmanager import SILENCE_TAG
 from services.alerts.service import AlertsService
 from tests.integration.alerts.conftest import ServiceFactory
-from tests.integration.alerts.harness import Alertmanager, FakeMetrics, Receiver, TcpProxy
+from tests.integration.alerts.harness import (
+    Alertmanager,
+    FakeMetrics,
+    TcpProxy,
+    silences,
+)
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def am(tmp_path: Path, receiver: Receiver) -> AsyncIterator[Alertmanager]:
-    manager = Alertmanager(tmp_path, receiver.url, repeat_interval="2s")
-    await manager.start()
-    try:
-        yield manager
-    finally:
-        manager.stop()
+def am(repeating_alertmanager: Alertmanager) -> Alertmanager:
+    return repeating_alertmanager
 
 
 async def active_silences(am: Alertmanager) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient() as client:
-        found = (await client.get(f"{am.url}/api/v2/silences")).json()
-    return [s for s in found if s["status"]["state"] in ("active", "pending")]
+    return await silences(am, ("active", "pending"))
 
 
 async def am_alerts(am: Alertmanager) -> list[dict[str, Any]]:

@@ -16,18 +16,9 @@ from services.common.kafka import make_producer
 from services.common.settings import CommonSettings
 from services.ingest import publisher as publisher_module
 from tests.integration.ingest.harness import event, ingest_settings, running_ingest
+from tests.integration.ingest.test_producer_sender import break_the_sender
 
 pytestmark = pytest.mark.integration
-
-
-def break_the_sender(publisher: Any) -> None:
-    """The sender's next round raises, as a bug in it would: its task ends with that."""
-    accumulator = publisher._producer._sender._message_accumulator
-
-    def drain_by_nodes(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("an error the sender did not expect")
-
-    accumulator.drain_by_nodes = drain_by_nodes
 
 
 def gated_producers(
