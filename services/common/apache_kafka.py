@@ -28,6 +28,8 @@ DEPLOY_DIR = REPO_ROOT / "deploy" / "kafka"
 SERVER_PROPERTIES = DEPLOY_DIR / "server.properties"
 SECURITY_PROPERTIES = DEPLOY_DIR / "security.properties"
 """SASL listeners and the ACL authorizer, appended when a cluster runs with ``KafkaAuth``."""
+TLS_PROPERTIES = DEPLOY_DIR / "tls.properties"
+"""TLS on the client listeners, appended after those when a cluster runs with ``KafkaTls``."""
 CACHE_DIR = REPO_ROOT / "var" / "cache" / f"kafka-{KAFKA_VERSION}"  # one per checkout
 #: Each broker's heap: the machine has 24 GiB and two cores; three brokers fit in 1.5.
 HEAP = "512m"
@@ -99,6 +101,27 @@ class KafkaAuth:
         }
 
 
+@dataclass(frozen=True)
+class KafkaTls:
+    """The brokers' certificates: the listeners that carry clients speak ``SASL_SSL``.
+
+    ``keystore`` is a PEM file of the brokers' private key (PKCS#8, unencrypted) followed
+    by its certificate chain, valid for the host clients connect to; ``truststore`` the
+    PEM certificates of the CA that signs it (and, with ``client_auth`` ``required``, the
+    clients' certificates). Only with ``KafkaAuth``: TLS is added to the SASL topology."""
+
+    keystore: Path
+    truststore: Path
+    client_auth: str = "none"
+
+    def settings(self) -> dict[str, object]:
+        return {
+            "ssl.keystore.location": self.keystore,
+            "ssl.truststore.location": self.truststore,
+            "ssl.client.auth": self.client_auth,
+        }
+
+
 @dataclass
 class KafkaNode:
     """One combined broker-and-controller process of a cluster."""
@@ -130,10 +153,14 @@ class KafkaCluster(ManagedServer):
         controller_ports: list[int] | None = None,
         host: str = "127.0.0.1",
         auth: KafkaAuth | None = None,
+        tls: KafkaTls | None = None,
     ) -> None:
+        if tls is not None and auth is None:
+            raise ValueError("a cluster with TLS also runs with KafkaAuth (SASL_SSL)")
         self.root = root
         self.host = host
         self.auth = auth
+        self.tls = tls
         self.libs = kafka_libs()
         ports = ports or [free_port() for _ in range(nodes)]
         controller_ports = controller_ports or [free_port() for _ in range(nodes)]
@@ -176,6 +203,7 @@ class KafkaCluster(ManagedServer):
             "transaction.state.log.replication.factor": replicas,
             "transaction.state.log.min.isr": max(1, replicas - 1),
             **({} if self.auth is None else self.auth.jaas_settings()),
+            **({} if self.tls is None else self.tls.settings()),
         }
 
     def _write_config(self, node: KafkaNode) -> Path:
@@ -186,6 +214,8 @@ class KafkaCluster(ManagedServer):
         shared = SERVER_PROPERTIES.read_text()
         if self.auth is not None:
             shared += "\n" + SECURITY_PROPERTIES.read_text()
+        if self.tls is not None:
+            shared += "\n" + TLS_PROPERTIES.read_text()
         config.touch(mode=0o600)  # it holds the brokers' passwords when auth is on
         config.write_text(shared + "\n# this node (services/common/apache_kafka.py)\n"
                           + "\n".join(lines) + "\n")  # fmt: skip

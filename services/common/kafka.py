@@ -64,13 +64,20 @@ async def ensure_topics(settings: CommonSettings, topics: list[str] | None = Non
         await admin.close()
 
 
-def faust_credentials(settings: CommonSettings) -> faust.SASLCredentials | None:
-    """The service's principal for Faust's ``broker_credentials`` (None: no authentication)."""
+def faust_credentials(
+    settings: CommonSettings,
+) -> faust.SASLCredentials | faust.SSLCredentials | None:
+    """The service's principal and TLS for Faust's ``broker_credentials`` (None: neither).
+
+    Faust turns them into the same aiokafka options as ``settings.kafka_security``
+    (``SASL_SSL`` when SASL credentials carry a TLS context, ``SSL`` for TLS alone)."""
+    context = settings.kafka_ssl_context()
     if not settings.kafka_sasl_username:
-        return None
+        return None if context is None else faust.SSLCredentials(context)
     password = settings.kafka_sasl_password
     return faust.SASLCredentials(
         username=settings.kafka_sasl_username,
         password="" if password is None else password.get_secret_value(),
         mechanism=settings.kafka_sasl_mechanism,
+        ssl_context=context,
     )

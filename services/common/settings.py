@@ -6,9 +6,12 @@ reads ``os.environ`` itself.
 """
 
 import math
+import ssl
 from pathlib import Path
+from typing import Any, Self
 
-from pydantic import AliasChoices, Field, SecretStr
+from aiokafka.helpers import create_ssl_context
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.localpg import STACK_DATABASE, STACK_PORT, SUPERUSER, running_stack_port
@@ -23,6 +26,10 @@ MIN_KEY_BITS = 256
 
 class SigningKeyError(ValueError):
     """The record signing key is refused: the service does not start."""
+
+
+class KafkaTlsError(ValueError):
+    """The TLS settings for the brokers cannot be loaded: the service does not start."""
 
 
 def key_entropy_bits(text: str) -> float:
@@ -133,6 +140,27 @@ class CommonSettings(BaseSettings):
     kafka_sasl_mechanism: str = "SCRAM-SHA-512"
     """``EGOV_KAFKA_SASL_MECHANISM``: SCRAM-SHA-512, as deploy/kafka/security.properties."""
 
+    kafka_tls: bool = False
+    """``EGOV_KAFKA_TLS``: talk to the brokers over TLS (``SASL_SSL`` with a principal,
+    ``SSL`` without), verifying their certificate and host name. On by itself when any
+    ``EGOV_KAFKA_TLS_*`` file is set: a CA given for a plaintext connection would be a
+    misconfiguration that silently sends records in clear. SCRAM alone protects the
+    passwords, not the records on the wire (docs/security.md)."""
+
+    kafka_tls_ca_file: Path | None = None
+    """``EGOV_KAFKA_TLS_CA_FILE``: PEM certificates of the CA that signed the brokers'
+    certificates (a private CA, as most clusters use). Unset: the system's trust store."""
+
+    kafka_tls_cert_file: Path | None = None
+    """``EGOV_KAFKA_TLS_CERT_FILE``: this service's client certificate (PEM, chain after
+    it), for a listener with ``ssl.client.auth=required``. Needs the key file."""
+
+    kafka_tls_key_file: Path | None = None
+    """``EGOV_KAFKA_TLS_KEY_FILE``: the client certificate's private key (PEM)."""
+
+    kafka_tls_key_password: SecretStr | None = None
+    """``EGOV_KAFKA_TLS_KEY_PASSWORD``: the password of that key, if it is encrypted."""
+
     database_url: SecretStr = Field(
         default_factory=lambda: SecretStr(stack_database_url()),
         validation_alias=AliasChoices("DATABASE_URL", "EGOV_DATABASE_URL"),
@@ -175,6 +203,58 @@ class CommonSettings(BaseSettings):
     units_dir: Path = UNITS_DIR
     """``EGOV_UNITS_DIR``: the administrative-unit data shipped with the repository."""
 
+    @field_validator(
+        "kafka_tls_ca_file", "kafka_tls_cert_file", "kafka_tls_key_file", mode="before"
+    )
+    @classmethod
+    def _no_file(cls, value: Any) -> Any:
+        # docker-compose passes an unset variable as "" (``${EGOV_KAFKA_TLS_CA_FILE:-}``).
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _tls_loads(self) -> Self:
+        """Refuse at start-up, naming the variable, a TLS set-up that cannot connect: a
+        certificate without its key, or a file that is missing or not PEM. Otherwise the
+        first sign would be a client that retries its connection forever."""
+        self.kafka_ssl_context()
+        return self
+
+    @property
+    def kafka_uses_tls(self) -> bool:
+        files = (self.kafka_tls_ca_file, self.kafka_tls_cert_file, self.kafka_tls_key_file)
+        return self.kafka_tls or any(f is not None for f in files)
+
+    def kafka_ssl_context(self) -> ssl.SSLContext | None:
+        """The client side of TLS to the brokers (None without TLS): certificate and host
+        name verified against ``EGOV_KAFKA_TLS_CA_FILE`` (else the system's CAs), the
+        client certificate loaded when one is set. Raises ``KafkaTlsError``."""
+        if not self.kafka_uses_tls:
+            return None
+        cert, key = self.kafka_tls_cert_file, self.kafka_tls_key_file
+        if (cert is None) != (key is None):
+            raise KafkaTlsError(
+                "EGOV_KAFKA_TLS_CERT_FILE and EGOV_KAFKA_TLS_KEY_FILE go together: "
+                f"one is set ({cert or key}), the other is not"
+            )
+        password = self.kafka_tls_key_password
+        try:
+            context: ssl.SSLContext = create_ssl_context(cafile=self.kafka_tls_ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise KafkaTlsError(
+                f"EGOV_KAFKA_TLS_CA_FILE {self.kafka_tls_ca_file}: cannot load it ({exc})"
+            ) from exc
+        if cert is not None and key is not None:
+            try:
+                context.load_cert_chain(
+                    cert, key, None if password is None else password.get_secret_value()
+                )
+            except (OSError, ssl.SSLError) as exc:
+                raise KafkaTlsError(
+                    f"EGOV_KAFKA_TLS_CERT_FILE {cert} with EGOV_KAFKA_TLS_KEY_FILE {key}: "
+                    f"cannot load them ({exc})"
+                ) from exc
+        return context
+
     def topic_for_family(self, family: str) -> str:
         """The topic that carries one event family (``documents``, ``dossiers``, ``meetings``)."""
         topics = {
@@ -214,16 +294,22 @@ class CommonSettings(BaseSettings):
 
     @property
     def kafka_security(self) -> dict[str, object]:
-        """aiokafka's connection options for this service's principal (none without one)."""
-        if not self.kafka_sasl_username:
-            return {}
-        password = self.kafka_sasl_password
-        return {
-            "security_protocol": "SASL_PLAINTEXT",
-            "sasl_mechanism": self.kafka_sasl_mechanism,
-            "sasl_plain_username": self.kafka_sasl_username,
-            "sasl_plain_password": "" if password is None else password.get_secret_value(),
-        }
+        """aiokafka's connection options: this service's principal and TLS (none without
+        either). Each call builds its own TLS context, so a renewed client reads the CA
+        and certificate files as they are then (rotated certificates)."""
+        options: dict[str, object] = {}
+        context = self.kafka_ssl_context()
+        if context is not None:
+            options.update(security_protocol="SSL", ssl_context=context)
+        if self.kafka_sasl_username:
+            password = self.kafka_sasl_password
+            options.update(
+                security_protocol="SASL_SSL" if context is not None else "SASL_PLAINTEXT",
+                sasl_mechanism=self.kafka_sasl_mechanism,
+                sasl_plain_username=self.kafka_sasl_username,
+                sasl_plain_password="" if password is None else password.get_secret_value(),
+            )
+        return options
 
     @property
     def event_topics(self) -> list[str]:

@@ -487,3 +487,86 @@ def test_kafka_runs_with_sasl_and_acls(compose: dict[str, Any]) -> None:
     assert settings["allow.everyone.if.no.acl.found"] == "false"
     assert settings["authorizer.class.name"].endswith("StandardAuthorizer")
     assert "PLAINTEXT:PLAINTEXT" not in settings["listener.security.protocol.map"]
+
+
+TLS_FILE = REPO / "docker-compose.tls.yml"
+
+
+def test_kafka_over_tls_reaches_every_client_with_the_ca() -> None:
+    """docker-compose.tls.yml: the broker's key and CA where deploy/kafka/tls.properties
+    reads them, and every Kafka client given that CA (services/common/settings.py)."""
+    from services.common.apache_kafka import TLS_PROPERTIES
+
+    model = compose_model(COMPOSE_FILE, TLS_FILE, env={"EGOV_KAFKA_TLS_DIR": "/srv/tls"})
+    services = model["services"]
+    tls = properties(TLS_PROPERTIES)
+    kafka_mounts = dict(bind_mounts(services["kafka"]))
+    assert kafka_mounts[Path("/srv/tls/broker.pem")] == tls["ssl.keystore.location"]
+    assert kafka_mounts[Path("/srv/tls/ca.pem")] == tls["ssl.truststore.location"]
+    assert kafka_mounts[TLS_PROPERTIES.resolve()] == "/etc/egov/kafka/tls.properties"
+    for name in KAFKA_PRINCIPALS:
+        ca = services[name]["environment"]["EGOV_KAFKA_TLS_CA_FILE"]
+        assert dict(bind_mounts(services[name]))[Path("/srv/tls/ca.pem")] == ca, name
+    # Without the folder, compose says what is missing rather than starting in clear.
+    done = run(require("docker-compose"), "-f", str(COMPOSE_FILE), "-f", str(TLS_FILE),
+               "config", "-q")  # fmt: skip
+    assert done.returncode != 0 and "EGOV_KAFKA_TLS_DIR" in done.stderr
+
+
+def properties(path: Path) -> dict[str, str]:
+    return dict(
+        line.split("=", 1)
+        for line in path.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+
+
+def test_tls_covers_every_listener_security_properties_opens() -> None:
+    from services.common.apache_kafka import SECURITY_PROPERTIES, TLS_PROPERTIES
+
+    def listeners(path: Path) -> dict[str, str]:
+        pairs = properties(path)["listener.security.protocol.map"].split(",")
+        return dict(pair.split(":") for pair in pairs)
+
+    plain, tls = listeners(SECURITY_PROPERTIES), listeners(TLS_PROPERTIES)
+    assert tls.keys() == plain.keys()
+    assert {name for name, protocol in tls.items() if protocol != "SASL_SSL"} == {"CONTROLLER"}
+
+
+@pytest.mark.parametrize("with_certificate", [False, True])
+def test_the_kafka_entrypoint_appends_tls_only_with_a_certificate(
+    compose: dict[str, Any], tmp_path: Path, with_certificate: bool
+) -> None:
+    """The start script itself, up to the storage format, run by bash in a folder of its
+    own: the broker's configuration and the healthcheck's login, with and without TLS."""
+    script = "\n".join(command_of(compose["services"]["kafka"])).replace("$$", "$")
+    script = script.split("/opt/kafka/bin/kafka-storage.sh")[0]
+    etc, out = tmp_path / "etc", tmp_path / "out"
+    (etc / "tls").mkdir(parents=True)
+    out.mkdir()
+    for source in (DEPLOY / "kafka").glob("*.properties"):
+        (etc / source.name).write_text(source.read_text())
+    if with_certificate:
+        (etc / "tls" / "broker.pem").write_text("stand-in")
+    # The container's /tmp first: the test's own folder is under the machine's /tmp.
+    script = script.replace("/tmp/", f"{out}/")  # noqa: S108 (the container's, replaced)
+    script = script.replace("/etc/egov/kafka", str(etc))
+    passwords = {k: v for k, v in REQUIRED_SECRETS.items() if k.startswith("KAFKA_")}
+    done = subprocess.run(
+        ["bash", "-ec", script], env={"PATH": os.environ["PATH"], **passwords},
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    config = properties(out / "node.properties")
+    admin = properties(out / "admin.properties")
+    if with_certificate:
+        assert config["listener.security.protocol.map"].count("SASL_SSL") == 2
+        # Where docker-compose.tls.yml mounts the broker's key in the container.
+        assert config["ssl.keystore.location"] == "/etc/egov/kafka/tls/broker.pem"
+        assert admin["security.protocol"] == "SASL_SSL"
+        assert admin["ssl.truststore.location"] == f"{etc}/tls/ca.pem"
+    else:
+        assert "SSL" not in config["listener.security.protocol.map"]
+        assert "ssl.keystore.location" not in config
+        assert admin["security.protocol"] == "SASL_PLAINTEXT"
+    assert config["advertised.listeners"] == "BROKER://kafka:9092"
