@@ -228,6 +228,7 @@ def _child_env(options: StackOptions, bootstrap: str, database_url: str) -> dict
             "EGOV_ALERT_BURN_INTERVAL_S": "10",
             "EGOV_ALERT_FOR_S": "60",
             "EGOV_ALERT_BURN_FOR_S": "60",
+            "EGOV_ALERT_BURN_KEEP_FIRING_S": "60",
             "EGOV_ALERT_SILENT_AFTER_S": "120",
             # Open alerts and unwritten transitions survive a restart made while
             # PostgreSQL is away (services/alerts/spool.py).

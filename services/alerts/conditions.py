@@ -184,11 +184,17 @@ def burn_rate(fig: Figure) -> float | None:
 
 
 def kpi_budget_burn(
-    figures: Iterable[Figure], hold_for_s: float, tracked: Container[AlertKey] | None = None
+    figures: Iterable[Figure],
+    hold_for_s: float,
+    tracked: Container[AlertKey] | None = None,
+    keep_firing_for_s: float = 0.0,
 ) -> Iterator[Verdict]:
     """Fast (14.4x over 1h and 5m) and slow (6x over 6h and 30m) burn, for targets < 1.
 
-    With ``tracked``, only breaches and identities in it get a verdict (see above).
+    With ``tracked``, only breaches and identities in it get a verdict (see above). A
+    firing alert whose pair stops burning stays firing for ``keep_firing_for_s`` (the
+    lifecycle ends it once CLEAR has lasted that long), so a burn hovering at the factor
+    does not page, resolve and page again.
     """
     grouped: dict[tuple[str, str], dict[str, Figure]] = {}
     for fig in figures:
@@ -196,7 +202,9 @@ def kpi_budget_burn(
             grouped.setdefault((fig.kpi, fig.unit), {})[fig.window] = fig
     for (kpi, unit), by_window in sorted(grouped.items()):
         for rule in BURN_RULES:
-            verdict = _burn_verdict(kpi, unit, by_window, rule, hold_for_s, tracked)
+            verdict = _burn_verdict(
+                kpi, unit, by_window, rule, hold_for_s, tracked, keep_firing_for_s
+            )
             if verdict is not None:
                 yield verdict
 
@@ -208,6 +216,7 @@ def _burn_verdict(
     rule: BurnRule,
     hold_for_s: float,
     tracked: Container[AlertKey] | None = None,
+    keep_firing_for_s: float = 0.0,
 ) -> Verdict | None:
     long, short = by_window.get(rule.long), by_window.get(rule.short)
     if long is None or short is None:
@@ -216,10 +225,11 @@ def _burn_verdict(
     target_bp = _target_bp(long)
     if not rule.can_fire(target_bp):
         # Evaluated only where it can fire; an alert opened under an earlier, higher
-        # target cannot hold any more and clears.
+        # target cannot hold any more and clears at once: no burn could keep it firing.
         if tracked is None or key not in tracked:
             return None
         status = Status.CLEAR
+        keep_firing_for_s = 0.0
     elif not short.denominator or long.denominator < max(long.min_volume, 1):
         status = Status.HOLD
     elif rule.burns(long.numerator, long.denominator, target_bp) and rule.burns(
@@ -261,6 +271,7 @@ def _burn_verdict(
         vi,
         en,
         hold_for_s,
+        keep_firing_for_s,
     )
 
 

@@ -143,7 +143,9 @@ class Evaluator:
         if seen.plan.slow:
             self._last_slow = now
             if s.alert_burn_enabled:
-                verdicts += conditions.kpi_budget_burn(seen.figures, s.alert_burn_for_s, tracked)
+                verdicts += conditions.kpi_budget_burn(
+                    seen.figures, s.alert_burn_for_s, tracked, s.alert_burn_keep_firing_s
+                )
         self._track_blind(seen.complete, now)
         if seen.complete and self.watch_start is not None:
             # A worker that did not answer would make its units look silent: skip, and

@@ -4,7 +4,10 @@ One open alert (pending or firing) per identity at most. A breach opens a pendin
 alert, which fires once the breach has lasted ``hold_for_s`` without a break; a HOLD
 or CLEAR before that cancels it silently. A firing alert resolves only on CLEAR:
 HOLD (inside the hysteresis margin, or too little volume) and unknown (no figure)
-keep it firing. Severity is fixed when the alert fires: Alertmanager identifies an
+keep it firing. A verdict with ``keep_firing_for_s`` (KpiBudgetBurn) resolves it only
+once CLEAR has lasted that long: a BREACH inside it keeps the alert firing and starts the
+hold again on the next CLEAR; HOLD and unknown neither end nor restart it (Prometheus'
+``keep_firing_for``). Severity is fixed when the alert fires: Alertmanager identifies an
 alert by its labels, so changing the label mid-incident would look like a new alert.
 """
 
@@ -30,8 +33,12 @@ class AlertBook:
     def __init__(self, open_alerts: Iterable[Alert] = (), new_id: NewId = _uuid) -> None:
         self.open: dict[AlertKey, Alert] = {a.key: a for a in open_alerts if a.state.is_open}
         self._new_id = new_id
+        self.holds_changed = False
+        """Whether the last :meth:`observe` started or ended a hold (``Alert.clear_since``)
+        without a transition: the state file is saved all the same."""
 
     def observe(self, verdicts: Iterable[Verdict], now: datetime) -> list[Transition]:
+        self.holds_changed = False
         transitions: list[Transition] = []
         for verdict in verdicts:
             transitions.extend(self._step(verdict, now))
@@ -50,9 +57,19 @@ class AlertBook:
             if (now - alert.pending_since).total_seconds() >= verdict.hold_for_s:
                 return [self._move(alert, State.FIRING, now, verdict)]
             return []
-        if verdict.status is Status.CLEAR:
-            return [self._move(alert, State.RESOLVED, now, verdict)]
+        if verdict.status is Status.BREACH:
+            self._hold(alert, None)  # burning again: still the same incident, no new page
+        elif verdict.status is Status.CLEAR:
+            since = alert.clear_since or now
+            if (now - since).total_seconds() >= verdict.keep_firing_for_s:
+                return [self._move(alert, State.RESOLVED, now, verdict)]
+            self._hold(alert, since)
         return []
+
+    def _hold(self, alert: Alert, since: datetime | None) -> None:
+        if alert.clear_since != since:
+            alert.clear_since = since
+            self.holds_changed = True
 
     def _open(self, verdict: Verdict, now: datetime) -> list[Transition]:
         alert = Alert(

@@ -64,6 +64,9 @@ class Verdict:
     summary_vi: str
     summary_en: str
     hold_for_s: float
+    keep_firing_for_s: float = 0.0
+    """How long a CLEAR must last without a break before a firing alert resolves (a
+    KpiBudgetBurn's ``EGOV_ALERT_BURN_KEEP_FIRING_S``); 0: at once."""
 
     def labels(self, severity: Severity | None = None) -> dict[str, str]:
         return {
@@ -94,6 +97,10 @@ class Alert:
     resolved_at: datetime | None = None
     acked_at: datetime | None = None
     acked_by: str | None = None
+    clear_since: datetime | None = None
+    """While a firing alert is kept firing after its condition cleared: since when it has
+    been clear (:attr:`Verdict.keep_firing_for_s`). Kept in the state file, not in the
+    ``alerts`` row, which is written at transitions only."""
 
 
 @dataclass(frozen=True, slots=True)

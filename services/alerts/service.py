@@ -190,8 +190,9 @@ class AlertsService:
         seen = await self._observe(now)
         verdicts = self.evaluator.verdicts(seen, self.state.open, self.state.last_seen, now)
         transitions = self.state.apply(verdicts, now)
-        if transitions:
-            await self.state.save(now)  # on disk before anyone is told
+        if transitions or self.state.book.holds_changed:
+            # On disk before anyone is told; a burn alert's hold too, so a restart keeps it.
+            await self.state.save(now)
         self.delivery.note(transitions)
         for t in transitions:
             self.metrics.transitions.labels(t.alert.key.condition, t.to_state.value).inc()

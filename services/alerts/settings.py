@@ -67,6 +67,13 @@ class AlertsSettings(CommonSettings):
     alert_burn_for_s: float = Field(default=120.0, ge=0)
     """``EGOV_ALERT_BURN_FOR_S``: how long a burn-rate condition must hold before firing."""
 
+    alert_burn_keep_firing_s: float = Field(default=600.0, ge=0)
+    """``EGOV_ALERT_BURN_KEEP_FIRING_S``: a firing KpiBudgetBurn resolves only once its pair
+    has not burned for this long without a break (Prometheus' ``keep_firing_for``): a burn
+    hovering at the factor otherwise paged, resolved and paged again every few cycles.
+    Burning again inside it keeps the alert firing, with no new page. A target that no
+    longer lets the rule fire still resolves it at once; 0: resolve at once, as before."""
+
     alert_hysteresis: float = Field(default=0.02, ge=0, le=0.5)
     """``EGOV_ALERT_HYSTERESIS``: a firing KpiBelowTarget resolves at target + this, the
     margin never more than half the way to 100% (a 98% target clears at 99%, not only

@@ -9,7 +9,8 @@ database, told Alertmanager nothing, which then expired the firing alerts (a
 
 The spool is one small JSON file, replaced whole and atomically (a temporary file,
 fsync, rename, fsync of the folder) after every evaluation that changed something,
-every flush, and at close. It holds the open alerts and the unwritten journal, so:
+every flush, and at close. It holds the open alerts (with a held burn alert's
+``clear_since``, which PostgreSQL's row does not have) and the unwritten journal, so:
 
 - at start, before PostgreSQL answers, the service knows its open alerts and keeps
   Alertmanager told of the firing ones;
@@ -81,7 +82,15 @@ def alert_from_json(d: dict[str, Any]) -> Alert:
         resolved_at=_when(d["resolved_at"]),
         acked_at=_when(d["acked_at"]),
         acked_by=d["acked_by"],
+        clear_since=_when(d.get("clear_since")),  # open alerts only; older files lack it
     )
+
+
+def _open_json(alert: Alert) -> dict[str, Any]:
+    """An open alert as the file keeps it: its API view, and when a firing burn alert's
+    hold began (not in the API view nor the row: it changes without a transition)."""
+    since = alert.clear_since
+    return {**alert_json(alert), "clear_since": since.isoformat() if since else None}
 
 
 def _transition_json(t: Transition) -> dict[str, Any]:
@@ -112,7 +121,7 @@ def encode(open_alerts: list[Alert], journal: list[Transition], now: datetime) -
         {
             "version": VERSION,
             "written_at": now.isoformat(),
-            "open": [alert_json(a) for a in open_alerts],
+            "open": [_open_json(a) for a in open_alerts],
             "journal": [_transition_json(t) for t in journal],
         }
     )

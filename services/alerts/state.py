@@ -146,6 +146,7 @@ class AlertState:
         if self._restored_open is not None and self._restored_open != {a.id for a in open_alerts}:
             log.warning("PostgreSQL's open alerts differ from the local state file's (a "
                         "database restored from a backup?): PostgreSQL's are kept")  # fmt: skip
+        keep_holds(self.book.open.values(), open_alerts)
         self.book = AlertBook(open_alerts)
         self._known = True
         for key, at in seen.items():
@@ -199,3 +200,13 @@ class AlertState:
         if self.pool is not None:
             await self.pool.close()
             self.pool = None
+
+
+def keep_holds(restored: Iterable[Alert], loaded: Iterable[Alert]) -> None:
+    """The rows never hold a burn alert's hold (it changes without a transition): an alert
+    still open under the same id keeps the one the state file restored, so a restart does
+    not start it again; without the file it starts again at the next CLEAR."""
+    since = {a.id: a.clear_since for a in restored if a.clear_since is not None}
+    for alert in loaded:
+        if alert.state is State.FIRING and alert.id in since:
+            alert.clear_since = since[alert.id]
