@@ -32,6 +32,12 @@ class KafkaTlsError(ValueError):
     """The TLS settings for the brokers cannot be loaded: the service does not start."""
 
 
+def _no_key_password() -> str:
+    raise KafkaTlsError(
+        "EGOV_KAFKA_TLS_KEY_FILE is encrypted: set its password in EGOV_KAFKA_TLS_KEY_PASSWORD"
+    )
+
+
 def key_entropy_bits(text: str) -> float:
     """A generous estimate of a key's entropy: its length times the bits of the smallest
     alphabet it is written in (hex 4, base64 6, anything else 6.5). A text of fewer than 8
@@ -81,7 +87,14 @@ class CommonSettings(BaseSettings):
     under their usual names.
     """
 
-    model_config = SettingsConfigDict(env_prefix="EGOV_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="EGOV_",
+        extra="ignore",
+        populate_by_name=True,
+        # A refused setting names its variable; the values (passwords, keys, DSNs) are
+        # never printed back.
+        hide_input_in_errors=True,
+    )
 
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
@@ -245,9 +258,13 @@ class CommonSettings(BaseSettings):
             ) from exc
         if cert is not None and key is not None:
             try:
+                # Never None: OpenSSL would then ask for an encrypted key's pass phrase on
+                # the terminal, and a service started from one would wait there.
                 context.load_cert_chain(
-                    cert, key, None if password is None else password.get_secret_value()
+                    cert, key, _no_key_password if password is None else password.get_secret_value()
                 )
+            except KafkaTlsError:
+                raise
             except (OSError, ssl.SSLError) as exc:
                 raise KafkaTlsError(
                     f"EGOV_KAFKA_TLS_CERT_FILE {cert} with EGOV_KAFKA_TLS_KEY_FILE {key}: "

@@ -13,7 +13,14 @@ class GrafanaSettings(BaseSettings):
     tools use; ``EGOV_GRAFANA_*`` work too. Command-line options override them.
     """
 
-    model_config = SettingsConfigDict(env_prefix="EGOV_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="EGOV_",
+        extra="ignore",
+        populate_by_name=True,
+        # A refused setting names its variable; the values (passwords, keys, DSNs) are
+        # never printed back.
+        hide_input_in_errors=True,
+    )
 
     grafana_url: str = Field(
         default="http://127.0.0.1:3000",

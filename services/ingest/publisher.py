@@ -19,7 +19,7 @@ from services.common import summaries
 from services.common.headers import BACKFILL_HEADER as BACKFILL_HEADER
 from services.common.headers import accepted_header, publisher_header
 from services.common.kafka import make_producer
-from services.common.settings import CommonSettings
+from services.common.settings import CommonSettings, KafkaTlsError
 from services.common.signing import RecordSigner
 from services.ingest.validation import Record
 
@@ -125,7 +125,13 @@ class KafkaPublisher:
             # asyncio.timeout rather than wait_for: no extra task per request.
             async with asyncio.timeout(self._timeout_s):
                 if self._started and (self._producer is None or self.sender_failed()):
-                    await self._renew()
+                    try:
+                        await self._renew()
+                    except KafkaTlsError as exc:
+                        # The CA or certificate files changed under a running ingest (a
+                        # rotation half done): a 503 naming the setting, not a 500.
+                        log.error("cannot renew the Kafka producer: %s", exc)
+                        raise PublishError(f"the Kafka producer cannot start ({exc})") from exc
                 producer = self._producer
                 if producer is None:
                     raise PublishError("the Kafka producer is not connected")

@@ -15,7 +15,13 @@ class SimulatorSettings(BaseSettings):
     names its variable and says what it does.
     """
 
-    model_config = SettingsConfigDict(env_prefix="EGOV_SIMULATOR_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="EGOV_SIMULATOR_",
+        extra="ignore",
+        # A refused setting names its variable; the values (passwords, keys, DSNs) are
+        # never printed back.
+        hide_input_in_errors=True,
+    )
 
     ingest_url: str = "http://127.0.0.1:8080"
     """``EGOV_SIMULATOR_INGEST_URL``: base URL of the ingest service (``/v1/events`` is added)."""

@@ -30,7 +30,14 @@ class WallSettings(BaseSettings):
     ``EGOV_METRICS_URLS``.
     """
 
-    model_config = SettingsConfigDict(env_prefix="EGOV_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="EGOV_",
+        extra="ignore",
+        populate_by_name=True,
+        # A refused setting names its variable; the values (passwords, keys, DSNs) are
+        # never printed back.
+        hide_input_in_errors=True,
+    )
 
     wall_host: str = "127.0.0.1"
     """``EGOV_WALL_HOST``: address to listen on (0.0.0.0 in a container)."""

@@ -26,6 +26,8 @@ from services.common.kafka import make_producer
 from services.common.kafka_acls import Principals, setup
 from services.common.settings import CommonSettings
 from services.ingest.keystore import create_key
+from tests.integration.ingest.harness import event, ingest_settings, running_ingest
+from tests.integration.ingest.test_producer_sender import break_the_sender
 from tests.integration.metrics.harness import document
 from tests.integration.processes import running_service, service_env
 from tests.tls import Certificates, make_ca, make_certificates
@@ -262,3 +264,37 @@ def test_a_service_with_an_unreadable_ca_file_refuses_to_start(
     assert done.returncode != 0
     assert f"EGOV_KAFKA_TLS_CA_FILE {missing}: cannot load it" in done.stderr, done.stderr[-3000:]
     assert PASSWORDS["ingest"] not in done.stderr
+
+
+async def test_a_ca_file_gone_under_a_running_ingest_is_a_503_and_logged(
+    cluster: KafkaCluster,
+    certificates: Certificates,
+    database_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A producer renewed while the CA file is missing (a rotation half done): a 503 the
+    publisher retries, and the operator's log names the variable (publishers are not told
+    the service's settings); once the file is back, the next request counts again."""
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(certificates.ca.read_bytes())
+    settings = ingest_settings(
+        as_user(cluster, "ingest", PASSWORDS["ingest"], ca), database_url, produce_timeout_s=10
+    )
+    async with running_ingest(settings) as ingest:
+        before = [event()]
+        assert (await ingest.post(before)).status_code == 202
+        ca.unlink()
+        break_the_sender(ingest.service.publisher)
+        lost = await ingest.post([event()])  # what the stopped sender held: outcome unknown
+        assert lost.status_code == 503, lost.text
+        refused = await ingest.post([event()])
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["type"].endswith("broker-unavailable"), refused.text
+        logged = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert any("cannot renew" in m and "EGOV_KAFKA_TLS_CA_FILE" in m for m in logged)
+        ca.write_bytes(certificates.ca.read_bytes())
+        after = [event()]
+        assert (await ingest.post(after)).status_code == 202
+    ids = await ids_in_topic(admin_of(cluster, certificates))
+    assert {e["id"] for e in before + after} <= set(ids)
