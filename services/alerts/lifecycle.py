@@ -59,11 +59,23 @@ class AlertBook:
             return []
         if verdict.status is Status.BREACH:
             self._hold(alert, None)  # burning again: still the same incident, no new page
-        elif verdict.status is Status.CLEAR:
-            since = alert.clear_since or now
-            if (now - since).total_seconds() >= verdict.keep_firing_for_s:
+            return []
+        if alert.clear_since is not None and alert.clear_since > now:
+            # A hold begun "later" than now (a state file written by a clock ahead, a clock
+            # set back) begins now: it may delay the resolution by one hold, never more.
+            self._hold(alert, now)
+        since = alert.clear_since or now
+        held_s = (now - since).total_seconds()
+        if verdict.status is Status.CLEAR:
+            if held_s >= verdict.keep_firing_for_s:
                 return [self._move(alert, State.RESOLVED, now, verdict)]
             self._hold(alert, since)
+        elif alert.clear_since is not None and held_s >= verdict.keep_firing_for_s:
+            # HOLD (too little volume to judge) after the pair had stopped burning: the
+            # last figures judged were clear and the hold ran out, so the alert ends, as
+            # Prometheus' keep_firing_for ends an alert whose series went away. Waiting
+            # for volume would hold it firing all night.
+            return [self._move(alert, State.RESOLVED, now, verdict)]
         return []
 
     def _hold(self, alert: Alert, since: datetime | None) -> None:
