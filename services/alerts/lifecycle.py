@@ -16,8 +16,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from services.alerts import text
 from services.alerts.model import Alert, AlertKey, State, Status, Transition, Verdict
 
 NewId = Callable[[], str]
@@ -76,6 +77,8 @@ class AlertBook:
             # Prometheus' keep_firing_for ends an alert whose series went away. Waiting
             # for volume would hold it firing all night.
             return [self._move(alert, State.RESOLVED, now, verdict)]
+        if alert.clear_since is not None:
+            _say_held(alert, alert.clear_since, verdict.keep_firing_for_s)
         return []
 
     def _hold(self, alert: Alert, since: datetime | None) -> None:
@@ -120,6 +123,20 @@ class AlertBook:
     ) -> Transition:
         snapshot = replace(alert, labels=dict(alert.labels), annotations=dict(alert.annotations))
         return Transition(self._new_id(), snapshot, before, alert.state, now, dict(verdict.values))
+
+
+def _say_held(alert: Alert, since: datetime, keep_firing_for_s: float) -> None:
+    """A held alert's summary says it stopped burning, and when it ends if it stays so:
+    its figures alone (multiples under the factor) under "is falling fast" misled."""
+    vi, en = text.held(since, since + timedelta(seconds=keep_firing_for_s))
+    summary_vi = alert.annotations["summary_vi"] + vi
+    summary_en = alert.annotations["summary_en"] + en
+    alert.annotations |= {
+        "summary": summary_en,
+        "summary_vi": summary_vi,
+        "summary_en": summary_en,
+        "description": f"{summary_vi}\n{summary_en}",
+    }
 
 
 def _refresh(alert: Alert, verdict: Verdict, now: datetime) -> None:

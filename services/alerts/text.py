@@ -169,6 +169,20 @@ def _tenths(tenths: int | None, lang: Lang) -> str:
     return format_count(whole, lang) + (f"{mark}{tenth}" if tenth else "")
 
 
+def held(since: datetime, until: datetime) -> tuple[str, str]:
+    """What a firing burn alert kept firing after its pair stopped burning adds to its
+    summary (vi, en): the on-call person sees it is no longer burning, and when it ends."""
+    vi = (
+        f" Đã ngừng giảm nhanh từ {format_datetime(since, 'vi')}; cảnh báo tự kết thúc lúc "
+        f"{format_datetime(until, 'vi')} nếu không giảm nhanh trở lại."
+    )
+    en = (
+        f" No longer falling fast since {format_datetime(since, 'en')}; resolves at "
+        f"{format_datetime(until, 'en')} unless it falls fast again."
+    )
+    return vi, en
+
+
 def silent(
     unit_name: str,
     unit: str,

@@ -82,6 +82,27 @@ def test_a_firing_burn_alert_stays_firing_until_the_pair_has_not_burned_for_the_
     assert KEY not in book.open
 
 
+def test_a_held_alert_says_it_stopped_burning_and_when_it_ends() -> None:
+    """Its figures alone (5 times, alert at 6) under "is falling fast" misled the reader."""
+    ev = evaluator()
+    book, _, t1 = firing(ev)  # t1 = 10:02:30 in Vietnam, 23 Nov 2026
+    cycle(ev, book, burn(SLOWING), t1)
+    summary = book.open[KEY].annotations
+    assert summary["summary_en"].endswith(
+        " No longer falling fast since 23 Nov 2026 10:02; resolves at 23 Nov 2026 10:12"
+        " unless it falls fast again."
+    )
+    assert "Đã ngừng giảm nhanh từ 23/11/2026 10:02" in summary["summary_vi"]
+    assert summary["summary"] == summary["summary_en"]
+    assert summary["description"] == f"{summary['summary_vi']}\n{summary['summary_en']}"
+    # Once per summary, however many evaluations the hold lasts; gone when it burns again.
+    cycle(ev, book, burn((0, 0)), t1 + timedelta(seconds=30))  # HOLD
+    cycle(ev, book, burn(SLOWING), t1 + timedelta(seconds=60))
+    assert book.open[KEY].annotations["summary_en"].count("No longer falling fast") == 1
+    cycle(ev, book, burn(BURNING), t1 + timedelta(seconds=90))
+    assert "No longer" not in book.open[KEY].annotations["summary_en"]
+
+
 def test_burning_again_inside_the_hold_keeps_it_firing_and_starts_the_hold_again() -> None:
     ev = evaluator()
     book, history, t1 = firing(ev)
