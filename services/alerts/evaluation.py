@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from services.alerts import conditions
 from services.alerts.cadence import WORKDAY_S, Cadence, Usual
 from services.alerts.directory import UnitDirectory
-from services.alerts.model import Alert, AlertKey, State, Verdict
+from services.alerts.model import Alert, AlertKey, State, Status, Verdict
 from services.alerts.settings import AlertsSettings
 from services.common.calendar import WorkingCalendar
 from services.common.figures import Figure
@@ -161,7 +161,8 @@ class Evaluator:
             )  # fmt: skip
         if seen.ingest is not None:
             verdicts += self._rejections(seen.ingest, now)
-        return verdicts
+        burn_read = seen.plan.slow and s.alert_burn_enabled
+        return verdicts + _unseen_pending(verdicts, open_alerts, windows, burn_read)
 
     def _track_blind(self, complete: bool, now: datetime) -> None:
         """Record the span from the last complete observation to the next one, when the
@@ -212,6 +213,39 @@ class Evaluator:
             f"{int(s.alert_rejection_window_s // 60)}m",
         )  # fmt: skip
         return list(conditions.ingest_rejections(history[0][1], counters, rule))
+
+
+def _unseen_pending(
+    verdicts: Sequence[Verdict],
+    open_alerts: Mapping[AlertKey, Alert],
+    windows: Sequence[str],
+    burn_read: bool,
+) -> list[Verdict]:
+    """A HOLD for each pending alert whose window was read but whose figures were not in
+    the answers (its worker did not answer, its unit left a rolling window): the lifecycle
+    cancels it, as Prometheus drops a pending alert whose series is absent, and the next
+    breach seen opens it again. Its breach was not seen to last "without a break": left
+    pending, a worker back from an outage longer than the duration fired it at its first
+    answer, on figures nobody had watched. Windows not read this cycle stay unknown."""
+    judged = {v.key for v in verdicts}
+    unseen = []
+    for alert in open_alerts.values():
+        key = alert.key
+        if alert.state is not State.PENDING or key in judged:
+            continue
+        read = (key.condition == conditions.BELOW and key.window in windows) or (
+            key.condition == conditions.BURN and burn_read
+        )
+        if read:
+            values = {**alert.values, "unseen": True}
+            texts = (
+                alert.annotations.get("summary_vi", ""),
+                alert.annotations.get("summary_en", ""),
+            )
+            unseen.append(
+                Verdict(key, Status.HOLD, alert.severity, alert.province, values, *texts, 0.0)
+            )
+    return unseen
 
 
 def _slow(key: AlertKey) -> bool:
