@@ -117,7 +117,8 @@ class AlertsService:
             self.delivery.recall(t.alert for t in spooled.journal if t.to_state is State.RESOLVED)
         keep_told = asyncio.create_task(self._tell_alertmanager_while_waiting())
         try:
-            resolved = await self.state.load(self.settings.database_url.get_secret_value(), since)
+            dsn = self.settings.database_url.get_secret_value()
+            resolved = await self.state.load(dsn, since, self.clock())
         finally:
             keep_told.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -126,7 +127,7 @@ class AlertsService:
         # The file matches PostgreSQL from now on, whatever the last run left (nothing,
         # a stale or a torn file): a crash before the first transition loses nothing.
         await self.state.save(self.clock())
-        self.evaluator.start_watching(self.clock())
+        self.evaluator.start_watching(self.state.watch_start or self.clock())
         await self._try_learn()
 
     async def _tell_alertmanager_while_waiting(self) -> None:

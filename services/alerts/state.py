@@ -41,6 +41,8 @@ class AlertState:
         self.book = AlertBook()
         self.journal = Journal(outbox)
         self.last_seen: Seen = {}
+        self.watch_start: datetime | None = None
+        """When the service first began watching for silence (PostgreSQL), once loaded."""
         self.pool: asyncpg.Pool | None = None
         self.loaded = asyncio.Event()
         self._dirty_seen: Seen = {}
@@ -110,8 +112,9 @@ class AlertState:
                 log.exception("the alert state file %s could not be written", self._spool.path)
                 await asyncio.to_thread(self._spool.set_stale)
 
-    async def load(self, dsn: str, resolved_since: datetime) -> list[Alert]:
-        """Connect, migrate, load open alerts and last-seen times; retries forever.
+    async def load(self, dsn: str, resolved_since: datetime, now: datetime) -> list[Alert]:
+        """Connect, migrate, load open alerts, last-seen times and when the service began
+        watching (``watch_start``: ``now`` on the first start ever); retries forever.
 
         Returns the alerts resolved since ``resolved_since`` (delivery re-sends them).
         """
@@ -135,6 +138,7 @@ class AlertState:
                     open_alerts = await store.load_open(conn)
                     resolved = await store.load_resolved_since(conn, resolved_since)
                     seen = await store.load_activity(conn)
+                    self.watch_start = await store.watch_started(conn, now)
                 break
             except UNAVAILABLE as exc:
                 if pool is not None:

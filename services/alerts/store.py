@@ -258,6 +258,16 @@ async def add_note(conn: Connection, alert_id: str, kind: str, operator: str, bo
 # --- last event per unit and family (UnitSilent) -------------------------------------
 
 
+async def watch_started(conn: Connection, now: datetime) -> datetime:
+    """When the service first began watching for silence: ``now`` on the first start
+    ever, then whatever that start stored (migration 0015)."""
+    await conn.execute(
+        "INSERT INTO alert_watch (started_at) VALUES ($1) ON CONFLICT DO NOTHING", now
+    )
+    started: datetime = await conn.fetchval("SELECT started_at FROM alert_watch")
+    return started
+
+
 async def load_activity(conn: Connection) -> dict[tuple[str, str], datetime]:
     rows = await conn.fetch("SELECT unit, family, last_event_time FROM alert_unit_activity")
     return {(r["unit"], r["family"]): r["last_event_time"] for r in rows}

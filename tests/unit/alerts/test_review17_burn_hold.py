@@ -275,6 +275,9 @@ async def test_load_keeps_the_file_hold_before_the_book_is_replaced(
     async def empty(*_: object) -> Any:
         return {}
 
+    async def _at(now: datetime) -> datetime:
+        return now
+
     from services.alerts import state as state_module
     from services.alerts import store
 
@@ -283,9 +286,10 @@ async def test_load_keeps_the_file_hold_before_the_book_is_replaced(
     monkeypatch.setattr(store, "load_open", rows)
     monkeypatch.setattr(store, "load_resolved_since", lambda *_: nothing())
     monkeypatch.setattr(store, "load_activity", empty)
+    monkeypatch.setattr(store, "watch_started", lambda _conn, now: _at(now))
     state = AlertState(lambda _: [], spool)
     state.restore()
     monkeypatch.setattr(state.journal, "flush", nothing)
-    await state.load("postgresql://unused", t1)
+    await state.load("postgresql://unused", t1, t1)
     assert state.open[KEY].clear_since == t1
     assert state.open[replace(KEY, unit="c2")].clear_since is None
