@@ -8,8 +8,11 @@ lines are reported, one message each, not published; valid ones are. Every recor
 carries the header ``egov_backfill: 1`` (schemas/CONTRACT.md §5): the metrics workers
 count such events in the day they happened however old they are, where a live event
 beyond the grace is dead-lettered as too late, and keep their dedup keys for good.
-Re-running a file is harmless: its records carry no ``egov_publisher`` header, so their
-events' identity is the unbound (source, id) (services/common/summaries.py), counted once.
+Whose events they are is said on the command line, and decides their dedup identity
+(services/common/summaries.py ``dedup_digest``): with ``--publisher NAME`` (an API key's
+name) the records carry ``egov_publisher`` as ingest's do, so an event the publisher also
+sent live counts once, whichever came first; with ``--unbound`` they carry none, and
+meet only other unbound deliveries. Either way, re-running a file is harmless.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import orjson
 
 from services.common.contract import Contract
 from services.common.summaries import Summarizer
+from services.common.tally import UNBOUND
 from services.common.units import UnitRegistry
 from services.ingest.problems import InvalidEvent
 from services.ingest.publisher import BACKFILL_HEADER, KafkaPublisher
@@ -68,8 +72,21 @@ def parse_lines(lines: Iterable[str]) -> Iterator[tuple[int, Any | InvalidEvent]
             yield number, InvalidEvent(number, "", f"not valid JSON: {exc}", "malformed-json")
 
 
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Whose events a backfill publishes: ``publisher`` as ingest binds it (``UNBOUND``:
+    none), and the dedup cut-over before which events keep the unbound identity (services/
+    ingest/validation.py ``identity_of``), as for live events."""
+
+    publisher: str = UNBOUND
+    unbound_before: datetime | None = None
+
+
 def check_chunk(
-    validator: EventValidator, chunk: list[tuple[int, Any | InvalidEvent]], now: datetime
+    validator: EventValidator,
+    chunk: list[tuple[int, Any | InvalidEvent]],
+    now: datetime,
+    identity: Identity = Identity(),
 ) -> tuple[list[Record], list[InvalidEvent]]:
     """Validate one chunk of lines; record and error indexes are line numbers."""
     records: list[Record] = []
@@ -77,7 +94,7 @@ def check_chunk(
     for number, item in chunk:
         if isinstance(item, InvalidEvent):
             continue
-        found, problems = validator.check([item], now)
+        found, problems = validator.check([item], now, identity.publisher, identity.unbound_before)
         records += [_as_backfill(record, number) for record in found]
         errors += [InvalidEvent(number, e.pointer, e.reason, e.code) for e in problems]
     return records, errors
@@ -90,7 +107,11 @@ def _as_backfill(record: Record, number: int) -> Record:
 
 
 async def backfill(
-    source: TextIO, validator: EventValidator, publisher: KafkaPublisher, batch_size: int
+    source: TextIO,
+    validator: EventValidator,
+    publisher: KafkaPublisher,
+    batch_size: int,
+    identity: Identity = Identity(),
 ) -> BackfillReport:
     """Publish every valid line of ``source`` in batches; PublishError stops the run."""
     report = BackfillReport()
@@ -98,10 +119,10 @@ async def backfill(
     for item in parse_lines(source):
         chunk.append(item)
         if len(chunk) >= batch_size:
-            await _flush(chunk, validator, publisher, report)
+            await _flush(chunk, validator, publisher, report, identity)
             chunk = []
     if chunk:
-        await _flush(chunk, validator, publisher, report)
+        await _flush(chunk, validator, publisher, report, identity)
     return report
 
 
@@ -110,9 +131,10 @@ async def _flush(
     validator: EventValidator,
     publisher: KafkaPublisher,
     report: BackfillReport,
+    identity: Identity,
 ) -> None:
     now = datetime.now(UTC)
-    records, errors = check_chunk(validator, chunk, now)
+    records, errors = check_chunk(validator, chunk, now, identity)
     report.refused += errors
     if records:
         await publisher.publish(records, now)

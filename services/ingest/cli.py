@@ -27,7 +27,8 @@ def _keys(args: argparse.Namespace) -> int:
 def _backfill(args: argparse.Namespace) -> int:
     from services.ingest.keycli import run_backfill
 
-    return asyncio.run(run_backfill(Path(args.file), args.batch_size, IngestSettings()))
+    publisher = None if args.unbound else args.publisher
+    return asyncio.run(run_backfill(Path(args.file), args.batch_size, IngestSettings(), publisher))
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,4 +63,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     backfill.add_argument("file", help="path of the file, or - for standard input")
     backfill.add_argument("--batch-size", type=int, default=500, help="events per produce")
+    # Whose events these are decides their dedup identity: bound to the publisher, they
+    # meet the live deliveries of the same events (counted once); unbound, they meet only
+    # other unbound ones. No default: a wrong guess counts an overlap twice.
+    whose = backfill.add_mutually_exclusive_group(required=True)
+    whose.add_argument(
+        "--publisher",
+        metavar="NAME",
+        help="the integrating system whose history this is: its API key's name (keys list);"
+        " an event it also sent live counts once",
+    )
+    whose.add_argument(
+        "--unbound",
+        action="store_true",
+        help="history no publisher sends live (another system's export): counted once"
+        " against other unbound backfills, never against live events",
+    )
     backfill.set_defaults(handler=_backfill)

@@ -17,13 +17,15 @@ from services.common.kafka import ensure_topics
 from services.common.kpis import KpiCatalogue
 from services.common.summaries import Summarizer, record_signer
 from services.common.units import UnitRegistry
-from services.ingest.backfill import backfill, backfill_validator
+from services.ingest.backfill import Identity, backfill, backfill_validator
 from services.ingest.keys import check_name, check_scope, check_sources, split_codes
 from services.ingest.keystore import (
     KeyStoreError,
     bind_sources,
     create_key,
+    find_cutover,
     list_keys,
+    publisher_known,
     revoke_key,
     rotate_key,
 )
@@ -107,7 +109,32 @@ async def _revoke(conn: asyncpg.Connection, name: str) -> int:
     return 1
 
 
-async def run_backfill(path: Path, batch_size: int, settings: IngestSettings) -> int:
+async def backfill_identity(settings: IngestSettings, publisher: str | None) -> Identity | str:
+    """Whose events a backfill publishes, or why it cannot: a publisher must be a key's
+    name (a typo would bind the events to nobody's live identity and count overlaps
+    twice), and its events dated before the dedup cut-over keep the unbound identity."""
+    if publisher is None:
+        return Identity()
+    conn = await asyncpg.connect(settings.database_url.get_secret_value())
+    try:
+        if not await publisher_known(conn, publisher):
+            return (
+                f"no API key was ever named {publisher!r}: --publisher takes the name of the"
+                " integrating system's key (egov-pulse keys list); use --unbound for history"
+                " no publisher sends live"
+            )
+        return Identity(publisher, await find_cutover(conn))
+    finally:
+        await conn.close()
+
+
+async def run_backfill(
+    path: Path, batch_size: int, settings: IngestSettings, publisher: str | None = None
+) -> int:
+    identity = await backfill_identity(settings, publisher)
+    if isinstance(identity, str):
+        print(f"refused: {identity}", file=sys.stderr)
+        return 2
     contract = Contract.load(settings.schemas_dir)
     registry = UnitRegistry.from_dir(settings.units_dir)
     catalogue = KpiCatalogue.load(event_types=contract.event_types)
@@ -115,17 +142,17 @@ async def run_backfill(path: Path, batch_size: int, settings: IngestSettings) ->
     summarizer = Summarizer(catalogue) if signer is not None else None
     validator = backfill_validator(contract, registry, settings.clock_skew_s, summarizer)
     await ensure_topics(settings)
-    publisher = KafkaPublisher(settings, settings.produce_timeout_s, signer)
-    await publisher.start()
+    kafka = KafkaPublisher(settings, settings.produce_timeout_s, signer)
+    await kafka.start()
     try:
         source = sys.stdin if str(path) == "-" else path.open(encoding="utf-8")
         with source:
-            report = await backfill(source, validator, publisher, batch_size)
+            report = await backfill(source, validator, kafka, batch_size, identity)
     except PublishError as exc:
         print(f"stopped: {exc}; re-run the file (events already sent are counted once)")
         return 3
     finally:
-        await publisher.stop()
+        await kafka.stop()
     for line in report.lines():
         print(line)
     return 1 if report.refused else 0

@@ -140,6 +140,15 @@ async def find_key(conn: Connection, key_id: str) -> ApiKey | None:
     )
 
 
+async def publisher_known(conn: Connection, name: str) -> bool:
+    """Whether a key of this name was ever made (revoked ones too: a publisher keeps its
+    name, and its events their identity, across rotations)."""
+    found: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM ingest_api_keys WHERE name = $1)", name
+    )
+    return found
+
+
 async def find_cutover(conn: Connection) -> datetime | None:
     """The dedup cut-over recorded by migration 0013, or None (nothing was counted before
     identities were bound: every event's identity carries its publisher)."""

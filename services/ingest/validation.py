@@ -75,7 +75,8 @@ class EventValidator:
         publisher: str = UNBOUND,
         unbound_before: datetime | None = None,
     ) -> tuple[list[Record], list[InvalidEvent]]:
-        """``publisher``: whose events these are (the key's name; ``UNBOUND`` for backfill);
+        """``publisher``: whose events these are (the key's name; ``UNBOUND``: none, as
+        ``backfill --unbound``);
         ``unbound_before``: the dedup cut-over (see :func:`identity_of`)."""
         records: list[Record] = []
         errors: list[InvalidEvent] = []

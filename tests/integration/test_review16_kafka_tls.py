@@ -92,7 +92,8 @@ def test_a_refused_tls_setup_does_not_print_the_key_password(tmp_path: Path) -> 
         PYTHONPATH=str(REPO),
     )
     done = subprocess.run(
-        [sys.executable, "-m", "services.cli", "backfill", str(tmp_path / "history.jsonl")],
+        [sys.executable, "-m", "services.cli", "backfill", str(tmp_path / "history.jsonl"),
+         "--unbound"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode != 0

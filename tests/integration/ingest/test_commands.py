@@ -106,7 +106,8 @@ async def test_backfill_publishes_old_history_and_reports_refused_lines(
     path = tmp_path / "history.jsonl"
     path.write_text("\n".join(lines) + "\n")
     result = cli(
-        ["backfill", str(path), "--batch-size", "2"], service_env(common_settings, database_url)
+        ["backfill", str(path), "--batch-size", "2", "--unbound"],
+        service_env(common_settings, database_url),
     )
     assert result.returncode == 1, result.stdout + result.stderr
     out = result.stdout
