@@ -320,8 +320,8 @@ def unit_silent(
             if min(b, now) > max(a, start)
         )
         after_s = rule.cadence.silent_after(unit, family)
-        if silent_s < after_s:
-            status = Status.CLEAR
+        if silent_s < after_s or (directory and directory.get(unit) is None):
+            status = Status.CLEAR  # an open alert of a unit dissolved since resolves
         elif calendar.is_working(now):
             status = Status.BREACH
         else:
@@ -355,7 +355,10 @@ def _expected(
     recent: set[tuple[str, str]], directory: UnitDirectory, peer_share: float
 ) -> set[tuple[str, str]]:
     """(unit, family) pairs expected to publish: recent publishers and their peers."""
-    expected = set(recent)
+    # A unit not in today's directory no longer exists (a reform dissolved it; its events
+    # now arrive under its successor's code): it cannot be silent. Without a directory
+    # (none loaded) every recent publisher stays expected.
+    expected = {(u, f) for u, f in recent if not directory or directory.get(u) is not None}
     groups: dict[tuple[str, str, str], set[str]] = {}
     for unit, family in recent:
         info = directory.get(unit)

@@ -19,6 +19,9 @@ class UnitDirectory:
             peers[(unit.province, unit.level)].append(unit.code)
         self._peers = {k: tuple(sorted(v)) for k, v in peers.items()}
 
+    def __len__(self) -> int:
+        return len(self._by_code)
+
     def get(self, code: str) -> UnitInfo | None:
         return self._by_code.get(code)
 
