@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -166,12 +166,29 @@ _STATES: Final = {
 }
 
 
-def kpi_table(figures: Sequence[Figure], lang: Lang) -> Table:
-    """The KPI table, one row per figure in the order given (the caller ranks them)."""
+SENDING_COLUMN: Final = Column("Gửi dữ liệu", "Sending", width=18)
+"""Added by a caller that knows which units stopped sending (the wall): a silent unit's
+rows say so, where its rate alone read like a unit at 100 % (docs/exports.md)."""
+
+_NOT_SENDING: Final = {"vi": "Ngừng gửi dữ liệu", "en": "Not sending"}
+
+
+def kpi_table(
+    figures: Sequence[Figure], lang: Lang, silent: Collection[str] | None = None
+) -> Table:
+    """The KPI table, one row per figure in the order given (the caller ranks them); with
+    ``silent`` (the units that stopped sending), a last column marks their rows."""
     rows = tuple(_kpi_row(f, lang) for f in figures)
+    columns: tuple[Column, ...] = KPI_COLUMNS
+    if silent is not None:
+        columns = (*KPI_COLUMNS, SENDING_COLUMN)
+        mark = _NOT_SENDING[lang]
+        rows = tuple(
+            (*r, mark if f.unit in silent else "") for r, f in zip(rows, figures, strict=True)
+        )
     if lang == "vi":
-        return Table("Bảng chỉ tiêu", "Chỉ tiêu", KPI_COLUMNS, rows)
-    return Table("KPI table", "KPIs", KPI_COLUMNS, rows)
+        return Table("Bảng chỉ tiêu", "Chỉ tiêu", columns, rows)
+    return Table("KPI table", "KPIs", columns, rows)
 
 
 def _kpi_row(fig: Figure, lang: Lang) -> tuple[Cell, ...]:

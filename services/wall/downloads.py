@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 
 from starlette.requests import Request
@@ -33,6 +33,7 @@ from services.common.figures import Figure
 from services.common.figures_client import FetchError
 from services.common.scorecard import Period, Scorecard, score
 from services.wall.hub import Hub
+from services.wall.overview import Silence
 from services.wall.settings import Lang
 from services.wall.sources import Sources
 
@@ -57,11 +58,13 @@ def export_file(
     unit: str,
     card: Scorecard,
     now: datetime,
+    silent: Collection[str] | None = None,
 ) -> Rendered:
-    """The file of ``unit`` from its province's figures of ``ask.window``. Pure."""
+    """The file of ``unit`` from its province's figures of ``ask.window``; with ``silent``
+    (the units not sending), the KPI table marks them. Pure."""
     rows = rows_of(figures, unit)
     period = ask.period(now)
-    tables: list[Table] = [kpi_table(rows, ask.lang)]
+    tables: list[Table] = [kpi_table(rows, ask.lang, silent)]
     if isinstance(period, Period):
         card_table = scorecard_table(score(card, rows, unit, period), ask.lang)
         tables = (
@@ -88,12 +91,14 @@ class Downloads:
         card: Scorecard,
         default_lang: Lang,
         clock: Callable[[], datetime] = _now,
+        silence: Silence | None = None,
     ) -> None:
         self.hub = hub
         self.sources = sources
         self.card = card
         self.default_lang = default_lang
         self.clock = clock
+        self.silence = silence
 
     async def export(self, request: Request) -> Response:
         params = {k: request.query_params.getlist(k) for k in request.query_params}
@@ -118,7 +123,12 @@ class Downloads:
         try:
             # Written in a thread: open pages' streams go on meanwhile.
             now = self.clock()
-            file = await asyncio.to_thread(export_file, ask, table, figures, unit, self.card, now)
+            silent = None
+            if self.silence is not None:
+                silent = self.silence.units(await self.hub.current(), now)
+            file = await asyncio.to_thread(
+                export_file, ask, table, figures, unit, self.card, now, silent
+            )
         except ExportQueryError as exc:
             return _error(400, str(exc), exc.parameter)
         return Response(file.body, headers=attachment(file))

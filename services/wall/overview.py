@@ -106,6 +106,25 @@ def _path(units: dict[str, UnitInfo], code: str) -> list[UnitInfo]:
     return list(reversed(path))
 
 
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """When a unit counts as not sending (the wall's ``EGOV_WALL_SILENCE_MINUTES`` in the
+    working time of its calendar): one rule for the overview, the rankings and the files."""
+
+    minutes: float
+    calendar: WorkingCalendar = OFFICE_HOURS
+
+    def units(self, snapshot: Snapshot, now: datetime) -> frozenset[str]:
+        """The units of ``snapshot``'s figures that are silent at ``now`` (the last event
+        of any family, as the overview judges them)."""
+        last = _last_events(snapshot)
+        return frozenset(
+            code
+            for code in {f.unit for f in snapshot.figures}
+            if is_silent(last.get(code), now, self.minutes, self.calendar)
+        )
+
+
 def _last_events(snapshot: Snapshot) -> dict[str, datetime]:
     last: dict[str, datetime] = {}
     for act in snapshot.activity:

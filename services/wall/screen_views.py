@@ -27,6 +27,7 @@ from services.wall.board import build_board, provinces_of, this_month
 from services.wall.hub import Hub
 from services.wall.i18n import LANGS, text
 from services.wall.kiosk import parse_kiosk, position
+from services.wall.overview import Silence
 from services.wall.rankings import SCORE, levels_of, rank_kpi, rank_score
 from services.wall.screens import (
     Refresh,
@@ -70,10 +71,17 @@ def _html(body: str) -> Response:
 class ScreenViews:
     """The screens' handlers, sharing the wall's hub (its snapshot and its sources)."""
 
-    def __init__(self, hub: Hub, default_lang: Lang, card: Scorecard | None = None) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        default_lang: Lang,
+        card: Scorecard | None = None,
+        silence: Silence | None = None,
+    ) -> None:
         self.hub = hub
         self.default_lang = default_lang
         self.card = card or Scorecard.load()
+        self.silence = silence
 
     def routes(self) -> list[Route]:
         return [
@@ -173,7 +181,8 @@ class ScreenViews:
         province = next((p for p in provinces_of(snap.figures) if p.code == code), None)
         where = (province.name_en if lang == "en" else province.name) if province else code
         title = f"{where} — " + text(lang, "rankings_title", level=plural, what=key_name)
-        body = rankings_html(lang, ranking, keys, page)
+        silent = self.silence.units(snap, _now()) if self.silence else frozenset()
+        body = rankings_html(lang, ranking, keys, page, silent)
         return screen_page(lang, "rankings", title, body, data_time=snap.data_time,
                            stale=snap.stale, refresh=then)  # fmt: skip
 

@@ -9,7 +9,7 @@ count, target, point and date goes through :mod:`services.common.rates` and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
@@ -348,16 +348,24 @@ def _alert(lang: Lang, a: Alert) -> str:
 # ------------------------------------------------------------------ rankings
 
 
-def rankings_html(lang: Lang, ranking: Ranking, keys: Sequence[tuple[str, str]], page: int) -> str:
+def rankings_html(
+    lang: Lang,
+    ranking: Ranking,
+    keys: Sequence[tuple[str, str]],
+    page: int,
+    silent: Collection[str] = frozenset(),
+) -> str:
     """The body of the rankings screen: a page of ranked units in two columns, the rule
-    stated, the units listed apart with their volume, and the other keys as links."""
+    stated, the units listed apart with their volume, and the other keys as links. A unit
+    in ``silent`` (not sending) is marked where it stands: its rate of the month alone
+    read like a unit doing well (a commune silent for days, ranked first at 100 %)."""
     per_page = 2 * ROWS_PER_COLUMN
     pages = max(1, -(-len(ranking.ranked) // per_page))
     page = min(max(page, 1), pages)
     shown = ranking.ranked[(page - 1) * per_page : page * per_page]
     columns = [shown[:ROWS_PER_COLUMN], shown[ROWS_PER_COLUMN:]]
     rule = text(lang, "rankings_rule", min=format_count(ranking.min_volume, lang))
-    tables = "".join(_rank_table(lang, ranking, col) for col in columns if col)
+    tables = "".join(_rank_table(lang, ranking, col, silent) for col in columns if col)
     if not ranking.ranked:
         tables = f'<p class="empty">{escape(text(lang, "rankings_empty"))}</p>'
     nav = "".join(_key_link(lang, ranking, k, name) for k, name in keys)
@@ -371,7 +379,7 @@ def rankings_html(lang: Lang, ranking: Ranking, keys: Sequence[tuple[str, str]],
         f"{escape(rule)}</p>"
         f'<nav class="keys"><ul>{nav}</ul></nav>'
         f'<div class="rankings"><div class="ranked">{tables}{pager}</div>'
-        f"{_apart(lang, ranking)}</div>"
+        f"{_apart(lang, ranking, silent)}</div>"
     )
 
 
@@ -381,10 +389,12 @@ def _key_link(lang: Lang, ranking: Ranking, key: str, name: str) -> str:
     return f'<li><a href="{escape(href)}"{current}>{escape(name)}</a></li>'
 
 
-def _rank_table(lang: Lang, ranking: Ranking, entries: Sequence[Entry]) -> str:
+def _rank_table(
+    lang: Lang, ranking: Ranking, entries: Sequence[Entry], silent: Collection[str]
+) -> str:
     by_score = ranking.key == SCORE
     head = text(lang, "score_points") if by_score else text(lang, "rate")
-    rows = "".join(_rank_row(lang, e, by_score) for e in entries)
+    rows = "".join(_rank_row(lang, e, by_score, e.unit.code in silent) for e in entries)
     return (
         '<table class="rank-table"><thead><tr>'
         f'<th scope="col">{escape(text(lang, "rank"))}</th>'
@@ -407,7 +417,14 @@ def _score_block(lang: Lang, e: Entry) -> str:
     return f'<span class="pts">{escape(pts)}</span> {counts}'
 
 
-def _rank_row(lang: Lang, e: Entry, by_score: bool) -> str:
+def _silent_mark(lang: Lang, silent: bool) -> str:
+    """The overview's "not sending" mark, beside a unit's name."""
+    if not silent:
+        return ""
+    return f' <span class="silent" data-silent="1">{escape(text(lang, "silent"))}</span>'
+
+
+def _rank_row(lang: Lang, e: Entry, by_score: bool, silent: bool = False) -> str:
     if by_score:
         value = _score_block(lang, e)
     else:
@@ -417,15 +434,17 @@ def _rank_row(lang: Lang, e: Entry, by_score: bool) -> str:
     return (
         f'<tr data-unit="{escape(e.unit.code)}" data-rank="{e.rank}">'
         f'<td class="place">{e.rank}</td>'
-        f'<th scope="row"><a href="{escape(href)}">{escape(_name(lang, e.unit))}</a></th>'
+        f'<th scope="row"><a href="{escape(href)}">{escape(_name(lang, e.unit))}</a>'
+        f"{_silent_mark(lang, silent)}</th>"
         f"<td>{value}</td></tr>"
     )
 
 
-def _apart(lang: Lang, ranking: Ranking) -> str:
+def _apart(lang: Lang, ranking: Ranking, silent: Collection[str] = frozenset()) -> str:
     by_score = ranking.key == SCORE
     items = "".join(
-        f'<li data-unit="{escape(e.unit.code)}">{escape(_name(lang, e.unit))} '
+        f'<li data-unit="{escape(e.unit.code)}">{escape(_name(lang, e.unit))}'
+        f"{_silent_mark(lang, e.unit.code in silent)} "
         f"{_score_block(lang, e) if by_score else rate_block(lang, e.numerator, e.denominator)}"
         "</li>"
         for e in ranking.apart[:APART_LIMIT]

@@ -10,6 +10,7 @@ from services.common.scorecard import Scorecard
 from services.wall.app import create_app
 from services.wall.downloads import Downloads
 from services.wall.hub import Hub
+from services.wall.overview import Silence
 from services.wall.settings import WallSettings
 from services.wall.sources import Sources
 from services.wall.views import WallViews
@@ -23,7 +24,8 @@ def build_app(settings: WallSettings) -> Starlette:
     hub = Hub(sources, settings.wall_poll_interval_s)
     always = settings.wall_silent_calendar == "always"
     calendar = load_calendar(settings.wall_holidays_file, always=always)
-    downloads = Downloads(hub, sources, Scorecard.load(), settings.wall_lang)
+    silence = Silence(settings.wall_silence_minutes, calendar)
+    downloads = Downloads(hub, sources, Scorecard.load(), settings.wall_lang, silence=silence)
     return create_app(WallViews(settings, hub, calendar), downloads)
 
 

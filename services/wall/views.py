@@ -25,7 +25,7 @@ from services.common.figures_client import FetchError
 from services.wall.api import overview_json
 from services.wall.hub import Hub
 from services.wall.i18n import LANGS
-from services.wall.overview import Overview, build_overview
+from services.wall.overview import Overview, Silence, build_overview
 from services.wall.render import overview_html, page_html, sources_json, trend_section
 from services.wall.screen_views import ScreenViews
 from services.wall.settings import Lang, WallSettings
@@ -202,5 +202,9 @@ class WallViews:
             Route("/wall/api/trend", self.api_trend),
             Route("/wall/stream", self.stream),
             Route("/healthz", self.healthz),
-            *ScreenViews(self.hub, self.settings.wall_lang).routes(),
+            *ScreenViews(
+                self.hub,
+                self.settings.wall_lang,
+                silence=Silence(self.settings.wall_silence_minutes, self.calendar),
+            ).routes(),
         ]
