@@ -12,7 +12,6 @@ docs/dossiers.md). The other tests check claims that hold (each can fail).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date
 from pathlib import Path
 
 import asyncpg
@@ -94,7 +93,8 @@ def test_resolved_first_then_receipt_counts_once_whatever_follows() -> None:
         ]
     )
     assert outcomes(ticks) == {"late": 1}
-    assert [t.day for t in ticks] == [date(2026, 11, 25)]
+    # Late counts on its appointment's day (since 2026-12-05; before, the resolution's).
+    assert [t.day for t in ticks] == [DUE.day]
     assert dossier is not None and dossier.status is Status.DONE
     assert dossier.resolved_at is None
     assert sweep([dossier], at("2030-01-01 00:00")) == ([], [])
@@ -116,6 +116,9 @@ def test_resolved_first_a_return_or_withdrawal_before_the_receipt_keeps_it_waiti
 
 
 def test_a_return_then_final_read_before_the_receipt_is_judged_when_it_comes() -> None:
+    """Returned on the 20th and never completed, finalised on the 25th: its clock stopped
+    when it went back to the applicant, before its appointment (the 23rd), so it is early
+    (review 21; until 2026-12-05 it was judged at the final, late)."""
     _, ticks = run(
         [
             (Fact("C", "returned"), at("2026-11-20 10:00")),
@@ -123,7 +126,7 @@ def test_a_return_then_final_read_before_the_receipt_is_judged_when_it_comes() -
             (Fact("C", "received", DUE), at("2026-11-26 10:00")),
         ]
     )
-    assert outcomes(ticks) == {"late": 1}
+    assert outcomes(ticks) == {"early": 1}
 
 
 @pytest.mark.xfail(
@@ -198,7 +201,8 @@ async def test_a_receipt_in_a_later_flush_judges_the_final_once_in_its_day(
         state = await conn.fetchrow(
             "SELECT status, resolved_at FROM dossier_state WHERE dossier_id = 'R'"
         )
-    assert [(str(r["day"]), r["denominator"]) for r in rows] == [("2026-11-25", 1)]
+    # Late: on its appointment's day (the 23rd), where a sweep would have counted it.
+    assert [(str(r["day"]), r["denominator"]) for r in rows] == [("2026-11-23", 1)]
     assert state is not None
     assert state["status"] == "done" and state["resolved_at"] is None
     expected_path = {"full": "validated", "summary": "summary", "v1": "signed"}[path]
@@ -245,7 +249,7 @@ async def test_a_canary_clone_of_a_resolved_row_takes_the_same_transition(
         deltas = await dossierstore.apply(conn, TP, [(receipt, at("2026-11-26 10:00"), CHAIN)])
         stored = await dossierstore._load(conn, TP, ["X", "canary-X"])
     late = {k: v for k, v in deltas.daily.items() if k[1] == "dossier_on_time:late"}
-    assert {(unit, day) for unit, _, day in late} == {(u, date(2026, 11, 25)) for u in CHAIN}
+    assert {(unit, day) for unit, _, day in late} == {(u, DUE.day) for u in CHAIN}
     assert stored["X"].status is Status.RESOLVED
     assert stored["canary-X"].status is Status.DONE
 

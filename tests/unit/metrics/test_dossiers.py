@@ -180,15 +180,15 @@ def test_a_resolution_carries_its_own_appointment_when_the_receipt_did_not() -> 
 
 def test_a_resolution_read_before_its_receipt_is_judged_when_the_receipt_comes() -> None:
     """A publisher's order (or a backfill's): the final first, then the receipt with
-    the appointment. Judged once, at the resolution's instant and in its day (review 13;
-    until 2026-12-05 the dossier ended done unjudged)."""
+    the appointment. Judged once, at the resolution's instant (review 13; until 2026-12-05
+    the dossier ended done unjudged); late, it counts on its appointment's day (review 21)."""
     resolved, ticks = step(None, Fact("g", "final"), at("2024-03-21 09:00"), UNITS)
     assert ticks == [] and resolved is not None and resolved.status is Status.RESOLVED
     receipt = Fact("g", "received", Due.parse(DUE_TIME))
     done, ticks = step(resolved, receipt, at("2024-03-25 08:00"), ("other", "units"))
     assert done is not None and done.status is Status.DONE
     assert outcomes(ticks) == {"late": 1}  # resolved on the 21st, due before
-    assert [(t.day, t.units) for t in ticks] == [(date(2024, 3, 21), UNITS)]
+    assert [(t.day, t.units) for t in ticks] == [(Due.parse(DUE_TIME).day, UNITS)]
     # Anything after counts nothing more: a second receipt, a second final.
     for again in (receipt, Fact("g", "final")):
         after, more = step(done, again, at("2024-03-26 08:00"), UNITS)
