@@ -85,20 +85,13 @@ class Dossier(NamedTuple):
     open overdue count goes to these units."""
     resolved_at: float | None = None
     """When it was resolved, while ``RESOLVED`` (waiting for its appointment)."""
-    paused_at: float | None = None
-    """When the return that paused it happened, while ``PAUSED``: a receipt dated before
-    it (read after it) does not resume the clock, and a final outcome while paused is
-    judged at that instant, when the clock stopped."""
-    resumed_at: float | None = None
-    """When the latest resubmission applied happened: a return dated before it (read
-    after it, another record of an upload) is answered already and pauses nothing."""
 
     def moved(self, status: Status, due: Due | None = None) -> Dossier:
         """This dossier in ``status``, with ``due`` when given (``dataclasses.replace``
         cost ~5 µs: the ledger steps once per dossier event)."""
         return Dossier(
             self.dossier_id, status, self.due if due is None else due, self.units,
-            self.resolved_at, self.paused_at, self.resumed_at,
+            self.resolved_at,
         )  # fmt: skip
 
 
@@ -120,7 +113,7 @@ def step(
     if dossier is None:
         dossier = Dossier(fact.dossier_id, Status.OPEN, None, units)
     if fact.kind in ("received", "resubmitted"):
-        return _opened(dossier, fact, epoch)
+        return _opened(dossier, fact)
     if fact.kind == "returned":
         return _returned(dossier, fact, epoch)
     if fact.kind == "withdrawn":
@@ -128,58 +121,32 @@ def step(
     return _resolved(dossier, fact, epoch, units)
 
 
-def _opened(dossier: Dossier, fact: Fact, epoch: float) -> tuple[Dossier, list[Tick]]:
-    resubmission = fact.kind == "resubmitted"
-    if dossier.status is Status.PAUSED:
-        if dossier.paused_at is not None and epoch < dossier.paused_at:
-            # From before the pause (a receipt read after the return): the appointment
-            # the pause interrupted, if none was known; the clock stays paused.
-            if dossier.due is None and fact.due is not None:
-                return dossier._replace(due=fact.due), []
-            return dossier, []
-        # Back complete: the clock resumes, by the new appointment.
-        resumed = dossier._replace(
-            status=Status.OPEN, due=fact.due or dossier.due, paused_at=None,
-            resumed_at=epoch if resubmission else dossier.resumed_at,
-        )  # fmt: skip
-        return resumed, []
-    if dossier.status is Status.OPEN:
-        if dossier.due is None:
-            return dossier._replace(
-                due=fact.due, resumed_at=epoch if resubmission else dossier.resumed_at
-            ), []
-        if (
-            resubmission
-            and fact.due is not None
-            and (dossier.resumed_at is None or epoch > dossier.resumed_at)
-        ):
-            # A resubmission read before the return it answers (another record of an
-            # upload): the dossier was returned and is back, and its clock runs from
-            # now by the new appointment; the return, read later, pauses nothing.
-            return dossier._replace(due=fact.due, resumed_at=epoch), []
-        return dossier, []
+def _opened(dossier: Dossier, fact: Fact) -> tuple[Dossier, list[Tick]]:
+    if dossier.status is Status.PAUSED:  # back complete: the clock resumes
+        return dossier.moved(Status.OPEN, fact.due or dossier.due), []
+    if dossier.status is Status.OPEN and dossier.due is None:
+        return dossier.moved(dossier.status, fact.due), []
     if dossier.status is Status.RESOLVED and fact.due is not None:
         # The receipt of a dossier resolved first: judged now, at its resolution.
         resolved = dossier.resolved_at
         assert resolved is not None  # noqa: S101 -- set whenever the status is RESOLVED
-        stopped = dossier.paused_at  # resolved while paused: judged when the clock stopped
-        tick = _judged(fact.due, resolved if stopped is None else stopped, resolved, dossier.units)
+        tick = _judged(fact.due, resolved, dossier.units)
         done = Dossier(dossier.dossier_id, Status.DONE, fact.due, dossier.units)
         return done, [tick]
     return dossier, []
 
 
-def _judged(due: Due, at: float, counted_at: float, units: tuple[str, ...]) -> Tick:
-    """The count of a dossier whose clock ended at ``at`` (its resolution, or the return
-    that paused it for good), resolved at ``counted_at``: early or on time in the period
-    of the resolution; late in the appointment's, where a sweep counts a dossier still
-    open then and its resolution moves that count. So a late dossier lands in one period
-    whether a sweep saw it first or the worker read it only after its resolution (a
-    commune's upload after an outage): event time, not arrival time."""
-    outcome = due.judge(at)
+def _judged(due: Due, at: float, units: tuple[str, ...]) -> Tick:
+    """The count of a dossier resolved at ``at``: early or on time in the period of the
+    resolution; late in the appointment's, where a sweep counts a dossier still open then
+    and its resolution moves that count. So a late dossier lands in one period whether a
+    sweep saw it first or the worker read it only after its resolution (a commune's
+    upload after an outage): event time, not arrival time."""
+    day = local_day_of_epoch(at)
+    outcome = due.judge(at, day)
     if outcome == "late":
         return Tick("late", units, due.day, due.last_on_time)
-    return Tick(outcome, units, local_day_of_epoch(counted_at), counted_at)
+    return Tick(outcome, units, day, at)
 
 
 def _taken_back(dossier: Dossier, epoch: float) -> list[Tick]:
@@ -192,15 +159,10 @@ def _taken_back(dossier: Dossier, epoch: float) -> list[Tick]:
 
 def _returned(dossier: Dossier, fact: Fact, epoch: float) -> tuple[Dossier, list[Tick]]:
     if dossier.status is Status.OPEN:
-        if dossier.resumed_at is not None and epoch < dossier.resumed_at:
-            return dossier, []  # answered already by the resubmission read before it
-        paused = dossier._replace(
-            status=Status.PAUSED, due=dossier.due or fact.due, paused_at=epoch
-        )
-        return paused, []
+        return dossier.moved(Status.PAUSED, dossier.due or fact.due), []
     back = _taken_back(dossier, epoch)
     if back:
-        return dossier._replace(status=Status.PAUSED, paused_at=epoch), back
+        return dossier.moved(Status.PAUSED), back
     return dossier, []
 
 
@@ -223,21 +185,17 @@ def _resolved(
         # No appointment known yet (its receipt not read: a publisher's order, a
         # backfill's; or read without one): a later receipt or resubmission may bring
         # the appointment it is judged by, at this instant.
-        stopped = dossier.paused_at if dossier.status is Status.PAUSED else None
-        return Dossier(dossier.dossier_id, Status.RESOLVED, None, units, epoch, stopped), []
+        return Dossier(dossier.dossier_id, Status.RESOLVED, None, units, epoch), []
     back = _taken_back(dossier, epoch)
     if dossier.status is Status.OVERDUE and not back:
         # Counted once already, in the appointment's period: it stays there, no longer
         # open but late (the on-time rate is unchanged: both are below the line).
         moved = [_overdue_tick(dossier, -1), _overdue_tick(dossier, 1)._replace(outcome="late")]
         return dossier.moved(Status.DONE), moved
-    done = dossier.moved(Status.DONE, due)._replace(paused_at=None)
+    done = dossier.moved(Status.DONE, due)
     if due is None:  # no appointment known: nothing to judge it by
         return done, back
-    # Resolved while back with the applicant (rejected as never completed): its clock
-    # stopped when it was returned, and it is judged at that instant.
-    stopped = dossier.paused_at if dossier.status is Status.PAUSED else None
-    return done, [*back, _judged(due, epoch if stopped is None else stopped, epoch, units)]
+    return done, [*back, _judged(due, epoch, units)]
 
 
 def apply(

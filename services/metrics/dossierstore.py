@@ -47,10 +47,8 @@ async def clone(conn: Connection, copy: DossierClone) -> None:
     await conn.execute(
         """
         INSERT INTO dossier_state
-            (topic, "partition", dossier_id, status, due_day, last_on_time, units, resolved_at,
-             paused_at, resumed_at)
-        SELECT topic, "partition", $4, status, due_day, last_on_time, units, resolved_at,
-            paused_at, resumed_at
+            (topic, "partition", dossier_id, status, due_day, last_on_time, units, resolved_at)
+        SELECT topic, "partition", $4, status, due_day, last_on_time, units, resolved_at
         FROM dossier_state WHERE topic = $1 AND "partition" = $2 AND dossier_id = $3
         """,
         *copy.tp,
@@ -96,9 +94,7 @@ async def sweep(conn: Connection, tp: TopicPartition, now: float) -> Deltas:
     """Count the open dossiers of ``tp`` whose appointment has passed at ``now``."""
     rows = await conn.fetch(
         """
-        SELECT dossier_id, status, due_day, last_on_time, units, resolved_at, paused_at,
-            resumed_at
-        FROM dossier_state
+        SELECT dossier_id, status, due_day, last_on_time, units, resolved_at FROM dossier_state
         WHERE topic = $1 AND "partition" = $2 AND status = 'open' AND last_on_time < $3
         ORDER BY last_on_time LIMIT $4
         """,
@@ -117,8 +113,7 @@ async def _load(conn: Connection, tp: TopicPartition, ids: list[str]) -> dict[st
     # flush's read grew with rows x ids (300,000 events of a replay: 62 s instead of 5 s).
     rows = await conn.fetch(
         """
-        SELECT s.dossier_id, s.status, s.due_day, s.last_on_time, s.units, s.resolved_at,
-            s.paused_at, s.resumed_at
+        SELECT s.dossier_id, s.status, s.due_day, s.last_on_time, s.units, s.resolved_at
         FROM unnest($3::text[]) AS u(id)
         JOIN dossier_state s
             ON s.topic = $1 AND s."partition" = $2 AND s.dossier_id = u.id
@@ -133,14 +128,13 @@ def _dossier(row: asyncpg.Record) -> Dossier:
     day = row["due_day"]
     due = None if day is None else Due(day, row["last_on_time"])
     return Dossier(
-        row["dossier_id"], Status(row["status"]), due, tuple(row["units"]), row["resolved_at"],
-        row["paused_at"], row["resumed_at"],
-    )  # fmt: skip
+        row["dossier_id"], Status(row["status"]), due, tuple(row["units"]), row["resolved_at"]
+    )
 
 
 _COLUMNS = (
     "topic", "partition", "dossier_id", "status", "due_day", "last_on_time", "units",
-    "resolved_at", "paused_at", "resumed_at",
+    "resolved_at",
 )  # fmt: skip
 _STATUS = {status: pgcopy.text(status) for status in Status}
 _NO_DUE = pgcopy.NULL + pgcopy.NULL
@@ -162,9 +156,8 @@ def _copy_stream(tp: TopicPartition, dossiers: Iterable[Dossier]) -> bytes:
         units = chains.get(d.units)
         if units is None:
             units = chains[d.units] = pgcopy.text_array(d.units)
-        times = b"".join(pgcopy.NULL if t is None else pgcopy.float8(t)
-                         for t in (d.resolved_at, d.paused_at, d.resumed_at))  # fmt: skip
-        parts += (start, pgcopy.text(d.dossier_id), _STATUS[d.status], due, units, times)
+        resolved = pgcopy.NULL if d.resolved_at is None else pgcopy.float8(d.resolved_at)
+        parts += (start, pgcopy.text(d.dossier_id), _STATUS[d.status], due, units, resolved)
     parts.append(pgcopy.TRAILER)
     return b"".join(parts)
 
@@ -198,18 +191,14 @@ async def _save(
     await conn.execute(
         """
         INSERT INTO dossier_state AS s
-            (topic, "partition", dossier_id, status, due_day, last_on_time, units, resolved_at,
-             paused_at, resumed_at)
-        SELECT $1, $2, u.id, u.status, u.day, u.last, string_to_array(u.units, ' '), u.resolved,
-            u.paused, u.resumed
-        FROM unnest($3::text[], $4::text[], $5::date[], $6::float8[], $7::text[], $8::float8[],
-                    $9::float8[], $10::float8[])
-            AS u(id, status, day, last, units, resolved, paused, resumed)
+            (topic, "partition", dossier_id, status, due_day, last_on_time, units, resolved_at)
+        SELECT $1, $2, u.id, u.status, u.day, u.last, string_to_array(u.units, ' '), u.resolved
+        FROM unnest($3::text[], $4::text[], $5::date[], $6::float8[], $7::text[], $8::float8[])
+            AS u(id, status, day, last, units, resolved)
         ON CONFLICT (topic, "partition", dossier_id) DO UPDATE
             SET status = excluded.status, due_day = excluded.due_day,
                 last_on_time = excluded.last_on_time, units = excluded.units,
-                resolved_at = excluded.resolved_at, paused_at = excluded.paused_at,
-                resumed_at = excluded.resumed_at, updated_at = now()
+                resolved_at = excluded.resolved_at, updated_at = now()
         """,
         *tp,
         [d.dossier_id for d in rows],
@@ -219,6 +208,4 @@ async def _save(
         # Unit codes hold no spaces: a chain travels as one string (no 2-D arrays).
         [" ".join(d.units) for d in rows],
         [d.resolved_at for d in rows],
-        [d.paused_at for d in rows],
-        [d.resumed_at for d in rows],
     )

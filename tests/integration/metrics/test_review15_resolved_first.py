@@ -116,9 +116,9 @@ def test_resolved_first_a_return_or_withdrawal_before_the_receipt_keeps_it_waiti
 
 
 def test_a_return_then_final_read_before_the_receipt_is_judged_when_it_comes() -> None:
-    """Returned on the 20th and never completed, finalised on the 25th: its clock stopped
-    when it went back to the applicant, before its appointment (the 23rd), so it is early
-    (review 21; until 2026-12-05 it was judged at the final, late)."""
+    """Judged at the final (the 25th), late: a final outcome of a paused dossier is judged
+    at its own instant (docs/dossiers.md; review 21's strict xfail asks otherwise for a
+    rejection of a dossier never completed)."""
     _, ticks = run(
         [
             (Fact("C", "returned"), at("2026-11-20 10:00")),
@@ -126,7 +126,7 @@ def test_a_return_then_final_read_before_the_receipt_is_judged_when_it_comes() -
             (Fact("C", "received", DUE), at("2026-11-26 10:00")),
         ]
     )
-    assert outcomes(ticks) == {"early": 1}
+    assert outcomes(ticks) == {"late": 1}
 
 
 @pytest.mark.xfail(
