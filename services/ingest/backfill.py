@@ -18,7 +18,7 @@ meet only other unbound deliveries. Either way, re-running a file is harmless.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
@@ -80,6 +80,10 @@ class Identity:
 
     publisher: str = UNBOUND
     unbound_before: datetime | None = None
+    scope: Callable[[list[Record]], list[InvalidEvent]] | None = None
+    """The publisher's key's scope (its sources, units and types, as ingest checks them):
+    what it refuses of a line is refused, so that no event is bound to a publisher that
+    could never have sent it live."""
 
 
 def check_chunk(
@@ -95,8 +99,14 @@ def check_chunk(
         if isinstance(item, InvalidEvent):
             continue
         found, problems = validator.check([item], now, identity.publisher, identity.unbound_before)
-        records += [_as_backfill(record, number) for record in found]
+        mine = [_as_backfill(record, number) for record in found]
+        # Only events that take the publisher's identity: those dated before the cut-over
+        # stay unbound, as anyone's were then, and the key need not cover them.
+        bound = [r for r in mine if r.publisher]
+        outside = identity.scope(bound) if identity.scope is not None and bound else []
+        records += [] if outside else mine
         errors += [InvalidEvent(number, e.pointer, e.reason, e.code) for e in problems]
+        errors += outside
     return records, errors
 
 

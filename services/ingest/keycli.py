@@ -7,6 +7,7 @@ The new key is printed alone on the last line of ``keys create`` (scripts take
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -18,14 +19,20 @@ from services.common.kpis import KpiCatalogue
 from services.common.summaries import Summarizer, record_signer
 from services.common.units import UnitRegistry
 from services.ingest.backfill import Identity, backfill, backfill_validator
-from services.ingest.keys import check_name, check_scope, check_sources, split_codes
+from services.ingest.keys import (
+    check_name,
+    check_scope,
+    check_sources,
+    scope_violations,
+    split_codes,
+)
 from services.ingest.keystore import (
     KeyStoreError,
     bind_sources,
     create_key,
     find_cutover,
+    key_named,
     list_keys,
-    publisher_known,
     revoke_key,
     rotate_key,
 )
@@ -109,21 +116,33 @@ async def _revoke(conn: asyncpg.Connection, name: str) -> int:
     return 1
 
 
-async def backfill_identity(settings: IngestSettings, publisher: str | None) -> Identity | str:
+async def backfill_identity(
+    settings: IngestSettings, publisher: str | None, registry: UnitRegistry
+) -> Identity | str:
     """Whose events a backfill publishes, or why it cannot: a publisher must be a key's
     name (a typo would bind the events to nobody's live identity and count overlaps
-    twice), and its events dated before the dedup cut-over keep the unbound identity."""
+    twice), its events must lie within that key's scope (another system's events bound to
+    it would never meet their own live copies), and its events dated before the dedup
+    cut-over keep the unbound identity."""
     if publisher is None:
         return Identity()
-    conn = await asyncpg.connect(settings.database_url.get_secret_value())
     try:
-        if not await publisher_known(conn, publisher):
+        conn = await asyncpg.connect(settings.database_url.get_secret_value(), timeout=10)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        return (
+            f"--publisher {publisher!r} is checked against the API keys in PostgreSQL, which"
+            f" did not answer ({exc!r}); start it, or set DATABASE_URL"
+        )
+    try:
+        key = await key_named(conn, publisher)
+        if key is None:
             return (
                 f"no API key was ever named {publisher!r}: --publisher takes the name of the"
                 " integrating system's key (egov-pulse keys list); use --unbound for history"
                 " no publisher sends live"
             )
-        return Identity(publisher, await find_cutover(conn))
+        scope = functools.partial(scope_violations, key, registry=registry)
+        return Identity(publisher, await find_cutover(conn), scope)
     finally:
         await conn.close()
 
@@ -131,12 +150,12 @@ async def backfill_identity(settings: IngestSettings, publisher: str | None) -> 
 async def run_backfill(
     path: Path, batch_size: int, settings: IngestSettings, publisher: str | None = None
 ) -> int:
-    identity = await backfill_identity(settings, publisher)
+    registry = UnitRegistry.from_dir(settings.units_dir)
+    identity = await backfill_identity(settings, publisher, registry)
     if isinstance(identity, str):
         print(f"refused: {identity}", file=sys.stderr)
         return 2
     contract = Contract.load(settings.schemas_dir)
-    registry = UnitRegistry.from_dir(settings.units_dir)
     catalogue = KpiCatalogue.load(event_types=contract.event_types)
     signer = record_signer(settings, contract, catalogue, registry)
     summarizer = Summarizer(catalogue) if signer is not None else None

@@ -140,13 +140,15 @@ async def find_key(conn: Connection, key_id: str) -> ApiKey | None:
     )
 
 
-async def publisher_known(conn: Connection, name: str) -> bool:
-    """Whether a key of this name was ever made (revoked ones too: a publisher keeps its
-    name, and its events their identity, across rotations)."""
-    found: bool = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM ingest_api_keys WHERE name = $1)", name
+async def key_named(conn: Connection, name: str) -> ApiKey | None:
+    """The live key of this name, else its latest revoked one (a publisher keeps its name,
+    and its events their identity, across rotations); None if no key was ever so named."""
+    row = await conn.fetchrow(
+        "SELECT key_id FROM ingest_api_keys WHERE name = $1"
+        " ORDER BY revoked_at IS NULL DESC, created_at DESC LIMIT 1",
+        name,
     )
-    return found
+    return None if row is None else await find_key(conn, row["key_id"])
 
 
 async def find_cutover(conn: Connection) -> datetime | None:
