@@ -143,13 +143,22 @@ def early_dossier(n: int, when: datetime, unit: str = UNIT) -> list[Event]:
 
 
 def contract_examples(when: datetime) -> list[Event]:
-    """The contract's valid examples of the other families, moved to UNIT and ``when``."""
+    """The contract's valid examples of the other families, moved to UNIT and ``when``;
+    their appointments moved to earlier today. The two that carry one are resolved at
+    ``when``, after it, so they are late, and a late dossier counts on its appointment's
+    day: today, with the rest (2024's appointments would put them on 2024's days)."""
     contract = Contract.load()
+    local = when.astimezone(VIETNAM)
+    since_midnight = local - local.replace(hour=0, minute=0, second=0, microsecond=0)
+    due = (local - min(timedelta(seconds=60), since_midnight / 2)).isoformat()
     events = []
     for event_type in OTHER_TYPES:
         for _, example in contract.examples(event_type, "valid"):
             event = copy.deepcopy(example)
             event.update(id=str(uuid.uuid4()), unit=UNIT, time=when.isoformat())
+            data = event.get("data")
+            if isinstance(data, dict) and "due_at" in data:
+                data["due_at"] = due
             events.append(event)
     return events
 
@@ -157,8 +166,8 @@ def contract_examples(when: datetime) -> list[Event]:
 def figures(events: list[Event]) -> dict[str, tuple[int, int]]:
     """(numerator, denominator) per KPI, as the worker counts ``events``: the catalogue's
     conditions, one count per dossier (services/metrics/dossiers.py's identity), and the
-    on-time rate from the dossier ledger (resolutions only: no appointment of the
-    contract's examples falls on the day these figures are read for)."""
+    on-time rate from the dossier ledger (its counts of the day these figures are read
+    for: no dossier is open past its appointment, so resolutions only)."""
     catalogue = KpiCatalogue.load()
     out: dict[str, tuple[int, int]] = {}
     seen: set[tuple[str, str]] = set()

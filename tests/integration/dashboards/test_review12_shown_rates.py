@@ -187,6 +187,10 @@ def test_two_workers_give_one_row_never_above_100(workers: tuple[Worker, Prometh
     # max by (kpi) picks the standby's numerator and the active's denominator: a mix of
     # two scrapes, but never n > d (each worker's n <= d), never two rows.
     _, prometheus = workers
+    # Both workers' series first: a query between the two scrapes reads one alone (the
+    # active's 98.90 %), which is what Grafana shows then too, not the mix this checks.
+    both = f'count(egov_kpi_numerator{{kpi="{SHARED_KPI}", window="month", unit="{UNIT}"}}) == 2'
+    assert prometheus.wait_for(both), "the standby's series was never scraped"
     result = prometheus.wait_for(substitute(promql.unit_rate("month")))
     mine = [s for s in result if s["metric"].get("kpi") == SHARED_KPI]
     assert len(mine) == 1, mine
