@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -174,21 +174,30 @@ _NOT_SENDING: Final = {"vi": "Ngừng gửi dữ liệu", "en": "Not sending"}
 
 
 def kpi_table(
-    figures: Sequence[Figure], lang: Lang, silent: Collection[str] | None = None
+    figures: Sequence[Figure],
+    lang: Lang,
+    silent: Collection[str] | Callable[[Figure], bool] | None = None,
 ) -> Table:
     """The KPI table, one row per figure in the order given (the caller ranks them); with
-    ``silent`` (the units that stopped sending), a last column marks their rows."""
+    ``silent`` (the units that stopped sending, or whether a figure's unit stopped sending
+    its KPI's family), a last column marks their rows."""
     rows = tuple(_kpi_row(f, lang) for f in figures)
     columns: tuple[Column, ...] = KPI_COLUMNS
     if silent is not None:
         columns = (*KPI_COLUMNS, SENDING_COLUMN)
         mark = _NOT_SENDING[lang]
-        rows = tuple(
-            (*r, mark if f.unit in silent else "") for r, f in zip(rows, figures, strict=True)
-        )
+        stopped = _stopped(silent)
+        rows = tuple((*r, mark if stopped(f) else "") for r, f in zip(rows, figures, strict=True))
     if lang == "vi":
         return Table("Bảng chỉ tiêu", "Chỉ tiêu", columns, rows)
     return Table("KPI table", "KPIs", columns, rows)
+
+
+def _stopped(silent: Collection[str] | Callable[[Figure], bool]) -> Callable[[Figure], bool]:
+    if callable(silent):
+        return silent
+    units = frozenset(silent)
+    return lambda figure: figure.unit in units
 
 
 def _kpi_row(fig: Figure, lang: Lang) -> tuple[Cell, ...]:

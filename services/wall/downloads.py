@@ -58,10 +58,11 @@ def export_file(
     unit: str,
     card: Scorecard,
     now: datetime,
-    silent: Collection[str] | None = None,
+    silent: Collection[str] | Callable[[Figure], bool] | None = None,
 ) -> Rendered:
     """The file of ``unit`` from its province's figures of ``ask.window``; with ``silent``
-    (the units not sending), the KPI table marks them. Pure."""
+    (the units, or the figures whose unit, stopped sending), the KPI table marks them.
+    Pure."""
     rows = rows_of(figures, unit)
     period = ask.period(now)
     tables: list[Table] = [kpi_table(rows, ask.lang, silent)]
@@ -125,7 +126,7 @@ class Downloads:
             now = self.clock()
             silent = None
             if self.silence is not None:
-                silent = self.silence.units(await self.hub.current(), now)
+                silent = self.silence.rows(await self.hub.current(), now)
             file = await asyncio.to_thread(
                 export_file, ask, table, figures, unit, self.card, now, silent
             )

@@ -8,11 +8,14 @@ today's province → commune hierarchy needs no special case.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.common.calendar import WorkingCalendar
+from services.common.contract import Contract
 from services.common.figures import Figure, Standing
+from services.common.kpis import KpiCatalogue
 from services.common.unit_info import UnitInfo
 from services.wall.model import OFFICE_HOURS, Alert, is_silent, worst_first_key
 from services.wall.snapshot import Snapshot, SourceState
@@ -109,28 +112,61 @@ def _path(units: dict[str, UnitInfo], code: str) -> list[UnitInfo]:
 @dataclass(frozen=True, slots=True)
 class Silence:
     """When a unit counts as not sending (the wall's ``EGOV_WALL_SILENCE_MINUTES`` in the
-    working time of its calendar): one rule for the overview, the rankings and the files."""
+    working time of its calendar): one rule for the overview, the rankings and the files.
+
+    ``families`` (KPI id -> event family) lets a KPI's ranking and a file's rows judge the
+    family the KPI counts, as the pager's UnitSilent does: a commune whose one-stop system
+    stopped while its documents still arrive is not sending dossiers."""
 
     minutes: float
     calendar: WorkingCalendar = OFFICE_HOURS
+    families: Mapping[str, str] = field(default_factory=dict)
 
-    def units(self, snapshot: Snapshot, now: datetime) -> frozenset[str]:
-        """The units of ``snapshot``'s figures that are silent at ``now`` (the last event
-        of any family, as the overview judges them)."""
-        last = _last_events(snapshot)
+    def units(self, snapshot: Snapshot, now: datetime, kpi: str | None = None) -> frozenset[str]:
+        """The units of ``snapshot``'s figures silent at ``now``: in the family of ``kpi``
+        when it is known, else in every family (the overview's rule)."""
+        family = self.families.get(kpi) if kpi is not None else None
+        last = _last_events(snapshot, family, self.families)
         return frozenset(
             code
             for code in {f.unit for f in snapshot.figures}
             if is_silent(last.get(code), now, self.minutes, self.calendar)
         )
 
+    def rows(self, snapshot: Snapshot, now: datetime) -> Callable[[Figure], bool]:
+        """For a file: whether a figure's unit stopped sending its KPI's family."""
+        found: dict[str | None, frozenset[str]] = {}
 
-def _last_events(snapshot: Snapshot) -> dict[str, datetime]:
+        def silent(figure: Figure) -> bool:
+            family = self.families.get(figure.kpi)
+            if family not in found:
+                found[family] = self.units(snapshot, now, figure.kpi)
+            return figure.unit in found[family]
+
+        return silent
+
+
+def kpi_families() -> dict[str, str]:
+    """KPI id -> the event family it counts (documents, dossiers, meetings), from the KPI
+    catalogue and the contract the workers load."""
+    contract = Contract.load()
+    catalogue = KpiCatalogue.load(event_types=contract.event_types)
+    return {kpi.id: contract.family(kpi.event_type) for kpi in catalogue.kpis}
+
+
+def _last_events(
+    snapshot: Snapshot, family: str | None = None, families: Mapping[str, str] | None = None
+) -> dict[str, datetime]:
+    """Each unit's last event (of ``family`` only, when given)."""
     last: dict[str, datetime] = {}
     for act in snapshot.activity:
+        if family is not None and act.family != family:
+            continue
         if act.unit not in last or act.last_event_time > last[act.unit]:
             last[act.unit] = act.last_event_time
     for f in snapshot.figures:
+        if family is not None and (families or {}).get(f.kpi) != family:
+            continue
         t = f.last_event_time
         if t is not None and (f.unit not in last or t > last[f.unit]):
             last[f.unit] = t

@@ -181,7 +181,9 @@ class ScreenViews:
         province = next((p for p in provinces_of(snap.figures) if p.code == code), None)
         where = (province.name_en if lang == "en" else province.name) if province else code
         title = f"{where} — " + text(lang, "rankings_title", level=plural, what=key_name)
-        silent = self.silence.units(snap, _now()) if self.silence else frozenset()
+        # Ranked by a KPI: silent in its family (the pager's rule); by score: any family.
+        kpi = None if ranking.key == SCORE else ranking.key
+        silent = self.silence.units(snap, _now(), kpi) if self.silence else frozenset()
         body = rankings_html(lang, ranking, keys, page, silent)
         return screen_page(lang, "rankings", title, body, data_time=snap.data_time,
                            stale=snap.stale, refresh=then)  # fmt: skip

@@ -10,7 +10,7 @@ from services.common.scorecard import Scorecard
 from services.wall.app import create_app
 from services.wall.downloads import Downloads
 from services.wall.hub import Hub
-from services.wall.overview import Silence
+from services.wall.overview import Silence, kpi_families
 from services.wall.settings import WallSettings
 from services.wall.sources import Sources
 from services.wall.views import WallViews
@@ -24,9 +24,9 @@ def build_app(settings: WallSettings) -> Starlette:
     hub = Hub(sources, settings.wall_poll_interval_s)
     always = settings.wall_silent_calendar == "always"
     calendar = load_calendar(settings.wall_holidays_file, always=always)
-    silence = Silence(settings.wall_silence_minutes, calendar)
+    silence = Silence(settings.wall_silence_minutes, calendar, kpi_families())
     downloads = Downloads(hub, sources, Scorecard.load(), settings.wall_lang, silence=silence)
-    return create_app(WallViews(settings, hub, calendar), downloads)
+    return create_app(WallViews(settings, hub, calendar, silence), downloads)
 
 
 async def serve(settings: WallSettings) -> None:

@@ -72,10 +72,18 @@ def _event(name: str, data: Mapping[str, Any]) -> bytes:
 class WallViews:
     """The handlers, sharing one hub; :meth:`routes` lists them for the app."""
 
-    def __init__(self, settings: WallSettings, hub: Hub, calendar: WorkingCalendar) -> None:
+    def __init__(
+        self,
+        settings: WallSettings,
+        hub: Hub,
+        calendar: WorkingCalendar,
+        silence: Silence | None = None,
+    ) -> None:
         self.settings = settings
         self.hub = hub
         self.calendar = calendar
+        # The rankings' and files' rule; the overview judges any family, as its table does.
+        self.silence = silence or Silence(settings.wall_silence_minutes, calendar)
         self.static = {
             p.name: (p.read_bytes(), STATIC_TYPES[p.suffix])
             for p in sorted(STATIC_DIR.iterdir())
@@ -205,6 +213,6 @@ class WallViews:
             *ScreenViews(
                 self.hub,
                 self.settings.wall_lang,
-                silence=Silence(self.settings.wall_silence_minutes, self.calendar),
+                silence=self.silence,
             ).routes(),
         ]

@@ -15,11 +15,12 @@ Four defects, each a strict xfail first. Fixed on 2026-12-05:
 - ``backfill --publisher NAME`` bound events the named key could never publish (another
   system's sources, units or types); each such line is now refused with ingest's scope
   reason, as ingest would refuse it.
-Left as strict xfails (documented in docs/ingest.md, "Backfill"):
-- Re-running a file with ``--publisher`` after ``--unbound`` (or the reverse) counts
-  every event dated after the cut-over twice: the two identities never meet.
-- The rankings by a KPI of one family do not mark a unit that stopped sending that family
-  only (the pager's UnitSilent is per family; the wall's mark is "any family").
+- The rankings by a KPI of one family did not mark a unit that stopped sending that family
+  only (the pager's UnitSilent is per family): a KPI's ranking and a file's rows now judge
+  the KPI's family (``Silence.families``).
+Left as a strict xfail (documented in docs/ingest.md, "Backfill"): re-running a file with
+``--publisher`` after ``--unbound`` (or the reverse) counts every event dated after the
+cut-over twice, the two identities never meet.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from services.metrics.figures import TopicPartition
 from services.metrics.periods import Periods
 from services.metrics.pipeline import PartitionState, Preparer, Record
 from services.wall.board import this_month
-from services.wall.overview import Silence, build_overview
+from services.wall.overview import Silence, build_overview, kpi_families
 from services.wall.rankings import rank_kpi, rank_score
 from services.wall.screen_views import ScreenViews
 from services.wall.screens import rankings_html
@@ -434,13 +435,6 @@ def test_the_sending_column_in_both_languages_and_only_from_the_wall(
     assert SENDING_COLUMN not in plain.columns
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Silence.units (services/wall/overview.py) judges the last event of any family: "
-    "ranked by a dossier KPI, a commune whose dossier feed stopped three days ago (its "
-    "month at 100 %) is unmarked because its documents still flow, while the alerts' "
-    "UnitSilent, which model.is_silent says the wall agrees with, pages it per family",
-)
 def test_a_ranking_by_a_kpi_marks_a_unit_silent_in_that_kpis_family() -> None:
     dossier = ON_TIME
     three_days = NOW_VN - timedelta(days=3)
@@ -456,9 +450,15 @@ def test_a_ranking_by_a_kpi_marks_a_unit_silent_in_that_kpis_family() -> None:
         Activity("01840", "documents", NOW_VN - timedelta(minutes=2)),
     ]
     snap = snapshot(figures, activity)
-    silent = Silence(30, WorkingCalendar(always=True)).units(snap, NOW_VN)
+    rule = Silence(30, WorkingCalendar(always=True), kpi_families())
+    silent = rule.units(snap, NOW_VN, dossier)
     ranking = rank_kpi(snap.figures, dossier, TN, "commune", "month")
     assert marked(rankings_html("vi", ranking, [], 1, silent)) == {"01840"}
+    # Its documents still arrive: not silent on a documents KPI, nor in any family.
+    assert rule.units(snap, NOW_VN, KPI) == rule.units(snap, NOW_VN) == frozenset()
+    # A file marks its dossier rows, not its document rows.
+    stopped = rule.rows(snap, NOW_VN)
+    assert {(f.unit, f.kpi) for f in snap.figures if stopped(f)} == {("01840", dossier)}
 
 
 class _Hub:
