@@ -24,8 +24,11 @@ FACT_TYPES: Final = DOSSIER_TYPES - {PAID}
 """Types whose events have a :class:`Fact` (the ledger does not read payments)."""
 
 FINAL_OUTCOMES: Final = frozenset({"approved", "rejected"})
-KINDS: Final = frozenset({"received", "resubmitted", "returned", "withdrawn", "final"})
-"""Every ``Fact.kind``."""
+KINDS: Final = frozenset({"received", "resubmitted", "returned", "withdrawn", "final", "rejected"})
+"""Every ``Fact.kind``: ``final`` is an approval, ``rejected`` a refusal (a refusal of a
+dossier back with the applicant is judged where its clock stopped)."""
+KINDS_V2: Final = KINDS - {"rejected"}
+"""The kinds of a version-2 summary, which said ``final`` for both final outcomes."""
 _ONE_US: Final = 1e-6
 
 
@@ -85,7 +88,7 @@ def fact_of(event_type: str, data: Mapping[str, Any]) -> Fact | None:
     kind = event_type.rpartition(".")[2]
     if event_type == RESOLVED:
         outcome = data["outcome"]
-        kind = "final" if outcome in FINAL_OUTCOMES else outcome
+        kind = outcome if outcome != "approved" else "final"  # rejected, returned, withdrawn
     return Fact(data["dossier_id"], kind, due)
 
 

@@ -16,7 +16,7 @@ of its version: a worker that loaded another contract, KPI catalogue or unit reg
 (a KPI changed, a rolling upgrade) fails the check and reads the events. A summary can
 be unusable, never believed when wrong.
 
-The format (JSON, schemas/CONTRACT.md §5), version 2::
+The format (JSON, schemas/CONTRACT.md §5), version 3::
 
     {"y": [event type, ...],
      "u": ["unit,parent,...,province", ...],     # unit chains at the events' times
@@ -33,9 +33,12 @@ The format (JSON, schemas/CONTRACT.md §5), version 2::
 ``type``, ``chain`` and ``counts`` of a group index the tables ``y``, ``u`` and ``c``.
 A dossier event's digest is its dossier's identity (services/common/dossierfacts.py
 ``event_identity``), and every dossier event but a payment has its fact in ``f``.
-Version 1 is the same without ``f``, its digests per event (not per dossier): a worker
-still reads it (records in the topics when ingest is upgraded), and reads the events of
-a version-1 record holding dossier events one by one.
+Version 2 is the same, but its kind ``final`` stands for both final outcomes (version 3
+says ``rejected`` for a refusal: a dossier refused while back with the applicant is judged
+where its clock stopped). Version 1 is the same without ``f``, its digests per event (not
+per dossier). A worker still reads both (records in the topics when ingest is upgraded:
+upgrade the workers first), and reads the events of a version-1 record holding dossier
+events one by one.
 
 This module is the format's one home: ``encode`` writes a batch, ``SummaryReader.read``
 reads one back, so no other file knows a group's field order. ``FORMAT`` names the
@@ -59,7 +62,7 @@ from typing import Any, Final
 import orjson
 
 from services.common.contract import Contract
-from services.common.dossierfacts import KINDS, Due, Fact, fact_of
+from services.common.dossierfacts import KINDS, KINDS_V2, Due, Fact, fact_of
 from services.common.kpis import KpiCatalogue, KpiCount
 from services.common.settings import CommonSettings
 from services.common.signing import RecordSigner
@@ -70,9 +73,9 @@ from services.common.tally import TallyBatch, TallyBuilder, event_digest, group_
 from services.common.tally import dedup_digest as dedup_digest
 from services.common.units import Resolution, UnitRegistry
 
-VERSION: Final = 2
+VERSION: Final = 3
 """The version ingest writes."""
-READ_VERSIONS: Final = (2, 1)
+READ_VERSIONS: Final = (3, 2, 1)
 """The versions a worker reads."""
 FORMAT: Final = f"egov-summary/{VERSION}".encode()
 
@@ -235,7 +238,7 @@ class SummaryReader:
             groups, index, times = parsed["g"], parsed["e"], parsed["t"]
             digests = bytes.fromhex(parsed["k"])
             _check(types, chains, counts, groups, index, times, digests)
-            facts = _facts(parsed["f"], len(index)) if version >= 2 else {}
+            facts = _facts(parsed["f"], len(index), version) if version >= 2 else {}
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise SummaryError(f"malformed summary: {exc!r}") from exc
         # _check saw every group hold _FIELDS fields: the transpose is exact.
@@ -275,9 +278,9 @@ class SummaryReader:
         return found
 
 
-def _facts(columns: Mapping[str, list[Any]], events: int) -> dict[int, Fact]:
-    """The facts of a version-2 summary; ValueError or TypeError unless they make sense
-    as columns (what they say is checked by services/metrics/sanity.py)."""
+def _facts(columns: Mapping[str, list[Any]], events: int, version: int) -> dict[int, Fact]:
+    """The facts of a version-2 or -3 summary; ValueError or TypeError unless they make
+    sense as columns (what they say is checked by services/metrics/sanity.py)."""
     at, ids, kinds, days, lasts = (columns[k] for k in ("e", "d", "k", "a", "l"))
     if not (len(at) == len(ids) == len(kinds) == len(days) == len(lasts)):
         raise ValueError("its fact columns differ in length")
@@ -287,7 +290,7 @@ def _facts(columns: Mapping[str, list[Any]], events: int) -> dict[int, Fact]:
         raise ValueError("its facts are not in event order")
     if not (set(map(type, at)) <= {int} and set(map(type, ids)) <= {str}):
         raise TypeError("a fact's event or dossier id")
-    if not set(kinds) <= KINDS:
+    if not set(kinds) <= (KINDS if version >= 3 else KINDS_V2):
         raise ValueError("a fact of an unknown kind")
     # Appointments recur (a day's receipts share their due date): one Due each.
     dues: dict[tuple[int | None, float | None], Due | None] = {(None, None): None}

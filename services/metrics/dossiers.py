@@ -4,25 +4,29 @@ A dossier's clock starts with its appointment (``due_at`` of ``dossier.received`
 ``dossier.resolved`` when the receipt did not say), pauses while it is returned for
 completion, and resumes with ``dossier.resubmitted``'s new appointment. It ends once:
 
-- resolved (approved or rejected) **early** (before the local appointment date), **on
-  time** (on it, and not after an appointment time) or **late**, counted in the period
-  of the resolution;
+- resolved (approved or rejected) **early** (before the local appointment date) or **on
+  time** (on it, and not after an appointment time), counted in the period of the
+  resolution; **late**, counted in the period of the appointment;
 - still open when its appointment passes: **open overdue** ("trễ hạn đang xử lý"),
   counted in the period of the appointment; its later resolution does not count it
   again but moves that one count from open overdue to late, in the same period (the
   statistics' "open overdue" is what is still open; the rate does not change);
-- **withdrawn**: out of the rate, never counted.
+- **withdrawn**: out of the rate, never counted (unless it had run over already).
 
-Everything is judged at the events' own times: a resolution, return or withdrawal that
-happened before the appointment but reached the worker after the sweep had counted the
-dossier open overdue takes that count back (-1 where it was added) and counts as it
-happened. The on-time rate is (early + on time) / (early + on time + late + open overdue).
+A dossier is judged from all its events taken in their own order, whatever order they
+are read in: each event is added to the dossier's history (kept with its row) and the
+dossier judged again, and what changed is counted as a count taken back (-1 where it was
+added) and a new one. So a return, resubmission or resolution that happened before the
+appointment but reached the worker after the sweep counted the dossier open overdue
+(a commune uploading its day in the evening) counts as it happened. The on-time rate is
+(early + on time) / (early + on time + late + open overdue).
 
 Times are inputs (epoch seconds): the ledger never reads a clock.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import date
 from enum import StrEnum
@@ -48,6 +52,8 @@ OUTCOME_SERIES: Final = {outcome: f"{KPI}:{outcome}" for outcome in OUTCOMES}
 rolled up and windowed like every figure, exported as ``egov_dossiers``."""
 _SERIES_OUTCOME: Final = {series: outcome for outcome, series in OUTCOME_SERIES.items()}
 
+_ONE_US: Final = 1e-6
+
 SWEEP_EVERY_S: Final = 30.0
 """How often a worker looks for open dossiers whose appointment has passed (wall clock,
 like the windows' roll-over): an overdue dossier is counted within this long."""
@@ -59,16 +65,42 @@ def outcome_of_series(kpi: str) -> str | None:
 
 
 class Status(StrEnum):
+    """Where a dossier stands after its events, taken in their own order (stored; the
+    sweep selects ``open`` dossiers whose appointment has passed)."""
+
     OPEN = "open"
     PAUSED = "paused"
     OVERDUE = "overdue"
-    """Counted open overdue; a later resolution moves that count to late (or, if it
-    happened in time, takes it back and counts as it happened)."""
+    """Counted open overdue: its clock ran past the appointment and nothing ended it."""
     DONE = "done"
     WITHDRAWN = "withdrawn"
     RESOLVED = "resolved"
-    """Resolved (final) before its receipt was read, with no appointment known: judged
-    when the receipt brings one, at the resolution's instant (``resolved_at``)."""
+    """Resolved (final) with no appointment known: judged when a receipt or resubmission
+    brings one, at the resolution's instant (``resolved_at``)."""
+
+
+class Entry(NamedTuple):
+    """One event of a dossier as its history keeps it: its own time, its kind
+    (``Fact.kind``) and the appointment it carries."""
+
+    epoch: float
+    kind: str
+    due: Due | None = None
+
+
+class Verdict(NamedTuple):
+    """What a dossier is counted as: one outcome, in one period (its Vietnam day, and the
+    instant whose 5-minute bucket holds it)."""
+
+    outcome: str
+    day: date
+    epoch: float
+
+
+_ENDS: Final = frozenset({"final", "rejected", "withdrawn"})
+HISTORY_LIMIT: Final = 64
+"""Events kept per dossier: a receipt, a final and a few return cycles in practice. An
+event past it is not applied (:func:`full`), and the store logs it with its dossier."""
 
 
 class Dossier(NamedTuple):
@@ -80,24 +112,22 @@ class Dossier(NamedTuple):
     dossier_id: str
     status: Status
     due: Due | None
+    """The appointment in force (what the sweep compares with its clock)."""
     units: tuple[str, ...]
-    """The unit chain of its receipt (its latest event's when it was not received): an
-    open overdue count goes to these units."""
+    """The unit chain of its receipt (its latest event's when it was not received): its
+    count goes to these units."""
     resolved_at: float | None = None
-    """When it was resolved, while ``RESOLVED`` (waiting for its appointment)."""
-
-    def moved(self, status: Status, due: Due | None = None) -> Dossier:
-        """This dossier in ``status``, with ``due`` when given (``dataclasses.replace``
-        cost ~5 µs: the ledger steps once per dossier event)."""
-        return Dossier(
-            self.dossier_id, status, self.due if due is None else due, self.units,
-            self.resolved_at,
-        )  # fmt: skip
+    """When it was resolved, while ``RESOLVED`` (waiting for an appointment)."""
+    history: tuple[Entry, ...] | None = None
+    """Its events in the order they were read. None for a row written before histories
+    were kept (migration 0016), read as :func:`_assumed` says."""
+    counted: Verdict | None = None
+    """What it is counted as (None: nothing)."""
 
 
 class Tick(NamedTuple):
     """One count (or, ``delta`` -1, one count taken back) of one outcome (a named tuple,
-    like ``Dossier``: up to one per dossier event)."""
+    like ``Dossier``: up to two per dossier event)."""
 
     outcome: str
     units: tuple[str, ...]
@@ -107,99 +137,179 @@ class Tick(NamedTuple):
 
 
 def step(
-    dossier: Dossier | None, fact: Fact, epoch: float, units: tuple[str, ...]
+    dossier: Dossier | None,
+    fact: Fact,
+    epoch: float,
+    units: tuple[str, ...],
+    now: float | None = None,
 ) -> tuple[Dossier | None, list[Tick]]:
-    """Apply one event (``fact`` at ``epoch``, for the unit chain ``units``)."""
+    """Apply one event (``fact`` at ``epoch``, for the unit chain ``units``).
+
+    The dossier is judged again from all its events taken in their own order, whatever
+    the order they were read in (a return pushed live, the receipt and the resubmission
+    in the commune's evening upload): the ticks take back what it was counted as and
+    count what it is now, when the two differ. ``now`` is the clock an open dossier is
+    judged overdue by; by default the event's own time, so that on the wall clock only
+    the sweep counts a dossier open overdue."""
     if dossier is None:
-        dossier = Dossier(fact.dossier_id, Status.OPEN, None, units)
-    if fact.kind in ("received", "resubmitted"):
-        return _opened(dossier, fact)
-    if fact.kind == "returned":
-        return _returned(dossier, fact, epoch)
-    if fact.kind == "withdrawn":
-        return _withdrawn(dossier, epoch)
-    return _resolved(dossier, fact, epoch, units)
-
-
-def _opened(dossier: Dossier, fact: Fact) -> tuple[Dossier, list[Tick]]:
-    if dossier.status is Status.PAUSED:  # back complete: the clock resumes
-        return dossier.moved(Status.OPEN, fact.due or dossier.due), []
-    if dossier.status is Status.OPEN and dossier.due is None:
-        return dossier.moved(dossier.status, fact.due), []
-    if dossier.status is Status.RESOLVED and fact.due is not None:
-        # The receipt of a dossier resolved first: judged now, at its resolution.
-        resolved = dossier.resolved_at
-        assert resolved is not None  # noqa: S101 -- set whenever the status is RESOLVED
-        tick = _judged(fact.due, resolved, dossier.units)
-        done = Dossier(dossier.dossier_id, Status.DONE, fact.due, dossier.units)
-        return done, [tick]
-    return dossier, []
-
-
-def _judged(due: Due, at: float, units: tuple[str, ...]) -> Tick:
-    """The count of a dossier resolved at ``at``: early or on time in the period of the
-    resolution; late in the appointment's, where a sweep counts a dossier still open then
-    and its resolution moves that count. So a late dossier lands in one period whether a
-    sweep saw it first or the worker read it only after its resolution (a commune's
-    upload after an outage): event time, not arrival time."""
-    day = local_day_of_epoch(at)
-    outcome = due.judge(at, day)
-    if outcome == "late":
-        return Tick("late", units, due.day, due.last_on_time)
-    return Tick(outcome, units, day, at)
-
-
-def _taken_back(dossier: Dossier, epoch: float) -> list[Tick]:
-    """An overdue count to take back: the event that ends or pauses the dossier happened
-    in time, and reached the worker after the sweep."""
-    if dossier.status is Status.OVERDUE and dossier.due is not None and not dossier.due.late(epoch):
-        return [_overdue_tick(dossier, -1)]
-    return []
-
-
-def _returned(dossier: Dossier, fact: Fact, epoch: float) -> tuple[Dossier, list[Tick]]:
-    if dossier.status is Status.OPEN:
-        return dossier.moved(Status.PAUSED, dossier.due or fact.due), []
-    back = _taken_back(dossier, epoch)
-    if back:
-        return dossier.moved(Status.PAUSED), back
-    return dossier, []
-
-
-def _withdrawn(dossier: Dossier, epoch: float) -> tuple[Dossier, list[Tick]]:
-    if dossier.status in (Status.OPEN, Status.PAUSED):
-        return dossier.moved(Status.WITHDRAWN), []
-    back = _taken_back(dossier, epoch)
-    if back:
-        return dossier.moved(Status.WITHDRAWN), back
-    return dossier, []  # counted already (late, or resolved): it stays counted
-
-
-def _resolved(
-    dossier: Dossier, fact: Fact, epoch: float, units: tuple[str, ...]
-) -> tuple[Dossier, list[Tick]]:
-    due = dossier.due or fact.due
-    if dossier.status in (Status.DONE, Status.WITHDRAWN, Status.RESOLVED):
+        # A dossier's first event (most of a flush's): nothing to sort, nothing counted.
+        first: tuple[Entry, ...] = (Entry(epoch, fact.kind, fact.due),)
+        new = Dossier(fact.dossier_id, Status.OPEN, None, units, history=())
+        return judged(new, first, units, epoch if now is None else now)
+    history = dossier.history
+    if history is None:
+        if dossier.status in (Status.DONE, Status.WITHDRAWN):
+            return dossier, []  # ended before histories were kept: its count stands
+        history = _assumed(dossier)
+    elif len(history) >= HISTORY_LIMIT:
         return dossier, []
-    if due is None and dossier.status in (Status.OPEN, Status.PAUSED):
-        # No appointment known yet (its receipt not read: a publisher's order, a
-        # backfill's; or read without one): a later receipt or resubmission may bring
-        # the appointment it is judged by, at this instant.
-        return Dossier(dossier.dossier_id, Status.RESOLVED, None, units, epoch), []
-    back = _taken_back(dossier, epoch)
-    if dossier.status is Status.OVERDUE and not back:
-        # Counted once already, in the appointment's period: it stays there, no longer
-        # open but late (the on-time rate is unchanged: both are below the line).
-        moved = [_overdue_tick(dossier, -1), _overdue_tick(dossier, 1)._replace(outcome="late")]
-        return dossier.moved(Status.DONE), moved
-    done = dossier.moved(Status.DONE, due)
-    if due is None:  # no appointment known: nothing to judge it by
-        return done, back
-    return done, [*back, _judged(due, epoch, units)]
+    kind = fact.kind
+    kinds = [e.kind for e in history]
+    received = "received" in kinds
+    if (kind == "received" and received) or (kind in _ENDS and not _ENDS.isdisjoint(kinds)):
+        # One receipt and one ending per dossier (their dedup identity is the dossier's):
+        # the first read stands.
+        return dossier, []
+    chain = dossier.units if received else units
+    history = (*history, Entry(epoch, kind, fact.due))
+    return judged(dossier, history, chain, epoch if now is None else now)
+
+
+def full(dossier: Dossier | None) -> bool:
+    """Whether ``dossier`` keeps no more events (:data:`HISTORY_LIMIT`)."""
+    return dossier is not None and len(dossier.history or ()) >= HISTORY_LIMIT
+
+
+def _assumed(dossier: Dossier) -> tuple[Entry, ...]:
+    """The events that a row written before histories were kept (migration 0016) stands
+    for: its appointment as its receipt's, its pause or its waiting resolution as an
+    event. The pause's instant was not kept: it sorts before every event read since, and
+    a rejection during it is judged at its own instant, as it was then."""
+    # No appointment, no receipt: the one the dossier waits for is still to be read.
+    receipt = () if dossier.due is None else (Entry(-math.inf, "received", dossier.due),)
+    if dossier.status is Status.PAUSED:
+        return *receipt, Entry(-math.inf, "returned")
+    if dossier.status is Status.RESOLVED and dossier.resolved_at is not None:
+        return *receipt, Entry(dossier.resolved_at, "final")
+    return receipt
+
+
+def judged(
+    dossier: Dossier, history: tuple[Entry, ...], units: tuple[str, ...], now: float
+) -> tuple[Dossier, list[Tick]]:
+    """``dossier`` with ``history`` and ``units``, judged at ``now``; the ticks that move
+    its count from what it was to what it is."""
+    before = dossier.counted
+    if dossier.history is None and dossier.status is Status.OVERDUE and dossier.due is not None:
+        before = _overdue(dossier.due)  # a row from before histories: the sweep counted it
+    if before is not None and before.outcome == "open_overdue":
+        # The sweep that counted it had seen the clock pass that appointment.
+        now = max(now, before.epoch + _ONE_US)
+    status, due, verdict, resolved_at = _walk(history, now)
+    after = Dossier(dossier.dossier_id, status, due, units, resolved_at, history, verdict)
+    if before is None and verdict is None:
+        return after, []
+    if before == verdict and units == dossier.units:
+        return after, []
+    ticks = []
+    if before is not None:
+        ticks.append(Tick(before.outcome, dossier.units, before.day, before.epoch, -1))
+    if verdict is not None:
+        ticks.append(Tick(verdict.outcome, units, verdict.day, verdict.epoch))
+    return after, ticks
+
+
+def _walk(
+    history: tuple[Entry, ...], now: float
+) -> tuple[Status, Due | None, Verdict | None, float | None]:
+    """A dossier's status, appointment in force, verdict and (while ``RESOLVED``) instant
+    of resolution, from its events taken in their own order.
+
+    The receipt starts the dossier whatever its time says (its appointment is the first
+    in force; a receipt stamped after the resolution is a publisher's clock, not a
+    receipt after the fact). The others go by their times, ties in reading order: a
+    return pauses a running clock, a resubmission resumes it with its appointment, the
+    first final outcome or withdrawal ends the dossier, and anything after the end
+    changes nothing. The clock running past the appointment in force makes it overdue
+    for good (a later pause or appointment does not undo lateness that happened)."""
+    if len(history) == 1 and history[0].kind == "received":  # a receipt alone: most rows
+        due = history[0].due
+        if due is not None and due.late(now):
+            return Status.OVERDUE, due, _overdue(due), None
+        return Status.OPEN, due, None, None
+    due = None
+    for entry in history:
+        if entry.kind == "received":
+            due = entry.due
+            break
+    running = True
+    paused_at: float | None = None
+    overdue: Due | None = None
+    end: Entry | None = None
+    rest = [e for e in history if e.kind != "received"]
+    if len(rest) > 1:
+        rest.sort(key=_by_time)  # stable: ties stay in reading order
+    for entry in rest:
+        if running and overdue is None and due is not None and due.late(entry.epoch):
+            overdue = due
+        kind = entry.kind
+        if kind == "returned":
+            if running:
+                running, paused_at = False, entry.epoch
+            due = due or entry.due
+        elif kind == "resubmitted":
+            running, paused_at = True, None
+            due = entry.due or due
+        else:
+            end = entry
+            due = due or entry.due
+            break
+    if end is None:
+        if running and overdue is None and due is not None and due.late(now):
+            overdue = due
+        if overdue is not None:
+            return Status.OVERDUE, due, _overdue(overdue), None
+        return (Status.OPEN if running else Status.PAUSED), due, None, None
+    if end.kind == "withdrawn":
+        # Out of the rate, unless it had run over: then it stays counted open overdue.
+        return Status.WITHDRAWN, due, (None if overdue is None else _overdue(overdue)), None
+    if overdue is not None:
+        return Status.DONE, due, _late(overdue), None
+    if due is None:  # no appointment known yet: judged when one comes
+        return Status.RESOLVED, None, None, end.epoch
+    judged_at = end.epoch
+    if end.kind == "rejected" and paused_at is not None and paused_at > -math.inf:
+        # Refused while back with the applicant (never completed): its clock stopped at
+        # the return, so it is judged there (review 21), counted when it was resolved.
+        judged_at = paused_at
+    day = local_day_of_epoch(end.epoch)
+    outcome = due.judge(judged_at, day if judged_at == end.epoch else None)
+    if outcome == "late":
+        return Status.DONE, due, _late(due), None
+    return Status.DONE, due, Verdict(outcome, day, end.epoch), None
+
+
+def _by_time(entry: Entry) -> float:
+    return entry.epoch
+
+
+def _overdue(due: Due) -> Verdict:
+    """Open overdue, in the period of its appointment."""
+    return Verdict("open_overdue", due.day, due.last_on_time)
+
+
+def _late(due: Due) -> Verdict:
+    """Late, in the period of its appointment, where a sweep counts it open overdue
+    first, so a late dossier lands in one period whether a sweep saw it or the worker
+    read it only after its resolution (a commune's upload after an outage): event time,
+    not arrival time."""
+    return Verdict("late", due.day, due.last_on_time)
 
 
 def apply(
-    known: dict[str, Dossier], events: Iterable[tuple[Fact, float, tuple[str, ...]]]
+    known: dict[str, Dossier],
+    events: Iterable[tuple[Fact, float, tuple[str, ...]]],
+    now: float | None = None,
 ) -> tuple[dict[str, Dossier], list[Tick]]:
     """Apply events (fact, epoch seconds, unit chain) in order to the dossiers ``known``
     (updated in place): the dossiers they changed, and what to count."""
@@ -207,7 +317,7 @@ def apply(
     ticks: list[Tick] = []
     for fact, epoch, units in events:
         before = known.get(fact.dossier_id)
-        after, new = step(before, fact, epoch, units)
+        after, new = step(before, fact, epoch, units, now)
         ticks += new
         if after is not None and after != before:
             known[after.dossier_id] = changed[after.dossier_id] = after
@@ -220,19 +330,16 @@ def overdue(dossier: Dossier, now: float) -> bool:
 
 
 def sweep(dossiers: Iterable[Dossier], now: float) -> tuple[list[Dossier], list[Tick]]:
-    """The open dossiers whose appointment has passed at ``now``: marked overdue, counted
-    in the period of their appointment."""
+    """The open dossiers whose appointment has passed at ``now``: judged again at ``now``
+    (open overdue, in the period of their appointment)."""
     marked, ticks = [], []
     for dossier in dossiers:
         if overdue(dossier, now):
-            marked.append(dossier.moved(Status.OVERDUE))
-            ticks.append(_overdue_tick(dossier, 1))
+            history = dossier.history if dossier.history is not None else _assumed(dossier)
+            after, new = judged(dossier, history, dossier.units, now)
+            marked.append(after)
+            ticks += new
     return marked, ticks
-
-
-def _overdue_tick(dossier: Dossier, delta: int) -> Tick:
-    assert dossier.due is not None  # noqa: S101 -- only dossiers with an appointment get here
-    return Tick("open_overdue", dossier.units, dossier.due.day, dossier.due.last_on_time, delta)
 
 
 def deltas_of(ticks: Iterable[Tick]) -> Deltas:

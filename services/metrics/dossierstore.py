@@ -9,14 +9,17 @@ flush). It reads and writes state; the decisions are services/metrics/dossiers.p
 from __future__ import annotations
 
 import io
+import logging
+import struct
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING
 
 import asyncpg
 
 from services.common.db import Connection
-from services.common.dossierfacts import Due
+from services.common.dossierfacts import KINDS, Due
 from services.common.tally import Deltas, TallyBatch
 from services.metrics import dossiers, pgcopy
 from services.metrics.dossiers import Dossier, Status
@@ -25,6 +28,8 @@ from services.metrics.figures import TopicPartition
 if TYPE_CHECKING:
     from services.metrics.store import FlushResult
     from services.metrics.tally import PartitionBatch
+
+log = logging.getLogger(__name__)
 
 SWEEP_LIMIT = 10_000
 """Dossiers a sweep marks overdue per partition at once; the next sweep takes the rest."""
@@ -47,8 +52,10 @@ async def clone(conn: Connection, copy: DossierClone) -> None:
     await conn.execute(
         """
         INSERT INTO dossier_state
-            (topic, "partition", dossier_id, status, due_day, last_on_time, units, resolved_at)
-        SELECT topic, "partition", $4, status, due_day, last_on_time, units, resolved_at
+            (topic, "partition", dossier_id, status, due_day, last_on_time, units, resolved_at,
+             history)
+        SELECT topic, "partition", $4, status, due_day, last_on_time, units, resolved_at,
+            history
         FROM dossier_state WHERE topic = $1 AND "partition" = $2 AND dossier_id = $3
         """,
         *copy.tp,
@@ -70,7 +77,11 @@ def events_of(batch: TallyBatch) -> list[Event]:
 
 async def count(conn: Connection, batches: Sequence[PartitionBatch], result: FlushResult) -> None:
     """Within a flush: apply the dossier events it counts (new dedup keys only) and add
-    their figures to ``result.deltas``."""
+    their figures to ``result.deltas``.
+
+    Open dossiers are judged overdue by their events' own times here, not the flush's
+    clock: on the wall clock only the sweep counts a dossier open overdue (its one place,
+    fenced, every ``dossiers.SWEEP_EVERY_S``)."""
     for batch in batches:
         events = [e for t in result.tallies.get(batch.tp, ()) for e in events_of(t)]
         if events:
@@ -85,16 +96,36 @@ async def apply(conn: Connection, tp: TopicPartition, events: Sequence[Event]) -
     ids = sorted({fact.dossier_id for fact, _, _ in events})
     known = await _load(conn, tp, ids)
     stored = set(known)
+    _refuse_past_limit(tp, known, events)
     changed, ticks = dossiers.apply(known, events)
     await _save(conn, tp, changed.values(), stored)
     return dossiers.deltas_of(ticks)
+
+
+def _refuse_past_limit(
+    tp: TopicPartition, known: dict[str, Dossier], events: Sequence[Event]
+) -> None:
+    """Log the events of a dossier that keeps no more (``dossiers.HISTORY_LIMIT``): they
+    are not applied. A one-stop system returns a dossier a few times at most; dozens of
+    cycles are a publisher's loop, and its dossier keeps the count its first events gave."""
+    counts: dict[str, int] = {}
+    for fact, _, _ in events:
+        dossier = known.get(fact.dossier_id)
+        held = len(dossier.history or ()) if dossier is not None else 0
+        seen = counts[fact.dossier_id] = counts.get(fact.dossier_id, held) + 1
+        if seen > dossiers.HISTORY_LIMIT:
+            log.warning(
+                "dossier %r of %s[%d] keeps %d events already: its %s event is not applied",
+                fact.dossier_id, tp[0], tp[1], dossiers.HISTORY_LIMIT, fact.kind,
+            )  # fmt: skip
 
 
 async def sweep(conn: Connection, tp: TopicPartition, now: float) -> Deltas:
     """Count the open dossiers of ``tp`` whose appointment has passed at ``now``."""
     rows = await conn.fetch(
         """
-        SELECT dossier_id, status, due_day, last_on_time, units, resolved_at FROM dossier_state
+        SELECT dossier_id, status, due_day, last_on_time, units, resolved_at, history
+        FROM dossier_state
         WHERE topic = $1 AND "partition" = $2 AND status = 'open' AND last_on_time < $3
         ORDER BY last_on_time LIMIT $4
         """,
@@ -113,7 +144,8 @@ async def _load(conn: Connection, tp: TopicPartition, ids: list[str]) -> dict[st
     # flush's read grew with rows x ids (300,000 events of a replay: 62 s instead of 5 s).
     rows = await conn.fetch(
         """
-        SELECT s.dossier_id, s.status, s.due_day, s.last_on_time, s.units, s.resolved_at
+        SELECT s.dossier_id, s.status, s.due_day, s.last_on_time, s.units, s.resolved_at,
+            s.history
         FROM unnest($3::text[]) AS u(id)
         JOIN dossier_state s
             ON s.topic = $1 AND s."partition" = $2 AND s.dossier_id = u.id
@@ -127,14 +159,75 @@ async def _load(conn: Connection, tp: TopicPartition, ids: list[str]) -> dict[st
 def _dossier(row: asyncpg.Record) -> Dossier:
     day = row["due_day"]
     due = None if day is None else Due(day, row["last_on_time"])
+    raw = row["history"]
+    history, counted = (None, None) if raw is None else history_of(raw)
     return Dossier(
-        row["dossier_id"], Status(row["status"]), due, tuple(row["units"]), row["resolved_at"]
+        row["dossier_id"], Status(row["status"]), due, tuple(row["units"]), row["resolved_at"],
+        history, counted,
+    )  # fmt: skip
+
+
+# A dossier's history on disk (column ``history``, bytea): a version byte, its verdict
+# (outcome code, 0 for none; day as a proleptic ordinal; epoch seconds), then each event
+# (epoch seconds, kind code, appointment's day ordinal or 0, its last on-time instant).
+# Fixed-size little-endian records: ~20 bytes an event, read and written with ``struct``.
+_HISTORY_VERSION = 1
+_HEAD = struct.Struct("<BBid")
+_ENTRY = struct.Struct("<dBid")
+_OUTCOME_CODES = {outcome: code for code, outcome in enumerate(dossiers.OUTCOMES, 1)}
+_OUTCOMES_BY_CODE = {code: outcome for outcome, code in _OUTCOME_CODES.items()}
+_KIND_CODES = {kind: code for code, kind in enumerate(sorted(KINDS), 1)}
+_KINDS_BY_CODE = {code: kind for kind, code in _KIND_CODES.items()}
+
+
+class HistoryError(ValueError):
+    """A stored history this version cannot read."""
+
+
+def history_bytes(dossier: Dossier) -> bytes:
+    """``dossier``'s history and verdict as stored (its history must be known)."""
+    assert dossier.history is not None  # noqa: S101 -- every dossier the ledger wrote has one
+    verdict = dossier.counted
+    if verdict is None:
+        head = _HEAD.pack(_HISTORY_VERSION, 0, 0, 0.0)
+    else:
+        outcome, day, epoch = verdict
+        head = _HEAD.pack(_HISTORY_VERSION, _OUTCOME_CODES[outcome], day.toordinal(), epoch)
+    pack = _ENTRY.pack
+    parts = [head]
+    for epoch, kind, due in dossier.history:
+        if due is None:
+            parts.append(pack(epoch, _KIND_CODES[kind], 0, 0.0))
+        else:
+            parts.append(pack(epoch, _KIND_CODES[kind], due.day.toordinal(), due.last_on_time))
+    return b"".join(parts)
+
+
+def history_of(raw: bytes) -> tuple[tuple[dossiers.Entry, ...], dossiers.Verdict | None]:
+    """The history and verdict :func:`history_bytes` wrote."""
+    if len(raw) < _HEAD.size or raw[0] != _HISTORY_VERSION or (len(raw) - _HEAD.size) % _ENTRY.size:
+        raise HistoryError(f"a dossier history of {len(raw)} bytes, version {raw[:1]!r}")
+    _, code, ordinal, epoch = _HEAD.unpack_from(raw)
+    verdict = (
+        None
+        if code == 0
+        else dossiers.Verdict(_OUTCOMES_BY_CODE[code], date.fromordinal(ordinal), epoch)
     )
+    entries = []
+    dues: dict[tuple[int, float], Due] = {}
+    for at, kind, day, last in _ENTRY.iter_unpack(memoryview(raw)[_HEAD.size :]):
+        due = None
+        if day:
+            due = dues.get((day, last))
+            if due is None:
+                due = dues[(day, last)] = Due(date.fromordinal(day), last)
+        entries.append(dossiers.Entry(at, _KINDS_BY_CODE[kind], due))
+    return tuple(entries), verdict
 
 
 _COLUMNS = (
     "topic", "partition", "dossier_id", "status", "due_day", "last_on_time", "units",
-    "resolved_at",
+    "resolved_at", "history",
 )  # fmt: skip
 _STATUS = {status: pgcopy.text(status) for status in Status}
 _NO_DUE = pgcopy.NULL + pgcopy.NULL
@@ -157,7 +250,16 @@ def _copy_stream(tp: TopicPartition, dossiers: Iterable[Dossier]) -> bytes:
         if units is None:
             units = chains[d.units] = pgcopy.text_array(d.units)
         resolved = pgcopy.NULL if d.resolved_at is None else pgcopy.float8(d.resolved_at)
-        parts += (start, pgcopy.text(d.dossier_id), _STATUS[d.status], due, units, resolved)
+        history = pgcopy.NULL if d.history is None else pgcopy.raw(history_bytes(d))
+        parts += (
+            start,
+            pgcopy.text(d.dossier_id),
+            _STATUS[d.status],
+            due,
+            units,
+            resolved,
+            history,
+        )
     parts.append(pgcopy.TRAILER)
     return b"".join(parts)
 
@@ -191,14 +293,19 @@ async def _save(
     await conn.execute(
         """
         INSERT INTO dossier_state AS s
-            (topic, "partition", dossier_id, status, due_day, last_on_time, units, resolved_at)
-        SELECT $1, $2, u.id, u.status, u.day, u.last, string_to_array(u.units, ' '), u.resolved
-        FROM unnest($3::text[], $4::text[], $5::date[], $6::float8[], $7::text[], $8::float8[])
-            AS u(id, status, day, last, units, resolved)
+            (topic, "partition", dossier_id, status, due_day, last_on_time, units, resolved_at,
+             history)
+        SELECT $1, $2, u.id, u.status, u.day, u.last, string_to_array(u.units, ' '), u.resolved,
+            u.history
+        FROM unnest(
+            $3::text[], $4::text[], $5::date[], $6::float8[], $7::text[], $8::float8[],
+            $9::bytea[]
+        ) AS u(id, status, day, last, units, resolved, history)
         ON CONFLICT (topic, "partition", dossier_id) DO UPDATE
             SET status = excluded.status, due_day = excluded.due_day,
                 last_on_time = excluded.last_on_time, units = excluded.units,
-                resolved_at = excluded.resolved_at, updated_at = now()
+                resolved_at = excluded.resolved_at, history = excluded.history,
+                updated_at = now()
         """,
         *tp,
         [d.dossier_id for d in rows],
@@ -208,4 +315,5 @@ async def _save(
         # Unit codes hold no spaces: a chain travels as one string (no 2-D arrays).
         [" ".join(d.units) for d in rows],
         [d.resolved_at for d in rows],
+        [None if d.history is None else history_bytes(d) for d in rows],
     )

@@ -45,6 +45,11 @@ def text(value: str) -> bytes:
     return _LENGTH.pack(len(raw)) + raw
 
 
+def raw(value: bytes) -> bytes:
+    """A ``bytea`` field."""
+    return _LENGTH.pack(len(value)) + value
+
+
 def int4(value: int) -> bytes:
     """An ``integer`` field."""
     return _INT4.pack(4, value)

@@ -31,7 +31,7 @@ KNOWN_CHAINS_LIMIT = 65_536
 KINDS_OF: Final = {
     RECEIVED: frozenset({"received"}),
     RESUBMITTED: frozenset({"resubmitted"}),
-    RESOLVED: frozenset({"final", "returned", "withdrawn"}),
+    RESOLVED: frozenset({"final", "rejected", "returned", "withdrawn"}),
 }
 """The fact kinds an event of each type can carry (services/common/dossierfacts.py)."""
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -23,12 +23,13 @@ from services.common.signing import (
     VALIDATED_HEADER,
     RecordSigner,
 )
-from services.common.summaries import Summarizer, summary_fingerprint
+from services.common.summaries import READ_VERSIONS, Summarizer, summary_fingerprint
+from services.common.summaries import VERSION as SUMMARY_VERSION
 from services.common.tally import dedup_digest
 from services.ingest.publisher import pack, signed
 from services.ingest.validation import EventValidator, Limits
 from services.metrics import dossierstore
-from services.metrics.dossiers import Dossier, Status
+from services.metrics.dossiers import Dossier, Entry, Status, Verdict
 from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures
 from services.metrics.periods import VN_TZ, Periods
@@ -69,13 +70,16 @@ KEY = b"k" * 32
 _MACS = (SUMMARY_MAC_HEADER, VALIDATED_HEADER)
 
 
-def summary_signer(version: int = 2) -> RecordSigner:
-    """Ingest's signer writing summaries of ``version``; a worker's verifies both."""
+def summary_signer(version: int = SUMMARY_VERSION) -> RecordSigner:
+    """Ingest's signer writing summaries of ``version``; a worker's (the current version)
+    verifies the older ones too."""
     fingerprint = summary_fingerprint(contract().fingerprint, catalogue(), registry(), version)
     signer = RecordSigner(KEY, contract().fingerprint, fingerprint)
-    if version == 2:
-        v1 = summary_fingerprint(contract().fingerprint, catalogue(), registry(), 1)
-        signer.verifies_summaries_of(1, v1)
+    if version == SUMMARY_VERSION:
+        for older in READ_VERSIONS:
+            if older != version:
+                fp = summary_fingerprint(contract().fingerprint, catalogue(), registry(), older)
+                signer.verifies_summaries_of(older, fp)
     return signer
 
 
@@ -288,18 +292,22 @@ async def test_a_flush_writes_new_dossiers_by_copy_and_updates_the_stored_ones(
             conn,
             TP,
             [
-                (Fact("A", "resolved"), at + 3600, chain),  # stored: updated
+                (Fact("A", "final"), at + 3600, chain),  # stored: updated
                 (Fact("B", "received"), at, chain),  # new, no appointment known
                 (Fact("C", "received", due), at, chain),  # new, then paused
                 (Fact("C", "returned"), at + 60, chain),
             ],
         )
         stored = await dossierstore._load(conn, TP, ["A", "B", "C", "D"])
+    received = Entry(at, "received", due)
     assert stored == {
-        "A": Dossier("A", Status.DONE, due, chain),
-        "B": Dossier("B", Status.OPEN, None, chain),
-        "C": Dossier("C", Status.PAUSED, due, chain),
-    }
+        "A": Dossier(
+            "A", Status.DONE, due, chain, None, (received, Entry(at + 3600, "final")),
+            Verdict("early", date(2026, 11, 20), at + 3600),
+        ),
+        "B": Dossier("B", Status.OPEN, None, chain, None, (Entry(at, "received"),)),
+        "C": Dossier("C", Status.PAUSED, due, chain, None, (received, Entry(at + 60, "returned"))),
+    }  # fmt: skip
 
 
 async def test_a_new_dossier_whose_row_appeared_meanwhile_fails_the_flush(

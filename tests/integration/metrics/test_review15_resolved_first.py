@@ -4,9 +4,9 @@ The pure ledger (``dossiers.step``) and the worker's own pieces (``Preparer``,
 ``PartitionState``, ``dossierstore``) against a real, migrated PostgreSQL of each test's
 own. Two defects were found: a final read after a return but before the receipt was
 never judged (fixed on 2026-12-05: any final with no appointment known waits); and a
-dossier resolved first is judged by the first appointment read, not the one in force at
-its resolution, a strict xfail here (a known limit of reading events out of order,
-docs/dossiers.md). The other tests check claims that hold (each can fail).
+dossier resolved first was judged by the first appointment read, not the one in force at
+its resolution (a strict xfail here until the ledger judged a dossier from its events in
+their own order, 2026-12-05). The other tests check claims that hold (each can fail).
 """
 
 from __future__ import annotations
@@ -129,31 +129,27 @@ def test_a_return_then_final_read_before_the_receipt_is_judged_when_it_comes() -
     assert outcomes(ticks) == {"late": 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dossiers._opened: a RESOLVED dossier is judged by the first appointment read;"
-    " read final, receipt (due 23rd), return, resubmission (due 30th) it is late, while"
-    " the same events in their own order judge it by the resubmission's (early)",
-)
 def test_resolved_first_is_judged_by_the_appointment_in_force_at_its_resolution() -> None:
-    _, ticks = run(
-        [
-            (Fact("D", "final"), at("2026-11-25 10:00")),
-            (Fact("D", "received", DUE), at("2026-11-26 10:00")),
-            (Fact("D", "returned"), at("2026-11-26 11:00")),
-            (Fact("D", "resubmitted", Due.parse("2026-11-30")), at("2026-11-26 12:00")),
-        ]
-    )
-    _, ordered = run(
-        [
-            (Fact("D", "received", DUE), at("2026-11-20 10:00")),
-            (Fact("D", "returned"), at("2026-11-21 10:00")),
-            (Fact("D", "resubmitted", Due.parse("2026-11-30")), at("2026-11-22 10:00")),
-            (Fact("D", "final"), at("2026-11-25 10:00")),
-        ]
-    )
+    """Read final, receipt (due 23rd), return, resubmission (due 30th): judged by the
+    resubmission's appointment, as the same events read in their own order are.
+
+    A strict xfail until 2026-12-05 (judged by the first appointment read). Its read-order
+    run then stamped the receipt, return and resubmission after the final (the times it
+    was read at), which no ledger judging by event times can call early: it now reads the
+    same events, with the same times, in another order."""
+    events = [
+        (Fact("D", "received", DUE), at("2026-11-20 10:00")),
+        (Fact("D", "returned"), at("2026-11-21 10:00")),
+        (Fact("D", "resubmitted", Due.parse("2026-11-30")), at("2026-11-22 10:00")),
+        (Fact("D", "final"), at("2026-11-25 10:00")),
+    ]
+    _, ordered = run(events)
+    _, ticks = run([events[3], events[0], events[1], events[2]])
     assert outcomes(ordered) == {"early": 1}
     assert outcomes(ticks) == outcomes(ordered)
+    # Read in any order, it counts once, early.
+    _, backwards = run(events[::-1])
+    assert outcomes(backwards) == {"early": 1}
 
 
 # --- through the worker ------------------------------------------------------------------

@@ -7,15 +7,16 @@ year windows (what /v1/kpis serves, with its four counts) and the stored ``kpi_d
 rows (what /v1/kpis/history and the exports read). The unit is phường Bắc Kạn (01843,
 Thái Nguyên 19, shared/data/vn-units/); dossier codes are shaped like printed receipts.
 
-Four defects, each a strict xfail first. Fixed on 2026-12-05: a late dossier counted in its
-appointment's month when a sweep saw it first and in its resolution's otherwise (now always
-the appointment's). Still strict xfails, the ledger's known limits of events read out of
-order (docs/dossiers.md): a return read before its receipt let the receipt restart the
-clock; a resubmission read before the return it answers was dropped and the dossier stayed
-paused; a dossier rejected while back with the applicant is judged late as if its clock had
-run. A fix tried the same day (one pause and one resume instant per dossier) was withdrawn:
-review 22 showed two pauses, an approval read before its resubmission and older rows each
-judged wrongly by it; the way out is judging a dossier from its events sorted by time.
+Four defects, each a strict xfail first, all fixed on 2026-12-05: a late dossier counted in
+its appointment's month when a sweep saw it first and in its resolution's otherwise (now
+always the appointment's); and three of events read out of order: a return read before
+its receipt let the receipt restart the clock; a resubmission read before the return it
+answers was dropped and the dossier stayed paused; a dossier rejected while back with the
+applicant was judged late as if its clock had run. A fix tried first (one pause and one
+resume instant per dossier) was withdrawn: review 22 showed two pauses, an approval read
+before its resubmission and older rows each judged wrongly by it. The ledger now judges a
+dossier from all its events sorted by their own times (its history kept with its row,
+migration 0016_dossier_history).
 The other tests check claims that hold and were not covered yet (each can fail).
 """
 
@@ -88,12 +89,6 @@ def windows(worker: Worker, now: datetime) -> dict[str, dict[str, int]]:
 # --- defects -------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dossiers._opened: a return read before its receipt leaves the dossier PAUSED"
-    " with no appointment, and the receipt then 'resumes' it (PAUSED -> OPEN): a dossier"
-    " that is back with the applicant is swept and counted open overdue on its appointment",
-)
 async def test_a_return_read_before_its_receipt_keeps_the_clock_paused(
     pool: asyncpg.Pool,
 ) -> None:
@@ -110,13 +105,6 @@ async def test_a_return_read_before_its_receipt_keeps_the_clock_paused(
     assert worker.outcomes(after_due) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dossiers._opened/_returned: a resubmission read before the return it answers"
-    " is dropped (an OPEN dossier with an appointment ignores it), the return then pauses"
-    " the dossier for good: resolved before the resubmission's appointment it is judged"
-    " late by the receipt's, and had it stayed open it would never be counted overdue",
-)
 async def test_a_resubmission_read_before_its_return_resumes_the_clock(
     pool: asyncpg.Pool,
 ) -> None:
@@ -139,13 +127,6 @@ async def test_a_resubmission_read_before_its_return_resumes_the_clock(
     assert worker.outcomes(later) == {"early": 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dossiers._resolved: a final outcome of a PAUSED dossier (rejected because the"
-    " applicant never completed it) is judged against the appointment it had before the"
-    " pause, as if the clock had kept running while the dossier was with the applicant:"
-    " counted late, where a withdrawal in the same state is left out",
-)
 async def test_a_dossier_rejected_while_back_with_the_applicant_is_not_late(
     pool: asyncpg.Pool,
 ) -> None:

@@ -2,13 +2,13 @@
 read in.
 
 Review 21's fix for this (b83df92: one pause and one resumption instant per dossier,
-migration 0016) was reviewed here and withdrawn the same day: two return cycles, a final
-outcome read before the resubmission that preceded it, a return read after a final, and
-rows from before the migration were each judged by the order of reading. The sequences
-stay as strict xfails of today's ledger (docs/dossiers.md, known limits: it judges pauses
-in reading order); judging a dossier from its events sorted by time would pass them. The
-expected counts are what the events say in their own order (a dossier rejected while back
-with the applicant judged when its clock stopped, review 21's rule).
+migration 0016_dossier_clock) was reviewed here and withdrawn the same day: two return
+cycles, a final outcome read before the resubmission that preceded it, a return read after
+a final, and rows from before the migration were each judged by the order of reading. The
+sequences were strict xfails until the ledger judged a dossier from its events sorted by
+their own times (2026-12-05, migration 0016_dossier_history); they pass now. The expected
+counts are what the events say in their own order (a dossier rejected while back with the
+applicant judged when its clock stopped, review 21's rule).
 
 The worker's own pieces on a real, migrated PostgreSQL (the harness of
 test_dossier_ledger.py and test_review21_on_time.py), the clock moved by the test. The
@@ -69,11 +69,6 @@ async def read(worker: Worker, steps: list[tuple[str, list[dict[str, Any]]]]) ->
 # its clock stopped on the 26th, before the 27th, so it is early (review 21's rule).
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pauses judged in reading order (docs/dossiers.md): two returns read before the "
-    "resubmission between them, which then resumes the clock for good: open overdue, then late",
-)
 async def test_two_returns_read_before_the_resubmission_between_them_keep_the_second_pause(
     pool: asyncpg.Pool,
 ) -> None:
@@ -96,12 +91,6 @@ async def test_two_returns_read_before_the_resubmission_between_them_keep_the_se
     assert windows(worker, end)["year"] == {"early": 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pauses judged in reading order (docs/dossiers.md): a resubmission read after "
-    "a later return cannot bring its appointment to the pause: judged late against the "
-    "receipt's, not early against the resubmission's",
-)
 async def test_a_resubmission_read_after_a_later_return_brings_its_appointment(
     pool: asyncpg.Pool,
 ) -> None:
@@ -128,12 +117,6 @@ async def test_a_resubmission_read_after_a_later_return_brings_its_appointment(
 
 
 @pytest.mark.parametrize("upload", ["receipt first", "return first"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="pauses judged in reading order (docs/dossiers.md): a dossier resolved first "
-    "ignores a return read after the final; the receipt judges it at the rejection (late), "
-    "not when the return stopped its clock (early), as the same events read in order do",
-)
 async def test_a_return_read_after_the_final_of_a_dossier_resolved_first_stops_its_clock(
     pool: asyncpg.Pool, upload: str
 ) -> None:

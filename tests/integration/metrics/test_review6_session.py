@@ -20,7 +20,7 @@ from services.common.dossierfacts import Due
 from services.common.headers import BACKFILL_HEADER, accepted_header
 from services.metrics import dossierstore, pipeline
 from services.metrics.agents import Counting
-from services.metrics.dossiers import Dossier, Status
+from services.metrics.dossiers import Dossier, Entry, Status, Verdict
 from services.metrics.logcheck import fingerprint, mark_last_records
 from services.metrics.pipeline import Prepared, Preparer, Record
 from services.metrics.refusals import REFUSED_BY_STORE
@@ -48,7 +48,7 @@ async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 _READ_BACK = """
     SELECT dossier_id, status, due_day::text AS day, float8send(last_on_time) AS last,
            units::text AS units, array_ndims(units) AS ndims, cardinality(units) AS n,
-           float8send(resolved_at) AS resolved
+           float8send(resolved_at) AS resolved, history
     FROM dossier_state WHERE topic = $1 AND "partition" = $2 ORDER BY dossier_id
 """
 
@@ -77,6 +77,21 @@ async def test_pgcopy_writes_every_edge_value_as_asyncpgs_own_copy_did(
         Dossier("i", Status.RESOLVED, None, ("01843",), 1_710_986_400.0),
         Dossier("j", Status.RESOLVED, None, ("01843",), -0.0),
         Dossier("k", Status.RESOLVED, None, (), math.inf),
+        # Histories (migration 0016): none kept, empty, and edge times and appointments.
+        Dossier("l", Status.OPEN, None, ("01843",), None, ()),
+        Dossier(
+            "m",
+            Status.OVERDUE,
+            Due(d, 1.5),
+            ("01843",),
+            None,
+            (
+                Entry(-math.inf, "received", Due(d, 1.5)),
+                Entry(-0.0, "returned"),
+                Entry(math.inf, "resubmitted", Due(date(2100, 12, 31), 5e-324)),
+            ),
+            Verdict("open_overdue", date(2000, 1, 1), -1.7976931348623157e308),
+        ),
     ]
     async with conn.transaction():
         await dossierstore._save(conn, TP, dossiers, set())
@@ -84,7 +99,8 @@ async def test_pgcopy_writes_every_edge_value_as_asyncpgs_own_copy_did(
             "dossier_state",
             records=[
                 (*REF_TP, x.dossier_id, x.status, x.due and x.due.day,
-                 x.due and x.due.last_on_time, list(x.units), x.resolved_at)
+                 x.due and x.due.last_on_time, list(x.units), x.resolved_at,
+                 None if x.history is None else dossierstore.history_bytes(x))
                 for x in dossiers
             ],
             columns=dossierstore._COLUMNS,
@@ -93,6 +109,10 @@ async def test_pgcopy_writes_every_edge_value_as_asyncpgs_own_copy_did(
     reference = [dict(r) for r in await conn.fetch(_READ_BACK, *REF_TP)]
     assert len(ours) == len(dossiers)
     assert ours == reference
+    assert dossierstore.history_of(ours[-1]["history"]) == (
+        dossiers[-1].history,
+        dossiers[-1].counted,
+    )
 
 
 @pytest.mark.integration

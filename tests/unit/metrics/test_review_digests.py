@@ -94,11 +94,11 @@ def test_one_per_dossier_where_the_contract_says_so() -> None:
     assert by_id["a1"].digest == by_id["a2"].digest
     assert by_id["p2"].digest == by_id["p2-again"].digest
     assert len({by_id[i].digest for i in ("r1", "p1", "x1", "s1", "x2", "s2", "a1")}) == 7
-    assert by_id["w2"].dossier is not None and by_id["w2"].dossier.kind == "final"
+    assert by_id["w2"].dossier is not None and by_id["w2"].dossier.kind == "rejected"
     assert by_id["p1"].dossier is None and by_id["p2"].dossier is None
     assert [v.dossier.kind for v in views if v.dossier] == [
-        "received", "returned", "resubmitted", "returned", "resubmitted", "final", "final",
-        "received", "received", "final",
+        "received", "returned", "resubmitted", "returned", "resubmitted", "final", "rejected",
+        "received", "received", "rejected",
     ]  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import date
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,11 +24,12 @@ from services.common.summaries import (
     VERSION,
     Entry,
     GroupKey,
+    SummaryError,
     SummaryReader,
     encode,
     encode_entries,
 )
-from services.common.tally import TallyBuilder
+from services.common.tally import TallyBuilder, group_key
 from services.common.timekeys import BUCKET_S
 
 _codes = st.text("0123456789", min_size=2, max_size=5)
@@ -120,4 +122,24 @@ def test_a_version_1_summary_is_still_read(record: list[Entry]) -> None:
 
 def test_the_format_names_its_version() -> None:
     """The version is in the MAC's fingerprint: another version's summary never verifies."""
-    assert FORMAT == f"egov-summary/{VERSION}".encode() and VERSION == 2
+    assert FORMAT == f"egov-summary/{VERSION}".encode() and VERSION == 3
+
+
+def test_a_version_2_summary_is_read_and_says_final_for_both_outcomes() -> None:
+    """Version 3 added the kind ``rejected`` (a refusal is judged where a paused clock
+    stopped); a version-2 summary still reads, and one saying ``rejected`` is malformed."""
+    key = group_key("vn.egov.dossier.resolved", ("01843", "19"), False, (), 1_764_000_000)
+    entries = [
+        (key, 1_764_000_000.0, bytes(16), Fact("H1", "rejected")),
+        (key, 1_764_000_001.0, bytes(range(16)), Fact("H2", "final")),
+    ]
+    raw = encode_entries(entries)
+    assert [f.kind for f in SummaryReader().read(raw).facts.values()] == ["rejected", "final"]
+    with pytest.raises(SummaryError, match="unknown kind"):
+        SummaryReader().read(raw, version=2)
+    as_v2 = raw.replace(b'"rejected"', b'"final"')
+    assert [f.kind for f in SummaryReader().read(as_v2, version=2).facts.values()] == [
+        "final",
+        "final",
+    ]
+    assert 2 in READ_VERSIONS
