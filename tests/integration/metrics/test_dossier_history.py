@@ -9,12 +9,10 @@ The unit is phường Bắc Kạn (01843, Thái Nguyên 19)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
-from services.common.db import create_pool
 from services.metrics.dossiers import HISTORY_LIMIT
 from tests.integration.metrics.test_dossier_ledger import Worker, vn
 from tests.integration.metrics.test_review21_on_time import (
@@ -24,23 +22,11 @@ from tests.integration.metrics.test_review21_on_time import (
     stored,
     windows,
 )
+from tests.integration.metrics.test_review22_pause_order import returned
 
 pytestmark = pytest.mark.integration
 
 H = "H19.01843-2611"
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(database_url, min_size=1, max_size=2)
-    try:
-        yield pool
-    finally:
-        await pool.close()
-
-
-def returned(dossier: str, at: str) -> dict[str, object]:
-    return outcome(dossier, at, "returned")
 
 
 async def test_a_new_worker_judges_events_read_late_with_the_history_it_loads(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -15,7 +14,6 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.common.db import create_pool
 from services.common.dossierfacts import Due, Fact
 from services.common.signing import (
     SUMMARY_HEADER,
@@ -158,15 +156,6 @@ class Worker:
     def on_time(self, now: datetime, unit: str = UNIT) -> tuple[int, int]:
         fig = self.figures.window("month", Periods.at(now))[(unit, "dossier_on_time")]
         return fig.numerator, fig.denominator
-
-
-@pytest.fixture
-async def pool(database_url: str) -> Iterator[asyncpg.Pool]:
-    pool = await create_pool(database_url, min_size=1, max_size=2)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 @pytest.mark.parametrize("path", ["full", "summary", "v1"])

@@ -11,13 +11,11 @@ their own order, 2026-12-05). The other tests check claims that hold (each can f
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from services.common.db import create_pool
 from services.metrics import dossierstore
 from services.metrics.dossiers import Dossier, Due, Fact, Status, Tick, step, sweep
 from services.metrics.dossierstore import DossierClone
@@ -37,15 +35,6 @@ MIGRATION = (
     Path(__file__).resolve().parents[3]
     / "services/common/migrations/0014_dossier_resolved_first.sql"
 )
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(database_url, min_size=1, max_size=2)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 def at(text: str) -> float:

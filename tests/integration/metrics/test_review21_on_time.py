@@ -22,29 +22,18 @@ The other tests check claims that hold and were not covered yet (each can fail).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Any
 
 import asyncpg
 import pytest
 
-from services.common.db import create_pool
 from services.metrics.periods import Periods
 from tests.integration.metrics.test_dossier_ledger import UNIT, Worker, dossier_event, vn
 
 pytestmark = pytest.mark.integration
 
 H = "H19.01843-2611"  # receipt code prefix: province, commune, year and month
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(database_url, min_size=1, max_size=2)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 def event(kind: str, dossier: str, at: str, **data: Any) -> dict[str, Any]:

@@ -17,13 +17,11 @@ unit is phường Bắc Kạn (01843, Thái Nguyên 19). The other tests check c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 
-from services.common.db import create_pool
 from tests.integration.metrics.test_dossier_ledger import PROVINCE, UNIT, Worker, vn
 from tests.integration.metrics.test_review21_on_time import (
     outcome,
@@ -37,15 +35,6 @@ pytestmark = pytest.mark.integration
 
 H = "H19.01843-2611"
 CHAIN = (PROVINCE, UNIT)
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(database_url, min_size=1, max_size=2)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 def returned(dossier: str, at: str) -> dict[str, Any]:

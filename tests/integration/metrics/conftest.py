@@ -1,0 +1,20 @@
+"""Fixtures of the metrics service's integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from services.common.db import create_pool
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool as the services open it, on the test's own migrated database."""
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        yield pool
+    finally:
+        await pool.close()
