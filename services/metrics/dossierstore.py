@@ -178,6 +178,7 @@ _OUTCOME_CODES = {outcome: code for code, outcome in enumerate(dossiers.OUTCOMES
 _OUTCOMES_BY_CODE = {code: outcome for outcome, code in _OUTCOME_CODES.items()}
 _KIND_CODES = {kind: code for code, kind in enumerate(sorted(KINDS), 1)}
 _KINDS_BY_CODE = {code: kind for kind, code in _KIND_CODES.items()}
+_NO_VERDICT = _HEAD.pack(_HISTORY_VERSION, 0, 0, 0.0)
 
 
 class HistoryError(ValueError):
@@ -189,18 +190,20 @@ def history_bytes(dossier: Dossier) -> bytes:
     assert dossier.history is not None  # noqa: S101 -- every dossier the ledger wrote has one
     verdict = dossier.counted
     if verdict is None:
-        head = _HEAD.pack(_HISTORY_VERSION, 0, 0, 0.0)
+        head = _NO_VERDICT
     else:
         outcome, day, epoch = verdict
         head = _HEAD.pack(_HISTORY_VERSION, _OUTCOME_CODES[outcome], day.toordinal(), epoch)
-    pack = _ENTRY.pack
-    parts = [head]
-    for epoch, kind, due in dossier.history:
-        if due is None:
-            parts.append(pack(epoch, _KIND_CODES[kind], 0, 0.0))
-        else:
-            parts.append(pack(epoch, _KIND_CODES[kind], due.day.toordinal(), due.last_on_time))
-    return b"".join(parts)
+    pack, codes = _ENTRY.pack, _KIND_CODES
+    # One row per dossier of a flush, most holding one event: a list, not a generator.
+    return head + b"".join(
+        [
+            pack(at, codes[kind], 0, 0.0)
+            if due is None
+            else pack(at, codes[kind], due.day.toordinal(), due.last_on_time)
+            for at, kind, due in dossier.history
+        ]
+    )
 
 
 def history_of(raw: bytes) -> tuple[tuple[dossiers.Entry, ...], dossiers.Verdict | None]:
