@@ -98,9 +98,14 @@ class Verdict(NamedTuple):
 
 
 _ENDS: Final = frozenset({"final", "rejected", "withdrawn"})
+_CYCLES: Final = frozenset({"returned", "resubmitted"})
+_RANK: Final = {"returned": 0, "resubmitted": 1, "final": 2, "rejected": 2, "withdrawn": 2}
+"""Events of one instant in the order of a dossier's life (one-stop systems stamp to the
+minute or the second: a resubmission and the approval given on the spot share a time)."""
 HISTORY_LIMIT: Final = 64
-"""Events kept per dossier: a receipt, a final and a few return cycles in practice. An
-event past it is not applied (:func:`full`), and the store logs it with its dossier."""
+"""Returns and resubmissions kept per dossier (a few in practice). One past it is not
+applied (:func:`over_limit`) and the store logs it with its dossier; a receipt and an
+ending always are, so a dossier in a publisher's loop still ends and is counted."""
 
 
 class Dossier(NamedTuple):
@@ -161,7 +166,7 @@ def step(
         if dossier.status in (Status.DONE, Status.WITHDRAWN):
             return dossier, []  # ended before histories were kept: its count stands
         history = _assumed(dossier)
-    elif len(history) >= HISTORY_LIMIT:
+    elif fact.kind in _CYCLES and _cycles(history) >= HISTORY_LIMIT:
         return dossier, []
     kind = fact.kind
     kinds = [e.kind for e in history]
@@ -175,9 +180,21 @@ def step(
     return judged(dossier, history, chain, epoch if now is None else now)
 
 
-def full(dossier: Dossier | None) -> bool:
-    """Whether ``dossier`` keeps no more events (:data:`HISTORY_LIMIT`)."""
-    return dossier is not None and len(dossier.history or ()) >= HISTORY_LIMIT
+def over_limit(dossier: Dossier | None, fact: Fact) -> bool:
+    """Whether :func:`step` leaves ``fact`` out: a return or resubmission of a dossier
+    that keeps :data:`HISTORY_LIMIT` of them already."""
+    if dossier is None or fact.kind not in _CYCLES:
+        return False
+    history = dossier.history
+    if history is None:
+        if dossier.status in (Status.DONE, Status.WITHDRAWN):
+            return False  # ended before histories were kept: ignored, not refused
+        history = _assumed(dossier)
+    return _cycles(history) >= HISTORY_LIMIT
+
+
+def _cycles(history: tuple[Entry, ...]) -> int:
+    return sum(1 for e in history if e.kind in _CYCLES)
 
 
 def _assumed(dossier: Dossier) -> tuple[Entry, ...]:
@@ -227,11 +244,12 @@ def _walk(
 
     The receipt starts the dossier whatever its time says (its appointment is the first
     in force; a receipt stamped after the resolution is a publisher's clock, not a
-    receipt after the fact). The others go by their times, ties in reading order: a
-    return pauses a running clock, a resubmission resumes it with its appointment, the
-    first final outcome or withdrawal ends the dossier, and anything after the end
-    changes nothing. The clock running past the appointment in force makes it overdue
-    for good (a later pause or appointment does not undo lateness that happened)."""
+    receipt after the fact). The others go by their times, those of one instant in the
+    order of a dossier's life (a return, a resubmission, an ending): a return pauses a
+    running clock, a resubmission resumes it with its appointment, the first final
+    outcome or withdrawal ends the dossier, and anything after the end changes nothing.
+    The clock running past the appointment in force makes it overdue for good (a later
+    pause or appointment does not undo lateness that happened)."""
     if len(history) == 1 and history[0].kind == "received":  # a receipt alone: most rows
         due = history[0].due
         if due is not None and due.late(now):
@@ -248,7 +266,7 @@ def _walk(
     end: Entry | None = None
     rest = [e for e in history if e.kind != "received"]
     if len(rest) > 1:
-        rest.sort(key=_by_time)  # stable: ties stay in reading order
+        rest.sort(key=_by_time)
     for entry in rest:
         if running and overdue is None and due is not None and due.late(entry.epoch):
             overdue = due
@@ -289,8 +307,12 @@ def _walk(
     return Status.DONE, due, Verdict(outcome, day, end.epoch), None
 
 
-def _by_time(entry: Entry) -> float:
-    return entry.epoch
+def _by_time(entry: Entry) -> tuple[float, int, float]:
+    """Own time first, then the place of its kind in a dossier's life (a return before
+    a resubmission before an ending), then the later appointment last (two resubmissions
+    of one instant: the later one stands, in whatever order they are read)."""
+    due = entry.due
+    return entry.epoch, _RANK[entry.kind], -math.inf if due is None else due.last_on_time
 
 
 def _overdue(due: Due) -> Verdict:
@@ -310,13 +332,18 @@ def apply(
     known: dict[str, Dossier],
     events: Iterable[tuple[Fact, float, tuple[str, ...]]],
     now: float | None = None,
+    refused: list[Fact] | None = None,
 ) -> tuple[dict[str, Dossier], list[Tick]]:
     """Apply events (fact, epoch seconds, unit chain) in order to the dossiers ``known``
-    (updated in place): the dossiers they changed, and what to count."""
+    (updated in place): the dossiers they changed, and what to count. The facts left out
+    past :data:`HISTORY_LIMIT` are appended to ``refused``, for the caller to log."""
     changed: dict[str, Dossier] = {}
     ticks: list[Tick] = []
     for fact, epoch, units in events:
         before = known.get(fact.dossier_id)
+        if refused is not None and fact.kind in _CYCLES and over_limit(before, fact):
+            refused.append(fact)
+            continue
         after, new = step(before, fact, epoch, units, now)
         ticks += new
         if after is not None and after != before:

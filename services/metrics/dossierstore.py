@@ -96,28 +96,18 @@ async def apply(conn: Connection, tp: TopicPartition, events: Sequence[Event]) -
     ids = sorted({fact.dossier_id for fact, _, _ in events})
     known = await _load(conn, tp, ids)
     stored = set(known)
-    _refuse_past_limit(tp, known, events)
-    changed, ticks = dossiers.apply(known, events)
+    refused: list[dossiers.Fact] = []
+    changed, ticks = dossiers.apply(known, events, refused=refused)
+    for fact in refused:
+        # A one-stop system returns a dossier a few times; dozens of cycles are a
+        # publisher's loop. Its receipt and its ending still count.
+        log.warning(
+            "dossier %r of %s[%d] keeps %d returns and resubmissions already: "
+            "its %s event is not applied",
+            fact.dossier_id, tp[0], tp[1], dossiers.HISTORY_LIMIT, fact.kind,
+        )  # fmt: skip
     await _save(conn, tp, changed.values(), stored)
     return dossiers.deltas_of(ticks)
-
-
-def _refuse_past_limit(
-    tp: TopicPartition, known: dict[str, Dossier], events: Sequence[Event]
-) -> None:
-    """Log the events of a dossier that keeps no more (``dossiers.HISTORY_LIMIT``): they
-    are not applied. A one-stop system returns a dossier a few times at most; dozens of
-    cycles are a publisher's loop, and its dossier keeps the count its first events gave."""
-    counts: dict[str, int] = {}
-    for fact, _, _ in events:
-        dossier = known.get(fact.dossier_id)
-        held = len(dossier.history or ()) if dossier is not None else 0
-        seen = counts[fact.dossier_id] = counts.get(fact.dossier_id, held) + 1
-        if seen > dossiers.HISTORY_LIMIT:
-            log.warning(
-                "dossier %r of %s[%d] keeps %d events already: its %s event is not applied",
-                fact.dossier_id, tp[0], tp[1], dossiers.HISTORY_LIMIT, fact.kind,
-            )  # fmt: skip
 
 
 async def sweep(conn: Connection, tp: TopicPartition, now: float) -> Deltas:

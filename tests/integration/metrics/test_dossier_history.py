@@ -121,17 +121,18 @@ async def test_rows_written_before_histories_keep_what_they_counted(pool: asyncp
     assert second.outcomes(later) == {"open_overdue": 1}
 
 
-async def test_a_dossier_past_its_limit_is_logged_and_keeps_its_count(
+async def test_a_dossier_past_its_limit_is_logged_and_still_ends(
     pool: asyncpg.Pool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A publisher's loop returning and resubmitting one dossier: the events past the
-    limit are not applied, each is logged with its dossier, and everything else counts."""
+    """A publisher's loop returning and resubmitting one dossier: the returns and
+    resubmissions past the limit are not applied, each is logged with its dossier; its
+    approval still is, and counts."""
     worker = Worker(pool, "w1")
     now = vn("2026-11-21 12:00")
     await worker.start(now)
     loop = [received("0401", "2026-11-20 09:00", "2026-11-30")]
-    for i in range(HISTORY_LIMIT + 1):
-        minute = f"2026-11-20 10:{i % 60:02d}" if i < 60 else f"2026-11-20 11:{i % 60:02d}"
+    for i in range(HISTORY_LIMIT + 2):
+        minute = f"2026-11-20 {10 + i // 60}:{i % 60:02d}"
         if i % 2:
             loop.append(resubmitted("0401", minute, "2026-11-30"))
         else:
@@ -139,7 +140,9 @@ async def test_a_dossier_past_its_limit_is_logged_and_keeps_its_count(
     with caplog.at_level(logging.WARNING, "services.metrics.dossierstore"):
         await worker.count([*loop, received("0402", "2026-11-20 09:00", "2026-11-22")], now)
     refused = [r for r in caplog.records if H + "0401" in r.getMessage()]
-    assert len(refused) == len(loop) - HISTORY_LIMIT == 2
+    assert len(refused) == 2
+    await worker.count([outcome("0401", "2026-11-21 11:00")], now)
     later = vn("2026-11-23 09:00")
     await worker.state.sweep_dossiers(later)
-    assert worker.outcomes(later) == {"open_overdue": 1}  # 0402; 0401 is paused
+    # 0401 approved early (its last applied event a resubmission: running); 0402 overdue.
+    assert worker.outcomes(later) == {"early": 1, "open_overdue": 1}

@@ -17,7 +17,8 @@ from services.metrics.dossiers import (
     Fact,
     Status,
     Tick,
-    full,
+    apply,
+    over_limit,
     step,
     sweep,
 )
@@ -42,19 +43,21 @@ Event = tuple[Fact, float]
 def dossier_lives(draw: st.DrawFn) -> list[Event]:
     """A receipt with its appointment, return cycles (each resubmission with a new one,
     some cycles not completed), then an approval, a rejection, a withdrawal or nothing:
-    one dossier's events in time order, hours apart, on and around their appointments."""
-    hours = 0.0
+    one dossier's events in time order, whole hours apart or at one instant (one-stop
+    systems stamp to the minute: an approval given on the spot shares its resubmission's
+    time), on and around their appointments."""
+    hours = 0
     events: list[Event] = [(Fact("D", "received", due(draw(st.integers(1, 10)))), at(hours))]
     for _ in range(draw(st.integers(0, 3))):
-        hours += draw(st.floats(1, 200))
+        hours += draw(st.integers(0, 200))
         events.append((Fact("D", "returned"), at(hours)))
         if draw(st.booleans()):
-            hours += draw(st.floats(1, 200))
+            hours += draw(st.integers(0, 200))
             new_due = due(int(hours // 24) + draw(st.integers(0, 8)))
             events.append((Fact("D", "resubmitted", new_due), at(hours)))
     ending = draw(st.sampled_from(["final", "rejected", "withdrawn", None]))
     if ending is not None:
-        hours += draw(st.floats(1, 300))
+        hours += draw(st.integers(0, 300))
         events.append((Fact("D", ending), at(hours)))
     return events
 
@@ -155,13 +158,38 @@ def test_the_receipts_unit_chain_holds_the_count() -> None:
     assert dossier is not None and dossier.units == UNITS
 
 
-def test_a_dossier_keeps_so_many_events_and_says_so_past_them() -> None:
-    """A publisher's loop returning one dossier again and again: past the limit its events
-    are not applied (the store logs each), and its count stays what its events gave."""
+def test_a_dossier_keeps_so_many_cycles_and_still_ends() -> None:
+    """A publisher's loop returning one dossier again and again: past the limit its
+    returns and resubmissions are not applied (``apply`` hands them back for the store
+    to log), and its ending still is: it is counted."""
     dossier, _ = step(None, Fact("D", "received", due(400)), at(0), UNITS)
-    for i in range(1, HISTORY_LIMIT):
+    for i in range(1, HISTORY_LIMIT + 1):
         kind = "returned" if i % 2 else "resubmitted"
         dossier, _ = step(dossier, Fact("D", kind, due(400)), at(i), UNITS)
-    assert full(dossier) and dossier is not None and dossier.status is Status.PAUSED
-    after, ticks = step(dossier, Fact("D", "final"), at(HISTORY_LIMIT), UNITS)
+    assert dossier is not None and dossier.status is Status.OPEN
+    loop = Fact("D", "returned")
+    assert over_limit(dossier, loop) and not over_limit(dossier, Fact("D", "final"))
+    after, ticks = step(dossier, loop, at(HISTORY_LIMIT + 1), UNITS)
     assert after is dossier and ticks == []
+    refused: list[Fact] = []
+    known = {"D": dossier}
+    changed, ticks = apply(
+        known, [(loop, at(HISTORY_LIMIT + 1), UNITS), (Fact("D", "final"), at(100), UNITS)],
+        refused=refused,
+    )  # fmt: skip
+    assert refused == [loop]
+    assert [(t.outcome, t.delta) for t in ticks] == [("early", 1)]
+    assert changed["D"].status is Status.DONE
+
+
+def test_two_resubmissions_of_one_instant_agree_whatever_order_they_are_read_in() -> None:
+    """Stamped alike (a correction of the appointment at the counter): the later
+    appointment stands in either reading order."""
+    receipt = (Fact("D", "received", due(2)), at(0))
+    back = (Fact("D", "returned"), at(10))
+    first, second = (
+        (Fact("D", "resubmitted", due(days)), at(20)) for days in (3, 9)
+    )  # fmt: skip
+    for order in ([first, second], [second, first]):
+        _, dossier = counted([receipt, back, *order], at(20))
+        assert dossier is not None and dossier.due == due(9)
