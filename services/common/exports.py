@@ -30,6 +30,7 @@ from typing import Final, Literal
 
 import xlsxwriter  # type: ignore[import-untyped]  # XlsxWriter ships no type hints
 
+from services.common.citations import cite
 from services.common.figures import Figure, Standing
 from services.common.rates import Lang, format_date, format_datetime, rate_bp
 from services.common.scorecard import (
@@ -109,6 +110,7 @@ KPI_COLUMNS: Final = (
     Column("Mục tiêu", "Target", "rate", 10),
     Column("Đánh giá", "Standing", width=16),
     Column("Sự kiện gần nhất", "Last event", width=18),
+    Column("Căn cứ mục tiêu", "Target basis", width=48),
 )
 
 SCORECARD_COLUMNS: Final = (
@@ -215,6 +217,7 @@ def _kpi_row(fig: Figure, lang: Lang) -> tuple[Cell, ...]:
         _ratio(fig.target_bp),
         _STANDINGS[lang][fig.status] if judged else "",
         "" if fig.last_event_time is None else format_datetime(fig.last_event_time, lang),
+        cite(fig.target_basis, lang) if judged else "",
     )
 
 

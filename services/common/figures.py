@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Final, NamedTuple
 
@@ -66,6 +66,32 @@ are version 1 (their target is read from the ratio ``target``).
 """
 
 
+class TargetBasis(NamedTuple):
+    """Where a figure's target comes from: a dated default of data/targets.json and the
+    document it cites, or an operator's override (services/common/targets.py). The wall
+    and the files cite it beside the target (services/common/targetdata.py ``cite``), so
+    a national target, a province's own and a project default are never confused."""
+
+    origin: str
+    """``default``, or the override's scope: ``unit``, ``province_level``, ``province``."""
+    source: str | None = None
+    """A default's source id in data/targets.json (``project-default`` when no document
+    sets the target); None for an override."""
+    valid_from: date | None = None
+    valid_until: date | None = None
+    reason: str = ""
+    """An override's reason, as its operator gave it."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "origin": self.origin,
+            "source": self.source,
+            "valid_from": None if self.valid_from is None else self.valid_from.isoformat(),
+            "valid_until": None if self.valid_until is None else self.valid_until.isoformat(),
+            "reason": self.reason or None,
+        }
+
+
 class DossierCounts(NamedTuple):
     """The dossiers behind the on-time rate in one window (services/metrics/dossiers.py):
     the rate is (early + on_time) / (early + on_time + late + open_overdue)."""
@@ -110,6 +136,8 @@ class Figure(NamedTuple):
     retired: bool = False
     dossiers: DossierCounts | None = None
     """The on-time rate's four counts; None for every other KPI."""
+    target_basis: TargetBasis | None = None
+    """Where ``target_bp`` comes from; None with no target, or from an older worker."""
 
     @property
     def ratio(self) -> float | None:
@@ -172,6 +200,7 @@ class Figure(NamedTuple):
             "min_volume": None if self.retired else self.min_volume,
             "meets_target": meets_target,
             "last_event_time": _iso(self.last_event_time),
+            "target_basis": None if self.target_basis is None else self.target_basis.to_json(),
         } | ({} if self.dossiers is None else {"dossiers": self.dossiers._asdict()})
 
 
@@ -243,6 +272,7 @@ def _figure(i: dict[str, Any]) -> Figure:
         _period(i.get("period_start")),
         False,
         _dossiers(i.get("dossiers")),
+        _basis(i.get("target_basis")),
     )
 
 
@@ -256,6 +286,35 @@ def _dossiers(value: Any) -> DossierCounts | None:
     if min(counts) < 0:
         raise ValueError(f"negative dossier counts {value!r}")
     return counts
+
+
+def _basis(value: Any) -> TargetBasis | None:
+    """The item's optional target basis (absent from older workers' items); one that
+    does not read is left out (a citation missing, never a figure refused for it)."""
+    if not isinstance(value, dict):
+        return None
+    return _basis_of(
+        value.get("origin"),
+        value.get("source"),
+        value.get("valid_from"),
+        value.get("valid_until"),
+        value.get("reason"),
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _basis_of(
+    origin: Any, source: Any, valid_from: Any, valid_until: Any, reason: Any
+) -> TargetBasis | None:
+    # A handful of distinct bases per answer (one per KPI and override): each read once.
+    if not isinstance(origin, str) or not (source is None or isinstance(source, str)):
+        return None
+    try:
+        since = None if valid_from is None else date.fromisoformat(valid_from)
+        until = None if valid_until is None else date.fromisoformat(valid_until)
+    except (TypeError, ValueError):
+        return None
+    return TargetBasis(origin, source, since, until, reason if isinstance(reason, str) else "")
 
 
 @functools.lru_cache(maxsize=256)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Final, Literal
 
+from services.common.figures import TargetBasis
 from services.common.kpis import Kpi
 from services.common.targetdata import BP_MAX, LEVELS, DatedTarget
 from services.common.units import Unit, UnitRegistry
@@ -113,6 +114,17 @@ class Effective:
     @property
     def ratio(self) -> float:
         return self.target_bp / BP_MAX
+
+    @property
+    def basis(self) -> TargetBasis:
+        """Where it comes from, as a /v1/kpis item carries it."""
+        if self.override is not None:
+            o = self.override
+            return TargetBasis(self.origin, None, o.valid_from, o.valid_until, o.reason)
+        d = self.default
+        if d is None:
+            return TargetBasis(self.origin)
+        return TargetBasis(self.origin, d.source.id, d.valid_from, d.valid_until)
 
 
 class OverrideIndex:

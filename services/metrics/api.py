@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from services.common.figures import DossierCounts, Figure
+from services.common.figures import DossierCounts, Figure, TargetBasis
 from services.common.kpis import KpiCatalogue
-from services.common.rates import to_bp
+from services.common.targets import Effective
 from services.common.units import Unit, UnitRegistry
 from services.metrics.dossiers import KPI as ON_TIME
 from services.metrics.dossiers import OUTCOMES
@@ -74,7 +74,9 @@ def kpi_items(
     # A unit's description is the same for each of its KPIs and windows: found once per
     # call (alerts read 70,000 items per window every few seconds).
     described: dict[str, tuple[Unit | None, str | None, datetime | None]] = {}
-    target_bp: dict[float, int] = {}  # a handful of distinct targets: each converted once
+    # A handful of distinct targets (a default per KPI and level, each override): each
+    # target's basis made once.
+    bases: dict[int, tuple[Effective, TargetBasis]] = {}
     for window in query.windows:
         start = periods.start(window)
         outcomes = figures.outcome_sums(window, periods)
@@ -100,16 +102,20 @@ def kpi_items(
                 continue
             retired = targets.retired(kpi_id)
             kpi = None if retired else targets.catalogue.get(kpi_id)
-            target = targets.target(unit, kpi_id, periods.day)  # the answer's day, once
-            if target is not None and target not in target_bp:
-                target_bp[target] = to_bp(target)
+            target = targets.effective(unit, kpi_id, periods.day)  # the answer's day, once
+            basis = None
+            if target is not None:
+                made = bases.get(id(target))
+                if made is None or made[0] is not target:
+                    made = bases[id(target)] = (target, target.basis)
+                basis = made[1]
             item = Figure(
                 kpi_id,
                 code,
                 window,
                 fig.numerator,
                 fig.denominator,
-                None if target is None else target_bp[target],
+                None if target is None else target.target_bp,
                 kpi.min_volume if kpi is not None else 0,
                 unit.full_name if unit else "",
                 unit.full_name_en if unit else "",
@@ -122,6 +128,7 @@ def kpi_items(
                 start,
                 retired,
                 dossier_counts(outcomes, code) if kpi_id == ON_TIME else None,
+                basis,
             )
             items.append(item.to_json())
     return items

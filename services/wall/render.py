@@ -24,6 +24,7 @@ from services.common.rates import (
     format_target,
 )
 from services.common.unit_info import UnitInfo
+from services.wall.bases import Bases
 from services.wall.export_links import download_links
 from services.wall.i18n import (
     STATUS_ICONS,
@@ -109,14 +110,17 @@ def _crumbs(lang: Lang, ov: Overview, province: str | None) -> str:
 def _kpi_table(lang: Lang, ov: Overview, province: str | None) -> str:
     assert ov.focus is not None  # noqa: S101 -- callers check; narrows the type
     rows = []
+    bases = Bases(lang)
     for line in ov.kpis:
         href = page_url(lang, province, ov.focus.code, line.kpi)
         name = line.name_en if lang == "en" else line.name_vi
-        target = line.day.target_bp if line.day else (line.month.target_bp if line.month else None)
+        shown = line.day or line.month
+        target, basis = (shown.target_bp, shown.target_basis) if shown else (None, None)
+        mark = bases.mark(basis) if target is not None else ""
         rows.append(
             f'<tr><th scope="row"><a href="{escape(href)}#trend">{escape(name)}</a></th>'
             f"{rate_cell(lang, line.day)}{rate_cell(lang, line.month)}"
-            f'<td class="target">{target_text(lang, target)}</td>'
+            f'<td class="target">{target_text(lang, target)}{mark}</td>'
             "</tr>"
         )
     return (
@@ -127,7 +131,7 @@ def _kpi_table(lang: Lang, ov: Overview, province: str | None) -> str:
         f'<th scope="col">{escape(text(lang, "today"))}</th>'
         f'<th scope="col">{escape(text(lang, "month"))}</th>'
         f'<th scope="col">{escape(text(lang, "target"))}</th>'
-        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>{bases.notes()}"
         f"{download_links(lang, ov.focus.code, unit_name(lang, ov.focus))}</section>"
     )
 
@@ -137,6 +141,7 @@ def _below(lang: Lang, ov: Overview, province: str | None) -> str:
         body = f'<p class="empty">{escape(text(lang, "none_below"))}</p>'
     else:
         rows = []
+        bases = Bases(lang)
         for f in ov.below:
             name = ov.unit_names.get(f.unit, (f.unit, f.unit))
             href = page_url(lang, province, f.unit, f.kpi)
@@ -144,7 +149,8 @@ def _below(lang: Lang, ov: Overview, province: str | None) -> str:
                 f'<tr><th scope="row"><a href="{escape(href)}#trend">'
                 f"{escape(name[1] if lang == 'en' else name[0])}</a></th>"
                 f"<td>{escape(kpi_name(lang, ov, f.kpi))}</td>{rate_cell(lang, f)}"
-                f'<td class="target">{target_text(lang, f.target_bp)}</td></tr>'
+                f'<td class="target">{target_text(lang, f.target_bp)}'
+                f"{bases.mark(f.target_basis)}</td></tr>"
             )
         more = ov.below_total - len(ov.below)
         tail = f'<p class="more">{escape(text(lang, "more", n=more))}</p>' if more > 0 else ""
@@ -154,7 +160,7 @@ def _below(lang: Lang, ov: Overview, province: str | None) -> str:
             f'<th scope="col">{escape(text(lang, "kpi"))}</th>'
             f'<th scope="col">{escape(text(lang, "today"))}</th>'
             f'<th scope="col">{escape(text(lang, "target"))}</th>'
-            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>{tail}"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>{bases.notes()}{tail}"
         )
     return (
         '<section class="panel below" aria-labelledby="h-below">'

@@ -36,6 +36,7 @@ from services.common.scorecard import (
 )
 from services.common.unit_info import UnitInfo
 from services.common.units import REFORM_DATE
+from services.wall.bases import Bases
 from services.wall.board import Board, DossierTiles, WorstUnit
 from services.wall.i18n import STATUS_ICONS, fmt_time, status_label, text
 from services.wall.model import Alert
@@ -255,11 +256,12 @@ def _tiles(lang: Lang, t: DossierTiles, period: str) -> str:
 
 
 def _kpis(lang: Lang, board: Board) -> str:
+    bases = Bases(lang)
     cells = "".join(
         f'<li data-kpi="{escape(f.kpi)}"><span class="kh"><span class="kn" '
         f'title="{escape(_kpi(lang, f))}">{escape(_kpi(lang, f))}</span>'
         f'<span class="tg">{escape(text(lang, "target"))} '
-        f"{format_target(f.target_bp or 0, lang)}</span></span>"
+        f"{format_target(f.target_bp or 0, lang)}{bases.mark(f.target_basis)}</span></span>"
         f"{rate_block(lang, f.numerator, f.denominator, f.status)}</li>"
         for f in board.kpis
     )
@@ -267,7 +269,10 @@ def _kpis(lang: Lang, board: Board) -> str:
     if more > 0:
         cells += f'<li class="more">{escape(text(lang, "more_kpis", n=more))}</li>'
     title = text(lang, "kpis_month", period=board.period.label(lang))
-    return f'<section class="panel kpistrip"><h2>{escape(title)}</h2><ul>{cells}</ul></section>'
+    return (
+        f'<section class="panel kpistrip"><h2>{escape(title)}</h2><ul>{cells}</ul>'
+        f"{bases.notes()}</section>"
+    )
 
 
 def _worst(lang: Lang, board: Board, period: str) -> str:

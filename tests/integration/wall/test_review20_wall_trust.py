@@ -11,10 +11,11 @@ worker writes (:meth:`Figure.to_json`). Units are real: Tỉnh Thái Nguyên (19
 communes of today's hierarchy (/work/shared/data/vn-units/units-2025-two-level.json),
 Tỉnh Thanh Hoá (38) and Phường Hạc Thành (14797).
 
-Three defects, each a strict xfail first. Fixed: the rankings screen ranked a commune
+Three defects, each a strict xfail first, all fixed: the rankings screen ranked a commune
 silent for days first at 100 % with no mark, and the files showed it like a commune that
-sends (both now mark it "Ngừng gửi dữ liệu"). Left (strict xfail): targets are shown as a
-bare percentage, without the decision they rest on.
+sends (both now mark it "Ngừng gửi dữ liệu"); targets were shown as a bare percentage,
+without the decision they rest on (now each /v1/kpis item carries its target's basis, and
+the wall and the files cite it: 2026-12-05).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ import pytest
 
 from services.common.broker import free_port
 from services.common.figures import Figure
+from services.common.kpis import KpiCatalogue
+from services.common.targets import OverrideIndex
 from services.common.units import VN_TZ
 from tests.integration.alerts.harness import FakeMetrics
 from tests.integration.wall.test_wall_browser import wall
@@ -79,6 +82,9 @@ def figure(
 ) -> dict[str, Any]:
     code, name, name_en = unit
     start = TODAY if window == "day" else MONTH
+    # The basis a worker gives the catalogue's default for the level (no override).
+    kpi = KpiCatalogue.load().get(KPI)
+    default = OverrideIndex().default(kpi, level, TODAY.date())
     return Figure(
         KPI,
         code,
@@ -96,6 +102,7 @@ def figure(
         parent=None if level == "province" else province,
         last_event_time=last_event,
         period_start=start,
+        target_basis=None if default is None else default.basis,
     ).to_json()
 
 
@@ -302,13 +309,6 @@ async def test_export_marks_a_commune_that_stopped_sending(thai: Thai) -> None:
 # ------------------------------------------------------------------ targets
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="targets are cited data (data/targets.json: source, valid_from/valid_until) but "
-    "the /v1/kpis item carries only target_bp, and services/common/exports.py KPI_COLUMNS "
-    "and services/wall/render.py target_text show a bare '100 %': no decision, no validity, "
-    "a project default indistinguishable from a national target",
-)
 async def test_targets_are_shown_with_their_source(thai: Thai) -> None:
     page = (await get(thai.base, "/wall", province="19")).text
     got = await get(thai.base, "/wall/export", unit="19", window="month", format="xlsx")

@@ -6,8 +6,10 @@ from datetime import UTC, datetime
 
 import orjson
 
+from services.common.citations import cite
 from services.common.figures import ITEM_VERSION, parse_figures
 from services.common.tally import Deltas
+from services.common.targets import Override, Scope
 from services.metrics import api
 from services.metrics.figures import Figures, PartitionFigures
 from services.metrics.periods import Periods
@@ -40,3 +42,44 @@ def test_what_a_worker_writes_the_alerts_and_the_wall_read_back_unchanged() -> N
     (figure,) = parse_figures(orjson.dumps({"items": written}))
     assert figure.to_json() == written[0]
     assert (figure.unit_name, figure.province, figure.target_bp) == ("Phường Bắc Kạn", "19", 10_000)
+
+
+def test_each_item_cites_what_its_target_rests_on() -> None:
+    """The catalogue's default for the day names its document (document_signing's 100 %
+    rests on Directive 02/CT-TTg from 1 February 2020); an override names its scope and
+    reason instead; both read back from the wire, and are cited in words."""
+    (item,) = items()
+    assert item["target_basis"] == {
+        "origin": "default",
+        "source": "ct-02-2019-vpcp-2020",
+        "valid_from": "2020-02-01",
+        "valid_until": None,
+        "reason": None,
+    }
+    (figure,) = parse_figures(orjson.dumps({"items": [item]}))
+    assert "02/CT-TTg" in cite(figure.target_basis, "vi")
+    assert "02/CT-TTg" in cite(figure.target_basis, "en")
+    targets = Targets(catalogue())
+    targets.overrides = [
+        Override(Scope(province="19"), "document_signing", 9_500, reason="Kế hoạch 12/KH-UBND")
+    ]
+    figures = Figures()
+    figures.assign(TP, PartitionFigures())
+    figures.apply(TP, Deltas.of([c(NOW)]), Periods.at(NOW))
+    query = api.KpiQuery.parse({"unit": ["01843"], "window": ["day"]}, catalogue())
+    (item,) = api.kpi_items(query, figures, registry(), targets, Periods.at(NOW))
+    assert item["target_bp"] == 9_500
+    basis = item["target_basis"]
+    assert isinstance(basis, dict) and basis["origin"] == "province" and basis["source"] is None
+    (figure,) = parse_figures(orjson.dumps({"items": [item]}))
+    assert cite(figure.target_basis, "vi") == "Mục tiêu của tỉnh: Kế hoạch 12/KH-UBND"
+
+
+def test_an_item_from_an_older_worker_or_with_a_basis_unread_keeps_its_figure() -> None:
+    (item,) = items()
+    for basis in (None, "default", {"origin": 5}, {"origin": "default", "valid_from": "x"}):
+        (figure,) = parse_figures(orjson.dumps({"items": [{**item, "target_basis": basis}]}))
+        assert figure.target_basis is None and figure.target_bp == 10_000
+    older = {k: v for k, v in item.items() if k != "target_basis"}
+    (figure,) = parse_figures(orjson.dumps({"items": [older]}))
+    assert figure.target_basis is None and cite(figure.target_basis, "vi") == ""
