@@ -132,6 +132,7 @@ def kpi_below_target(
             fig.target_bp,
             unit_name_en=fig.unit_name_en,
             clear_bp=clear_at_bp(_target_bp(fig), hysteresis_bp) if holding else None,
+            basis=fig.target_basis,
         )
         yield Verdict(
             key,
@@ -253,6 +254,7 @@ def _burn_verdict(
         rule.tenths,
         long.target_bp,
         unit_name_en=long.unit_name_en,
+        basis=long.target_basis,
     )
     values = {
         **_values(long),

@@ -13,6 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
+from services.common.citations import cite
+from services.common.figures import TargetBasis
 from services.common.rates import (
     BP_SCALE,
     NO_RATE,
@@ -60,6 +62,7 @@ def below_target(
     target_bp: int | None,
     unit_name_en: str = "",
     clear_bp: int | None = None,
+    basis: TargetBasis | None = None,
 ) -> tuple[str, str]:
     """``clear_bp``: the figure meets its target, and its alert, still firing, clears
     only at this rate (the hysteresis margin): said so, not "below the target"."""
@@ -71,22 +74,22 @@ def below_target(
     if clear_bp is not None:
         vi = (
             f"{unit_name} ({unit}): {kpi_vi} {period(window, 'vi')} đạt {rate_vi}, đã đạt "
-            f"mục tiêu {_target(target_bp, 'vi')}; cảnh báo kết thúc khi đạt "
+            f"mục tiêu {_cited(target_bp, basis, 'vi')}; cảnh báo kết thúc khi đạt "
             f"{format_target(clear_bp, 'vi')}."
         )
         en = (
             f"{unit_name_en or unit_name} ({unit}): {kpi_en} {period(window, 'en')} is "
-            f"{rate_en}, meeting the {_target(target_bp, 'en')} target; the alert clears "
+            f"{rate_en}, meeting the {_cited(target_bp, basis, 'en')} target; the alert clears "
             f"at {format_target(clear_bp, 'en')}."
         )
         return vi, en
     vi = (
         f"{unit_name} ({unit}): {kpi_vi} {period(window, 'vi')} đạt {rate_vi}, thấp hơn "
-        f"mục tiêu {_target(target_bp, 'vi')}."
+        f"mục tiêu {_cited(target_bp, basis, 'vi')}."
     )
     en = (
         f"{unit_name_en or unit_name} ({unit}): {kpi_en} {period(window, 'en')} is "
-        f"{rate_en}, below the {_target(target_bp, 'en')} target."
+        f"{rate_en}, below the {_cited(target_bp, basis, 'en')} target."
     )
     return vi, en
 
@@ -103,6 +106,7 @@ def burn(
     factor_tenths: int,
     target_bp: int | None,
     unit_name_en: str = "",
+    basis: TargetBasis | None = None,
 ) -> tuple[str, str]:
     """Each window's share missed as a multiple of the share the target allows, from
     its counts (numerator, denominator), rounded half up to a tenth ("14,5": 2,775 of
@@ -119,14 +123,14 @@ def burn(
     vi = f"{unit_name} ({unit}): {kpi_vi} đang giảm nhanh: "
     en = f"{unit_name_en or unit_name} ({unit}): {kpi_en} is falling fast: "
     if counted:
-        vi += f"tỷ lệ chưa đạt {parts_vi} mức mục tiêu {_target(target_bp, 'vi')} cho phép"
+        vi += f"tỷ lệ chưa đạt {parts_vi} mức mục tiêu {_cited(target_bp, basis, 'vi')} cho phép"
         en += (
             f"the share missed {_missed_en(counted, times)} what the "
-            f"{_target(target_bp, 'en')} target allows"
+            f"{_cited(target_bp, basis, 'en')} target allows"
         )
     else:
-        vi += f"mục tiêu {_target(target_bp, 'vi')}"
-        en += f"the {_target(target_bp, 'en')} target"
+        vi += f"mục tiêu {_cited(target_bp, basis, 'vi')}"
+        en += f"the {_cited(target_bp, basis, 'en')} target"
     note_vi = f"ngưỡng cảnh báo: gấp {_tenths(factor_tenths, 'vi')} lần"
     note_en = f"alert at {_tenths(factor_tenths, 'en')} times"
     if empty:
@@ -224,3 +228,10 @@ def rejections(key_id: str, rejected: int, total: int, window: str) -> tuple[str
 def _target(target_bp: int | None, lang: Lang) -> str:
     # A figure the alerts judge always has a target; "–" rather than a made-up one.
     return NO_RATE if target_bp is None else format_target(target_bp, lang)
+
+
+def _cited(target_bp: int | None, basis: TargetBasis | None, lang: Lang) -> str:
+    """The target with what it rests on (a directive's 100 % and a province's own are
+    not the same news to the person paged)."""
+    cited = cite(basis, lang)
+    return f"{_target(target_bp, lang)} ({cited})" if cited else _target(target_bp, lang)

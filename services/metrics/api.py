@@ -9,7 +9,6 @@ from typing import Any
 
 from services.common.figures import DossierCounts, Figure, TargetBasis
 from services.common.kpis import KpiCatalogue
-from services.common.targets import Effective
 from services.common.units import Unit, UnitRegistry
 from services.metrics.dossiers import KPI as ON_TIME
 from services.metrics.dossiers import OUTCOMES
@@ -75,8 +74,9 @@ def kpi_items(
     # call (alerts read 70,000 items per window every few seconds).
     described: dict[str, tuple[Unit | None, str | None, datetime | None]] = {}
     # A handful of distinct targets (a default per KPI and level, each override): each
-    # target's basis made once.
-    bases: dict[int, tuple[Effective, TargetBasis]] = {}
+    # basis made once, by what it rests on (an override's Effective is made anew per
+    # lookup; its Override and a default's DatedTarget are shared).
+    bases: dict[object, TargetBasis] = {}
     for window in query.windows:
         start = periods.start(window)
         outcomes = figures.outcome_sums(window, periods)
@@ -105,10 +105,10 @@ def kpi_items(
             target = targets.effective(unit, kpi_id, periods.day)  # the answer's day, once
             basis = None
             if target is not None:
-                made = bases.get(id(target))
-                if made is None or made[0] is not target:
-                    made = bases[id(target)] = (target, target.basis)
-                basis = made[1]
+                held_by = (target.origin, target.override or id(target.default))
+                basis = bases.get(held_by)
+                if basis is None:
+                    basis = bases[held_by] = target.basis
             item = Figure(
                 kpi_id,
                 code,

@@ -583,11 +583,12 @@ async def target_overrides(conn: Connection) -> list[Override] | None:
     if not exists:
         return None
     rows = await conn.fetch(
-        "SELECT unit, province, level, kpi, target_bp, valid_from, valid_until "
+        "SELECT unit, province, level, kpi, target_bp, valid_from, valid_until, reason "
         "FROM kpi_target_overrides"
     )
+    # The reason travels with each figure's target basis: the wall and the pages cite it.
     return [
         Override(Scope(r["unit"], r["province"], r["level"]), r["kpi"], r["target_bp"],
-                 r["valid_from"], r["valid_until"])
+                 r["valid_from"], r["valid_until"], reason=r["reason"] or "")
         for r in rows
     ]  # fmt: skip

@@ -26,6 +26,7 @@ def figure_json(f: Figure) -> dict[str, Any]:
         "rate_bp": f.rate_bp,
         "target": f.target,
         "target_bp": f.target_bp,
+        "target_basis": None if f.target_basis is None else f.target_basis.to_json(),
         "min_volume": f.min_volume,
         "status": f.status.value,
         "gap": f.gap,

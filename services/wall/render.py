@@ -14,7 +14,7 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
-from services.common.figures import Figure, Standing
+from services.common.figures import Figure, Standing, TargetBasis
 from services.common.rates import (
     NO_RATE,
     format_datetime,
@@ -318,6 +318,7 @@ def trend_section(
     points: Sequence[TrendPoint] | None,
     target_bp: int | None,
     days: int,
+    basis: TargetBasis | None = None,
 ) -> str:
     heading = f'<h2 id="h-trend">{escape(text(lang, "trend", days=days))}</h2>'
     if unit is None or kpi is None:
@@ -330,6 +331,10 @@ def trend_section(
         names = ov.unit_names.get(unit, (unit, unit))
         title = f"{names[1] if lang == 'en' else names[0]} — {kpi_name(lang, ov, kpi)}"
         body = trend_svg(lang, title, points, target_bp)
+        if target_bp is not None:
+            bases = Bases(lang)  # the dashed line's target, cited under the chart
+            bases.mark(basis)
+            body += bases.notes()
     return (
         f'<section id="trend" class="panel trend" aria-labelledby="h-trend">{heading}{body}'
         "</section>"

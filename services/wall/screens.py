@@ -282,7 +282,8 @@ def _worst(lang: Lang, board: Board, period: str) -> str:
             f'<section class="panel worst">{head}'
             f'<p class="empty">{escape(text(lang, "worst_none"))}</p></section>'
         )
-    rows = "".join(_worst_row(lang, i + 1, w) for i, w in enumerate(board.worst))
+    bases = Bases(lang)
+    rows = "".join(_worst_row(lang, i + 1, w, bases) for i, w in enumerate(board.worst))
     more = board.worst_total - len(board.worst)
     tail = f'<p class="more">{escape(text(lang, "more_units", n=more))}</p>' if more > 0 else ""
     return (
@@ -290,11 +291,11 @@ def _worst(lang: Lang, board: Board, period: str) -> str:
         f'<th scope="col">#</th><th scope="col">{escape(text(lang, "unit"))}</th>'
         f'<th scope="col">{escape(text(lang, "rate"))}</th>'
         f'<th scope="col">{escape(text(lang, "target"))}</th>'
-        f"</tr></thead><tbody>{rows}</tbody></table>{tail}</section>"
+        f"</tr></thead><tbody>{rows}</tbody></table>{bases.notes()}{tail}</section>"
     )
 
 
-def _worst_row(lang: Lang, place: int, w: WorstUnit) -> str:
+def _worst_row(lang: Lang, place: int, w: WorstUnit, bases: Bases) -> str:
     f = w.worst
     others = (
         f'<span class="note">{escape(text(lang, "worst_others", n=w.below_count - 1))}</span>'
@@ -307,7 +308,8 @@ def _worst_row(lang: Lang, place: int, w: WorstUnit) -> str:
         f'<th scope="row"><a href="{escape(href)}">{escape(_name(lang, w.unit))}</a>'
         f'<span class="kn">{escape(_kpi(lang, f))}</span></th>'
         f"<td>{rate_block(lang, f.numerator, f.denominator, f.status)}{others}</td>"
-        f'<td class="target">{format_target(f.target_bp or 0, lang)}</td></tr>'
+        f'<td class="target">{format_target(f.target_bp or 0, lang)}'
+        f"{bases.mark(f.target_basis)}</td></tr>"
     )
 
 
@@ -484,9 +486,10 @@ def unit_html(
     cols = "".join(f'<th scope="col">{escape(text(lang, h))}</th>' for h in heads)
     rows = []
     restated = False
+    bases = Bases(lang)
     for f, t in zip(today, trends, strict=True):
         restated = restated or (t is not None and t.restated)
-        rows.append(_unit_row(lang, by_kpi[f.kpi], t))
+        rows.append(_unit_row(lang, by_kpi[f.kpi], t, bases))
     reform = format_date(REFORM_DATE, lang)
     note = (
         f'<p class="restated">{escape(text(lang, "trend_restated", date=reform))}</p>'
@@ -499,11 +502,12 @@ def unit_html(
         f'<th scope="col">{escape(text(lang, "last_days", n=14))}</th>'
         f'<th scope="col">{escape(text(lang, "last_months", n=13))}</th>'
         f'<th scope="col">{escape(text(lang, "years"))}</th>'
-        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>{legend(lang)}{note}"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>{bases.notes()}{legend(lang)}"
+        f"{note}"
     )
 
 
-def _unit_row(lang: Lang, f: Figure, t: UnitTrends | None) -> str:
+def _unit_row(lang: Lang, f: Figure, t: UnitTrends | None, bases: Bases) -> str:
     today = f"<td>{rate_block(lang, f.numerator, f.denominator, f.status)}</td>"
     target = f.target_bp
     if t is None:
@@ -522,7 +526,7 @@ def _unit_row(lang: Lang, f: Figure, t: UnitTrends | None) -> str:
     return (
         f'<tr data-kpi="{escape(f.kpi)}"><th scope="row">{escape(_kpi(lang, f))}'
         f'<span class="tg">{escape(text(lang, "target"))} {format_target(target or 0, lang)}'
-        f"</span></th>{today}{compared}"
+        f"{bases.mark(f.target_basis)}</span></th>{today}{compared}"
         f"<td>{spark(days, target)}</td><td>{spark(months, target)}</td>"
         f'<td class="years">{years}</td></tr>'
     )

@@ -116,11 +116,10 @@ class WallViews:
         if unit is None or q.kpi is None:
             return trend_section(q.lang, None, None, ov, [], None, self.settings.wall_trend_days)
         points = await self.trend_points(unit, q.kpi)
-        target_bp = next(
-            (k.day.target_bp for k in ov.kpis if k.kpi == q.kpi and k.day is not None), None
-        )
+        day = next((k.day for k in ov.kpis if k.kpi == q.kpi and k.day is not None), None)
+        target_bp, basis = (day.target_bp, day.target_basis) if day else (None, None)
         days = self.settings.wall_trend_days
-        return trend_section(q.lang, unit, q.kpi, ov, points, target_bp, days)
+        return trend_section(q.lang, unit, q.kpi, ov, points, target_bp, days, basis)
 
     async def page(self, request: Request) -> Response:
         q = PageQuery.parse(request.query_params, self.settings.wall_lang)
