@@ -1,15 +1,15 @@
 """Review 24: the on-time ledger judging each dossier from all its events in their own order
 (9a7c853, migration 0016_dossier_history), whatever order they are read in.
 
-Reviewed: docs/dossiers.md ("How it is judged", "In the events' own order"), the pure
-ledger (services/metrics/dossiers.py: ``step``, ``judged`` and its ``now`` floor, ``_walk``,
+Reviewed: docs/dossiers.md ("How it is judged", "In the events' own order"), the pure ledger
+(services/metrics/dossiers.py: ``step``, ``judged`` and its ``now`` floor, ``_walk``,
 ``_assumed``, ``sweep``), its PostgreSQL adapter (services/metrics/dossierstore.py:
-``history_bytes``/``history_of``, ``_load``/``_save``, ``sweep``, ``apply``), the facts (``rejected``) and summary version 3, and migration
-0016. Realistic one-stop sequences of phường Bắc Kạn (01843, Thái Nguyên 19) were read out
-of order, across a new worker on the same pool, with sweeps at various wall-clock times,
-on rows written before 0016 (history NULL), and in pure form against time order (20,000
-generated lives, shuffled, with sweeps between reads: no difference when the events'
-times are distinct).
+``history_bytes``/``history_of``, ``_load``/``_save``, ``sweep``, ``apply``), the facts
+(``rejected``) and summary version 3, and migration 0016. Realistic one-stop sequences of
+phường Bắc Kạn (01843, Thái Nguyên 19) were read out of order, across a new worker on the
+same pool, with sweeps at various wall-clock times, on rows written before 0016 (history
+NULL), and in pure form against time order (20,000 generated lives, shuffled, with sweeps
+between reads: no difference when the events' times are distinct).
 
 Defect found (a strict xfail first, fixed the same day: events of one instant now sort in
 the order of a dossier's life, a return, a resubmission, an ending; two resubmissions of
