@@ -141,6 +141,14 @@ class CommonSettings(BaseSettings):
     broker it may be unset (nothing is signed, workers validate every record); ``make
     up`` keeps a random one in its var/ folder."""
 
+    record_verifying_keys: SecretStr | None = None
+    """``EGOV_RECORD_VERIFYING_KEYS``: more keys the services verify records under, never
+    sign with (comma-separated, each as strong as the signing key). A rotation: give the
+    workers the next key here, then ingest the next key as its signing key (and the
+    previous one here while its records are still read), then drop the previous one. A
+    record signed under any of them is trusted as a signed one (its summary counted, its
+    acceptance time believed); without it, records of the other key are read as unsigned."""
+
     kafka_sasl_username: str | None = None
     """``EGOV_KAFKA_SASL_USERNAME``: this service's Kafka principal (SASL/SCRAM-SHA-512).
     Unset: no authentication (the embedded tansu on loopback). docker-compose.yml gives
@@ -293,7 +301,26 @@ class CommonSettings(BaseSettings):
             self.record_signing_key.get_secret_value().encode(),
             contract_fingerprint,
             summary_fingerprint,
+            also=self.verifying_keys,
         )
+
+    @property
+    def verifying_keys(self) -> tuple[bytes, ...]:
+        """``EGOV_RECORD_VERIFYING_KEYS``, each checked as the signing key is (raises
+        ``SigningKeyError`` naming its place in the list)."""
+        raw = self.record_verifying_keys
+        if raw is None:
+            return ()
+        keys = []
+        for place, text in enumerate(raw.get_secret_value().split(","), 1):
+            text = text.strip()
+            if not text:
+                continue
+            problem = signing_key_problem(text, required=True)
+            if problem is not None:
+                raise SigningKeyError(f"EGOV_RECORD_VERIFYING_KEYS key {place} {problem}")
+            keys.append(text.encode())
+        return tuple(keys)
 
     @property
     def signs_records(self) -> bool:

@@ -44,18 +44,26 @@ from typing import Final
 VALIDATED_HEADER: Final = "egov_validated"
 SUMMARY_HEADER: Final = "egov_summary"
 SUMMARY_MAC_HEADER: Final = "egov_summary_mac"
+INGESTED_HEADER: Final = "egov_ingested"
+"""A MAC of the record under the key alone (no contract or summary fingerprint): the
+record came from a service holding the key, whatever contract it ran. A worker on another
+contract (a rolling upgrade) still validates such a record in full, but believes its
+acceptance time (``egov_accepted_ms``) as it would a signed one's."""
 SIGNED_PREFIX: Final = "egov_"
 """Every header with this prefix is covered by the MACs (except the MACs themselves)."""
 VERSION: Final = b"v2"
-_MAC_HEADERS: Final = frozenset({VALIDATED_HEADER, SUMMARY_MAC_HEADER})
+_MAC_HEADERS: Final = frozenset({VALIDATED_HEADER, SUMMARY_MAC_HEADER, INGESTED_HEADER})
 _RECORD_DOMAIN: Final = b"egov-record/2:"
 _SUMMARY_DOMAIN: Final = b"egov-summary/2:"
 """Keep a summary MAC from ever equalling a record signature, whatever the inputs."""
+_INGESTED_DOMAIN: Final = b"egov-ingested/2:"
 _ID_BYTES: Final = 8
 """Hex digits of the key and fingerprint ids in a MAC header: enough to tell a rotation or
 an upgrade apart, and they give nothing of the key away (HMAC output)."""
 _PREFIX_SIZE: Final = len(VERSION) + 3 + 4 * _ID_BYTES
 """Bytes of a MAC header's prefix (version:key id:fingerprint id:)."""
+_INGESTED_PREFIX_SIZE: Final = len(VERSION) + 2 + 2 * _ID_BYTES
+"""Bytes of an ``egov_ingested`` header's prefix (version:key id:)."""
 _NONE: Final = (2**64 - 1).to_bytes(8, "big")
 """The length written for an absent key or header value (no real length is this big)."""
 
@@ -96,35 +104,64 @@ def covered_headers(headers: Iterable[Header]) -> list[tuple[bytes, bytes | None
 
 
 class RecordSigner:
-    """Signs and verifies records under one key, one contract fingerprint and (for
-    summaries) one summary fingerprint."""
+    """Signs records under one key, one contract fingerprint and (for summaries) one
+    summary fingerprint; verifies them under that key and the ``also`` keys (a rotation:
+    ``EGOV_RECORD_VERIFYING_KEYS``, the next key before ingest signs with it, the previous
+    one while its records are still read)."""
 
-    __slots__ = ("_base", "_key", "_older", "_prefix", "_summary_base", "_summary_prefix")
+    __slots__ = (
+        "_base", "_ingested", "_ingested_prefix", "_keys", "_older", "_others", "_prefix",
+        "_summary_base", "_summary_prefix",
+    )  # fmt: skip
 
     def __init__(
-        self, key: bytes, contract_fingerprint: bytes, summary_fingerprint: bytes | None = None
+        self,
+        key: bytes,
+        contract_fingerprint: bytes,
+        summary_fingerprint: bytes | None = None,
+        also: Sequence[bytes] = (),
     ) -> None:
         if not key:
             raise ValueError("the record signing key is empty")
-        self._key = key
-        self._older: dict[bytes, tuple[int, hmac.HMAC]] = {}
+        self._keys = (key, *(k for k in also if k and k != key))
+        self._older: dict[bytes, tuple[int | None, hmac.HMAC]] = {}
+        """Summary MAC prefixes this signer verifies but does not write: older versions,
+        other keys; with the version (None: the current one)."""
         key_id = _hex_id(key, b"key-id")
         # The key and fingerprint are absorbed once; each record costs a copy and its bytes.
         self._base = hmac.new(key, _RECORD_DOMAIN + contract_fingerprint, hashlib.sha256)
         self._prefix = b"%s:%s:%s:" % (VERSION, key_id, _hex_id(key, contract_fingerprint))
+        self._others: dict[bytes, hmac.HMAC] = {}
+        """Record signature prefixes of the ``also`` keys, with their bases."""
+        self._ingested: dict[bytes, hmac.HMAC] = {}
+        for k in self._keys:
+            prefix = b"%s:%s:" % (VERSION, _hex_id(k, b"key-id"))
+            self._ingested[prefix] = hmac.new(k, _INGESTED_DOMAIN, hashlib.sha256)
+            if k is not key:
+                fp_id = _hex_id(k, contract_fingerprint)
+                base = hmac.new(k, _RECORD_DOMAIN + contract_fingerprint, hashlib.sha256)
+                self._others[b"%s%s:" % (prefix, fp_id)] = base
+        self._ingested_prefix = b"%s:%s:" % (VERSION, key_id)
         self._summary_base = None
         self._summary_prefix = b""
         if summary_fingerprint is not None:
             fp = _SUMMARY_DOMAIN + summary_fingerprint
             self._summary_base = hmac.new(key, fp, hashlib.sha256)
             self._summary_prefix = b"%s:%s:%s:" % (VERSION, key_id, _hex_id(key, fp))
+            self._verify_summaries(None, summary_fingerprint, self._keys[1:])
 
     def verifies_summaries_of(self, version: int, summary_fingerprint: bytes) -> None:
         """Also verify summaries made under ``summary_fingerprint``, an older version's:
         ``check_summary`` reports them as of ``version`` (never written by this signer)."""
+        self._verify_summaries(version, summary_fingerprint, self._keys)
+
+    def _verify_summaries(
+        self, version: int | None, summary_fingerprint: bytes, keys: Sequence[bytes]
+    ) -> None:
         fp = _SUMMARY_DOMAIN + summary_fingerprint
-        prefix = b"%s:%s:%s:" % (VERSION, _hex_id(self._key, b"key-id"), _hex_id(self._key, fp))
-        self._older[prefix] = (version, hmac.new(self._key, fp, hashlib.sha256))
+        for k in keys:
+            prefix = b"%s:%s:%s:" % (VERSION, _hex_id(k, b"key-id"), _hex_id(k, fp))
+            self._older[prefix] = (version, hmac.new(k, fp, hashlib.sha256))
 
     @property
     def summarizes(self) -> bool:
@@ -156,16 +193,54 @@ class RecordSigner:
     def verifies(
         self, value: bytes | None, headers: Sequence[Header], *, topic: str, key: bytes | None
     ) -> bool:
-        """Whether ``headers`` carry this signer's valid signature of the record."""
+        """Whether ``headers`` carry a valid signature of the record under this signer's
+        contract and one of its keys."""
         if not value:
             return False
         for name, signature in headers:
             if name == VALIDATED_HEADER:
                 # A header may hold anything, even null: only bytes can be a signature.
-                if not isinstance(signature, bytes) or not signature.startswith(self._prefix):
+                if not isinstance(signature, bytes):
                     return False
-                mac = self._mac(self._base, topic, key, value, headers)
-                return hmac.compare_digest(self._prefix + mac, signature)
+                prefix, base = self._prefix, self._base
+                if not signature.startswith(prefix):
+                    prefix = signature[:_PREFIX_SIZE]
+                    found = self._others.get(prefix)
+                    if found is None:
+                        return False
+                    base = found
+                mac = self._mac(base, topic, key, value, headers)
+                return hmac.compare_digest(prefix + mac, signature)
+        return False
+
+    def ingested_header(
+        self, value: bytes, *, topic: str, key: bytes | None, headers: Sequence[Header] = ()
+    ) -> tuple[str, bytes]:
+        """The ``egov_ingested`` header of a record (see :data:`INGESTED_HEADER`): add it
+        after every ``egov_`` header it must cover."""
+        base = self._ingested[self._ingested_prefix]
+        return (
+            INGESTED_HEADER,
+            self._ingested_prefix + self._mac(base, topic, key, value, headers),
+        )
+
+    def ingested(
+        self, value: bytes | None, headers: Sequence[Header], *, topic: str, key: bytes | None
+    ) -> bool:
+        """Whether the record carries a valid ``egov_ingested`` MAC under one of this
+        signer's keys: it came from a service holding the key, whatever its contract."""
+        if not value:
+            return False
+        for name, mac in headers:
+            if name == INGESTED_HEADER:
+                if not isinstance(mac, bytes):
+                    return False
+                prefix = mac[:_INGESTED_PREFIX_SIZE]
+                base = self._ingested.get(prefix)
+                if base is None:
+                    return False
+                expected = prefix + self._mac(base, topic, key, value, headers)
+                return hmac.compare_digest(expected, mac)
         return False
 
     def summary_headers(

@@ -299,7 +299,10 @@ def signed(
             headers += signer.summary_headers(
                 r.value, summary, topic=topic, key=key, headers=headers
             )
-        headers.append(signer.header(r.value, topic=topic, key=key, headers=headers))
+        # Both MACs cover the same egov_ headers; neither covers the other.
+        covered = list(headers)
+        headers.append(signer.ingested_header(r.value, topic=topic, key=key, headers=covered))
+        headers.append(signer.header(r.value, topic=topic, key=key, headers=covered))
         out.append(dataclasses.replace(r, headers=headers))
     return out
 

@@ -440,6 +440,13 @@ class Preparer:
                 )
                 out.paths["signed"] = out.paths.get("signed", 0) + 1
                 return
+            if vouched_now > now_s and signer.ingested(
+                record.value, record.headers, topic=topic, key=key
+            ):
+                # Signed under another contract (a rolling upgrade): validated in full
+                # here, but it came from ingest, whose acceptance time stands as for a
+                # record signed under ours (a lagging worker counts what ingest accepted).
+                now_s = vouched_now
         self._prepare_validated(out, batch, record, now_s, too_late_before, backfill, publisher)
 
     def _prepare_validated(

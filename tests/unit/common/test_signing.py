@@ -200,3 +200,68 @@ def test_entropy_estimate() -> None:
     assert key_entropy_bits(secrets.token_hex(32)) == 256
     assert key_entropy_bits("ab" * 40) == 80  # two symbols: one bit each
     assert signing_key_problem("", required=False) is None
+
+
+NEXT = bytes.fromhex("3d" * 8 + "91" * 8 + "c4" * 8 + "08" * 8)
+
+
+def test_a_rotation_verifies_records_and_summaries_of_the_next_key() -> None:
+    """The worker verifies the next key (``EGOV_RECORD_VERIFYING_KEYS``) before ingest
+    signs with it: records and summaries of either key verify, as the current version;
+    a MAC of the next key that does not verify is forged, a third key's is not ours."""
+    worker = RecordSigner(KEY, CONTRACT, SUMMARIES, also=[NEXT])
+    for ingest in (signer(), signer(NEXT)):
+        headers = signed_headers(ingest)
+        assert worker.verifies(VALUE, headers, topic=TOPIC, key=RECORD_KEY)
+        assert worker.check_summary(VALUE, headers, topic=TOPIC, key=RECORD_KEY) == (
+            SummaryCheck.VERIFIED, SUMMARY, None,
+        )  # fmt: skip
+        assert not worker.verifies(VALUE, headers, topic="egov.meetings", key=RECORD_KEY)
+    altered = [(n, b"2" if n == "egov_accepted_ms" else v) for n, v in signed_headers(signer(NEXT))]
+    assert (
+        worker.check_summary(VALUE, altered, topic=TOPIC, key=RECORD_KEY)[0] is SummaryCheck.FORGED
+    )
+    third = signed_headers(signer(b"t" * 32))
+    assert (
+        worker.check_summary(VALUE, third, topic=TOPIC, key=RECORD_KEY)[0] is SummaryCheck.NOT_OURS
+    )
+    assert not worker.verifies(VALUE, third, topic=TOPIC, key=RECORD_KEY)
+
+
+def test_the_ingested_mac_holds_across_contracts_and_only_for_the_record_it_covers() -> None:
+    """``egov_ingested``: under the key alone, so a worker on another contract knows the
+    record came from ingest; any change to the record, its topic or its egov_ headers, or
+    another key, and it does not verify."""
+    ingest = RecordSigner(KEY, b"next-contract", SUMMARIES)
+    headers: list[tuple[str, object]] = list(BASE)
+    headers.append(ingest.ingested_header(VALUE, topic=TOPIC, key=RECORD_KEY, headers=BASE))
+    headers.append(ingest.header(VALUE, topic=TOPIC, key=RECORD_KEY, headers=BASE))
+    worker = signer()
+    assert worker.ingested(VALUE, headers, topic=TOPIC, key=RECORD_KEY)
+    assert not worker.verifies(VALUE, headers, topic=TOPIC, key=RECORD_KEY)  # another contract
+    assert not worker.ingested(VALUE + b" ", headers, topic=TOPIC, key=RECORD_KEY)
+    assert not worker.ingested(VALUE, headers, topic="egov.meetings", key=RECORD_KEY)
+    later = [(n, b"9" if n == "egov_accepted_ms" else v) for n, v in headers]
+    assert not worker.ingested(VALUE, later, topic=TOPIC, key=RECORD_KEY)
+    assert not signer(NEXT).ingested(VALUE, headers, topic=TOPIC, key=RECORD_KEY)
+    assert RecordSigner(NEXT, CONTRACT, also=[KEY]).ingested(
+        VALUE, headers, topic=TOPIC, key=RECORD_KEY
+    )
+
+
+def test_verifying_keys_are_refused_like_the_signing_key() -> None:
+    strong = secrets.token_hex(32)
+    settings = CommonSettings(
+        record_signing_key=SecretStr(secrets.token_hex(32)),
+        record_verifying_keys=SecretStr(f"{strong}, "),
+        embedded_broker=False,
+    )
+    assert settings.verifying_keys == (strong.encode(),)
+    weak = CommonSettings(
+        record_signing_key=SecretStr(secrets.token_hex(32)),
+        record_verifying_keys=SecretStr(f"{strong},k{'k' * 63}"),
+        embedded_broker=False,
+    )
+    with pytest.raises(SigningKeyError, match=r"VERIFYING_KEYS key 2 .*too weak") as error:
+        weak.record_signer(CONTRACT)
+    assert strong not in str(error.value)

@@ -3,10 +3,12 @@ signed record's "time-in-future" from the later of its clock and ingest's accept
 (fcb9866). Seven defects were found, strict xfails here; five were fixed on 2026-12-05
 (an event at ingest's exact skew refused, the header being rounded down to the ms; a
 signed acceptance time believed without bound; Ctrl-C ignored while the services start;
-a service ready early then dead not noticed before the banner). Two remain strict xfails,
-a known limit (docs/metrics.md): during a contract upgrade or a key rotation the records
-ingest signed read as unsigned, and a lagging worker judges them by its own clock. The
-others show claims that hold.
+a service ready early then dead not noticed before the banner); the last two on the same
+day: during a contract upgrade or a key rotation the records ingest signed read as
+unsigned, and a lagging worker judged them by its own clock (now ingest's ``egov_ingested``
+MAC under the key alone vouches for the acceptance time across contracts, and workers
+verify the next key of a rotation: ``EGOV_RECORD_VERIFYING_KEYS``). The others show claims
+that hold.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import pytest
 from services import devstack
 from services.common.broker import free_port
 from services.common.headers import ACCEPTED_HEADER, accepted_header
-from services.common.signing import RecordSigner
+from services.common.signing import INGESTED_HEADER, RecordSigner
 from services.common.summaries import Summarizer, summary_fingerprint
 from services.common.timekeys import local_day_of_epoch
 from services.ingest.backfill import backfill_validator, check_chunk
@@ -124,25 +126,67 @@ def test_an_ingest_clock_ahead_within_one_skew_is_believed() -> None:
     assert counted.epoch == (ahead + timedelta(minutes=4)).timestamp()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.Preparer._prepare_record trusts the acceptance header only when the "
-    "record verifies under the worker's own key AND contract fingerprint: during a rolling "
-    "contract upgrade (or a key rotation) every record ingest signed reads as unsigned and a "
-    "lagging worker dead-letters events ingest answered 202 for",
-)
+NEXT_KEY = b"n" * 32
+
+
 @pytest.mark.parametrize("change", ["contract-upgrade", "key-rotation"])
 def test_a_rolling_contract_upgrade_still_counts_what_ingest_accepted_ahead(change: str) -> None:
+    """A strict xfail until 2026-12-05. A contract upgrade: ingest on the next contract,
+    same key; its records read as unsigned here (validated in full), but their
+    ``egov_ingested`` MAC (the key alone) says ingest accepted them, and when. A key
+    rotation done as documented: this worker verifies the next key
+    (``EGOV_RECORD_VERIFYING_KEYS``) before ingest signs with it."""
+    worker = worker_signer()
     if change == "contract-upgrade":  # same key, the next contract
         fp = summary_fingerprint(b"contract-v2", catalogue(), registry())
         ingest_signer = RecordSigner(KEY, b"contract-v2", fp)
-    else:  # ingest already on the next key, this worker not yet
+    else:  # ingest already on the next key, which this worker verifies too
         fp = summary_fingerprint(contract().fingerprint, catalogue(), registry())
-        ingest_signer = RecordSigner(b"n" * 32, contract().fingerprint, fp)
+        ingest_signer = RecordSigner(NEXT_KEY, contract().fingerprint, fp)
+        worker = RecordSigner(KEY, contract().fingerprint, fp, also=[NEXT_KEY])
     event = document("01843", NOW + timedelta(seconds=200), "ahead")
     records = published([event], NOW, signer=ingest_signer)
-    prepared = preparer(worker_signer()).prepare(records, WORKER_NOW)
+    prepared = preparer(worker).prepare(records, WORKER_NOW)
     assert reasons(prepared) == []
+    assert len(contributions(prepared)) == 1
+    # Signed under the next key, read as signed: no schema check repeated.
+    assert prepared.paths == ({"validated": 1} if change == "contract-upgrade" else {"signed": 1})
+
+
+def test_a_key_this_worker_does_not_verify_vouches_for_nothing() -> None:
+    """A rotation done out of order (ingest on a key no worker verifies yet): the record
+    is validated in full and judged by this worker's clock; what lies beyond its skew is
+    dead-lettered, visibly, with its reason."""
+    fp = summary_fingerprint(contract().fingerprint, catalogue(), registry())
+    stranger = RecordSigner(NEXT_KEY, contract().fingerprint, fp)
+    ahead = document("01843", NOW + timedelta(seconds=200), "ahead")
+    near = document("01843", NOW - timedelta(minutes=1), "near")
+    prepared = preparer(worker_signer()).prepare(
+        published([ahead, near], NOW, signer=stranger), WORKER_NOW
+    )
+    assert reasons(prepared) == ["time-in-future"]
+    assert len(contributions(prepared)) == 1
+
+
+@pytest.mark.parametrize("how", ["forged", "copied from another record", "dropped"])
+def test_an_ingested_mac_that_does_not_verify_moves_nothing(how: str) -> None:
+    """The acceptance time of a record on another contract is believed only under a MAC
+    of this key over the record as it is: forged, taken from another record, or absent,
+    it is judged by this worker's clock."""
+    fp = summary_fingerprint(b"contract-v2", catalogue(), registry())
+    ingest_signer = RecordSigner(KEY, b"contract-v2", fp)
+    event = document("01843", NOW + timedelta(seconds=200), "ahead")
+    (record,) = published([event], NOW, signer=ingest_signer)
+    (other,) = published([document("01843", NOW, "other")], NOW, signer=ingest_signer)
+    kept = [h for h in record.headers if h[0] != INGESTED_HEADER]
+    if how == "forged":
+        mac = dict(record.headers)[INGESTED_HEADER]
+        kept.append((INGESTED_HEADER, mac[:-4] + b"0000"))
+    elif how == "copied from another record":
+        kept.append((INGESTED_HEADER, dict(other.headers)[INGESTED_HEADER]))
+    record = dataclasses.replace(record, headers=tuple(kept))
+    prepared = preparer(worker_signer()).prepare([record], WORKER_NOW)
+    assert reasons(prepared) == ["time-in-future"]
 
 
 def test_a_signed_record_without_an_acceptance_header_is_judged_by_the_workers_clock() -> None:
