@@ -61,6 +61,10 @@ def signing_key_problem(text: str, *, required: bool) -> str | None:
     embedded default, where a missing or weak key is refused too."""
     if text in PUBLIC_DEFAULT_KEYS:
         return "is the public default written in the repository; generate one: openssl rand -hex 32"
+    if "," in text:
+        # EGOV_RECORD_VERIFYING_KEYS lists keys with commas: a key holding one could not
+        # be listed there during a rotation.
+        return "holds a comma; generate one: openssl rand -hex 32"
     if not required:
         return None
     if not text:
@@ -298,11 +302,19 @@ class CommonSettings(BaseSettings):
         if not self.signs_records or self.record_signing_key is None:
             return None
         return RecordSigner(
-            self.record_signing_key.get_secret_value().encode(),
+            self.signing_key_text.encode(),
             contract_fingerprint,
             summary_fingerprint,
             also=self.verifying_keys,
         )
+
+    @property
+    def signing_key_text(self) -> str:
+        """``EGOV_RECORD_SIGNING_KEY`` without surrounding whitespace ("" unset): a key
+        file's trailing newline is never part of the key, and the verifying keys are read
+        the same way, so one secret is one key in either variable."""
+        key = self.record_signing_key
+        return "" if key is None else key.get_secret_value().strip()
 
     @property
     def verifying_keys(self) -> tuple[bytes, ...]:
@@ -329,8 +341,7 @@ class CommonSettings(BaseSettings):
         Raises ``SigningKeyError`` when the key is refused: missing or weak outside the
         embedded broker, or the old public default anywhere. Every service that signs or
         trusts records asks at start-up, so that is when a bad key stops it."""
-        key = self.record_signing_key
-        text = "" if key is None else key.get_secret_value()
+        text = self.signing_key_text
         problem = signing_key_problem(text, required=not self.embedded_broker)
         if problem is not None:
             raise SigningKeyError(f"EGOV_RECORD_SIGNING_KEY {problem}")

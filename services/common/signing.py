@@ -52,7 +52,11 @@ acceptance time (``egov_accepted_ms``) as it would a signed one's."""
 SIGNED_PREFIX: Final = "egov_"
 """Every header with this prefix is covered by the MACs (except the MACs themselves)."""
 VERSION: Final = b"v2"
-_MAC_HEADERS: Final = frozenset({VALIDATED_HEADER, SUMMARY_MAC_HEADER, INGESTED_HEADER})
+_MAC_HEADERS: Final = frozenset({VALIDATED_HEADER, SUMMARY_MAC_HEADER})
+"""Headers no MAC covers. ``egov_ingested`` is not one of them: ingest adds it before the
+summary's MAC and the record's signature, which cover it like any ``egov_`` header (as
+the workers of the release before it, which did not know it, expect); it covers the
+headers before it, so its own check leaves it out (:meth:`RecordSigner.ingested`)."""
 _RECORD_DOMAIN: Final = b"egov-record/2:"
 _SUMMARY_DOMAIN: Final = b"egov-summary/2:"
 """Keep a summary MAC from ever equalling a record signature, whatever the inputs."""
@@ -213,15 +217,41 @@ class RecordSigner:
                 return hmac.compare_digest(prefix + mac, signature)
         return False
 
+    def signed_headers(
+        self,
+        value: bytes,
+        *,
+        topic: str,
+        key: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        summary: bytes | None = None,
+    ) -> list[tuple[str, bytes]]:
+        """``headers`` with everything ingest adds to a record it validated, in the one
+        order the workers of this release and of the one before verify: the summary
+        (when given), ``egov_ingested`` over the ``egov_`` headers so far, the summary's
+        MAC and the record's signature over all of them."""
+        out = list(headers)
+        if summary is not None:
+            out = [h for h in out if h[0] != SUMMARY_HEADER]
+            with_summary = [*out, (SUMMARY_HEADER, summary)]
+            out.append(self.ingested_header(value, topic=topic, key=key, headers=with_summary))
+            out += self.summary_headers(value, summary, topic=topic, key=key, headers=out)
+        else:
+            out.append(self.ingested_header(value, topic=topic, key=key, headers=out))
+        out.append(self.header(value, topic=topic, key=key, headers=out))
+        return out
+
     def ingested_header(
         self, value: bytes, *, topic: str, key: bytes | None, headers: Sequence[Header] = ()
     ) -> tuple[str, bytes]:
         """The ``egov_ingested`` header of a record (see :data:`INGESTED_HEADER`): add it
-        after every ``egov_`` header it must cover."""
+        after every ``egov_`` header it must cover (the summary's included) and before the
+        summary's MAC and the record's signature, which cover it."""
         base = self._ingested[self._ingested_prefix]
+        before = [h for h in headers if h[0] != INGESTED_HEADER]
         return (
             INGESTED_HEADER,
-            self._ingested_prefix + self._mac(base, topic, key, value, headers),
+            self._ingested_prefix + self._mac(base, topic, key, value, before),
         )
 
     def ingested(
@@ -239,7 +269,8 @@ class RecordSigner:
                 base = self._ingested.get(prefix)
                 if base is None:
                     return False
-                expected = prefix + self._mac(base, topic, key, value, headers)
+                before = [h for h in headers if h[0] != INGESTED_HEADER]
+                expected = prefix + self._mac(base, topic, key, value, before)
                 return hmac.compare_digest(expected, mac)
         return False
 

@@ -293,16 +293,12 @@ def signed(
             out.append(dataclasses.replace(r, headers=[*r.headers, *extra]))
             continue
         topic, key = topic_of(r.topic_family), r.key
-        headers = [*r.headers, *extra]
+        summary = None
         if len(r.entries) > 1 and signer.summarizes:
             summary = summaries.encode_entries(r.entries)
-            headers += signer.summary_headers(
-                r.value, summary, topic=topic, key=key, headers=headers
-            )
-        # Both MACs cover the same egov_ headers; neither covers the other.
-        covered = list(headers)
-        headers.append(signer.ingested_header(r.value, topic=topic, key=key, headers=covered))
-        headers.append(signer.header(r.value, topic=topic, key=key, headers=covered))
+        headers = signer.signed_headers(
+            r.value, topic=topic, key=key, headers=[*r.headers, *extra], summary=summary
+        )
         out.append(dataclasses.replace(r, headers=headers))
     return out
 
