@@ -12,13 +12,15 @@ Whose events they are is said on the command line, and decides their dedup ident
 (services/common/summaries.py ``dedup_digest``): with ``--publisher NAME`` (an API key's
 name) the records carry ``egov_publisher`` as ingest's do, so an event the publisher also
 sent live counts once, whichever came first; with ``--unbound`` they carry none, and
-meet only other unbound deliveries. Either way, re-running a file is harmless.
+meet only other unbound deliveries. Re-running a file with the identity it was run with is
+harmless (its events count once); a run under the other identity stops at the first chunk
+holding events counted already under the first (services/ingest/reruns.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
@@ -31,6 +33,7 @@ from services.common.tally import UNBOUND
 from services.common.units import UnitRegistry
 from services.ingest.problems import InvalidEvent
 from services.ingest.publisher import BACKFILL_HEADER, KafkaPublisher
+from services.ingest.reruns import Counted
 from services.ingest.validation import EventValidator, Limits, Record
 
 
@@ -40,6 +43,8 @@ class BackfillReport:
 
     published: int = 0
     refused: list[InvalidEvent] = field(default_factory=list)
+    stopped: str | None = None
+    """Why the run stopped before the end of its file (services/ingest/reruns.py)."""
 
     def lines(self) -> Iterator[str]:
         for error in self.refused:
@@ -84,6 +89,14 @@ class Identity:
     """The publisher's key's scope (its sources, units and types, as ingest checks them):
     what it refuses of a line is refused, so that no event is bound to a publisher that
     could never have sent it live."""
+    counted: Callable[[list[Record]], Awaitable[Counted | None]] | None = None
+    """Looks a chunk's events up under the other dedup identity (services/ingest/reruns.py):
+    one counted there stops the run before the chunk is published."""
+
+
+class RerunRefused(Exception):
+    """A chunk holds events counted already under another identity: the run stops, the
+    chunk unpublished (the message says which identity to re-run with)."""
 
 
 def check_chunk(
@@ -123,16 +136,20 @@ async def backfill(
     batch_size: int,
     identity: Identity = Identity(),
 ) -> BackfillReport:
-    """Publish every valid line of ``source`` in batches; PublishError stops the run."""
+    """Publish every valid line of ``source`` in batches; PublishError stops the run, and
+    a chunk holding events counted under another identity stops it (``report.stopped``)."""
     report = BackfillReport()
     chunk: list[tuple[int, Any | InvalidEvent]] = []
-    for item in parse_lines(source):
-        chunk.append(item)
-        if len(chunk) >= batch_size:
+    try:
+        for item in parse_lines(source):
+            chunk.append(item)
+            if len(chunk) >= batch_size:
+                await _flush(chunk, validator, publisher, report, identity)
+                chunk = []
+        if chunk:
             await _flush(chunk, validator, publisher, report, identity)
-            chunk = []
-    if chunk:
-        await _flush(chunk, validator, publisher, report, identity)
+    except RerunRefused as exc:
+        report.stopped = str(exc)
     return report
 
 
@@ -145,6 +162,10 @@ async def _flush(
 ) -> None:
     now = datetime.now(UTC)
     records, errors = check_chunk(validator, chunk, now, identity)
+    if records and identity.counted is not None:
+        found = await identity.counted(records)
+        if found is not None:
+            raise RerunRefused(found.message(identity.publisher))
     report.refused += errors
     if records:
         await publisher.publish(records, now)

@@ -7,6 +7,7 @@ The new key is printed alone on the last line of ``keys create`` (scripts take
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import sys
 from pathlib import Path
@@ -37,6 +38,7 @@ from services.ingest.keystore import (
     rotate_key,
 )
 from services.ingest.publisher import KafkaPublisher, PublishError
+from services.ingest.reruns import CountedElsewhere
 from services.ingest.settings import IngestSettings
 
 
@@ -155,6 +157,45 @@ async def run_backfill(
     if isinstance(identity, str):
         print(f"refused: {identity}", file=sys.stderr)
         return 2
+    pool = await _lookup_pool(settings)
+    try:
+        return await _run_backfill(path, batch_size, settings, registry, identity, pool)
+    finally:
+        if pool is not None:
+            await pool.close()
+
+
+async def _lookup_pool(settings: IngestSettings) -> asyncpg.Pool | None:
+    """A pool for the rerun check (services/ingest/reruns.py), or None when PostgreSQL
+    does not answer: an ``--unbound`` run goes on without it, saying so (a ``--publisher``
+    run was refused already by ``backfill_identity``)."""
+    try:
+        return await asyncpg.create_pool(
+            settings.database_url.get_secret_value(), min_size=1, max_size=1, timeout=10
+        )
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        print(
+            f"warning: PostgreSQL did not answer ({exc!r}): events counted already under a"
+            " publisher's identity cannot be looked up, and such an overlap would count twice",
+            file=sys.stderr,
+        )
+        return None
+
+
+async def _run_backfill(
+    path: Path,
+    batch_size: int,
+    settings: IngestSettings,
+    registry: UnitRegistry,
+    identity: Identity,
+    pool: asyncpg.Pool | None,
+) -> int:
+    if pool is not None:
+        async with pool.acquire() as conn:
+            names = [k.name for k in await list_keys(conn)]
+            cutover = await find_cutover(conn)
+        counted = CountedElsewhere(pool, identity.publisher, names, cutover)
+        identity = dataclasses.replace(identity, counted=counted)
     contract = Contract.load(settings.schemas_dir)
     catalogue = KpiCatalogue.load(event_types=contract.event_types)
     signer = record_signer(settings, contract, catalogue, registry)
@@ -174,4 +215,7 @@ async def run_backfill(
         await kafka.stop()
     for line in report.lines():
         print(line)
+    if report.stopped is not None:
+        print(f"refused: {report.stopped}", file=sys.stderr)
+        return 2
     return 1 if report.refused else 0

@@ -18,9 +18,12 @@ Four defects, each a strict xfail first. Fixed on 2026-12-05:
 - The rankings by a KPI of one family did not mark a unit that stopped sending that family
   only (the pager's UnitSilent is per family): a KPI's ranking and a file's rows now judge
   the KPI's family (``Silence.families``).
-Left as a strict xfail (documented in docs/ingest.md, "Backfill"): re-running a file with
-``--publisher`` after ``--unbound`` (or the reverse) counts every event dated after the
-cut-over twice, the two identities never meet.
+Left as a strict xfail (documented in docs/ingest.md, "Backfill"): a worker handed a file's
+records under both identities (``--publisher`` after ``--unbound``, or the reverse) counts
+every event dated after the cut-over twice, the two identities never meet. Since
+2026-12-05 the CLI refuses such a rerun once the first run is counted
+(tests/integration/ingest/test_backfill_reruns.py); a rerun inside the worker's lag is
+what remains.
 """
 
 from __future__ import annotations
@@ -209,10 +212,11 @@ async def test_events_before_the_cutover_keep_the_unbound_identity_in_a_bound_ba
 @pytest.mark.xfail(
     strict=True,
     reason="an --unbound run and a --publisher run of the same file give events dated after "
-    "the cut-over two identities ((source, id) and (publisher, source, id)): the second run "
-    "counts every event again, while services/ingest/backfill.py says 'Either way, re-running "
-    "a file is harmless' and docs/ingest.md 're-running a file ... counts nothing twice'; "
-    "nothing refuses, warns or documents the switch",
+    "the cut-over two identities ((source, id) and (publisher, source, id)), and a worker "
+    "handed both counts both. Since 2026-12-05 the CLI refuses such a rerun once the first "
+    "run is counted (services/ingest/reruns.py, test_backfill_reruns.py); records of both "
+    "runs reaching the worker before it counted either (a rerun inside the lag) still count "
+    "twice (docs/ingest.md)",
 )
 @pytest.mark.parametrize("order", ["unbound-then-publisher", "publisher-then-unbound"])
 async def test_rerunning_a_file_under_the_other_identity_counts_nothing_twice(
