@@ -33,7 +33,7 @@ from services.common.tally import UNBOUND
 from services.common.units import UnitRegistry
 from services.ingest.problems import InvalidEvent
 from services.ingest.publisher import BACKFILL_HEADER, KafkaPublisher
-from services.ingest.reruns import Counted
+from services.ingest.reruns import Counted, LookupFailed
 from services.ingest.validation import EventValidator, Limits, Record
 
 
@@ -45,6 +45,9 @@ class BackfillReport:
     refused: list[InvalidEvent] = field(default_factory=list)
     stopped: str | None = None
     """Why the run stopped before the end of its file (services/ingest/reruns.py)."""
+    stopped_code: int = 0
+    """The exit code it stopped with: 2 refused (a rerun under the other identity), 3
+    stopped (PostgreSQL did not answer the lookup: run it again from the line named)."""
 
     def lines(self) -> Iterator[str]:
         for error in self.refused:
@@ -149,7 +152,14 @@ async def backfill(
         if chunk:
             await _flush(chunk, validator, publisher, report, identity)
     except RerunRefused as exc:
-        report.stopped = str(exc)
+        report.stopped, report.stopped_code = str(exc), 2
+    except LookupFailed as exc:
+        first = min(n for n, _ in chunk)
+        report.stopped = (
+            f"{exc}: nothing from line {first} on was published; run the file again from "
+            f"line {first} (tail -n +{first} FILE | egov-pulse backfill - ...) once it answers"
+        )
+        report.stopped_code = 3
     return report
 
 
@@ -165,7 +175,7 @@ async def _flush(
     if records and identity.counted is not None:
         found = await identity.counted(records)
         if found is not None:
-            raise RerunRefused(found.message(identity.publisher))
+            raise RerunRefused(found.message(identity.publisher, min(n for n, _ in chunk)))
     report.refused += errors
     if records:
         await publisher.publish(records, now)

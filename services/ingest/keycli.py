@@ -158,6 +158,13 @@ async def run_backfill(
         print(f"refused: {identity}", file=sys.stderr)
         return 2
     pool = await _lookup_pool(settings)
+    if pool is None and publisher is not None:
+        print(
+            "refused: PostgreSQL stopped answering after the publisher was checked; the"
+            " events' other identity cannot be looked up: run it again once it answers",
+            file=sys.stderr,
+        )
+        return 2
     try:
         return await _run_backfill(path, batch_size, settings, registry, identity, pool)
     finally:
@@ -175,8 +182,8 @@ async def _lookup_pool(settings: IngestSettings) -> asyncpg.Pool | None:
         )
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
         print(
-            f"warning: PostgreSQL did not answer ({exc!r}): events counted already under a"
-            " publisher's identity cannot be looked up, and such an overlap would count twice",
+            f"warning: PostgreSQL did not answer ({exc!r}): events counted already under"
+            " another identity cannot be looked up, and such an overlap would count twice",
             file=sys.stderr,
         )
         return None
@@ -216,6 +223,7 @@ async def _run_backfill(
     for line in report.lines():
         print(line)
     if report.stopped is not None:
-        print(f"refused: {report.stopped}", file=sys.stderr)
-        return 2
+        what = "refused" if report.stopped_code == 2 else "stopped"
+        print(f"{what}: {report.stopped}", file=sys.stderr)
+        return report.stopped_code
     return 1 if report.refused else 0

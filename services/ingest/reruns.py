@@ -28,22 +28,46 @@ LOOKUP_TIMEOUT_S: Final = 30.0
 
 @dataclass(frozen=True, slots=True)
 class Counted:
-    """Events of a chunk already counted under another identity: their line numbers, and
-    the identity (a publisher's name, or ``UNBOUND``) each was counted under."""
+    """Events of a chunk already counted under another identity: for each identity (a
+    publisher's name, or ``UNBOUND``), the lines holding them."""
 
-    lines: dict[int, str]
+    lines: dict[str, list[int]]
 
-    def message(self, mine: str) -> str:
-        first = min(self.lines)
-        others = sorted(set(self.lines.values()))
-        named = ", ".join("--unbound" if o == UNBOUND else f"--publisher {o!r}" for o in others)
-        run = "--unbound" if mine == UNBOUND else f"--publisher {mine!r}"
-        return (
-            f"{len(self.lines)} events of this chunk (the first on line {first}) were counted "
-            f"already under another identity than {run}'s ({named}): this file, or these "
-            f"events, were backfilled or sent live as such, and would count again. Re-run it "
-            f"with {named}; nothing from this chunk on was published"
+    def message(self, mine: str, first_line: int) -> str:
+        """What the operator reads: what was counted as what, what this run published, and
+        where to resume (``first_line``: the chunk's first line, where nothing was
+        published from)."""
+        run = _flag(mine)
+        found = "; ".join(
+            f"{_flag(other)}: line{'s' if len(ls) > 1 else ''} {_lines(ls)}"
+            for other, ls in sorted(self.lines.items())
         )
+        resume = (
+            f"lines 1 to {first_line - 1} were published by this run as {run}; "
+            if first_line > 1
+            else ""
+        )
+        return (
+            f"events of this file were counted already under another identity than {run}'s "
+            f"({found}): backfilled or sent live as such, they would count again. Nothing from "
+            f"line {first_line} on was published; {resume}re-run the file from line "
+            f"{first_line} (tail -n +{first_line} FILE | egov-pulse backfill - ...) with the "
+            f"identity its events were counted under, splitting it if they name several"
+        )
+
+
+def _flag(identity: str) -> str:
+    return "--unbound" if identity == UNBOUND else f"--publisher {identity!r}"
+
+
+def _lines(numbers: list[int]) -> str:
+    shown = sorted(set(numbers))
+    text = ", ".join(map(str, shown[:10]))
+    return text + (f" and {len(shown) - 10} more" if len(shown) > 10 else "")
+
+
+class LookupFailed(Exception):
+    """PostgreSQL did not answer the lookup: the run stops before the chunk, unpublished."""
 
 
 class CountedElsewhere:
@@ -66,7 +90,7 @@ class CountedElsewhere:
         return self._mine
 
     async def __call__(self, records: list[Record]) -> Counted | None:
-        wanted: dict[bytes, tuple[int, str]] = {}
+        wanted: dict[bytes, list[tuple[int, str]]] = {}
         for record in records:
             if self._unbound_before is not None and record.at < self._unbound_before:
                 continue  # unbound in either run: the same identity, nothing to compare
@@ -75,17 +99,24 @@ class CountedElsewhere:
                 digest = event_digest(
                     record.source, record.event_type, event["id"], event.get("data") or {}, other
                 )
-                wanted[digest] = (record.index, other)
+                # A line repeated in the file (or a dossier's second receipt) shares
+                # its digest: every line holding it is named.
+                wanted.setdefault(digest, []).append((record.index, other))
         if not wanted:
             return None
-        async with self._pool.acquire(timeout=LOOKUP_TIMEOUT_S) as conn:
-            try:
+        try:
+            async with self._pool.acquire(timeout=LOOKUP_TIMEOUT_S) as conn:
                 rows = await conn.fetch(
                     "SELECT digest FROM metrics_seen_events WHERE digest = ANY($1::bytea[])",
                     list(wanted),
                     timeout=LOOKUP_TIMEOUT_S,
                 )
-            except asyncpg.UndefinedTableError:
-                return None  # no metrics worker ever ran on this database: nothing counted
-        found = dict(wanted[bytes(r["digest"])] for r in rows)
+        except asyncpg.UndefinedTableError:
+            return None  # no metrics worker ever ran on this database: nothing counted
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise LookupFailed(f"PostgreSQL did not answer the lookup ({exc!r})") from exc
+        found: dict[str, list[int]] = {}
+        for row in rows:
+            for line, other in wanted[bytes(row["digest"])]:
+                found.setdefault(other, []).append(line)
         return Counted(found) if found else None

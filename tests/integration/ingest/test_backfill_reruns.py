@@ -106,7 +106,9 @@ async def test_a_rerun_under_the_other_identity_is_refused_before_it_publishes(
     captured, report = await second_run(pool, events, then)
     assert captured.records == []  # nothing of the chunk went to Kafka
     assert report.stopped is not None and named in report.stopped
-    assert "3 events of this chunk (the first on line 1)" in report.stopped
+    assert f"({named}: lines 1, 2, 3)" in report.stopped
+    assert "Nothing from line 1 on was published" in report.stopped
+    assert report.stopped_code == 2
     assert await stored(pool) == 3  # counted once, as before
 
 
@@ -133,7 +135,9 @@ async def test_an_unbound_run_over_events_counted_live_as_a_publishers_is_refuse
     captured, report = await second_run(pool, [*fresh, *live], UNBOUND, batch_size=2)
     assert [r.index for r in captured.records] == [1, 2]  # the first chunk only
     assert report.stopped is not None and f"--publisher {PUBLISHER!r}" in report.stopped
-    assert "(the first on line 3)" in report.stopped
+    assert f"(--publisher {PUBLISHER!r}: lines 3, 4)" in report.stopped
+    assert "lines 1 to 2 were published by this run as --unbound" in report.stopped
+    assert "tail -n +3 FILE" in report.stopped
 
 
 async def test_events_before_the_cutover_keep_one_identity_and_are_not_refused(
