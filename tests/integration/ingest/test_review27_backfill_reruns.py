@@ -38,8 +38,7 @@ refused after an ``--unbound`` run; with ``metrics_seen_events`` absent the run 
 from __future__ import annotations
 
 import asyncio
-import io
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,10 +55,10 @@ from services.ingest.backfill import Identity, backfill, backfill_validator
 from services.ingest.keycli import _run_backfill, run_backfill
 from services.ingest.keystore import create_key, revoke_key
 from services.ingest.reruns import CountedElsewhere
-from services.ingest.validation import Record as IngestRecord
 from services.metrics.periods import Periods
 from services.metrics.store import prune
 from tests.integration.ingest.harness import ingest_settings
+from tests.integration.ingest.test_backfill_reruns import Captured, lines
 from tests.integration.metrics.harness import REGISTRY
 from tests.integration.metrics.test_review13_exactly_once import state_of
 from tests.integration.test_review23_backfill_and_silence import (
@@ -85,20 +84,6 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         yield pool
     finally:
         await pool.close()
-
-
-class Captured:
-    """A KafkaPublisher stand-in: what the run hands to Kafka."""
-
-    def __init__(self) -> None:
-        self.records: list[IngestRecord] = []
-
-    async def publish(self, records: Sequence[IngestRecord], now: datetime) -> None:
-        self.records += records
-
-
-def lines(events: list[dict[str, Any]]) -> io.StringIO:
-    return io.StringIO("".join(orjson.dumps(e).decode() + "\n" for e in events))
 
 
 async def run(
