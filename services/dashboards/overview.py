@@ -6,9 +6,10 @@ the units below target worst first, the silent units, and the last day's hourly 
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import stat, table, timeseries
+from grafana_foundation_sdk.builders import stat, table, text, timeseries
 from grafana_foundation_sdk.builders.common import TableSortByFieldState
 from grafana_foundation_sdk.builders.dashboard import Dashboard
+from grafana_foundation_sdk.models import text as text_model
 from grafana_foundation_sdk.models.dashboard import (
     DynamicConfigValue,
     ValueMap,
@@ -16,7 +17,7 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 
 from services.common.kpis import Kpi, KpiCatalogue
-from services.common.rates import format_target, to_bp
+from services.common.rates import format_date, format_target, to_bp
 from services.dashboards import promql, variables
 from services.dashboards.layout import add_panels, add_row, dashboard
 from services.dashboards.panels import (
@@ -62,7 +63,50 @@ def build(catalogue: KpiCatalogue) -> Dashboard:
     add_panels(board, [below_target(catalogue), silent_units()], width=12, height=12)
     add_row(board, "Diễn biến")
     add_panels(board, [hourly_rates(catalogue)], width=24, height=9)
+    add_row(board, "Căn cứ mục tiêu")
+    add_panels(board, [target_bases(catalogue)], width=24, height=10)
     return board
+
+
+def target_bases(catalogue: KpiCatalogue) -> text.Panel:
+    """What the default targets rest on, as the wall cites them (services/common/
+    citations.py): a directive's 100 %, a resolution's 90 % and the project's own default
+    are not the same news on a kiosk."""
+    return (
+        text.Panel()
+        .title("Căn cứ mục tiêu mặc định")
+        .description(
+            "Written from data/targets.json when the dashboard is generated: each KPI's "
+            "default target for a province, the days it holds and the document it rests on. "
+            "A province's own target (an override, docs/targets.md) replaces it; the KPI "
+            "panels above show the target in force."
+        )
+        .mode(text_model.TextMode.MARKDOWN)
+        .content(target_bases_markdown(catalogue))
+    )
+
+
+def target_bases_markdown(catalogue: KpiCatalogue) -> str:
+    lines = [
+        "| Chỉ số | Mục tiêu (tỉnh) | Áp dụng | Căn cứ |",
+        "|---|---:|---|---|",
+    ]
+    for kpi in catalogue.kpis:
+        for dated in kpi.schedule:
+            since = "" if dated.valid_from is None else f"từ {format_date(dated.valid_from, 'vi')}"
+            until = (
+                "" if dated.valid_until is None else f"đến {format_date(dated.valid_until, 'vi')}"
+            )
+            held = " ".join(p for p in (since, until) if p) or "mọi ngày"
+            source = dated.source.document or dated.source.title_vi
+            target = format_target(dated.target_bp["province"], "vi")
+            lines.append(f"| {_cell(kpi.name_vi)} | {target} | {held} | {_cell(source)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: str) -> str:
+    """Text in a markdown table cell: a pipe would end it."""
+    return value.replace("|", "/")
 
 
 def kpi_mapping(catalogue: KpiCatalogue) -> ValueMap:
