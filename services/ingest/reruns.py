@@ -81,13 +81,8 @@ class CountedElsewhere:
         self, pool: asyncpg.Pool, mine: str, publishers: list[str], unbound_before: datetime | None
     ) -> None:
         self._pool = pool
-        self._mine = mine
         self._others = [UNBOUND] if mine != UNBOUND else sorted(set(publishers))
         self._unbound_before = unbound_before
-
-    @property
-    def mine(self) -> str:
-        return self._mine
 
     async def __call__(self, records: list[Record]) -> Counted | None:
         wanted: dict[bytes, list[tuple[int, str]]] = {}

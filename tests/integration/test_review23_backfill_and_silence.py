@@ -31,7 +31,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -85,15 +85,6 @@ GRACE = timedelta(days=14)
 SKEW = timedelta(seconds=300)
 PUBLISHER = "tdoffice-38"
 SOURCE = "urn:egov:tdoffice:38"
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 def event(event_id: str, at: datetime, source: str = SOURCE, unit: str = TOWN) -> dict[str, Any]:

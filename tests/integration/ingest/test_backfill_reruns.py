@@ -12,7 +12,7 @@ Units: thị trấn Nông Cống (16279, Thanh Hóa 38)."""
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,15 +37,6 @@ from tests.integration.test_review23_backfill_and_silence import (
 from tests.unit.metrics.helpers import contract, registry
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 ANOTHER = "vnpt-ioffice-38"

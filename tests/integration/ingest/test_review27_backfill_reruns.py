@@ -38,7 +38,6 @@ refused after an ``--unbound`` run; with ``metrics_seen_events`` absent the run 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -75,15 +74,6 @@ from tests.integration.test_review23_backfill_and_silence import (
 from tests.unit.metrics.helpers import contract, registry
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def run(

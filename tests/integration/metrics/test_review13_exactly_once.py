@@ -9,7 +9,7 @@ it; a claim that holds is a plain test (each can fail).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,15 +33,6 @@ pytestmark = pytest.mark.integration
 DOCS: TopicPartition = ("egov.documents", 0)
 UNIT = "01843"  # Phường Bắc Kạn (Thái Nguyên, "19"), valid in today's era
 GRACE = timedelta(days=14)
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 def preparer() -> Preparer:

@@ -13,7 +13,7 @@ Units are real: thị trấn Nông Cống (16279) of huyện Nông Cống (404),
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -42,15 +42,6 @@ KPI = "document_signing"
 GRACE = timedelta(days=14)
 SKEW = timedelta(seconds=300)
 PUBLISHER = "tdoffice-38"
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 class Topic:

@@ -1,4 +1,4 @@
-"""Fixtures of the metrics service's integration tests."""
+"""Fixtures shared by the integration tests."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from services.common.db import create_pool
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     """A pool as the services open it, on the test's own migrated database."""
-    pool = await create_pool(database_url, min_size=1, max_size=2)
+    pool = await create_pool(database_url, min_size=1, max_size=4)
     try:
         yield pool
     finally:
