@@ -293,6 +293,9 @@ def _basis(value: Any) -> TargetBasis | None:
     does not read is left out (a citation missing, never a figure refused for it)."""
     if not isinstance(value, dict):
         return None
+    parts = (value.get(k) for k in ("origin", "source", "valid_from", "valid_until", "reason"))
+    if not all(p is None or isinstance(p, str) for p in parts):
+        return None  # not a basis (and a list or object could not key the cache below)
     return _basis_of(
         value.get("origin"),
         value.get("source"),

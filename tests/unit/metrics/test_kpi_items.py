@@ -77,7 +77,14 @@ def test_each_item_cites_what_its_target_rests_on() -> None:
 
 def test_an_item_from_an_older_worker_or_with_a_basis_unread_keeps_its_figure() -> None:
     (item,) = items()
-    for basis in (None, "default", {"origin": 5}, {"origin": "default", "valid_from": "x"}):
+    for basis in (
+        None,
+        "default",
+        {"origin": 5},
+        {"origin": "default", "valid_from": "x"},
+        {"origin": "default", "reason": ["a list"]},  # unhashable: refused the answer once
+        {"origin": {"an": "object"}},
+    ):
         (figure,) = parse_figures(orjson.dumps({"items": [{**item, "target_basis": basis}]}))
         assert figure.target_basis is None and figure.target_bp == 10_000
     older = {k: v for k, v in item.items() if k != "target_basis"}
