@@ -42,15 +42,12 @@ from tests.integration.metrics.test_store_refusals import (
     execute,
     fetch,
     keys,
-    pool,
     record,
 )
 from tests.unit.metrics.helpers import contract
 from tests.unit.metrics.test_future_and_failures import preparer
 
 pytestmark = pytest.mark.integration
-
-__all__ = ["pool"]  # the fixture, imported for the tests here
 
 
 async def daily_rows(database_url: str) -> int:

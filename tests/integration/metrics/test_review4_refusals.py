@@ -37,7 +37,6 @@ from tests.integration.metrics.test_store_refusals import (
     execute,
     fetch,
     keys,
-    pool,
     record,
 )
 from tests.unit.metrics.helpers import (
@@ -51,8 +50,6 @@ from tests.unit.metrics.helpers import (
 from tests.unit.metrics.test_future_and_failures import preparer
 
 pytestmark = pytest.mark.integration
-
-__all__ = ["pool"]  # the fixture, imported for the tests here
 
 DOCUMENTS = "egov.documents"
 UNIT = "01843"

@@ -64,14 +64,11 @@ from tests.integration.metrics.test_store_refusals import (
     execute,
     fetch,
     keys,
-    pool,
     record,
 )
 from tests.unit.metrics.helpers import catalogue, contract, decoder, envelope, registry
 
 pytestmark = pytest.mark.integration
-
-__all__ = ["pool"]  # the fixture, imported for the tests here
 
 RECEIVED = "vn.egov.dossier.received"
 

@@ -47,13 +47,10 @@ from tests.integration.metrics.test_store_refusals import (
     execute,
     fetch,
     keys,
-    pool,
     record,
 )
 
 pytestmark = pytest.mark.integration
-
-__all__ = ["pool"]  # the fixture, imported for the tests here
 
 OTHER_UNIT = "16342"
 """A unit of another province than ``UNIT`` (Thanh Hoa), valid now."""
