@@ -24,7 +24,7 @@ from services.common.units import UnitRegistry
 from services.metrics import store
 from services.metrics.agents import Counting, register_agents
 from services.metrics.app import MetricsApp, TopicPartition, create_app
-from services.metrics.compat import install_leave_group_shim
+from services.metrics.compat import install_no_leave_group_shim
 from services.metrics.decoding import RecordDecoder
 from services.metrics.dossiers import SWEEP_EVERY_S as DOSSIER_SWEEP_S
 from services.metrics.exposition import PipelineMetrics
@@ -185,7 +185,7 @@ def _register_timers(
 def run_worker(settings: MetricsSettings, loglevel: str = "info") -> None:
     """Run one worker until SIGTERM/SIGINT (Faust installs the signal handlers)."""
     if settings.embedded_broker:
-        install_leave_group_shim()
+        install_no_leave_group_shim()
     settings.metrics_data_dir.mkdir(parents=True, exist_ok=True)
     app = build_app(settings)
     # The unit registry, contract and catalogue live as long as the process: keep them
