@@ -1364,5 +1364,9 @@ def _print(rows: list[Row]) -> None:
 
 if __name__ == "__main__":
     # ``python -m bench.metrics [quick|full] [failover]``: all rows, or just the failover.
+    # A PostgreSQL server of its own, as ``python -m bench`` gives each module.
+    from bench.__main__ import run_database
+
     chosen = sys.argv[1] if len(sys.argv) > 1 else "quick"
-    _print(run_failover(chosen) if sys.argv[2:] == ["failover"] else run(chosen))
+    with run_database():
+        _print(run_failover(chosen) if sys.argv[2:] == ["failover"] else run(chosen))
