@@ -50,6 +50,8 @@ from bench.common import (
     Commit,
     CommitSpan,
     Row,
+    broker_env,
+    broker_name,
     check_mode,
     clock_offset,
     embedded_broker,
@@ -1364,9 +1366,12 @@ def _print(rows: list[Row]) -> None:
 
 if __name__ == "__main__":
     # ``python -m bench.metrics [quick|full] [failover]``: all rows, or just the failover.
-    # A PostgreSQL server of its own, as ``python -m bench`` gives each module.
+    # A PostgreSQL server of its own and the broker's service settings (tansu's shims),
+    # as ``python -m bench`` gives each module.
     from bench.__main__ import run_database
 
+    for key, value in broker_env(broker_name()).items():
+        os.environ.setdefault(key, value)
     chosen = sys.argv[1] if len(sys.argv) > 1 else "quick"
     with run_database():
         _print(run_failover(chosen) if sys.argv[2:] == ["failover"] else run(chosen))
