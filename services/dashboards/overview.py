@@ -25,8 +25,10 @@ from services.dashboards.panels import (
     count_override,
     neutral_override,
     query,
+    rate_ends,
     rate_stat,
     series_panel,
+    shortfall_ends,
     table_panel,
     target_thresholds,
     transformation,
@@ -46,6 +48,7 @@ VOLUME = "Số lượng hôm nay"
 
 # Column names of the "below target" table, after the merge of its four queries.
 SHORTFALL = "Thiếu so với mục tiêu"
+RATE_TODAY = "Tỷ lệ hôm nay"
 
 
 def build(catalogue: KpiCatalogue) -> Dashboard:
@@ -154,7 +157,11 @@ def below_target(catalogue: KpiCatalogue) -> table.Panel:
         .with_target(query(shortfall, ref="A", instant=True))
         # The rate the rows were chosen by (the same recording): a live rate beside rows
         # recorded up to 30 s earlier listed units meeting their target (review 12).
-        .with_target(query(promql.beside_shortfall(promql.UNIT_RATIO_DAY), ref="B", instant=True))
+        .with_target(
+            query(
+                promql.beside_shortfall(promql.nudged(promql.UNIT_RATIO_DAY)), ref="B", instant=True
+            )
+        )
         .with_target(query(promql.beside_shortfall(promql.UNIT_TARGET), ref="C", instant=True))
         .with_target(
             query(
@@ -185,7 +192,7 @@ def below_target(catalogue: KpiCatalogue) -> table.Panel:
                         "level": "Cấp",
                         "kpi": KPI,
                         "Value #A": SHORTFALL,
-                        "Value #B": "Tỷ lệ hôm nay",
+                        "Value #B": RATE_TODAY,
                         "Value #C": TARGET,
                         "Value #D": VOLUME,
                     },
@@ -195,6 +202,8 @@ def below_target(catalogue: KpiCatalogue) -> table.Panel:
         .sort_by([TableSortByFieldState().display_name(SHORTFALL).desc(True)])
         .unit("percentunit")
         .decimals(RATE_DECIMALS)
+        .override_by_name(*rate_ends(RATE_TODAY))
+        .override_by_name(*shortfall_ends(SHORTFALL))
         .override_by_name(*count_override(VOLUME))
         .override_by_name(KPI, [DynamicConfigValue("mappings", [kpi_mapping(catalogue)])])
     )

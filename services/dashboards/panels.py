@@ -8,11 +8,14 @@ from grafana_foundation_sdk.builders.dashboard import ThresholdsConfig
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import prometheus as prom_model
 from grafana_foundation_sdk.models.dashboard import (
+    DashboardRangeMapOptions,
     DataSourceRef,
     DataTransformerConfig,
     DynamicConfigValue,
+    RangeMap,
     Threshold,
     ThresholdsMode,
+    ValueMappingResult,
 )
 
 # The uid given to the data source in deploy/grafana/provisioning/datasources/.
@@ -25,6 +28,51 @@ RATE_DECIMALS = 2
 """Rates are read to two decimals everywhere (services/common/rates.py): 11,703 of 11,710
 is 99.94%, never 99.9%. Grafana rounds the float ratio half up (``Math.round``) and
 writes an English decimal point; docs/dashboards.md says where that can differ."""
+
+
+# Float ratios at or past these Grafana would round onto 100.00% or 0.00% (half up at two
+# decimals: 99.995% and 0.005%). Mapped ranges are inclusive; a ratio num/den below 1
+# is at most 1 - 1/den, so the ends are exact for any denominator under 10**11, with or
+# without promql.HALF_UP_NUDGE (1e-12) added: 0 nudged stays below _NOT_ZERO, 1 nudged
+# above the top of the first range.
+_ALMOST_ALL = 0.99995
+_ALMOST_NONE = 0.00005
+_NOT_ZERO = 2e-12
+
+
+def rate_ends(field_name: str) -> tuple[str, list[DynamicConfigValue]]:
+    """Field overrides keeping a float ratio's ends as the wall writes them.
+
+    The tables of every unit of a level show the exported float ratio (PromQL rounding
+    there cost seconds at 10,000 units: docs/dashboards.md). Grafana rounds 19,999 of
+    20,000 to "100.00%" and 1 of 30,000 to "0.00%"; ``services/common/rates.py`` never
+    writes 100 % with an item missing nor 0 % with one counted. Value mappings (free in
+    Grafana, nothing in Prometheus) put "99.99%" and "0.01%" there; the middle keeps
+    Grafana's rounding of the float, which can differ from the fraction's by 0.01 at an
+    exact half (12,345 of 100,000).
+    """
+    return field_name, [
+        DynamicConfigValue(
+            id_val="mappings",
+            value=[
+                _range(_ALMOST_ALL, 1 - _NOT_ZERO, "99.99%"),
+                _range(_NOT_ZERO, _ALMOST_NONE, "0.01%"),
+            ],
+        )
+    ]
+
+
+def shortfall_ends(field_name: str) -> tuple[str, list[DynamicConfigValue]]:
+    """A gap to a missed target under 0.005 points reads "< 0.01%", not "0.00%"."""
+    return field_name, [
+        DynamicConfigValue(
+            id_val="mappings", value=[_range(_NOT_ZERO, _ALMOST_NONE - _NOT_ZERO, "< 0.01%")]
+        )
+    ]
+
+
+def _range(low: float, high: float, text: str) -> RangeMap:
+    return RangeMap(DashboardRangeMapOptions(low, high, ValueMappingResult(text=text)))
 
 
 def query(

@@ -21,6 +21,7 @@ from services.dashboards.panels import (
     RATE_DECIMALS,
     count_override,
     query,
+    rate_ends,
     table_panel,
     transformation,
 )
@@ -89,6 +90,7 @@ def _ranked_table(
         )
         .unit("percentunit")
         .decimals(RATE_DECIMALS)
+        .override_by_name(*rate_ends(RATE))
         .override_by_name(*count_override(VOLUME))
         .override_by_name(KPI, [DynamicConfigValue("mappings", [kpi_mapping(catalogue)])])
     )

@@ -26,13 +26,20 @@ from services.common.kpis import KpiCatalogue
 from services.common.rates import format_rate, meets, to_bp
 from services.common.units import UnitRegistry
 from services.dashboards import promql
+from services.dashboards.render import build_all
 from tests.integration.dashboards.prometheus import (
     Prometheus,
     panel_queries,
     running_prometheus,
     substitute,
 )
-from tests.unit.dashboards.test_rate_display import grafana_percentunit
+from tests.unit.dashboards.test_rate_display import (
+    PER_UNIT_RATE_COLUMNS,
+    column_names,
+    field_mappings,
+    grafana_cell,
+    grafana_percentunit,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +56,8 @@ CASES = [
     (22_499, 25_000),  # 89.996%: shows 90.00%, misses a 90% target
     (29, 100),  # 0.29 is 0.28999... in binary
     (1, 8),  # an exact half in basis points: 1250 exactly
+    (9, 4_000),  # 0.225%: half a basis point, a hair under in binary (Grafana read 0.22%)
+    (119, 4_000),  # 2.975%: the same (2.97%)
 ]
 PROVINCE_COUNTS = (22_499, 25_000)
 
@@ -176,3 +185,40 @@ def test_a_stat_coloured_by_its_target_is_red_when_the_counts_miss_it(
     met = promql.shown_against("vector(9)", "vector(10)", to_bp(target))
     (series,) = prometheus.query(met)
     assert float(series["value"][1]) >= target
+
+
+def per_unit_rate_queries() -> list[tuple[str, str, list[dict[str, object]]]]:
+    """(where, expr, value mappings) of the query behind each per-unit table's rate column."""
+    found = []
+    for name, model in build_all().items():
+        column = PER_UNIT_RATE_COLUMNS.get(name)
+        for panel in model["panels"]:
+            if panel["type"] != "table" or column not in column_names(panel):
+                continue
+            (organize,) = [t for t in panel["transformations"] if t["id"] == "organize"]
+            renamed = organize["options"]["renameByName"]
+            (ref,) = [r for r, shown in renamed.items() if shown == column]
+            (target,) = [t for t in panel["targets"] if f"Value #{t['refId']}" == ref]
+            found.append((f"{name} / {panel['title']}", target["expr"],
+                          field_mappings(panel, column)))  # fmt: skip
+    return found
+
+
+def test_the_per_unit_tables_show_every_rate_as_the_wall(prometheus: Prometheus) -> None:
+    # They keep the float ratio (cost), nudged for the halves (promql.HALF_UP_NUDGE);
+    # value mappings write the ends (panels.rate_ends).
+    queries = per_unit_rate_queries()
+    assert len(queries) == 4
+    counts = counts_of()
+    corrected = set()
+    for where, expr, mappings in queries:
+        result = prometheus.wait_for(substitute(expr), 20)
+        assert result, f"{where} returned nothing"
+        for series in result:
+            num, den = counts[series["metric"]["unit"]]
+            shown = grafana_cell(float(series["value"][1]), 2, mappings)
+            assert shown == format_rate(num, den, "en"), (where, series["metric"])
+            if format_rate(num, den, "en") != grafana_percentunit(num / den, 2):
+                corrected.add((num, den))
+    # The rows the bare float showed wrong were among them: the ends and the halves.
+    assert corrected == {(19_999, 20_000), (1, 30_000), (9, 4_000), (119, 4_000)}

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from services.common.rates import format_rate
+from services.dashboards.panels import RATE_DECIMALS
+from services.dashboards.promql import HALF_UP_NUDGE
 from services.dashboards.render import DASHBOARDS_DIR
 
 
@@ -36,6 +38,27 @@ def grafana_percentunit(ratio: float, decimals: int) -> str:
     factor = 10**decimals
     rounded = math.floor(100 * ratio * factor + 0.5) / factor
     return f"{rounded:.{decimals}f}%"
+
+
+def grafana_cell(value: float, decimals: int, mappings: list[dict[str, Any]]) -> str:
+    """What a Grafana cell shows: the text of the first range mapping holding ``value``
+    (both ends inclusive, as Grafana's ``getValueMappingResult``), else ``percentunit``."""
+    for mapping in mappings:
+        assert mapping["type"] == "range", mapping
+        low, high = mapping["options"]["from"], mapping["options"]["to"]
+        if (low is None or value >= low) and (high is None or value <= high):
+            return str(mapping["options"]["result"]["text"])
+    return grafana_percentunit(value, decimals)
+
+
+def field_mappings(panel: dict[str, Any], field: str) -> list[dict[str, Any]]:
+    """The value mappings a panel's override gives the field named ``field``."""
+    for override in panel["fieldConfig"]["overrides"]:
+        if override["matcher"] == {"id": "byName", "options": field}:
+            for prop in override["properties"]:
+                if prop["id"] == "mappings":
+                    return list(prop["value"])
+    return []
 
 
 def test_every_rate_panel_shows_two_decimals() -> None:
@@ -84,3 +107,49 @@ def test_no_kpi_column_is_labelled_with_the_target_word() -> None:
     text = "".join(p.read_text("utf-8") for p in DASHBOARDS_DIR.glob("*.json"))
     assert "Chỉ tiêu" not in text and "Im lặng" not in text
     assert '"kpi": "Chỉ số"' in text
+
+
+def column_names(panel: dict[str, Any]) -> set[str]:
+    """The names a table's "organize" transformation gives its columns."""
+    return {
+        name
+        for t in panel.get("transformations", [])
+        if t["id"] == "organize"
+        for name in t["options"].get("renameByName", {}).values()
+    }
+
+
+# The renamed rate column of each per-unit table (the tables' "organize" transformation).
+PER_UNIT_RATE_COLUMNS = {"rankings.json": "Tỷ lệ", "province-overview.json": "Tỷ lệ hôm nay"}
+
+
+@pytest.mark.parametrize("den", [4_000, 20_000, 30_000, 11_710])
+def test_the_per_unit_tables_show_every_rate_as_the_wall(den: int) -> None:
+    # Until 2026-12-05 19,999 of 20,000 read "100.00%" there, 1 of 30,000 "0.00%" and 9 of
+    # 4,000 "0.22%" (the wall: 99.99%, 0.01%, 0.23%). Their queries now nudge the float
+    # (promql.HALF_UP_NUDGE) and value mappings write the ends (panels.rate_ends): every
+    # count of these denominators, and the largest ones, read as the wall reads them.
+    counts = [(num, den) for num in range(den + 1)]
+    counts += [(0, 10**9), (1, 10**9), (10**9 - 1, 10**9), (10**9, 10**9)]
+    tables = [
+        (name, panel)
+        for name, panel in rate_panels()
+        if panel["type"] == "table" and name in PER_UNIT_RATE_COLUMNS
+        and PER_UNIT_RATE_COLUMNS[name] in column_names(panel)
+    ]  # fmt: skip
+    assert len(tables) == 4  # three rankings tables and the below-target one
+    for name, panel in tables:
+        mappings = field_mappings(panel, PER_UNIT_RATE_COLUMNS[name])
+        assert mappings, (name, panel["title"])
+        assert f"+ {HALF_UP_NUDGE!r})" in " ".join(t["expr"] for t in panel["targets"])
+        for num, d in counts:
+            shown = grafana_cell(num / d + HALF_UP_NUDGE, RATE_DECIMALS, mappings)
+            assert shown == format_rate(num, d, "en"), (name, panel["title"], num, d)
+
+
+def test_a_gap_to_a_missed_target_never_reads_zero() -> None:
+    # 22,499 of 25,000 against 90%: the unit misses by 0.004 points.
+    (panel,) = [p for n, p in panels() if p["title"] in PER_UNIT_TABLES]
+    mappings = field_mappings(panel, "Thiếu so với mục tiêu")
+    assert grafana_cell(0.9 - 22_499 / 25_000, RATE_DECIMALS, mappings) == "< 0.01%"
+    assert grafana_cell(0.9 - 22_000 / 25_000, RATE_DECIMALS, mappings) == "2.00%"
