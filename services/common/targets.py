@@ -155,6 +155,10 @@ class OverrideIndex:
     def __len__(self) -> int:
         return sum(len(os) for os in self._by_key.values())
 
+    def in_force(self, day: date) -> list[Override]:
+        """The override each (KPI, scope) applies on ``day``, where one does."""
+        return [o for kpi, scope in self._by_key if (o := self.find(kpi, scope, day)) is not None]
+
     def find(self, kpi: str, scope: Scope, day: date) -> Override | None:
         for o in self._by_key.get((kpi, scope), ()):
             if o.valid_on(day):

@@ -68,7 +68,70 @@ def build(catalogue: KpiCatalogue) -> Dashboard:
     add_panels(board, [hourly_rates(catalogue)], width=24, height=9)
     add_row(board, "Căn cứ mục tiêu")
     add_panels(board, [target_bases(catalogue)], width=24, height=10)
+    add_panels(board, [target_overrides(catalogue)], width=24, height=7)
     return board
+
+
+SCOPES = {
+    "unit": "Một đơn vị",
+    "province_level": "Một cấp của tỉnh",
+    "province": "Toàn tỉnh",
+}
+"""An override's scope in words (services/common/targets.py ``Scope.kind``)."""
+BASIS = "Căn cứ"
+
+
+def target_overrides(catalogue: KpiCatalogue) -> table.Panel:
+    """The targets the province's operators set, each with its reason: the KPI panels show
+    the target in force, and one an operator set must not read as a national one."""
+    scope = "Phạm vi"
+    return (
+        table_panel(
+            "Mục tiêu riêng đang áp dụng",
+            "Targets set by the province's operators (docs/targets.md) in force today, with "
+            "the reason and the days they gave: they replace the defaults above for their "
+            "scope. Empty when every target is a default.",
+        )
+        .with_target(query(promql.overrides_in_force(), ref="A", instant=True))
+        .with_transformation(
+            transformation(
+                "organize",
+                {
+                    "excludeByName": {"Time": True},
+                    "indexByName": {
+                        "kpi": 0,
+                        "scope": 1,
+                        "level": 2,
+                        "unit": 3,
+                        "Value": 4,
+                        "basis": 5,
+                    },
+                    "renameByName": {
+                        "kpi": KPI,
+                        "scope": scope,
+                        "level": "Cấp",
+                        "unit": "Mã",
+                        "Value": TARGET,
+                        "basis": BASIS,
+                    },
+                },
+            )
+        )
+        .unit("percentunit")
+        .decimals(RATE_DECIMALS)
+        .override_by_name(*neutral_override(TARGET))
+        .override_by_name(KPI, [DynamicConfigValue("mappings", [kpi_mapping(catalogue)])])
+        .override_by_name(
+            scope,
+            [
+                DynamicConfigValue(
+                    "mappings",
+                    [ValueMap({k: ValueMappingResult(text=v) for k, v in SCOPES.items()})],
+                )
+            ],
+        )
+        .sort_by([TableSortByFieldState().display_name(KPI)])
+    )
 
 
 def target_bases(catalogue: KpiCatalogue) -> text.Panel:
@@ -81,8 +144,9 @@ def target_bases(catalogue: KpiCatalogue) -> text.Panel:
         .description(
             "Written from data/targets.json when the dashboard is generated: each KPI's "
             "default target for a province, the days it holds and the document it rests on. "
-            "A province's own target (an override, docs/targets.md) replaces it; the KPI "
-            "panels above show the target in force."
+            "A province's own target (an override, docs/targets.md) replaces it: the KPI "
+            "panels above show the target in force, and the table below lists the overrides "
+            "with their reasons."
         )
         .mode(text_model.TextMode.MARKDOWN)
         .content(target_bases_markdown(catalogue))

@@ -23,6 +23,7 @@ MIN_VOLUME = "kpi:egov_kpi_min_volume:count"
 
 # Series of the metrics service (names from the metrics design, "Exposition").
 LAST_EVENT = "egov_unit_last_event_timestamp_seconds"
+TARGET_OVERRIDES = "egov_kpi_target_override_ratio"
 EVENT_TIME_LAG = "egov_event_lag_seconds"
 INGEST_TIME_LAG = "egov_ingest_lag_seconds"
 
@@ -93,6 +94,12 @@ def hourly_rate() -> str:
     """``$province``'s rate per KPI over the last rolling hour, as the wall shows it."""
     figure = 'max by (kpi) (egov_kpi_{}{{unit="$province", window="1h"}})'
     return shown_rate(figure.format("numerator"), figure.format("denominator"))
+
+
+def overrides_in_force() -> str:
+    """The operators' targets in force in ``$province``, with their bases (one copy: every
+    metrics worker writes them all)."""
+    return f'max by (kpi, scope, level, unit, basis) ({TARGET_OVERRIDES}{{province="$province"}})'
 
 
 def shortfall() -> str:

@@ -14,6 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
+from services.common.citations import cite
+from services.common.figures import TargetBasis
+from services.common.targetdata import BP_MAX
 from services.common.units import Unit, UnitRegistry
 from services.metrics.dossiers import OUTCOMES
 from services.metrics.figures import Figures, SeriesKey
@@ -27,6 +30,12 @@ _HEADERS = {
     "egov_kpi_numerator_total": ("counter", "All-time KPI numerator (for any lookback)."),
     "egov_kpi_denominator_total": ("counter", "All-time KPI denominator (for any lookback)."),
     "egov_kpi_target_ratio": ("gauge", "Effective KPI target of a unit, 0..1."),
+    "egov_kpi_target_override_ratio": (
+        "gauge",
+        "An operator's target in force today (docs/targets.md), 0..1: its KPI, scope "
+        "(unit, province_level or province), province, level and unit, and the basis it "
+        "rests on in words, as the wall cites it.",
+    ),
     "egov_kpi_retired_info": (
         "gauge",
         "A KPI with stored figures that the catalogue no longer has (always 1): its series "
@@ -139,6 +148,7 @@ class KpiText:
             target = self._targets.target(described[code], kpi)
             if target is not None:
                 yield f"egov_kpi_target_ratio{{{label(key)}}} {target!r}\n"
+        yield from self._override_lines(periods, described)
         yield _header("egov_kpi_retired_info")
         for kpi in sorted({kpi for _, kpi in series if self._targets.retired(kpi)}):
             yield f'egov_kpi_retired_info{{kpi="{_escape(kpi)}"}} 1\n'
@@ -155,6 +165,29 @@ class KpiText:
                 f'egov_unit_last_event_timestamp_seconds{{unit="{_escape(unit_code)}",'
                 f'family="{_escape(family)}"}} {epoch!r}\n'
             )
+
+    def _override_lines(self, periods: Periods, described: dict[str, Unit | None]) -> Iterator[str]:
+        """``egov_kpi_target_override_ratio``: the overrides in force, cited. A few series
+        (every worker writes all of them); Grafana lists them beside the defaults' table,
+        so a target an operator set is never shown bare."""
+        yield _header("egov_kpi_target_override_ratio")
+        for o in self._targets.in_force(periods.day):
+            scope = o.scope
+            province, level = scope.province or "", scope.level or ""
+            if scope.unit is not None:
+                code = scope.unit
+                if code not in described:
+                    described[code] = describe_unit(self._registry, code, periods)
+                unit = described[code]
+                if unit is not None:
+                    province, level = self._targets.province_of(unit), unit.level
+            basis = TargetBasis(scope.kind, None, o.valid_from, o.valid_until, o.reason)
+            labels = (
+                f'kpi="{_escape(o.kpi)}",scope="{scope.kind}",province="{_escape(province)}",'
+                f'level="{level}",unit="{_escape(scope.unit or "")}",'
+                f'basis="{_escape(cite(basis, "vi"))}"'
+            )
+            yield f"egov_kpi_target_override_ratio{{{labels}}} {o.target_bp / BP_MAX!r}\n"
 
     def _dossier_lines(self, periods: Periods) -> Iterator[str]:
         """``egov_dossiers``: the four counts of every unit that has any, 0 included."""
