@@ -175,10 +175,11 @@ class KpiText:
             scope = o.scope
             province, level = scope.province or "", scope.level or ""
             if scope.unit is not None:
-                code = scope.unit
-                if code not in described:
-                    described[code] = describe_unit(self._registry, code, periods)
-                unit = described[code]
+                # Not added to ``described``: egov_unit_info is written for the units
+                # whose figures this worker owns, once across the workers.
+                unit = described.get(scope.unit) or describe_unit(
+                    self._registry, scope.unit, periods
+                )
                 if unit is not None:
                     province, level = self._targets.province_of(unit), unit.level
             basis = TargetBasis(scope.kind, None, o.valid_from, o.valid_until, o.reason)

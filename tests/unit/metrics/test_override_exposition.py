@@ -13,7 +13,7 @@ from datetime import date
 from services.common.targets import Override, Scope
 from services.metrics.targets import Targets
 from tests.unit.metrics.helpers import catalogue, registry
-from tests.unit.metrics.test_exposition import NOW, key, populated, scrape
+from tests.unit.metrics.test_exposition import key, populated, scrape
 
 FAMILY = "egov_kpi_target_override_ratio"
 TODAY = date(2026, 11, 23)  # NOW in Vietnam (10:00); the scrape judges by its own clock
@@ -75,3 +75,12 @@ def test_an_override_for_a_unit_the_registry_does_not_know_keeps_its_code() -> N
         "unit": "99999", "basis": "",
     }  # fmt: skip
 
+
+def test_an_override_does_not_make_its_unit_a_series_of_this_worker() -> None:
+    # Phường Đức Xuân has no figures here: its override is listed, its unit_info is not
+    # (every worker lists the overrides; a unit's info comes from the one owning it).
+    targets = overrides(Override(Scope(unit="01840"), "document_signing", 9_000))
+    samples = scrape(populated(), targets)
+    (labels,) = samples[FAMILY]
+    assert dict(labels)["province"] == "19" and dict(labels)["unit"] == "01840"
+    assert {dict(k)["unit"] for k in samples["egov_unit_info"]} == {"01843", "19"}
