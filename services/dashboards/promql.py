@@ -175,9 +175,9 @@ HALF_UP_NUDGE = 1e-12
 """Added to a float ratio that Grafana rounds: an exact half of a basis point (9 of 4,000
 is 0.225%) is a hair under in binary, and Grafana's Math.round took it down (0.22%)
 where the wall rounds the counts half up (0.23%). A ratio num/den that is not an exact
-half is at least 1/(2 x 10,000 x den) from one, more than the nudge for any
-denominator under 50 million, so only the halves move. The ends are value mappings
-(panels.rate_ends)."""
+half is at least 1/(2 x 10,000 x den) from one: 1.25e-12 at 40 million, so under that
+only the halves move (at 50 million the margin is gone: review 30 found cells read
+0.01 high from 49.99 million). The ends are value mappings (panels.rate_ends)."""
 
 
 def nudged(ratio: str) -> str:

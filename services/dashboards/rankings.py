@@ -183,6 +183,9 @@ def by_score(*, ranked: bool) -> table.Panel:
         )
         .unit("percentunit")
         .decimals(RATE_DECIMALS)
+        # A share of points is not a count's rate, but it reads 100 % only when every
+        # point is earned: 19.9998 of 20 read "100.00%" (review 30).
+        .override_by_name(*rate_ends(SHARE))
         .override_by_name(*count_override(VOLUME))
         .sort_by([TableSortByFieldState().display_name(SHARE).desc(True)])
     )
