@@ -44,6 +44,7 @@ MONTH = "Tháng này"
 KPI = "Chỉ số"
 TARGET = "Mục tiêu"
 SILENT_FOR = "Thời gian không gửi"
+LEVEL = "Cấp"
 VOLUME = "Số lượng hôm nay"
 
 # Column names of the "below target" table, after the merge of its four queries.
@@ -109,7 +110,7 @@ def target_overrides(catalogue: KpiCatalogue) -> table.Panel:
                     "renameByName": {
                         "kpi": KPI,
                         "scope": scope,
-                        "level": "Cấp",
+                        "level": LEVEL,
                         "unit": "Mã",
                         "Value": TARGET,
                         "basis": BASIS,
@@ -130,6 +131,7 @@ def target_overrides(catalogue: KpiCatalogue) -> table.Panel:
                 )
             ],
         )
+        .override_by_name(*level_names())
         .sort_by([TableSortByFieldState().display_name(KPI)])
     )
 
@@ -174,6 +176,16 @@ def target_bases_markdown(catalogue: KpiCatalogue) -> str:
 def _cell(value: str) -> str:
     """Text in a markdown table cell: a pipe would end it."""
     return value.replace("|", "/")
+
+
+def level_mapping() -> ValueMap:
+    """Level ids shown as the wall names them (a table cell read "commune")."""
+    names = [*variables.LEVELS, ("Tỉnh", "province")]
+    return ValueMap({level: ValueMappingResult(text=name) for name, level in names})
+
+
+def level_names() -> tuple[str, list[DynamicConfigValue]]:
+    return LEVEL, [DynamicConfigValue("mappings", [level_mapping()])]
 
 
 def kpi_mapping(catalogue: KpiCatalogue) -> ValueMap:
@@ -253,7 +265,7 @@ def below_target(catalogue: KpiCatalogue) -> table.Panel:
                     "renameByName": {
                         "name": "Đơn vị",
                         "unit": "Mã",
-                        "level": "Cấp",
+                        "level": LEVEL,
                         "kpi": KPI,
                         "Value #A": SHORTFALL,
                         "Value #B": RATE_TODAY,
@@ -263,6 +275,7 @@ def below_target(catalogue: KpiCatalogue) -> table.Panel:
                 },
             )
         )
+        .override_by_name(*level_names())
         .sort_by([TableSortByFieldState().display_name(SHORTFALL).desc(True)])
         .unit("percentunit")
         .decimals(RATE_DECIMALS)
@@ -290,13 +303,14 @@ def silent_units() -> table.Panel:
                     "renameByName": {
                         "name": "Đơn vị",
                         "unit": "Mã",
-                        "level": "Cấp",
+                        "level": LEVEL,
                         "family": "Loại dữ liệu",
                         "Value": SILENT_FOR,
                     },
                 },
             )
         )
+        .override_by_name(*level_names())
         .sort_by([TableSortByFieldState().display_name(SILENT_FOR).desc(True)])
         .unit("s")
     )

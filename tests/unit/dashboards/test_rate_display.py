@@ -153,3 +153,17 @@ def test_a_gap_to_a_missed_target_never_reads_zero() -> None:
     mappings = field_mappings(panel, "Thiếu so với mục tiêu")
     assert grafana_cell(0.9 - 22_499 / 25_000, RATE_DECIMALS, mappings) == "< 0.01%"
     assert grafana_cell(0.9 - 22_000 / 25_000, RATE_DECIMALS, mappings) == "2.00%"
+
+
+def test_every_level_column_names_the_level_as_the_wall() -> None:
+    # The tables' "Cấp" cells read "commune" and "district" until 2026-12-05.
+    tables = [(n, p) for n, p in panels() if p["type"] == "table" and "Cấp" in column_names(p)]
+    assert len(tables) >= 3  # below target, silent units, the operators' targets
+    for name, panel in tables:
+        mappings = field_mappings(panel, "Cấp")
+        assert mappings, (name, panel["title"])
+        (names,) = [m["options"] for m in mappings if m["type"] == "value"]
+        assert {k: v["text"] for k, v in names.items()} == {
+            "commune": "Xã, phường", "district": "Huyện", "department": "Sở, ngành",
+            "province": "Tỉnh",
+        }  # fmt: skip
