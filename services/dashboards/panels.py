@@ -49,9 +49,8 @@ def rate_ends(field_name: str) -> tuple[str, list[DynamicConfigValue]]:
     there cost seconds at 10,000 units: docs/dashboards.md). Grafana rounds 19,999 of
     20,000 to "100.00%" and 1 of 30,000 to "0.00%"; ``services/common/rates.py`` never
     writes 100 % with an item missing nor 0 % with one counted. Value mappings (free in
-    Grafana, nothing in Prometheus) put "99.99%" and "0.01%" there; the middle keeps
-    Grafana's rounding of the float, which can differ from the fraction's by 0.01 at an
-    exact half (12,345 of 100,000).
+    Grafana, nothing in Prometheus) put "99.99%" and "0.01%" there; between them the
+    queries nudge exact halves up (promql.HALF_UP_NUDGE).
     """
     return field_name, [
         DynamicConfigValue(
