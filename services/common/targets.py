@@ -84,6 +84,11 @@ class Override:
             self.valid_until is None or day <= self.valid_until
         )
 
+    @property
+    def basis(self) -> TargetBasis:
+        """What it rests on: its scope, days and reason (cited by services/common/citations.py)."""
+        return TargetBasis(self.scope.kind, None, self.valid_from, self.valid_until, self.reason)
+
 
 @dataclass(frozen=True, slots=True)
 class Placement:
@@ -119,8 +124,7 @@ class Effective:
     def basis(self) -> TargetBasis:
         """Where it comes from, as a /v1/kpis item carries it."""
         if self.override is not None:
-            o = self.override
-            return TargetBasis(self.origin, None, o.valid_from, o.valid_until, o.reason)
+            return self.override.basis
         d = self.default
         if d is None:
             return TargetBasis(self.origin)

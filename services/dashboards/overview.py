@@ -122,15 +122,7 @@ def target_overrides(catalogue: KpiCatalogue) -> table.Panel:
         .decimals(RATE_DECIMALS)
         .override_by_name(*neutral_override(TARGET))
         .override_by_name(KPI, [DynamicConfigValue("mappings", [kpi_mapping(catalogue)])])
-        .override_by_name(
-            scope,
-            [
-                DynamicConfigValue(
-                    "mappings",
-                    [ValueMap({k: ValueMappingResult(text=v) for k, v in SCOPES.items()})],
-                )
-            ],
-        )
+        .override_by_name(*named_values(scope, SCOPES))
         .override_by_name(*level_names())
         .sort_by([TableSortByFieldState().display_name(KPI)])
     )
@@ -178,14 +170,16 @@ def _cell(value: str) -> str:
     return value.replace("|", "/")
 
 
-def level_mapping() -> ValueMap:
-    """Level ids shown as the wall names them (a table cell read "commune")."""
-    names = [*variables.LEVELS, ("Tỉnh", "province")]
-    return ValueMap({level: ValueMappingResult(text=name) for name, level in names})
+def named_values(field_name: str, names: dict[str, str]) -> tuple[str, list[DynamicConfigValue]]:
+    """A field override showing each id of a column by its name (a cell read "commune")."""
+    mapping = ValueMap({value: ValueMappingResult(text=name) for value, name in names.items()})
+    return field_name, [DynamicConfigValue("mappings", [mapping])]
 
 
 def level_names() -> tuple[str, list[DynamicConfigValue]]:
-    return LEVEL, [DynamicConfigValue("mappings", [level_mapping()])]
+    """The level column, named as the wall names the levels."""
+    levels = {level: name for name, level in variables.LEVELS}
+    return named_values(LEVEL, {**levels, "province": "Tỉnh"})
 
 
 def kpi_mapping(catalogue: KpiCatalogue) -> ValueMap:

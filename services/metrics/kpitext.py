@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from services.common.citations import cite
-from services.common.figures import TargetBasis
 from services.common.targetdata import BP_MAX
+from services.common.targets import placement
 from services.common.units import Unit, UnitRegistry
 from services.metrics.dossiers import OUTCOMES
 from services.metrics.figures import Figures, SeriesKey
@@ -181,12 +181,11 @@ class KpiText:
                     self._registry, scope.unit, periods
                 )
                 if unit is not None:
-                    province, level = self._targets.province_of(unit), unit.level
-            basis = TargetBasis(scope.kind, None, o.valid_from, o.valid_until, o.reason)
+                    province, level = placement(self._registry, unit).province, unit.level
             labels = (
                 f'kpi="{_escape(o.kpi)}",scope="{scope.kind}",province="{_escape(province)}",'
                 f'level="{level}",unit="{_escape(scope.unit or "")}",'
-                f'basis="{_escape(cite(basis, "vi"))}"'
+                f'basis="{_escape(cite(o.basis, "vi"))}"'
             )
             yield f"egov_kpi_target_override_ratio{{{labels}}} {o.target_bp / BP_MAX!r}\n"
 

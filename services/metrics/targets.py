@@ -75,12 +75,6 @@ class Targets:
         """The overrides applied on ``day`` (today) to KPIs of the catalogue."""
         return [o for o in self._index.in_force(day or self._today()) if o.kpi in self._known]
 
-    def province_of(self, unit: Unit) -> str:
-        """The province ``unit`` is in: its top ancestor in its own era."""
-        if self._registry is None:
-            self._registry = UnitRegistry.from_dir()
-        return placement(self._registry, unit).province
-
     def _placement(self, unit: Unit) -> Placement:
         if not self._index.by_province and self._registry is None:
             return Placement(unit.code, unit.level, "")  # the province would decide nothing

@@ -67,7 +67,13 @@ async def second_run(
     """The CLI's backfill of ``events`` as ``mine`` (``UNBOUND``: ``--unbound``), with the
     rerun check the CLI gives it."""
     counted = CountedElsewhere(pool, mine, [PUBLISHER, ANOTHER], cutover)
-    identity = Identity(mine, cutover, counted=counted)
+    return await backfilled(events, Identity(mine, cutover, counted=counted), batch_size)
+
+
+async def backfilled(
+    events: list[dict[str, Any]], identity: Identity, batch_size: int = 500
+) -> tuple[Captured, Any]:
+    """``events`` through the CLI's backfill with ``identity``, captured unpublished."""
     validator = backfill_validator(contract(), registry(), 300.0, None)
     captured = Captured()
     report = await backfill(lines(events), validator, captured, batch_size, identity)  # type: ignore[arg-type]

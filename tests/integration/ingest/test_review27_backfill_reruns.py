@@ -50,14 +50,14 @@ from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
 from services.common.tally import UNBOUND
 from services.common.units import VN_TZ
-from services.ingest.backfill import Identity, backfill, backfill_validator
+from services.ingest.backfill import Identity
 from services.ingest.keycli import _run_backfill, run_backfill
 from services.ingest.keystore import create_key, revoke_key
 from services.ingest.reruns import CountedElsewhere
 from services.metrics.periods import Periods
 from services.metrics.store import prune
 from tests.integration.ingest.harness import ingest_settings
-from tests.integration.ingest.test_backfill_reruns import Captured, lines
+from tests.integration.ingest.test_backfill_reruns import Captured, backfilled
 from tests.integration.metrics.harness import REGISTRY
 from tests.integration.metrics.test_review13_exactly_once import state_of
 from tests.integration.test_review23_backfill_and_silence import (
@@ -71,7 +71,6 @@ from tests.integration.test_review23_backfill_and_silence import (
     event,
     stored,
 )
-from tests.unit.metrics.helpers import contract, registry
 
 pytestmark = pytest.mark.integration
 
@@ -86,10 +85,7 @@ async def run(
     """The CLI's backfill of ``events`` as ``mine`` (``UNBOUND``: ``--unbound``)."""
     counted = CountedElsewhere(pool, mine, [PUBLISHER], cutover)
     identity = Identity(mine, cutover if mine != UNBOUND else None, counted=counted)
-    validator = backfill_validator(contract(), registry(), 300.0, None)
-    captured = Captured()
-    report = await backfill(lines(events), validator, captured, batch_size, identity)  # type: ignore[arg-type]
-    return captured, report
+    return await backfilled(events, identity, batch_size)
 
 
 async def counted_as(
