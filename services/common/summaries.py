@@ -37,8 +37,8 @@ Version 2 is the same, but its kind ``final`` stands for both final outcomes (ve
 says ``rejected`` for a refusal: a dossier refused while back with the applicant is judged
 where its clock stopped). Version 1 is the same without ``f``, its digests per event (not
 per dossier). A worker still reads both (records in the topics when ingest is upgraded:
-upgrade the workers first), and reads the events of a version-1 record holding dossier
-events one by one.
+upgrade the workers first), and reads the events one by one of a version-2 record holding
+a final outcome and of a version-1 record holding dossier events.
 
 This module is the format's one home: ``encode`` writes a batch, ``SummaryReader.read``
 reads one back, so no other file knows a group's field order. ``FORMAT`` names the

@@ -495,6 +495,11 @@ class Preparer:
             return Rejected(sanity.NONSENSE, wrong)
         if version < 2 and not DOSSIER_TYPES.isdisjoint(tally.types):
             return False  # version 1's digests are per event, the ledger needs each dossier
+        if version < 3 and any(fact.kind == "final" for fact in tally.facts.values()):
+            # Version 2 says ``final`` for a refusal as for an approval, and the ledger
+            # judges a refusal while the dossier is back with its applicant at the return:
+            # only the event tells which (records written before ingest's upgrade).
+            return False
         epochs = tally.epochs
         if not epochs or max(epochs) > now_s + self._clock_skew.total_seconds():
             return False

@@ -89,21 +89,34 @@ def as_version_1(summary: bytes, events: list[dict[str, Any]]) -> bytes:
     return orjson.dumps(parsed)
 
 
+def as_version_2(summary: bytes) -> bytes:
+    """What ingest wrote before version 3: ``final`` for both final outcomes."""
+    parsed = orjson.loads(summary)
+    facts = parsed["f"]
+    facts["k"] = ["final" if k == "rejected" else k for k in facts["k"]]
+    return orjson.dumps(parsed)
+
+
 def ingest_records(events: list[dict[str, Any]], now: datetime, version: int) -> list[Any]:
-    """The packed, summarised and signed records ingest makes of one request."""
+    """The packed, summarised and signed records ingest makes of one request, with a
+    summary of ``version`` (an older one as an ingest before an upgrade wrote it)."""
     limits = Limits(timedelta(seconds=300), horizon=None)
     validator = EventValidator(contract(), registry(), limits, Summarizer(catalogue()))
     records, errors = validator.check(events, now)
     assert errors == []
     out = list(signed(pack(records), summary_signer()))
-    if version == 1:
-        v1 = summary_signer(1)
+    if version != SUMMARY_VERSION:
+        older = summary_signer(version)
         for i, r in enumerate(out):
-            summary = as_version_1(dict(r.headers)[SUMMARY_HEADER], orjson.loads(r.value))
+            summary = dict(r.headers)[SUMMARY_HEADER]
+            if version == 1:
+                summary = as_version_1(summary, orjson.loads(r.value))
+            else:
+                summary = as_version_2(summary)
             kept = [h for h in r.headers if h[0] not in (*_MACS, SUMMARY_HEADER)]
             where = {"topic": TP[0], "key": r.key}
-            headers = kept + v1.summary_headers(r.value, summary, headers=kept, **where)
-            headers.append(v1.header(r.value, headers=headers, **where))
+            headers = kept + older.summary_headers(r.value, summary, headers=kept, **where)
+            headers.append(older.header(r.value, headers=headers, **where))
             out[i] = dataclasses.replace(r, headers=headers)
     assert len(out) == 1 and SUMMARY_HEADER in dict(out[0].headers)
     return out
@@ -112,7 +125,7 @@ def ingest_records(events: list[dict[str, Any]], now: datetime, version: int) ->
 class Worker:
     """A worker's counting pieces around one pool, with a clock the test sets; ``path``:
     how its records come (``full``: one event a record, validated; ``summary``: packed by
-    ingest with its version-2 summary; ``v1``: with a version-1 summary)."""
+    ingest with its current summary; ``v2``, ``v1``: with an older version's summary)."""
 
     def __init__(self, pool: asyncpg.Pool, name: str, path: str = "full") -> None:
         async def get_pool() -> asyncpg.Pool:
@@ -139,7 +152,7 @@ class Worker:
                 records.append(Record(*TP, self.offset, PROVINCE.encode(), orjson.dumps(event)))
                 self.offset += 1
         else:
-            version = 1 if self.path == "v1" else 2
+            version = {"v1": 1, "v2": 2}.get(self.path, SUMMARY_VERSION)
             for r in ingest_records(events, now, version):
                 records.append(Record(*TP, self.offset, r.key, r.value, tuple(r.headers)))
                 self.offset += 1
@@ -158,14 +171,15 @@ class Worker:
         return fig.numerator, fig.denominator
 
 
-@pytest.mark.parametrize("path", ["full", "summary", "v1"])
+@pytest.mark.parametrize("path", ["full", "summary", "v2", "v1"])
 async def test_dossiers_count_once_and_open_overdue_survives_a_new_worker(
     pool: asyncpg.Pool, path: str
 ) -> None:
     """The same whichever way the records come: one event a record read in full, packed
-    with ingest's version-2 summary (counted as groups and facts, a dossier's second
-    final outcome a duplicate by its digest), or with a version-1 summary still in a
-    topic (read event by event: its digests are per event)."""
+    with ingest's summary (counted as groups and facts, a dossier's second
+    final outcome a duplicate by its digest), or with a version-2 or version-1 summary
+    still in a topic (read event by event: version 2 says ``final`` for a refusal too,
+    version 1's digests are per event)."""
     first = Worker(pool, "w1", path)
     evening = vn("2026-11-23 23:45")
     await first.start(evening)
@@ -245,8 +259,42 @@ async def test_dossiers_count_once_and_open_overdue_survives_a_new_worker(
         "dossier_on_time:open_overdue": (0, 0),  # counted, then moved to late
     }
     assert str(late_day) == "2026-11-23"  # the appointment's day, not the resolution's
-    expected_paths = {"full": {"validated": 9}, "summary": {"summary": 1}, "v1": {"signed": 1}}
+    expected_paths = {
+        "full": {"validated": 9},
+        "summary": {"summary": 1},
+        "v2": {"signed": 1},
+        "v1": {"signed": 1},
+    }
     assert first.paths == expected_paths[path]
+
+
+@pytest.mark.parametrize("path", ["full", "summary", "v2"])
+async def test_a_refusal_while_back_with_the_applicant_is_judged_at_the_return(
+    pool: asyncpg.Pool, path: str
+) -> None:
+    """A dossier returned for completion and refused without coming back is judged where
+    its clock stopped (early), not at the refusal (late), whichever way its records
+    come: a version-2 summary still in a topic says ``final`` for the refusal as for an
+    approval, so its record is read event by event. Its receipt and its approval-free
+    neighbour count as well, once."""
+    worker = Worker(pool, "w1", path)
+    now = vn("2026-11-27 10:00")
+    await worker.start(now)
+    await worker.count(
+        [
+            dossier_event("received", "R", "2026-11-20 09:00", due_at="2026-11-22"),
+            dossier_event("resolved", "R", "2026-11-21 11:00", outcome="returned"),
+            dossier_event("resolved", "R", "2026-11-26 15:00", outcome="rejected"),
+            dossier_event("received", "S", "2026-11-20 09:05", due_at="2026-11-25"),
+            dossier_event("resolved", "S", "2026-11-25 15:00", outcome="approved"),
+        ],
+        now,
+    )
+    await worker.state.sweep_dossiers(now)
+    assert worker.outcomes(now) == {"early": 1, "on_time": 1}
+    assert worker.on_time(now) == (2, 2)
+    expected_paths = {"full": {"validated": 5}, "summary": {"summary": 1}, "v2": {"signed": 1}}
+    assert worker.paths == expected_paths[path]
 
 
 async def test_a_sweep_by_a_worker_that_lost_the_partition_counts_nothing(
