@@ -60,6 +60,31 @@ def shown_against(numerator: str, denominator: str, target_bp: int) -> str:
     return f"({shown_rate(numerator, denominator)} - 1e-9 * {misses})"
 
 
+POINTS_NUDGE = 1e-9
+"""Added to points x 100 before Grafana's hundredths are floored: an exact half (17.705)
+is a hair under in binary. One indicator's points max x n/d that are not a half are at
+least 1/(2d) hundredths from one, so under 500 million items only the halves move; the
+float itself is off by ~1e-12 hundredths at most (points are at most 100)."""
+
+
+def shown_points(points: str, maximum: str) -> str:
+    """Decision 766 points as the wall and the exports show them (services/common/
+    scorecard.py ``points_hundredths``), in whole hundredths: half up, never the maximum
+    while a point is missing, never 0.00 while one is earned (or, for lost points, lost).
+
+    Grafana rounds the float it is given: 19.9998 of 20 read "20.00" there beside the
+    wall's "19,99" until 2026-12-05. ``points`` and ``maximum`` are one series per row
+    with the same labels (the recording rules of egov-scorecard.yml). The ends compare
+    the float points with their integer maximum and with 0: a missing item moves points
+    by at least maximum / items, far above the float's error."""
+    p, m = f"({points})", f"({maximum})"
+    hundredths = f"floor(100 * {p} + (0.5 + {POINTS_NUDGE!r}))"
+    earned = f"(({hundredths} == bool 0) * ({p} > bool 0))"
+    raised = f"({hundredths} + {earned})"
+    capped = f"(({raised} >= bool 100 * {m}) * ({p} < bool {m}))"
+    return f"(({raised} - {capped} * ({raised} - (100 * {m} - 1))) / 100)"
+
+
 def province_figure(figure: str, window: str, kpi: str) -> str:
     """A province's own numerator, denominator or ratio (already rolled up by the worker)."""
     return f'{PROVINCE_PREFIX}_{figure}:{window}{{unit="$province", kpi="{kpi}"}}'
@@ -142,10 +167,16 @@ def score(level: str, figure: str, period: str) -> str:
     return f'{level}:egov_scorecard_{figure}:{period}{{unit="$unit"}}'
 
 
+def shown_score(level: str, period: str) -> str:
+    """:func:`score`'s points as the wall shows them, out of the measured maximum."""
+    return shown_points(score(level, "points", period), score(level, "max_points", period))
+
+
 def costliest(period: str) -> str:
     """The measured indicator of ``$unit`` that loses the most points (none when none loses
-    any, like Score.costliest)."""
-    return f"topk(1, {score('unit_indicator', 'lost_points', period)} > 0)"
+    any, like Score.costliest), shown as the wall shows them out of its maximum."""
+    lost = f"topk(1, {score('unit_indicator', 'lost_points', period)} > 0)"
+    return shown_points(lost, score("unit_indicator", "max_points", period))
 
 
 def dossiers(window: str, outcome: str) -> str:
@@ -249,6 +280,13 @@ def beside_score(expr: str, ranked: bool) -> str:
     :func:`score_apart`."""
     rows = score_ranked() if ranked else score_apart()
     return f"{_of_level(f'({expr})')} and on (unit) {rows}"
+
+
+def ranked_points() -> str:
+    """Each unit's points in ``$window`` as the wall's ranking shows them."""
+    return shown_points(
+        "unit:egov_scorecard_points:$window", "unit:egov_scorecard_max_points:$window"
+    )
 
 
 def score_volume() -> str:

@@ -147,7 +147,7 @@ def by_score(*, ranked: bool) -> table.Panel:
     )
     columns = [
         ("A", promql.score_ranked() if ranked else promql.score_apart(), SHARE),
-        ("B", promql.beside_score("unit:egov_scorecard_points:$window", ranked), POINTS),
+        ("B", promql.beside_score(promql.ranked_points(), ranked), POINTS),
         ("C", promql.beside_score("unit:egov_scorecard_max_points:$window", ranked), MEASURED_MAX),
         ("D", promql.beside_score(promql.score_volume(), ranked), VOLUME),
     ]

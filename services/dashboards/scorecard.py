@@ -71,6 +71,14 @@ def measured_max(card: Scorecard) -> int:
     return sum(i.max_points for i in card.indicators if i.measured)
 
 
+def figure_query(level: str, figure: str, period: str) -> str:
+    """Points as the wall shows them (19,99 of 20, never "20.00" while one is missing);
+    the measured maximum, an integer, as it is."""
+    if figure == "points":
+        return promql.shown_score(level, period)
+    return promql.score(level, figure, period)
+
+
 def points_stat(title: str, description: str) -> stat.Panel:
     return (
         stat.Panel()
@@ -107,7 +115,7 @@ def total(card: Scorecard) -> stat.Panel:
         ("D", "max_points", "year", "Tối đa đo được (năm)"),
     ]
     for ref, figure, period, legend in shown:
-        panel = panel.with_target(query(promql.score("unit", figure, period), legend, ref=ref))
+        panel = panel.with_target(query(figure_query("unit", figure, period), legend, ref=ref))
     return panel
 
 
@@ -147,7 +155,7 @@ def groups(card: Scorecard) -> table.Panel:
         "name. Groups with no indicator measured here are listed below with their maximum.",
     )
     for ref, level, figure, period, _ in columns:
-        panel = panel.with_target(query(promql.score(level, figure, period), ref=ref, instant=True))
+        panel = panel.with_target(query(figure_query(level, figure, period), ref=ref, instant=True))
     return (
         panel.with_transformation(transformation("merge", {}))
         .with_transformation(

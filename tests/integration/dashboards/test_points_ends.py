@@ -1,0 +1,203 @@
+"""Grafana shows Decision 766 points as the wall does, through a real Prometheus.
+
+Until 2026-12-05 the points panels formatted the recording rules' float: 99,999 of
+100,000 dossiers on time earn 19.99998 of 20, which Grafana rounded to "20.00" beside the
+wall's "19,99"; one of 300,000 read "0.00". The panels now ask Prometheus for the wall's
+hundredths (``promql.shown_points``), out of the measured maximum the wall uses: the
+unit's, a group's, an indicator's for the points it loses.
+
+A small exposition server stands in for a metrics worker, one commune of Thái Nguyên per
+case; the repo's recording rules run in a real Prometheus; every points query of the
+committed dashboards is evaluated for every case's unit and formatted as Grafana would
+(two decimals), then set against services/common/scorecard.py on the same counts.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from fractions import Fraction
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from services.common.scorecard import Scorecard, format_points
+from services.common.units import UnitRegistry
+from services.dashboards import promql
+from tests.integration.dashboards.prometheus import (
+    Prometheus,
+    panel_queries,
+    running_prometheus,
+    substitute,
+)
+
+pytestmark = pytest.mark.integration
+
+PROVINCE = "19"
+WINDOWS = ("month", "year")
+
+# The counts of each case's commune: KPI -> (numerator, denominator).
+CASES: list[dict[str, tuple[int, int]]] = [
+    {"dossier_on_time": (99_999, 100_000)},  # 19.99998: the float read "20.00"
+    {"dossier_on_time": (1, 300_000)},  # 0.0000667: the float read "0.00"
+    {"dossier_on_time": (17_705, 20_000)},  # 17.705 exactly: half up, 17.71
+    {"dossier_on_time": (20_000, 20_000)},  # full marks: 20.00
+    {"dossier_on_time": (0, 20_000)},  # none earned: 0.00, and 20.00 lost
+    {"dossier_on_time": (1, 3)},  # 6.666...: 6.67
+    # Two indicators (2.1 and 4.2, full from 80 %): 19.99998 + 4 of 24 read "24.00".
+    {"dossier_on_time": (99_999, 100_000), "dossier_digitised": (8, 10)},
+]
+
+
+def communes() -> list[str]:
+    current = UnitRegistry.from_dir().units("2025")
+    found = [u for u in current if u.parent == PROVINCE and u.level == "commune"]
+    return [u.code for u in found[: len(CASES)]]
+
+
+def counts_of() -> dict[str, dict[str, tuple[int, int]]]:
+    return dict(zip(communes(), CASES, strict=True))
+
+
+def exposition() -> bytes:
+    registry = UnitRegistry.from_dir()
+    by_code = {u.code: u for u in registry.units("2025")}
+    province = by_code[PROVINCE]
+    lines = [f'egov_unit_info{{unit="{PROVINCE}",name="{province.full_name}",level="province",'
+             f'parent=""}} 1']  # fmt: skip
+    for code, counts in counts_of().items():
+        unit = by_code[code]
+        lines.append(f'egov_unit_info{{unit="{code}",name="{unit.full_name}",level="commune",'
+                     f'parent="{PROVINCE}"}} 1')  # fmt: skip
+        for kpi, (num, den) in counts.items():
+            for window in WINDOWS:
+                at = f'kpi="{kpi}",unit="{code}",window="{window}"'
+                lines.append(f"egov_kpi_ratio{{{at}}} {num / den!r}")
+                lines.append(f"egov_kpi_numerator{{{at}}} {num}")
+                lines.append(f"egov_kpi_denominator{{{at}}} {den}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    body = exposition()
+
+    class Worker(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Worker)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    directory: Path = tmp_path_factory.mktemp("prometheus")
+    try:
+        target = f"127.0.0.1:{server.server_address[1]}"
+        with running_prometheus(directory, {"egov-metrics": [target]}) as running:
+            for rule in ("unit:egov_scorecard_points:year", "unit:egov_unit_province:info"):
+                assert running.wait_for(rule), f"{rule} never recorded"
+            yield running
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def wall(counts: dict[str, tuple[int, int]]) -> dict[str, str]:
+    """What the wall writes for a commune with ``counts`` (English marks, as Grafana):
+    its points out of the measured maximum, each group's, and the points each measured
+    indicator loses out of its own maximum."""
+    card = Scorecard.load()
+    shown: dict[str, str] = {}
+    total, measured_max = Fraction(0), 0
+    for group in card.groups:
+        points, group_max = Fraction(0), 0
+        for ind in group.indicators:
+            if not ind.measured or ind.kpi not in counts:
+                continue
+            got = ind.rule.points(ind.max_points, *counts[ind.kpi])
+            assert got is not None
+            points, group_max = points + got, group_max + ind.max_points
+            lost = ind.max_points - got
+            shown[f"lost {ind.id}"] = format_points(lost, "en", ind.max_points)
+        if group_max:
+            shown[f"group {group.id}"] = format_points(points, "en", group_max)
+            total, measured_max = total + points, measured_max + group_max
+    shown["unit"] = format_points(total, "en", measured_max)
+    return shown
+
+
+def grafana(value: str) -> str:
+    """Grafana's two decimals of a float (toFixed on Math.round, half up)."""
+    return f"{int(float(value) * 100 + 0.5) / 100:.2f}"
+
+
+SHARE = "egov_scorecard_points:$window / unit:egov_scorecard_max_points"
+
+
+def points_queries() -> list[tuple[str, str, str]]:
+    """(dashboard / panel, ref, expr) of every query whose own figure is points earned or
+    lost (the ranking's columns name points again to pick their rows; the ranking's share
+    of points is a rate, with the rates' value mappings)."""
+    found = []
+    for q in panel_queries():
+        own = q.expr.split(" and on (unit) ")[0]
+        named = "egov_scorecard_points" in own or "egov_scorecard_lost_points" in own
+        if named and SHARE not in own:
+            found.append((f"{q.dashboard} / {q.panel}", q.ref, q.expr))
+    return found
+
+
+def which(labels: dict[str, str]) -> str:
+    if "indicator" in labels:
+        return f"lost {labels['indicator']}"
+    return f"group {labels['group']}" if "group" in labels else "unit"
+
+
+def test_every_points_query_shows_what_the_wall_shows(prometheus: Prometheus) -> None:
+    queries = points_queries()
+    # The scorecard's total (month, year), its groups (two), what costs most (two) and
+    # the points column of the two rankings (ranked, and apart for low volume); each
+    # through shown_points, none the recorded float.
+    assert len(queries) == 8, [q[:2] for q in queries]
+    assert all("floor(100 *" in expr for _, _, expr in queries), queries
+    checked = 0
+    for unit, counts in counts_of().items():
+        expected = wall(counts)
+        for where, ref, expr in queries:
+            concrete = substitute(expr.replace("$unit", unit))
+            for series in prometheus.wait_for(concrete, 20):
+                labels = series["metric"]
+                if labels.get("unit") != unit:
+                    continue  # the ranking's other communes
+                key = which(labels)
+                assert grafana(series["value"][1]) == expected[key], (where, ref, counts, key)
+                checked += 1
+    # Each case's unit in six queries and in one of the rankings (full marks lose
+    # nothing: no costliest row); the last case's two indicators are in two groups.
+    assert checked == 7 * len(CASES) - 2 + 2
+
+
+@pytest.mark.parametrize(
+    ("points", "maximum", "shown"),
+    [
+        ("19.99998", 20, "19.99"),
+        ("0.0000667", 20, "0.01"),
+        ("0", 20, "0.00"),
+        ("20", 20, "20.00"),
+        ("17.705", 20, "17.71"),
+        ("2.675", 6, "2.68"),  # 2.67499999... in binary
+        ("5.995", 6, "5.99"),  # half up onto the maximum while a point is missing
+    ],
+)
+def test_the_ends_and_halves(
+    prometheus: Prometheus, points: str, maximum: int, shown: str
+) -> None:
+    expr = promql.shown_points(f"vector({points})", f"vector({maximum})")
+    (series,) = prometheus.query(expr)
+    assert grafana(series["value"][1]) == shown
+    assert format_points(Fraction(points), "en", maximum) == shown
