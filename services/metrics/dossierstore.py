@@ -14,12 +14,12 @@ import struct
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import asyncpg
 
 from services.common.db import Connection
-from services.common.dossierfacts import KINDS, Due
+from services.common.dossierfacts import Due
 from services.common.tally import Deltas, TallyBatch
 from services.metrics import dossiers, pgcopy
 from services.metrics.dossiers import Dossier, Status
@@ -164,9 +164,19 @@ def _dossier(row: asyncpg.Record) -> Dossier:
 _HISTORY_VERSION = 1
 _HEAD = struct.Struct("<BBid")
 _ENTRY = struct.Struct("<dBid")
-_OUTCOME_CODES = {outcome: code for code, outcome in enumerate(dossiers.OUTCOMES, 1)}
+# The codes are stored: written out, never derived from an order in the code, so that a
+# kind or outcome added later takes a new code and every stored history still reads as
+# written (a code derived from sorted(KINDS) would have shifted with a new kind).
+_OUTCOME_CODES: Final = {"early": 1, "on_time": 2, "late": 3, "open_overdue": 4}
+_KIND_CODES: Final = {
+    "final": 1,
+    "received": 2,
+    "rejected": 3,
+    "resubmitted": 4,
+    "returned": 5,
+    "withdrawn": 6,
+}
 _OUTCOMES_BY_CODE = {code: outcome for outcome, code in _OUTCOME_CODES.items()}
-_KIND_CODES = {kind: code for code, kind in enumerate(sorted(KINDS), 1)}
 _KINDS_BY_CODE = {code: kind for kind, code in _KIND_CODES.items()}
 _NO_VERDICT = _HEAD.pack(_HISTORY_VERSION, 0, 0, 0.0)
 

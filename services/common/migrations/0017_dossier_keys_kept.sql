@@ -1,0 +1,11 @@
+-- A dossier's receipt, payment and final outcome are one per dossier whatever their ids,
+-- so their dedup keys are kept for good (``backfill`` means "kept": services/metrics/
+-- store.py ``prune``): a second approval a month later is a duplicate. Workers mark them
+-- so since 2026-12-05; keys stored before were written as live keys and would still be
+-- pruned after the grace, and such a second final counted again (review 33).
+--
+-- A digest is one-way: a dossier's key cannot be told from an event's. So every live key
+-- stored before this migration is kept. That is once, and bounded: the keys younger than
+-- the prune horizon (the grace, the longest backlog and a day; docs/metrics.md), the
+-- older ones are gone already. Keys written from now on are pruned as before.
+UPDATE metrics_seen_events SET backfill = true WHERE NOT backfill;
