@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -187,3 +189,43 @@ class Prometheus:
     def target_health(self) -> dict[str, str]:
         answer = httpx.get(f"{self.url}/api/v1/targets", timeout=10).json()
         return {t["labels"]["job"]: t["health"] for t in answer["data"]["activeTargets"]}
+
+
+class Exposition:
+    """A metrics worker's /metrics stood in for by a server answering ``body()`` (called
+    at every scrape, so a test may change what it says)."""
+
+    def __init__(self, body: Callable[[], bytes]) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.end_headers()
+                self.wfile.write(body())
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextmanager
+def scraping(directory: Path, body: bytes, rules: tuple[str, ...]) -> Iterator[Prometheus]:
+    """A real Prometheus scraping a fixed exposition, once each of ``rules`` recorded."""
+    exposition = Exposition(lambda: body)
+    try:
+        with running_prometheus(directory, {"egov-metrics": [exposition.target]}) as running:
+            for rule in rules:
+                assert running.wait_for(rule), f"{rule} never recorded"
+            yield running
+    finally:
+        exposition.close()

@@ -14,11 +14,8 @@ committed dashboards is evaluated for every case's unit and formatted as Grafana
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from fractions import Fraction
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -28,7 +25,7 @@ from services.dashboards import promql
 from tests.integration.dashboards.prometheus import (
     Prometheus,
     panel_queries,
-    running_prometheus,
+    scraping,
     substitute,
 )
 
@@ -81,30 +78,9 @@ def exposition() -> bytes:
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    body = exposition()
-
-    class Worker(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Worker)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    directory: Path = tmp_path_factory.mktemp("prometheus")
-    try:
-        target = f"127.0.0.1:{server.server_address[1]}"
-        with running_prometheus(directory, {"egov-metrics": [target]}) as running:
-            for rule in ("unit:egov_scorecard_points:year", "unit:egov_unit_province:info"):
-                assert running.wait_for(rule), f"{rule} never recorded"
-            yield running
-    finally:
-        server.shutdown()
-        server.server_close()
+    rules = ("unit:egov_scorecard_points:year", "unit:egov_unit_province:info")
+    with scraping(tmp_path_factory.mktemp("prometheus"), exposition(), rules) as running:
+        yield running
 
 
 def wall(counts: dict[str, tuple[int, int]]) -> dict[str, str]:
@@ -194,9 +170,7 @@ def test_every_points_query_shows_what_the_wall_shows(prometheus: Prometheus) ->
         ("5.995", 6, "5.99"),  # half up onto the maximum while a point is missing
     ],
 )
-def test_the_ends_and_halves(
-    prometheus: Prometheus, points: str, maximum: int, shown: str
-) -> None:
+def test_the_ends_and_halves(prometheus: Prometheus, points: str, maximum: int, shown: str) -> None:
     expr = promql.shown_points(f"vector({points})", f"vector({maximum})")
     (series,) = prometheus.query(expr)
     assert grafana(series["value"][1]) == shown

@@ -15,10 +15,7 @@ every committed dashboard is evaluated and formatted as Grafana formats it.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -30,7 +27,7 @@ from services.dashboards.render import build_all
 from tests.integration.dashboards.prometheus import (
     Prometheus,
     panel_queries,
-    running_prometheus,
+    scraping,
     substitute,
 )
 from tests.unit.dashboards.test_rate_display import (
@@ -99,34 +96,12 @@ def exposition() -> bytes:
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    body = exposition()
-
-    class Worker(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Worker)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    directory: Path = tmp_path_factory.mktemp("prometheus")
-    try:
-        target = f"127.0.0.1:{server.server_address[1]}"
-        with running_prometheus(directory, {"egov-metrics": [target]}) as running:
-            # Every recording rule the panels read has evaluated once.
-            rules = ("province:egov_kpi_numerator:day", "unit:egov_kpi_target:ratio",
-                     "unit:egov_unit_province:info", "kpi:egov_kpi_min_volume:count")  # fmt: skip
-            for rule in rules:
-                assert running.wait_for(rule), f"{rule} never recorded"
-            assert running.wait_for(substitute(promql.shortfall()))
-            yield running
-    finally:
-        server.shutdown()
-        server.server_close()
+    # Every recording rule the panels read has evaluated once.
+    rules = ("province:egov_kpi_numerator:day", "unit:egov_kpi_target:ratio",
+             "unit:egov_unit_province:info", "kpi:egov_kpi_min_volume:count")  # fmt: skip
+    with scraping(tmp_path_factory.mktemp("prometheus"), exposition(), rules) as running:
+        assert running.wait_for(substitute(promql.shortfall()))
+        yield running
 
 
 def rate_queries() -> list[tuple[str, str, str]]:

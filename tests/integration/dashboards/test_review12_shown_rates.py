@@ -16,11 +16,9 @@ wall's basis points.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Iterator
 from fractions import Fraction
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,12 @@ from services.common.rates import format_bp, format_rate, meets, rate_bp
 from services.common.units import UnitRegistry
 from services.dashboards import promql
 from services.dashboards.rankings import LOWEST
-from tests.integration.dashboards.prometheus import Prometheus, running_prometheus, substitute
+from tests.integration.dashboards.prometheus import (
+    Exposition,
+    Prometheus,
+    running_prometheus,
+    substitute,
+)
 from tests.unit.dashboards.test_rate_display import grafana_percentunit
 
 pytestmark = pytest.mark.integration
@@ -67,34 +70,12 @@ RANKED_COUNTS = {
 ACTIVE, STANDBY = (990, 1_001), (991, 1_000)
 
 
-class Worker:
+class Worker(Exposition):
     """An exposition server whose figures a test may change while Prometheus scrapes."""
 
     def __init__(self, lines: dict[str, str]) -> None:
         self.lines = lines
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = ("\n".join(outer.lines.values()) + "\n").encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(lambda: ("\n".join(self.lines.values()) + "\n").encode())
 
 
 def _info(code: str) -> tuple[str, str]:
