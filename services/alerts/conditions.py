@@ -120,7 +120,10 @@ def kpi_below_target(
         if tracked is not None and status is not Status.BREACH and key not in tracked:
             continue
         # Held inside its margin: the figure meets its target, the alert clears later.
-        holding = status is Status.HOLD and fig.status is Standing.MEETS
+        # The text follows the figure's standing, not the verdict: a CLEAR (what the
+        # resolution carries) meets its target, a HOLD on low volume is not judged.
+        standing = fig.status
+        holding = status is Status.HOLD and standing is Standing.MEETS
         vi, en = text.below_target(
             fig.unit_name or fig.unit,
             fig.unit,
@@ -133,6 +136,7 @@ def kpi_below_target(
             unit_name_en=fig.unit_name_en,
             clear_bp=clear_at_bp(_target_bp(fig), hysteresis_bp) if holding else None,
             basis=fig.target_basis,
+            standing=standing,
         )
         yield Verdict(
             key,
@@ -255,6 +259,7 @@ def _burn_verdict(
         long.target_bp,
         unit_name_en=long.unit_name_en,
         basis=long.target_basis,
+        status=status,  # a resolution must not say "is falling fast"
     )
     values = {
         **_values(long),
@@ -322,18 +327,20 @@ def unit_silent(
             if min(b, now) > max(a, start)
         )
         after_s = rule.cadence.silent_after(unit, family)
-        if silent_s < after_s or (directory and directory.get(unit) is None):
-            status = Status.CLEAR  # an open alert of a unit dissolved since resolves
-        elif calendar.is_working(now):
-            status = Status.BREACH
-        else:
-            status = Status.HOLD  # pages only in working hours; a firing alert stays
         info = directory.get(unit)
-        name = info.name if info else unit
+        name, name_en = (info.name, info.name_en) if info else (unit, "")
+        gone = bool(directory) and info is None
+        if gone:
+            status = Status.CLEAR  # an open alert of a unit dissolved since resolves
+            vi, en = text.unit_gone(name, unit, family, name_en)
+        elif silent_s < after_s:
+            status = Status.CLEAR  # the text a resolution carries: not "no data for ..."
+            vi, en = text.silence_over(name, unit, family, silent_s, after_s, last, name_en)
+        else:
+            # Pages only in working hours; outside them a firing alert stays (HOLD).
+            status = Status.BREACH if calendar.is_working(now) else Status.HOLD
+            vi, en = text.silent(name, unit, family, silent_s, last, unit_name_en=name_en)
         seen = last.isoformat() if last is not None else None
-        vi, en = text.silent(
-            name, unit, family, silent_s, last, unit_name_en=info.name_en if info else ""
-        )
         values = {
             "silent_working_s": silent_s,
             "last_event_time": seen,
@@ -455,27 +462,53 @@ Counters = Mapping[str, Mapping[str, float]]
 class RejectionRule:
     share: float
     min_events: int
-    window: str
+    window_s: float
+    """``EGOV_ALERT_REJECTION_WINDOW_S``: the texts say it in words from these seconds."""
+
+    @property
+    def window(self) -> str:
+        """The alert's window label ("10m"): part of its identity, so never reworded."""
+        return f"{int(self.window_s // 60)}m"
 
 
-def ingest_rejections(old: Counters, new: Counters, rule: RejectionRule) -> Iterator[Verdict]:
-    """Share of a publisher's events rejected between two scrapes of ingest's counters."""
-    for key_id in sorted(new):
-        delta = {o: _delta(old.get(key_id, {}).get(o, 0.0), v) for o, v in new[key_id].items()}
+def ingest_rejections(
+    old: Counters,
+    new: Counters,
+    rule: RejectionRule,
+    span_s: float = 0.0,
+    still_open: Iterable[str] = (),
+) -> Iterator[Verdict]:
+    """Share of a publisher's events rejected between two scrapes of ingest's counters,
+    ``span_s`` apart.
+
+    Too few events is HOLD (a share of 3 events says little), except none at all over a
+    complete window (``span_s`` at least the rule's): nothing is being rejected, so an
+    open alert clears. Held instead, the alert of a key revoked, or of a system switched
+    off, fired forever. A key with an open alert (``still_open``) that ingest no longer
+    reports (its counters went with a restart, or its label was dropped) counts as no
+    events, for the same reason.
+    """
+    complete = span_s >= rule.window_s
+    for key_id in sorted(set(new) | set(still_open)):
+        counts, before = new.get(key_id, {}), old.get(key_id, {})
+        delta = {o: _delta(before.get(o, 0.0), v) for o, v in counts.items()}
         rejected = int(delta.get("rejected", 0.0))
         total = int(sum(v for o, v in delta.items() if o != "unavailable"))
-        if total < rule.min_events:
-            status, share = Status.HOLD, (rejected / total if total else 0.0)
+        share = rejected / total if total else 0.0
+        if total == 0 and complete:
+            status = Status.CLEAR  # a whole window without a single event
+        elif total < rule.min_events:
+            status = Status.HOLD
+        elif share >= rule.share:
+            status = Status.BREACH
+        elif share < rule.share / 2:  # hysteresis: a share at the line does not flap
+            status = Status.CLEAR
         else:
-            share = rejected / total
-            if share >= rule.share:
-                status = Status.BREACH
-            elif share < rule.share / 2:  # hysteresis: a share at the line does not flap
-                status = Status.CLEAR
-            else:
-                status = Status.HOLD
+            status = Status.HOLD
         severity: Severity = "critical" if share >= 0.5 and total >= rule.min_events else "warning"
-        vi, en = text.rejections(key_id, rejected, total, rule.window)
+        vi, en = text.rejections(
+            key_id, rejected, total, rule.window_s, cleared=status is Status.CLEAR
+        )
         values = {"share": share, "rejected": rejected, "total": total, "key_id": key_id}
         yield Verdict(
             AlertKey(REJECTIONS, "", key_id, rule.window),

@@ -160,7 +160,7 @@ class Evaluator:
                 self._blind,
             )  # fmt: skip
         if seen.ingest is not None:
-            verdicts += self._rejections(seen.ingest, now)
+            verdicts += self._rejections(seen.ingest, open_alerts, now)
         burn_read = seen.plan.slow and s.alert_burn_enabled
         return verdicts + _unseen_pending(verdicts, open_alerts, windows, burn_read)
 
@@ -199,7 +199,12 @@ class Evaluator:
             for fig in figures
         ]  # fmt: skip
 
-    def _rejections(self, counters: conditions.Counters, now: datetime) -> list[Verdict]:
+    def _rejections(
+        self,
+        counters: conditions.Counters,
+        open_alerts: Mapping[AlertKey, Alert],
+        now: datetime,
+    ) -> list[Verdict]:
         s = self.settings
         history = self._ingest
         history.append((now, counters))
@@ -209,10 +214,12 @@ class Evaluator:
         if len(history) < 2:
             return []
         rule = conditions.RejectionRule(
-            s.alert_rejection_share, s.alert_rejection_min_events,
-            f"{int(s.alert_rejection_window_s // 60)}m",
-        )  # fmt: skip
-        return list(conditions.ingest_rejections(history[0][1], counters, rule))
+            s.alert_rejection_share, s.alert_rejection_min_events, s.alert_rejection_window_s
+        )
+        span_s = (now - history[0][0]).total_seconds()
+        # Judged even when ingest no longer reports the key: else its alert never ends.
+        still_open = [k.unit for k in open_alerts if k.condition == conditions.REJECTIONS]
+        return list(conditions.ingest_rejections(history[0][1], counters, rule, span_s, still_open))
 
 
 def _unseen_pending(

@@ -13,8 +13,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
+from services.alerts.model import Status
 from services.common.citations import cite
-from services.common.figures import TargetBasis
+from services.common.figures import Standing, TargetBasis
 from services.common.rates import (
     BP_SCALE,
     NO_RATE,
@@ -51,6 +52,23 @@ def period(window: str, lang: Lang) -> str:
     return vi if lang == "vi" else en
 
 
+_ROLLING_S: Final[dict[float, str]] = {300: "5m", 1800: "30m", 3600: "1h", 21600: "6h"}
+"""The rolling windows of :data:`PERIOD` by their length: a span of one of them reads as
+it does in the burn texts ("over the last hour", not "over the last 1 h")."""
+
+
+def last(seconds: float, lang: Lang) -> str:
+    """A rolling span given in seconds, in words ("trong 10 phút qua", "over the last 10
+    min"), whatever its length: a window setting is seconds, never a code to show."""
+    if seconds in _ROLLING_S:
+        return period(_ROLLING_S[seconds], lang)
+    if seconds < 60:  # the duration formatter counts whole minutes: "0 min" says nothing
+        span = f"{format_count(int(seconds), lang)} {'giây' if lang == 'vi' else 's'}"
+    else:
+        span = format_duration(seconds, lang)
+    return f"trong {span} qua" if lang == "vi" else f"over the last {span}"
+
+
 def below_target(
     unit_name: str,
     unit: str,
@@ -63,35 +81,47 @@ def below_target(
     unit_name_en: str = "",
     clear_bp: int | None = None,
     basis: TargetBasis | None = None,
+    standing: Standing = Standing.BELOW,
 ) -> tuple[str, str]:
-    """``clear_bp``: the figure meets its target, and its alert, still firing, clears
-    only at this rate (the hysteresis margin): said so, not "below the target"."""
+    """The figure as it stands (``standing``, the shared judgement) against its target.
+
+    Below: the breach. Meets: the alert recovered, or, with ``clear_bp``, is still firing
+    and clears only at that rate (the hysteresis margin); either way not "below the
+    target", which a resolution carried to the pager until review 31. Low volume or no
+    data: too few items to judge, said so, never "below" either.
+    """
+    name_en = unit_name_en or unit_name
     rate_vi, rate_en = (
         f"{format_rate(numerator, denominator, lang)} "
         f"({format_fraction(numerator, denominator, lang)})"
         for lang in ("vi", "en")
     )
-    if clear_bp is not None:
-        vi = (
-            f"{unit_name} ({unit}): {kpi_vi} {period(window, 'vi')} đạt {rate_vi}, đã đạt "
-            f"mục tiêu {_cited(target_bp, basis, 'vi')}; cảnh báo kết thúc khi đạt "
-            f"{format_target(clear_bp, 'vi')}."
+    head_vi = f"{unit_name} ({unit}): {kpi_vi} {period(window, 'vi')}"
+    head_en = f"{name_en} ({unit}): {kpi_en} {period(window, 'en')}"
+    target_vi, target_en = _cited(target_bp, basis, "vi"), _cited(target_bp, basis, "en")
+    if standing is Standing.MEETS:
+        vi = f"{head_vi} đạt {rate_vi}, đã đạt mục tiêu {target_vi}"
+        en = f"{head_en} is {rate_en}, meeting the {target_en} target"
+        if clear_bp is None:
+            return f"{vi}.", f"{en}."
+        return (
+            f"{vi}; cảnh báo kết thúc khi đạt {format_target(clear_bp, 'vi')}.",
+            f"{en}; the alert clears at {format_target(clear_bp, 'en')}.",
         )
-        en = (
-            f"{unit_name_en or unit_name} ({unit}): {kpi_en} {period(window, 'en')} is "
-            f"{rate_en}, meeting the {_cited(target_bp, basis, 'en')} target; the alert clears "
-            f"at {format_target(clear_bp, 'en')}."
+    if standing is Standing.NO_DATA:
+        return (
+            f"{head_vi} chưa có số liệu, chưa đủ để đánh giá so với mục tiêu {target_vi}.",
+            f"{head_en}: nothing counted, too few items to judge against the {target_en} target.",
         )
-        return vi, en
-    vi = (
-        f"{unit_name} ({unit}): {kpi_vi} {period(window, 'vi')} đạt {rate_vi}, thấp hơn "
-        f"mục tiêu {_cited(target_bp, basis, 'vi')}."
+    if standing is Standing.LOW_VOLUME:
+        return (
+            f"{head_vi} đạt {rate_vi}, chưa đủ số lượng để đánh giá so với mục tiêu {target_vi}.",
+            f"{head_en} is {rate_en}: too few items to judge against the {target_en} target.",
+        )
+    return (
+        f"{head_vi} đạt {rate_vi}, thấp hơn mục tiêu {target_vi}.",
+        f"{head_en} is {rate_en}, below the {target_en} target.",
     )
-    en = (
-        f"{unit_name_en or unit_name} ({unit}): {kpi_en} {period(window, 'en')} is "
-        f"{rate_en}, below the {_cited(target_bp, basis, 'en')} target."
-    )
-    return vi, en
 
 
 def burn(
@@ -107,11 +137,16 @@ def burn(
     target_bp: int | None,
     unit_name_en: str = "",
     basis: TargetBasis | None = None,
+    status: Status = Status.BREACH,
 ) -> tuple[str, str]:
     """Each window's share missed as a multiple of the share the target allows, from
     its counts (numerator, denominator), rounded half up to a tenth ("14,5": 2,775 of
     10,000 missed against 95 % is 14.45 times, which a float made "14,4"); a window that
-    counted nothing says so, never "0 times"."""
+    counted nothing says so, never "0 times".
+
+    ``status`` is the pair's verdict: only a BREACH "is falling fast". A CLEAR (the text
+    a resolution carries) is no longer falling fast; a HOLD has too few items to judge.
+    """
     # "Error budget" has no Vietnamese an operator uses ("ngân sách lỗi" is a calque):
     # say what it means, the share missed against the share the target allows.
     windows = ((long_w, long_counts), (short_w, short_counts))
@@ -120,8 +155,9 @@ def burn(
     empty = [w for w, _ in windows if times[w] is None]
     numerator, denominator = long_counts
     parts_vi = " và ".join(f"{period(w, 'vi')} gấp {_tenths(times[w], 'vi')} lần" for w in counted)
-    vi = f"{unit_name} ({unit}): {kpi_vi} đang giảm nhanh: "
-    en = f"{unit_name_en or unit_name} ({unit}): {kpi_en} is falling fast: "
+    pace_vi, pace_en = _BURN_PACE[status]
+    vi = f"{unit_name} ({unit}): {kpi_vi} {pace_vi}: "
+    en = f"{unit_name_en or unit_name} ({unit}): {kpi_en} {pace_en}: "
     if counted:
         vi += f"tỷ lệ chưa đạt {parts_vi} mức mục tiêu {_cited(target_bp, basis, 'vi')} cho phép"
         en += (
@@ -145,6 +181,17 @@ def burn(
         f"({format_fraction(numerator, denominator, 'en')})."
     )
     return vi, en
+
+
+_BURN_PACE: Final[dict[Status, tuple[str, str]]] = {
+    Status.BREACH: ("đang giảm nhanh", "is falling fast"),
+    Status.CLEAR: ("đã ngừng giảm nhanh", "is no longer falling fast"),
+    Status.HOLD: (
+        "chưa đủ số lượng để đánh giá tốc độ giảm",
+        "has too few items to judge how fast it falls",
+    ),
+}
+"""How a burn text opens, by the pair's verdict (vi, en)."""
 
 
 def missed_multiple_tenths(numerator: int, denominator: int, target_bp: int | None) -> int | None:
@@ -209,18 +256,81 @@ def silent(
     return vi, en
 
 
-def rejections(key_id: str, rejected: int, total: int, window: str) -> tuple[str, str]:
+def silence_over(
+    unit_name: str,
+    unit: str,
+    family: str,
+    silent_s: float,
+    after_s: float,
+    last: datetime | None,
+    unit_name_en: str = "",
+) -> tuple[str, str]:
+    """A UnitSilent that clears (an event arrived, or the unit's usual gap grew): no longer
+    silent, with how long since its last event and after how long it would be. Until
+    review 31 a resolution said "no data ... for 0 min of working time"."""
+    sys_vi, sys_en = SYSTEM.get(family, (family, family))
+    quiet_vi, quiet_en = format_duration(silent_s, "vi"), format_duration(silent_s, "en")
+    if last is not None:
+        since_vi = f"lần cuối: {format_datetime(last, 'vi')}, cách đây {quiet_vi} làm việc"
+        since_en = f"last received {format_datetime(last, 'en')}, {quiet_en} of working time ago"
+    else:
+        since_vi = f"chưa từng nhận được, đã theo dõi {quiet_vi} làm việc"
+        since_en = f"nothing received yet, watched for {quiet_en} of working time"
+    vi = (
+        f"{unit_name} ({unit}): hệ thống {sys_vi} không còn im lặng ({since_vi}; cảnh báo "
+        f"sau {format_duration(after_s, 'vi')} làm việc không có dữ liệu)."
+    )
+    en = (
+        f"{unit_name_en or unit_name} ({unit}): the {sys_en} system is no longer silent "
+        f"({since_en}; alert after {format_duration(after_s, 'en')} of working time "
+        "without data)."
+    )
+    return vi, en
+
+
+def unit_gone(unit_name: str, unit: str, family: str, unit_name_en: str = "") -> tuple[str, str]:
+    """A UnitSilent whose unit left the unit directory (a reform dissolved or merged it;
+    its events arrive under its successor's code): nothing more is expected from it."""
+    sys_vi, sys_en = SYSTEM.get(family, (family, family))
+    vi = (
+        f"{unit_name} ({unit}): không còn trong danh mục đơn vị (đã giải thể hoặc sáp nhập); "
+        f"không còn chờ dữ liệu từ hệ thống {sys_vi}."
+    )
+    en = (
+        f"{unit_name_en or unit_name} ({unit}): no longer in the unit directory (dissolved "
+        f"or merged); no more data is expected from its {sys_en} system."
+    )
+    return vi, en
+
+
+def rejections(
+    key_id: str, rejected: int, total: int, window_s: float, cleared: bool = False
+) -> tuple[str, str]:
+    """A publisher key's rejected share over the rejection window, its span in words from
+    the setting's seconds (``last``), never the window label ("10m"). A window without a
+    single event says so rather than "– (0 / 0)"; ``cleared`` (the text a resolution
+    carries) drops the call to act."""
     who_vi = "mọi khóa" if key_id == "all" else f"khóa {key_id}"
     who_en = "all keys" if key_id == "all" else f"key {key_id}"
+    span_vi, span_en = last(window_s, "vi"), last(window_s, "en")
+    if not total:
+        return (
+            f"Hệ thống gửi dữ liệu ({who_vi}) không gửi bản tin nào {span_vi}: không có "
+            "bản tin bị từ chối.",
+            f"Publisher ({who_en}) sent no events {span_en}: nothing rejected.",
+        )
+    act_vi, act_en = (
+        ("đã trở lại bình thường", "back to normal")
+        if cleared
+        else ("cần kiểm tra kết nối tích hợp", "check its integration")
+    )
     vi = (
         f"Hệ thống gửi dữ liệu ({who_vi}) bị từ chối {format_rate(rejected, total, 'vi')} "
-        f"bản tin {period(window, 'vi')} ({format_fraction(rejected, total, 'vi')}): "
-        "cần kiểm tra kết nối tích hợp."
+        f"bản tin {span_vi} ({format_fraction(rejected, total, 'vi')}): {act_vi}."
     )
     en = (
         f"Publisher ({who_en}) had {format_rate(rejected, total, 'en')} of its events "
-        f"rejected {period(window, 'en')} ({format_fraction(rejected, total, 'en')}): "
-        "check its integration."
+        f"rejected {span_en} ({format_fraction(rejected, total, 'en')}): {act_en}."
     )
     return vi, en
 

@@ -130,7 +130,7 @@ def test_without_enough_peers_a_never_seen_unit_is_not_expected() -> None:
 
 
 def test_rejections_per_key_with_reset_and_volume_guard() -> None:
-    rule = c.RejectionRule(share=0.2, min_events=20, window="10m")
+    rule = c.RejectionRule(share=0.2, min_events=20, window_s=600.0)
     old = {"k1": {"accepted": 100.0, "rejected": 0.0}, "k2": {"accepted": 5.0}}
     new = {"k1": {"accepted": 110.0, "rejected": 30.0}, "k2": {"accepted": 10.0, "rejected": 5}}
     verdicts = {v.key.unit: v for v in c.ingest_rejections(old, new, rule)}

@@ -71,6 +71,6 @@ def test_silence_gives_the_system_the_duration_and_the_local_time() -> None:
 
 
 def test_rejections_with_thousands_separators_and_an_exact_share() -> None:
-    vi, en = text.rejections("all", 1_250, 11_710, "5m")
+    vi, en = text.rejections("all", 1_250, 11_710, 300.0)
     assert "bị từ chối 10,67 % bản tin trong 5 phút qua (1.250 / 11.710)" in vi
     assert "had 10.67% of its events rejected over the last 5 minutes (1,250 / 11,710)" in en
