@@ -125,7 +125,7 @@ def register_views(
     async def kpis(web: Any, request: Any) -> Any:
         params = _params(request)
         if "format" in params:
-            return await kpis_download(params, snapshots, targets)
+            return await kpis_download(params, snapshots, targets, units)
         return kpis_answer(params, snapshots, targets, worker_name)
 
     @app.page("/v1/activity")
@@ -173,7 +173,7 @@ def kpis_answer(
 
 
 async def kpis_download(
-    params: dict[str, list[str]], snapshots: KpiSnapshots, targets: Targets
+    params: dict[str, list[str]], snapshots: KpiSnapshots, targets: Targets, units: UnitRegistry
 ) -> aioweb.Response:
     """/v1/kpis?format=csv|xlsx: the same selection as the JSON answer, as a file."""
     try:
@@ -187,7 +187,7 @@ async def kpis_download(
     snapshot = snapshots.latest
     items = snapshot.select(query)
     try:
-        file = await download.render_off_loop(ask, query, items, snapshot.periods.now)
+        file = await download.render_off_loop(ask, query, items, snapshot.periods.now, units)
     except ExportQueryError as exc:
         return problem(400, "limit-exceeded", "too many rows", str(exc), parameter=exc.parameter)
     return aioweb.Response(body=file.body, headers=attachment(file))

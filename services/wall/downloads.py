@@ -7,6 +7,12 @@ worker answers them for the unit's province and the window, read at the request.
 is never made from part of the workers: one that does not answer is a 503, not a file
 with units missing. The scorecard is the unit's, for this month or the year to date
 (:mod:`services.common.scorecard`); a day has none.
+
+The period a file names and scores is the one its figures count (their ``period_start``),
+not the wall's clock: just after midnight a worker may still answer yesterday (its
+snapshot is up to ``EGOV_METRICS_SNAPSHOT_INTERVAL_S`` old, and a rolled window is built
+again in pieces). Figures that disagree (or do not say) are a 503 with ``Retry-After``,
+never a file named for one period holding another's figures.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Collection, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -32,6 +38,7 @@ from services.common.exports import Rendered, Table, Title, kpi_table, render, s
 from services.common.figures import Figure
 from services.common.figures_client import FetchError
 from services.common.scorecard import Period, Scorecard, score
+from services.common.units import VN_TZ
 from services.wall.hub import Hub
 from services.wall.overview import Silence
 from services.wall.settings import Lang
@@ -39,6 +46,13 @@ from services.wall.sources import Sources
 
 _CODE = re.compile(r"[0-9A-Za-z._-]{1,32}")
 TABLES = ("kpis", "scorecard")
+RETRY_AFTER_S = 5
+"""A worker publishes every 2 s and builds a rolled window again within a few seconds."""
+
+
+class PeriodUnsettled(Exception):
+    """A file's figures do not count one known period: a window rolling over between
+    workers' snapshots (or an answer without ``period_start``); asked again shortly."""
 
 
 def _now() -> datetime:
@@ -49,6 +63,29 @@ def rows_of(figures: Sequence[Figure], unit: str) -> list[Figure]:
     """The unit's figures, then its units' (by code), each unit's KPIs by id."""
     mine = [f for f in figures if f.unit == unit or f.parent == unit]
     return sorted(mine, key=lambda f: (f.unit != unit, f.unit, f.kpi))
+
+
+def figures_period(window: str, rows: Sequence[Figure], now: datetime) -> Period | date:
+    """The period ``rows`` of ``window`` count, from their own ``period_start`` (which all
+    must share); ``now`` (the wall's clock) only bounds a year to date's last day.
+    :class:`PeriodUnsettled` when they disagree or none says."""
+    starts = {f.period_start for f in rows}
+    if not starts or None in starts:
+        raise PeriodUnsettled("the figures do not say which period they count (period_start)")
+    if len(starts) > 1:
+        days = ", ".join(sorted({s.astimezone(VN_TZ).date().isoformat() for s in starts if s}))
+        raise PeriodUnsettled(f"period rolling over: the figures count periods from {days}")
+    start = next(s for s in starts if s is not None).astimezone(VN_TZ).date()
+    if window == "day":
+        return start
+    if window == "month":
+        return Period("month", start.year, start.month)
+    if window == "year":
+        # The year's figures run to today, or to 31 December if the wall's clock is past
+        # the year (New Year's first seconds) or to its first day if behind it.
+        today = now.astimezone(VN_TZ).date()
+        return Period("ytd", start.year, through=min(max(today, start), date(start.year, 12, 31)))
+    raise ExportQueryError("window", f"window {window!r}: a file names a calendar period")
 
 
 def export_file(
@@ -62,9 +99,9 @@ def export_file(
 ) -> Rendered:
     """The file of ``unit`` from its province's figures of ``ask.window``; with ``silent``
     (the units, or the figures whose unit, stopped sending), the KPI table marks them.
-    Pure."""
+    Named and scored for the period the figures count (:func:`figures_period`). Pure."""
     rows = rows_of(figures, unit)
-    period = ask.period(now)
+    period = figures_period(ask.window, rows, now)
     tables: list[Table] = [kpi_table(rows, ask.lang, silent)]
     if isinstance(period, Period):
         card_table = scorecard_table(score(card, rows, unit, period), ask.lang)
@@ -132,6 +169,10 @@ class Downloads:
             )
         except ExportQueryError as exc:
             return _error(400, str(exc), exc.parameter)
+        except PeriodUnsettled as exc:
+            retry = {"Retry-After": str(RETRY_AFTER_S)}
+            message = f"{exc}; retry in a few seconds"
+            return _error(503, message, None, headers=retry)
         return Response(file.body, headers=attachment(file))
 
     async def _province_of(self, unit: str) -> str | None:
@@ -145,5 +186,8 @@ class Downloads:
         return [Route("/wall/export", self.export)]
 
 
-def _error(status: int, message: str, parameter: str | None) -> JSONResponse:
-    return JSONResponse({"error": message, "parameter": parameter}, status_code=status)
+def _error(
+    status: int, message: str, parameter: str | None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = {"error": message, "parameter": parameter}
+    return JSONResponse(body, status_code=status, headers=headers)

@@ -23,6 +23,14 @@ from services.wall.snapshot import Snapshot, SourceState
 BELOW_LIMIT = 15
 """Rows of the below-target list; the rest are counted, and the unit table has them all."""
 
+WEEKLY_FAMILIES = frozenset({"meetings"})
+"""Families a unit publishes a few times a week at most (the pager's, services/alerts/
+cadence.py): their silence is counted over a working week, not the wall's minutes."""
+
+WEEK_MINUTES = 5 * 9.5 * 60
+"""One working week (5 days of 07:30-17:00), the pager's floor for a weekly family
+(``EGOV_ALERT_SILENT_WEEKLY_AFTER_S``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class KpiLine:
@@ -116,22 +124,32 @@ class Silence:
 
     ``families`` (KPI id -> event family) lets a KPI's ranking and a file's rows judge the
     family the KPI counts, as the pager's UnitSilent does: a commune whose one-stop system
-    stopped while its documents still arrive is not sending dossiers."""
+    stopped while its documents still arrive is not sending dossiers. A family is judged
+    from the snapshot's activity of that family alone; a unit with no activity in it was
+    never heard from in it, and is silent (:func:`is_silent`)."""
 
     minutes: float
     calendar: WorkingCalendar = OFFICE_HOURS
     families: Mapping[str, str] = field(default_factory=dict)
+    weekly_minutes: float = WEEK_MINUTES
 
     def units(self, snapshot: Snapshot, now: datetime, kpi: str | None = None) -> frozenset[str]:
         """The units of ``snapshot``'s figures silent at ``now``: in the family of ``kpi``
         when it is known, else in every family (the overview's rule)."""
         family = self.families.get(kpi) if kpi is not None else None
-        last = _last_events(snapshot, family, self.families)
+        last = _last_events(snapshot, family)
+        minutes = self.minutes_of(family)
         return frozenset(
             code
             for code in {f.unit for f in snapshot.figures}
-            if is_silent(last.get(code), now, self.minutes, self.calendar)
+            if is_silent(last.get(code), now, minutes, self.calendar)
         )
+
+    def minutes_of(self, family: str | None) -> float:
+        """The silence of ``family``: a family published a few times a week (meetings) is
+        judged over ``weekly_minutes``, as the pager's UnitSilent judges it weekly;
+        without that, every commune's meeting rows read "not sending" within the hour."""
+        return self.weekly_minutes if family in WEEKLY_FAMILIES else self.minutes
 
     def rows(self, snapshot: Snapshot, now: datetime) -> Callable[[Figure], bool]:
         """For a file: whether a figure's unit stopped sending its KPI's family."""
@@ -154,22 +172,25 @@ def kpi_families() -> dict[str, str]:
     return {kpi.id: contract.family(kpi.event_type) for kpi in catalogue.kpis}
 
 
-def _last_events(
-    snapshot: Snapshot, family: str | None = None, families: Mapping[str, str] | None = None
-) -> dict[str, datetime]:
-    """Each unit's last event (of ``family`` only, when given)."""
+def _last_events(snapshot: Snapshot, family: str | None = None) -> dict[str, datetime]:
+    """Each unit's last event: of ``family`` only, when given, else of any family.
+
+    A family's comes from the snapshot's activity (/v1/activity) alone: an item's
+    ``last_event_time`` is the unit's latest event in ANY family (docs/metrics-api.md), so
+    reading it for a family let a commune's arriving documents hide its stopped dossiers.
+    Any family also reads the items' time (a worker's figures without activity)."""
     last: dict[str, datetime] = {}
+
+    def seen(unit: str, when: datetime | None) -> None:
+        if when is not None and (unit not in last or when > last[unit]):
+            last[unit] = when
+
     for act in snapshot.activity:
-        if family is not None and act.family != family:
-            continue
-        if act.unit not in last or act.last_event_time > last[act.unit]:
-            last[act.unit] = act.last_event_time
-    for f in snapshot.figures:
-        if family is not None and (families or {}).get(f.kpi) != family:
-            continue
-        t = f.last_event_time
-        if t is not None and (f.unit not in last or t > last[f.unit]):
-            last[f.unit] = t
+        if family is None or act.family == family:
+            seen(act.unit, act.last_event_time)
+    if family is None:
+        for f in snapshot.figures:
+            seen(f.unit, f.last_event_time)
     return last
 
 

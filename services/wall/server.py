@@ -24,7 +24,12 @@ def build_app(settings: WallSettings) -> Starlette:
     hub = Hub(sources, settings.wall_poll_interval_s)
     always = settings.wall_silent_calendar == "always"
     calendar = load_calendar(settings.wall_holidays_file, always=always)
-    silence = Silence(settings.wall_silence_minutes, calendar, kpi_families())
+    silence = Silence(
+        settings.wall_silence_minutes,
+        calendar,
+        kpi_families(),
+        weekly_minutes=settings.wall_silence_weekly_minutes,
+    )
     downloads = Downloads(hub, sources, Scorecard.load(), settings.wall_lang, silence=silence)
     return create_app(WallViews(settings, hub, calendar, silence), downloads)
 

@@ -75,6 +75,11 @@ class WallSettings(BaseSettings):
     """``EGOV_WALL_SILENCE_MINUTES``: a unit with no event for this long (working time,
     see ``EGOV_WALL_SILENT_CALENDAR``) is marked silent."""
 
+    wall_silence_weekly_minutes: float = Field(default=5 * 9.5 * 60, gt=0)
+    """``EGOV_WALL_SILENCE_WEEKLY_MINUTES``: the same for a family published a few times a
+    week (meetings), on the rows and rankings of its KPIs: one working week, the floor of
+    the alerts' ``EGOV_ALERT_SILENT_WEEKLY_AFTER_S``."""
+
     wall_silent_calendar: Literal["working", "always"] = Field(
         default="working",
         validation_alias=AliasChoices("EGOV_WALL_SILENT_CALENDAR", "EGOV_ALERT_SILENT_CALENDAR"),

@@ -305,7 +305,8 @@ def test_a_department_level_is_named_in_the_language_of_the_file() -> None:
     (row_en,) = kpi_table([dept], "en").rows
     assert row_en[2] == "Department"
     query = api.KpiQuery.parse({"level": ["department"]}, catalogue())
-    assert "department" not in subject(query, [dept], "vi")
+    now = datetime(2026, 12, 5, 10, tzinfo=UTC)
+    assert "department" not in subject(query, [dept], "vi", registry(), now)
 
 
 def test_fractional_counts_are_refused_by_the_reader() -> None:

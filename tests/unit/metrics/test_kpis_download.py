@@ -57,7 +57,7 @@ def by_key(items: list[dict]) -> dict[tuple[str, str], tuple[int, int, Decimal]]
 async def test_csv_holds_the_json_answers_figures() -> None:
     snapshots, targets = await published()
     params: Params = {"unit": ["01843", "16342"], "window": ["day"]}
-    response = await kpis_download({**params, "format": ["csv"]}, snapshots, targets)
+    response = await kpis_download({**params, "format": ["csv"]}, snapshots, targets, registry())
     assert response.status == 200, response.body
     assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
     disposition = response.headers["Content-Disposition"]
@@ -76,7 +76,7 @@ async def test_workbook_holds_the_json_answers_figures_as_numbers() -> None:
     snapshots, targets = await published()
     params: Params = {"province": ["19"], "window": ["month"]}
     response = await kpis_download(
-        {**params, "format": ["xlsx"], "lang": ["en"]}, snapshots, targets
+        {**params, "format": ["xlsx"], "lang": ["en"]}, snapshots, targets, registry()
     )
     assert response.status == 200, response.body
     assert response.headers["Content-Disposition"] == 'attachment; filename="kpis-19-2026-11.xlsx"'
@@ -109,7 +109,7 @@ async def test_a_download_it_cannot_make_is_a_400_naming_the_parameter(
     params: Params, parameter: str
 ) -> None:
     snapshots, targets = await published()
-    response = await kpis_download(params, snapshots, targets)
+    response = await kpis_download(params, snapshots, targets, registry())
     assert response.status == 400
     assert isinstance(response.body, bytes)
     assert orjson.loads(response.body)["parameter"] == parameter

@@ -30,7 +30,13 @@ NAMES = {
 
 
 def month(unit: str, num: int, den: int, kpi: str = "document_signing") -> Figure:
-    return fig(unit, num, den, kpi=kpi, window="month", names=NAMES)
+    return counted(fig(unit, num, den, kpi=kpi, window="month", names=NAMES))
+
+
+def counted(figure: Figure) -> Figure:
+    """``figure`` with its period's start, as a worker sends it: a file is named from it."""
+    start = {"day": NOW.replace(hour=0, minute=0), "month": NOW.replace(day=1, hour=0, minute=0)}
+    return figure._replace(period_start=start[figure.window])
 
 
 FIGURES = [
@@ -104,7 +110,7 @@ def test_csv_of_the_scorecard_alone() -> None:
 
 
 def test_a_day_has_no_scorecard() -> None:
-    day = [fig("19", 10, 10, names=NAMES)]
+    day = [counted(fig("19", 10, 10, names=NAMES))]
     file = export_file(ask("xlsx", "day"), "kpis", day, "19", CARD, NOW)
     assert file.filename == "bao-cao-19-2026-11-23.xlsx"
     assert openpyxl.load_workbook(io.BytesIO(file.body)).sheetnames == ["Chỉ tiêu"]
