@@ -13,8 +13,9 @@ figures of that cycle: nothing is cached across cycles.
 from __future__ import annotations
 
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
+from types import MappingProxyType
 
 from services.alerts import text
 from services.alerts.cadence import Cadence
@@ -23,6 +24,9 @@ from services.alerts.model import Alert, AlertKey, Severity, Status, Verdict
 from services.common.calendar import VN_TZ, WorkingCalendar
 from services.common.figures import Figure, Standing
 from services.common.rates import BP_SCALE, meets, rate_bp
+
+NO_FAMILIES: Mapping[str, str] = MappingProxyType({})
+"""KPI id -> event family unknown: the alerts carry no ``family`` label."""
 
 BELOW = "KpiBelowTarget"
 BURN = "KpiBudgetBurn"
@@ -106,10 +110,12 @@ def kpi_below_target(
     hysteresis_bp: int,
     hold_for_s: float,
     tracked: Container[AlertKey] | None = None,
+    families: Mapping[str, str] = NO_FAMILIES,
 ) -> Iterator[Verdict]:
     """Below target with at least min_volume; clear only at :func:`clear_at_bp`.
 
     With ``tracked``, only breaches and identities in it get a verdict (see above).
+    ``families`` (KPI id -> event family) gives each alert its family label.
     """
     wanted = frozenset(windows)
     for fig in figures:
@@ -147,6 +153,7 @@ def kpi_below_target(
             vi,
             en,
             hold_for_s,
+            family=families.get(fig.kpi, ""),
         )
 
 
@@ -193,6 +200,7 @@ def kpi_budget_burn(
     hold_for_s: float,
     tracked: Container[AlertKey] | None = None,
     keep_firing_for_s: float = 0.0,
+    families: Mapping[str, str] = NO_FAMILIES,
 ) -> Iterator[Verdict]:
     """Fast (14.4x over 1h and 5m) and slow (6x over 6h and 30m) burn, for targets < 1.
 
@@ -211,7 +219,7 @@ def kpi_budget_burn(
                 kpi, unit, by_window, rule, hold_for_s, tracked, keep_firing_for_s
             )
             if verdict is not None:
-                yield verdict
+                yield replace(verdict, family=families.get(kpi, ""))
 
 
 def _burn_verdict(
@@ -357,6 +365,7 @@ def unit_silent(
             vi,
             en,
             0.0,
+            family=family,
         )
 
 

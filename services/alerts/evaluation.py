@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import MappingProxyType
 
 from services.alerts import conditions
 from services.alerts.cadence import WORKDAY_S, Cadence, Usual
@@ -58,11 +59,17 @@ class Evaluator:
     """The conditions with this service's settings, and their memory across cycles."""
 
     def __init__(
-        self, settings: AlertsSettings, calendar: WorkingCalendar, directory: UnitDirectory
+        self,
+        settings: AlertsSettings,
+        calendar: WorkingCalendar,
+        directory: UnitDirectory,
+        families: Mapping[str, str] = MappingProxyType({}),
     ) -> None:
         self.settings = settings
         self.calendar = calendar
         self.directory = directory
+        self.families = families
+        """KPI id -> its event family, a label of its alerts (``Verdict.family``)."""
         self.watch_start: datetime | None = None
         self.usual: Mapping[tuple[str, str], Usual] = {}
         self._hysteresis_bp = to_bp(settings.alert_hysteresis)
@@ -137,14 +144,19 @@ class Evaluator:
         windows = [w for w in seen.plan.windows if w in s.alert_windows]
         verdicts = list(
             conditions.kpi_below_target(self._volume_floors(seen.figures), windows,
-                                        self._hysteresis_bp, s.alert_for_s, tracked)
+                                        self._hysteresis_bp, s.alert_for_s, tracked,
+                                        self.families)
         )  # fmt: skip
         verdicts = conditions.period_ended(verdicts, open_alerts, now, windows, seen.complete)
         if seen.plan.slow:
             self._last_slow = now
             if s.alert_burn_enabled:
                 verdicts += conditions.kpi_budget_burn(
-                    seen.figures, s.alert_burn_for_s, tracked, s.alert_burn_keep_firing_s
+                    seen.figures,
+                    s.alert_burn_for_s,
+                    tracked,
+                    s.alert_burn_keep_firing_s,
+                    self.families,
                 )
         self._track_blind(seen.complete, now)
         if seen.complete and self.watch_start is not None:

@@ -67,9 +67,13 @@ class Verdict:
     keep_firing_for_s: float = 0.0
     """How long a CLEAR must last without a break before a firing alert resolves (a
     KpiBudgetBurn's ``EGOV_ALERT_BURN_KEEP_FIRING_S``); 0: at once."""
+    family: str = ""
+    """The event family the alert is about (documents, dossiers, meetings): a KPI's, or
+    the silent one; "" for a publisher's rejections. Alertmanager's inhibition of a
+    silent unit's KPI alerts matches on it (deploy/alertmanager/alertmanager.yml)."""
 
     def labels(self, severity: Severity | None = None) -> dict[str, str]:
-        return {
+        labels = {
             "alertname": self.key.condition,
             "kpi": self.key.kpi,
             "unit": self.key.unit,
@@ -77,6 +81,9 @@ class Verdict:
             "severity": severity or self.severity,
             "province": self.province,
         }
+        if self.family:
+            labels["family"] = self.family
+        return labels
 
 
 @dataclass(slots=True)

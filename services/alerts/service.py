@@ -36,9 +36,8 @@ from services.alerts.spool import Spool
 from services.alerts.state import AlertState
 from services.alerts.telemetry import AlertsMetrics
 from services.common.calendar import VN_TZ, WorkingCalendar, load_calendar
-from services.common.contract import Contract
+from services.common.contract import kpi_families
 from services.common.figures_client import FiguresClient
-from services.common.kpis import KpiCatalogue
 from services.common.units import UnitRegistry
 
 log = logging.getLogger(__name__)
@@ -52,14 +51,6 @@ def utc_now() -> datetime:
 
 def load_directory() -> UnitDirectory:
     return from_units(UnitRegistry.from_dir().units("2025"))
-
-
-def kpi_families() -> dict[str, str]:
-    """KPI id -> family (documents, dossiers, meetings), from the catalogue and contract."""
-    contract = Contract.load()
-    known = contract.event_types
-    catalogue = KpiCatalogue.load()
-    return {k.id: contract.family(k.event_type) for k in catalogue.kpis if k.event_type in known}
 
 
 class AlertsService:
@@ -89,6 +80,7 @@ class AlertsService:
                 settings.alert_holidays_file, always=settings.alert_silent_calendar == "always"
             ),
             directory or load_directory(),
+            self._families,
         )  # fmt: skip
         self._figures = FiguresClient(
             self._http, settings.metrics_urls, settings.alert_http_timeout_s

@@ -15,6 +15,7 @@ from typing import Any, Final, Literal
 import jsonschema_rs
 
 from services.common.events import is_rfc3339, parse_time
+from services.common.kpis import KpiCatalogue
 from services.common.paths import SCHEMAS_DIR
 
 ENVELOPE_FILE = "cloudevent.schema.json"
@@ -394,3 +395,11 @@ def _json_kind(value: object) -> str:
     if isinstance(value, list):
         return "an array"
     return type(value).__name__
+
+
+def kpi_families() -> dict[str, str]:
+    """KPI id -> the event family it counts (documents, dossiers, meetings), from the KPI
+    catalogue and the contract the services load."""
+    contract = Contract.load()
+    catalogue = KpiCatalogue.load(event_types=contract.event_types)
+    return {kpi.id: contract.family(kpi.event_type) for kpi in catalogue.kpis}

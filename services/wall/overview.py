@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.common.calendar import WorkingCalendar
-from services.common.contract import Contract
 from services.common.figures import Figure, Standing
-from services.common.kpis import KpiCatalogue
 from services.common.unit_info import UnitInfo
 from services.wall.model import OFFICE_HOURS, Alert, is_silent, worst_first_key
 from services.wall.snapshot import Snapshot, SourceState
@@ -162,14 +160,6 @@ class Silence:
             return figure.unit in found[family]
 
         return silent
-
-
-def kpi_families() -> dict[str, str]:
-    """KPI id -> the event family it counts (documents, dossiers, meetings), from the KPI
-    catalogue and the contract the workers load."""
-    contract = Contract.load()
-    catalogue = KpiCatalogue.load(event_types=contract.event_types)
-    return {kpi.id: contract.family(kpi.event_type) for kpi in catalogue.kpis}
 
 
 def _last_events(snapshot: Snapshot, family: str | None = None) -> dict[str, datetime]:

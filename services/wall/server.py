@@ -6,11 +6,12 @@ import uvicorn
 from starlette.applications import Starlette
 
 from services.common.calendar import load_calendar
+from services.common.contract import kpi_families
 from services.common.scorecard import Scorecard
 from services.wall.app import create_app
 from services.wall.downloads import Downloads
 from services.wall.hub import Hub
-from services.wall.overview import Silence, kpi_families
+from services.wall.overview import Silence
 from services.wall.settings import WallSettings
 from services.wall.sources import Sources
 from services.wall.views import WallViews

@@ -45,6 +45,7 @@ from starlette.applications import Starlette
 
 from services.common.broker import free_port
 from services.common.calendar import WorkingCalendar
+from services.common.contract import kpi_families
 from services.common.exports import SENDING_COLUMN, Title, kpi_table, render
 from services.common.figures import Activity, Figure
 from services.common.kafka import ensure_topics
@@ -62,7 +63,7 @@ from services.metrics.figures import TopicPartition
 from services.metrics.periods import Periods
 from services.metrics.pipeline import PartitionState, Preparer, Record
 from services.wall.board import this_month
-from services.wall.overview import Silence, build_overview, kpi_families
+from services.wall.overview import Silence, build_overview
 from services.wall.rankings import rank_kpi, rank_score
 from services.wall.screen_views import ScreenViews
 from services.wall.screens import rankings_html

@@ -7,6 +7,7 @@ from services.alerts.cadence import WORKDAY_S, Cadence
 from services.alerts.directory import UnitDirectory
 from services.alerts.model import Status
 from services.common.calendar import VN_TZ, WorkingCalendar
+from services.common.contract import kpi_families
 from services.common.figures import Figure, Standing, classify
 from services.common.rates import to_bp
 from services.common.unit_info import UnitInfo
@@ -204,3 +205,22 @@ def test_burn_exactly_at_the_factor_breaches() -> None:
     figures = [fig(700, 1000, window=w) for w in c.BURN_WINDOWS]
     windows = {v.key.window: v.status for v in c.kpi_budget_burn(figures, 0)}
     assert windows["6h"] is Status.BREACH
+
+
+def test_every_unit_alert_names_its_event_family() -> None:
+    """Alertmanager mutes a silent unit's KPI alerts of the same family only (review 34):
+    each KPI alert carries its KPI's family, UnitSilent the family it is silent in."""
+    families = kpi_families()
+    assert families["document_signing"] == "documents"
+    (low,) = c.kpi_below_target([fig(80, 100)], ["day"], 200, 300, families=families)
+    assert low.labels()["family"] == "documents"
+    burns = c.kpi_budget_burn(burn_figures(800, 800), 0, families=families)
+    assert {v.labels()["family"] for v in burns} == {"documents"}
+    monday_8 = vn(2026, 11, 23, 8)
+    seen = {("c0", "meetings"): monday_8 - timedelta(days=3)}
+    verdicts = c.unit_silent(seen, monday_8 + timedelta(hours=3), monday_8, CAL, DIRECTORY, RULE)
+    assert {v.labels()["family"] for v in verdicts} == {"meetings"}
+    # A publisher's rejections are about no family: no label rather than an empty one.
+    rule = c.RejectionRule(0.2, 10, 600)
+    (rejected,) = c.ingest_rejections({"k1": {"accepted": 0}}, {"k1": {"rejected": 20}}, rule)
+    assert "family" not in rejected.labels()

@@ -18,12 +18,13 @@ from datetime import datetime, timedelta
 import pytest
 
 from services.common.calendar import WorkingCalendar
+from services.common.contract import kpi_families
 from services.common.export_requests import ExportAsk
 from services.common.figures import Activity, Figure
 from services.common.scorecard import Scorecard
 from services.common.units import VN_TZ
 from services.wall.downloads import PeriodUnsettled, export_file
-from services.wall.overview import Silence, kpi_families
+from services.wall.overview import Silence
 from services.wall.snapshot import Snapshot, SourceState
 
 TN = "19"
