@@ -484,27 +484,26 @@ def ingest_rejections(
     old: Counters,
     new: Counters,
     rule: RejectionRule,
-    span_s: float = 0.0,
+    covered: Container[str] = frozenset(),
     still_open: Iterable[str] = (),
 ) -> Iterator[Verdict]:
-    """Share of a publisher's events rejected between two scrapes of ingest's counters,
-    ``span_s`` apart.
+    """Share of a publisher's events rejected between two scrapes of ingest's counters.
 
-    Too few events is HOLD (a share of 3 events says little), except none at all over a
-    complete window (``span_s`` at least the rule's): nothing is being rejected, so an
-    open alert clears. Held instead, the alert of a key revoked, or of a system switched
-    off, fired forever. A key with an open alert (``still_open``) that ingest no longer
-    reports (its counters went with a restart, or its label was dropped) counts as no
-    events, for the same reason.
+    Too few events is HOLD (a share of 3 events says little), except none at all for a
+    key whose counters have counted a whole window (``covered``): nothing is being
+    rejected, so an open alert clears. Held instead, the alert of a key revoked, or of a
+    system switched off, fired forever. A key with an open alert (``still_open``) that
+    ingest no longer reports counts as no events, for the same reason, once it has been
+    missing for a whole window: just after an ingest restart its counters are simply
+    not there yet, and a firing alert resolved then paged again a minute later.
     """
-    complete = span_s >= rule.window_s
     for key_id in sorted(set(new) | set(still_open)):
         counts, before = new.get(key_id, {}), old.get(key_id, {})
         delta = {o: _delta(before.get(o, 0.0), v) for o, v in counts.items()}
         rejected = int(delta.get("rejected", 0.0))
         total = int(sum(v for o, v in delta.items() if o != "unavailable"))
         share = rejected / total if total else 0.0
-        if total == 0 and complete:
+        if total == 0 and key_id in covered:
             status = Status.CLEAR  # a whole window without a single event
         elif total < rule.min_events:
             status = Status.HOLD

@@ -75,6 +75,9 @@ class Evaluator:
         self._hysteresis_bp = to_bp(settings.alert_hysteresis)
         self._last_slow: datetime | None = None
         self._ingest: deque[tuple[datetime, conditions.Counters]] = deque()
+        self._counting_since: dict[str, datetime] = {}
+        """Since when each publisher key's counters have counted without a break
+        (``_note_restarts``): a key clears on "no events" only after a whole window."""
         self._last_complete: datetime | None = None
         self._missed_answers = False
         """Whether a cycle since the last complete one saw some worker not answer."""
@@ -219,8 +222,11 @@ class Evaluator:
     ) -> list[Verdict]:
         s = self.settings
         history = self._ingest
-        history.append((now, counters))
         window = timedelta(seconds=s.alert_rejection_window_s)
+        # Judged even when ingest no longer reports the key: else its alert never ends.
+        still_open = [k.unit for k in open_alerts if k.condition == conditions.REJECTIONS]
+        self._note_restarts(history[-1][1] if history else None, counters, still_open, now)
+        history.append((now, counters))
         while len(history) > 2 and now - history[1][0] >= window:
             history.popleft()
         if len(history) < 2:
@@ -228,10 +234,36 @@ class Evaluator:
         rule = conditions.RejectionRule(
             s.alert_rejection_share, s.alert_rejection_min_events, s.alert_rejection_window_s
         )
-        span_s = (now - history[0][0]).total_seconds()
-        # Judged even when ingest no longer reports the key: else its alert never ends.
-        still_open = [k.unit for k in open_alerts if k.condition == conditions.REJECTIONS]
-        return list(conditions.ingest_rejections(history[0][1], counters, rule, span_s, still_open))
+        covered = {k for k, since in self._counting_since.items() if now - since >= window}
+        return list(
+            conditions.ingest_rejections(history[0][1], counters, rule, covered, still_open)
+        )
+
+    def _note_restarts(
+        self,
+        before: conditions.Counters | None,
+        counters: conditions.Counters,
+        still_open: Iterable[str],
+        now: datetime,
+    ) -> None:
+        """Since when each key's counters have counted without a break, as far as this
+        service saw: from the first scrape, from a reset (a value went down: ingest
+        restarted), or from when the key went missing (gone with a restart, or revoked)."""
+        since = self._counting_since
+        for key in set(counters) | set(before or {}) | set(still_open):
+            if key not in since or _restarted((before or {}).get(key), counters.get(key)):
+                since[key] = now
+        for key in set(since) - set(counters) - set(still_open):
+            if now - since[key] > timedelta(days=1):
+                del since[key]  # a key gone for good, with no alert left: forget it
+
+
+def _restarted(old: Mapping[str, float] | None, new: Mapping[str, float] | None) -> bool:
+    """Whether a key's counters began again between two scrapes: the key appeared or went
+    missing, or a value went down (ingest restarted and counted some events since)."""
+    if old is None or new is None:
+        return (old is None) != (new is None)
+    return any(new.get(outcome, 0.0) < value for outcome, value in old.items())
 
 
 def _unseen_pending(
