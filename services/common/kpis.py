@@ -286,6 +286,17 @@ def _compare(get: Callable[[CloudEvent], Any], op: str, operand: Any) -> Predica
     if op == "not_in":
         refused = frozenset(operand)
         return lambda e: get(e) not in refused
+    if op == "gt":
+        if isinstance(operand, bool) or not isinstance(operand, int | float):
+            raise CatalogueError(f"gt compares with a number, not {operand!r}")
+
+        def greater(event: CloudEvent) -> bool:
+            value = get(event)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return False  # a boolean is an int in Python, never an amount
+            return value > operand
+
+        return greater
     if op == "lte_field":
         other = _getter(operand)
 

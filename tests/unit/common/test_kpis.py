@@ -191,7 +191,9 @@ def base_kpi(**overrides: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"numerator": {"field": "data.paperless", "gt": 1}}, "unknown operator"),
+        ({"numerator": {"field": "data.paperless", "gte": 1}}, "unknown operator"),
+        ({"numerator": {"field": "data.paperless", "gt": "1"}}, "gt compares with a number"),
+        ({"numerator": {"field": "data.paperless", "gt": True}}, "gt compares with a number"),
         ({"numerator": {"field": "meta.x", "eq": 1}}, "unknown field path"),
         ({"event_type": "vn.egov.nothing"}, "unknown event type"),
         ({"targets": {"province": 0.5}}, "targets are dated data now"),
@@ -203,6 +205,19 @@ def test_a_malformed_catalogue_is_refused_with_its_reason(
     path = write(tmp_path, base_kpi(**overrides))
     with pytest.raises(CatalogueError, match=message):
         KpiCatalogue.load(path, event_types=Contract.load().event_types)
+
+
+def test_gt_is_true_of_numbers_above_it_only(tmp_path: Path) -> None:
+    path = write(tmp_path, base_kpi(id="x", denominator={"field": "data.sites", "gt": 0}))
+    kpi = KpiCatalogue.load(path).get("x")
+
+    def held(sites: object) -> dict[str, object]:
+        return event("vn.egov.meeting.held", meeting_id="m", mode="online", paperless=True,
+                     sites=sites)  # fmt: skip
+
+    assert [kpi.count(held(v))[1] for v in (2, 1, 0.5, 0, -1, None, "3", True)] == [
+        1, 1, 1, 0, 0, 0, 0, 0,
+    ]  # fmt: skip
 
 
 def test_adding_a_kpi_is_a_catalogue_change_only(tmp_path: Path) -> None:
