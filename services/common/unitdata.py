@@ -38,6 +38,7 @@ UNIT_FIELDS = ("code", "level", "name", "name_en", "full_name", "full_name_en", 
 CROSSWALK_FIELDS = ("old_code", "old_level", "new_code", "match", "old_name", "new_name")
 DEPARTMENT_FIELDS = (
     "code",
+    "era",
     "abbrev",
     "province_code",
     "name",
@@ -334,14 +335,20 @@ def _match_kind(
 # ---------------------------------------------------------------- departments
 
 
-def department_rows(new: list[Row]) -> list[tuple[str, ...]]:
+def department_rows(old: list[Row], new: list[Row]) -> list[tuple[str, ...]]:
+    """The standard departments of every province of each era, named after the province
+    of that era (``80-STTTT`` is Long An's until 2025-06-30, Tây Ninh's since). Who
+    succeeds a 2024-era department is not stored: it is the department of the same
+    abbreviation in the province its province went into (crosswalk-2025.csv)."""
     rows: list[tuple[str, ...]] = []
-    for prov in (r for r in new if r.level == "province"):
-        where = prov.full_name[:1].lower() + prov.full_name[1:]
-        for abbrev, name, name_en in DEPARTMENTS:
-            code = f"{prov.code}-{abbrev}"
-            full_en = f"{name_en} of {prov.full_name_en}"
-            rows.append((code, abbrev, prov.code, name, name_en, f"{name} {where}", full_en))
+    for era, units in (("2024", old), ("2025", new)):
+        for prov in (r for r in units if r.level == "province"):
+            where = prov.full_name[:1].lower() + prov.full_name[1:]
+            for abbrev, name, name_en in DEPARTMENTS:
+                code = f"{prov.code}-{abbrev}"
+                full = f"{name} {where}"
+                full_en = f"{name_en} of {prov.full_name_en}"
+                rows.append((code, era, abbrev, prov.code, name, name_en, full, full_en))
     return rows
 
 
@@ -354,7 +361,7 @@ class BuildReport:
 
     units_2024: dict[str, int]
     units_2025: dict[str, int]
-    departments: int
+    departments: dict[str, int]
     crosswalk: dict[str, int]
     unmatched_mentions: int
     split_communes: int
@@ -388,8 +395,8 @@ def build(source_dir: Path, out_dir: Path = UNITS_DIR) -> BuildReport:
     new = read_2025(_load_json(source_dir / SOURCE_FILES["2025"]))
     merger = _load_json(source_dir / SOURCE_FILES["merger"])
     rows, cw = build_crosswalk(merger, old, new)
-    depts = department_rows(new)
-    report = _report(old, new, rows, cw, len(depts))
+    depts = department_rows(old, new)
+    report = _report(old, new, rows, cw, depts)
     out_dir.mkdir(parents=True, exist_ok=True)
     texts = {
         "units-2024.csv": _csv_text(UNIT_FIELDS, (r.cells() for r in _sorted_units(old))),
@@ -406,7 +413,11 @@ def build(source_dir: Path, out_dir: Path = UNITS_DIR) -> BuildReport:
 
 
 def _report(
-    old: list[Row], new: list[Row], rows: list[tuple[str, ...]], cw: Crosswalk, depts: int
+    old: list[Row],
+    new: list[Row],
+    rows: list[tuple[str, ...]],
+    cw: Crosswalk,
+    depts: list[tuple[str, ...]],
 ) -> BuildReport:
     matches: dict[str, set[str]] = defaultdict(set)
     for old_code, level, _, match, *_ in rows:
@@ -416,7 +427,7 @@ def _report(
     return BuildReport(
         units_2024=_level_counts(old),
         units_2025=_level_counts(new),
-        departments=depts,
+        departments={era: sum(1 for d in depts if d[1] == era) for era in ("2024", "2025")},
         crosswalk={k: len(v) for k, v in sorted(matches.items())},
         unmatched_mentions=len(cw.unmatched),
         split_communes=sum(1 for t in cw.links.values() if len(t) > 1),
@@ -506,7 +517,8 @@ def _readme(report: BuildReport) -> str:
         communes_2024=u24.get("commune", 0),
         provinces_2025=u25.get("province", 0),
         communes_2025=u25.get("commune", 0),
-        departments=report.departments,
+        departments_2024=report.departments["2024"],
+        departments_2025=report.departments["2025"],
         counts="\n".join(f"| {k} | {v} |" for k, v in _count_rows(report)),
         dept_list="\n".join(f"| `{a}` | {n} | {e} |" for a, n, e in DEPARTMENTS),
     )
@@ -544,7 +556,8 @@ Rebuild (byte-identical; `tests/unit/common/test_unitdata.py` checks it):
 {communes_2025} communes (đặc khu included) |
 | `crosswalk-2025.csv` | old code -> new code, one row per candidate |
 | `crosswalk-report.md` | everything the crosswalk could not match or found split |
-| `departments.csv` | {departments} provincial departments (the project's own codes) |
+| `departments.csv` | provincial departments (the project's own codes): \
+{departments_2024} of the 2024 era, {departments_2025} of the 2025 era |
 
 Columns of the unit files: `code, level (province|district|commune), name, name_en,
 full_name, full_name_en, parent_code` (empty for provinces). Dates are local
@@ -588,12 +601,28 @@ full_name, full_name_en, parent_code` (empty for provinces). Dates are local
 
 ## Departments (the project's scheme, not official codes)
 
-Code `<2025 province code>-<abbrev>`, e.g. `19-STTTT` for Sở Thông tin và Truyền thông
-Thái Nguyên; the same standard set for each of the 34 current provinces. In the 2024
-era a department code resolves to the old province with the same code, if there was
-one (e.g. `19-STP` before 2025-07-01 belongs to the old, smaller Thái Nguyên). `STTTT`
-is kept because operators and integrators use it, although most provinces merged it
-into the Sở Khoa học và Công nghệ in 2025.
+Code `<province code>-<abbrev>`, e.g. `19-STTTT` for Sở Thông tin và Truyền thông
+Thái Nguyên; the same standard set for each province of each era: the 63 provinces
+until 2025-06-30, the 34 since. Column `era` says which: a 2024-era department belongs
+to the old province of its code and is named after it (`06-STTTT`: Sở Thông tin và
+Truyền thông tỉnh Bắc Kạn; `19-STP` before 2025-07-01 belongs to the old, smaller Thái
+Nguyên; `80-STTTT` was Long An's and is Tây Ninh's since).
+
+After the reform a department code of the 2024 era that no longer exists (a province
+dissolved on 2025-07-01) means the department of the same abbreviation in the province
+its province went into, by the province rows of the crosswalk (`06-STTTT` ->
+`19-STTTT`, `67-SNV` -> `68-SNV`); a code in use in both eras means today's department.
+Restated history of a department of today sums the departments of its kind in its
+province's predecessors (`19-STTTT` before 2025-07-01: `06-STTTT` + `19-STTTT`). The
+crosswalk file itself has no department rows.
+
+`STTTT` is kept because operators and integrators use it, although most provinces
+merged it into the Sở Khoa học và Công nghệ in 2025.
+
+District offices (phòng, ban of a huyện, until 2025-06-30) have no codes here: the
+source dataset has none, and no scheme is invented for them, so their events are
+published under their district's code and count for the district
+(`tests/unit/test_review36_domain.py` keeps this limit as a strict xfail).
 
 | abbrev | name | English |
 |---|---|---|

@@ -160,14 +160,27 @@ class UnitRegistry:
         }
         for code, unit in self._units["2024"].items():
             if code not in answers:
-                answers[code] = self._retired(code, unit, links.get(code, []))
+                found = links.get(code, [])
+                if unit.level == "department":
+                    found = self._department_links(code, unit, links)
+                answers[code] = self._retired(code, unit, found)
         return answers
+
+    def _department_links(
+        self, code: str, unit: Unit, links: Mapping[str, list[CrosswalkLink]]
+    ) -> list[CrosswalkLink]:
+        """A retired department (the project's codes: province-ABBREV) goes where its
+        province went: to the department of the same abbreviation there, if it exists."""
+        kind = code.split("-", 1)[-1]
+        return [
+            CrosswalkLink(code, "department", f"{link.new_code}-{kind}", link.match)
+            for link in links.get(unit.parent or "", [])
+            if f"{link.new_code}-{kind}" in self._units["2025"]
+        ]
 
     def _retired(self, code: str, unit: Unit, links: list[CrosswalkLink]) -> _Answer:
         if unit.level == "district":
             return _Failure(code, "district codes were abolished on 2025-07-01; no successor")
-        if unit.level == "department":
-            return _Failure(code, "department of a province that no longer exists")
         if not links:
             return _Failure(code, f"retired {unit.level} code with no identified successor")
         candidates = tuple(sorted(link.new_code for link in links))
@@ -180,7 +193,7 @@ class UnitRegistry:
     def from_dir(cls, units_dir: Path = UNITS_DIR) -> UnitRegistry:
         """Read data/units/ (the committed files)."""
         units = [_unit(row, era) for era in ERAS for row in _rows(units_dir / f"units-{era}.csv")]
-        units += list(_departments(_rows(units_dir / "departments.csv"), units))
+        units += list(_departments(_rows(units_dir / "departments.csv")))
         links = [_link(row) for row in _rows(units_dir / "crosswalk-2025.csv")]
         return cls(units, links)
 
@@ -275,15 +288,11 @@ def _unit(row: Mapping[str, str | None], era: Era) -> Unit:
     )
 
 
-def _departments(rows: Iterable[dict[str, str]], units: list[Unit]) -> Iterator[Unit]:
-    """Departments in 2025, and in 2024 under the old province of the same code, if any."""
-    provinces = {(u.era, u.code) for u in units if u.level == "province"}
+def _departments(rows: Iterable[dict[str, str]]) -> Iterator[Unit]:
+    """Departments of each era (``era`` column), under the province of their era."""
     for row in rows:
-        for era in ERAS:
-            if (era, row["province_code"]) in provinces:
-                yield _unit(
-                    {**row, "level": "department", "parent_code": row["province_code"]}, era
-                )
+        era = cast(Era, row["era"])
+        yield _unit({**row, "level": "department", "parent_code": row["province_code"]}, era)
 
 
 def _link(row: Mapping[str, str]) -> CrosswalkLink:

@@ -20,14 +20,8 @@ def unit_records(units_dir: Path) -> list[tuple[str, str, str, str, str, str, st
             records.append(
                 (row["code"], era, row["level"], *_names(row), row["parent_code"] or None)
             )
-    provinces = {
-        era: {r[0] for r in records if r[1] == era and r[2] == "province"}
-        for era in ("2024", "2025")
-    }
     for row in _read_csv(units_dir / "departments.csv"):
-        for era in ("2024", "2025"):
-            if row["province_code"] in provinces[era]:
-                records.append((row["code"], era, "department", *_names(row), row["province_code"]))
+        records.append((row["code"], row["era"], "department", *_names(row), row["province_code"]))
     return records
 
 

@@ -19,7 +19,10 @@ pytestmark = pytest.mark.integration
 
 MIGRATION = REPO_ROOT / "services" / "common" / "migrations" / "0002_units.sql"
 VN = timezone(timedelta(hours=7))
-SAMPLE = ("01", "06", "19", "38", "404", "16342", "16351", "01843", "01954", "19-STTTT", "99999")
+SAMPLE = (
+    *("01", "06", "19", "38", "404", "16342", "16351", "01843", "01954"),
+    *("19-STTTT", "06-STTTT", "67-SNV", "80-STTTT", "99999"),
+)
 
 
 @pytest.fixture

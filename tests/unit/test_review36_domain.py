@@ -50,8 +50,9 @@ def test_a_zero_dong_payment_is_not_a_fee_paid(method: str) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="no district office (phòng, ban) exists in the hierarchy: nothing under a district "
-    "but communes",
+    reason="a documented limit (data/units/README.md, 'Departments'): no district office "
+    "(phòng, ban) exists in the hierarchy, nothing under a district but communes; the source "
+    "dataset has no codes for them and the project invents none",
 )
 def test_a_district_has_its_offices_as_units() -> None:
     """DOMAIN.md: "Province (tỉnh) > district (huyện, thị xã, thành phố) > commune (xã,
@@ -69,10 +70,6 @@ def test_a_district_has_its_offices_as_units() -> None:
     assert all(REGISTRY.resolve(u.code, BEFORE).chain[1].code == "404" for u in offices)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="departments of the 29 provinces dissolved in 2025 have no code before the reform",
-)
 @pytest.mark.parametrize("province", ["06", "67"])
 def test_departments_of_a_province_dissolved_in_2025_exist_before_the_reform(
     province: str,

@@ -35,7 +35,7 @@ def test_build_counts(tmp_path: Path) -> None:
     report = build(SOURCE, tmp_path)
     assert report.units_2024 == {"province": 63, "district": 696, "commune": 10035}
     assert report.units_2025 == {"province": 34, "commune": 3321}
-    assert report.departments == 34 * 12
+    assert report.departments == {"2024": 63 * 12, "2025": 34 * 12}
     provinces = report.crosswalk["province:merged"] + report.crosswalk["province:unchanged"]
     assert provinces == 63
 

@@ -197,11 +197,87 @@ def test_department_2025(registry: UnitRegistry) -> None:
 
 
 def test_department_2024_belongs_to_old_province(registry: UnitRegistry) -> None:
+    # a surviving province's department: its own, under the old (smaller) Thái Nguyên
     res = registry.resolve("19-STTTT", BEFORE)
     assert res.province.era == "2024"
     assert res.province.code == "19"
+    assert [u.code for u in res.chain] == ["19-STTTT", "19"]
+    assert not res.via_crosswalk
+    after = registry.resolve("19-STTTT", AFTER)
+    assert [u.code for u in after.chain] == ["19-STTTT", "19"] and not after.via_crosswalk
+
+
+@pytest.mark.parametrize(
+    ("code", "province", "name"),
+    [
+        ("06-STTTT", "06", "Sở Thông tin và Truyền thông tỉnh Bắc Kạn"),
+        ("67-SNV", "67", "Sở Nội vụ tỉnh Đắk Nông"),
+    ],
+)
+def test_department_of_a_dissolved_province_exists_before_the_reform(
+    registry: UnitRegistry, code: str, province: str, name: str
+) -> None:
+    res = registry.resolve(code, BEFORE)
+    assert (res.unit.level, res.unit.era, res.unit.full_name) == ("department", "2024", name)
+    assert [u.code for u in res.chain] == [code, province]
+    assert not res.via_crosswalk
+    assert code in {u.code for u in registry.children(province, "2024")}
+    assert registry.is_within(code, province, BEFORE)
+
+
+@pytest.mark.parametrize(("code", "successor"), [("06-STTTT", "19-STTTT"), ("67-SNV", "68-SNV")])
+def test_department_of_a_dissolved_province_is_crosswalked_after_the_reform(
+    registry: UnitRegistry, code: str, successor: str
+) -> None:
+    res = registry.resolve(code, AFTER)
+    assert res.via_crosswalk and res.original_code == code
+    assert res.unit is registry.get(successor, "2025")
+    assert [u.code for u in res.chain] == [successor, successor.split("-")[0]]
+    assert registry.is_within(code, successor.split("-")[0], AFTER)
+    with pytest.raises(KeyError):
+        registry.get(code, "2025")
+
+
+def test_department_2024_is_named_after_the_province_of_its_era(registry: UnitRegistry) -> None:
+    # code 80 was Long An until 2025-06-30 and is Tây Ninh since: a reused code means
+    # today's department after the reform, and the old Tây Ninh's (72) goes there.
+    assert registry.get("80-STTTT", "2024").full_name.endswith("tỉnh Long An")
+    assert registry.get("80-STTTT", "2025").full_name.endswith("tỉnh Tây Ninh")
+    assert not registry.resolve("80-STTTT", AFTER).via_crosswalk
+    assert registry.resolve("72-STTTT", AFTER).unit.code == "80-STTTT"
+
+
+def test_every_old_province_has_the_standard_departments(registry: UnitRegistry) -> None:
+    for era, provinces in (("2024", 63), ("2025", 34)):
+        departments = [u for u in registry.units(era) if u.level == "department"]
+        assert len(departments) == provinces * 12
+        for unit in departments:
+            assert registry.get(unit.parent or "", era).level == "province"
+            assert unit.code.startswith(f"{unit.parent}-")
+    # every 2024-era department has exactly one successor after the reform
+    for unit in registry.units("2024"):
+        if unit.level == "department":
+            assert registry.resolve(unit.code, AFTER).unit.level == "department"
+
+
+def test_retired_department_without_a_successor_department_is_unknown() -> None:
+    units = [
+        _unit("01", "province", None, "2024"),
+        _unit("02", "province", None, "2024"),
+        _unit("01-SNV", "department", "01", "2024"),
+        _unit("02-SNV", "department", "02", "2024"),
+        _unit("02-SYT", "department", "02", "2024"),
+        _unit("01", "province", None, "2025"),
+        _unit("01-SNV", "department", "01", "2025"),
+    ]
+    links = [
+        CrosswalkLink("01", "province", "01", "unchanged"),
+        CrosswalkLink("02", "province", "01", "merged"),
+    ]
+    registry = UnitRegistry(units, links)
+    assert registry.resolve("02-SNV", AFTER).unit.code == "01-SNV"
     with pytest.raises(UnknownUnit):
-        registry.resolve("06-STTTT", BEFORE)
+        registry.resolve("02-SYT", AFTER)  # no department of that kind in 01
 
 
 # ------------------------------------------------------------------ navigation

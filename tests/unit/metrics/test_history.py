@@ -106,6 +106,23 @@ def test_a_merged_commune_is_restated_from_every_unit_merged_into_it() -> None:
     assert old_only == Lineage("404", "2024") and not old_only.restated
 
 
+def test_a_department_is_restated_from_the_departments_of_its_provinces_predecessors() -> None:
+    # Bắc Kạn (06) went into Thái Nguyên (19): 19-STTTT's days before the reform are
+    # 06-STTTT + 19-STTTT, never presented as its own complete history.
+    lineage = Lineage.of("19-STTTT", registry(), CROSSWALK)
+    assert lineage == Lineage("19-STTTT", "2025", ("06-STTTT", "19-STTTT"), (), False)
+    assert lineage.restated and lineage.restated_on(date(2025, 6, 30))
+    assert not lineage.restated_on(date(2025, 7, 1))
+    dak_nong = Lineage.of("68-SNV", registry(), CROSSWALK)  # Lâm Đồng took 60 and 67
+    assert dak_nong is not None and dak_nong.whole == ("60-SNV", "67-SNV", "68-SNV")
+    # Hà Nội's department: alone and unchanged, its own figures as before
+    hanoi = Lineage.of("01-STTTT", registry(), CROSSWALK)
+    assert hanoi == Lineage("01-STTTT", "2025", ("01-STTTT",), (), True)
+    assert not hanoi.restated
+    # a department of a dissolved province exists only before the reform
+    assert Lineage.of("06-STTTT", registry(), CROSSWALK) == Lineage("06-STTTT", "2024")
+
+
 def test_the_answer_labels_restated_days_and_year_totals() -> None:
     query = parse(unit="16342", kpi="document_signing", year="2025")
     rows = [(date(2025, 3, 2), 29, 30), (date(2025, 6, 30), 10, 10), (date(2025, 9, 1), 5, 8)]
