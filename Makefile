@@ -14,7 +14,7 @@ APT_BINARIES := prometheus promtool prometheus-alertmanager amtool docker-compos
 	java mvn
 
 SIMULATOR      ?= on
-SIMULATOR_RATE ?= 20
+SIMULATOR_RATE ?= 0.25
 BROKER         ?= tansu
 
 .PHONY: up test bench lint typecheck pytest install apt clean

@@ -175,6 +175,8 @@ async def soak(minutes: float) -> tuple[Samples, dict[str, str]]:
                 "EGOV_SIMULATOR_RATE": str(RATE),
                 "EGOV_SIMULATOR_API_KEY": key,
                 "EGOV_SIMULATOR_HISTORY_S": str(HISTORY_S),
+                # A steady load, round the clock: not the week's rhythm of `make up`.
+                "EGOV_SIMULATOR_PROFILE": "flat",
                 # The history is published as fast as ingest takes it: the per-key event
                 # rate (2,000 events/s by default) would pace the warm-up, not measure it.
                 "EGOV_RATE_LIMIT_PER_S": "1000000",

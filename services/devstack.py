@@ -51,7 +51,7 @@ KAFKA_DIR = VAR / "kafka"
 @dataclass(frozen=True)
 class StackOptions:
     simulator: bool = True
-    simulator_rate: float = 20.0
+    simulator_rate: float = 0.25
     broker: str = "tansu"
     broker_port: int = 9092
     postgres_port: int = STACK_PORT
@@ -330,6 +330,30 @@ async def _simulator_key(settings: CommonSettings) -> str:
     return key.token
 
 
+async def _simulator_history(settings: CommonSettings) -> dict[str, str]:
+    """The past traffic the simulator publishes first: only what the last run did not.
+
+    It back-fills the past day so that the wall has figures at once; a database that
+    already counted events (an earlier ``make up``: PostgreSQL lives in var/) gets only
+    the gap since its latest event, else each start counted that day's traffic again.
+    An operator's ``EGOV_SIMULATOR_HISTORY_S`` is left as it is."""
+    import asyncpg
+
+    from services.simulator.runner import AUTO_HISTORY_S
+
+    if "EGOV_SIMULATOR_HISTORY_S" in os.environ:
+        return {}
+    conn = await asyncpg.connect(settings.database_url.get_secret_value(), timeout=10)
+    try:
+        latest = await conn.fetchval("SELECT max(last_event_time) FROM unit_activity")
+    finally:
+        await conn.close()
+    if latest is None:
+        return {}
+    gap = time.time() - latest.timestamp()
+    return {} if gap >= AUTO_HISTORY_S else {"EGOV_SIMULATOR_HISTORY_S": str(max(0, int(gap)))}
+
+
 def _banner(options: StackOptions, bootstrap: str, database: str) -> str:
     p = options.ports
     broker = "Apache Kafka" if options.broker == "kafka" else "embedded tansu"
@@ -523,6 +547,7 @@ async def run_stack(options: StackOptions) -> int:
             return 0
         if options.simulator:
             simulator_env = {**env, "EGOV_SIMULATOR_API_KEY": simulator_key}
+            simulator_env |= await _simulator_history(settings)
             children.append(await _spawn("simulator", ["simulate"], simulator_env))
         print(_banner(options, bootstrap, _without_password(database_url)), flush=True)
         return await _watch(children, stop)

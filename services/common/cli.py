@@ -50,7 +50,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     up = sub.add_parser("up", help="run the whole system (embedded broker by default)")
     up.add_argument("--simulator", choices=["on", "off"], default="on")
-    up.add_argument("--simulator-rate", type=float, default=20.0, help="events per second")
+    up.add_argument(
+        "--simulator-rate",
+        type=float,
+        default=0.25,
+        help="events per second, averaged over a week (the simulator's default)",
+    )
     up.add_argument(
         "--broker",
         choices=["tansu", "kafka"],

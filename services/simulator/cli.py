@@ -19,7 +19,9 @@ from services.simulator.stats import SimulatorStats
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags override the ``EGOV_SIMULATOR_*`` environment; unset flags leave it alone."""
     parser.add_argument("--ingest-url", help="ingest base URL (default http://127.0.0.1:8080)")
-    parser.add_argument("--rate", type=float, help="events per second (default 20)")
+    parser.add_argument(
+        "--rate", type=float, help="events per second, weekly average (default 0.25)"
+    )
     parser.add_argument("--provinces", help="comma-separated province codes (default 19,38,68)")
     parser.add_argument(
         "--api-key-file",
@@ -32,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--history",
         type=float,
         dest="history_s",
-        help="first publish this many seconds of past traffic (default 0)",
+        help="first publish this many seconds of past traffic (default: the past day, "
+        "at most about 30,000 events)",
     )
 
 

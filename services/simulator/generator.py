@@ -5,14 +5,21 @@ events happen in the moments before ``now``; a few are late uploads (up to
 :data:`MAX_LATENESS` in the past) and a few are re-sends of earlier events, unchanged
 (same source and id), as an integrating system's retry would produce.
 
+Traffic follows the office calendar (services/simulator/daily.py): meetings are held in
+office hours, and in the evening of a working day most events are communes uploading
+that day's work, timed when it happened (counted in ``late_total``).
+
 Dossiers have a life (docs/dossiers.md): a receipt carries its appointment (``due_at``,
 a date alone or a time); most are resolved before it, a few after it, and a few never
 while the simulation runs, so that they show as open overdue once their appointment
 (minutes after the receipt) passes; some are returned for completion and resubmitted
-with a new appointment, and some are withdrawn. Most receipts say whether the dossier was
-digitised and used population data, and most approvals whether the result was electronic
-(:data:`FLAGS_RECORDED`: the rest come from systems that do not record them); citizens
-rate some resolved dossiers.
+with a new appointment, and some are withdrawn. No event of a dossier is timed before
+its receipt (or its return, for a resubmission), a dossier is paid at most once, and
+resolutions and withdrawals keep up with receipts and resubmissions, so each unit's
+on-time rate stays near its profile however long the simulation runs. Most receipts
+say whether the dossier was digitised and used population data, and most approvals
+whether the result was electronic (:data:`FLAGS_RECORDED`: the rest come from systems
+that do not record them); citizens rate some resolved dossiers.
 """
 
 from __future__ import annotations
@@ -25,7 +32,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from services.common.calendar import WorkingCalendar
 from services.common.units import VN_TZ
+from services.simulator.daily import EVENING_UPLOADS, evening_upload_time, in_evening_uploads
 from services.simulator.profiles import SimulationPlan, UnitProfile
 
 Event = dict[str, Any]
@@ -47,15 +56,18 @@ EVENT_TYPES: Final = (
     RATING_SUBMITTED,
 )
 
-# Share of each type in the traffic: documents dominate, meetings are rare.
+# Share of each type in the traffic: documents dominate, meetings are rare. Dossiers
+# leave as fast as they come: resolutions other than "returned" (94 %, OUTCOME_WEIGHTS)
+# outnumber receipts a little, and resubmissions match the returns (6 % of resolutions),
+# so open dossiers do not pile up and the on-time rate holds day after day.
 TYPE_WEIGHTS: Final[Mapping[str, float]] = {
-    DOCUMENT_ISSUED: 0.60,
-    DOSSIER_RECEIVED: 0.18,
-    DOSSIER_PAID: 0.07,
-    DOSSIER_RESOLVED: 0.125,
-    DOSSIER_RESUBMITTED: 0.005,  # a receipt instead when no dossier of the unit is returned
+    DOCUMENT_ISSUED: 0.55,
+    DOSSIER_RECEIVED: 0.15,
+    DOSSIER_PAID: 0.06,  # about two dossiers in five carry a fee
+    DOSSIER_RESOLVED: 0.165,
+    DOSSIER_RESUBMITTED: 0.01,  # a receipt instead when no dossier of the unit is returned
     MEETING_HELD: 0.02,
-    RATING_SUBMITTED: 0.04,  # about a third of the resolved dossiers get rated
+    RATING_SUBMITTED: 0.045,  # about a third of the resolved dossiers get rated
 }
 
 # The integrating system behind each type, one instance per province.
@@ -90,7 +102,9 @@ OUTCOME_WEIGHTS: Final = (0.88, 0.04, 0.02, 0.06)
 SHORT_APPOINTMENT_S: Final = (120.0, 900.0)
 """A dossier that will run late gets an appointment this many seconds after its receipt:
 within a `make up` session it passes, and what is still open shows as open overdue."""
-POOL: Final = 64  # open dossiers remembered per unit and kind
+POOL: Final = 64
+"""Open (or returned) dossiers a unit keeps at most: with this many, its next receipt is
+a resolution (resubmission) instead, so none is forgotten while still open."""
 FLAGS_RECORDED: Final = 0.9
 """Share of receipts and approvals that carry the optional flags (digitised,
 population_data, electronic_result): the rest leave those rates, as an older one-stop
@@ -103,6 +117,9 @@ class _Dossier:
     due: datetime
     due_at: str
     """As sent: a local date (``2026-12-07``) or a time with its offset."""
+    since: datetime
+    """Its receipt, return or resubmission: its next event may not be timed before it."""
+    paid: bool = False
 
 
 FEES_VND: Final = (5_000, 10_000, 15_000, 20_000, 30_000, 50_000, 100_000, 200_000)
@@ -128,7 +145,11 @@ class EventGenerator:
         *,
         late_fraction: float = 0.02,
         duplicate_fraction: float = 0.01,
+        calendar: WorkingCalendar | None = WorkingCalendar(),  # noqa: B008 - frozen
     ) -> None:
+        """``calendar`` (weekends; holidays when loaded from data/holidays-vn.json) keeps
+        meetings in office hours and makes the evening uploads; None makes traffic
+        indifferent to the time of day."""
         if not plan.profiles:
             raise ValueError("the plan has no publishing unit")
         self._plan = plan
@@ -136,17 +157,20 @@ class EventGenerator:
         self._dataschemas = dict(dataschemas)
         self._late_fraction = late_fraction
         self._duplicate_fraction = duplicate_fraction
+        self._calendar = calendar
         self._units = list(plan.profiles)
         self._unit_weights = [p.weight for p in self._units]
+        self._communes = [p for p in self._units if p.level == "commune"] or self._units
+        self._commune_weights = [p.weight for p in self._communes]
         self._types = list(TYPE_WEIGHTS)
         self._type_weights = list(TYPE_WEIGHTS.values())
         self._sent: deque[Event] = deque(maxlen=DUPLICATE_POOL)
-        # Per unit: dossiers to be resolved before their appointment, those that will run
-        # late, and those returned for completion (waiting to be resubmitted).
-        self._on_track: dict[str, deque[_Dossier]] = {}
-        self._running_late: dict[str, deque[_Dossier]] = {}
-        self._returned: dict[str, deque[_Dossier]] = {}
-        self._resolved: dict[str, deque[str]] = {}  # dossier ids a citizen may rate
+        # Per unit: open dossiers (each resolved before or after its appointment), and
+        # those returned for completion (waiting to be resubmitted); at most about POOL.
+        self._open: dict[str, list[_Dossier]] = {}
+        self._returned: dict[str, list[_Dossier]] = {}
+        # Dossiers a citizen may rate, with the time they were resolved.
+        self._resolved: dict[str, deque[tuple[str, datetime]]] = {}
         self._builders: Mapping[str, Callable[[UnitProfile, datetime], dict[str, Any]]] = {
             DOCUMENT_ISSUED: self._document_issued,
             DOSSIER_RECEIVED: self._dossier_received,
@@ -183,16 +207,25 @@ class EventGenerator:
 
     def _fresh(self, now: datetime, window: timedelta) -> Event:
         rng = self._rng
-        if rng.random() < self._late_fraction:
+        calendar = self._calendar
+        if (
+            calendar is not None
+            and in_evening_uploads(now, calendar)
+            and rng.random() < EVENING_UPLOADS
+        ):
+            # A commune uploading what it did in office hours today.
             self.late_total += 1
-            lateness = rng.uniform(MIN_LATENESS.total_seconds(), MAX_LATENESS.total_seconds())
+            at = min(evening_upload_time(now, rng.random()), now)
+            unit = rng.choices(self._communes, weights=self._commune_weights)[0]
         else:
-            lateness = rng.uniform(0.0, window.total_seconds())
-        at = now - timedelta(seconds=lateness)
-        unit = rng.choices(self._units, weights=self._unit_weights)[0]
-        event_type = rng.choices(self._types, weights=self._type_weights)[0]
-        if event_type == DOSSIER_RESUBMITTED and not self._returned.get(unit.code):
-            event_type = DOSSIER_RECEIVED
+            if rng.random() < self._late_fraction:
+                self.late_total += 1
+                lateness = rng.uniform(MIN_LATENESS.total_seconds(), MAX_LATENESS.total_seconds())
+            else:
+                lateness = rng.uniform(0.0, window.total_seconds())
+            at = now - timedelta(seconds=lateness)
+            unit = rng.choices(self._units, weights=self._unit_weights)[0]
+        event_type = self._event_type(unit, at)
         return {
             "specversion": "1.0",
             "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
@@ -204,6 +237,29 @@ class EventGenerator:
             "datacontenttype": "application/json",
             "data": self._builders[event_type](unit, at),
         }
+
+    def _event_type(self, unit: UnitProfile, at: datetime) -> str:
+        """A type drawn by TYPE_WEIGHTS, made possible at ``at`` for ``unit``."""
+        event_type = self._rng.choices(self._types, weights=self._type_weights)[0]
+        if event_type == MEETING_HELD:
+            # Meetings are held in office hours: outside them the office sends documents.
+            calendar = self._calendar
+            return DOCUMENT_ISSUED if calendar and not calendar.is_working(at) else event_type
+        if event_type not in (DOSSIER_RECEIVED, DOSSIER_RESUBMITTED):
+            return event_type
+        returned = len(self._ready(self._returned, unit, at))
+        if event_type == DOSSIER_RESUBMITTED or returned >= POOL:
+            # A full returned pool is worked off rather than forgotten.
+            event_type = DOSSIER_RESUBMITTED if returned else DOSSIER_RECEIVED
+        if len(self._open.get(unit.code, ())) >= POOL:
+            # A unit with POOL open dossiers resolves one before taking more.
+            return DOSSIER_RESOLVED
+        return event_type
+
+    @staticmethod
+    def _ready(pools: dict[str, list[_Dossier]], unit: UnitProfile, at: datetime) -> list[int]:
+        """Indexes of the unit's dossiers whose last event is not after ``at``."""
+        return [i for i, d in enumerate(pools.get(unit.code, ())) if d.since <= at]
 
     def _reference(self, prefix: str, unit: UnitProfile, at: datetime) -> str:
         """A receipt-style reference: type, unit, local date, random suffix."""
@@ -259,44 +315,40 @@ class EventGenerator:
             local = at.astimezone(VN_TZ) + timedelta(days=rng.randint(1, 5))
             if rng.random() < 0.5:
                 end = local.replace(hour=23, minute=59, second=59, microsecond=0)
-                dossier = _Dossier(dossier_id, end, local.date().isoformat())
+                dossier = _Dossier(dossier_id, end, local.date().isoformat(), at)
             else:
                 due = local.replace(hour=17, minute=0, second=0, microsecond=0)
-                dossier = _Dossier(dossier_id, due, rfc3339(due, "seconds"))
-            pools = self._on_track
+                dossier = _Dossier(dossier_id, due, rfc3339(due, "seconds"), at)
         else:
             due = (at + timedelta(seconds=rng.uniform(*SHORT_APPOINTMENT_S))).replace(microsecond=0)
-            dossier, pools = _Dossier(dossier_id, due, rfc3339(due, "seconds")), self._running_late
-        pools.setdefault(unit.code, deque(maxlen=POOL)).append(dossier)
+            dossier = _Dossier(dossier_id, due, rfc3339(due, "seconds"), at)
+        self._open.setdefault(unit.code, []).append(dossier)
         return dossier
 
-    def _known_dossier(self, unit: UnitProfile, at: datetime) -> str:
-        """A dossier this unit received earlier, when there is one, else a new reference."""
-        open_ = self._on_track.get(unit.code)
-        if not open_:
+    def _payable(self, unit: UnitProfile, at: datetime) -> str:
+        """An open dossier of the unit received by ``at`` and not yet paid, marked paid;
+        else a new reference (a dossier received before the simulation started)."""
+        open_ = self._open.get(unit.code, [])
+        fits = [d for d in open_ if d.since <= at and not d.paid]
+        if not fits:
             return self._reference("HS", unit, at)
-        return open_[self._rng.randrange(len(open_))].dossier_id
+        dossier = fits[self._rng.randrange(len(fits))]
+        dossier.paid = True  # fees are paid once per dossier (docs/dossiers.md)
+        return dossier.dossier_id
 
-    def _take(
-        self, pools: dict[str, deque[_Dossier]], unit: UnitProfile, at: datetime, late: bool
-    ) -> _Dossier | None:
-        """A dossier of the unit's pool whose appointment is ahead of ``at`` (or, ``late``,
-        behind it), taken out of the pool; None when there is none."""
-        pool = pools.get(unit.code)
-        if not pool:
-            return None
-        fits = [i for i, d in enumerate(pool) if (d.due < at) == late]
+    def _take(self, unit: UnitProfile, at: datetime, late: bool) -> _Dossier | None:
+        """An open dossier of the unit, received by ``at``, whose appointment is ahead of
+        ``at`` (or, ``late``, behind it), taken out of the pool; None when there is none."""
+        pool = self._open.get(unit.code, [])
+        fits = [i for i in self._ready(self._open, unit, at) if (pool[i].due < at) == late]
         if not fits:
             return None
-        index = fits[self._rng.randrange(len(fits))]
-        dossier = pool[index]
-        del pool[index]
-        return dossier
+        return pool.pop(fits[self._rng.randrange(len(fits))])
 
     def _dossier_paid(self, unit: UnitProfile, at: datetime) -> dict[str, Any]:
         online = self._rng.random() < unit.rates.dossier_online_payment
         return {
-            "dossier_id": self._known_dossier(unit, at),
+            "dossier_id": self._payable(unit, at),
             "amount_vnd": self._rng.choice(FEES_VND),
             "method": "online" if online else "counter",
         }
@@ -307,19 +359,22 @@ class EventGenerator:
         started) carries its own appointment."""
         rng = self._rng
         late = rng.random() >= unit.rates.dossier_on_time
-        dossier = self._take(self._running_late if late else self._on_track, unit, at, late)
+        dossier = self._take(unit, at, late)
         if dossier is None:
             # At least a minute ahead: due_at is sent to the second, the time to the ms.
             if late:
                 due = at - timedelta(seconds=rng.uniform(3_600, 10 * 86_400))
             else:
                 due = at + timedelta(seconds=rng.uniform(60, 5 * 86_400))
-            dossier = _Dossier(self._reference("HS", unit, at), due, rfc3339(due, "seconds"))
+            dossier = _Dossier(self._reference("HS", unit, at), due, rfc3339(due, "seconds"), at)
         outcome = rng.choices(OUTCOMES, OUTCOME_WEIGHTS)[0]
         if outcome == "returned":
-            self._returned.setdefault(unit.code, deque(maxlen=POOL)).append(dossier)
+            dossier.since = at
+            self._returned.setdefault(unit.code, []).append(dossier)
         elif outcome != "withdrawn":
-            self._resolved.setdefault(unit.code, deque(maxlen=POOL)).append(dossier.dossier_id)
+            # Only the latest resolved are kept for ratings: an unrated one is no loss.
+            resolved = self._resolved.setdefault(unit.code, deque(maxlen=POOL))
+            resolved.append((dossier.dossier_id, at))
         data: dict[str, Any] = {
             "dossier_id": dossier.dossier_id,
             "due_at": dossier.due_at,
@@ -332,18 +387,22 @@ class EventGenerator:
     def _dossier_resubmitted(self, unit: UnitProfile, at: datetime) -> dict[str, Any]:
         """A returned dossier back complete, with a new appointment (``_fresh`` sends a
         receipt instead when the unit has none returned)."""
-        returned = self._returned[unit.code]
-        dossier = returned.popleft()
-        return {
-            "dossier_id": dossier.dossier_id,
-            "due_at": self._appointment(dossier.dossier_id, unit, at).due_at,
-        }
+        ready = self._ready(self._returned, unit, at)
+        dossier = self._returned[unit.code].pop(ready[0])  # the longest waiting
+        renewed = self._appointment(dossier.dossier_id, unit, at)
+        renewed.paid = dossier.paid
+        return {"dossier_id": dossier.dossier_id, "due_at": renewed.due_at}
 
     def _rating_submitted(self, unit: UnitProfile, at: datetime) -> dict[str, Any]:
         """A citizen's rating of a dossier the unit resolved (one resolved before the
         simulation started when it has none yet)."""
-        resolved = self._resolved.get(unit.code)
-        dossier_id = resolved.popleft() if resolved else self._reference("HS", unit, at)
+        resolved = self._resolved.get(unit.code, deque())
+        ready = [i for i, (_, when) in enumerate(resolved) if when <= at]
+        if ready:
+            dossier_id = resolved[ready[0]][0]
+            del resolved[ready[0]]
+        else:
+            dossier_id = self._reference("HS", unit, at)
         satisfied = self._rng.random() < unit.rates.dossier_satisfaction
         return {
             "subject": "dossier",

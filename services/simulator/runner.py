@@ -12,8 +12,10 @@ from typing import Any, Final
 
 import httpx
 
+from services.common.calendar import HOLIDAYS_FILE, WorkingCalendar, load_calendar
 from services.common.contract import Contract
 from services.common.units import VN_TZ, UnitRegistry, era_at
+from services.simulator.daily import traffic_factor
 from services.simulator.generator import EVENT_TYPES, EventGenerator
 from services.simulator.profiles import SimulationPlan, build_plan, group_by_province
 from services.simulator.publisher import Publisher
@@ -26,6 +28,10 @@ log = logging.getLogger(__name__)
 MAX_CATCH_UP_S: Final = 60.0
 # Past traffic (``history_s``) is generated a slice of this many seconds at a time.
 HISTORY_SLICE_S: Final = 60.0
+# Unset ``history_s``: a day, but no more than about this many events (rate x span), so
+# that `make up --simulator-rate 200` does not start with millions of past events.
+AUTO_HISTORY_S: Final = 86400.0
+AUTO_HISTORY_EVENTS: Final = 30_000
 
 Clock = Callable[[], datetime]
 
@@ -50,6 +56,7 @@ async def run(
     plan = make_plan(settings, UnitRegistry.from_dir(), started)
     log_plan(plan)
     contract = Contract.load()
+    calendar = office_calendar(settings)
     generator = EventGenerator(
         plan,
         # The seed fixes the plan; the start time keeps ids of separate runs apart.
@@ -57,6 +64,7 @@ async def run(
         {event_type: contract.dataschema_uri(event_type) for event_type in EVENT_TYPES},
         late_fraction=settings.late_fraction,
         duplicate_fraction=settings.duplicate_fraction,
+        calendar=calendar,
     )
     stats = SimulatorStats()
     async with contextlib.AsyncExitStack() as stack:
@@ -72,18 +80,36 @@ async def run(
             timeout=httpx.Timeout(settings.request_timeout_s, connect=3.0),
         )
         log.info(
-            "simulating %.1f events/s to %s for provinces %s",
+            "simulating %g events/s (weekly average, profile %s) to %s for provinces %s",
             settings.rate,
+            settings.profile,
             settings.ingest_url,
             ",".join(settings.provinces),
         )
-        if settings.history_s:
+        if history_span(settings):
             await _history(settings, stop, generator, publisher, clock())
         await _loop(settings, stop, generator, publisher, clock)
     stats.generated = generator.events_total
     stats.late = generator.late_total
     stats.duplicates = generator.duplicates_total
     return stats
+
+
+def office_calendar(settings: SimulatorSettings) -> WorkingCalendar | None:
+    """The calendar the traffic follows (public holidays included); None when flat."""
+    return load_calendar(HOLIDAYS_FILE) if settings.profile == "office" else None
+
+
+def history_span(settings: SimulatorSettings) -> float:
+    """Seconds of past traffic to publish first (``history_s``, else the automatic span)."""
+    if settings.history_s is not None:
+        return settings.history_s
+    return min(AUTO_HISTORY_S, AUTO_HISTORY_EVENTS / settings.rate)
+
+
+def rate_at(settings: SimulatorSettings, calendar: WorkingCalendar | None, at: datetime) -> float:
+    """Events per second to send at ``at``: the weekly average shaped by the calendar."""
+    return settings.rate * (traffic_factor(at, calendar) if calendar is not None else 1.0)
 
 
 def make_plan(settings: SimulatorSettings, registry: UnitRegistry, now: datetime) -> SimulationPlan:
@@ -127,19 +153,22 @@ async def _history(
     publisher: Publisher,
     now: datetime,
 ) -> None:
-    """The ``history_s`` seconds before ``now`` at ``rate``, oldest slice first, unpaced."""
-    log.info("publishing %.0f s of past traffic before going live", settings.history_s)
-    slices = max(1, round(settings.history_s / HISTORY_SLICE_S))
-    width = settings.history_s / slices
+    """The ``history_span`` seconds before ``now`` at ``rate`` (shaped by the calendar, as
+    live traffic is), oldest slice first, unpaced."""
+    span = history_span(settings)
+    log.info("publishing %.0f s of past traffic before going live", span)
+    calendar = office_calendar(settings)
+    slices = max(1, round(span / HISTORY_SLICE_S))
+    width = span / slices
     owed = 0.0
     published = 0
     for i in range(slices, 0, -1):
         if stop.is_set():
             return
-        owed += settings.rate * width
+        end = now - timedelta(seconds=width * (i - 1))
+        owed += rate_at(settings, calendar, end - timedelta(seconds=width / 2)) * width
         count = int(owed)
         owed -= count
-        end = now - timedelta(seconds=width * (i - 1))
         events = generator.generate(end, count, timedelta(seconds=width))
         for chunk in chunked(events, settings.max_batch_events):
             await publisher.publish(chunk)
@@ -156,16 +185,18 @@ async def _loop(
     clock: Clock,
 ) -> None:
     loop = asyncio.get_running_loop()
+    calendar = office_calendar(settings)
     last = loop.time()
     owed = 0.0  # fractional events carried to the next batch
     while not await _stopped_within(stop, settings.batch_interval_s):
         now = loop.time()
         elapsed = min(now - last, MAX_CATCH_UP_S)
         last = now
-        owed += settings.rate * elapsed
+        at = clock()
+        owed += rate_at(settings, calendar, at) * elapsed
         count = int(owed)
         owed -= count
-        events = generator.generate(clock(), count, timedelta(seconds=elapsed))
+        events = generator.generate(at, count, timedelta(seconds=elapsed))
         for chunk in chunked(events, settings.max_batch_events):
             await publisher.publish(chunk)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -29,8 +29,18 @@ class SimulatorSettings(BaseSettings):
     api_key: SecretStr | None = None
     """``EGOV_SIMULATOR_API_KEY``: sent as ``Authorization: Bearer``; none by default."""
 
-    rate: float = Field(default=20.0, gt=0)
-    """``EGOV_SIMULATOR_RATE``: events per second, on average."""
+    rate: float = Field(default=0.25, gt=0)
+    """``EGOV_SIMULATOR_RATE``: events per second, averaged over an ordinary week (no
+    public holiday). With ``profile`` ``office`` about 2.9 times this is sent in office
+    hours and a fiftieth of that at night (services/simulator/daily.py). The default is
+    of the order the provinces publish: 3 of 34 provinces of a national "few events per
+    second" (DOMAIN.md), about 21,600 events a day, some 300,000 documents a quarter for
+    Thái Nguyên; raise it for load."""
+
+    profile: Literal["office", "flat"] = "office"
+    """``EGOV_SIMULATOR_PROFILE``: ``office`` follows the week of Vietnamese offices
+    (working hours, evening uploads, quiet nights, weekends and public holidays);
+    ``flat`` sends ``rate`` round the clock, for load tests."""
 
     provinces: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["19", "38", "68"])
     """``EGOV_SIMULATOR_PROVINCES``: comma-separated province codes of today's units
@@ -62,11 +72,14 @@ class SimulatorSettings(BaseSettings):
     request_timeout_s: float = Field(default=10.0, gt=0)
     """``EGOV_SIMULATOR_REQUEST_TIMEOUT_S``: upper bound on one POST (a timeout is retried)."""
 
-    history_s: float = Field(default=0.0, ge=0, le=7 * 86400)
+    history_s: float | None = Field(default=None, ge=0, le=7 * 86400)
     """``EGOV_SIMULATOR_HISTORY_S``: before live traffic, publish this many seconds of past
-    traffic at the same rate, as fast as ingest takes it (event times spread across that
-    span), so rolling windows and trends start full: the soak benchmark starts at steady
-    state this way. 0 (the default) starts from nothing."""
+    traffic at the same rate and profile, as fast as ingest takes it (event times spread
+    across that span), so rolling windows and trends start full: the soak benchmark
+    starts at steady state this way. 0 starts from nothing. Unset (the default), the past
+    24 hours, shortened to about 30,000 events at high rates (runner.history_span): at
+    the default rate the wall shows the day's figures as soon as they are counted, even
+    at night when little is sent live."""
 
     max_attempts: int = Field(default=5, ge=1)
     """``EGOV_SIMULATOR_MAX_ATTEMPTS``: tries per batch before it is counted as failed."""

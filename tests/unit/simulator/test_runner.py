@@ -14,7 +14,7 @@ import pytest
 from services.common.contract import Contract
 from services.common.units import VN_TZ
 from services.simulator.cli import add_arguments, settings_from_args
-from services.simulator.runner import run
+from services.simulator.runner import history_span, run
 from services.simulator.settings import SimulatorSettings
 
 from .conftest import Reply, ScriptedServer
@@ -27,6 +27,8 @@ async def test_run_posts_valid_batches_until_stopped(ingest_server: ScriptedServ
     settings = SimulatorSettings(
         ingest_url=ingest_server.url,
         rate=400,
+        history_s=0,
+        profile="flat",
         batch_interval_s=0.05,
         provinces=["38"],
         silent_unit="16342",
@@ -62,6 +64,7 @@ async def test_history_is_published_first_spread_over_the_past(
         ingest_url=ingest_server.url,
         rate=2,
         history_s=3 * 3600,
+        profile="flat",  # the rhythm of the week is tested in test_review37_realism.py
         late_fraction=0,
         duplicate_fraction=0,
         provinces=["38"],
@@ -121,10 +124,13 @@ def test_defaults_match_the_brief() -> None:
     settings = SimulatorSettings()
     assert settings.ingest_url == "http://127.0.0.1:8080"
     assert settings.provinces == ["19", "38", "68"]
-    assert (settings.rate, settings.batch_interval_s) == (20.0, 1.0)
+    assert (settings.rate, settings.batch_interval_s) == (0.25, 1.0)
     assert (settings.late_fraction, settings.duplicate_fraction) == (0.02, 0.01)
     assert settings.api_key is None and settings.silent_unit is None
-    assert settings.history_s == 0
+    assert settings.history_s is None and settings.profile == "office"
+    # Unset, the history is the past day at the default rate, bounded at load rates.
+    assert history_span(settings) == 86400
+    assert history_span(SimulatorSettings(rate=200)) == 150
 
 
 def test_flags_override_settings_and_the_key_comes_from_a_file(tmp_path: Path) -> None:
