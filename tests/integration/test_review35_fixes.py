@@ -5,43 +5,18 @@ the production deploy/alertmanager/alertmanager.yml, unchanged."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from itertools import count
-from typing import Any
 
 from services.alerts.conditions import BELOW, SILENT
-from services.alerts.directory import UnitDirectory
-from services.alerts.evaluation import Evaluator, Observation
-from services.alerts.lifecycle import AlertBook
 from services.alerts.model import State, Transition
-from services.alerts.settings import AlertsSettings
-from services.common.calendar import VN_TZ, WorkingCalendar
+from services.common.calendar import VN_TZ
 from tests.integration.test_review34_deploy import (  # noqa: F401 (the fixture)
     ProductionAlertmanager,
     alertmanager,
     labels,
 )
+from tests.unit.alerts.test_review31_alerts import evaluator, new_book, rejections_cycle
 
 T0 = datetime(2026, 11, 23, 10, tzinfo=VN_TZ)
-
-
-def new_book() -> AlertBook:
-    ids = count()
-    return AlertBook([], new_id=lambda: f"id{next(ids)}")
-
-
-def evaluator(**settings: Any) -> Evaluator:
-    base: dict[str, Any] = {"alert_for_s": 0, "alert_windows": ["day"]}
-    return Evaluator(
-        AlertsSettings(**(base | settings)), WorkingCalendar(always=True), UnitDirectory([])
-    )
-
-
-def rejections_cycle(
-    ev: Evaluator, book: AlertBook, counters: dict[str, dict[str, float]], at: datetime
-) -> list[Transition]:
-    plan = ev.plan(book.open, at)
-    verdicts = ev.verdicts(Observation(plan, [], False, counters), book.open, {}, at)
-    return book.observe(verdicts, at)
 
 
 def test_a_rejections_alert_does_not_resolve_just_because_ingest_restarted() -> None:
