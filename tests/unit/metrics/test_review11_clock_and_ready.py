@@ -367,6 +367,10 @@ async def nothing(*args: Any, **kwargs: Any) -> Any:
     return 0
 
 
+async def no_history(*args: Any) -> dict[str, str]:
+    return {}
+
+
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeStack]:
     ports = {name: free_port() for name in devstack.SERVICES}
@@ -379,6 +383,7 @@ def stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeStack
     monkeypatch.setattr(devstack, "ensure_topics", nothing)
     monkeypatch.setattr(devstack, "drain", nothing)
     monkeypatch.setattr(devstack, "_simulator_key", functools.partial(nothing))
+    monkeypatch.setattr(devstack, "_simulator_history", no_history)
     monkeypatch.setattr(devstack, "_child_env", lambda *a: {})
     monkeypatch.setattr(devstack, "_spawn", fake.spawn)
     monkeypatch.setattr(devstack, "_banner", fake.banner)
