@@ -13,7 +13,7 @@ figures of that cycle: nothing is cached across cycles.
 from __future__ import annotations
 
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 from types import MappingProxyType
 
@@ -216,10 +216,11 @@ def kpi_budget_burn(
     for (kpi, unit), by_window in sorted(grouped.items()):
         for rule in BURN_RULES:
             verdict = _burn_verdict(
-                kpi, unit, by_window, rule, hold_for_s, tracked, keep_firing_for_s
-            )
+                kpi, unit, by_window, rule, hold_for_s, tracked, keep_firing_for_s,
+                families.get(kpi, ""),
+            )  # fmt: skip
             if verdict is not None:
-                yield replace(verdict, family=families.get(kpi, ""))
+                yield verdict
 
 
 def _burn_verdict(
@@ -230,6 +231,7 @@ def _burn_verdict(
     hold_for_s: float,
     tracked: Container[AlertKey] | None = None,
     keep_firing_for_s: float = 0.0,
+    family: str = "",
 ) -> Verdict | None:
     long, short = by_window.get(rule.long), by_window.get(rule.short)
     if long is None or short is None:
@@ -287,6 +289,7 @@ def _burn_verdict(
         en,
         hold_for_s,
         keep_firing_for_s,
+        family,
     )
 
 

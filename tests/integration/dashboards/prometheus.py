@@ -229,3 +229,14 @@ def scraping(directory: Path, body: bytes, rules: tuple[str, ...]) -> Iterator[P
             yield running
     finally:
         exposition.close()
+
+
+def figure_lines(kpi: str, unit: str, windows: tuple[str, ...], num: int, den: int) -> list[str]:
+    """A worker's exposition of one unit's KPI figure in each of ``windows``."""
+    lines = []
+    for window in windows:
+        at = f'kpi="{kpi}",unit="{unit}",window="{window}"'
+        lines.append(f"egov_kpi_ratio{{{at}}} {num / den!r}")
+        lines.append(f"egov_kpi_numerator{{{at}}} {num}")
+        lines.append(f"egov_kpi_denominator{{{at}}} {den}")
+    return lines

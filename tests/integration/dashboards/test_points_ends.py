@@ -24,6 +24,7 @@ from services.common.units import UnitRegistry
 from services.dashboards import promql
 from tests.integration.dashboards.prometheus import (
     Prometheus,
+    figure_lines,
     panel_queries,
     scraping,
     substitute,
@@ -68,11 +69,7 @@ def exposition() -> bytes:
         lines.append(f'egov_unit_info{{unit="{code}",name="{unit.full_name}",level="commune",'
                      f'parent="{PROVINCE}"}} 1')  # fmt: skip
         for kpi, (num, den) in counts.items():
-            for window in WINDOWS:
-                at = f'kpi="{kpi}",unit="{code}",window="{window}"'
-                lines.append(f"egov_kpi_ratio{{{at}}} {num / den!r}")
-                lines.append(f"egov_kpi_numerator{{{at}}} {num}")
-                lines.append(f"egov_kpi_denominator{{{at}}} {den}")
+            lines += figure_lines(kpi, code, WINDOWS, num, den)
     return ("\n".join(lines) + "\n").encode()
 
 

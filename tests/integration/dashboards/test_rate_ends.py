@@ -26,6 +26,7 @@ from services.dashboards import promql
 from services.dashboards.render import build_all
 from tests.integration.dashboards.prometheus import (
     Prometheus,
+    figure_lines,
     panel_queries,
     scraping,
     substitute,
@@ -86,11 +87,7 @@ def exposition() -> bytes:
         for kpi in catalogue.kpis:
             label = f'kpi="{kpi.id}",unit="{code}"'
             lines.append(f"egov_kpi_target_ratio{{{label}}} {kpi.target_for(level)!r}")
-            for window in WINDOWS:
-                at = f'{label},window="{window}"'
-                lines.append(f"egov_kpi_ratio{{{at}}} {num / den!r}")
-                lines.append(f"egov_kpi_numerator{{{at}}} {num}")
-                lines.append(f"egov_kpi_denominator{{{at}}} {den}")
+            lines += figure_lines(kpi.id, code, WINDOWS, num, den)
     return ("\n".join(lines) + "\n").encode()
 
 
