@@ -52,11 +52,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-# Everything on the embedded tansu, then every test that talks to a broker again on Apache
-# Kafka with the idempotent producer (tests/servers.py); each run starts its own servers.
+# Everything on the embedded tansu and, side by side with it, every test that talks to a
+# broker again on Apache Kafka with the idempotent producer (tests/servers.py); each run
+# starts its own servers, and mostly waits on them (tests/both_brokers.py).
 pytest: install apt
-	$(BIN)/pytest
-	EGOV_TEST_BROKER=kafka $(BIN)/pytest -m uses_broker
+	$(BIN)/python -m tests.both_brokers
 
 test: lint typecheck pytest
 
