@@ -50,6 +50,8 @@ REQUIRED_SECRETS = {
     "KAFKA_METRICS_PASSWORD": "metrics-stand-in",
     "KAFKA_ALERTS_PASSWORD": "alerts-stand-in",
 }
+# Every other variable compose requires: what only the operator can know.
+REQUIRED_SETTINGS = {"EGOV_ALERTS_PUBLIC_URL": "https://alerts.ioc.example"}
 # Each service that talks to Kafka, and its principal (services/common/kafka_acls.py).
 KAFKA_PRINCIPALS = {
     "ingest": "ingest",
@@ -65,7 +67,7 @@ YAML_TO_JSON = "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys
 def run(
     *argv: str, stdin: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """``argv`` in the repository; compose gets the required secrets' stand-ins, and no
+    """``argv`` in the repository; compose gets the required variables' stand-ins, and no
     EGOV_/KAFKA_/POSTGRES_/GRAFANA_ variable of the calling shell, unless ``env`` says."""
     base = {
         k: v
@@ -75,7 +77,7 @@ def run(
     return subprocess.run(
         argv,
         cwd=REPO,
-        env={**base, **REQUIRED_SECRETS, **(env or {})},
+        env={**base, **REQUIRED_SECRETS, **REQUIRED_SETTINGS, **(env or {})},
         input=stdin,
         capture_output=True,
         text=True,
@@ -402,11 +404,13 @@ def test_compose_ships_no_secret() -> None:
     assert "egov-dev-only" not in text
 
 
-@pytest.mark.parametrize("secret", sorted(REQUIRED_SECRETS))
-def test_compose_refuses_to_start_without_each_secret(secret: str) -> None:
-    done = run(require("docker-compose"), "-f", str(COMPOSE_FILE), "config", "-q", env={secret: ""})
+@pytest.mark.parametrize("variable", sorted({**REQUIRED_SECRETS, **REQUIRED_SETTINGS}))
+def test_compose_refuses_to_start_without_each_required_variable(variable: str) -> None:
+    done = run(
+        require("docker-compose"), "-f", str(COMPOSE_FILE), "config", "-q", env={variable: ""}
+    )
     assert done.returncode != 0
-    assert secret in done.stderr, done.stderr
+    assert variable in done.stderr, done.stderr
 
 
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 (what an operator may set; bound to nothing here)
@@ -424,16 +428,19 @@ def test_only_ingest_the_wall_and_grafana_are_published(address: str) -> None:
     }
 
 
-def test_prometheus_and_alertmanager_are_exposed_only_when_asked() -> None:
+def test_monitoring_and_the_alerts_api_are_exposed_only_when_asked() -> None:
     env = {"EGOV_PUBLISH_ADDRESS": ALL_INTERFACES, "EGOV_MONITORING_ADDRESS": "10.0.0.5"}
     model = compose_model(COMPOSE_FILE, EXPOSE_FILE, env=env)
     services = model["services"]
     assert published(services["prometheus"]) == [("10.0.0.5", "9090")]
     assert published(services["alertmanager"]) == [("10.0.0.5", "9093")]
+    # Where notifications link to, with the acknowledgements on-call make.
+    assert published(services["alerts"]) == [("10.0.0.5", "8082")]
     # Without an address of its own, loopback: never EGOV_PUBLISH_ADDRESS.
     model = compose_model(COMPOSE_FILE, EXPOSE_FILE, env={"EGOV_PUBLISH_ADDRESS": ALL_INTERFACES})
     assert published(model["services"]["alertmanager"]) == [("127.0.0.1", "9093")]
-    for name in ("kafka", "postgres", "alerts", "metrics-1", "metrics-2"):
+    assert published(model["services"]["alerts"]) == [("127.0.0.1", "8082")]
+    for name in ("kafka", "postgres", "metrics-1", "metrics-2"):
         assert published(services[name]) == [], name
 
 
