@@ -13,7 +13,7 @@ figures of that cycle: nothing is cached across cycles.
 from __future__ import annotations
 
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import MappingProxyType
 
@@ -467,7 +467,45 @@ def _ended(alert: Alert) -> Verdict:
 
 
 Counters = Mapping[str, Mapping[str, float]]
-"""key_id -> outcome -> cumulative events (``all`` when ingest has no per-key label)."""
+"""key_id -> outcome -> events (``all`` when ingest has no per-key label)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestScrape:
+    """One read of ingest's counters (``services.alerts.sources``)."""
+
+    events: Counters
+    """Cumulative events since each counter began."""
+    started: Counters = field(default_factory=dict)
+    """When each counter began (Unix seconds: its ``_created``, the earliest of those
+    summed), where ingest says: a restarted ingest's counters begin again, and one that
+    has counted past its old value before the next scrape cannot be told by its value."""
+
+
+def counted_between(before: IngestScrape, after: IngestScrape) -> tuple[Counters, set[str]]:
+    """Events each key counted between two scrapes, per outcome, and the keys whose
+    counters began again in between (ingest restarted): a counter that began again (a
+    later start, or a lower value) counted its whole value since, as Prometheus's
+    ``increase()`` reads a reset; what the old process counted after ``before`` is lost
+    with it. A key or outcome first seen in ``after`` counted its whole value."""
+    counted: dict[str, dict[str, float]] = {}
+    restarted: set[str] = set()
+    for key, counts in after.events.items():
+        old, old_start = before.events.get(key, {}), before.started.get(key, {})
+        new_start = after.started.get(key, {})
+        steps = counted[key] = {}
+        for outcome, value in counts.items():
+            previous = old.get(outcome)
+            began = new_start.get(outcome)
+            was = old_start.get(outcome)
+            if previous is None:
+                steps[outcome] = value
+            elif value < previous or (began is not None and was is not None and began > was):
+                steps[outcome] = value
+                restarted.add(key)
+            else:
+                steps[outcome] = value - previous
+    return counted, restarted
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,13 +522,13 @@ class RejectionRule:
 
 
 def ingest_rejections(
-    old: Counters,
-    new: Counters,
+    counted: Counters,
     rule: RejectionRule,
     covered: Container[str] = frozenset(),
     still_open: Iterable[str] = (),
 ) -> Iterator[Verdict]:
-    """Share of a publisher's events rejected between two scrapes of ingest's counters.
+    """Share of a publisher's events rejected over the window, from what each key
+    ``counted`` (per outcome, summed over the scrapes in it: ``counted_between``).
 
     Too few events is HOLD (a share of 3 events says little), except none at all for a
     key whose counters have counted a whole window (``covered``): nothing is being
@@ -500,9 +538,8 @@ def ingest_rejections(
     missing for a whole window: just after an ingest restart its counters are simply
     not there yet, and a firing alert resolved then paged again a minute later.
     """
-    for key_id in sorted(set(new) | set(still_open)):
-        counts, before = new.get(key_id, {}), old.get(key_id, {})
-        delta = {o: _delta(before.get(o, 0.0), v) for o, v in counts.items()}
+    for key_id in sorted(set(counted) | set(still_open)):
+        delta = counted.get(key_id, {})
         rejected = int(delta.get("rejected", 0.0))
         total = int(sum(v for o, v in delta.items() if o != "unavailable"))
         share = rejected / total if total else 0.0
@@ -531,7 +568,3 @@ def ingest_rejections(
             en,
             0.0,
         )
-
-
-def _delta(old: float, new: float) -> float:
-    return new if new < old else new - old  # a counter that went down was reset (restart)

@@ -12,6 +12,7 @@ due (:meth:`Evaluator.due_at`). Reading and state live elsewhere: the compositio
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -52,7 +53,7 @@ class Observation:
     plan: Plan
     figures: Sequence[Figure]
     complete: bool
-    ingest: conditions.Counters | None = None
+    ingest: conditions.IngestScrape | None = None
 
 
 class Evaluator:
@@ -75,6 +76,9 @@ class Evaluator:
         self._hysteresis_bp = to_bp(settings.alert_hysteresis)
         self._last_slow: datetime | None = None
         self._ingest: deque[tuple[datetime, conditions.Counters]] = deque()
+        """What each key counted between a scrape and the one before (the first: nothing,
+        a baseline), for the scrapes of the rejection window."""
+        self._last_scrape: conditions.IngestScrape | None = None
         self._counting_since: dict[str, datetime] = {}
         """Since when each publisher key's counters have counted without a break
         (``_note_restarts``): a key clears on "no events" only after a whole window."""
@@ -216,7 +220,7 @@ class Evaluator:
 
     def _rejections(
         self,
-        counters: conditions.Counters,
+        scrape: conditions.IngestScrape,
         open_alerts: Mapping[AlertKey, Alert],
         now: datetime,
     ) -> list[Verdict]:
@@ -225,8 +229,14 @@ class Evaluator:
         window = timedelta(seconds=s.alert_rejection_window_s)
         # Judged even when ingest no longer reports the key: else its alert never ends.
         still_open = [k.unit for k in open_alerts if k.condition == conditions.REJECTIONS]
-        self._note_restarts(history[-1][1] if history else None, counters, still_open, now)
-        history.append((now, counters))
+        before, self._last_scrape = self._last_scrape, scrape
+        counted: conditions.Counters = {}
+        restarted: set[str] = set()
+        if before is not None:
+            counted, restarted = conditions.counted_between(before, scrape)
+        self._note_restarts(before, scrape, restarted, still_open, now)
+        history.append((now, counted))
+        # Summed from the newest scrape at least a window old (kept as the baseline).
         while len(history) > 2 and now - history[1][0] >= window:
             history.popleft()
         if len(history) < 2:
@@ -235,35 +245,33 @@ class Evaluator:
             s.alert_rejection_share, s.alert_rejection_min_events, s.alert_rejection_window_s
         )
         covered = {k for k, since in self._counting_since.items() if now - since >= window}
-        return list(
-            conditions.ingest_rejections(history[0][1], counters, rule, covered, still_open)
-        )
+        summed: dict[str, dict[str, float]] = {}
+        for _, step in itertools.islice(history, 1, None):
+            for key, counts in step.items():
+                total = summed.setdefault(key, {})
+                for outcome, value in counts.items():
+                    total[outcome] = total.get(outcome, 0.0) + value
+        return list(conditions.ingest_rejections(summed, rule, covered, still_open))
 
     def _note_restarts(
         self,
-        before: conditions.Counters | None,
-        counters: conditions.Counters,
+        before: conditions.IngestScrape | None,
+        scrape: conditions.IngestScrape,
+        restarted: set[str],
         still_open: Iterable[str],
         now: datetime,
     ) -> None:
         """Since when each key's counters have counted without a break, as far as this
-        service saw: from the first scrape, from a reset (a value went down: ingest
-        restarted), or from when the key went missing (gone with a restart, or revoked)."""
+        service saw: from the first scrape, from a restart of ingest (``restarted``), or
+        from when the key appeared or went missing (gone with a restart, or revoked)."""
         since = self._counting_since
-        for key in set(counters) | set(before or {}) | set(still_open):
-            if key not in since or _restarted((before or {}).get(key), counters.get(key)):
+        old, new = (before.events if before else {}), scrape.events
+        for key in set(new) | set(old) | set(still_open):
+            if key not in since or key in restarted or ((key in old) != (key in new)):
                 since[key] = now
-        for key in set(since) - set(counters) - set(still_open):
+        for key in set(since) - set(new) - set(still_open):
             if now - since[key] > timedelta(days=1):
                 del since[key]  # a key gone for good, with no alert left: forget it
-
-
-def _restarted(old: Mapping[str, float] | None, new: Mapping[str, float] | None) -> bool:
-    """Whether a key's counters began again between two scrapes: the key appeared or went
-    missing, or a value went down (ingest restarted and counted some events since)."""
-    if old is None or new is None:
-        return (old is None) != (new is None)
-    return any(new.get(outcome, 0.0) < value for outcome, value in old.items())
 
 
 def _unseen_pending(

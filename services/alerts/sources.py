@@ -16,6 +16,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.alerts.cadence import HistoryRow
+from services.alerts.conditions import IngestScrape
 from services.common.db import Connection
 
 log = logging.getLogger(__name__)
@@ -24,30 +25,50 @@ log = logging.getLogger(__name__)
 INGEST_COUNTERS = ("egov_ingest_key_events", "egov_ingest_events")
 
 
-def parse_ingest_counters(text: str) -> dict[str, dict[str, float]]:
-    """key_id -> outcome -> events, from ingest's Prometheus exposition.
+def parse_ingest_counters(text: str) -> IngestScrape:
+    """key_id -> outcome -> events, and when each counter began, from ingest's
+    Prometheus exposition.
 
     Prefers a per-key counter (``key_id`` label on egov_ingest_key_events_total or
-    egov_ingest_events_total); without one, all publishers count as key ``all``.
+    egov_ingest_events_total); without one, all publishers count as key ``all``. A
+    counter's start is its ``_created`` sample (prometheus-client writes one per labelled
+    counter; ingest never removes one, so the earliest of those summed moves only when
+    ingest restarts).
     """
     per_key: dict[str, dict[str, float]] = {}
     overall: dict[str, float] = {}
+    key_starts: dict[str, dict[str, float]] = {}
+    overall_starts: dict[str, float] = {}
+    created = {f"{name}_created" for name in INGEST_COUNTERS}
     for family in text_string_to_metric_families(text):
-        if family.name not in INGEST_COUNTERS:
+        if family.name not in INGEST_COUNTERS and family.name not in created:
             continue
+        started = family.name in created
         for sample in family.samples:
-            if not sample.name.endswith("_total"):
+            if not started and not sample.name.endswith("_total"):
                 continue
             outcome = sample.labels.get("outcome", "")
             key_id = sample.labels.get("key_id")
             if key_id:
-                bucket = per_key.setdefault(key_id, {})
-                bucket[outcome] = bucket.get(outcome, 0.0) + sample.value
-            elif family.name == "egov_ingest_events":
-                overall[outcome] = overall.get(outcome, 0.0) + sample.value
+                if started:
+                    _earliest(key_starts.setdefault(key_id, {}), outcome, sample.value)
+                else:
+                    bucket = per_key.setdefault(key_id, {})
+                    bucket[outcome] = bucket.get(outcome, 0.0) + sample.value
+            elif family.name.startswith("egov_ingest_events"):
+                if started:
+                    _earliest(overall_starts, outcome, sample.value)
+                else:
+                    overall[outcome] = overall.get(outcome, 0.0) + sample.value
     if per_key:
-        return per_key
-    return {"all": overall} if overall else {}
+        return IngestScrape(per_key, key_starts)
+    if overall:
+        return IngestScrape({"all": overall}, {"all": overall_starts})
+    return IngestScrape({})
+
+
+def _earliest(starts: dict[str, float], outcome: str, at: float) -> None:
+    starts[outcome] = min(starts.get(outcome, at), at)
 
 
 class IngestSource:
@@ -57,7 +78,7 @@ class IngestSource:
         self._client = client
         self._url = url
 
-    async def read(self) -> dict[str, dict[str, float]] | None:
+    async def read(self) -> IngestScrape | None:
         try:
             response = await self._client.get(f"{self._url}/metrics")
             response.raise_for_status()

@@ -132,13 +132,47 @@ def test_without_enough_peers_a_never_seen_unit_is_not_expected() -> None:
 
 def test_rejections_per_key_with_reset_and_volume_guard() -> None:
     rule = c.RejectionRule(share=0.2, min_events=20, window_s=600.0)
-    old = {"k1": {"accepted": 100.0, "rejected": 0.0}, "k2": {"accepted": 5.0}}
-    new = {"k1": {"accepted": 110.0, "rejected": 30.0}, "k2": {"accepted": 10.0, "rejected": 5}}
-    verdicts = {v.key.unit: v for v in c.ingest_rejections(old, new, rule)}
+    old = c.IngestScrape({"k1": {"accepted": 100.0, "rejected": 0.0}, "k2": {"accepted": 5.0}})
+    new = c.IngestScrape(
+        {"k1": {"accepted": 110.0, "rejected": 30.0}, "k2": {"accepted": 10.0, "rejected": 5}}
+    )
+    counted, restarted = c.counted_between(old, new)
+    assert counted == {
+        "k1": {"accepted": 10.0, "rejected": 30.0},
+        "k2": {"accepted": 5.0, "rejected": 5},
+    }
+    assert restarted == set()
+    verdicts = {v.key.unit: v for v in c.ingest_rejections(counted, rule)}
     assert verdicts["k1"].status is Status.BREACH and verdicts["k1"].values["total"] == 40
     assert verdicts["k2"].status is Status.HOLD  # 10 events: too few to judge
-    reset = {v.key.unit: v for v in c.ingest_rejections(new, {"k1": {"accepted": 50.0}}, rule)}
+    # A value that went down: ingest restarted, and counted 50 since.
+    counted, restarted = c.counted_between(new, c.IngestScrape({"k1": {"accepted": 50.0}}))
+    assert counted == {"k1": {"accepted": 50.0}} and restarted == {"k1"}
+    reset = {v.key.unit: v for v in c.ingest_rejections(counted, rule)}
     assert reset["k1"].status is Status.CLEAR
+
+
+def test_a_restart_is_read_from_the_counters_start_not_only_from_their_values() -> None:
+    """Ingest restarted and its new counters passed their old values before the next
+    scrape (a publisher sending hundreds a minute): by value alone, 150 - 100 = 50 of
+    the 150 rejections since the restart were seen, and the alert was judged on a third."""
+    rule = c.RejectionRule(share=0.2, min_events=20, window_s=600.0)
+    old = c.IngestScrape(
+        {"k1": {"accepted": 400.0, "rejected": 100.0}},
+        {"k1": {"accepted": 1_000.0, "rejected": 1_000.0}},
+    )
+    new = c.IngestScrape(
+        {"k1": {"accepted": 410.0, "rejected": 150.0}},
+        {"k1": {"accepted": 2_000.0, "rejected": 2_000.0}},  # began again at 2,000 s
+    )
+    counted, restarted = c.counted_between(old, new)
+    assert counted == {"k1": {"accepted": 410.0, "rejected": 150.0}}
+    assert restarted == {"k1"}
+    (verdict,) = c.ingest_rejections(counted, rule)
+    assert verdict.values["rejected"] == 150 and verdict.values["total"] == 560
+    # The same start: the difference, as before.
+    same = c.IngestScrape(new.events, old.started)
+    assert c.counted_between(old, same) == ({"k1": {"accepted": 10.0, "rejected": 50.0}}, set())
 
 
 def test_tracked_skips_only_verdicts_the_lifecycle_would_ignore() -> None:
@@ -222,5 +256,5 @@ def test_every_unit_alert_names_its_event_family() -> None:
     assert {v.labels()["family"] for v in verdicts} == {"meetings"}
     # A publisher's rejections are about no family: no label rather than an empty one.
     rule = c.RejectionRule(0.2, 10, 600)
-    (rejected,) = c.ingest_rejections({"k1": {"accepted": 0}}, {"k1": {"rejected": 20}}, rule)
+    (rejected,) = c.ingest_rejections({"k1": {"accepted": 0, "rejected": 20}}, rule)
     assert "family" not in rejected.labels()

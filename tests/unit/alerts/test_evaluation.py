@@ -138,3 +138,31 @@ def test_a_month_alert_resolves_on_the_first_and_waits_on_cycles_that_skip_the_m
     (resolved,) = cycle(ev, book, [december], first)
     assert resolved.to_state is State.RESOLVED and resolved.values["ended"] == "month"
     assert resolved.values["period"] == "2026-11-01"
+
+
+def scraped(ev: Evaluator, book: AlertBook, scrape: c.IngestScrape, now: datetime) -> None:
+    plan = ev.plan(book.open, now)
+    book.observe(ev.verdicts(Observation(plan, [], False, scrape), book.open, {}, now), now)
+
+
+def test_rejections_over_an_ingest_restart_count_everything_the_new_process_counted() -> None:
+    """Ingest restarted between two scrapes and its counters passed their old values:
+    1,000 accepted and 50 rejected by value, 4.8 %, where the new process refused 550 of
+    2,550 (21.6 %). Its counters' start says it began again."""
+    ev, book = evaluator(alert_rejection_window_s=120.0), new_book()
+    old_start = {"k1": {"accepted": 1_000.0, "rejected": 1_000.0}}
+    scraped(ev, book, c.IngestScrape({"k1": {"accepted": 1_000.0, "rejected": 500.0}}, old_start),
+            MONDAY_10)  # fmt: skip
+    new_start = {"k1": {"accepted": 5_000.0, "rejected": 5_000.0}}
+    at = MONDAY_10 + timedelta(minutes=1)
+    scraped(ev, book, c.IngestScrape({"k1": {"accepted": 2_000.0, "rejected": 550.0}}, new_start),
+            at)  # fmt: skip
+    (alert,) = book.open.values()
+    assert alert.state is State.FIRING and alert.key.condition == c.REJECTIONS
+    assert (alert.values["rejected"], alert.values["total"]) == (550, 2_550)
+    # A minute later, 100 more of each: summed over the window's scrapes, not re-read.
+    later = MONDAY_10 + timedelta(minutes=2)
+    scraped(ev, book, c.IngestScrape({"k1": {"accepted": 2_100.0, "rejected": 650.0}}, new_start),
+            later)  # fmt: skip
+    (alert,) = book.open.values()
+    assert (alert.values["rejected"], alert.values["total"]) == (650, 2_750)

@@ -97,7 +97,8 @@ def rejections_cycle(
     ev: Evaluator, book: AlertBook, counters: dict[str, dict[str, float]], at: datetime
 ) -> list[Transition]:
     plan = ev.plan(book.open, at)
-    verdicts = ev.verdicts(Observation(plan, [], False, counters), book.open, {}, at)
+    scrape = c.IngestScrape(counters)
+    verdicts = ev.verdicts(Observation(plan, [], False, scrape), book.open, {}, at)
     return book.observe(verdicts, at)
 
 
