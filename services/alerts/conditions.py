@@ -530,9 +530,9 @@ def ingest_rejections(
     """Share of a publisher's events rejected over the window, from what each key
     ``counted`` (per outcome, summed over the scrapes in it: ``counted_between``).
 
-    Too few events is HOLD (a share of 3 events says little), except none at all for a
-    key whose counters have counted a whole window (``covered``): nothing is being
-    rejected, so an open alert clears. Held instead, the alert of a key revoked, or of a
+    Too few events is HOLD (a share of 3 events says little), except none rejected at
+    all for a key whose counters have counted a whole window (``covered``): nothing is
+    being rejected, so an open alert clears. Held instead, the alert of a key revoked, or of a
     system switched off, fired forever. A key with an open alert (``still_open``) that
     ingest no longer reports counts as no events, for the same reason, once it has been
     missing for a whole window: just after an ingest restart its counters are simply
@@ -543,8 +543,11 @@ def ingest_rejections(
         rejected = int(delta.get("rejected", 0.0))
         total = int(sum(v for o, v in delta.items() if o != "unavailable"))
         share = rejected / total if total else 0.0
-        if total == 0 and key_id in covered:
-            status = Status.CLEAR  # a whole window without a single event
+        if rejected == 0 and key_id in covered:
+            # A whole window without a single rejection (or event), however few events:
+            # held instead, a publisher that came back sending a few an hour, every one
+            # accepted, kept its alert firing for as long as it sent them.
+            status = Status.CLEAR
         elif total < rule.min_events:
             status = Status.HOLD
         elif share >= rule.share:

@@ -264,6 +264,41 @@ def test_a_rejections_alert_resolves_saying_nothing_was_sent() -> None:
     )
 
 
+def test_a_rejections_alert_ends_when_a_few_events_a_window_are_all_accepted() -> None:
+    """The publisher was fixed and sends five events per window, under the 20 needed to
+    judge a share: none rejected over a whole window ends the alert; one rejected of
+    five still holds it (a share of five says little either way)."""
+    ev, book = evaluator(), new_book()
+    counters = firing_rejections(ev, book)  # 10:09, 100 accepted and 400 rejected
+    accepted, rejected = counters["k1"]["accepted"], counters["k1"]["rejected"]
+    history: list[Transition] = []
+    for minute in range(10, 30):
+        accepted += minute % 2  # one event every two minutes: 5 per window, all accepted
+        history += rejections_cycle(
+            ev, book, {"k1": {"accepted": accepted, "rejected": rejected}},
+            T0 + timedelta(minutes=minute),
+        )  # fmt: skip
+    (resolved,) = history
+    assert resolved.at == T0 + timedelta(minutes=19)  # the first whole window, 10:09-10:19
+    assert resolved.alert.annotations["summary_en"] == (
+        "Publisher (key k1) had 0.00% of its events rejected over the last 10 min (0 / 5):"
+        " back to normal."
+    )
+    # Four accepted and one rejected a window: too few to judge, so it is held firing.
+    ev, book = evaluator(), new_book()
+    counters = firing_rejections(ev, book)
+    accepted, rejected = counters["k1"]["accepted"], counters["k1"]["rejected"]
+    for minute in range(10, 30):
+        if minute % 2:  # one every two minutes, every fifth of them rejected
+            rejected, accepted = (
+                (rejected + 1, accepted) if minute % 10 == 1 else (rejected, accepted + 1)
+            )
+        assert rejections_cycle(
+            ev, book, {"k1": {"accepted": accepted, "rejected": rejected}},
+            T0 + timedelta(minutes=minute),
+        ) == []  # fmt: skip
+
+
 def test_no_events_over_less_than_a_window_does_not_end_the_alert() -> None:
     """Right after a start the two scrapes compared are a minute apart: a minute without
     events says little about a publisher that sends a few an hour."""
