@@ -504,9 +504,10 @@ async def prune(
     grace: timedelta,
     piece: int = 20_000,
     backlog: timedelta | None = None,
+    keys: bool = True,
 ) -> tuple[int, int]:
     """Forget live dedup keys older than the grace plus the longest backlog (and a day),
-    and buckets past retention.
+    unless ``keys`` is False, and buckets past retention.
 
     Lateness is judged at the time ingest accepted an event, not when a worker reads it:
     a record can wait in the broker up to its retention (``BACKLOG_BOUND``) and still be
@@ -517,17 +518,56 @@ async def prune(
     payment and final outcome are one per dossier whatever their ids, and a second one
     is a duplicate however much later it comes (until 2026-12-05 a second final 23
     days on counted again). The keys are scanned, not looked up
-    by day: an index on the day would cost every event's insert more than this scan every
-    ten minutes (migration 0008).
+    by day: an index on the day would cost every event's insert more than this scan
+    (migration 0008). The scan reads the kept keys too, which only grow: ``Pruner``
+    runs it once per day of the horizon, not at every call.
     """
-    backlog = BACKLOG_BOUND if backlog is None else backlog
-    keep_from = periods.day - grace - backlog - timedelta(days=1)
-    seen = await _delete_in_pieces(
-        conn, "metrics_seen_events", "event_day < $1 AND NOT backfill", keep_from, piece
-    )
+    seen = 0
+    if keys:
+        seen = await _delete_in_pieces(
+            conn,
+            "metrics_seen_events",
+            "event_day < $1 AND NOT backfill",
+            keys_horizon(periods, grace, backlog),
+            piece,
+        )
     oldest = int(periods.now.timestamp()) - BUCKET_RETENTION_S
     buckets = await _delete_in_pieces(conn, "kpi_buckets", "bucket_start < $1", oldest, piece)
     return seen, buckets
+
+
+def keys_horizon(periods: Periods, grace: timedelta, backlog: timedelta | None = None) -> date:
+    """The day before which live dedup keys are forgotten (``prune``): it moves once a
+    day, and no live key older than it is written after it moved (ingest refuses such an
+    event, and the broker holds none longer than ``BACKLOG_BOUND``)."""
+    backlog = BACKLOG_BOUND if backlog is None else backlog
+    return periods.day - grace - backlog - timedelta(days=1)
+
+
+@dataclass(slots=True)
+class Pruner:
+    """A worker's pruning, every ten minutes: buckets at every call, live dedup keys once
+    per horizon day (``keys_horizon``).
+
+    The keys' scan reads every row of ``metrics_seen_events``, and the kept ones (each
+    dossier's receipt, payment and final outcome, every backfilled event) only grow:
+    some 3 million a year in a province of a million dossiers. Run every ten minutes,
+    that scan would cost 144 times a day what once a day does, for nothing: the keys due
+    change only when the horizon's day does (review 39)."""
+
+    grace: timedelta
+    backlog: timedelta | None = None
+    piece: int = 20_000
+    pruned_to: date | None = None
+    """The horizon of the last prune of the keys that completed (None: none since start)."""
+
+    async def __call__(self, conn: Connection, periods: Periods) -> tuple[int, int]:
+        horizon = keys_horizon(periods, self.grace, self.backlog)
+        due = self.pruned_to is None or horizon > self.pruned_to
+        done = await prune(conn, periods, self.grace, self.piece, self.backlog, keys=due)
+        if due:
+            self.pruned_to = horizon
+        return done
 
 
 PRUNE_PIECE = 20_000

@@ -162,13 +162,15 @@ def _register_timers(
         overrides = await retrying("reading target overrides", read)
         targets.overrides = overrides or {}
 
+    pruner = store.Pruner(grace)
+
     async def prune() -> None:
         periods = Periods.at(clock())
         state.figures.prune(periods)
 
         async def run() -> tuple[int, int]:
             async with (await pool()).acquire() as conn:
-                return await store.prune(conn, periods, grace)
+                return await pruner(conn, periods)
 
         keys, buckets = await retrying("pruning", run)
         if keys or buckets:
