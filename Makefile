@@ -14,7 +14,8 @@ APT_BINARIES := prometheus promtool prometheus-alertmanager amtool docker-compos
 	java mvn
 
 SIMULATOR      ?= on
-SIMULATOR_RATE ?= 0.25
+# Unset: the simulator's own rate, EGOV_SIMULATOR_RATE or else 0.25 events/s.
+SIMULATOR_RATE ?=
 BROKER         ?= tansu
 
 .PHONY: up test bench lint typecheck pytest install apt clean
@@ -43,7 +44,8 @@ apt:
 	fi
 
 up: install apt
-	$(BIN)/egov-pulse up --broker $(BROKER) --simulator $(SIMULATOR) --simulator-rate $(SIMULATOR_RATE)
+	$(BIN)/egov-pulse up --broker $(BROKER) --simulator $(SIMULATOR) \
+		$(if $(SIMULATOR_RATE),--simulator-rate $(SIMULATOR_RATE))
 
 lint: install
 	$(BIN)/ruff check services tests bench

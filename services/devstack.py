@@ -51,6 +51,8 @@ KAFKA_DIR = VAR / "kafka"
 @dataclass(frozen=True)
 class StackOptions:
     simulator: bool = True
+    # Handed to the simulator as EGOV_SIMULATOR_RATE; `egov-pulse up` passes the flag, or
+    # else the simulator's own setting (services/common/cli.py, _simulator_rate).
     simulator_rate: float = 0.25
     broker: str = "tansu"
     broker_port: int = 9092

@@ -5,12 +5,15 @@ goes on in memory). Writes need an operator token (``Authorization: Bearer``) wh
 scope covers the province they touch, else 403 naming the unit and the scope. Reads
 need none, except what names or quotes people: who acknowledged an alert, its comments
 and who changed a target are shown only to an operator whose scope covers that
-province (docs/targets.md). Unit and KPI ids are checked against data/units (today's
-units) and the catalogue: an unknown one is a 400 naming it.
+province (docs/targets.md). A token that is sent is checked before any handler runs, on
+every route (``routes`` wraps each one in :meth:`AlertsApi.authenticated`): an unknown
+or revoked one is a 401, reads included. Unit and KPI ids are checked against data/units
+(today's units) and the catalogue: an unknown one is a 400 naming it.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -25,6 +28,7 @@ from services.alerts.directory import UnitDirectory, from_units
 from services.alerts.http import (
     BadRequest,
     Forbidden,
+    Handler,
     Unauthorized,
     alert_id,
     bearer,
@@ -115,7 +119,19 @@ class AlertsApi:
             raise ConnectionError("PostgreSQL not connected yet")
         return self.service.pool
 
-    async def _viewer(self, request: Request) -> Operator | None:
+    def authenticated(self, handler: Handler) -> Handler:
+        """``handler`` run after the request's token, when one is sent, is checked: an
+        unknown or revoked token is a 401 whatever the route; the operator it names (None
+        without a token) is what :meth:`_viewer` answers to the handler."""
+
+        @functools.wraps(handler)
+        async def run(request: Request) -> Response:
+            request.state.viewer = await self._authenticate(request)
+            return await handler(request)
+
+        return run
+
+    async def _authenticate(self, request: Request) -> Operator | None:
         """The operator of the request's token, None without one; 401 for a bad one."""
         token = bearer(request)
         if token is None:
@@ -126,8 +142,14 @@ class AlertsApi:
             raise Unauthorized("unknown or revoked operator token")
         return found
 
+    @staticmethod
+    def _viewer(request: Request) -> Operator | None:
+        """The operator :meth:`authenticated` found for this request (checked once)."""
+        viewer: Operator | None = request.state.viewer
+        return viewer
+
     async def _operator(self, request: Request) -> Operator:
-        found = await self._viewer(request)
+        found = self._viewer(request)
         if found is None:
             raise Unauthorized("send an operator token: Authorization: Bearer <token>")
         return found
@@ -142,7 +164,7 @@ class AlertsApi:
     # --- alerts -----------------------------------------------------------------------
 
     async def list_alerts(self, request: Request) -> Response:
-        viewer = await self._viewer(request)
+        viewer = self._viewer(request)
         q = request.query_params
         f = store.AlertFilter(
             unit=q.get("unit"), kpi=q.get("kpi"), severity=q.get("severity"),
@@ -156,7 +178,7 @@ class AlertsApi:
         return JSONResponse({"items": items})
 
     async def get_alert(self, request: Request) -> Response:
-        viewer = await self._viewer(request)
+        viewer = self._viewer(request)
         async with self._pool().acquire() as conn:
             found = await store.get_alert(conn, alert_id(request))
         return JSONResponse(_shown(_current(found, self._open_by_id()), viewer))
@@ -194,7 +216,7 @@ class AlertsApi:
     # --- targets ----------------------------------------------------------------------
 
     async def list_targets(self, request: Request) -> Response:
-        viewer = await self._viewer(request)
+        viewer = self._viewer(request)
         q = request.query_params
         async with self._pool().acquire() as conn:
             found = await targets.list_overrides(conn)
@@ -305,20 +327,25 @@ def _effective_json(where: Placement, kpi: str, on: date, found: Effective) -> d
 
 
 def routes(service: AlertsService, known: KnownIds | None = None) -> list[Route]:
+    """The API's routes; every one checks a sent token first (``AlertsApi.authenticated``),
+    so a route added here cannot forget it."""
     api = AlertsApi(service, known or KnownIds.load())
-    write = ["PUT"]
+
+    def route(path: str, handler: Handler, *methods: str) -> Route:
+        return Route(path, guarded(api.authenticated(handler)), methods=list(methods))
+
     return [
-        Route("/v1/alerts", guarded(api.list_alerts)),
-        Route("/v1/alerts/{id}", guarded(api.get_alert)),
-        Route("/v1/alerts/{id}/ack", guarded(api.ack), methods=["POST"]),
-        Route("/v1/alerts/{id}/comments", guarded(api.comment), methods=["POST"]),
-        Route("/v1/targets", guarded(api.list_targets), methods=["GET"]),
-        Route("/v1/targets", guarded(api.put_target), methods=write),
-        Route("/v1/targets", guarded(api.delete_target), methods=["DELETE"]),
-        Route("/v1/targets/effective", guarded(api.effective), methods=["GET"]),
-        Route("/v1/targets/{unit}", guarded(api.kpi_less), methods=["PUT", "DELETE"]),
-        Route("/v1/targets/{unit}/{kpi}", guarded(api.put_target), methods=write),
-        Route("/v1/targets/{unit}/{kpi}", guarded(api.delete_target), methods=["DELETE"]),
+        route("/v1/alerts", api.list_alerts, "GET"),
+        route("/v1/alerts/{id}", api.get_alert, "GET"),
+        route("/v1/alerts/{id}/ack", api.ack, "POST"),
+        route("/v1/alerts/{id}/comments", api.comment, "POST"),
+        route("/v1/targets", api.list_targets, "GET"),
+        route("/v1/targets", api.put_target, "PUT"),
+        route("/v1/targets", api.delete_target, "DELETE"),
+        route("/v1/targets/effective", api.effective, "GET"),
+        route("/v1/targets/{unit}", api.kpi_less, "PUT", "DELETE"),
+        route("/v1/targets/{unit}/{kpi}", api.put_target, "PUT"),
+        route("/v1/targets/{unit}/{kpi}", api.delete_target, "DELETE"),
     ]
 
 

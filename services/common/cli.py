@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import sys
 from pathlib import Path
+
+from pydantic import ValidationError
 
 
 def _migrate(_: argparse.Namespace) -> int:
@@ -21,7 +25,6 @@ def _up(args: argparse.Namespace) -> int:
 
     options = StackOptions(
         simulator=args.simulator == "on",
-        simulator_rate=args.simulator_rate,
         broker=args.broker,
         broker_port=args.broker_port,
         postgres_port=args.postgres_port,
@@ -32,7 +35,22 @@ def _up(args: argparse.Namespace) -> int:
             "wall": args.wall_port,
         },
     )
+    if options.simulator:
+        try:
+            rate = _simulator_rate(args.simulator_rate)
+        except ValidationError as error:
+            print(f"up: the simulator's settings are refused: {error}", file=sys.stderr)
+            return 2
+        options = dataclasses.replace(options, simulator_rate=rate)
     return asyncio.run(run_stack(options))
+
+
+def _simulator_rate(flag: float | None) -> float:
+    """The simulator's rate: ``--simulator-rate`` when given, else the simulator's own
+    setting (``EGOV_SIMULATOR_RATE``, else its default), read where the simulator reads it."""
+    from services.simulator.settings import SimulatorSettings
+
+    return SimulatorSettings().rate if flag is None else SimulatorSettings(rate=flag).rate
 
 
 def _units(args: argparse.Namespace) -> int:
@@ -53,8 +71,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up.add_argument(
         "--simulator-rate",
         type=float,
-        default=0.25,
-        help="events per second, averaged over a week (the simulator's default)",
+        help="events per second, averaged over a week (default: EGOV_SIMULATOR_RATE, else 0.25)",
     )
     up.add_argument(
         "--broker",

@@ -1,18 +1,22 @@
 """Upsert the generated dashboards into a running Grafana through its HTTP API.
 
-Errors: :class:`PushError` names the dashboard or folder and Grafana's answer; nothing is
-retried, and dashboards pushed before a failure stay pushed (each upsert is atomic and
-idempotent, so running the command again finishes the job).
+Errors: :class:`PushError` names the dashboard or folder and Grafana's answer, or why
+Grafana could not be reached (connection refused, DNS, TLS, timeout); nothing is retried,
+and dashboards pushed before a failure stay pushed (each upsert is atomic and idempotent,
+so running the command again finishes the job).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from grafana_client.api import GrafanaApi
-from grafana_client.client import GrafanaClientError, GrafanaException
+from grafana_client.client import GrafanaClientError, GrafanaException, GrafanaTimeoutError
+from niquests.exceptions import ConnectionError as GrafanaUnreachable
+from niquests.exceptions import RequestException
 
 from services.dashboards.settings import GrafanaSettings
 
@@ -42,22 +46,43 @@ def connect(settings: GrafanaSettings) -> Grafana:
     )
 
 
+@contextmanager
+def _calling(what: str) -> Iterator[None]:
+    """Turn the client's errors into :class:`PushError` naming ``what`` was being done.
+
+    grafana-client wraps timeouts and HTTP errors in GrafanaException, but lets niquests'
+    ConnectionError (refused, DNS, TLS) and invalid-URL errors through unwrapped.
+    """
+    try:
+        yield
+    except GrafanaTimeoutError as error:
+        raise PushError(f"{what}: Grafana did not answer in time: {error.message}") from error
+    except GrafanaException as error:
+        raise PushError(f"{what}: Grafana answered {error.status_code}: {error.message}") from error
+    except GrafanaUnreachable as error:
+        raise PushError(f"{what}: Grafana could not be reached: {error}") from error
+    except RequestException as error:
+        raise PushError(f"{what}: the request to Grafana failed: {error}") from error
+
+
 def ensure_folder(api: Grafana, uid: str, title: str) -> str:
     """The folder's uid, creating the folder when Grafana does not have it yet."""
+    with _calling(f"folder {uid!r}"):
+        if _folder_exists(api, uid):
+            return uid
+    with _calling(f"creating folder {uid!r}"):
+        api.folder.create_folder(title, uid=uid)
+    return uid
+
+
+def _folder_exists(api: Grafana, uid: str) -> bool:
     try:
         api.folder.get_folder(uid)
     except GrafanaClientError as error:
-        if error.status_code != 404:
-            raise PushError(
-                f"folder {uid!r}: Grafana answered {error.status_code}: {error.message}"
-            ) from error
-        try:
-            api.folder.create_folder(title, uid=uid)
-        except GrafanaException as create_error:
-            raise PushError(f"creating folder {uid!r}: {create_error.message}") from create_error
-    except GrafanaException as error:
-        raise PushError(f"folder {uid!r}: {error.message}") from error
-    return uid
+        if error.status_code == 404:
+            return False
+        raise
+    return True
 
 
 def push_dashboard(api: Grafana, model: Mapping[str, Any], folder_uid: str) -> Pushed:
@@ -69,12 +94,8 @@ def push_dashboard(api: Grafana, model: Mapping[str, Any], folder_uid: str) -> P
         "overwrite": True,
         "message": MESSAGE,
     }
-    try:
+    with _calling(f"dashboard {model.get('uid')!r}"):
         answer = api.dashboard.update_dashboard(payload)
-    except GrafanaException as error:
-        raise PushError(
-            f"dashboard {model.get('uid')!r}: Grafana answered {error.status_code}: {error.message}"
-        ) from error
     return Pushed(uid=str(answer["uid"]), version=int(answer["version"]), url=str(answer["url"]))
 
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import asyncpg
+from aiokafka.errors import KafkaError
 
 from services.common.contract import Contract
 from services.common.kafka import ensure_topics
@@ -152,6 +153,10 @@ async def backfill_identity(
 async def run_backfill(
     path: Path, batch_size: int, settings: IngestSettings, publisher: str | None = None
 ) -> int:
+    unreadable = _unreadable(path)
+    if unreadable is not None:
+        print(f"refused: {unreadable}; nothing was published", file=sys.stderr)
+        return 2
     registry = UnitRegistry.from_dir(settings.units_dir)
     identity = await backfill_identity(settings, publisher, registry)
     if isinstance(identity, str):
@@ -170,6 +175,18 @@ async def run_backfill(
     finally:
         if pool is not None:
             await pool.close()
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why the file cannot be read (missing, a directory, no permission), or None; checked
+    before PostgreSQL and the broker are asked anything. ``-`` is standard input."""
+    if str(path) == "-":
+        return None
+    try:
+        path.open("rb").close()
+    except OSError as exc:
+        return f"cannot read {str(path)!r}: {exc.strerror or exc}"
+    return None
 
 
 async def _lookup_pool(settings: IngestSettings) -> asyncpg.Pool | None:
@@ -208,9 +225,17 @@ async def _run_backfill(
     signer = record_signer(settings, contract, catalogue, registry)
     summarizer = Summarizer(catalogue) if signer is not None else None
     validator = backfill_validator(contract, registry, settings.clock_skew_s, summarizer)
-    await ensure_topics(settings)
     kafka = KafkaPublisher(settings, settings.produce_timeout_s, signer)
-    await kafka.start()
+    try:
+        await ensure_topics(settings)
+        await kafka.start()
+    except (KafkaError, OSError, TimeoutError) as exc:
+        print(
+            f"stopped: the broker ({settings.kafka_bootstrap_servers}) did not answer"
+            f" ({exc!r}); nothing was published: re-run the file once it answers",
+            file=sys.stderr,
+        )
+        return 3
     try:
         source = sys.stdin if str(path) == "-" else path.open(encoding="utf-8")
         with source:

@@ -89,7 +89,9 @@ def overview_json(ov: Overview) -> dict[str, Any]:
         "below_target": [figure_json(f) for f in ov.below],
         "below_target_total": ov.below_total,
         "silent": [row_json(r) for r in ov.silent],
+        # null: not read (see "sources") or no alerts source ("alerts_configured": false)
         "alerts": None if ov.alerts is None else [alert_json(a) for a in ov.alerts],
+        "alerts_configured": ov.alerts_configured,
         "stale": ov.stale,
         "data_time": _time(ov.data_time),
         "sources": [

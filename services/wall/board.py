@@ -93,6 +93,8 @@ class Board:
     """The province's month figures in all: more than ``len(kpis)`` when the strip is cut."""
     data_time: datetime | None
     stale: bool
+    alerts_configured: bool = True
+    """False without an alerts source (``EGOV_ALERTS_URL`` empty): no alerts panel."""
 
 
 def this_month(now: datetime) -> Period:
@@ -132,6 +134,7 @@ def build_board(card: Scorecard, snapshot: Snapshot, province: str, now: datetim
         kpis_total=len(own),
         data_time=snapshot.data_time,
         stale=snapshot.stale,
+        alerts_configured=snapshot.alerts_configured,
     )
 
 

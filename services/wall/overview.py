@@ -74,11 +74,15 @@ class Overview:
     below_total: int
     silent: list[UnitRow]
     alerts: list[Alert] | None
+    """``None``: the alerts service could not be read, or there is none
+    (``alerts_configured``); ``[]``: read, and none open."""
     sources: tuple[SourceState, ...]
     data_time: datetime | None
     stale: bool
     kpi_names: dict[str, tuple[str, str]] = field(default_factory=dict)
     unit_names: dict[str, tuple[str, str]] = field(default_factory=dict)
+    alerts_configured: bool = True
+    """False without an alerts source (``EGOV_ALERTS_URL`` empty): no alerts panel."""
 
 
 def row_key(row: UnitRow) -> tuple[int, float, int, str]:
@@ -244,6 +248,7 @@ def build_overview(
             stale=snapshot.stale,
             kpi_names=kpi_names,
             unit_names=unit_names,
+            alerts_configured=snapshot.alerts_configured,
         )
 
     by_unit: dict[str, dict[tuple[str, str], Figure]] = defaultdict(dict)
@@ -308,4 +313,5 @@ def build_overview(
         stale=snapshot.stale,
         kpi_names=kpi_names,
         unit_names=unit_names,
+        alerts_configured=snapshot.alerts_configured,
     )

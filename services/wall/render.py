@@ -208,6 +208,8 @@ STRINGS_SEVERITY = {
 
 
 def _alerts(lang: Lang, ov: Overview) -> str:
+    if not ov.alerts_configured:
+        return ""  # no alerts source: no panel, never "no open alerts"
     if ov.alerts is None:
         body = f'<p class="empty warn">{escape(text(lang, "alerts_unavailable"))}</p>'
     elif not ov.alerts:

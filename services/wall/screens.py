@@ -314,6 +314,8 @@ def _worst_row(lang: Lang, place: int, w: WorstUnit, bases: Bases) -> str:
 
 
 def _alerts(lang: Lang, board: Board) -> str:
+    if not board.alerts_configured:
+        return ""  # no alerts source: no panel, never "no open alerts"
     head = f"<h2>{escape(text(lang, 'alerts'))}</h2>"
     if board.alerts is None:
         body = f'<p class="empty warn">{escape(text(lang, "alerts_unavailable"))}</p>'

@@ -54,7 +54,8 @@ class WallSettings(BaseSettings):
 
     alerts_url: str = "http://127.0.0.1:8082"
     """``EGOV_ALERTS_URL``: base URL of the alerts service (GET /v1/alerts); empty: no
-    alerts panel."""
+    alerts panel on any page or screen (never "no open alerts"), and
+    ``"alerts_configured": false`` in /wall/api/overview."""
 
     wall_lang: Lang = "vi"
     """``EGOV_WALL_LANG``: language of the page when the URL does not say (?lang=en)."""

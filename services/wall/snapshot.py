@@ -32,7 +32,11 @@ class Snapshot:
     figures: tuple[Figure, ...] = ()
     activity: tuple[Activity, ...] = ()
     alerts: tuple[Alert, ...] | None = None
-    """``None`` when the alerts service could not be read (not the same as no alerts)."""
+    """``None`` when the alerts service could not be read (not the same as no alerts), or
+    when the wall has none (``alerts_configured`` is False)."""
+    alerts_configured: bool = True
+    """False when ``EGOV_ALERTS_URL`` is empty: the wall shows no alerts panel at all,
+    never "no open alerts" (it read none)."""
     sources: tuple[SourceState, ...] = ()
     data_time: datetime | None = None
     """When every metrics worker last answered together; the age of the figures."""
@@ -62,6 +66,7 @@ def fingerprint(
     activity: tuple[Activity, ...],
     alerts: tuple[Alert, ...] | None,
     sources: tuple[SourceState, ...],
+    alerts_configured: bool = True,
 ) -> str:
     """Changes exactly when something a page shows changes (not on every reading)."""
     digest = hashlib.blake2b(digest_size=16)
@@ -69,6 +74,7 @@ def fingerprint(
         figures,
         activity,
         alerts,
+        alerts_configured,
         tuple((s.kind, s.url, s.ok, s.error) for s in sources),
     ):
         digest.update(repr(part).encode())

@@ -72,9 +72,9 @@ class Sources:
             raise FetchError(f"unexpected JSON: {exc}") from None
 
     async def _read_alerts(self) -> tuple[tuple[Alert, ...] | None, str | None]:
-        """The open alerts, or ``None`` and why not."""
+        """The open alerts, or ``None`` and why not (no error: no alerts source at all)."""
         if not self.alerts_url:
-            return (), None
+            return None, None
         try:
             return await self._alerts(), None
         except FetchError as exc:
@@ -110,9 +110,12 @@ class Sources:
             figures=figures,
             activity=activity,
             alerts=alerts,
+            alerts_configured=bool(self.alerts_url),
             sources=tuple(states),
             data_time=data_time,
-            fingerprint=fingerprint(figures, activity, alerts, tuple(states)),
+            fingerprint=fingerprint(
+                figures, activity, alerts, tuple(states), bool(self.alerts_url)
+            ),
         )
 
     async def province_figures(self, window: str, province: str) -> list[Figure]:

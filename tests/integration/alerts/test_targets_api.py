@@ -259,3 +259,34 @@ async def test_acks_and_comments_outside_the_scope_are_403_and_names_need_a_toke
     ]
     bad = {"authorization": "Bearer egovop_not-a-token"}
     assert problem_of(await api.client.get(url, headers=bad), 401)
+
+
+async def test_a_sent_token_unknown_or_revoked_is_a_401_on_every_route(api: Api) -> None:
+    # docs/targets.md: "A token that is sent but unknown or revoked is a 401 on every
+    # request, reads included." Every route of the API, read from the app itself, so a
+    # route added later is checked too (GET /v1/targets/effective once answered 200).
+    async with api.svc.pool.acquire() as conn:  # type: ignore[union-attr]
+        await operators.revoke(conn, "trực ban Thanh Hóa")
+    fill = {"{id}": "00000000-0000-4000-8000-000000000000", "{unit}": THANH_HOA, "{kpi}": SIGNING}
+    app = create_app(api.svc, run_loops=False)
+    asked = []
+    for route in app.routes:
+        path: str = getattr(route, "path", "")
+        if not path.startswith("/v1/"):
+            continue
+        for key, value in fill.items():
+            path = path.replace(key, value)
+        for method in sorted(set(getattr(route, "methods", None) or ()) - {"HEAD"}):
+            for token in ("egovop_never-issued", api.tokens["th"]):
+                headers = {"authorization": f"Bearer {token}"}
+                answer = await api.client.request(
+                    method, path, params={"unit": THANH_HOA, "kpi": SIGNING}, headers=headers
+                )
+                detail = problem_of(answer, 401)
+                assert "unknown or revoked" in detail, (method, path)
+                assert answer.headers["www-authenticate"] == "Bearer"
+            asked.append(f"{method} {path}")
+    assert "GET /v1/targets/effective" in asked and len(asked) >= 10, asked
+    # Without a token the reads still answer.
+    assert (await api.client.get("/v1/alerts")).status_code == 200
+    assert (await api.effective(THANH_HOA))["unit"] == THANH_HOA

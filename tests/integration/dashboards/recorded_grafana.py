@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,6 +47,9 @@ INVALID_TOKEN = (
     },
 )
 
+NO_ANSWER = (0, None)
+"""Not an answer: the request is read and left unanswered for ``RecordedGrafana.stall_s``."""
+
 
 def dashboard_saved(uid: str, version: int = 1) -> tuple[int, dict[str, Any]]:
     return 200, {
@@ -74,6 +78,7 @@ class RecordedGrafana:
     routes: dict[tuple[str, str], list[tuple[int, Any]]]
     requests: list[Request] = field(default_factory=list)
     url: str = ""
+    stall_s: float = 3.0
 
     def answer(self, request: Request) -> tuple[int, Any]:
         self.requests.append(request)
@@ -96,6 +101,9 @@ def serving(grafana: RecordedGrafana) -> Iterator[RecordedGrafana]:
                 json.loads(raw) if raw else None,
             )
             status, body = grafana.answer(request)
+            if (status, body) == NO_ANSWER:
+                time.sleep(grafana.stall_s)
+                return
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

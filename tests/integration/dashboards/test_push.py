@@ -7,12 +7,14 @@ import json
 
 import pytest
 
+from services.common.broker import free_port
 from services.dashboards import cli
 from services.dashboards.render import DASHBOARDS_DIR
 from tests.integration.dashboards.recorded_grafana import (
     FOLDER,
     FOLDER_NOT_FOUND,
     INVALID_TOKEN,
+    NO_ANSWER,
     RecordedGrafana,
     dashboard_saved,
     serving,
@@ -117,3 +119,31 @@ def test_an_unreadable_folder_stops_before_any_dashboard(
 
     assert "folder 'egov-pulse'" in capsys.readouterr().err
     assert [(r.method, r.path) for r in grafana.requests] == [("GET", "/api/folders/egov-pulse")]
+
+
+def test_an_unreachable_grafana_is_reported_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    nobody = f"http://127.0.0.1:{free_port()}"  # connection refused at once
+    assert push("--url", nobody, "--token", TOKEN) == 1
+
+    err = capsys.readouterr().err
+    assert "grafana push failed: folder 'egov-pulse': Grafana could not be reached" in err
+    assert "Traceback" not in err
+
+
+def test_a_grafana_that_stops_answering_is_reported_and_those_before_it_stay_pushed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EGOV_GRAFANA_TIMEOUT_S", "0.5")
+    routes = {
+        ("GET", "/api/folders/egov-pulse"): [FOLDER],
+        ("POST", "/api/dashboards/db"): [dashboard_saved(UIDS[0]), NO_ANSWER],
+    }
+    with serving(RecordedGrafana(routes, stall_s=2.0)) as grafana:
+        assert push("--url", grafana.url, "--token", TOKEN) == 1
+
+    err = capsys.readouterr().err
+    assert f"grafana push failed: dashboard {UIDS[1]!r}: Grafana did not answer" in err
+    dashboards = [r.body["dashboard"]["uid"] for r in grafana.requests[1:]]
+    assert dashboards == UIDS[:2], "the push stops at the first failure, the first one stays"

@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from services.common.broker import free_port
 from services.common.settings import CommonSettings
 from tests.integration.ingest.harness import HAM_RONG, event, ids, topic_events
 from tests.integration.processes import service_env
@@ -118,4 +119,43 @@ async def test_backfill_publishes_old_history_and_reports_refused_lines(
     for line, value in ((7, "0001-01-01T00:00:00+14:00"), (8, "9999-12-31T23:59:59Z")):
         assert f"line {line}: /time: 'time': '{value}' is out of range: years 2000 to 2100" in out
     assert "published 2 events; refused 5 lines" in out
+    assert ids(await topic_events(common_settings)) == ids(good)
+
+
+async def test_backfill_refuses_a_missing_file_before_connecting(
+    common_settings: CommonSettings, database_url: str, tmp_path: Path
+) -> None:
+    env = service_env(common_settings, database_url)
+    env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{free_port()}"  # never asked: none listens
+    env["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{free_port()}/egov_pulse"
+    missing = tmp_path / "histroy.jsonl"
+    for whose in (["--unbound"], ["--publisher", "tdoffice-38"]):
+        result = cli(["backfill", str(missing), *whose], env)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"refused: cannot read '{missing}': No such file or directory" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert "PostgreSQL" not in result.stderr, "refused before anything is asked"
+    directory = cli(["backfill", str(tmp_path), "--unbound"], env)
+    assert directory.returncode == 2 and "Is a directory" in directory.stderr
+    assert await topic_events(common_settings) == []
+
+
+async def test_backfill_exits_3_when_the_broker_does_not_answer_and_a_rerun_publishes_all(
+    common_settings: CommonSettings, database_url: str, tmp_path: Path
+) -> None:
+    good = [event(HAM_RONG, at=datetime(2025, 9, 1, tzinfo=UTC))]
+    path = tmp_path / "history.jsonl"
+    path.write_text(orjson.dumps(good[0]).decode() + "\n")
+    env = service_env(common_settings, database_url)
+    down = env | {
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+        "EGOV_KAFKA_REQUEST_TIMEOUT_S": "3",
+    }
+    stopped = cli(["backfill", str(path), "--unbound"], down)
+    assert stopped.returncode == 3, stopped.stdout + stopped.stderr
+    assert "stopped: the broker (127.0.0.1:" in stopped.stderr
+    assert "nothing was published: re-run the file" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    rerun = cli(["backfill", str(path), "--unbound"], env)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert ids(await topic_events(common_settings)) == ids(good)

@@ -134,6 +134,10 @@ async def served_figure(base: str, min_denominator: int) -> dict[str, Any]:
     raise AssertionError(f"/v1/kpis did not count the events: {item}")
 
 
+NO_ALERTS_PANEL = (
+    "document.querySelector('.panel.alerts') === null"
+    " && !document.body.innerText.includes('Hiện không có cảnh báo')"
+)
 CELL = f'document.querySelector(\'td[data-unit="{UNIT}"][data-kpi="{KPI}"][data-window="day"]\')'
 
 
@@ -156,7 +160,9 @@ def worker_env(common_settings: CommonSettings, database_url: str, tmp_path: Pat
         EGOV_METRICS_APP_ID=f"wall-{uuid.uuid4().hex[:8]}",
         EGOV_METRICS_DATA_DIR=str(tmp_path / "metrics"),
         EGOV_METRICS_URLS=f"http://127.0.0.1:{port}",
-        EGOV_ALERTS_URL="",  # no alerts service in this test: the panel says "none open"
+        # No alerts service in this test: the wall shows no alerts panel (docs/wall.md),
+        # never "no open alerts", and its status is live (no failing source).
+        EGOV_ALERTS_URL="",
         EGOV_WALL_LANG="vi",
     )
     env.pop("EGOV_WALL_HEARTBEAT_S", None)
@@ -181,6 +187,7 @@ async def test_wall_follows_the_stream_and_says_when_it_is_lost(
             assert "20 / 25" in shown["text"] and "80,00 %" in shown["text"]
             assert "Chưa đạt mục tiêu" in shown["text"]  # words, not colour alone
             assert await page.evaluate("document.documentElement.lang") == "vi"
+            assert await page.evaluate(NO_ALERTS_PANEL), "an alerts panel without a source"
             await page.screenshot(ARTIFACTS / "wall-4k.png")
             await page.viewport(1366, 768)
             await page.screenshot(ARTIFACTS / "wall-laptop.png")
@@ -195,6 +202,7 @@ async def test_wall_follows_the_stream_and_says_when_it_is_lost(
             assert await page.evaluate("window.__sameDocument === true")
             shown = await cell(page)
             assert (shown["num"], shown["den"]) == (second["numerator"], second["denominator"])
+            assert await page.evaluate(NO_ALERTS_PANEL)  # nor in what the stream sent
             print(f"page followed the new events {seen_after:.2f} s after publishing began")
 
             # Drill down to the commune and its trend, drawn from /v1/kpis/history.

@@ -61,15 +61,18 @@ def snapshot(
     activity: list[Activity] | None = None,
     alerts: Any = (),
     sources: tuple[SourceState, ...] = (SourceState("metrics", "http://w1", True),),
+    alerts_configured: bool = True,
 ) -> Snapshot:
+    """``alerts_configured=False``: a wall without an alerts source (its alerts are None)."""
     figs, acts = tuple(figures), tuple(activity or ())
-    alert_tuple = None if alerts is None else tuple(alerts)
+    alert_tuple = None if alerts is None or not alerts_configured else tuple(alerts)
     return Snapshot(
         taken_at=NOW,
         figures=figs,
         activity=acts,
         alerts=alert_tuple,
+        alerts_configured=alerts_configured,
         sources=sources,
         data_time=NOW,
-        fingerprint=fingerprint(figs, acts, alert_tuple, sources),
+        fingerprint=fingerprint(figs, acts, alert_tuple, sources, alerts_configured),
     )

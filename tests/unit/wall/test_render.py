@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
+from services.common.broker import free_port
+from services.wall.api import overview_json
 from services.wall.model import Alert
 from services.wall.overview import build_overview
 from services.wall.render import overview_html, page_html, trend_section
 from services.wall.snapshot import SourceState
+from services.wall.sources import Sources
 from services.wall.trend import TrendPoint, points_from_json
 from tests.unit.wall.factories import NOW, fig, recent, snapshot
 
@@ -165,3 +169,39 @@ def test_the_page_links_to_the_wall_screens_of_its_province() -> None:
     assert '<a href="/wall/province?province=19&amp;lang=en">Province overview</a>' in html
     assert '<a href="/wall/rankings?province=19&amp;lang=en">Rankings</a>' in html
     assert '<a href="/wall/kiosk?provinces=19&amp;lang=en">Kiosk</a>' in html
+
+
+def test_a_wall_without_alerts_source_has_no_alerts_panel_at_all() -> None:
+    # EGOV_ALERTS_URL empty: docs/wall.md, "no alerts panel". It read no alerts, so it must
+    # not say "no open alerts"; with a source, read and none open, it says so.
+    none_read = build_overview(snapshot(figures(), alerts_configured=False), "19", None, NOW, 30)
+    assert none_read.alerts is None and not none_read.alerts_configured
+    for lang in ("en", "vi"):
+        html = overview_html(lang, none_read, NOW)
+        assert "panel alerts" not in html and "h-alerts" not in html
+        assert "No open alerts" not in html and "Hiện không có cảnh báo" not in html
+    none_open = build_overview(snapshot(figures(), alerts=[]), "19", None, NOW, 30)
+    assert "No open alerts." in overview_html("en", none_open, NOW)
+    unread = build_overview(snapshot(figures(), alerts=None), "19", None, NOW, 30)
+    assert "could not be loaded" in overview_html("en", unread, NOW)
+
+
+def test_the_overview_json_tells_no_alerts_source_from_none_open() -> None:
+    def alerts_of(**kwargs: Any) -> tuple[Any, Any]:
+        ov = build_overview(snapshot(figures(), **kwargs), "19", None, NOW, 30)
+        body = overview_json(ov)
+        return body["alerts"], body["alerts_configured"]
+
+    assert alerts_of(alerts_configured=False) == (None, False)
+    assert alerts_of(alerts=[]) == ([], True)
+    assert alerts_of(alerts=None) == (None, True)
+
+
+async def test_sources_without_alerts_url_read_no_alerts_and_say_so() -> None:
+    sources = Sources([f"http://127.0.0.1:{free_port()}"], "", timeout_s=1.0)
+    try:
+        snap = await sources.read()
+    finally:
+        await sources.aclose()
+    assert snap.alerts is None and not snap.alerts_configured
+    assert [s.kind for s in snap.sources] == ["metrics"]  # not a failing alerts source

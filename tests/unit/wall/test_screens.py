@@ -241,3 +241,16 @@ def test_an_acknowledged_alert_says_who_and_when(card: Scorecard) -> None:
     html = board_html("vi", board)
     assert "An đã tiếp nhận lúc 04/12/2026 10:15" in html
     assert "Chưa có người tiếp nhận" in html
+
+
+def test_no_alerts_source_means_no_alerts_panel_on_the_screens(card: Scorecard) -> None:
+    # EGOV_ALERTS_URL empty: no panel at all, never "no open alerts" (it read none).
+    figures = [fig("38", "dossier_online", 1, 2)]
+    board = build_board(card, snapshot(figures, alerts_configured=False), "38", NOW)
+    assert board is not None and board.alerts is None and not board.alerts_configured
+    for lang in ("en", "vi"):
+        html = board_html(lang, board)
+        assert "panel alerts" not in html and "could not be loaded" not in html
+        assert "No open alerts" not in html and "Hiện không có cảnh báo" not in html
+    read = build_board(card, snapshot(figures, alerts=[]), "38", NOW)
+    assert read is not None and "No open alerts." in board_html("en", read)
