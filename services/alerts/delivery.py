@@ -76,13 +76,20 @@ class Delivery:
         """A firing or resolution makes a push due now; a resolution is re-sent a while."""
         for t in transitions:
             if t.to_state is State.RESOLVED:
-                self.resolved.add(t.alert)
+                self._resend(t.alert)
             if t.to_state in (State.FIRING, State.RESOLVED):
                 self._push_needed = True
 
     def recall(self, resolved: Iterable[Alert]) -> None:
         """Resolved alerts loaded at start-up: Alertmanager may not have heard yet."""
         for alert in resolved:
+            self._resend(alert)
+
+    def _resend(self, alert: Alert) -> None:
+        """Keep a resolution for Alertmanager; without one, nothing would ever send it, and
+        only a successful push prunes the set (until 2026-12-05 a site without
+        Alertmanager kept every resolved alert in memory for good: review 39)."""
+        if self.settings.alertmanager_url:
             self.resolved.add(alert)
 
     # --- Alertmanager -------------------------------------------------------------
@@ -180,7 +187,8 @@ class Delivery:
     async def deliver_outbox(self, pool: asyncpg.Pool | None) -> int:
         if pool is None:
             return 0
-        return await deliver_due(pool, self._sinks(), self._metrics)
+        kept = timedelta(days=self.settings.alert_outbox_keep_days)
+        return await deliver_due(pool, self._sinks(), self._metrics, kept)
 
     def _sinks(self) -> dict[str, Deliver]:
         sinks: dict[str, Deliver] = {}

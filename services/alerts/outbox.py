@@ -3,7 +3,9 @@
 An item is marked delivered only after the sink acknowledged it; a failure leaves it
 (and every later item of that sink) for the next round, after a backoff that doubles
 up to five minutes. Consumers deduplicate on the transition id (webhook-id header,
-``transition_id`` in the Kafka value): delivery is at least once.
+``transition_id`` in the Kafka value): delivery is at least once. Each round also
+deletes items delivered more than ``EGOV_ALERT_OUTBOX_KEEP_DAYS`` ago: the outbox is a
+queue, the history is ``alert_transitions``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from services.alerts import store
+from services.alerts.settings import OUTBOX_KEEP_DAYS
 from services.alerts.telemetry import AlertsMetrics
 
 log = logging.getLogger(__name__)
@@ -31,9 +34,13 @@ def backoff(attempts: int) -> timedelta:
 
 
 async def deliver_due(
-    pool: asyncpg.Pool, sinks: Mapping[str, Deliver], metrics: AlertsMetrics | None = None
+    pool: asyncpg.Pool,
+    sinks: Mapping[str, Deliver],
+    metrics: AlertsMetrics | None = None,
+    kept: timedelta = timedelta(days=OUTBOX_KEEP_DAYS),
 ) -> int:
-    """One round over every sink; returns how many items were delivered."""
+    """One round over every sink, then delete what was delivered more than ``kept`` ago;
+    returns how many items were delivered."""
     sent = 0
     for sink, deliver in sinks.items():
         async with pool.acquire() as conn:
@@ -53,4 +60,6 @@ async def deliver_due(
             if metrics is not None:
                 metrics.notifications.labels(sink, "sent").inc()
             sent += 1
+    async with pool.acquire() as conn:
+        await store.prune_delivered(conn, kept)
     return sent

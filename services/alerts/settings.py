@@ -12,6 +12,9 @@ from pydantic_settings import NoDecode
 from services.common.calendar import HOLIDAYS_FILE
 from services.common.settings import CommonSettings
 
+OUTBOX_KEEP_DAYS = 7.0
+"""Default of ``EGOV_ALERT_OUTBOX_KEEP_DAYS`` (also services/alerts/outbox.py's)."""
+
 
 class AlertsSettings(CommonSettings):
     """HTTP listener, where figures come from, how conditions behave, where alerts go.
@@ -162,6 +165,12 @@ class AlertsSettings(CommonSettings):
 
     alert_webhook_secret: SecretStr = SecretStr("")
     """``EGOV_ALERT_WEBHOOK_SECRET``: signing secret (``whsec_<base64>`` or raw text)."""
+
+    alert_outbox_keep_days: float = Field(default=OUTBOX_KEEP_DAYS, ge=0)
+    """``EGOV_ALERT_OUTBOX_KEEP_DAYS``: webhook and Kafka notifications are deleted from
+    ``alert_outbox`` this many days after delivery (kept a while to look into what a
+    sink was sent); 0: at the next outbox round. Undelivered ones are never deleted; the
+    alert history (``alerts``, ``alert_transitions``, ``alert_notes``) is kept for good."""
 
     alert_http_timeout_s: float = Field(default=5.0, gt=0)
     """``EGOV_ALERT_HTTP_TIMEOUT_S``: upper bound on one call to a worker or a sink."""

@@ -312,6 +312,17 @@ async def delivered(conn: Connection, item_id: int) -> None:
     await conn.execute("UPDATE alert_outbox SET delivered_at = now() WHERE id = $1", item_id)
 
 
+async def prune_delivered(conn: Connection, kept: timedelta, limit: int = 1000) -> int:
+    """Delete up to ``limit`` items delivered more than ``kept`` ago; how many went."""
+    status = await conn.execute(
+        "DELETE FROM alert_outbox WHERE id IN (SELECT id FROM alert_outbox "
+        "WHERE delivered_at < now() - $1::interval ORDER BY delivered_at LIMIT $2)",
+        kept,
+        limit,
+    )
+    return int(status.split()[-1])
+
+
 async def failed(conn: Connection, item_id: int, error: str, retry_in: timedelta) -> None:
     await conn.execute(
         "UPDATE alert_outbox SET attempts = attempts + 1, last_error = $2, "

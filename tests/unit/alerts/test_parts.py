@@ -1,5 +1,6 @@
 """The alerts service's parts on their own: alert state in memory, delivery's outbox rows."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from itertools import count
 from typing import Any
@@ -44,11 +45,15 @@ def test_state_remembers_only_newer_last_events() -> None:
     assert s.last_seen == {("c1", "documents"): T0}
 
 
-def delivery(**settings: Any) -> Delivery:
+ALERTMANAGER = "http://127.0.0.1:9"
+
+
+def delivery(http: httpx.AsyncClient | None = None, **settings: Any) -> Delivery:
     hook = "http://127.0.0.1:9/hook"
     values: dict[str, Any] = {"alert_kafka_enabled": True, "alert_webhook_url": hook} | settings
     metrics = AlertsMetrics(CollectorRegistry(), list)
-    return Delivery(AlertsSettings(**values), httpx.AsyncClient(), metrics, lambda: T0)
+    client = http or httpx.AsyncClient()
+    return Delivery(AlertsSettings(**values), client, metrics, lambda: T0)
 
 
 def transitions() -> list[Transition]:
@@ -66,8 +71,40 @@ def test_every_transition_goes_to_kafka_and_only_firing_and_resolution_to_the_we
 
 
 def test_a_resolution_is_pushed_again_until_delivered() -> None:
-    d = delivery()
+    d = delivery(alertmanager_url=ALERTMANAGER)
     pending, firing, resolved = transitions()
     d.note([pending, firing, resolved])
     assert [a.state for a in d.resolved] == [State.RESOLVED]
     assert d.alertmanager_batch([], T0)[0]["endsAt"] == resolved.alert.resolved_at.isoformat()  # type: ignore[union-attr]
+
+
+async def test_without_alertmanager_no_resolution_is_kept() -> None:
+    d = delivery(alertmanager_url="")
+    pending, firing, resolved = transitions()
+    d.note([pending, firing, resolved])
+    d.recall([resolved.alert])
+    assert await d.push([], T0 + timedelta(minutes=1))
+    assert list(d.resolved) == []
+
+
+async def test_resolutions_held_through_an_outage_go_once_delivered_and_the_window_passed() -> None:
+    # Held for as long as Alertmanager is away (the outage bounds the set), then kept
+    # only EGOV_ALERT_RESOLVED_RESEND_S after the first push that succeeds.
+    up = False
+    posted: list[list[dict[str, Any]]] = []
+
+    def alertmanager(request: httpx.Request) -> httpx.Response:
+        posted.append(json.loads(request.content))
+        return httpx.Response(200 if up else 503)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(alertmanager))
+    d = delivery(http, alertmanager_url=ALERTMANAGER, alert_resolved_resend_s=900)
+    pending, firing, resolved = transitions()
+    d.note([pending, firing, resolved])
+    later = T0 + timedelta(days=3)
+    assert not await d.push([], later, silences=False)
+    assert [a.id for a in d.resolved] == [resolved.alert.id]
+    up = True
+    assert await d.push([], later + timedelta(seconds=1), silences=False)
+    assert [p["annotations"]["alert_id"] for p in posted[-1]] == [resolved.alert.id]
+    assert list(d.resolved) == []
