@@ -20,6 +20,15 @@ from services.alerts.model import Alert, State
 
 BATCH = 1000
 
+RUNBOOKS = "docs/runbooks.md"
+"""Where each alert's runbook is: a section per alertname, as Prometheus's own health
+alerts name theirs (deploy/prometheus/rules/egov-health.yml)."""
+
+
+def runbook(alertname: str) -> str:
+    """The ``runbook`` annotation of an alert: its section of docs/runbooks.md."""
+    return f"{RUNBOOKS}#{alertname.lower()}"
+
 
 def payload(alert: Alert, now: datetime, expiry: timedelta, base_url: str) -> dict[str, Any]:
     """One alert as Alertmanager's ``postableAlert``."""
@@ -29,7 +38,11 @@ def payload(alert: Alert, now: datetime, expiry: timedelta, base_url: str) -> di
     )
     return {
         "labels": alert.labels,
-        "annotations": {**alert.annotations, "alert_id": alert.id},
+        "annotations": {
+            **alert.annotations,
+            "alert_id": alert.id,
+            "runbook": runbook(alert.key.condition),
+        },
         "startsAt": starts.isoformat(),
         "endsAt": ends.isoformat(),
         "generatorURL": f"{base_url}/v1/alerts/{alert.id}",

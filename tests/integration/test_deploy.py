@@ -356,6 +356,41 @@ def test_alerts_route_by_severity_and_province(labels: str, receiver: str) -> No
     )
 
 
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        # Prometheus's own health alerts (rules/egov-health.yml): no province, no unit.
+        ("alertname=EgovServiceDown severity=critical service=metrics", "oncall"),
+        ("alertname=EgovDeadLetters severity=warning service=metrics", "team"),
+        # The heartbeat goes to the dead man's switch alone, whatever its severity.
+        ("alertname=Watchdog severity=none service=pipeline", "watchdog"),
+    ],
+)
+def test_health_alerts_and_the_watchdog_route_where_they_are_needed(
+    labels: str, receiver: str
+) -> None:
+    succeed(
+        require("amtool"),
+        "config",
+        "routes",
+        "test",
+        f"--config.file={ALERTMANAGER_CONFIG}",
+        f"--verify.receivers={receiver}",
+        *labels.split(),
+    )
+
+
+def test_prometheus_sends_its_alerts_to_the_alertmanager_of_compose(
+    compose: dict[str, Any],
+) -> None:
+    """The health alerts reach on-call only if Prometheus knows the Alertmanager."""
+    config = load_yaml(PROMETHEUS_CONFIG.read_text("utf-8"))
+    (sent_to,) = config["alerting"]["alertmanagers"]
+    (targets,) = [c["targets"] for c in sent_to["static_configs"]]
+    assert targets == ["alertmanager:9093"]
+    assert "alertmanager" in compose["services"]
+
+
 def test_compose_runs_the_kafka_that_the_tests_run(compose: dict[str, Any]) -> None:
     """One Apache Kafka version and one broker configuration file for compose, `make
     test`, `make up BROKER=kafka` and the benchmarks (services/common/apache_kafka.py)."""

@@ -38,6 +38,7 @@ def test_alertmanager_payload_of_firing_and_resolved() -> None:
     firing = alertmanager.payload(alert, now, timedelta(minutes=4), "http://x")
     assert firing["endsAt"] == (now + timedelta(minutes=4)).isoformat()
     assert firing["generatorURL"] == "http://x/v1/alerts/a1"
+    assert firing["annotations"]["runbook"] == "docs/runbooks.md#unitsilent"
     alert.state, alert.resolved_at = State.RESOLVED, now + timedelta(minutes=1)
     resolved = alertmanager.payload(alert, now, timedelta(minutes=4), "http://x")
     assert resolved["endsAt"] == alert.resolved_at.isoformat()
