@@ -7,7 +7,7 @@ held without an Alertmanager, delivered outbox rows, and the dedup keys' prune s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -98,16 +98,6 @@ async def _deliver_all(pool: asyncpg.Pool) -> None:
 
     while await deliver_due(pool, {"webhook": sink}):
         pass
-
-
-@pytest.fixture
-async def alerts_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """A pool as the alerts service opens it (jsonb as Python values)."""
-    pool = await store.create_pool(database_url)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 @pytest.mark.integration

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,15 +21,6 @@ KEPT = timedelta(days=7)
 
 def verdict(status: Status) -> Verdict:
     return Verdict(KEY, status, "warning", "19", {"ratio": 0.8}, "vi", "en", 0)
-
-
-@pytest.fixture
-async def alerts_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await store.create_pool(database_url)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def ok(_transition_id: str, _payload: dict[str, Any]) -> None:
