@@ -8,15 +8,19 @@ the other they took ~29 min, against CI's 30; side by side, the longer of the tw
 
 The tansu run writes to the terminal as it goes; the Kafka run to a log file, named at
 the start (``tail -f`` it to follow), printed whole once both have ended. The exit
-status is the first failing run's, else 0. Ctrl-C (or SIGTERM) reaches both runs as
-an interrupt, so each stops the servers it started.
+status is the first failing run's, else 0 (a Kafka run with nothing to run is not a
+failure). Ctrl-C (or SIGTERM) reaches both runs once, as an interrupt, so each stops
+the servers it started; so does this process's death.
 
     python -m tests.both_brokers [pytest arguments for both runs]
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,15 +32,46 @@ from types import FrameType
 REPO = Path(__file__).resolve().parent.parent
 
 
+NO_TESTS_RAN = 5
+"""pytest's exit status when every test was deselected: the arguments named no test
+that talks to a broker (``python -m tests.both_brokers tests/unit``), not a failure."""
+
+
 def _pytest(args: list[str], *extra: str) -> list[str]:
     return [sys.executable, "-m", "pytest", *extra, *args]
 
 
-def _interruptible() -> None:
-    """In the child before pytest starts: a shell's background job (``make test &``)
+def _kafka_args(args: list[str]) -> list[str]:
+    """``args`` for the Kafka run: a marker expression among them is joined to
+    ``uses_broker`` (pytest keeps the last ``-m``, which would replace it)."""
+    out, marker = [], "uses_broker"
+    given = iter(args)
+    for arg in given:
+        if arg == "-m":
+            marker = f"uses_broker and ({next(given, '')})"
+        elif arg.startswith("-m") and len(arg) > 2 and arg[2] != "-":
+            marker = f"uses_broker and ({arg[2:]})"
+        else:
+            out.append(arg)
+    return ["-m", marker, "-p", "no:cacheprovider", *out]
+
+
+def _child() -> None:
+    """In each run before pytest starts. A shell's background job (``make test &``)
     ignores SIGINT, and Python keeps an ignored SIGINT ignored, so the interrupt that
-    stops a run's servers would never reach it."""
+    stops a run's servers would never reach it. And if this process dies unannounced (a
+    SIGKILL), the run is interrupted as at a Ctrl-C: it is in a session of its own,
+    which a kill of this one's process group does not reach (Linux's parent-death
+    signal; elsewhere the run goes on to its end)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+    except (OSError, AttributeError):
+        pass
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _environment(broker: str) -> dict[str, str]:
@@ -51,52 +86,75 @@ def main(args: list[str]) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="egov-test-kafka-log-"))
     log = log_dir / "pytest-kafka.log"
     started = time.monotonic()
-    with log.open("wb") as out:
-        # -p no:cacheprovider: the two runs would otherwise overwrite each other's
-        # .pytest_cache (last failed); the tansu run keeps it.
-        kafka = subprocess.Popen(
-            _pytest(args, "-m", "uses_broker", "-p", "no:cacheprovider"),
-            cwd=REPO,
-            env=_environment("kafka"),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_interruptible,
-        )
-    print(f"Apache Kafka run started beside this one (pid {kafka.pid}); its log: {log}")
-    sys.stdout.flush()
-    tansu = subprocess.Popen(
-        _pytest(args),
-        cwd=REPO,
-        env=_environment("tansu"),
-        start_new_session=True,
-        preexec_fn=_interruptible,
-    )
+    runs: list[subprocess.Popen[bytes]] = []
+    interrupted = False
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         # pytest stops its servers at an interrupt (pytest_unconfigure), not at SIGTERM;
         # each run is in a session of its own, so a terminal's Ctrl-C reaches it once,
-        # from here (a second interrupt would cut its servers' stop short).
-        for run in (tansu, kafka):
+        # from here. Once only: a second interrupt (Ctrl-C twice, CI's cancel sending
+        # SIGINT then SIGTERM) would cut its servers' stop short.
+        nonlocal interrupted
+        if interrupted:
+            return
+        interrupted = True
+        for run in runs:
             if run.poll() is None:
                 run.send_signal(signal.SIGINT)
 
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
+    try:
+        with log.open("wb") as out:
+            # -p no:cacheprovider: the two runs would otherwise overwrite each other's
+            # .pytest_cache (last failed); the tansu run keeps it.
+            runs.append(
+                subprocess.Popen(
+                    _pytest(_kafka_args(args)),
+                    cwd=REPO,
+                    env=_environment("kafka"),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    preexec_fn=_child,
+                )
+            )
+        print(f"Apache Kafka run started beside this one (pid {runs[0].pid}); its log: {log}")
+        sys.stdout.flush()
+        runs.append(
+            subprocess.Popen(
+                _pytest(args),
+                cwd=REPO,
+                env=_environment("tansu"),
+                start_new_session=True,
+                preexec_fn=_child,
+            )
+        )
+    except BaseException:
+        # The tansu run could not start: the Kafka run stops its servers and ends too.
+        interrupt(signal.SIGINT, None)
+        for run in runs:
+            run.wait()
+        shutil.rmtree(log_dir, ignore_errors=True)
+        raise
+    kafka, tansu = runs
     tansu_status = tansu.wait()
     tansu_took = time.monotonic() - started
     kafka_status = kafka.wait()
     kafka_took = time.monotonic() - started
     print(f"\n{'=' * 30} Apache Kafka run (EGOV_TEST_BROKER=kafka -m uses_broker) {'=' * 30}")
     sys.stdout.flush()
-    sys.stdout.buffer.write(log.read_bytes())
+    if log.exists():
+        sys.stdout.buffer.write(log.read_bytes())
+        log.unlink()
     print(
         f"\ntansu run: exit {tansu_status}, {_minutes(tansu_took)}; "
         f"Apache Kafka run: exit {kafka_status}, {_minutes(kafka_took)} (side by side)"
     )
-    log.unlink()
     log_dir.rmdir()
+    if kafka_status == NO_TESTS_RAN:
+        kafka_status = 0
     return tansu_status or kafka_status
 
 

@@ -80,13 +80,13 @@ class SessionServers:
             if broker_name() == "kafka":
                 from services.common.apache_kafka import KafkaCluster
 
-                cluster = KafkaCluster(self._root / "kafka", nodes=1)
-                cluster.start()
-                self._broker = cluster
+                broker: KafkaCluster | EmbeddedBroker = KafkaCluster(self._root / "kafka", nodes=1)
             else:
-                embedded = EmbeddedBroker(log=self._root / "tansu.log")
-                embedded.start()
-                self._broker = embedded
+                broker = EmbeddedBroker(log=self._root / "tansu.log")
+            # Kept before it starts: an interrupt while it starts (a Ctrl-C, make test's
+            # runner interrupting a run) still stops the process it launched.
+            self._broker = broker
+            broker.start()
         return self._broker.bootstrap_servers  # type: ignore[attr-defined,no-any-return]
 
     def stop(self) -> None:

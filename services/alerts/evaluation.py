@@ -234,6 +234,11 @@ class Evaluator:
         restarted: set[str] = set()
         if before is not None:
             counted, restarted = conditions.counted_between(before, scrape)
+        if history and now - history[-1][0] >= window:
+            # No scrape for a whole window (ingest away, or the clock stepped forward):
+            # what the keys did in it is summed, but was not watched; none has counted
+            # a whole window without a break, so none clears on "no rejection" yet.
+            restarted |= set(scrape.events) | set(still_open)
         self._note_restarts(before, scrape, restarted, still_open, now)
         history.append((now, counted))
         # Summed from the newest scrape at least a window old (kept as the baseline).

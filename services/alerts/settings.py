@@ -14,6 +14,9 @@ from services.common.settings import CommonSettings
 
 OUTBOX_KEEP_DAYS = 7.0
 """Default of ``EGOV_ALERT_OUTBOX_KEEP_DAYS`` (also services/alerts/outbox.py's)."""
+OUTBOX_KEEP_DAYS_MAX = 36_500.0
+"""Its largest value, a century: "for good" written as inf or 1e9 is refused at start
+(a timedelta of it overflowed in every outbox round, and nothing was delivered)."""
 
 
 class AlertsSettings(CommonSettings):
@@ -166,7 +169,7 @@ class AlertsSettings(CommonSettings):
     alert_webhook_secret: SecretStr = SecretStr("")
     """``EGOV_ALERT_WEBHOOK_SECRET``: signing secret (``whsec_<base64>`` or raw text)."""
 
-    alert_outbox_keep_days: float = Field(default=OUTBOX_KEEP_DAYS, ge=0)
+    alert_outbox_keep_days: float = Field(default=OUTBOX_KEEP_DAYS, ge=0, le=OUTBOX_KEEP_DAYS_MAX)
     """``EGOV_ALERT_OUTBOX_KEEP_DAYS``: webhook and Kafka notifications are deleted from
     ``alert_outbox`` this many days after delivery (kept a while to look into what a
     sink was sent); 0: at the next outbox round. Undelivered ones are never deleted; the

@@ -77,12 +77,24 @@ def ensure_folder(api: Grafana, uid: str, title: str) -> str:
 
 def _folder_exists(api: Grafana, uid: str) -> bool:
     try:
-        api.folder.get_folder(uid)
+        found = api.folder.get_folder(uid)
     except GrafanaClientError as error:
         if error.status_code == 404:
             return False
         raise
+    _api_answer(found)
     return True
+
+
+def _api_answer(answer: object) -> dict[str, Any]:
+    """Grafana's API answers a JSON object; anything else (an authenticating proxy's
+    sign-in page answers 200 with HTML, which the client hands back as text) is not it."""
+    if not isinstance(answer, dict):
+        raise PushError(
+            f"the URL answered {str(answer)[:80]!r}, not Grafana's API (a sign-in page"
+            " of a proxy in front of it? use Grafana's own address)"
+        )
+    return answer
 
 
 def push_dashboard(api: Grafana, model: Mapping[str, Any], folder_uid: str) -> Pushed:
@@ -95,7 +107,7 @@ def push_dashboard(api: Grafana, model: Mapping[str, Any], folder_uid: str) -> P
         "message": MESSAGE,
     }
     with _calling(f"dashboard {model.get('uid')!r}"):
-        answer = api.dashboard.update_dashboard(payload)
+        answer = _api_answer(api.dashboard.update_dashboard(payload))
     return Pushed(uid=str(answer["uid"]), version=int(answer["version"]), url=str(answer["url"]))
 
 
