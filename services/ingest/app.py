@@ -86,6 +86,7 @@ class IngestService:
         self.keys = keys
         self.metrics_registry = metrics_registry or CollectorRegistry()
         self.metrics = IngestMetrics(self.metrics_registry)
+        self.metrics.prime(contract.event_types)
         failures = RateLimiter(
             settings.auth_failure_per_s,
             settings.auth_failure_burst,

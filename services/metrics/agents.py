@@ -323,8 +323,10 @@ class Counting:
             return
         send = self._send
         await asyncio.gather(*(self._dead_letter(send, d) for d in dead_letters))
+        metrics = self.state.metrics
         for d in dead_letters:
-            self.state.metrics.dead_lettered.labels(d.topic, d.reason).inc()
+            metrics.dead_lettered.labels(d.topic, d.reason).inc()
+            metrics.last_dead_letter.labels(d.topic, d.reason).set_to_current_time()
 
     async def _flush_or_narrow(self, prepared: Prepared) -> None:
         """Flush; when PostgreSQL refuses the data of records in it, dead-letter those

@@ -87,6 +87,15 @@ class PipelineMetrics:
             ["topic", "reason"],
             registry=registry,
         )
+        # What the health alert EgovDeadLetters reads: a time, which neither a scrape
+        # gap nor a series born at its first dead letter can fool, as they fooled
+        # increase() on the counter (review 41).
+        self.last_dead_letter = Gauge(
+            "egov_events_last_dead_lettered_timestamp_seconds",
+            "When a record of the topic was last dead-lettered for the reason (Unix time).",
+            ["topic", "reason"],
+            registry=registry,
+        )
         self.event_lag = LagHistogram(
             "egov_event_lag_seconds",
             "From event time to counted (late uploads show here).",

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaTimeoutError, OffsetOutOfRangeError
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 if TYPE_CHECKING:
     from services.metrics.pipeline import Record
@@ -145,6 +145,15 @@ class LogCheck:
             ["topic"],
             registry=registry,
         )
+        # What the health alert EgovOffsetsLost reads: a time, not the counter's
+        # increase(), which misses a series born at its first loss (review 41).
+        self.last_lost = Gauge(
+            "egov_metrics_offsets_last_lost_timestamp_seconds",
+            "When the broker last deleted offsets of the topic before they were counted"
+            " (Unix time)",
+            ["topic"],
+            registry=registry,
+        )
 
     async def resume_at(self, stored: Mapping[TP, Stored]) -> dict[TP, int]:
         """The offset to read each partition from next, checked against the log."""
@@ -159,6 +168,7 @@ class LogCheck:
             before = stored[(topic, partition)].next_offset
             if verdict.reason == "deleted":
                 self.lost.labels(topic).inc(verdict.lost)
+                self.last_lost.labels(topic).set_to_current_time()
                 log.error(
                     "%s[%d]: the broker deleted %d offsets (%d..%d) before they were counted;"
                     " resuming at %d",
