@@ -142,8 +142,10 @@ async def topic_messages(settings: CommonSettings, timeout_s: float = 1.5) -> li
         enable_auto_commit=False,
         group_id=None,
     )
-    await consumer.start()
     try:
+        # Inside the try: a start that fails (a topic Apache Kafka does not have) still
+        # closes the consumer, else it is collected during some later test, an error there.
+        await consumer.start()
         found: list[Any] = []
         while True:
             batch = await consumer.getmany(timeout_ms=int(timeout_s * 1000))

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from services.common.broker import free_port
+from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
 from tests.integration.ingest.harness import HAM_RONG, event, ids, topic_events
 from tests.integration.processes import service_env
@@ -137,6 +138,7 @@ async def test_backfill_refuses_a_missing_file_before_connecting(
         assert "PostgreSQL" not in result.stderr, "refused before anything is asked"
     directory = cli(["backfill", str(tmp_path), "--unbound"], env)
     assert directory.returncode == 2 and "Is a directory" in directory.stderr
+    await ensure_topics(common_settings)  # Apache Kafka creates none by itself
     assert await topic_events(common_settings) == []
 
 
