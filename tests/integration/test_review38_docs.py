@@ -13,10 +13,9 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import threading
 from collections.abc import Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -40,6 +39,7 @@ from services.ingest.keycli import run_backfill
 from services.ingest.settings import IngestSettings
 from services.wall.server import build_app
 from services.wall.settings import WallSettings
+from tests.http_stub import serving
 
 pytestmark = pytest.mark.integration
 
@@ -221,14 +221,8 @@ class _Worker(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def worker_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Worker)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Worker) as url:
+        yield url
 
 
 @pytest.mark.parametrize("path", ["/wall", "/wall/province?province=38"])

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from itertools import count
 from types import FrameType
 from typing import Any
@@ -29,6 +28,7 @@ from services.common.calendar import VN_TZ, WorkingCalendar
 from services.dashboards.push import PushError, push_all
 from services.dashboards.settings import GrafanaSettings
 from tests import both_brokers
+from tests.http_stub import serving
 
 # --- tests/both_brokers.py ----------------------------------------------------------
 
@@ -252,14 +252,8 @@ def login_page() -> Iterator[str]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Page) as url:
+        yield url
 
 
 def test_push_to_a_sign_in_page_is_a_push_error(login_page: str) -> None:

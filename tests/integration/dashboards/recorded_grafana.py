@@ -7,13 +7,14 @@ below is the body and status Grafana 11.3 gave to the call grafana-client makes.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests import http_stub
 
 FOLDER_NOT_FOUND = (404, {"message": "folder not found", "status": "not-found"})
 FOLDER = (
@@ -116,13 +117,6 @@ def serving(grafana: RecordedGrafana) -> Iterator[RecordedGrafana]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    grafana.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with http_stub.serving(Handler) as url:
+        grafana.url = url
         yield grafana
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
