@@ -508,6 +508,14 @@ def counted_between(before: IngestScrape, after: IngestScrape) -> tuple[Counters
     return counted, restarted
 
 
+REFUSED_OUTCOMES = ("rejected", "out_of_scope")
+"""Events ingest refused for what they are (422) or for whom they claim to be (403, outside
+the key's scope): not counted until published again, corrected; the share's numerator."""
+RETRIED_OUTCOMES = ("unavailable", "rate_limited")
+"""503 and 429: nothing was wrong with the events, which the publisher sends again (each
+retry counts the batch again); out of the share altogether, or retries would dilute it."""
+
+
 @dataclass(frozen=True, slots=True)
 class RejectionRule:
     share: float
@@ -540,8 +548,8 @@ def ingest_rejections(
     """
     for key_id in sorted(set(counted) | set(still_open)):
         delta = counted.get(key_id, {})
-        rejected = int(delta.get("rejected", 0.0))
-        total = int(sum(v for o, v in delta.items() if o != "unavailable"))
+        rejected = int(sum(delta.get(outcome, 0.0) for outcome in REFUSED_OUTCOMES))
+        total = int(sum(v for o, v in delta.items() if o not in RETRIED_OUTCOMES))
         share = rejected / total if total else 0.0
         if rejected == 0 and key_id in covered:
             # A whole window without a single rejection (or event), however few events:
