@@ -14,6 +14,8 @@ APT_BINARIES := prometheus promtool prometheus-alertmanager amtool docker-compos
 	java mvn
 
 SIMULATOR      ?= on
+# Prometheus and Alertmanager with production's rules and routes (services/monitoring.py).
+MONITORING     ?= on
 # Unset: the simulator's own rate, EGOV_SIMULATOR_RATE or else 0.25 events/s.
 SIMULATOR_RATE ?=
 BROKER         ?= tansu
@@ -44,7 +46,7 @@ apt:
 	fi
 
 up: install apt
-	$(BIN)/egov-pulse up --broker $(BROKER) --simulator $(SIMULATOR) \
+	$(BIN)/egov-pulse up --broker $(BROKER) --simulator $(SIMULATOR) --monitoring $(MONITORING) \
 		$(if $(SIMULATOR_RATE),--simulator-rate $(SIMULATOR_RATE))
 
 lint: install

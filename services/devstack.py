@@ -2,8 +2,9 @@
 
 Starts PostgreSQL (its own server in var/postgres unless ``DATABASE_URL`` names one) and
 the broker (the embedded tansu, or Apache Kafka with its log in var/kafka), prepares the
-database, then runs each service (and the traffic simulator) as a child process with its
-logs under var/log/.
+database, then runs Prometheus and Alertmanager (production's rules and routes,
+services/monitoring.py), each service and the traffic simulator as child processes with
+their logs under var/log/.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import asyncio
 import contextlib
 import ctypes
 import json
+import logging
 import os
 import secrets
+import shutil
 import signal
 import sys
 import time
@@ -42,6 +45,7 @@ from services.common.paths import VAR_DIR
 from services.common.settings import CommonSettings
 from services.drain import drain
 from services.metrics.settings import MetricsSettings
+from services.monitoring import MonitoringPorts, SinkServer, monitoring_commands
 
 VAR = VAR_DIR
 LOG_DIR = VAR / "log"
@@ -60,6 +64,21 @@ class StackOptions:
     ports: dict[str, int] = field(
         default_factory=lambda: {"ingest": 8080, "metrics": 8081, "alerts": 8082, "wall": 8083}
     )
+    # Prometheus and Alertmanager, as production runs them (services/monitoring.py), and
+    # the sink that stands for on-call's webhooks.
+    monitoring: bool = True
+    monitoring_ports: dict[str, int] = field(
+        default_factory=lambda: {"prometheus": 9090, "alertmanager": 9093, "notifications": 9097}
+    )
+
+    def monitoring_setup(self) -> MonitoringPorts:
+        services = {job: self.ports[job] for job in ("ingest", "metrics", "alerts")}
+        return MonitoringPorts(
+            prometheus=self.monitoring_ports["prometheus"],
+            alertmanager=self.monitoring_ports["alertmanager"],
+            notifications=self.monitoring_ports["notifications"],
+            services=services,
+        )
 
 
 @dataclass
@@ -67,28 +86,30 @@ class Child:
     name: str
     process: asyncio.subprocess.Process
     log: Path
-    args: list[str]
+    command: list[str]
     env: dict[str, str]
     restarts: list[float] = field(default_factory=list)
 
 
-async def _spawn(name: str, args: list[str], env: dict[str, str]) -> Child:
+def _cli(*args: str) -> list[str]:
+    """A subcommand of this checkout's `egov-pulse`, run by this interpreter."""
+    return [sys.executable, "-m", "services.cli", *args]
+
+
+async def _spawn(name: str, command: list[str], env: dict[str, str]) -> Child:
     log = LOG_DIR / f"{name}.log"
     with log.open("ab") as out:
         # A session of its own: Ctrl-C reaches only this process, which then stops
         # the children in order (simulator first, broker last) instead of all at once.
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "services.cli",
-            *args,
+            *command,
             env=env,
             stdout=out,
             stderr=out,
             start_new_session=True,
             preexec_fn=_stop_with_parent,
         )
-    return Child(name, process, log, args, env)
+    return Child(name, process, log, command, env)
 
 
 PR_SET_PDEATHSIG = 1
@@ -116,7 +137,14 @@ async def _terminate(children: list[Child]) -> None:
             await child.process.wait()
 
 
-READY_PATHS = {"ingest": "/readyz", "metrics": "/healthz", "alerts": "/healthz", "wall": "/healthz"}
+READY_PATHS = {
+    "ingest": "/readyz",
+    "metrics": "/healthz",
+    "alerts": "/healthz",
+    "wall": "/healthz",
+    "prometheus": "/-/ready",
+    "alertmanager": "/-/ready",
+}
 """What each service answers 200 on once it serves: ingest only when its broker and its
 database answer, since a 202 is what publishers wait for."""
 
@@ -238,6 +266,10 @@ def _child_env(options: StackOptions, bootstrap: str, database_url: str) -> dict
             "PYTHONUNBUFFERED": "1",
         }
     )
+    # Notifications through the stack's Alertmanager, unless the operator named another.
+    if options.monitoring and not os.environ.get("EGOV_ALERTMANAGER_URL"):
+        alertmanager = options.monitoring_ports["alertmanager"]
+        env["EGOV_ALERTMANAGER_URL"] = f"http://127.0.0.1:{alertmanager}"
     # Ingest signs what it validated and the workers trust it (services/common/signing.py):
     # the key kept in var/ unless the operator set one.
     if not env.get("EGOV_RECORD_SIGNING_KEY"):
@@ -245,6 +277,8 @@ def _child_env(options: StackOptions, bootstrap: str, database_url: str) -> dict
     return env
 
 
+NOTIFICATIONS_LOG = LOG_DIR / "notifications.jsonl"
+"""What Alertmanager sent each receiver during `make up` (services/monitoring.py)."""
 SIGNING_KEY_FILE = VAR / "record-signing.key"
 KAFKA_CREDENTIALS_FILE = VAR / "kafka-credentials.json"
 
@@ -368,8 +402,15 @@ def _banner(options: StackOptions, bootstrap: str, database: str) -> str:
         f"  KPI figures (Prometheus)  http://127.0.0.1:{p['metrics']}/metrics",
         f"  KPI figures (JSON)        http://127.0.0.1:{p['metrics']}/v1/kpis?level=province",
         f"  alerts                    http://127.0.0.1:{p['alerts']}/v1/alerts",
-        f"  logs                      {LOG_DIR}",
     ]
+    if options.monitoring:
+        m = options.monitoring_ports
+        lines += [
+            f"  Prometheus                http://127.0.0.1:{m['prometheus']}/alerts",
+            f"  Alertmanager              http://127.0.0.1:{m['alertmanager']}",
+            f"  notifications (on-call)   printed here, whole in {NOTIFICATIONS_LOG}",
+        ]
+    lines.append(f"  logs                      {LOG_DIR}")
     if options.simulator:
         lines.append(f"  simulator                 {options.simulator_rate:g} events/s")
     lines.append("  API key 'simulator-demo'  made for the simulator (egov-pulse keys list)")
@@ -388,7 +429,7 @@ async def _restart(child: Child) -> bool:
     if len(child.restarts) > MAX_RESTARTS:
         return False
     await asyncio.sleep(1)
-    fresh = await _spawn(child.name, child.args, child.env)
+    fresh = await _spawn(child.name, child.command, child.env)
     child.process = fresh.process
     return True
 
@@ -451,6 +492,8 @@ def _stop_leftover_broker() -> None:
 def _ports(options: StackOptions) -> dict[str, int]:
     """Every port the stack listens on (the local servers' too, when it starts them)."""
     ports = {"broker": options.broker_port, **options.ports}
+    if options.monitoring:
+        ports |= options.monitoring_ports
     own_server = running_stack_port() == options.postgres_port
     if not (os.environ.get("DATABASE_URL") or os.environ.get("EGOV_DATABASE_URL")):
         if not own_server:  # left by a killed `make up`: LocalPostgres.start restarts it
@@ -500,6 +543,8 @@ class _Servers:
 
 async def run_stack(options: StackOptions) -> int:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
+    # The ready polls' requests would fill the console that on-call's notifications use.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -513,6 +558,7 @@ async def run_stack(options: StackOptions) -> int:
               " (another `make up`? stop it first)", flush=True)  # fmt: skip
         return 1
     servers = _Servers(options)
+    sink: SinkServer | None = None
     children: list[Child] = []
     drained: Callable[[], Awaitable[None]] | None = None
     try:
@@ -543,14 +589,26 @@ async def run_stack(options: StackOptions) -> int:
             await setup(settings, Principals(), MetricsSettings().metrics_app_id, alerts_topic)
         env = _child_env(options, bootstrap, database_url)
         simulator_key = await _simulator_key(settings)
+        ports = dict(options.ports)
+        if options.monitoring:
+            # First, so that the alerts service's first notifications have somewhere to go.
+            sink_port = options.monitoring_ports["notifications"]
+            sink = SinkServer(sink_port, NOTIFICATIONS_LOG)
+            try:
+                await asyncio.to_thread(sink.start)
+            except OSError as exc:
+                raise StartError(str(exc)) from exc
+            for name, command in _monitoring_commands(options).items():
+                children.append(await _spawn(name, command, dict(os.environ)))
+            ports |= options.monitoring_ports
         for name in SERVICES:
-            children.append(await _spawn(name, [name], _service_env(env, name, auth)))
-        if not await _all_ready(children, options.ports, stop):
+            children.append(await _spawn(name, _cli(name), _service_env(env, name, auth)))
+        if not await _all_ready(children, ports, stop):
             return 0
         if options.simulator:
             simulator_env = {**env, "EGOV_SIMULATOR_API_KEY": simulator_key}
             simulator_env |= await _simulator_history(settings)
-            children.append(await _spawn("simulator", ["simulate"], simulator_env))
+            children.append(await _spawn("simulator", _cli("simulate"), simulator_env))
         print(_banner(options, bootstrap, _without_password(database_url)), flush=True)
         return await _watch(children, stop)
     except StartError as exc:
@@ -559,8 +617,24 @@ async def run_stack(options: StackOptions) -> int:
     finally:
         with contextlib.suppress(Exception):
             await _stop(children, drained)
+        if sink is not None:
+            await asyncio.to_thread(sink.stop)
         servers.stop()
         print("egov-pulse stopped.")
+
+
+def _monitoring_commands(options: StackOptions) -> dict[str, list[str]]:
+    """Alertmanager and Prometheus, or a StartError saying how to get them."""
+    found = {name: shutil.which(name) for name in ("prometheus", "prometheus-alertmanager")}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        raise StartError(
+            f"{' and '.join(missing)} not found: `make up` installs them (Debian packages"
+            " prometheus, prometheus-alertmanager); `egov-pulse up --monitoring off` runs"
+            " without them"
+        )
+    commands = monitoring_commands(VAR, options.monitoring_setup())
+    return {"alertmanager": commands["alertmanager"], "prometheus": commands["prometheus"]}
 
 
 def _without_password(dsn: str) -> str:

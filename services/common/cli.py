@@ -34,6 +34,12 @@ def _up(args: argparse.Namespace) -> int:
             "alerts": args.alerts_port,
             "wall": args.wall_port,
         },
+        monitoring=args.monitoring == "on",
+        monitoring_ports={
+            "prometheus": args.prometheus_port,
+            "alertmanager": args.alertmanager_port,
+            "notifications": args.notifications_port,
+        },
     )
     if options.simulator:
         try:
@@ -90,6 +96,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up.add_argument("--metrics-port", type=int, default=8081)
     up.add_argument("--alerts-port", type=int, default=8082)
     up.add_argument("--wall-port", type=int, default=8083)
+    up.add_argument(
+        "--monitoring",
+        choices=["on", "off"],
+        default="on",
+        help="Prometheus and Alertmanager with production's rules and routes (default: on)",
+    )
+    up.add_argument("--prometheus-port", type=int, default=9090)
+    up.add_argument("--alertmanager-port", type=int, default=9093)
+    up.add_argument(
+        "--notifications-port",
+        type=int,
+        default=9097,
+        help="the sink that stands for on-call's webhooks: prints what Alertmanager sends",
+    )
     up.set_defaults(handler=_up)
 
     units = sub.add_parser("units", help="rebuild data/units from the official unit lists")

@@ -1,108 +1,155 @@
-"""`make up`: the whole system on the embedded broker, fed by the simulator, stopped by Ctrl-C."""
+"""`make up` itself, end to end: `egov-pulse up` as the Makefile runs it (embedded tansu,
+its own PostgreSQL, Prometheus and Alertmanager), on free ports and a var/ of its own.
+
+It must come up with every service ready, Prometheus scraping each of them under its
+production job with production's rules loaded, Prometheus's alerts reaching Alertmanager
+and Alertmanager's notifications reaching the sink that stands for on-call; and Ctrl-C
+must stop all of it, leaving no port held.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from services.common.broker import free_port
+from services.common.broker import free_port, port_open
+from tests.binaries import require
 
 pytestmark = pytest.mark.integration
 
+REPO = Path(__file__).resolve().parents[2]
+NAMES = ("broker", "postgres", "ingest", "metrics", "alerts", "wall", "prometheus",
+         "alertmanager", "notifications")  # fmt: skip
+# What a test session sets for its own servers; `up` must start its own instead.
+SESSION_ONLY = (
+    "DATABASE_URL",
+    "EGOV_DATABASE_URL",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "EGOV_ALERTMANAGER_URL",
+    "EGOV_EMBEDDED_BROKER",
+    "EGOV_KAFKA_IDEMPOTENCE",
+)
 
-def wait_for(predicate: object, what: str, log: Path, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
+
+class Stack:
+    def __init__(self, process: subprocess.Popen[str], ports: dict[str, int], var: Path) -> None:
+        self.process = process
+        self.ports = ports
+        self.var = var
+        self.output: list[str] = []
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def read_until(self, text: str, within_s: float) -> None:
+        """Lines of the console up to one holding ``text`` (os.set_blocking off: polled)."""
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if line:
+                self.output.append(line)
+                if text in line:
+                    return
+            elif self.process.poll() is not None:
+                break
+            else:
+                time.sleep(0.1)
+        raise AssertionError(f"no {text!r} within {within_s:g} s:\n{''.join(self.output)}")
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    for binary in ("prometheus", "prometheus-alertmanager"):
+        require(binary)
+    # Not pytest's tmp_path (0700): `up`'s PostgreSQL may run as the 'postgres' account,
+    # which must enter the folder.
+    tmp_path = Path(tempfile.mkdtemp(prefix="egov-test-up-"))
+    tmp_path.chmod(0o755)
+    ports = {name: free_port() for name in NAMES}
+    env = {k: v for k, v in os.environ.items() if k not in SESSION_ONLY}
+    env |= {"EGOV_VAR_DIR": str(tmp_path / "var"), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "services.cli", "up", "--simulator", "off"]
+    command += [f"--{name}-port={port}" for name, port in ports.items()]
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert process.stdout is not None
+    os.set_blocking(process.stdout.fileno(), False)
+    stack = Stack(process, ports, tmp_path / "var")
+    try:
+        yield stack
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(90)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        process.stdout.close()
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _get(url: str) -> Any:
+    answer = httpx.get(url, timeout=5)
+    answer.raise_for_status()
+    return answer.json()
+
+
+def _wait(check: Any, within_s: float, what: str) -> Any:
+    deadline = time.monotonic() + within_s
+    last: Any = None
     while time.monotonic() < deadline:
         try:
-            if predicate():  # type: ignore[operator]
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{what} within {timeout_s} s:\n{log.read_text()[-3000:]}")
+            last = check()
+            if last:
+                return last
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(1)
+    raise AssertionError(f"{what}: not within {within_s:g} s (last: {last!r})")
 
 
-def child_pid(parent: int, command: str) -> int:
-    """The child of ``parent`` running ``egov-pulse COMMAND`` (read from /proc)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            argv = (stat.parent / "cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == parent and command.encode() in argv:
-            return int(stat.parent.name)
-    raise AssertionError(f"no child running {command!r}")
+def test_make_up_runs_the_whole_system_with_its_monitoring_and_stops_it(stack: Stack) -> None:
+    stack.read_until("egov-pulse is up", within_s=180)
+    stack.read_until("logs ", within_s=5)
+    banner = "".join(stack.output)
+    assert f"Prometheus                {stack.url('prometheus')}/alerts" in banner
+    assert f"Alertmanager              {stack.url('alertmanager')}" in banner
 
+    # Each service scraped under its production job, and up.
+    def all_up() -> dict[str, str] | None:
+        targets = _get(f"{stack.url('prometheus')}/api/v1/targets")["data"]["activeTargets"]
+        health = {t["labels"]["job"]: t["health"] for t in targets}
+        return health if set(health.values()) == {"up"} else None
 
-def simulated_documents(metrics: str) -> float:
-    items = httpx.get(f"{metrics}/v1/kpis?kpi=document_electronic&level=province", timeout=5)
-    return sum(i["denominator"] for i in items.json()["items"])
+    health = _wait(all_up, 60, "every target scraped and up")
+    assert set(health) == {"prometheus", "ingest", "metrics", "alerts", "alertmanager"}
+    rules = _get(f"{stack.url('prometheus')}/api/v1/rules")["data"]["groups"]
+    names = {rule["name"] for group in rules for rule in group["rules"]}
+    assert {"EgovServiceDown", "EgovAcceptedNotCounted", "Watchdog"} <= names
 
+    # Prometheus -> Alertmanager -> the sink: the Watchdog heartbeat, logged in var/log.
+    log = stack.var / "log" / "notifications.jsonl"
+    _wait(lambda: log.exists() and '"watchdog"' in log.read_text("utf-8"), 90,
+          "the Watchdog delivered to its receiver")  # fmt: skip
+    alerts = _get(f"{stack.url('alertmanager')}/api/v2/alerts")
+    assert "Watchdog" in {a["labels"]["alertname"] for a in alerts}
 
-def wall_counted(overview: str) -> int:
-    """Items counted today in the figures the wall shows for its province."""
-    kpis = httpx.get(overview, timeout=5).json()["kpis"]
-    return sum(k["day"]["denominator"] for k in kpis if k["day"])
-
-
-def _answers(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def test_up_runs_every_service_with_simulated_traffic_and_stops_cleanly(
-    database_url: str, tmp_path: Path
-) -> None:
-    ports = {name: free_port() for name in ("broker", "ingest", "metrics", "alerts", "wall")}
-    env = dict(os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1")
-    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)  # `up` always runs its own embedded broker
-    log = tmp_path / "up.log"
-    args = [f"--{name}-port={port}" for name, port in ports.items()]
-    with log.open("wb") as out:
-        up = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "up", "--simulator-rate=50", *args],
-            env=env,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-        )
-    try:
-        wait_for(lambda: "egov-pulse is up" in log.read_text(), "no banner", log)
-        metrics = f"http://127.0.0.1:{ports['metrics']}"
-        wait_for(lambda: simulated_documents(metrics) > 0, "no simulated figures", log)
-        alerts = httpx.get(f"http://127.0.0.1:{ports['alerts']}/v1/alerts", timeout=5)
-        assert alerts.status_code == 200
-        # The wall is a service of its own, on its own port, named in the banner; the
-        # counting processes render no page.
-        wall = f"http://127.0.0.1:{ports['wall']}/wall"
-        assert f"IOC wall page             {wall}" in log.read_text()
-        page = httpx.get(wall, params={"lang": "en"}, timeout=5)
-        assert page.status_code == 200 and "lang=" in page.text
-        wait_for(lambda: wall_counted(f"{wall}/api/overview") > 0, "no figures on the wall", log)
-        assert httpx.get(f"{metrics}/wall", timeout=5).status_code == 404
-        # A worker that dies is restarted and carries on from its stored offsets.
-        os.kill(child_pid(up.pid, "metrics"), signal.SIGKILL)
-        wait_for(lambda: "metrics exited with -9; restarting" in log.read_text(), "no restart", log)
-        before = simulated_documents(metrics) if _answers(metrics) else 0.0
-        wait_for(lambda: simulated_documents(metrics) > before, "no figures after restart", log)
-        # Ctrl-C reaches the whole foreground process group.
-        os.killpg(up.pid, signal.SIGINT)
-        assert up.wait(timeout=60) == 0, log.read_text()[-3000:]
-    finally:
-        if up.poll() is None:
-            os.killpg(up.pid, signal.SIGKILL)
-            up.wait()
-    assert "egov-pulse stopped." in log.read_text()
-    for port in ports.values():
-        with pytest.raises(httpx.TransportError):
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+    stack.process.send_signal(signal.SIGINT)
+    stack.read_until("egov-pulse stopped.", within_s=90)
+    assert stack.process.wait(30) == 0
+    held = [name for name, port in stack.ports.items() if port_open("127.0.0.1", port)]
+    assert held == [], f"ports still held after Ctrl-C: {held}"
