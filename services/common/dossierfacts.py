@@ -74,13 +74,36 @@ class Fact:
     """What one dossier event says about its dossier (``kind``: one of :data:`KINDS`)."""
 
     dossier_id: str
+    """The dossier's key in the on-time ledger (:func:`ledger_id`): the id the event
+    carries, qualified by its publisher on a worker; the bare id in a summary's columns."""
     kind: str
     due: Due | None = None
 
 
-def fact_of(event_type: str, data: Mapping[str, Any]) -> Fact | None:
-    """The fact of a valid event of a dossier type; None for other types and payments
-    (which the ledger does not read)."""
+PUBLISHER_MARK: Final = "\x1f"
+"""Between a publisher's name and a dossier id in a ledger key: the contract refuses
+control characters in a dossier id, so the last mark always ends the publisher's part."""
+
+
+def ledger_id(dossier_id: str, publisher: str = "") -> str:
+    """The dossier's key in the on-time ledger: its id within its publisher, as its dedup
+    identity is (docs/ingest.md, "Dedup identity"). A publisher that sends another
+    system's dossier ids then starts dossiers of its own, and never moves, withdraws or
+    resolves the real ones (review 43). An unbound record (``publisher`` "": straight to
+    Kafka, ``backfill --unbound``, events dated before the publishers' cut-over) keeps
+    the bare id, which every row stored before publishers were bound holds."""
+    return f"{publisher}{PUBLISHER_MARK}{dossier_id}" if publisher else dossier_id
+
+
+def bare_id(key: str) -> str:
+    """The dossier id in a ledger key (itself when unbound)."""
+    return key.rpartition(PUBLISHER_MARK)[2]
+
+
+def fact_of(event_type: str, data: Mapping[str, Any], publisher: str = "") -> Fact | None:
+    """The fact of a valid event of a dossier type, keyed in the ledger for ``publisher``
+    (:func:`ledger_id`); None for other types and payments (which the ledger does not
+    read)."""
     if event_type not in FACT_TYPES:
         return None
     raw_due = data.get("due_at")
@@ -89,7 +112,7 @@ def fact_of(event_type: str, data: Mapping[str, Any]) -> Fact | None:
     if event_type == RESOLVED:
         outcome = data["outcome"]
         kind = outcome if outcome != "approved" else "final"  # rejected, returned, withdrawn
-    return Fact(data["dossier_id"], kind, due)
+    return Fact(ledger_id(data["dossier_id"], publisher), kind, due)
 
 
 def event_identity(event_type: str, event_id: str, data: Mapping[str, Any]) -> str:

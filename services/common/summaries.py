@@ -62,7 +62,7 @@ from typing import Any, Final
 import orjson
 
 from services.common.contract import Contract
-from services.common.dossierfacts import KINDS, KINDS_V2, Due, Fact, fact_of
+from services.common.dossierfacts import KINDS, KINDS_V2, Due, Fact, fact_of, ledger_id
 from services.common.kpis import KpiCatalogue, KpiCount
 from services.common.settings import CommonSettings
 from services.common.signing import RecordSigner
@@ -219,9 +219,12 @@ class SummaryReader:
         self._chains: dict[str, tuple[str, ...]] = {}
         self._counts: dict[str, tuple[KpiCount, ...]] = {}
 
-    def read(self, raw: bytes, version: int = VERSION, backfill: bool = False) -> TallyBatch:
-        """Parse a summary of ``version`` (the one its MAC verified under); raises
-        :class:`SummaryError` when its parts do not agree.
+    def read(
+        self, raw: bytes, version: int = VERSION, backfill: bool = False, publisher: str = ""
+    ) -> TallyBatch:
+        """Parse a summary of ``version`` (the one its MAC verified under), of a record of
+        ``publisher`` (its dossier facts are keyed for it); raises :class:`SummaryError`
+        when its parts do not agree.
 
         Its MAC verified, so a disagreement is a bug in ingest, not an attack; it is
         caught here (whole columns at a time, not per group) so that no index fails later.
@@ -238,7 +241,7 @@ class SummaryReader:
             groups, index, times = parsed["g"], parsed["e"], parsed["t"]
             digests = bytes.fromhex(parsed["k"])
             _check(types, chains, counts, groups, index, times, digests)
-            facts = _facts(parsed["f"], len(index), version) if version >= 2 else {}
+            facts = _facts(parsed["f"], len(index), version, publisher) if version >= 2 else {}
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise SummaryError(f"malformed summary: {exc!r}") from exc
         # _check saw every group hold _FIELDS fields: the transpose is exact.
@@ -278,9 +281,12 @@ class SummaryReader:
         return found
 
 
-def _facts(columns: Mapping[str, list[Any]], events: int, version: int) -> dict[int, Fact]:
-    """The facts of a version-2 or -3 summary; ValueError or TypeError unless they make
-    sense as columns (what they say is checked by services/metrics/sanity.py)."""
+def _facts(
+    columns: Mapping[str, list[Any]], events: int, version: int, publisher: str
+) -> dict[int, Fact]:
+    """The facts of a version-2 or -3 summary, keyed in the ledger for the record's
+    ``publisher`` (the columns hold bare dossier ids); ValueError or TypeError unless
+    they make sense as columns (what they say is checked by services/metrics/sanity.py)."""
     at, ids, kinds, days, lasts = (columns[k] for k in ("e", "d", "k", "a", "l"))
     if not (len(at) == len(ids) == len(kinds) == len(days) == len(lasts)):
         raise ValueError("its fact columns differ in length")
@@ -299,6 +305,8 @@ def _facts(columns: Mapping[str, list[Any]], events: int, version: int) -> dict[
             day, last = slot
             dues[slot] = Due(date.fromordinal(day), float(last))
     due_list = list(map(dues.__getitem__, zip(days, lasts, strict=True)))
+    if publisher:
+        ids = [ledger_id(i, publisher) for i in ids]
     return dict(zip(at, map(Fact, ids, kinds, due_list), strict=True))
 
 

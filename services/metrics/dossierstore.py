@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final
 import asyncpg
 
 from services.common.db import Connection
-from services.common.dossierfacts import Due
+from services.common.dossierfacts import Due, bare_id
 from services.common.tally import Deltas, TallyBatch
 from services.metrics import dossiers, pgcopy
 from services.metrics.dossiers import Dossier, Status
@@ -96,6 +96,8 @@ async def apply(conn: Connection, tp: TopicPartition, events: Sequence[Event]) -
     ids = sorted({fact.dossier_id for fact, _, _ in events})
     known = await _load(conn, tp, ids)
     stored = set(known)
+    adopted = await _adopt(conn, tp, [i for i in ids if i not in known], events)
+    known |= {key: row._replace(dossier_id=key) for key, row in adopted.items()}
     refused: list[dossiers.Fact] = []
     changed, ticks = dossiers.apply(known, events, refused=refused)
     for fact in refused:
@@ -106,8 +108,50 @@ async def apply(conn: Connection, tp: TopicPartition, events: Sequence[Event]) -
             "its %s event is not applied",
             fact.dossier_id, tp[0], tp[1], dossiers.HISTORY_LIMIT, fact.kind,
         )  # fmt: skip
+    # An adopted row moves to its publisher's key once the events change it.
+    retired = sorted(adopted[key].dossier_id for key in adopted if key in changed)
+    if retired:
+        await conn.execute(
+            'DELETE FROM dossier_state WHERE topic = $1 AND "partition" = $2'
+            " AND dossier_id = ANY($3::text[])",
+            *tp,
+            retired,
+        )
     await _save(conn, tp, changed.values(), stored)
     return dossiers.deltas_of(ticks)
+
+
+async def _adopt(
+    conn: Connection, tp: TopicPartition, missing: list[str], events: Sequence[Event]
+) -> dict[str, Dossier]:
+    """The unbound rows that publishers' dossiers without a row of their own continue,
+    by their ledger keys.
+
+    Events dated before the publishers' cut-over travel unbound (docs/ingest.md), and
+    every row stored before publishers were bound has a bare id; a bound event of such a
+    dossier finds no row under its publisher's key. It continues the bare row when that
+    dossier was received at the event's own unit: a key may publish only for the units
+    of its scope, so another publisher's dossier elsewhere stays out of its reach. The
+    first key to take a bare row in a flush has it (two publishers of one unit sending
+    one dossier id is the attack, not the upgrade)."""
+    wanted = [key for key in missing if key != bare_id(key)]
+    if not wanted:
+        return {}
+    rows = await _load(conn, tp, sorted({bare_id(key) for key in wanted}))
+    if not rows:
+        return {}
+    unit_of: dict[str, str] = {}
+    for fact, _, units in events:
+        unit_of.setdefault(fact.dossier_id, units[0])
+    adopted: dict[str, Dossier] = {}
+    taken: set[str] = set()
+    for key in wanted:
+        row = rows.get(bare_id(key))
+        if row is None or row.dossier_id in taken or row.units[:1] != (unit_of.get(key),):
+            continue
+        taken.add(row.dossier_id)
+        adopted[key] = row
+    return adopted
 
 
 async def sweep(conn: Connection, tp: TopicPartition, now: float) -> Deltas:

@@ -426,6 +426,7 @@ class Preparer:
                     vouched_now,
                     too_late_before,
                     backfill,
+                    publisher,
                 )
                 if isinstance(counted, Rejected):
                     out.dead_letters.append(dead_letter(record, counted))
@@ -477,6 +478,7 @@ class Preparer:
         now_s: float,
         too_late_before: float,
         backfill: bool,
+        publisher: str,
     ) -> bool | Rejected:
         """Count a summarised record as groups (and dossier facts), when nothing in it
         needs a per-event look: every event within the clock skew and (unless backfilled)
@@ -484,7 +486,7 @@ class Preparer:
         malformed or adds what no valid record adds (services/metrics/sanity.py), and the
         record is dead-lettered."""
         try:
-            tally = self._summaries.read(raw, version, backfill)
+            tally = self._summaries.read(raw, version, backfill, publisher)
             wrong = sanity.problem(tally, value_size, self._bounds, version)
             if wrong is None:
                 tally.families = [self._families[t] for t in tally.types]
@@ -587,7 +589,7 @@ class Preparer:
                     continue
                 fact = None
                 if event_type in FACT_TYPES:
-                    fact = fact_of(event_type, e["data"])
+                    fact = fact_of(event_type, e["data"], publisher)
                 add(
                     group_key(event_type, found[1], found[0].via_crosswalk, counts(e, when), epoch),
                     epoch,
