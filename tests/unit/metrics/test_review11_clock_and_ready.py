@@ -374,7 +374,10 @@ async def no_history(*args: Any) -> dict[str, str]:
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeStack]:
     ports = {name: free_port() for name in devstack.SERVICES}
-    fake = FakeStack(devstack.StackOptions(ports=ports), {n: (0.0, 0.0) for n in ports})
+    # Without Prometheus and Alertmanager: what is tested is the services' start and stop
+    # (tests/integration/test_make_up.py runs the whole of `up`).
+    options = devstack.StackOptions(ports=ports, monitoring=False)
+    fake = FakeStack(options, {n: (0.0, 0.0) for n in ports})
     monkeypatch.setattr(devstack, "LOG_DIR", tmp_path)
     monkeypatch.setattr(devstack, "_stop_leftover_broker", lambda: None)
     monkeypatch.setattr(devstack, "_ports", lambda options: {})
