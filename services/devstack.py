@@ -31,7 +31,7 @@ from pydantic import SecretStr
 from services.alerts.settings import AlertsSettings
 from services.common.apache_kafka import KafkaAuth, KafkaCluster
 from services.common.bootstrap import prepare_database
-from services.common.broker import EmbeddedBroker, port_open
+from services.common.broker import BrokerError, EmbeddedBroker, port_open
 from services.common.kafka import ensure_topics
 from services.common.kafka_acls import Principals, setup
 from services.common.localpg import (
@@ -39,6 +39,7 @@ from services.common.localpg import (
     STACK_DIR,
     STACK_PORT,
     LocalPostgres,
+    LocalPostgresError,
     running_stack_port,
 )
 from services.common.paths import VAR_DIR
@@ -67,8 +68,11 @@ class StackOptions:
     # Prometheus and Alertmanager, as production runs them (services/monitoring.py), and
     # the sink that stands for on-call's webhooks.
     monitoring: bool = True
+    # Beside, not on, the Debian services' 9090 and 9093 (`make up` installs the packages,
+    # which start them on a systemd machine), as PostgreSQL is beside 5432; and off 9093,
+    # Apache Kafka's controller port (broker_port + 1) under `make up BROKER=kafka`.
     monitoring_ports: dict[str, int] = field(
-        default_factory=lambda: {"prometheus": 9090, "alertmanager": 9093, "notifications": 9097}
+        default_factory=lambda: {"prometheus": 9190, "alertmanager": 9193, "notifications": 9197}
     )
 
     def monitoring_setup(self) -> MonitoringPorts:
@@ -214,6 +218,7 @@ async def _all_ready(children: list[Child], ports: dict[str, int], stop: asyncio
 
 
 PUBLISHERS = ("simulator", "ingest")
+MONITORING = ("alertmanager", "prometheus")
 SERVICES = ("ingest", "metrics", "alerts", "wall")
 """Started in this order; stopped in reverse (after the publishers): the wall, which only
 reads, first, then the alerts, then the workers once they have counted what is left."""
@@ -221,7 +226,8 @@ reads, first, then the alerts, then the workers once they have counted what is l
 
 async def _stop(children: list[Child], drained: Callable[[], Awaitable[None]] | None) -> None:
     """Publishers first (nothing more is accepted), then, once the workers have counted
-    what the broker holds (services/drain.py), everything else."""
+    what the broker holds (services/drain.py), the other services, and Prometheus and
+    Alertmanager last (the alerts service's last notifications still reach them)."""
     await _terminate([c for c in reversed(children) if c.name in PUBLISHERS])
     workers = [c for c in children if c.name == "metrics" and c.process.returncode is None]
     if drained is not None and workers:
@@ -229,7 +235,8 @@ async def _stop(children: list[Child], drained: Callable[[], Awaitable[None]] | 
             await drained()
         except Exception as exc:  # the stop goes on in order whatever the drain met
             print(f"could not wait for the workers to count what the broker holds: {exc!r}")
-    await _terminate([c for c in reversed(children) if c.name not in PUBLISHERS])
+    await _terminate([c for c in reversed(children) if c.name in SERVICES])
+    await _terminate([c for c in reversed(children) if c.name in MONITORING])
 
 
 def _child_env(options: StackOptions, bootstrap: str, database_url: str) -> dict[str, str]:
@@ -465,6 +472,27 @@ BROKER_PIDS = VAR / "broker.pids"
 killed (PR_SET_PDEATHSIG), but a broker, started from a worker thread, cannot."""
 
 
+UP_PID = VAR / "up.pid"
+"""The running `make up`'s pid: a second one from the same var/ refuses to start before it
+touches anything the first holds (its broker, its PostgreSQL)."""
+
+
+def _running_up() -> int | None:
+    """The pid of another `up` running from this var/, if one is."""
+    try:
+        pid = int(UP_PID.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    if pid == os.getpid():
+        return None
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None  # gone: a killed `up`, whose leftovers are stopped next
+    ours = any(arg == b"services.cli" or arg.endswith(b"egov-pulse") for arg in command)
+    return pid if ours and b"up" in command else None  # else the pid was reused
+
+
 def _stop_leftover_broker() -> None:
     """Stop the broker a killed `make up` left running (it holds the port, and tansu its
     old log), if the process of that pid is still one of our brokers."""
@@ -492,6 +520,8 @@ def _stop_leftover_broker() -> None:
 def _ports(options: StackOptions) -> dict[str, int]:
     """Every port the stack listens on (the local servers' too, when it starts them)."""
     ports = {"broker": options.broker_port, **options.ports}
+    if options.broker == "kafka":
+        ports["Kafka controller"] = options.broker_port + 1  # KafkaCluster's, below
     if options.monitoring:
         ports |= options.monitoring_ports
     own_server = running_stack_port() == options.postgres_port
@@ -549,6 +579,11 @@ async def run_stack(options: StackOptions) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    other = _running_up()
+    if other is not None:
+        print(f"refusing to start: another `make up` (pid {other}) runs from {VAR};"
+              " stop it first (Ctrl-C in its terminal)", flush=True)  # fmt: skip
+        return 1
     _stop_leftover_broker()
     busy = [
         f"{name} {port}" for name, port in _ports(options).items() if port_open("127.0.0.1", port)
@@ -557,6 +592,7 @@ async def run_stack(options: StackOptions) -> int:
         print(f"refusing to start: something already listens on {', '.join(busy)}"
               " (another `make up`? stop it first)", flush=True)  # fmt: skip
         return 1
+    UP_PID.write_text(f"{os.getpid()}\n")
     servers = _Servers(options)
     sink: SinkServer | None = None
     children: list[Child] = []
@@ -611,7 +647,7 @@ async def run_stack(options: StackOptions) -> int:
             children.append(await _spawn("simulator", _cli("simulate"), simulator_env))
         print(_banner(options, bootstrap, _without_password(database_url)), flush=True)
         return await _watch(children, stop)
-    except StartError as exc:
+    except (StartError, BrokerError, LocalPostgresError) as exc:
         print(f"could not start: {exc}", flush=True)
         return 1
     finally:
@@ -620,6 +656,7 @@ async def run_stack(options: StackOptions) -> int:
         if sink is not None:
             await asyncio.to_thread(sink.stop)
         servers.stop()
+        UP_PID.unlink(missing_ok=True)
         print("egov-pulse stopped.")
 
 

@@ -35,12 +35,14 @@ def _up(args: argparse.Namespace) -> int:
             "wall": args.wall_port,
         },
         monitoring=args.monitoring == "on",
-        monitoring_ports={
-            "prometheus": args.prometheus_port,
-            "alertmanager": args.alertmanager_port,
-            "notifications": args.notifications_port,
-        },
     )
+    given = {
+        "prometheus": args.prometheus_port,
+        "alertmanager": args.alertmanager_port,
+        "notifications": args.notifications_port,
+    }
+    ports = options.monitoring_ports | {k: v for k, v in given.items() if v is not None}
+    options = dataclasses.replace(options, monitoring_ports=ports)
     if options.simulator:
         try:
             rate = _simulator_rate(args.simulator_rate)
@@ -102,13 +104,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="on",
         help="Prometheus and Alertmanager with production's rules and routes (default: on)",
     )
-    up.add_argument("--prometheus-port", type=int, default=9090)
-    up.add_argument("--alertmanager-port", type=int, default=9093)
+    # Unset: StackOptions' (services/devstack.py), beside the Debian services' ports.
+    up.add_argument("--prometheus-port", type=int, help="default 9190")
+    up.add_argument("--alertmanager-port", type=int, help="default 9193")
     up.add_argument(
         "--notifications-port",
         type=int,
-        default=9097,
-        help="the sink that stands for on-call's webhooks: prints what Alertmanager sends",
+        help="the sink that stands for on-call's webhooks (default 9197)",
     )
     up.set_defaults(handler=_up)
 

@@ -10,8 +10,10 @@ must stop all of it, leaving no port held.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.common.broker import free_port, port_open
+from services.common.broker import port_open
 from tests.binaries import require
 
 pytestmark = pytest.mark.integration
@@ -40,6 +42,31 @@ SESSION_ONLY = (
     "EGOV_EMBEDDED_BROKER",
     "EGOV_KAFKA_IDEMPOTENCE",
 )
+
+
+def unused_port() -> int:
+    """A free port below the ephemeral range (review 44): free_port's are ephemeral ones,
+    and an outgoing connection of the stack itself took one before its server bound it."""
+    while True:
+        port = random.randrange(20000, 30000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if not port_open("127.0.0.1", port):
+            return port
+
+
+def stack_ports(names: tuple[str, ...] = NAMES) -> dict[str, int]:
+    """A port for each of ``names``, all different; the broker's next one free too (Apache
+    Kafka's controller listens there)."""
+    while True:
+        ports = {name: unused_port() for name in names}
+        taken = set(ports.values())
+        if len(taken) == len(names) and ports["broker"] + 1 not in taken:
+            if not port_open("127.0.0.1", ports["broker"] + 1):
+                return ports
 
 
 class Stack:
@@ -77,7 +104,7 @@ def stack() -> Iterator[Stack]:
     # which must enter the folder.
     tmp_path = Path(tempfile.mkdtemp(prefix="egov-test-up-"))
     tmp_path.chmod(0o755)
-    ports = {name: free_port() for name in NAMES}
+    ports = stack_ports()
     env = {k: v for k, v in os.environ.items() if k not in SESSION_ONLY}
     env |= {"EGOV_VAR_DIR": str(tmp_path / "var"), "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "services.cli", "up", "--simulator", "off"]

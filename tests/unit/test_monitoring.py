@@ -200,8 +200,8 @@ def test_the_alerts_service_notifies_the_stacks_alertmanager(
 def test_the_monitoring_ports_are_checked_free_before_the_start() -> None:
     ports = devstack._ports(devstack.StackOptions())
     assert {ports["prometheus"], ports["alertmanager"], ports["notifications"]} == {
-        9090,
-        9093,
-        9097,
+        9190,
+        9193,
+        9197,
     }
     assert "prometheus" not in devstack._ports(devstack.StackOptions(monitoring=False))
