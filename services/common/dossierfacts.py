@@ -91,8 +91,16 @@ def ledger_id(dossier_id: str, publisher: str = "") -> str:
     system's dossier ids then starts dossiers of its own, and never moves, withdraws or
     resolves the real ones (review 43). An unbound record (``publisher`` "": straight to
     Kafka, ``backfill --unbound``, events dated before the publishers' cut-over) keeps
-    the bare id, which every row stored before publishers were bound holds."""
+    the bare id, which every row stored before publishers were bound holds. A key lives
+    in memory only; the table splits it (:func:`split_key`)."""
     return f"{publisher}{PUBLISHER_MARK}{dossier_id}" if publisher else dossier_id
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """(publisher, dossier id) of a ledger key: ("", the id) when unbound. The ledger's
+    table keeps them in two columns (migration 0019_dossier_publishers)."""
+    publisher, _, dossier_id = key.rpartition(PUBLISHER_MARK)
+    return publisher, dossier_id
 
 
 def bare_id(key: str) -> str:

@@ -40,6 +40,7 @@ from services.common.dossierfacts import RESOLVED as RESOLVED
 from services.common.dossierfacts import RESUBMITTED as RESUBMITTED
 from services.common.dossierfacts import Due as Due
 from services.common.dossierfacts import Fact as Fact
+from services.common.dossierfacts import bare_id
 from services.common.dossierfacts import event_identity as event_identity
 from services.common.dossierfacts import fact_of as fact_of
 from services.common.tally import Deltas, add_row
@@ -333,22 +334,64 @@ def apply(
     events: Iterable[tuple[Fact, float, tuple[str, ...]]],
     now: float | None = None,
     refused: list[Fact] | None = None,
+    retired: list[str] | None = None,
 ) -> tuple[dict[str, Dossier], list[Tick]]:
     """Apply events (fact, epoch seconds, unit chain) in order to the dossiers ``known``
-    (updated in place): the dossiers they changed, and what to count. The facts left out
-    past :data:`HISTORY_LIMIT` are appended to ``refused``, for the caller to log."""
+    (by ledger key, every publisher's of each dossier; updated in place): the dossiers
+    they changed, and what to count. The facts left out past :data:`HISTORY_LIMIT` are
+    appended to ``refused``, for the caller to log; the unbound dossiers a publisher's
+    event took over (:func:`continued`) to ``retired``, for the caller to delete."""
     changed: dict[str, Dossier] = {}
     ticks: list[Tick] = []
+    siblings: dict[str, set[str]] = {}
+    for key in known:
+        siblings.setdefault(bare_id(key), set()).add(key)
     for fact, epoch, units in events:
-        before = known.get(fact.dossier_id)
+        key = fact.dossier_id
+        before = known.get(key)
+        taken = continued(known, siblings, key, units) if before is None else None
+        if taken is not None:
+            before = known[taken]
         if refused is not None and fact.kind in _CYCLES and over_limit(before, fact):
             refused.append(fact)
             continue
+        moved = taken is not None and taken != key and key != bare_id(key)
+        if moved:
+            # A publisher's event takes its unbound row over: its key's from now on.
+            assert taken is not None and before is not None  # noqa: S101 -- for mypy
+            del known[taken]
+            changed.pop(taken, None)
+            siblings[taken].discard(taken)
+            if retired is not None:
+                retired.append(taken)
+            before = before._replace(dossier_id=key)
         after, new = step(before, fact, epoch, units, now)
         ticks += new
-        if after is not None and after != before:
+        if after is not None and (moved or after != before):
+            siblings.setdefault(bare_id(after.dossier_id), set()).add(after.dossier_id)
             known[after.dossier_id] = changed[after.dossier_id] = after
     return changed, ticks
+
+
+def continued(
+    known: dict[str, Dossier], siblings: dict[str, set[str]], key: str, units: tuple[str, ...]
+) -> str | None:
+    """The key of the dossier an event of ``key`` (no row of its own) continues, if any.
+
+    Unbound events (straight to Kafka, ``backfill --unbound``, and ingest's events dated
+    before the publishers' cut-over, docs/ingest.md) key a dossier by its bare id, and
+    every row stored before publishers were bound has one. A publisher's event continues
+    its dossier's unbound row, and an unbound event a publisher's row, when that dossier
+    is at the event's own unit (a key publishes only for the units of its scope, so
+    another publisher's dossier elsewhere stays out of its reach) and only one such row
+    is there. Two publishers never share a dossier: that is the attack of review 43."""
+    bare = bare_id(key)
+    unit = units[:1]
+    if key != bare:
+        row = known.get(bare)
+        return bare if row is not None and row.units[:1] == unit else None
+    found = [k for k in siblings.get(bare, ()) if k != bare and known[k].units[:1] == unit]
+    return found[0] if len(found) == 1 else None
 
 
 def overdue(dossier: Dossier, now: float) -> bool:

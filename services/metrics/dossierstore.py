@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final
 import asyncpg
 
 from services.common.db import Connection
-from services.common.dossierfacts import Due, bare_id
+from services.common.dossierfacts import Due, bare_id, ledger_id, split_key
 from services.common.tally import Deltas, TallyBatch
 from services.metrics import dossiers, pgcopy
 from services.metrics.dossiers import Dossier, Status
@@ -37,9 +37,9 @@ SWEEP_LIMIT = 10_000
 
 @dataclass(frozen=True, slots=True)
 class DossierClone:
-    """A dossier's stored row copied under another id, for a canary (services/metrics/
+    """A dossier's stored rows copied under another id, for a canary (services/metrics/
     refusals.py) to take the same ledger transition as a refused event: only in a probe,
-    rolled back."""
+    rolled back. Ids as events carry them (bare)."""
 
     tp: TopicPartition
     dossier_id: str
@@ -47,15 +47,17 @@ class DossierClone:
 
 
 async def clone(conn: Connection, copy: DossierClone) -> None:
-    """Copy ``copy.dossier_id``'s row of its partition under ``copy.clone_id``; nothing
-    when it has none (the canary's dossier is then new, as the refused one's was)."""
+    """Copy every publisher's row of ``copy.dossier_id`` in its partition under
+    ``copy.clone_id`` (so that the canary continues or adopts one as the refused event
+    would); nothing when it has none (the canary's dossier is then new, as the refused
+    one's was)."""
     await conn.execute(
         """
         INSERT INTO dossier_state
-            (topic, "partition", dossier_id, status, due_day, last_on_time, units, resolved_at,
-             history)
-        SELECT topic, "partition", $4, status, due_day, last_on_time, units, resolved_at,
-            history
+            (topic, "partition", dossier_id, publisher, status, due_day, last_on_time, units,
+             resolved_at, history)
+        SELECT topic, "partition", $4, publisher, status, due_day, last_on_time, units,
+            resolved_at, history
         FROM dossier_state WHERE topic = $1 AND "partition" = $2 AND dossier_id = $3
         """,
         *copy.tp,
@@ -93,13 +95,13 @@ async def apply(conn: Connection, tp: TopicPartition, events: Sequence[Event]) -
     """Apply counted dossier events of one partition, in offset order; their figures."""
     if not events:
         return Deltas()
-    ids = sorted({fact.dossier_id for fact, _, _ in events})
-    known = await _load(conn, tp, ids)
+    # Every publisher's row of the flush's dossiers: a bound event may continue an
+    # unbound row, and an unbound event a bound one (dossiers.apply, ``continued``).
+    known = await _load(conn, tp, sorted({bare_id(fact.dossier_id) for fact, _, _ in events}))
     stored = set(known)
-    adopted = await _adopt(conn, tp, [i for i in ids if i not in known], events)
-    known |= {key: row._replace(dossier_id=key) for key, row in adopted.items()}
     refused: list[dossiers.Fact] = []
-    changed, ticks = dossiers.apply(known, events, refused=refused)
+    retired: list[str] = []
+    changed, ticks = dossiers.apply(known, events, refused=refused, retired=retired)
     for fact in refused:
         # A one-stop system returns a dossier a few times; dozens of cycles are a
         # publisher's loop. Its receipt and its ending still count.
@@ -108,57 +110,25 @@ async def apply(conn: Connection, tp: TopicPartition, events: Sequence[Event]) -
             "its %s event is not applied",
             fact.dossier_id, tp[0], tp[1], dossiers.HISTORY_LIMIT, fact.kind,
         )  # fmt: skip
-    # An adopted row moves to its publisher's key once the events change it.
-    retired = sorted(adopted[key].dossier_id for key in adopted if key in changed)
-    if retired:
+    # Unbound rows their publisher's events took over: each now lives under its key.
+    gone = [key for key in retired if key in stored]
+    if gone:
         await conn.execute(
             'DELETE FROM dossier_state WHERE topic = $1 AND "partition" = $2'
-            " AND dossier_id = ANY($3::text[])",
+            " AND dossier_id = ANY($3::text[]) AND publisher = ''",
             *tp,
-            retired,
+            gone,
         )
     await _save(conn, tp, changed.values(), stored)
     return dossiers.deltas_of(ticks)
-
-
-async def _adopt(
-    conn: Connection, tp: TopicPartition, missing: list[str], events: Sequence[Event]
-) -> dict[str, Dossier]:
-    """The unbound rows that publishers' dossiers without a row of their own continue,
-    by their ledger keys.
-
-    Events dated before the publishers' cut-over travel unbound (docs/ingest.md), and
-    every row stored before publishers were bound has a bare id; a bound event of such a
-    dossier finds no row under its publisher's key. It continues the bare row when that
-    dossier was received at the event's own unit: a key may publish only for the units
-    of its scope, so another publisher's dossier elsewhere stays out of its reach. The
-    first key to take a bare row in a flush has it (two publishers of one unit sending
-    one dossier id is the attack, not the upgrade)."""
-    wanted = [key for key in missing if key != bare_id(key)]
-    if not wanted:
-        return {}
-    rows = await _load(conn, tp, sorted({bare_id(key) for key in wanted}))
-    if not rows:
-        return {}
-    unit_of: dict[str, str] = {}
-    for fact, _, units in events:
-        unit_of.setdefault(fact.dossier_id, units[0])
-    adopted: dict[str, Dossier] = {}
-    taken: set[str] = set()
-    for key in wanted:
-        row = rows.get(bare_id(key))
-        if row is None or row.dossier_id in taken or row.units[:1] != (unit_of.get(key),):
-            continue
-        taken.add(row.dossier_id)
-        adopted[key] = row
-    return adopted
 
 
 async def sweep(conn: Connection, tp: TopicPartition, now: float) -> Deltas:
     """Count the open dossiers of ``tp`` whose appointment has passed at ``now``."""
     rows = await conn.fetch(
         """
-        SELECT dossier_id, status, due_day, last_on_time, units, resolved_at, history
+        SELECT dossier_id, publisher, status, due_day, last_on_time, units, resolved_at,
+            history
         FROM dossier_state
         WHERE topic = $1 AND "partition" = $2 AND status = 'open' AND last_on_time < $3
         ORDER BY last_on_time LIMIT $4
@@ -173,13 +143,14 @@ async def sweep(conn: Connection, tp: TopicPartition, now: float) -> Deltas:
 
 
 async def _load(conn: Connection, tp: TopicPartition, ids: list[str]) -> dict[str, Dossier]:
+    """Every publisher's row of the dossiers ``ids`` (as events carry them), by ledger key."""
     # A join, not "dossier_id = ANY($3)": on a table that grew since it was last analysed
     # the planner chose a sequential scan testing every row against the whole array, so a
     # flush's read grew with rows x ids (300,000 events of a replay: 62 s instead of 5 s).
     rows = await conn.fetch(
         """
-        SELECT s.dossier_id, s.status, s.due_day, s.last_on_time, s.units, s.resolved_at,
-            s.history
+        SELECT s.dossier_id, s.publisher, s.status, s.due_day, s.last_on_time, s.units,
+            s.resolved_at, s.history
         FROM unnest($3::text[]) AS u(id)
         JOIN dossier_state s
             ON s.topic = $1 AND s."partition" = $2 AND s.dossier_id = u.id
@@ -187,7 +158,8 @@ async def _load(conn: Connection, tp: TopicPartition, ids: list[str]) -> dict[st
         *tp,
         ids,
     )
-    return {r["dossier_id"]: _dossier(r) for r in rows}
+    found = map(_dossier, rows)
+    return {d.dossier_id: d for d in found}
 
 
 def _dossier(row: asyncpg.Record) -> Dossier:
@@ -196,8 +168,8 @@ def _dossier(row: asyncpg.Record) -> Dossier:
     raw = row["history"]
     history, counted = (None, None) if raw is None else history_of(raw)
     return Dossier(
-        row["dossier_id"], Status(row["status"]), due, tuple(row["units"]), row["resolved_at"],
-        history, counted,
+        ledger_id(row["dossier_id"], row["publisher"]), Status(row["status"]), due,
+        tuple(row["units"]), row["resolved_at"], history, counted,
     )  # fmt: skip
 
 
@@ -273,8 +245,8 @@ def history_of(raw: bytes) -> tuple[tuple[dossiers.Entry, ...], dossiers.Verdict
 
 
 _COLUMNS = (
-    "topic", "partition", "dossier_id", "status", "due_day", "last_on_time", "units",
-    "resolved_at", "history",
+    "topic", "partition", "dossier_id", "publisher", "status", "due_day", "last_on_time",
+    "units", "resolved_at", "history",
 )  # fmt: skip
 _STATUS = {status: pgcopy.text(status) for status in Status}
 _NO_DUE = pgcopy.NULL + pgcopy.NULL
@@ -298,9 +270,11 @@ def _copy_stream(tp: TopicPartition, dossiers: Iterable[Dossier]) -> bytes:
             units = chains[d.units] = pgcopy.text_array(d.units)
         resolved = pgcopy.NULL if d.resolved_at is None else pgcopy.float8(d.resolved_at)
         history = pgcopy.NULL if d.history is None else pgcopy.raw(history_bytes(d))
+        publisher, dossier_id = split_key(d.dossier_id)
         parts += (
             start,
-            pgcopy.text(d.dossier_id),
+            pgcopy.text(dossier_id),
+            pgcopy.text(publisher),
             _STATUS[d.status],
             due,
             units,
@@ -337,25 +311,27 @@ async def _save(
     rows = [d for d in rows if d.dossier_id in stored] if len(fresh) < len(rows) else []
     if not rows:
         return
+    keys = [split_key(d.dossier_id) for d in rows]
     await conn.execute(
         """
         INSERT INTO dossier_state AS s
-            (topic, "partition", dossier_id, status, due_day, last_on_time, units, resolved_at,
-             history)
-        SELECT $1, $2, u.id, u.status, u.day, u.last, string_to_array(u.units, ' '), u.resolved,
-            u.history
+            (topic, "partition", dossier_id, publisher, status, due_day, last_on_time, units,
+             resolved_at, history)
+        SELECT $1, $2, u.id, u.publisher, u.status, u.day, u.last,
+            string_to_array(u.units, ' '), u.resolved, u.history
         FROM unnest(
-            $3::text[], $4::text[], $5::date[], $6::float8[], $7::text[], $8::float8[],
-            $9::bytea[]
-        ) AS u(id, status, day, last, units, resolved, history)
-        ON CONFLICT (topic, "partition", dossier_id) DO UPDATE
+            $3::text[], $4::text[], $5::text[], $6::date[], $7::float8[], $8::text[],
+            $9::float8[], $10::bytea[]
+        ) AS u(id, publisher, status, day, last, units, resolved, history)
+        ON CONFLICT (topic, "partition", dossier_id, publisher) DO UPDATE
             SET status = excluded.status, due_day = excluded.due_day,
                 last_on_time = excluded.last_on_time, units = excluded.units,
                 resolved_at = excluded.resolved_at, history = excluded.history,
                 updated_at = now()
         """,
         *tp,
-        [d.dossier_id for d in rows],
+        [key[1] for key in keys],
+        [key[0] for key in keys],
         [d.status for d in rows],
         [d.due.day if d.due else None for d in rows],
         [d.due.last_on_time if d.due else None for d in rows],

@@ -18,7 +18,7 @@ from operator import add, attrgetter, le, lt, mod
 from typing import Final
 
 from services.common.contract import EARLIEST_EVENT_EPOCH
-from services.common.dossierfacts import FACT_TYPES, RECEIVED, RESOLVED, RESUBMITTED
+from services.common.dossierfacts import FACT_TYPES, RECEIVED, RESOLVED, RESUBMITTED, bare_id
 from services.common.tally import TallyBatch as Summary
 from services.common.timekeys import BUCKET_S
 
@@ -142,7 +142,8 @@ def _facts_problem(summary: Summary) -> str | None:
     if dossier_events != len(facts) or not dossier_types.issuperset(fact_types):
         return "its dossier facts are not one for each dossier event"
     names, kinds = summary.types, map(attrgetter("kind"), facts.values())
-    if not all(map(attrgetter("dossier_id"), facts.values())):
+    # The id the event carried: a record's publisher qualifies it (dossierfacts.ledger_id).
+    if not all(map(bare_id, map(attrgetter("dossier_id"), facts.values()))):
         return "a dossier fact without its dossier"
     for t, kind in set(zip(fact_types, kinds, strict=True)):
         if kind not in KINDS_OF[names[t]]:

@@ -16,7 +16,7 @@ import asyncpg
 import orjson
 import pytest
 
-from services.common.dossierfacts import Due
+from services.common.dossierfacts import Due, ledger_id, split_key
 from services.common.headers import BACKFILL_HEADER, accepted_header
 from services.metrics import dossierstore, pipeline
 from services.metrics.agents import Counting
@@ -46,10 +46,11 @@ async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 _READ_BACK = """
-    SELECT dossier_id, status, due_day::text AS day, float8send(last_on_time) AS last,
+    SELECT dossier_id, publisher, status, due_day::text AS day,
+           float8send(last_on_time) AS last,
            units::text AS units, array_ndims(units) AS ndims, cardinality(units) AS n,
            float8send(resolved_at) AS resolved, history
-    FROM dossier_state WHERE topic = $1 AND "partition" = $2 ORDER BY dossier_id
+    FROM dossier_state WHERE topic = $1 AND "partition" = $2 ORDER BY dossier_id, publisher
 """
 
 
@@ -73,6 +74,8 @@ async def test_pgcopy_writes_every_edge_value_as_asyncpgs_own_copy_did(
         Dossier("f😀", Status.OPEN, Due(d, -0.0), ("😀",)),
         Dossier("g" * 2000, Status.OPEN, None, ("01843", "19")),
         Dossier("h", Status.OPEN, Due(d, 1.5), ("01843", "19")),  # shared due and chain
+        # A publisher's dossier (migration 0019): its key split into the two columns.
+        Dossier(ledger_id("h", "motcua-19😀"), Status.OPEN, Due(d, 1.5), ("01843", "19")),
         # Resolved before its receipt (migration 0014): its instant, edge floats too.
         Dossier("i", Status.RESOLVED, None, ("01843",), 1_710_986_400.0),
         Dossier("j", Status.RESOLVED, None, ("01843",), -0.0),
@@ -98,7 +101,7 @@ async def test_pgcopy_writes_every_edge_value_as_asyncpgs_own_copy_did(
         await conn.copy_records_to_table(
             "dossier_state",
             records=[
-                (*REF_TP, x.dossier_id, x.status, x.due and x.due.day,
+                (*REF_TP, *reversed(split_key(x.dossier_id)), x.status, x.due and x.due.day,
                  x.due and x.due.last_on_time, list(x.units), x.resolved_at,
                  None if x.history is None else dossierstore.history_bytes(x))
                 for x in dossiers
