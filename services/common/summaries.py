@@ -305,8 +305,9 @@ def _facts(
             day, last = slot
             dues[slot] = Due(date.fromordinal(day), float(last))
     due_list = list(map(dues.__getitem__, zip(days, lasts, strict=True)))
-    if publisher:
-        ids = [ledger_id(i, publisher) for i in ids]
+    if publisher:  # ledger_id's keys, made here without a call per fact
+        mark = ledger_id("", publisher)
+        ids = [mark + i for i in ids]
     return dict(zip(at, map(Fact, ids, kinds, due_list), strict=True))
 
 

@@ -35,12 +35,12 @@ from typing import Final, NamedTuple
 from services.common.dossierfacts import DOSSIER_TYPES as DOSSIER_TYPES
 from services.common.dossierfacts import FINAL_OUTCOMES as FINAL_OUTCOMES
 from services.common.dossierfacts import PAID as PAID
+from services.common.dossierfacts import PUBLISHER_MARK, bare_id
 from services.common.dossierfacts import RECEIVED as RECEIVED
 from services.common.dossierfacts import RESOLVED as RESOLVED
 from services.common.dossierfacts import RESUBMITTED as RESUBMITTED
 from services.common.dossierfacts import Due as Due
 from services.common.dossierfacts import Fact as Fact
-from services.common.dossierfacts import bare_id
 from services.common.dossierfacts import event_identity as event_identity
 from services.common.dossierfacts import fact_of as fact_of
 from services.common.tally import Deltas, add_row
@@ -340,58 +340,85 @@ def apply(
     (by ledger key, every publisher's of each dossier; updated in place): the dossiers
     they changed, and what to count. The facts left out past :data:`HISTORY_LIMIT` are
     appended to ``refused``, for the caller to log; the unbound dossiers a publisher's
-    event took over (:func:`continued`) to ``retired``, for the caller to delete."""
+    event took over (``_Owners.continued``) to ``retired``, for the caller to delete."""
     changed: dict[str, Dossier] = {}
     ticks: list[Tick] = []
-    siblings: dict[str, set[str]] = {}
-    for key in known:
-        siblings.setdefault(bare_id(key), set()).add(key)
+    owners = _Owners(known)
     for fact, epoch, units in events:
         key = fact.dossier_id
         before = known.get(key)
-        taken = continued(known, siblings, key, units) if before is None else None
+        taken = owners.continued(key, units) if before is None else None
         if taken is not None:
             before = known[taken]
         if refused is not None and fact.kind in _CYCLES and over_limit(before, fact):
             refused.append(fact)
             continue
-        moved = taken is not None and taken != key and key != bare_id(key)
+        moved = taken is not None and taken != key and PUBLISHER_MARK in key
         if moved:
             # A publisher's event takes its unbound row over: its key's from now on.
             assert taken is not None and before is not None  # noqa: S101 -- for mypy
             del known[taken]
             changed.pop(taken, None)
-            siblings[taken].discard(taken)
+            owners.unbound.discard(taken)
             if retired is not None:
                 retired.append(taken)
             before = before._replace(dossier_id=key)
         after, new = step(before, fact, epoch, units, now)
         ticks += new
         if after is not None and (moved or after != before):
-            siblings.setdefault(bare_id(after.dossier_id), set()).add(after.dossier_id)
+            if after.dossier_id not in known:
+                owners.added(after.dossier_id)
             known[after.dossier_id] = changed[after.dossier_id] = after
     return changed, ticks
 
 
-def continued(
-    known: dict[str, Dossier], siblings: dict[str, set[str]], key: str, units: tuple[str, ...]
-) -> str | None:
-    """The key of the dossier an event of ``key`` (no row of its own) continues, if any.
+class _Owners:
+    """Which rows of each dossier ``apply`` holds, for :meth:`continued`.
 
     Unbound events (straight to Kafka, ``backfill --unbound``, and ingest's events dated
     before the publishers' cut-over, docs/ingest.md) key a dossier by its bare id, and
-    every row stored before publishers were bound has one. A publisher's event continues
-    its dossier's unbound row, and an unbound event a publisher's row, when that dossier
-    is at the event's own unit (a key publishes only for the units of its scope, so
-    another publisher's dossier elsewhere stays out of its reach) and only one such row
-    is there. Two publishers never share a dossier: that is the attack of review 43."""
-    bare = bare_id(key)
-    unit = units[:1]
-    if key != bare:
-        row = known.get(bare)
-        return bare if row is not None and row.units[:1] == unit else None
-    found = [k for k in siblings.get(bare, ()) if k != bare and known[k].units[:1] == unit]
-    return found[0] if len(found) == 1 else None
+    every row stored before publishers were bound has one. Kept cheap for the flushes of
+    bound records only (most): the unbound keys are a set, the publishers' keys of each
+    dossier are indexed only once an unbound event needs them."""
+
+    def __init__(self, known: dict[str, Dossier]) -> None:
+        self.known = known
+        self.unbound = {key for key in known if PUBLISHER_MARK not in key}
+        self._bound: dict[str, list[str]] | None = None
+
+    def added(self, key: str) -> None:
+        if PUBLISHER_MARK not in key:
+            self.unbound.add(key)
+        elif self._bound is not None:
+            self._bound.setdefault(bare_id(key), []).append(key)
+
+    def continued(self, key: str, units: tuple[str, ...]) -> str | None:
+        """The key of the dossier an event of ``key`` (no row of its own) continues, if any.
+
+        A publisher's event continues its dossier's unbound row, and an unbound event a
+        publisher's row, when that dossier is at the event's own unit (a key publishes
+        only for the units of its scope, so another publisher's dossier elsewhere stays
+        out of its reach) and only one such row is there. Two publishers never share a
+        dossier: that is the attack of review 43."""
+        unit = units[:1]
+        if PUBLISHER_MARK in key:
+            if not self.unbound:
+                return None
+            bare = bare_id(key)
+            if bare not in self.unbound:
+                return None
+            return bare if self.known[bare].units[:1] == unit else None
+        if self._bound is None:
+            self._bound = {}
+            for k in self.known:
+                if PUBLISHER_MARK in k:
+                    self._bound.setdefault(bare_id(k), []).append(k)
+        found = [
+            k
+            for k in self._bound.get(key, ())
+            if k in self.known and self.known[k].units[:1] == unit
+        ]
+        return found[0] if len(found) == 1 else None
 
 
 def overdue(dossier: Dossier, now: float) -> bool:

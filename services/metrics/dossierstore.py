@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final
 import asyncpg
 
 from services.common.db import Connection
-from services.common.dossierfacts import Due, bare_id, ledger_id, split_key
+from services.common.dossierfacts import PUBLISHER_MARK, Due, bare_id, ledger_id, split_key
 from services.common.tally import Deltas, TallyBatch
 from services.metrics import dossiers, pgcopy
 from services.metrics.dossiers import Dossier, Status
@@ -259,6 +259,7 @@ def _copy_stream(tp: TopicPartition, dossiers: Iterable[Dossier]) -> bytes:
     start = pgcopy.fields(len(_COLUMNS)) + pgcopy.text(tp[0]) + pgcopy.int4(tp[1])
     chains: dict[tuple[str, ...], bytes] = {}
     dues: dict[Due | None, bytes] = {None: _NO_DUE}
+    owners: dict[str, bytes] = {}  # a flush's few publishers
     parts = [pgcopy.HEADER]
     for d in dossiers:
         due = dues.get(d.due)
@@ -270,11 +271,14 @@ def _copy_stream(tp: TopicPartition, dossiers: Iterable[Dossier]) -> bytes:
             units = chains[d.units] = pgcopy.text_array(d.units)
         resolved = pgcopy.NULL if d.resolved_at is None else pgcopy.float8(d.resolved_at)
         history = pgcopy.NULL if d.history is None else pgcopy.raw(history_bytes(d))
-        publisher, dossier_id = split_key(d.dossier_id)
+        publisher, _, dossier_id = d.dossier_id.rpartition(PUBLISHER_MARK)  # split_key
+        owner = owners.get(publisher)
+        if owner is None:
+            owner = owners[publisher] = pgcopy.text(publisher)
         parts += (
             start,
             pgcopy.text(dossier_id),
-            pgcopy.text(publisher),
+            owner,
             _STATUS[d.status],
             due,
             units,
