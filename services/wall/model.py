@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from fractions import Fraction
 from typing import Any
 
 from services.common.calendar import WorkingCalendar
@@ -40,9 +41,10 @@ class Alert:
         return self.state in ("pending", "firing")
 
 
-def worst_first_key(figure: Figure) -> tuple[int, float, int, str]:
-    """Below target first (largest gap first), then low volume, no data, meeting targets."""
-    return (figure.status.rank, -figure.gap, -figure.denominator, figure.unit)
+def worst_first_key(figure: Figure) -> tuple[int, Fraction, int, str]:
+    """Below target first (largest gap first, exactly: equal gaps tie, and the larger
+    volume goes first), then low volume, no data, meeting targets."""
+    return (figure.status.rank, -figure.shortfall, -figure.denominator, figure.unit)
 
 
 OFFICE_HOURS = WorkingCalendar()

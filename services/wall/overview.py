@@ -205,7 +205,13 @@ def _alerts_of(alerts: tuple[Alert, ...] | None, province: str, scope: set[str])
     severity = {"critical": 0, "warning": 1}
     return sorted(
         chosen,
-        key=lambda a: (a.acknowledged_by is not None, severity.get(a.severity, 2), a.unit, a.id),
+        # acknowledged_at: the API shows the wall (no token) when, never who (review 48).
+        key=lambda a: (
+            a.acknowledged_at is not None or a.acknowledged_by is not None,
+            severity.get(a.severity, 2),
+            a.unit,
+            a.id,
+        ),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from html import escape
 from typing import Any
 
@@ -52,6 +52,20 @@ def points_from_json(items: Sequence[Mapping[str, Any]]) -> list[TrendPoint]:
         if not 0 <= p.numerator <= p.denominator:
             raise ValueError(f"{p.day}: numerator {p.numerator} outside 0..{p.denominator}")
     return sorted(points, key=lambda p: p.day)
+
+
+def every_day(points: Sequence[TrendPoint], last: date, days: int) -> list[TrendPoint]:
+    """One point a day, from ``days`` before ``last`` (today) or the first point if older,
+    with 0 of 0 (no data: drawn as a gap) where ``points`` have none: /v1/kpis/history
+    leaves out the days without events, and the line ran across them (review 48)."""
+    by_day = {date.fromisoformat(p.day): p for p in points}
+    first = min([last - timedelta(days=days - 1), *by_day])
+    end = max([last, *by_day])
+    span = (end - first).days + 1
+    return [
+        by_day.get(d) or TrendPoint(d.isoformat(), 0, 0)
+        for d in (first + timedelta(days=i) for i in range(span))
+    ]
 
 
 def _rate(p: TrendPoint, lang: Lang) -> str:

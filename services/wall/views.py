@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.common.calendar import WorkingCalendar
+from services.common.calendar import VN_TZ, WorkingCalendar
 from services.common.figures_client import FetchError
 from services.wall.api import overview_json
 from services.wall.hub import Hub
@@ -30,7 +30,7 @@ from services.wall.render import overview_html, page_html, sources_json, trend_s
 from services.wall.screen_views import ScreenViews
 from services.wall.settings import Lang, WallSettings
 from services.wall.sse import EventStream
-from services.wall.trend import TrendPoint, points_from_json
+from services.wall.trend import TrendPoint, every_day, points_from_json
 
 STATIC_DIR = Path(__file__).with_name("static")
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
@@ -107,9 +107,11 @@ class WallViews:
         except FetchError:
             return None
         try:
-            return points_from_json(items)
+            points = points_from_json(items)
         except (KeyError, TypeError, ValueError):
             return None
+        today = _now().astimezone(VN_TZ).date()
+        return every_day(points, today, self.settings.wall_trend_days)
 
     async def trend_html(self, q: PageQuery, ov: Overview) -> str:
         unit = q.unit or (ov.focus.code if ov.focus else None)
