@@ -80,9 +80,13 @@ class Fact:
     due: Due | None = None
 
 
-PUBLISHER_MARK: Final = "\x1f"
-"""Between a publisher's name and a dossier id in a ledger key: the contract refuses
-control characters in a dossier id, so the last mark always ends the publisher's part."""
+PUBLISHER_MARK: Final = "\x00"
+"""Between a publisher's name and a dossier id in a ledger key, which lives in memory only
+(the table splits it: :func:`split_key`). NUL, because no dossier id holds one: the
+contract refuses control characters in an id, and PostgreSQL text cannot hold NUL, so
+not even an id stored before the contract refused them (2026-12-04) does (review 47: a
+stored id holding U+001F, the first choice, was split in two). A publisher's name holds
+none either (``headers.publisher_of``)."""
 
 
 def ledger_id(dossier_id: str, publisher: str = "") -> str:

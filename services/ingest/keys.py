@@ -148,6 +148,8 @@ def check_name(name: str) -> list[str]:
     """What is wrong with a key name about to be stored; [] if sound."""
     if not name.strip() or len(name.encode()) > MAX_NAME_BYTES:
         return [f"--name must be 1 to {MAX_NAME_BYTES} bytes (it names the publisher)"]
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        return ["--name may not hold control characters (it names the publisher in headers)"]
     return []
 
 

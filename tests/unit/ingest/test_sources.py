@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.common.contract import Contract
+from services.common.headers import publisher_of
 from services.common.units import UnitRegistry
 from services.ingest.keys import (
     ApiKey,
@@ -106,3 +107,11 @@ def test_a_key_name_fits_the_publisher_header_the_workers_accept() -> None:
     assert check_name("tdoffice-38") == []
     assert check_name("hội-nghị-" + "x" * 180) == []
     assert check_name("x" * 201) != [] and check_name("   ") != []
+    # Control characters: the name travels in a header, NUL marks the ledger's keys.
+    assert check_name("tdoffice\x0038") != [] and check_name("tdoffice\n38") != []
+
+
+def test_a_publisher_header_holding_a_nul_names_no_publisher() -> None:
+    with pytest.raises(ValueError, match="NUL"):
+        publisher_of([("egov_publisher", b"tdoffice\x0038")])
+    assert publisher_of([("egov_publisher", "hội-nghị".encode())]) == "hội-nghị"
