@@ -8,10 +8,11 @@ and the catalogue (``name`` / ``name_en``), never from here.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final
 
 from services.common.figures import Standing
+from services.common.rates import format_datetime
 from services.common.units import VN_TZ
 from services.wall.settings import Lang
 
@@ -318,6 +319,18 @@ def fmt_time(at: datetime | None, lang: Lang) -> str:
     if at is None:
         return "–"
     return at.astimezone(VN_TZ).strftime("%H:%M:%S")
+
+
+def fmt_since(at: datetime | None, lang: Lang, now: datetime | None = None) -> str:
+    """When the figures shown were last read: the time of day when that was today (in
+    Vietnam), else the date too. After midnight, "since 23:58:00" read as tonight's
+    figures when they were yesterday's (review 48)."""
+    if at is None:
+        return "–"
+    current = datetime.now(UTC) if now is None else now
+    if at.astimezone(VN_TZ).date() == current.astimezone(VN_TZ).date():
+        return fmt_time(at, lang)
+    return format_datetime(at, lang)
 
 
 def fmt_day(day: str, lang: Lang) -> str:

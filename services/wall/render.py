@@ -29,6 +29,7 @@ from services.wall.export_links import download_links
 from services.wall.i18n import (
     STATUS_ICONS,
     client_strings,
+    fmt_since,
     fmt_time,
     status_label,
     text,
@@ -410,7 +411,7 @@ def sources_json(ov: Overview, lang: Lang) -> dict[str, Any]:
     return {
         "stale": ov.stale,
         "data_time": ov.data_time.isoformat() if ov.data_time else None,
-        "data_time_text": fmt_time(ov.data_time, lang),
+        "data_time_text": fmt_since(ov.data_time, lang),
         "failed": [
             {"kind": s.kind, "url": s.url, "error": s.error} for s in ov.sources if not s.ok
         ],

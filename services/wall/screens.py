@@ -38,7 +38,7 @@ from services.common.unit_info import UnitInfo
 from services.common.units import REFORM_DATE
 from services.wall.bases import Bases
 from services.wall.board import Board, DossierTiles, WorstUnit
-from services.wall.i18n import STATUS_ICONS, fmt_time, status_label, text
+from services.wall.i18n import STATUS_ICONS, fmt_since, fmt_time, status_label, text
 from services.wall.model import Alert
 from services.wall.rankings import SCORE, Entry, Ranking
 from services.wall.settings import Lang
@@ -112,11 +112,12 @@ def screen_page(
     stop = f' data-stop="{refresh.stop}"' if refresh.stop is not None else ""
     footer = refresh.footer
     state = "stale" if stale else "live"
-    status_text = (
-        text(lang, "stale", time=fmt_time(data_time, lang))
-        if stale
-        else text(lang, "updated", time=fmt_time(data_time, lang))
-    )
+    if not stale:
+        status_text = text(lang, "updated", time=fmt_time(data_time, lang))
+    elif data_time is None:
+        status_text = text(lang, "stale_never")  # not "since –"
+    else:
+        status_text = text(lang, "stale", time=fmt_since(data_time, lang))
     return (
         f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

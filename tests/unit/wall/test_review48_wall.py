@@ -12,13 +12,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from services.common.calendar import WorkingCalendar
+from services.common.calendar import VN_TZ, WorkingCalendar
+from services.wall.i18n import fmt_since
 from services.wall.model import alert_from_json
 from services.wall.overview import build_overview
 from services.wall.render import overview_html
+from services.wall.screens import Refresh, screen_page
 from services.wall.settings import WallSettings
 from services.wall.views import PageQuery, WallViews
 from tests.unit.wall.factories import NOW, fig, recent, snapshot
@@ -106,3 +108,22 @@ def test_units_equally_far_below_target_are_ordered_by_volume() -> None:
     ov = build_overview(snapshot(figures), "19", None, NOW, 30)
     # A tie on the gap: the larger volume first (the key's own tie-break).
     assert [f.unit for f in ov.below] == ["01843", "01850"]
+
+
+def test_figures_stale_since_yesterday_say_which_day() -> None:
+    """The status line after midnight: "since 23:58:00" read as tonight's figures."""
+    now = datetime(2026, 11, 24, 0, 20, tzinfo=VN_TZ)
+    tonight = datetime(2026, 11, 24, 0, 5, tzinfo=VN_TZ)
+    last_night = datetime(2026, 11, 23, 23, 58, tzinfo=VN_TZ)
+    assert fmt_since(tonight, "en", now) == "00:05:00"
+    assert fmt_since(last_night, "vi", now) == "23/11/2026 23:58"
+    assert fmt_since(last_night, "en", now) == "23 Nov 2026 23:58"
+    assert fmt_since(None, "en", now) == "–"
+
+
+def test_a_screen_that_never_read_figures_says_so() -> None:
+    refresh = Refresh(every_s=30, url="/wall/screens/province?province=19", stop=None)
+    page = screen_page("en", "province", "Thái Nguyên", "", data_time=None, stale=True,
+                       refresh=refresh)  # fmt: skip
+    assert "No figures could be loaded yet." in page
+    assert "since –" not in page
