@@ -25,7 +25,6 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from fractions import Fraction
 from typing import Final, Literal
 
 import xlsxwriter  # type: ignore[import-untyped]  # XlsxWriter ships no type hints
@@ -39,7 +38,6 @@ from services.common.scorecard import (
     Period,
     Score,
     State,
-    points_hundredths,
 )
 
 Kind = Literal["text", "count", "rate", "points"]
@@ -229,10 +227,10 @@ def scorecard_table(score: Score, lang: Lang) -> Table:
         name = f"{group.group.number}. {group.group.name(lang)}"
         rows.extend(_indicator_row(name, s, s is worst, lang) for s in group.indicators)
         rows.append(
-            _total_row(name, group.group.max_points, group.measured_max, group.points, lang)
+            _total_row(name, group.group.max_points, group.measured_max, group.shown, lang)
         )
     total = "Tổng" if lang == "vi" else "Total"
-    rows.append(_total_row(total, TOTAL_POINTS, score.measured_max, score.points, lang))
+    rows.append(_total_row(total, TOTAL_POINTS, score.measured_max, score.shown, lang))
     if lang == "vi":
         return Table(f"Bộ chỉ số {score.decision}", "Bảng điểm 766", SCORECARD_COLUMNS, tuple(rows))
     heading = f"Decision {score.decision} scorecard"
@@ -252,8 +250,8 @@ def _indicator_row(group: str, s: IndicatorScore, worst: bool, lang: Lang) -> tu
         ind.id,
         ind.name(lang),
         Decimal(ind.max_points),
-        _points(s.points, ind.max_points) if measured and s.points is not None else None,
-        _points(s.lost, ind.max_points) if measured else None,
+        _hundredths(s.shown) if measured and s.points is not None else None,
+        _hundredths(s.lost_shown) if measured and s.points is not None else None,
         s.numerator if counted else None,
         s.denominator if counted else None,
         _ratio(rate_bp(s.numerator, s.denominator)) if counted else None,
@@ -263,20 +261,22 @@ def _indicator_row(group: str, s: IndicatorScore, worst: bool, lang: Lang) -> tu
 
 
 def _total_row(
-    name: str, max_points: int, measured_max: int, points: Fraction, lang: Lang
+    name: str, max_points: int, measured_max: int, shown: int, lang: Lang
 ) -> tuple[Cell, ...]:
+    """A subtotal or the total: the sum of the points its rows show (``GroupScore.shown``),
+    so that a spreadsheet's SUM of them agrees."""
     label = "Cộng" if lang == "vi" else "Subtotal"
     note = (
         f"Đo được {measured_max}/{max_points} điểm"
         if lang == "vi"
         else f"{measured_max} of {max_points} points measured"
     )
-    earned = _points(points, measured_max) if measured_max else None  # unknown, not 0
+    earned = _hundredths(shown) if measured_max else None  # unknown, not 0
     return (name, "", label, Decimal(max_points), earned, None) + (None,) * 4 + (note,)
 
 
-def _points(points: Fraction, maximum: int) -> Decimal:
-    return Decimal(points_hundredths(points, maximum)).scaleb(-2)
+def _hundredths(shown: int) -> Decimal:
+    return Decimal(shown).scaleb(-2)
 
 
 def _ratio(bp: int | None) -> Decimal | None:

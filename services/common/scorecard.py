@@ -272,6 +272,23 @@ class IndicatorScore:
             return Fraction(0)
         return self.indicator.max_points - self.points
 
+    @property
+    def shown(self) -> int:
+        """Its points as shown, in hundredths (:func:`points_hundredths`); 0 when not
+        measured. What every total adds up."""
+        if self.state is not State.MEASURED or self.points is None:
+            return 0
+        return points_hundredths(self.points, self.indicator.max_points)
+
+    @property
+    def lost_shown(self) -> int:
+        """Its lost points as shown, in hundredths: the maximum less the points shown, so
+        that a row's two figures add up to its maximum (17,71 and 2,29 of 20, where each
+        rounded alone read 17,71 and 2,30: review 49)."""
+        if self.state is not State.MEASURED or self.points is None:
+            return 0
+        return self.indicator.max_points * 100 - self.shown
+
 
 @dataclass(frozen=True, slots=True)
 class GroupScore:
@@ -289,6 +306,13 @@ class GroupScore:
     def measured_max(self) -> int:
         """How many of the group's points rest on counts here."""
         return sum(s.indicator.max_points for s in self._measured())
+
+    @property
+    def shown(self) -> int:
+        """Its points as shown, in hundredths: the sum of its indicators' shown points, so
+        that a subtotal is what its rows add up to (review 49: the group's exact points
+        rounded once read 10,01 beside rows of 5,01, 4,00 and 1,01)."""
+        return sum(s.shown for s in self.indicators)
 
     def _measured(self) -> Iterable[IndicatorScore]:
         return (s for s in self.indicators if s.state is State.MEASURED and s.points is not None)
@@ -313,6 +337,11 @@ class Score:
     def measured_max(self) -> int:
         """How many of the 100 points are measured here in this period."""
         return sum(g.measured_max for g in self.groups)
+
+    @property
+    def shown(self) -> int:
+        """Its points as shown, in hundredths: the sum of its groups' (``GroupScore.shown``)."""
+        return sum(g.shown for g in self.groups)
 
     @property
     def indicators(self) -> tuple[IndicatorScore, ...]:
@@ -380,6 +409,12 @@ def points_hundredths(points: Fraction, maximum: int | None = None) -> int:
 def format_points(points: Fraction, lang: Lang, maximum: int | None = None) -> str:
     """Points with two decimals, as the portal publishes them: "17,70" (vi), "17.70" (en);
     out of ``maximum``, whose ends it keeps (``points_hundredths``)."""
-    whole, hundredths = divmod(points_hundredths(points, maximum), 100)
+    return format_hundredths(points_hundredths(points, maximum), lang)
+
+
+def format_hundredths(hundredths: int, lang: Lang) -> str:
+    """Points already in shown hundredths (``IndicatorScore.shown`` and the totals of
+    them), with two decimals."""
+    whole, part = divmod(hundredths, 100)
     mark = "," if lang == "vi" else "."
-    return f"{format_count(whole, lang)}{mark}{hundredths:02d}"
+    return f"{format_count(whole, lang)}{mark}{part:02d}"

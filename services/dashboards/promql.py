@@ -168,15 +168,26 @@ def score(level: str, figure: str, period: str) -> str:
 
 
 def shown_score(level: str, period: str) -> str:
-    """:func:`score`'s points as the wall shows them, out of the measured maximum."""
-    return shown_points(score(level, "points", period), score(level, "max_points", period))
+    """:func:`score`'s points as the wall and the exports show them: an indicator's
+    rounded out of its maximum, a group's or the unit's total the sum of its indicators'
+    shown points (``GroupScore.shown``: a subtotal is what its rows add up to)."""
+    indicators = shown_points(
+        score("unit_indicator", "points", period), score("unit_indicator", "max_points", period)
+    )
+    if level == "unit_indicator":
+        return indicators
+    by = "unit, group" if level == "unit_group" else "unit"
+    return f"sum by ({by}) ({indicators})"
 
 
 def costliest(period: str) -> str:
     """The measured indicator of ``$unit`` that loses the most points (none when none loses
-    any, like Score.costliest), shown as the wall shows them out of its maximum."""
+    any, like Score.costliest), its lost points as the wall shows them: the maximum less
+    the points shown (``IndicatorScore.lost_shown``), so that the two add up."""
+    points = score("unit_indicator", "points", period)
+    maximum = score("unit_indicator", "max_points", period)
     lost = f"topk(1, {score('unit_indicator', 'lost_points', period)} > 0)"
-    return shown_points(lost, score("unit_indicator", "max_points", period))
+    return f"(({maximum}) - {shown_points(points, maximum)}) and on (indicator) {lost}"
 
 
 def dossiers(window: str, outcome: str) -> str:
@@ -283,10 +294,13 @@ def beside_score(expr: str, ranked: bool) -> str:
 
 
 def ranked_points() -> str:
-    """Each unit's points in ``$window`` as the wall's ranking shows them."""
-    return shown_points(
-        "unit:egov_scorecard_points:$window", "unit:egov_scorecard_max_points:$window"
+    """Each unit's points in ``$window`` as the wall's ranking shows them: the sum of its
+    indicators' shown points."""
+    indicators = shown_points(
+        "unit_indicator:egov_scorecard_points:$window",
+        "unit_indicator:egov_scorecard_max_points:$window",
     )
+    return f"sum by (unit) ({indicators})"
 
 
 def score_volume() -> str:

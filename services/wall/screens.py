@@ -32,6 +32,7 @@ from services.common.scorecard import (
     IndicatorScore,
     Score,
     State,
+    format_hundredths,
     format_points,
 )
 from services.common.unit_info import UnitInfo
@@ -158,14 +159,14 @@ def _score(lang: Lang, s: Score) -> str:
         words = text(lang, "score_measured", measured=s.measured_max, total=TOTAL_POINTS)
         total = (
             f'<p class="total"><span class="points" '
-            f'data-points="{format_points(s.points, "en", s.measured_max)}">'
-            f"{format_points(s.points, lang, s.measured_max)}</span> {escape(words)}</p>"
+            f'data-points="{format_hundredths(s.shown, "en")}">'
+            f"{format_hundredths(s.shown, lang)}</span> {escape(words)}</p>"
         )
     costliest = s.costliest()
     if costliest is not None:
         ind = costliest.indicator
         cost = text(lang, "score_costliest", indicator=f"{ind.id} {ind.name(lang)}",
-                    lost=format_points(costliest.lost, lang, ind.max_points))  # fmt: skip
+                    lost=format_hundredths(costliest.lost_shown, lang))  # fmt: skip
         cost_html = f'<p class="costliest"><span aria-hidden="true">▼</span> {escape(cost)}</p>'
     elif s.measured_max:
         cost_html = f'<p class="costliest ok">{escape(text(lang, "score_no_loss"))}</p>'
@@ -193,7 +194,7 @@ def _group_row(lang: Lang, g: GroupScore) -> str:
     )
     split = ' class="has-ind"' if measured else ""
     if g.measured_max:
-        got = format_points(g.points, lang, g.measured_max)
+        got = format_hundredths(g.shown, lang)
         earned = escape(text(lang, "points_of", points=got, max=g.measured_max))
     else:
         earned = "–"
@@ -422,7 +423,7 @@ def _score_block(lang: Lang, e: Entry) -> str:
     if e.score is None:
         return counts
     pts = text(lang, "points_of",
-               points=format_points(e.score.points, lang, e.score.measured_max),
+               points=format_hundredths(e.score.shown, lang),
                max=e.score.measured_max)  # fmt: skip
     return f'<span class="pts">{escape(pts)}</span> {counts}'
 

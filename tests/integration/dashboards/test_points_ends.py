@@ -19,7 +19,12 @@ from fractions import Fraction
 
 import pytest
 
-from services.common.scorecard import Scorecard, format_points
+from services.common.scorecard import (
+    Scorecard,
+    format_hundredths,
+    format_points,
+    points_hundredths,
+)
 from services.common.units import UnitRegistry
 from services.dashboards import promql
 from tests.integration.dashboards.prometheus import (
@@ -82,25 +87,28 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
 
 def wall(counts: dict[str, tuple[int, int]]) -> dict[str, str]:
     """What the wall writes for a commune with ``counts`` (English marks, as Grafana):
-    its points out of the measured maximum, each group's, and the points each measured
-    indicator loses out of its own maximum."""
+    each measured indicator's points rounded out of its own maximum, the points it loses
+    as its maximum less those (review 49: the two add up), and each group's and the
+    unit's points as the sum of its indicators' shown points (a subtotal is what its
+    rows add up to). Made here from the rules, not from Score, which the wall uses."""
     card = Scorecard.load()
     shown: dict[str, str] = {}
-    total, measured_max = Fraction(0), 0
+    total, measured = 0, False
     for group in card.groups:
-        points, group_max = Fraction(0), 0
+        hundredths, any_measured = 0, False
         for ind in group.indicators:
             if not ind.measured or ind.kpi not in counts:
                 continue
             got = ind.rule.points(ind.max_points, *counts[ind.kpi])
             assert got is not None
-            points, group_max = points + got, group_max + ind.max_points
-            lost = ind.max_points - got
-            shown[f"lost {ind.id}"] = format_points(lost, "en", ind.max_points)
-        if group_max:
-            shown[f"group {group.id}"] = format_points(points, "en", group_max)
-            total, measured_max = total + points, measured_max + group_max
-    shown["unit"] = format_points(total, "en", measured_max)
+            mine = points_hundredths(got, ind.max_points)
+            hundredths, any_measured = hundredths + mine, True
+            shown[f"lost {ind.id}"] = format_hundredths(ind.max_points * 100 - mine, "en")
+        if any_measured:
+            shown[f"group {group.id}"] = format_hundredths(hundredths, "en")
+            total, measured = total + hundredths, True
+    assert measured
+    shown["unit"] = format_hundredths(total, "en")
     return shown
 
 
