@@ -226,9 +226,7 @@ def scorecard_table(score: Score, lang: Lang) -> Table:
     for group in score.groups:
         name = f"{group.group.number}. {group.group.name(lang)}"
         rows.extend(_indicator_row(name, s, s is worst, lang) for s in group.indicators)
-        rows.append(
-            _total_row(name, group.group.max_points, group.measured_max, group.shown, lang)
-        )
+        rows.append(_total_row(name, group.group.max_points, group.measured_max, group.shown, lang))
     total = "Tổng" if lang == "vi" else "Total"
     rows.append(_total_row(total, TOTAL_POINTS, score.measured_max, score.shown, lang))
     if lang == "vi":
