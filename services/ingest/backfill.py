@@ -23,7 +23,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from typing import Any
 
 import orjson
 
@@ -59,6 +59,12 @@ class BackfillReport:
         return {error.index for error in self.refused}
 
 
+def _without_bom(line: str | bytes) -> str | bytes:
+    if isinstance(line, bytes):
+        return line.removeprefix(b"\xef\xbb\xbf")
+    return line.removeprefix("\ufeff")
+
+
 def backfill_validator(
     contract: Contract,
     registry: UnitRegistry,
@@ -69,9 +75,15 @@ def backfill_validator(
     return EventValidator(contract, registry, limits, summarizer)
 
 
-def parse_lines(lines: Iterable[str]) -> Iterator[tuple[int, Any | InvalidEvent]]:
-    """(line number from 1, event or the reason it is not JSON); blank lines skipped."""
-    for number, line in enumerate(lines, start=1):
+def parse_lines(lines: Iterable[str | bytes]) -> Iterator[tuple[int, Any | InvalidEvent]]:
+    """(line number from 1, event or the reason it is not JSON); blank lines skipped.
+
+    The CLI hands the file's bytes: a line that is not UTF-8 is refused as such and the
+    others go on (review 50: decoding the whole file as text stopped the run at it, with
+    a traceback and no line named). A byte-order mark that Windows tools write before
+    the first line is not part of it."""
+    for number, raw in enumerate(lines, start=1):
+        line = _without_bom(raw) if number == 1 else raw
         if not line.strip():
             continue
         try:
@@ -133,7 +145,7 @@ def _as_backfill(record: Record, number: int) -> Record:
 
 
 async def backfill(
-    source: TextIO,
+    source: Iterable[str | bytes],
     validator: EventValidator,
     publisher: KafkaPublisher,
     batch_size: int,

@@ -237,7 +237,8 @@ async def _run_backfill(
         )
         return 3
     try:
-        source = sys.stdin if str(path) == "-" else path.open(encoding="utf-8")
+        # Bytes: parse_lines refuses a line that is not UTF-8 and goes on with the others.
+        source = sys.stdin.buffer if str(path) == "-" else path.open("rb")
         with source:
             report = await backfill(source, validator, kafka, batch_size, identity)
     except PublishError as exc:

@@ -73,15 +73,17 @@ class LookupFailed(Exception):
 class CountedElsewhere:
     """Looks a chunk's events up under the identities a run does not give them.
 
-    A ``--publisher`` run's events (dated after the cut-over) are looked up unbound; an
-    ``--unbound`` run's under every publisher a key was ever named for (revoked ones too:
-    their events were counted under their names)."""
+    A run's events (a ``--publisher`` run's dated after the cut-over) are looked up under
+    every identity but its own: unbound, and every publisher a key was ever named for
+    (revoked ones too: their events were counted under their names). Until 2026-12-05 a
+    ``--publisher`` run was looked up unbound only, and a file counted as one publisher's
+    counted again when run as another's (review 50)."""
 
     def __init__(
         self, pool: asyncpg.Pool, mine: str, publishers: list[str], unbound_before: datetime | None
     ) -> None:
         self._pool = pool
-        self._others = [UNBOUND] if mine != UNBOUND else sorted(set(publishers))
+        self._others = sorted((set(publishers) | {UNBOUND}) - {mine})
         self._unbound_before = unbound_before
 
     async def __call__(self, records: list[Record]) -> Counted | None:
