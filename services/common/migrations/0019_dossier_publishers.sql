@@ -7,6 +7,9 @@
 -- stays the key's first column: a flush loads every publisher's row of its dossiers with
 -- one equality lookup (services/metrics/dossierstore.py), and an unbound row is continued
 -- by its publisher's bound events at its unit, and the other way round (docs/dossiers.md).
+-- The new key's index is built under an exclusive lock: seconds per million rows, while
+-- the workers wait (they run the new code only after it: compose's ``migrate`` service,
+-- and `make up`, migrate before starting them).
 ALTER TABLE dossier_state ADD COLUMN IF NOT EXISTS publisher text NOT NULL DEFAULT '';
 ALTER TABLE dossier_state DROP CONSTRAINT IF EXISTS dossier_state_pkey;
 ALTER TABLE dossier_state ADD PRIMARY KEY (topic, "partition", dossier_id, publisher);
