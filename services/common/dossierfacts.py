@@ -80,13 +80,14 @@ class Fact:
     due: Due | None = None
 
 
-PUBLISHER_MARK: Final = "\x00"
+PUBLISHER_MARK: Final = "\udfff"
 """Between a publisher's name and a dossier id in a ledger key, which lives in memory only
-(the table splits it: :func:`split_key`). NUL, because no dossier id holds one: the
-contract refuses control characters in an id, and PostgreSQL text cannot hold NUL, so
-not even an id stored before the contract refused them (2026-12-04) does (review 47: a
-stored id holding U+001F, the first choice, was split in two). A publisher's name holds
-none either (``headers.publisher_of``)."""
+(the table splits it: :func:`split_key`). A lone surrogate, which no text from outside
+holds: JSON parsing refuses one, a header decoded from UTF-8 cannot carry one, and
+PostgreSQL cannot store one, so not even an id stored before the contract refused
+control characters (2026-12-04) does (review 47: a stored id holding U+001F, the first
+choice, was split in two). A dossier id PostgreSQL cannot store (NUL) still reaches it
+as itself and is refused there (``refusals.REFUSED_BY_STORE``), never split."""
 
 
 def ledger_id(dossier_id: str, publisher: str = "") -> str:

@@ -60,7 +60,7 @@ def publisher_of(headers: Sequence[tuple[str, object]]) -> str:
         if name == PUBLISHER_HEADER:
             if not isinstance(value, bytes) or not 0 < len(value) <= _MAX_PUBLISHER_BYTES:
                 raise ValueError(f"the {PUBLISHER_HEADER} header is not a publisher name")
-            if b"\0" in value:  # PostgreSQL cannot store it, and it marks ledger keys
+            if b"\0" in value:  # the ledger stores the name, and PostgreSQL cannot store NUL
                 raise ValueError(f"the {PUBLISHER_HEADER} header holds a NUL")
             return value.decode()  # UnicodeDecodeError is a ValueError
     return ""

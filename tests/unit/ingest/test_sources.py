@@ -107,7 +107,7 @@ def test_a_key_name_fits_the_publisher_header_the_workers_accept() -> None:
     assert check_name("tdoffice-38") == []
     assert check_name("hội-nghị-" + "x" * 180) == []
     assert check_name("x" * 201) != [] and check_name("   ") != []
-    # Control characters: the name travels in a header, NUL marks the ledger's keys.
+    # Control characters: the name travels in a header and is stored with its dossiers.
     assert check_name("tdoffice\x0038") != [] and check_name("tdoffice\n38") != []
 
 
