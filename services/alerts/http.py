@@ -53,6 +53,10 @@ class Forbidden(ApiError):
     status, title = 403, "Outside the operator's scope"
 
 
+class TooLarge(ApiError):
+    status, title = 413, "Body too large"
+
+
 class Unprocessable(ApiError):
     status, title = 422, "Invalid target"
 
@@ -96,9 +100,27 @@ def bearer(request: Request) -> str | None:
     return token.strip()
 
 
+MAX_BODY_BYTES = 64 * 1024
+"""The most an operator's request may send: an acknowledgement's note, a comment, a
+target and its reason are a few hundred bytes. Unbounded, any operator token could make
+the service hold bodies of any size (the service that evaluates the alerts), and store
+comments and reasons cited with every figure of its province (review 51)."""
+
+
 async def json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object; an empty body is an empty object."""
-    raw = await request.body()
+    """The body as a JSON object; an empty body is an empty object; 413 past
+    :data:`MAX_BODY_BYTES`, counted as it arrives (a chunked body declares no length)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise TooLarge(f"the body exceeds {MAX_BODY_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise TooLarge(f"the body exceeds {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     if not raw:
         return {}
     try:
