@@ -32,7 +32,7 @@ from services.common.summaries import Summarizer
 from services.common.tally import UNBOUND
 from services.common.units import UnitRegistry
 from services.ingest.problems import InvalidEvent
-from services.ingest.publisher import BACKFILL_HEADER, KafkaPublisher
+from services.ingest.publisher import BACKFILL_HEADER, KafkaPublisher, PublishError
 from services.ingest.reruns import Counted, LookupFailed
 from services.ingest.validation import EventValidator, Limits, Record
 
@@ -151,8 +151,10 @@ async def backfill(
     batch_size: int,
     identity: Identity = Identity(),
 ) -> BackfillReport:
-    """Publish every valid line of ``source`` in batches; PublishError stops the run, and
-    a chunk holding events counted under another identity stops it (``report.stopped``)."""
+    """Publish every valid line of ``source`` in batches. The broker failing (PublishError),
+    PostgreSQL not answering the rerun lookup, or a chunk holding events counted under
+    another identity stops the run (``report.stopped``), with the report of what it did
+    until then (review 50: a broker failure lost the refused lines already found)."""
     report = BackfillReport()
     chunk: list[tuple[int, Any | InvalidEvent]] = []
     try:
@@ -165,6 +167,9 @@ async def backfill(
             await _flush(chunk, validator, publisher, report, identity)
     except RerunRefused as exc:
         report.stopped, report.stopped_code = str(exc), 2
+    except PublishError as exc:
+        report.stopped = f"{exc}; re-run the file (events already sent are counted once)"
+        report.stopped_code = 3
     except LookupFailed as exc:
         first = min(n for n, _ in chunk)
         report.stopped = (

@@ -38,7 +38,7 @@ from services.ingest.keystore import (
     revoke_key,
     rotate_key,
 )
-from services.ingest.publisher import KafkaPublisher, PublishError
+from services.ingest.publisher import KafkaPublisher
 from services.ingest.reruns import CountedElsewhere
 from services.ingest.settings import IngestSettings
 
@@ -241,9 +241,6 @@ async def _run_backfill(
         source = sys.stdin.buffer if str(path) == "-" else path.open("rb")
         with source:
             report = await backfill(source, validator, kafka, batch_size, identity)
-    except PublishError as exc:
-        print(f"stopped: {exc}; re-run the file (events already sent are counted once)")
-        return 3
     finally:
         await kafka.stop()
     for line in report.lines():

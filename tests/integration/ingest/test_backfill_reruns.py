@@ -22,6 +22,7 @@ import pytest
 
 from services.common.tally import UNBOUND
 from services.ingest.backfill import Identity, backfill, backfill_validator
+from services.ingest.publisher import PublishError
 from services.ingest.reruns import CountedElsewhere
 from services.ingest.validation import Record as IngestRecord
 from services.metrics.periods import Periods
@@ -148,3 +149,30 @@ async def test_events_before_the_cutover_keep_one_identity_and_are_not_refused(
     captured, report = await second_run(pool, events, PUBLISHER, cutover)
     assert report.stopped is None and len(captured.records) == 2
     assert all(not r.publisher for r in captured.records)
+
+
+class FailsOnSecondChunk(Captured):
+    """The broker stops answering after the first chunk."""
+
+    async def publish(self, records: Sequence[IngestRecord], now: datetime) -> None:
+        if self.records:
+            raise PublishError("the broker did not acknowledge (test)")
+        await super().publish(records, now)
+
+
+async def test_a_broker_failing_mid_run_keeps_the_report_of_what_was_done() -> None:
+    """Review 50: a PublishError escaped ``backfill``; the CLI printed only "stopped", not
+    the lines already refused nor how many events went out."""
+    good = [event(f"pub-{i}", HAPPENED) for i in range(4)]
+    source = io.StringIO(
+        orjson.dumps(good[0]).decode() + "\nnot json\n"
+        + "".join(orjson.dumps(e).decode() + "\n" for e in good[1:])
+    )  # fmt: skip
+    validator = backfill_validator(contract(), registry(), 300.0, None)
+    failing = FailsOnSecondChunk()
+    report = await backfill(source, validator, failing, 2, Identity())  # type: ignore[arg-type]
+    assert report.stopped_code == 3
+    assert report.stopped is not None and "re-run the file" in report.stopped
+    assert report.published == 1 == len(failing.records)  # the first chunk went out
+    assert [e.index for e in report.refused] == [2]  # and its refused line is reported
+    assert "line 2:" in "\n".join(report.lines())
