@@ -26,7 +26,7 @@ from services.alerts.journal import UNAVAILABLE, Journal, Outbox
 from services.alerts.lifecycle import AlertBook
 from services.alerts.model import Alert, AlertKey, State, Transition, Verdict
 from services.alerts.spool import Spool, Spooled, SpoolUnreadable, encode
-from services.common.db import migrate
+from services.common.db import migrate_database
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +122,8 @@ class AlertState:
         while True:
             pool = None
             try:
+                await migrate_database(dsn)  # no pool's statement timeout (review 52)
                 pool = await store.create_pool(dsn)
-                async with pool.acquire() as conn:
-                    await migrate(conn)
                 # What the last run decided while PostgreSQL was away goes in first (each
                 # transition once: ids already there are skipped), so the rows read next
                 # are the truth: a resolution made meanwhile stays resolved.

@@ -92,6 +92,22 @@ SESSION_LIMITS = {
 """Bounds on what one session can hold up, set on every pooled connection."""
 
 
+async def migrate_database(dsn: str) -> list[str]:
+    """:func:`migrate` on a connection of its own, for a service migrating at start-up.
+
+    Not on a pooled connection: the pools cancel a statement after 30 s (15 s the alerts
+    service's), and a migration that rebuilds an index over a large table takes as long
+    as it takes (0019: about 1.7 s a million dossier rows; a worker cancelled every
+    attempt past ~18 M rows and retried for ever, review 52). It waits for a lock no
+    longer than a pooled session (``lock_timeout``), and the caller retries: a DDL
+    queued behind a long reader would hold up every query queued behind it."""
+    conn = await asyncpg.connect(dsn, timeout=10, server_settings=SESSION_LIMITS)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 5) -> asyncpg.Pool:
     """A pool with explicit timeouts: a hung database must not hang a request forever,
     and a dead client must not hold locks for hours (``SESSION_LIMITS``)."""

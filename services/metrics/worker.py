@@ -16,7 +16,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from services.common.contract import Contract
-from services.common.db import create_pool, migrate
+from services.common.db import create_pool, migrate_database
 from services.common.kpis import KpiCatalogue
 from services.common.summaries import record_signer
 from services.common.targets import Override
@@ -56,10 +56,10 @@ class LazyPool:
         if self._pool is None:
             async with self._lock:
                 if self._pool is None:
-                    pool = await create_pool(self._dsn, min_size=1, max_size=4)
-                    async with pool.acquire() as conn:
-                        await migrate(conn)
-                    self._pool = pool
+                    # Migrated first, without the pool's statement timeout (and no pool
+                    # left open when it fails: the caller retries).
+                    await migrate_database(self._dsn)
+                    self._pool = await create_pool(self._dsn, min_size=1, max_size=4)
         return self._pool
 
 

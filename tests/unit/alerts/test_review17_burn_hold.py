@@ -282,7 +282,7 @@ async def test_load_keeps_the_file_hold_before_the_book_is_replaced(
     from services.alerts import store
 
     monkeypatch.setattr(store, "create_pool", pool)
-    monkeypatch.setattr(state_module, "migrate", nothing)
+    monkeypatch.setattr(state_module, "migrate_database", nothing)
     monkeypatch.setattr(store, "load_open", rows)
     monkeypatch.setattr(store, "load_resolved_since", lambda *_: nothing())
     monkeypatch.setattr(store, "load_activity", empty)
