@@ -413,7 +413,8 @@ def _banner(options: StackOptions, bootstrap: str, database: str) -> str:
     if options.monitoring:
         m = options.monitoring_ports
         lines += [
-            f"  Prometheus                http://127.0.0.1:{m['prometheus']}/alerts",
+            # The root: Debian's Prometheus (no React UI) answers /alerts 404 (review 53).
+            f"  Prometheus                http://127.0.0.1:{m['prometheus']}",
             f"  Alertmanager              http://127.0.0.1:{m['alertmanager']}",
             f"  notifications (on-call)   printed here, whole in {NOTIFICATIONS_LOG}",
         ]

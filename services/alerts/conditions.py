@@ -24,6 +24,7 @@ from services.alerts.model import Alert, AlertKey, Severity, Status, Verdict
 from services.common.calendar import VN_TZ, WorkingCalendar
 from services.common.figures import Figure, Standing
 from services.common.rates import BP_SCALE, meets, rate_bp
+from services.common.targetdata import PROJECT_DEFAULT
 
 NO_FAMILIES: Mapping[str, str] = MappingProxyType({})
 """KPI id -> event family unknown: the alerts carry no ``family`` label."""
@@ -82,13 +83,24 @@ def below_target_severity(fig: Figure) -> Severity:
 
     Points are those a person reads: 85,00 % against a 95 % target is exactly 10 points
     below, and critical (in floats 0.95 - 0.85 is 0.0999...).
+
+    A target no authority set (data/targets.json's ``project-default``: the project's
+    own line where no national document gives one) never pages: at most a warning, a
+    ticket for the team, until the province sets its own figure by override. Paged on it,
+    on-call heard about every province at once for a gap nobody was held to (review 53:
+    electronic results and population data, 100 % defaults, realistic rates of 50-90 %).
     """
     gap_bp = _target_bp(fig) - (rate_bp(fig.numerator, fig.denominator) or 0)
     if gap_bp >= CRITICAL_GAP_BP and fig.denominator >= 5 * fig.min_volume:
-        return "critical"
+        return "warning" if _project_default(fig) else "critical"
     if gap_bp < INFO_GAP_BP and fig.denominator < 2 * fig.min_volume:
         return "info"
     return "warning"
+
+
+def _project_default(fig: Figure) -> bool:
+    basis = fig.target_basis
+    return basis is not None and basis.origin == "default" and basis.source == PROJECT_DEFAULT
 
 
 def _target_bp(fig: Figure) -> int:

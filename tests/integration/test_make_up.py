@@ -153,8 +153,11 @@ def test_make_up_runs_the_whole_system_with_its_monitoring_and_stops_it(stack: S
     stack.read_until("egov-pulse is up", within_s=180)
     stack.read_until("logs ", within_s=5)
     banner = "".join(stack.output)
-    assert f"Prometheus                {stack.url('prometheus')}/alerts" in banner
-    assert f"Alertmanager              {stack.url('alertmanager')}" in banner
+    assert f"Prometheus                {stack.url('prometheus')}\n" in banner
+    assert f"Alertmanager              {stack.url('alertmanager')}\n" in banner
+    for name in ("prometheus", "alertmanager"):  # the pages the banner sends a user to
+        page = httpx.get(stack.url(name), timeout=10, follow_redirects=True)
+        assert page.status_code == 200, (name, page.status_code, page.text[:200])
 
     # Each service scraped under its production job, and up.
     def all_up() -> dict[str, str] | None:
