@@ -22,21 +22,11 @@ import pytest
 
 from services.common.broker import port_open
 from tests.binaries import require
-from tests.integration.test_make_up import stack_ports, unused_port
+from tests.integration.test_make_up import NAMES, SESSION_ONLY, stack_ports, unused_port
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-NAMES = ("broker", "postgres", "ingest", "metrics", "alerts", "wall", "prometheus",
-         "alertmanager", "notifications")  # fmt: skip
-SESSION_ONLY = (
-    "DATABASE_URL",
-    "EGOV_DATABASE_URL",
-    "KAFKA_BOOTSTRAP_SERVERS",
-    "EGOV_ALERTMANAGER_URL",
-    "EGOV_EMBEDDED_BROKER",
-    "EGOV_KAFKA_IDEMPOTENCE",
-)
 
 
 class Up:
