@@ -43,13 +43,17 @@ def processed(proc: WorkerProcess) -> float:
 
 
 async def stored(database_url: str) -> tuple[int, dict[str, int]]:
+    """The keys and the figures of one snapshot: read apart, a flush committing between
+    the two reads gave figures complete and keys one flush short (CI, 2026-12-05)."""
     conn = await asyncpg.connect(database_url)
     try:
-        keys = await conn.fetchval("SELECT count(*) FROM metrics_seen_events")
-        rows = await conn.fetch(
-            "SELECT unit, sum(denominator)::bigint d FROM kpi_daily WHERE kpi = $1 GROUP BY unit",
-            KPI,
-        )
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            keys = await conn.fetchval("SELECT count(*) FROM metrics_seen_events")
+            rows = await conn.fetch(
+                "SELECT unit, sum(denominator)::bigint d FROM kpi_daily WHERE kpi = $1"
+                " GROUP BY unit",
+                KPI,
+            )
     finally:
         await conn.close()
     return keys, {r["unit"]: r["d"] for r in rows}
