@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -37,7 +38,31 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         # tansu's workarounds (services/metrics/compat.py), for it alone.
         os.environ.setdefault("EGOV_EMBEDDED_BROKER", "true")
+    stop_on_sigterm()
     SERVERS.start_database()
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, a CI cancel, a supervisor) stop the session as Ctrl-C does.
+
+    Python's default for SIGTERM ends the process without unwinding: no fixture teardown
+    and no pytest_unconfigure, so the session's PostgreSQL (a daemon of its own) and its
+    broker outlived every ``kill`` of a pytest run. As an interrupt, the running test is
+    torn down and the servers are stopped. A handler someone else set is left alone.
+    """
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+    received: list[int] = []
+
+    def interrupt(signum: int, frame: object) -> None:
+        # Once: a second SIGTERM must not cut the servers' stop short. (Not SIG_IGN,
+        # which the processes the teardown starts would inherit.)
+        if received:
+            return
+        received.append(signum)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
