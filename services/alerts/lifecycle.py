@@ -7,8 +7,13 @@ HOLD (inside the hysteresis margin, or too little volume) and unknown (no figure
 keep it firing. A verdict with ``keep_firing_for_s`` (KpiBudgetBurn) resolves it only
 once CLEAR has lasted that long: a BREACH inside it keeps the alert firing and starts the
 hold again on the next CLEAR; HOLD and unknown neither end nor restart it (Prometheus'
-``keep_firing_for``). Severity is fixed when the alert fires: Alertmanager identifies an
-alert by its labels, so changing the label mid-incident would look like a new alert.
+``keep_firing_for``). Severity is set when the alert fires and only ever goes up: a firing
+alert whose breach grows graver (an info or a ticket collapsing to a page's figures) is
+escalated: it resolves, saying so, and an alert of the graver severity fires in its
+place at once (its breach has held already). Alertmanager identifies an alert by its
+labels, so the new severity is a new alert: it notifies its own receiver, and an
+acknowledgement's silence of the milder one does not hide it. A breach that eases stays
+at the severity it reached until it clears (no page-ticket-page flapping).
 """
 
 from __future__ import annotations
@@ -19,9 +24,19 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from services.alerts import text
-from services.alerts.model import Alert, AlertKey, State, Status, Transition, Verdict
+from services.alerts.model import (
+    Alert,
+    AlertKey,
+    Severity,
+    State,
+    Status,
+    Transition,
+    Verdict,
+)
 
 NewId = Callable[[], str]
+
+GRAVITY: dict[Severity, int] = {"info": 0, "warning": 1, "critical": 2}
 
 
 def _uuid() -> str:
@@ -60,6 +75,8 @@ class AlertBook:
             return []
         if verdict.status is Status.BREACH:
             self._hold(alert, None)  # burning again: still the same incident, no new page
+            if GRAVITY[verdict.severity] > GRAVITY[alert.severity]:
+                return self._escalate(alert, verdict, now)
             return []
         if alert.clear_since is not None and alert.clear_since > now:
             # A hold begun "later" than now (a state file written by a clock ahead, a clock
@@ -105,6 +122,21 @@ class AlertBook:
         if verdict.hold_for_s <= 0:
             return [opened, self._move(alert, State.FIRING, now, verdict)]
         return [opened]
+
+    def _escalate(self, alert: Alert, verdict: Verdict, now: datetime) -> list[Transition]:
+        """End ``alert`` as superseded and fire one of ``verdict``'s graver severity."""
+        vi, en = text.escalated(verdict.severity)
+        alert.annotations |= {
+            "summary": alert.annotations["summary_en"] + en,
+            "summary_vi": alert.annotations["summary_vi"] + vi,
+            "summary_en": alert.annotations["summary_en"] + en,
+            "escalated_to": verdict.severity,
+        }
+        alert.annotations["description"] = (
+            f"{alert.annotations['summary_vi']}\n{alert.annotations['summary_en']}"
+        )
+        ended = self._move(alert, State.RESOLVED, now, verdict)
+        return [ended, *self._open(replace(verdict, hold_for_s=0.0), now)]
 
     def _move(self, alert: Alert, to: State, now: datetime, verdict: Verdict) -> Transition:
         before = alert.state

@@ -234,6 +234,18 @@ def held(since: datetime, until: datetime) -> tuple[str, str]:
     return vi, en
 
 
+SEVERITY_VI = {"info": "thông tin", "warning": "cảnh báo", "critical": "khẩn cấp"}
+
+
+def escalated(severity: str) -> tuple[str, str]:
+    """What an alert superseded by a graver one adds to its summary (vi, en): its
+    resolution is no all-clear, and the new alert is the one to follow."""
+    level = SEVERITY_VI.get(severity, severity)
+    vi = f" Đã nâng lên mức {level} ({severity}): theo dõi cảnh báo mới."
+    en = f" Escalated to {severity}: follow the new alert."
+    return vi, en
+
+
 def silent(
     unit_name: str,
     unit: str,

@@ -52,11 +52,32 @@ def test_firing_survives_hold_and_unknown_and_resolves_on_clear() -> None:
     assert KEY not in b.open
 
 
-def test_severity_is_fixed_when_the_alert_fires() -> None:
+def test_a_graver_breach_escalates_at_once_and_a_milder_one_never_downgrades() -> None:
     b = book()
     b.observe([verdict(Status.BREACH, "warning", hold=0)], T0)
-    b.observe([verdict(Status.BREACH, "critical")], T0 + timedelta(minutes=1))
-    assert b.open[KEY].labels["severity"] == "warning"
+    first = b.open[KEY]
+    ts = b.observe([verdict(Status.BREACH, "critical")], T0 + timedelta(minutes=1))
+    # The ticket ends saying why (no all-clear) and a page fires in the same evaluation,
+    # without a new hold: its breach has lasted already.
+    assert [(t.alert.id, t.to_state) for t in ts] == [
+        (first.id, State.RESOLVED),
+        (b.open[KEY].id, State.PENDING),
+        (b.open[KEY].id, State.FIRING),
+    ]
+    assert ts[0].alert.labels["severity"] == "warning"
+    assert ts[0].alert.annotations["escalated_to"] == "critical"
+    assert "Escalated to critical" in ts[0].alert.annotations["summary_en"]
+    assert b.open[KEY].labels["severity"] == "critical" and b.open[KEY].id != first.id
+    # Easing back to a warning's figures keeps the page (no page-ticket-page flapping).
+    assert b.observe([verdict(Status.BREACH, "warning")], T0 + timedelta(minutes=2)) == []
+    assert b.open[KEY].labels["severity"] == "critical"
+
+
+def test_a_pending_alert_takes_its_severity_when_it_fires() -> None:
+    b = book()
+    b.observe([verdict(Status.BREACH, "warning")], T0)
+    (t,) = b.observe([verdict(Status.BREACH, "critical")], T0 + timedelta(seconds=300))
+    assert t.to_state is State.FIRING and t.alert.labels["severity"] == "critical"
 
 
 def test_a_new_breach_after_resolution_is_a_new_alert() -> None:
