@@ -541,11 +541,21 @@ class RejectionRule:
         return f"{int(self.window_s // 60)}m"
 
 
+@dataclass(frozen=True, slots=True)
+class KeyOwner:
+    """Who publishes through an ingest key (its name), and the province its scope lies
+    in ("" when its units span several, or none the registry knows)."""
+
+    name: str
+    province: str
+
+
 def ingest_rejections(
     counted: Counters,
     rule: RejectionRule,
     covered: Container[str] = frozenset(),
     still_open: Iterable[str] = (),
+    owners: Mapping[str, KeyOwner] = MappingProxyType({}),
 ) -> Iterator[Verdict]:
     """Share of a publisher's events rejected over the window, from what each key
     ``counted`` (per outcome, summed over the scrapes in it: ``counted_between``).
@@ -557,8 +567,13 @@ def ingest_rejections(
     ingest no longer reports counts as no events, for the same reason, once it has been
     missing for a whole window: just after an ingest restart its counters are simply
     not there yet, and a firing alert resolved then paged again a minute later.
+
+    A key's alert carries its province (``owners``), so Alertmanager routes it to that
+    province's rota, and its texts name the key: a 12-hex id alone said nothing to the
+    person paged.
     """
     for key_id in sorted(set(counted) | set(still_open)):
+        owner = owners.get(key_id)
         delta = counted.get(key_id, {})
         rejected = int(sum(delta.get(outcome, 0.0) for outcome in REFUSED_OUTCOMES))
         total = int(sum(v for o, v in delta.items() if o not in RETRIED_OUTCOMES))
@@ -578,14 +593,21 @@ def ingest_rejections(
             status = Status.HOLD
         severity: Severity = "critical" if share >= 0.5 and total >= rule.min_events else "warning"
         vi, en = text.rejections(
-            key_id, rejected, total, rule.window_s, cleared=status is Status.CLEAR
+            key_id,
+            rejected,
+            total,
+            rule.window_s,
+            cleared=status is Status.CLEAR,
+            key_name=owner.name if owner else "",
         )
         values = {"share": share, "rejected": rejected, "total": total, "key_id": key_id}
+        if owner is not None:
+            values["key_name"] = owner.name
         yield Verdict(
             AlertKey(REJECTIONS, "", key_id, rule.window),
             status,
             severity,
-            "",
+            owner.province if owner else "",
             values,
             vi,
             en,

@@ -72,6 +72,8 @@ class Evaluator:
         self.families = families
         """KPI id -> its event family, a label of its alerts (``Verdict.family``)."""
         self.watch_start: datetime | None = None
+        self.key_owners: Mapping[str, conditions.KeyOwner] = {}
+        """Ingest keys' names and provinces (:meth:`known_keys`), for their alerts."""
         self.usual: Mapping[tuple[str, str], Usual] = {}
         self._hysteresis_bp = to_bp(settings.alert_hysteresis)
         self._last_slow: datetime | None = None
@@ -88,6 +90,17 @@ class Evaluator:
         self._blind: list[tuple[datetime, datetime]] = []
         """Spans in which some worker did not answer: the units it owns published
         unseen, so that time is not silence (``conditions.unit_silent``)."""
+
+    def known_keys(self, keys: Iterable[tuple[str, str, Sequence[str]]]) -> None:
+        """The ingest keys as (key id, name, unit scope): a key's province is the one
+        every unit of its scope lies in, else none (a national or cross-province key
+        goes to the generic on-call, as before)."""
+        owners: dict[str, conditions.KeyOwner] = {}
+        for key_id, name, units in keys:
+            provinces = {self.directory.province(u) for u in units}
+            province = provinces.pop() if len(provinces) == 1 else ""
+            owners[key_id] = conditions.KeyOwner(name, province)
+        self.key_owners = owners
 
     def start_watching(self, at: datetime) -> None:
         """Silence is judged from here on (a never-seen unit is silent since ``at``)."""
@@ -256,7 +269,9 @@ class Evaluator:
                 total = summed.setdefault(key, {})
                 for outcome, value in counts.items():
                     total[outcome] = total.get(outcome, 0.0) + value
-        return list(conditions.ingest_rejections(summed, rule, covered, still_open))
+        return list(
+            conditions.ingest_rejections(summed, rule, covered, still_open, self.key_owners)
+        )
 
     def _note_restarts(
         self,

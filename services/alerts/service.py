@@ -209,7 +209,20 @@ class AlertsService:
             log.warning("metrics workers unavailable: %s", reading.errors)
         self.state.remember({(a.unit, a.family): a.last_event_time for a in reading.activity()})
         ingest = await self._ingest.read() if self._ingest is not None else None
+        if ingest is not None:
+            await self._learn_keys()
         return Observation(plan, reading.figures(), not reading.errors, ingest)
+
+    async def _learn_keys(self) -> None:
+        """The ingest keys' names and provinces, read again each cycle (a few rows; a key
+        issued a minute ago is named in its first alert). Unread, the last ones stay."""
+        if self.state.pool is None:
+            return
+        try:
+            async with self.state.pool.acquire() as conn:
+                self.evaluator.known_keys(await sources.ingest_keys(conn))
+        except UNAVAILABLE as exc:
+            log.warning("ingest keys not read, PostgreSQL unavailable (%r)", exc)
 
     def next_due(self) -> datetime | None:
         return self.evaluator.next_due(self.state.open.values())

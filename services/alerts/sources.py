@@ -88,6 +88,13 @@ class IngestSource:
         return parse_ingest_counters(response.text)
 
 
+async def ingest_keys(conn: Connection) -> list[tuple[str, str, list[str]]]:
+    """Every ingest key as (key id, name, unit scope), revoked ones too: a revoked key's
+    open rejection alert still resolves, under its name and province."""
+    rows = await conn.fetch("SELECT key_id, name, units FROM ingest_api_keys")
+    return [(r["key_id"], r["name"], list(r["units"])) for r in rows]
+
+
 async def daily_history(
     conn: Connection, families: Mapping[str, str], first: date, today: date
 ) -> list[HistoryRow]:

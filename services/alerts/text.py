@@ -316,14 +316,22 @@ def unit_gone(unit_name: str, unit: str, family: str, unit_name_en: str = "") ->
 
 
 def rejections(
-    key_id: str, rejected: int, total: int, window_s: float, cleared: bool = False
+    key_id: str,
+    rejected: int,
+    total: int,
+    window_s: float,
+    cleared: bool = False,
+    key_name: str = "",
 ) -> tuple[str, str]:
     """A publisher key's rejected share over the rejection window, its span in words from
     the setting's seconds (``last``), never the window label ("10m"). A window without a
     single event says so rather than "– (0 / 0)"; ``cleared`` (the text a resolution
-    carries) drops the call to act."""
+    carries) drops the call to act. ``key_name`` (the key's name in ingest_api_keys, the
+    system publishing through it) comes before the id when known."""
     who_vi = "mọi khóa" if key_id == "all" else f"khóa {key_id}"
     who_en = "all keys" if key_id == "all" else f"key {key_id}"
+    if key_name:
+        who_vi, who_en = f"{key_name}, {who_vi}", f"{key_name}, {who_en}"
     span_vi, span_en = last(window_s, "vi"), last(window_s, "en")
     if not total:
         return (

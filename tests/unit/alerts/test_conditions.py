@@ -258,3 +258,28 @@ def test_every_unit_alert_names_its_event_family() -> None:
     rule = c.RejectionRule(0.2, 10, 600)
     (rejected,) = c.ingest_rejections({"k1": {"accepted": 0, "rejected": 20}}, rule)
     assert "family" not in rejected.labels()
+
+
+def test_a_keys_rejection_alert_carries_the_province_of_its_scope_and_its_name() -> None:
+    from services.alerts.evaluation import Evaluator
+    from services.alerts.service import load_directory
+    from services.alerts.settings import AlertsSettings
+
+    evaluator = Evaluator(AlertsSettings(), WorkingCalendar(), load_directory())
+    evaluator.known_keys([
+        ("k-thai-nguyen", "tdoffice-thai-nguyen", ["19"]),  # the province itself
+        ("k-communes", "dvc-xa", ["14758", "14797"]),  # Hàm Rồng, Hạc Thành (Thanh Hóa)
+        ("k-national", "vdms", ["01", "19"]),  # two provinces: the generic on-call
+        ("k-unknown", "old", ["99999"]),
+    ])  # fmt: skip
+    owners = evaluator.key_owners
+    assert owners["k-thai-nguyen"] == c.KeyOwner("tdoffice-thai-nguyen", "19")
+    assert owners["k-communes"].province == "38"
+    assert owners["k-national"].province == "" and owners["k-unknown"].province == ""
+    rule = c.RejectionRule(0.2, 20, 600)
+    counted = {"k-thai-nguyen": {"accepted": 20.0, "rejected": 80.0}}
+    (v,) = c.ingest_rejections(counted, rule, owners=owners)
+    assert v.status is Status.BREACH and v.province == "19" and v.labels()["province"] == "19"
+    assert v.summary_en.startswith("Publisher (tdoffice-thai-nguyen, key k-thai-nguyen)")
+    (anonymous,) = c.ingest_rejections(counted, rule)
+    assert anonymous.province == "" and "(key k-thai-nguyen)" in anonymous.summary_en
