@@ -154,9 +154,13 @@ class ResolvedSet:
     def __iter__(self) -> Iterator[Alert]:
         return iter([a for a, _ in self._alerts.values()])
 
-    def delivered(self, now: datetime) -> None:
+    def delivered(self, now: datetime) -> list[str]:
+        """A push carrying every alert here succeeded: returns the ids told for the first
+        time (their rows are marked, so a restart does not send them again for good)."""
+        first = [alert_id for alert_id, (_, told) in self._alerts.items() if not told]
         self._alerts = {
             alert_id: (alert, True)
             for alert_id, (alert, _) in self._alerts.items()
             if now - (alert.resolved_at or now) < self._resend_for
         }
+        return first

@@ -63,6 +63,8 @@ class Delivery:
     ) -> None:  # fmt: skip
         self.settings = settings
         self.resolved = ResolvedSet(timedelta(seconds=settings.alert_resolved_resend_s))
+        self.told: set[str] = set()
+        """Resolutions Alertmanager accepted whose rows are not marked told yet."""
         self._http = http
         self._metrics = metrics
         self._clock = clock
@@ -135,7 +137,7 @@ class Delivery:
         self._metrics.notifications.labels("alertmanager", "sent").inc(sent)
         self._last_push = now
         self._push_needed = False
-        self.resolved.delivered(now)
+        self.told.update(self.resolved.delivered(now))
         return True
 
     def request_push(self) -> None:

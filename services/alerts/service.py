@@ -24,7 +24,7 @@ import asyncpg
 import httpx
 from prometheus_client import CollectorRegistry
 
-from services.alerts import cadence, loops, sources
+from services.alerts import cadence, loops, sources, store
 from services.alerts.delivery import Delivery
 from services.alerts.directory import UnitDirectory, from_units
 from services.alerts.evaluation import Evaluator, Observation
@@ -240,7 +240,23 @@ class AlertsService:
     async def push_alertmanager(self, now: datetime | None = None, force: bool = False) -> bool:
         """Send the firing and recently resolved alerts if due; False if it failed."""
         loaded = self.state.loaded.is_set()
-        return await self.delivery.push(self.state.firing(), now or self.clock(), force, loaded)
+        pushed = await self.delivery.push(self.state.firing(), now or self.clock(), force, loaded)
+        await self._mark_told()
+        return pushed
+
+    async def _mark_told(self) -> None:
+        """Mark the resolutions Alertmanager accepted; PostgreSQL away: at the next push."""
+        told = self.delivery.told
+        if not told or self.state.pool is None:
+            return
+        ids = sorted(told)
+        try:
+            async with self.state.pool.acquire() as conn:
+                await store.mark_resolutions_told(conn, ids, self.clock())
+        except UNAVAILABLE as exc:
+            log.warning("resolutions told not marked, PostgreSQL unavailable (%r)", exc)
+            return
+        told.difference_update(ids)
 
     async def deliver_outbox(self) -> int:
         return await self.delivery.deliver_outbox(self.state.pool)

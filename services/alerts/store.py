@@ -104,12 +104,27 @@ async def load_open(conn: Connection) -> list[Alert]:
 
 
 async def load_resolved_since(conn: Connection, since: datetime) -> list[Alert]:
+    """The alerts resolved since ``since``, and every fired one whose resolution
+    Alertmanager was never told (migration 0020), however old: delivery sends them."""
     rows = await conn.fetch(
         f"SELECT {_ALERT_COLUMNS} FROM alerts "  # noqa: S608
-        "WHERE state = 'resolved' AND resolved_at >= $1",
+        "WHERE state = 'resolved' AND (resolved_at >= $1"
+        " OR (told_resolved_at IS NULL AND fired_at IS NOT NULL))",
         since,
     )
     return [_alert(r) for r in rows]
+
+
+async def mark_resolutions_told(conn: Connection, ids: Sequence[str], at: datetime) -> None:
+    """Alertmanager accepted a push carrying these resolutions. A row not written yet
+    (its transition still in the journal) stays untold, and is sent again after a
+    restart: a resolution told twice is harmless, one never told leaves a page open."""
+    await conn.execute(
+        "UPDATE alerts SET told_resolved_at = $2"
+        " WHERE id = ANY($1::uuid[]) AND told_resolved_at IS NULL",
+        list(ids),
+        at,
+    )
 
 
 async def write_transition(

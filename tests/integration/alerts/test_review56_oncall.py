@@ -22,6 +22,7 @@ Finding (strict xfail):
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -32,18 +33,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.alerts.model import State
+from services.alerts.service import AlertsService
 from services.common.broker import free_port
 from tests.integration.alerts.conftest import ServiceFactory
-from tests.integration.alerts.harness import FakeMetrics, LocalServer
+from tests.integration.alerts.harness import Alertmanager, FakeMetrics, LocalServer
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resolutions not yet delivered to Alertmanager are kept in memory; a restart "
-    "recalls only those of the last 15 min, so an older one made during the outage is lost",
-)
 async def test_a_resolution_made_during_an_alertmanager_outage_survives_a_restart(
     make_service: ServiceFactory, fake_metrics: FakeMetrics
 ) -> None:
@@ -78,6 +75,57 @@ async def test_a_resolution_made_during_an_alertmanager_outage_survives_a_restar
         assert resolved_id in sent, "the resolution is never sent to Alertmanager"
     finally:
         await again.close()
+
+
+async def test_a_resolution_told_after_the_outage_is_not_sent_for_ever(
+    make_service: ServiceFactory, fake_metrics: FakeMetrics, alertmanager: Alertmanager
+) -> None:
+    """The other side of the fix: once Alertmanager accepted the resolution, its row says
+    so, and a restart past the re-send window no longer sends it."""
+    down = f"http://127.0.0.1:{free_port()}"
+    t0 = datetime.now(UTC)
+    svc = make_service(alertmanager_url=down)
+    await svc.connect()
+    try:
+        fake_metrics.set("c1", 80, 100)
+        seen = await svc.evaluate_once(t0)
+        seen += await svc.evaluate_once(t0 + timedelta(seconds=2))
+        fake_metrics.set("c1", 99, 100)
+        seen += await svc.evaluate_once(t0 + timedelta(seconds=4))
+        resolved_id = seen[-1].alert.id
+        await svc.flush()
+        assert not await svc.push_alertmanager(t0 + timedelta(seconds=4), force=True)
+    finally:
+        await svc.close()
+
+    def owed(service: AlertsService, at: datetime) -> set[str]:
+        batch = service.delivery.alertmanager_batch(service.state.firing(), at)
+        return {p["annotations"]["alert_id"] for p in batch}
+
+    back = t0 + timedelta(minutes=20)  # Alertmanager is back; the service restarts
+    again = make_service(alertmanager_url=alertmanager.url)
+    again.clock = lambda: back
+    await again.connect()
+    try:
+        assert resolved_id in owed(again, back)
+        assert await again.push_alertmanager(back, force=True)
+        assert again.pool is not None
+        async with again.pool.acquire() as conn:
+            told = await conn.fetchval(
+                "SELECT told_resolved_at FROM alerts WHERE id = $1", uuid.UUID(resolved_id)
+            )
+        assert told == back
+    finally:
+        await again.close()
+
+    later = back + timedelta(minutes=20)
+    third = make_service(alertmanager_url=alertmanager.url)
+    third.clock = lambda: later
+    await third.connect()
+    try:
+        assert resolved_id not in owed(third, later)
+    finally:
+        await third.close()
 
 
 KEY = "3f2a9c01b7e4"
