@@ -494,6 +494,10 @@ def _running_up() -> int | None:
     return pid if ours and b"up" in command else None  # else the pid was reused
 
 
+def _record_broker(pids: list[int]) -> None:
+    BROKER_PIDS.write_text("".join(f"{pid}\n" for pid in pids))
+
+
 def _stop_leftover_broker() -> None:
     """Stop the broker a killed `make up` left running (it holds the port, and tansu its
     old log), if the process of that pid is still one of our brokers."""
@@ -555,13 +559,17 @@ class _Servers:
         if self.options.broker == "kafka":
             print("starting Apache Kafka (its jars are fetched through Maven the first time)")
             self.kafka_auth = stack_kafka_auth()
+            # Its log beside the other processes' (var/log/kafka-node-1.log), not in its
+            # data folder: var/log/broker.log is the embedded broker's (review 57).
             self.broker = KafkaCluster(
-                KAFKA_DIR, ports=[port], controller_ports=[port + 1], auth=self.kafka_auth
-            )
+                KAFKA_DIR, ports=[port], controller_ports=[port + 1], auth=self.kafka_auth,
+                log_dir=LOG_DIR, log_prefix="kafka-",
+            )  # fmt: skip
         else:
             self.broker = EmbeddedBroker(port=port, log=LOG_DIR / "broker.log")
+        self.broker.on_spawn = _record_broker
         self.broker.start()
-        BROKER_PIDS.write_text("".join(f"{pid}\n" for pid in self.broker.pids))
+        _record_broker(self.broker.pids)
         return self.broker.bootstrap_servers
 
     def stop(self) -> None:

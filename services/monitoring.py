@@ -123,12 +123,16 @@ def monitoring_commands(var: Path, ports: MonitoringPorts) -> dict[str, list[str
             f"--storage.tsdb.path={var / 'prometheus'}",
             "--storage.tsdb.retention.time=15d",
             f"--web.listen-address=127.0.0.1:{ports.prometheus}",
+            # The address links are made of (each alert's generatorURL): by default the
+            # host's name, which Debian resolves to 127.0.1.1 where nothing listens.
+            f"--web.external-url=http://127.0.0.1:{ports.prometheus}/",
         ],
         "alertmanager": [
             "prometheus-alertmanager",
             f"--config.file={alertmanager}",
             f"--storage.path={var / 'alertmanager'}",
             f"--web.listen-address=127.0.0.1:{ports.alertmanager}",
+            f"--web.external-url=http://127.0.0.1:{ports.alertmanager}/",
             # One instance: no gossip port to collide with another Alertmanager.
             "--cluster.listen-address=",
         ],

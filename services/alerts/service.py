@@ -92,6 +92,10 @@ class AlertsService:
         self._last_done = time.time()
         self._tasks: list[asyncio.Task[None]] = []
         self._wake_flush = asyncio.Event()
+        self._restored_current = False
+        """Whether every firing alert has been judged on figures read since start: until
+        then some carry the figures they were stored with (:meth:`_may_push`)."""
+        self._connected_at: datetime | None = None
         self.metrics.evaluation_lag.set_function(lambda: time.time() - self._last_done)
 
     @property
@@ -120,6 +124,7 @@ class AlertsService:
         # a stale or a torn file): a crash before the first transition loses nothing.
         await self.state.save(self.clock())
         self.evaluator.start_watching(self.state.watch_start or self.clock())
+        self._connected_at = self.clock()
         await self._try_learn()
 
     async def _tell_alertmanager_while_waiting(self) -> None:
@@ -295,5 +300,27 @@ class AlertsService:
         ]  # fmt: skip
 
     async def _cycle(self) -> None:
-        await self.evaluate_once()
-        await self.push_alertmanager()
+        transitions = await self.evaluate_once()
+        if self._may_push(transitions):
+            await self.push_alertmanager()
+
+    def _may_push(self, transitions: list[Transition]) -> bool:
+        """Whether this cycle may push. Just after a start the open alerts hold the
+        figures they were stored with (the firing's, or the last transition's); while the
+        workers do not answer yet (or answer before their figures are in), pushing them
+        made Alertmanager tell on-call those old figures as current (review 57: "10 / 20"
+        sent while the wall read 30 / 40). So until every firing alert was judged again,
+        only a transition is pushed, or the resend interval since start running out
+        (Alertmanager must not expire what still fires).
+        """
+        started = self._connected_at
+        if self._restored_current or started is None:
+            return True
+        if all(a.updated_at >= started for a in self.state.firing()):
+            # Each now carries figures read since start: Alertmanager hears them at once
+            # rather than at the next resend.
+            self._restored_current = True
+            self.delivery.request_push()
+            return True
+        waited = (self.clock() - started).total_seconds()
+        return bool(transitions) or waited >= self.settings.alert_resend_s

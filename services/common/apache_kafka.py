@@ -130,11 +130,8 @@ class KafkaNode:
     port: int
     controller_port: int
     data_dir: Path
+    log: Path
     process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def log(self) -> Path:
-        return self.data_dir.parent / f"node-{self.node_id}.log"
 
 
 class KafkaCluster(ManagedServer):
@@ -154,7 +151,10 @@ class KafkaCluster(ManagedServer):
         host: str = "127.0.0.1",
         auth: KafkaAuth | None = None,
         tls: KafkaTls | None = None,
+        log_dir: Path | None = None,
+        log_prefix: str = "",
     ) -> None:
+        """Each node logs to ``log_dir`` (else ``root``) as ``{log_prefix}node-N.log``."""
         if tls is not None and auth is None:
             raise ValueError("a cluster with TLS also runs with KafkaAuth (SASL_SSL)")
         self.root = root
@@ -165,9 +165,10 @@ class KafkaCluster(ManagedServer):
         ports = ports or [free_port() for _ in range(nodes)]
         controller_ports = controller_ports or [free_port() for _ in range(nodes)]
         self.nodes = [
-            KafkaNode(i + 1, port, controller, root / f"node-{i + 1}")
+            KafkaNode(i + 1, port, controller, root / f"node-{i + 1}",
+                      (log_dir or root) / f"{log_prefix}node-{i + 1}.log")
             for i, (port, controller) in enumerate(zip(ports, controller_ports, strict=True))
-        ]
+        ]  # fmt: skip
 
     @property
     def bootstrap_servers(self) -> str:
@@ -256,6 +257,7 @@ class KafkaCluster(ManagedServer):
             node.process = subprocess.Popen(  # noqa: S603
                 command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
+        self._spawned()
 
     @staticmethod
     def _logged_start(node: KafkaNode, offset: int) -> bool:

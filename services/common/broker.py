@@ -10,6 +10,7 @@ import asyncio
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -39,6 +40,20 @@ def port_open(host: str, port: int) -> bool:
 
 class ManagedServer:
     """A server process of our own (broker, PostgreSQL): ``start``/``stop``, or a block."""
+
+    on_spawn: Callable[[list[int]], None] | None = None
+    """Told the server's pids each time a process of it is spawned, before it is ready:
+    a caller killed while the server starts leaves a record its successor stops it by
+    (`make up`'s var/broker.pids; written once ready, a broker still starting was left
+    running and blocked the next run: review 57)."""
+
+    @property
+    def pids(self) -> list[int]:
+        return []
+
+    def _spawned(self) -> None:
+        if self.on_spawn is not None:
+            self.on_spawn(self.pids)
 
     def start(self) -> None:
         raise NotImplementedError
@@ -97,6 +112,7 @@ class EmbeddedBroker(ManagedServer):
         finally:
             if not isinstance(out, int):
                 out.close()  # the child holds its own copy
+        self._spawned()
         deadline = time.monotonic() + timeout_s
         while not port_open(self.host, self.port):
             if self._proc.poll() is not None:
