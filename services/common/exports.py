@@ -9,6 +9,9 @@ the unit, the period and the time of the figures (docs/exports.md).
   missing, nor disagrees with the wall) and points are rounded half up to hundredths
   from their exact fraction. In Excel a rate is a number shown as a percentage with two
   decimals; in CSV it is a plain decimal ratio ("0.9994") that any reader parses.
+- Times are times: in CSV ISO 8601 with the Vietnam offset ("2026-12-04T10:15:00+07:00",
+  never a day-first date a program reads month first); in Excel a date cell in Vietnam
+  time shown "04/12/2026 10:15" ("4 Dec 2026 10:15"). Titles say them as the wall does.
 - CSV is UTF-8 with a byte-order mark: without it Excel reads a CSV file in the
   Windows code page of the machine (Windows-1258 in Vietnam) and "Nông Cống" turns into
   mojibake; with it, Excel and every CSV reader that knows the BOM read UTF-8.
@@ -39,13 +42,17 @@ from services.common.scorecard import (
     Score,
     State,
 )
+from services.common.units import VN_TZ
 
-Kind = Literal["text", "count", "rate", "points"]
+Kind = Literal["text", "count", "rate", "points", "time"]
 Format = Literal["csv", "xlsx"]
-Cell = str | int | Decimal | None
+Cell = str | int | Decimal | datetime | None
 UTF8_BOM: Final = b"\xef\xbb\xbf"
 _FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 _XLSX_FORMATS: Final = {"count": "#,##0", "rate": "0.00%", "points": "0.00"}
+_XLSX_TIME: Final[dict[Lang, str]] = {"vi": "dd/mm/yyyy hh:mm", "en": "d mmm yyyy hh:mm"}
+"""A time in a workbook: a date cell (sorts and filters as one) in Vietnam time, shown as
+the wall writes it; an explicit format, so an en-US Excel shows 04/12/2026 the same."""
 CONTENT_TYPES: Final[dict[str, str]] = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -95,19 +102,23 @@ class Title:
         return f"{heading} — {self.subject} — {period} — {figures_at}"
 
 
+# The wall's words (services/wall/i18n.py): what is measured is a "chỉ số", the figure to
+# reach its "mục tiêu". Until 2026-12-05 the Vietnamese headers said "Chỉ tiêu" (in reports
+# both the indicator and the planned figure) beside "Mục tiêu", and the software's "Sự kiện
+# gần nhất" (review 55).
 KPI_COLUMNS: Final = (
     Column("Mã đơn vị", "Unit code", width=10),
     Column("Đơn vị", "Unit", width=28),
     Column("Cấp", "Level", width=10),
-    Column("Mã chỉ tiêu", "KPI id", width=22),
-    Column("Chỉ tiêu", "KPI", width=40),
+    Column("Mã chỉ số", "KPI id", width=22),
+    Column("Chỉ số", "KPI", width=40),
     Column("Kỳ", "Window", width=8),
     Column("Tử số", "Numerator", "count"),
     Column("Mẫu số", "Denominator", "count"),
     Column("Tỷ lệ", "Rate", "rate", 10),
     Column("Mục tiêu", "Target", "rate", 10),
     Column("Đánh giá", "Standing", width=16),
-    Column("Sự kiện gần nhất", "Last event", width=18),
+    Column("Lần gửi dữ liệu cuối", "Last event", "time", 18),
     Column("Căn cứ mục tiêu", "Target basis", width=48),
 )
 
@@ -214,7 +225,7 @@ def _kpi_row(fig: Figure, lang: Lang) -> tuple[Cell, ...]:
         _ratio(fig.rate_bp),
         _ratio(fig.target_bp),
         _STANDINGS[lang][fig.status] if judged else "",
-        "" if fig.last_event_time is None else format_datetime(fig.last_event_time, lang),
+        fig.last_event_time,
         cite(fig.target_basis, lang) if judged else "",
     )
 
@@ -296,6 +307,11 @@ def to_csv(table: Table, title: Title, lang: Lang) -> bytes:
 def _csv_cell(cell: Cell) -> str:
     if cell is None:
         return ""
+    if isinstance(cell, datetime):
+        # ISO 8601 with the Vietnam offset (2026-12-04T10:15:00+07:00): one reading in
+        # every program. Until 2026-12-05 the CSV wrote "04/12/2026 10:15", which pandas
+        # and an en-US Excel read as 12 April (review 55); the workbook keeps that form.
+        return cell.astimezone(VN_TZ).isoformat(timespec="seconds")
     if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS):
         # Excel runs a CSV cell that starts like a formula; names come from the unit
         # registry, not from publishers, but a text cell must never become a formula.
@@ -311,6 +327,7 @@ def to_xlsx(tables: Sequence[Table], title: Title, lang: Lang) -> bytes:
     bold = book.add_format({"bold": True})
     header = book.add_format({"bold": True, "text_wrap": True, "valign": "top", "bottom": 1})
     formats = {kind: book.add_format({"num_format": f}) for kind, f in _XLSX_FORMATS.items()}
+    formats["time"] = book.add_format({"num_format": _XLSX_TIME[lang]})
     for table in tables:
         sheet = book.add_worksheet(table.sheet)
         sheet.write_string(0, 0, title.text(table.heading, lang), bold)
@@ -337,6 +354,9 @@ def _write(
         return
     if isinstance(cell, str):
         sheet.write_string(row, col, cell)
+    elif isinstance(cell, datetime):
+        # A worksheet has no time zones: Vietnam's wall-clock time, as the title says it.
+        sheet.write_datetime(row, col, cell.astimezone(VN_TZ).replace(tzinfo=None), formats["time"])
     elif isinstance(cell, int):
         sheet.write_number(row, col, cell, formats["count"])
     else:

@@ -7,12 +7,15 @@ from typing import Any
 
 from services.common.figures import Figure
 from services.common.unit_info import UnitInfo
+from services.common.units import VN_TZ
 from services.wall.model import Alert
 from services.wall.overview import Overview, UnitRow
 
 
 def _time(at: datetime | None) -> str | None:
-    return at.isoformat() if at else None
+    # Vietnam time with its offset (2026-11-20T09:40:00+07:00): the same instant as the
+    # source wrote it, read at a glance by the people scripting a provincial wall.
+    return at.astimezone(VN_TZ).isoformat() if at else None
 
 
 def figure_json(f: Figure) -> dict[str, Any]:
@@ -64,6 +67,8 @@ def alert_json(a: Alert) -> dict[str, Any]:
         "window": a.window,
         "severity": a.severity,
         "state": a.state,
+        # When it fired (or began pending): null when the alerts service did not say.
+        "since": _time(a.since),
         "acknowledged_by": a.acknowledged_by,
         "acknowledged_at": _time(a.acknowledged_at),
     }

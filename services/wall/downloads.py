@@ -6,7 +6,10 @@ unit's own figures, then its units' (those whose parent it is), as /v1/kpis of e
 worker answers them for the unit's province and the window, read at the request. A file
 is never made from part of the workers: one that does not answer is a 503, not a file
 with units missing. The scorecard is the unit's, for this month or the year to date
-(:mod:`services.common.scorecard`); a day has none.
+(:mod:`services.common.scorecard`); a day has none. At most ``EGOV_WALL_MAX_EXPORTS``
+files are made at once, and one read of a province serves the files asked meanwhile
+(:mod:`services.wall.limits`); a request that finds no place in time is a 503 with
+``Retry-After``.
 
 The period a file names and scores is the one its figures count (their ``period_start``),
 not the wall's clock: just after midnight a worker may still answer yesterday (its
@@ -40,6 +43,7 @@ from services.common.figures_client import FetchError
 from services.common.scorecard import Period, Scorecard, score
 from services.common.units import VN_TZ
 from services.wall.hub import Hub
+from services.wall.limits import Busy, Limits
 from services.wall.overview import Silence
 from services.wall.settings import Lang
 from services.wall.sources import Sources
@@ -130,6 +134,7 @@ class Downloads:
         default_lang: Lang,
         clock: Callable[[], datetime] = _now,
         silence: Silence | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.hub = hub
         self.sources = sources
@@ -137,6 +142,7 @@ class Downloads:
         self.default_lang = default_lang
         self.clock = clock
         self.silence = silence
+        self.limits = limits or Limits.build()
 
     async def export(self, request: Request) -> Response:
         params = {k: request.query_params.getlist(k) for k in request.query_params}
@@ -154,8 +160,22 @@ class Downloads:
         province = await self._province_of(unit)
         if province is None:
             return _error(404, f"unit {unit} has no figures on the wall", "unit")
+        retry = {"Retry-After": str(RETRY_AFTER_S)}
         try:
-            figures = await self.sources.province_figures(ask.window, province)
+            async with self.limits.exports.place():
+                return await self._file(ask, table, unit, province)
+        except Busy:
+            message = "the wall is making other files; retry in a few seconds"
+            return _error(503, message, None, headers=retry)
+
+    async def _file(self, ask: ExportAsk, table: str, unit: str, province: str) -> Response:
+        try:
+            # One read of a province serves every file of it asked meanwhile (clicks,
+            # the unit's and its communes' files): the same figures, read once.
+            figures = await self.limits.figures.get(
+                (ask.window, province),
+                lambda: self.sources.province_figures(ask.window, province),
+            )
         except FetchError as exc:
             return _error(503, f"not every metrics worker answered: {exc}", None)
         try:
@@ -170,6 +190,7 @@ class Downloads:
         except ExportQueryError as exc:
             return _error(400, str(exc), exc.parameter)
         except PeriodUnsettled as exc:
+            self.limits.figures.forget((ask.window, province))
             retry = {"Retry-After": str(RETRY_AFTER_S)}
             message = f"{exc}; retry in a few seconds"
             return _error(503, message, None, headers=retry)

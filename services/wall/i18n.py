@@ -14,6 +14,7 @@ from typing import Final
 from services.common.figures import Standing
 from services.common.rates import format_datetime
 from services.common.units import VN_TZ
+from services.wall.model import Alert
 from services.wall.settings import Lang
 
 LANGS: Final[tuple[Lang, ...]] = ("vi", "en")
@@ -49,7 +50,8 @@ STRINGS: Final[dict[Lang, dict[str, str]]] = {
         "status_no_data": "Chưa có số liệu",
         "silent": "Ngừng gửi dữ liệu",
         "silent_units": "Đơn vị ngừng gửi dữ liệu",
-        "silent_for": "không gửi dữ liệu trong {duration}",
+        "silent_since": "không gửi dữ liệu từ {at}",
+        "silent_since_today": "không gửi dữ liệu từ {at} ({duration})",
         "silent_never": "chưa từng gửi dữ liệu",
         "none_silent": "Tất cả đơn vị đều đang gửi dữ liệu.",
         "last_event": "Lần gửi dữ liệu cuối",
@@ -61,6 +63,7 @@ STRINGS: Final[dict[Lang, dict[str, str]]] = {
         "severity_info": "Thông tin",
         "state_firing": "Đang cảnh báo",
         "state_pending": "Đang theo dõi",
+        "state_since": "{state} từ {at}",
         "acked_by": "{who} đã tiếp nhận lúc {at}",
         "acked_at": "Đã tiếp nhận lúc {at}",
         "not_acked": "Chưa có người tiếp nhận",
@@ -177,7 +180,8 @@ STRINGS: Final[dict[Lang, dict[str, str]]] = {
         "status_no_data": "No data yet",
         "silent": "Not sending",
         "silent_units": "Units not sending data",
-        "silent_for": "no data for {duration}",
+        "silent_since": "no data since {at}",
+        "silent_since_today": "no data since {at} ({duration})",
         "silent_never": "never sent any data",
         "none_silent": "Every unit is sending data.",
         "last_event": "Last data received",
@@ -189,6 +193,7 @@ STRINGS: Final[dict[Lang, dict[str, str]]] = {
         "severity_info": "Info",
         "state_firing": "Active",
         "state_pending": "Pending",
+        "state_since": "{state} since {at}",
         "acked_by": "Acknowledged by {who} at {at}",
         "acked_at": "Acknowledged at {at}",
         "not_acked": "Not acknowledged yet",
@@ -309,6 +314,16 @@ def text(lang: Lang, key: str, **values: object) -> str:
 
 def status_label(lang: Lang, status: Standing) -> str:
     return text(lang, f"status_{status.value}")
+
+
+def alert_state(lang: Lang, alert: Alert) -> str:
+    """The alert's state and since when, in Vietnam time: "Đang cảnh báo từ 20/11/2026
+    09:40". Until 2026-12-05 no view said it, and a 3-day-old alert read as a new one
+    (review 55)."""
+    state = text(lang, "state_pending" if alert.state == "pending" else "state_firing")
+    if alert.since is None:
+        return state
+    return text(lang, "state_since", state=state, at=format_datetime(alert.since, lang))
 
 
 def fmt_time(at: datetime | None, lang: Lang) -> str:

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from fractions import Fraction
 
 from services.common.calendar import WorkingCalendar
 from services.common.figures import Figure, Standing
@@ -85,18 +86,19 @@ class Overview:
     """False without an alerts source (``EGOV_ALERTS_URL`` empty): no alerts panel."""
 
 
-def row_key(row: UnitRow) -> tuple[int, float, int, str]:
-    """Below target first (worst gap first), then silent units, then the rest."""
+def row_key(row: UnitRow) -> tuple[int, Fraction, int, int, str]:
+    """Below target first (worst first, as the below-target list orders them: the exact
+    shortfall, then the larger volume), then silent units, then the rest.
+
+    Until 2026-12-05 the float ``Figure.gap`` ordered the table, so two units exactly 10
+    points under their targets stood in one order here and the other in the list beside
+    it (review 55)."""
     worst = row.worst
-    gap = worst.gap if worst is not None else 0.0
     status = row.status
-    if status is Standing.BELOW:
-        rank = 0
-    elif row.silent:
-        rank = 1
-    else:
-        rank = 2 + status.rank
-    return (rank, -gap, 0 if row.silent else 1, row.unit.code)
+    if worst is not None and status is Standing.BELOW:
+        return (0, -worst.shortfall, -worst.denominator, 0 if row.silent else 1, row.unit.code)
+    rank = 1 if row.silent else 2 + status.rank
+    return (rank, Fraction(0), 0, 0 if row.silent else 1, row.unit.code)
 
 
 def _units(figures: tuple[Figure, ...]) -> dict[str, UnitInfo]:
@@ -198,10 +200,24 @@ def _descendants(children: dict[str, list[str]], code: str) -> list[str]:
     return found
 
 
-def _alerts_of(alerts: tuple[Alert, ...] | None, province: str, scope: set[str]) -> list[Alert]:
+def _is_root(unit: UnitInfo) -> bool:
+    return unit.level == "province" or unit.parent is None
+
+
+def _alerts_of(alerts: tuple[Alert, ...] | None, focus: UnitInfo, scope: set[str]) -> list[Alert]:
+    """The open alerts of ``focus``'s page: a province's page has every alert of the
+    province (also of a unit without figures yet); any other page, those of ``scope``.
+
+    Until 2026-12-05 every page kept the province's alerts, so a commune's drill-down
+    listed its neighbours' critical alerts as its own (review 55)."""
     if alerts is None:
         return []
-    chosen = [a for a in alerts if a.is_open and (a.province == province or a.unit in scope)]
+    if _is_root(focus):
+        chosen = [
+            a for a in alerts if a.is_open and (a.province == focus.province or a.unit in scope)
+        ]
+    else:
+        chosen = [a for a in alerts if a.is_open and a.unit in scope]
     severity = {"critical": 0, "warning": 1}
     return sorted(
         chosen,
@@ -229,7 +245,7 @@ def build_overview(
     """
     units = _units(snapshot.figures)
     provinces = sorted(
-        (u for u in units.values() if u.level == "province" or u.parent is None),
+        (u for u in units.values() if _is_root(u)),
         key=lambda u: u.code,
     )
     if province not in {p.code for p in provinces}:
@@ -285,7 +301,13 @@ def build_overview(
         )
 
     rows = sorted((row(c) for c in children.get(focus.code, ())), key=row_key)
+    # The lists narrow as one drills down but keep the focused unit itself: a district
+    # below target is listed on the province's page and on its own. Until 2026-12-05 a
+    # commune's own page left it out and read "every unit is sending" under its own
+    # silence (review 55). The province is the root: its lists name its units.
     scope = _descendants(children, focus.code)
+    if not _is_root(focus):
+        scope.append(focus.code)
     below_all = sorted(
         (
             f
@@ -302,7 +324,7 @@ def build_overview(
     alerts = (
         None
         if snapshot.alerts is None
-        else _alerts_of(snapshot.alerts, focus.province, {focus.code, *scope})
+        else _alerts_of(snapshot.alerts, focus, {focus.code, *scope})
     )
     return Overview(
         provinces=provinces,

@@ -24,10 +24,12 @@ from services.common.rates import (
     format_target,
 )
 from services.common.unit_info import UnitInfo
+from services.common.units import VN_TZ
 from services.wall.bases import Bases
 from services.wall.export_links import download_links
 from services.wall.i18n import (
     STATUS_ICONS,
+    alert_state,
     client_strings,
     fmt_since,
     fmt_time,
@@ -173,7 +175,6 @@ def _alert_item(lang: Lang, ov: Overview, alert: Alert) -> str:
     names = ov.unit_names.get(alert.unit, (alert.unit, alert.unit))
     icon = {"critical": "⬣", "warning": "▲"}.get(alert.severity, "●")
     severity = STRINGS_SEVERITY.get(alert.severity, "severity_info")
-    state = "state_pending" if alert.state == "pending" else "state_firing"
     # The alerts service names who acknowledged only to an operator in scope; the wall
     # reads without a token, so an acknowledged alert may come without the name.
     if alert.acknowledged_by or alert.acknowledged_at:
@@ -193,7 +194,7 @@ def _alert_item(lang: Lang, ov: Overview, alert: Alert) -> str:
     return (
         f'<li class="alert sev-{escape(alert.severity)}" data-alert="{escape(alert.id)}">'
         f'<span class="sev"><span aria-hidden="true">{icon}</span> '
-        f"{escape(text(lang, severity))}</span> · {escape(text(lang, state))}"
+        f"{escape(text(lang, severity))}</span> · {escape(alert_state(lang, alert))}"
         f'<div class="alert-what"><strong>{escape(names[1] if lang == "en" else names[0])}'
         f"</strong> — {escape(kpi)}</div>"
         + (f'<div class="alert-summary">{escape(summary)}</div>' if summary else "")
@@ -224,10 +225,20 @@ def _alerts(lang: Lang, ov: Overview) -> str:
 
 
 def silence_text(lang: Lang, row: UnitRow, now: datetime) -> str:
+    """When the unit last sent, in Vietnam time, and for how long since when that was
+    today: "không gửi dữ liệu từ 20/11/2026 16:50".
+
+    Until 2026-12-05 it said only a wall-clock duration ("65 giờ 25 phút" on Monday for
+    a commune that last sent on Friday at 16:50), while silence is judged in working time,
+    and never the moment the operator calling the commune needs (review 55). Across a
+    night or a weekend the duration is left out: the moment says it without misleading."""
     if row.last_event is None:
         return text(lang, "silent_never")
+    at = format_datetime(row.last_event, lang)
+    if row.last_event.astimezone(VN_TZ).date() != now.astimezone(VN_TZ).date():
+        return text(lang, "silent_since", at=at)
     silent_s = (now - row.last_event).total_seconds()
-    return text(lang, "silent_for", duration=format_duration(silent_s, lang))
+    return text(lang, "silent_since_today", at=at, duration=format_duration(silent_s, lang))
 
 
 def _silent(lang: Lang, ov: Overview, province: str | None, now: datetime) -> str:

@@ -27,6 +27,7 @@ from services.wall.board import build_board, provinces_of, this_month
 from services.wall.hub import Hub
 from services.wall.i18n import LANGS, text
 from services.wall.kiosk import parse_kiosk, position
+from services.wall.limits import Busy, Limits
 from services.wall.overview import Silence
 from services.wall.rankings import SCORE, levels_of, rank_kpi, rank_score
 from services.wall.screens import (
@@ -77,11 +78,13 @@ class ScreenViews:
         default_lang: Lang,
         card: Scorecard | None = None,
         silence: Silence | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.hub = hub
         self.default_lang = default_lang
         self.card = card or Scorecard.load()
         self.silence = silence
+        self.limits = limits or Limits.build()
 
     def routes(self) -> list[Route]:
         return [
@@ -194,10 +197,15 @@ class ScreenViews:
                            stale=snap.stale, refresh=then)  # fmt: skip
 
     async def _trends(self, unit: str, kpi: str, today: date) -> UnitTrends | None:
+        days = history_days(today)
         try:
-            items = await self.hub.sources.history(unit, kpi, history_days(today))
+            # Shared and bounded: a kiosk or a reload loop on one unit reads each KPI's
+            # two years once, not once per load (review 55).
+            items = await self.limits.histories.get(
+                (unit, kpi, days), lambda: self.hub.sources.history(unit, kpi, days)
+            )
             return trends(kpi, items, today)
-        except (FetchError, KeyError, TypeError, ValueError):
+        except (Busy, FetchError, KeyError, TypeError, ValueError):
             return None
 
 

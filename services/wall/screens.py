@@ -39,7 +39,14 @@ from services.common.unit_info import UnitInfo
 from services.common.units import REFORM_DATE
 from services.wall.bases import Bases
 from services.wall.board import Board, DossierTiles, WorstUnit
-from services.wall.i18n import STATUS_ICONS, fmt_since, fmt_time, status_label, text
+from services.wall.i18n import (
+    STATUS_ICONS,
+    alert_state,
+    fmt_since,
+    fmt_time,
+    status_label,
+    text,
+)
 from services.wall.model import Alert
 from services.wall.rankings import SCORE, Entry, Ranking
 from services.wall.settings import Lang
@@ -351,7 +358,7 @@ def _alert(lang: Lang, a: Alert) -> str:
     return (
         f'<li class="alert sev-{escape(a.severity)}" data-alert="{escape(a.id)}">'
         f'<span class="sev"><span aria-hidden="true">{icon}</span> '
-        f"{escape(text(lang, severity))}</span> {ack}"
+        f"{escape(text(lang, severity))}</span> · {escape(alert_state(lang, a))} {ack}"
         f'<span class="alert-summary">{escape(summary or a.alertname)}</span></li>'
     )
 

@@ -11,6 +11,7 @@ from services.common.scorecard import Scorecard
 from services.wall.app import create_app
 from services.wall.downloads import Downloads
 from services.wall.hub import Hub
+from services.wall.limits import Limits
 from services.wall.overview import Silence
 from services.wall.settings import WallSettings
 from services.wall.sources import Sources
@@ -31,8 +32,11 @@ def build_app(settings: WallSettings) -> Starlette:
         kpi_families(),
         weekly_minutes=settings.wall_silence_weekly_minutes,
     )
-    downloads = Downloads(hub, sources, Scorecard.load(), settings.wall_lang, silence=silence)
-    return create_app(WallViews(settings, hub, calendar, silence), downloads)
+    limits = Limits.of(settings)  # one set per process: the pages and the files share it
+    downloads = Downloads(
+        hub, sources, Scorecard.load(), settings.wall_lang, silence=silence, limits=limits
+    )
+    return create_app(WallViews(settings, hub, calendar, silence, limits), downloads)
 
 
 async def serve(settings: WallSettings) -> None:

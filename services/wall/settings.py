@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.common.calendar import HOLIDAYS_FILE
+from services.wall import limits
 
 Lang = Literal["vi", "en"]
 
@@ -99,6 +100,35 @@ class WallSettings(BaseSettings):
 
     wall_trend_days: int = Field(default=14, ge=2, le=90)
     """``EGOV_WALL_TREND_DAYS``: days drawn in a trend."""
+
+    # What one client can make the wall do (services/wall/limits.py; review 55).
+    wall_max_exports: int = Field(default=limits.EXPORTS_AT_ONCE, ge=1)
+    """``EGOV_WALL_MAX_EXPORTS``: files (/wall/export) read and written at once; each
+    reads every worker's /v1/kpis of the province. Default 4."""
+
+    wall_max_history_reads: int = Field(default=limits.HISTORY_READS_AT_ONCE, ge=1)
+    """``EGOV_WALL_MAX_HISTORY_READS``: /v1/kpis/history reads (PostgreSQL queries on a
+    worker) in flight at once, for unit pages and trends. Default 16."""
+
+    wall_busy_wait_s: float = Field(default=limits.BUSY_WAIT_S, gt=0)
+    """``EGOV_WALL_BUSY_WAIT_S``: how long a file or a history read waits for a free
+    place; then a file is a 503 with ``Retry-After`` and a trend "could not be loaded".
+    Default 10."""
+
+    wall_share_reads_s: float = Field(default=limits.SHARE_READS_S, ge=0)
+    """``EGOV_WALL_SHARE_READS_S``: one read of a province's figures (for files) or of a
+    unit's history serves every request for the same thing meanwhile and for this long
+    after; 0 shares only the reads in flight. Default 2 (the workers publish every 2 s)."""
+
+    wall_max_streams: int = Field(default=limits.STREAMS, ge=1)
+    """``EGOV_WALL_MAX_STREAMS``: open /wall pages' event streams the wall serves; past it a
+    new stream is a 503. Default 500."""
+
+    wall_max_streams_per_client: int = Field(default=limits.STREAMS_PER_CLIENT, ge=1)
+    """``EGOV_WALL_MAX_STREAMS_PER_CLIENT``: open event streams from one client address;
+    past it a new one is a 429. Behind a reverse proxy the address is the proxy's unless
+    uvicorn trusts its ``X-Forwarded-For`` (``FORWARDED_ALLOW_IPS``): then raise this to
+    the total. Default 10."""
 
     @field_validator("metrics_urls", mode="before")
     @classmethod

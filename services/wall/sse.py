@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -24,14 +24,29 @@ HEADERS = {
 class EventStream(Response):
     """Streams ``events`` (encoded SSE frames) until they end or the client leaves."""
 
-    def __init__(self, events: AsyncGenerator[bytes], headers: Mapping[str, str] = HEADERS):
+    def __init__(
+        self,
+        events: AsyncGenerator[bytes],
+        headers: Mapping[str, str] = HEADERS,
+        on_close: Callable[[], None] | None = None,
+    ):
         # Not Response.__init__: it would declare the empty body's Content-Length: 0.
         self.status_code = 200
         self.background = None
         self.raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         self.events = events
+        self.on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Streams; ``on_close`` runs once the stream ends, however it ends (the slot of
+        :class:`services.wall.limits.StreamSlots` it holds is given back)."""
+        try:
+            await self._stream(receive, send)
+        finally:
+            if self.on_close is not None:
+                self.on_close()
+
+    async def _stream(self, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         pump = asyncio.ensure_future(self._pump(send))
         watch = asyncio.ensure_future(_disconnected(receive))

@@ -25,6 +25,7 @@ from services.common.figures_client import FetchError
 from services.wall.api import overview_json
 from services.wall.hub import Hub
 from services.wall.i18n import LANGS
+from services.wall.limits import Busy, Limits
 from services.wall.overview import Overview, Silence, build_overview
 from services.wall.render import overview_html, page_html, sources_json, trend_section
 from services.wall.screen_views import ScreenViews
@@ -35,6 +36,12 @@ from services.wall.trend import TrendPoint, every_day, points_from_json
 STATIC_DIR = Path(__file__).with_name("static")
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 _CODE = re.compile(r"[0-9A-Za-z._-]{1,32}")
+STREAM_RETRY_AFTER_S = 30
+"""A refused stream's ``Retry-After``: a page's streams end when its tabs close."""
+STREAM_REFUSALS = {
+    429: "too many open streams from this address",
+    503: "the wall serves as many streams as it can",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +85,12 @@ class WallViews:
         hub: Hub,
         calendar: WorkingCalendar,
         silence: Silence | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.settings = settings
         self.hub = hub
         self.calendar = calendar
+        self.limits = limits or Limits.of(settings)
         # The rankings' and files' rule; the overview judges any family, as its table does.
         self.silence = silence or Silence(settings.wall_silence_minutes, calendar)
         self.static = {
@@ -102,9 +111,12 @@ class WallViews:
         )
 
     async def trend_points(self, unit: str, kpi: str) -> list[TrendPoint] | None:
+        days = self.settings.wall_trend_days
         try:
-            items = await self.hub.sources.history(unit, kpi, self.settings.wall_trend_days)
-        except FetchError:
+            items = await self.limits.histories.get(
+                (unit, kpi, days), lambda: self.hub.sources.history(unit, kpi, days)
+            )
+        except (Busy, FetchError):
             return None
         try:
             points = points_from_json(items)
@@ -180,7 +192,16 @@ class WallViews:
 
     async def stream(self, request: Request) -> Response:
         q = PageQuery.parse(request.query_params, self.settings.wall_lang)
-        return EventStream(self._events(q))
+        # Each open stream rebuilds and renders its page every heartbeat on the one event
+        # loop: bounded per client address and in all (review 55). The page's script
+        # reconnects by itself a moment later.
+        client = request.client.host if request.client else ""
+        refused = self.limits.streams.take(client)
+        if refused is not None:
+            headers = {"Retry-After": str(STREAM_RETRY_AFTER_S)}
+            body = {"error": STREAM_REFUSALS[refused]}
+            return JSONResponse(body, status_code=refused, headers=headers)
+        return EventStream(self._events(q), on_close=lambda: self.limits.streams.give_back(client))
 
     async def _events(self, q: PageQuery) -> AsyncGenerator[bytes]:
         # EventSource reconnects by itself; ask it to retry quickly.
@@ -215,5 +236,6 @@ class WallViews:
                 self.hub,
                 self.settings.wall_lang,
                 silence=self.silence,
+                limits=self.limits,
             ).routes(),
         ]

@@ -136,3 +136,44 @@ def test_the_page_links_the_downloads_of_the_unit_it_shows() -> None:
     html = overview_html("vi", ov, NOW)
     assert 'href="/wall/export?unit=404&amp;window=month&amp;format=xlsx&amp;lang=vi"' in html
     assert "Tải số liệu" in html and "Bảng điểm 766 (CSV)" in html
+
+
+async def test_a_download_waits_for_a_place_then_is_a_503_to_retry() -> None:
+    import asyncio
+
+    import httpx
+    from starlette.applications import Starlette
+
+    from services.wall.downloads import RETRY_AFTER_S, Downloads
+    from services.wall.limits import Limits
+
+    release = asyncio.Event()
+    reads = 0
+
+    class Slow:
+        async def province_figures(self, window: str, province: str) -> list[Figure]:
+            nonlocal reads
+            reads += 1
+            await release.wait()
+            return FIGURES
+
+    class OneHub:
+        async def current(self):  # type: ignore[no-untyped-def]
+            return snapshot(FIGURES)
+
+    limits = Limits.build(exports_at_once=1, busy_wait_s=0.05)
+    downloads = Downloads(OneHub(), Slow(), CARD, "vi", clock=lambda: NOW, limits=limits)  # type: ignore[arg-type]
+    app = Starlette(routes=downloads.routes())
+    params = {"unit": "38", "window": "month", "format": "csv"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://wall") as client:
+        first = asyncio.ensure_future(client.get("/wall/export", params=params))
+        await asyncio.sleep(0.01)
+        busy = await client.get("/wall/export", params=params)
+        release.set()
+        made = await first
+        again = await client.get("/wall/export", params={**params, "format": "xlsx"})
+    assert busy.status_code == 503 and busy.headers["retry-after"] == str(RETRY_AFTER_S)
+    assert "content-disposition" not in busy.headers
+    assert made.status_code == 200 and again.status_code == 200
+    assert reads == 1  # the workbook asked just after shares the CSV's read

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from services.common.figures import Activity
 from services.common.figures import Standing as Status
 from services.wall.model import Alert
@@ -116,3 +118,30 @@ def test_unreadable_alerts_differ_from_no_alerts() -> None:
 def test_no_figures_at_all() -> None:
     ov = build_overview(snapshot([]), None, None, NOW, 30)
     assert ov.focus is None and ov.rows == [] and ov.provinces == []
+
+
+def test_a_districts_page_lists_the_district_itself_and_only_its_alerts() -> None:
+    names = {
+        "06": ("Bắc Kạn", "Bac Kan", "province", None, "06"),
+        "061": ("Huyện Chợ Đồn", "Cho Don District", "district", "06", "06"),
+        "062": ("Huyện Ba Bể", "Ba Be District", "district", "06", "06"),
+        "01900": ("Xã Quảng Bạch", "Quang Bach Commune", "commune", "061", "06"),
+    }
+    figures = [
+        fig("06", 95, 100, names=names, last_event=recent(1)),
+        # Chợ Đồn below target (its own office's documents), its commune meets.
+        fig("061", 80, 100, names=names, last_event=recent(1)),
+        fig("062", 99, 100, names=names, last_event=recent(1)),
+        fig("01900", 99, 100, names=names, last_event=recent(1)),
+    ]
+    alerts = [
+        replace(a, province="06")
+        for a in (alert("061"), alert("062", sev="critical"), alert("01900"))
+    ]
+    district = build_overview(snapshot(figures, alerts=alerts), "06", "061", NOW, 30)
+    assert [f.unit for f in district.below] == ["061"]
+    assert district.alerts is not None
+    assert sorted(a.unit for a in district.alerts) == ["01900", "061"]  # not Ba Bể's
+    province = build_overview(snapshot(figures, alerts=alerts), "06", None, NOW, 30)
+    assert province.alerts is not None and len(province.alerts) == 3
+    assert "06" not in [f.unit for f in province.below]  # the root's lists name its units

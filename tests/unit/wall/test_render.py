@@ -156,11 +156,11 @@ def test_a_history_day_counted_above_its_total_is_refused_not_drawn() -> None:
         points_from_json([good, {"day": "2026-11-23", "numerator": 3, "denominator": 2}])
 
 
-def test_a_silent_unit_says_for_how_long_in_hours_and_minutes() -> None:
-    # 01850 last sent 120 minutes before NOW.
+def test_a_silent_unit_says_since_when_and_for_how_long_today() -> None:
+    # 01850 last sent 120 minutes before NOW, the same Vietnam day (review 55: the moment).
     ov = build_overview(snapshot(figures()), None, None, NOW, 30)
-    assert "không gửi dữ liệu trong 2 giờ" in overview_html("vi", ov, NOW)
-    assert "no data for 2 h" in overview_html("en", ov, NOW)
+    assert "không gửi dữ liệu từ 23/11/2026 08:15 (2 giờ)" in overview_html("vi", ov, NOW)
+    assert "no data since 23 Nov 2026 08:15 (2 h)" in overview_html("en", ov, NOW)
 
 
 def test_the_page_links_to_the_wall_screens_of_its_province() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -254,3 +254,27 @@ def test_no_alerts_source_means_no_alerts_panel_on_the_screens(card: Scorecard) 
         assert "No open alerts" not in html and "Hiện không có cảnh báo" not in html
     read = build_board(card, snapshot(figures, alerts=[]), "38", NOW)
     assert read is not None and "No open alerts." in board_html("en", read)
+
+
+def test_an_alert_on_the_province_screen_says_since_when(card: Scorecard) -> None:
+    from dataclasses import replace
+
+    from services.wall.api import alert_json
+
+    fired = datetime(2026, 11, 20, 2, 40, tzinfo=UTC)  # 09:40 in Vietnam
+    old = replace(alert(1), since=fired)
+    board = build_board(
+        card, snapshot([fig("38", "dossier_online", 1, 2)], alerts=[old]), "38", NOW
+    )
+    assert board is not None
+    assert "Đang cảnh báo từ 20/11/2026 09:40" in board_html("vi", board)
+    assert "Active since 20 Nov 2026 09:40" in board_html("en", board)
+    assert alert_json(old)["since"] == "2026-11-20T09:40:00+07:00"
+    assert alert_json(alert(2))["since"] is None  # the alerts service did not say
+
+
+def test_a_kiosk_keeps_the_provinces_it_was_asked_for_in_its_urls() -> None:
+    k = parse_kiosk({"provinces": "19,<x>,19", "every": "30"}, ["38"], "vi")
+    assert k.provinces == () and k.stop(0) is None  # none has figures: an empty stop
+    assert "provinces=19&" in k.url(0)  # ...that comes back to 19, not to 38
+    assert "provinces" not in parse_kiosk({}, ["38"], "vi").url(0)  # every province, then
