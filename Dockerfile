@@ -49,6 +49,8 @@ COPY --from=builder /opt/venv /opt/venv
 COPY services/ /app/services/
 COPY schemas/ /app/schemas/
 COPY data/ /app/data/
+# The runbooks the alerts service serves at /runbooks (each alert's runbook link).
+COPY docs/runbooks.md /app/docs/runbooks.md
 
 # The only writable place: faust keeps its table state under the working directory, the
 # alerts service its state file in alerts/ (a volume, which takes this folder's owner).

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from services.alerts.runbooks import REPO_PATH, RUNBOOKS_PATH
 from services.common.paths import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
@@ -60,12 +61,13 @@ class MonitoringPorts:
         return f"127.0.0.1:{ports[job]}"
 
 
-def prometheus_config(ports: MonitoringPorts) -> dict[str, Any]:
+def prometheus_config(ports: MonitoringPorts, rules_dir: Path = RULES_DIR) -> dict[str, Any]:
     """Production's prometheus.yml with local targets: every job keeps its name (the
-    rules and dashboards select on it) and is scraped at its one local address."""
+    rules and dashboards select on it) and is scraped at its one local address. The rule
+    files are read from ``rules_dir`` (:func:`write_rules`' copies)."""
     config: dict[str, Any] = yaml.safe_load(PROMETHEUS_CONFIG.read_text("utf-8"))
     # Relative rule paths resolve against the config file, which `make up` writes in var/.
-    config["rule_files"] = [str(RULES_DIR / Path(pattern).name) for pattern in config["rule_files"]]
+    config["rule_files"] = [str(rules_dir / Path(pattern).name) for pattern in config["rule_files"]]
     for manager in config["alerting"]["alertmanagers"]:
         manager["static_configs"] = [{"targets": [ports.target("alertmanager")]}]
     for scrape in config["scrape_configs"]:
@@ -99,13 +101,27 @@ def alertmanager_config(sink_url: str) -> dict[str, Any]:
     return config
 
 
+def write_rules(directory: Path, ports: MonitoringPorts) -> Path:
+    """Production's rule files with each ``runbook`` link made the local alerts
+    service's page (deploy/ names the repository's file, which a site replaces by its
+    own copy's URL): on-call's link opens. Copied as text, comments and all."""
+    rules = directory / "rules"
+    rules.mkdir(parents=True, exist_ok=True)
+    page = f"http://127.0.0.1:{ports.services['alerts']}{RUNBOOKS_PATH}"
+    for source in sorted(RULES_DIR.glob("*.yml")):
+        text = source.read_text("utf-8").replace(f"runbook: {REPO_PATH}#", f"runbook: {page}#")
+        (rules / source.name).write_text(text, "utf-8")
+    return rules
+
+
 def write_configs(directory: Path, ports: MonitoringPorts) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     prometheus = directory / "prometheus.yml"
     alertmanager = directory / "alertmanager.yml"
     sink = f"http://127.0.0.1:{ports.notifications}"
+    rules = write_rules(directory, ports)
     for path, config in (
-        (prometheus, prometheus_config(ports)),
+        (prometheus, prometheus_config(ports, rules)),
         (alertmanager, alertmanager_config(sink)),
     ):
         header = f"# Written by `make up` from {path.name} in deploy/; edits are overwritten.\n"

@@ -17,21 +17,16 @@ from typing import Any
 import httpx
 
 from services.alerts.model import Alert, State
+from services.alerts.runbooks import runbook_url
 
 BATCH = 1000
 
-RUNBOOKS = "docs/runbooks.md"
-"""Where each alert's runbook is: a section per alertname, as Prometheus's own health
-alerts name theirs (deploy/prometheus/rules/egov-health.yml)."""
 
-
-def runbook(alertname: str) -> str:
-    """The ``runbook`` annotation of an alert: its section of docs/runbooks.md."""
-    return f"{RUNBOOKS}#{alertname.lower()}"
-
-
-def payload(alert: Alert, now: datetime, expiry: timedelta, base_url: str) -> dict[str, Any]:
-    """One alert as Alertmanager's ``postableAlert``."""
+def payload(
+    alert: Alert, now: datetime, expiry: timedelta, base_url: str, runbooks: str
+) -> dict[str, Any]:
+    """One alert as Alertmanager's ``postableAlert``; ``runbooks`` is the runbooks' page
+    (``AlertsSettings.runbooks_url``), its ``runbook`` annotation that page's section."""
     starts = alert.fired_at or alert.pending_since
     ends = (
         alert.resolved_at if alert.state is State.RESOLVED and alert.resolved_at else now + expiry
@@ -41,7 +36,7 @@ def payload(alert: Alert, now: datetime, expiry: timedelta, base_url: str) -> di
         "annotations": {
             **alert.annotations,
             "alert_id": alert.id,
-            "runbook": runbook(alert.key.condition),
+            "runbook": runbook_url(runbooks, alert.key.condition),
         },
         "startsAt": starts.isoformat(),
         "endsAt": ends.isoformat(),

@@ -12,6 +12,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.alerts.api import routes
+from services.alerts.runbooks import RUNBOOKS_PATH
+from services.alerts.runbooks import page as runbook_page
 from services.alerts.service import AlertsService
 
 __all__ = ["AlertsService", "create_app"]
@@ -32,6 +34,11 @@ def create_app(service: AlertsService, *, run_loops: bool = True) -> Starlette:
         ready = database and state.loaded.is_set()
         return JSONResponse(body, status_code=200 if ready else 503)
 
+    async def runbooks(_: Request) -> Response:
+        # What each alert's ``runbook`` link opens (services/alerts/runbooks.py): public,
+        # as the docs are; no figure or person in it.
+        return Response(runbook_page(), media_type="text/html; charset=utf-8")
+
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(service.metrics_registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -49,6 +56,7 @@ def create_app(service: AlertsService, *, run_loops: bool = True) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            Route(RUNBOOKS_PATH, runbooks),
             *routes(service),
         ],
         lifespan=lifespan,

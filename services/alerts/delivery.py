@@ -103,10 +103,11 @@ class Delivery:
         resend window passed (``EGOV_ALERT_RESOLVED_RESEND_S``)."""
         expiry = timedelta(seconds=4 * self.settings.alert_resend_s)
         base = self.settings.alerts_public_url.rstrip("/")
-        batch = [payload(a, now, expiry, base) for a in firing]
+        runbooks = self.settings.runbooks_url
+        batch = [payload(a, now, expiry, base, runbooks) for a in firing]
         firing_labels = {_label_set(p) for p in batch}
         for alert in self.resolved:
-            resolved = payload(alert, now, expiry, base)
+            resolved = payload(alert, now, expiry, base, runbooks)
             if _label_set(resolved) not in firing_labels:
                 batch.append(resolved)
         return batch

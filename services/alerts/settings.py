@@ -36,6 +36,15 @@ class AlertsSettings(CommonSettings):
     """``EGOV_ALERTS_PUBLIC_URL``: base URL operators reach; alerts link to it
     (Alertmanager's generatorURL)."""
 
+    alert_runbook_url: str = ""
+    """``EGOV_ALERT_RUNBOOK_URL``: the runbooks' page as on-call opens it; each alert's
+    ``runbook`` annotation is this and its section (``#kpibelowtarget``). Empty: this
+    service's own page, ``EGOV_ALERTS_PUBLIC_URL`` + ``/runbooks``."""
+
+    @property
+    def runbooks_url(self) -> str:
+        return self.alert_runbook_url or self.alerts_public_url.rstrip("/") + "/runbooks"
+
     alertmanager_url: str = ""
     """``EGOV_ALERTMANAGER_URL``: base URL of Prometheus Alertmanager (v2 API); empty: no
     Alertmanager, deliver to the webhook, Kafka and the log only."""

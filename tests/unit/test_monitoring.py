@@ -5,6 +5,7 @@ sink's notifications as on-call would read them."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -205,3 +206,17 @@ def test_the_monitoring_ports_are_checked_free_before_the_start() -> None:
         9197,
     }
     assert "prometheus" not in devstack._ports(devstack.StackOptions(monitoring=False))
+
+
+def test_make_ups_health_rules_link_to_the_local_runbooks_page(tmp_path: Path) -> None:
+    from services.monitoring import MonitoringPorts, write_configs
+
+    ports = MonitoringPorts(9190, 9193, 9197, {"ingest": 8080, "metrics": 8081, "alerts": 8082})
+    prometheus, _ = write_configs(tmp_path, ports)
+    config = yaml.safe_load(prometheus.read_text("utf-8"))
+    assert config["rule_files"] == [str(tmp_path / "rules" / "*.yml")]
+    health = tmp_path / "rules" / "egov-health.yml"
+    links = re.findall(r"runbook: (\S+)", health.read_text("utf-8"))
+    assert links and all(link.startswith("http://127.0.0.1:8082/runbooks#") for link in links), (
+        links
+    )

@@ -1,25 +1,19 @@
-"""Review 56: what an on-call person or a province operations center would hit (pure unit).
+"""Review 56 (fixed 2026-12-05): what an on-call person or a province operations center
+would hit (pure unit).
 
-Findings, each a strict xfail below (it fails today for the reason given, and passes
-once the defect is fixed):
+1. Severity was fixed when an alert fired (services/alerts/lifecycle.py), and ``info`` is
+   routed to the "null" receiver: a day alert that fired as ``info`` in the morning (a few
+   points under on a thin volume) stayed ``info`` all day however far the unit fell. A
+   graver breach now escalates: the milder alert resolves, saying so, and one of the
+   graver severity fires at once.
+2. The same: a ticket (warning) never became a page when the rate collapsed, and an
+   acknowledged warning stayed silenced.
+3. Every alert's ``runbook`` annotation was the repository path ``docs/runbooks.md#...``,
+   which no notification can open: it is now the alerts service's ``/runbooks`` page
+   (services/alerts/runbooks.py), or ``EGOV_ALERT_RUNBOOK_URL``.
 
-1. ``test_an_info_alert_that_collapses_reaches_someone`` — severity is fixed when an
-   alert fires (services/alerts/lifecycle.py ``_move``/``_refresh``), and ``info`` is
-   routed to the "null" receiver (deploy/alertmanager/alertmanager.yml). A day alert
-   that fired as ``info`` in the morning (a few points under on a thin volume) stays
-   ``info`` all day however far the unit falls: 25 % on 20x the minimum volume notifies
-   nobody, and the day window (the only one that can page on today's collapse) is muted.
-2. ``test_a_warning_that_collapses_pages_on_call`` — the same fixed severity: a ticket
-   (warning, 12 h repeat, team receiver) never becomes a page when the rate collapses
-   to 10 % on a large volume; an acknowledged warning stays silenced for 24 h too.
-3. ``test_runbook_annotation_is_a_link_on_call_can_open`` — every alert's ``runbook``
-   annotation is the repository path ``docs/runbooks.md#kpibelowtarget``
-   (services/alerts/alertmanager.py ``runbook``; same in egov-health.yml): not a URL,
-   so the link in a notification (or Alertmanager's UI, which resolves it against its
-   own host) leads nowhere.
-
-The integration file tests/integration/alerts/test_review56_oncall.py holds the
-restart and IngestRejectionsHigh-routing findings (real PostgreSQL).
+The integration file tests/integration/alerts/test_review56_oncall.py holds the restart
+and IngestRejectionsHigh-routing findings (real PostgreSQL).
 """
 
 from __future__ import annotations
@@ -36,6 +30,7 @@ from services.alerts import conditions as c
 from services.alerts.alertmanager import payload
 from services.alerts.lifecycle import AlertBook
 from services.alerts.model import Alert, State
+from services.alerts.settings import AlertsSettings
 from services.common.figures import Figure
 from services.common.rates import to_bp
 
@@ -108,18 +103,15 @@ def test_a_warning_that_collapses_pages_on_call() -> None:
 # --- 4: runbook links -----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the runbook annotation is a repository path (docs/runbooks.md#...), not a URL "
-    "a notification or Alertmanager's UI can open",
-)
 def test_runbook_annotation_is_a_link_on_call_can_open() -> None:
     alert = Alert(
         id="a1", key=c.AlertKey(c.BELOW, "document_signing", "05911", "day"),
         state=State.FIRING, severity="critical", province="38", labels={}, annotations={},
         values={}, pending_since=T0, updated_at=T0, fired_at=T0,
     )  # fmt: skip
-    link = payload(alert, T0, timedelta(minutes=4), "http://alerts.example")["annotations"][
-        "runbook"
-    ]
-    assert link.startswith(("http://", "https://")), link
+    settings = AlertsSettings(alerts_public_url="http://alerts.example")
+    sent = payload(alert, T0, timedelta(minutes=4), "http://alerts.example", settings.runbooks_url)
+    link = sent["annotations"]["runbook"]
+    assert link == "http://alerts.example/runbooks#kpibelowtarget", link
+    site = AlertsSettings(alert_runbook_url="https://ioc.example.vn/runbooks.html")
+    assert site.runbooks_url == "https://ioc.example.vn/runbooks.html"

@@ -1,6 +1,6 @@
-"""Review 56, against real PostgreSQL: restarts during an Alertmanager outage.
+"""Review 56 (fixed 2026-12-05), against real PostgreSQL.
 
-Finding (strict xfail):
+Findings:
 
 - ``test_a_resolution_made_during_an_alertmanager_outage_survives_a_restart`` — the
   resolutions Alertmanager has not heard yet are held in memory only

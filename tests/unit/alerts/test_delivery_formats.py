@@ -35,12 +35,14 @@ def test_alertmanager_payload_of_firing_and_resolved() -> None:
         "warning", "19", {"alertname": "UnitSilent"}, {"summary": "s"}, {}, now, now,
         fired_at=now,
     )  # fmt: skip
-    firing = alertmanager.payload(alert, now, timedelta(minutes=4), "http://x")
+    firing = alertmanager.payload(alert, now, timedelta(minutes=4), "http://x", "http://x/runbooks")
     assert firing["endsAt"] == (now + timedelta(minutes=4)).isoformat()
     assert firing["generatorURL"] == "http://x/v1/alerts/a1"
-    assert firing["annotations"]["runbook"] == "docs/runbooks.md#unitsilent"
+    assert firing["annotations"]["runbook"] == "http://x/runbooks#unitsilent"
     alert.state, alert.resolved_at = State.RESOLVED, now + timedelta(minutes=1)
-    resolved = alertmanager.payload(alert, now, timedelta(minutes=4), "http://x")
+    resolved = alertmanager.payload(
+        alert, now, timedelta(minutes=4), "http://x", "http://x/runbooks"
+    )
     assert resolved["endsAt"] == alert.resolved_at.isoformat()
     assert resolved["startsAt"] == now.isoformat()
 

@@ -233,7 +233,7 @@ def test_a_held_alert_is_still_pushed_as_firing_with_a_future_end() -> None:
     cycle(ev, book, burn(SLOWING), t1)
     now = t1 + timedelta(seconds=300)
     cycle(ev, book, burn(SLOWING), now)
-    sent = payload(book.open[KEY], now, timedelta(minutes=4), "http://a")
+    sent = payload(book.open[KEY], now, timedelta(minutes=4), "http://a", "http://a/runbooks")
     assert datetime.fromisoformat(sent["endsAt"]) > now
     assert sent["startsAt"] == (T0 + timedelta(seconds=120)).isoformat()  # the same incident
     assert sent["labels"]["severity"] == "warning"

@@ -66,7 +66,9 @@ def test_a_recovered_below_target_alert_does_not_say_below_target_when_it_resolv
     (resolved,) = cycle(ev, book, [day_figure(975, 1000)], later)  # 97,5 %: past 97 %
     assert resolved.to_state is State.RESOLVED
     # What Alertmanager's resolved notification (and the webhook's alert.resolved) shows.
-    sent = payload(resolved.alert, later, timedelta(minutes=4), "http://alerts")
+    sent = payload(
+        resolved.alert, later, timedelta(minutes=4), "http://alerts", "http://alerts/runbooks"
+    )
     summary_vi, summary_en = sent["annotations"]["summary_vi"], sent["annotations"]["summary_en"]
     assert "97,50 %" in summary_vi  # the figures are the current ones ...
     assert "thấp hơn mục tiêu" not in summary_vi  # ... but not "below the target"
