@@ -35,9 +35,11 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 
 
 class Journal:
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(self, outbox: Outbox, nobody_to_tell: bool = False) -> None:
         self._queue: deque[Transition] = deque()
         self._outbox = outbox
+        self._nobody_to_tell = nobody_to_tell
+        """No Alertmanager: resolutions are written as told (``store.write_transition``)."""
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -56,7 +58,9 @@ class Journal:
             transition = self._queue[0]
             async with pool.acquire() as conn:
                 try:
-                    await store.write_transition(conn, transition, self._outbox(transition))
+                    await store.write_transition(
+                        conn, transition, self._outbox(transition), self._nobody_to_tell
+                    )
                 except store.Conflict:
                     # Only possible if two services evaluate the same alerts: keep the
                     # recorded alert, drop ours, and say so loudly.

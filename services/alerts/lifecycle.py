@@ -103,7 +103,9 @@ class AlertBook:
             alert.clear_since = since
             self.holds_changed = True
 
-    def _open(self, verdict: Verdict, now: datetime) -> list[Transition]:
+    def _open(
+        self, verdict: Verdict, now: datetime, pending_since: datetime | None = None
+    ) -> list[Transition]:
         alert = Alert(
             id=self._new_id(),
             key=verdict.key,
@@ -113,7 +115,7 @@ class AlertBook:
             labels=verdict.labels(),
             annotations={},
             values={},
-            pending_since=now,
+            pending_since=pending_since or now,
             updated_at=now,
         )
         _refresh(alert, verdict, now)
@@ -136,7 +138,10 @@ class AlertBook:
             f"{alert.annotations['summary_vi']}\n{alert.annotations['summary_en']}"
         )
         ended = self._move(alert, State.RESOLVED, now, verdict)
-        return [ended, *self._open(replace(verdict, hold_for_s=0.0), now)]
+        # Pending since the breach began, not since the escalation: the history and the
+        # wall say how long the unit has been failing (the page's own start is fired_at).
+        graver = replace(verdict, hold_for_s=0.0)
+        return [ended, *self._open(graver, now, pending_since=alert.pending_since)]
 
     def _move(self, alert: Alert, to: State, now: datetime, verdict: Verdict) -> Transition:
         before = alert.state

@@ -73,7 +73,9 @@ class AlertsService:
         self.metrics = AlertsMetrics(self.metrics_registry, lambda: list(self.state.open.values()))
         self.delivery = Delivery(settings, self._http, self.metrics, lambda: self.clock())
         spool = Spool(settings.alert_state_file) if settings.alert_state_file else None
-        self.state = AlertState(self.delivery.outbox_rows, spool)
+        self.state = AlertState(
+            self.delivery.outbox_rows, spool, nobody_to_tell=not settings.alertmanager_url
+        )
         self.evaluator = Evaluator(
             settings,
             calendar or load_calendar(

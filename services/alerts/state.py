@@ -37,9 +37,11 @@ Seen = dict[tuple[str, str], datetime]
 class AlertState:
     """Open alerts and last-seen times, in memory first and in PostgreSQL when it answers."""
 
-    def __init__(self, outbox: Outbox, spool: Spool | None = None) -> None:
+    def __init__(
+        self, outbox: Outbox, spool: Spool | None = None, nobody_to_tell: bool = False
+    ) -> None:
         self.book = AlertBook()
-        self.journal = Journal(outbox)
+        self.journal = Journal(outbox, nobody_to_tell)
         self.last_seen: Seen = {}
         self.watch_start: datetime | None = None
         """When the service first began watching for silence (PostgreSQL), once loaded."""

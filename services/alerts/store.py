@@ -128,9 +128,16 @@ async def mark_resolutions_told(conn: Connection, ids: Sequence[str], at: dateti
 
 
 async def write_transition(
-    conn: Connection, transition: Transition, outbox: Sequence[tuple[str, dict[str, Any]]]
+    conn: Connection,
+    transition: Transition,
+    outbox: Sequence[tuple[str, dict[str, Any]]],
+    nobody_to_tell: bool = False,
 ) -> None:
     """Record one transition, the alert's new state and its notifications, atomically.
+
+    ``nobody_to_tell``: no Alertmanager is configured, so a resolution is written as told
+    (migration 0020): else a site without one owed Alertmanager every resolution of its
+    history, sent the day it added one (review 58).
 
     Idempotent on the transition id: a flush retried after an unknown outcome (the
     connection dropped during COMMIT), or a local journal replayed after a restart
@@ -157,6 +164,12 @@ async def write_transition(
             )  # fmt: skip
         except asyncpg.UniqueViolationError as exc:
             raise Conflict(f"another alert is open for {a.key}") from exc
+        if nobody_to_tell and a.state is State.RESOLVED:
+            await conn.execute(
+                "UPDATE alerts SET told_resolved_at = coalesce(told_resolved_at, resolved_at)"
+                " WHERE id = $1",
+                a.id,
+            )
         inserted = await conn.fetchval(
             "INSERT INTO alert_transitions (id, alert_id, from_state, to_state, at, vals) "
             "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING RETURNING id",

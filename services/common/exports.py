@@ -200,7 +200,7 @@ def kpi_table(
         stopped = _stopped(silent)
         rows = tuple((*r, mark if stopped(f) else "") for r, f in zip(rows, figures, strict=True))
     if lang == "vi":
-        return Table("Bảng chỉ tiêu", "Chỉ tiêu", columns, rows)
+        return Table("Bảng chỉ số", "Chỉ số", columns, rows)
     return Table("KPI table", "KPIs", columns, rows)
 
 

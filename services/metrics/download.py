@@ -71,9 +71,9 @@ def _label(
 
 
 def stem(query: KpiQuery, lang: Lang) -> str:
-    """The file name before its period: "bang-chi-tieu-404", "kpis-19"."""
+    """The file name before its period: "bang-chi-so-404", "kpis-19"."""
     codes = sorted(query.units | query.provinces)
-    head = "bang-chi-tieu" if lang == "vi" else "kpis"
+    head = "bang-chi-so" if lang == "vi" else "kpis"
     return "-".join([head, *codes[:3]])
 
 

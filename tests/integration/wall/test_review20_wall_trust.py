@@ -256,7 +256,7 @@ async def test_one_figure_reads_the_same_on_the_page_the_api_and_both_files(
     rows = csv_rows(day_csv.content)
     book = await get(thai.base, "/wall/export", unit="19", window="day", format="xlsx")
     assert book.status_code == 200, book.text
-    sheet = openpyxl.load_workbook(io.BytesIO(book.content))["Chỉ tiêu"]
+    sheet = openpyxl.load_workbook(io.BytesIO(book.content))["Chỉ số"]
     xlsx = {r[0]: r for r in sheet.iter_rows(min_row=3, values_only=True) if r[3] == KPI}
 
     for unit, (day, _, _) in COUNTS.items():
@@ -313,7 +313,7 @@ async def test_targets_are_shown_with_their_source(thai: Thai) -> None:
     page = (await get(thai.base, "/wall", province="19")).text
     got = await get(thai.base, "/wall/export", unit="19", window="month", format="xlsx")
     assert got.status_code == 200, got.text
-    sheet = openpyxl.load_workbook(io.BytesIO(got.content))["Chỉ tiêu"]
+    sheet = openpyxl.load_workbook(io.BytesIO(got.content))["Chỉ số"]
     cells = [str(c) for row in sheet.iter_rows(values_only=True) for c in row if c]
     # document_signing's 100 % from 1 Feb 2020 rests on Directive 02/CT-TTg.
     assert any("02/CT-TTg" in c for c in cells), "the file does not cite the target"

@@ -105,7 +105,7 @@ async def test_files_hold_the_figures_of_v1_kpis(
         got = await download(
             client, f"{metrics}/v1/kpis", province=PROVINCE, window="day", format="xlsx"
         )
-        assert xlsx_figures(got.content, "Chỉ tiêu") == day
+        assert xlsx_figures(got.content, "Chỉ số") == day
         got = await download(client, f"{metrics}/v1/kpis", unit=UNIT, window="month", format="csv")
         assert csv_figures(got.content) == {k: v for k, v in month.items() if k[0] == UNIT}
 

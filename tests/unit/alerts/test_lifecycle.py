@@ -68,6 +68,8 @@ def test_a_graver_breach_escalates_at_once_and_a_milder_one_never_downgrades() -
     assert ts[0].alert.annotations["escalated_to"] == "critical"
     assert "Escalated to critical" in ts[0].alert.annotations["summary_en"]
     assert b.open[KEY].labels["severity"] == "critical" and b.open[KEY].id != first.id
+    assert b.open[KEY].pending_since == first.pending_since == T0  # the breach's start
+    assert b.open[KEY].fired_at == T0 + timedelta(minutes=1)  # the page's
     # Easing back to a warning's figures keeps the page (no page-ticket-page flapping).
     assert b.observe([verdict(Status.BREACH, "warning")], T0 + timedelta(minutes=2)) == []
     assert b.open[KEY].labels["severity"] == "critical"

@@ -65,7 +65,7 @@ def test_csv_starts_with_a_bom_so_excel_reads_utf8() -> None:
 def test_csv_kpi_table_holds_the_figures_counts_and_shown_rates() -> None:
     rows = read_csv(to_csv(kpi_table(FIGURES, "vi"), TITLE, "vi"))
     assert rows[0] == [
-        "Bảng chỉ tiêu — Huyện Nông Cống (404) — Tháng 11/2026 — số liệu lúc 04/12/2026 10:15"
+        "Bảng chỉ số — Huyện Nông Cống (404) — Tháng 11/2026 — số liệu lúc 04/12/2026 10:15"
     ]
     assert rows[1] == [c.vi for c in KPI_COLUMNS]
     body = rows[2:]
@@ -91,8 +91,8 @@ def test_the_english_variant_has_english_headers_and_names() -> None:
 
 def test_xlsx_kpi_table_numbers_are_numbers_formatted_as_counts_and_percentages() -> None:
     sheets = read_xlsx(to_xlsx([kpi_table(FIGURES, "vi")], TITLE, "vi"))
-    ws = sheets["Chỉ tiêu"]
-    assert ws["A1"].value.startswith("Bảng chỉ tiêu — Huyện Nông Cống (404) — Tháng 11/2026")
+    ws = sheets["Chỉ số"]
+    assert ws["A1"].value.startswith("Bảng chỉ số — Huyện Nông Cống (404) — Tháng 11/2026")
     assert [c.value for c in ws[2]] == [c.vi for c in KPI_COLUMNS]
     for r, f in enumerate(FIGURES, start=3):
         numerator, denominator, rate = ws.cell(r, 7), ws.cell(r, 8), ws.cell(r, 9)
@@ -152,7 +152,7 @@ def test_xlsx_scorecard_points_are_numbers_and_text_is_vietnamese(card: Scorecar
     s = score(card, FIGURES[2:], "404", NOV)
     data = to_xlsx([kpi_table(FIGURES, "vi"), scorecard_table(s, "vi")], TITLE, "vi")
     sheets = read_xlsx(data)
-    assert list(sheets) == ["Chỉ tiêu", "Bảng điểm 766"]
+    assert list(sheets) == ["Chỉ số", "Bảng điểm 766"]
     ws = sheets["Bảng điểm 766"]
     rows = {ws.cell(r, 2).value: r for r in range(3, ws.max_row + 1) if ws.cell(r, 2).value}
     r = rows["2.1"]
@@ -184,7 +184,7 @@ def test_render_gives_the_body_media_type_and_a_safe_file_name(card: Scorecard) 
     as_xlsx = render("xlsx", tables, TITLE, "kpis-404-2026-11", "vi")
     assert as_xlsx.filename == "kpis-404-2026-11.xlsx"
     assert as_xlsx.content_type.endswith("spreadsheetml.sheet")
-    assert list(read_xlsx(as_xlsx.body)) == ["Chỉ tiêu", "Bảng điểm 766"]
+    assert list(read_xlsx(as_xlsx.body)) == ["Chỉ số", "Bảng điểm 766"]
     with pytest.raises(ValueError, match="unknown export format"):
         render("pdf", tables, TITLE, "x", "vi")  # type: ignore[arg-type]
 

@@ -61,11 +61,11 @@ async def test_csv_holds_the_json_answers_figures() -> None:
     assert response.status == 200, response.body
     assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
     disposition = response.headers["Content-Disposition"]
-    assert disposition == 'attachment; filename="bang-chi-tieu-01843-16342-2026-11-23.csv"'
+    assert disposition == 'attachment; filename="bang-chi-so-01843-16342-2026-11-23.csv"'
     assert isinstance(response.body, bytes) and response.body.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(response.body.decode("utf-8-sig"), newline="")))
     title, header, *data = rows
-    assert title[0].startswith("Bảng chỉ tiêu — ") and "23/11/2026" in title[0]
+    assert title[0].startswith("Bảng chỉ số — ") and "23/11/2026" in title[0]
     assert header[:2] == ["Mã đơn vị", "Đơn vị"] and header[6:9] == ["Tử số", "Mẫu số", "Tỷ lệ"]
     read = {(r[0], r[3]): (int(r[6]), int(r[7]), Decimal(r[8])) for r in data}
     assert read == by_key(json_items(snapshots, targets, params))

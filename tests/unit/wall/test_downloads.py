@@ -74,7 +74,7 @@ def test_csv_of_a_month_holds_the_figures_as_numbers() -> None:
     file = export_file(ask("csv"), "kpis", FIGURES, "19", CARD, NOW)
     assert file.filename == "bao-cao-19-2026-11.csv"
     title, header, *rows = read_csv(file.body)
-    assert title[0].startswith("Bảng chỉ tiêu — Thái Nguyên (19) — Tháng 11/2026")
+    assert title[0].startswith("Bảng chỉ số — Thái Nguyên (19) — Tháng 11/2026")
     assert header[6:9] == ["Tử số", "Mẫu số", "Tỷ lệ"]
     read = [(r[0], r[3], int(r[6]), int(r[7]), Decimal(r[8])) for r in rows]
     assert read == [
@@ -113,7 +113,7 @@ def test_a_day_has_no_scorecard() -> None:
     day = [counted(fig("19", 10, 10, names=NAMES))]
     file = export_file(ask("xlsx", "day"), "kpis", day, "19", CARD, NOW)
     assert file.filename == "bao-cao-19-2026-11-23.xlsx"
-    assert openpyxl.load_workbook(io.BytesIO(file.body)).sheetnames == ["Chỉ tiêu"]
+    assert openpyxl.load_workbook(io.BytesIO(file.body)).sheetnames == ["Chỉ số"]
     with pytest.raises(ExportQueryError) as refused:
         export_file(ask("csv", "day"), "scorecard", day, "19", CARD, NOW)
     assert refused.value.parameter == "table"
