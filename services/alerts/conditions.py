@@ -465,6 +465,48 @@ def _start(window: str, at: datetime) -> date:
     return day
 
 
+def units_gone(
+    verdicts: list[Verdict],
+    open_alerts: Mapping[AlertKey, Alert],
+    directory: UnitDirectory,
+    complete: bool,
+) -> list[Verdict]:
+    """KpiBelowTarget and KpiBudgetBurn alerts of a unit no longer in today's directory
+    resolve, once every worker answered and none judged it.
+
+    A reform dissolved or merged the unit: no worker serves it any more, its events count
+    under its successor's code, so its alerts would stay open as unknown. A year alert of
+    Bắc Kạn (06) fired on 30 June 2025 stayed firing until 1 January 2026, owned by a
+    province no operator's scope can name (review 59), as UnitSilent's did until it got
+    the same rule. A unit that still has figures (a backfill of its era) is judged on them.
+    """
+    if not complete or not directory:
+        return verdicts
+    judged = {v.key for v in verdicts}
+    out = list(verdicts)
+    for key, alert in open_alerts.items():
+        if key.condition not in (BELOW, BURN) or key in judged:
+            continue
+        if directory.get(key.unit) is not None:
+            continue
+        name = str(alert.values.get("unit_name") or key.unit)
+        vi, en = text.kpi_unit_gone(name, key.unit)
+        out.append(
+            Verdict(
+                key,
+                Status.CLEAR,
+                alert.severity,
+                alert.province,
+                {**alert.values, "gone": True},
+                vi,
+                en,
+                0.0,
+                family=alert.labels.get("family", ""),
+            )
+        )
+    return out
+
+
 def _ended(alert: Alert) -> Verdict:
     return Verdict(
         alert.key,

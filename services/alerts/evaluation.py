@@ -193,6 +193,7 @@ class Evaluator:
             )  # fmt: skip
         if seen.ingest is not None:
             verdicts += self._rejections(seen.ingest, open_alerts, now)
+        verdicts = conditions.units_gone(verdicts, open_alerts, self.directory, seen.complete)
         burn_read = seen.plan.slow and s.alert_burn_enabled
         return verdicts + _unseen_pending(verdicts, open_alerts, windows, burn_read)
 

@@ -81,7 +81,7 @@ class AlertsService:
             calendar or load_calendar(
                 settings.alert_holidays_file, always=settings.alert_silent_calendar == "always"
             ),
-            directory or load_directory(),
+            directory if directory is not None else load_directory(),
             self._families,
         )  # fmt: skip
         self._figures = FiguresClient(

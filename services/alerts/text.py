@@ -315,6 +315,20 @@ def unit_gone(unit_name: str, unit: str, family: str, unit_name_en: str = "") ->
     return vi, en
 
 
+def kpi_unit_gone(unit_name: str, unit: str) -> tuple[str, str]:
+    """A KPI alert whose unit left the unit directory (dissolved or merged by a reform):
+    its figures now count under its successor, whose own alerts say how it does."""
+    vi = (
+        f"{unit_name} ({unit}): không còn trong danh mục đơn vị (đã giải thể hoặc sáp nhập); "
+        "số liệu nay tính vào đơn vị kế thừa."
+    )
+    en = (
+        f"{unit_name} ({unit}): no longer in the unit directory (dissolved or merged); its "
+        "figures now count under its successor."
+    )
+    return vi, en
+
+
 def rejections(
     key_id: str,
     rejected: int,

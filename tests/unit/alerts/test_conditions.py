@@ -283,3 +283,25 @@ def test_a_keys_rejection_alert_carries_the_province_of_its_scope_and_its_name()
     assert v.summary_en.startswith("Publisher (tdoffice-thai-nguyen, key k-thai-nguyen)")
     (anonymous,) = c.ingest_rejections(counted, rule)
     assert anonymous.province == "" and "(key k-thai-nguyen)" in anonymous.summary_en
+
+
+def test_a_gone_units_kpi_alert_resolves_only_when_every_worker_answered() -> None:
+    from datetime import UTC
+
+    from services.alerts.model import Alert, AlertKey, State
+
+    directory = UnitDirectory([UnitInfo("c1", "Xã 1", "Commune 1", "commune", "19")])
+    at = datetime(2025, 7, 2, 3, tzinfo=UTC)
+    gone = AlertKey(c.BELOW, "document_signing", "06", "year")
+    here = AlertKey(c.BURN, "document_signing", "c1", "6h")
+    alerts = {
+        k: Alert("a-" + k.unit, k, State.FIRING, "critical", "06", {"family": "documents"},
+                 {}, {"unit_name": "Bắc Kạn"}, at, at, fired_at=at)
+        for k in (gone, here)
+    }  # fmt: skip
+    assert c.units_gone([], alerts, directory, complete=False) == []
+    (v,) = c.units_gone([], alerts, directory, complete=True)
+    assert v.key == gone and v.status is Status.CLEAR and v.values["gone"] is True
+    assert v.family == "documents" and "Bắc Kạn (06)" in v.summary_vi
+    judged = c.units_gone([v], alerts, directory, complete=True)
+    assert judged == [v]  # judged on figures this cycle: left as judged
