@@ -10,7 +10,7 @@ label set means a re-sent alert never notifies twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -149,13 +149,18 @@ class ResolvedSet:
     def __iter__(self) -> Iterator[Alert]:
         return iter([a for a, _ in self._alerts.values()])
 
-    def delivered(self, now: datetime) -> list[str]:
+    def told(self, alert_id: str) -> bool:
+        """Whether a push has carried this resolution to Alertmanager."""
+        return self._alerts.get(alert_id, (None, False))[1]
+
+    def delivered(self, now: datetime, held: Container[str] = ()) -> list[str]:
         """A push carrying every alert here succeeded: returns the ids told for the first
-        time (their rows are marked, so a restart does not send them again for good)."""
-        first = [alert_id for alert_id, (_, told) in self._alerts.items() if not told]
+        time (their rows are marked, so a restart does not send them again for good).
+        ``held`` were sent as still firing (escalated, their successor fires): not told."""
+        first = [a for a, (_, told) in self._alerts.items() if not told and a not in held]
         self._alerts = {
-            alert_id: (alert, True)
-            for alert_id, (alert, _) in self._alerts.items()
-            if now - (alert.resolved_at or now) < self._resend_for
+            alert_id: (alert, told or alert_id not in held)
+            for alert_id, (alert, told) in self._alerts.items()
+            if alert_id in held or now - (alert.resolved_at or now) < self._resend_for
         }
         return first

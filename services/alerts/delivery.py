@@ -29,7 +29,8 @@ from services.alerts.alertmanager import (
     payload,
     silence_of,
 )
-from services.alerts.model import Alert, State, Transition
+from services.alerts.lifecycle import GRAVITY
+from services.alerts.model import Alert, AlertKey, State, Transition
 from services.alerts.outbox import Deliver, deliver_due
 from services.alerts.settings import AlertsSettings
 from services.alerts.telemetry import AlertsMetrics
@@ -100,17 +101,41 @@ class Delivery:
         """The firing alerts, then the recently resolved ones, except a resolved one whose
         identity fires again: Alertmanager keeps one alert per label set, the last it was
         sent, so the old resolution would mask the new incident and its page until the
-        resend window passed (``EGOV_ALERT_RESOLVED_RESEND_S``)."""
+        resend window passed (``EGOV_ALERT_RESOLVED_RESEND_S``).
+
+        An alert escalated to a graver one (services/alerts/lifecycle.py) is sent as still
+        firing for as long as its successor fires (:meth:`held`): Alertmanager's inhibition
+        (a critical covers the warning of its unit and KPI) mutes a resolved warning as well
+        as a firing one, so its resolution sent at the escalation never reached the team
+        whose ticket it had opened. Resolved together with its successor, it does."""
         expiry = timedelta(seconds=4 * self.settings.alert_resend_s)
         base = self.settings.alerts_public_url.rstrip("/")
         runbooks = self.settings.runbooks_url
+        firing = list(firing)
         batch = [payload(a, now, expiry, base, runbooks) for a in firing]
         firing_labels = {_label_set(p) for p in batch}
+        held = self.held(firing)
         for alert in self.resolved:
             resolved = payload(alert, now, expiry, base, runbooks)
-            if _label_set(resolved) not in firing_labels:
+            if alert.id in held:
+                resolved["endsAt"] = (now + expiry).isoformat()
+                batch.append(resolved)
+            elif _label_set(resolved) not in firing_labels:
                 batch.append(resolved)
         return batch
+
+    def held(self, firing: Iterable[Alert]) -> set[str]:
+        """Escalated alerts whose graver successor fires, never told resolved yet."""
+        gravest: dict[AlertKey, int] = {}
+        for alert in firing:
+            gravest[alert.key] = max(gravest.get(alert.key, -1), GRAVITY[alert.severity])
+        return {
+            alert.id
+            for alert in self.resolved
+            if alert.annotations.get("escalated_to")
+            and not self.resolved.told(alert.id)
+            and gravest.get(alert.key, -1) > GRAVITY[alert.severity]
+        }
 
     async def push(
         self, firing: Iterable[Alert], now: datetime, force: bool = False, silences: bool = True
@@ -128,6 +153,7 @@ class Delivery:
         if silences:
             await self._reconcile_silences(firing, now)
         batch = self.alertmanager_batch(firing, now)
+        held = self.held(firing)
         try:
             sent = await AlertmanagerClient(self._http, self.settings.alertmanager_url).post(batch)
         except Exception as exc:
@@ -138,7 +164,7 @@ class Delivery:
         self._metrics.notifications.labels("alertmanager", "sent").inc(sent)
         self._last_push = now
         self._push_needed = False
-        self.told.update(self.resolved.delivered(now))
+        self.told.update(self.resolved.delivered(now, held))
         return True
 
     def request_push(self) -> None:

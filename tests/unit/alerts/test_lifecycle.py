@@ -95,3 +95,41 @@ def test_loaded_open_alerts_continue_rather_than_reopen() -> None:
     b.observe([verdict(Status.BREACH, hold=0)], T0)
     restarted = AlertBook(b.open.values())
     assert restarted.observe([verdict(Status.BREACH)], T0 + timedelta(minutes=5)) == []
+
+
+def test_an_escalated_alert_is_told_resolved_with_its_successor_not_before() -> None:
+    """Alertmanager's inhibition (a critical covers the warning of its unit and KPI)
+    mutes a resolved warning as well as a firing one: resolved at the escalation, the
+    team's ticket never heard it. It is sent as firing while the page fires (muted), and
+    resolved with it (services/alerts/delivery.py, ``Delivery.held``; review 58)."""
+    import httpx
+
+    from services.alerts.delivery import Delivery
+    from services.alerts.settings import AlertsSettings
+
+    settings = AlertsSettings(alertmanager_url="http://am")
+    delivery = Delivery(settings, httpx.AsyncClient(), None, lambda: T0)  # type: ignore[arg-type]
+    b = book()
+    delivery.note(b.observe([verdict(Status.BREACH, "warning", hold=0)], T0))
+    escalated = b.observe([verdict(Status.BREACH, "critical")], T0 + timedelta(minutes=1))
+    delivery.note(escalated)
+    ticket = escalated[0].alert
+
+    def sent(at: datetime) -> dict[str, tuple[str, str]]:
+        batch = delivery.alertmanager_batch(b.open.values(), at)
+        return {p["annotations"]["alert_id"]: (p["labels"]["severity"], p["endsAt"]) for p in batch}
+
+    at = T0 + timedelta(minutes=30)
+    during = sent(at)
+    assert during[ticket.id][0] == "warning" and during[ticket.id][1] > at.isoformat()
+    assert delivery.resolved.delivered(at, delivery.held(b.open.values())) == []
+    # The page clears: both are told resolved, the ticket with its own end.
+    done = b.observe([verdict(Status.CLEAR)], T0 + timedelta(minutes=40))
+    delivery.note(done)
+    later = T0 + timedelta(minutes=41)
+    after = sent(later)
+    assert after[ticket.id][1] == ticket.resolved_at.isoformat()  # type: ignore[union-attr]
+    assert after[done[0].alert.id][1] == done[0].alert.resolved_at.isoformat()  # type: ignore[union-attr]
+    assert set(delivery.resolved.delivered(later, delivery.held(b.open.values()))) == {
+        ticket.id, done[0].alert.id,
+    }  # fmt: skip
