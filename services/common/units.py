@@ -144,6 +144,7 @@ class UnitRegistry:
             }
             for era, answers in self._answers.items()
         }
+        self._today_scopes = self._today_scopes_of(links)
 
     # ------------------------------------------------------------ construction
 
@@ -188,6 +189,28 @@ class UnitRegistry:
             return self._chain_of(links[0].new_code, "2025", original=code)
         why = "split between several new units" if len(links) > 1 else "only partly merged"
         return _Failure(code, f"retired {unit.level} code {why}", candidates)
+
+    def _today_scopes_of(
+        self, links: Mapping[str, list[CrosswalkLink]]
+    ) -> dict[str, frozenset[str]]:
+        """Each 2024-era code -> its 2024 chain and the 2025 units (with their ancestors)
+        that hold it whole through its own or an ancestor's crosswalk row: ``merged`` or
+        ``unchanged`` (a department, as its province went). ``partial`` rows add nothing."""
+        whole: dict[str, frozenset[str]] = {}
+        for code, unit in self._units["2024"].items():
+            found = links.get(code, [])
+            if unit.level == "department":
+                found = self._department_links(code, unit, links)
+            whole[code] = frozenset(
+                ancestor
+                for link in found
+                if link.match != "partial" and link.new_code in self._units["2025"]
+                for ancestor in self._scopes["2025"][link.new_code]
+            )
+        return {
+            code: scope.union(*(whole[u] for u in scope))
+            for code, scope in self._scopes["2024"].items()
+        }
 
     @classmethod
     def from_dir(cls, units_dir: Path = UNITS_DIR) -> UnitRegistry:
@@ -253,6 +276,16 @@ class UnitRegistry:
         A code that cannot be resolved to one unit is within nothing.
         """
         scope = self._scopes[era_at(at)].get(code)
+        return scope is not None and ancestor in scope
+
+    def is_within_today(self, code: str, ancestor: str, at: datetime) -> bool:
+        """:meth:`is_within`, or, for a time before the reform, whether ``code`` (or a unit
+        above it then) went whole (crosswalk ``merged`` or ``unchanged``) into today's
+        ``ancestor`` or a unit under it: the 2024-era units whose days /v1/kpis/history
+        restates on ``ancestor`` (services/metrics/eras.py ``Lineage.whole``). A unit only
+        partly merged (``partial``) is not held whole by any unit of today."""
+        era = era_at(at)
+        scope = (self._today_scopes if era == "2024" else self._scopes[era]).get(code)
         return scope is not None and ancestor in scope
 
 

@@ -65,8 +65,11 @@ class ApiKey:
         return any(source_allowed(source, prefix) for prefix in self.sources)
 
     def allows_unit(self, registry: UnitRegistry, code: str, at: datetime) -> bool:
-        """Whether ``code`` lies in one of the key's unit subtrees at the event's time."""
-        return any(registry.is_within(code, scope, at) for scope in self.units)
+        """Whether ``code`` lies in one of the key's unit subtrees at the event's time, or,
+        for an event before the 2025 reform, in a unit the crosswalk says went whole into
+        one of them (``UnitRegistry.is_within_today``): today's Thái Nguyên key backfills
+        old Bắc Kạn, merged into it; a unit only partly merged stays out of scope."""
+        return any(registry.is_within_today(code, scope, at) for scope in self.units)
 
 
 _SOURCE_BOUNDARIES = ("/", ":", "#", "?")

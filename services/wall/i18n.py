@@ -78,6 +78,8 @@ STRINGS: Final[dict[Lang, dict[str, str]]] = {
         "download_scorecard": "Bảng điểm 766 (CSV)",
         "trend_restated": "Số liệu trước ngày {date} được tính lại theo đơn vị hành chính hiện nay "
         "(cộng số liệu của các đơn vị cũ đã sáp nhập vào).",
+        "trend_left_out": "Số liệu tính lại không gồm {units}: đơn vị cũ chỉ sáp nhập một phần, "
+        "không tách được số liệu.",
         "day": "Ngày",
         "drill": "Xem chi tiết {name}",
         "show_trend": "Xem diễn biến",
@@ -207,6 +209,8 @@ STRINGS: Final[dict[Lang, dict[str, str]]] = {
         "download_scorecard": "Scorecard 766 (CSV)",
         "trend_restated": "Figures before {date} are restated on today's unit "
         "(the former units merged into it, summed).",
+        "trend_left_out": "The restated figures leave out {units}: former units only partly "
+        "merged into it, whose figures cannot be split.",
         "day": "Day",
         "drill": "Open {name}",
         "show_trend": "Show the last days",

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 from services.common.figures import Figure
 
 if TYPE_CHECKING:
+    from services.wall.history import History
     from services.wall.settings import WallSettings
 
 EXPORTS_AT_ONCE: Final = 4
@@ -169,7 +170,7 @@ class Limits:
     exports: Gate
     figures: SharedReads[tuple[str, str], list[Figure]]
     """A province's figures of a window for a file, by (window, province)."""
-    histories: SharedReads[tuple[str, str, int], list[dict[str, Any]]]
+    histories: SharedReads[tuple[str, str, int], History]
     """/v1/kpis/history answers, by (unit, kpi, days)."""
     streams: StreamSlots
 

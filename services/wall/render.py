@@ -27,6 +27,7 @@ from services.common.unit_info import UnitInfo
 from services.common.units import VN_TZ
 from services.wall.bases import Bases
 from services.wall.export_links import download_links
+from services.wall.history import FormerUnit
 from services.wall.i18n import (
     STATUS_ICONS,
     alert_state,
@@ -333,6 +334,7 @@ def trend_section(
     target_bp: int | None,
     days: int,
     basis: TargetBasis | None = None,
+    left_out: Sequence[FormerUnit] = (),
 ) -> str:
     heading = f'<h2 id="h-trend">{escape(text(lang, "trend", days=days))}</h2>'
     if unit is None or kpi is None:
@@ -344,7 +346,7 @@ def trend_section(
     else:
         names = ov.unit_names.get(unit, (unit, unit))
         title = f"{names[1] if lang == 'en' else names[0]} — {kpi_name(lang, ov, kpi)}"
-        body = trend_svg(lang, title, points, target_bp)
+        body = trend_svg(lang, title, points, target_bp, left_out)
         if target_bp is not None:
             bases = Bases(lang)  # the dashed line's target, cited under the chart
             bases.mark(basis)

@@ -201,10 +201,10 @@ class ScreenViews:
         try:
             # Shared and bounded: a kiosk or a reload loop on one unit reads each KPI's
             # two years once, not once per load (review 55).
-            items = await self.limits.histories.get(
+            history = await self.limits.histories.get(
                 (unit, kpi, days), lambda: self.hub.sources.history(unit, kpi, days)
             )
-            return trends(kpi, items, today)
+            return trends(kpi, history.items, today, history.left_out)
         except (Busy, FetchError, KeyError, TypeError, ValueError):
             return None
 

@@ -19,7 +19,6 @@ from services.common.figures import Figure, Standing, classify
 from services.common.rates import (
     BP_SCALE,
     format_count,
-    format_date,
     format_datetime,
     format_fraction,
     format_rate,
@@ -36,7 +35,6 @@ from services.common.scorecard import (
     format_points,
 )
 from services.common.unit_info import UnitInfo
-from services.common.units import REFORM_DATE
 from services.wall.bases import Bases
 from services.wall.board import Board, DossierTiles, WorstUnit
 from services.wall.i18n import (
@@ -50,6 +48,7 @@ from services.wall.i18n import (
 from services.wall.model import Alert
 from services.wall.rankings import SCORE, Entry, Ranking
 from services.wall.settings import Lang
+from services.wall.trend import restated_note
 from services.wall.unitpage import Total, UnitTrends
 
 ROWS_PER_COLUMN = 25
@@ -496,17 +495,12 @@ def unit_html(
              "last_year_to_date"]  # fmt: skip
     cols = "".join(f'<th scope="col">{escape(text(lang, h))}</th>' for h in heads)
     rows = []
-    restated = False
     bases = Bases(lang)
     for f, t in zip(today, trends, strict=True):
-        restated = restated or (t is not None and t.restated)
         rows.append(_unit_row(lang, by_kpi[f.kpi], t, bases))
-    reform = format_date(REFORM_DATE, lang)
-    note = (
-        f'<p class="restated">{escape(text(lang, "trend_restated", date=reform))}</p>'
-        if restated
-        else ""
-    )
+    restated = [t for t in trends if t is not None and t.restated]
+    left_out = [u for t in restated for u in t.left_out]
+    note = f'<p class="restated">{escape(restated_note(lang, left_out))}</p>' if restated else ""
     return (
         '<table class="unit-table"><thead><tr>'
         f'<th scope="col">{escape(text(lang, "kpi"))}</th>{cols}'

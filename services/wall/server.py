@@ -8,6 +8,7 @@ from starlette.applications import Starlette
 from services.common.calendar import load_calendar
 from services.common.contract import kpi_families
 from services.common.scorecard import Scorecard
+from services.common.units import UnitRegistry
 from services.wall.app import create_app
 from services.wall.downloads import Downloads
 from services.wall.hub import Hub
@@ -22,7 +23,12 @@ SHUTDOWN_GRACE_S = 3
 
 
 def build_app(settings: WallSettings) -> Starlette:
-    sources = Sources(settings.metrics_sources, settings.alerts_url, settings.wall_source_timeout_s)
+    sources = Sources(
+        settings.metrics_sources,
+        settings.alerts_url,
+        settings.wall_source_timeout_s,
+        registry=UnitRegistry.from_dir(settings.units_dir),
+    )
     hub = Hub(sources, settings.wall_poll_interval_s)
     always = settings.wall_silent_calendar == "always"
     calendar = load_calendar(settings.wall_holidays_file, always=always)

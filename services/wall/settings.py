@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.common.calendar import HOLIDAYS_FILE
+from services.common.paths import UNITS_DIR
 from services.wall import limits
 
 Lang = Literal["vi", "en"]
@@ -100,6 +101,10 @@ class WallSettings(BaseSettings):
 
     wall_trend_days: int = Field(default=14, ge=2, le=90)
     """``EGOV_WALL_TREND_DAYS``: days drawn in a trend."""
+
+    units_dir: Path = UNITS_DIR
+    """``EGOV_UNITS_DIR``: the administrative-unit data shipped with the repository; the
+    wall reads only the names of the former units a restated history leaves out."""
 
     # What one client can make the wall do (services/wall/limits.py; review 55).
     wall_max_exports: int = Field(default=limits.EXPORTS_AT_ONCE, ge=1)

@@ -7,6 +7,7 @@ Every request has a short timeout; a source that fails is recorded in the snapsh
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -17,6 +18,8 @@ import orjson
 
 from services.common.figures import AnswerFormatError, Figure, merge_activity, parse_figures
 from services.common.figures_client import FetchError, FiguresClient, WorkerAnswer, fetch
+from services.common.units import UnitRegistry
+from services.wall.history import FormerUnit, History, former_unit
 from services.wall.model import Alert, alert_from_json
 from services.wall.snapshot import Snapshot, SourceState, fingerprint, merge_figures
 
@@ -30,8 +33,18 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@functools.cache
+def _shipped_registry() -> UnitRegistry:
+    return UnitRegistry.from_dir()
+
+
 class Sources:
-    """The metrics workers and the alerts service, read together."""
+    """The metrics workers and the alerts service, read together.
+
+    ``registry`` names the former units a unit's history leaves out (the wall's
+    composition root passes ``EGOV_UNITS_DIR``'s; by default the data shipped with the
+    repository, read when first needed).
+    """
 
     def __init__(
         self,
@@ -39,6 +52,7 @@ class Sources:
         alerts_url: str,
         timeout_s: float,
         clock: Callable[[], datetime] = _now,
+        registry: UnitRegistry | None = None,
     ) -> None:
         self.alerts_url = alerts_url.rstrip("/")
         self._timeout_s = timeout_s
@@ -46,6 +60,7 @@ class Sources:
         self._figures = FiguresClient(self._client, metrics_urls, timeout_s)
         self.metrics_urls = self._figures.urls
         self._clock = clock
+        self._registry = registry
         self._last_ok: dict[str, datetime] = {}
         # A worker that stops answering keeps its last figures on the page, marked stale:
         # old figures flagged as old beat a province vanishing from the wall.
@@ -149,8 +164,9 @@ class Sources:
             raise FetchError("; ".join(failed))
         return list(merge_figures(answers))
 
-    async def history(self, unit: str, kpi: str, days: int) -> list[dict[str, Any]]:
-        """Daily figures of one unit and KPI from the first worker that answers.
+    async def history(self, unit: str, kpi: str, days: int) -> History:
+        """Daily figures of one unit and KPI from the first worker that answers, with the
+        former units its restated days leave out, named.
 
         Every worker reads the same PostgreSQL tables, so any one will do.
         """
@@ -160,7 +176,12 @@ class Sources:
                 body = await self._get(
                     f"{base}/v1/kpis/history", {"unit": unit, "kpi": kpi, "days": days}
                 )
-                return list(body["items"])
+                return History.from_json(body, self._former_unit)
             except (FetchError, KeyError, TypeError) as exc:
                 errors.append(f"{base}: {exc}")
         raise FetchError("; ".join(errors))
+
+    def _former_unit(self, code: str) -> FormerUnit:
+        if self._registry is None:
+            self._registry = _shipped_registry()
+        return former_unit(self._registry, code)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from html import escape
@@ -17,6 +17,7 @@ from services.common.rates import (
     meets,
 )
 from services.common.units import REFORM_DATE
+from services.wall.history import FormerUnit, labels
 from services.wall.i18n import fmt_day, text
 from services.wall.settings import Lang
 
@@ -52,6 +53,14 @@ def points_from_json(items: Sequence[Mapping[str, Any]]) -> list[TrendPoint]:
         if not 0 <= p.numerator <= p.denominator:
             raise ValueError(f"{p.day}: numerator {p.numerator} outside 0..{p.denominator}")
     return sorted(points, key=lambda p: p.day)
+
+
+def restated_note(lang: Lang, left_out: Iterable[FormerUnit] = ()) -> str:
+    """What a restated figure is (plain text): the days before the reform summed from the
+    former units merged into today's unit, and which former units they leave out."""
+    note = text(lang, "trend_restated", date=format_date(REFORM_DATE, lang))
+    names = labels(lang, left_out)
+    return f"{note} {text(lang, 'trend_left_out', units=names)}" if names else note
 
 
 def every_day(points: Sequence[TrendPoint], last: date, days: int) -> list[TrendPoint]:
@@ -119,11 +128,18 @@ def _line(points: Sequence[TrendPoint]) -> list[str]:
     ]
 
 
-def trend_svg(lang: Lang, title: str, points: Sequence[TrendPoint], target_bp: int | None) -> str:
+def trend_svg(
+    lang: Lang,
+    title: str,
+    points: Sequence[TrendPoint],
+    target_bp: int | None,
+    left_out: Sequence[FormerUnit] = (),
+) -> str:
     """An SVG chart (with the target as a dashed line) and the same figures as a table.
 
     A day is marked below its target by the exact judgement on its counts
-    (:func:`services.common.rates.meets`), as the alerts judge it."""
+    (:func:`services.common.rates.meets`), as the alerts judge it. When a day is
+    restated, the caption says so and names the former units ``left_out`` of it."""
     parts = _axes(lang, points)
     if target_bp is not None:
         _, y = _xy(0, 2, target_bp / BP_SCALE)
@@ -155,7 +171,7 @@ def trend_svg(lang: Lang, title: str, points: Sequence[TrendPoint], target_bp: i
     )
     caption = escape(title)
     if any(p.restated for p in points):
-        note = text(lang, "trend_restated", date=format_date(REFORM_DATE, lang))
+        note = restated_note(lang, left_out)
         caption += f'<br><small class="restated">{escape(note)}</small>'
     return (
         f'<figure class="trend-fig"><figcaption>{caption}</figcaption>'

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Final
 
+from services.wall.history import FormerUnit
 from services.wall.trend import TrendPoint, points_from_json
 
 DAYS_SHOWN: Final = 14
@@ -43,6 +44,8 @@ class UnitTrends:
     months: tuple[Total, ...]
     years: tuple[Total, ...]
     compared: tuple[Total, ...]
+    left_out: tuple[FormerUnit, ...] = ()
+    """Former units only partly merged into the unit: in none of its restated days."""
 
     @property
     def restated(self) -> bool:
@@ -56,8 +59,14 @@ def history_days(today: date) -> int:
     return (today - date(today.year - 1, 1, 1)).days + 1
 
 
-def trends(kpi: str, items: Sequence[Mapping[str, Any]], today: date) -> UnitTrends:
-    """The trends and comparisons of one KPI from its /v1/kpis/history items."""
+def trends(
+    kpi: str,
+    items: Sequence[Mapping[str, Any]],
+    today: date,
+    left_out: Sequence[FormerUnit] = (),
+) -> UnitTrends:
+    """The trends and comparisons of one KPI from its /v1/kpis/history items (and the
+    former units the answer says its restated days leave out)."""
     points = points_from_json(items)
     by_day = {date.fromisoformat(p.day): p for p in points}
     days = tuple(
@@ -72,7 +81,8 @@ def trends(kpi: str, items: Sequence[Mapping[str, Any]], today: date) -> UnitTre
         _sum(str(y), date(y, 1, 1), min(date(y, 12, 31), today), by_day.values())
         for y in (today.year - 1, today.year)
     )
-    return UnitTrends(kpi, days, months, years, comparisons(by_day.values(), today))
+    compared = comparisons(by_day.values(), today)
+    return UnitTrends(kpi, days, months, years, compared, tuple(left_out))
 
 
 def comparisons(points: Iterable[TrendPoint], today: date) -> tuple[Total, ...]:

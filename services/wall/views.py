@@ -23,6 +23,7 @@ from starlette.routing import Route
 from services.common.calendar import VN_TZ, WorkingCalendar
 from services.common.figures_client import FetchError
 from services.wall.api import overview_json
+from services.wall.history import FormerUnit
 from services.wall.hub import Hub
 from services.wall.i18n import LANGS
 from services.wall.limits import Busy, Limits
@@ -111,29 +112,40 @@ class WallViews:
         )
 
     async def trend_points(self, unit: str, kpi: str) -> list[TrendPoint] | None:
+        found = await self._trend(unit, kpi)
+        return None if found is None else found[0]
+
+    async def _trend(
+        self, unit: str, kpi: str
+    ) -> tuple[list[TrendPoint], tuple[FormerUnit, ...]] | None:
+        """Every day's point of the last ``wall_trend_days``, and the former units the
+        restated ones leave out; None when no worker answered usably."""
         days = self.settings.wall_trend_days
         try:
-            items = await self.limits.histories.get(
+            history = await self.limits.histories.get(
                 (unit, kpi, days), lambda: self.hub.sources.history(unit, kpi, days)
             )
         except (Busy, FetchError):
             return None
         try:
-            points = points_from_json(items)
+            points = points_from_json(history.items)
         except (KeyError, TypeError, ValueError):
             return None
         today = _now().astimezone(VN_TZ).date()
-        return every_day(points, today, self.settings.wall_trend_days)
+        return every_day(points, today, self.settings.wall_trend_days), history.left_out
 
     async def trend_html(self, q: PageQuery, ov: Overview) -> str:
         unit = q.unit or (ov.focus.code if ov.focus else None)
         if unit is None or q.kpi is None:
             return trend_section(q.lang, None, None, ov, [], None, self.settings.wall_trend_days)
-        points = await self.trend_points(unit, q.kpi)
+        found = await self._trend(unit, q.kpi)
+        points, left_out = (None, ()) if found is None else found
         day = next((k.day for k in ov.kpis if k.kpi == q.kpi and k.day is not None), None)
         target_bp, basis = (day.target_bp, day.target_basis) if day else (None, None)
         days = self.settings.wall_trend_days
-        return trend_section(q.lang, unit, q.kpi, ov, points, target_bp, days, basis)
+        return trend_section(
+            q.lang, unit, q.kpi, ov, points, target_bp, days, basis, left_out=left_out
+        )
 
     async def page(self, request: Request) -> Response:
         q = PageQuery.parse(request.query_params, self.settings.wall_lang)

@@ -59,9 +59,8 @@ What the review found:
 
 from __future__ import annotations
 
-from typing import Any
-
 from services.common.figures import Figure
+from services.wall.history import History
 from services.wall.model import Alert
 from services.wall.overview import build_overview
 from services.wall.render import overview_html
@@ -159,9 +158,9 @@ class _CountingSources:
         await self._slow()
         return self.figures
 
-    async def history(self, unit: str, kpi: str, days: int) -> list[dict[str, Any]]:
+    async def history(self, unit: str, kpi: str, days: int) -> History:
         await self._slow()
-        return []
+        return History(())
 
 
 def _month_figures() -> list[Figure]:

@@ -27,6 +27,8 @@ from tests.integration.ingest.harness import (
 pytestmark = pytest.mark.integration
 
 DAYS_2024 = datetime(2025, 6, 20, 9, tzinfo=UTC)  # before the reform, within a long horizon
+WHOLE_INTO_HAM_RONG = "14755"  # crosswalk: 14755 -> 14758 merged
+PARTLY_INTO_HAC_THANH = "16435"  # crosswalk: 16435 -> 14797 partial
 
 
 async def test_province_key_publishes_for_all_its_communes(ingest: Ingest) -> None:
@@ -53,13 +55,24 @@ async def test_pre_reform_district_key_covers_its_2024_communes_only(
         # After 2025-07-01 the district no longer exists: it scopes nothing then.
         response = await ingest.post(event(HAM_RONG), key="district-2024")
         assert response.status_code == 403
-        # Bắc Kạn (06) merged into Thái Nguyên (19) in 2025; a 2024 event of one of its
-        # communes was Bắc Kạn's, so today's Thái Nguyên key may not publish it.
+        # Bắc Kạn (06) merged whole into Thái Nguyên (19) in 2025: today's Thái Nguyên key
+        # backfills its communes' 2024 events (review 59; until 2026-12-05 a 403) ...
         bac_kan_district = REGISTRY.children("06", "2024")[0].code
         commune = REGISTRY.children(bac_kan_district, "2024")[0].code
-        response = await ingest.post(event(commune, at=DAYS_2024), key="thai-nguyen")
+        merged = event(commune, at=DAYS_2024)
+        response = await ingest.post(merged, key="thai-nguyen")
+        assert response.status_code == 202, response.text
+        # ... and no 2024 event of Thanh Hóa's, which went into no unit of 19.
+        response = await ingest.post(event(NONG_CONG_TOWN_2024, at=DAYS_2024), key="thai-nguyen")
         assert response.status_code == 403, response.text
-        assert ids(await topic_events(settings)) == ids([old])
+        # A commune key: a ward merged whole into Hàm Rồng is its own before the reform; a
+        # ward only partly merged into its sibling Hạc Thành (16435) is not.
+        whole = event(WHOLE_INTO_HAM_RONG, at=DAYS_2024)
+        assert (await ingest.post(whole, key="commune")).status_code == 202
+        partial = event(PARTLY_INTO_HAC_THANH, at=DAYS_2024)
+        response = await ingest.post(partial, key="commune")
+        assert response.status_code == 403 and "unit-out-of-scope" in response.text
+        assert ids(await topic_events(settings)) == ids([old, merged, whole])
 
 
 def _invalid_examples() -> list[tuple[str, Path, dict[str, Any]]]:

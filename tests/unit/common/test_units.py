@@ -306,6 +306,20 @@ def test_is_within(registry: UnitRegistry) -> None:
     assert not registry.is_within("99999", "38", AFTER)
 
 
+def test_is_within_today_adds_only_the_predecessors_merged_whole(registry: UnitRegistry) -> None:
+    """Review 59: before the reform, today's unit also holds what went whole into it."""
+    song_cau = _song_cau(registry)
+    assert registry.is_within_today(song_cau, "19", BEFORE)  # 06 merged into 19
+    assert registry.is_within_today("06", "19", BEFORE)
+    assert registry.is_within_today("05437", "05443", BEFORE)  # ward merged whole
+    assert not registry.is_within_today("05461", "05443", BEFORE)  # only partly merged
+    assert not registry.is_within_today("164", "05443", BEFORE)  # districts: no successor
+    assert not registry.is_within_today("19", "06", BEFORE)  # never the other way round
+    # After the reform it is is_within: the 2025 hierarchy already holds everything.
+    assert not registry.is_within_today("16342", "404", AFTER)
+    assert registry.is_within_today(song_cau, "19", AFTER)
+
+
 # ------------------------------------------------------------------ synthetic registry
 
 

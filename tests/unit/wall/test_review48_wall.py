@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.common.calendar import VN_TZ, WorkingCalendar
+from services.wall.history import History
 from services.wall.i18n import fmt_since
 from services.wall.model import alert_from_json
 from services.wall.overview import build_overview
@@ -73,8 +74,8 @@ class _History:
     def __init__(self, items: list[dict[str, Any]]) -> None:
         self.items = items
 
-    async def history(self, unit: str, kpi: str, days: int) -> list[dict[str, Any]]:
-        return self.items
+    async def history(self, unit: str, kpi: str, days: int) -> History:
+        return History(tuple(self.items))
 
 
 class _Hub:
