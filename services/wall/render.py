@@ -192,6 +192,12 @@ def _alert_item(lang: Lang, ov: Overview, alert: Alert) -> str:
         )
     summary = alert.summary_en if lang == "en" else alert.summary_vi
     kpi = kpi_name(lang, ov, alert.kpi) if alert.kpi else alert.alertname
+    if alert.alertname == "IngestRejectionsHigh":
+        # Its "unit" is a publisher key's id, and it has no KPI: said in words (it shows
+        # on its province's page since it carries the key's province; review 58).
+        names = (text("vi", "publisher_key", code=alert.unit),
+                 text("en", "publisher_key", code=alert.unit))  # fmt: skip
+        kpi = text(lang, "refused_events")
     return (
         f'<li class="alert sev-{escape(alert.severity)}" data-alert="{escape(alert.id)}">'
         f'<span class="sev"><span aria-hidden="true">{icon}</span> '

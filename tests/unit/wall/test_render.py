@@ -205,3 +205,17 @@ async def test_sources_without_alerts_url_read_no_alerts_and_say_so() -> None:
         await sources.aclose()
     assert snap.alerts is None and not snap.alerts_configured
     assert [s.kind for s in snap.sources] == ["metrics"]  # not a failing alerts source
+
+
+def test_a_publisher_keys_rejection_alert_is_named_in_words() -> None:
+    from dataclasses import replace
+
+    alert = replace(
+        acknowledged("lan.nt"), alertname="IngestRejectionsHigh", kpi="", unit="3f2a9c01b7e4",
+        window="10m", summary_en="Publisher (tdoffice, key 3f2a9c01b7e4) had 80.00% …",
+    )  # fmt: skip
+    ov = build_overview(snapshot(figures(), alerts=[alert]), None, None, NOW, 30)
+    vi, en = overview_html("vi", ov, NOW), overview_html("en", ov, NOW)
+    assert "Khóa gửi dữ liệu 3f2a9c01b7e4</strong> — Bản tin bị từ chối" in vi
+    assert "Publisher key 3f2a9c01b7e4</strong> — Events refused" in en
+    assert "IngestRejectionsHigh" not in vi + en
