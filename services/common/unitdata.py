@@ -286,8 +286,13 @@ def _link_targets(old: Row, unit: Row, m: Mention, cw: Crosswalk) -> None:
 
 
 def _link_district(dist: Row, unit: Row, index: Index, cw: Crosswalk, m: Mention) -> None:
-    """A whole district named as a predecessor: each of its communes goes to the unit."""
+    """A whole district named as a predecessor: each of its communes goes to the unit, and
+    so does the district itself. Without its own row an island district with no communes
+    (Bạch Long Vĩ, Côn Đảo: each became its đặc khu whole) had no successor at all: its
+    pre-reform figures were restated nowhere and today's đặc khu key could not backfill
+    them (review 61). A district named by several units is ``partial``, as a commune is."""
     cw.districts.append((dist.code, dist.full_name, f"{unit.code} {unit.full_name}"))
+    cw.link(dist.code, unit.code, m.partial)
     for row in index.rows.values():
         if row.level == "commune" and row.parent_code == dist.code:
             cw.link(row.code, unit.code, m.partial)
@@ -581,12 +586,16 @@ full_name, full_name_en, parent_code` (empty for provinces). Dates are local
   predecessor of the same entry partial (conservative: the text does not say where
   the list ends).
 - A whole district named as a predecessor (island districts that became đặc khu) links
-  each of its communes to the new unit.
+  itself and each of its communes to the new unit. The district's own row (since
+  2026-12-05, review 61) gives an island district without communes (Bạch Long Vĩ, Côn
+  Đảo) a successor for its earlier figures: restated on the đặc khu, backfilled by its
+  key.
 
 ## Decisions
 
-- Districts were abolished on 2025-07-01 and have no successor: a district code on an
-  event dated from 2025-07-01 is unknown (never mapped to a guessed commune).
+- Districts were abolished on 2025-07-01: a district code on an event dated from
+  2025-07-01 is unknown (never mapped to a guessed commune), the six whose crosswalk
+  row names the đặc khu they became included.
 - A `partial` old commune is ambiguous after the reform: the registry raises
   `AmbiguousUnit` with the candidate new codes, even when only one is known.
 - A code in use in both eras (reused, like 16342: Xã Thăng Long until 2025-06-30, Xã

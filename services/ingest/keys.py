@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.common.units import ERAS, UnitRegistry
+from services.common.units import ERAS, VN_TZ, UnitRegistry
 from services.ingest.problems import InvalidEvent
 from services.ingest.validation import Record
 
@@ -198,7 +198,10 @@ def scope_violations(
                     record.index,
                     "/unit",
                     f"this API key may not publish for unit {record.unit} "
-                    f"(its units: {', '.join(sorted(key.units))}) at {record.at.date()}",
+                    # The Vietnam date the era was judged by, not the event's own offset's
+                    # (2025-06-30T17:30Z is 1 July there: after the reform; review 61).
+                    f"(its units: {', '.join(sorted(key.units))}) on "
+                    f"{record.at.astimezone(VN_TZ).date()} in Vietnam",
                     code="unit-out-of-scope",
                 )
             )

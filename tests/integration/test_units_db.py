@@ -17,7 +17,10 @@ from tests.servers import admin_dsn
 
 pytestmark = pytest.mark.integration
 
-MIGRATION = REPO_ROOT / "services" / "common" / "migrations" / "0002_units.sql"
+MIGRATIONS = tuple(
+    REPO_ROOT / "services" / "common" / "migrations" / name
+    for name in ("0002_units.sql", "0021_crosswalk_districts.sql")
+)
 VN = timezone(timedelta(hours=7))
 SAMPLE = (
     *("01", "06", "19", "38", "404", "16342", "16351", "01843", "01954"),
@@ -27,14 +30,16 @@ SAMPLE = (
 
 @pytest.fixture
 async def conn() -> AsyncIterator[asyncpg.Connection]:
-    """A fresh database of this test's own with 0002 applied, dropped afterwards."""
+    """A fresh database of this test's own with the unit tables' migrations applied (0002,
+    and 0021's district rows of the crosswalk), dropped afterwards."""
     name = f"egov_units_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(admin_dsn(), timeout=10)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         connection = await asyncpg.connect(admin_dsn().rsplit("/", 1)[0] + f"/{name}", timeout=10)
         try:
-            await connection.execute(MIGRATION.read_text(encoding="utf-8"))
+            for migration in MIGRATIONS:
+                await connection.execute(migration.read_text(encoding="utf-8"))
             yield connection
         finally:
             await connection.close()
