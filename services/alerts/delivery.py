@@ -55,6 +55,12 @@ def transition_event(t: Transition) -> dict[str, Any]:
     }
 
 
+INHIBITED = "warning"
+"""The severity deploy/alertmanager/alertmanager.yml's inhibition mutes under a critical of
+the same unit and KPI: an escalated warning is held as firing (:meth:`Delivery.held`). An
+escalated info is not: routed to nobody, it would only show as active in the UI."""
+
+
 class Delivery:
     """Alertmanager (state-based, re-sent) and the outbox sinks (webhook, Kafka)."""
 
@@ -125,14 +131,15 @@ class Delivery:
         return batch
 
     def held(self, firing: Iterable[Alert]) -> set[str]:
-        """Escalated alerts whose graver successor fires, never told resolved yet."""
+        """Escalated warnings whose graver successor fires, never told resolved yet."""
         gravest: dict[AlertKey, int] = {}
         for alert in firing:
             gravest[alert.key] = max(gravest.get(alert.key, -1), GRAVITY[alert.severity])
         return {
             alert.id
             for alert in self.resolved
-            if alert.annotations.get("escalated_to")
+            if alert.severity == INHIBITED
+            and alert.annotations.get("escalated_to")
             and not self.resolved.told(alert.id)
             and gravest.get(alert.key, -1) > GRAVITY[alert.severity]
         }

@@ -138,8 +138,8 @@ class AlertBook:
             f"{alert.annotations['summary_vi']}\n{alert.annotations['summary_en']}"
         )
         ended = self._move(alert, State.RESOLVED, now, verdict)
-        # Pending since the breach began, not since the escalation: the history and the
-        # wall say how long the unit has been failing (the page's own start is fired_at).
+        # Pending since the breach began, not since the escalation: the alert's history
+        # says how long the unit has been failing (the page's own start is fired_at).
         graver = replace(verdict, hold_for_s=0.0)
         return [ended, *self._open(graver, now, pending_since=alert.pending_since)]
 
