@@ -210,7 +210,8 @@ class AlertsApi:
             self.service.state.acknowledged(target, after["acked_by"], after["acked_at"])
             # On local disk too: a restart while PostgreSQL is away keeps it acknowledged.
             await self.service.state.save(self.service.clock())
-            self.service.delivery.request_push()  # its silence in Alertmanager, next cycle
+            # Its silence in Alertmanager, at the next cycle.
+            self.service.delivery.request_push(acknowledgement=True)
         return JSONResponse(_shown(after, who))
 
     # --- targets ----------------------------------------------------------------------

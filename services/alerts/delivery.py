@@ -80,6 +80,8 @@ class Delivery:
         self._push_needed = True
         # Silences of ours may exist (an earlier run made them): looked for at first push.
         self._may_have_silences = True
+        self.acknowledgement_due = False
+        """An acknowledgement waits for its silence (:meth:`request_push`)."""
 
     def note(self, transitions: Iterable[Transition]) -> None:
         """A firing or resolution makes a push due now; a resolution is re-sent a while."""
@@ -171,12 +173,16 @@ class Delivery:
         self._metrics.notifications.labels("alertmanager", "sent").inc(sent)
         self._last_push = now
         self._push_needed = False
+        self.acknowledgement_due = False
         self.told.update(self.resolved.delivered(now, held))
         return True
 
-    def request_push(self) -> None:
-        """Push at the next cycle (an acknowledgement: its silence is made then)."""
+    def request_push(self, acknowledgement: bool = False) -> None:
+        """Push at the next cycle; an ``acknowledgement``'s silence is made then, even just
+        after a start, while restored alerts otherwise wait to be judged again
+        (``AlertsService._may_push``)."""
         self._push_needed = True
+        self.acknowledgement_due = self.acknowledgement_due or acknowledgement
 
     async def _reconcile_silences(self, firing: list[Alert], now: datetime) -> None:
         """Silences in Alertmanager for exactly the acknowledged firing alerts (until

@@ -324,5 +324,7 @@ class AlertsService:
             self._restored_current = True
             self.delivery.request_push()
             return True
+        if transitions or self.delivery.acknowledgement_due:
+            return True  # news (a page, an acknowledgement's silence) goes out at once
         waited = (self.clock() - started).total_seconds()
-        return bool(transitions) or waited >= self.settings.alert_resend_s
+        return waited >= self.settings.alert_resend_s
