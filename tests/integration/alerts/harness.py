@@ -13,9 +13,9 @@ import contextlib
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 import orjson
@@ -28,6 +28,9 @@ from starlette.routing import Route
 
 from services.common.broker import free_port
 from tests.servers import database_address, database_port
+
+if TYPE_CHECKING:
+    from services.alerts.service import AlertsService
 
 
 class LocalServer:
@@ -271,3 +274,18 @@ async def alertmanager(tmp_path: Path, receiver: Receiver) -> AsyncIterator[Aler
         yield am
     finally:
         am.stop()
+
+
+async def fire_then_resolve(svc: AlertsService, metrics: FakeMetrics, t0: datetime) -> str:
+    """Commune c1 breaches (80 %), fires, recovers (99 %) and resolves, 2 s apart from
+    ``t0``; the transitions are written. Returns the resolved alert's id."""
+    from services.alerts.model import State
+
+    metrics.set("c1", 80, 100)
+    seen = await svc.evaluate_once(t0)
+    seen += await svc.evaluate_once(t0 + timedelta(seconds=2))
+    metrics.set("c1", 99, 100)
+    seen += await svc.evaluate_once(t0 + timedelta(seconds=4))
+    assert [t.to_state for t in seen] == [State.PENDING, State.FIRING, State.RESOLVED]
+    await svc.flush()
+    return seen[-1].alert.id

@@ -32,11 +32,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.alerts.model import State
 from services.alerts.service import AlertsService
 from services.common.broker import free_port
 from tests.integration.alerts.conftest import ServiceFactory
-from tests.integration.alerts.harness import Alertmanager, FakeMetrics, LocalServer
+from tests.integration.alerts.harness import (
+    Alertmanager,
+    FakeMetrics,
+    LocalServer,
+    fire_then_resolve,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -50,14 +54,7 @@ async def test_a_resolution_made_during_an_alertmanager_outage_survives_a_restar
     svc.clock = lambda: t0
     await svc.connect()
     try:
-        fake_metrics.set("c1", 80, 100)
-        seen = await svc.evaluate_once(t0)
-        seen += await svc.evaluate_once(t0 + timedelta(seconds=2))
-        fake_metrics.set("c1", 99, 100)
-        seen += await svc.evaluate_once(t0 + timedelta(seconds=4))
-        assert [t.to_state for t in seen] == [State.PENDING, State.FIRING, State.RESOLVED]
-        resolved_id = seen[-1].alert.id
-        await svc.flush()
+        resolved_id = await fire_then_resolve(svc, fake_metrics, t0)
         assert not await svc.push_alertmanager(t0 + timedelta(seconds=4), force=True)
         # Before a restart the resolution is still owed to Alertmanager:
         owed = svc.delivery.alertmanager_batch([], t0 + timedelta(minutes=20))
@@ -87,13 +84,7 @@ async def test_a_resolution_told_after_the_outage_is_not_sent_for_ever(
     svc = make_service(alertmanager_url=down)
     await svc.connect()
     try:
-        fake_metrics.set("c1", 80, 100)
-        seen = await svc.evaluate_once(t0)
-        seen += await svc.evaluate_once(t0 + timedelta(seconds=2))
-        fake_metrics.set("c1", 99, 100)
-        seen += await svc.evaluate_once(t0 + timedelta(seconds=4))
-        resolved_id = seen[-1].alert.id
-        await svc.flush()
+        resolved_id = await fire_then_resolve(svc, fake_metrics, t0)
         assert not await svc.push_alertmanager(t0 + timedelta(seconds=4), force=True)
     finally:
         await svc.close()

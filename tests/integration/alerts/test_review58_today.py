@@ -19,10 +19,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.alerts.model import State
 from services.common.broker import free_port
 from tests.integration.alerts.conftest import ServiceFactory
-from tests.integration.alerts.harness import FakeMetrics
+from tests.integration.alerts.harness import FakeMetrics, fire_then_resolve
 
 pytestmark = pytest.mark.integration
 
@@ -35,14 +34,7 @@ async def test_a_site_without_alertmanager_does_not_owe_every_old_resolution(
     svc.clock = lambda: t0
     await svc.connect()
     try:
-        fake_metrics.set("c1", 80, 100)
-        seen = await svc.evaluate_once(t0)
-        seen += await svc.evaluate_once(t0 + timedelta(seconds=2))
-        fake_metrics.set("c1", 99, 100)
-        seen += await svc.evaluate_once(t0 + timedelta(seconds=4))
-        assert [t.to_state for t in seen] == [State.PENDING, State.FIRING, State.RESOLVED]
-        resolved_id = seen[-1].alert.id
-        await svc.flush()
+        resolved_id = await fire_then_resolve(svc, fake_metrics, t0)
         assert await svc.push_alertmanager(t0 + timedelta(seconds=4), force=True)
     finally:
         await svc.close()
