@@ -239,6 +239,17 @@ async def _stop(children: list[Child], drained: Callable[[], Awaitable[None]] | 
     await _terminate([c for c in reversed(children) if c.name in MONITORING])
 
 
+MAKE_UP_ALERT_TIMINGS = {
+    "EGOV_ALERT_INTERVAL_S": "2",
+    "EGOV_ALERT_BURN_INTERVAL_S": "10",
+    "EGOV_ALERT_FOR_S": "60",
+    "EGOV_ALERT_BURN_FOR_S": "60",
+    "EGOV_ALERT_BURN_KEEP_FIRING_S": "60",
+    "EGOV_ALERT_SILENT_AFTER_S": "120",
+}
+"""`make up`'s alert timings where the environment sets none: an alert within minutes."""
+
+
 def _child_env(options: StackOptions, bootstrap: str, database_url: str) -> dict[str, str]:
     env = dict(os.environ)
     # Production's producer on Apache Kafka: idempotent, acks=all; tansu answers no
@@ -260,19 +271,16 @@ def _child_env(options: StackOptions, bootstrap: str, database_url: str) -> dict
             "EGOV_ALERTS_URL": f"http://127.0.0.1:{options.ports['alerts']}",
             "EGOV_ALERTS_PUBLIC_URL": f"http://127.0.0.1:{options.ports['alerts']}",
             "EGOV_SIMULATOR_RATE": str(options.simulator_rate),
-            # Alerts within a few minutes of `make up` (production: docs/alerts.md).
-            "EGOV_ALERT_INTERVAL_S": "2",
-            "EGOV_ALERT_BURN_INTERVAL_S": "10",
-            "EGOV_ALERT_FOR_S": "60",
-            "EGOV_ALERT_BURN_FOR_S": "60",
-            "EGOV_ALERT_BURN_KEEP_FIRING_S": "60",
-            "EGOV_ALERT_SILENT_AFTER_S": "120",
             # Open alerts and unwritten transitions survive a restart made while
             # PostgreSQL is away (services/alerts/spool.py).
             "EGOV_ALERT_STATE_FILE": str(VAR / "alerts" / "state.json"),
             "PYTHONUNBUFFERED": "1",
         }
     )
+    # Alerts within a few minutes of `make up` (production: docs/alerts.md), unless the
+    # operator set their own timings.
+    for name, value in MAKE_UP_ALERT_TIMINGS.items():
+        env.setdefault(name, value)
     # Notifications through the stack's Alertmanager, unless the operator named another.
     if options.monitoring and not os.environ.get("EGOV_ALERTMANAGER_URL"):
         alertmanager = options.monitoring_ports["alertmanager"]

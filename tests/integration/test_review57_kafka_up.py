@@ -154,6 +154,7 @@ def _signing_alert(items: list[dict[str, Any]], unit: str) -> dict[str, Any] | N
 def test_after_a_restart_alertmanager_is_told_the_current_figures_not_the_fired_ones(
     stack: Up,
 ) -> None:
+    stack.env["EGOV_ALERT_FOR_S"] = "0"  # fires at its first breach: `make up` honours it
     commune, province = communes_by_province(1)[0]
     alerts_api = f"{stack.url('alerts')}/v1/alerts"
     with stack.run() as first:
@@ -219,6 +220,9 @@ def test_health_notifications_link_to_the_prometheus_and_alertmanager_the_banner
 
 
 @pytest.mark.integration
+@pytest.mark.broker(
+    "kafka", "`make up BROKER=kafka`: runs in the Kafka run, off the tansu run's clock"
+)
 def test_kafka_broker_log_is_under_var_log_with_the_other_processes(stack: Up) -> None:
     with stack.run(broker="kafka") as proc:
         logs = sorted((stack.var / "log").glob("*.log"))
@@ -243,6 +247,9 @@ def _processes_with(text: str) -> list[int]:
 
 
 @pytest.mark.integration
+@pytest.mark.broker(
+    "kafka", "`make up BROKER=kafka`: runs in the Kafka run, off the tansu run's clock"
+)
 def test_up_killed_while_kafka_starts_does_not_block_the_next_up(stack: Up) -> None:
     stack.var.mkdir(parents=True, exist_ok=True)
     kafka_dir = str(stack.var / "kafka")

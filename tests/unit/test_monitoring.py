@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 from services import devstack
@@ -220,3 +221,15 @@ def test_make_ups_health_rules_link_to_the_local_runbooks_page(tmp_path: Path) -
     assert links and all(link.startswith("http://127.0.0.1:8082/runbooks#") for link in links), (
         links
     )
+
+
+def test_make_up_shortens_the_alert_timings_only_where_none_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.devstack import MAKE_UP_ALERT_TIMINGS, StackOptions, _child_env
+
+    monkeypatch.setenv("EGOV_ALERT_FOR_S", "0")
+    monkeypatch.delenv("EGOV_ALERT_BURN_FOR_S", raising=False)
+    env = _child_env(StackOptions(), "127.0.0.1:9092", "postgresql://x/y")
+    assert env["EGOV_ALERT_FOR_S"] == "0"
+    assert env["EGOV_ALERT_BURN_FOR_S"] == MAKE_UP_ALERT_TIMINGS["EGOV_ALERT_BURN_FOR_S"]
