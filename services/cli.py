@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # httpx logs every request at INFO: the alerts service's reads of each worker every
+    # cycle, the wall's, the ready polls. They buried the lines on-call reads (a failed
+    # push, a transition) under one line per request; its warnings still show.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     return handler(args)

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import ctypes
 import json
-import logging
 import os
 import secrets
 import shutil
@@ -590,8 +589,6 @@ class _Servers:
 
 async def run_stack(options: StackOptions) -> int:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    # The ready polls' requests would fill the console that on-call's notifications use.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
