@@ -109,7 +109,11 @@ class IngestService:
         content_type = submission.content_type.split(";", 1)[0].strip().lower()
         if content_type not in (SINGLE, BATCH):
             raise problems.unsupported_media_type(content_type)
-        body = await submission.read(self.settings.max_body_bytes)
+        body = await submission.read(self.settings.max_body_bytes, self.settings.body_timeout_s)
+        # Again, now the body is in (a lookup in the cache while its entry is fresh): a key
+        # revoked, or its scope narrowed, while the body arrived takes effect on this
+        # request too, not only on those that start after it (review 64).
+        key = await self.authenticator.authenticate(submission.authorization, submission.client)
         events = decode_body(body, content_type, self.settings.max_batch_events)
         self.metrics.batch_size.observe(len(events))
         # Events, not requests: a batch of 500 costs 500. A request refused after it paid

@@ -7,6 +7,7 @@ of a single-event request's CPU, measured in docs/ingest.md); every other route,
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -55,11 +56,21 @@ class Submission:
             _client_host(scope),
         )
 
-    async def read(self, limit: int) -> bytes:
-        """The whole body, or the 413 Problem once it exceeds ``limit`` bytes."""
+    async def read(self, limit: int, within_s: float) -> bytes:
+        """The whole body, or the 413 Problem once it exceeds ``limit`` bytes, or the 408
+        Problem if it has not all arrived ``within_s`` seconds: the key was checked at the
+        headers, and a body trickled in for hours would otherwise hold its connection and
+        publish long after (review 64; the key is checked again once the body is in)."""
         declared = self.content_length
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise problems.body_too_large(limit)
+        try:
+            async with asyncio.timeout(within_s):
+                return await self._read(limit)
+        except TimeoutError:
+            raise problems.body_too_slow(within_s) from None
+
+    async def _read(self, limit: int) -> bytes:
         chunks: list[bytes] = []
         size = 0
         more = True

@@ -75,6 +75,15 @@ def body_too_large(limit: int) -> Problem:
     return Problem(413, "body-too-large", "Body too large", f"The body exceeds {limit} bytes.")
 
 
+def body_too_slow(limit_s: float) -> Problem:
+    return Problem(
+        408,
+        "body-too-slow",
+        "Body too slow",
+        f"The body did not arrive within {limit_s:g} s of the request's headers; send it again.",
+    )
+
+
 def batch_too_large(count: int, limit: int) -> Problem:
     return Problem(
         413,

@@ -23,6 +23,10 @@ class IngestSettings(CommonSettings):
     max_body_bytes: int = 4 * 1024 * 1024
     """``EGOV_MAX_BODY_BYTES``: request body size, at most."""
 
+    body_timeout_s: float = 30.0
+    """``EGOV_BODY_TIMEOUT_S``: how long a request's body may take to arrive after its
+    headers (408 after that). A reverse proxy that buffers bodies makes this moot."""
+
     produce_timeout_s: float = 10.0
     """``EGOV_PRODUCE_TIMEOUT_S``: how long a request waits for the broker's acknowledgement."""
 

@@ -61,14 +61,14 @@ async def test_a_chunked_body_over_the_limit_is_413_without_content_length() -> 
     chunks = [{"type": "http.request", "body": b"x" * 600, "more_body": True}] * 2
     submission = Submission(None, "", None, receiving(*chunks))
     with pytest.raises(Problem) as refused:
-        await submission.read(1000)
+        await submission.read(1000, 5.0)
     assert (refused.value.status, refused.value.slug) == (413, "body-too-large")
 
 
 async def test_a_declared_length_over_the_limit_is_413_before_reading() -> None:
     submission = Submission(None, "", "1001", receiving())  # nothing to receive: not read
     with pytest.raises(Problem) as refused:
-        await submission.read(1000)
+        await submission.read(1000, 5.0)
     assert refused.value.status == 413
 
 
@@ -77,10 +77,10 @@ async def test_a_body_in_chunks_is_read_whole_and_a_disconnect_is_no_body() -> N
         {"type": "http.request", "body": b'{"a":', "more_body": True},
         {"type": "http.request", "body": b"1}", "more_body": False},
     ]
-    assert await Submission(None, "", None, receiving(*parts)).read(1000) == b'{"a":1}'
+    assert await Submission(None, "", None, receiving(*parts)).read(1000, 5.0) == b'{"a":1}'
     gone = Submission(None, "", None, receiving(parts[0], {"type": "http.disconnect"}))
     with pytest.raises(Disconnected):
-        await gone.read(1000)
+        await gone.read(1000, 5.0)
 
 
 def test_headers_are_taken_first_come_from_the_asgi_scope() -> None:
