@@ -2,7 +2,9 @@
 
 Pure: the hierarchy is read from the figures themselves (each carries its level and
 parent), so 2024-era districts appear exactly when a worker reports them, and
-today's province → commune hierarchy needs no special case.
+today's province → commune hierarchy needs no special case. The focused province's units
+of today's directory that have no figure (never heard from) are added from the unit
+registry (:class:`services.wall.directory.TodayUnits`), silent.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from fractions import Fraction
 from services.common.calendar import WorkingCalendar
 from services.common.figures import Figure, Standing
 from services.common.unit_info import UnitInfo
+from services.wall.directory import TodayUnits, shipped_units
 from services.wall.model import OFFICE_HOURS, Alert, is_silent, worst_first_key
 from services.wall.snapshot import Snapshot, SourceState
 
@@ -108,6 +111,44 @@ def _units(figures: tuple[Figure, ...]) -> dict[str, UnitInfo]:
             f.unit, UnitInfo(f.unit, f.unit_name, f.unit_name_en, f.level, f.province, f.parent)
         )
     return units
+
+
+PEER_SHARE = 0.5
+"""The pager's default ``EGOV_ALERT_SILENT_PEER_SHARE``: once this share of a province's
+units of one level send, the others of that level are expected to (and page UnitSilent)."""
+
+
+def _never_heard(
+    units: dict[str, UnitInfo],
+    today: TodayUnits,
+    province: str,
+    alerts: tuple[Alert, ...] | None,
+) -> dict[str, UnitInfo]:
+    """Today's units of ``province`` without any figure, that the pager expects to hear
+    from: a metrics worker serves figures only for series it has counted, so a commune
+    that never sent anything (new after the reform, a new key) was on no list while its
+    UnitSilent fired (review 65).
+
+    Expected as the pager's peer rule expects them: every unit of a level once
+    :data:`PEER_SHARE` of that level's units send (a province being brought on, a few of
+    its communes first, is not a page of "silent" rows), and any unit with an open
+    UnitSilent. None when the province's figures are of the 2024 hierarchy (a district
+    under it): today's directory does not describe that page."""
+    if any(u.level == "district" and u.parent == province for u in units.values()):
+        return {}
+    ours = today.under(province)
+    by_level: dict[str, list[UnitInfo]] = defaultdict(list)
+    for u in ours:
+        by_level[u.level].append(u)
+    levels = {
+        level
+        for level, peers in by_level.items()
+        if sum(u.code in units for u in peers) >= PEER_SHARE * len(peers)
+    }
+    paged = {a.unit for a in alerts or () if a.is_open and a.alertname == "UnitSilent"}
+    return {
+        u.code: u for u in ours if u.code not in units and (u.level in levels or u.code in paged)
+    }
 
 
 def _path(units: dict[str, UnitInfo], code: str) -> list[UnitInfo]:
@@ -238,10 +279,14 @@ def build_overview(
     now: datetime,
     silence_minutes: float,
     calendar: WorkingCalendar = OFFICE_HOURS,
+    today: TodayUnits | None = None,
 ) -> Overview:
     """The page for ``unit`` (default: the province) of ``province`` (default: the first).
 
-    Silence is counted in the working time of ``calendar`` (see :func:`is_silent`).
+    Silence is counted in the working time of ``calendar`` (see :func:`is_silent`). The
+    province's units of ``today``'s directory (default: the data shipped with the
+    repository) without a figure are on it too, silent (:func:`_never_heard`); the other
+    provinces' are not read (the province list names provinces with figures only).
     """
     units = _units(snapshot.figures)
     provinces = sorted(
@@ -250,6 +295,8 @@ def build_overview(
     )
     if province not in {p.code for p in provinces}:
         province = provinces[0].code if provinces else None
+    if province is not None:
+        units |= _never_heard(units, today or shipped_units(), province, snapshot.alerts)
     focus_code = unit if unit in units and units[unit].province == province else province
     focus = units.get(focus_code) if focus_code else None
     kpi_names = {f.kpi: (f.kpi_name_vi, f.kpi_name_en) for f in snapshot.figures}

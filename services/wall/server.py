@@ -10,6 +10,7 @@ from services.common.contract import kpi_families
 from services.common.scorecard import Scorecard
 from services.common.units import UnitRegistry
 from services.wall.app import create_app
+from services.wall.directory import TodayUnits
 from services.wall.downloads import Downloads
 from services.wall.hub import Hub
 from services.wall.limits import Limits
@@ -23,11 +24,12 @@ SHUTDOWN_GRACE_S = 3
 
 
 def build_app(settings: WallSettings) -> Starlette:
+    registry = UnitRegistry.from_dir(settings.units_dir)
     sources = Sources(
         settings.metrics_sources,
         settings.alerts_url,
         settings.wall_source_timeout_s,
-        registry=UnitRegistry.from_dir(settings.units_dir),
+        registry=registry,
     )
     hub = Hub(sources, settings.wall_poll_interval_s)
     always = settings.wall_silent_calendar == "always"
@@ -42,7 +44,8 @@ def build_app(settings: WallSettings) -> Starlette:
     downloads = Downloads(
         hub, sources, Scorecard.load(), settings.wall_lang, silence=silence, limits=limits
     )
-    return create_app(WallViews(settings, hub, calendar, silence, limits), downloads)
+    views = WallViews(settings, hub, calendar, silence, limits, TodayUnits.of(registry))
+    return create_app(views, downloads)
 
 
 async def serve(settings: WallSettings) -> None:

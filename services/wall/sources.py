@@ -7,7 +7,6 @@ Every request has a short timeout; a source that fails is recorded in the snapsh
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ import orjson
 from services.common.figures import AnswerFormatError, Figure, merge_activity, parse_figures
 from services.common.figures_client import FetchError, FiguresClient, WorkerAnswer, fetch
 from services.common.units import UnitRegistry
+from services.wall.directory import shipped_registry
 from services.wall.history import FormerUnit, History, former_unit
 from services.wall.model import Alert, alert_from_json
 from services.wall.snapshot import Snapshot, SourceState, fingerprint, merge_figures
@@ -31,11 +31,6 @@ WINDOWS = ("day", "month")
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-@functools.cache
-def _shipped_registry() -> UnitRegistry:
-    return UnitRegistry.from_dir()
 
 
 class Sources:
@@ -183,5 +178,5 @@ class Sources:
 
     def _former_unit(self, code: str) -> FormerUnit:
         if self._registry is None:
-            self._registry = _shipped_registry()
+            self._registry = shipped_registry()
         return former_unit(self._registry, code)

@@ -23,6 +23,7 @@ from starlette.routing import Route
 from services.common.calendar import VN_TZ, WorkingCalendar
 from services.common.figures_client import FetchError
 from services.wall.api import overview_json
+from services.wall.directory import TodayUnits
 from services.wall.history import FormerUnit
 from services.wall.hub import Hub
 from services.wall.i18n import LANGS
@@ -87,8 +88,12 @@ class WallViews:
         calendar: WorkingCalendar,
         silence: Silence | None = None,
         limits: Limits | None = None,
+        today: TodayUnits | None = None,
     ) -> None:
         self.settings = settings
+        # Today's units of EGOV_UNITS_DIR (default: the shipped data), for the units that
+        # never sent anything (no worker serves a figure of theirs).
+        self.today = today
         self.hub = hub
         self.calendar = calendar
         self.limits = limits or Limits.of(settings)
@@ -109,6 +114,7 @@ class WallViews:
             _now(),
             self.settings.wall_silence_minutes,
             self.calendar,
+            self.today,
         )
 
     async def trend_points(self, unit: str, kpi: str) -> list[TrendPoint] | None:
