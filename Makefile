@@ -56,9 +56,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-# Everything on the embedded tansu and, side by side with it, every test that talks to a
-# broker again on Apache Kafka with the idempotent producer (tests/servers.py); each run
-# starts its own servers, and mostly waits on them (tests/both_brokers.py).
+# Every test that talks to a broker on the embedded tansu and, side by side, again on
+# Apache Kafka with the idempotent producer (tests/servers.py); each test that needs no
+# broker once, in one run or the other. Each run starts its own servers, and mostly waits
+# on them (tests/both_brokers.py).
 pytest: install apt
 	$(BIN)/python -m tests.both_brokers
 

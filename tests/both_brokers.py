@@ -1,5 +1,6 @@
-"""`make test`'s two pytest runs, side by side: everything on tansu, and every test that
-talks to a broker again on Apache Kafka.
+"""`make test`'s two pytest runs, side by side: every test that talks to a broker on tansu
+and again on Apache Kafka; each test that needs no broker once, in one of the two
+(``TANSU_RUN``, ``KAFKA_RUN``).
 
 The runs are independent (each starts its own PostgreSQL and broker, tests/servers.py)
 and mostly wait (on brokers, worker restarts, alert durations): measured on this
@@ -41,19 +42,31 @@ def _pytest(args: list[str], *extra: str) -> list[str]:
     return [sys.executable, "-m", "pytest", *extra, *args]
 
 
-def _kafka_args(args: list[str]) -> list[str]:
-    """``args`` for the Kafka run: a marker expression among them is joined to
-    ``uses_broker`` (pytest keeps the last ``-m``, which would replace it)."""
-    out, marker = [], "uses_broker"
+TANSU_RUN = "not beside_kafka"
+KAFKA_RUN = "uses_broker or beside_kafka"
+"""What each run takes (markers set in tests/conftest.py): every test that talks to a
+broker runs in both; of those that need none, a few slow directories run in the Kafka
+run, whose broker tests alone took 13 of the tansu run's 22 minutes, the rest in the
+tansu run (``BESIDE_KAFKA``)."""
+
+
+def _marked(args: list[str], run: str) -> list[str]:
+    """``args`` with the run's marker expression; one among them is joined to it (pytest
+    keeps the last ``-m``, which would replace it)."""
+    out, marker = [], run
     given = iter(args)
     for arg in given:
         if arg == "-m":
-            marker = f"uses_broker and ({next(given, '')})"
+            marker = f"({run}) and ({next(given, '')})"
         elif arg.startswith("-m") and len(arg) > 2 and arg[2] != "-":
-            marker = f"uses_broker and ({arg[2:]})"
+            marker = f"({run}) and ({arg[2:]})"
         else:
             out.append(arg)
-    return ["-m", marker, "-p", "no:cacheprovider", *out]
+    return ["-m", marker, *out]
+
+
+def _kafka_args(args: list[str]) -> list[str]:
+    return ["-p", "no:cacheprovider", *_marked(args, KAFKA_RUN)]
 
 
 def _child() -> None:
@@ -124,7 +137,7 @@ def main(args: list[str]) -> int:
         sys.stdout.flush()
         runs.append(
             subprocess.Popen(
-                _pytest(args),
+                _pytest(_marked(args, TANSU_RUN)),
                 cwd=REPO,
                 env=_environment("tansu"),
                 start_new_session=True,
@@ -143,7 +156,7 @@ def main(args: list[str]) -> int:
     tansu_took = time.monotonic() - started
     kafka_status = kafka.wait()
     kafka_took = time.monotonic() - started
-    print(f"\n{'=' * 30} Apache Kafka run (EGOV_TEST_BROKER=kafka -m uses_broker) {'=' * 30}")
+    print(f"\n{'=' * 30} Apache Kafka run (EGOV_TEST_BROKER=kafka -m '{KAFKA_RUN}') {'=' * 30}")
     sys.stdout.flush()
     if log.exists():
         sys.stdout.buffer.write(log.read_bytes())
@@ -153,8 +166,14 @@ def main(args: list[str]) -> int:
         f"Apache Kafka run: exit {kafka_status}, {_minutes(kafka_took)} (side by side)"
     )
     log_dir.rmdir()
-    if kafka_status == NO_TESTS_RAN:
-        kafka_status = 0
+    if NO_TESTS_RAN in (tansu_status, kafka_status) and {tansu_status, kafka_status} != {
+        NO_TESTS_RAN
+    }:
+        # One run had nothing to run (the arguments named only tests of the other): not a
+        # failure while the other ran something.
+        tansu_status, kafka_status = (
+            0 if status == NO_TESTS_RAN else status for status in (tansu_status, kafka_status)
+        )
     return tansu_status or kafka_status
 
 

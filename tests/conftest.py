@@ -27,6 +27,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "uses_broker: talks to a broker (set for every test that takes the kafka_bootstrap"
         " fixture or has a broker marker); `make test` runs these on tansu and on Kafka",
     )
+    config.addinivalue_line(
+        "markers",
+        "beside_kafka: needs no broker; `make test` runs it in its Apache Kafka run, not its"
+        " tansu run, to balance their time (set by path: BESIDE_KAFKA)",
+    )
     if broker_name() == "kafka":
         # Production's producer settings (docker-compose.yml): tansu has no InitProducerId.
         os.environ.setdefault("EGOV_KAFKA_IDEMPOTENCE", "true")
@@ -73,12 +78,25 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"broker under test: {broker_name()}; PostgreSQL: {admin_dsn()}"
 
 
+BESIDE_KAFKA = (
+    "tests/integration/alerts/",
+    "tests/integration/dashboards/",
+    "tests/integration/wall/",
+    "tests/integration/test_deploy.py",
+)
+"""Where the tests that need no broker run in `make test`'s Apache Kafka run instead of
+its tansu run (tests/both_brokers.py): the tansu run, which has every other test, took
+22 minutes and the Kafka run 13, against CI's 30 for both side by side."""
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("broker") or "kafka_bootstrap" in getattr(
             item, "fixturenames", ()
         ):
             item.add_marker(pytest.mark.uses_broker)
+        elif item.nodeid.startswith(BESIDE_KAFKA):
+            item.add_marker(pytest.mark.beside_kafka)
         for mark in item.iter_markers("broker"):
             name, why = mark.args
             if name != broker_name():
