@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from types import MappingProxyType
 
-from services.common.calendar import DAY_END, DAY_START, WorkingCalendar
+from services.common.calendar import DAY_END, DAY_START, VN_TZ, WorkingCalendar
 
 WEEKLY_FAMILIES = frozenset({"meetings"})
 """Families a unit publishes a few times a week at most: judged over a working week."""
@@ -67,22 +68,32 @@ HistoryRow = tuple[str, str, int, date]
 
 
 def learn(
-    rows: Iterable[HistoryRow], calendar: WorkingCalendar, first: date, today: date
+    rows: Iterable[HistoryRow],
+    calendar: WorkingCalendar,
+    first: date,
+    today: date,
+    last_seen: Mapping[tuple[str, str], datetime] = MappingProxyType({}),
 ) -> dict[tuple[str, str], Usual]:
     """Usual cadences from the events of the days ``first`` .. yesterday.
 
     A unit is counted from its first day with an event (a unit that began last week is
-    not diluted by the weeks before it), over working days only (Sunday and Tết are not
+    not diluted by the weeks before it) up to the day of its last event (``last_seen``):
+    the days since are its current silence, and counted they taught it to be silent,
+    each day a longer usual gap (review 65). Working days only (Sunday and Tết are not
     gaps); today is left out, being incomplete.
     """
     day_s = 86_400.0 if calendar.always else WORKDAY_S
-    counted: dict[date, int] = {}
+    counted: dict[tuple[date, date], int] = {}
     usual: dict[tuple[str, str], Usual] = {}
     for unit, family, events, since in rows:
-        start = max(since, first)
-        if start not in counted:
-            counted[start] = _working_days(calendar, start, today)
-        usual[(unit, family)] = Usual(events, max(counted[start], 1), day_s)
+        start, end = max(since, first), today
+        last = last_seen.get((unit, family))
+        last_day = last.astimezone(VN_TZ).date() if last is not None else None
+        if last_day is not None and last_day >= start:  # else stale: its history says more
+            end = min(today, last_day + timedelta(days=1))
+        if (start, end) not in counted:
+            counted[(start, end)] = _working_days(calendar, start, end)
+        usual[(unit, family)] = Usual(events, max(counted[(start, end)], 1), day_s)
     return usual
 
 

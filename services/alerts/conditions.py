@@ -306,6 +306,17 @@ def _burn_verdict(
 
 
 @dataclass(frozen=True, slots=True)
+class Blind:
+    """A span in which some metrics worker did not answer: what the units it owns
+    published then was not seen, so that working time is not their silence. ``seen``:
+    the units in every answer meanwhile (their workers answered all along)."""
+
+    start: datetime
+    end: datetime
+    seen: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class SilenceRule:
     """``cadence`` says after how long each unit is silent in each family."""
 
@@ -322,7 +333,9 @@ def unit_silent(
     directory: UnitDirectory,
     rule: SilenceRule,
     still_silent: Iterable[tuple[str, str]] = (),
-    blind: Sequence[tuple[datetime, datetime]] = (),
+    blind: Sequence[Blind] = (),
+    fired_after_s: Mapping[tuple[str, str], float] = MappingProxyType({}),
+    answered: Container[str] | None = None,
 ) -> Iterator[Verdict]:
     """Units expected to publish a family that published none for their usual gap.
 
@@ -336,20 +349,33 @@ def unit_silent(
     is silent since ``watch_start`` (when this service began watching), so a fresh
     start does not page for every commune at once; a unit seen before, since its last
     event. Working time inside a ``blind`` span (a worker did not answer: what its units
-    published was not seen) is not counted.
+    published was not seen) is not counted, except for the units it saw answered. With
+    ``answered`` (a worker is down this cycle) only those units are judged: the others
+    are unknown.
+
+    An open alert is judged against the threshold it fired with (``fired_after_s``, the
+    ``silent_after_s`` of its values) whenever today's is longer: the cadences are
+    learned again each day, and a longer usual gap must not end a silence nothing ended
+    (review 65: relearned from the unit's own silence, it resolved "no longer silent"
+    with nothing received, then paged again). Only an event, or the unit leaving the
+    directory, resolves it.
     """
     since = calendar.working_days_back(now, rule.lookback_days)
     recent = {k for k, t in last_seen.items() if t >= since}
     expected = _expected(recent, directory, rule.peer_share) | set(still_silent)
     for unit, family in sorted(expected):
+        if answered is not None and unit not in answered:
+            continue
         last = last_seen.get((unit, family))
         start = last if last is not None else max(watch_start, since)
         silent_s = calendar.working_seconds(start, now) - sum(
-            calendar.working_seconds(max(a, start), min(b, now))
-            for a, b in blind
-            if min(b, now) > max(a, start)
+            calendar.working_seconds(max(b.start, start), min(b.end, now))
+            for b in blind
+            if unit not in b.seen and min(b.end, now) > max(b.start, start)
         )
         after_s = rule.cadence.silent_after(unit, family)
+        if (unit, family) in fired_after_s:
+            after_s = min(after_s, fired_after_s[(unit, family)])
         info = directory.get(unit)
         name, name_en = (info.name, info.name_en) if info else (unit, "")
         gone = bool(directory) and info is None
@@ -381,6 +407,7 @@ def unit_silent(
             en,
             0.0,
             family=family,
+            level=info.level if info else "",
         )
 
 
@@ -498,6 +525,46 @@ def units_gone(
                 alert.severity,
                 alert.province,
                 {**alert.values, "gone": True},
+                vi,
+                en,
+                0.0,
+                family=alert.labels.get("family", ""),
+            )
+        )
+    return out
+
+
+def kpis_retired(
+    verdicts: list[Verdict],
+    open_alerts: Mapping[AlertKey, Alert],
+    catalogue: Container[str],
+    complete: bool,
+) -> list[Verdict]:
+    """KpiBelowTarget and KpiBudgetBurn alerts of a KPI no longer in the catalogue
+    resolve, once every worker answered and none judged it: the KPI counterpart of
+    :func:`units_gone`.
+
+    The owners retired the KPI from data/kpis.json: its items carry no target and are
+    left out, so its alerts would stay open as unknown, a year alert until 1 January
+    (review 63). ``catalogue`` is the evaluator's KPI ids; empty (none loaded) resolves
+    nothing, as an empty directory does in :func:`units_gone`.
+    """
+    if not complete or not catalogue:
+        return verdicts
+    judged = {v.key for v in verdicts}
+    out = list(verdicts)
+    for key, alert in open_alerts.items():
+        if key.condition not in (BELOW, BURN) or key in judged or key.kpi in catalogue:
+            continue
+        name = str(alert.values.get("unit_name") or key.unit)
+        vi, en = text.kpi_retired(name, key.unit, key.kpi)
+        out.append(
+            Verdict(
+                key,
+                Status.CLEAR,
+                alert.severity,
+                alert.province,
+                {**alert.values, "retired": True},
                 vi,
                 en,
                 0.0,

@@ -47,7 +47,8 @@ class Observation:
     """What one cycle read: the figures of the planned windows, and ingest's counters.
 
     ``complete`` is False when a metrics worker did not answer: its units are unknown,
-    so silence is not judged that cycle. ``ingest`` is None when ingest did not answer.
+    so only the silence of the units in the figures is judged that cycle. ``ingest`` is
+    None when ingest did not answer.
     """
 
     plan: Plan
@@ -85,9 +86,12 @@ class Evaluator:
         """Since when each publisher key's counters have counted without a break
         (``_note_restarts``): a key clears on "no events" only after a whole window."""
         self._last_complete: datetime | None = None
-        self._missed_answers = False
-        """Whether a cycle since the last complete one saw some worker not answer."""
-        self._blind: list[tuple[datetime, datetime]] = []
+        """The last cycle every worker answered; before the first, this process's first
+        cycle (a service started while a worker is down is blind from its start)."""
+        self._answered: frozenset[str] | None = None
+        """The units in every answer since the last complete cycle; None while none
+        since was incomplete."""
+        self._blind: list[conditions.Blind] = []
         """Spans in which some worker did not answer: the units it owns published
         unseen, so that time is not silence (``conditions.unit_silent``)."""
 
@@ -178,36 +182,49 @@ class Evaluator:
                     s.alert_burn_keep_firing_s,
                     self.families,
                 )
-        self._track_blind(seen.complete, now)
-        if seen.complete and self.watch_start is not None:
-            # A worker that did not answer would make its units look silent: skip, and
-            # when it answers again the time it did not does not count as silence (its
-            # units published meanwhile; its backlog is still being counted).
+        answered = self._track_blind(seen, now)
+        if (answered is None or answered) and self.watch_start is not None:
+            # A worker that did not answer would make its units look silent: only the
+            # units in the answers are judged, and when it answers again the time it did
+            # not does not count as its units' silence (they published meanwhile; its
+            # backlog is still being counted).
             rule = conditions.SilenceRule(
                 self.cadence(), s.alert_silent_lookback_days, s.alert_silent_peer_share
             )
             silent = [(k.unit, k.kpi) for k in open_alerts if k.condition == conditions.SILENT]
             verdicts += conditions.unit_silent(
                 last_seen, now, self.watch_start, self.calendar, self.directory, rule, silent,
-                self._blind,
+                self._blind, _fired_after_s(open_alerts), answered,
             )  # fmt: skip
         if seen.ingest is not None:
             verdicts += self._rejections(seen.ingest, open_alerts, now)
         verdicts = conditions.units_gone(verdicts, open_alerts, self.directory, seen.complete)
+        verdicts = conditions.kpis_retired(verdicts, open_alerts, self.families, seen.complete)
         burn_read = seen.plan.slow and s.alert_burn_enabled
         return verdicts + _unseen_pending(verdicts, open_alerts, windows, burn_read)
 
-    def _track_blind(self, complete: bool, now: datetime) -> None:
-        """Record the span from the last complete observation to the next one, when the
-        cycles between saw some worker not answer; spans older than the lookback go."""
-        if not complete:
-            self._missed_answers = True
-            return
-        if self._last_complete is not None and self._missed_answers:
-            self._blind.append((self._last_complete, now))
-        self._last_complete, self._missed_answers = now, False
+    def _track_blind(self, seen: Observation, now: datetime) -> frozenset[str] | None:
+        """The units whose silence may be judged this cycle (None: all of them).
+
+        Records the span from the last complete observation to the next one, when the
+        cycles between saw some worker not answer, with the units in every answer
+        meanwhile: the others' time in it is not silence. Spans older than the lookback
+        go. A freshly started service has no complete observation yet: its span starts
+        at its first cycle, or a worker down at the start (a deploy, a host reboot) made
+        every unit it owns page at its first answer (review 65). Until then one worker
+        down hid the silence of every unit, those of the workers that answered too."""
+        if self._last_complete is None:
+            self._last_complete = now
+        if not seen.complete:
+            units = frozenset(f.unit for f in seen.figures)
+            self._answered = units if self._answered is None else self._answered & units
+            return self._answered
+        if self._answered is not None:
+            self._blind.append(conditions.Blind(self._last_complete, now, self._answered))
+        self._last_complete, self._answered = now, None
         oldest = self.calendar.working_days_back(now, self.settings.alert_silent_lookback_days)
-        self._blind = [(a, b) for a, b in self._blind if b > oldest]
+        self._blind = [b for b in self._blind if b.end > oldest]
+        return None
 
     def cadence(self) -> Cadence:
         s = self.settings
@@ -293,6 +310,17 @@ class Evaluator:
         for key in set(since) - set(new) - set(still_open):
             if now - since[key] > timedelta(days=1):
                 del since[key]  # a key gone for good, with no alert left: forget it
+
+
+def _fired_after_s(open_alerts: Mapping[AlertKey, Alert]) -> dict[tuple[str, str], float]:
+    """(unit, family) -> the ``silent_after_s`` each open UnitSilent was last judged
+    against (an alert stored before it carried one is judged on today's alone)."""
+    held: dict[tuple[str, str], float] = {}
+    for key, alert in open_alerts.items():
+        after = alert.values.get("silent_after_s")
+        if key.condition == conditions.SILENT and isinstance(after, int | float):
+            held[(key.unit, key.kpi)] = float(after)
+    return held
 
 
 def _unseen_pending(

@@ -71,6 +71,10 @@ class Verdict:
     """The event family the alert is about (documents, dossiers, meetings): a KPI's, or
     the silent one; "" for a publisher's rejections. Alertmanager's inhibition of a
     silent unit's KPI alerts matches on it (deploy/alertmanager/alertmanager.yml)."""
+    level: str = ""
+    """A UnitSilent's unit level (province, commune, …): a province silent in a family is
+    its publisher's system down, and its alert mutes its units' (one page, not one per
+    commune; deploy/alertmanager/alertmanager.yml, review 65). "" on other alerts."""
 
     def labels(self, severity: Severity | None = None) -> dict[str, str]:
         labels = {
@@ -83,6 +87,8 @@ class Verdict:
         }
         if self.family:
             labels["family"] = self.family
+        if self.level:
+            labels["level"] = self.level
         return labels
 
 

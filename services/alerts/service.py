@@ -151,7 +151,8 @@ class AlertsService:
         first = calendar.working_days_back(now, self.settings.alert_silent_cadence_days).date()
         async with self.state.pool.acquire() as conn:
             rows = await sources.daily_history(conn, self._families, first, today)
-        self.evaluator.learned(cadence.learn(rows, calendar, first, today))
+        last_seen = self.state.last_seen  # a unit's current silence is no habit to learn
+        self.evaluator.learned(cadence.learn(rows, calendar, first, today, last_seen))
         self._learned_on = today
         return len(rows)
 

@@ -329,6 +329,20 @@ def kpi_unit_gone(unit_name: str, unit: str) -> tuple[str, str]:
     return vi, en
 
 
+def kpi_retired(unit_name: str, unit: str, kpi: str) -> tuple[str, str]:
+    """A KPI alert whose KPI the owners retired from the catalogue (data/kpis.json): it
+    is no longer measured nor judged, so the alert ends without a verdict on the unit."""
+    vi = (
+        f"{unit_name} ({unit}): chỉ tiêu {kpi} không còn trong danh mục chỉ tiêu (đã ngừng "
+        "áp dụng); cảnh báo kết thúc."
+    )
+    en = (
+        f"{unit_name} ({unit}): the KPI {kpi} is no longer in the KPI catalogue (retired); "
+        "the alert ends."
+    )
+    return vi, en
+
+
 def rejections(
     key_id: str,
     rejected: int,

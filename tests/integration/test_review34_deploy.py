@@ -33,13 +33,16 @@ PROVINCE = "19"
 
 
 def labels(
-    condition: str, kpi: str, window: str, severity: Severity, unit: str = UNIT
-) -> dict[str, str]:
+    condition: str, kpi: str, window: str, severity: Severity, unit: str = UNIT,
+    level: str = "", province: str = PROVINCE,
+) -> dict[str, str]:  # fmt: skip
     """The labels the alerts service posts for this identity, its event family with them
     (as services/alerts/conditions.py sets it: tests/unit/alerts/test_conditions.py)."""
     family = kpi if condition == SILENT else kpi_families()[kpi]
     key = AlertKey(condition, kpi, unit, window)
-    verdict = Verdict(key, Status.BREACH, severity, PROVINCE, {}, "", "", 0, family=family)
+    verdict = Verdict(
+        key, Status.BREACH, severity, province, {}, "", "", 0, family=family, level=level
+    )
     return verdict.labels()
 
 
@@ -171,3 +174,24 @@ def test_the_documented_compose_backfill_can_read_its_file() -> None:
     reads_stdin = backfill_args[:1] == ["-"] and ("-T" in run_options)
     mounts = "-v" in run_options or any(a.startswith(("--volume", "-v")) for a in run_options)
     assert reads_stdin or mounts, argv
+
+
+def test_a_province_silent_in_a_family_is_one_notification_for_its_communes_too(
+    alertmanager: ProductionAlertmanager,
+) -> None:
+    """Review 65: a province's one-stop system down made every commune page UnitSilent."""
+
+    def silent(unit: str, family: str, level: str, province: str = PROVINCE) -> dict[str, str]:
+        return labels(SILENT, family, "working-hours", "warning", unit, level, province)
+
+    province = silent(PROVINCE, "dossiers", "province")
+    commune = silent(UNIT, "dossiers", "commune")
+    same_commune_documents = silent(UNIT, "documents", "commune")
+    other_province_commune = silent("26734", "dossiers", "commune", province="24")
+    alertmanager.post(province, commune, same_commune_documents, other_province_commune)
+    assert alertmanager.inhibited(commune)
+    # The province's own alert is the one notification; another family, another province
+    # and a commune silent on its own still page.
+    assert not alertmanager.inhibited(province, within=1)
+    assert not alertmanager.inhibited(same_commune_documents, within=1)
+    assert not alertmanager.inhibited(other_province_commune, within=1)
