@@ -13,8 +13,10 @@ Whose events they are is said on the command line, and decides their dedup ident
 name) the records carry ``egov_publisher`` as ingest's do, so an event the publisher also
 sent live counts once, whichever came first; with ``--unbound`` they carry none, and
 meet only other unbound deliveries. Re-running a file with the identity it was run with is
-harmless (its events count once); a run under the other identity stops at the first chunk
-holding events counted already under the first (services/ingest/reruns.py).
+harmless (its events count once), and recounts nothing: the report says how many events
+were counted already, and that their figures keep the definitions they were counted under;
+a run under the other identity stops at the first chunk holding events counted already
+under the first (services/ingest/reruns.py).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from services.common.tally import UNBOUND
 from services.common.units import UnitRegistry
 from services.ingest.problems import InvalidEvent
 from services.ingest.publisher import BACKFILL_HEADER, KafkaPublisher, PublishError
-from services.ingest.reruns import Counted, LookupFailed
+from services.ingest.reruns import Counted, LookupFailed, recount_notice
 from services.ingest.validation import EventValidator, Limits, Record
 
 
@@ -48,11 +50,16 @@ class BackfillReport:
     stopped_code: int = 0
     """The exit code it stopped with: 2 refused (a rerun under the other identity), 3
     stopped (PostgreSQL did not answer the lookup: run it again from the line named)."""
+    again: int = 0
+    """Of ``published``, the events counted already under their own identity: the workers
+    skip them (review 63: a re-run reported them as published and nothing else)."""
 
     def lines(self) -> Iterator[str]:
         for error in self.refused:
             yield f"line {error.index}: {error.pointer or '/'}: {error.reason} [{error.code}]"
         yield f"published {self.published} events; refused {len(self.refused_lines)} lines"
+        if self.again:
+            yield recount_notice(self.again)
 
     @property
     def refused_lines(self) -> set[int]:
@@ -105,8 +112,9 @@ class Identity:
     what it refuses of a line is refused, so that no event is bound to a publisher that
     could never have sent it live."""
     counted: Callable[[list[Record]], Awaitable[Counted | None]] | None = None
-    """Looks a chunk's events up under the other dedup identity (services/ingest/reruns.py):
-    one counted there stops the run before the chunk is published."""
+    """Looks a chunk's events up among those counted (services/ingest/reruns.py): one
+    counted under another identity stops the run before the chunk is published; those
+    counted under their own are published, and reported as not counted again."""
 
 
 class RerunRefused(Exception):
@@ -189,11 +197,11 @@ async def _flush(
 ) -> None:
     now = datetime.now(UTC)
     records, errors = check_chunk(validator, chunk, now, identity)
-    if records and identity.counted is not None:
-        found = await identity.counted(records)
-        if found is not None:
-            raise RerunRefused(found.message(identity.publisher, min(n for n, _ in chunk)))
+    found = await identity.counted(records) if records and identity.counted else None
+    if found is not None and found.elsewhere:
+        raise RerunRefused(found.message(identity.publisher, min(n for n, _ in chunk)))
     report.refused += errors
     if records:
         await publisher.publish(records, now)
         report.published += len(records)
+        report.again += len(found.again) if found is not None else 0
