@@ -15,6 +15,7 @@ from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 
 from services.common.kafka import faust_credentials
+from services.metrics import unpacking
 from services.metrics.fetched import FetchedBatchConsumer, FetchedHandler
 from services.metrics.settings import MetricsSettings
 
@@ -24,7 +25,8 @@ Positions = Callable[[Sequence[TopicPartition]], Awaitable[dict[TopicPartition, 
 
 
 class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
-    """Faust's consumer thread, with the fetch wait from the settings."""
+    """Faust's consumer thread, with the fetch wait from the settings, reading committed
+    records only."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
@@ -32,6 +34,12 @@ class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
         wait_ms: int | None = getattr(self.app, "fetch_max_wait_ms", None)
         if wait_ms is not None:
             consumer._fetch_max_wait_ms = wait_ms
+        # Faust reads committed records only under processing_guarantee="exactly_once",
+        # which also makes its producer transactional (tansu has no transactions). A
+        # publisher writing straight to Kafka in transactions must not have the events of
+        # an aborted one counted, nor an open one's before it commits (review 62). A
+        # broker without transactions (tansu) has nothing uncommitted: the same records.
+        consumer._isolation_level = "read_committed"
         return consumer
 
 
@@ -127,7 +135,10 @@ def create_app(settings: MetricsSettings) -> MetricsApp:
         consumer_auto_offset_reset="earliest",
         stream_buffer_maxsize=settings.metrics_stream_buffer,
         consumer_max_fetch_size=settings.metrics_fetch_bytes,
+        consumer_metadata_max_age_ms=int(settings.metrics_metadata_max_age_s * 1000),
     )
     app.event_topics = frozenset(settings.event_topics)
     app.fetch_max_wait_ms = settings.metrics_fetch_max_wait_ms
+    unpacking.require_codecs()
+    unpacking.install()
     return app

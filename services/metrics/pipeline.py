@@ -43,6 +43,7 @@ from services.metrics.logcheck import Stored
 from services.metrics.periods import Periods
 from services.metrics.store import Claim, FlushResult
 from services.metrics.tally import Mark, PartitionBatch
+from services.metrics.unpacking import UNDECODABLE
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -176,10 +177,11 @@ def dead_letter(record: Record, rejected: Rejected) -> DeadLetter:
     return reference_of(dead) if dead.size > DEAD_LETTER_MAX_BYTES else dead
 
 
-def reference_of(dead: DeadLetter) -> DeadLetter:
+def reference_of(dead: DeadLetter, why: str | None = None) -> DeadLetter:
     """A small dead letter that points at ``dead``'s record instead of carrying it: where
     it is (topic, partition, offset; the event topic keeps it for its retention), its size
-    and why it was not counted. Header ``dlq_reference: 1`` tells it from a copy."""
+    and why it was not counted; ``why`` it is not carried (default: its size). Header
+    ``dlq_reference: 1`` tells it from a copy."""
     size = dead.size
     source = f"{dead.topic}[{dead.partition}]@{dead.offset}"
     detail = dead.detail[:2000]
@@ -193,7 +195,7 @@ def reference_of(dead: DeadLetter) -> DeadLetter:
         "reason": dead.reason,
         "detail": detail,
         "batch_index": None if index is None else int(index),
-        "why": f"{size} bytes with its headers: more than a dead letter may carry",
+        "why": why or f"{size} bytes with its headers: more than a dead letter may carry",
     }
     headers = [
         ("dlq_reason", dead.reason.encode()),
@@ -215,6 +217,19 @@ def reference_of(dead: DeadLetter) -> DeadLetter:
         dead.offset,
         dead.detail,
     )
+
+
+UNDECODABLE_BATCH = "undecodable-batch"
+"""Dead-letter reason of the rest of a record batch the consumer could not unpack."""
+UNREAD = "the batch could not be unpacked: its records stay on the event topic, unread"
+
+
+def _undecodable(record: Record) -> str | None:
+    """The detail of a stand-in for an unpackable batch's rest, else None."""
+    for name, value in record.headers:
+        if name == UNDECODABLE:
+            return value.decode(errors="replace")
+    return None
 
 
 def unprocessable(exc: BaseException) -> Rejected:
@@ -298,6 +313,14 @@ class Preparer:
     ) -> None:
         """``prepare`` of one record: counted, or dead-lettered whole if it raises."""
         batch.next_offset = max(batch.next_offset, record.offset + 1)
+        if record.value is None and (undecodable := _undecodable(record)) is not None:
+            # The rest of a batch the consumer could not unpack (services/metrics/
+            # unpacking.py): its dead letter says which offsets, and its offset (the
+            # batch's last) moves the position past them.
+            log.warning("%s is dead-lettered", undecodable)
+            dead = dead_letter(record, Rejected(UNDECODABLE_BATCH, undecodable))
+            out.dead_letters.append(reference_of(dead, UNREAD))
+            return
         if record.timestamp is not None:
             out.ingest_times.append(record.timestamp)
         too_late_before = self._accepted(record, now_s) - grace_s

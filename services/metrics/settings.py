@@ -42,6 +42,12 @@ class MetricsSettings(CommonSettings):
     that on every fetch. Idle, 100 ms costs ~1 % of a core in the worker and ~2 % in
     tansu (docs/metrics.md)."""
 
+    metrics_metadata_max_age_s: float = Field(default=30.0, gt=0)
+    """``EGOV_METRICS_METADATA_MAX_AGE_S``: how often the consumer reads the topics'
+    metadata again. A partition added to an event topic while workers run is assigned,
+    and its records counted, only after that (Faust's default, 5 minutes, left the
+    events of a partition added to a running topic uncounted for 298 s; review 62)."""
+
     metrics_stream_buffer: int = 4096
     """``EGOV_METRICS_STREAM_BUFFER``: records Faust may hold fetched ahead of the agent
     (its ``stream_buffer_maxsize``). Faust's default: 1,000 cost one-event-per-message
