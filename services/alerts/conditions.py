@@ -12,7 +12,7 @@ figures of that cycle: nothing is cached across cycles.
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import MappingProxyType
@@ -509,29 +509,13 @@ def units_gone(
     """
     if not complete or not directory:
         return verdicts
-    judged = {v.key for v in verdicts}
-    out = list(verdicts)
-    for key, alert in open_alerts.items():
-        if key.condition not in (BELOW, BURN) or key in judged:
-            continue
-        if directory.get(key.unit) is not None:
-            continue
-        name = str(alert.values.get("unit_name") or key.unit)
-        vi, en = text.kpi_unit_gone(name, key.unit)
-        out.append(
-            Verdict(
-                key,
-                Status.CLEAR,
-                alert.severity,
-                alert.province,
-                {**alert.values, "gone": True},
-                vi,
-                en,
-                0.0,
-                family=alert.labels.get("family", ""),
-            )
-        )
-    return out
+    return _resolve_unjudged(
+        verdicts,
+        open_alerts,
+        lambda key: directory.get(key.unit) is None,
+        lambda key, name: text.kpi_unit_gone(name, key.unit),
+        "gone",
+    )
 
 
 def kpis_retired(
@@ -551,20 +535,37 @@ def kpis_retired(
     """
     if not complete or not catalogue:
         return verdicts
+    return _resolve_unjudged(
+        verdicts,
+        open_alerts,
+        lambda key: key.kpi not in catalogue,
+        lambda key, name: text.kpi_retired(name, key.unit, key.kpi),
+        "retired",
+    )
+
+
+def _resolve_unjudged(
+    verdicts: list[Verdict],
+    open_alerts: Mapping[AlertKey, Alert],
+    ended: Callable[[AlertKey], bool],
+    texts: Callable[[AlertKey, str], tuple[str, str]],
+    flag: str,
+) -> list[Verdict]:
+    """``verdicts`` and a CLEAR for each open KPI alert no verdict judged whose identity
+    has ``ended``, its texts from ``texts(key, unit name)``, ``flag`` set in its values."""
     judged = {v.key for v in verdicts}
     out = list(verdicts)
     for key, alert in open_alerts.items():
-        if key.condition not in (BELOW, BURN) or key in judged or key.kpi in catalogue:
+        if key.condition not in (BELOW, BURN) or key in judged or not ended(key):
             continue
-        name = str(alert.values.get("unit_name") or key.unit)
-        vi, en = text.kpi_retired(name, key.unit, key.kpi)
+        vi, en = texts(key, str(alert.values.get("unit_name") or key.unit))
         out.append(
             Verdict(
                 key,
                 Status.CLEAR,
                 alert.severity,
                 alert.province,
-                {**alert.values, "retired": True},
+                {**alert.values, flag: True},
                 vi,
                 en,
                 0.0,
