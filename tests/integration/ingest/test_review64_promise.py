@@ -62,22 +62,8 @@ async def test_a_key_revoked_while_its_body_is_trickled_in_publishes_nothing(
             return {"type": "http.request", "body": body, "more_body": False}
 
         sent: list[MutableMapping[str, Any]] = []
-
-        async def send(message: MutableMapping[str, Any]) -> None:
-            sent.append(message)
-
-        scope = {
-            "type": "http",
-            "method": "POST",
-            "path": "/v1/events",
-            "headers": [
-                (b"authorization", f"Bearer {leaked}".encode()),
-                (b"content-type", SINGLE.encode()),
-            ],
-            "client": ("127.0.0.1", 50001),
-        }
         endpoint = EventsEndpoint(ingest.service)
-        slow = asyncio.create_task(endpoint(scope, receive, send))
+        slow = asyncio.create_task(endpoint(_post(leaked), receive, sent_to(sent)))
         await asyncio.wait_for(reading.wait(), 10)  # authenticated, now waiting for its body
 
         # The operator revokes the leaked key; it takes effect: a new request is 401.
@@ -115,21 +101,8 @@ async def test_a_body_that_does_not_arrive_in_time_is_refused_408_and_publishes_
             return {"type": "http.request", "body": orjson.dumps(stalled), "more_body": False}
 
         sent: list[MutableMapping[str, Any]] = []
-
-        async def send(message: MutableMapping[str, Any]) -> None:
-            sent.append(message)
-
-        scope = {
-            "type": "http",
-            "method": "POST",
-            "path": "/v1/events",
-            "headers": [
-                (b"authorization", f"Bearer {ingest.keys['province']}".encode()),
-                (b"content-type", SINGLE.encode()),
-            ],
-            "client": ("127.0.0.1", 50002),
-        }
-        await asyncio.wait_for(EventsEndpoint(ingest.service)(scope, receive, send), 10)
+        endpoint = EventsEndpoint(ingest.service)
+        await asyncio.wait_for(endpoint(_post(ingest.keys["province"]), receive, sent_to(sent)), 10)
         release.set()
         assert sent[0]["status"] == 408
         problem = orjson.loads(sent[1]["body"])
@@ -142,3 +115,24 @@ async def test_a_body_that_does_not_arrive_in_time_is_refused_408_and_publishes_
         published = set(ids(await topic_events(settings)))
         assert ids([stalled])[0] not in published
         assert ids([sent_on_time])[0] in published
+
+
+def _post(token: str) -> dict[str, Any]:
+    """The ASGI scope of a POST /v1/events with ``token``, one event, its body to come."""
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/events",
+        "headers": [
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-type", SINGLE.encode()),
+        ],
+        "client": ("127.0.0.1", 50001),
+    }
+
+
+def sent_to(sent: list[MutableMapping[str, Any]]) -> Any:
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    return send
