@@ -55,12 +55,22 @@ class Cadence:
         return self.weekly_after_s if family in WEEKLY_FAMILIES else self.daily_after_s
 
     def silent_after(self, unit: str, family: str) -> float:
-        """Working seconds without an event after which the unit is silent in the family."""
+        """Working seconds without an event after which the unit is silent in the family.
+
+        At most ``most_s``, unless the unit's usual gap comes near it: then
+        :data:`SPARSE_MARGIN` times its gap. Capped alone, a commune meeting every ten
+        working days was paged on the ninth of every ordinary gap and resolved by its
+        next meeting (review 65); past the lookback it is no longer expected at all."""
         floor = self.floor_s(family)
         usual = self.usual.get((unit, family))
         if usual is None or usual.events <= 0:
             return floor
-        return max(floor, min(self.gap_factor * usual.gap_s, self.most_s))
+        most = max(self.most_s, SPARSE_MARGIN * usual.gap_s)
+        return max(floor, min(self.gap_factor * usual.gap_s, most))
+
+
+SPARSE_MARGIN = 1.5
+"""A unit is silent no sooner than this many of its usual gaps."""
 
 
 HistoryRow = tuple[str, str, int, date]

@@ -63,11 +63,14 @@ def test_without_history_the_family_defaults_apply() -> None:
     assert empty.silent_after("c2", "dossiers") == 7200
     assert empty.silent_after("c2", "meetings") == 5 * WORKDAY_S
     # A busy unit is never judged sooner than the floor; a rare one never later than the
-    # lookback lets its alert fire.
+    # lookback lets its alert fire, unless 1.5 of its usual gaps are later still (review
+    # 65: a unit meeting every ten working days was paged at every ordinary gap).
     busy = cadence({("c0", "documents"): Usual(10_000, 20)})
+    weekly = cadence({("c0", "documents"): Usual(4, 20)})
     rare = cadence({("c0", "documents"): Usual(1, 20)})
     assert busy.silent_after("c0", "documents") == 7200
-    assert rare.silent_after("c0", "documents") == 9 * WORKDAY_S
+    assert weekly.silent_after("c0", "documents") == 9 * WORKDAY_S
+    assert rare.silent_after("c0", "documents") == 1.5 * 20 * WORKDAY_S
 
 
 def test_learning_counts_working_days_from_the_first_event_and_skips_days_off() -> None:

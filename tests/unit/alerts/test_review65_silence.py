@@ -1,7 +1,7 @@
 """Review 65: silence is an incident, as the provincial on-call and the IOC live it.
 
-Each test is a strict xfail for a defect found in the evaluation of UnitSilent: it fails
-today because of the defect and passes once it is fixed.
+Each test was a strict xfail for a defect found in the evaluation of UnitSilent, the
+wall or Alertmanager's routes; all fixed 2026-12-06.
 """
 
 import re
@@ -9,7 +9,6 @@ from datetime import date, datetime, timedelta
 from itertools import count
 from typing import Any
 
-import pytest
 import yaml
 
 from services.alerts.cadence import learn
@@ -235,16 +234,6 @@ def test_the_wall_shows_a_never_heard_commune_as_silent() -> None:
 # --- 6. a commune that meets twice a month pages every fortnight ------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Cadence.silent_after caps every unit's silence at most_s (lookback - 1 = 9 "
-        "working days), and a unit is expected only while it published within the "
-        "lookback (10 working days): a commune whose habit is one meeting every 10 "
-        "working days (learned: 2 in 20 days) is paged UnitSilent on the 9th working day "
-        "of every ordinary gap and resolved by its next meeting, a false page a fortnight."
-    ),
-)
 def test_a_commune_meeting_every_ten_working_days_is_not_paged_between_its_meetings() -> None:
     last = vn(2026, 12, 1, 9)  # its last meeting; the one before was 10 working days earlier
     ev, book = evaluator(), new_book()
@@ -256,6 +245,7 @@ def test_a_commune_meeting_every_ten_working_days_is_not_paged_between_its_meeti
     now = vn(day.year, day.month, day.day, 16)
     first = CAL.working_days_back(now, 20).date()
     ev.learned(learn([("c0", "meetings", 2, first)], CAL, first, now.date()))
-    assert ev.cadence().silent_after("c0", "meetings") == 9 * 9.5 * 3600  # capped
+    # 1.5 usual gaps, not the 9 working days that capped every unit's and paged this one
+    assert ev.cadence().silent_after("c0", "meetings") == 1.5 * 10 * 9.5 * 3600
     fired = silent_verdicts(ev, book, {("c0", "meetings"): last}, now)
     assert [t.to_state for t in fired] == []
