@@ -107,6 +107,12 @@ class Contract:
         """SHA-256 of the schema files: two processes that loaded the same contract agree
         on it (services/common/signing.py relies on that)."""
 
+    @property
+    def schemas_dir(self) -> Path:
+        """Where its schemas were read (``EGOV_SCHEMAS_DIR``): the KPI catalogue's fields
+        are checked against the same files (``KpiCatalogue.load``)."""
+        return self._dir
+
     @classmethod
     def load(cls, schemas_dir: Path = SCHEMAS_DIR) -> Contract:
         """Read and compile every schema under `schemas_dir`; raises ContractError if broken."""
@@ -401,5 +407,7 @@ def kpi_families() -> dict[str, str]:
     """KPI id -> the event family it counts (documents, dossiers, meetings), from the KPI
     catalogue and the contract the services load."""
     contract = Contract.load()
-    catalogue = KpiCatalogue.load(event_types=contract.event_types)
+    catalogue = KpiCatalogue.load(
+        event_types=contract.event_types, schemas_dir=contract.schemas_dir
+    )
     return {kpi.id: contract.family(kpi.event_type) for kpi in catalogue.kpis}

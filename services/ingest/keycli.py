@@ -221,7 +221,9 @@ async def _run_backfill(
         counted = CountedElsewhere(pool, identity.publisher, names, cutover)
         identity = dataclasses.replace(identity, counted=counted)
     contract = Contract.load(settings.schemas_dir)
-    catalogue = KpiCatalogue.load(event_types=contract.event_types)
+    catalogue = KpiCatalogue.load(
+        event_types=contract.event_types, schemas_dir=contract.schemas_dir
+    )
     signer = record_signer(settings, contract, catalogue, registry)
     summarizer = Summarizer(catalogue) if signer is not None else None
     validator = backfill_validator(contract, registry, settings.clock_skew_s, summarizer)

@@ -24,7 +24,7 @@ _REFUSALS = {
     "400": ("malformed-json", "The body is not JSON, or a batch is not a non-empty array."),
     "401": ("unauthorized", "Missing, unknown or revoked API key."),
     "403": ("out-of-scope", "An event's source, unit or type is outside the key's scope."),
-    "408": ("body-too-slow", "The body did not arrive within EGOV_BODY_TIMEOUT_S of the headers."),
+    "408": ("body-too-slow", "No part of the body arrived for EGOV_BODY_TIMEOUT_S."),
     "413": ("body-too-large", "The body or the batch is larger than allowed."),
     "415": ("unsupported-media-type", "Not a CloudEvents JSON content type."),
     "422": (

@@ -80,7 +80,7 @@ def body_too_slow(limit_s: float) -> Problem:
         408,
         "body-too-slow",
         "Body too slow",
-        f"The body did not arrive within {limit_s:g} s of the request's headers; send it again.",
+        f"No part of the body arrived for {limit_s:g} s; send the request again.",
     )
 
 

@@ -20,7 +20,9 @@ from services.ingest.settings import IngestSettings
 def build_service(settings: IngestSettings) -> IngestService:
     contract = Contract.load(settings.schemas_dir)
     registry = UnitRegistry.from_dir(settings.units_dir)
-    catalogue = KpiCatalogue.load(event_types=contract.event_types)
+    catalogue = KpiCatalogue.load(
+        event_types=contract.event_types, schemas_dir=contract.schemas_dir
+    )
     signer = record_signer(settings, contract, catalogue, registry)
     publisher = KafkaPublisher(settings, settings.produce_timeout_s, signer)
     return IngestService(

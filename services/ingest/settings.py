@@ -2,7 +2,7 @@
 
 from typing import Self
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from services.common.settings import CommonSettings
 
@@ -23,9 +23,10 @@ class IngestSettings(CommonSettings):
     max_body_bytes: int = 4 * 1024 * 1024
     """``EGOV_MAX_BODY_BYTES``: request body size, at most."""
 
-    body_timeout_s: float = 30.0
-    """``EGOV_BODY_TIMEOUT_S``: how long a request's body may take to arrive after its
-    headers (408 after that). A reverse proxy that buffers bodies makes this moot."""
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    """``EGOV_BODY_TIMEOUT_S``: how long ingest waits for the next part of a request's
+    body (408 after that): a stalled body does not hold its connection, a slow but steady
+    one is read whatever it takes. A reverse proxy that buffers bodies makes this moot."""
 
     produce_timeout_s: float = 10.0
     """``EGOV_PRODUCE_TIMEOUT_S``: how long a request waits for the broker's acknowledgement."""

@@ -67,7 +67,9 @@ def build_app(settings: MetricsSettings, clock: Callable[[], datetime] = wall_cl
     app = create_app(settings)
     registry = CollectorRegistry()
     contract = Contract.load(settings.schemas_dir)
-    catalogue = KpiCatalogue.load(event_types=contract.event_types)
+    catalogue = KpiCatalogue.load(
+        event_types=contract.event_types, schemas_dir=contract.schemas_dir
+    )
     units = UnitRegistry.from_dir(settings.units_dir)
     figures = Figures()
     targets = Targets(catalogue, units, lambda: Periods.at(clock()).day)

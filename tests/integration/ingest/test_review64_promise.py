@@ -107,7 +107,7 @@ async def test_a_body_that_does_not_arrive_in_time_is_refused_408_and_publishes_
         assert sent[0]["status"] == 408
         problem = orjson.loads(sent[1]["body"])
         assert problem["type"].endswith("/body-too-slow"), problem
-        assert "0.5 s" in problem["detail"], problem
+        assert "for 0.5 s" in problem["detail"], problem
 
         # Nothing of the stalled request was published; the same key's next request is.
         sent_on_time = event()
