@@ -9,7 +9,7 @@ bounds is a :class:`LimitError` (400), naming the parameter and its limit.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -18,6 +18,7 @@ from services.common.rates import rate_bp
 from services.common.units import REFORM_DATE, UnitRegistry
 from services.metrics.api import QueryError
 from services.metrics.eras import Crosswalk, Lineage
+from services.metrics.targets import Targets
 
 DEFAULT_DAYS = 30
 FIRST_YEAR = 2000
@@ -25,6 +26,28 @@ FIRST_YEAR = 2000
 KPI_ID = re.compile(r"[a-z0-9_]{1,64}")
 """A KPI id as the catalogue writes them; a retired one is still answered."""
 UNIT_MAX_CHARS = 32
+
+TargetOn = Callable[[date], int | None]
+"""The target (basis points) in force for the answer's unit and KPI on a day; None: none."""
+
+
+def no_target(day: date) -> None:
+    """For a caller with no targets at hand: every day's ``target_bp`` is null."""
+    return None
+
+
+def targets_on(targets: Targets, registry: UnitRegistry, query: HistoryQuery) -> TargetOn:
+    """Each day's target as /v1/kpis would have served it that day (catalogue default or
+    override in force then): a past day is judged against its own target, not today's,
+    once a dated target changes (1 January, a province's plan; review 67). A restated day
+    takes the target of today's unit, on whose boundaries it is shown."""
+    unit = registry.get(query.lineage.unit, query.lineage.era)
+
+    def on(day: date) -> int | None:
+        found = targets.effective(unit, query.kpi, day)
+        return found.target_bp if found is not None else None
+
+    return on
 
 
 class LimitError(QueryError):
@@ -113,6 +136,8 @@ class DayFigure:
     numerator: int
     denominator: int
     restated: bool
+    target_bp: int | None = None
+    """The target in force that day (None: none, e.g. a retired KPI)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -122,12 +147,17 @@ class DayFigure:
             "ratio": self.numerator / self.denominator if self.denominator else None,
             "rate_bp": rate_bp(self.numerator, self.denominator),
             "restated": self.restated,
+            "target_bp": self.target_bp,
         }
 
 
-def day_figures(query: HistoryQuery, rows: Iterable[tuple[date, int, int]]) -> list[DayFigure]:
-    """The stored rows (one a day), each marked restated when read through the crosswalk."""
-    return [DayFigure(day, n, d, query.lineage.restated_on(day)) for day, n, d in rows]
+def day_figures(
+    query: HistoryQuery, rows: Iterable[tuple[date, int, int]], target_on: TargetOn = no_target
+) -> list[DayFigure]:
+    """The stored rows (one a day), each marked restated when read through the crosswalk,
+    with the target in force that day."""
+    lineage = query.lineage
+    return [DayFigure(day, n, d, lineage.restated_on(day), target_on(day)) for day, n, d in rows]
 
 
 def year_totals(days: Iterable[DayFigure]) -> list[dict[str, Any]]:
@@ -154,9 +184,12 @@ def year_totals(days: Iterable[DayFigure]) -> list[dict[str, Any]]:
     return totals
 
 
-def answer(query: HistoryQuery, rows: Iterable[tuple[date, int, int]]) -> dict[str, Any]:
-    """The JSON answer: days, year totals, and how days before the reform were read."""
-    days = day_figures(query, rows)
+def answer(
+    query: HistoryQuery, rows: Iterable[tuple[date, int, int]], target_on: TargetOn = no_target
+) -> dict[str, Any]:
+    """The JSON answer: days (each with its own target), year totals, and how days before
+    the reform were read."""
+    days = day_figures(query, rows, target_on)
     lineage = query.lineage
     restates = lineage.restated and query.first < REFORM_DATE
     return {

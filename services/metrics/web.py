@@ -149,7 +149,8 @@ def register_views(
             async with (await pool()).acquire() as conn:
                 return await store.history(conn, query.lineage, query.kpi, query.first, query.last)
 
-        return await history_answer(query, read, slots, HISTORY_WAIT_S)
+        target_on = history.targets_on(targets, units, query)
+        return await history_answer(query, read, slots, HISTORY_WAIT_S, target_on)
 
     return snapshots
 
@@ -215,10 +216,11 @@ async def history_answer(
     read: Callable[[history.HistoryQuery], Awaitable[list[tuple[date, int, int]]]],
     slots: asyncio.Semaphore,
     wait_s: float,
+    target_on: history.TargetOn = history.no_target,
 ) -> aioweb.Response:
     """The history answer, read when one of ``slots`` is free: waiting longer than
     ``wait_s`` is a 503 (retry), so a burst of history requests queues at most that long
-    and never takes the flush's connections."""
+    and never takes the flush's connections. ``target_on`` gives each day's target."""
     try:
         await asyncio.wait_for(slots.acquire(), wait_s)
     except TimeoutError:
@@ -230,4 +232,4 @@ async def history_answer(
         rows = await read(query)
     finally:
         slots.release()
-    return _json(history.answer(query, rows))
+    return _json(history.answer(query, rows, target_on))

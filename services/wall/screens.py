@@ -9,10 +9,11 @@ count, target, point and date goes through :mod:`services.common.rates` and
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
+from itertools import pairwise
 from urllib.parse import urlencode
 
 from services.common.figures import Figure, Standing, classify
@@ -48,7 +49,7 @@ from services.wall.i18n import (
 from services.wall.model import Alert
 from services.wall.rankings import SCORE, Entry, Ranking
 from services.wall.settings import Lang
-from services.wall.trend import restated_note
+from services.wall.trend import in_force, restated_note
 from services.wall.unitpage import Total, UnitTrends
 
 ROWS_PER_COLUMN = 25
@@ -521,9 +522,12 @@ def _unit_row(lang: Lang, f: Figure, t: UnitTrends | None, bases: Bases) -> str:
         )
         head = f'<th scope="row">{escape(_kpi(lang, f))}</th>'
         return f'<tr data-kpi="{escape(f.kpi)}">{head}{today}{span}</tr>'
-    compared = "".join(_total_cell(lang, c, target, f.min_volume) for c in t.compared)
-    days = [(p.numerator, p.denominator) for p in t.days]
-    months = [(m.numerator, m.denominator) for m in t.months]
+    # Each day and period against the target in force then, not today's (review 67).
+    compared = "".join(
+        _total_cell(lang, c, in_force(c.target_bp, target), f.min_volume) for c in t.compared
+    )
+    days = [(p.numerator, p.denominator, in_force(p.target_bp, target)) for p in t.days]
+    months = [(m.numerator, m.denominator, in_force(m.target_bp, target)) for m in t.months]
     years = "".join(
         f'<span class="yr">{escape(y.key)}: {rate_block(lang, y.numerator, y.denominator)}</span>'
         for y in t.years
@@ -532,13 +536,14 @@ def _unit_row(lang: Lang, f: Figure, t: UnitTrends | None, bases: Bases) -> str:
         f'<tr data-kpi="{escape(f.kpi)}"><th scope="row">{escape(_kpi(lang, f))}'
         f'<span class="tg">{escape(text(lang, "target"))} {format_target(target or 0, lang)}'
         f"{bases.mark(f.target_basis)}</span></th>{today}{compared}"
-        f"<td>{spark(days, target)}</td><td>{spark(months, target)}</td>"
+        f"<td>{spark(days)}</td><td>{spark(months)}</td>"
         f'<td class="years">{years}</td></tr>'
     )
 
 
 def _total_cell(lang: Lang, total: Total, target_bp: int | None, min_volume: int) -> str:
-    """A period's rate and counts, marked with the status's shape (the legend says it)."""
+    """A period's rate and counts, marked with the status's shape (the legend says it);
+    its tooltip names the target it was judged against, which may not be today's."""
     status = (
         classify(total.numerator, total.denominator, target_bp, min_volume)
         if target_bp is not None
@@ -546,9 +551,14 @@ def _total_cell(lang: Lang, total: Total, target_bp: int | None, min_volume: int
     )
     icon = f'<span class="icon" aria-hidden="true">{STATUS_ICONS[status]}</span>'
     block = rate_block(lang, total.numerator, total.denominator)
+    title = status_label(lang, status)
+    judged = ""
+    if target_bp is not None:
+        title += f" ({text(lang, 'target')} {format_target(target_bp, lang)})"
+        judged = f' data-target-bp="{target_bp}"'
     return (
-        f'<td data-period="{escape(total.key)}" class="st-{status.value}" '
-        f'title="{escape(status_label(lang, status))}">{icon}{block}</td>'
+        f'<td data-period="{escape(total.key)}" class="st-{status.value}"{judged} '
+        f'title="{escape(title)}">{icon}{block}</td>'
     )
 
 
@@ -562,13 +572,14 @@ def legend(lang: Lang) -> str:
     return f'<p class="legend">{items}</p>'
 
 
-def spark(series: Sequence[tuple[int, int]], target_bp: int | None) -> str:
-    """A small line of rates (gaps where nothing was counted), the target dashed."""
+def spark(series: Sequence[tuple[int, int, int | None]]) -> str:
+    """A small line of rates (gaps where nothing was counted), each point (numerator,
+    denominator, target in force then) marked when below its own target; the target
+    dashed, stepping where it changed (1 January, a province's plan)."""
     w, h, pad = 200, 60, 4
     count = len(series)
-    ratios = [n / d for n, d in series if d > 0]
-    if target_bp is not None:
-        ratios.append(target_bp / BP_SCALE)
+    ratios = [n / d for n, d, _ in series if d > 0]
+    ratios += [t / BP_SCALE for _, _, t in series if t is not None]
     # From a little under the lowest value (or the target) to 100 %: a flat line at the
     # top of a 0..100 % box says nothing on a wall.
     low = max(0.0, min(ratios, default=0.0) - 0.05)
@@ -576,13 +587,15 @@ def spark(series: Sequence[tuple[int, int]], target_bp: int | None) -> str:
     def y_of(ratio: float) -> float:
         return pad + (h - 2 * pad) * (1 - (ratio - low) / (1 - low)) if low < 1 else pad
 
+    def x_of(i: float) -> float:
+        return pad + (w - 2 * pad) * (i / (count - 1) if count > 1 else 0.5)
+
     def xy(i: int, ratio: float) -> str:
-        x = pad + (w - 2 * pad) * (i / (count - 1) if count > 1 else 0.5)
-        return f"{x:.1f},{y_of(ratio):.1f}"
+        return f"{x_of(i):.1f},{y_of(ratio):.1f}"
 
     runs: list[list[str]] = [[]]
     dots = []
-    for i, (n, d) in enumerate(series):
+    for i, (n, d, target_bp) in enumerate(series):
         if d <= 0:
             runs.append([])
             continue
@@ -596,14 +609,34 @@ def spark(series: Sequence[tuple[int, int]], target_bp: int | None) -> str:
         for r in runs
         if len(r) == 1
     )
-    tline = ""
-    if target_bp is not None:
-        y = y_of(target_bp / BP_SCALE)
-        tline = f'<line class="tgt" x1="0" x2="{w}" y1="{y:.1f}" y2="{y:.1f}"/>'
     return (
         f'<svg class="spark" viewBox="0 0 {w} {h}" aria-hidden="true">'
-        f"{tline}{lines}{singles}{''.join(dots)}</svg>"
+        f"{_target_line(series, w, x_of, y_of)}{lines}{singles}{''.join(dots)}</svg>"
     )
+
+
+def _target_line(
+    series: Sequence[tuple[int, int, int | None]],
+    w: int,
+    x_of: Callable[[float], float],
+    y_of: Callable[[float], float],
+) -> str:
+    """The dashed target: one line across when it held all along, else steps halfway
+    between the points where it changed."""
+    known = [(i, t) for i, (_, _, t) in enumerate(series) if t is not None]
+    if not known:
+        return ""
+    if len({t for _, t in known}) == 1:
+        y = y_of(known[0][1] / BP_SCALE)
+        return f'<line class="tgt" x1="0" x2="{w}" y1="{y:.1f}" y2="{y:.1f}"/>'
+    steps = [(0.0, known[0][1])]
+    for (i0, t0), (i1, t1) in pairwise(known):
+        if t1 != t0:
+            mid = x_of((i0 + i1) / 2)
+            steps += [(mid, t0), (mid, t1)]
+    steps.append((float(w), known[-1][1]))
+    points = " ".join(f"{x:.1f},{y_of(t / BP_SCALE):.1f}" for x, t in steps)
+    return f'<polyline class="tgt" points="{points}"/>'
 
 
 # ------------------------------------------------------------------ kiosk

@@ -32,6 +32,9 @@ class TrendPoint:
     denominator: int
     restated: bool = False
     """A day before the 2025 reform, summed from the units merged into today's unit."""
+    target_bp: int | None = None
+    """The target in force that day, as /v1/kpis/history says it; None from a worker older
+    than that field (the day is then judged against today's target, see ``in_force``)."""
 
     @property
     def ratio(self) -> float | None:
@@ -46,6 +49,7 @@ def points_from_json(items: Sequence[Mapping[str, Any]]) -> list[TrendPoint]:
             int(i.get("numerator") or 0),
             int(i.get("denominator") or 0),
             i.get("restated") is True,
+            _target_bp(i.get("target_bp")),
         )
         for i in items
     ]
@@ -53,6 +57,16 @@ def points_from_json(items: Sequence[Mapping[str, Any]]) -> list[TrendPoint]:
         if not 0 <= p.numerator <= p.denominator:
             raise ValueError(f"{p.day}: numerator {p.numerator} outside 0..{p.denominator}")
     return sorted(points, key=lambda p: p.day)
+
+
+def _target_bp(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def in_force(own: int | None, today: int | None) -> int | None:
+    """The target a day or a period is judged against: its own (the target in force then,
+    review 67), else today's, for an answer from a worker that does not say it."""
+    return own if own is not None else today
 
 
 def restated_note(lang: Lang, left_out: Iterable[FormerUnit] = ()) -> str:
@@ -135,10 +149,10 @@ def trend_svg(
     target_bp: int | None,
     left_out: Sequence[FormerUnit] = (),
 ) -> str:
-    """An SVG chart (with the target as a dashed line) and the same figures as a table.
+    """An SVG chart (with today's target as a dashed line) and the same figures as a table.
 
-    A day is marked below its target by the exact judgement on its counts
-    (:func:`services.common.rates.meets`), as the alerts judge it. When a day is
+    A day is marked below the target in force that day by the exact judgement on its
+    counts (:func:`services.common.rates.meets`), as the alerts judge it. When a day is
     restated, the caption says so and names the former units ``left_out`` of it."""
     parts = _axes(lang, points)
     if target_bp is not None:
@@ -153,7 +167,8 @@ def trend_svg(
         if p.ratio is None:
             continue
         x, y = _xy(i, len(points), p.ratio)
-        below = target_bp is not None and not meets(p.numerator, p.denominator, target_bp)
+        day_bp = in_force(p.target_bp, target_bp)
+        below = day_bp is not None and not meets(p.numerator, p.denominator, day_bp)
         shape = (
             f'<rect class="pt below" x="{x - 7}" y="{y - 7}" width="14" height="14"/>'
             if below

@@ -4,7 +4,9 @@ Everything comes from the unit's daily figures of /v1/kpis/history (today's unit
 today's boundaries: days before the 2025 reform restated, and saying so): a month or a
 year is the sum of its days' counts, so the rate of a period is computed from integer
 counts like any other rate. Compared: this month to date, the previous month and the
-same month last year; this year to date and last year to the same day.
+same month last year; this year to date and last year to the same day. A day is judged
+against the target in force that day, a period against the one in force on its last
+counted day (review 67: a target changed on 1 January does not judge December).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ class Total:
     numerator: int
     denominator: int
     restated: bool
+    target_bp: int | None = None
+    """The target in force on its last counted day (None: not said, or nothing counted):
+    the one its result is judged against, as the period closed under it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +109,14 @@ def comparisons(points: Iterable[TrendPoint], today: date) -> tuple[Total, ...]:
 def _sum(key: str, first: date, last: date, points: Iterable[TrendPoint]) -> Total:
     n = d = 0
     restated = False
+    latest: TrendPoint | None = None
     for p in points:
         if first <= date.fromisoformat(p.day) <= last:
             n, d = n + p.numerator, d + p.denominator
             restated = restated or p.restated
-    return Total(key, first, last, n, d, restated)
+            latest = p if latest is None or p.day > latest.day else latest
+    target = latest.target_bp if latest is not None else None
+    return Total(key, first, last, n, d, restated, target)
 
 
 def _month_end(day: date) -> date:
