@@ -203,8 +203,14 @@ class AlertFilter:
 
 
 async def list_alerts(conn: Connection, f: AlertFilter, recent_since: datetime) -> list[Alert]:
-    """Open alerts and those closed since ``recent_since``, newest first."""
-    clauses = ["(state IN ('pending', 'firing') OR updated_at >= $1)"]
+    """Every open alert, and at most ``f.limit`` of those closed since ``recent_since``;
+    newest change first.
+
+    The limit is on the closed ones only: an alert firing for days has its last change
+    days ago, and under one limit on both it came after the day's closed ones and was
+    cut off once more than the limit closed (each midnight closes the day window's), so
+    the API and the wall's alert panel lost alerts that still fire (review 68)."""
+    clauses: list[str] = []
     args: list[Any] = [recent_since]
     for column, value in (
         ("unit", f.unit), ("kpi", f.kpi), ("severity", f.severity), ("state", f.state),
@@ -214,9 +220,14 @@ async def list_alerts(conn: Connection, f: AlertFilter, recent_since: datetime) 
             args.append(value)
             clauses.append(f"{column} = ${len(args)}")
     args.append(f.limit)
+    where = "".join(f" AND {c}" for c in clauses)
     rows = await conn.fetch(
-        f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE {' AND '.join(clauses)} "  # noqa: S608
-        f"ORDER BY updated_at DESC LIMIT ${len(args)}",
+        f"(SELECT {_ALERT_COLUMNS} FROM alerts "  # noqa: S608
+        f"WHERE state IN ('pending', 'firing'){where}) "
+        f"UNION ALL (SELECT {_ALERT_COLUMNS} FROM alerts "
+        f"WHERE state NOT IN ('pending', 'firing') AND updated_at >= $1{where} "
+        f"ORDER BY updated_at DESC LIMIT ${len(args)}) "
+        "ORDER BY updated_at DESC",
         *args,
     )
     return [_alert(r) for r in rows]

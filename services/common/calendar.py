@@ -10,15 +10,20 @@ so the page and the pager agree.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
+import holidays
+
 from services.common.paths import REPO_ROOT
 from services.common.units import VN_TZ
 
 __all__ = ["HOLIDAYS_FILE", "VN_TZ", "WorkingCalendar", "load_calendar"]
+
+log = logging.getLogger(__name__)
 
 HOLIDAYS_FILE = REPO_ROOT / "data" / "holidays-vn.json"
 """Public holidays and working Saturdays, with their source (see the file's ``$comment``)."""
@@ -105,10 +110,41 @@ def _days(first: date, last: date) -> Iterable[date]:
         day += timedelta(days=1)
 
 
-def load_calendar(path: Path, *, always: bool = False) -> WorkingCalendar:
-    """Read the holidays file (see its ``$comment`` and ``source``)."""
+LAW_YEARS_AHEAD = 10
+"""Years after this one given the law's days off when the holidays file lists none."""
+
+
+def load_calendar(
+    path: Path, *, always: bool = False, today: date | None = None
+) -> WorkingCalendar:
+    """Read the holidays file (see its ``$comment`` and ``source``): the government's
+    notices, swaps and extra Tết days included, for the years it lists.
+
+    A year it does not list (its last is 2027) gets the days off the Labour Code fixes
+    (Tết, 1/1, the Hùng Kings' day, 30/4, 1/5, 2/9, their substitutes), computed from
+    the lunar calendar by the ``holidays`` library: without them Tết 2028 counted as
+    working time and every commune paged UnitSilent on its third day (review 68). Such
+    a year lacks the notice's swaps, so a warning says the file wants it."""
     raw = json.loads(path.read_text("utf-8"))
     off = {date.fromisoformat(d["date"]): d["name_en"] for d in raw["days_off"]}
     kinds = {date.fromisoformat(d["date"]): d.get("kind", "") for d in raw["days_off"]}
     saturdays = frozenset(date.fromisoformat(d["date"]) for d in raw.get("working_saturdays", []))
+    listed = {d.year for d in off} | {d.year for d in saturdays}
+    this_year = (today or datetime.now(VN_TZ).date()).year
+    unlisted = [
+        year
+        for year in range(min(listed, default=this_year), this_year + LAW_YEARS_AHEAD + 1)
+        if year not in listed
+    ]
+    for day, name in holidays.country_holidays("VN", years=unlisted).items():
+        if day.weekday() < 5:  # weekends are off anyway; the file lists weekdays only
+            off[day] = f"{name} (by law: {path.name} lists no {day.year})"
+            kinds[day] = "tet" if "Lunar New Year" in name else "law"
+    if missing := [y for y in (this_year, this_year + 1) if y in unlisted]:
+        log.warning(
+            "%s lists no days off for %s: the Labour Code's holidays are used, without "
+            "the government's swaps and extra Tết days; add its notice to the file",
+            path,
+            ", ".join(map(str, missing)),
+        )
     return WorkingCalendar(frozenset(off), saturdays, always, off, kinds)

@@ -1,8 +1,12 @@
 """Working time in Vietnam: hours, weekends, holidays, working Saturdays."""
 
 import json
+import logging
 import math
 from datetime import date, datetime
+
+import holidays
+import pytest
 
 from services.common.calendar import HOLIDAYS_FILE, VN_TZ, load_calendar
 
@@ -51,10 +55,41 @@ def test_working_days_back_skips_weekends_and_holidays() -> None:
     assert CAL.working_days_back(vn(2026, 11, 25, 9), 1) == vn(2026, 11, 23)
 
 
+def _listed() -> set[date]:
+    raw = json.loads(HOLIDAYS_FILE.read_text("utf-8"))
+    return {date.fromisoformat(d["date"]) for d in raw["days_off"]}
+
+
 def test_the_file_covers_2025_to_2027_and_names_its_source() -> None:
-    years = {d.year for d in CAL.days_off}
-    assert years == {2025, 2026, 2027}
+    assert {d.year for d in _listed()} == {2025, 2026, 2027}
     assert "Bộ luật Lao động" in HOLIDAYS_FILE.read_text("utf-8")
+
+
+def test_the_file_holds_every_day_off_the_law_fixes_in_the_years_it_lists() -> None:
+    """The notices add swaps and extra Tết days to the Labour Code's; they never drop one:
+    a day the law gives and the file lacks is a typo in the file."""
+    listed = _listed()
+    for year in {d.year for d in listed}:
+        law = {d for d in holidays.country_holidays("VN", years=year) if d.weekday() < 5}
+        assert law <= listed, sorted(law - listed)
+
+
+def test_a_year_the_file_does_not_list_gets_the_law_s_days_off_and_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Review 68: from 2028 Tết counted as working time, and every commune paged UnitSilent."""
+    with caplog.at_level(logging.WARNING):
+        calendar = load_calendar(HOLIDAYS_FILE, today=date(2027, 12, 1))
+    eve_closing, third_day_noon = vn(2028, 1, 25, 17), vn(2028, 1, 28, 12)
+    assert calendar.working_seconds(eve_closing, third_day_noon) == 0.0  # mùng 1-3 Tết Mậu Thân
+    assert calendar.kinds[date(2028, 1, 26)] == "tet"
+    assert "by law" in calendar.names[date(2028, 1, 26)]
+    assert calendar.is_working_day(date(2028, 2, 1))
+    assert "lists no days off for 2028" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        load_calendar(HOLIDAYS_FILE, today=date(2026, 12, 6))  # 2026 and 2027 listed
+    assert caplog.text == ""
 
 
 def test_2_january_2026_is_off_and_saturday_10_january_is_worked() -> None:
