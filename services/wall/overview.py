@@ -114,8 +114,9 @@ def _units(figures: tuple[Figure, ...]) -> dict[str, UnitInfo]:
 
 
 PEER_SHARE = 0.5
-"""The pager's default ``EGOV_ALERT_SILENT_PEER_SHARE``: once this share of a province's
-units of one level send, the others of that level are expected to (and page UnitSilent)."""
+"""The pager's default ``EGOV_ALERT_SILENT_PEER_SHARE`` (the wall's, ``EGOV_WALL_SILENT_
+PEER_SHARE``, follows it): once this share of a province's units of one level send, the
+others of that level are expected to (and page UnitSilent)."""
 
 
 def _never_heard(
@@ -123,6 +124,7 @@ def _never_heard(
     today: TodayUnits,
     province: str,
     alerts: tuple[Alert, ...] | None,
+    peer_share: float = PEER_SHARE,
 ) -> dict[str, UnitInfo]:
     """Today's units of ``province`` without any figure, that the pager expects to hear
     from: a metrics worker serves figures only for series it has counted, so a commune
@@ -130,7 +132,7 @@ def _never_heard(
     UnitSilent fired (review 65).
 
     Expected as the pager's peer rule expects them: every unit of a level once
-    :data:`PEER_SHARE` of that level's units send (a province being brought on, a few of
+    ``peer_share`` of that level's units send (a province being brought on, a few of
     its communes first, is not a page of "silent" rows), and any unit with an open
     UnitSilent. None when the province's figures are of the 2024 hierarchy (a district
     under it): today's directory does not describe that page."""
@@ -143,7 +145,7 @@ def _never_heard(
     levels = {
         level
         for level, peers in by_level.items()
-        if sum(u.code in units for u in peers) >= PEER_SHARE * len(peers)
+        if sum(u.code in units for u in peers) >= peer_share * len(peers)
     }
     paged = {a.unit for a in alerts or () if a.is_open and a.alertname == "UnitSilent"}
     return {
@@ -280,6 +282,7 @@ def build_overview(
     silence_minutes: float,
     calendar: WorkingCalendar = OFFICE_HOURS,
     today: TodayUnits | None = None,
+    peer_share: float = PEER_SHARE,
 ) -> Overview:
     """The page for ``unit`` (default: the province) of ``province`` (default: the first).
 
@@ -296,7 +299,8 @@ def build_overview(
     if province not in {p.code for p in provinces}:
         province = provinces[0].code if provinces else None
     if province is not None:
-        units |= _never_heard(units, today or shipped_units(), province, snapshot.alerts)
+        directory = today or shipped_units()
+        units |= _never_heard(units, directory, province, snapshot.alerts, peer_share)
     focus_code = unit if unit in units and units[unit].province == province else province
     focus = units.get(focus_code) if focus_code else None
     kpi_names = {f.kpi: (f.kpi_name_vi, f.kpi_name_en) for f in snapshot.figures}

@@ -92,6 +92,18 @@ class WallSettings(BaseSettings):
     time minus public holidays, as the alerts' UnitSilent does; ``always`` counts every
     second (demos, 24/7 units)."""
 
+    wall_silent_peer_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1.01,
+        validation_alias=AliasChoices(
+            "EGOV_WALL_SILENT_PEER_SHARE", "EGOV_ALERT_SILENT_PEER_SHARE"
+        ),
+    )
+    """``EGOV_WALL_SILENT_PEER_SHARE`` (else ``EGOV_ALERT_SILENT_PEER_SHARE``, so the wall
+    lists as never heard the units the pager pages): once this share of a province's units
+    of one level publish, the others of that level that never did show silent."""
+
     wall_holidays_file: Path = Field(
         default=HOLIDAYS_FILE,
         validation_alias=AliasChoices("EGOV_WALL_HOLIDAYS_FILE", "EGOV_ALERT_HOLIDAYS_FILE"),

@@ -115,6 +115,7 @@ class WallViews:
             self.settings.wall_silence_minutes,
             self.calendar,
             self.today,
+            self.settings.wall_silent_peer_share,
         )
 
     async def trend_points(self, unit: str, kpi: str) -> list[TrendPoint] | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from services.common.figures import Standing
 from services.common.units import Unit
 from services.wall.api import overview_json
@@ -116,3 +118,25 @@ def test_every_commune_of_a_province_half_connected_is_listed() -> None:
     ov = build_overview(snap, "19", None, NOW, 30)
     assert len(ov.rows) == len(communes)
     assert len(ov.silent) == len(communes) - (len(communes) // 2 + 1)
+
+
+def test_the_wall_expects_units_by_the_pager_s_peer_share(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wall lists as never heard what the pager pages: its peer share follows
+    EGOV_ALERT_SILENT_PEER_SHARE unless the wall sets its own."""
+    from services.wall.settings import WallSettings
+
+    monkeypatch.setenv("EGOV_ALERT_SILENT_PEER_SHARE", "0.9")
+    assert WallSettings().wall_silent_peer_share == 0.9
+    monkeypatch.setenv("EGOV_WALL_SILENT_PEER_SHARE", "0.3")
+    assert WallSettings().wall_silent_peer_share == 0.3
+    communes = [c for c in shipped_units().under("19") if c.level == "commune"]
+    figures = [fig("19", 180, 200, last_event=recent(1))]
+    for c in communes[: len(communes) // 2 + 1]:  # a little over half of them send
+        names = {c.code: (c.name, c.name_en, "commune", "19", "19")}
+        figures.append(fig(c.code, 99, 100, names=names, last_event=recent(1)))
+    snap = snapshot(figures)
+    assert len(build_overview(snap, "19", None, NOW, 30).rows) == len(communes)
+    strict = build_overview(snap, "19", None, NOW, 30, peer_share=0.9)
+    assert len(strict.rows) == len(communes) // 2 + 1  # 90 % do not send: none expected
