@@ -307,13 +307,44 @@ def _burn_verdict(
 
 @dataclass(frozen=True, slots=True)
 class Blind:
-    """A span in which some metrics worker did not answer: what the units it owns
-    published then was not seen, so that working time is not their silence. ``seen``:
-    the units in every answer meanwhile (their workers answered all along)."""
+    """A span whose working time is not silence for the units it covers.
+
+    Either some metrics worker did not answer (what the units it owns published then
+    was not seen; ``seen``: the units in every answer meanwhile, their workers answered
+    all along), or a province was quiet in a ``family`` (:mod:`services.alerts.province`:
+    its shared system was down, so its units could not publish; ``seen``: the province
+    and the units already silent on their own)."""
 
     start: datetime
     end: datetime
     seen: frozenset[str] = frozenset()
+    province: str = ""
+    """Only that province's units; "": every unit."""
+    family: str = ""
+    """Only that family; "": every family."""
+
+    def covers(self, unit: str, family: str, province: str) -> bool:
+        return (
+            unit not in self.seen
+            and (not self.family or family == self.family)
+            and (not self.province or province == self.province)
+        )
+
+
+def blind_seconds(
+    calendar: WorkingCalendar, start: datetime, end: datetime, spans: Iterable[Blind]
+) -> float:
+    """Working seconds of [start, end] inside any of ``spans``, overlaps counted once (a
+    worker outage and a province's quiet can overlap: counted twice, a silence went
+    negative)."""
+    parts = sorted((max(b.start, start), min(b.end, end)) for b in spans)
+    total, reach = 0.0, start
+    for lo, hi in parts:
+        lo = max(lo, reach)
+        if hi > lo:
+            total += calendar.working_seconds(lo, hi)
+            reach = hi
+    return total
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,7 +380,8 @@ def unit_silent(
     is silent since ``watch_start`` (when this service began watching), so a fresh
     start does not page for every commune at once; a unit seen before, since its last
     event. Working time inside a ``blind`` span (a worker did not answer: what its units
-    published was not seen) is not counted, except for the units it saw answered. With
+    published was not seen; a province's quiet span, for its units) is not counted, for
+    the units it covers (:meth:`Blind.covers`). With
     ``answered`` (a worker is down this cycle) only those units are judged: the others
     are unknown.
 
@@ -368,15 +400,17 @@ def unit_silent(
             continue
         last = last_seen.get((unit, family))
         start = last if last is not None else max(watch_start, since)
-        silent_s = calendar.working_seconds(start, now) - sum(
-            calendar.working_seconds(max(b.start, start), min(b.end, now))
-            for b in blind
-            if unit not in b.seen and min(b.end, now) > max(b.start, start)
+        info = directory.get(unit)
+        province = info.province if info else ""
+        covering = [b for b in blind if b.covers(unit, family, province)]
+        silent_s = calendar.working_seconds(start, now) - blind_seconds(
+            calendar, start, now, covering
         )
+        # Its province's system back after its last event: its silence counts from then.
+        back = max((b.end for b in covering if b.province and b.end > start), default=None)
         after_s = rule.cadence.silent_after(unit, family)
         if (unit, family) in fired_after_s:
             after_s = min(after_s, fired_after_s[(unit, family)])
-        info = directory.get(unit)
         name, name_en = (info.name, info.name_en) if info else (unit, "")
         gone = bool(directory) and info is None
         if gone:
@@ -384,7 +418,7 @@ def unit_silent(
             vi, en = text.unit_gone(name, unit, family, name_en)
         elif silent_s < after_s:
             status = Status.CLEAR  # the text a resolution carries: not "no data for ..."
-            vi, en = text.silence_over(name, unit, family, silent_s, after_s, last, name_en)
+            vi, en = text.silence_over(name, unit, family, silent_s, after_s, last, name_en, back)
         else:
             # Pages only in working hours; outside them a firing alert stays (HOLD).
             status = Status.BREACH if calendar.is_working(now) else Status.HOLD
@@ -397,6 +431,8 @@ def unit_silent(
             "unit_name": name,
             "silent_after_s": after_s,
         }
+        if back is not None:
+            values["province_back"] = back.isoformat()
         yield Verdict(
             AlertKey(SILENT, family, unit, "working-hours"),
             status,

@@ -4,6 +4,7 @@
 the service's settings, and keeps the little they remember across cycles: when this
 process began watching (a never-seen unit is silent from then), the units' usual
 cadences (:mod:`services.alerts.cadence`), ingest's counters over the rejection window,
+the spans a worker did not answer or a province was quiet (:mod:`services.alerts.province`),
 and when the slow windows were last read. It also says which
 windows a cycle must read (:meth:`Evaluator.plan`) and when a pending alert becomes
 due (:meth:`Evaluator.due_at`). Reading and state live elsewhere: the composition root
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
-from services.alerts import conditions
+from services.alerts import conditions, province
 from services.alerts.cadence import WORKDAY_S, Cadence, Usual
 from services.alerts.directory import UnitDirectory
 from services.alerts.model import Alert, AlertKey, State, Status, Verdict
@@ -94,6 +95,8 @@ class Evaluator:
         self._blind: list[conditions.Blind] = []
         """Spans in which some worker did not answer: the units it owns published
         unseen, so that time is not silence (``conditions.unit_silent``)."""
+        self._quiet = province.QuietSpans(calendar)
+        """Provinces' quiet spans in a family: not their units' silence either."""
 
     def known_keys(self, keys: Iterable[tuple[str, str, Sequence[str]]]) -> None:
         """The ingest keys as (key id, name, unit scope): a key's province is the one
@@ -192,10 +195,16 @@ class Evaluator:
                 self.cadence(), s.alert_silent_lookback_days, s.alert_silent_peer_share
             )
             silent = [(k.unit, k.kpi) for k in open_alerts if k.condition == conditions.SILENT]
-            verdicts += conditions.unit_silent(
+            # A province heard from again after a quiet span: that span is not its
+            # units' silence, in this very cycle (they resolve with the province).
+            self._quiet.recovered(last_seen, open_alerts)
+            blind = [*self._blind, *self._quiet.spans]
+            judged = list(conditions.unit_silent(
                 last_seen, now, self.watch_start, self.calendar, self.directory, rule, silent,
-                self._blind, _fired_after_s(open_alerts), answered,
-            )  # fmt: skip
+                blind, _fired_after_s(open_alerts), answered,
+            ))  # fmt: skip
+            self._quiet.judged(judged, last_seen)
+            verdicts += province.hold_units(judged, open_alerts)
         if seen.ingest is not None:
             verdicts += self._rejections(seen.ingest, open_alerts, now)
         verdicts = conditions.units_gone(verdicts, open_alerts, self.directory, seen.complete)
@@ -224,6 +233,7 @@ class Evaluator:
         self._last_complete, self._answered = now, None
         oldest = self.calendar.working_days_back(now, self.settings.alert_silent_lookback_days)
         self._blind = [b for b in self._blind if b.end > oldest]
+        self._quiet.prune(oldest)
         return None
 
     def cadence(self) -> Cadence:

@@ -276,13 +276,25 @@ def silence_over(
     after_s: float,
     last: datetime | None,
     unit_name_en: str = "",
+    province_back: datetime | None = None,
 ) -> tuple[str, str]:
     """A UnitSilent that clears (an event arrived, or the unit's usual gap grew): no longer
     silent, with how long since its last event and after how long it would be. Until
-    review 31 a resolution said "no data ... for 0 min of working time"."""
+    review 31 a resolution said "no data ... for 0 min of working time". With
+    ``province_back`` its silence counts from when its province's system came back
+    (:mod:`services.alerts.province`): "2 min ago" beside Friday's event misread."""
     sys_vi, sys_en = SYSTEM.get(family, (family, family))
     quiet_vi, quiet_en = format_duration(silent_s, "vi"), format_duration(silent_s, "en")
-    if last is not None:
+    if last is not None and province_back is not None:
+        since_vi = (
+            f"lần cuối: {format_datetime(last, 'vi')}; hệ thống của tỉnh hoạt động lại từ "
+            f"{format_datetime(province_back, 'vi')}, cách đây {quiet_vi} làm việc"
+        )
+        since_en = (
+            f"last received {format_datetime(last, 'en')}; the province's system is back "
+            f"since {format_datetime(province_back, 'en')}, {quiet_en} of working time ago"
+        )
+    elif last is not None:
         since_vi = f"lần cuối: {format_datetime(last, 'vi')}, cách đây {quiet_vi} làm việc"
         since_en = f"last received {format_datetime(last, 'en')}, {quiet_en} of working time ago"
     else:

@@ -136,15 +136,6 @@ def _inhibited(target: dict[str, str], firing: list[dict[str, str]]) -> bool:
     return False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A province's UnitSilent fires at its floor (2 h) after the province's last"
-    " event, which is the latest of its units' (its rollup); each unit whose own threshold"
-    " is that floor fires 2 h after its own, earlier, last event. So when the one-stop"
-    " system of a province goes down, its busy communes page one by one before the"
-    " province's alert exists to inhibit them (conditions.unit_silent /"
-    " alertmanager.yml's province rule): 30 notifications, not one",
-)
 def test_a_province_going_silent_mid_morning_is_one_notification() -> None:
     from datetime import datetime, timedelta
 
@@ -189,15 +180,6 @@ def test_a_province_going_silent_mid_morning_is_one_notification() -> None:
     assert len(notified) <= 2, f"{len(notified)} notifications: {notified[:5]} ..."
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The province rule only defers the communes' pages to the recovery: once the"
-    " province's first event after the outage resolves its UnitSilent, every commune"
-    " whose UnitSilent is still firing (it has not sent yet since the system came back)"
-    " is no longer inhibited, and Alertmanager sends it at its group's next flush: one"
-    " page per commune after the outage is over (conditions.unit_silent / the"
-    " alertmanager.yml province rule give no grace to units recovering with it)",
-)
 def test_a_province_coming_back_does_not_page_each_commune_not_yet_heard_from() -> None:
     from datetime import datetime, timedelta
 
