@@ -1,5 +1,7 @@
 """Records/s through aiokafka's PartitionRecords, plain and with the unpacking adapter
-(services/metrics/unpacking.py): what reading every fetched batch through it costs.
+(services/metrics/unpacking.py): what reading every fetched batch through it costs
+(0.08-0.10 µs a record, 2026-12-06: best of 7, 1.03 M against 0.93-0.95 M single-event
+records/s).
 
     python -m bench.unpacking plain
     python -m bench.unpacking adapter
