@@ -136,19 +136,22 @@ def _inhibited(target: dict[str, str], firing: list[dict[str, str]]) -> bool:
     return False
 
 
-def test_a_province_going_silent_mid_morning_is_one_notification() -> None:
-    from datetime import datetime, timedelta
+def _vn(day: int, hour: int, minute: int = 0) -> Any:
+    """A December 2026 instant in Vietnam time."""
+    from datetime import datetime
 
+    from services.common.calendar import VN_TZ
+
+    return datetime(2026, 12, day, hour, minute, tzinfo=VN_TZ)
+
+
+def _thai_nguyen() -> tuple[Any, Any, list[Any]]:
+    """An evaluator watching a province and its 30 communes since 1 December."""
     from services.alerts.directory import UnitDirectory
-    from services.alerts.evaluation import Evaluator, Observation
-    from services.alerts.lifecycle import AlertBook
-    from services.alerts.model import State
+    from services.alerts.evaluation import Evaluator
     from services.alerts.settings import AlertsSettings
-    from services.common.calendar import HOLIDAYS_FILE, VN_TZ, load_calendar
+    from services.common.calendar import HOLIDAYS_FILE, load_calendar
     from services.common.unit_info import UnitInfo
-
-    def vn(day: int, hour: int, minute: int = 0) -> datetime:
-        return datetime(2026, 12, day, hour, minute, tzinfo=VN_TZ)
 
     province = UnitInfo("19", "Tỉnh Thái Nguyên", "Thai Nguyen Province", "province", "19")
     communes = [UnitInfo(f"19{i:03d}", f"Xã {i}", f"Commune {i}", "commune", "19", "19")
@@ -158,18 +161,29 @@ def test_a_province_going_silent_mid_morning_is_one_notification() -> None:
         load_calendar(HOLIDAYS_FILE),
         UnitDirectory([province, *communes]),
     )
-    ev.start_watching(vn(1, 8))
+    ev.start_watching(_vn(1, 8))
+    return ev, province, communes
+
+
+def test_a_province_going_silent_mid_morning_is_one_notification() -> None:
+    from datetime import timedelta
+
+    from services.alerts.evaluation import Observation
+    from services.alerts.lifecycle import AlertBook
+    from services.alerts.model import State
+
+    ev, _, communes = _thai_nguyen()
     # Monday 7 Dec 2026: the province's one-stop system goes down at 10:00. Its communes
     # send dossiers all morning; each one's last came some minutes before the outage, and
     # the province's (its rollup: the latest of its units') at 10:00.
-    seen = {(c.code, "dossiers"): vn(7, 9, 2 * i) for i, c in enumerate(communes)}
-    seen[("19", "dossiers")] = vn(7, 10)
+    seen = {(c.code, "dossiers"): _vn(7, 9, 2 * i) for i, c in enumerate(communes)}
+    seen[("19", "dossiers")] = _vn(7, 10)
     ids = iter(range(10**6))
     book = AlertBook(new_id=lambda: f"id{next(ids)}")
     firing: list[dict[str, str]] = []
     notified: list[str] = []
-    now = vn(7, 10)
-    while now <= vn(7, 13):  # the service evaluates (here every minute) all morning
+    now = _vn(7, 10)
+    while now <= _vn(7, 13):  # the service evaluates (here every minute) all morning
         plan = ev.plan(book.open, now)
         fired = book.observe(ev.verdicts(Observation(plan, [], True), book.open, seen, now), now)
         new = [t.alert.labels for t in fired if t.to_state is State.FIRING]
@@ -181,39 +195,24 @@ def test_a_province_going_silent_mid_morning_is_one_notification() -> None:
 
 
 def test_a_province_coming_back_does_not_page_each_commune_not_yet_heard_from() -> None:
-    from datetime import datetime, timedelta
+    from datetime import timedelta
 
-    from services.alerts.directory import UnitDirectory
-    from services.alerts.evaluation import Evaluator, Observation
+    from services.alerts.evaluation import Observation
     from services.alerts.lifecycle import AlertBook
     from services.alerts.model import State
-    from services.alerts.settings import AlertsSettings
-    from services.common.calendar import HOLIDAYS_FILE, VN_TZ, load_calendar
-    from services.common.unit_info import UnitInfo
 
-    def vn(day: int, hour: int, minute: int = 0) -> datetime:
-        return datetime(2026, 12, day, hour, minute, tzinfo=VN_TZ)
-
-    province = UnitInfo("19", "Tỉnh Thái Nguyên", "Thai Nguyen Province", "province", "19")
-    communes = [UnitInfo(f"19{i:03d}", f"Xã {i}", f"Commune {i}", "commune", "19", "19")
-                for i in range(30)]  # fmt: skip
-    ev = Evaluator(
-        AlertsSettings(alert_windows=["day"], alert_burn_enabled=False),
-        load_calendar(HOLIDAYS_FILE),
-        UnitDirectory([province, *communes]),
-    )
-    ev.start_watching(vn(1, 8))
+    ev, province, communes = _thai_nguyen()
     # review 65's outage: the one-stop system went down on Friday at 16:00, and every
     # unit's UnitSilent fires together on Monday at 09:01 (the province's mutes the
     # communes'). It comes back on Monday at 10:00; each commune's next dossier follows
     # in the next hour, at its own pace.
-    seen = {(u.code, "dossiers"): vn(4, 16) for u in [province, *communes]}
-    back = {c.code: vn(7, 10, 2 * i) for i, c in enumerate(communes)}
+    seen = {(u.code, "dossiers"): _vn(4, 16) for u in [province, *communes]}
+    back = {c.code: _vn(7, 10, 2 * i) for i, c in enumerate(communes)}
     ids = iter(range(10**6))
     book = AlertBook(new_id=lambda: f"id{next(ids)}")
     notified: list[str] = []
-    now = vn(7, 9)
-    while now <= vn(7, 11):  # evaluated every minute; Alertmanager flushes every 5
+    now = _vn(7, 9)
+    while now <= _vn(7, 11):  # evaluated every minute; Alertmanager flushes every 5
         for code, at in back.items():
             if at <= now:
                 seen[(code, "dossiers")] = at
