@@ -257,6 +257,21 @@ def test_the_wall_reads_every_worker_and_the_alerts_and_holds_no_secret(
     assert set(wall["depends_on"]) == {*workers, "alerts"}
 
 
+def test_every_container_rotates_its_logs_and_prometheus_bounds_its_disk(
+    compose: dict[str, Any],
+) -> None:
+    """Docker's json-file driver keeps output forever by default: the host's disk would
+    fill (review 68). Every container rotates; Prometheus drops its oldest blocks by size
+    as well as by age."""
+    for name, service in compose["services"].items():
+        logging = service.get("logging") or {}
+        options = logging.get("options") or {}
+        assert logging.get("driver") == "json-file", f"{name}: {logging}"
+        assert options.get("max-size") and int(options.get("max-file", 0)) >= 2, f"{name}"
+    flags = command_of(compose["services"]["prometheus"])
+    assert any(flag.startswith("--storage.tsdb.retention.size=") for flag in flags), flags
+
+
 def test_every_mounted_deploy_path_exists(compose: dict[str, Any]) -> None:
     mounted = [
         (name, source, target)
