@@ -26,6 +26,7 @@ from services.alerts.cadence import WORKDAY_S, Cadence, Usual
 from services.alerts.directory import UnitDirectory
 from services.alerts.model import Alert, AlertKey, State, Status, Verdict
 from services.alerts.settings import AlertsSettings
+from services.alerts.silence_memory import SilenceMemory
 from services.common.calendar import WorkingCalendar
 from services.common.figures import Figure
 from services.common.rates import to_bp
@@ -108,6 +109,19 @@ class Evaluator:
             province = provinces.pop() if len(provinces) == 1 else ""
             owners[key_id] = conditions.KeyOwner(name, province)
         self.key_owners = owners
+
+    def memory(self) -> SilenceMemory:
+        """What the silence judgement must not forget on a restart: the spans that ended
+        and the quiet provinces' last judged state (:mod:`services.alerts.silence_memory`).
+        A province not quiet needs nothing kept: its first cycle after a restart records
+        it as the cycles before would have (and the row changes only when spans do)."""
+        heard = {k: h for k, h in self._quiet.heard().items() if h.quiet}
+        return SilenceMemory(tuple(self._blind), tuple(self._quiet.spans), heard)
+
+    def recall(self, memory: SilenceMemory) -> None:
+        """A previous run's memory, before the first cycle of this one."""
+        self._blind = [*memory.blind, *self._blind]
+        self._quiet.recall(memory.quiet, memory.heard or {})
 
     def start_watching(self, at: datetime) -> None:
         """Silence is judged from here on (a never-seen unit is silent since ``at``)."""

@@ -24,11 +24,12 @@ still fired, no longer inhibited. Two rules close both:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 
 from services.alerts.conditions import SILENT, Blind
 from services.alerts.model import Alert, AlertKey, State, Status, Verdict
+from services.alerts.silence_memory import Heard
 from services.common.calendar import WorkingCalendar
 
 QUIET_SHARE = 0.5
@@ -82,29 +83,16 @@ def hold_units(verdicts: Sequence[Verdict], open_alerts: Mapping[AlertKey, Alert
     ]  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class _Heard:
-    """A province's last event of a family when last judged, and its state then."""
-
-    last: datetime
-    quiet_after_s: float
-    """QUIET_SHARE of its threshold: when its units' alerts count as its outage's."""
-    quiet: bool
-
-
 class QuietSpans:
     """The provinces' quiet spans that ended, as blind spans for their units.
 
-    In memory: a restart of this service forgets the spans already ended (a unit not yet
-    heard from after its province came back is judged from its own last event again, as
-    before review 66) and a span still going on is seen from the province's last event
-    (kept in PostgreSQL) when it ends, if the restarted service judged the province
-    quiet before its recovery."""
+    The ended spans and the provinces' last judged state outlive a restart of this
+    service (:mod:`services.alerts.silence_memory`: :meth:`heard`, :meth:`recall`)."""
 
     def __init__(self, calendar: WorkingCalendar) -> None:
         self.calendar = calendar
         self.spans: list[Blind] = []
-        self._heard: dict[tuple[str, str], _Heard] = {}
+        self._heard: dict[tuple[str, str], Heard] = {}
 
     def recovered(
         self,
@@ -125,7 +113,7 @@ class QuietSpans:
                 self.spans.append(Blind(heard.last, last, own | {province}, province, family))
 
     def _on_their_own(
-        self, province: str, family: str, heard: _Heard, alerts: Iterable[Alert]
+        self, province: str, family: str, heard: Heard, alerts: Iterable[Alert]
     ) -> frozenset[str]:
         return frozenset(
             a.key.unit
@@ -147,7 +135,17 @@ class QuietSpans:
             if _is_province(v) and last is not None:
                 after = v.values.get("silent_after_s")
                 quiet_after_s = QUIET_SHARE * after if isinstance(after, int | float) else 0.0
-                self._heard[(v.key.unit, v.family)] = _Heard(last, quiet_after_s, is_quiet(v))
+                self._heard[(v.key.unit, v.family)] = Heard(last, quiet_after_s, is_quiet(v))
+
+    def heard(self) -> dict[tuple[str, str], Heard]:
+        """Each province's last event of a family when last judged, and whether quiet."""
+        return dict(self._heard)
+
+    def recall(self, spans: Iterable[Blind], heard: Mapping[tuple[str, str], Heard]) -> None:
+        """What a previous run of this service remembered (its ended spans, its provinces'
+        last judged state), before this one judged anything."""
+        self.spans = [*spans, *self.spans]
+        self._heard = {**heard, **self._heard}
 
     def prune(self, oldest: datetime) -> None:
         """Spans ended before the lookback can no longer shorten a silence judged."""

@@ -126,6 +126,8 @@ class AlertsService:
         # a stale or a torn file): a crash before the first transition loses nothing.
         await self.state.save(self.clock())
         self.evaluator.start_watching(self.state.watch_start or self.clock())
+        if self.state.silence is not None:
+            self.evaluator.recall(self.state.silence)
         self._connected_at = self.clock()
         await self._try_learn()
 
@@ -191,6 +193,7 @@ class AlertsService:
         seen = await self._observe(now)
         verdicts = self.evaluator.verdicts(seen, self.state.open, self.state.last_seen, now)
         transitions = self.state.apply(verdicts, now)
+        self.state.remember_silence(self.evaluator.memory())
         if transitions or self.state.book.holds_changed:
             # On disk before anyone is told; a burn alert's hold too, so a restart keeps it.
             await self.state.save(now)

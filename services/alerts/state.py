@@ -25,6 +25,7 @@ from services.alerts import store
 from services.alerts.journal import UNAVAILABLE, Journal, Outbox
 from services.alerts.lifecycle import AlertBook
 from services.alerts.model import Alert, AlertKey, State, Transition, Verdict
+from services.alerts.silence_memory import SilenceMemory
 from services.alerts.spool import Spool, Spooled, SpoolUnreadable, encode
 from services.common.db import migrate_database
 
@@ -52,6 +53,10 @@ class AlertState:
         self._spool_lock = asyncio.Lock()
         self._known = False  # restored or loaded: what ``save`` writes is the real state
         self._restored_open: set[str] | None = None
+        self.silence: SilenceMemory | None = None
+        """The silence judgement's memory the last run left in PostgreSQL, once loaded."""
+        self._silence_written: bytes | None = None
+        self._silence_dirty: bytes | None = None
 
     @property
     def open(self) -> Mapping[AlertKey, Alert]:
@@ -140,6 +145,7 @@ class AlertState:
                     resolved = await store.load_resolved_since(conn, resolved_since)
                     seen = await store.load_activity(conn)
                     self.watch_start = await store.watch_started(conn, now)
+                    silence = await store.load_silence_memory(conn)
                 break
             except UNAVAILABLE as exc:
                 if pool is not None:
@@ -148,6 +154,7 @@ class AlertState:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
         self.pool = pool
+        self.silence = _silence(silence)
         if self._restored_open is not None and self._restored_open != {a.id for a in open_alerts}:
             log.warning("PostgreSQL's open alerts differ from the local state file's (a "
                         "database restored from a backup?): PostgreSQL's are kept")  # fmt: skip
@@ -173,11 +180,25 @@ class AlertState:
                 self.last_seen[key] = at
                 self._dirty_seen[key] = at
 
+    def remember_silence(self, memory: SilenceMemory) -> None:
+        """The silence judgement's memory after a cycle: written at the next flush if it
+        changed."""
+        body = memory.encode()
+        self._silence_dirty = None if body == self._silence_written else body
+
     async def flush(self) -> int:
-        """Write the journal and the changed last-seen entries; raises if PG is away."""
+        """Write the journal, the changed last-seen entries and the silence memory;
+        raises if PG is away."""
         if self.pool is None:
             raise ConnectionError("PostgreSQL not connected yet")
         written = await self.journal.flush(self.pool)
+        if self._silence_dirty is not None:
+            body = self._silence_dirty
+            async with self.pool.acquire() as conn:
+                await store.save_silence_memory(conn, body)
+            self._silence_written = body
+            if self._silence_dirty == body:
+                self._silence_dirty = None
         if self._dirty_seen:
             dirty, self._dirty_seen = self._dirty_seen, {}
             try:
@@ -205,6 +226,17 @@ class AlertState:
         if self.pool is not None:
             await self.pool.close()
             self.pool = None
+
+
+def _silence(raw: str | None) -> SilenceMemory | None:
+    if raw is None:
+        return None
+    try:
+        return SilenceMemory.decode(raw)
+    except ValueError:
+        log.exception("the silence memory in PostgreSQL is unreadable: silences are judged "
+                      "without the spans the last run saw")  # fmt: skip
+        return None
 
 
 def keep_holds(restored: Iterable[Alert], loaded: Iterable[Alert]) -> None:

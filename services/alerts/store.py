@@ -323,6 +323,20 @@ async def save_activity(conn: Connection, seen: dict[tuple[str, str], datetime])
     )
 
 
+async def load_silence_memory(conn: Connection) -> str | None:
+    """The silence judgement's memory the last run wrote (services/alerts/silence_memory.py)."""
+    body = await conn.fetchval("SELECT body::text FROM alert_silence_memory WHERE id = 1")
+    return str(body) if body is not None else None
+
+
+async def save_silence_memory(conn: Connection, body: bytes) -> None:
+    await conn.execute(
+        "INSERT INTO alert_silence_memory (id, body) VALUES (1, $1::text::jsonb) "
+        "ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body, updated_at = now()",
+        body.decode(),
+    )
+
+
 # --- outbox ---------------------------------------------------------------------------
 
 

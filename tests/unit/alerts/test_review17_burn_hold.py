@@ -287,6 +287,7 @@ async def test_load_keeps_the_file_hold_before_the_book_is_replaced(
     monkeypatch.setattr(store, "load_resolved_since", lambda *_: nothing())
     monkeypatch.setattr(store, "load_activity", empty)
     monkeypatch.setattr(store, "watch_started", lambda _conn, now: _at(now))
+    monkeypatch.setattr(store, "load_silence_memory", nothing)
     state = AlertState(lambda _: [], spool)
     state.restore()
     monkeypatch.setattr(state.journal, "flush", nothing)

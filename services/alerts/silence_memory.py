@@ -1,0 +1,120 @@
+"""What the silence judgement remembers across a restart of the alerts service. Pure.
+
+A unit's silence is its working time since its last event, less the spans in which that
+time was not its silence (:class:`services.alerts.conditions.Blind`): a metrics worker
+that did not answer, or its province quiet in the family (:mod:`services.alerts.province`).
+Those spans and the provinces' last judged state lived in memory only: a restart (a
+deploy, a crash) forgot them, and every commune not yet heard from after its province's
+outage, or whose worker had been down, was judged from its own last event again and
+paged one by one (the storm the inhibit rule exists to prevent).
+
+Kept in PostgreSQL (``alert_silence_memory``, one row), written with the last-seen
+entries when it changed:
+
+* the spans that ended (a fact: they were observed to start and to end), pruned to the
+  silence lookback as in memory;
+* each province's last event of a family when last judged and whether it was quiet then,
+  so a quiet span that ends after the restart is seen from its start.
+
+Not kept: a span still going on when the service stopped (a worker not answering). The
+restarted service starts its own at its first cycle, as before: the time it was away
+must not turn into a span that hides a real silence for days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from services.alerts.conditions import Blind
+
+VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """A province's last event of a family when last judged, and its state then."""
+
+    last: datetime
+    quiet_after_s: float
+    """QUIET_SHARE of its threshold: when its units' alerts count as its outage's."""
+    quiet: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceMemory:
+    """The ended spans of both kinds and the provinces' last judged state."""
+
+    blind: tuple[Blind, ...] = ()
+    """Spans some worker did not answer."""
+    quiet: tuple[Blind, ...] = ()
+    """Provinces' quiet spans that ended."""
+    heard: Mapping[tuple[str, str], Heard] | None = None
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "version": VERSION,
+                "blind": [_span_json(b) for b in self.blind],
+                "quiet": [_span_json(b) for b in self.quiet],
+                "heard": [
+                    {
+                        "province": province,
+                        "family": family,
+                        "last": h.last.isoformat(),
+                        "quiet_after_s": h.quiet_after_s,
+                        "quiet": h.quiet,
+                    }
+                    for (province, family), h in sorted((self.heard or {}).items())
+                ],
+            }
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> SilenceMemory:
+        """The inverse of :meth:`encode`; raises ValueError on anything else (the caller
+        starts with an empty memory, as before this was kept)."""
+        try:
+            body = orjson.loads(raw)
+            if not isinstance(body, dict) or body.get("version") != VERSION:
+                raise ValueError(f"not a version {VERSION} silence memory")
+            return cls(
+                tuple(_span(d) for d in body["blind"]),
+                tuple(_span(d) for d in body["quiet"]),
+                {
+                    (d["province"], d["family"]): Heard(
+                        datetime.fromisoformat(d["last"]),
+                        float(d["quiet_after_s"]),
+                        bool(d["quiet"]),
+                    )
+                    for d in body["heard"]
+                },
+            )
+        except (KeyError, TypeError, AttributeError, orjson.JSONDecodeError) as exc:
+            raise ValueError(f"unreadable silence memory: {exc!r}") from exc
+
+
+def _span_json(span: Blind) -> dict[str, Any]:
+    return {
+        "start": span.start.isoformat(),
+        "end": span.end.isoformat(),
+        "seen": sorted(span.seen),
+        "province": span.province,
+        "family": span.family,
+    }
+
+
+def _span(d: Mapping[str, Any]) -> Blind:
+    start, end = datetime.fromisoformat(d["start"]), datetime.fromisoformat(d["end"])
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("a span without its time zone")
+    return Blind(start, end, frozenset(d["seen"]), str(d["province"]), str(d["family"]))
+
+
+def after(spans: Iterable[Blind], oldest: datetime) -> tuple[Blind, ...]:
+    """The spans ending after ``oldest``: older ones can no longer shorten a silence."""
+    return tuple(b for b in spans if b.end > oldest)
