@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import faust
 from aiokafka import AIOKafkaProducer
@@ -60,8 +61,30 @@ async def ensure_topics(settings: CommonSettings, topics: list[str] | None = Non
             except TopicAlreadyExistsError:
                 pass  # another process won the race: the topic is there, which is all we need
             log.info("created topics %s", [t.name for t in missing])
+        present = [name for name in names if name in existing]
+        if present:
+            for topic in await admin.describe_topics(present):
+                _say_partitions(topic, settings.topic_partitions)
     finally:
         await admin.close()
+
+
+def _say_partitions(topic: dict[str, Any], wanted: int) -> None:
+    """An existing topic keeps its partitions whatever EGOV_TOPIC_PARTITIONS says: adding
+    some moves provinces to other partitions (records are keyed by province), and a
+    dossier open in the old partition's ledger is not continued in the new one (docs/
+    runbooks.md, "More metrics workers than partitions"). Said at each start of ingest and of the set-up, so an operator who
+    raised the setting to scale out learns why the new workers sit idle."""
+    count = len(topic.get("partitions") or [])
+    if count and count != wanted:
+        log.warning(
+            "topic %s has %d partitions, EGOV_TOPIC_PARTITIONS says %d: existing topics "
+            'are never re-partitioned (docs/runbooks.md, "More metrics workers than '
+            'partitions")',
+            topic.get("topic"),
+            count,
+            wanted,
+        )
 
 
 def faust_credentials(
