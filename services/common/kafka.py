@@ -71,10 +71,11 @@ async def ensure_topics(settings: CommonSettings, topics: list[str] | None = Non
 
 def _say_partitions(topic: dict[str, Any], wanted: int) -> None:
     """An existing topic keeps its partitions whatever EGOV_TOPIC_PARTITIONS says: adding
-    some moves provinces to other partitions (records are keyed by province), and a
-    dossier open in the old partition's ledger is not continued in the new one (docs/
-    runbooks.md, "More metrics workers than partitions"). Said at each start of ingest and of the set-up, so an operator who
-    raised the setting to scale out learns why the new workers sit idle."""
+    some moves provinces to other partitions (records are keyed by province), splitting
+    their periods between workers and their open dossiers between ledgers (docs/
+    runbooks.md, "More metrics workers than partitions"). Said at each start of ingest
+    and of the set-up: an operator who raised the setting to scale out learns why the
+    new workers sit idle."""
     count = len(topic.get("partitions") or [])
     if count and count != wanted:
         log.warning(
