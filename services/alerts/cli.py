@@ -73,9 +73,8 @@ def _targets(args: argparse.Namespace) -> int:
     for ``operators create``; the API checks scopes). Ids are checked as the API does."""
     from services.alerts import targets
     from services.alerts.api import KnownIds
-    from services.alerts.http import ApiError
+    from services.alerts.http import ApiError, ratio_bp
     from services.alerts.store import StoreError
-    from services.common.rates import to_bp
     from services.common.targets import InvalidScope
 
     who = getattr(args, "by", None) or getpass.getuser()
@@ -87,7 +86,7 @@ def _targets(args: argparse.Namespace) -> int:
                 known.scope(fields), known.kpi(args.kpi), who, args.reason, args.valid_from
             )
             if args.action == "set":
-                bp = to_bp(args.target)
+                bp = ratio_bp(args.target)
                 _with_db(lambda c: targets.set_override(c, change, bp, args.valid_until))
             else:
                 _with_db(lambda c: targets.unset_override(c, change))

@@ -11,6 +11,7 @@ import functools
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -20,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from services.alerts import store
 from services.alerts.journal import UNAVAILABLE
 from services.alerts.targets import InvalidTarget
-from services.common.rates import to_bp
+from services.common.rates import BP_SCALE
 from services.common.targets import InvalidScope
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -177,6 +178,23 @@ def target_bp(fields: Mapping[str, Any]) -> int:
     value = fields.get("target")
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise Unprocessable('send {"target": 0.975, "reason": "..."} or {"target_bp": 9750, ...}')
-    if not 0.0 <= value <= 1.0:
+    return ratio_bp(value)
+
+
+def ratio_bp(value: float) -> int:
+    """A target given as a ratio (0.975 is 97.5 %) in basis points, the unit targets are
+    stored, judged and shown in; the API's ``target`` and ``egov-pulse targets set``.
+
+    Refused (never rounded) unless it is a whole number of basis points, read through the
+    number's shortest decimal form as sent: 0.99995 rounded to 10,000 would judge a unit
+    at 99.995 % below a target of 100 % that nobody set."""
+    if not 0.0 <= value <= 1.0:  # NaN too
         raise Unprocessable("target is a ratio between 0 and 1 (0.95 means 95 %)")
-    return to_bp(value)
+    bp = Decimal(repr(float(value))) * BP_SCALE
+    if bp != bp.to_integral_value():
+        raise Unprocessable(
+            f"targets are whole basis points: {value!r} is {bp.normalize():f} bp; send "
+            f'target_bp (an integer: {{"target_bp": 9999}} is 99.99 %) or a ratio with at '
+            "most 4 decimals"
+        )
+    return int(bp)

@@ -16,6 +16,7 @@ from grafana_foundation_sdk.models.dashboard import (
     ValueMappingResult,
 )
 
+from services.common.figures import Standing
 from services.common.kpis import Kpi, KpiCatalogue
 from services.common.rates import format_date, format_target, to_bp
 from services.dashboards import promql, variables
@@ -33,6 +34,7 @@ from services.dashboards.panels import (
     target_thresholds,
     transformation,
 )
+from services.wall.i18n import status_label
 
 UID = "egov-province-overview"
 FILE = "province-overview.json"
@@ -204,16 +206,33 @@ def kpi_stat(kpi: Kpi) -> stat.Panel:
             kpi.name_vi,
             f"{kpi.name_en}: the province's rate today and this month (Vietnam time), its "
             f"target (default {format_target(target_bp, 'en')} for a province) and today's "
-            "volume. Two decimals, as the wall and the alerts show it.",
+            "volume. Two decimals, as the wall and the alerts show it. Below the KPI's "
+            f"min_volume ({kpi.min_volume}) a rate is shown but not judged, as on the wall: "
+            "it is named 'Chưa đủ số liệu để đánh giá' and has no red or green.",
         )
         .thresholds(target_thresholds(target))
-        .with_target(query(promql.province_rate("day", kpi.id, target_bp), TODAY, ref="A"))
-        .with_target(query(promql.province_rate("month", kpi.id, target_bp), MONTH, ref="B"))
+        .with_target(query(_judged_rate("day", kpi, target_bp, TODAY), SHOWN, ref="A"))
+        .with_target(query(_judged_rate("month", kpi, target_bp, MONTH), SHOWN, ref="B"))
         .with_target(query(promql.target("$province", kpi.id), TARGET, ref="C"))
         .with_target(query(promql.province_figure("denominator", "day", kpi.id), VOLUME, ref="D"))
         .override_by_name(*neutral_override(TARGET))
+        .override_by_name(*neutral_override(low_volume(TODAY)))
+        .override_by_name(*neutral_override(low_volume(MONTH)))
         .override_by_name(*count_override(VOLUME))
     )
+
+
+SHOWN = "{{shown}}"
+"""The KPI stats' legend: the name :func:`promql.province_rate_named` gives a rate."""
+
+
+def low_volume(name: str) -> str:
+    """The name of a rate below its KPI's min_volume, in the wall's words."""
+    return f"{name} · {status_label('vi', Standing.LOW_VOLUME)}"
+
+
+def _judged_rate(window: str, kpi: Kpi, target_bp: int, name: str) -> str:
+    return promql.province_rate_named(window, kpi.id, target_bp, (name, low_volume(name)))
 
 
 def below_target(catalogue: KpiCatalogue) -> table.Panel:
@@ -222,7 +241,10 @@ def below_target(catalogue: KpiCatalogue) -> table.Panel:
         table_panel(
             "Đơn vị dưới mục tiêu hôm nay (xấu nhất trước)",
             "Units of the province below their target today, worst first (largest gap "
-            "between target and rate), with the rate, the target and the volume behind it.",
+            "between target and rate), with the rate, the target and the volume behind it. "
+            "As on the wall, only judged rates: a unit whose volume today is below the KPI's "
+            "min_volume is too few to judge and not listed; the province itself is not "
+            "one of its units.",
         )
         .with_target(query(shortfall, ref="A", instant=True))
         # The rate the rows were chosen by (the same recording): a live rate beside rows
@@ -235,7 +257,7 @@ def below_target(catalogue: KpiCatalogue) -> table.Panel:
         .with_target(query(promql.beside_shortfall(promql.UNIT_TARGET), ref="C", instant=True))
         .with_target(
             query(
-                promql.beside_shortfall('max by (kpi, unit) (egov_kpi_denominator{window="day"})'),
+                promql.beside_shortfall(promql.day_volume()),
                 ref="D",
                 instant=True,
             )

@@ -115,6 +115,21 @@ def province_rate(window: str, kpi: str, target_bp: int) -> str:
     )
 
 
+def province_rate_named(window: str, kpi: str, target_bp: int, names: tuple[str, str]) -> str:
+    """:func:`province_rate` with a ``shown`` label for the panel's legend (``{{shown}}``):
+    ``names[0]`` when the day's or month's volume is at least the KPI's min_volume (a
+    judged rate, coloured by its target), ``names[1]`` below it (shown, never judged: the
+    panel gives that name a neutral colour, as the wall's "Chưa đủ số liệu để đánh giá")."""
+    rate = province_rate(window, kpi, target_bp)
+    volume = province_figure("denominator", window, kpi)
+    judged_name, low_name = names
+    return (
+        f'label_replace({rate} and on (kpi) {judged(volume)}, "shown", "{judged_name}", "", "") '
+        f'or label_replace({rate} and on (kpi) {judged(volume, at_least=False)}, "shown", '
+        f'"{low_name}", "", "")'
+    )
+
+
 def hourly_rate() -> str:
     """``$province``'s rate per KPI over the last rolling hour, as the wall shows it."""
     figure = 'max by (kpi) (egov_kpi_{}{{unit="$province", window="1h"}})'
@@ -127,11 +142,22 @@ def overrides_in_force() -> str:
     return f'max by (kpi, scope, level, unit, basis) ({TARGET_OVERRIDES}{{province="$province"}})'
 
 
+def day_volume() -> str:
+    """Each unit's denominator today per KPI (one worker's copy while a partition moves)."""
+    return _chosen("denominator", window="day", kpi=None)
+
+
 def shortfall() -> str:
-    """Units of the province below target today, by how far (target - rate > 0)."""
+    """Units of the province below target today, by how far (target - rate > 0).
+
+    Only judged rates, as on the wall (``board.worst_units``, ``Standing.BELOW``): the
+    province's units, never the province itself (the recording gives a province its own
+    code as ``province``), and only at or above the KPI's min_volume (1 of 2 is shown on
+    the wall as too few to judge, never listed below target)."""
     return (
         f"({UNIT_TARGET} - on (kpi, unit) group_right () "
-        f'{UNIT_RATIO_DAY}{{province="$province"}}) > 0'
+        f'{UNIT_RATIO_DAY}{{province="$province", level!="province"}}) > 0 '
+        f"and on (kpi, unit) {judged(day_volume())}"
     )
 
 
@@ -195,8 +221,11 @@ def dossiers(window: str, outcome: str) -> str:
     return f'max(egov_dossiers{{unit="$unit", window="{window}", outcome="{outcome}"}})'
 
 
-def _chosen(figure: str) -> str:
-    return f'max by (kpi, unit) (egov_kpi_{figure}{{window="$window", kpi=~"$kpi"}})'
+def _chosen(figure: str, window: str = "$window", kpi: str | None = "$kpi") -> str:
+    """Each unit's ``figure`` per KPI in ``window``; ``kpi`` a regex on
+    the KPI, None for every KPI. ``max``: one worker's copy while a partition moves."""
+    kpi_match = "" if kpi is None else f', kpi=~"{kpi}"'
+    return f'max by (kpi, unit) (egov_kpi_{figure}{{window="{window}"{kpi_match}}})'
 
 
 def _of_level(expr: str) -> str:
@@ -207,10 +236,17 @@ def _of_level(expr: str) -> str:
     )
 
 
+def judged(denominators: str, at_least: bool = True) -> str:
+    """``denominators`` (one series per row, with a ``kpi`` label) at or above their KPI's
+    min_volume, the rates that are judged (ranked, coloured, listed below target), or
+    above 0 and below it (shown, never judged: the wall's "Chưa đủ số liệu để đánh giá")."""
+    test = ">=" if at_least else "> 0 <"
+    return f"({denominators} {test} on (kpi) group_left () {MIN_VOLUME})"
+
+
 def _eligible(at_least: bool) -> str:
     """The chosen denominators at or above the KPI's min_volume, or above 0 and below it."""
-    test = ">=" if at_least else "> 0 <"
-    return f"({_chosen('denominator')} {test} on (kpi) group_left () {MIN_VOLUME})"
+    return judged(_chosen("denominator"), at_least)
 
 
 HALF_UP_NUDGE = 1e-12
