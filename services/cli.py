@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 
+from pydantic import ValidationError
+
 from services.alerts import cli as alerts_cli
 from services.common import cli as common_cli
+from services.common.settings import KafkaTlsError, SigningKeyError
+from services.common.variables import RetiredVariable, refusal_lines
 from services.dashboards import cli as dashboards_cli
 from services.ingest import cli as ingest_cli
 from services.metrics import cli as metrics_cli
@@ -40,7 +45,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except ValidationError as refused:
+        lines = refusal_lines(refused, os.environ)
+        if lines is None:
+            raise  # not a settings class's: a bug, shown in full
+        return _refuse(args.command, lines)
+    except (SigningKeyError, KafkaTlsError, RetiredVariable) as refused:
+        return _refuse(args.command, [str(refused)])
+
+
+def _refuse(command: str, lines: list[str]) -> int:
+    """A refused setting: one line per error naming its variable, and exit status 2 (as
+    argparse's usage errors), never a traceback an operator must read for the name."""
+    for line in lines:
+        print(f"egov-pulse {command}: {line}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

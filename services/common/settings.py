@@ -6,6 +6,7 @@ reads ``os.environ`` itself.
 """
 
 import math
+import os
 import ssl
 from pathlib import Path
 from typing import Any, Self
@@ -17,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.common.localpg import STACK_DATABASE, STACK_PORT, SUPERUSER, running_stack_port
 from services.common.paths import SCHEMAS_DIR, UNITS_DIR
 from services.common.signing import RecordSigner
+from services.common.variables import check_environment
 
 PUBLIC_DEFAULT_KEYS = frozenset({"egov-dev-only-signing-key"})
 """Keys that were once written in this repository (docker-compose.yml's old default):
@@ -115,7 +117,7 @@ class CommonSettings(BaseSettings):
     its own (services/metrics/compat.py). `make up` and the tests set it when they run
     tansu; on Apache Kafka it stays off, and none of them is used."""
 
-    kafka_request_timeout_s: float = 10.0
+    kafka_request_timeout_s: float = Field(default=10.0, gt=0, le=3600, allow_inf_nan=False)
     """``EGOV_KAFKA_REQUEST_TIMEOUT_S``: upper bound on one produce or admin request."""
 
     topic_documents: str = "egov.documents"
@@ -130,10 +132,10 @@ class CommonSettings(BaseSettings):
     topic_dead_letter: str = "egov.dead-letter"
     """``EGOV_TOPIC_DEAD_LETTER``: where invalid records go, with the reason in headers."""
 
-    topic_partitions: int = 6
+    topic_partitions: int = Field(default=6, ge=1)
     """``EGOV_TOPIC_PARTITIONS``: partitions of each event topic (the ceiling on workers)."""
 
-    topic_replication: int = 1
+    topic_replication: int = Field(default=1, ge=1)
     """``EGOV_TOPIC_REPLICATION``: replication factor (3 on a production Kafka cluster)."""
 
     record_signing_key: SecretStr | None = None
@@ -235,6 +237,13 @@ class CommonSettings(BaseSettings):
     def _no_file(cls, value: Any) -> Any:
         # docker-compose passes an unset variable as "" (``${EGOV_KAFKA_TLS_CA_FILE:-}``).
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _names_known(self) -> Self:
+        """Refuse a retired variable and warn of an unknown one (services/common/variables.py):
+        with ``extra="ignore"`` either would otherwise leave a default in its place."""
+        check_environment(os.environ)
+        return self
 
     @model_validator(mode="after")
     def _tls_loads(self) -> Self:

@@ -14,13 +14,14 @@ class IngestSettings(CommonSettings):
     ingest_host: str = "127.0.0.1"
     """``EGOV_INGEST_HOST``: address to listen on (0.0.0.0 in a container)."""
 
-    ingest_port: int = 8080
-    """``EGOV_INGEST_PORT``: HTTP port."""
+    ingest_port: int = Field(default=8080, ge=1, le=65535)
+    """``EGOV_INGEST_PORT``: HTTP port (1-65535)."""
 
-    max_batch_events: int = 1000
-    """``EGOV_MAX_BATCH_EVENTS``: events in one batch request, at most."""
+    max_batch_events: int = Field(default=1000, ge=1)
+    """``EGOV_MAX_BATCH_EVENTS``: events in one batch request, at most (at least 1: 0 made
+    every batch a 413)."""
 
-    max_body_bytes: int = 4 * 1024 * 1024
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
     """``EGOV_MAX_BODY_BYTES``: request body size, at most."""
 
     body_timeout_s: float = Field(default=30.0, gt=0)
@@ -28,8 +29,9 @@ class IngestSettings(CommonSettings):
     body (408 after that): a stalled body does not hold its connection, a slow but steady
     one is read whatever it takes. A reverse proxy that buffers bodies makes this moot."""
 
-    produce_timeout_s: float = 10.0
-    """``EGOV_PRODUCE_TIMEOUT_S``: how long a request waits for the broker's acknowledgement."""
+    produce_timeout_s: float = Field(default=10.0, gt=0, le=3600, allow_inf_nan=False)
+    """``EGOV_PRODUCE_TIMEOUT_S``: how long a request waits for the broker's acknowledgement
+    (more than 0: 0 or less timed every request out, a 503 each)."""
 
     rate_limit_per_s: float = 2000.0
     """``EGOV_RATE_LIMIT_PER_S``: sustained events per second per API key (token bucket;

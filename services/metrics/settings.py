@@ -17,11 +17,13 @@ class MetricsSettings(CommonSettings):
     metrics_web_host: str = "127.0.0.1"
     """``EGOV_METRICS_WEB_HOST``: address of /metrics and the JSON API."""
 
-    metrics_web_port: int = 8081
-    """``EGOV_METRICS_WEB_PORT``: port of /metrics; each worker on one host needs its own."""
+    metrics_web_port: int = Field(default=8081, ge=1, le=65535)
+    """``EGOV_METRICS_WEB_PORT``: port of /metrics (1-65535); each worker on one host needs
+    its own."""
 
-    metrics_batch_size: int = 1000
-    """``EGOV_METRICS_BATCH_SIZE``: records (Kafka messages) per step, at most: a fetch
+    metrics_batch_size: int = Field(default=1000, ge=1)
+    """``EGOV_METRICS_BATCH_SIZE``: records (Kafka messages) per step, at most (at least 1:
+    0 or less crashed or skipped a fetch): a fetch
     (services/metrics/fetched.py) is decoded in steps of this many. A batch record from
     ingest holds many events; flushes group steps (``flush_bytes``)."""
 
@@ -108,12 +110,13 @@ class MetricsSettings(CommonSettings):
         ``time-in-future``; one within it counts in the day it is dated."""
         return self.clock_skew_s
 
-    metrics_session_timeout_s: float = 6.0
-    """``EGOV_METRICS_SESSION_TIMEOUT_S``: consumer-group session. A dead worker's partitions
-    move after about 1.5 times this; the embedded broker also holds a first JoinGroup
-    for half of it, so short is fast to start and fast to fail over."""
+    metrics_session_timeout_s: float = Field(default=6.0, gt=0, le=3600, allow_inf_nan=False)
+    """``EGOV_METRICS_SESSION_TIMEOUT_S``: consumer-group session (more than 0, at most an
+    hour). A dead worker's partitions move after about 1.5 times this; the embedded broker
+    also holds a first JoinGroup for half of it, so short is fast to start and fast to
+    fail over."""
 
-    metrics_targets_refresh_s: float = 5.0
+    metrics_targets_refresh_s: float = Field(default=5.0, gt=0, allow_inf_nan=False)
     """``EGOV_METRICS_TARGETS_REFRESH_S``: how often operator target overrides are re-read."""
 
     metrics_snapshot_interval_s: float = Field(default=2.0, gt=0)

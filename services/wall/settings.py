@@ -6,14 +6,16 @@ metrics workers' published figures and the alerts service over HTTP.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.common.calendar import HOLIDAYS_FILE
 from services.common.paths import UNITS_DIR
+from services.common.variables import check_environment, check_http_url
 from services.wall import limits
 
 Lang = Literal["vi", "en"]
@@ -44,8 +46,8 @@ class WallSettings(BaseSettings):
     wall_host: str = "127.0.0.1"
     """``EGOV_WALL_HOST``: address to listen on (0.0.0.0 in a container)."""
 
-    wall_port: int = 8083
-    """``EGOV_WALL_PORT``: HTTP port of the page."""
+    wall_port: int = Field(default=8083, ge=1, le=65535)
+    """``EGOV_WALL_PORT``: HTTP port of the page (1-65535)."""
 
     metrics_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: [DEFAULT_METRICS_URL]
@@ -62,23 +64,23 @@ class WallSettings(BaseSettings):
     wall_lang: Lang = "vi"
     """``EGOV_WALL_LANG``: language of the page when the URL does not say (?lang=en)."""
 
-    wall_poll_interval_s: float = Field(default=0.5, gt=0)
+    wall_poll_interval_s: float = Field(default=0.5, gt=0, allow_inf_nan=False)
     """``EGOV_WALL_POLL_INTERVAL_S``: how often the sources are read while someone
     watches; with the workers' flush interval it bounds how late the page is."""
 
-    wall_source_timeout_s: float = Field(default=1.5, gt=0)
+    wall_source_timeout_s: float = Field(default=1.5, gt=0, allow_inf_nan=False)
     """``EGOV_WALL_SOURCE_TIMEOUT_S``: timeout of one request to one source; a slow
     source is shown as failed rather than holding the whole page."""
 
-    wall_heartbeat_s: float = Field(default=2.0, gt=0)
+    wall_heartbeat_s: float = Field(default=2.0, gt=0, allow_inf_nan=False)
     """``EGOV_WALL_HEARTBEAT_S``: interval of the stream's heartbeats; the page says
     "connection lost" after three missed heartbeats."""
 
-    wall_silence_minutes: float = Field(default=30.0, gt=0)
+    wall_silence_minutes: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     """``EGOV_WALL_SILENCE_MINUTES``: a unit with no event for this long (working time,
     see ``EGOV_WALL_SILENT_CALENDAR``) is marked silent."""
 
-    wall_silence_weekly_minutes: float = Field(default=5 * 9.5 * 60, gt=0)
+    wall_silence_weekly_minutes: float = Field(default=5 * 9.5 * 60, gt=0, allow_inf_nan=False)
     """``EGOV_WALL_SILENCE_WEEKLY_MINUTES``: the same for a family published a few times a
     week (meetings), on the rows and rankings of its KPIs: one working week, the floor of
     the alerts' ``EGOV_ALERT_SILENT_WEEKLY_AFTER_S``."""
@@ -127,12 +129,12 @@ class WallSettings(BaseSettings):
     """``EGOV_WALL_MAX_HISTORY_READS``: /v1/kpis/history reads (PostgreSQL queries on a
     worker) in flight at once, for unit pages and trends. Default 16."""
 
-    wall_busy_wait_s: float = Field(default=limits.BUSY_WAIT_S, gt=0)
+    wall_busy_wait_s: float = Field(default=limits.BUSY_WAIT_S, gt=0, allow_inf_nan=False)
     """``EGOV_WALL_BUSY_WAIT_S``: how long a file or a history read waits for a free
     place; then a file is a 503 with ``Retry-After`` and a trend "could not be loaded".
     Default 10."""
 
-    wall_share_reads_s: float = Field(default=limits.SHARE_READS_S, ge=0)
+    wall_share_reads_s: float = Field(default=limits.SHARE_READS_S, ge=0, allow_inf_nan=False)
     """``EGOV_WALL_SHARE_READS_S``: one read of a province's figures (for files) or of a
     unit's history serves every request for the same thing meanwhile and for this long
     after; 0 shares only the reads in flight. Default 2 (the workers publish every 2 s)."""
@@ -161,7 +163,20 @@ class WallSettings(BaseSettings):
             raise ValueError(
                 "EGOV_METRICS_URLS names no metrics worker: the wall has nothing to show"
             )
-        return value
+        # Without http:// every read would fail (httpx UnsupportedProtocol), poll after poll.
+        return [check_http_url(url, "EGOV_METRICS_URLS") for url in value]
+
+    @field_validator("alerts_url")
+    @classmethod
+    def _alerts_or_none(cls, value: str) -> str:
+        # "" means no alerts panel; anything else must be a URL the wall can read.
+        return check_http_url(value, "EGOV_ALERTS_URL") if value.strip() else ""
+
+    @model_validator(mode="after")
+    def _names_known(self) -> Self:
+        """Refuse a retired variable, warn of an unknown one (services/common/variables.py)."""
+        check_environment(os.environ)
+        return self
 
     @property
     def metrics_sources(self) -> list[str]:
