@@ -17,21 +17,16 @@ import asyncpg
 
 from services.alerts import store
 from services.alerts.model import Transition
+from services.common.db import DATABASE_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
 Outbox = Callable[[Transition], Sequence[tuple[str, dict[str, Any]]]]
 
-# What "the database is away" looks like through asyncpg: connection refused or reset,
-# a server shutting down, a pool that timed out acquiring.
-UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-)
+# What "the database is away" looks like through asyncpg (refused, reset, shutting down,
+# out of connection slots, read-only after a failover, a lock wait past lock_timeout):
+# the metrics worker's list, so both services agree on what an outage is.
+UNAVAILABLE: tuple[type[BaseException], ...] = DATABASE_UNAVAILABLE
 
 
 class Journal:

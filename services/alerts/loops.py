@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from services.alerts.journal import UNAVAILABLE
+from services.common.db import outage_cause
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,8 @@ async def write(flush: Step, wake: asyncio.Event, backlog: Callable[[], int]) ->
             await flush()
             delay = 0.5
         except UNAVAILABLE as exc:
-            log.warning("PostgreSQL unavailable (%r): %d transitions kept; retry in %.1f s",
-                        exc, backlog(), delay)  # fmt: skip
+            log.warning("%s: %d transitions kept; retry in %.1f s",
+                        outage_cause(exc), backlog(), delay)  # fmt: skip
         except Exception:
             # Anything else (a full connection pool, a bad value) must not end this
             # loop: the journal would only grow and nothing more would be notified.
@@ -78,7 +79,7 @@ async def every(step: Step, period_s: float, what: str, *, first_wait: bool = Fa
         try:
             await step()
         except UNAVAILABLE as exc:
-            log.warning("%s: PostgreSQL unavailable (%r)", what, exc)
+            log.warning("%s: %s", what, outage_cause(exc))
         except Exception:
             log.exception("%s round failed", what)
         await asyncio.sleep(period_s)

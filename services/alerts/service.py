@@ -37,12 +37,18 @@ from services.alerts.state import AlertState
 from services.alerts.telemetry import AlertsMetrics
 from services.common.calendar import VN_TZ, WorkingCalendar, load_calendar
 from services.common.contract import kpi_families
+from services.common.db import outage_cause
 from services.common.figures_client import FiguresClient
 from services.common.units import UnitRegistry
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+KEYS_WAIT_S = 1.0
+"""How long an evaluation waits for the ingest keys' names before it goes on with the
+last ones known: the read is a few rows, so only a lock or an outage makes it longer,
+and a cycle must not wait for either (alerts evaluate every few seconds)."""
 
 
 def utc_now() -> datetime:
@@ -93,6 +99,8 @@ class AlertsService:
         self._learned_on: date | None = None
         self._last_done = time.time()
         self._tasks: list[asyncio.Task[None]] = []
+        self._keys_read: asyncio.Task[None] | None = None
+        """The ingest keys' read in flight (:meth:`_learn_keys`), if any."""
         self._wake_flush = asyncio.Event()
         self._restored_current = False
         """Whether every firing alert has been judged on figures read since start: until
@@ -166,7 +174,7 @@ class AlertsService:
         try:
             learned = await self.learn_cadence()
         except UNAVAILABLE as exc:
-            log.warning("cadences not learned, PostgreSQL unavailable (%r)", exc)
+            log.warning("cadences not learned: %s", outage_cause(exc))
         except Exception:
             # The previous cadences (or the family floors) stay: silence is still judged.
             log.exception("learning the cadences failed")
@@ -174,6 +182,8 @@ class AlertsService:
             log.info("learned the usual cadence of %d (unit, family) pairs", learned)
 
     async def close(self) -> None:
+        if self._keys_read is not None:
+            self._tasks.append(self._keys_read)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -226,14 +236,30 @@ class AlertsService:
 
     async def _learn_keys(self) -> None:
         """The ingest keys' names and provinces, read again each cycle (a few rows; a key
-        issued a minute ago is named in its first alert). Unread, the last ones stay."""
-        if self.state.pool is None:
+        issued a minute ago is named in its first alert). Never stops the evaluation: the
+        read runs as a task of its own, waited for ``KEYS_WAIT_S`` at most; past that (an
+        operator's lock on ingest_api_keys) this cycle and the next go on with the last
+        names known while the read ends on its own (lock_timeout), and a new read starts
+        only once it has."""
+        pool = self.state.pool
+        if pool is None or (self._keys_read is not None and not self._keys_read.done()):
             return
+        self._keys_read = asyncio.create_task(self._read_keys(pool), name="alerts-ingest-keys")
+        done, _ = await asyncio.wait({self._keys_read}, timeout=KEYS_WAIT_S)
+        if not done:
+            log.warning("ingest keys: PostgreSQL has not answered in %.1f s (waiting for a "
+                        "lock on ingest_api_keys?); evaluating with the last names known",
+                        KEYS_WAIT_S)  # fmt: skip
+
+    async def _read_keys(self, pool: asyncpg.Pool) -> None:
+        """Read the keys' names; whatever fails, the last ones stay and it is said why."""
         try:
-            async with self.state.pool.acquire() as conn:
+            async with pool.acquire() as conn:
                 self.evaluator.known_keys(await sources.ingest_keys(conn))
         except UNAVAILABLE as exc:
-            log.warning("ingest keys not read, PostgreSQL unavailable (%r)", exc)
+            log.warning("ingest keys not read, the last names known stay: %s", outage_cause(exc))
+        except Exception:
+            log.exception("ingest keys not read, the last names known stay")
 
     def next_due(self) -> datetime | None:
         return self.evaluator.next_due(self.state.open.values())
@@ -265,7 +291,7 @@ class AlertsService:
             async with self.state.pool.acquire() as conn:
                 await store.mark_resolutions_told(conn, ids, self.clock())
         except UNAVAILABLE as exc:
-            log.warning("resolutions told not marked, PostgreSQL unavailable (%r)", exc)
+            log.warning("resolutions told not marked (at the next push): %s", outage_cause(exc))
             return
         told.difference_update(ids)
 

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from services.alerts.model import Alert, AlertKey, State, Transition
-from services.common.db import Connection
+from services.common.db import SESSION_LIMITS, Connection
 
 
 class StoreError(Exception):
@@ -35,9 +35,18 @@ async def _init(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(dsn: str, *, max_size: int = 5) -> asyncpg.Pool:
-    """A pool whose connections speak jsonb as Python values; short timeouts throughout."""
+    """A pool whose connections speak jsonb as Python values; short timeouts throughout,
+    and the sessions bounded as the other services' are (``SESSION_LIMITS``): a lock an
+    operator holds ends a wait with 55P03 after lock_timeout, before the 15 s command
+    timeout, and is logged as what it is."""
     pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=max_size, timeout=5, command_timeout=15, init=_init
+        dsn,
+        min_size=1,
+        max_size=max_size,
+        timeout=5,
+        command_timeout=15,
+        init=_init,
+        server_settings=SESSION_LIMITS,
     )
     if pool is None:  # asyncpg types the result as optional; it never is here
         raise RuntimeError("asyncpg returned no pool")

@@ -76,6 +76,53 @@ async def ensure_database(dsn: str) -> bool:
     return True
 
 
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,  # connection refused or reset
+    TimeoutError,  # a pool that timed out acquiring, a statement past command_timeout
+    asyncpg.PostgresConnectionError,  # class 08, ConnectionDoesNotExistError among them
+    asyncpg.InterfaceError,  # asyncpg's connection closed under a query
+    asyncpg.TransactionRollbackError,  # class 40: deadlock, serialization failure
+    asyncpg.InsufficientResourcesError,  # class 53: too many connections, out of memory
+    asyncpg.OperatorInterventionError,  # class 57: shutdown, cannot connect now, cancel
+    asyncpg.LockNotAvailableError,  # 55P03: lock_timeout (an operator's lock)
+    asyncpg.ReadOnlySQLTransactionError,  # 25006: a failover left us on a standby
+    asyncpg.IdleInTransactionSessionTimeoutError,  # 25P03: the server ended the session
+)
+"""What "PostgreSQL is away or cannot take this now" looks like through asyncpg: the
+state of the server, never of the data sent. Every service retries these (the metrics
+worker blocks, the alerts service keeps its journal) and never treats them as a
+record's fault. One definition, so the services agree on what a database outage is."""
+
+READ_ONLY = asyncpg.ReadOnlySQLTransactionError
+"""A server refusing writes. A pooled connection stays on the server it reached: after a
+failover, only connections opened anew may reach the new primary
+(:func:`expire_if_read_only`)."""
+
+
+def outage_cause(exc: BaseException) -> str:
+    """What ``exc`` (one of ``DATABASE_UNAVAILABLE``) says happened, for a log line an
+    operator can act on: a lock wait is not an outage, a full server is not a down one."""
+    if isinstance(exc, asyncpg.LockNotAvailableError):
+        return f"waited past lock_timeout for a lock another session holds ({exc})"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time (a lock wait, an overloaded server or a lost network)"
+    if isinstance(exc, asyncpg.InsufficientResourcesError):
+        return f"PostgreSQL has no room for us ({exc})"
+    if isinstance(exc, READ_ONLY):
+        return f"PostgreSQL refuses writes, a failover to a standby? ({exc})"
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return f"the statement was cancelled ({exc})"
+    return f"PostgreSQL unavailable ({exc!r})"
+
+
+async def expire_if_read_only(pool: asyncpg.Pool, exc: BaseException) -> None:
+    """After a read-only refusal, have ``pool`` replace its connections as they are
+    released, so the retry connects again (through DNS or a proxy) to the server now
+    taking writes instead of asking the demoted one forever."""
+    if isinstance(exc, READ_ONLY):
+        await pool.expire_connections()
+
+
 SESSION_LIMITS = {
     # A statement waits at most this long for a row lock (a partition's offsets row, held
     # by the worker flushing it), then fails with 55P03, which callers retry.

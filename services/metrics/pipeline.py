@@ -22,6 +22,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from services.common.contract import EARLIEST_EVENT_EPOCH, Contract
+from services.common.db import DATABASE_UNAVAILABLE, Connection, expire_if_read_only
 from services.common.dossierfacts import DOSSIER_TYPES, FACT_TYPES, fact_of
 from services.common.headers import BACKFILL_HEADER as BACKFILL_HEADER
 from services.common.headers import accepted_at, publisher_of
@@ -38,7 +39,7 @@ from services.metrics.decoding import (
     violations_text,
 )
 from services.metrics.exposition import PipelineMetrics
-from services.metrics.figures import Figures, TopicPartition
+from services.metrics.figures import Figures, PartitionFigures, TopicPartition
 from services.metrics.logcheck import Stored
 from services.metrics.periods import Periods
 from services.metrics.store import Claim, FlushResult
@@ -48,19 +49,12 @@ from services.metrics.unpacking import UNDECODABLE
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# A database that is down, restarting, overloaded or that chose this transaction as a
-# deadlock or serialization victim: block and retry, never dead-letter and never skip.
-# Anything else escaping a step crashes the worker (services/metrics/agents.py).
-INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,  # class 08, ConnectionDoesNotExistError among them
-    asyncpg.InterfaceError,
-    asyncpg.TransactionRollbackError,  # class 40: deadlock, serialization failure
-    asyncpg.InsufficientResourcesError,  # class 53: too many connections, out of memory
-    asyncpg.OperatorInterventionError,  # class 57: shutdown, cannot connect now, cancel
-    asyncpg.LockNotAvailableError,  # 55P03: lock_timeout
-)
+# A database that is down, restarting, overloaded, read-only after a failover, or that
+# chose this transaction as a deadlock or serialization victim: block and retry, never
+# dead-letter and never skip (services/common/db.py ``DATABASE_UNAVAILABLE``, shared
+# with the alerts service). Anything else escaping a step crashes the worker
+# (services/metrics/agents.py).
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = DATABASE_UNAVAILABLE
 
 NOT_THE_RECORDS_FAULT: tuple[type[BaseException], ...] = (
     *INFRASTRUCTURE_ERRORS,
@@ -693,6 +687,18 @@ class PartitionState:
         """Whether the last flush found no duplicate: the next tries its dedup keys as
         all new first (store.flush ``expect_new``)."""
 
+    async def _using(self, use: Callable[[Connection], Awaitable[T]]) -> T:
+        """``use`` a pooled connection. A server refusing writes (a failover left the pool
+        on a demoted primary) has the pool's connections replaced before the caller
+        retries: a pooled connection would stay on the read-only server for ever."""
+        pool = await self._pool()
+        try:
+            async with pool.acquire() as conn:
+                return await use(conn)
+        except INFRASTRUCTURE_ERRORS as exc:
+            await expire_if_read_only(pool, exc)
+            raise
+
     async def assign(
         self, tps: Sequence[TopicPartition], periods: Periods
     ) -> dict[TopicPartition, int]:
@@ -705,10 +711,14 @@ class PartitionState:
     async def _assign(
         self, tps: Sequence[TopicPartition], periods: Periods
     ) -> dict[TopicPartition, int]:
-        pool = await self._pool()
-        async with pool.acquire() as conn, conn.transaction():
-            claims = await store.claim(conn, self.group, self.owner, tps)
-            loaded = await store.load_figures(conn, tps, periods)
+        async def claim(
+            conn: Connection,
+        ) -> tuple[dict[TopicPartition, Claim], dict[TopicPartition, PartitionFigures]]:
+            async with conn.transaction():
+                claims = await store.claim(conn, self.group, self.owner, tps)
+                return claims, await store.load_figures(conn, tps, periods)
+
+        claims, loaded = await self._using(claim)
         for tp in tps:
             self.claims[tp] = claims[tp]
             self.figures.assign(tp, loaded[tp])
@@ -722,12 +732,10 @@ class PartitionState:
         if not tps:
             return {}
 
-        async def read() -> dict[TopicPartition, Stored]:
-            pool = await self._pool()
-            async with pool.acquire() as conn:
-                return await store.positions(conn, self.group, tps)
+        async def read(conn: Connection) -> dict[TopicPartition, Stored]:
+            return await store.positions(conn, self.group, tps)
 
-        return await retrying("reading stored positions", read)
+        return await retrying("reading stored positions", lambda: self._using(read))
 
     def resumed_at(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Where the consumer was sent: the claims say so, for the next rebalance."""
@@ -760,11 +768,21 @@ class PartitionState:
             if not owned:
                 return FlushResult(fenced={b.tp for b in batches})
             claims = dict(self.claims)
-            result = await retrying("flush", lambda: self._flush(claims, owned, periods))
+            tried = False
+
+            async def attempt() -> FlushResult:
+                nonlocal tried
+                again, tried = tried, True
+                return await self._flush(claims, owned, periods, again)
+
+            result = await retrying("flush", attempt)
             # A flush with duplicates (a publisher re-sending) says the next may have some.
             self._expect_new = not result.duplicates
             for tp, deltas in result.deltas.items():
                 self.figures.apply(tp, deltas, periods)
+            for tp, figures in result.reloaded.items():
+                if tp in self.claims:
+                    self.figures.assign(tp, figures)
             count_backfilled(self.metrics, result.counted)
             for tp in result.fenced:
                 log.warning("%s[%d] is owned by another worker now: its batch is dropped", *tp)
@@ -790,25 +808,23 @@ class PartitionState:
             if not owned:
                 return FlushResult(fenced={b.tp for b in batches})
 
-            async def attempt() -> FlushResult:
-                pool = await self._pool()
-                async with pool.acquire() as conn:
-                    transaction = conn.transaction()
-                    await transaction.start()
-                    try:
-                        # What a commit would check (a deferred constraint), checked now.
-                        await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
-                        for copy in clones:
-                            if copy.tp in claims:
-                                await dossierstore.clone(conn, copy)
-                        # The flush's own transaction is a savepoint inside this one.
-                        return await store.flush(
-                            conn, self.group, claims, owned, periods, self._expect_new
-                        )
-                    finally:
-                        await transaction.rollback()
+            async def attempt(conn: Connection) -> FlushResult:
+                transaction = conn.transaction()
+                await transaction.start()
+                try:
+                    # What a commit would check (a deferred constraint), checked now.
+                    await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                    for copy in clones:
+                        if copy.tp in claims:
+                            await dossierstore.clone(conn, copy)
+                    # The flush's own transaction is a savepoint inside this one.
+                    return await store.flush(
+                        conn, self.group, claims, owned, periods, self._expect_new
+                    )
+                finally:
+                    await transaction.rollback()
 
-            return await retrying("probing a refused flush", attempt)
+            return await retrying("probing a refused flush", lambda: self._using(attempt))
 
     async def sweep_dossiers(self, now: datetime) -> None:
         """Count the open dossiers whose appointment passed by ``now`` (the worker's clock:
@@ -818,12 +834,10 @@ class PartitionState:
             if not claims:
                 return
 
-            async def sweep() -> dict[TopicPartition, Deltas]:
-                pool = await self._pool()
-                async with pool.acquire() as conn:
-                    return await store.sweep_dossiers(conn, self.group, claims, now)
+            async def sweep(conn: Connection) -> dict[TopicPartition, Deltas]:
+                return await store.sweep_dossiers(conn, self.group, claims, now)
 
-            found = await retrying("sweeping overdue dossiers", sweep)
+            found = await retrying("sweeping overdue dossiers", lambda: self._using(sweep))
             periods = Periods.at(now)
             for tp, deltas in found.items():
                 self.figures.apply(tp, deltas, periods)
@@ -833,7 +847,41 @@ class PartitionState:
         claims: Mapping[TopicPartition, Claim],
         batches: Sequence[PartitionBatch],
         periods: Periods,
+        again: bool,
     ) -> FlushResult:
-        pool = await self._pool()
-        async with pool.acquire() as conn:
+        """One attempt of a flush; ``again`` after an attempt that failed."""
+
+        async def run(conn: Connection) -> FlushResult:
+            if again:
+                # The failed attempt's outcome may be unknown (its connection lost after
+                # PostgreSQL committed): its events would now all read as duplicates and
+                # the exported figures miss them, silently. Checked first, for one query.
+                done = await self._committed_already(conn, claims, batches, periods)
+                if done is not None:
+                    return done
             return await store.flush(conn, self.group, claims, batches, periods, self._expect_new)
+
+        return await self._using(run)
+
+    async def _committed_already(
+        self,
+        conn: Connection,
+        claims: Mapping[TopicPartition, Claim],
+        batches: Sequence[PartitionBatch],
+        periods: Periods,
+    ) -> FlushResult | None:
+        """If an earlier attempt of this flush committed, the figures of its partitions
+        read back from PostgreSQL as on assignment (exact, whatever that attempt counted
+        or found duplicate); None if it did not commit."""
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            fenced = await store.committed_already(conn, self.group, claims, batches)
+            if fenced is None:
+                return None
+            tps = [b.tp for b in batches if b.tp not in fenced]
+            loaded = await store.load_figures(conn, tps, periods)
+        log.warning(
+            "the flush of %s had committed before its connection was lost: their figures "
+            "are read back from PostgreSQL",
+            ", ".join(f"{t}[{p}]" for t, p in tps),
+        )
+        return FlushResult(fenced=fenced, reloaded=loaded)

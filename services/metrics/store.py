@@ -55,6 +55,9 @@ class FlushResult:
     """The events counted (new dedup keys), per partition in offset order."""
     duplicates: list[TallyEvent] = field(default_factory=list)
     fenced: set[TopicPartition] = field(default_factory=set)
+    reloaded: dict[TopicPartition, PartitionFigures] = field(default_factory=dict)
+    """Figures read back from PostgreSQL instead of counted: the flush had committed in
+    an attempt whose answer was lost (:func:`committed_already`)."""
 
     @property
     def counted(self) -> list[TallyBatch]:
@@ -170,6 +173,46 @@ async def flush(
             [b.last_record for b in live],
         )
     return result
+
+
+async def committed_already(
+    conn: Connection,
+    group: str,
+    claims: Mapping[TopicPartition, Claim],
+    batches: Sequence[PartitionBatch],
+) -> set[TopicPartition] | None:
+    """Whether an earlier attempt of this very flush committed, its answer lost (the
+    connection cut after PostgreSQL's COMMIT, before the client heard it): then every
+    partition still ours stores exactly the position and record fingerprint the flush
+    writes, which no earlier flush can have stored (a batch starts at the stored position
+    and ends past it). Returns the partitions fenced meanwhile, or None if it did not
+    commit and the flush is to be run (again)."""
+    topics, parts = _tp_arrays(b.tp for b in batches)
+    rows = await conn.fetch(
+        """
+        SELECT o.topic, o."partition", o.epoch, o.next_offset, o.last_record
+        FROM consumer_offsets o
+        JOIN unnest($2::text[], $3::int[]) AS u(t, p) ON o.topic = u.t AND o."partition" = u.p
+        WHERE o.group_id = $1
+        """,
+        group,
+        topics,
+        parts,
+    )
+    stored = {(r["topic"], r["partition"]): r for r in rows}
+    fenced = {
+        b.tp
+        for b in batches
+        if b.tp not in claims or b.tp not in stored or stored[b.tp]["epoch"] != claims[b.tp].epoch
+    }
+    live = [b for b in batches if b.tp not in fenced]
+    if not live:
+        return None  # nothing to tell: the flush itself reports them fenced
+    for batch in live:
+        row = stored[batch.tp]
+        if (row["next_offset"], row["last_record"]) != (batch.next_offset, batch.last_record):
+            return None
+    return fenced
 
 
 async def sweep_dossiers(

@@ -1,0 +1,543 @@
+"""Review 70: PostgreSQL going away and coming back while the whole system runs.
+
+The fault suite (tests/faults/test_postgres_outage.py) covers PostgreSQL refused and
+blackholed through a proxy; tests/integration/metrics/test_step_failures.py a flush
+failing with an internal error; review 52 a migration slower than the pools' statement
+timeout. This review looked at what a real PostgreSQL does when it goes away or turns
+hostile without the network going away: a failover that leaves the services connected
+to a server refusing writes (``default_transaction_read_only``, SQLSTATE 25006, what a
+demoted primary or a hot standby answers), connections terminated
+(``pg_terminate_backend``), and an operator's session holding a lock on a table a
+service reads (lock_timeout, SQLSTATE 55P03).
+
+Each defect is a strict xfail asserting the right behaviour: the service keeps going (or
+waits) on its own, says so, and nothing acknowledged is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from services.common.broker import free_port
+from services.common.kafka import ensure_topics
+from services.common.settings import CommonSettings
+from tests.faults.conftest import alerts_env, counter_sum, samples, serving, tail, until
+from tests.http_stub import serving as http_stub
+from tests.integration.alerts.harness import FakeMetrics, fake_metrics  # noqa: F401 (fixture)
+from tests.integration.metrics.harness import communes_by_province, mixed_messages, publish
+from tests.integration.processes import read_topic, service_env
+
+pytestmark = pytest.mark.integration
+
+KPI = "document_electronic"
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+async def _admin(database_url: str) -> asyncpg.Connection:
+    """A connection that may write whatever the database's default says (an operator's)."""
+    return await asyncpg.connect(
+        database_url, server_settings={"default_transaction_read_only": "off"}
+    )
+
+
+async def fail_over(database_url: str, *, read_only: bool) -> int:
+    """What a failover looks like from the services: every connection of the database is
+    cut, and the server they reconnect to refuses writes (``read_only``), or takes them
+    again. Returns how many sessions were terminated."""
+    conn = await _admin(database_url)
+    try:
+        name = await conn.fetchval("SELECT current_database()")
+        quoted = '"' + name.replace('"', '""') + '"'
+        if read_only:
+            await conn.execute(f"ALTER DATABASE {quoted} SET default_transaction_read_only = on")
+        else:
+            await conn.execute(f"ALTER DATABASE {quoted} RESET default_transaction_read_only")
+        killed: int = await conn.fetchval(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()) t"
+        )
+        return killed
+    finally:
+        await conn.close()
+
+
+async def stored(database_url: str) -> tuple[int, dict[str, int]]:
+    """(dedup keys, denominator per unit of ``KPI``), read directly."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        keys = await conn.fetchval("SELECT count(*) FROM metrics_seen_events")
+        rows = await conn.fetch(
+            "SELECT unit, sum(denominator)::bigint d FROM kpi_daily WHERE kpi = $1 GROUP BY unit",
+            KPI,
+        )
+    finally:
+        await conn.close()
+    return keys, {r["unit"]: r["d"] for r in rows}
+
+
+async def _keys_are(database_url: str, n: int) -> bool:
+    return (await stored(database_url))[0] == n
+
+
+async def _alive(client: httpx.AsyncClient, url: str) -> bool:
+    try:
+        return (await client.get(url + "/healthz", timeout=5)).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+# --- metrics: a failover to a server that refuses writes ------------------------------
+
+
+async def test_metrics_worker_waits_out_a_read_only_failover_and_counts_exactly(
+    common_settings: CommonSettings, database_url: str, tmp_path: Path
+) -> None:
+    pairs = communes_by_province(4)
+    await ensure_topics(common_settings)
+    before, want = mixed_messages(0, 1000, pairs)
+    during, more = mixed_messages(1000, 1000, pairs)
+    want.update(more)
+    log = tmp_path / "metrics.log"
+    port = free_port()
+    env = service_env(common_settings, database_url) | {
+        "EGOV_METRICS_APP_ID": f"r70-ro-{uuid.uuid4().hex[:8]}",
+        "EGOV_METRICS_WEB_PORT": str(port),
+        "EGOV_METRICS_DATA_DIR": str(tmp_path / "w"),
+    }
+    try:
+        async with serving(["metrics"], env, port, log) as url, httpx.AsyncClient() as client:
+            await publish(common_settings, before)
+            await until(lambda: _keys_are(database_url, 1000), 40, lambda: tail(log))
+
+            assert await fail_over(database_url, read_only=True) >= 1  # the worker's sessions
+            await publish(common_settings, during)
+
+            async def refused_and_said_so() -> bool:
+                text = await asyncio.to_thread(log.read_text, errors="replace")
+                return "read-only transaction" in text
+
+            await until(refused_and_said_so, 30, lambda: tail(log))
+            await asyncio.sleep(4)  # several more attempts meanwhile
+            # The visible signal: the log names the refusal; the worker is still there,
+            # waiting (no crash loop: under `make up` 5 exits in 60 s stop the stack).
+            assert await _alive(client, url), "the worker died:\n" + tail(log)
+            assert (await stored(database_url))[0] == 1000, "a write through a read-only DB?"
+            dead = await counter_sum(client, url, "egov_events_dead_lettered_total")
+
+            await fail_over(database_url, read_only=False)  # the new primary takes writes
+            await until(lambda: _keys_are(database_url, 2000), 60, lambda: tail(log))
+            exported: dict[str, list[float]] = {}
+
+            async def exported_right() -> bool:
+                exported.clear()
+                for labels, value in await samples(client, url, "egov_kpi_denominator_total"):
+                    if labels.get("kpi") == KPI:
+                        exported.setdefault(labels["unit"], []).append(value)
+                return all(exported.get(p) == [n] for p, n in want.items())
+
+            await until(exported_right, 30, lambda: f"{exported} != {want}")
+            assert await _alive(client, url), tail(log)
+    finally:
+        with contextlib.suppress(Exception):
+            await fail_over(database_url, read_only=False)
+    keys, by_unit = await stored(database_url)
+    assert dead == 0, "a database refusing writes got records dead-lettered"
+    assert len(await read_topic(common_settings, common_settings.topic_dead_letter, 1500)) == 0
+    assert keys == 2000
+    assert {p: by_unit.get(p) for p in want} == dict(want)
+
+
+# --- alerts: an operator's lock on the ingest keys -------------------------------------
+
+
+class _IngestMetrics(BaseHTTPRequestHandler):
+    """Ingest's /metrics, answering (empty): the alerts service then reads the key names."""
+
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/metrics" else 404)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def ingest_stub() -> Iterator[str]:
+    with http_stub(_IngestMetrics) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def operator_lock(database_url: str, table: str) -> AsyncIterator[None]:
+    """An operator's psql session holding ``table`` (VACUUM FULL, ALTER TABLE, a
+    `BEGIN; LOCK TABLE ...` left open) until the block ends."""
+    conn = await _admin(database_url)
+    tx = conn.transaction()
+    await tx.start()
+    try:
+        await conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        yield
+    finally:
+        await tx.rollback()
+        await conn.close()
+
+
+async def _transitions(database_url: str) -> list[tuple[str, str]]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT a.unit, t.to_state FROM alert_transitions t JOIN alerts a ON a.id = "
+            "t.alert_id ORDER BY t.seq"
+        )
+    finally:
+        await conn.close()
+    return [(r["unit"], r["to_state"]) for r in rows]
+
+
+async def test_alerts_keep_their_cadence_while_an_operator_locks_the_ingest_keys(
+    common_settings: CommonSettings,
+    database_url: str,
+    tmp_path: Path,
+    fake_metrics: FakeMetrics,  # noqa: F811
+    ingest_stub: str,
+) -> None:
+    (unit, province), (other, other_province) = communes_by_province(2)
+    log = tmp_path / "alerts.log"
+    port = free_port()
+    env = alerts_env(
+        service_env(common_settings, database_url),
+        port,
+        EGOV_METRICS_URLS=fake_metrics.url,
+        EGOV_INGEST_URL=ingest_stub,
+    )
+    fake_metrics.set(unit, 99, 100, province=province)
+    fake_metrics.set(other, 99, 100, province=other_province)
+    fired = [(unit, "pending"), (unit, "firing")]
+    async with serving(["alerts"], env, port, log) as url, httpx.AsyncClient() as client:
+        await until(lambda: _ready(client, url), 30, lambda: tail(log))
+        await asyncio.sleep(1)  # a few cycles with the keys read
+        async with operator_lock(database_url, "ingest_api_keys"):
+            fake_metrics.set(unit, 80, 100, province=province)  # breaches its target
+            # Evaluated every 0.5 s, firing after 1 s: 20 s is more than ten times what
+            # it takes. The alerts tables are not locked: the transitions are written.
+            await until(
+                lambda: _equals(_transitions(database_url), fired),
+                20,
+                lambda: f"{tail(log)}\nmetrics: {fake_metrics.requests} requests",
+            )
+        # The lock gone: everything goes on, nothing written twice.
+        fake_metrics.set(unit, 99, 100, province=province)
+        everything = [*fired, (unit, "resolved")]
+        await until(lambda: _equals(_transitions(database_url), everything), 30,
+                    lambda: tail(log))  # fmt: skip
+        await asyncio.sleep(2)
+        assert await _transitions(database_url) == everything
+        assert await counter_sum(client, url, "egov_alerts_journal_backlog") == 0
+
+
+# --- alerts: the service's role out of connection slots --------------------------------
+
+
+@contextlib.asynccontextmanager
+async def service_role(database_url: str) -> AsyncIterator[tuple[str, str]]:
+    """A login role of its own for the service, as in production (not a superuser, so
+    connection limits apply to it). Yields (role, DSN as that role)."""
+    role = f"r70_{uuid.uuid4().hex[:10]}"
+    conn = await _admin(database_url)
+    try:
+        name = await conn.fetchval("SELECT current_database()")
+        await conn.execute(f"CREATE ROLE {role} LOGIN")
+        await conn.execute(f'GRANT ALL ON DATABASE "{name}" TO {role}')
+        await conn.execute(f"GRANT ALL ON SCHEMA public TO {role}")
+        await conn.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+        await conn.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    finally:
+        await conn.close()
+    try:
+        yield role, re.sub(r"//[^@/]+@", f"//{role}@", database_url, count=1)
+    finally:
+        conn = await _admin(database_url)
+        try:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role
+            )
+            await conn.execute(f"DROP OWNED BY {role}")
+            await conn.execute(f"DROP ROLE {role}")
+        finally:
+            await conn.close()
+
+
+async def out_of_slots(database_url: str, role: str, *, full: bool) -> int:
+    """``role`` can open no new connection (53300, as when ``max_connections`` is
+    reached), its open ones cut; or it can again."""
+    conn = await _admin(database_url)
+    try:
+        await conn.execute(f"ALTER ROLE {role} CONNECTION LIMIT {0 if full else -1}")
+        if not full:
+            return 0
+        killed: int = await conn.fetchval(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE usename = $1) t",
+            role,
+        )
+        return killed
+    finally:
+        await conn.close()
+
+
+async def test_alerts_keep_evaluating_when_postgres_has_no_connection_slot_left(
+    common_settings: CommonSettings,
+    database_url: str,
+    tmp_path: Path,
+    fake_metrics: FakeMetrics,  # noqa: F811
+    ingest_stub: str,
+) -> None:
+    (unit, province), (other, other_province) = communes_by_province(2)
+    log = tmp_path / "alerts.log"
+    port = free_port()
+    fake_metrics.set(unit, 99, 100, province=province)
+    fake_metrics.set(other, 99, 100, province=other_province)
+    fired = [(unit, "pending"), (unit, "firing")]
+    async with service_role(database_url) as (role, dsn):
+        env = alerts_env(
+            service_env(common_settings, dsn),
+            port,
+            EGOV_METRICS_URLS=fake_metrics.url,
+            EGOV_INGEST_URL=ingest_stub,
+        )
+        async with serving(["alerts"], env, port, log) as url, httpx.AsyncClient() as client:
+            await until(lambda: _ready(client, url), 30, lambda: tail(log))
+            await asyncio.sleep(1)  # a few cycles with the keys read
+            try:
+                assert await out_of_slots(database_url, role, full=True) >= 1
+                fake_metrics.set(unit, 80, 100, province=province)  # breaches its target
+
+                async def evaluated_in_memory() -> bool:
+                    backlog = await counter_sum(client, url, "egov_alerts_journal_backlog")
+                    return backlog == 2  # pending and firing, waiting for PostgreSQL
+
+                # Evaluated every 0.5 s, firing after 1 s, as through a refused database
+                # (tests/faults/test_postgres_outage.py).
+                await until(evaluated_in_memory, 20, lambda: tail(log))
+                firing = await counter_sum(
+                    client, url, "egov_alerts_transitions_total", state="firing"
+                )
+                assert firing == 1, await client.get(url + "/metrics")
+                ready = await client.get(url + "/readyz")
+                assert ready.status_code == 503, ready.text  # the operator is told
+                assert await _transitions(database_url) == []  # nothing written meanwhile
+            finally:
+                await out_of_slots(database_url, role, full=False)
+            await until(lambda: _equals(_transitions(database_url), fired), 40,
+                        lambda: tail(log))  # fmt: skip
+            await until(lambda: _ready(client, url), 20, lambda: tail(log))
+            await asyncio.sleep(2)
+            assert await _transitions(database_url) == fired  # once each
+            assert await counter_sum(client, url, "egov_alerts_journal_backlog") == 0
+
+
+async def _equals(reading: object, want: object) -> bool:
+    return bool(await reading == want)  # type: ignore[misc]
+
+
+async def _ready(client: httpx.AsyncClient, url: str) -> bool:
+    try:
+        return (await client.get(url + "/readyz", timeout=5)).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+# --- metrics: the connection cut after PostgreSQL committed a flush --------------------
+
+
+class CommitCutter:
+    """A loopback proxy to PostgreSQL that, once armed, cuts the connection whose
+    server has just answered a COMMIT, before the client hears it: the transaction is
+    committed, the client sees its connection lost (pg_terminate_backend or a network
+    cut landing right then)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.armed = False
+        self.cut = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    async def __aenter__(self) -> CommitCutter:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._writers.add(client_w)
+        try:
+            server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            client_w.transport.abort()
+            return
+        self._writers.add(server_w)
+
+        def cut() -> None:
+            client_w.transport.abort()
+            server_w.transport.abort()
+
+        async def upstream() -> None:
+            while data := await client_r.read(65536):
+                server_w.write(data)
+                await server_w.drain()
+            cut()
+
+        async def downstream() -> None:
+            while data := await server_r.read(65536):
+                if self.armed and b"COMMIT\x00" in data:
+                    self.armed = False
+                    self.cut += 1
+                    cut()
+                    return
+                client_w.write(data)
+                await client_w.drain()
+            cut()
+
+        try:
+            await asyncio.gather(upstream(), downstream(), return_exceptions=True)
+        finally:
+            cut()
+            self._writers.discard(client_w)
+            self._writers.discard(server_w)
+            self._tasks.discard(task)
+
+
+async def test_a_connection_cut_after_a_flush_committed_keeps_the_exported_figures_exact(
+    common_settings: CommonSettings, database_url: str, tmp_path: Path
+) -> None:
+    from tests.faults.conftest import via
+    from tests.servers import database_port
+
+    pairs = communes_by_province(4)
+    await ensure_topics(common_settings)
+    before, want = mixed_messages(0, 600, pairs)
+    after, more = mixed_messages(600, 400, pairs)
+    want.update(more)
+    log = tmp_path / "metrics.log"
+    port = free_port()
+    async with CommitCutter(database_port()) as cutter:
+        env = service_env(common_settings, via(cutter.port, database_url)) | {
+            "EGOV_METRICS_APP_ID": f"r70-cut-{uuid.uuid4().hex[:8]}",
+            "EGOV_METRICS_WEB_PORT": str(port),
+            "EGOV_METRICS_DATA_DIR": str(tmp_path / "w"),
+        }
+        async with serving(["metrics"], env, port, log) as url, httpx.AsyncClient() as client:
+            await publish(common_settings, before)
+            await until(lambda: _keys_are(database_url, 600), 40, lambda: tail(log))
+            await asyncio.sleep(1)
+            duplicates_before = await counter_sum(client, url, "egov_events_duplicate_total")
+            cutter.armed = True
+            await publish(common_settings, after)
+            await until(lambda: _keys_are(database_url, 1000), 40, lambda: tail(log))
+            assert cutter.cut == 1
+            # The visible part: the worker says its connection went and it retried.
+            assert "retrying" in tail(log, 20000), tail(log)
+            exported: dict[str, list[float]] = {}
+
+            async def exported_right() -> bool:
+                exported.clear()
+                for labels, value in await samples(client, url, "egov_kpi_denominator_total"):
+                    if labels.get("kpi") == KPI:
+                        exported.setdefault(labels["unit"], []).append(value)
+                return all(exported.get(p) == [n] for p, n in want.items())
+
+            await until(exported_right, 30, lambda: f"{exported} != {dict(want)}")
+            # The re-sent copies in `after` are duplicates; the cut flush's events are not.
+            duplicates = await counter_sum(client, url, "egov_events_duplicate_total")
+    keys, by_unit = await stored(database_url)
+    assert keys == 1000
+    assert {p: by_unit.get(p) for p in want} == dict(want)
+    assert duplicates - duplicates_before < 400 * 0.5, (duplicates_before, duplicates)
+
+
+# --- guard: an operator's lock on the daily figures ------------------------------------
+
+
+async def _seen(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        n: int = await conn.fetchval("SELECT count(*) FROM metrics_seen_events")
+        return n
+    finally:
+        await conn.close()
+
+
+async def test_metrics_worker_waits_for_an_operators_lock_and_counts_exactly(
+    common_settings: CommonSettings, database_url: str, tmp_path: Path
+) -> None:
+    """Guard (passes): a psql session holding ``kpi_daily`` past the pool's lock_timeout
+    (10 s, 55P03) holds the flush; the worker waits and says so, then counts every event
+    once, stored and exported."""
+    pairs = communes_by_province(3)
+    await ensure_topics(common_settings)
+    before, want = mixed_messages(0, 300, pairs)
+    during, more = mixed_messages(300, 300, pairs)
+    want.update(more)
+    log = tmp_path / "metrics.log"
+    port = free_port()
+    env = service_env(common_settings, database_url) | {
+        "EGOV_METRICS_APP_ID": f"r70-lock-{uuid.uuid4().hex[:8]}",
+        "EGOV_METRICS_WEB_PORT": str(port),
+        "EGOV_METRICS_DATA_DIR": str(tmp_path / "w"),
+    }
+    async with serving(["metrics"], env, port, log) as url, httpx.AsyncClient() as client:
+        await publish(common_settings, before)
+        await until(lambda: _keys_are(database_url, 300), 40, lambda: tail(log))
+        async with operator_lock(database_url, "kpi_daily"):
+            await publish(common_settings, during)
+
+            async def waiting_and_said_so() -> bool:
+                text = await asyncio.to_thread(log.read_text, errors="replace")
+                return "flush failed" in text
+
+            await until(waiting_and_said_so, 40, lambda: tail(log))
+            await asyncio.sleep(3)  # into the next attempt
+            assert await _seen(database_url) == 300  # nothing half-written meanwhile
+            assert await _alive(client, url), tail(log)
+        await until(lambda: _keys_are(database_url, 600), 40, lambda: tail(log))
+        exported: dict[str, list[float]] = {}
+
+        async def exported_right() -> bool:
+            exported.clear()
+            for labels, value in await samples(client, url, "egov_kpi_denominator_total"):
+                if labels.get("kpi") == KPI:
+                    exported.setdefault(labels["unit"], []).append(value)
+            return all(exported.get(p) == [n] for p, n in want.items())
+
+        await until(exported_right, 30, lambda: f"{exported} != {dict(want)}")
+    _, by_unit = await stored(database_url)
+    assert {p: by_unit.get(p) for p in want} == dict(want)
+    assert len(await read_topic(common_settings, common_settings.topic_dead_letter, 1500)) == 0
