@@ -48,7 +48,9 @@ def test_a_service_refuses_a_missing_public_or_weak_key(
         timeout=90,
         check=False,
     )
-    assert done.returncode != 0
-    assert f"SigningKeyError: EGOV_RECORD_SIGNING_KEY {why}" in done.stderr, done.stderr[-3000:]
+    # One line naming the variable, no traceback (review 72), exit status 2.
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert f"egov-pulse {service}: EGOV_RECORD_SIGNING_KEY {why}" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
     if key:
         assert key not in done.stderr  # never printed back
