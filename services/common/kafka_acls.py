@@ -2,8 +2,9 @@
 
 - ``ingest`` and ``backfill`` (its own principal: its records count however old) write the
   event topics, and nothing else;
-- ``metrics`` (the workers' consumer group) reads the event topics, writes the dead-letter
-  topic, and owns Faust's internal topics (its app id as prefix);
+- ``metrics`` (the workers' consumer group) reads the event topics, writes them too (events
+  keyed by something else than their province, published again keyed by it) and the
+  dead-letter topic, and owns Faust's internal topics (its app id as prefix);
 - ``alerts`` writes its own topic;
 - ``admin`` (a super user, the brokers' own) creates the topics and these ACLs.
 
@@ -97,6 +98,10 @@ def acl_plan(
         acls.append(Acl(user, Resource.CLUSTER, CLUSTER_NAME, Operation.IDEMPOTENT_WRITE))
     metrics = f"User:{principals.metrics}"
     acls += [Acl(metrics, Resource.TOPIC, t, Operation.READ) for t in events]
+    # Events an integrator keyed by something else than their province are published
+    # again keyed by it (services/metrics/rekeying.py). No new power over the figures: a
+    # worker already writes them in PostgreSQL and holds the key that signs summaries.
+    acls += [Acl(metrics, Resource.TOPIC, t, Operation.WRITE) for t in events]
     acls += [
         Acl(metrics, Resource.TOPIC, settings.topic_dead_letter, Operation.WRITE),
         Acl(metrics, Resource.GROUP, metrics_group, Operation.READ),

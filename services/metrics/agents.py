@@ -23,7 +23,7 @@ import logging
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +46,7 @@ from services.metrics.pipeline import (
     reference_of,
     retrying,
 )
+from services.metrics.rekeying import Forward
 from services.metrics.settings import MetricsSettings
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,11 @@ async def _no_step_yet(dead: DeadLetter) -> None:
     raise RuntimeError("a dead letter before any step")  # a step sets where they go
 
 
+async def _nowhere_to_forward(forward: Forward) -> None:
+    # Raised, so the worker stops rather than move the offsets past events never counted.
+    raise RuntimeError(f"events of {forward.source} to forward, and no producer to send them")
+
+
 class Counting:
     """Steps of the agent: decode records as they come, count them in group commits.
 
@@ -192,6 +198,12 @@ class Counting:
         self.fetching_behind: Callable[[], bool] = _never_behind
         """Whether the broker has records beyond those fetched (the fetch being counted is
         in hand): a flush waits for more of a backlog only then (``_gather_while_behind``)."""
+        self.forward: Callable[[Forward], Awaitable[None]] = _nowhere_to_forward
+        """Publishes events again keyed by their province (services/metrics/rekeying.py;
+        the worker wires it to its producer)."""
+        self._said_keys: set[tuple[str, bytes | None]] = set()
+        """(topic, key) of the misplaced records already logged: once each, the counter
+        and the health alert say the rest."""
 
     async def step(self, records: Sequence[Record], send: Callable[[DeadLetter], Any]) -> None:
         """Decode ``records`` into the pending flush; returns once they are decoded (their
@@ -308,6 +320,7 @@ class Counting:
     async def _count(self, prepared: Prepared) -> None:
         metrics = self.state.metrics
         await self._dead_letters(prepared.dead_letters)
+        await self._forwards(prepared.forwards)
         for event_type, n in Counter(prepared.too_late).items():
             metrics.too_late.labels(event_type).inc(n)
         for path, n in prepared.paths.items():
@@ -327,6 +340,34 @@ class Counting:
         for d in dead_letters:
             metrics.dead_lettered.labels(d.topic, d.reason).inc()
             metrics.last_dead_letter.labels(d.topic, d.reason).set_to_current_time()
+
+    async def _forwards(self, forwards: Sequence[Forward]) -> None:
+        """Published again keyed by their province before the offsets move on, as dead
+        letters are (at least once; the dedup keys count each event once)."""
+        if not forwards:
+            return
+
+        async def send(forward: Forward) -> None:
+            what = f"publishing events of {forward.source} again, keyed by their province"
+            await retrying(what, lambda: self.forward(forward), self.retry_delay_s,
+                           DEAD_LETTER_ERRORS)  # fmt: skip
+
+        await asyncio.gather(*(send(f) for f in forwards))
+        metrics = self.state.metrics
+        for f in forwards:
+            metrics.rekeyed.labels(f.topic).inc(f.events)
+            metrics.last_rekeyed.labels(f.topic).set_to_current_time()
+            said = (f.topic, f.had_key)
+            if said not in self._said_keys and len(self._said_keys) < 1000:
+                self._said_keys.add(said)
+                log.warning(
+                    "%s is keyed %r, not by the province its events roll up to "
+                    "(schemas/CONTRACT.md, section 5): its events are published again keyed "
+                    "%r and counted there (said once per topic and key)",
+                    f.source,
+                    f.had_key,
+                    f.key.decode(),
+                )
 
     async def _flush_or_narrow(self, prepared: Prepared) -> None:
         """Flush; when PostgreSQL refuses the data of records in it, dead-letter those
@@ -467,6 +508,25 @@ def register_agents(app: MetricsApp, settings: MetricsSettings, counting: Counti
 
     async def send(dead: DeadLetter) -> None:
         await asyncio.wait_for(deliver(dead), DEAD_LETTER_TIMEOUT_S)
+
+    event_topics = {
+        name: app.topic(name, key_serializer="raw", value_serializer="raw")
+        for name in settings.event_topics
+    }
+
+    async def forward(moved: Forward) -> None:
+        async def publish() -> None:
+            future = await event_topics[moved.topic].send(
+                key=moved.key,
+                value=moved.value,
+                timestamp=moved.timestamp,
+                headers=list(moved.headers),
+            )
+            await future
+
+        await asyncio.wait_for(publish(), DEAD_LETTER_TIMEOUT_S)
+
+    counting.forward = forward
 
     heap = HeapTrimmer()
     crashing: set[asyncio.Task[None]] = set()

@@ -96,6 +96,21 @@ class PipelineMetrics:
             ["topic", "reason"],
             registry=registry,
         )
+        self.rekeyed = Counter(
+            "egov_events_rekeyed",
+            "Events of records published straight to Kafka with a key other than their "
+            "province, published again keyed by it (counted on arrival there), by topic.",
+            ["topic"],
+            registry=registry,
+        )
+        # What the health alert EgovRecordsMiskeyed reads, as EgovDeadLetters reads the
+        # time of the last dead letter (review 41).
+        self.last_rekeyed = Gauge(
+            "egov_events_last_rekeyed_timestamp_seconds",
+            "When events of the topic were last published again keyed by their province.",
+            ["topic"],
+            registry=registry,
+        )
         self.event_lag = LagHistogram(
             "egov_event_lag_seconds",
             "From event time to counted (late uploads show here).",

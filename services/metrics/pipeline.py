@@ -42,6 +42,7 @@ from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures, PartitionFigures, TopicPartition
 from services.metrics.logcheck import Stored
 from services.metrics.periods import Periods
+from services.metrics.rekeying import Forward, Moves
 from services.metrics.store import Claim, FlushResult
 from services.metrics.tally import Mark, PartitionBatch
 from services.metrics.unpacking import UNDECODABLE
@@ -124,6 +125,9 @@ class Prepared:
     """Broker timestamps of the records (ingest time, for records from ingest)."""
     paths: dict[str, int] = field(default_factory=dict)
     """Records by how they were decoded (exposition.RECORD_PATHS)."""
+    forwards: list[Forward] = field(default_factory=list)
+    """Events keyed by something else than their province, to publish again keyed by it
+    before the offsets move on (services/metrics/rekeying.py)."""
     pieces: list[tuple[Sequence[Record], datetime]] = field(default_factory=list)
     """The records decoded into it, and the clock each piece was decoded at: kept until
     the flush commits, to find a record PostgreSQL refuses (services/metrics/refusals.py)."""
@@ -133,15 +137,20 @@ _Decoded = tuple[Record, tuple[Any, bool], float]
 """A record, its value parsed (``RecordDecoder.elements``: an event, or a batch's list),
 and before when its events are beyond the grace."""
 
-_Mark = tuple[Mark, int, int]
+_Mark = tuple[Mark, int, int, int]
 """How much a step had prepared before one record (its partition batch's mark, dead letters,
-too-late events): what to take back if it raises. A tuple: one is made per record."""
+too-late events, forwards): what to take back if it raises. A tuple: one is made per record."""
+
+
+def _mark(out: Prepared, batch: PartitionBatch) -> _Mark:
+    return (batch.mark(), len(out.dead_letters), len(out.too_late), len(out.forwards))
 
 
 def _take_back(mark: _Mark, out: Prepared, batch: PartitionBatch) -> None:
     batch.take_back(mark[0])
     del out.dead_letters[mark[1] :]
     del out.too_late[mark[2] :]
+    del out.forwards[mark[3] :]
 
 
 def dead_letter(record: Record, rejected: Rejected) -> DeadLetter:
@@ -226,6 +235,19 @@ def _undecodable(record: Record) -> str | None:
     return None
 
 
+KEY_TEXTS_KEPT = 4096
+"""Keys kept decoded (``Preparer._key_texts``); a publisher keying by event id starts it
+again when full, rather than growing it for ever."""
+
+
+def _key_text(keys: dict[bytes | None, str], key: bytes | None) -> str:
+    """``key`` as the province code it should be ("" for none), remembered in ``keys``."""
+    if len(keys) >= KEY_TEXTS_KEPT:
+        keys.clear()
+    text = keys[key] = "" if key is None else key.decode(errors="replace")
+    return text
+
+
 def unprocessable(exc: BaseException) -> Rejected:
     """The dead-letter reason of a record whose decoding raised ``exc`` (the record's fault)."""
     return Rejected("unprocessable", f"{type(exc).__name__} while decoding: {exc}"[:2000])
@@ -258,6 +280,9 @@ class Preparer:
         self._signer = signer
         self._families = {t: contract.family(t) for t in contract.event_types}
         self._summaries = SummaryReader()
+        self._key_texts: dict[bytes | None, str] = {}
+        """Records' keys as text, to compare with their events' provinces: a few dozen
+        (the provinces, and what a publisher keys by), read once each."""
         self._bounds = sanity.SummaryBounds(
             {kpi.id: kpi.event_type for kpi in catalogue.kpis},
             frozenset(self._families),
@@ -318,7 +343,7 @@ class Preparer:
         if record.timestamp is not None:
             out.ingest_times.append(record.timestamp)
         too_late_before = self._accepted(record, now_s) - grace_s
-        mark = (batch.mark(), len(out.dead_letters), len(out.too_late))
+        mark = _mark(out, batch)
         try:
             self._prepare_record(out, batch, record, now_s, too_late_before)
         except NOT_THE_RECORDS_FAULT:
@@ -350,7 +375,7 @@ class Preparer:
 
         Should the run raise, what it added is taken back and its records go one by one
         (``_prepare_one``): the record at fault alone is dead-lettered, as before."""
-        mark = (batch.mark(), len(out.dead_letters), len(out.too_late))
+        mark = _mark(out, batch)
         try:
             decoded: list[_Decoded] = []
             for record in run:
@@ -561,7 +586,9 @@ class Preparer:
         In order, an event is dead-lettered when it breaks the contract (if ``validate``;
         records ingest signed passed it there), names a unit unknown or ambiguous at its
         time, lies beyond the clock skew in the future, or (unless backfilled) beyond the
-        grace before its record was accepted; else it joins its group.
+        grace before its record was accepted; else, validated here in a record keyed by
+        another value than its province, it is published again keyed by it
+        (services/metrics/rekeying.py); else it joins its group.
         """
         if not decoded:
             return
@@ -571,7 +598,16 @@ class Preparer:
         counts = self._catalogue.counts_of_envelope
         add = batch.builder(backfill, self._families).add
         fromisoformat = datetime.fromisoformat
+        moves = Moves()
+        keys = self._key_texts
         for record, (raw, single), too_late_before in decoded:
+            # Records no ingest vouches for: their key is the publisher's (its MAC covers
+            # the key of a record ingest signed, keyed from the same registry).
+            key = None
+            if validate:
+                key = keys.get(record.key)
+                if key is None:
+                    key = _key_text(keys, record.key)
             for index, e in enumerate((raw,) if single else raw):
                 if validate:
                     when = checked_time(e)
@@ -604,6 +640,9 @@ class Preparer:
                     rejected = Rejected("too-late", self._too_late(when, too_late_before))
                     self._reject_element(out, record, rejected, None if single else index, e)
                     continue
+                if key is not None and found[1][-1] != key:  # the chain ends at its province
+                    moves.add(record, found[1][-1], e, single)
+                    continue
                 fact = None
                 if event_type in FACT_TYPES:
                     fact = fact_of(event_type, e["data"], publisher)
@@ -613,6 +652,7 @@ class Preparer:
                     event_digest(e["source"], event_type, e["id"], e["data"], publisher),
                     fact,
                 )
+        out.forwards += moves.forwards()
 
     @staticmethod
     def _reject_element(

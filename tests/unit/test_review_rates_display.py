@@ -58,6 +58,7 @@ from tests.unit.metrics.helpers import (
     decoder,
     document,
     envelope,
+    province_key,
     registry,
 )
 
@@ -95,7 +96,8 @@ def figure(
 def counted(events: list[dict[str, Any]], now: datetime = NOW) -> list[TallyEvent]:
     """The events as the validated path tallies them (no grace limit)."""
     preparer = Preparer(decoder(), contract(), catalogue(), timedelta(days=36_500))
-    records = [Record("egov.any", 0, i, None, as_bytes(e)) for i, e in enumerate(events)]
+    values = [as_bytes(e) for e in events]  # each keyed by its province, as the contract asks
+    records = [Record("egov.any", 0, i, province_key(v), v) for i, v in enumerate(values)]
     prepared = preparer.prepare(records, now)
     assert prepared.dead_letters == []
     return [c for batch in prepared.batches.values() for c in batch.event_views()]

@@ -44,7 +44,7 @@ from tests.integration.metrics.test_store_refusals import (
     keys,
     record,
 )
-from tests.unit.metrics.helpers import contract
+from tests.unit.metrics.helpers import contract, province_key
 from tests.unit.metrics.test_future_and_failures import preparer
 
 pytestmark = pytest.mark.integration
@@ -172,7 +172,8 @@ def test_a_canary_is_counted_for_every_example_of_every_type(event_type: str) ->
     now = datetime.now(UTC)
     for path, example in contract().examples(event_type, "valid"):
         event = copy.deepcopy(example)
-        refused = Record(TOPIC, 0, 7, b"19", orjson.dumps(event), (BACKFILL_HEADER,), 1.5)
+        value = orjson.dumps(event)
+        refused = Record(TOPIC, 0, 7, province_key(value), value, (BACKFILL_HEADER,), 1.5)
         item = refusals._Item(refused, now)
         assert refusals._item_types(item, prep) == {((TOPIC, 0), event_type)}, path.name
         made = refusals._canary(item)

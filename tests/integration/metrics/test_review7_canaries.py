@@ -49,6 +49,7 @@ from tests.integration.metrics.test_store_refusals import (
     keys,
     record,
 )
+from tests.unit.metrics.helpers import province_key
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +98,8 @@ CREATE TRIGGER refuse_unit BEFORE INSERT OR UPDATE ON dossier_state
 def received_at(offset: int, dossier: str, unit: str, partition: int = 0) -> Record:
     event = received(f"ev-{dossier}", dossier)
     event["unit"] = unit
-    return Record(TOPIC, partition, offset, b"19", orjson.dumps(event))
+    value = orjson.dumps(event)  # keyed by its province, as the contract asks
+    return Record(TOPIC, partition, offset, province_key(value), value)
 
 
 def resolved(offset: int, dossier: str, partition: int = 0) -> Record:

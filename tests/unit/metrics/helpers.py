@@ -66,3 +66,17 @@ def counted_digests(prepared: Prepared) -> set[bytes]:
 def digest(event_id: str) -> bytes:
     """The dedup digest of ``event_id`` from the tests' source, urn:test:metrics."""
     return dedup_digest("urn:test:metrics", event_id)
+
+
+def province_key(value: bytes | None, default: bytes = b"19") -> bytes:
+    """The key the contract gives a record of ``value``: the province its first event's
+    unit rolls up to at the event's time (``default`` when that cannot be told). Records
+    keyed otherwise are published again, not counted where they are
+    (services/metrics/rekeying.py)."""
+    try:
+        parsed = orjson.loads(value or b"")
+        event = parsed[0] if isinstance(parsed, list) else parsed
+        resolved = decoder().resolve(event["unit"], datetime.fromisoformat(event["time"]))
+    except Exception:
+        return default
+    return default if not isinstance(resolved, tuple) else resolved[1][-1].encode()

@@ -26,7 +26,7 @@ def contribution(event: dict[str, object]) -> TallyEvent:
     outcome = decoder().decode(as_bytes(event))
     assert isinstance(outcome, Counted), outcome
     preparer = Preparer(decoder(), contract(), catalogue(), timedelta(days=36_500))
-    record = Record("egov.any", 0, 0, None, as_bytes(event))
+    record = Record("egov.any", 0, 0, outcome.resolution.province.code.encode(), as_bytes(event))
     prepared = preparer.prepare([record], AT_2026 + timedelta(days=1))
     assert prepared.dead_letters == []
     (counted,) = prepared.batches[("egov.any", 0)].event_views()

@@ -1,0 +1,89 @@
+"""Events keyed by something else than their province, published again keyed by it.
+
+The contract keys every record by the province its events' units roll up to at the
+events' time (schemas/CONTRACT.md, section 5), and a worker's figures are the sums of
+the partitions it owns: everything one KPI rolls up must land in one partition.
+Ingest keys that way; an integrator publishing straight to Kafka may not (another key,
+a commune's code, no key at all), and its events then land in any partition. Counted
+there, a province's figures were split between workers, and the readers, which keep one
+worker's figure per unit (``merge_figures``), showed a part of them, silently (review 71).
+
+So a worker counts an event validated in full (records no ingest vouches for) only if
+its record's key is that province; else the event is published again to its topic,
+keyed by its province, and counted when it arrives on that province's partition. Like a
+dead letter it is sent before the offsets move on (at least once: a crash in between
+sends it again, and the dedup keys, which hold across partitions, count it once), with
+the record's Kafka timestamp and headers, so the grace period and a backfill are judged
+as for the original. The
+records of a run keep their order per province. Summaries and records ingest signed are
+not looked at: the MAC covers their key, which ingest set from the same registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Events of one record for one province, to publish again keyed by it."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    timestamp: float | None
+    """The record's Kafka timestamp (epoch seconds): the grace is judged against it."""
+    headers: tuple[tuple[str, bytes], ...]
+    """The record's own (``egov_backfill``, ``egov_accepted_ms``: read there as here)."""
+    events: int
+    source: str
+    """Where the events were: ``topic[partition]@offset``."""
+    had_key: bytes | None
+
+
+@dataclass(slots=True)
+class Moves:
+    """The events of one decoding loop that go to another key, grouped per record and
+    province in the order they were met (:meth:`forwards`)."""
+
+    _groups: dict[tuple[str, int, int, str], tuple[Any, list[Any], bool]] = field(
+        default_factory=dict
+    )
+
+    def add(self, record: Any, province: str, element: Any, single: bool) -> None:
+        """``element`` (a parsed event) of ``record`` (a single event's record when
+        ``single``) belongs to ``province``'s partition."""
+        where = (record.topic, record.partition, record.offset, province)
+        group = self._groups.get(where)
+        if group is None:
+            self._groups[where] = (record, [element], single)
+        else:
+            group[1].append(element)
+
+    def forwards(self) -> list[Forward]:
+        out = []
+        for (*_, province), (record, elements, single) in self._groups.items():
+            value = record.value if single else _batch_value(elements)
+            out.append(
+                Forward(
+                    record.topic,
+                    province.encode(),
+                    value,
+                    record.timestamp,
+                    tuple(record.headers),
+                    len(elements),
+                    f"{record.topic}[{record.partition}]@{record.offset}",
+                    record.key,
+                )
+            )
+        return out
+
+
+def _batch_value(elements: Sequence[Any]) -> bytes:
+    """A batch record's value holding ``elements``. One orjson cannot write back (nested
+    deeper than it writes) raises: its record is dead-lettered as unprocessable, whole."""
+    return orjson.dumps(list(elements))
