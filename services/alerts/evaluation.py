@@ -17,7 +17,7 @@ import itertools
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
@@ -97,6 +97,8 @@ class Evaluator:
         """Spans in which some worker did not answer: the units it owns published
         unseen, so that time is not silence (``conditions.unit_silent``)."""
         self._quiet = province.QuietSpans(calendar)
+        self._last_cycle: datetime | None = None
+        """When the last cycle judged: what the silence memory reflects."""
         """Provinces' quiet spans in a family: not their units' silence either."""
 
     def known_keys(self, keys: Iterable[tuple[str, str, Sequence[str]]]) -> None:
@@ -115,13 +117,16 @@ class Evaluator:
         and the quiet provinces' last judged state (:mod:`services.alerts.silence_memory`).
         A province not quiet needs nothing kept: its first cycle after a restart records
         it as the cycles before would have (and the row changes only when spans do)."""
-        heard = {k: h for k, h in self._quiet.heard().items() if h.quiet}
-        return SilenceMemory(tuple(self._blind), tuple(self._quiet.spans), heard)
+        heard = {k: replace(h, until=None) for k, h in self._quiet.heard().items() if h.quiet}
+        spans = tuple(self._quiet.spans)
+        return SilenceMemory(tuple(self._blind), spans, heard, self._last_cycle)
 
     def recall(self, memory: SilenceMemory) -> None:
         """A previous run's memory, before the first cycle of this one."""
         self._blind = [*memory.blind, *self._blind]
-        self._quiet.recall(memory.quiet, memory.heard or {})
+        self._quiet.recall(memory.quiet, memory.heard or {}, memory.until)
+        # Until this run judges, what it would save is what it recalled, as of then.
+        self._last_cycle = self._last_cycle or memory.until
 
     def start_watching(self, at: datetime) -> None:
         """Silence is judged from here on (a never-seen unit is silent since ``at``)."""
@@ -179,6 +184,7 @@ class Evaluator:
     ) -> list[Verdict]:
         """Every condition's verdicts for this cycle (identities left out are unknown)."""
         s = self.settings
+        self._last_cycle = now
         tracked = open_alerts  # identities with an open alert: see conditions.py
         # A window not read this cycle is unknown: the lifecycle leaves its alerts alone.
         # The burn windows read beside them are for KpiBudgetBurn only.

@@ -107,10 +107,13 @@ class QuietSpans:
             last = last_seen.get((province, family))
             if last is None or last <= heard.last:
                 continue
-            self._heard[(province, family)] = replace(heard, last=last, quiet=False)
+            self._heard[(province, family)] = replace(heard, last=last, quiet=False, until=None)
             if heard.quiet:
+                # Recalled from before a restart: back when, within the time this service
+                # was away, is unknown: blind only up to its last cycle before the stop.
+                end = last if heard.until is None else min(last, max(heard.until, heard.last))
                 own = self._on_their_own(province, family, heard, open_alerts.values())
-                self.spans.append(Blind(heard.last, last, own | {province}, province, family))
+                self.spans.append(Blind(heard.last, end, own | {province}, province, family))
 
     def _on_their_own(
         self, province: str, family: str, heard: Heard, alerts: Iterable[Alert]
@@ -141,11 +144,18 @@ class QuietSpans:
         """Each province's last event of a family when last judged, and whether quiet."""
         return dict(self._heard)
 
-    def recall(self, spans: Iterable[Blind], heard: Mapping[tuple[str, str], Heard]) -> None:
+    def recall(
+        self,
+        spans: Iterable[Blind],
+        heard: Mapping[tuple[str, str], Heard],
+        until: datetime | None = None,
+    ) -> None:
         """What a previous run of this service remembered (its ended spans, its provinces'
-        last judged state), before this one judged anything."""
+        last judged state as of ``until``, its last cycle), before this one judged
+        anything."""
         self.spans = [*spans, *self.spans]
-        self._heard = {**heard, **self._heard}
+        recalled = {k: replace(h, until=until) for k, h in heard.items()}
+        self._heard = {**recalled, **self._heard}
 
     def prune(self, oldest: datetime) -> None:
         """Spans ended before the lookback can no longer shorten a silence judged."""

@@ -18,7 +18,10 @@ entries when it changed:
 
 Not kept: a span still going on when the service stopped (a worker not answering). The
 restarted service starts its own at its first cycle, as before: the time it was away
-must not turn into a span that hides a real silence for days.
+must not turn into a span that hides a real silence for days. Nor does a province's
+quiet span: one found ended after the restart ends, as a blind span, no later than the
+last cycle before the stop (``until``), since when the province came back within the time
+the service was away is unknown (review 74).
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ class Heard:
     quiet_after_s: float
     """QUIET_SHARE of its threshold: when its units' alerts count as its outage's."""
     quiet: bool
+    until: datetime | None = None
+    """Recalled from a previous run: the last time it was judged (the run's last cycle).
+    A quiet span found ended later is blind up to then only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +60,14 @@ class SilenceMemory:
     quiet: tuple[Blind, ...] = ()
     """Provinces' quiet spans that ended."""
     heard: Mapping[tuple[str, str], Heard] | None = None
+    until: datetime | None = None
+    """The last cycle the memory reflects."""
 
     def encode(self) -> bytes:
         return orjson.dumps(
             {
                 "version": VERSION,
+                "until": self.until.isoformat() if self.until is not None else None,
                 "blind": [_span_json(b) for b in self.blind],
                 "quiet": [_span_json(b) for b in self.quiet],
                 "heard": [
@@ -93,6 +102,7 @@ class SilenceMemory:
                     )
                     for d in body["heard"]
                 },
+                _time(body.get("until")),
             )
         except (KeyError, TypeError, AttributeError, orjson.JSONDecodeError) as exc:
             raise ValueError(f"unreadable silence memory: {exc!r}") from exc
@@ -113,6 +123,15 @@ def _span(d: Mapping[str, Any]) -> Blind:
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("a span without its time zone")
     return Blind(start, end, frozenset(d["seen"]), str(d["province"]), str(d["family"]))
+
+
+def _time(value: object) -> datetime | None:
+    if value is None:
+        return None
+    at = datetime.fromisoformat(str(value))
+    if at.tzinfo is None:
+        raise ValueError("a time without its time zone")
+    return at
 
 
 def after(spans: Iterable[Blind], oldest: datetime) -> tuple[Blind, ...]:

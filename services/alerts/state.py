@@ -27,7 +27,7 @@ from services.alerts.lifecycle import AlertBook
 from services.alerts.model import Alert, AlertKey, State, Transition, Verdict
 from services.alerts.silence_memory import SilenceMemory
 from services.alerts.spool import Spool, Spooled, SpoolUnreadable, encode
-from services.common.db import migrate_database
+from services.common.db import expire_if_read_only, migrate_database
 
 log = logging.getLogger(__name__)
 
@@ -188,13 +188,23 @@ class AlertState:
 
     async def flush(self) -> int:
         """Write the journal, the changed last-seen entries and the silence memory;
-        raises if PG is away."""
-        if self.pool is None:
+        raises if PG is away. A server refusing writes (a failover left the pool on the
+        demoted primary) has the pool's connections replaced first: retried on the same
+        connections, nothing would be written until a restart (review 74)."""
+        pool = self.pool
+        if pool is None:
             raise ConnectionError("PostgreSQL not connected yet")
-        written = await self.journal.flush(self.pool)
+        try:
+            return await self._flush(pool)
+        except UNAVAILABLE as exc:
+            await expire_if_read_only(pool, exc)
+            raise
+
+    async def _flush(self, pool: asyncpg.Pool) -> int:
+        written = await self.journal.flush(pool)
         if self._silence_dirty is not None:
             body = self._silence_dirty
-            async with self.pool.acquire() as conn:
+            async with pool.acquire() as conn:
                 await store.save_silence_memory(conn, body)
             self._silence_written = body
             if self._silence_dirty == body:
@@ -202,7 +212,7 @@ class AlertState:
         if self._dirty_seen:
             dirty, self._dirty_seen = self._dirty_seen, {}
             try:
-                async with self.pool.acquire() as conn:
+                async with pool.acquire() as conn:
                     await store.save_activity(conn, dirty)
             except BaseException:
                 for key, at in dirty.items():

@@ -152,6 +152,10 @@ def check_http_url(url: str, variable: str) -> str:
     http(s) URL with a host: ``metrics-1:8081`` would fail every request at run time."""
     url = url.strip().rstrip("/")
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 -- urlsplit checks the port only when it is read
+    except ValueError:
+        raise ValueError(f"{variable} has a port that is not a number from 0 to 65535") from None
     if parts.scheme not in HTTP_SCHEMES or not parts.hostname:
         # The value is not repeated: a URL may carry a password (https://user:pw@host).
         raise ValueError(

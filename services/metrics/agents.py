@@ -134,6 +134,26 @@ async def _no_step_yet(dead: DeadLetter) -> None:
     raise RuntimeError("a dead letter before any step")  # a step sets where they go
 
 
+UNFORWARDABLE = "unforwardable"
+"""Dead-letter reason of events keyed by another value than their province and too large
+to publish again keyed by it (services/metrics/rekeying.py)."""
+
+
+def _unforwardable(forward: Forward, exc: BaseException) -> DeadLetter:
+    detail = (
+        f"keyed {forward.had_key!r}, not by its events' province {forward.key.decode()!r} "
+        f"(schemas/CONTRACT.md, section 5), and too large to publish again keyed by it: {exc!r}"
+    )[:2000]
+    headers = [
+        *forward.headers,
+        ("dlq_reason", UNFORWARDABLE.encode()),
+        ("dlq_detail", detail.encode()),
+        ("dlq_source", forward.source.encode()),
+    ]
+    return DeadLetter(forward.had_key, forward.value, headers, UNFORWARDABLE, forward.topic,
+                      forward.partition, forward.offset, detail)  # fmt: skip
+
+
 async def _nowhere_to_forward(forward: Forward) -> None:
     # Raised, so the worker stops rather than move the offsets past events never counted.
     raise RuntimeError(f"events of {forward.source} to forward, and no producer to send them")
@@ -347,14 +367,30 @@ class Counting:
         if not forwards:
             return
 
-        async def send(forward: Forward) -> None:
-            what = f"publishing events of {forward.source} again, keyed by their province"
-            await retrying(what, lambda: self.forward(forward), self.retry_delay_s,
-                           DEAD_LETTER_ERRORS)  # fmt: skip
+        async def send(forward: Forward) -> BaseException | None:
+            """Sent (None), or what refused it for its size: never retried as it is."""
 
-        await asyncio.gather(*(send(f) for f in forwards))
+            async def attempt() -> BaseException | None:
+                try:
+                    await self.forward(forward)
+                except TOO_LARGE_ERRORS as exc:
+                    refused: BaseException = exc  # aiokafka's errors are untyped
+                    return refused
+                return None
+
+            what = f"publishing events of {forward.source} again, keyed by their province"
+            outcome: BaseException | None = await retrying(
+                what, attempt, self.retry_delay_s, DEAD_LETTER_ERRORS
+            )
+            return outcome
+
+        refused = await asyncio.gather(*(send(f) for f in forwards))
+        # An event larger than the producer takes (one alone above FORWARD_MAX_BYTES):
+        # dead-lettered, visibly, rather than retried for ever (review 74).
+        outcomes = list(zip(forwards, refused, strict=True))
+        await self._dead_letters([_unforwardable(f, e) for f, e in outcomes if e is not None])
         metrics = self.state.metrics
-        for f in forwards:
+        for f in (f for f, e in outcomes if e is None):
             metrics.rekeyed.labels(f.topic).inc(f.events)
             metrics.last_rekeyed.labels(f.topic).set_to_current_time()
             said = (f.topic, f.had_key)

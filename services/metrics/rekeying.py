@@ -17,6 +17,11 @@ the record's Kafka timestamp and headers, so the grace period and a backfill are
 as for the original. The
 records of a run keep their order per province. Summaries and records ingest signed are
 not looked at: the MAC covers their key, which ingest set from the same registry.
+
+A batch's events for one province go in records of at most ``FORWARD_MAX_BYTES`` (the
+workers' producer refuses a larger one, which a topic may still hold: review 74); an
+event larger than that alone cannot be sent, and its record is dead-lettered instead
+(services/metrics/agents.py), never retried for ever.
 """
 
 from __future__ import annotations
@@ -26,6 +31,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+FORWARD_MAX_BYTES = 900_000
+"""Largest value a forward carries: Faust's producer refuses a record above its
+``producer_max_request_size`` (1,000,000 bytes with key and headers; services/metrics/
+app.py keeps it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +53,8 @@ class Forward:
     source: str
     """Where the events were: ``topic[partition]@offset``."""
     had_key: bytes | None
+    partition: int = -1
+    offset: int = -1
 
 
 @dataclass(slots=True)
@@ -67,23 +79,42 @@ class Moves:
     def forwards(self) -> list[Forward]:
         out = []
         for (*_, province), (record, elements, single) in self._groups.items():
-            value = record.value if single else _batch_value(elements)
-            out.append(
-                Forward(
-                    record.topic,
-                    province.encode(),
-                    value,
-                    record.timestamp,
-                    tuple(record.headers),
-                    len(elements),
-                    f"{record.topic}[{record.partition}]@{record.offset}",
-                    record.key,
+            values = [(record.value, 1)] if single else _batch_values(elements)
+            for value, events in values:
+                out.append(
+                    Forward(
+                        record.topic,
+                        province.encode(),
+                        value,
+                        record.timestamp,
+                        tuple(record.headers),
+                        events,
+                        f"{record.topic}[{record.partition}]@{record.offset}",
+                        record.key,
+                        record.partition,
+                        record.offset,
+                    )
                 )
-            )
         return out
 
 
-def _batch_value(elements: Sequence[Any]) -> bytes:
-    """A batch record's value holding ``elements``. One orjson cannot write back (nested
-    deeper than it writes) raises: its record is dead-lettered as unprocessable, whole."""
-    return orjson.dumps(list(elements))
+def _batch_values(elements: Sequence[Any]) -> list[tuple[bytes, int]]:
+    """Batch records' values holding ``elements`` in order, each of at most
+    FORWARD_MAX_BYTES unless one event alone is larger, with how many events each holds.
+    An event orjson cannot write back (nested deeper than it writes) raises: its record is
+    dead-lettered as unprocessable, whole."""
+    whole = orjson.dumps(list(elements))
+    if len(whole) <= FORWARD_MAX_BYTES:
+        return [(whole, len(elements))]
+    out: list[tuple[bytes, int]] = []
+    parts: list[bytes] = []
+    size = 2
+    for element in elements:
+        part = orjson.dumps(element)
+        if parts and size + len(part) + 1 > FORWARD_MAX_BYTES:
+            out.append((b"[" + b",".join(parts) + b"]", len(parts)))
+            parts, size = [], 2
+        parts.append(part)
+        size += len(part) + 1
+    out.append((b"[" + b",".join(parts) + b"]", len(parts)))
+    return out

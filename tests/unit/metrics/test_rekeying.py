@@ -102,3 +102,17 @@ def test_a_record_that_raises_takes_back_its_moves() -> None:
     prepared = preparer().prepare(records, NOW)
     assert [f.source for f in prepared.forwards] == [f"{TOPIC}[0]@0"]
     assert [d.offset for d in prepared.dead_letters] == [1]
+
+
+def test_a_large_batch_is_cut_into_records_the_producer_takes() -> None:
+    from services.metrics.rekeying import FORWARD_MAX_BYTES
+
+    events = [document(THAI_NGUYEN, NOW, f"n{i}") for i in range(3000)]
+    value = as_bytes(*events)
+    assert len(value) > FORWARD_MAX_BYTES
+    prepared = preparer().prepare([Record(TOPIC, 0, 0, b"38", value)], NOW)
+    assert len(prepared.forwards) >= 2
+    assert all(len(f.value) <= FORWARD_MAX_BYTES for f in prepared.forwards)
+    ids = [e["id"] for f in prepared.forwards for e in orjson.loads(f.value)]
+    assert ids == [e["id"] for e in events]  # all of them, in order
+    assert sum(f.events for f in prepared.forwards) == len(events)
