@@ -30,6 +30,7 @@ import asyncpg
 from services.common.apache_kafka import KafkaCluster
 from services.common.broker import EmbeddedBroker
 from services.common.db import migrate
+from tests.integration.processes import stop
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -189,12 +190,7 @@ def service_process(
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def tail(path: Path, chars: int = 3000) -> str:

@@ -37,6 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.common import REPO, Row, cached_reference, check_mode, embedded_broker, row
+from tests.integration.processes import stop
 
 PARTITIONS: Final = 6
 # The shape of a real document event, about 450 bytes like the integrators' messages.
@@ -178,12 +179,7 @@ def measure_faust(bootstrap: str, kind: str, n: int) -> float:
         try:
             return _await_rate(proc)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, timeout_s=15)
 
 
 def _await_rate(proc: subprocess.Popen[str]) -> float:

@@ -12,11 +12,9 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
@@ -26,39 +24,31 @@ from services.common.settings import CommonSettings
 from tests.faults.conftest import (
     alerts_env,
     counter_sum,
-    samples,
     serving,
     tail,
     until,
     via,
 )
+from tests.faults.postgres import (
+    dead_letter_count,
+    equals,
+    fetch,
+    keys_are,
+    logged,
+    metrics_env,
+    ready,
+    stored,
+    transitions,
+    two_rounds,
+    wait_exported,
+)
 from tests.faults.tools import TcpProxy
 from tests.integration.alerts.harness import Alertmanager, FakeMetrics, Receiver
-from tests.integration.metrics.harness import communes_by_province, mixed_messages, publish
-from tests.integration.processes import read_topic, service_env
+from tests.integration.metrics.harness import communes_by_province, publish
+from tests.integration.processes import service_env
 from tests.servers import database_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
-
-KPI = "document_electronic"
-
-
-async def stored(database_url: str) -> tuple[int, dict[str, int]]:
-    """(dedup keys, denominator per unit) in PostgreSQL, read directly (not via the proxy)."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        keys = await conn.fetchval("SELECT count(*) FROM metrics_seen_events")
-        rows = await conn.fetch(
-            "SELECT unit, sum(denominator)::bigint d FROM kpi_daily WHERE kpi = $1 GROUP BY unit",
-            KPI,
-        )
-    finally:
-        await conn.close()
-    return keys, {r["unit"]: r["d"] for r in rows}
-
-
-async def dead_letter_count(settings: CommonSettings) -> int:
-    return len(await read_topic(settings, settings.topic_dead_letter, timeout_ms=1500))
 
 
 async def test_metrics_worker_blocks_through_a_postgres_outage_and_counts_exactly(
@@ -66,24 +56,19 @@ async def test_metrics_worker_blocks_through_a_postgres_outage_and_counts_exactl
 ) -> None:
     pairs = communes_by_province(6)
     await ensure_topics(common_settings)
-    before, want = mixed_messages(0, 3000, pairs)
-    during, more = mixed_messages(3000, 3000, pairs)
-    want.update(more)
+    before, during, want = two_rounds(3000, 3000, pairs)
     log = tmp_path / "metrics.log"
     async with TcpProxy("127.0.0.1", database_port()) as proxy:
         port = free_port()
-        env = service_env(common_settings, via(proxy.port, database_url)) | {
-            "EGOV_METRICS_APP_ID": f"pg-outage-{uuid.uuid4().hex[:8]}",
-            "EGOV_METRICS_WEB_PORT": str(port),
-            "EGOV_METRICS_DATA_DIR": str(tmp_path / "w"),
-        }
+        proxied = via(proxy.port, database_url)
+        env = metrics_env(common_settings, proxied, "pg-outage", port, tmp_path / "w")
         async with serving(["metrics"], env, port, log) as url, httpx.AsyncClient() as client:
             await publish(common_settings, before)
-            await until(lambda: _keys_are(database_url, 3000), 40, lambda: tail(log))
+            await until(lambda: keys_are(database_url, 3000), 40, lambda: tail(log))
 
             await proxy.refuse()  # PostgreSQL gone: live connections cut, new ones refused
             await publish(common_settings, during)
-            await until(lambda: _logged(log, "flush failed"), 20, lambda: tail(log))
+            await until(lambda: logged(log, "flush failed"), 20, lambda: tail(log))
             await proxy.blackhole()  # then unreachable: connections hang, timeouts decide
             await asyncio.sleep(3)
             keys, _ = await stored(database_url)
@@ -93,17 +78,8 @@ async def test_metrics_worker_blocks_through_a_postgres_outage_and_counts_exactl
 
             proxy.drop()
             await proxy.forward()
-            await until(lambda: _keys_are(database_url, 6000), 40, lambda: tail(log))
-            exported: dict[str, list[float]] = {}
-
-            async def exported_right() -> bool:
-                exported.clear()
-                for labels, value in await samples(client, url, "egov_kpi_denominator_total"):
-                    if labels.get("kpi") == KPI:
-                        exported.setdefault(labels["unit"], []).append(value)
-                return all(exported.get(p) == [n] for p, n in want.items())
-
-            await until(exported_right, 20, lambda: f"{exported} != {want}")
+            await until(lambda: keys_are(database_url, 6000), 40, lambda: tail(log))
+            await wait_exported(client, url, want, 20)
             duplicates = await counter_sum(client, url, "egov_events_duplicate_total")
     keys, by_unit = await stored(database_url)
     assert dead == 0, "an infrastructure failure was dead-lettered"
@@ -117,35 +93,12 @@ async def test_metrics_worker_blocks_through_a_postgres_outage_and_counts_exactl
     assert duplicates > 0  # the re-sent events were seen, and counted once
 
 
-async def _keys_are(database_url: str, n: int) -> bool:
-    return (await stored(database_url))[0] == n
-
-
-async def _logged(log: Path, text: str) -> bool:
-    return text in await asyncio.to_thread(log.read_text, errors="replace")
-
-
-async def _transitions(database_url: str) -> list[tuple[str, str]]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT a.unit, t.to_state FROM alert_transitions t JOIN alerts a ON a.id = "
-            "t.alert_id ORDER BY t.seq"
-        )
-    finally:
-        await conn.close()
-    return [(r["unit"], r["to_state"]) for r in rows]
-
-
 async def _open_per_identity(database_url: str) -> list[tuple[str, int]]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT unit, count(*) n FROM alerts WHERE state IN ('pending', 'firing') "
-            'GROUP BY condition, kpi, unit, "window"'
-        )
-    finally:
-        await conn.close()
+    rows = await fetch(
+        database_url,
+        "SELECT unit, count(*) n FROM alerts WHERE state IN ('pending', 'firing') "
+        'GROUP BY condition, kpi, unit, "window"',
+    )
     return sorted((r["unit"], r["n"]) for r in rows)
 
 
@@ -164,7 +117,7 @@ async def test_alerts_keep_evaluating_through_a_postgres_outage_and_write_once(
         async with serving(["alerts"], env, port, log) as url, httpx.AsyncClient() as client:
             fake_metrics.set(first, 80, 100, province=p1)
             fired = [(first, "pending"), (first, "firing")]
-            await until(lambda: _equals(_transitions(database_url), fired), 20, lambda: tail(log))
+            await until(lambda: equals(transitions(database_url), fired), 20, lambda: tail(log))
             await until(lambda: (_notified(receiver) == {first: ["firing"]}), 20,
                         lambda: f"{receiver.notifications()}")  # fmt: skip
 
@@ -177,18 +130,18 @@ async def test_alerts_keep_evaluating_through_a_postgres_outage_and_write_once(
                 return backlog == 3  # first resolved, second pending and firing
 
             await until(evaluated_in_memory, 20, lambda: tail(log))
-            ready = await client.get(url + "/readyz")
-            assert ready.status_code == 503 and ready.json()["database"] is False, ready.text
-            assert await _transitions(database_url) == fired  # nothing written meanwhile
+            readyz = await client.get(url + "/readyz")
+            assert readyz.status_code == 503 and readyz.json()["database"] is False, readyz.text
+            assert await transitions(database_url) == fired  # nothing written meanwhile
             await asyncio.sleep(2)  # several flush attempts fail meanwhile
 
             await proxy.forward()
             everything = [*fired, (first, "resolved"), (second, "pending"), (second, "firing")]
-            await until(lambda: _equals(_transitions(database_url), everything), 40,
+            await until(lambda: equals(transitions(database_url), everything), 40,
                         lambda: tail(log))  # fmt: skip
-            await until(lambda: _ready(client, url), 20, lambda: tail(log))
+            await until(lambda: ready(client, url), 20, lambda: tail(log))
             await asyncio.sleep(2)  # later cycles and flushes write nothing twice
-            assert await _transitions(database_url) == everything
+            assert await transitions(database_url) == everything
             assert await _open_per_identity(database_url) == [(second, 1)]
             assert await counter_sum(client, url, "egov_alerts_journal_backlog") == 0
             want = {first: ["firing", "resolved"], second: ["firing"]}
@@ -196,14 +149,6 @@ async def test_alerts_keep_evaluating_through_a_postgres_outage_and_write_once(
                         lambda: f"{receiver.notifications()}")  # fmt: skip
             await asyncio.sleep(3)  # Alertmanager (group_interval 1 s) would have re-sent
     assert _notified(receiver) == want, receiver.notifications()
-
-
-async def _equals(reading: object, want: object) -> bool:
-    return await reading == want  # type: ignore[misc]
-
-
-async def _ready(client: httpx.AsyncClient, url: str) -> bool:
-    return (await client.get(url + "/readyz")).status_code == 200
 
 
 def _notified(receiver: Receiver) -> dict[str, list[str]]:

@@ -31,16 +31,26 @@ import pytest
 from services.common.broker import free_port
 from services.common.kafka import ensure_topics
 from services.common.settings import CommonSettings
-from tests.faults.conftest import alerts_env, counter_sum, samples, serving, tail, until
+from tests.faults.conftest import alerts_env, counter_sum, serving, tail, until
+from tests.faults.postgres import (
+    dead_letter_count,
+    equals,
+    keys_are,
+    logged,
+    metrics_env,
+    ready,
+    seen_keys,
+    stored,
+    transitions,
+    two_rounds,
+    wait_exported,
+)
 from tests.http_stub import serving as http_stub
 from tests.integration.alerts.harness import FakeMetrics, fake_metrics  # noqa: F401 (fixture)
-from tests.integration.metrics.harness import communes_by_province, mixed_messages, publish
-from tests.integration.processes import read_topic, service_env
+from tests.integration.metrics.harness import communes_by_province, publish
+from tests.integration.processes import service_env
 
 pytestmark = pytest.mark.integration
-
-KPI = "document_electronic"
-
 
 # --- helpers ----------------------------------------------------------------------------
 
@@ -73,24 +83,6 @@ async def fail_over(database_url: str, *, read_only: bool) -> int:
         await conn.close()
 
 
-async def stored(database_url: str) -> tuple[int, dict[str, int]]:
-    """(dedup keys, denominator per unit of ``KPI``), read directly."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        keys = await conn.fetchval("SELECT count(*) FROM metrics_seen_events")
-        rows = await conn.fetch(
-            "SELECT unit, sum(denominator)::bigint d FROM kpi_daily WHERE kpi = $1 GROUP BY unit",
-            KPI,
-        )
-    finally:
-        await conn.close()
-    return keys, {r["unit"]: r["d"] for r in rows}
-
-
-async def _keys_are(database_url: str, n: int) -> bool:
-    return (await stored(database_url))[0] == n
-
-
 async def _alive(client: httpx.AsyncClient, url: str) -> bool:
     try:
         return (await client.get(url + "/healthz", timeout=5)).status_code == 200
@@ -106,29 +98,19 @@ async def test_metrics_worker_waits_out_a_read_only_failover_and_counts_exactly(
 ) -> None:
     pairs = communes_by_province(4)
     await ensure_topics(common_settings)
-    before, want = mixed_messages(0, 1000, pairs)
-    during, more = mixed_messages(1000, 1000, pairs)
-    want.update(more)
+    before, during, want = two_rounds(1000, 1000, pairs)
     log = tmp_path / "metrics.log"
     port = free_port()
-    env = service_env(common_settings, database_url) | {
-        "EGOV_METRICS_APP_ID": f"r70-ro-{uuid.uuid4().hex[:8]}",
-        "EGOV_METRICS_WEB_PORT": str(port),
-        "EGOV_METRICS_DATA_DIR": str(tmp_path / "w"),
-    }
+    env = metrics_env(common_settings, database_url, "r70-ro", port, tmp_path / "w")
     try:
         async with serving(["metrics"], env, port, log) as url, httpx.AsyncClient() as client:
             await publish(common_settings, before)
-            await until(lambda: _keys_are(database_url, 1000), 40, lambda: tail(log))
+            await until(lambda: keys_are(database_url, 1000), 40, lambda: tail(log))
 
             assert await fail_over(database_url, read_only=True) >= 1  # the worker's sessions
             await publish(common_settings, during)
-
-            async def refused_and_said_so() -> bool:
-                text = await asyncio.to_thread(log.read_text, errors="replace")
-                return "read-only transaction" in text
-
-            await until(refused_and_said_so, 30, lambda: tail(log))
+            refused = "read-only transaction"  # and said so
+            await until(lambda: logged(log, refused), 30, lambda: tail(log))
             await asyncio.sleep(4)  # several more attempts meanwhile
             # The visible signal: the log names the refusal; the worker is still there,
             # waiting (no crash loop: under `make up` 5 exits in 60 s stop the stack).
@@ -137,24 +119,15 @@ async def test_metrics_worker_waits_out_a_read_only_failover_and_counts_exactly(
             dead = await counter_sum(client, url, "egov_events_dead_lettered_total")
 
             await fail_over(database_url, read_only=False)  # the new primary takes writes
-            await until(lambda: _keys_are(database_url, 2000), 60, lambda: tail(log))
-            exported: dict[str, list[float]] = {}
-
-            async def exported_right() -> bool:
-                exported.clear()
-                for labels, value in await samples(client, url, "egov_kpi_denominator_total"):
-                    if labels.get("kpi") == KPI:
-                        exported.setdefault(labels["unit"], []).append(value)
-                return all(exported.get(p) == [n] for p, n in want.items())
-
-            await until(exported_right, 30, lambda: f"{exported} != {want}")
+            await until(lambda: keys_are(database_url, 2000), 60, lambda: tail(log))
+            await wait_exported(client, url, want, 30)
             assert await _alive(client, url), tail(log)
     finally:
         with contextlib.suppress(Exception):
             await fail_over(database_url, read_only=False)
     keys, by_unit = await stored(database_url)
     assert dead == 0, "a database refusing writes got records dead-lettered"
-    assert len(await read_topic(common_settings, common_settings.topic_dead_letter, 1500)) == 0
+    assert await dead_letter_count(common_settings) == 0
     assert keys == 2000
     assert {p: by_unit.get(p) for p in want} == dict(want)
 
@@ -181,6 +154,38 @@ def ingest_stub() -> Iterator[str]:
         yield url
 
 
+def healthy_communes(fake_metrics: FakeMetrics) -> tuple[str, str]:  # noqa: F811
+    """Two communes of two provinces exported at 99 of 100, their targets met; the
+    first's (unit, province)."""
+    (unit, province), (other, other_province) = communes_by_province(2)
+    fake_metrics.set(unit, 99, 100, province=province)
+    fake_metrics.set(other, 99, 100, province=other_province)
+    return unit, province
+
+
+@contextlib.asynccontextmanager
+async def alerts_service(
+    settings: CommonSettings,
+    database_url: str,
+    log: Path,
+    fake_metrics: FakeMetrics,  # noqa: F811
+    ingest_stub: str,
+) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
+    """`egov-pulse alerts` reading ``fake_metrics`` and ingest's keys, once ready and a
+    few cycles run with the keys read: (its URL, a client)."""
+    port = free_port()
+    env = alerts_env(
+        service_env(settings, database_url),
+        port,
+        EGOV_METRICS_URLS=fake_metrics.url,
+        EGOV_INGEST_URL=ingest_stub,
+    )
+    async with serving(["alerts"], env, port, log) as url, httpx.AsyncClient() as client:
+        await until(lambda: ready(client, url), 30, lambda: tail(log))
+        await asyncio.sleep(1)  # a few cycles with the keys read
+        yield url, client
+
+
 @contextlib.asynccontextmanager
 async def operator_lock(database_url: str, table: str) -> AsyncIterator[None]:
     """An operator's psql session holding ``table`` (VACUUM FULL, ALTER TABLE, a
@@ -196,18 +201,6 @@ async def operator_lock(database_url: str, table: str) -> AsyncIterator[None]:
         await conn.close()
 
 
-async def _transitions(database_url: str) -> list[tuple[str, str]]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT a.unit, t.to_state FROM alert_transitions t JOIN alerts a ON a.id = "
-            "t.alert_id ORDER BY t.seq"
-        )
-    finally:
-        await conn.close()
-    return [(r["unit"], r["to_state"]) for r in rows]
-
-
 async def test_alerts_keep_their_cadence_while_an_operator_locks_the_ingest_keys(
     common_settings: CommonSettings,
     database_url: str,
@@ -215,37 +208,27 @@ async def test_alerts_keep_their_cadence_while_an_operator_locks_the_ingest_keys
     fake_metrics: FakeMetrics,  # noqa: F811
     ingest_stub: str,
 ) -> None:
-    (unit, province), (other, other_province) = communes_by_province(2)
+    unit, province = healthy_communes(fake_metrics)
     log = tmp_path / "alerts.log"
-    port = free_port()
-    env = alerts_env(
-        service_env(common_settings, database_url),
-        port,
-        EGOV_METRICS_URLS=fake_metrics.url,
-        EGOV_INGEST_URL=ingest_stub,
-    )
-    fake_metrics.set(unit, 99, 100, province=province)
-    fake_metrics.set(other, 99, 100, province=other_province)
     fired = [(unit, "pending"), (unit, "firing")]
-    async with serving(["alerts"], env, port, log) as url, httpx.AsyncClient() as client:
-        await until(lambda: _ready(client, url), 30, lambda: tail(log))
-        await asyncio.sleep(1)  # a few cycles with the keys read
+    service = alerts_service(common_settings, database_url, log, fake_metrics, ingest_stub)
+    async with service as (url, client):
         async with operator_lock(database_url, "ingest_api_keys"):
             fake_metrics.set(unit, 80, 100, province=province)  # breaches its target
             # Evaluated every 0.5 s, firing after 1 s: 20 s is more than ten times what
             # it takes. The alerts tables are not locked: the transitions are written.
             await until(
-                lambda: _equals(_transitions(database_url), fired),
+                lambda: equals(transitions(database_url), fired),
                 20,
                 lambda: f"{tail(log)}\nmetrics: {fake_metrics.requests} requests",
             )
         # The lock gone: everything goes on, nothing written twice.
         fake_metrics.set(unit, 99, 100, province=province)
         everything = [*fired, (unit, "resolved")]
-        await until(lambda: _equals(_transitions(database_url), everything), 30,
+        await until(lambda: equals(transitions(database_url), everything), 30,
                     lambda: tail(log))  # fmt: skip
         await asyncio.sleep(2)
-        assert await _transitions(database_url) == everything
+        assert await transitions(database_url) == everything
         assert await counter_sum(client, url, "egov_alerts_journal_backlog") == 0
 
 
@@ -306,22 +289,12 @@ async def test_alerts_keep_evaluating_when_postgres_has_no_connection_slot_left(
     fake_metrics: FakeMetrics,  # noqa: F811
     ingest_stub: str,
 ) -> None:
-    (unit, province), (other, other_province) = communes_by_province(2)
+    unit, province = healthy_communes(fake_metrics)
     log = tmp_path / "alerts.log"
-    port = free_port()
-    fake_metrics.set(unit, 99, 100, province=province)
-    fake_metrics.set(other, 99, 100, province=other_province)
     fired = [(unit, "pending"), (unit, "firing")]
     async with service_role(database_url) as (role, dsn):
-        env = alerts_env(
-            service_env(common_settings, dsn),
-            port,
-            EGOV_METRICS_URLS=fake_metrics.url,
-            EGOV_INGEST_URL=ingest_stub,
-        )
-        async with serving(["alerts"], env, port, log) as url, httpx.AsyncClient() as client:
-            await until(lambda: _ready(client, url), 30, lambda: tail(log))
-            await asyncio.sleep(1)  # a few cycles with the keys read
+        service = alerts_service(common_settings, dsn, log, fake_metrics, ingest_stub)
+        async with service as (url, client):
             try:
                 assert await out_of_slots(database_url, role, full=True) >= 1
                 fake_metrics.set(unit, 80, 100, province=province)  # breaches its target
@@ -337,28 +310,17 @@ async def test_alerts_keep_evaluating_when_postgres_has_no_connection_slot_left(
                     client, url, "egov_alerts_transitions_total", state="firing"
                 )
                 assert firing == 1, await client.get(url + "/metrics")
-                ready = await client.get(url + "/readyz")
-                assert ready.status_code == 503, ready.text  # the operator is told
-                assert await _transitions(database_url) == []  # nothing written meanwhile
+                readyz = await client.get(url + "/readyz")
+                assert readyz.status_code == 503, readyz.text  # the operator is told
+                assert await transitions(database_url) == []  # nothing written meanwhile
             finally:
                 await out_of_slots(database_url, role, full=False)
-            await until(lambda: _equals(_transitions(database_url), fired), 40,
+            await until(lambda: equals(transitions(database_url), fired), 40,
                         lambda: tail(log))  # fmt: skip
-            await until(lambda: _ready(client, url), 20, lambda: tail(log))
+            await until(lambda: ready(client, url), 20, lambda: tail(log))
             await asyncio.sleep(2)
-            assert await _transitions(database_url) == fired  # once each
+            assert await transitions(database_url) == fired  # once each
             assert await counter_sum(client, url, "egov_alerts_journal_backlog") == 0
-
-
-async def _equals(reading: object, want: object) -> bool:
-    return bool(await reading == want)  # type: ignore[misc]
-
-
-async def _ready(client: httpx.AsyncClient, url: str) -> bool:
-    try:
-        return (await client.get(url + "/readyz", timeout=5)).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 # --- metrics: the connection cut after PostgreSQL committed a flush --------------------
@@ -443,38 +405,24 @@ async def test_a_connection_cut_after_a_flush_committed_keeps_the_exported_figur
 
     pairs = communes_by_province(4)
     await ensure_topics(common_settings)
-    before, want = mixed_messages(0, 600, pairs)
-    after, more = mixed_messages(600, 400, pairs)
-    want.update(more)
+    before, after, want = two_rounds(600, 400, pairs)
     log = tmp_path / "metrics.log"
     port = free_port()
     async with CommitCutter(database_port()) as cutter:
-        env = service_env(common_settings, via(cutter.port, database_url)) | {
-            "EGOV_METRICS_APP_ID": f"r70-cut-{uuid.uuid4().hex[:8]}",
-            "EGOV_METRICS_WEB_PORT": str(port),
-            "EGOV_METRICS_DATA_DIR": str(tmp_path / "w"),
-        }
+        cut_url = via(cutter.port, database_url)
+        env = metrics_env(common_settings, cut_url, "r70-cut", port, tmp_path / "w")
         async with serving(["metrics"], env, port, log) as url, httpx.AsyncClient() as client:
             await publish(common_settings, before)
-            await until(lambda: _keys_are(database_url, 600), 40, lambda: tail(log))
+            await until(lambda: keys_are(database_url, 600), 40, lambda: tail(log))
             await asyncio.sleep(1)
             duplicates_before = await counter_sum(client, url, "egov_events_duplicate_total")
             cutter.armed = True
             await publish(common_settings, after)
-            await until(lambda: _keys_are(database_url, 1000), 40, lambda: tail(log))
+            await until(lambda: keys_are(database_url, 1000), 40, lambda: tail(log))
             assert cutter.cut == 1
             # The visible part: the worker says its connection went and it retried.
             assert "retrying" in tail(log, 20000), tail(log)
-            exported: dict[str, list[float]] = {}
-
-            async def exported_right() -> bool:
-                exported.clear()
-                for labels, value in await samples(client, url, "egov_kpi_denominator_total"):
-                    if labels.get("kpi") == KPI:
-                        exported.setdefault(labels["unit"], []).append(value)
-                return all(exported.get(p) == [n] for p, n in want.items())
-
-            await until(exported_right, 30, lambda: f"{exported} != {dict(want)}")
+            await wait_exported(client, url, want, 30)
             # The re-sent copies in `after` are duplicates; the cut flush's events are not.
             duplicates = await counter_sum(client, url, "egov_events_duplicate_total")
     keys, by_unit = await stored(database_url)
@@ -486,15 +434,6 @@ async def test_a_connection_cut_after_a_flush_committed_keeps_the_exported_figur
 # --- guard: an operator's lock on the daily figures ------------------------------------
 
 
-async def _seen(database_url: str) -> int:
-    conn = await asyncpg.connect(database_url)
-    try:
-        n: int = await conn.fetchval("SELECT count(*) FROM metrics_seen_events")
-        return n
-    finally:
-        await conn.close()
-
-
 async def test_metrics_worker_waits_for_an_operators_lock_and_counts_exactly(
     common_settings: CommonSettings, database_url: str, tmp_path: Path
 ) -> None:
@@ -503,41 +442,21 @@ async def test_metrics_worker_waits_for_an_operators_lock_and_counts_exactly(
     once, stored and exported."""
     pairs = communes_by_province(3)
     await ensure_topics(common_settings)
-    before, want = mixed_messages(0, 300, pairs)
-    during, more = mixed_messages(300, 300, pairs)
-    want.update(more)
+    before, during, want = two_rounds(300, 300, pairs)
     log = tmp_path / "metrics.log"
     port = free_port()
-    env = service_env(common_settings, database_url) | {
-        "EGOV_METRICS_APP_ID": f"r70-lock-{uuid.uuid4().hex[:8]}",
-        "EGOV_METRICS_WEB_PORT": str(port),
-        "EGOV_METRICS_DATA_DIR": str(tmp_path / "w"),
-    }
+    env = metrics_env(common_settings, database_url, "r70-lock", port, tmp_path / "w")
     async with serving(["metrics"], env, port, log) as url, httpx.AsyncClient() as client:
         await publish(common_settings, before)
-        await until(lambda: _keys_are(database_url, 300), 40, lambda: tail(log))
+        await until(lambda: keys_are(database_url, 300), 40, lambda: tail(log))
         async with operator_lock(database_url, "kpi_daily"):
             await publish(common_settings, during)
-
-            async def waiting_and_said_so() -> bool:
-                text = await asyncio.to_thread(log.read_text, errors="replace")
-                return "flush failed" in text
-
-            await until(waiting_and_said_so, 40, lambda: tail(log))
+            await until(lambda: logged(log, "flush failed"), 40, lambda: tail(log))
             await asyncio.sleep(3)  # into the next attempt
-            assert await _seen(database_url) == 300  # nothing half-written meanwhile
+            assert await seen_keys(database_url) == 300  # nothing half-written meanwhile
             assert await _alive(client, url), tail(log)
-        await until(lambda: _keys_are(database_url, 600), 40, lambda: tail(log))
-        exported: dict[str, list[float]] = {}
-
-        async def exported_right() -> bool:
-            exported.clear()
-            for labels, value in await samples(client, url, "egov_kpi_denominator_total"):
-                if labels.get("kpi") == KPI:
-                    exported.setdefault(labels["unit"], []).append(value)
-            return all(exported.get(p) == [n] for p, n in want.items())
-
-        await until(exported_right, 30, lambda: f"{exported} != {dict(want)}")
+        await until(lambda: keys_are(database_url, 600), 40, lambda: tail(log))
+        await wait_exported(client, url, want, 30)
     _, by_unit = await stored(database_url)
     assert {p: by_unit.get(p) for p in want} == dict(want)
-    assert len(await read_topic(common_settings, common_settings.topic_dead_letter, 1500)) == 0
+    assert await dead_letter_count(common_settings) == 0

@@ -8,6 +8,7 @@ a test waits seconds, not half a minute.
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -24,6 +25,7 @@ import yaml
 from services.common.broker import free_port
 from services.dashboards.render import build_all
 from tests.binaries import require
+from tests.integration.processes import stop
 
 REPO = Path(__file__).resolve().parents[3]
 RULES_DIR = REPO / "deploy" / "prometheus" / "rules"
@@ -120,6 +122,15 @@ def write_config(directory: Path, targets: dict[str, list[str]]) -> Path:
 
 @contextmanager
 def running_prometheus(directory: Path, targets: dict[str, list[str]]) -> Iterator[Prometheus]:
+    with prometheus_process(directory, targets) as (prometheus, _):
+        yield prometheus
+
+
+@contextmanager
+def prometheus_process(
+    directory: Path, targets: dict[str, list[str]]
+) -> Iterator[tuple[Prometheus, subprocess.Popen[bytes]]]:
+    """``running_prometheus``, with its process (for a test to pause it: SIGSTOP)."""
     binary = require("prometheus")
     port = free_port()
     config = write_config(directory, targets)
@@ -139,14 +150,10 @@ def running_prometheus(directory: Path, targets: dict[str, list[str]]) -> Iterat
     prometheus = Prometheus(f"http://127.0.0.1:{port}", log)
     try:
         prometheus.wait_ready(proc)
-        yield prometheus
+        yield prometheus, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        proc.send_signal(signal.SIGCONT)  # a paused one hears the SIGTERM
+        stop(proc)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
@@ -184,3 +185,23 @@ def workers(
     finally:
         for proc in procs:
             proc.stop()
+
+
+async def stored_figure(
+    database_url: str, kpi: str, unit: str, day: str | None = None
+) -> tuple[int, int]:
+    """(numerator, denominator) of ``unit`` for ``kpi`` in PostgreSQL, on ``day``
+    (ISO date) or over every stored day."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT coalesce(sum(numerator), 0)::bigint n, coalesce(sum(denominator), 0)::bigint d"
+            " FROM kpi_daily WHERE kpi = $1 AND unit = $2"
+            " AND ($3::text IS NULL OR day = $3::text::date)",
+            kpi,
+            unit,
+            day,
+        )
+    finally:
+        await conn.close()
+    return row["n"], row["d"]

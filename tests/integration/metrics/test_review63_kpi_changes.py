@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import orjson
 import pytest
@@ -35,7 +34,13 @@ from services.common.kpis import CatalogueError, KpiCatalogue
 from services.common.paths import KPI_CATALOGUE
 from services.common.settings import CommonSettings
 from services.metrics.periods import VN_TZ, local_day
-from tests.integration.metrics.harness import WorkerProcess, document, publish, workers
+from tests.integration.metrics.harness import (
+    WorkerProcess,
+    document,
+    publish,
+    stored_figure,
+    workers,
+)
 from tests.integration.processes import service_env
 
 pytestmark = pytest.mark.integration
@@ -118,21 +123,6 @@ def wait_for(what: str, condition: Callable[[], bool], worker: WorkerProcess) ->
         time.sleep(0.3)
 
 
-async def daily(database_url: str, kpi: str, day: str) -> tuple[int, int]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        row = await conn.fetchrow(
-            "SELECT coalesce(sum(numerator), 0)::bigint n, coalesce(sum(denominator), 0)::bigint d"
-            " FROM kpi_daily WHERE unit = $1 AND kpi = $2 AND day = $3::text::date",
-            PROVINCE,
-            kpi,
-            day,
-        )
-    finally:
-        await conn.close()
-    return row["n"], row["d"]
-
-
 def recompute_after_edit(
     settings: CommonSettings, database_url: str, tmp_path: Path
 ) -> tuple[str, subprocess.CompletedProcess[str], dict[str, tuple[int, int]]]:
@@ -166,7 +156,10 @@ def recompute_after_edit(
         )
     day = old_day.isoformat()
     # Counted under the shipped definition: every electronic document is exchanged.
-    assert asyncio.run(daily(database_url, "document_electronic", day)) == (10, 10)
+    assert asyncio.run(stored_figure(database_url, "document_electronic", PROVINCE, day)) == (
+        10,
+        10,
+    )
     with workers(settings, database_url, tmp_path / "b", 1, **after) as (worker,):
         again = run_backfill(history, {**env, **after})
         assert again.returncode == 0, again.stdout + again.stderr
@@ -185,11 +178,11 @@ def recompute_after_edit(
         today = local_day(datetime.now(UTC)).isoformat()
         wait_for(
             "the restarted worker did not count the added KPI",
-            lambda: asyncio.run(daily(database_url, ADDED, today)) == (1, 1),
+            lambda: asyncio.run(stored_figure(database_url, ADDED, PROVINCE, today)) == (1, 1),
             worker,
         )
     figures = {
-        kpi: asyncio.run(daily(database_url, kpi, day))
+        kpi: asyncio.run(stored_figure(database_url, kpi, PROVINCE, day))
         for kpi in ("document_electronic", ADDED, "document_signing")
     }
     return day, again, figures

@@ -23,40 +23,35 @@ longer do: a (kpi, unit) counter is exported by whoever owns its partition, so
   rate window, whatever the aggregation
   (``test_events_counted_at_the_claim_reach_rate_windows``).
 
-Fixed 2026-12-06: the rates are summed over the workers (the first); records keyed by
-something else than their province are published again keyed by it and counted on its
-partition (the second; services/metrics/rekeying.py). The third is a documented limit.
+Fixed 2026-12-06: records keyed by something else than their province are published
+again keyed by it and counted on its partition (the second; services/metrics/
+rekeying.py). The first and third are documented limits: summing the owners' rates, tried
+for the first, counted twice a partition that moved away and came back (review 74).
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import orjson
 import pytest
 import yaml
 
-from services.common.broker import free_port
 from services.common.kafka import ensure_topics, make_producer
 from services.common.settings import CommonSettings
-from tests.binaries import require
 from tests.integration.dashboards.prometheus import (
     RULES_DIR,
     Prometheus,
+    prometheus_process,
     running_prometheus,
-    write_config,
 )
-from tests.integration.metrics.harness import WorkerProcess, document, workers
+from tests.integration.metrics.harness import WorkerProcess, document, stored_figure, workers
 
 pytestmark = pytest.mark.integration
 
@@ -98,21 +93,6 @@ async def send(
             await future
     finally:
         await producer.stop()
-
-
-async def stored(database_url: str, kpi: str, unit: str) -> tuple[int, int]:
-    """(numerator, denominator) of ``unit`` for ``kpi`` over every stored day."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        row = await conn.fetchrow(
-            "SELECT coalesce(sum(numerator), 0)::bigint n, coalesce(sum(denominator), 0)::bigint d"
-            " FROM kpi_daily WHERE kpi = $1 AND unit = $2",
-            kpi,
-            unit,
-        )
-    finally:
-        await conn.close()
-    return row["n"], row["d"]
 
 
 def partitions(proc: WorkerProcess) -> set[str]:
@@ -178,6 +158,13 @@ def value_of(result: list[dict[str, Any]], **labels: str) -> float | None:
     return None
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="documented limit (docs/metrics.md, 'Several workers'): rate rules take max by "
+    "(kpi, unit) of per-worker all-time totals, right when a partition comes back (the "
+    "usual case, review 74) but, after a move for good, numerator and denominator each "
+    "keep one owner's part of the window (50% signed reads as 100%)",
+)
 def test_rate_ratio_after_a_partition_moves_counts_both_owners(
     common_settings: CommonSettings, database_url: str, tmp_path: Path
 ) -> None:
@@ -213,7 +200,7 @@ def test_rate_ratio_after_a_partition_moves_counts_both_owners(
             wait_scraped(prom, on_survivor, 81, samples=5)
 
             # Nothing accepted was lost: the database and the survivor's day say 41/81.
-            assert asyncio.run(stored(database_url, SIGNING, COMMUNE)) == (41, 81)
+            assert asyncio.run(stored_figure(database_url, SIGNING, COMMUNE)) == (41, 81)
             assert exported(survivor, "egov_kpi_numerator", SIGNING, COMMUNE, window="day") == 41
             assert exported(survivor, "egov_kpi_denominator", SIGNING, COMMUNE, window="day") == 81
             # Both owners' series lie in the 5-minute window, each with its part.
@@ -255,7 +242,7 @@ def test_province_split_over_two_workers_rolls_up_whole(
                 asyncio.run(send(common_settings, values, None, partition=partition))
             total = per_partition * count
             deadline = time.monotonic() + 60
-            while asyncio.run(stored(database_url, ELECTRONIC, PROVINCE))[1] != total:
+            while asyncio.run(stored_figure(database_url, ELECTRONIC, PROVINCE))[1] != total:
                 assert time.monotonic() < deadline, "\n".join(p.tail() for p in procs)
                 time.sleep(0.3)
             raw = f'egov_kpi_denominator{{kpi="{ELECTRONIC}",unit="{PROVINCE}",window="day"}}'
@@ -267,7 +254,7 @@ def test_province_split_over_two_workers_rolls_up_whole(
                 assert time.monotonic() < deadline, per_worker
                 time.sleep(0.5)
             # Nothing accepted was lost, none counted twice, and the moves are said.
-            assert asyncio.run(stored(database_url, ELECTRONIC, PROVINCE))[1] == total
+            assert asyncio.run(stored_figure(database_url, ELECTRONIC, PROVINCE))[1] == total
             moved = prom.query(
                 f'sum(egov_events_rekeyed_total{{topic="{common_settings.topic_documents}"}})'
             )
@@ -283,40 +270,6 @@ def test_province_split_over_two_workers_rolls_up_whole(
                 f"holds {total}, the workers export "
                 f"{[(s['metric']['instance'], s['value'][1]) for s in per_worker]}"
             )
-
-
-@contextmanager
-def pausable_prometheus(
-    directory: Path, targets: dict[str, list[str]]
-) -> Iterator[tuple[Prometheus, subprocess.Popen[bytes]]]:
-    """running_prometheus, with its process to SIGSTOP (a scrape interval's gap)."""
-    binary = require("prometheus")
-    port = free_port()
-    config = write_config(directory, targets)
-    log = directory / "prometheus.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={directory / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=out,
-            stderr=out,
-        )
-    prometheus = Prometheus(f"http://127.0.0.1:{port}", log)
-    try:
-        prometheus.wait_ready(proc)
-        yield prometheus, proc
-    finally:
-        proc.send_signal(signal.SIGCONT)
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.xfail(
@@ -337,7 +290,7 @@ def test_events_counted_at_the_claim_reach_rate_windows(
     key = PROVINCE.encode()
     with workers(common_settings, database_url, tmp_path, 2) as procs:
         targets = {"metrics": [f"127.0.0.1:{p.port}" for p in procs]}
-        with pausable_prometheus(tmp_path / "prom", targets) as (prom, prom_proc):
+        with prometheus_process(tmp_path / "prom", targets) as (prom, prom_proc):
             wait_split(procs, 3 * common_settings.topic_partitions)
             series = f'egov_kpi_denominator_total{{kpi="{SIGNING}",unit="{COMMUNE}"}}'
             asyncio.run(send(common_settings, [signed_doc("warm", COMMUNE, True)], key))
@@ -357,7 +310,7 @@ def test_events_counted_at_the_claim_reach_rate_windows(
             wait_scraped(prom, on_survivor, 41, samples=5)
 
             # Nothing accepted was lost: the database and the survivor's day say 41/41.
-            assert asyncio.run(stored(database_url, SIGNING, COMMUNE)) == (41, 41)
+            assert asyncio.run(stored_figure(database_url, SIGNING, COMMUNE)) == (41, 41)
             assert exported(survivor, "egov_kpi_denominator", SIGNING, COMMUNE, window="day") == 41
             seen = prom.query(f"sum by (kpi, unit) (increase({series}[5m]))")
             increase = float(seen[0]["value"][1]) if seen else 0.0
