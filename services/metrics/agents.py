@@ -112,6 +112,23 @@ def parts(records: Sequence[Record], max_bytes: int) -> list[Sequence[Record]]:
     return runs
 
 
+def _partition_counts(app: MetricsApp, topics: Sequence[str]) -> dict[str, int]:
+    """The event topics' partition counts from the consumer's metadata (those it knows):
+    where a record keyed by its province belongs (services/metrics/rekeying.py)."""
+    counts: dict[str, int] = {}
+    consumer = app._consumer  # never made here: only the one fetching has metadata
+    if consumer is None:
+        return counts
+    try:
+        for topic in topics:
+            count = consumer.topic_partitions(topic)
+            if count:
+                counts[topic] = count
+    except Exception:  # not started, or stopping: partitions are then not checked
+        log.debug("no partition counts from the consumer", exc_info=True)
+    return counts
+
+
 def _never_behind() -> bool:
     return False
 
@@ -581,6 +598,7 @@ def register_agents(app: MetricsApp, settings: MetricsSettings, counting: Counti
     step_records = settings.metrics_batch_size
 
     async def count_fetched(fetched: Sequence[Any]) -> None:
+        counting.preparer.partition_counts = _partition_counts(app, settings.event_topics)
         for start in range(0, len(fetched), step_records):
             records = [record_of(r) for r in fetched[start : start + step_records]]
             try:

@@ -42,7 +42,7 @@ from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures, PartitionFigures, TopicPartition
 from services.metrics.logcheck import Stored
 from services.metrics.periods import Periods
-from services.metrics.rekeying import Forward, Moves
+from services.metrics.rekeying import Forward, Moves, partition_of
 from services.metrics.store import Claim, FlushResult
 from services.metrics.tally import Mark, PartitionBatch
 from services.metrics.unpacking import UNDECODABLE
@@ -281,6 +281,9 @@ class Preparer:
         self._families = {t: contract.family(t) for t in contract.event_types}
         self._summaries = SummaryReader()
         self._key_texts: dict[bytes | None, str] = {}
+        self.partition_counts: Mapping[str, int] = {}
+        """The event topics' partition counts as the consumer last saw them (the worker
+        sets them each step; unknown, a record's partition is not checked)."""
         """Records' keys as text, to compare with their events' provinces: a few dozen
         (the provinces, and what a publisher keys by), read once each."""
         self._bounds = sanity.SummaryBounds(
@@ -599,15 +602,19 @@ class Preparer:
         add = batch.builder(backfill, self._families).add
         fromisoformat = datetime.fromisoformat
         moves = Moves()
-        keys = self._key_texts
+        keys, partitions = self._key_texts, self.partition_counts
         for record, (raw, single), too_late_before in decoded:
             # Records no ingest vouches for: their key is the publisher's (its MAC covers
-            # the key of a record ingest signed, keyed from the same registry).
+            # the key of a record ingest signed, keyed from the same registry), and so is
+            # its partition: "" (no province) unless the key's is where it landed.
             key = None
             if validate:
                 key = keys.get(record.key)
                 if key is None:
                     key = _key_text(keys, record.key)
+                count = partitions.get(record.topic)
+                if key and count and partition_of(record.key, count) != record.partition:
+                    key = ""
             for index, e in enumerate((raw,) if single else raw):
                 if validate:
                     when = checked_time(e)

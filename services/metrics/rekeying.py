@@ -9,8 +9,10 @@ there, a province's figures were split between workers, and the readers, which k
 worker's figure per unit (``merge_figures``), showed a part of them, silently (review 71).
 
 So a worker counts an event validated in full (records no ingest vouches for) only if
-its record's key is that province; else the event is published again to its topic,
-keyed by its province, and counted when it arrives on that province's partition. Like a
+its record's key is that province and the record is on that key's partition (murmur2,
+Kafka's default partitioner; review 76: librdkafka's default is CRC32); else the event is
+published again to its topic, keyed by its province, and counted when it arrives on that
+province's partition. Like a
 dead letter it is sent before the offsets move on (at least once: a crash in between
 sends it again, and the dedup keys, which hold across partitions, count it once), with
 the record's Kafka timestamp and headers, so the grace period and a backfill are judged
@@ -26,16 +28,27 @@ event larger than that alone cannot be sent, and its record is dead-lettered ins
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from aiokafka.partitioner import murmur2
 
 FORWARD_MAX_BYTES = 900_000
 """Largest value a forward carries: Faust's producer refuses a record above its
 ``producer_max_request_size`` (1,000,000 bytes with key and headers; services/metrics/
 app.py keeps it)."""
+
+
+@functools.lru_cache(maxsize=4096)
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives ``key`` (murmur2, as ingest's
+    producer, aiokafka's and Java's; librdkafka's default is CRC32): a record keyed by its
+    province elsewhere (another client's partitioner, a partition chosen by hand) splits
+    the province's figures just as a wrong key does, and is moved the same way."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 @dataclass(frozen=True, slots=True)

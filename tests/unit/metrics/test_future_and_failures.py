@@ -329,7 +329,8 @@ async def test_a_failed_step_crashes_the_worker_instead_of_counting_past_it(
     async def step(records: Sequence[Record], send: Any) -> None:
         raise ValueError("a bug")
 
-    counting: Any = SimpleNamespace(step=step, on_failure=None)
+    preparer = SimpleNamespace(partition_counts={})
+    counting: Any = SimpleNamespace(step=step, on_failure=None, preparer=preparer)
     register_agents(app, settings, counting)
     assert not app.agents and app.fetched_handler is not None
     assert set(settings.event_topics) <= {t for c in app.topics for t in c.topics}

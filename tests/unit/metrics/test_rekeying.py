@@ -116,3 +116,23 @@ def test_a_large_batch_is_cut_into_records_the_producer_takes() -> None:
     ids = [e["id"] for f in prepared.forwards for e in orjson.loads(f.value)]
     assert ids == [e["id"] for e in events]  # all of them, in order
     assert sum(f.events for f in prepared.forwards) == len(events)
+
+
+def test_a_record_keyed_right_on_another_partition_is_moved_too() -> None:
+    # librdkafka hashes keys with CRC32 by default, Kafka's default (ingest's, aiokafka's,
+    # Java's) is murmur2: "19" keyed right can land where the worker owning 19 is not.
+    from services.metrics.rekeying import partition_of
+
+    value = as_bytes(document(THAI_NGUYEN, NOW, "e1"))
+    home = partition_of(b"19", 6)
+    elsewhere = (home + 1) % 6
+    p = preparer()
+    p.partition_counts = {TOPIC: 6}
+    kept = p.prepare([Record(TOPIC, home, 0, b"19", value)], NOW)
+    assert kept.forwards == [] and counted_units(kept) == [THAI_NGUYEN]
+    moved = p.prepare([Record(TOPIC, elsewhere, 0, b"19", value)], NOW)
+    assert [(f.key, f.value) for f in moved.forwards] == [(b"19", value)]
+    assert counted_units(moved) == []
+    # The count unknown (a consumer not started), the partition is not judged.
+    p.partition_counts = {}
+    assert p.prepare([Record(TOPIC, elsewhere, 0, b"19", value)], NOW).forwards == []
