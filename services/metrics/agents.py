@@ -25,7 +25,7 @@ import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 
@@ -120,10 +120,13 @@ def _partition_counts(app: MetricsApp, topics: Sequence[str]) -> dict[str, int]:
     if consumer is None:
         return counts
     try:
+        # aiokafka's own consumer, in Faust's consumer thread: its cluster metadata (the
+        # group coordinator's snapshot, Faust's topic_partitions, may be empty).
+        kafka = cast(Any, consumer)._thread._ensure_consumer()
         for topic in topics:
-            count = consumer.topic_partitions(topic)
-            if count:
-                counts[topic] = count
+            partitions = kafka.partitions_for_topic(topic)
+            if partitions:
+                counts[topic] = len(partitions)
     except Exception:  # not started, or stopping: partitions are then not checked
         log.debug("no partition counts from the consumer", exc_info=True)
     return counts
