@@ -22,6 +22,9 @@ DURATION_MAX_S = OUTBOX_KEEP_DAYS_MAX * 86_400
 """The largest value of every ``*_S`` duration, the same century, and none is infinite or
 NaN: ``EGOV_ALERT_ACK_SILENCE_S=inf`` (or 1e12) overflowed the timedelta, or the date it
 was added to, in Delivery.push, and no alert reached Alertmanager."""
+Duration = Annotated[float, Field(le=DURATION_MAX_S, allow_inf_nan=False)]
+"""A ``*_S`` setting: finite and at most ``DURATION_MAX_S`` (each field adds its lower
+bound and default)."""
 RECENT_HOURS_MAX = OUTBOX_KEEP_DAYS_MAX * 24
 """The largest ``EGOV_ALERT_RECENT_HOURS``, that century again."""
 DAYS_MAX = 3_660
@@ -80,26 +83,24 @@ class AlertsSettings(CommonSettings):
     alert_kafka_enabled: bool = True
     """``EGOV_ALERT_KAFKA_ENABLED``: publish transitions to ``EGOV_TOPIC_ALERTS``."""
 
-    alert_interval_s: float = Field(default=2.0, gt=0, le=DURATION_MAX_S, allow_inf_nan=False)
+    alert_interval_s: Duration = Field(default=2.0, gt=0)
     """``EGOV_ALERT_INTERVAL_S``: time between two evaluations of KpiBelowTarget, UnitSilent
     and IngestRejectionsHigh. With the due-time evaluation of pending alerts, a threshold
     crossing reaches Alertmanager within about interval + one cycle + the duration
     (docs/alerts.md has the figures: 2 s keeps p99 under 5 s + duration at 10,000 units)."""
 
-    alert_burn_interval_s: float = Field(default=30.0, gt=0, le=DURATION_MAX_S, allow_inf_nan=False)
+    alert_burn_interval_s: Duration = Field(default=30.0, gt=0)
     """``EGOV_ALERT_BURN_INTERVAL_S``: how often the burn-rate windows (5m, 30m, 1h, 6h) are
     read and KpiBudgetBurn evaluated; each window costs a metrics worker about a second per
     call at 10,000 units, and the short windows move in 5-minute buckets."""
 
-    alert_for_s: float = Field(default=300.0, ge=0, le=DURATION_MAX_S, allow_inf_nan=False)
+    alert_for_s: Duration = Field(default=300.0, ge=0)
     """``EGOV_ALERT_FOR_S``: how long a KPI must stay below target before it fires."""
 
-    alert_burn_for_s: float = Field(default=120.0, ge=0, le=DURATION_MAX_S, allow_inf_nan=False)
+    alert_burn_for_s: Duration = Field(default=120.0, ge=0)
     """``EGOV_ALERT_BURN_FOR_S``: how long a burn-rate condition must hold before firing."""
 
-    alert_burn_keep_firing_s: float = Field(
-        default=600.0, ge=0, le=DURATION_MAX_S, allow_inf_nan=False
-    )
+    alert_burn_keep_firing_s: Duration = Field(default=600.0, ge=0)
     """``EGOV_ALERT_BURN_KEEP_FIRING_S``: a firing KpiBudgetBurn resolves only once its pair
     has not burned for this long without a break (Prometheus' ``keep_firing_for``): a burn
     hovering at the factor otherwise paged, resolved and paged again every few cycles.
@@ -129,16 +130,12 @@ class AlertsSettings(CommonSettings):
     alert_burn_enabled: bool = True
     """``EGOV_ALERT_BURN_ENABLED``: evaluate KpiBudgetBurn (reads 5m/30m/1h/6h windows)."""
 
-    alert_silent_after_s: float = Field(
-        default=7200.0, gt=0, le=DURATION_MAX_S, allow_inf_nan=False
-    )
+    alert_silent_after_s: Duration = Field(default=7200.0, gt=0)
     """``EGOV_ALERT_SILENT_AFTER_S``: working-time seconds without events before UnitSilent,
     for a unit without history (and the least for any unit) in the daily families
     (documents, dossiers)."""
 
-    alert_silent_weekly_after_s: float = Field(
-        default=5 * 9.5 * 3600, gt=0, le=DURATION_MAX_S, allow_inf_nan=False
-    )
+    alert_silent_weekly_after_s: Duration = Field(default=5 * 9.5 * 3600, gt=0)
     """``EGOV_ALERT_SILENT_WEEKLY_AFTER_S``: the same for families judged weekly (meetings:
     a commune holds a few a week); default one working week (5 x 9.5 working hours)."""
 
@@ -150,9 +147,7 @@ class AlertsSettings(CommonSettings):
     """``EGOV_ALERT_SILENT_CADENCE_DAYS``: working days of daily figures a unit's usual
     cadence is learned from (today excluded)."""
 
-    alert_silent_cadence_refresh_s: float = Field(
-        default=3600.0, gt=0, le=DURATION_MAX_S, allow_inf_nan=False
-    )
+    alert_silent_cadence_refresh_s: Duration = Field(default=3600.0, gt=0)
     """``EGOV_ALERT_SILENT_CADENCE_REFRESH_S``: how often the service looks for a new day of
     figures to learn the cadences from (they are learned once per local day, and at start)."""
 
@@ -178,24 +173,18 @@ class AlertsSettings(CommonSettings):
     alert_rejection_min_events: int = Field(default=20, ge=1)
     """``EGOV_ALERT_REJECTION_MIN_EVENTS``: events in the window below which no verdict."""
 
-    alert_rejection_window_s: float = Field(
-        default=600.0, gt=0, le=DURATION_MAX_S, allow_inf_nan=False
-    )
+    alert_rejection_window_s: Duration = Field(default=600.0, gt=0)
     """``EGOV_ALERT_REJECTION_WINDOW_S``: window over which the rejected share is computed."""
 
-    alert_resend_s: float = Field(default=60.0, gt=0, le=DURATION_MAX_S, allow_inf_nan=False)
+    alert_resend_s: Duration = Field(default=60.0, gt=0)
     """``EGOV_ALERT_RESEND_S``: firing alerts are re-sent to Alertmanager this often; keep
     it well below Alertmanager's resolve_timeout (5 min by default)."""
 
-    alert_resolved_resend_s: float = Field(
-        default=900.0, ge=0, le=DURATION_MAX_S, allow_inf_nan=False
-    )
+    alert_resolved_resend_s: Duration = Field(default=900.0, ge=0)
     """``EGOV_ALERT_RESOLVED_RESEND_S``: resolved alerts keep being sent (with endsAt) this
     long, so an Alertmanager that missed one push still learns of the resolution."""
 
-    alert_ack_silence_s: float = Field(
-        default=86400.0, ge=0, le=DURATION_MAX_S, allow_inf_nan=False
-    )
+    alert_ack_silence_s: Duration = Field(default=86400.0, ge=0)
     """``EGOV_ALERT_ACK_SILENCE_S``: an acknowledged firing alert is silenced in
     Alertmanager (a silence on its labels, made by this service) for this long after the
     acknowledgement, so its repeated notifications stop; the silence is expired as soon

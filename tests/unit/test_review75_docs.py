@@ -27,29 +27,11 @@ from __future__ import annotations
 
 import inspect
 import re
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-README = (REPO / "README.md").read_text("utf-8")
-ALERTS_MD = (REPO / "docs" / "alerts.md").read_text("utf-8")
-RUNBOOKS_MD = (REPO / "docs" / "runbooks.md").read_text("utf-8")
-
-
-def _flat(text: str) -> str:
-    """Markdown prose with its line breaks and runs of spaces as single spaces."""
-    return re.sub(r"\s+", " ", text)
-
-
-def _section(text: str, heading: str) -> str:
-    """From ``heading`` to the next heading of the same or a higher level."""
-    start = text.index(heading)
-    level = len(heading) - len(heading.lstrip("#"))
-    rest = text[start + len(heading) :]
-    ends = [m.start() for m in re.finditer(rf"^#{{1,{level}}} ", rest, re.M)]
-    return heading + (rest[: ends[0]] if ends else rest)
-
+# The docs as review 69 reads them, and its helpers: one reading of the same files.
+from tests.unit.test_review69_docs import ALERTS_MD, README, RUNBOOKS_MD, _flat, _section
 
 # --- 1. docs/alerts.md: which empty URL turns something off -----------------------------
 
