@@ -27,8 +27,19 @@ _HEADERS = {
     "egov_kpi_ratio": ("gauge", "KPI rate (numerator / denominator), 0..1."),
     "egov_kpi_numerator": ("gauge", "KPI numerator in the window."),
     "egov_kpi_denominator": ("gauge", "KPI denominator in the window."),
-    "egov_kpi_numerator_total": ("counter", "All-time KPI numerator (for any lookback)."),
-    "egov_kpi_denominator_total": ("counter", "All-time KPI denominator (for any lookback)."),
+    # A gauge, not a counter: the stored all-time total, whoever owns it, and it falls
+    # when a dossier's count is taken back; rate() would read that as a reset
+    # (deploy/prometheus/rules/egov-recording.yml joins the owners, then takes delta()).
+    "egov_kpi_numerator_total": (
+        "gauge",
+        "All-time KPI numerator as stored (can fall: a re-judged dossier's count taken "
+        "back); join owners with max by (kpi, unit), then delta(), never rate().",
+    ),
+    "egov_kpi_denominator_total": (
+        "gauge",
+        "All-time KPI denominator as stored (can fall: a re-judged dossier's count taken "
+        "back); join owners with max by (kpi, unit), then delta(), never rate().",
+    ),
     "egov_kpi_target_ratio": ("gauge", "Effective KPI target of a unit, 0..1."),
     "egov_kpi_target_override_ratio": (
         "gauge",

@@ -25,8 +25,11 @@ longer do: a (kpi, unit) counter is exported by whoever owns its partition, so
 
 Fixed 2026-12-06: records keyed by something else than their province are published
 again keyed by it and counted on its partition (the second; services/metrics/
-rekeying.py). The first and third are documented limits: summing the owners' rates, tried
-for the first, counted twice a partition that moved away and came back (review 74).
+rekeying.py). Fixed later that day, the first and third: the all-time totals are the stored
+figure whoever exports it, so the rules join the owners' copies first (one series per
+(kpi, unit) across every move, ``unit:egov_kpi_*_total:max``) and difference that
+(deploy/prometheus/rules/egov-recording.yml); summing the owners' rates, tried before,
+counted twice a partition that moved away and came back (review 74).
 """
 
 from __future__ import annotations
@@ -158,13 +161,6 @@ def value_of(result: list[dict[str, Any]], **labels: str) -> float | None:
     return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="documented limit (docs/metrics.md, 'Several workers'): rate rules take max by "
-    "(kpi, unit) of per-worker all-time totals, right when a partition comes back (the "
-    "usual case, review 74) but, after a move for good, numerator and denominator each "
-    "keep one owner's part of the window (50% signed reads as 100%)",
-)
 def test_rate_ratio_after_a_partition_moves_counts_both_owners(
     common_settings: CommonSettings, database_url: str, tmp_path: Path
 ) -> None:
@@ -278,12 +274,6 @@ def test_province_split_over_two_workers_rolls_up_whole(
             )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="documented limit (docs/metrics.md, 'Several workers'): a moved KPI counter "
-    "restarts as a new series on the new owner, and what it counts before its first scrape "
-    "(the failover backlog) never shows in rate()/increase()",
-)
 def test_events_counted_at_the_claim_reach_rate_windows(
     common_settings: CommonSettings, database_url: str, tmp_path: Path
 ) -> None:
@@ -318,7 +308,9 @@ def test_events_counted_at_the_claim_reach_rate_windows(
             # Nothing accepted was lost: the database and the survivor's day say 41/41.
             assert asyncio.run(stored_figure(database_url, SIGNING, COMMUNE)) == (41, 41)
             assert exported(survivor, "egov_kpi_denominator", SIGNING, COMMUNE, window="day") == 41
-            seen = prom.query(f"sum by (kpi, unit) (increase({series}[5m]))")
+            # What the dashboards read: the owners' copies joined into one series.
+            joined = f'unit:egov_kpi_denominator_total:max{{kpi="{SIGNING}",unit="{COMMUNE}"}}'
+            seen = prom.query(f"delta({joined}[5m])")
             increase = float(seen[0]["value"][1]) if seen else 0.0
             samples = [
                 (r["metric"]["instance"], [v[1] for v in r["values"]])

@@ -16,7 +16,8 @@ reload, 5c66471 rates summed over workers), read adversarially.
 
 Both were strict xfails; fixed 2026-12-06: a batch's forwards are cut under the
 producer's limit and an event too large alone is dead-lettered (``unforwardable``); the
-rate rules take ``max by`` again (review 71's case, a move for good, is a documented limit).
+rate rules took ``max by`` again; since later that day they join the owners' totals
+first and take ``delta()`` of the one series (review 71's move for good as well).
 """
 
 from __future__ import annotations
