@@ -50,6 +50,10 @@ KEYS_WAIT_S = 1.0
 last ones known: the read is a few rows, so only a lock or an outage makes it longer,
 and a cycle must not wait for either (alerts evaluate every few seconds)."""
 
+CLOSING_FLUSH_S = 5.0
+"""How long closing waits for the last flush: well inside a container's stop grace
+(10 s by default), and a PostgreSQL that does not answer by then is away."""
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -190,6 +194,13 @@ class AlertsService:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        # The last cycles' journal and silence memory to PostgreSQL if it answers soon: a
+        # deploy's SIGTERM would otherwise forget what the flush loop had not written yet
+        # (the memory is kept nowhere else). Away, the state file keeps the journal.
+        try:
+            await asyncio.wait_for(self.flush(), CLOSING_FLUSH_S)
+        except UNAVAILABLE as exc:
+            log.warning("last flush at close not written: %s", outage_cause(exc))
         await self.state.save(self.clock())  # what the journal still holds survives us
         await self.delivery.close()
         await self._http.aclose()
