@@ -87,7 +87,10 @@ class KnownIds:
             raise BadRequest(f"unknown province {code!r}: not a province code today")
         return code
 
-    def scope(self, fields: Mapping[str, Any]) -> Scope:
+    def scope(self, fields: Mapping[str, Any], *, new: bool = True) -> Scope:
+        """The scope the fields name. A ``new`` override's level must be one some unit
+        has today; removing one (``new=False``) takes any stored level, so an override
+        set for districts before the 2025 reform can still be unset."""
         unit, province = optional_text(fields, "unit"), optional_text(fields, "province")
         level = optional_text(fields, "level")
         if unit is not None and (province is not None or level is not None):
@@ -96,9 +99,21 @@ class KnownIds:
             return Scope(unit=self.placement(unit).code)
         if province is None:
             raise BadRequest("say where the override applies: unit, or province (and level)")
-        if level is not None and level not in LEVELS:
-            raise BadRequest(f"unknown level {level!r}; one of {', '.join(LEVELS)}")
+        if level is not None and level not in (self.units.levels if new else LEVELS):
+            raise BadRequest(self._no_such_level(level))
         return Scope(province=self.province(province), level=level)
+
+    def _no_such_level(self, level: str) -> str:
+        # Checked against today's units, not LEVELS: LEVELS still holds "district" so that
+        # overrides stored before the 2025 reform load, but a new one for a level no unit
+        # has would apply to nothing.
+        order = {lv: i for i, lv in enumerate(LEVELS)}
+        today = sorted(self.units.levels, key=lambda lv: (order.get(lv, len(order)), lv))
+        former = " (none since the 2025 reform)" if level in LEVELS else ""
+        return (
+            f"unknown level {level!r}: no unit today has it{former}; "
+            f"the levels today are {', '.join(today)}"
+        )
 
     def province_of(self, scope: Scope) -> str:
         return self.placement(scope.unit).province if scope.unit else str(scope.province)
@@ -252,7 +267,7 @@ class AlertsApi:
     async def delete_target(self, request: Request) -> Response:
         who = await self._operator(request)
         fields = {**request.query_params, **(await self._target_fields(request))}
-        change = self._change(fields, who)
+        change = self._change(fields, who, new=False)
         async with self._pool().acquire() as conn:
             await targets.unset_override(conn, change)
         return Response(status_code=204)
@@ -268,8 +283,10 @@ class AlertsApi:
         fields = await json_object(request)
         return {**fields, **request.path_params}
 
-    def _change(self, fields: Mapping[str, Any], who: Operator) -> targets.Change:
-        scope = self.known.scope(fields)
+    def _change(
+        self, fields: Mapping[str, Any], who: Operator, *, new: bool = True
+    ) -> targets.Change:
+        scope = self.known.scope(fields, new=new)
         kpi = self.known.kpi(optional_text(fields, "kpi"))
         self._may(who, self.known.province_of(scope), f"the target of {scope}")
         return targets.Change(

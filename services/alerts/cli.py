@@ -1,4 +1,9 @@
-"""Command-line subcommands of the alerts service: the service, operators, targets."""
+"""Command-line subcommands of the alerts service: the service, operators, targets.
+
+Refusals and PostgreSQL not answering are one line on stderr (exit 1, and 3 for the
+database: services/common/pgconnect.py), never a traceback. ``targets list`` prints one
+tab-separated row per override, its fields escaped (services/common/textrows.py).
+"""
 
 from __future__ import annotations
 
@@ -23,12 +28,12 @@ def _serve(_: argparse.Namespace) -> int:
 
 def _with_db(work: Callable[..., Awaitable[T]]) -> T:
     async def run() -> T:
-        import asyncpg
-
         from services.alerts.settings import AlertsSettings
         from services.common.db import migrate
+        from services.common.pgconnect import connect
 
-        conn = await asyncpg.connect(AlertsSettings().database_url.get_secret_value(), timeout=10)
+        # DatabaseDown, raised before anything is sent, is caught by the command's handler.
+        conn = await connect(AlertsSettings().database_url.get_secret_value())
         try:
             await migrate(conn)
             return await work(conn)
@@ -42,6 +47,8 @@ def _operators(args: argparse.Namespace) -> int:
     from services.alerts import operators
     from services.alerts.api import KnownIds
     from services.alerts.store import StoreError
+    from services.common.pgconnect import DatabaseDown, say_down
+    from services.common.textrows import tsv_row
 
     try:
         if args.action == "create":
@@ -57,10 +64,12 @@ def _operators(args: argparse.Namespace) -> int:
             print(f"operator {args.name} revoked")
         else:
             for listed in _with_db(operators.list_live):
-                print(f"{listed.operator.name}\t{listed.operator.scope}\t{listed.created_at}")
+                print(tsv_row(listed.operator.name, listed.operator.scope, listed.created_at))
     except (StoreError, operators.InvalidScope) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except DatabaseDown as down:
+        return say_down(down)
     return 0
 
 
@@ -75,29 +84,39 @@ def _targets(args: argparse.Namespace) -> int:
     from services.alerts.api import KnownIds
     from services.alerts.http import ApiError, ratio_bp
     from services.alerts.store import StoreError
+    from services.common.pgconnect import EXIT_DOWN, DatabaseDown, say_down
     from services.common.targets import InvalidScope
+    from services.common.textrows import tsv_row
 
     who = getattr(args, "by", None) or getpass.getuser()
+    stored = False
     try:
         if args.action in ("set", "unset"):
             known = KnownIds.load()
             fields = {"unit": args.unit, "province": args.province, "level": args.level}
-            change = targets.Change(
-                known.scope(fields), known.kpi(args.kpi), who, args.reason, args.valid_from
-            )
+            scope = known.scope(fields, new=args.action == "set")
+            change = targets.Change(scope, known.kpi(args.kpi), who, args.reason, args.valid_from)
             if args.action == "set":
                 bp = ratio_bp(args.target)
                 _with_db(lambda c: targets.set_override(c, change, bp, args.valid_until))
             else:
                 _with_db(lambda c: targets.unset_override(c, change))
+            stored = True
         for o in _with_db(targets.list_overrides):
             since = o.valid_from.isoformat() if o.valid_from else "-"
             until = o.valid_until.isoformat() if o.valid_until else "-"
-            print(f"{o.scope}\t{o.kpi}\t{o.target_bp} bp\t{since}..{until}\t{o.changed_by}\t"
-                  f"{o.changed_at.isoformat() if o.changed_at else ''}\t{o.reason}")  # fmt: skip
+            changed = o.changed_at.isoformat() if o.changed_at else ""
+            print(tsv_row(str(o.scope), o.kpi, f"{o.target_bp} bp", f"{since}..{until}",
+                          o.changed_by, changed, o.reason))  # fmt: skip
     except (StoreError, targets.InvalidTarget, ApiError, InvalidScope, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except DatabaseDown as down:
+        if not stored:
+            return say_down(down)
+        # The change is stored; only the listing after it met PostgreSQL gone.
+        print(f"{args.action} done; the overrides could not be listed: {down}", file=sys.stderr)
+        return EXIT_DOWN
     return 0
 
 

@@ -19,6 +19,12 @@ class UnitDirectory:
             peers[(unit.province, unit.level)].append(unit.code)
         self._peers = {k: tuple(sorted(v)) for k, v in peers.items()}
 
+    @property
+    def levels(self) -> frozenset[str]:
+        """The levels some unit has (today: province, commune, department; no district
+        since the 2025 reform)."""
+        return frozenset(level for _, level in self._peers)
+
     def __len__(self) -> int:
         return len(self._by_code)
 

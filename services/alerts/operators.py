@@ -103,7 +103,7 @@ async def revoke(conn: Connection, name: str) -> None:
         name,
     )
     if done is None:
-        raise NotFound(name)
+        raise NotFound(f"no live operator named {name!r} (revoked already, or never created)")
 
 
 async def list_live(conn: Connection) -> list[Listed]:

@@ -27,6 +27,16 @@ _DELETE = (
     "RETURNING kpi"
 )
 """One override, by its scope, KPI and start day (the table's unique key)."""
+_UPSERT = (
+    "INSERT INTO kpi_target_overrides (unit, province, level, kpi, valid_from, target_bp, "
+    "valid_until, changed_by, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+    "ON CONFLICT ((coalesce(unit, '')), (coalesce(province, '')), (coalesce(level, '')), kpi, "
+    "(coalesce(valid_from, '-infinity'::date))) DO UPDATE SET target_bp = excluded.target_bp, "
+    "valid_until = excluded.valid_until, changed_by = excluded.changed_by, "
+    "changed_at = now(), reason = excluded.reason"
+)
+"""Set one override, replacing the one of the same scope, KPI and start day (the
+expressions of the unique index kpi_target_overrides_key, migration 0011)."""
 _LIST = (
     "SELECT unit, province, level, kpi, target_bp, valid_from, valid_until, changed_by, "
     "changed_at, reason FROM kpi_target_overrides "
@@ -110,13 +120,12 @@ async def set_override(
     if change.valid_from and valid_until and valid_until < change.valid_from:
         raise InvalidTarget(f"valid_until {valid_until} is before valid_from {change.valid_from}")
     async with conn.transaction():
-        await conn.execute(_DELETE, *change.key)
-        await conn.execute(
-            "INSERT INTO kpi_target_overrides (unit, province, level, kpi, valid_from, "
-            "target_bp, valid_until, changed_by, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, "
-            "$8, $9)",
-            *change.key, target_bp, valid_until, change.changed_by, change.reason,
-        )  # fmt: skip
+        # One statement, not DELETE then INSERT: two operators setting the same override
+        # at once would both delete nothing and the second insert would break the unique
+        # key. Here the second waits for the first and replaces its row (the later wins);
+        # the history keeps both sets.
+        await conn.execute(_UPSERT, *change.key, target_bp, valid_until, change.changed_by,
+                           change.reason)  # fmt: skip
         await _history(conn, change, "set", target_bp, valid_until)
 
 

@@ -21,6 +21,10 @@ from services.common.paths import REPO_ROOT
 
 TARGETS: Final = REPO_ROOT / "data" / "targets.json"
 LEVELS: Final = ("province", "district", "commune", "department")
+"""Every level a target or a stored override may name, today's and former ones: district
+stays for the days before the 2025 reform (data/targets.json) and for overrides stored
+then. A new override is checked against the levels of today's units instead
+(services/alerts/api.py ``KnownIds.scope``)."""
 BP_MAX: Final = 10_000
 PROJECT_DEFAULT: Final = "project-default"
 """The source id of a target that no national document sets: the project's own choice."""

@@ -1,7 +1,9 @@
 """What the ``keys`` and ``backfill`` commands do, with their real adapters.
 
 The new key is printed alone on the last line of ``keys create`` (scripts take
-``tail -n 1``); nothing else ever prints or logs a key.
+``tail -n 1``); nothing else ever prints or logs a key. Refusals go to stderr, so a
+script reading stdout never takes one for the key; PostgreSQL not answering is one line
+too (services/common/pgconnect.py), never a traceback.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ from aiokafka.errors import KafkaError
 from services.common.contract import Contract
 from services.common.kafka import ensure_topics
 from services.common.kpis import KpiCatalogue
+from services.common.pgconnect import (
+    CONNECT_ERRORS,
+    DatabaseDown,
+    connect,
+    say_down,
+)
 from services.common.summaries import Summarizer, record_signer
 from services.common.units import UnitRegistry
 from services.ingest.backfill import Identity, backfill, backfill_validator
@@ -44,7 +52,10 @@ from services.ingest.settings import IngestSettings
 
 
 async def run(args: argparse.Namespace, settings: IngestSettings) -> int:
-    conn = await asyncpg.connect(settings.database_url.get_secret_value(), timeout=10)
+    try:
+        conn = await connect(settings.database_url.get_secret_value())
+    except DatabaseDown as down:
+        return say_down(down)
     try:
         if args.keys_command == "create":
             return await _create(conn, args, settings)
@@ -67,13 +78,14 @@ async def _create(
     wrong = check_name(args.name) + check_scope(units, types, registry, contract.event_types)
     wrong += check_sources(sources)
     if wrong or not units or not types:
-        print("refused: " + ("; ".join(wrong) or "--units and --types may not be empty"))
+        refused = "; ".join(wrong) or "--units and --types may not be empty"
+        print(f"refused: {refused}", file=sys.stderr)
         return 2
     make = rotate_key if args.rotate else create_key
     try:
         key = await make(conn, args.name, units, types, sources=sources)
     except KeyStoreError as exc:
-        print(f"refused: {exc}")
+        print(f"refused: {exc}", file=sys.stderr)
         return 1
     print(
         f"created key {key.key_id} for {args.name!r}: units {','.join(units)}; "
@@ -99,7 +111,7 @@ async def _list(conn: asyncpg.Connection) -> int:
 async def _sources(conn: asyncpg.Connection, name: str, sources: list[str]) -> int:
     wrong = check_sources(sources)
     if wrong:
-        print("refused: " + "; ".join(wrong))
+        print("refused: " + "; ".join(wrong), file=sys.stderr)
         return 2
     if await bind_sources(conn, name, sources):
         print(
@@ -107,7 +119,7 @@ async def _sources(conn: asyncpg.Connection, name: str, sources: list[str]) -> i
             "(effective within the ingest key cache TTL)"
         )
         return 0
-    print(f"no live key named {name!r}")
+    print(f"refused: no live key named {name!r}", file=sys.stderr)
     return 1
 
 
@@ -115,7 +127,7 @@ async def _revoke(conn: asyncpg.Connection, name: str) -> int:
     if await revoke_key(conn, name):
         print(f"revoked the key named {name!r} (effective within the ingest key cache TTL)")
         return 0
-    print(f"no live key named {name!r}")
+    print(f"refused: no live key named {name!r}", file=sys.stderr)
     return 1
 
 
@@ -130,11 +142,11 @@ async def backfill_identity(
     if publisher is None:
         return Identity()
     try:
-        conn = await asyncpg.connect(settings.database_url.get_secret_value(), timeout=10)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        conn = await connect(settings.database_url.get_secret_value())
+    except DatabaseDown as down:
         return (
-            f"--publisher {publisher!r} is checked against the API keys in PostgreSQL, which"
-            f" did not answer ({exc!r}); start it, or set DATABASE_URL"
+            f"--publisher {publisher!r} is checked against the API keys in {down};"
+            " start it, or set DATABASE_URL"
         )
     try:
         key = await key_named(conn, publisher)
@@ -197,9 +209,10 @@ async def _lookup_pool(settings: IngestSettings) -> asyncpg.Pool | None:
         return await asyncpg.create_pool(
             settings.database_url.get_secret_value(), min_size=1, max_size=1, timeout=10
         )
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+    except CONNECT_ERRORS as exc:
+        down = DatabaseDown(settings.database_url.get_secret_value(), exc)
         print(
-            f"warning: PostgreSQL did not answer ({exc!r}): events counted already under"
+            f"warning: {down}: events counted already under"
             " another identity cannot be looked up, and such an overlap would count twice",
             file=sys.stderr,
         )

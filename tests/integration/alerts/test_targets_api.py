@@ -290,3 +290,30 @@ async def test_a_sent_token_unknown_or_revoked_is_a_401_on_every_route(api: Api)
     # Without a token the reads still answer.
     assert (await api.client.get("/v1/alerts")).status_code == 200
     assert (await api.effective(THANH_HOA))["unit"] == THANH_HOA
+
+
+async def test_a_district_override_from_before_the_reform_lists_and_unsets_but_is_not_set(
+    api: Api,
+) -> None:
+    """No district exists since the 2025 reform (review 78): a new district override is a
+    400 naming today's levels; one stored before still lists, and can be removed."""
+    async with api.svc.pool.acquire() as conn:  # type: ignore[union-attr]
+        await conn.execute(
+            "INSERT INTO kpi_target_overrides (province, level, kpi, target_bp, changed_by, "
+            "reason) VALUES ($1, 'district', $2, 9000, 'sở', 'kế hoạch 2024')",
+            THAI_NGUYEN, SIGNING,
+        )  # fmt: skip
+    stored = [(None, THAI_NGUYEN, "district", SIGNING, 9000)]
+    assert await api.overrides() == stored
+
+    districts = {"province": THAI_NGUYEN, "level": "district", "kpi": SIGNING}
+    put = await api.client.put("/v1/targets", headers=api.auth("tn"),
+                               json={**districts, "target": 0.95, "reason": "x"})  # fmt: skip
+    detail = problem_of(put, 400)
+    assert "unknown level 'district'" in detail and "province, commune, department" in detail
+    assert await api.overrides() == stored
+
+    gone = await api.client.delete("/v1/targets", headers=api.auth("tn"),
+                                   params={**districts, "reason": "không còn huyện"})  # fmt: skip
+    assert gone.status_code == 204, gone.text
+    assert await api.overrides() == []

@@ -65,7 +65,8 @@ def test_keys_create_list_revoke(common_settings: CommonSettings, database_url: 
         ],
         env,
     )
-    assert again.returncode != 0 and "exists" in again.stdout
+    # Refusals go to stderr: stdout is where a script reads the key (tail -n 1).
+    assert again.returncode != 0 and "exists" in again.stderr and again.stdout == ""
     listed = cli(["keys", "list"], env)
     assert "tdoffice-38" in listed.stdout and "live" in listed.stdout
     assert "https://tdoffice.thanhhoa.gov.vn/,urn:egov:tdoffice:38" in listed.stdout
@@ -86,8 +87,8 @@ def test_keys_create_list_revoke(common_settings: CommonSettings, database_url: 
         ["keys", "create", "--name", "x", "--units", "99999", "--types", "nope", "--sources", ""],
         env,
     )
-    assert bad.returncode == 2 and "99999" in bad.stdout and "nope" in bad.stdout
-    assert "--sources may not be empty" in bad.stdout
+    assert bad.returncode == 2 and "99999" in bad.stderr and "nope" in bad.stderr
+    assert "--sources may not be empty" in bad.stderr and bad.stdout == ""
 
 
 async def test_backfill_publishes_old_history_and_reports_refused_lines(
