@@ -392,12 +392,16 @@ async def _upsert_figures(
             for (u, f), e in d.activity.items()
         ]
     # A count taken back (a dossier's open-overdue count moved to late, or withdrawn in
-    # time) is a negative delta. INSERT .. ON CONFLICT checks the table's CHECKs on the
-    # proposed row before it finds the conflict, so such rows go through MERGE, which
-    # checks only the row it leaves (and fails loudly if the count it takes back is gone).
-    taken_back = [row for row in daily if row[5] < 0 or row[6] < 0]
+    # time) is a negative delta, and a count moved (open overdue to on time: the rate's
+    # numerator +1, its denominator +0) a delta above its own denominator. INSERT .. ON
+    # CONFLICT checks the table's CHECKs (numerator >= 0, denominator >= numerator) on
+    # the proposed row before it finds the conflict, so every delta that would fail them
+    # alone goes through MERGE, which checks only the row it leaves (and fails loudly if
+    # the count it takes back is gone). Review 77: the catch-up of resolutions made on
+    # time after the sweep counted them overdue stopped the worker.
+    taken_back = [row for row in daily if not 0 <= row[5] <= row[6]]
     if taken_back:
-        daily = [row for row in daily if row[5] >= 0 and row[6] >= 0]
+        daily = [row for row in daily if 0 <= row[5] <= row[6]]
         await conn.execute(
             """
             MERGE INTO kpi_daily AS k

@@ -297,6 +297,39 @@ async def test_a_refusal_while_back_with_the_applicant_is_judged_at_the_return(
     assert worker.paths == expected_paths[path]
 
 
+@pytest.mark.parametrize("path", ["full", "summary"])
+async def test_resolutions_read_after_the_sweep_move_their_counts_to_on_time(
+    pool: asyncpg.Pool, path: str
+) -> None:
+    """Ingest was down at the appointment: the sweep counted the dossiers open overdue,
+    then their resolutions, made before it, arrive. The flush moves each count (the
+    rate's numerator +1, its denominator +0, a row INSERT .. ON CONFLICT refused as
+    proposed: the worker stopped, review 77) and the figures read all on time."""
+    worker = Worker(pool, "w1", path)
+    evening = vn("2026-11-23 17:30")
+    await worker.start(evening)
+    ids = [f"K{i}" for i in range(3)]
+    due = "2026-11-23T17:00:00+07:00"
+    await worker.count(
+        [dossier_event("received", d, "2026-11-20 09:00", due_at=due) for d in ids], evening
+    )
+    await worker.state.sweep_dossiers(evening)
+    assert worker.on_time(evening) == (0, 3)
+    await worker.count(
+        [dossier_event("resolved", d, "2026-11-23 16:55", outcome="approved") for d in ids],
+        evening + timedelta(minutes=5),
+    )
+    assert worker.outcomes(evening) == {"on_time": 3}
+    assert worker.on_time(evening) == (3, 3)
+    async with pool.acquire() as conn:
+        stored = await conn.fetchrow(
+            "SELECT numerator, denominator FROM kpi_daily"
+            " WHERE unit = $1 AND kpi = 'dossier_on_time'",
+            PROVINCE,
+        )
+    assert tuple(stored) == (3, 3)  # rolled up, counted once
+
+
 async def test_a_sweep_by_a_worker_that_lost_the_partition_counts_nothing(
     pool: asyncpg.Pool,
 ) -> None:
