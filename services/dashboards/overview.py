@@ -24,6 +24,8 @@ from services.dashboards.layout import add_panels, add_row, dashboard
 from services.dashboards.panels import (
     RATE_DECIMALS,
     count_override,
+    met_thresholds,
+    missed_override,
     neutral_override,
     query,
     rate_ends,
@@ -31,7 +33,6 @@ from services.dashboards.panels import (
     series_panel,
     shortfall_ends,
     table_panel,
-    target_thresholds,
     transformation,
 )
 from services.wall.i18n import status_label
@@ -199,23 +200,26 @@ def kpi_display_names(panel: timeseries.Panel, catalogue: KpiCatalogue) -> times
 
 
 def kpi_stat(kpi: Kpi) -> stat.Panel:
-    target = kpi.target_for("province")
-    target_bp = to_bp(target)
+    default_bp = to_bp(kpi.target_for("province"))
     return (
         rate_stat(
             kpi.name_vi,
             f"{kpi.name_en}: the province's rate today and this month (Vietnam time), its "
-            f"target (default {format_target(target_bp, 'en')} for a province) and today's "
-            "volume. Two decimals, as the wall and the alerts show it. Below the KPI's "
-            f"min_volume ({kpi.min_volume}) a rate is shown but not judged, as on the wall: "
-            "it is named 'Chưa đủ số liệu để đánh giá' and has no red or green.",
+            f"target in force (default {format_target(default_bp, 'en')} for a province; an "
+            "operator's override replaces it) and today's volume. Two decimals, as the wall "
+            "and the alerts show it. Green when the counts meet the target in force, red and "
+            f"named '{status_label('vi', Standing.BELOW)}' when they miss it. Below the "
+            f"KPI's min_volume ({kpi.min_volume}) a rate is shown but not judged, as on the "
+            "wall: it is named 'Chưa đủ số liệu để đánh giá' and has no red or green.",
         )
-        .thresholds(target_thresholds(target))
-        .with_target(query(_judged_rate("day", kpi, target_bp, TODAY), SHOWN, ref="A"))
-        .with_target(query(_judged_rate("month", kpi, target_bp, MONTH), SHOWN, ref="B"))
+        .thresholds(met_thresholds())
+        .with_target(query(_judged_rate("day", kpi, TODAY), SHOWN, ref="A"))
+        .with_target(query(_judged_rate("month", kpi, MONTH), SHOWN, ref="B"))
         .with_target(query(promql.target("$province", kpi.id), TARGET, ref="C"))
         .with_target(query(promql.province_figure("denominator", "day", kpi.id), VOLUME, ref="D"))
         .override_by_name(*neutral_override(TARGET))
+        .override_by_name(*missed_override(missed(TODAY)))
+        .override_by_name(*missed_override(missed(MONTH)))
         .override_by_name(*neutral_override(low_volume(TODAY)))
         .override_by_name(*neutral_override(low_volume(MONTH)))
         .override_by_name(*count_override(VOLUME))
@@ -226,13 +230,18 @@ SHOWN = "{{shown}}"
 """The KPI stats' legend: the name :func:`promql.province_rate_named` gives a rate."""
 
 
+def missed(name: str) -> str:
+    """The name of a judged rate that misses its target in force, in the wall's words."""
+    return f"{name} · {status_label('vi', Standing.BELOW)}"
+
+
 def low_volume(name: str) -> str:
     """The name of a rate below its KPI's min_volume, in the wall's words."""
     return f"{name} · {status_label('vi', Standing.LOW_VOLUME)}"
 
 
-def _judged_rate(window: str, kpi: Kpi, target_bp: int, name: str) -> str:
-    return promql.province_rate_named(window, kpi.id, target_bp, (name, low_volume(name)))
+def _judged_rate(window: str, kpi: Kpi, name: str) -> str:
+    return promql.province_rate_named(window, kpi.id, (name, missed(name), low_volume(name)))
 
 
 def below_target(catalogue: KpiCatalogue) -> table.Panel:

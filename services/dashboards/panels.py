@@ -89,13 +89,12 @@ def query(
     return target.range().legend_format(legend or "__auto")
 
 
-def target_thresholds(target: float) -> ThresholdsConfig:
-    """Red below ``target``, green at or above it."""
-    return (
-        ThresholdsConfig()
-        .mode(ThresholdsMode.ABSOLUTE)
-        .steps([Threshold(value=None, color=RED), Threshold(value=target, color=GREEN)])
-    )
+def met_thresholds() -> ThresholdsConfig:
+    """Green, whatever the value: a panel coloured by its target in force names each rate
+    by whether its counts meet that target (``promql.province_rate_named``) and gives the
+    names of a miss red (:func:`missed_override`). A static threshold would be the
+    catalogue's target, not an operator's override in force (review 79)."""
+    return ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps([Threshold(None, GREEN)])
 
 
 def neutral_thresholds() -> ThresholdsConfig:
@@ -169,4 +168,11 @@ def neutral_override(field_name: str) -> tuple[str, list[DynamicConfigValue]]:
     """A reference value (a target) shown without the red/green of the measured ones."""
     return field_name, [
         DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": "text"}),
+    ]
+
+
+def missed_override(field_name: str) -> tuple[str, list[DynamicConfigValue]]:
+    """A rate whose counts miss its target in force (named so by its query), in red."""
+    return field_name, [
+        DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": RED}),
     ]

@@ -50,14 +50,33 @@ def shown_rate(numerator: str, denominator: str) -> str:
     return f"(({bp} - ({bp} + {missing} > bool 10000) + ({bp} == bool 0) * {counted}) / 10000)"
 
 
-def shown_against(numerator: str, denominator: str, target_bp: int) -> str:
+def shown_against(numerator: str, denominator: str, target_bp: int | str) -> str:
     """:func:`shown_rate` for a panel coloured by a target: a hair (1e-9, far below the
     two decimals shown) under the target when the counts miss it exactly, as
     ``rates.meets`` judges. 24,374 of 25,000 shows 97.50% and misses a 97.5% target:
-    the panel shows 97.50% in the target's red, as the wall marks it missed."""
+    the panel shows 97.50% as a miss, as the wall marks it.
+
+    ``target_bp`` is a whole number of basis points, or a PromQL expression of them per
+    ``kpi`` and ``unit`` (:func:`target_in_force`): a row without a target has no value."""
     n, d = f"({numerator})", f"(({denominator}) > 0)"
-    misses = f"({n} * 10000 < bool {target_bp} * {d})"
+    misses = f"({n} * 10000 < bool {_target_times(d, target_bp)})"
     return f"({shown_rate(numerator, denominator)} - 1e-9 * {misses})"
+
+
+def compared(numerator: str, denominator: str, target_bp: int | str, meets: bool) -> str:
+    """The rows whose counts meet ``target_bp`` (on it meets it: ``rates.meets``), or miss
+    it, exactly in integers; a filter for ``and``, its value is not a rate."""
+    n, d = f"({numerator})", f"(({denominator}) > 0)"
+    test = ">=" if meets else "<"
+    return f"({n} * 10000 {test} {_target_times(d, target_bp)})"
+
+
+def _target_times(denominators: str, target_bp: int | str) -> str:
+    """``target_bp`` x the denominators, row by row: an integer, or a series per (kpi,
+    unit) matched to each row (which keeps its own labels)."""
+    if isinstance(target_bp, int):
+        return f"{target_bp} * {denominators}"
+    return f"({denominators} * on (kpi, unit) group_left () {target_bp})"
 
 
 POINTS_NUDGE = 1e-9
@@ -95,6 +114,13 @@ def target(unit: str, kpi: str = "") -> str:
     return f'{UNIT_TARGET}{{unit="{unit}"{kpi_match}}}'
 
 
+def target_in_force(unit: str, kpi: str) -> str:
+    """The target in force of ``unit`` and ``kpi`` in whole basis points, as /v1/kpis'
+    ``target_bp``: the recording rule reads the workers' effective target, operators'
+    overrides included (docs/targets.md), not the catalogue's default."""
+    return f"round(10000 * {target(unit, kpi)})"
+
+
 def unit_figure(figure: str, window: str) -> str:
     """One unit's figure per KPI: `max by` keeps one copy when two workers export it."""
     return f'max by (kpi) (egov_kpi_{figure}{{unit="$unit", window="{window}", kpi=~"$kpi"}})'
@@ -105,28 +131,38 @@ def unit_rate(window: str) -> str:
     return shown_rate(unit_figure("numerator", window), unit_figure("denominator", window))
 
 
-def province_rate(window: str, kpi: str, target_bp: int) -> str:
+def province_rate(window: str, kpi: str) -> str:
     """``$province``'s own rate of ``kpi`` in ``window`` (day, month), as the wall shows
-    it, coloured by ``target_bp``."""
+    it, against the target in force (:func:`shown_against`, :func:`target_in_force`)."""
     return shown_against(
         province_figure("numerator", window, kpi),
         province_figure("denominator", window, kpi),
-        target_bp,
+        target_in_force("$province", kpi),
     )
 
 
-def province_rate_named(window: str, kpi: str, target_bp: int, names: tuple[str, str]) -> str:
-    """:func:`province_rate` with a ``shown`` label for the panel's legend (``{{shown}}``):
-    ``names[0]`` when the day's or month's volume is at least the KPI's min_volume (a
-    judged rate, coloured by its target), ``names[1]`` below it (shown, never judged: the
-    panel gives that name a neutral colour, as the wall's "Chưa đủ số liệu để đánh giá")."""
-    rate = province_rate(window, kpi, target_bp)
+def province_rate_named(window: str, kpi: str, names: tuple[str, str, str]) -> str:
+    """:func:`province_rate` with a ``shown`` label for the panel's legend (``{{shown}}``),
+    which the panel colours by: when the day's or month's volume is at least the KPI's
+    min_volume (a judged rate), ``names[0]`` if the counts meet the target in force of
+    the province (``rates.meets``: operators' overrides included) and ``names[1]`` if they
+    miss it; ``names[2]`` below min_volume (shown, never judged, whatever the target: the
+    wall's "Chưa đủ số liệu để đánh giá"). A judged rate with no target in force has no
+    name (the wall judges none: ``Figure.status``)."""
+    num = province_figure("numerator", window, kpi)
     volume = province_figure("denominator", window, kpi)
-    judged_name, low_name = names
+    target_bp = target_in_force("$province", kpi)
+    rate = province_rate(window, kpi)
+    meets_name, misses_name, low_name = names
+
+    def judged_as(meets: bool, name: str) -> str:
+        rows = f"{judged(volume)} and on (kpi, unit) {compared(num, volume, target_bp, meets)}"
+        return f'label_replace({rate} and on (kpi, unit) {rows}, "shown", "{name}", "", "")'
+
+    low = f"{shown_rate(num, volume)} and on (kpi) {judged(volume, at_least=False)}"
     return (
-        f'label_replace({rate} and on (kpi) {judged(volume)}, "shown", "{judged_name}", "", "") '
-        f'or label_replace({rate} and on (kpi) {judged(volume, at_least=False)}, "shown", '
-        f'"{low_name}", "", "")'
+        f"{judged_as(True, meets_name)} or {judged_as(False, misses_name)} "
+        f'or label_replace({low}, "shown", "{low_name}", "", "")'
     )
 
 

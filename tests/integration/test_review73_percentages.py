@@ -194,7 +194,9 @@ def test_a_province_figure_too_small_to_judge_is_not_coloured_as_a_miss(
     shown = _display_name(today, series["metric"])
     assert "Chưa đủ số liệu để đánh giá" in shown  # the wall's words beside the figure
     # The colour a judged miss gets on this panel (10 of 20, at min_volume, against 90 %):
-    missed = _threshold_colour(panel, JUDGED[0] / JUDGED[1])
+    # named a miss by its query since 2026-12-06 (coloured by the target in force).
+    missed = _colour(panel, "Hôm nay · Chưa đạt mục tiêu", JUDGED[0] / JUDGED[1])
+    assert missed == "red"
     assert _colour(panel, shown, value) != missed, "1 of 2 coloured as a missed target"
 
 

@@ -147,16 +147,26 @@ def test_a_stat_coloured_by_its_target_is_red_when_the_counts_miss_it(
     # Thái Nguyên: 22,499 of 25,000 documents electronic, 89.996%, against a 90% target.
     catalogue = {k.id: k for k in KpiCatalogue.load().kpis}
     target = catalogue["document_electronic"].target_for("province")
-    expr = promql.province_rate("day", "document_electronic", to_bp(target))
+    expr = promql.province_rate("day", "document_electronic")  # its target in force: 90%
     (series,) = prometheus.query(substitute(expr))
     value = float(series["value"][1])
     assert grafana_percentunit(value, 2) == "90.00%"
     assert not meets(*PROVINCE_COUNTS, to_bp(target))
-    assert value < target  # below the green step of target_thresholds: red
+    assert value < target  # a hair under the target: it misses it
     # A rate meeting its target exactly stays on it (green): 9 of 10 against 90%.
     met = promql.shown_against("vector(9)", "vector(10)", to_bp(target))
     (series,) = prometheus.query(met)
     assert float(series["value"][1]) >= target
+    # The overview's stat names it a miss, which it colours red (review 79).
+    (stat,) = [
+        p
+        for p in build_all()["province-overview.json"]["panels"]
+        if p["type"] == "stat" and 'kpi="document_electronic"' in p["targets"][0]["expr"]
+    ]
+    (today,) = [t for t in stat["targets"] if t["refId"] == "A"]
+    (series,) = prometheus.query(substitute(today["expr"]))
+    assert series["metric"]["shown"] == "Hôm nay · Chưa đạt mục tiêu"
+    assert float(series["value"][1]) == value
 
 
 def per_unit_rate_queries() -> list[tuple[str, str, list[dict[str, object]]]]:

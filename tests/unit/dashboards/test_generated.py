@@ -124,8 +124,19 @@ def test_the_overview_has_one_panel_per_kpi_with_its_targets() -> None:
     stats = [p for p in overview["panels"] if p["type"] == "stat"]
     assert [p["title"] for p in stats] == [k.name_vi for k in catalogue.kpis]
     for panel, kpi in zip(stats, catalogue.kpis, strict=True):
+        # Coloured by the target in force (overrides included), never the catalogue's:
+        # green unless the query names the rate a miss, which is red (review 79).
         steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
-        assert steps[-1]["value"] == kpi.target_for("province")
+        assert steps == [{"color": "green", "value": None}]
+        in_force = f'unit:egov_kpi_target:ratio{{unit="$province", kpi="{kpi.id}"}}'
+        rates = [t for t in panel["targets"] if t["refId"] in ("A", "B")]
+        assert all(in_force in t["expr"] and "Chưa đạt mục tiêu" in t["expr"] for t in rates)
+        red = {
+            o["matcher"]["options"]
+            for o in panel["fieldConfig"]["overrides"]
+            if {"mode": "fixed", "fixedColor": "red"} in [p["value"] for p in o["properties"]]
+        }
+        assert red == {"Hôm nay · Chưa đạt mục tiêu", "Tháng này · Chưa đạt mục tiêu"}
         assert all(f'kpi="{kpi.id}"' in t["expr"] for t in panel["targets"])
     variables = {v["name"]: v for v in overview["templating"]["list"]}
     assert 'egov_unit_info{level="province"}' in variables["province"]["query"]
