@@ -168,7 +168,12 @@ tests:
       - series: 'egov_kpi_denominator_total{{{two}}}'
         values: '{_series(missing)} 100+10x5 150x3 {_series(stale * 2)}'
     promql_expr_test:
-      - expr: abs(unit:egov_kpi_ratio:rate1h - 0.5) < bool 0.05
+      - expr: |
+          abs(
+            delta(unit:egov_kpi_numerator_total:max[1h])
+            / delta(unit:egov_kpi_denominator_total:max[1h])
+            - 0.5
+          ) < bool 0.05
         eval_time: 40m
         exp_samples:
           - labels: '{{kpi="signing_rate",unit="19"}}'
