@@ -311,9 +311,11 @@ class Blind:
 
     Either some metrics worker did not answer (what the units it owns published then
     was not seen; ``seen``: the units in every answer meanwhile, their workers answered
-    all along), or a province was quiet in a ``family`` (:mod:`services.alerts.province`:
-    its shared system was down, so its units could not publish; ``seen``: the province
-    and the units already silent on their own)."""
+    all along), or ingest did not answer or refused everyone (nothing could be
+    published: ``seen`` empty, every unit; :mod:`services.alerts.pipeline`), or a
+    province was quiet in a ``family`` (:mod:`services.alerts.province`: its shared
+    system was down, so its units could not publish; ``seen``: the province and the
+    units already silent on their own)."""
 
     start: datetime
     end: datetime

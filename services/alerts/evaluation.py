@@ -4,7 +4,8 @@
 the service's settings, and keeps the little they remember across cycles: when this
 process began watching (a never-seen unit is silent from then), the units' usual
 cadences (:mod:`services.alerts.cadence`), ingest's counters over the rejection window,
-the spans a worker did not answer or a province was quiet (:mod:`services.alerts.province`),
+the spans a worker or ingest did not answer (:mod:`services.alerts.pipeline`) or a
+province was quiet (:mod:`services.alerts.province`),
 and when the slow windows were last read. It also says which
 windows a cycle must read (:meth:`Evaluator.plan`) and when a pending alert becomes
 due (:meth:`Evaluator.due_at`). Reading and state live elsewhere: the composition root
@@ -21,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
-from services.alerts import conditions, province
+from services.alerts import conditions, pipeline, province
 from services.alerts.cadence import WORKDAY_S, Cadence, Usual
 from services.alerts.directory import UnitDirectory
 from services.alerts.model import Alert, AlertKey, State, Status, Verdict
@@ -50,13 +51,16 @@ class Observation:
 
     ``complete`` is False when a metrics worker did not answer: its units are unknown,
     so only the silence of the units in the figures is judged that cycle. ``ingest`` is
-    None when ingest did not answer.
+    None when ingest did not answer or is not watched; ``ingest_down``: it is watched
+    (``EGOV_INGEST_URL``) and did not answer, so nothing could be published
+    (:mod:`services.alerts.pipeline`).
     """
 
     plan: Plan
     figures: Sequence[Figure]
     complete: bool
     ingest: conditions.IngestScrape | None = None
+    ingest_down: bool = False
 
 
 class Evaluator:
@@ -97,6 +101,10 @@ class Evaluator:
         """Spans in which some worker did not answer: the units it owns published
         unseen, so that time is not silence (``conditions.unit_silent``)."""
         self._quiet = province.QuietSpans(calendar)
+        self._ingest_watch = pipeline.IngestWatch()
+        self.pipeline_blind = False
+        """Whether the last cycle found ingest away or refusing everyone: no event could
+        arrive (:mod:`services.alerts.pipeline`)."""
         self._last_cycle: datetime | None = None
         """When the last cycle judged: what the silence memory reflects."""
         """Provinces' quiet spans in a family: not their units' silence either."""
@@ -186,11 +194,17 @@ class Evaluator:
         s = self.settings
         self._last_cycle = now
         tracked = open_alerts  # identities with an open alert: see conditions.py
+        # Ingest away or refusing everyone: nothing could be published, so the figures
+        # that move on the wall clock alone (open overdue dossiers) are unknown, as a
+        # worker's that does not answer, and so is every unit's silence (below).
+        ingest_blind = self._ingest_watch.blind(seen.ingest_down, seen.ingest)
+        self.pipeline_blind = ingest_blind
+        figures = pipeline.judged_figures(seen.figures, ingest_blind)
         # A window not read this cycle is unknown: the lifecycle leaves its alerts alone.
         # The burn windows read beside them are for KpiBudgetBurn only.
         windows = [w for w in seen.plan.windows if w in s.alert_windows]
         verdicts = list(
-            conditions.kpi_below_target(self._volume_floors(seen.figures), windows,
+            conditions.kpi_below_target(self._volume_floors(figures), windows,
                                         self._hysteresis_bp, s.alert_for_s, tracked,
                                         self.families)
         )  # fmt: skip
@@ -199,18 +213,19 @@ class Evaluator:
             self._last_slow = now
             if s.alert_burn_enabled:
                 verdicts += conditions.kpi_budget_burn(
-                    seen.figures,
+                    figures,
                     s.alert_burn_for_s,
                     tracked,
                     s.alert_burn_keep_firing_s,
                     self.families,
                 )
-        answered = self._track_blind(seen, now)
+        answered = self._track_blind(seen, now, ingest_blind)
         if (answered is None or answered) and self.watch_start is not None:
             # A worker that did not answer would make its units look silent: only the
             # units in the answers are judged, and when it answers again the time it did
             # not does not count as its units' silence (they published meanwhile; its
-            # backlog is still being counted).
+            # backlog is still being counted). Ingest away: no unit is judged, and the
+            # span is no unit's silence (they could not publish).
             rule = conditions.SilenceRule(
                 self.cadence(), s.alert_silent_lookback_days, s.alert_silent_peer_share
             )
@@ -230,22 +245,30 @@ class Evaluator:
         verdicts = conditions.units_gone(verdicts, open_alerts, self.directory, seen.complete)
         verdicts = conditions.kpis_retired(verdicts, open_alerts, self.families, seen.complete)
         burn_read = seen.plan.slow and s.alert_burn_enabled
-        return verdicts + _unseen_pending(verdicts, open_alerts, windows, burn_read)
+        unseen = _unseen_pending(verdicts, open_alerts, windows, burn_read)
+        if ingest_blind:  # say why: the pipeline, not the unit's figures
+            unseen = [_ingest_blind(v) if v.key.kpi in pipeline.CLOCK_KPIS else v
+                      for v in unseen]  # fmt: skip
+        return verdicts + unseen
 
-    def _track_blind(self, seen: Observation, now: datetime) -> frozenset[str] | None:
+    def _track_blind(
+        self, seen: Observation, now: datetime, pipeline_blind: bool = False
+    ) -> frozenset[str] | None:
         """The units whose silence may be judged this cycle (None: all of them).
 
         Records the span from the last complete observation to the next one, when the
         cycles between saw some worker not answer, with the units in every answer
-        meanwhile: the others' time in it is not silence. Spans older than the lookback
+        meanwhile: the others' time in it is not silence. A cycle with the pipeline blind
+        (ingest away or refusing everyone) counts as one no worker answered: no unit is
+        judged, and the span covers every unit. Spans older than the lookback
         go. A freshly started service has no complete observation yet: its span starts
         at its first cycle, or a worker down at the start (a deploy, a host reboot) made
         every unit it owns page at its first answer (review 65). Until then one worker
         down hid the silence of every unit, those of the workers that answered too."""
         if self._last_complete is None:
             self._last_complete = now
-        if not seen.complete:
-            units = frozenset(f.unit for f in seen.figures)
+        if not seen.complete or pipeline_blind:
+            units = frozenset() if pipeline_blind else frozenset(f.unit for f in seen.figures)
             self._answered = units if self._answered is None else self._answered & units
             return self._answered
         if self._answered is not None:
@@ -384,6 +407,10 @@ def _unseen_pending(
                 Verdict(key, Status.HOLD, alert.severity, alert.province, values, *texts, 0.0)
             )
     return unseen
+
+
+def _ingest_blind(verdict: Verdict) -> Verdict:
+    return replace(verdict, values={**verdict.values, "ingest_blind": True})
 
 
 def _slow(key: AlertKey) -> bool:

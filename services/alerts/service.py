@@ -243,7 +243,8 @@ class AlertsService:
         ingest = await self._ingest.read() if self._ingest is not None else None
         if ingest is not None:
             await self._learn_keys()
-        return Observation(plan, reading.figures(), not reading.errors, ingest)
+        down = self._ingest is not None and ingest is None
+        return Observation(plan, reading.figures(), not reading.errors, ingest, down)
 
     async def _learn_keys(self) -> None:
         """The ingest keys' names and provinces, read again each cycle (a few rows; a key

@@ -2,11 +2,12 @@
 
 A unit's silence is its working time since its last event, less the spans in which that
 time was not its silence (:class:`services.alerts.conditions.Blind`): a metrics worker
-that did not answer, or its province quiet in the family (:mod:`services.alerts.province`).
-Those spans and the provinces' last judged state lived in memory only: a restart (a
-deploy, a crash) forgot them, and every commune not yet heard from after its province's
-outage, or whose worker had been down, was judged from its own last event again and
-paged one by one (the storm the inhibit rule exists to prevent).
+that did not answer, ingest away or refusing everyone (every unit), or its province
+quiet in the family (:mod:`services.alerts.province`). Those spans and the provinces'
+last judged state lived in memory only: a restart (a deploy, a crash) forgot them, and
+every commune not yet heard from after its province's outage, or whose worker had been
+down, was judged from its own last event again and paged one by one (the storm the
+inhibit rule exists to prevent).
 
 Kept in PostgreSQL (``alert_silence_memory``, one row), written with the last-seen
 entries when it changed:
