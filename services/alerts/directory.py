@@ -35,6 +35,10 @@ class UnitDirectory:
         """Every unit of that level in that province (the unit itself included)."""
         return self._peers.get((province, level), ())
 
+    def in_province(self, province: str) -> tuple[str, ...]:
+        """Every unit of ``province``, of every level, the province itself included."""
+        return tuple(u for level in sorted(self.levels) for u in self.peers(province, level))
+
     def name(self, code: str) -> str:
         unit = self._by_code.get(code)
         return unit.name if unit else code

@@ -97,6 +97,9 @@ class Evaluator:
         self._answered: frozenset[str] | None = None
         """The units in every answer since the last complete cycle; None while none
         since was incomplete."""
+        self._arriving: frozenset[str] | None = None
+        """While the pipeline is blind (ingest away): the units whose events arrive all the
+        same (published straight to Kafka), judged as usual; None when it is not."""
         self._blind: list[conditions.Blind] = []
         """Spans in which some worker did not answer: the units it owns published
         unseen, so that time is not silence (``conditions.unit_silent``)."""
@@ -197,7 +200,7 @@ class Evaluator:
         # Ingest away or refusing everyone: nothing could be published, so the figures
         # that move on the wall clock alone (open overdue dossiers) are unknown, as a
         # worker's that does not answer, and so is every unit's silence (below).
-        ingest_blind = self._ingest_watch.blind(seen.ingest_down, seen.ingest)
+        ingest_blind = self._ingest_watch.blind(seen.ingest_down, seen.ingest, now)
         self.pipeline_blind = ingest_blind
         figures = pipeline.judged_figures(seen.figures, ingest_blind)
         # A window not read this cycle is unknown: the lifecycle leaves its alerts alone.
@@ -219,7 +222,7 @@ class Evaluator:
                     s.alert_burn_keep_firing_s,
                     self.families,
                 )
-        answered = self._track_blind(seen, now, ingest_blind)
+        answered = self._track_blind(seen, now, ingest_blind, last_seen)
         if (answered is None or answered) and self.watch_start is not None:
             # A worker that did not answer would make its units look silent: only the
             # units in the answers are judged, and when it answers again the time it did
@@ -252,15 +255,22 @@ class Evaluator:
         return verdicts + unseen
 
     def _track_blind(
-        self, seen: Observation, now: datetime, pipeline_blind: bool = False
+        self,
+        seen: Observation,
+        now: datetime,
+        pipeline_blind: bool = False,
+        last_seen: Mapping[tuple[str, str], datetime] | None = None,
     ) -> frozenset[str] | None:
         """The units whose silence may be judged this cycle (None: all of them).
 
         Records the span from the last complete observation to the next one, when the
         cycles between saw some worker not answer, with the units in every answer
         meanwhile: the others' time in it is not silence. A cycle with the pipeline blind
-        (ingest away or refusing everyone) counts as one no worker answered: no unit is
-        judged, and the span covers every unit. Spans older than the lookback
+        (ingest away or refusing everyone) judges only the units whose events arrive all
+        the same: the units of a province one of whose units was heard from since the
+        span began (its integrator publishes straight to Kafka, schemas/CONTRACT.md
+        section 5; review 80: a direct unit gone silent never paged while ingest was
+        away); the span covers the others. Spans older than the lookback
         go. A freshly started service has no complete observation yet: its span starts
         at its first cycle, or a worker down at the start (a deploy, a host reboot) made
         every unit it owns page at its first answer (review 65). Until then one worker
@@ -268,16 +278,38 @@ class Evaluator:
         if self._last_complete is None:
             self._last_complete = now
         if not seen.complete or pipeline_blind:
-            units = frozenset() if pipeline_blind else frozenset(f.unit for f in seen.figures)
-            self._answered = units if self._answered is None else self._answered & units
-            return self._answered
-        if self._answered is not None:
-            self._blind.append(conditions.Blind(self._last_complete, now, self._answered))
-        self._last_complete, self._answered = now, None
+            if not seen.complete:
+                units = frozenset(f.unit for f in seen.figures)
+                self._answered = units if self._answered is None else self._answered & units
+            if pipeline_blind:
+                # Cumulative by construction: a unit heard since the span began stays so.
+                self._arriving = self._heard_since(self._last_complete, last_seen or {})
+            return self._judgeable()
+        judgeable = self._judgeable()
+        if judgeable is not None:
+            self._blind.append(conditions.Blind(self._last_complete, now, judgeable))
+        self._last_complete, self._answered, self._arriving = now, None, None
         oldest = self.calendar.working_days_back(now, self.settings.alert_silent_lookback_days)
         self._blind = [b for b in self._blind if b.end > oldest]
         self._quiet.prune(oldest)
         return None
+
+    def _judgeable(self) -> frozenset[str] | None:
+        """The units both the workers' answers and the pipeline let be judged (None: all)."""
+        if self._answered is None:
+            return self._arriving
+        if self._arriving is None:
+            return self._answered
+        return self._answered & self._arriving
+
+    def _heard_since(
+        self, since: datetime, last_seen: Mapping[tuple[str, str], datetime]
+    ) -> frozenset[str]:
+        """Every unit of each province one of whose units sent an event after ``since``."""
+        directory = self.directory
+        provinces = {directory.province(u) for (u, _), at in last_seen.items() if at > since}
+        provinces.discard("")
+        return frozenset(u for p in provinces for u in directory.in_province(p))
 
     def cadence(self) -> Cadence:
         s = self.settings

@@ -25,6 +25,7 @@ verdicts` treats both alike). What that holds (review 77):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from services.alerts import conditions
 from services.common.figures import Figure
@@ -50,27 +51,55 @@ def refused_everyone(counted: conditions.Counters) -> bool | None:
     return True if refused > 0 else None
 
 
+DOWN_AFTER_S = 30.0
+"""How long ingest may not answer before the pipeline counts as blind: longer than a
+restart (a deploy: a few seconds), so a rolling deploy cancels no pending alert across
+the country (review 80); a first read at start that finds it away is blind at once,
+as nothing says then that anything can arrive."""
+
+REFUSING_AFTER_S = 60.0
+"""How long ingest must refuse every event (503s, nothing accepted, quiet steps
+between) before the pipeline counts as blind: one publisher's batch refused in a 2 s
+step when nobody else published is no outage (review 80: it blinded the country and
+cancelled every pending on-time alert)."""
+
+
 class IngestWatch:
     """Whether the pipeline is blind this cycle, from what the cycle read of ingest.
 
-    ``down``: ingest is watched (``EGOV_INGEST_URL``) and did not answer. Answering, it is
-    blind while it refuses everyone: from the first step it counted only 503s until the
-    first step in which it accepted an event (steps with no event at all change nothing).
+    ``down``: ingest is watched (``EGOV_INGEST_URL``) and did not answer: blind once it
+    has not answered for :data:`DOWN_AFTER_S`, or at once if it never answered since
+    this service started. Answering, it is blind once it has refused every event for
+    :data:`REFUSING_AFTER_S` (steps with no event at all change nothing), until the
+    first step in which it accepted one.
     """
 
     def __init__(self) -> None:
-        self.refusing = False
         self._before: conditions.IngestScrape | None = None
+        self._answered = False
+        self._down_since: datetime | None = None
+        self._refusing_since: datetime | None = None
 
-    def blind(self, down: bool, scrape: conditions.IngestScrape | None) -> bool:
-        if scrape is not None:
-            before, self._before = self._before, scrape
-            if before is not None:
-                counted, _ = conditions.counted_between(before, scrape)
-                refused = refused_everyone(counted)
-                if refused is not None:
-                    self.refusing = refused
-        return down or (scrape is not None and self.refusing)
+    def blind(self, down: bool, scrape: conditions.IngestScrape | None, now: datetime) -> bool:
+        if down:
+            if self._down_since is None:
+                self._down_since = now
+            away_s = (now - self._down_since).total_seconds()
+            return not self._answered or away_s >= DOWN_AFTER_S
+        self._down_since = None
+        if scrape is None:  # ingest not watched
+            return False
+        self._answered = True
+        before, self._before = self._before, scrape
+        if before is not None:
+            counted, _ = conditions.counted_between(before, scrape)
+            refused = refused_everyone(counted)
+            if refused is False:
+                self._refusing_since = None
+            elif refused and self._refusing_since is None:
+                self._refusing_since = now
+        since = self._refusing_since
+        return since is not None and (now - since).total_seconds() >= REFUSING_AFTER_S
 
 
 def judged_figures(figures: Sequence[Figure], blind: bool) -> Sequence[Figure]:

@@ -113,18 +113,38 @@ def test_refused_everyone_needs_503s_and_no_acceptance(
     assert pipeline.refused_everyone(counted) is expected
 
 
-def test_the_watch_is_blind_from_the_first_503_step_to_the_first_accepted_event() -> None:
+def test_the_watch_is_blind_once_ingest_refuses_everyone_for_a_minute() -> None:
+    watch, at = pipeline.IngestWatch(), T0
+    assert watch.blind(False, scrape(10, 0), at) is False  # the baseline
+    # Only 503s since: a step of it is no outage (one publisher's batch timed out).
+    assert watch.blind(False, scrape(10, 5), at + timedelta(seconds=2)) is False
+    # Nobody publishes (they back off): still refusing; a minute of it is an outage.
+    assert watch.blind(False, scrape(10, 5), at + timedelta(seconds=40)) is False
+    assert watch.blind(False, scrape(10, 9), at + timedelta(seconds=62)) is True
+    # Then ingest stops answering altogether: blind (it has been away a while already).
+    assert watch.blind(True, None, at + timedelta(seconds=64)) is False
+    assert watch.blind(True, None, at + timedelta(seconds=94)) is True
+    # One event accepted: back at once.
+    assert watch.blind(False, scrape(11, 9), at + timedelta(seconds=96)) is False
+
+
+def test_ingest_away_is_blind_after_a_restart_s_length_or_at_once_if_never_seen() -> None:
+    never = pipeline.IngestWatch()
+    assert never.blind(True, None, T0) is True  # nothing says anything can arrive
     watch = pipeline.IngestWatch()
-    assert watch.blind(False, scrape(10, 0)) is False  # the baseline
-    assert watch.blind(False, scrape(10, 5)) is True  # only 503s since
-    assert watch.blind(False, scrape(10, 5)) is True  # nobody publishes: still refusing
-    assert watch.blind(True, None) is True  # then ingest stops answering altogether
-    assert watch.blind(False, scrape(11, 9)) is False  # one event accepted: back
+    assert watch.blind(False, scrape(10, 0), T0) is False
+    # A deploy restarts it: a few seconds away blind nothing (review 80).
+    assert watch.blind(True, None, T0 + timedelta(seconds=2)) is False
+    assert watch.blind(True, None, T0 + timedelta(seconds=10)) is False
+    assert watch.blind(False, scrape(12, 0), T0 + timedelta(seconds=12)) is False
+    # Away for good: blind from DOWN_AFTER_S on.
+    assert watch.blind(True, None, T0 + timedelta(seconds=20)) is False
+    assert watch.blind(True, None, T0 + timedelta(seconds=50)) is True
 
 
 def test_a_watch_not_watching_ingest_is_never_blind() -> None:
     watch = pipeline.IngestWatch()
-    assert watch.blind(False, None) is False
+    assert watch.blind(False, None, T0) is False
 
 
 # --- silence ------------------------------------------------------------------------
@@ -198,7 +218,10 @@ def test_ingest_away_raises_no_on_time_breach_but_still_judges_event_counted_kpi
 def test_ingest_refusing_everyone_raises_no_on_time_breach() -> None:
     ev, alerts = evaluator(), book()
     assert cycle(ev, alerts, T0, [], ingest=scrape(10, 0)) == []
-    assert cycle(ev, alerts, T0 + timedelta(seconds=30), overdue(), ingest=scrape(10, 40)) == []
+    assert cycle(ev, alerts, T0 + timedelta(seconds=30), [], ingest=scrape(10, 40)) == []
+    # A minute and more of nothing but 503s: the sweep's overdue counts are unknown.
+    assert cycle(ev, alerts, T0 + timedelta(seconds=95), overdue(), ingest=scrape(10, 60)) == []
+    assert ev.pipeline_blind
 
 
 def test_a_firing_on_time_alert_is_neither_resolved_nor_paged_again_while_blind() -> None:
@@ -253,8 +276,13 @@ SILENT = {
 @pytest.mark.parametrize(
     ("source", "mutes"),
     [
-        ({"alertname": "EgovServiceDown", "service": "ingest", "severity": "critical"}, True),
-        ({"alertname": "EgovIngestUnavailable", "service": "ingest", "severity": "critical"}, True),
+        # Ingest away is the alerts service's to judge: it pages a unit publishing
+        # straight to Kafka, and a trickle of 503s fires EgovIngestUnavailable (review 80).
+        ({"alertname": "EgovServiceDown", "service": "ingest", "severity": "critical"}, False),
+        (
+            {"alertname": "EgovIngestUnavailable", "service": "ingest", "severity": "critical"},
+            False,
+        ),
         (
             {"alertname": "EgovAcceptedNotCounted", "service": "pipeline", "severity": "critical"},
             True,
