@@ -10,7 +10,8 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from services.common.settings import CommonSettings
 
@@ -50,21 +51,22 @@ async def ensure_topics(settings: CommonSettings, topics: list[str] | None = Non
     await asyncio.wait_for(admin.start(), settings.kafka_request_timeout_s)
     try:
         existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(name, settings.topic_partitions, settings.topic_replication)
-            for name in names
-            if name not in existing
-        ]
+        missing = [_new_topic(name, settings) for name in names if name not in existing]
+        raced = False
         if missing:
             try:
                 await admin.create_topics(missing)
             except TopicAlreadyExistsError:
-                pass  # another process won the race: the topic is there, which is all we need
+                raced = True  # another process won the race: the topic is there
             log.info("created topics %s", [t.name for t in missing])
+            await _listed(admin, [t.name for t in missing], settings.kafka_request_timeout_s)
         present = [name for name in names if name in existing]
         if present:
             for topic in await admin.describe_topics(present):
                 _say_partitions(topic, settings.topic_partitions)
+        dead_letter = settings.topic_dead_letter
+        if dead_letter in present or (raced and dead_letter in names):
+            await _keep_dead_letters(admin, settings)
     finally:
         await admin.close()
 
@@ -86,6 +88,97 @@ def _say_partitions(topic: dict[str, Any], wanted: int) -> None:
             count,
             wanted,
         )
+
+
+async def _listed(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float) -> None:
+    """Wait, up to ``timeout_s``, until the broker lists the topics just created: Apache
+    Kafka (KRaft) answers CreateTopics before its metadata serves them, and whoever ran
+    ``ensure_topics`` reads or describes them next."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not set(names) <= set(await admin.list_topics()):
+        if asyncio.get_running_loop().time() > deadline:
+            return  # they were created: a slow broker lists them later
+        await asyncio.sleep(0.1)
+
+
+RETENTION = "retention.ms"
+
+
+def dead_letter_retention_ms(settings: CommonSettings) -> int:
+    """``EGOV_DEAD_LETTER_RETENTION_DAYS`` as the topic's ``retention.ms``."""
+    return settings.dead_letter_retention_days * 24 * 3600 * 1000
+
+
+def _new_topic(name: str, settings: CommonSettings) -> NewTopic:
+    """An event topic keeps the broker's retention (deploy/kafka/server.properties: 7
+    days); the dead-letter topic keeps its records for EGOV_DEAD_LETTER_RETENTION_DAYS,
+    as they wait for a person (docs/runbooks.md, EgovDeadLetters)."""
+    configs = None
+    if name == settings.topic_dead_letter:
+        configs = {RETENTION: str(dead_letter_retention_ms(settings))}
+    return NewTopic(
+        name, settings.topic_partitions, settings.topic_replication, topic_configs=configs
+    )
+
+
+async def _keep_dead_letters(admin: AIOKafkaAdminClient, settings: CommonSettings) -> None:
+    """A dead-letter topic made before the setting (or by hand) with a shorter retention
+    is given the setting's; best effort, said in one line when it cannot be: a principal
+    without DescribeConfigs or AlterConfigs on the topic (ingest's, on the authenticated
+    stack: the set-up runs as admin) must not stop the service starting."""
+    topic, wanted = settings.topic_dead_letter, dead_letter_retention_ms(settings)
+    try:
+        kept, overrides = await _retention_and_overrides(admin, topic)
+        if kept is not None and (kept < 0 or kept >= wanted):
+            return  # -1: kept for good
+        overrides[RETENTION] = str(wanted)
+        # AlterConfigs (aiokafka has no incremental one) replaces every override of the
+        # topic: the others are sent back as they were.
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs=overrides)
+        for response in await admin.alter_configs([resource]):
+            for code, message, *_ in response.resources:
+                if code:
+                    raise KafkaError(f"error {code}: {message}")
+    except (KafkaError, ValueError, TypeError) as exc:
+        log.warning(
+            "topic %s may keep dead letters for less than EGOV_DEAD_LETTER_RETENTION_DAYS "
+            "(%d days) and could not be changed (%r): set its retention.ms to %d by hand",
+            topic,
+            settings.dead_letter_retention_days,
+            exc,
+            wanted,
+        )
+        return
+    log.warning(
+        "topic %s kept dead letters for %s ms: it keeps them %d days now "
+        "(EGOV_DEAD_LETTER_RETENTION_DAYS)",
+        topic,
+        "the broker's default" if kept is None else kept,
+        settings.dead_letter_retention_days,
+    )
+
+
+async def _retention_and_overrides(
+    admin: AIOKafkaAdminClient, topic: str
+) -> tuple[int | None, dict[str, str]]:
+    """``topic``'s retention.ms in force (None: not reported) and the configs set on the
+    topic itself, not inherited from the broker."""
+    described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    retention: int | None = None
+    overrides: dict[str, str] = {}
+    for response in described:
+        for code, message, _type, _name, entries in response.resources:
+            if code:
+                raise KafkaError(f"error {code}: {message}")
+            for name, value, _read_only, source, *_ in entries:
+                if name == RETENTION and value not in (None, ""):
+                    retention = int(value)
+                # DescribeConfigs v0 says is_default (a bool), v1 the source (1: the topic).
+                if not source if isinstance(source, bool) else source == 1:
+                    if value is None:  # a sensitive value, which cannot be sent back
+                        raise ValueError(f"{name} of {topic} is not readable")
+                    overrides[name] = value
+    return retention, overrides
 
 
 def faust_credentials(

@@ -132,6 +132,14 @@ class CommonSettings(BaseSettings):
     topic_dead_letter: str = "egov.dead-letter"
     """``EGOV_TOPIC_DEAD_LETTER``: where invalid records go, with the reason in headers."""
 
+    dead_letter_retention_days: int = Field(default=90, ge=1, le=3650)
+    """``EGOV_DEAD_LETTER_RETENTION_DAYS``: how long the dead-letter topic keeps a record
+    (its ``retention.ms``, set when ``ensure_topics`` creates the topic and raised on an
+    existing one that keeps less). A dead letter waits for a person, and EgovDeadLetters
+    resolves 15 minutes after the last one: with the event topics' 7 days, one nobody
+    handled in a week expired unseen (review 81). 90 days: a quarter's reporting period.
+    Keep it above the event topics' retention (deploy/kafka/server.properties)."""
+
     topic_partitions: int = Field(default=6, ge=1)
     """``EGOV_TOPIC_PARTITIONS``: partitions of each event topic (the ceiling on workers)."""
 

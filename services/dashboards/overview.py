@@ -1,7 +1,8 @@
 """The province overview for the IOC wall (kiosk mode): every KPI today and this month.
 
 Layout, top to bottom: one big-number panel per KPI (today, this month, target, volume),
-the units below target worst first, the silent units, and the last day's hourly rates.
+the units below target worst first, the silent units, the records dead-lettered in the
+last 24 hours, and the last day's hourly rates.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def build(catalogue: KpiCatalogue) -> Dashboard:
     add_panels(board, (kpi_stat(k) for k in catalogue.kpis), width=6, height=7)
     add_row(board, "Đơn vị cần chú ý")
     add_panels(board, [below_target(catalogue), silent_units()], width=12, height=12)
+    add_panels(board, [dead_letters()], width=24, height=6)
     add_row(board, "Diễn biến")
     add_panels(board, [hourly_rates(catalogue)], width=24, height=9)
     add_row(board, "Căn cứ mục tiêu")
@@ -338,6 +340,39 @@ def silent_units() -> table.Panel:
         .override_by_name(*level_names())
         .sort_by([TableSortByFieldState().display_name(SILENT_FOR).desc(True)])
         .unit("s")
+    )
+
+
+DEAD_LETTERED = "Số bản ghi bị loại"
+
+
+def dead_letters() -> table.Panel:
+    """Records of the province the workers refused (dead-lettered): the figures above miss
+    them until they are handled (docs/runbooks.md, EgovDeadLetters), and the IOC must
+    know its figures are incomplete, not only on-call."""
+    return (
+        table_panel(
+            "Bản ghi bị loại (dead letter), 24 giờ qua",
+            "Records of the province dead-lettered by the metrics workers over the last 24 "
+            "hours, by reason (egov_events_dead_lettered_total, province label: the record's "
+            "key, else its unit's province). They are not counted: the figures above miss "
+            "them until on-call handles them (docs/runbooks.md, EgovDeadLetters). Records "
+            "whose province is unknown, or keyed by a province before the 2025 reform, are "
+            "not shown here (the pipeline health dashboard has every dead letter).",
+        )
+        .with_target(query(promql.dead_letters(), ref="A", instant=True))
+        .with_transformation(
+            transformation(
+                "organize",
+                {
+                    "excludeByName": {"Time": True},
+                    "indexByName": {"reason": 0, "Value": 1},
+                    "renameByName": {"reason": "Lý do", "Value": DEAD_LETTERED},
+                },
+            )
+        )
+        .override_by_name(*count_override(DEAD_LETTERED))
+        .sort_by([TableSortByFieldState().display_name(DEAD_LETTERED).desc(True)])
     )
 
 

@@ -26,6 +26,7 @@ LAST_EVENT = "egov_unit_last_event_timestamp_seconds"
 TARGET_OVERRIDES = "egov_kpi_target_override_ratio"
 EVENT_TIME_LAG = "egov_event_lag_seconds"
 INGEST_TIME_LAG = "egov_ingest_lag_seconds"
+DEAD_LETTERED = "egov_events_dead_lettered_total"
 
 # Series of the alerts service (services/alerts/telemetry.py).
 ALERTS_OPEN = "egov_alerts"
@@ -207,6 +208,17 @@ def silent_units() -> str:
         f"({UNIT_SILENCE} > $silence) * on (unit) group_left (name, level, province) "
         f'{UNIT_PROVINCE_INFO}{{province="$province"}}'
     )
+
+
+def dead_letters(span: str = "24h") -> str:
+    """The province's records dead-lettered over the last ``span``, by reason (none: no
+    row). A series born within the span (a worker's first dead letter of a reason and
+    province since it started) counts whole: increase() takes its first sample, already
+    1, as the start and missed the very first dead letter (review 41); an older series
+    counts its increase()."""
+    series = f'{DEAD_LETTERED}{{province="$province"}}'
+    born = f"({series} unless {series} offset {span})"
+    return f"sum by (reason) ({born} or increase({series}[{span}])) > 0"
 
 
 def last_event_ms() -> str:

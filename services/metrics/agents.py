@@ -376,9 +376,10 @@ class Counting:
             return
         send = self._send
         await asyncio.gather(*(self._dead_letter(send, d) for d in dead_letters))
-        metrics = self.state.metrics
+        metrics, now = self.state.metrics, self.clock()
         for d in dead_letters:
-            metrics.dead_lettered.labels(d.topic, d.reason).inc()
+            province = self.preparer.province_of(d, now)
+            metrics.dead_lettered.labels(d.topic, d.reason, province).inc()
             metrics.last_dead_letter.labels(d.topic, d.reason).set_to_current_time()
 
     async def _forwards(self, forwards: Sequence[Forward]) -> None:

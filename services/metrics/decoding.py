@@ -149,6 +149,16 @@ class RecordDecoder:
             return True
         return False
 
+    def knows_province(self, code: str) -> bool:
+        """Whether ``code`` is a province of today's registry or a pre-2025 one."""
+        for era in ERAS:
+            try:
+                if self._registry.get(code, era).level == "province":
+                    return True
+            except KeyError:
+                continue
+        return False
+
     def resolved_cache(self) -> dict[tuple[str, bool], tuple[Resolution, tuple[str, ...]]]:
         """(code, dated after the reform) -> what ``resolve`` answered, for the fast lane."""
         return self._resolved

@@ -83,8 +83,11 @@ class PipelineMetrics:
         )
         self.dead_lettered = Counter(
             "egov_events_dead_lettered",
-            "Records (or batch elements) dead-lettered, by source topic and reason.",
-            ["topic", "reason"],
+            "Records (or batch elements) dead-lettered, by source topic, reason and the "
+            "province whose figures miss them: the record's key when it is a province code "
+            "(today's or a pre-2025 one), else the province of the event's unit; empty when "
+            "neither tells (unknown: any province's figures may miss it).",
+            ["topic", "reason", "province"],
             registry=registry,
         )
         # What the health alert EgovDeadLetters reads: a time, which neither a scrape

@@ -38,6 +38,7 @@ from services.metrics.decoding import (
     element_bytes,
     violations_text,
 )
+from services.metrics.dlqprovince import DeadLetterProvinces
 from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures, PartitionFigures, TopicPartition
 from services.metrics.logcheck import Stored
@@ -280,6 +281,7 @@ class Preparer:
         self._signer = signer
         self._families = {t: contract.family(t) for t in contract.event_types}
         self._summaries = SummaryReader()
+        self._provinces = DeadLetterProvinces(decoder)
         self._key_texts: dict[bytes | None, str] = {}
         self.partition_counts: Mapping[str, int] = {}
         """The event topics' partition counts as the consumer last saw them (the worker
@@ -291,6 +293,11 @@ class Preparer:
             frozenset(self._families),
             decoder.knows_unit,
         )
+
+    def province_of(self, dead: DeadLetter, now: datetime) -> str:
+        """The province whose figures miss ``dead`` ("" unknown): services/metrics/
+        dlqprovince.py."""
+        return self._provinces.of(dead.key, dead.value, now)
 
     def prepare(
         self, records: Iterable[Record], now: datetime, out: Prepared | None = None

@@ -142,7 +142,7 @@ async def test_refused_records_are_dead_lettered_and_every_other_counts(
         assert b"SQLSTATE 22003" in headers["dlq_detail"], headers
         assert b"value out of range for dossier R-" in headers["dlq_detail"], headers
     metrics = work.state.metrics
-    assert metrics.dead_lettered.labels(TOPIC, "store-refused")._value.get() == 3
+    assert metrics.dead_lettered.labels(TOPIC, "store-refused", "19")._value.get() == 3
     assert metrics.processed.labels("vn.egov.dossier.received")._value.get() == 3
 
 

@@ -282,7 +282,7 @@ async def test_a_dead_letter_send_failing_twice_is_retried_and_nothing_is_lost()
     assert [c.epoch for b in state.flushed for c in b.event_views()] == [now.timestamp()]
     assert state.flushed[0].next_offset == 3
     dead = state.metrics.dead_lettered
-    assert dead.labels(TP[0], "time-in-future")._value.get() == 1
+    assert dead.labels(TP[0], "time-in-future", "19")._value.get() == 1
 
 
 async def test_a_dead_letter_send_that_fails_otherwise_stops_the_counting() -> None:
