@@ -18,6 +18,7 @@ from services.common import cli as common_cli
 from services.common.settings import KafkaTlsError, SigningKeyError
 from services.common.variables import RetiredVariable, refusal_lines
 from services.dashboards import cli as dashboards_cli
+from services.deadletters import cli as deadletters_cli
 from services.ingest import cli as ingest_cli
 from services.metrics import cli as metrics_cli
 from services.simulator import cli as simulator_cli
@@ -29,7 +30,8 @@ Handler = Callable[[argparse.Namespace], int]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="egov-pulse", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (ingest_cli, metrics_cli, alerts_cli, wall_cli, common_cli, dashboards_cli):
+    modules = (ingest_cli, metrics_cli, alerts_cli, wall_cli, common_cli, dashboards_cli)
+    for module in (*modules, deadletters_cli):
         module.register(sub)
     simulate = sub.add_parser("simulate", help="publish realistic simulated traffic")
     simulator_cli.add_arguments(simulate)

@@ -1,7 +1,9 @@
 """Who may do what on an authenticated Kafka: one principal per service, least privilege.
 
 - ``ingest`` and ``backfill`` (its own principal: its records count however old) write the
-  event topics, and nothing else;
+  event topics; ``backfill``, the operator's tools' principal, also reads the dead-letter
+  topic and the event topics without a consumer group (``egov-pulse dead-letters list``
+  and ``replay``: a dead letter and the record a reference points at);
 - ``metrics`` (the workers' consumer group) reads the event topics, writes them too (events
   keyed by something else than their province, published again keyed by it) and the
   dead-letter topic, and owns Faust's internal topics (its app id as prefix);
@@ -96,6 +98,7 @@ def acl_plan(
         # Describe: ingest lists the topics it would otherwise create at start-up.
         acls += [Acl(user, Resource.TOPIC, settings.topic_dead_letter, Operation.DESCRIBE)]
         acls.append(Acl(user, Resource.CLUSTER, CLUSTER_NAME, Operation.IDEMPOTENT_WRITE))
+    acls += _operator_reads(settings, f"User:{principals.backfill}")
     metrics = f"User:{principals.metrics}"
     acls += [Acl(metrics, Resource.TOPIC, t, Operation.READ) for t in events]
     # Events an integrator keyed by something else than their province are published
@@ -116,6 +119,16 @@ def acl_plan(
         Acl(alerts, Resource.CLUSTER, CLUSTER_NAME, Operation.IDEMPOTENT_WRITE),
     ]
     return acls
+
+
+def _operator_reads(settings: CommonSettings, user: str) -> list[Acl]:
+    """What ``egov-pulse dead-letters`` reads, run as ``backfill`` (its replay publishes
+    as backfill does): the dead letters (DESCRIBE on that topic is given above), and the
+    event records a reference points at (WRITE there implies DESCRIBE). READ on topics
+    only, no GROUP: it reads with no consumer group, so it moves nobody's positions and
+    cannot join the workers' group."""
+    topics = [settings.topic_dead_letter, *settings.event_topics]
+    return [Acl(user, Resource.TOPIC, t, Operation.READ) for t in topics]
 
 
 class AclError(RuntimeError):

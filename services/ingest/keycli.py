@@ -49,6 +49,7 @@ from services.ingest.keystore import (
 from services.ingest.publisher import KafkaPublisher
 from services.ingest.reruns import CountedElsewhere
 from services.ingest.settings import IngestSettings
+from services.ingest.validation import EventValidator
 
 
 async def run(args: argparse.Namespace, settings: IngestSettings) -> int:
@@ -174,7 +175,7 @@ async def run_backfill(
     if isinstance(identity, str):
         print(f"refused: {identity}", file=sys.stderr)
         return 2
-    pool = await _lookup_pool(settings)
+    pool = await lookup_pool(settings)
     if pool is None and publisher is not None:
         print(
             "refused: PostgreSQL stopped answering after the publisher was checked; the"
@@ -201,7 +202,7 @@ def _unreadable(path: Path) -> str | None:
     return None
 
 
-async def _lookup_pool(settings: IngestSettings) -> asyncpg.Pool | None:
+async def lookup_pool(settings: IngestSettings) -> asyncpg.Pool | None:
     """A pool for the rerun check (services/ingest/reruns.py), or None when PostgreSQL
     does not answer: an ``--unbound`` run goes on without it, saying so (a ``--publisher``
     run was refused already by ``backfill_identity``)."""
@@ -227,6 +228,59 @@ async def _run_backfill(
     identity: Identity,
     pool: asyncpg.Pool | None,
 ) -> int:
+    tools = await backfill_tools(settings, registry, identity, pool)
+    try:
+        await tools.start()
+    except (KafkaError, OSError, TimeoutError) as exc:
+        print(
+            f"stopped: the broker ({settings.kafka_bootstrap_servers}) did not answer"
+            f" ({exc!r}); nothing was published: re-run the file once it answers",
+            file=sys.stderr,
+        )
+        return 3
+    try:
+        # Bytes: parse_lines refuses a line that is not UTF-8 and goes on with the others.
+        source = sys.stdin.buffer if str(path) == "-" else path.open("rb")
+        with source:
+            report = await backfill(
+                source, tools.validator, tools.kafka, batch_size, tools.identity
+            )
+    finally:
+        await tools.kafka.stop()
+    for line in report.lines():
+        print(line)
+    if report.stopped is not None:
+        what = "refused" if report.stopped_code == 2 else "stopped"
+        print(f"{what}: {report.stopped}", file=sys.stderr)
+        return report.stopped_code
+    return 1 if report.refused else 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BackfillTools:
+    """What publishing history takes: the validator, the publisher (signing as ingest
+    does) and the identity with its rerun lookup; shared by ``backfill`` and
+    ``dead-letters replay`` (services/deadletters/replay.py), so both publish alike."""
+
+    validator: EventValidator
+    kafka: KafkaPublisher
+    identity: Identity
+    settings: IngestSettings
+
+    async def start(self) -> None:
+        """The topics made if missing, and the producer started (raises what the broker
+        raised: KafkaError, OSError, TimeoutError)."""
+        await ensure_topics(self.settings)
+        await self.kafka.start()
+
+
+async def backfill_tools(
+    settings: IngestSettings,
+    registry: UnitRegistry,
+    identity: Identity,
+    pool: asyncpg.Pool | None,
+) -> BackfillTools:
+    """The backfill path for ``identity``, its producer not started yet."""
     if pool is not None:
         async with pool.acquire() as conn:
             names = [k.name for k in await list_keys(conn)]
@@ -241,27 +295,4 @@ async def _run_backfill(
     summarizer = Summarizer(catalogue) if signer is not None else None
     validator = backfill_validator(contract, registry, settings.clock_skew_s, summarizer)
     kafka = KafkaPublisher(settings, settings.produce_timeout_s, signer)
-    try:
-        await ensure_topics(settings)
-        await kafka.start()
-    except (KafkaError, OSError, TimeoutError) as exc:
-        print(
-            f"stopped: the broker ({settings.kafka_bootstrap_servers}) did not answer"
-            f" ({exc!r}); nothing was published: re-run the file once it answers",
-            file=sys.stderr,
-        )
-        return 3
-    try:
-        # Bytes: parse_lines refuses a line that is not UTF-8 and goes on with the others.
-        source = sys.stdin.buffer if str(path) == "-" else path.open("rb")
-        with source:
-            report = await backfill(source, validator, kafka, batch_size, identity)
-    finally:
-        await kafka.stop()
-    for line in report.lines():
-        print(line)
-    if report.stopped is not None:
-        what = "refused" if report.stopped_code == 2 else "stopped"
-        print(f"{what}: {report.stopped}", file=sys.stderr)
-        return report.stopped_code
-    return 1 if report.refused else 0
+    return BackfillTools(validator, kafka, identity, settings)

@@ -2,12 +2,15 @@
 (services/common/kafka_acls.py), only ingest's, backfill's and the workers' principals
 write an event topic (the workers: events keyed by something else than their province,
 published again keyed by it), and a metrics worker, under its own principal, still
-counts every event ingest wrote."""
+counts every event ingest wrote. ``egov-pulse dead-letters list`` reads the dead letters
+as the backfill principal (not as alerts), which cannot join the workers' group."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +32,7 @@ from services.common.kafka_acls import Principals, setup
 from services.common.settings import CommonSettings
 from tests.integration.metrics.harness import document, publish, workers
 from tests.integration.metrics.test_workers import stored
+from tests.integration.processes import service_env
 
 pytestmark = [
     pytest.mark.integration,
@@ -121,7 +125,7 @@ async def try_read(settings: CommonSettings, group: str | None) -> BaseException
     return None
 
 
-@pytest.mark.parametrize("user", ["ingest", "alerts"])
+@pytest.mark.parametrize("user", ["ingest", "alerts", "backfill"])
 def test_only_the_metrics_group_reads_the_event_topics(cluster: KafkaCluster, user: str) -> None:
     error = asyncio.run(try_read(as_user(cluster, user, PASSWORDS[user]), GROUP))
     assert isinstance(error, (TopicAuthorizationFailedError, GroupAuthorizationFailedError)), error
@@ -171,3 +175,27 @@ def test_a_metrics_worker_counts_what_ingest_produced(
     admin = as_user(cluster, "admin", cluster.auth.admin_password if cluster.auth else None)
     reasons = [h["dlq_reason"] for h in asyncio.run(dead_letters(admin))]
     assert reasons == [b"malformed-json"]
+    # The operator's command, as the backfill principal (no consumer group: it reads the
+    # topics only), sees it; the alerts principal cannot.
+    backfill = as_user(cluster, "backfill", PASSWORDS["backfill"])
+    shown = list_dead_letters(backfill, "backfill")
+    assert shown.returncode == 0, shown.stderr
+    assert "malformed-json" in shown.stdout and "not JSON" in shown.stdout, shown.stdout
+    refused = list_dead_letters(as_user(cluster, "alerts", PASSWORDS["alerts"]), "alerts")
+    assert refused.returncode == 3 and "stopped" in refused.stderr, refused.stderr
+
+
+def list_dead_letters(settings: CommonSettings, user: str) -> subprocess.CompletedProcess[str]:
+    env = service_env(settings)
+    env.update(
+        {"EGOV_KAFKA_SASL_USERNAME": user, "EGOV_KAFKA_SASL_PASSWORD": PASSWORDS[user],
+         "EGOV_KAFKA_REQUEST_TIMEOUT_S": "5"}
+    )  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", "dead-letters", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
