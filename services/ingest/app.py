@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -25,6 +25,7 @@ from services.common.contract import Contract
 from services.common.summaries import Summarizer
 from services.common.units import UnitRegistry
 from services.ingest import problems
+from services.ingest.admission import InFlight
 from services.ingest.asgi import (
     EVENTS_PATH,
     ASGIApp,
@@ -87,6 +88,10 @@ class IngestService:
         self.metrics_registry = metrics_registry or CollectorRegistry()
         self.metrics = IngestMetrics(self.metrics_registry)
         self.metrics.prime(contract.event_types)
+        self.in_flight = InFlight(settings.max_inflight_bytes)
+        self.metrics.inflight_bytes.set_function(lambda: self.in_flight.held)
+        # Whether the server is stopping (SIGTERM): server.py points it at uvicorn's flag.
+        self.stopping: Callable[[], bool] = lambda: False
         failures = RateLimiter(
             settings.auth_failure_per_s,
             settings.auth_failure_burst,
@@ -105,11 +110,25 @@ class IngestService:
 
     async def accept(self, submission: Submission) -> int:
         """Authenticate, validate and publish a request's events; returns how many."""
-        key = await self.authenticator.authenticate(submission.authorization, submission.client)
+        await self.authenticator.authenticate(submission.authorization, submission.client)
         content_type = submission.content_type.split(";", 1)[0].strip().lower()
         if content_type not in (SINGLE, BATCH):
             raise problems.unsupported_media_type(content_type)
+        # Refused at once when ingest holds all it may (a stalled broker), before the body
+        # is read when its size is declared; held from when it is read until answered.
+        declared = submission.declared_length
+        if declared is not None and not self.in_flight.fits(declared):
+            raise problems.overloaded()
         body = await submission.read(self.settings.max_body_bytes, self.settings.body_timeout_s)
+        if not self.in_flight.hold(len(body)):
+            raise problems.overloaded()
+        try:
+            return await self._publish_body(submission, content_type, body)
+        finally:
+            self.in_flight.release(len(body))
+
+    async def _publish_body(self, submission: Submission, content_type: str, body: bytes) -> int:
+        """Decode, charge, validate and publish a body read whole."""
         # Again, now the body is in (a lookup in the cache while its entry is fresh): a key
         # revoked, or its scope narrowed, while the body arrived takes effect on this
         # request too, not only on those that start after it (review 64).

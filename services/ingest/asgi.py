@@ -56,6 +56,12 @@ class Submission:
             _client_host(scope),
         )
 
+    @property
+    def declared_length(self) -> int | None:
+        """The Content-Length it declared, when it is a number."""
+        declared = self.content_length
+        return int(declared) if declared is not None and declared.isdigit() else None
+
     async def read(self, limit: int, within_s: float) -> bytes:
         """The whole body, or the 413 Problem once it exceeds ``limit`` bytes, or the 408
         Problem when its next part does not come within ``within_s`` seconds.
@@ -64,8 +70,8 @@ class Submission:
         4 MiB backlog at 1 Mbit/s takes over 30 s and must not be refused (review 66),
         while a body that stalls does not hold its connection for hours. The key was
         checked at the headers and is checked again once the body is in (review 64)."""
-        declared = self.content_length
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        declared = self.declared_length
+        if declared is not None and declared > limit:
             raise problems.body_too_large(limit)
         chunks: list[bytes] = []
         size = 0
@@ -91,6 +97,8 @@ class Accepts(Protocol):
     """The service behind the route (``IngestService``)."""
 
     metrics: IngestMetrics
+    stopping: Callable[[], bool]
+    """Whether the server is stopping (SIGTERM): then a cancelled request is answered."""
 
     async def accept(self, submission: Submission) -> int: ...
 
@@ -104,7 +112,17 @@ class EventsEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         metrics = self._service.metrics
         try:
-            accepted = await self._service.accept(Submission.from_scope(scope, receive))
+            try:
+                accepted = await self._service.accept(Submission.from_scope(scope, receive))
+            except asyncio.CancelledError:
+                # uvicorn cancels what is still under way when EGOV_SHUTDOWN_GRACE_S is
+                # over (a body trickled in, a stalled broker): the publisher is told to
+                # retry, rather than left with uvicorn's 500. Any other cancellation is
+                # not ours to end.
+                if not self._service.stopping():
+                    raise
+                _uncancel()
+                raise problems.shutting_down() from None
         except Disconnected:
             return
         except Problem as problem:
@@ -134,6 +152,12 @@ async def _reply(
     headers = [(b"content-type", media_type), (b"content-length", b"%d" % len(body)), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _uncancel() -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
 
 
 def _client_host(scope: Scope) -> str:

@@ -24,7 +24,11 @@ _REFUSALS = {
     "400": ("malformed-json", "The body is not JSON, or a batch is not a non-empty array."),
     "401": ("unauthorized", "Missing, unknown or revoked API key."),
     "403": ("out-of-scope", "An event's source, unit or type is outside the key's scope."),
-    "408": ("body-too-slow", "No part of the body arrived for EGOV_BODY_TIMEOUT_S."),
+    "408": (
+        "body-too-slow",
+        "No part of the body arrived for EGOV_BODY_TIMEOUT_S (or, headers-too-slow, the "
+        "request head was not whole within EGOV_HEADER_TIMEOUT_S).",
+    ),
     "413": ("body-too-large", "The body or the batch is larger than allowed."),
     "415": ("unsupported-media-type", "Not a CloudEvents JSON content type."),
     "422": (
@@ -38,10 +42,15 @@ _REFUSALS = {
         "The key's event rate (one token per event) or its address's allowance of "
         "bad keys is exceeded; see Retry-After.",
     ),
+    "431": (
+        "headers-too-large",
+        "The request line and headers exceed EGOV_MAX_HEADER_BYTES; the connection is closed.",
+    ),
     "503": (
         "broker-unavailable",
-        "The broker (or key store) did not answer; retry the same "
-        "events after Retry-After: they are counted once.",
+        "The broker (or key store) did not answer, ingest holds as many requests awaiting "
+        "it as it may, or ingest is stopping (shutting-down); retry the same events after "
+        "Retry-After: they are counted once.",
     ),
 }
 

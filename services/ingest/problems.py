@@ -174,3 +174,46 @@ def key_store_unavailable(retry_after_s: int = 5) -> Problem:
         "nothing from this request was published. Retry the same events.",
         headers={"Retry-After": str(retry_after_s)},
     )
+
+
+def overloaded(retry_after_s: int = 5) -> Problem:
+    """Ingest holds as many request bodies as it may (``EGOV_MAX_INFLIGHT_BYTES``): the
+    contract's 503, since the cause is a broker slower than the publishers (review 82)."""
+    return Problem(
+        503,
+        "broker-unavailable",
+        "Broker unavailable",
+        "Ingest holds as many requests awaiting the broker as it may; nothing from this "
+        "request was published. Retry the same events after the delay.",
+        headers={"Retry-After": str(retry_after_s)},
+    )
+
+
+def shutting_down(retry_after_s: int = 1) -> Problem:
+    return Problem(
+        503,
+        "shutting-down",
+        "Shutting down",
+        "Ingest stopped before it could answer this request. If its body was still being "
+        "read nothing was published; retry the same events (same source and id): each is "
+        "counted once.",
+        headers={"Retry-After": str(retry_after_s)},
+    )
+
+
+def headers_too_slow(limit_s: float) -> Problem:
+    return Problem(
+        408,
+        "headers-too-slow",
+        "Request head too slow",
+        f"The request head was not complete within {limit_s:g} s; send the request again.",
+    )
+
+
+def headers_too_large(limit: int) -> Problem:
+    return Problem(
+        431,
+        "headers-too-large",
+        "Request header fields too large",
+        f"The request line and headers exceed {limit} bytes.",
+    )

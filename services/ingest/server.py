@@ -13,6 +13,7 @@ from services.common.summaries import Summarizer, record_signer
 from services.common.units import UnitRegistry
 from services.ingest.app import IngestService, create_app
 from services.ingest.keystore import PgKeySource
+from services.ingest.protocol import head_limited
 from services.ingest.publisher import KafkaPublisher
 from services.ingest.settings import IngestSettings
 
@@ -55,10 +56,21 @@ async def serve(settings: IngestSettings) -> None:
         access_log=False,
         lifespan="on",
         # uvloop and httptools: measured in docs/ingest.md; the hot path is CPU-bound.
+        # httptools with a deadline and a size bound on each request head (protocol.py):
+        # uvicorn has neither, so a slow or endless head held a connection for ever.
         loop="uvloop",
-        http="httptools",
+        http=head_limited(
+            settings.header_timeout_s,
+            settings.max_header_bytes,
+            service.metrics.connection_refused,
+        ),
+        # After SIGTERM, requests under way get this long; the rest are cancelled and
+        # answered 503 (asgi.py), so a body trickled in cannot hold the stop for ever.
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
         # The auth-failure limit is per peer address: X-Forwarded-* is not believed, or a
         # client could pick a fresh bucket per request (behind a proxy, all share one).
         proxy_headers=False,
     )
-    await uvicorn.Server(config).serve()
+    server = uvicorn.Server(config)
+    service.stopping = lambda: server.should_exit
+    await server.serve()

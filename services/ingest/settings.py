@@ -29,6 +29,34 @@ class IngestSettings(CommonSettings):
     body (408 after that): a stalled body does not hold its connection, a slow but steady
     one is read whatever it takes. A reverse proxy that buffers bodies makes this moot."""
 
+    header_timeout_s: float = Field(default=10.0, gt=0, le=3600, allow_inf_nan=False)
+    """``EGOV_HEADER_TIMEOUT_S``: how long a connection may take to send a whole request
+    head, counted from when it opens or its previous answer was sent (408, or a plain
+    close when nothing came, after that). A head is under a kilobyte: unlike a body
+    (``EGOV_BODY_TIMEOUT_S``, a gap), this is a deadline, so a client trickling its
+    headers a byte at a time cannot hold a connection for ever (review 82)."""
+
+    max_header_bytes: int = Field(default=32 * 1024, ge=4096, le=1024 * 1024)
+    """``EGOV_MAX_HEADER_BYTES``: size of a request head (request line and header lines),
+    at most (4 KiB to 1 MiB; 431 and a close past it): the HTTP parser keeps every header
+    line, so without a bound one client grows ingest's memory by what it sends."""
+
+    max_inflight_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    """``EGOV_MAX_INFLIGHT_BYTES``: request bodies ingest holds at once, read and not yet
+    answered (decoded, validated, awaiting the broker), at most; at least
+    ``EGOV_MAX_BODY_BYTES``. A request that would exceed it is answered 503
+    ``broker-unavailable`` with Retry-After at once, before its body is read when it
+    declares a Content-Length. A held event costs ~13 times its body in memory (about
+    5 KB for a 400-byte event), so the default, 8 MiB, bounds what a stalled broker makes
+    ingest hold to ~100 MB, far above the ~1 MiB in flight at full speed."""
+
+    shutdown_grace_s: int = Field(default=15, ge=1, le=3600)
+    """``EGOV_SHUTDOWN_GRACE_S``: after SIGTERM, how long requests under way may still
+    take (uvicorn's graceful shutdown timeout); those still unanswered then get 503
+    ``shutting-down`` with Retry-After. Above ``EGOV_PRODUCE_TIMEOUT_S``, so a request
+    that reached the broker before the signal is answered normally, and below an
+    orchestrator's grace (30 s by default) before it SIGKILLs."""
+
     produce_timeout_s: float = Field(default=10.0, gt=0, le=3600, allow_inf_nan=False)
     """``EGOV_PRODUCE_TIMEOUT_S``: how long a request waits for the broker's acknowledgement
     (more than 0: 0 or less timed every request out, a 503 each)."""
@@ -66,5 +94,24 @@ class IngestSettings(CommonSettings):
             raise ValueError(
                 f"EGOV_RATE_LIMIT_BURST ({self.rate_limit_burst:g}) is below "
                 f"EGOV_MAX_BATCH_EVENTS ({self.max_batch_events}): a full batch could never pass"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _body_fits_in_flight(self) -> Self:
+        if self.max_inflight_bytes < self.max_body_bytes:
+            raise ValueError(
+                f"EGOV_MAX_INFLIGHT_BYTES ({self.max_inflight_bytes}) is below "
+                f"EGOV_MAX_BODY_BYTES ({self.max_body_bytes}): a full body could never pass"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _grace_outlasts_produce(self) -> Self:
+        if self.shutdown_grace_s <= self.produce_timeout_s:
+            raise ValueError(
+                f"EGOV_SHUTDOWN_GRACE_S ({self.shutdown_grace_s}) is not above "
+                f"EGOV_PRODUCE_TIMEOUT_S ({self.produce_timeout_s:g}): a stop would cut "
+                "requests the broker is still acknowledging"
             )
         return self

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class IngestMetrics:
@@ -49,9 +49,28 @@ class IngestMetrics:
             buckets=(1, 2, 5, 10, 50, 100, 250, 500, 1000),
             registry=registry,
         )
+        self.inflight_bytes = Gauge(
+            "egov_ingest_inflight_bytes",
+            "Body bytes of the requests ingest has read and not yet answered (bounded by "
+            "EGOV_MAX_INFLIGHT_BYTES; past it, 503 broker-unavailable at once).",
+            registry=registry,
+        )
+        self.connections_refused = Counter(
+            "egov_ingest_connections_refused_total",
+            "Connections closed before their request head was whole, by reason: "
+            "headers-too-slow (EGOV_HEADER_TIMEOUT_S), headers-too-large "
+            "(EGOV_MAX_HEADER_BYTES).",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in ("headers-too-slow", "headers-too-large"):
+            self.connections_refused.labels(reason)
         self._requests: dict[tuple[str, str], Counter] = {}
         self._events: dict[tuple[str, str, str], Counter] = {}
         self._keys: dict[tuple[str, str], Counter] = {}
+
+    def connection_refused(self, reason: str) -> None:
+        self.connections_refused.labels(reason).inc()
 
     def request(self, status: str, reason: str) -> Counter:
         child = self._requests.get((status, reason))

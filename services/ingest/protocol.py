@@ -1,0 +1,136 @@
+"""uvicorn's httptools protocol with a deadline and a size bound on every request head.
+
+uvicorn (0.54) has neither for httptools: its keep-alive timeout runs only between
+requests and is cancelled by the first byte of the next, nothing runs before a new
+connection's first request, and the parser keeps every header line it is sent. So a
+client trickling its head a byte at a time held a connection for ever, and one sending
+header lines without end grew ingest's memory by what it sent (review 82). Its h11
+protocol bounds the head's size (``h11_max_incomplete_event_size``) but has no deadline
+either and costs the hot path a pure-Python parser, so the two bounds are added here, on
+the parser ingest is measured with (docs/ingest.md, "Performance").
+
+A head is what a connection sends from when it opens, or its previous request's body
+ended, until the end of the header lines; its deadline runs from when the connection
+opens or its previous answer was sent. Past either bound the client is answered (408,
+431, problem+json) and the connection closed; a connection that sent nothing is closed
+without a word.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from services.ingest import problems
+from services.ingest.problems import PROBLEM_MEDIA_TYPE, Problem
+
+Refused = Callable[[str], None]
+"""Told the problem slug of every connection closed for its head (a metric)."""
+
+
+class HeadLimitedProtocol(HttpToolsProtocol):
+    """httptools' protocol, refusing a head not whole within ``head_timeout_s`` or larger
+    than ``max_head_bytes``. Configured by subclassing (:func:`head_limited`): uvicorn
+    builds one instance per connection from the class alone."""
+
+    head_timeout_s: ClassVar[float] = 10.0
+    max_head_bytes: ClassVar[int] = 32 * 1024
+    refused: ClassVar[Refused | None] = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._in_head = True
+        self._head_bytes = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._in_head:  # a body, the common case: one test
+            super().data_received(data)
+            return
+        room = self.max_head_bytes - self._head_bytes
+        if len(data) <= room:
+            self._head_bytes += len(data)
+            super().data_received(data)
+            return
+        # The head may take only ``room`` more bytes: the parser is fed those alone, and
+        # the rest (a body arriving with the head's end) only if the head ended in them.
+        super().data_received(data[:room])
+        self._head_bytes = self.max_head_bytes
+        if self._in_head:
+            self._refuse(problems.headers_too_large(self.max_head_bytes))
+        elif not self.transport.is_closing():
+            super().data_received(data[room:])
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._disarm()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        # Whatever follows is the next request's head (pipelined, or after keep-alive).
+        self._in_head = True
+        self._head_bytes = 0
+
+    def on_response_complete(self) -> None:
+        # A next request whose head is already whole waits in the pipeline: no deadline.
+        waiting = bool(self.pipeline)
+        super().on_response_complete()
+        if not waiting and not self.transport.is_closing():
+            self._arm()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.head_timeout_s, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self._head_bytes == 0:
+            # Nothing came (or only between requests): nobody is waiting for an answer.
+            self.transport.close()
+            return
+        self._refuse(problems.headers_too_slow(self.head_timeout_s))
+
+    def _refuse(self, problem: Problem) -> None:
+        self._disarm()
+        refused = type(self).refused  # read on the class: a function stays unbound
+        if refused is not None:
+            refused(problem.slug)
+        body = problem.body()
+        reason = HTTPStatus(problem.status).phrase
+        head = (
+            f"HTTP/1.1 {problem.status} {reason}\r\ncontent-type: {PROBLEM_MEDIA_TYPE}\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode() + body)
+        self.transport.close()
+
+
+def head_limited(
+    timeout_s: float, max_bytes: int, refused: Refused | None = None
+) -> type[HeadLimitedProtocol]:
+    """The protocol class to give uvicorn (``http=``) with these bounds."""
+    return type(
+        "HeadLimitedProtocol",
+        (HeadLimitedProtocol,),
+        {"head_timeout_s": timeout_s, "max_head_bytes": max_bytes, "refused": refused},
+    )
