@@ -48,7 +48,7 @@ def _operators(args: argparse.Namespace) -> int:
     from services.alerts.api import KnownIds
     from services.alerts.store import StoreError
     from services.common.pgconnect import DatabaseDown, say_down
-    from services.common.textrows import tsv_row
+    from services.common.textrows import escape_field, tsv_row
 
     try:
         if args.action == "create":
@@ -58,10 +58,11 @@ def _operators(args: argparse.Namespace) -> int:
             chosen = operators.check_scope(provinces, args.national, real)
             token = _with_db(lambda c: operators.create(c, args.name, chosen, args.national))
             scope = "national" if args.national else "provinces " + ", ".join(chosen)
-            print(f"operator {args.name} created ({scope}); token (shown once):\n{token}")
+            name = escape_field(args.name)
+            print(f"operator {name} created ({scope}); token (shown once):\n{token}")
         elif args.action == "revoke":
             _with_db(lambda c: operators.revoke(c, args.name))
-            print(f"operator {args.name} revoked")
+            print(f"operator {escape_field(args.name)} revoked")
         else:
             for listed in _with_db(operators.list_live):
                 print(tsv_row(listed.operator.name, listed.operator.scope, listed.created_at))

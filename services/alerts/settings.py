@@ -74,8 +74,9 @@ class AlertsSettings(CommonSettings):
     Empty is refused, as the wall refuses it."""
 
     ingest_url: str = "http://127.0.0.1:8080"
-    """``EGOV_INGEST_URL``: base URL of ingest, whose /metrics feeds IngestRejectionsHigh;
-    empty disables that condition."""
+    """``EGOV_INGEST_URL``: base URL of ingest, whose /metrics feeds IngestRejectionsHigh
+    and tells when ingest is away (docs/alerts.md, "Ingest away"); empty disables both:
+    through an ingest outage every unit behind it then pages UnitSilent."""
 
     topic_alerts: str = "egov.alerts"
     """``EGOV_TOPIC_ALERTS``: every transition is published here (key = alert identity)."""

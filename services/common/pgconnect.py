@@ -33,9 +33,13 @@ class DatabaseDown(Exception):
     def __init__(self, dsn: str, cause: BaseException) -> None:
         self.where = where(dsn)
         reason = f"{type(cause).__name__}: {cause}"
-        password = urlsplit(dsn).password if "://" in dsn else None
+        parts = urlsplit(dsn) if "://" in dsn else None
+        password = parts.password if parts else None
         if password:  # asyncpg never quotes it, but a message is no place to bet on that
             reason = reason.replace(password, "***")
+        user = parts.username if parts else None
+        if user:  # PostgreSQL names the role it refused: `for user "alice"`, `role "alice"`
+            reason = reason.replace(f'"{user}"', '"***"')
         super().__init__(f"PostgreSQL at {self.where} did not answer ({reason})")
 
     def refusal(self) -> str:

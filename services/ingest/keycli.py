@@ -27,6 +27,7 @@ from services.common.pgconnect import (
     say_down,
 )
 from services.common.summaries import Summarizer, record_signer
+from services.common.textrows import escape_field
 from services.common.units import UnitRegistry
 from services.ingest.backfill import Identity, backfill, backfill_validator
 from services.ingest.keys import (
@@ -102,9 +103,11 @@ async def _list(conn: asyncpg.Connection) -> int:
     for key in await list_keys(conn):
         state = "revoked" if key.revoked_at else "live"
         sources = ",".join(key.sources) or "(none: bind with `keys sources`)"
+        # Escaped: what was stored before prefixes were checked may hold a line break.
         print(
-            f"{key.key_id}  {key.name}  {state}  {key.created_at:%Y-%m-%d %H:%M}  "
-            f"{','.join(key.units)}  {','.join(key.types)}  {sources}"
+            f"{key.key_id}  {escape_field(key.name)}  {state}  "
+            f"{key.created_at:%Y-%m-%d %H:%M}  {','.join(key.units)}  {','.join(key.types)}  "
+            f"{escape_field(sources)}"
         )
     return 0
 

@@ -161,7 +161,15 @@ def check_sources(sources: Iterable[str]) -> list[str]:
     listed = list(sources)
     if not listed:
         return ["--sources may not be empty"]
-    return [f"source prefix {p!r} has spaces or is empty" for p in listed if not p or " " in p]
+    wrong = [f"source prefix {p!r} has spaces or is empty" for p in listed if not p or " " in p]
+    # A prefix is printed back (`keys list`, `keys sources`): a line break in it would
+    # forge a line there, and no CloudEvents source holds one.
+    wrong += [
+        f"source prefix {p!r} may not hold control characters"
+        for p in listed
+        if any(ord(c) < 0x20 or ord(c) == 0x7F or c in "\u2028\u2029" for c in p)
+    ]
+    return wrong
 
 
 def scope_violations(

@@ -80,7 +80,9 @@ async def _ensure_and_say(settings: CommonSettings, caplog: pytest.LogCaptureFix
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="services.common.kafka"):
         await ensure_topics(settings)
-    return [r.getMessage() for r in caplog.records if "EGOV_DEAD_LETTER_RETENTION" in r.message]
+    return [
+        r.getMessage() for r in caplog.records if "EGOV_DEAD_LETTER_RETENTION_DAYS" in r.message
+    ]
 
 
 @pytest.mark.broker("kafka", "tansu answers no AlterConfigs: it says so (the test below)")
