@@ -79,9 +79,9 @@ class TopicReader:
             raise ReadError(f"the broker refused to hand out {topic} ({exc!r})") from exc
         return sorted(letters, key=lambda d: (d.timestamp_ms, d.place))
 
-    async def referenced(self, target: Target) -> tuple[list[bytes | None], int]:
-        """The values of ``target``'s records still in their topic, and the first offset
-        the topic still holds (beyond ``target.first``: expired, some or all)."""
+    async def referenced(self, target: Target) -> tuple[list[tuple[bytes | None, Headers]], int]:
+        """The values and headers of ``target``'s records still in their topic, and the
+        first offset the topic still holds (beyond ``target.first``: expired, some or all)."""
         tp = TopicPartition(target.topic, target.partition)
         try:
             self._consumer.assign([tp])
@@ -91,7 +91,7 @@ class TopicReader:
             records = await self._range(tp, start, min(target.last, end - 1))
         except KafkaError as exc:
             raise ReadError(f"{target.place} could not be read ({exc!r})") from exc
-        return [r.value for r in records if r.offset >= target.first], first
+        return [(r.value, _headers(r)) for r in records if r.offset >= target.first], first
 
     async def _partitions(self, topic: str) -> list[int]:
         """``topic``'s partitions ([] when it does not exist). The consumer's own metadata
@@ -164,11 +164,18 @@ class _Record(Protocol):
     headers: Sequence[tuple[str, bytes]]
 
 
+Headers = tuple[tuple[str, bytes], ...]
+
+
+def _headers(record: _Record) -> Headers:
+    return tuple((str(name), bytes(value or b"")) for name, value in record.headers)
+
+
 def _letter(record: _Record) -> DeadLetter:
     return DeadLetter(
         f"{record.topic}[{record.partition}]@{record.offset}",
         record.timestamp,
         record.key,
         record.value,
-        tuple((str(name), bytes(value or b"")) for name, value in record.headers),
+        _headers(record),
     )

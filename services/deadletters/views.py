@@ -3,12 +3,13 @@ printed as one tab-separated row (services/common/textrows.py) or one JSON line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from services.common.headers import PUBLISHER_HEADER
 from services.common.textrows import tsv_row
 from services.common.units import VN_TZ
 from services.deadletters.letters import DeadLetter, event_label, events_in
@@ -96,9 +97,20 @@ async def show(
     else:
         note = f"reference to {target.place}"
         try:
-            values, first = await reader.referenced(target)
+            found, first = await reader.referenced(target)
         except ReadError as exc:
             return Shown(letter, (), str(exc), note, _province(letter, None, provinces, now))
+        values = [value for value, _ in found]
+        if letter.publisher_text is None and found:
+            # A reference written before it carried the publisher (review 84): whose
+            # events they are is on the records it points at.
+            named = {dict(headers).get(PUBLISHER_HEADER) for _, headers in found}
+            if len(named) > 1:
+                problem = "the records it points at name different publishers"
+                return Shown(letter, (), problem, note, _province(letter, None, provinces, now))
+            (publisher,) = named
+            if publisher is not None:
+                letter = replace(letter, headers=(*letter.headers, (PUBLISHER_HEADER, publisher)))
         if not values:
             gone = (
                 f"expired: {target.topic}[{target.partition}] now starts at offset {first}"

@@ -117,6 +117,9 @@ class IngestService:
         # Refused at once when ingest holds all it may (a stalled broker), before the body
         # is read when its size is declared; held from when it is read until answered.
         declared = submission.declared_length
+        if declared is not None and declared > self.settings.max_body_bytes:
+            # Never admissible: a 413, not a 503 its client would retry for ever (review 84).
+            raise problems.body_too_large(self.settings.max_body_bytes)
         if declared is not None and not self.in_flight.fits(declared):
             raise problems.overloaded()
         body = await submission.read(self.settings.max_body_bytes, self.settings.body_timeout_s)

@@ -39,6 +39,9 @@ class HeadLimitedProtocol(HttpToolsProtocol):
 
     head_timeout_s: ClassVar[float] = 10.0
     max_head_bytes: ClassVar[int] = 32 * 1024
+    body_gap_s: ClassVar[float] = 30.0
+    """How long the body of a request answered early may stop coming (the body rule,
+    ``EGOV_BODY_TIMEOUT_S``) before the connection is closed."""
     refused: ClassVar[Refused | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -46,6 +49,11 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._in_head = True
         self._head_bytes = 0
+        self._ended = 0
+        """Requests whose message ended (their body read whole) on this connection."""
+        self._answered_early = False
+        """Answered before its body was read whole (a 413, a 401): the next head's deadline
+        starts when the body has ended, not while it still arrives (review 84)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -56,22 +64,30 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if not self._in_head:  # a body, the common case: one test
-            super().data_received(data)
-            return
-        room = self.max_head_bytes - self._head_bytes
-        if len(data) <= room:
-            self._head_bytes += len(data)
-            super().data_received(data)
-            return
-        # The head may take only ``room`` more bytes: the parser is fed those alone, and
-        # the rest (a body arriving with the head's end) only if the head ended in them.
-        super().data_received(data[:room])
-        self._head_bytes = self.max_head_bytes
-        if self._in_head:
-            self._refuse(problems.headers_too_large(self.max_head_bytes))
-        elif not self.transport.is_closing():
-            super().data_received(data[room:])
+        while data:
+            if not self._in_head:  # a body, the common case: one test
+                if self._answered_early:  # answered already: the body only has to keep coming
+                    self._arm(self._stalled, self.body_gap_s)
+                super().data_received(data)
+                return
+            room = self.max_head_bytes - self._head_bytes
+            if room <= 0:
+                self._refuse(problems.headers_too_large(self.max_head_bytes))
+                return
+            # The head may take only ``room`` more bytes: the parser is fed those alone,
+            # and what follows only once the head has ended in them.
+            piece, data = data[:room], data[room:]
+            ended = self._ended
+            super().data_received(piece)
+            if self.transport.is_closing():
+                return
+            if self._ended == ended and self._in_head:
+                self._head_bytes += len(piece)
+            # Else the head ended in the piece, and maybe whole requests after it
+            # (pipelined: review 84 found 1,000 small ones in one read refused as one
+            # large head): a next head's part of the piece is not known and counts as
+            # nothing (``on_message_complete`` began its count at 0), so a head is cut at
+            # twice the bound at worst.
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -83,17 +99,38 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         # Whatever follows is the next request's head (pipelined, or after keep-alive).
         self._in_head = True
         self._head_bytes = 0
+        self._ended += 1
+        if self._answered_early:
+            self._answered_early = False
+            self._disarm()
+            if not self.pipeline and not self.transport.is_closing():
+                self._arm()
 
     def on_response_complete(self) -> None:
         # A next request whose head is already whole waits in the pipeline: no deadline.
         waiting = bool(self.pipeline)
         super().on_response_complete()
-        if not waiting and not self.transport.is_closing():
+        if self.transport.is_closing() or waiting:
+            return
+        if self._in_head:
             self._arm()
+        else:
+            # Its body still arrives: no head deadline before the body's end (a second,
+            # unasked answer cut the upload: review 84), but a body that stops coming for
+            # as long closes the connection, or a client could hold it for ever.
+            self._answered_early = True
+            self._arm(self._stalled, self.body_gap_s)
 
-    def _arm(self) -> None:
+    def _arm(self, expired: Callable[[], None] | None = None, after_s: float = 0.0) -> None:
         self._disarm()
-        self._deadline = self.loop.call_later(self.head_timeout_s, self._too_slow)
+        after_s, expired = (after_s, expired) if expired else (self.head_timeout_s, self._too_slow)
+        self._deadline = self.loop.call_later(after_s, expired)
+
+    def _stalled(self) -> None:
+        """The body of a request answered early stopped coming: nobody waits for an answer."""
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
 
     def _disarm(self) -> None:
         if self._deadline is not None:
@@ -126,11 +163,8 @@ class HeadLimitedProtocol(HttpToolsProtocol):
 
 
 def head_limited(
-    timeout_s: float, max_bytes: int, refused: Refused | None = None
+    timeout_s: float, max_bytes: int, refused: Refused | None = None, body_gap_s: float = 30.0
 ) -> type[HeadLimitedProtocol]:
     """The protocol class to give uvicorn (``http=``) with these bounds."""
-    return type(
-        "HeadLimitedProtocol",
-        (HeadLimitedProtocol,),
-        {"head_timeout_s": timeout_s, "max_head_bytes": max_bytes, "refused": refused},
-    )
+    bounds = {"head_timeout_s": timeout_s, "max_head_bytes": max_bytes, "refused": refused}
+    return type("HeadLimitedProtocol", (HeadLimitedProtocol,), {**bounds, "body_gap_s": body_gap_s})

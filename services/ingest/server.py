@@ -63,6 +63,7 @@ async def serve(settings: IngestSettings) -> None:
             settings.header_timeout_s,
             settings.max_header_bytes,
             service.metrics.connection_refused,
+            settings.body_timeout_s,
         ),
         # After SIGTERM, requests under way get this long; the rest are cancelled and
         # answered 503 (asgi.py), so a body trickled in cannot hold the stop for ever.

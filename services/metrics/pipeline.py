@@ -25,7 +25,7 @@ from services.common.contract import EARLIEST_EVENT_EPOCH, Contract
 from services.common.db import DATABASE_UNAVAILABLE, Connection, expire_if_read_only
 from services.common.dossierfacts import DOSSIER_TYPES, FACT_TYPES, fact_of
 from services.common.headers import BACKFILL_HEADER as BACKFILL_HEADER
-from services.common.headers import accepted_at, publisher_of
+from services.common.headers import PUBLISHER_HEADER, accepted_at, publisher_of
 from services.common.kpis import KpiCatalogue
 from services.common.signing import RecordSigner, SummaryCheck
 from services.common.summaries import VERSION, SummaryReader
@@ -210,6 +210,9 @@ def reference_of(dead: DeadLetter, why: str | None = None) -> DeadLetter:
     ]
     if index is not None:
         headers.append(("dlq_batch_index", index))
+    # Whose events they are: `dead-letters replay` publishes them again under that
+    # identity, or a publisher's own resend would count them twice (review 84).
+    headers += [(k, v) for k, v in dead.headers if k == PUBLISHER_HEADER][-1:]
     key = dead.key if dead.key is None or len(dead.key) <= _KEY_KEPT_BYTES else None
     return DeadLetter(
         key,
