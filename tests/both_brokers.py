@@ -1,19 +1,19 @@
-"""`make test`'s two pytest runs, side by side: every test that talks to a broker on tansu
-and again on Apache Kafka; each test that needs no broker once, in one of the two
-(``TANSU_RUN``, ``KAFKA_RUN``).
+"""`make test`'s three pytest runs, side by side: every test that talks to a broker on tansu
+and again on Apache Kafka; each test that needs no broker once, in the Kafka run or a
+third run that starts no broker (``TANSU_RUN``, ``KAFKA_RUN``, ``ALONE_RUN``).
 
 The runs are independent (each starts its own PostgreSQL and broker, tests/servers.py)
 and mostly wait (on brokers, worker restarts, alert durations): measured on this
 project's 2-core machine, the tansu run used 6.5 min of CPU in 17.7 min. Run one after
 the other they took ~29 min, against CI's 30; side by side, the longer of the two.
 
-The tansu run writes to the terminal as it goes; the Kafka run to a log file, named at
-the start (``tail -f`` it to follow), printed whole once both have ended. The exit
-status is the first failing run's, else 0 (a Kafka run with nothing to run is not a
-failure). Ctrl-C (or SIGTERM) reaches both runs once, as an interrupt, so each stops
+The tansu run writes to the terminal as it goes; the other two to log files, named at
+the start (``tail -f`` them to follow), printed whole once all have ended. The exit
+status is the first failing run's, else 0 (a run with nothing to run is not a
+failure). Ctrl-C (or SIGTERM) reaches every run once, as an interrupt, so each stops
 the servers it started; so does this process's death.
 
-    python -m tests.both_brokers [pytest arguments for both runs]
+    python -m tests.both_brokers [pytest arguments for every run]
 """
 
 from __future__ import annotations
@@ -42,12 +42,14 @@ def _pytest(args: list[str], *extra: str) -> list[str]:
     return [sys.executable, "-m", "pytest", *extra, *args]
 
 
-TANSU_RUN = "not beside_kafka"
+TANSU_RUN = "uses_broker"
 KAFKA_RUN = "uses_broker or beside_kafka"
+ALONE_RUN = "not uses_broker and not beside_kafka"
 """What each run takes (markers set in tests/conftest.py): every test that talks to a
-broker runs in both; of those that need none, a few slow directories run in the Kafka
-run, whose broker tests alone took 13 of the tansu run's 22 minutes, the rest in the
-tansu run (``BESIDE_KAFKA``)."""
+broker runs in the tansu run and again in the Kafka run; of those that need none, a few
+slow directories run in the Kafka run (``BESIDE_KAFKA``), the rest in a third run beside
+both, which starts no broker. Until 2026-12-06 the tansu run took those too: with this
+stop's tests it and the Kafka run each took ~29 of CI's 30 minutes, side by side."""
 
 
 def _marked(args: list[str], run: str) -> list[str]:
@@ -98,6 +100,7 @@ def _minutes(seconds: float) -> str:
 def main(args: list[str]) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="egov-test-kafka-log-"))
     log = log_dir / "pytest-kafka.log"
+    alone_log = log_dir / "pytest-no-broker.log"
     started = time.monotonic()
     runs: list[subprocess.Popen[bytes]] = []
     interrupted = False
@@ -144,6 +147,21 @@ def main(args: list[str]) -> int:
                 preexec_fn=_child,
             )
         )
+        with alone_log.open("wb") as out:
+            runs.append(
+                subprocess.Popen(
+                    _pytest(["-p", "no:cacheprovider", *_marked(args, ALONE_RUN)]),
+                    cwd=REPO,
+                    env=_environment("tansu"),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    preexec_fn=_child,
+                )
+            )
+        print(f"the run of tests that need no broker too (pid {runs[2].pid}); its log: {alone_log}")
+        sys.stdout.flush()
     except BaseException:
         # The tansu run could not start: the Kafka run stops its servers and ends too.
         interrupt(signal.SIGINT, None)
@@ -151,30 +169,34 @@ def main(args: list[str]) -> int:
             run.wait()
         shutil.rmtree(log_dir, ignore_errors=True)
         raise
-    kafka, tansu = runs
+    kafka, tansu, alone = runs
     tansu_status = tansu.wait()
     tansu_took = time.monotonic() - started
     kafka_status = kafka.wait()
     kafka_took = time.monotonic() - started
-    print(f"\n{'=' * 30} Apache Kafka run (EGOV_TEST_BROKER=kafka -m '{KAFKA_RUN}') {'=' * 30}")
-    sys.stdout.flush()
-    if log.exists():
-        sys.stdout.buffer.write(log.read_bytes())
-        log.unlink()
+    alone_status = alone.wait()
+    alone_took = time.monotonic() - started
+    for title, path in (
+        (f"Apache Kafka run (EGOV_TEST_BROKER=kafka -m '{KAFKA_RUN}')", log),
+        (f"run of tests that need no broker (-m '{ALONE_RUN}')", alone_log),
+    ):
+        print(f"\n{'=' * 30} {title} {'=' * 30}")
+        sys.stdout.flush()
+        if path.exists():
+            sys.stdout.buffer.write(path.read_bytes())
+            path.unlink()
     print(
         f"\ntansu run: exit {tansu_status}, {_minutes(tansu_took)}; "
-        f"Apache Kafka run: exit {kafka_status}, {_minutes(kafka_took)} (side by side)"
+        f"Apache Kafka run: exit {kafka_status}, {_minutes(kafka_took)}; "
+        f"no-broker run: exit {alone_status}, {_minutes(alone_took)} (side by side)"
     )
     log_dir.rmdir()
-    if NO_TESTS_RAN in (tansu_status, kafka_status) and {tansu_status, kafka_status} != {
-        NO_TESTS_RAN
-    }:
-        # One run had nothing to run (the arguments named only tests of the other): not a
-        # failure while the other ran something.
-        tansu_status, kafka_status = (
-            0 if status == NO_TESTS_RAN else status for status in (tansu_status, kafka_status)
-        )
-    return tansu_status or kafka_status
+    statuses = [tansu_status, kafka_status, alone_status]
+    if NO_TESTS_RAN in statuses and set(statuses) != {NO_TESTS_RAN}:
+        # A run had nothing to run (the arguments named only tests of another): not a
+        # failure while another ran something.
+        statuses = [0 if status == NO_TESTS_RAN else status for status in statuses]
+    return next((status for status in statuses if status), 0)
 
 
 if __name__ == "__main__":

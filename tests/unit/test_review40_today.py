@@ -67,7 +67,7 @@ class FakeRun:
 
 class Runs:
     """Replaces Popen and signal.signal in tests.both_brokers: the Kafka run is started
-    first, then the tansu run (as main does)."""
+    first, then the tansu run, then the run of tests that need no broker (as main does)."""
 
     def __init__(
         self,
@@ -75,12 +75,13 @@ class Runs:
         *,
         kafka_status: int = 0,
         tansu_status: int = 0,
+        alone_status: int = 0,
         tansu_start_fails: bool = False,
         during_tansu: Callable[[dict[int, Handler]], None] = lambda _: None,
     ) -> None:
         self.started: list[FakeRun] = []
         self.handlers: dict[int, Handler] = {}
-        statuses = iter((kafka_status, tansu_status))
+        statuses = iter((kafka_status, tansu_status, alone_status))
 
         def popen(argv: list[str], **_: Any) -> FakeRun:
             if self.started and tansu_start_fails:
@@ -109,6 +110,10 @@ class Runs:
     def tansu(self) -> FakeRun:
         return self.started[1]
 
+    @property
+    def alone(self) -> FakeRun:
+        return self.started[2]
+
 
 def test_both_brokers_forwards_one_interrupt_to_each_run(
     monkeypatch: pytest.MonkeyPatch,
@@ -126,6 +131,14 @@ def test_both_brokers_forwards_one_interrupt_to_each_run(
     assert both_brokers.main([]) == 2
     assert runs.tansu.signals == [signal.SIGINT]
     assert runs.kafka.signals == [signal.SIGINT]
+    assert runs.alone.signals == [signal.SIGINT]
+
+
+def test_both_brokers_fails_when_only_the_no_broker_run_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    Runs(monkeypatch, alone_status=1)
+    assert both_brokers.main([]) == 1
 
 
 def test_both_brokers_stops_the_kafka_run_when_the_tansu_run_cannot_start(
