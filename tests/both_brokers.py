@@ -89,8 +89,13 @@ def _child() -> None:
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _environment(broker: str) -> dict[str, str]:
-    return {**os.environ, "EGOV_TEST_BROKER": broker}
+def _environment(broker: str, one_broker_run: bool = True) -> dict[str, str]:
+    """The run's environment: its broker, and (the two broker runs) that the tests of
+    tests/conftest.py ``ONE_BROKER`` run in one of them only."""
+    environment = {**os.environ, "EGOV_TEST_BROKER": broker}
+    if one_broker_run:
+        environment["EGOV_TEST_ONE_BROKER_RUN"] = "1"
+    return environment
 
 
 def _minutes(seconds: float) -> str:
@@ -152,7 +157,7 @@ def main(args: list[str]) -> int:
                 subprocess.Popen(
                     _pytest(["-p", "no:cacheprovider", *_marked(args, ALONE_RUN)]),
                     cwd=REPO,
-                    env=_environment("tansu"),
+                    env=_environment("tansu", one_broker_run=False),
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,

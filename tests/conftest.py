@@ -89,7 +89,37 @@ its tansu run (tests/both_brokers.py): the tansu run, which has every other test
 22 minutes and the Kafka run 13, against CI's 30 for both side by side."""
 
 
+ONE_BROKER_RUN = "EGOV_TEST_ONE_BROKER_RUN"
+"""Set by tests/both_brokers.py in its two broker runs: the tests of ``ONE_BROKER`` run in
+one of them only."""
+
+ONE_BROKER = {
+    "tests/integration/dashboards/test_review79_panels.py": "kafka",
+    "tests/integration/test_dossiers_end_to_end.py": "kafka",
+    "tests/integration/alerts/test_review77_outage_pages.py": "tansu",
+    "tests/integration/test_review41_health_alerts.py": "tansu",
+    "tests/integration/dashboards/test_panels_return_data.py": "tansu",
+    "tests/integration/ingest/test_review82_overload.py": "tansu",
+}
+"""Broker tests that check nothing of the broker's own (it carries their events to a real
+worker: PromQL, the alerts' judgement, ingest's HTTP bounds, the ledger's outcomes), run
+once by `make test`, on the broker named, instead of in both runs: with them in both, each
+run took ~29 of CI's 30 minutes (2026-12-06). Run directly (`pytest FILE`), they run on
+the broker under test as any other."""
+
+
+def _one_broker_elsewhere(item: pytest.Item) -> bool:
+    path = item.nodeid.split("::", 1)[0]
+    assigned = ONE_BROKER.get(path)
+    return assigned is not None and assigned != broker_name()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get(ONE_BROKER_RUN) == "1":
+        elsewhere = [item for item in items if _one_broker_elsewhere(item)]
+        if elsewhere:
+            config.hook.pytest_deselected(items=elsewhere)
+            items[:] = [item for item in items if not _one_broker_elsewhere(item)]
     for item in items:
         if item.get_closest_marker("broker") or "kafka_bootstrap" in getattr(
             item, "fixturenames", ()
