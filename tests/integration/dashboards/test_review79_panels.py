@@ -164,21 +164,21 @@ def test_a_units_first_events_are_in_its_rate_windows(
     the last hour it signed 30 of 40 (75%), as /v1/kpis and kpi_daily say."""
     with watched_worker(common_settings, database_url, tmp_path) as (worker, prom):
         send(common_settings, [doc(f"s{i}", COMMUNE) for i in range(30)])
-        counted(worker, COMMUNE, SIGNING, "5m", 30)
+        counted(worker, COMMUNE, SIGNING, "1h", 30)
         wait_scraped(prom, joined(SIGNING, COMMUNE), 30)
         send(common_settings, [doc(f"u{i}", COMMUNE, signed=False) for i in range(10)])
-        counted(worker, COMMUNE, SIGNING, "5m", 40)
+        counted(worker, COMMUNE, SIGNING, "1h", 40)
         wait_scraped(prom, joined(SIGNING, COMMUNE), 40)
 
         assert asyncio.run(stored_figure(database_url, SIGNING, COMMUNE)) == (30, 40)
-        five = kpi_item(worker, COMMUNE, SIGNING, "5m")
-        assert five is not None and (five["numerator"], five["denominator"]) == (30, 40)
+        hour = kpi_item(worker, COMMUNE, SIGNING, "1h")
+        assert hour is not None and (hour["numerator"], hour["denominator"]) == (30, 40)
         unit_1h = recorded(prom, "unit:egov_kpi_ratio:rate1h", SIGNING, COMMUNE)
         province_1h = recorded(prom, "unit:egov_kpi_ratio:rate1h", SIGNING, PROVINCE)
         national_1h = recorded(prom, "national:egov_kpi_ratio:rate1h", SIGNING)
         shown = {"unit 1h": unit_1h, "province 1h": province_1h, "national 1h": national_1h}
         assert all(v is not None and abs(v - 0.75) < 0.02 for v in shown.values()), (
-            f"30 signed of 40 counted in the window (/v1/kpis 5m: 30/40, kpi_daily 30/40); "
+            f"30 signed of 40 counted in the window (/v1/kpis 1h: 30/40, kpi_daily 30/40); "
             f"the rate rules read {shown}: delta() of the joined totals starts at the "
             f"first sample, so the events counted before it are in no window"
         )
@@ -202,9 +202,9 @@ def test_a_missed_100_percent_target_never_burns_under_budget(
 
         day = kpi_item(worker, COMMUNE, SIGNING, "day")
         assert day is not None and day["target_bp"] == 10000 and day["meets_target"] is False
-        five = kpi_item(worker, COMMUNE, SIGNING, "5m")
-        assert five is not None
-        (figure,) = parse_figures(orjson.dumps({"items": [five]}))
+        hour = kpi_item(worker, COMMUNE, SIGNING, "1h")
+        assert hour is not None
+        (figure,) = parse_figures(orjson.dumps({"items": [hour]}))
         assert burn_rate(figure) is None  # the alerts: no budget, no burn rate
         ratio = recorded(prom, "unit:egov_kpi_ratio:rate1h", SIGNING, COMMUNE)
         assert ratio is not None and ratio < 1
@@ -227,7 +227,7 @@ def test_backfilled_history_stays_out_of_the_rate_windows(
     common_settings: CommonSettings, database_url: str, tmp_path: Path
 ) -> None:
     """An operator backfills 40 unsigned documents of 200 days ago (docs/ingest.md); in
-    the last 5 minutes the commune signed all of its 10 documents (/v1/kpis 5m: 10/10),
+    the last hour the commune signed all of its 10 documents (/v1/kpis 1h: 10/10),
     and the rate reads 9 of 49 (18%), the 5m burn 816.
     The rate and burn windows are by counting time, so the history lands in them."""
     now = datetime.now(UTC)
@@ -254,12 +254,12 @@ def test_backfilled_history_stays_out_of_the_rate_windows(
         counted(worker, COMMUNE, SIGNING, "day", 10)
         wait_scraped(prom, joined(SIGNING, COMMUNE), 50)
 
-        five = kpi_item(worker, COMMUNE, SIGNING, "5m")
-        assert five is not None and five["denominator"] == 10 and five["numerator"] == 10
+        hour = kpi_item(worker, COMMUNE, SIGNING, "1h")
+        assert hour is not None and hour["denominator"] == 10 and hour["numerator"] == 10
         ratio = recorded(prom, "unit:egov_kpi_ratio:rate1h", SIGNING, COMMUNE)
         assert ratio is not None and ratio > 0.99, (
-            f"{COMMUNE} signed all its documents in the window (/v1/kpis 5m: "
-            f"{five['numerator']}/{five['denominator']}); unit:egov_kpi_ratio:rate1h reads "
+            f"{COMMUNE} signed all its documents in the window (/v1/kpis 1h: "
+            f"{hour['numerator']}/{hour['denominator']}); unit:egov_kpi_ratio:rate1h reads "
             f"{ratio}: the 40 unsigned documents of "
             f"{old_day} backfilled now are read as this window's"
         )
