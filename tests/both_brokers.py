@@ -1,11 +1,12 @@
 """`make test`'s three pytest runs, side by side: every test that talks to a broker on tansu
-and again on Apache Kafka; each test that needs no broker once, in the Kafka run or a
-third run that starts no broker (``TANSU_RUN``, ``KAFKA_RUN``, ``ALONE_RUN``).
+and again on Apache Kafka; each test that needs no broker once, in a third run that
+starts no broker (``TANSU_RUN``, ``KAFKA_RUN``, ``ALONE_RUN``).
 
 The runs are independent (each starts its own PostgreSQL and broker, tests/servers.py)
 and mostly wait (on brokers, worker restarts, alert durations): measured on this
 project's 2-core machine, the tansu run used 6.5 min of CPU in 17.7 min. Run one after
-the other they took ~29 min, against CI's 30; side by side, the longer of the two.
+the other they would take about 50 min, against CI's 30; side by side, the longest of
+the three.
 
 The tansu run writes to the terminal as it goes; the other two to log files, named at
 the start (``tail -f`` them to follow), printed whole once all have ended. The exit
@@ -29,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -38,18 +40,19 @@ NO_TESTS_RAN = 5
 that talks to a broker (``python -m tests.both_brokers tests/unit``), not a failure."""
 
 
-def _pytest(args: list[str], *extra: str) -> list[str]:
-    return [sys.executable, "-m", "pytest", *extra, *args]
+def _pytest(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "pytest", *args]
 
 
 TANSU_RUN = "uses_broker"
-KAFKA_RUN = "uses_broker or beside_kafka"
-ALONE_RUN = "not uses_broker and not beside_kafka"
-"""What each run takes (markers set in tests/conftest.py): every test that talks to a
-broker runs in the tansu run and again in the Kafka run; of those that need none, a few
-slow directories run in the Kafka run (``BESIDE_KAFKA``), the rest in a third run beside
-both, which starts no broker. Until 2026-12-06 the tansu run took those too: with this
-stop's tests it and the Kafka run each took ~29 of CI's 30 minutes, side by side."""
+KAFKA_RUN = "uses_broker"
+ALONE_RUN = "not uses_broker"
+"""What each run takes (``uses_broker`` is set in tests/conftest.py): every test that talks
+to a broker runs in the tansu run and again in the Kafka run (but those of ``ONE_BROKER``,
+in one of them); every test that needs none, once, in a third run beside both, which
+starts no broker. Until 2026-12-06 the tansu run, then the Kafka run, took the slow
+suites that need no broker (the alerts, dashboards and wall integration tests): with
+those, the Kafka run took 23 minutes and the third run 7, against CI's 30."""
 
 
 def _marked(args: list[str], run: str) -> list[str]:
@@ -102,6 +105,34 @@ def _minutes(seconds: float) -> str:
     return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
 
 
+def _start(
+    command: list[str], broker: str, out: IO[bytes] | None = None, one_broker_run: bool = True
+) -> subprocess.Popen[bytes]:
+    """One pytest run in a session of its own; into ``out`` if given, else the terminal."""
+    return subprocess.Popen(
+        _pytest(command),
+        cwd=REPO,
+        env=_environment(broker, one_broker_run),
+        stdout=out,
+        stderr=subprocess.STDOUT if out is not None else None,
+        stdin=subprocess.DEVNULL if out is not None else None,
+        start_new_session=True,
+        preexec_fn=_child,
+    )
+
+
+def _ended(runs: list[subprocess.Popen[bytes]], started: float) -> list[tuple[int, float]]:
+    """Each run's exit status and its own time: waited for together, so a short run's
+    time is not the longer one's it ended behind."""
+    took: dict[int, float] = {}
+    while len(took) < len(runs):
+        for index, run in enumerate(runs):
+            if index not in took and run.poll() is not None:
+                took[index] = time.monotonic() - started
+        time.sleep(0.5)
+    return [(run.returncode, took[index]) for index, run in enumerate(runs)]
+
+
 def main(args: list[str]) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="egov-test-kafka-log-"))
     log = log_dir / "pytest-kafka.log"
@@ -127,44 +158,15 @@ def main(args: list[str]) -> int:
     signal.signal(signal.SIGTERM, interrupt)
     try:
         with log.open("wb") as out:
-            # -p no:cacheprovider: the two runs would otherwise overwrite each other's
+            # -p no:cacheprovider: the runs would otherwise overwrite each other's
             # .pytest_cache (last failed); the tansu run keeps it.
-            runs.append(
-                subprocess.Popen(
-                    _pytest(_kafka_args(args)),
-                    cwd=REPO,
-                    env=_environment("kafka"),
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                    preexec_fn=_child,
-                )
-            )
+            runs.append(_start(_kafka_args(args), "kafka", out))
         print(f"Apache Kafka run started beside this one (pid {runs[0].pid}); its log: {log}")
         sys.stdout.flush()
-        runs.append(
-            subprocess.Popen(
-                _pytest(_marked(args, TANSU_RUN)),
-                cwd=REPO,
-                env=_environment("tansu"),
-                start_new_session=True,
-                preexec_fn=_child,
-            )
-        )
+        runs.append(_start(_marked(args, TANSU_RUN), "tansu"))
         with alone_log.open("wb") as out:
-            runs.append(
-                subprocess.Popen(
-                    _pytest(["-p", "no:cacheprovider", *_marked(args, ALONE_RUN)]),
-                    cwd=REPO,
-                    env=_environment("tansu", one_broker_run=False),
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                    preexec_fn=_child,
-                )
-            )
+            no_broker = ["-p", "no:cacheprovider", *_marked(args, ALONE_RUN)]
+            runs.append(_start(no_broker, "tansu", out, one_broker_run=False))
         print(f"the run of tests that need no broker too (pid {runs[2].pid}); its log: {alone_log}")
         sys.stdout.flush()
     except BaseException:
@@ -174,13 +176,9 @@ def main(args: list[str]) -> int:
             run.wait()
         shutil.rmtree(log_dir, ignore_errors=True)
         raise
-    kafka, tansu, alone = runs
-    tansu_status = tansu.wait()
-    tansu_took = time.monotonic() - started
-    kafka_status = kafka.wait()
-    kafka_took = time.monotonic() - started
-    alone_status = alone.wait()
-    alone_took = time.monotonic() - started
+    (kafka_status, kafka_took), (tansu_status, tansu_took), (alone_status, alone_took) = _ended(
+        runs, started
+    )
     for title, path in (
         (f"Apache Kafka run (EGOV_TEST_BROKER=kafka -m '{KAFKA_RUN}')", log),
         (f"run of tests that need no broker (-m '{ALONE_RUN}')", alone_log),

@@ -27,11 +27,6 @@ def pytest_configure(config: pytest.Config) -> None:
         "uses_broker: talks to a broker (set for every test that takes the kafka_bootstrap"
         " fixture or has a broker marker); `make test` runs these on tansu and on Kafka",
     )
-    config.addinivalue_line(
-        "markers",
-        "beside_kafka: needs no broker; `make test` runs it in its Apache Kafka run, not its"
-        " tansu run, to balance their time (set by path: BESIDE_KAFKA)",
-    )
     if broker_name() == "kafka":
         # Production's producer settings (docker-compose.yml): tansu has no InitProducerId.
         os.environ.setdefault("EGOV_KAFKA_IDEMPOTENCE", "true")
@@ -78,17 +73,6 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"broker under test: {broker_name()}; PostgreSQL: {admin_dsn()}"
 
 
-BESIDE_KAFKA = (
-    "tests/integration/alerts/",
-    "tests/integration/dashboards/",
-    "tests/integration/wall/",
-    "tests/integration/test_deploy.py",
-)
-"""Where the tests that need no broker run in `make test`'s Apache Kafka run instead of
-its tansu run (tests/both_brokers.py): the tansu run, which has every other test, took
-22 minutes and the Kafka run 13, against CI's 30 for both side by side."""
-
-
 ONE_BROKER_RUN = "EGOV_TEST_ONE_BROKER_RUN"
 """Set by tests/both_brokers.py in its two broker runs: the tests of ``ONE_BROKER`` run in
 one of them only."""
@@ -125,8 +109,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item, "fixturenames", ()
         ):
             item.add_marker(pytest.mark.uses_broker)
-        elif item.nodeid.startswith(BESIDE_KAFKA):
-            item.add_marker(pytest.mark.beside_kafka)
         for mark in item.iter_markers("broker"):
             name, why = mark.args
             if name != broker_name():

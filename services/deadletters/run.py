@@ -44,40 +44,44 @@ async def selected(
 
 
 async def run_list(args: argparse.Namespace, settings: IngestSettings, now: datetime) -> int:
-    try:
-        selection = selection_of(args, now)
-    except ValueError as exc:
-        return refuse(str(exc))
     registry = UnitRegistry.from_dir(settings.units_dir)
-    try:
-        shown = await selected(selection, settings, registry, now)
-    except ReadError as exc:
-        return _stopped(settings, exc)
-    for item in shown:
+    chosen = await _chosen(args, settings, registry, now)
+    if isinstance(chosen, int):
+        return chosen
+    for item in chosen:
         sys.stdout.buffer.write(item.json() + b"\n" if args.json else (item.row() + "\n").encode())
     sys.stdout.flush()
     return 0
 
 
 async def run_replay(args: argparse.Namespace, settings: IngestSettings, now: datetime) -> int:
-    try:
-        selection = selection_of(args, now)
-    except ValueError as exc:
-        return refuse(str(exc))
     registry = UnitRegistry.from_dir(settings.units_dir)
-    try:
-        shown = await selected(selection, settings, registry, now)
-    except ReadError as exc:
-        return _stopped(settings, exc)
+    chosen = await _chosen(args, settings, registry, now)
+    if isinstance(chosen, int):
+        return chosen
     pool = await lookup_pool(settings)
     try:
-        report = await replay(shown, settings, registry, pool, args.dry_run)
+        report = await replay(chosen, settings, registry, pool, args.dry_run)
     finally:
         if pool is not None:
             await pool.close()
     for line in report.summary(args.dry_run):
         print(line)
     return report.code
+
+
+async def _chosen(
+    args: argparse.Namespace, settings: IngestSettings, registry: UnitRegistry, now: datetime
+) -> list[Shown] | int:
+    """The dead letters the options select, or the exit status of a refusal (said)."""
+    try:
+        selection = selection_of(args, now)
+    except ValueError as exc:
+        return refuse(str(exc))
+    try:
+        return await selected(selection, settings, registry, now)
+    except ReadError as exc:
+        return _stopped(settings, exc)
 
 
 def _stopped(settings: IngestSettings, exc: ReadError) -> int:
