@@ -10,7 +10,9 @@ target in basis points: the texts round from the counts, never from a float.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
+from fractions import Fraction
 from typing import Final
 
 from services.alerts.model import Status
@@ -140,47 +142,60 @@ def burn(
     status: Status = Status.BREACH,
 ) -> tuple[str, str]:
     """Each window's share missed as a multiple of the share the target allows, from
-    its counts (numerator, denominator), rounded half up to a tenth ("14,5": 2,775 of
-    10,000 missed against 95 % is 14.45 times, which a float made "14,4"); a window that
-    counted nothing says so, never "0 times".
+    its counts (numerator, denominator), quoted beside the alert's threshold
+    (:func:`quoted_hundredths`); a window that counted nothing says so, never "0 times".
+    A target that allows nothing (100 %) has no allowance to burn: said so, never
+    "nothing counted" (review 88).
 
     ``status`` is the pair's verdict: only a BREACH "is falling fast". A CLEAR (the text
     a resolution carries) is no longer falling fast; a HOLD has too few items to judge.
     """
+    numerator, denominator = long_counts
+    tail_vi, tail_en = (
+        f"{period(long_w, lang)}: {format_rate(numerator, denominator, lang)} "
+        f"({format_fraction(numerator, denominator, lang)})."
+        for lang in ("vi", "en")
+    )
+    head_vi = f"{unit_name} ({unit}): {kpi_vi}"
+    head_en = f"{unit_name_en or unit_name} ({unit}): {kpi_en}"
+    if target_bp is None or target_bp >= BP_SCALE:
+        return (
+            f"{head_vi}: mục tiêu {_cited(target_bp, basis, 'vi')} không cho phép mục nào "
+            f"chưa đạt, nên không còn đánh giá tốc độ giảm; {tail_vi}",
+            f"{head_en}: the {_cited(target_bp, basis, 'en')} target allows no item missed, "
+            f"so there is no allowance to burn and its pace is no longer judged; {tail_en}",
+        )
     # "Error budget" has no Vietnamese an operator uses ("ngân sách lỗi" is a calque):
     # say what it means, the share missed against the share the target allows.
     windows = ((long_w, long_counts), (short_w, short_counts))
-    times = {w: missed_multiple_tenths(n, d, target_bp) for w, (n, d) in windows}
-    counted = [w for w, _ in windows if times[w] is not None]
-    empty = [w for w, _ in windows if times[w] is None]
-    numerator, denominator = long_counts
-    parts_vi = " và ".join(f"{period(w, 'vi')} gấp {_tenths(times[w], 'vi')} lần" for w in counted)
+    quoted = {
+        w: quoted_hundredths(missed_multiple(n, d, target_bp), factor_tenths)
+        for w, (n, d) in windows
+        if d > 0
+    }
+    counted = [w for w, _ in windows if w in quoted]
+    empty = [w for w, _ in windows if w not in quoted]
+    parts_vi = " và ".join(
+        f"{period(w, 'vi')} gấp {_multiple(quoted[w], 'vi')} lần" for w in counted
+    )
     pace_vi, pace_en = _BURN_PACE[status]
-    vi = f"{unit_name} ({unit}): {kpi_vi} {pace_vi}: "
-    en = f"{unit_name_en or unit_name} ({unit}): {kpi_en} {pace_en}: "
+    vi = f"{head_vi} {pace_vi}: "
+    en = f"{head_en} {pace_en}: "
     if counted:
         vi += f"tỷ lệ chưa đạt {parts_vi} mức mục tiêu {_cited(target_bp, basis, 'vi')} cho phép"
         en += (
-            f"the share missed {_missed_en(counted, times)} what the "
+            f"the share missed {_missed_en(counted, quoted)} what the "
             f"{_cited(target_bp, basis, 'en')} target allows"
         )
     else:
         vi += f"mục tiêu {_cited(target_bp, basis, 'vi')}"
         en += f"the {_cited(target_bp, basis, 'en')} target"
-    note_vi = f"ngưỡng cảnh báo: gấp {_tenths(factor_tenths, 'vi')} lần"
-    note_en = f"alert at {_tenths(factor_tenths, 'en')} times"
+    note_vi = f"ngưỡng cảnh báo: gấp {_multiple(10 * factor_tenths, 'vi')} lần"
+    note_en = f"alert at {_multiple(10 * factor_tenths, 'en')} times"
     if empty:
         note_vi = f"{' và '.join(period(w, 'vi') for w in empty)} chưa có số liệu; {note_vi}"
         note_en = f"nothing counted {' or '.join(period(w, 'en') for w in empty)}; {note_en}"
-    vi += (
-        f" ({note_vi}); {period(long_w, 'vi')}: {format_rate(numerator, denominator, 'vi')} "
-        f"({format_fraction(numerator, denominator, 'vi')})."
-    )
-    en += (
-        f" ({note_en}); {period(long_w, 'en')}: {format_rate(numerator, denominator, 'en')} "
-        f"({format_fraction(numerator, denominator, 'en')})."
-    )
-    return vi, en
+    return f"{vi} ({note_vi}); {tail_vi}", f"{en} ({note_en}); {tail_en}"
 
 
 _BURN_PACE: Final[dict[Status, tuple[str, str]]] = {
@@ -194,30 +209,43 @@ _BURN_PACE: Final[dict[Status, tuple[str, str]]] = {
 """How a burn text opens, by the pair's verdict (vi, en)."""
 
 
-def missed_multiple_tenths(numerator: int, denominator: int, target_bp: int | None) -> int | None:
-    """The share missed, (d - n) / d, over the share a target allows, (1 - target), in
-    tenths rounded half up from the counts; None when nothing is counted or the target
-    allows nothing (100 %)."""
-    if denominator <= 0 or target_bp is None or target_bp >= BP_SCALE:
-        return None
-    missed = 10 * (denominator - numerator) * BP_SCALE
-    allowed = denominator * (BP_SCALE - target_bp)
-    return (2 * missed + allowed) // (2 * allowed)
+def missed_multiple(numerator: int, denominator: int, target_bp: int) -> Fraction:
+    """The share missed, (d - n) / d, over the share a target below 100 % allows,
+    (1 - target), exactly from the counts (``denominator`` > 0)."""
+    return Fraction((denominator - numerator) * BP_SCALE, denominator * (BP_SCALE - target_bp))
 
 
-def _missed_en(windows: list[str], times: dict[str, int | None]) -> str:
+def quoted_hundredths(multiple: Fraction, factor_tenths: int) -> int:
+    """A burn multiple as quoted beside its alert threshold, in hundredths.
+
+    To a tenth, rounded half up (2,775 of 10,000 missed against 95 % is 14.45 times:
+    "14,5", which a float made "14,4"), unless that lands on the other side of the
+    threshold than the exact multiple: then to the hundredth, towards the side it is on,
+    so 14.38 under 14.4 reads "14,38", never "14,4" (review 88: a resolution quoted the
+    hour "gấp 14,4 lần" beside "ngưỡng cảnh báo: gấp 14,4 lần").
+    """
+    tenths = math.floor(multiple * 10 + Fraction(1, 2))
+    over = multiple * 10 >= factor_tenths
+    if (tenths >= factor_tenths) == over:
+        return 10 * tenths
+    return math.ceil(multiple * 100) if over else math.floor(multiple * 100)
+
+
+def _missed_en(windows: list[str], quoted: dict[str, int]) -> str:
     first, *rest = windows
-    text = f"{period(first, 'en')} is {_tenths(times[first], 'en')} times"
+    text = f"{period(first, 'en')} is {_multiple(quoted[first], 'en')} times"
     for w in rest:
-        text += f" and {period(w, 'en')} {_tenths(times[w], 'en')} times"
+        text += f" and {period(w, 'en')} {_multiple(quoted[w], 'en')} times"
     return text
 
 
-def _tenths(tenths: int | None, lang: Lang) -> str:
-    """A multiple in tenths: "14,5" (vi), "14.5" (en); "20" not "20.0"; thousands grouped."""
-    whole, tenth = divmod(tenths or 0, 10)
+def _multiple(hundredths: int, lang: Lang) -> str:
+    """A multiple in hundredths: "14,5" (vi), "14.38" (en); "20" not "20.0"; thousands
+    grouped."""
+    whole, part = divmod(hundredths, 100)
+    digits = f"{part:02d}".rstrip("0")
     mark = "," if lang == "vi" else "."
-    return format_count(whole, lang) + (f"{mark}{tenth}" if tenth else "")
+    return format_count(whole, lang) + (f"{mark}{digits}" if digits else "")
 
 
 def held(since: datetime, until: datetime) -> tuple[str, str]:

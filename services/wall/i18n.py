@@ -9,6 +9,7 @@ and the catalogue (``name`` / ``name_en``), never from here.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from html import escape
 from typing import Final
 
 from services.common.figures import Standing
@@ -70,6 +71,8 @@ STRINGS: Final[dict[Lang, dict[str, str]]] = {
         "publisher_key": "Khóa gửi dữ liệu {code}",
         "refused_events": "Bản tin bị từ chối",
         "trend": "Diễn biến {days} ngày gần nhất",
+        "trend_low_volume": "◌ Điểm rỗng: chưa đủ số liệu để đánh giá (dưới {min} mục trong ngày)",
+        "standing": "Đánh giá",
         "trend_none": "Chưa có số liệu theo ngày.",
         "trend_unavailable": "Không lấy được số liệu theo ngày.",
         "trend_pick": "Chọn một chỉ số để xem diễn biến.",
@@ -204,6 +207,8 @@ STRINGS: Final[dict[Lang, dict[str, str]]] = {
         "publisher_key": "Publisher key {code}",
         "refused_events": "Events refused",
         "trend": "Last {days} days",
+        "trend_low_volume": "◌ Hollow points: too few to judge (under {min} items that day)",
+        "standing": "Status",
         "trend_none": "No daily figures yet.",
         "trend_unavailable": "The daily figures could not be loaded.",
         "trend_pick": "Choose an indicator to see its last days.",
@@ -322,6 +327,14 @@ def text(lang: Lang, key: str, **values: object) -> str:
 
 def status_label(lang: Lang, status: Standing) -> str:
     return text(lang, f"status_{status.value}")
+
+
+def status_badge(lang: Lang, status: Standing) -> str:
+    """Icon and words, never colour alone; the class only adds the colour."""
+    return (
+        f'<span class="badge st-{status.value}"><span aria-hidden="true">'
+        f"{STATUS_ICONS[status]}</span> {escape(status_label(lang, status))}</span>"
+    )
 
 
 def alert_state(lang: Lang, alert: Alert) -> str:

@@ -14,7 +14,7 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
-from services.common.figures import Figure, Standing, TargetBasis
+from services.common.figures import Figure, TargetBasis
 from services.common.rates import (
     NO_RATE,
     format_datetime,
@@ -29,12 +29,11 @@ from services.wall.bases import Bases
 from services.wall.export_links import download_links
 from services.wall.history import FormerUnit
 from services.wall.i18n import (
-    STATUS_ICONS,
     alert_state,
     client_strings,
     fmt_since,
     fmt_time,
-    status_label,
+    status_badge,
     text,
 )
 from services.wall.model import Alert
@@ -61,14 +60,6 @@ def unit_name(lang: Lang, unit: UnitInfo) -> str:
 def kpi_name(lang: Lang, overview: Overview, kpi: str) -> str:
     vi, en = overview.kpi_names.get(kpi, (kpi, kpi))
     return en if lang == "en" else vi
-
-
-def status_badge(lang: Lang, status: Standing) -> str:
-    """Icon and words, never colour alone; the class only adds the colour."""
-    return (
-        f'<span class="badge st-{status.value}"><span aria-hidden="true">'
-        f"{STATUS_ICONS[status]}</span> {escape(status_label(lang, status))}</span>"
-    )
 
 
 def rate_cell(lang: Lang, figure: Figure | None, trend_href: str | None = None) -> str:
@@ -341,7 +332,10 @@ def trend_section(
     days: int,
     basis: TargetBasis | None = None,
     left_out: Sequence[FormerUnit] = (),
+    min_volume: int | None = 0,
 ) -> str:
+    """The trend panel; its days are judged against ``target_bp`` (each day's own when
+    said) and the KPI's ``min_volume`` (see :func:`services.wall.trend.trend_svg`)."""
     heading = f'<h2 id="h-trend">{escape(text(lang, "trend", days=days))}</h2>'
     if unit is None or kpi is None:
         body = f'<p class="empty">{escape(text(lang, "trend_pick"))}</p>'
@@ -352,7 +346,7 @@ def trend_section(
     else:
         names = ov.unit_names.get(unit, (unit, unit))
         title = f"{names[1] if lang == 'en' else names[0]} — {kpi_name(lang, ov, kpi)}"
-        body = trend_svg(lang, title, points, target_bp, left_out)
+        body = trend_svg(lang, title, points, target_bp, left_out, min_volume)
         if target_bp is not None:
             bases = Bases(lang)  # the dashed line's target, cited under the chart
             bases.mark(basis)

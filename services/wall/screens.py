@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from itertools import pairwise
+from typing import Final
 from urllib.parse import urlencode
 
-from services.common.figures import Figure, Standing, classify
+from services.common.figures import Figure, Standing
 from services.common.rates import (
     BP_SCALE,
     format_count,
@@ -24,7 +25,6 @@ from services.common.rates import (
     format_fraction,
     format_rate,
     format_target,
-    meets,
 )
 from services.common.scorecard import (
     TOTAL_POINTS,
@@ -49,7 +49,7 @@ from services.wall.i18n import (
 from services.wall.model import Alert
 from services.wall.rankings import SCORE, Entry, Ranking
 from services.wall.settings import Lang
-from services.wall.trend import in_force, restated_note
+from services.wall.trend import in_force, judge, restated_note
 from services.wall.unitpage import Total, UnitTrends
 
 ROWS_PER_COLUMN = 25
@@ -536,7 +536,7 @@ def _unit_row(lang: Lang, f: Figure, t: UnitTrends | None, bases: Bases) -> str:
         f'<tr data-kpi="{escape(f.kpi)}"><th scope="row">{escape(_kpi(lang, f))}'
         f'<span class="tg">{escape(text(lang, "target"))} {format_target(target or 0, lang)}'
         f"{bases.mark(f.target_basis)}</span></th>{today}{compared}"
-        f"<td>{spark(days)}</td><td>{spark(months)}</td>"
+        f"<td>{spark(days, f.min_volume)}</td><td>{spark(months, f.min_volume)}</td>"
         f'<td class="years">{years}</td></tr>'
     )
 
@@ -544,11 +544,7 @@ def _unit_row(lang: Lang, f: Figure, t: UnitTrends | None, bases: Bases) -> str:
 def _total_cell(lang: Lang, total: Total, target_bp: int | None, min_volume: int) -> str:
     """A period's rate and counts, marked with the status's shape (the legend says it);
     its tooltip names the target it was judged against, which may not be today's."""
-    status = (
-        classify(total.numerator, total.denominator, target_bp, min_volume)
-        if target_bp is not None
-        else Standing.NO_DATA
-    )
+    status = judge(total.numerator, total.denominator, target_bp, min_volume) or Standing.NO_DATA
     icon = f'<span class="icon" aria-hidden="true">{STATUS_ICONS[status]}</span>'
     block = rate_block(lang, total.numerator, total.denominator)
     title = status_label(lang, status)
@@ -572,10 +568,12 @@ def legend(lang: Lang) -> str:
     return f'<p class="legend">{items}</p>'
 
 
-def spark(series: Sequence[tuple[int, int, int | None]]) -> str:
+def spark(series: Sequence[tuple[int, int, int | None]], min_volume: int = 0) -> str:
     """A small line of rates (gaps where nothing was counted), each point (numerator,
-    denominator, target in force then) marked when below its own target; the target
-    dashed, stepping where it changed (1 January, a province's plan)."""
+    denominator, target in force then) judged as the period cells beside it are
+    (:func:`services.wall.trend.judge`, the KPI's ``min_volume``): a "below" dot under
+    its own target, a hollow "low_volume" ring (◌ in the legend) when too few to judge;
+    the target dashed, stepping where it changed (1 January, a province's plan)."""
     w, h, pad = 200, 60, 4
     count = len(series)
     ratios = [n / d for n, d, _ in series if d > 0]
@@ -600,9 +598,10 @@ def spark(series: Sequence[tuple[int, int, int | None]]) -> str:
             runs.append([])
             continue
         runs[-1].append(xy(i, n / d))
-        if target_bp is not None and not meets(n, d, target_bp):
-            dots.append(f'<circle class="below" cx="{xy(i, n / d).split(",")[0]}" '
-                        f'cy="{xy(i, n / d).split(",")[1]}" r="3"/>')  # fmt: skip
+        mark = _SPARK_MARKS.get(judge(n, d, target_bp, min_volume))
+        if mark is not None:
+            cx, cy = xy(i, n / d).split(",")
+            dots.append(f'<circle class="{mark}" cx="{cx}" cy="{cy}" r="3"/>')
     lines = "".join(f'<polyline points="{" ".join(r)}"/>' for r in runs if len(r) > 1)
     singles = "".join(
         f'<circle cx="{r[0].split(",")[0]}" cy="{r[0].split(",")[1]}" r="2"/>'
@@ -613,6 +612,13 @@ def spark(series: Sequence[tuple[int, int, int | None]]) -> str:
         f'<svg class="spark" viewBox="0 0 {w} {h}" aria-hidden="true">'
         f"{_target_line(series, w, x_of, y_of)}{lines}{singles}{''.join(dots)}</svg>"
     )
+
+
+_SPARK_MARKS: Final[dict[Standing | None, str]] = {
+    Standing.BELOW: "below",
+    Standing.LOW_VOLUME: "low_volume",
+}
+"""The class of a spark point's dot by its standing; a point that meets has none."""
 
 
 def _target_line(

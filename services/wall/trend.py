@@ -8,17 +8,18 @@ from datetime import date, timedelta
 from html import escape
 from typing import Any
 
+from services.common.figures import Standing, classify
 from services.common.rates import (
     BP_SCALE,
+    format_count,
     format_date,
     format_fraction,
     format_rate,
     format_target,
-    meets,
 )
 from services.common.units import REFORM_DATE
 from services.wall.history import FormerUnit, labels
-from services.wall.i18n import fmt_day, text
+from services.wall.i18n import fmt_day, status_badge, status_label, text
 from services.wall.settings import Lang
 
 WIDTH, HEIGHT = 1000, 300
@@ -67,6 +68,19 @@ def in_force(own: int | None, today: int | None) -> int | None:
     """The target a day or a period is judged against: its own (the target in force then,
     review 67), else today's, for an answer from a worker that does not say it."""
     return own if own is not None else today
+
+
+def judge(
+    numerator: int, denominator: int, target_bp: int | None, min_volume: int | None
+) -> Standing | None:
+    """How a day or a period stands, by the rule the wall's table uses (``classify``:
+    too few items to judge under the KPI's minimum volume, then the exact counts); None
+    when there is nothing to judge it against: no target, or no known minimum volume (a
+    day of 2 of 3 is never drawn as a miss the table calls too few to judge, review 88).
+    """
+    if target_bp is None or min_volume is None:
+        return None
+    return classify(numerator, denominator, target_bp, min_volume)
 
 
 def restated_note(lang: Lang, left_out: Iterable[FormerUnit] = ()) -> str:
@@ -142,18 +156,40 @@ def _line(points: Sequence[TrendPoint]) -> list[str]:
     ]
 
 
+_MARKS: dict[Standing | None, str] = {
+    Standing.BELOW: '<rect class="pt below" x="{x0}" y="{y0}" width="14" height="14"/>',
+    Standing.LOW_VOLUME: '<circle class="pt low_volume" cx="{x}" cy="{y}" r="6"/>',
+}
+"""A day's mark by its standing; any other (meets, not judged) is a filled circle."""
+_DOT = '<circle class="pt" cx="{x}" cy="{y}" r="7"/>'
+
+
+def _point(lang: Lang, p: TrendPoint, xy: tuple[float, float], standing: Standing | None) -> str:
+    """One day's mark, its tooltip the date, rate, counts and standing in words."""
+    x, y = xy
+    mark = _MARKS.get(standing, _DOT).format(x=x, y=y, x0=round(x - 7, 1), y0=round(y - 7, 1))
+    said = f"{_date(p.day, lang)}: {_rate(p, lang)} "
+    said += f"({format_fraction(p.numerator, p.denominator, lang)})"
+    if standing is not None:
+        said += f" — {status_label(lang, standing)}"
+    return f"<g>{mark}<title>{escape(said)}</title></g>"
+
+
 def trend_svg(
     lang: Lang,
     title: str,
     points: Sequence[TrendPoint],
     target_bp: int | None,
     left_out: Sequence[FormerUnit] = (),
+    min_volume: int | None = 0,
 ) -> str:
     """An SVG chart (with today's target as a dashed line) and the same figures as a table.
 
-    A day is marked below the target in force that day by the exact judgement on its
-    counts (:func:`services.common.rates.meets`), as the alerts judge it. When a day is
-    restated, the caption says so and names the former units ``left_out`` of it."""
+    Each day is judged (:func:`judge`) against the target in force that day and the
+    KPI's ``min_volume`` (the /v1/kpis item's, as the wall's table judges; None: not
+    known, no day judged): below it a square, too few to judge a hollow circle, each
+    point's tooltip saying which in the table's words. When a day is restated, the
+    caption says so and names the former units ``left_out`` of it."""
     parts = _axes(lang, points)
     if target_bp is not None:
         _, y = _xy(0, 2, target_bp / BP_SCALE)
@@ -163,28 +199,24 @@ def trend_svg(
             f"{escape(text(lang, 'target'))} {format_target(target_bp, lang)}</text>"
         )
     parts += _line(points)
-    for i, p in enumerate(points):
-        if p.ratio is None:
-            continue
-        x, y = _xy(i, len(points), p.ratio)
-        day_bp = in_force(p.target_bp, target_bp)
-        below = day_bp is not None and not meets(p.numerator, p.denominator, day_bp)
-        shape = (
-            f'<rect class="pt below" x="{x - 7}" y="{y - 7}" width="14" height="14"/>'
-            if below
-            else f'<circle class="pt" cx="{x}" cy="{y}" r="7"/>'
-        )
-        parts.append(
-            f"<g>{shape}<title>{escape(_date(p.day, lang))}: {_rate(p, lang)} "
-            f"({format_fraction(p.numerator, p.denominator, lang)})</title></g>"
-        )
+    standings = [
+        judge(p.numerator, p.denominator, in_force(p.target_bp, target_bp), min_volume)
+        for p in points
+    ]
+    for i, (p, standing) in enumerate(zip(points, standings, strict=True)):
+        if p.ratio is not None:
+            parts.append(_point(lang, p, _xy(i, len(points), p.ratio), standing))
     rows = "".join(
         f'<tr><th scope="row">{escape(_date(p.day, lang))}</th>'
         f"<td>{_rate(p, lang)}</td>"
-        f"<td>{format_fraction(p.numerator, p.denominator, lang)}</td></tr>"
-        for p in points
+        f"<td>{format_fraction(p.numerator, p.denominator, lang)}</td>"
+        f"<td>{'' if standing is None else status_badge(lang, standing)}</td></tr>"
+        for p, standing in zip(points, standings, strict=True)
     )
     caption = escape(title)
+    if Standing.LOW_VOLUME in standings:
+        key = text(lang, "trend_low_volume", min=format_count(min_volume or 0, lang))
+        caption += f'<br><small class="st-low_volume">{escape(key)}</small>'
     if any(p.restated for p in points):
         note = restated_note(lang, left_out)
         caption += f'<br><small class="restated">{escape(note)}</small>'
@@ -197,5 +229,6 @@ def trend_svg(
         f'<th scope="col">{escape(text(lang, "day"))}</th>'
         f'<th scope="col">{escape(text(lang, "rate"))}</th>'
         f'<th scope="col">{escape(text(lang, "counts"))}</th>'
+        f'<th scope="col">{escape(text(lang, "standing"))}</th>'
         f"</tr></thead><tbody>{rows}</tbody></table></details></figure>"
     )

@@ -147,11 +147,16 @@ class WallViews:
             return trend_section(q.lang, None, None, ov, [], None, self.settings.wall_trend_days)
         found = await self._trend(unit, q.kpi)
         points, left_out = (None, ()) if found is None else found
-        day = next((k.day for k in ov.kpis if k.kpi == q.kpi and k.day is not None), None)
+        lines = [k for k in ov.kpis if k.kpi == q.kpi]
+        day = next((k.day for k in lines if k.day is not None), None)
         target_bp, basis = (day.target_bp, day.target_basis) if day else (None, None)
+        # The KPI's minimum volume, from its /v1/kpis item as the table beside judges it
+        # (/v1/kpis/history items do not say it); without one, no day is judged.
+        shown = next((f for k in lines for f in (k.day, k.month) if f is not None), None)
+        min_volume = shown.min_volume if shown else None
         days = self.settings.wall_trend_days
         return trend_section(
-            q.lang, unit, q.kpi, ov, points, target_bp, days, basis, left_out=left_out
+            q.lang, unit, q.kpi, ov, points, target_bp, days, basis, left_out, min_volume
         )
 
     async def page(self, request: Request) -> Response:
