@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
 from services.common.calendar import HOLIDAYS_FILE
-from services.common.settings import CommonSettings
+from services.common.settings import CommonSettings, HeadBounds
 from services.common.variables import check_http_url, field_variables
 
 OUTBOX_KEEP_DAYS = 7.0
@@ -36,8 +36,10 @@ KPI_WINDOWS = ("day", "month", "year")
 (services/metrics/periods.py ``CALENDAR_WINDOWS``)."""
 
 
-class AlertsSettings(CommonSettings):
+class AlertsSettings(CommonSettings, HeadBounds):
     """HTTP listener, where figures come from, how conditions behave, where alerts go.
+    The request-head bounds (``EGOV_HEADER_TIMEOUT_S``, ``EGOV_MAX_HEADER_BYTES``) come
+    from :class:`HeadBounds`, shared with ingest and the wall.
 
     Durations are seconds. Production defaults follow the on-call practice documented
     in docs/alerts.md; `make up` shortens them through the environment.

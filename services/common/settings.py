@@ -1,8 +1,9 @@
 """Configuration shared by every service, read once from the environment.
 
 Every field is documented where it is declared, with its environment variable.
-Service-specific settings subclass :class:`CommonSettings`; library code never
-reads ``os.environ`` itself.
+Service-specific settings subclass :class:`CommonSettings`, and those of a service that
+answers HTTP mix in :class:`HeadBounds` (the wall's too); library code never reads
+``os.environ`` itself.
 """
 
 import math
@@ -12,7 +13,14 @@ from pathlib import Path
 from typing import Any, Self
 
 from aiokafka.helpers import create_ssl_context
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.localpg import STACK_DATABASE, STACK_PORT, SUPERUSER, running_stack_port
@@ -83,6 +91,29 @@ def stack_database_url() -> str:
     """`make up`'s database, on the port its running server names (else the default)."""
     port = running_stack_port() or STACK_PORT
     return f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{STACK_DATABASE}"
+
+
+class HeadBounds(BaseModel):
+    """The bounds on a request head of every service that answers HTTP through uvicorn:
+    ingest, the alerts API and the wall (services/common/httphead.py).
+
+    Declared once and mixed into each of their settings classes (the wall's does not
+    subclass :class:`CommonSettings`: it holds no broker or database), so the three read
+    the same variables and a shared environment sets them once.
+    """
+
+    header_timeout_s: float = Field(default=10.0, gt=0, le=3600, allow_inf_nan=False)
+    """``EGOV_HEADER_TIMEOUT_S``: how long a connection may take to send a whole request
+    head, counted from when it opens or its previous answer was sent (408, or a plain
+    close when nothing came, after that). A head is under a kilobyte: unlike a body
+    (ingest's ``EGOV_BODY_TIMEOUT_S``, a gap), this is a deadline, so a client trickling
+    its headers a byte at a time cannot hold a connection for ever (reviews 82, 87). It
+    never runs while an answer is sent: the wall's event streams are not cut."""
+
+    max_header_bytes: int = Field(default=32 * 1024, ge=4096, le=1024 * 1024)
+    """``EGOV_MAX_HEADER_BYTES``: size of a request head (request line and header lines),
+    at most (4 KiB to 1 MiB; 431 and a close past it): the HTTP parser keeps every header
+    line, so without a bound one client grows the process's memory by what it sends."""
 
 
 class CommonSettings(BaseSettings):

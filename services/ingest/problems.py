@@ -199,21 +199,3 @@ def shutting_down(retry_after_s: int = 1) -> Problem:
         "counted once.",
         headers={"Retry-After": str(retry_after_s)},
     )
-
-
-def headers_too_slow(limit_s: float) -> Problem:
-    return Problem(
-        408,
-        "headers-too-slow",
-        "Request head too slow",
-        f"The request head was not complete within {limit_s:g} s; send the request again.",
-    )
-
-
-def headers_too_large(limit: int) -> Problem:
-    return Problem(
-        431,
-        "headers-too-large",
-        "Request header fields too large",
-        f"The request line and headers exceed {limit} bytes.",
-    )

@@ -7,13 +7,13 @@ import gc
 import uvicorn
 
 from services.common.contract import Contract
+from services.common.httphead import head_limited
 from services.common.kafka import ensure_topics
 from services.common.kpis import KpiCatalogue
 from services.common.summaries import Summarizer, record_signer
 from services.common.units import UnitRegistry
 from services.ingest.app import IngestService, create_app
 from services.ingest.keystore import PgKeySource
-from services.ingest.protocol import head_limited
 from services.ingest.publisher import KafkaPublisher
 from services.ingest.settings import IngestSettings
 
@@ -56,7 +56,7 @@ async def serve(settings: IngestSettings) -> None:
         access_log=False,
         lifespan="on",
         # uvloop and httptools: measured in docs/ingest.md; the hot path is CPU-bound.
-        # httptools with a deadline and a size bound on each request head (protocol.py):
+        # httptools with a deadline and a size bound on each request head (httphead.py):
         # uvicorn has neither, so a slow or endless head held a connection for ever.
         loop="uvloop",
         http=head_limited(

@@ -4,12 +4,14 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
-from services.common.settings import CommonSettings
+from services.common.settings import CommonSettings, HeadBounds
 
 
-class IngestSettings(CommonSettings):
+class IngestSettings(CommonSettings, HeadBounds):
     """HTTP listener, request limits and the clock skew on accepted events (how old an
-    event may be is ``counting_grace_days``, shared with the metrics workers)."""
+    event may be is ``counting_grace_days``, shared with the metrics workers). The
+    request-head bounds (``EGOV_HEADER_TIMEOUT_S``, ``EGOV_MAX_HEADER_BYTES``) come from
+    :class:`HeadBounds`, shared with the alerts API and the wall."""
 
     ingest_host: str = "127.0.0.1"
     """``EGOV_INGEST_HOST``: address to listen on (0.0.0.0 in a container)."""
@@ -28,18 +30,6 @@ class IngestSettings(CommonSettings):
     """``EGOV_BODY_TIMEOUT_S``: how long ingest waits for the next part of a request's
     body (408 after that): a stalled body does not hold its connection, a slow but steady
     one is read whatever it takes. A reverse proxy that buffers bodies makes this moot."""
-
-    header_timeout_s: float = Field(default=10.0, gt=0, le=3600, allow_inf_nan=False)
-    """``EGOV_HEADER_TIMEOUT_S``: how long a connection may take to send a whole request
-    head, counted from when it opens or its previous answer was sent (408, or a plain
-    close when nothing came, after that). A head is under a kilobyte: unlike a body
-    (``EGOV_BODY_TIMEOUT_S``, a gap), this is a deadline, so a client trickling its
-    headers a byte at a time cannot hold a connection for ever (review 82)."""
-
-    max_header_bytes: int = Field(default=32 * 1024, ge=4096, le=1024 * 1024)
-    """``EGOV_MAX_HEADER_BYTES``: size of a request head (request line and header lines),
-    at most (4 KiB to 1 MiB; 431 and a close past it): the HTTP parser keeps every header
-    line, so without a bound one client grows ingest's memory by what it sends."""
 
     max_inflight_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
     """``EGOV_MAX_INFLIGHT_BYTES``: request bodies ingest holds at once, read and not yet

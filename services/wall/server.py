@@ -7,6 +7,7 @@ from starlette.applications import Starlette
 
 from services.common.calendar import load_calendar
 from services.common.contract import kpi_families
+from services.common.httphead import head_limited
 from services.common.scorecard import Scorecard
 from services.common.units import UnitRegistry
 from services.wall.app import create_app
@@ -56,6 +57,11 @@ async def serve(settings: WallSettings) -> None:
         log_level="warning",
         access_log=False,
         lifespan="on",
+        # httptools with a deadline and a size bound on each request head: uvicorn has
+        # neither, so one client's endless or trickled head grew the wall's memory or
+        # held its socket for ever (review 87). The deadline stops at the end of a head:
+        # an event stream, one long answer, is never cut by it.
+        http=head_limited(settings.header_timeout_s, settings.max_header_bytes),
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
     await uvicorn.Server(config).serve()

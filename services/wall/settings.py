@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.common.calendar import HOLIDAYS_FILE
 from services.common.paths import UNITS_DIR
+from services.common.settings import HeadBounds
 from services.common.variables import check_environment, check_http_url
 from services.wall import limits
 
@@ -25,9 +26,11 @@ DEFAULT_METRICS_URL = "http://127.0.0.1:8081"
 """The metrics worker `make up` runs, and one worker on a laptop."""
 
 
-class WallSettings(BaseSettings):
+class WallSettings(BaseSettings, HeadBounds):
     """Where the wall listens, where its figures and alerts come from, and how fresh
-    they must be.
+    they must be. The request-head bounds (``EGOV_HEADER_TIMEOUT_S``,
+    ``EGOV_MAX_HEADER_BYTES``) come from :class:`HeadBounds`, shared with ingest and the
+    alerts API.
 
     Variables are prefixed ``EGOV_``. Durations are seconds. The defaults suit one
     worker on a laptop; a deployment with several workers lists all of them in

@@ -10,7 +10,7 @@ behaviour; the passing tests are what was checked and found right. Every failure
 also checks that nothing answered 202 was lost (it is on the topic).
 
 The five defects were fixed 2026-12-06: a deadline and a size bound on every request head
-(services/ingest/protocol.py, EGOV_HEADER_TIMEOUT_S, EGOV_MAX_HEADER_BYTES), a bounded
+(services/common/httphead.py, EGOV_HEADER_TIMEOUT_S, EGOV_MAX_HEADER_BYTES), a bounded
 graceful shutdown (EGOV_SHUTDOWN_GRACE_S, a 503 for what is still under way), a global
 admission limit (services/ingest/admission.py, EGOV_MAX_INFLIGHT_BYTES) and a stale key
 served at once after a failed lookup, refreshed behind (services/ingest/auth.py).

@@ -4,32 +4,93 @@ uvicorn (0.54) has neither for httptools: its keep-alive timeout runs only betwe
 requests and is cancelled by the first byte of the next, nothing runs before a new
 connection's first request, and the parser keeps every header line it is sent. So a
 client trickling its head a byte at a time held a connection for ever, and one sending
-header lines without end grew ingest's memory by what it sent (review 82). Its h11
+header lines without end grew the process's memory by what it sent (ingest, review 82;
+the wall and the alerts API, review 87: RSS +16 MiB for 16 MiB of one head). Its h11
 protocol bounds the head's size (``h11_max_incomplete_event_size``) but has no deadline
 either and costs the hot path a pure-Python parser, so the two bounds are added here, on
-the parser ingest is measured with (docs/ingest.md, "Performance").
+the parser ingest is measured with (docs/ingest.md, "Performance"). Every service that
+serves HTTP through uvicorn gives :func:`head_limited` to ``uvicorn.Config(http=...)``,
+its bounds from ``EGOV_HEADER_TIMEOUT_S`` and ``EGOV_MAX_HEADER_BYTES``
+(services/common/settings.py, ``HeadBounds``).
 
 A head is what a connection sends from when it opens, or its previous request's body
 ended, until the end of the header lines; its deadline runs from when the connection
-opens or its previous answer was sent. Past either bound the client is answered (408,
-431, problem+json) and the connection closed; a connection that sent nothing is closed
-without a word.
+opens or its previous answer was sent, never while an answer is being sent (the wall's
+event streams last for hours). Past either bound the client is answered (408, 431,
+problem+json, the same bytes whichever service answers) and the connection closed; a
+connection that sent nothing is closed without a word.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from services.ingest import problems
-from services.ingest.problems import PROBLEM_MEDIA_TYPE, Problem
+PROBLEM_BASE = "https://egov-pulse.vn/problems/"
+"""The project's problem types (ingest's problems.py, the workers' web.py): a refused
+head is the same problem, with the same ``type``, whichever service refuses it, and
+ingest's answers are what its contract lists (schemas/CONTRACT.md)."""
+PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 Refused = Callable[[str], None]
 """Told the problem slug of every connection closed for its head (a metric)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HeadRefusal:
+    """The RFC 9457 answer to a refused head, written by the protocol itself: the
+    application never sees the request."""
+
+    status: int
+    slug: str
+    title: str
+    detail: str
+
+    def body(self) -> bytes:
+        """The problem+json document, as ingest's problems.py writes one (its bytes are
+        ingest's contract)."""
+        return orjson.dumps(
+            {
+                "type": PROBLEM_BASE + self.slug,
+                "title": self.title,
+                "status": self.status,
+                "detail": self.detail,
+            }
+        )
+
+    def response(self) -> bytes:
+        """The whole HTTP/1.1 answer, closing the connection."""
+        body = self.body()
+        reason = HTTPStatus(self.status).phrase
+        head = (
+            f"HTTP/1.1 {self.status} {reason}\r\ncontent-type: {PROBLEM_MEDIA_TYPE}\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        )
+        return head.encode() + body
+
+
+def headers_too_slow(limit_s: float) -> HeadRefusal:
+    return HeadRefusal(
+        408,
+        "headers-too-slow",
+        "Request head too slow",
+        f"The request head was not complete within {limit_s:g} s; send the request again.",
+    )
+
+
+def headers_too_large(limit: int) -> HeadRefusal:
+    return HeadRefusal(
+        431,
+        "headers-too-large",
+        "Request header fields too large",
+        f"The request line and headers exceed {limit} bytes.",
+    )
 
 
 class HeadLimitedProtocol(HttpToolsProtocol):
@@ -40,8 +101,8 @@ class HeadLimitedProtocol(HttpToolsProtocol):
     head_timeout_s: ClassVar[float] = 10.0
     max_head_bytes: ClassVar[int] = 32 * 1024
     body_gap_s: ClassVar[float] = 30.0
-    """How long the body of a request answered early may stop coming (the body rule,
-    ``EGOV_BODY_TIMEOUT_S``) before the connection is closed."""
+    """How long the body of a request answered early may stop coming before the connection
+    is closed (ingest's body rule, ``EGOV_BODY_TIMEOUT_S``)."""
     refused: ClassVar[Refused | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -72,7 +133,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
                 return
             room = self.max_head_bytes - self._head_bytes
             if room <= 0:
-                self._refuse(problems.headers_too_large(self.max_head_bytes))
+                self._refuse(headers_too_large(self.max_head_bytes))
                 return
             # The head may take only ``room`` more bytes: the parser is fed those alone,
             # and what follows only once the head has ended in them.
@@ -145,20 +206,14 @@ class HeadLimitedProtocol(HttpToolsProtocol):
             # Nothing came (or only between requests): nobody is waiting for an answer.
             self.transport.close()
             return
-        self._refuse(problems.headers_too_slow(self.head_timeout_s))
+        self._refuse(headers_too_slow(self.head_timeout_s))
 
-    def _refuse(self, problem: Problem) -> None:
+    def _refuse(self, refusal: HeadRefusal) -> None:
         self._disarm()
         refused = type(self).refused  # read on the class: a function stays unbound
         if refused is not None:
-            refused(problem.slug)
-        body = problem.body()
-        reason = HTTPStatus(problem.status).phrase
-        head = (
-            f"HTTP/1.1 {problem.status} {reason}\r\ncontent-type: {PROBLEM_MEDIA_TYPE}\r\n"
-            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
-        )
-        self.transport.write(head.encode() + body)
+            refused(refusal.slug)
+        self.transport.write(refusal.response())
         self.transport.close()
 
 
