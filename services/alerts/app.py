@@ -21,17 +21,20 @@ __all__ = ["AlertsService", "create_app"]
 
 def create_app(service: AlertsService, *, run_loops: bool = True) -> Starlette:
     async def healthz(_: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        # 200 for a standby too: it is healthy, waiting for the lock (a restart would not
+        # help, and the container's healthcheck must not kill it); the role says which.
+        return JSONResponse({"status": "ok", "role": service.role})
 
     async def readyz(_: Request) -> Response:
         state = service.state
         database = await state.database_ok()
         body = {
+            "role": service.role,
             "database": database,
             "state_loaded": state.loaded.is_set(),
             "journal_backlog": len(state.journal),
         }
-        ready = database and state.loaded.is_set()
+        ready = service.role == "active" and database and state.loaded.is_set()
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def runbooks(_: Request) -> Response:

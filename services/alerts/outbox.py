@@ -1,6 +1,8 @@
 """Delivers the PostgreSQL outbox to the webhook and Kafka, in order, with backoff.
 
-An item is marked delivered only after the sink acknowledged it; a failure leaves it
+Each sink's round holds that sink's claim (an advisory lock, services/alerts/store.py
+``claim_sink``), so two deliverers never send the same item. An item is marked
+delivered only after the sink acknowledged it; a failure leaves it
 (and every later item of that sink) for the next round, after a backoff that doubles
 up to five minutes. Consumers deduplicate on the transition id (webhook-id header,
 ``transition_id`` in the Kafka value): delivery is at least once. Each round also
@@ -20,6 +22,7 @@ import asyncpg
 from services.alerts import store
 from services.alerts.settings import OUTBOX_KEEP_DAYS
 from services.alerts.telemetry import AlertsMetrics
+from services.common.db import Connection
 
 log = logging.getLogger(__name__)
 
@@ -43,23 +46,36 @@ async def deliver_due(
     returns how many items were delivered."""
     sent = 0
     for sink, deliver in sinks.items():
+        # One connection per sink for the whole round, holding the sink's claim: the
+        # items read are marked on it before another deliverer may read them (review 90).
         async with pool.acquire() as conn:
-            items = await store.due(conn, sink)
-        for item in items:
+            if not await store.claim_sink(conn, sink):
+                log.warning("%s outbox: another deliverer holds it; skipped this round", sink)
+                continue
             try:
-                await deliver(item.transition_id, item.payload)
-            except Exception as exc:
-                log.warning("%s delivery of %s failed: %r", sink, item.transition_id, exc)
-                if metrics is not None:
-                    metrics.notifications.labels(sink, "failed").inc()
-                async with pool.acquire() as conn:
-                    await store.failed(conn, item.id, repr(exc), backoff(item.attempts))
-                break  # keep this sink's order: nothing later goes before this one
-            async with pool.acquire() as conn:
-                await store.delivered(conn, item.id)
-            if metrics is not None:
-                metrics.notifications.labels(sink, "sent").inc()
-            sent += 1
+                sent += await _deliver_sink(conn, sink, deliver, metrics)
+            finally:
+                await store.release_sink(conn, sink)
     async with pool.acquire() as conn:
         await store.prune_delivered(conn, kept)
+    return sent
+
+
+async def _deliver_sink(
+    conn: Connection, sink: str, deliver: Deliver, metrics: AlertsMetrics | None
+) -> int:
+    sent = 0
+    for item in await store.due(conn, sink):
+        try:
+            await deliver(item.transition_id, item.payload)
+        except Exception as exc:
+            log.warning("%s delivery of %s failed: %r", sink, item.transition_id, exc)
+            if metrics is not None:
+                metrics.notifications.labels(sink, "failed").inc()
+            await store.failed(conn, item.id, repr(exc), backoff(item.attempts))
+            break  # keep this sink's order: nothing later goes before this one
+        await store.delivered(conn, item.id)
+        if metrics is not None:
+            metrics.notifications.labels(sink, "sent").inc()
+        sent += 1
     return sent

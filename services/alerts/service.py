@@ -9,6 +9,10 @@ Three parts, wired here and nowhere else:
 Each step is a method the loops call and the tests call directly with an injected
 time: :meth:`AlertsService.evaluate_once`, :meth:`flush`, :meth:`push_alertmanager`,
 :meth:`deliver_outbox`.
+
+The loops (:meth:`AlertsService.start_loops`, what ``egov-pulse alerts`` runs) run only
+while this process holds the database's alerts lock (:mod:`services.alerts.lease`):
+until then it is a standby, and a lock lost stops them at once and makes it one again.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import asyncpg
 import httpx
 from prometheus_client import CollectorRegistry
 
-from services.alerts import cadence, loops, sources, store
+from services.alerts import cadence, lease, loops, sources, store
 from services.alerts.delivery import Delivery
 from services.alerts.directory import UnitDirectory, from_units
 from services.alerts.evaluation import Evaluator, Observation
@@ -39,6 +43,7 @@ from services.common.calendar import VN_TZ, WorkingCalendar, load_calendar
 from services.common.contract import kpi_families
 from services.common.db import outage_cause
 from services.common.figures_client import FiguresClient
+from services.common.pglease import AdvisoryLease
 from services.common.units import UnitRegistry
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,12 @@ and a cycle must not wait for either (alerts evaluate every few seconds)."""
 CLOSING_FLUSH_S = 5.0
 """How long closing waits for the last flush: well inside a container's stop grace
 (10 s by default), and a PostgreSQL that does not answer by then is away."""
+
+LOCK_CHECK_S = 2.0
+"""How often the active service pings its lock's session between write steps (each
+cycle, flush and outbox round also confirms it first): with the ping's own 2 s bound, a
+lost lock is noticed within about 4 s, well before the server's keepalives free it
+(about 25 s) for another service to take."""
 
 
 def utc_now() -> datetime:
@@ -81,19 +92,11 @@ class AlertsService:
         self.metrics_registry = CollectorRegistry()
         self._http = httpx.AsyncClient(timeout=settings.alert_http_timeout_s)
         self.metrics = AlertsMetrics(self.metrics_registry, lambda: list(self.state.open.values()))
-        self.delivery = Delivery(settings, self._http, self.metrics, lambda: self.clock())
-        spool = Spool(settings.alert_state_file) if settings.alert_state_file else None
-        self.state = AlertState(
-            self.delivery.outbox_rows, spool, nobody_to_tell=not settings.alertmanager_url
+        self._calendar = calendar or load_calendar(
+            settings.alert_holidays_file, always=settings.alert_silent_calendar == "always"
         )
-        self.evaluator = Evaluator(
-            settings,
-            calendar or load_calendar(
-                settings.alert_holidays_file, always=settings.alert_silent_calendar == "always"
-            ),
-            directory if directory is not None else load_directory(),
-            self._families,
-        )  # fmt: skip
+        self._directory = directory if directory is not None else load_directory()
+        self.delivery, self.state, self.evaluator = self._parts()
         self._figures = FiguresClient(
             self._http, settings.metrics_urls, settings.alert_http_timeout_s
         )
@@ -111,6 +114,21 @@ class AlertsService:
         then some carry the figures they were stored with (:meth:`_may_push`)."""
         self._connected_at: datetime | None = None
         self.metrics.evaluation_lag.set_function(lambda: time.time() - self._last_done)
+        self._lease: AdvisoryLease | None = None
+        """The database's alerts lock, once the loops run (None: connected directly)."""
+        self.role = "standby"
+        """"active" while the loops hold the lock; "standby" until then (/healthz)."""
+
+    def _parts(self) -> tuple[Delivery, AlertState, Evaluator]:
+        """Delivery, alert state and evaluator as a fresh start has them."""
+        settings = self.settings
+        delivery = Delivery(settings, self._http, self.metrics, lambda: self.clock())
+        spool = Spool(settings.alert_state_file) if settings.alert_state_file else None
+        state = AlertState(
+            delivery.outbox_rows, spool, nobody_to_tell=not settings.alertmanager_url
+        )
+        evaluator = Evaluator(settings, self._calendar, self._directory, self._families)
+        return delivery, state, evaluator
 
     @property
     def pool(self) -> asyncpg.Pool | None:
@@ -119,14 +137,23 @@ class AlertsService:
 
     # --- start and stop -------------------------------------------------------------
 
-    async def connect(self) -> None:
-        """Connect, migrate, load the open alerts and last-seen table; retries forever."""
-        since = self.clock() - timedelta(seconds=self.settings.alert_resolved_resend_s)
-        spooled = self.state.restore()
-        if spooled is not None:
-            self.delivery.recall(t.alert for t in spooled.journal if t.to_state is State.RESOLVED)
+    async def connect(self, held: AdvisoryLease | None = None) -> None:
+        """Connect, migrate, load the open alerts and last-seen table; retries forever.
+
+        With ``held`` (the loops' lock), first stand by until it is held: a process that
+        finds another holding it forgets what it restored from the state file (the other
+        keeps that file) and restores it again once it takes over."""
+        self._restore()
         keep_told = asyncio.create_task(self._tell_alertmanager_while_waiting())
         try:
+            if held is not None:
+                # Cancelled once another holds the lock: that one tells Alertmanager.
+                if await lease.stand_by(held, self.settings.alert_standby_retry_s,
+                                        keep_told.cancel):  # fmt: skip
+                    await self._fresh_start()
+                    self._restore()
+                self.role = "active"
+            since = self.clock() - timedelta(seconds=self.settings.alert_resolved_resend_s)
             dsn = self.settings.database_url.get_secret_value()
             resolved = await self.state.load(dsn, since, self.clock())
         finally:
@@ -141,7 +168,13 @@ class AlertsService:
         if self.state.silence is not None:
             self.evaluator.recall(self.state.silence)
         self._connected_at = self.clock()
+        self.role = "active"  # with the lock held, or connected directly (tests, tools)
         await self._try_learn()
+
+    def _restore(self) -> None:
+        spooled = self.state.restore()
+        if spooled is not None:
+            self.delivery.recall(t.alert for t in spooled.journal if t.to_state is State.RESOLVED)
 
     async def _tell_alertmanager_while_waiting(self) -> None:
         """While start-up waits for PostgreSQL: the firing alerts restored from local disk
@@ -186,14 +219,32 @@ class AlertsService:
             log.info("learned the usual cadence of %d (unit, family) pairs", learned)
 
     async def close(self) -> None:
+        await self._stop_tasks()
+        if self._lease is None or self._lease.held:
+            await self._last_flush()
+        # After the last flush: a standby takes over only once our writes are in.
+        if self._lease is not None:
+            await self._lease.release()
+        await self.delivery.close()
+        await self._http.aclose()
+        await self.state.close()
+
+    async def _stop_tasks(self) -> None:
         if self._keys_read is not None:
             self._tasks.append(self._keys_read)
+            self._keys_read = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+
+    async def _last_flush(self) -> None:
+        # A standby never loaded anything: it has nothing to write, and must not write
+        # the state file the active service (on the same volume) keeps.
+        if self.state.pool is None:
+            return
         # The last cycles' journal and silence memory to PostgreSQL if it answers soon: a
         # deploy's SIGTERM would otherwise forget what the flush loop had not written yet
         # (the memory is kept nowhere else). Away, the state file keeps the journal.
@@ -202,9 +253,6 @@ class AlertsService:
         except UNAVAILABLE as exc:
             log.warning("last flush at close not written: %s", outage_cause(exc))
         await self.state.save(self.clock())  # what the journal still holds survives us
-        await self.delivery.close()
-        await self._http.aclose()
-        await self.state.close()
 
     # --- one evaluation -------------------------------------------------------------
 
@@ -313,37 +361,131 @@ class AlertsService:
     # --- loops ----------------------------------------------------------------------
 
     def start_loops(self) -> None:
-        async def connect_then_evaluate() -> None:
-            await self.connect()
-            await loops.evaluate(self._cycle, self.settings.alert_interval_s, self.next_due,
-                                 self.clock)  # fmt: skip
+        """Stand by until this process holds the alerts lock, then run the loops until
+        it closes or loses the lock (then stand by again)."""
+        dsn = self.settings.database_url.get_secret_value()
+        self._lease = lease.alerts_lease(dsn)
+        self._tasks = [asyncio.create_task(self._run(self._lease), name="alerts-run")]
 
-        async def after_load(loop: Callable[[], Awaitable[None]]) -> None:
-            await self.state.loaded.wait()
-            await loop()
+    async def _run(self, held: AdvisoryLease) -> None:
+        retry = self.settings.alert_standby_retry_s
+        while True:
+            self.role = "standby"
+            try:
+                if await self._until_lost(held, self.connect(held)):
+                    await self._serve(held)
+                else:
+                    log.error("the alerts lock was lost while loading: standing by")
+            except Exception:
+                # Anything unforeseen (a database not created yet): stand by and retry,
+                # never end with no loop running and nothing said.
+                log.exception("the alerts service stopped; standing by")
+            self.role = "standby"
+            await self._fresh_start()
+            await held.release()
+            await asyncio.sleep(retry)
+
+    @staticmethod
+    async def _until_lost(held: AdvisoryLease, work: Awaitable[None]) -> bool:
+        """``work`` (the start: stand by, then load) unless the lock, once taken, is lost
+        meanwhile (a PostgreSQL restart during the load): then it is stopped at once, and
+        False returned."""
+        task = asyncio.ensure_future(work)
+        lost = asyncio.create_task(held.lost.wait())
+        try:
+            await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if task.cancelled():
+            return False
+        task.result()  # raises what the start raised
+        return True
+
+    async def _serve(self, held: AdvisoryLease) -> None:
+        """The loops, from a fresh load, until the lock is lost (a loop that ends on an
+        error ends them all: the caller stands by and starts again)."""
 
         def backlog() -> int:
             return len(self.state.journal)
 
         refresh = self.settings.alert_silent_cadence_refresh_s
-        self._tasks = [
-            asyncio.create_task(connect_then_evaluate(), name="alerts-evaluate"),
+        steps = [
             asyncio.create_task(
-                after_load(lambda: loops.write(self.flush, self._wake_flush, backlog)),
+                loops.evaluate(self._cycle, self.settings.alert_interval_s, self.next_due,
+                               self.clock),
+                name="alerts-evaluate",
+            ),
+            asyncio.create_task(
+                loops.write(self._held(self.flush), self._wake_flush, backlog),
                 name="alerts-flush",
             ),
             asyncio.create_task(
-                after_load(lambda: loops.every(self.deliver_outbox, 1.0, "outbox")),
+                loops.every(self._held(self.deliver_outbox), 1.0, "outbox"),
                 name="alerts-outbox",
             ),
             asyncio.create_task(
-                after_load(lambda: loops.every(self._try_learn, refresh, "cadence",
-                                               first_wait=True)),
+                loops.every(self._try_learn, refresh, "cadence", first_wait=True),
                 name="alerts-cadence",
             ),
         ]  # fmt: skip
+        watch = asyncio.create_task(self._watch(held), name="alerts-lock-watch")
+        try:
+            done, _ = await asyncio.wait({watch, *steps}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (watch, *steps):
+                task.cancel()
+            for task in (watch, *steps):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if watch not in done:
+            for task in done:
+                task.result()  # a loop's unforeseen end, raised to the caller
+        log.error("the alerts lock is lost: stopped evaluating, writing and delivering; "
+                  "standing by to take it again and load the state afresh")  # fmt: skip
+
+    @staticmethod
+    async def _watch(held: AdvisoryLease) -> None:
+        """Return once the lock is known lost: told by asyncpg, or a ping that fails."""
+        while await held.confirm():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(held.lost.wait(), LOCK_CHECK_S)
+
+    def _held(self, step: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[int]]:
+        """``step`` only while the lock is held: a write step confirms it first."""
+
+        async def guarded() -> int:
+            if self._lease is not None and not await self._lease.confirm():
+                return 0  # the watcher stops every loop at once
+            return await step()
+
+        return guarded
+
+    async def _fresh_start(self) -> None:
+        """Forget what the lost term held in memory: the next holder of the lock (maybe
+        another service) decides from PostgreSQL, and so does this one when it takes the
+        lock back (:meth:`connect`, as a start does). Unwritten transitions are in the
+        state file, which that load writes first."""
+        if self._keys_read is not None:
+            self._keys_read.cancel()
+            self._keys_read = None
+        if self.state.pool is not None:
+            self.state.pool.terminate()  # PostgreSQL may be away: no graceful close
+            self.state.pool = None
+        with contextlib.suppress(Exception):
+            await self.delivery.close()
+        self.delivery, self.state, self.evaluator = self._parts()
+        self._learned_on = None
+        self._restored_current = False
+        self._connected_at = None
+        self._wake_flush = asyncio.Event()
 
     async def _cycle(self) -> None:
+        if self._lease is not None and not await self._lease.confirm():
+            return  # the watcher stops every loop at once
         transitions = await self.evaluate_once()
         if self._may_push(transitions):
             await self.push_alertmanager()

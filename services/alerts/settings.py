@@ -300,3 +300,9 @@ class AlertsSettings(CommonSettings, HeadBounds):
                     " finite number above 0"
                 )
         return value
+
+    alert_standby_retry_s: Duration = Field(default=5.0, gt=0, le=300.0)
+    """``EGOV_ALERT_STANDBY_RETRY_S``: how often a standby alerts service (another holds the
+    database's alerts lock, docs/alerts.md "One alerts service per database") tries to
+    take over; the longest a deploy waits between the old service stopping and the new
+    one evaluating."""

@@ -370,6 +370,25 @@ async def due(conn: Connection, sink: str, limit: int = 100) -> list[OutboxItem]
     return [OutboxItem(r["id"], str(r["transition_id"]), r["payload"], r["attempts"]) for r in rows]
 
 
+OUTBOX_LOCK_CLASS = 0x65676F6F
+"""The first key of each sink's outbox lock (``pg_try_advisory_lock(class, hashtext(sink))``)."""
+
+
+async def claim_sink(conn: Connection, sink: str) -> bool:
+    """Take ``sink``'s outbox for this session, if no other session has it: two
+    deliverers never send the same item (the alerts lock already keeps one service
+    active; this holds even if two ran). Released by :func:`release_sink`, or with the
+    session (asyncpg's pool resets a connection it takes back with pg_advisory_unlock_all)."""
+    got: bool = await conn.fetchval(
+        "SELECT pg_try_advisory_lock($1, hashtext($2))", OUTBOX_LOCK_CLASS, sink
+    )
+    return got
+
+
+async def release_sink(conn: Connection, sink: str) -> None:
+    await conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", OUTBOX_LOCK_CLASS, sink)
+
+
 async def delivered(conn: Connection, item_id: int) -> None:
     await conn.execute("UPDATE alert_outbox SET delivered_at = now() WHERE id = $1", item_id)
 

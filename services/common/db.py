@@ -71,6 +71,11 @@ async def ensure_database(dsn: str) -> bool:
         await admin.execute(f"CREATE DATABASE {quote_identifier(name)}")
     except asyncpg.DuplicateDatabaseError:
         return False
+    except asyncpg.UniqueViolationError:
+        # Another CREATE DATABASE of the same name committed while ours ran (two
+        # ``egov-pulse migrate`` at once on a new server): the server's catalog index
+        # (pg_database_datname_index) refuses ours with 23505, not 42P04. It exists.
+        return False
     finally:
         await admin.close()
     return True
