@@ -315,7 +315,9 @@ class Blind:
     published: ``seen`` empty, every unit; :mod:`services.alerts.pipeline`), or a
     province was quiet in a ``family`` (:mod:`services.alerts.province`: its shared
     system was down, so its units could not publish; ``seen``: the province and the
-    units already silent on their own)."""
+    units already silent on their own). A span with ``units`` is a gap of those units
+    alone: a live worker answers for them again while another is still down
+    (:mod:`services.alerts.workers`)."""
 
     start: datetime
     end: datetime
@@ -324,10 +326,13 @@ class Blind:
     """Only that province's units; "": every unit."""
     family: str = ""
     """Only that family; "": every family."""
+    units: frozenset[str] = frozenset()
+    """Only these units; empty: every unit (a span written before there were such)."""
 
     def covers(self, unit: str, family: str, province: str) -> bool:
         return (
             unit not in self.seen
+            and (not self.units or unit in self.units)
             and (not self.family or family == self.family)
             and (not self.province or province == self.province)
         )
@@ -385,7 +390,9 @@ def unit_silent(
     published was not seen; a province's quiet span, for its units) is not counted, for
     the units it covers (:meth:`Blind.covers`). With
     ``answered`` (a worker is down this cycle) only those units are judged: the others
-    are unknown.
+    are unknown (:class:`services.alerts.workers.WorkerWatch` says which: the units in
+    every answer since the outage began, and those a live worker has answered for again
+    long enough since).
 
     An open alert is judged against the threshold it fired with (``fired_after_s``, the
     ``silent_after_s`` of its values) whenever today's is longer: the cadences are

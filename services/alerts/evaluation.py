@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
-from services.alerts import conditions, pipeline, province
+from services.alerts import conditions, pipeline, province, workers
 from services.alerts.cadence import WORKDAY_S, Cadence, Usual
 from services.alerts.directory import UnitDirectory
 from services.alerts.model import Alert, AlertKey, State, Status, Verdict
@@ -50,7 +50,8 @@ class Observation:
     """What one cycle read: the figures of the planned windows, and ingest's counters.
 
     ``complete`` is False when a metrics worker did not answer: its units are unknown,
-    so only the silence of the units in the figures is judged that cycle. ``ingest`` is
+    so only the silence of units in the figures is judged that cycle (those trusted:
+    :mod:`services.alerts.workers`). ``ingest`` is
     None when ingest did not answer or is not watched; ``ingest_down``: it is watched
     (``EGOV_INGEST_URL``) and did not answer, so nothing could be published
     (:mod:`services.alerts.pipeline`).
@@ -91,12 +92,11 @@ class Evaluator:
         self._counting_since: dict[str, datetime] = {}
         """Since when each publisher key's counters have counted without a break
         (``_note_restarts``): a key clears on "no events" only after a whole window."""
-        self._last_complete: datetime | None = None
-        """The last cycle every worker answered; before the first, this process's first
-        cycle (a service started while a worker is down is blind from its start)."""
-        self._answered: frozenset[str] | None = None
-        """The units in every answer since the last complete cycle; None while none
-        since was incomplete."""
+        self._pipeline_ok: datetime | None = None
+        """The last cycle the pipeline was not blind; before the first, this process's
+        first cycle (a service started while ingest is away is blind from its start)."""
+        self._workers = workers.WorkerWatch()
+        """Which units the metrics workers answered for while one does not answer."""
         self._arriving: frozenset[str] | None = None
         """While the pipeline is blind (ingest away): the units whose events arrive all the
         same (published straight to Kafka), judged as usual; None when it is not."""
@@ -225,10 +225,10 @@ class Evaluator:
         answered = self._track_blind(seen, now, ingest_blind, last_seen)
         if (answered is None or answered) and self.watch_start is not None:
             # A worker that did not answer would make its units look silent: only the
-            # units in the answers are judged, and when it answers again the time it did
-            # not does not count as its units' silence (they published meanwhile; its
-            # backlog is still being counted). Ingest away: no unit is judged, and the
-            # span is no unit's silence (they could not publish).
+            # units answered for (all along, or again for long enough) are judged, and
+            # the time nobody answered for a unit does not count as its silence (it
+            # published meanwhile; the backlog is still being counted). Ingest away: no
+            # unit is judged, and the span is no unit's silence (they could not publish).
             rule = conditions.SilenceRule(
                 self.cadence(), s.alert_silent_lookback_days, s.alert_silent_peer_share
             )
@@ -263,32 +263,34 @@ class Evaluator:
     ) -> frozenset[str] | None:
         """The units whose silence may be judged this cycle (None: all of them).
 
-        Records the span from the last complete observation to the next one, when the
-        cycles between saw some worker not answer, with the units in every answer
-        meanwhile: the others' time in it is not silence. A cycle with the pipeline blind
-        (ingest away or refusing everyone) judges only the units whose events arrive all
-        the same: the units of a province one of whose units was heard from since the
-        span began (its integrator publishes straight to Kafka, schemas/CONTRACT.md
-        section 5; review 80: a direct unit gone silent never paged while ingest was
-        away); the span covers the others. Spans older than the lookback
-        go. A freshly started service has no complete observation yet: its span starts
-        at its first cycle, or a worker down at the start (a deploy, a host reboot) made
-        every unit it owns page at its first answer (review 65). Until then one worker
-        down hid the silence of every unit, those of the workers that answered too."""
-        if self._last_complete is None:
-            self._last_complete = now
-        if not seen.complete or pipeline_blind:
-            if not seen.complete:
-                units = frozenset(f.unit for f in seen.figures)
-                self._answered = units if self._answered is None else self._answered & units
-            if pipeline_blind:
-                # Cumulative by construction: a unit heard since the span began stays so.
-                self._arriving = self._heard_since(self._last_complete, last_seen or {})
+        Records the spans whose time is not silence for some units. A metrics worker not
+        answering: :class:`workers.WorkerWatch` judges the units in every answer since
+        the last complete cycle, and those a live worker has answered for again long
+        enough after a gap (a partition failed over: review 85), each blind only for its
+        gap; the others from the last complete cycle to the next one. A cycle with the
+        pipeline blind (ingest away or refusing everyone) judges only the units whose
+        events arrive all the same: the units of a province one of whose units was heard
+        from since the span began (its integrator publishes straight to Kafka,
+        schemas/CONTRACT.md section 5; review 80: a direct unit gone silent never paged
+        while ingest was away); the span, to the first cycle it is not, covers the others.
+        Spans older than the lookback go. A freshly started service has no complete
+        observation yet: its spans start at its first cycle, or a worker down at the
+        start (a deploy, a host reboot) made every unit it owns page at its first answer
+        (review 65). Until then one worker down hid the silence of every unit, those of
+        the workers that answered too."""
+        if self._pipeline_ok is None:
+            self._pipeline_ok = now
+        units = () if seen.complete else (f.unit for f in seen.figures)
+        self._blind += self._workers.observe(seen.complete, units, now)
+        if pipeline_blind:
+            # Cumulative by construction: a unit heard since the span began stays so.
+            self._arriving = self._heard_since(self._pipeline_ok, last_seen or {})
             return self._judgeable()
-        judgeable = self._judgeable()
-        if judgeable is not None:
-            self._blind.append(conditions.Blind(self._last_complete, now, judgeable))
-        self._last_complete, self._answered, self._arriving = now, None, None
+        if self._arriving is not None:
+            self._blind.append(conditions.Blind(self._pipeline_ok, now, self._arriving))
+        self._pipeline_ok, self._arriving = now, None
+        if not seen.complete:
+            return self._judgeable()
         oldest = self.calendar.working_days_back(now, self.settings.alert_silent_lookback_days)
         self._blind = [b for b in self._blind if b.end > oldest]
         self._quiet.prune(oldest)
@@ -296,11 +298,12 @@ class Evaluator:
 
     def _judgeable(self) -> frozenset[str] | None:
         """The units both the workers' answers and the pipeline let be judged (None: all)."""
-        if self._answered is None:
+        answered = self._workers.judgeable()
+        if answered is None:
             return self._arriving
         if self._arriving is None:
-            return self._answered
-        return self._answered & self._arriving
+            return answered
+        return answered & self._arriving
 
     def _heard_since(
         self, since: datetime, last_seen: Mapping[tuple[str, str], datetime]

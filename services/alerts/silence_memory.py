@@ -13,7 +13,9 @@ Kept in PostgreSQL (``alert_silence_memory``, one row), written with the last-se
 entries when it changed:
 
 * the spans that ended (a fact: they were observed to start and to end), pruned to the
-  silence lookback as in memory;
+  silence lookback as in memory; among them the gaps of units a live worker answers for
+  again while another worker is still down (:mod:`services.alerts.workers`), which
+  ended although the outage goes on;
 * each province's last event of a family when last judged and whether it was quiet then,
   so a quiet span that ends after the restart is seen from its start.
 
@@ -116,6 +118,7 @@ def _span_json(span: Blind) -> dict[str, Any]:
         "seen": sorted(span.seen),
         "province": span.province,
         "family": span.family,
+        "units": sorted(span.units),
     }
 
 
@@ -123,7 +126,9 @@ def _span(d: Mapping[str, Any]) -> Blind:
     start, end = datetime.fromisoformat(d["start"]), datetime.fromisoformat(d["end"])
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("a span without its time zone")
-    return Blind(start, end, frozenset(d["seen"]), str(d["province"]), str(d["family"]))
+    # A row written before spans of some units alone has no "units": every unit, as then.
+    units = frozenset(d.get("units", ()))
+    return Blind(start, end, frozenset(d["seen"]), str(d["province"]), str(d["family"]), units)
 
 
 def _time(value: object) -> datetime | None:

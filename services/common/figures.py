@@ -21,6 +21,8 @@ from typing import Any, Final, NamedTuple
 import orjson
 
 from services.common.rates import BP_SCALE, meets, rate_bp, to_bp
+from services.common.stalls import MEMBER as STALL_MEMBER
+from services.common.stalls import CountingStall
 
 
 class Standing(StrEnum):
@@ -338,10 +340,18 @@ def _v1_target_bp(target: float) -> int:
 
 def parse_activity(body: bytes) -> list[Activity]:
     """The items of one /v1/activity answer; an item without a readable time is left out."""
+    return parse_activity_answer(body)[0]
+
+
+def parse_activity_answer(body: bytes) -> tuple[list[Activity], CountingStall | None]:
+    """The items of one /v1/activity answer, and the stall of the counting it states
+    (services/common/stalls.py; None: the worker's counting keeps up)."""
     try:
-        items = orjson.loads(body)["items"]
+        answer = orjson.loads(body)
+        items = answer["items"]
         found = ((i.get("unit"), i.get("family"), _time(i.get("last_event_time"))) for i in items)
-        return [Activity(u, f or "", t) for u, f, t in found if u and t is not None]
+        activity = [Activity(u, f or "", t) for u, f, t in found if u and t is not None]
+        return activity, CountingStall.from_json(answer.get(STALL_MEMBER))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise AnswerFormatError(f"not a /v1/activity answer ({exc!r})") from None
 

@@ -4,7 +4,10 @@ Each worker answers only for the partitions it owns (docs/metrics-api.md), so ev
 worker in ``EGOV_METRICS_URLS`` is asked and the answers are merged
 (:mod:`services.common.figures`). A worker that does not answer within the timeout is
 reported in :attr:`Reading.errors`, with a short reason; its units are *unknown*
-(absent), never zero and never recovered. Used by the alerts service and the wall.
+(absent), never zero and never recovered. So is a worker whose counting is stalled
+(services/common/stalls.py: its /v1/kpis answers 503, its /v1/activity says so): it
+answers from figures that stand still, and its units' events wait uncounted in it. Used by
+the alerts service and the wall.
 """
 
 from __future__ import annotations
@@ -23,13 +26,16 @@ from services.common.figures import (
     Figure,
     merge_activity,
     merge_figures,
-    parse_activity,
+    parse_activity_answer,
     parse_figures,
 )
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+PROBLEM_DETAIL_CHARS = 300
+"""At most this much of a problem answer's ``detail`` goes into the reason given."""
 
 
 class FetchError(Exception):
@@ -48,8 +54,24 @@ async def fetch(
     except httpx.TransportError as exc:
         raise FetchError(type(exc).__name__) from None
     if response.status_code != 200:
-        raise FetchError(f"HTTP {response.status_code}")
+        raise FetchError(_failed(response))
     return response.content
+
+
+def _failed(response: httpx.Response) -> str:
+    """``HTTP 503``, and the problem's ``detail`` when the answer has one (a stalled
+    worker names its stall there): the log and the wall say why, not only that."""
+    reason = f"HTTP {response.status_code}"
+    if not response.headers.get("content-type", "").startswith("application/problem+json"):
+        return reason
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        return reason
+    if not isinstance(detail, str) or not detail:
+        return reason
+    said = "".join(c if c.isprintable() else " " for c in detail[:PROBLEM_DETAIL_CHARS])
+    return f"{reason}: {said}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +132,10 @@ class FiguresClient:
         async def acts() -> list[Activity]:
             if not activity:
                 return []
-            return _parsed(parse_activity, await self._get(f"{url}/v1/activity"))
+            found, stall = _parsed(parse_activity_answer, await self._get(f"{url}/v1/activity"))
+            if stall is not None:  # its last events stand still: not its units' silence
+                raise FetchError(stall.describe())
+            return found
 
         per_window, answered = await asyncio.gather(
             asyncio.gather(*(self._kpis(url, w) for w in windows)), acts()

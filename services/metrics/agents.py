@@ -29,6 +29,7 @@ from typing import Any, cast
 
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 
+from services.common.stalls import CountingStall
 from services.metrics import refusals
 from services.metrics.app import MetricsApp
 from services.metrics.fetched import FetchedBatchConsumer
@@ -48,6 +49,7 @@ from services.metrics.pipeline import (
 )
 from services.metrics.rekeying import Forward
 from services.metrics.settings import MetricsSettings
+from services.metrics.stallwatch import StallWatch
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +205,7 @@ class Counting:
         retry_delay_s: float = 0.5,
         on_failure: Callable[[BaseException], None] | None = None,
         backlog_flush_interval_s: float = 0.0,
+        stall: StallWatch | None = None,
     ) -> None:
         self.preparer = preparer
         self.state = state
@@ -214,6 +217,11 @@ class Counting:
         (``MetricsSettings.metrics_backlog_flush_interval_s``)."""
         self._pending = Prepared()
         self._pending_bytes = 0
+        self._in_flight = 0
+        """Records of the flush in flight (taken from ``_pending``), until it settles."""
+        self.stall = stall if stall is not None else StallWatch()
+        """How long records have waited with no flush committed (services/metrics/
+        stallwatch.py): past its threshold the worker's figures are no current reading."""
         self._flusher: asyncio.Task[None] | None = None
         self._flush_started = float("-inf")
         self._taken = asyncio.Event()
@@ -260,6 +268,7 @@ class Counting:
                 if batch.reading < 0:
                     batch.reading = self.state.readings.get(tp, 0)
             pending.pieces.append((piece, now))
+            self.stall.waiting()
             mark_last_records(pending.batches, piece)
             for batch in pending.batches.values():
                 batch.sum_ahead()
@@ -289,6 +298,15 @@ class Counting:
             for records, at in pending.pieces
             if (kept := [r for r in records if (r.topic, r.partition) not in stale])
         ]
+
+    def waiting_records(self) -> int:
+        """Records handed over and not counted yet: pending, and in the flush in flight."""
+        return self._in_flight + sum(len(records) for records, _ in self._pending.pieces)
+
+    def stalled(self) -> CountingStall | None:
+        """The stall to state (no flush committed for the watch's threshold while records
+        wait), or None: the worker's web views answer from it."""
+        return self.stall.stall(self.waiting_records())
 
     async def drain(self) -> None:
         """Wait until everything decoded is counted (and raise what a flush raised)."""
@@ -320,13 +338,17 @@ class Counting:
                 await self._gather_while_behind()
                 self._flush_started = asyncio.get_running_loop().time()
                 prepared, self._pending, self._pending_bytes = self._pending, Prepared(), 0
+                self._in_flight = sum(len(records) for records, _ in prepared.pieces)
                 self._taken.set()
                 await self._count(prepared)
+                self._in_flight = 0
+                self.stall.committed(self.waiting_records() > 0)
         except Exception as exc:
             if self.on_failure is not None:
                 self.on_failure(exc)
             raise
         self._flusher = None
+        self.stall.committed(self.waiting_records() > 0)
         if self.on_caught_up is not None and not self.reading_behind():
             self.on_caught_up()
 
@@ -514,6 +536,8 @@ class Counting:
     async def _flush(self, prepared: Prepared) -> None:
         periods = Periods.at(self.clock())
         result = await self.state.flush(list(prepared.batches.values()), periods)
+        # A flush of a narrowed part is progress too: the rest may take several.
+        self.stall.committed(still_waiting=True)
         metrics = self.state.metrics
         metrics.flushes.inc()
         if result.fenced:

@@ -131,6 +131,16 @@ class MetricsSettings(CommonSettings):
     publishes once the last build is ten times its own duration old, and at least 0.1 s
     (``snapshot.CAUGHT_UP_COST_SHARE``)."""
 
+    metrics_stall_after_s: float = Field(default=60.0, gt=0, le=3600, allow_inf_nan=False)
+    """``EGOV_METRICS_STALL_AFTER_S``: once records read have waited this long with no
+    flush committed (PostgreSQL unreachable, an operator's lock; more than 0, at most an
+    hour), the counting is *stalled* (services/metrics/stallwatch.py): /v1/kpis answers 503
+    naming it and /v1/activity says it (``counting_stalled``), so the alerts and the wall
+    take the worker as not answering instead of its units as silent, and
+    ``egov_metrics_counting_stalled_seconds`` shows it. 60 s: above a flush that waits its
+    turn under a backlog or a PostgreSQL failover's retries (seconds), well under the
+    alerts' silence floors (2 working hours; 120 s under `make up`)."""
+
     metrics_history_max_days: int = Field(default=800, ge=1, le=36_600)
     """``EGOV_METRICS_HISTORY_MAX_DAYS``: the largest ``days`` /v1/kpis/history answers
     (more is a 400 naming this limit): 800 reaches the whole of 2025, across the reform,

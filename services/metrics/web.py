@@ -4,7 +4,8 @@ They run on the event loop that counts, so none of them builds figures per reque
 /v1/kpis and /v1/activity answer from the snapshot the loop publishes
 (services/metrics/snapshot.py), /v1/kpis/history from PostgreSQL with a bounded query
 (services/metrics/history.py), a few at a time. A bad or out-of-bounds parameter is a
-400 problem+json naming it.
+400 problem+json naming it. While the counting is stalled (services/metrics/stallwatch.py)
+/v1/kpis answers 503 and /v1/activity says so: the snapshot stands still meanwhile.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from aiohttp import web as aioweb
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from services.common.export_requests import ExportAsk, ExportQueryError, attachment
+from services.common.stalls import MEMBER as STALL_MEMBER
+from services.common.stalls import CountingStall
 from services.common.units import UnitRegistry
 from services.metrics import api, download, history, store
 from services.metrics.eras import Crosswalk
@@ -35,6 +38,12 @@ PROBLEM_BASE = "https://egov-pulse.vn/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 HISTORY_WAIT_S = 5.0
 """How long a history request waits for a free query slot before a 503."""
+STALLED_RETRY_AFTER_S = 5
+"""``Retry-After`` of a /v1/kpis refused while the counting is stalled."""
+
+
+def _never_stalled() -> CountingStall | None:
+    return None
 
 
 def _params(request: Any) -> dict[str, list[str]]:
@@ -81,8 +90,10 @@ def register_views(
     pool: Callable[[], Awaitable[asyncpg.Pool]],
     worker_name: str,
     settings: MetricsSettings,
+    stalled: Callable[[], CountingStall | None] = _never_stalled,
 ) -> KpiSnapshots:
-    """Register the views and the snapshot timer; returns the snapshots they answer from."""
+    """Register the views and the snapshot timer; returns the snapshots they answer from.
+    ``stalled`` says whether the counting is stalled (``Counting.stalled``)."""
     snapshots = KpiSnapshots(
         figures, units, targets, clock, interval_s=settings.metrics_snapshot_interval_s
     )
@@ -123,6 +134,9 @@ def register_views(
 
     @app.page("/v1/kpis")
     async def kpis(web: Any, request: Any) -> Any:
+        stall = stalled()
+        if stall is not None:  # the file download too: never frozen figures as today's
+            return stalled_answer(stall, worker_name)
         params = _params(request)
         if "format" in params:
             return await kpis_download(params, snapshots, targets, units)
@@ -130,7 +144,7 @@ def register_views(
 
     @app.page("/v1/activity")
     async def activity(web: Any, request: Any) -> Any:
-        return activity_answer(snapshots, worker_name)
+        return activity_answer(snapshots, worker_name, stalled())
 
     @app.page("/v1/kpis/history")
     async def history_page(web: Any, request: Any) -> Any:
@@ -194,13 +208,33 @@ async def kpis_download(
     return aioweb.Response(body=file.body, headers=attachment(file))
 
 
-def activity_answer(snapshots: KpiSnapshots, worker_name: str) -> aioweb.Response:
-    """/v1/activity from the latest snapshot."""
+def stalled_answer(stall: CountingStall, worker_name: str) -> aioweb.Response:
+    """/v1/kpis while the counting is stalled: a 503 naming the stall, never a 200 from
+    figures that stand still (a reader would take them as today's, and the alerts the
+    units' silence as theirs)."""
+    detail = (
+        f"{worker_name} has committed no flush for {stall.stalled_s:.0f} s while "
+        f"{stall.waiting_records} records it read wait uncounted (PostgreSQL unreachable "
+        f"or a lock held?): its figures stand still; its units are unknown, not silent"
+    )
+    return problem(
+        503, "counting-stalled", "counting stalled", detail,
+        worker=worker_name, retry_after=STALLED_RETRY_AFTER_S, **{STALL_MEMBER: stall.to_json()},
+    )  # fmt: skip
+
+
+def activity_answer(
+    snapshots: KpiSnapshots, worker_name: str, stall: CountingStall | None = None
+) -> aioweb.Response:
+    """/v1/activity from the latest snapshot. Still a 200 while the counting is stalled:
+    the last events counted stay true, and the answer says the counting stands still
+    (``counting_stalled``), which a reader of silence must heed (figures_client does)."""
     snapshot = snapshots.latest
     head = {
         "worker": worker_name,
         "partitions": list(snapshot.partitions),
         "snapshot_age_s": round(snapshots.age_s(snapshot), 3),
+        STALL_MEMBER: None if stall is None else stall.to_json(),
     }
     return _with_items(head, snapshot.activity)
 

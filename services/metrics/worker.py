@@ -34,6 +34,7 @@ from services.metrics.logcheck import LogCheck, Stored
 from services.metrics.periods import Periods
 from services.metrics.pipeline import INFRASTRUCTURE_ERRORS, PartitionState, Preparer, retrying
 from services.metrics.settings import MetricsSettings
+from services.metrics.stallwatch import StallCollector, StallWatch
 from services.metrics.targets import Targets
 from services.metrics.web import register_views
 
@@ -88,7 +89,9 @@ def build_app(settings: MetricsSettings, clock: Callable[[], datetime] = wall_cl
         clock,
         settings.metrics_flush_bytes,
         backlog_flush_interval_s=settings.metrics_backlog_flush_interval_s,
+        stall=StallWatch(settings.metrics_stall_after_s),
     )
+    registry.register(StallCollector(counting.stall, counting.waiting_records))
     register_agents(app, settings, counting)
     snapshots = register_views(
         app,
@@ -101,6 +104,7 @@ def build_app(settings: MetricsSettings, clock: Callable[[], datetime] = wall_cl
         pool=pool,
         worker_name=worker_name,
         settings=settings,
+        stalled=counting.stalled,
     )
     counting.on_caught_up = snapshots.caught_up
     snapshots.reading_behind = lambda: counting.reading_behind()
