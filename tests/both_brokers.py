@@ -125,12 +125,17 @@ def _ended(runs: list[subprocess.Popen[bytes]], started: float) -> list[tuple[in
     """Each run's exit status and its own time: waited for together, so a short run's
     time is not the longer one's it ended behind."""
     took: dict[int, float] = {}
+    statuses: dict[int, int] = {}
     while len(took) < len(runs):
         for index, run in enumerate(runs):
-            if index not in took and run.poll() is not None:
-                took[index] = time.monotonic() - started
-        time.sleep(0.5)
-    return [(run.returncode, took[index]) for index, run in enumerate(runs)]
+            if index in took:
+                continue
+            try:
+                statuses[index] = run.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                continue
+            took[index] = time.monotonic() - started
+    return [(statuses[index], took[index]) for index in range(len(runs))]
 
 
 def main(args: list[str]) -> int:
@@ -176,8 +181,10 @@ def main(args: list[str]) -> int:
             run.wait()
         shutil.rmtree(log_dir, ignore_errors=True)
         raise
-    (kafka_status, kafka_took), (tansu_status, tansu_took), (alone_status, alone_took) = _ended(
-        runs, started
+    kafka, tansu, alone = runs
+    # The tansu run first: it writes to the terminal, the one a Ctrl-C comes from.
+    (tansu_status, tansu_took), (kafka_status, kafka_took), (alone_status, alone_took) = _ended(
+        [tansu, kafka, alone], started
     )
     for title, path in (
         (f"Apache Kafka run (EGOV_TEST_BROKER=kafka -m '{KAFKA_RUN}')", log),
