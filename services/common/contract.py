@@ -6,9 +6,11 @@ import copy
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -17,6 +19,7 @@ import jsonschema_rs
 from services.common.events import is_rfc3339, parse_time
 from services.common.kpis import KpiCatalogue
 from services.common.paths import SCHEMAS_DIR
+from services.common.textrows import escape_field, invisible
 
 ENVELOPE_FILE = "cloudevent.schema.json"
 EVENTS_DIR = "events"
@@ -358,6 +361,11 @@ def _from_error(error: jsonschema_rs.ValidationError, prefix: str) -> Iterator[V
         bad_name = str(kind.error.instance)
         reason = _short(f"'{bad_name}' is not an allowed name")
         yield Violation(f"{pointer}/{_escape(bad_name)}", reason)
+    elif (hidden := _hidden_refused(kind, error.instance)) is not None:
+        # The validator quotes the value raw: "H38\u200b" would read as "H38".
+        shown = f'"{escape_field(str(error.instance))}" does not match the pattern'
+        reason = f"{shown}: it holds {hidden}, a control, format or invisible character"
+        yield Violation(pointer, _short(_name_field(pointer, reason)))
     elif pointer == "/time" and _out_of_range(kind, error.instance):
         years, offsets = "{} to {}".format(*EVENT_YEARS), "{} to {}".format(*UTC_OFFSETS)
         reason = f"'time': {error.instance!r} is out of range: years {years}, offsets {offsets}"
@@ -370,6 +378,27 @@ def _out_of_range(kind: object, value: object) -> bool:
     """Whether the ``time`` pattern refused a well-formed time (a year or offset out of range)."""
     pattern = isinstance(kind, jsonschema_rs.ValidationErrorKind.Pattern)
     return pattern and isinstance(value, str) and _TIME_SHAPE.fullmatch(value) is not None
+
+
+def _hidden_refused(kind: object, value: object) -> str | None:
+    """The first control, format or invisible character of a string its pattern refused
+    (``U+200B ZERO WIDTH SPACE``) that the pattern refuses alone; None if it holds none.
+    The identifiers' patterns refuse them (schemas/CONTRACT.md §1)."""
+    if not isinstance(kind, jsonschema_rs.ValidationErrorKind.Pattern):
+        return None
+    if not isinstance(value, str) or len(value) > _MAX_REASON:  # an id is 128 at most
+        return None
+    for c in value:
+        if invisible(c) and not _pattern(kind.pattern).is_valid(c):
+            name = unicodedata.name(c, "")
+            return f"U+{ord(c):04X} {name}".rstrip()
+    return None
+
+
+@lru_cache(maxsize=64)
+def _pattern(pattern: str) -> jsonschema_rs.Validator:
+    """A validator of the schemas' ``pattern`` alone (a few, compiled on a refusal)."""
+    return jsonschema_rs.validator_for({"type": "string", "pattern": pattern})
 
 
 def _short(reason: str) -> str:

@@ -7,6 +7,7 @@ services/metrics/dossiers.py, which keeps the rules of what a dossier's events m
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -125,7 +126,19 @@ def fact_of(event_type: str, data: Mapping[str, Any], publisher: str = "") -> Fa
     if event_type == RESOLVED:
         outcome = data["outcome"]
         kind = outcome if outcome != "approved" else "final"  # rejected, returned, withdrawn
-    return Fact(ledger_id(data["dossier_id"], publisher), kind, due)
+    return Fact(ledger_id(canonical_id(data["dossier_id"]), publisher), kind, due)
+
+
+def canonical_id(text: str) -> str:
+    """An id (an event's, a dossier's) as it is keyed: in Unicode NFC, so that the same
+    id sent decomposed (NFD: "Nông" as "No\u0302ng", which some relays and editors
+    write) is the same key, as canonically equivalent strings are one (Unicode C6). An
+    ASCII id, and any id already NFC, is itself, so every key stored before ids were
+    normalised (2026-12-06) still matches. Runs once per event: ``isascii`` spares the
+    usual id the normalisation's own check."""
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFC", text)
 
 
 def event_identity(event_type: str, event_id: str, data: Mapping[str, Any]) -> str:
@@ -133,7 +146,8 @@ def event_identity(event_type: str, event_id: str, data: Mapping[str, Any]) -> s
     that a dossier's receipt, payment and final outcome are one per dossier and type,
     whatever their ids (a second approval of one dossier is a duplicate). Returns and
     resubmissions may repeat, so they keep their own ids. The NUL bytes keep a dossier's
-    identity apart from any event id a publisher could send."""
+    identity apart from any event id a publisher could send. Not yet in NFC: the digest
+    normalises it (services/common/tally.py ``dedup_digest``)."""
     if event_type in DOSSIER_TYPES:
         if event_type == RESOLVED:
             if data.get("outcome") != "returned":

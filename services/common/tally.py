@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final, NamedTuple, TypeVar
 
-from services.common.dossierfacts import DOSSIER_TYPES, Fact, event_identity
+from services.common.dossierfacts import DOSSIER_TYPES, Fact, canonical_id, event_identity
 from services.common.kpis import KpiCount
 from services.common.timekeys import EPOCH_ORDINAL, VN_OFFSET_S, bucket_of, local_day_of_epoch
 
@@ -44,11 +44,13 @@ def dedup_digest(source: str, event_id: str, publisher: str = UNBOUND) -> bytes:
 
     ``publisher`` is the stable name of the integrating system (its API key's name, kept
     across rotations), never the key id. ``UNBOUND`` gives the digest of (source, id)
-    that every dedup key stored before publishers were bound holds.
+    that every dedup key stored before publishers were bound holds. The id is compared
+    in Unicode NFC (``canonical_id``): a retry decomposed is the same event, and an NFC
+    id's digest is what it always was. (``source`` is a URI reference, ASCII.)
     """
     # Length-prefixed, so no choice of characters in the parts can make them collide; a
     # bound identity starts with "p", an unbound one with a digit: the two never meet.
-    text = f"{len(source)}:{source}{event_id}"
+    text = f"{len(source)}:{source}{canonical_id(event_id)}"
     if publisher:
         text = f"p{len(publisher)}:{publisher}{text}"
     return hashlib.blake2b(text.encode(), digest_size=DIGEST_SIZE).digest()

@@ -76,6 +76,15 @@ it). A larger record is dead-lettered as a reference (``reference_of``)."""
 _KEY_KEPT_BYTES = 1024
 """A reference keeps the record's key up to this size (a province code is 2 bytes)."""
 
+_PUBLISHER_UNSIGNED = Rejected(
+    "publisher-unsigned",
+    f"it names a publisher ({PUBLISHER_HEADER}, which only ingest and backfill set) "
+    "without their MAC under this worker's keys: its events are never counted as that "
+    "publisher's, nor under another identity",
+)
+"""With a signing key, a record whose ``egov_publisher`` no MAC of ingest covers
+(schemas/CONTRACT.md §5): written straight to Kafka, it could claim any system's name."""
+
 
 @dataclass(slots=True)
 class Record:
@@ -90,6 +99,10 @@ class Record:
     headers: Sequence[tuple[str, bytes]] = ()
     timestamp: float | None = None
     """Broker/producer timestamp in epoch seconds (ingest time for records from ingest)."""
+    publisher_vouched: bool = False
+    """Made in this process from a record this worker counted (services/metrics/
+    refusals.py: an element of a batch, a canary): its ``egov_publisher`` was believed
+    then, under the MACs it no longer carries. Never true of a record read from Kafka."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,6 +465,7 @@ class Preparer:
             return
         backfill = BACKFILL_HEADER in record.headers
         # Its events' dedup identity: (publisher, source, id); ValueError dead-letters it.
+        # With a signer, a publisher is believed only under ingest's MAC (checked below).
         publisher = publisher_of(record.headers)
         signer = self._signer
         if signer is not None:
@@ -496,9 +510,15 @@ class Preparer:
                 )
                 out.paths["signed"] = out.paths.get("signed", 0) + 1
                 return
-            if vouched_now > now_s and signer.ingested(
+            from_ingest = (bool(publisher) or vouched_now > now_s) and signer.ingested(
                 record.value, record.headers, topic=topic, key=key
-            ):
+            )
+            if publisher and not (from_ingest or record.publisher_vouched):
+                # A publisher is ingest's to name: believed from anyone who can write the
+                # topic, it would let them spend another system's ids (review 86).
+                out.dead_letters.append(dead_letter(record, _PUBLISHER_UNSIGNED))
+                return
+            if from_ingest and vouched_now > now_s:
                 # Signed under another contract (a rolling upgrade): validated in full
                 # here, but it came from ingest, whose acceptance time stands as for a
                 # record signed under ours (a lagging worker counts what ingest accepted).

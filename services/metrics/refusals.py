@@ -426,6 +426,7 @@ def _canary(item: _Item) -> tuple[_Item, list[DossierClone]] | None:
         orjson.dumps(canary),
         tuple(h for h in record.headers if h[0] not in _SIGNATURES),
         record.timestamp,
+        publisher_vouched=True,  # its record counted: its publisher was believed
     )
     return _Item(made, item.now), clones
 
@@ -501,6 +502,7 @@ def _elements(item: _Item, preparer: Preparer) -> list[_Item]:
                 raw,
                 headers,
                 record.timestamp,
+                publisher_vouched=True,  # its record counted: its publisher was believed
             )
             items.append(_Item(element_record, item.now, record, index, fresh))
     return items
