@@ -17,6 +17,7 @@ from faust.types import TP
 from services.common.kafka import faust_credentials
 from services.metrics import unpacking
 from services.metrics.fetched import FetchedBatchConsumer, FetchedHandler
+from services.metrics.logwatch import LogWatch
 from services.metrics.settings import MetricsSettings
 
 TopicPartition = tuple[str, int]
@@ -51,11 +52,12 @@ class ResumingConsumer(FetchedBatchConsumer):
     ``perform_seek`` afterwards, which seeks back to Kafka's committed offsets. So the
     seek happens here, after Faust's own.
 
-    A stored position beyond the partition's end (a memory-only broker restarted and
-    forgot its records) makes the fetch fail out of range, and the consumer resets to
-    the earliest offset (``consumer_auto_offset_reset``): the partition is read again
-    from the start and the dedup keys make the replay harmless. (tansu answers
-    ListOffsets with the last batch's base offset, so end offsets cannot be compared.)
+    A position that leaves the broker's log while the partition is read (retention
+    deleting what was not fetched yet, a log replaced and shorter) makes the fetch fail
+    out of range, and the consumer resets to the earliest offset
+    (``consumer_auto_offset_reset``). That jump is not silent: the next fetch starts
+    elsewhere than the counting expects, and the app's ``log_watch`` reports and judges
+    it (services/metrics/logwatch.py), as the stored positions are judged at assignment.
     """
 
     def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
@@ -82,6 +84,9 @@ async def seek_to_stored(consumer: Any) -> None:
         return
     wanted = await positions([(tp.topic, tp.partition) for tp in assigned])
     await consumer.seek_wait({TP(t, p): offset for (t, p), offset in wanted.items()})
+    watch: LogWatch | None = getattr(consumer.app, "log_watch", None)
+    if watch is not None:
+        watch.sought(wanted)
 
 
 class _Transport(aiokafka_driver.Transport):
@@ -97,6 +102,8 @@ class MetricsApp(faust.App):
     """None: Faust's 1,500 ms (see ``MetricsSettings.metrics_fetch_max_wait_ms``)."""
     fetched_handler: FetchedHandler | None = None
     """Counts the records of ``event_topics`` a fetch at a time (None: Faust's agents)."""
+    log_watch: LogWatch | None = None
+    """Checks the fetches of ``event_topics`` against the broker's log (None: no checks)."""
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)

@@ -28,6 +28,12 @@ nothing more to hand over: ``reading_behind`` says whether the broker reported, 
 last fetch, records beyond those handed out (services/metrics/agents.py and snapshot.py:
 a backlog publishes no /v1/kpis snapshot between two fetches).
 
+A fetch of an event partition that does not start where the counting expects (past it:
+retention deleted what was not fetched yet, or a transaction's marker; below it: a log
+replaced under the consumer) is shown to the app's ``log_watch`` before it is counted,
+and the seeks the watch decides are made between two fetches
+(services/metrics/logwatch.py, review 89).
+
 Upstream, the same change would be a batch callback on the conductor, called from
 ``_drain_messages`` with each fetch (docs/faust-batch-delivery.md).
 """
@@ -36,12 +42,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 from mode import Service
+
+if TYPE_CHECKING:
+    from services.metrics.logwatch import LogWatch
 
 FetchedHandler = Callable[[Sequence[Any]], Awaitable[None]]
 """Counts a fetch: aiokafka ``ConsumerRecord`` objects, each partition's in offset order."""
@@ -98,6 +107,9 @@ class FetchedBatchConsumer(aiokafka_driver.Consumer):
         return _behind(self, self._read_offset, self._handing)
 
     async def _deliver_one_fetch(self, handler: FetchedHandler, ours: frozenset[str]) -> None:
+        watch: LogWatch | None = getattr(self.app, "log_watch", None)
+        if watch is not None and watch.seeks and self.flow_active:
+            await self._seek_for(watch)
         records, active = await self._wait_next_records(POLL_TIMEOUT_S)
         generation = self.app.consumer_generation_id
         await self.sleep(0)  # a fetch may come back at once, again and again
@@ -108,10 +120,20 @@ class FetchedBatchConsumer(aiokafka_driver.Consumer):
             return
         batch: list[Any] = []
         others: list[tuple[Any, Any]] = []
+        last: dict[Any, Any] = {}
+        gaps: dict[Any, int] = {}
+        back: list[Any] = []
+        expected: Mapping[Any, int] = {} if watch is None else watch.expected
         read_offset = self._read_offset
         for tp, fetched in records.items():
             if active is not None and tp not in active and tp not in self._buffered_partitions:
                 continue
+            at = expected.get(tp)
+            if at is not None and fetched[0].offset != at:  # one comparison per partition
+                if fetched[0].offset < at:
+                    back.append(tp)  # reset below what was handed out: not counted
+                    continue
+                gaps[tp] = fetched[0].offset
             start = read_offset.get(tp)
             kept = fetched if start is None else [r for r in fetched if r.offset >= start]
             if not kept:
@@ -119,8 +141,11 @@ class FetchedBatchConsumer(aiokafka_driver.Consumer):
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             if tp.topic in ours:
                 batch += kept
+                last[tp] = kept[-1]
             else:
                 others += [(tp, r) for r in kept]
+        if watch is not None and (gaps or back):
+            await self._judge_jumps(watch, gaps, back)
         if not self.flow_active or self.app.consumer_generation_id != generation:
             return  # overtaken by a rebalance while filtering: the new owner reads it
         if batch:
@@ -133,6 +158,8 @@ class FetchedBatchConsumer(aiokafka_driver.Consumer):
                 self._handing = {}
             if self.app.consumer_generation_id == generation:
                 read_offset.update(handing)
+                if watch is not None:
+                    watch.handed(last)
             # Else a rebalance came while the handler ran: revoked partitions' offsets are
             # gone, and the assigned ones were sought to their stored positions
             # (services/metrics/app.py), which must stand. Moving them to this fetch's end
@@ -142,6 +169,20 @@ class FetchedBatchConsumer(aiokafka_driver.Consumer):
         for tp, record in others:
             await self.callback(self._to_message(tp, record))
             read_offset[tp] = record.offset + 1
+
+    async def _judge_jumps(self, watch: LogWatch, gaps: Mapping[Any, int], back: list[Any]) -> None:
+        """Ask the watch about fetches that did not start where the counting expects."""
+        if gaps:
+            await watch.gaps(gaps, self.earliest_offsets)
+        if back:
+            await watch.went_back(back)
+
+    async def _seek_for(self, watch: LogWatch) -> None:
+        """Make the seeks the watch decided (in the consumer's thread, as on assignment)."""
+        seeks = watch.take_seeks(self.assignment())
+        if seeks:
+            await self.seek_wait({TP(*tp): offset for tp, offset in seeks.items()})
+            watch.sought(seeks)
 
 
 def _behind(

@@ -12,8 +12,11 @@ So each flush stores, with the position, a fingerprint of the record just before
 (:func:`fingerprint`). At assignment the record at ``position - 1`` is read back: if it
 is not there or is another record, the log was replaced, and the partition is counted
 again from the log's start (dedup keys make re-reading harmless); if the position is
-before the log's start, the records in between were deleted, and how many is said.
-Either way a log line and a metric say so, and no record is skipped in silence.
+before the log's start, the records in between were deleted, and how many is said (a
+position of 0 too: records deleted before the partition's first flush were never
+counted either). Either way a log line and a metric say so, and no record is skipped in
+silence. Between assignments the same judgement and report serve the watch on the
+running consumer (services/metrics/logwatch.py).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaTimeoutError, OffsetOutOfRangeError
@@ -82,6 +85,15 @@ class Verdict:
     lost: int = 0
 
 
+class Seen(NamedTuple):
+    """What the broker answered for one partition: its log's start, the first record it
+    gave at the offset read back (offset and fingerprint; None: none), its log's end."""
+
+    log_start: int
+    found: tuple[int, bytes] | None
+    log_end: int | None
+
+
 class Inconclusive(KafkaTimeoutError):  # type: ignore[misc]  # aiokafka is untyped
     """The broker holds the record before a stored position but did not send it in time
     (a leader moving, a slow fetch): decide nothing yet; the caller retries."""
@@ -101,10 +113,10 @@ def judge(
     offset, a lower bound, still enough to tell a record before it is there): a record
     that should be there but did not come is no verdict (until 2026-12-05 tansu's read-
     back slower than ``READ_BACK_S`` was taken for a replaced log and counted again)."""
-    if stored.next_offset <= 0:
-        return Verdict(max(stored.next_offset, 0))
-    if stored.next_offset < log_start:
+    if stored.next_offset < log_start:  # a position of 0 too: never counted (review 89)
         return Verdict(log_start, "deleted", log_start - stored.next_offset)
+    if stored.next_offset <= 0:
+        return Verdict(0)  # nothing was read before it: nothing to read back
     if stored.next_offset == log_start and found is None:
         return Verdict(log_start)  # only the record before it is gone: nothing was lost
     if found is None:
@@ -120,7 +132,8 @@ def judge(
 
 
 class LogCheck:
-    """Reads back the record before each stored position, on a consumer of its own."""
+    """Reads back the record before each stored position, on a consumer of its own, and
+    says what the broker's log lost or replaced (the metrics EgovOffsetsLost reads)."""
 
     def __init__(
         self,
@@ -132,8 +145,8 @@ class LogCheck:
         self._security = dict(security or {})  # the worker's Kafka credentials
         self.resets = Counter(
             "egov_metrics_log_resets_total",
-            "Partitions whose stored position did not belong to the broker's log at"
-            " assignment, by reason: replaced (broker restarted without its log, topic"
+            "Partitions whose position did not belong to the broker's log, at assignment"
+            " or while read, by reason: replaced (broker restarted without its log, topic"
             " recreated: counted again from the log's start) or deleted (retention"
             " removed records before they were counted)",
             ["topic", "reason"],
@@ -156,34 +169,42 @@ class LogCheck:
         )
 
     async def resume_at(self, stored: Mapping[TP, Stored]) -> dict[TP, int]:
-        """The offset to read each partition from next, checked against the log."""
-        to_check = {tp: s for tp, s in stored.items() if s.next_offset > 0}
-        verdicts = {tp: Verdict(max(s.next_offset, 0)) for tp, s in stored.items()}
-        if to_check:
-            verdicts.update(await self._check(to_check))
-        for (topic, partition), verdict in verdicts.items():
-            if verdict.reason is None:
-                continue
-            self.resets.labels(topic, verdict.reason).inc()
-            before = stored[(topic, partition)].next_offset
-            if verdict.reason == "deleted":
-                self.lost.labels(topic).inc(verdict.lost)
-                self.last_lost.labels(topic).set_to_current_time()
-                log.error(
-                    "%s[%d]: the broker deleted %d offsets (%d..%d) before they were counted;"
-                    " resuming at %d",
-                    topic, partition, verdict.lost, before, verdict.offset - 1, verdict.offset,
-                )  # fmt: skip
-            else:
-                log.warning(
-                    "%s[%d]: the stored position %d is not in the broker's log (restarted"
-                    " without it, or the topic was recreated); counting the log again from"
-                    " %d (dedup keys skip what was counted)",
-                    topic, partition, before, verdict.offset,
-                )  # fmt: skip
+        """The offset to read each partition from next, checked against the log (a
+        position of 0 against the log's start only)."""
+        verdicts = await self.check(stored) if stored else {}
+        for tp, verdict in verdicts.items():
+            self.report(tp, stored[tp].next_offset, verdict)
         return {tp: v.offset for tp, v in verdicts.items()}
 
-    async def _check(self, stored: Mapping[TP, Stored]) -> dict[TP, Verdict]:
+    def report(self, tp: TP, before: int, verdict: Verdict) -> None:
+        """Say, in the metrics and the log, that ``tp`` does not go on from ``before``."""
+        if verdict.reason is None:
+            return
+        topic, partition = tp
+        self.resets.labels(topic, verdict.reason).inc()
+        if verdict.reason == "deleted":
+            self.lost.labels(topic).inc(verdict.lost)
+            self.last_lost.labels(topic).set_to_current_time()
+            log.error(
+                "%s[%d]: the broker deleted %d offsets (%d..%d) before they were counted;"
+                " resuming at %d",
+                topic, partition, verdict.lost, before, before + verdict.lost - 1, verdict.offset,
+            )  # fmt: skip
+        else:
+            log.warning(
+                "%s[%d]: the position %d is not in the broker's log (restarted without"
+                " it, or the topic was recreated); counting the log again from %d (dedup"
+                " keys skip what was counted)",
+                topic, partition, before, verdict.offset,
+            )  # fmt: skip
+
+    async def check(self, stored: Mapping[TP, Stored]) -> dict[TP, Verdict]:
+        """Each partition's verdict (raises ``Inconclusive`` when one has no answer yet)."""
+        seen = await self.observe(stored)
+        return {tp: judge(s, *seen[tp]) for tp, s in stored.items()}
+
+    async def observe(self, stored: Mapping[TP, Stored]) -> dict[TP, Seen]:
+        """What the broker holds at each partition's start, end and ``next_offset - 1``."""
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
             enable_auto_commit=False,
@@ -204,8 +225,8 @@ class LogCheck:
         finally:
             await consumer.stop()
         return {
-            tp: judge(s, starts[TopicPartition(*tp)], found.get(tp), ends.get(TopicPartition(*tp)))
-            for tp, s in stored.items()
+            tp: Seen(starts[TopicPartition(*tp)], found.get(tp), ends.get(TopicPartition(*tp)))
+            for tp in stored
         }
 
     @staticmethod

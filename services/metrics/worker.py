@@ -31,6 +31,7 @@ from services.metrics.exposition import PipelineMetrics
 from services.metrics.figures import Figures
 from services.metrics.kpitext import KpiText
 from services.metrics.logcheck import LogCheck, Stored
+from services.metrics.logwatch import RECHECK_S, LogWatch
 from services.metrics.periods import Periods
 from services.metrics.pipeline import INFRASTRUCTURE_ERRORS, PartitionState, Preparer, retrying
 from services.metrics.settings import MetricsSettings
@@ -121,10 +122,16 @@ def build_app(settings: MetricsSettings, clock: Callable[[], datetime] = wall_cl
 def _wire_partitions(
     app: MetricsApp, state: PartitionState, clock: Callable[[], datetime], check: LogCheck
 ) -> None:
+    # Between assignments, the running consumer's fetches and checkpoints are checked
+    # against the log too (review 89).
+    watch = app.log_watch = LogWatch(check)
+    app.timer(RECHECK_S)(watch.recheck)
+
     async def positions(tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         kept = [tp for tp in tps if tp in state.claims]
         gone = [tp for tp in state.claims if tp not in set(tps)]
         await state.revoke(gone)
+        watch.forget(gone)
         new = [tp for tp in tps if tp not in state.claims]
         await state.assign(new, Periods.at(clock()))
         # Every partition, kept ones too, resumes where PostgreSQL says its figures end,
@@ -148,7 +155,9 @@ def _wire_partitions(
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(app: Any, revoked: set[Any], **kwargs: Any) -> None:
-        await state.revoke([(tp.topic, tp.partition) for tp in revoked])
+        tps = [(tp.topic, tp.partition) for tp in revoked]
+        await state.revoke(tps)
+        watch.forget(tps)
 
 
 def _register_timers(

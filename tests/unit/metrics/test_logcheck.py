@@ -75,3 +75,10 @@ def test_the_last_record_of_each_partition_is_marked_as_the_read_back_sees_it() 
     mark_last_records(batches, records)
     assert batches[("t", 0)].last_record == fingerprint(b"b", b"y", 1_700_000_000_456)
     assert batches[("t", 1)].last_record == fingerprint(None, b"z", 0)
+
+
+def test_a_position_of_zero_is_checked_against_the_log_start() -> None:
+    """A partition claimed before its first record (or never counted): records retention
+    deleted before the first flush were never counted either (review 89)."""
+    assert judge(Stored(0, None), 100, None) == Verdict(100, "deleted", 100)
+    assert judge(Stored(0, None), 0, None, log_end=50) == Verdict(0)
