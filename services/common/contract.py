@@ -27,6 +27,11 @@ EXAMPLES_DIR = "examples"
 SCHEMA_BASE_URI = "https://schemas.egov-pulse.vn"
 FAMILY_KEYWORD = "x-egov-family"
 VERSION_KEYWORD = "x-egov-version"
+NFC_MAX_KEYWORD = "x-egov-nfc-max-length"
+"""On an identifier compared in Unicode NFC (``id``, every ``dossier_id``): its length limit
+in NFC. Its ``maxLength`` bounds the form as sent, four times that (the longest canonical
+decomposition of a character is four code points): so an id sent decomposed (NFD) is
+accepted exactly when its composed form is (schemas/CONTRACT.md §1; review 91)."""
 
 # The date-time format is ours, not the library's: it must accept exactly what
 # events.parse_time accepts, so that a valid event can always be parsed downstream.
@@ -80,6 +85,9 @@ class _Version:
     """``whole`` without the format of the envelope's ``time``, which ``checked_time``
     checks by parsing it (the format is Python's ``is_rfc3339``: called from the validator
     it cost ~1.3 µs an event, half of the validation)."""
+    composed: tuple[tuple[str, int], ...] = ()
+    """The fields whose NFC form has a length limit (``NFC_MAX_KEYWORD``): JSON pointer
+    ("/id", "/data/dossier_id") and the limit."""
 
 
 class ContractError(Exception):
@@ -160,7 +168,7 @@ class Contract:
         version = self._route(event)
         try:
             if version is not None and version.whole.is_valid(event):
-                return []
+                return _too_long_composed(event, version.composed)
             return self._explain(event, version)
         except ValueError as error:  # e.g. nesting deeper than the validator's recursion limit
             return [Violation("", f"the event cannot be checked: {error}")]
@@ -177,7 +185,9 @@ class Contract:
             version = self._route(event)
             if version is not None:
                 try:
-                    if version.untimed.is_valid(event):
+                    if version.untimed.is_valid(event) and not _too_long_composed(
+                        event, version.composed
+                    ):
                         # Its pattern held the grammar (``_untimed``); fromisoformat
                         # refuses impossible dates, as parse_time would.
                         return datetime.fromisoformat(event["time"].upper())
@@ -218,7 +228,10 @@ class Contract:
             )
         if violations or version is None:
             return violations
-        return list(_violations(version.data, event["data"], "/data"))
+        violations = list(_violations(version.data, event["data"], "/data"))
+        reported = {violation.pointer for violation in violations}
+        too_long = _too_long_composed(event, version.composed)
+        return violations + [v for v in too_long if v.pointer not in reported]
 
     def _routing_violations(self, event: dict[str, Any]) -> Iterator[Violation]:
         event_type = event.get("type")
@@ -268,8 +281,46 @@ def _parse_schema_file(path: Path, envelope: dict[str, Any]) -> tuple[str, _Vers
         raise ContractError(f"{path}: {FAMILY_KEYWORD} must name a topic family")
     whole = _compile_whole(envelope, schema)
     untimed = _compile_whole(_untimed(envelope), schema)
-    version = _Version(number, uri, family, _compile(schema), whole, untimed)
+    composed = (*_composed_limits(envelope, ""), *_composed_limits(schema, "/data"))
+    version = _Version(number, uri, family, _compile(schema), whole, untimed, composed)
     return event_type, version
+
+
+def _composed_limits(schema: dict[str, Any], prefix: str) -> Iterator[tuple[str, int]]:
+    """The properties of ``schema`` with an NFC length limit (``NFC_MAX_KEYWORD``), with
+    their pointers; a limit its ``maxLength`` could refuse an NFD form of is refused."""
+    for name, field in schema.get("properties", {}).items():
+        limit = field.get(NFC_MAX_KEYWORD) if isinstance(field, dict) else None
+        if limit is None:
+            continue
+        if not isinstance(limit, int) or limit < 1 or field.get("maxLength", 0) < 4 * limit:
+            raise ContractError(
+                f"{schema.get('$id')}: '{name}': {NFC_MAX_KEYWORD} must be a positive integer"
+                " and maxLength at least 4 times it (the longest NFD form of an NFC id)"
+            )
+        yield f"{prefix}/{_escape(name)}", limit
+
+
+def _too_long_composed(
+    event: dict[str, Any], fields: tuple[tuple[str, int], ...]
+) -> list[Violation]:
+    """A violation for each field of ``fields`` (of an event its schema accepts) whose NFC
+    form is longer than its limit, naming both lengths. An ASCII id within its limit (the
+    usual one) is its own NFC form: it is spared the normalisation."""
+    found: list[Violation] = []
+    for pointer, limit in fields:
+        parent: Any = event.get("data") if pointer.startswith("/data/") else event
+        value = parent.get(pointer.rpartition("/")[2]) if isinstance(parent, dict) else None
+        if not isinstance(value, str) or (len(value) <= limit and value.isascii()):
+            continue
+        composed = len(unicodedata.normalize("NFC", value))
+        if composed > limit:
+            reason = (
+                f"is {composed} characters in Unicode NFC (sent as {len(value)}), longer"
+                f" than {limit}: an id is compared, and limited, in its composed form"
+            )
+            found.append(Violation(pointer, _short(_name_field(pointer, reason))))
+    return found
 
 
 NOT_RFC3339: Final = (

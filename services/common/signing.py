@@ -24,7 +24,9 @@ worker tells apart:
 
 - a MAC of an older version, another key (a rotation) or another fingerprint (a rolling
   upgrade of the contract, catalogue or registry): not for it, so the record is read as
-  unsigned and validated in full, never rejected;
+  unsigned and validated in full; one naming a publisher is dead-lettered
+  ``publisher-unsigned`` unless its ``egov_ingested`` verifies (services/metrics/
+  pipeline.py, review 86);
 - a MAC made for its own key and fingerprint that does not verify: forged or altered, and
   ``check_summary`` says so (the worker dead-letters the record);
 - a summary without a MAC: claimed, not signed (dead-lettered too).

@@ -35,6 +35,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="validate and say what would be replayed; publish nothing",
     )
+    again.add_argument(
+        "--vouch-publisher",
+        metavar="NAME",
+        help="believe that the selected dead letters naming NAME (egov_publisher) are its"
+        " although no ingest MAC on them verifies (publisher-unsigned): only once NAME's"
+        " operators confirm the events are theirs",
+    )
     again.set_defaults(handler=_replay)
 
 

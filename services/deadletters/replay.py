@@ -5,7 +5,10 @@ Each selected dead letter's events go through ``egov-pulse backfill``'s path
 header (no grace: a dead letter waits for a person longer than the grace), its
 signature, its rerun lookup, under the identity the events were first published with:
 the dead letter's ``egov_publisher`` header as ``--publisher NAME``, none as
-``--unbound``. Their dedup keys are then those of the first delivery, which was never
+``--unbound``. That header is believed only where the worker would believe it
+(services/deadletters/vouching.py): a letter naming a publisher without ingest's MAC,
+``publisher-unsigned`` above all, is skipped unless the operator vouches for the name
+(``--vouch-publisher NAME``). Their dedup keys are then those of the first delivery, which was never
 counted (it was dead-lettered), and every later copy of it meets them: a second replay,
 a second dead letter of the same record, the publisher's own resend (docs/ingest.md,
 "Dead letters replayed").
@@ -21,8 +24,13 @@ import asyncpg
 import orjson
 from aiokafka.errors import KafkaError
 
+from services.common.contract import Contract
+from services.common.kpis import KpiCatalogue
+from services.common.signing import RecordSigner
+from services.common.summaries import record_signer
 from services.common.units import UnitRegistry
 from services.deadletters.views import Shown
+from services.deadletters.vouching import unvouched
 from services.ingest.backfill import BackfillReport, Identity, backfill, check_chunk, parse_lines
 from services.ingest.keycli import BackfillTools, backfill_identity, backfill_tools
 from services.ingest.reruns import recount_notice
@@ -57,10 +65,14 @@ class ReplayReport:
         self.code = max(self.code, code)
 
 
-def plan(shown: list[Shown]) -> tuple[list[Shown], list[str]]:
+def plan(
+    shown: list[Shown], signer: RecordSigner | None = None, vouched_for: str | None = None
+) -> tuple[list[Shown], list[str]]:
     """The dead letters to publish, and a line for each one left out: a second dead
     letter of a record already taken (a worker that wrote it, then stopped before its
-    position was stored, writes it again), or one without events to replay. Pure."""
+    position was stored, writes it again), one without events to replay, or one whose
+    publisher is not believed (``unvouched``: ``signer``'s keys, the operator's
+    ``vouched_for``). Pure."""
     taken: dict[tuple[str, int | None], str] = {}
     chosen: list[Shown] = []
     left: list[str] = []
@@ -75,6 +87,10 @@ def plan(shown: list[Shown]) -> tuple[list[Shown], list[str]]:
             left.append(
                 f"skipped {letter.place} ({letter.source}): {exc}: whose events they are is unknown"
             )
+            continue
+        doubt = unvouched(letter, signer, vouched_for)
+        if doubt:
+            left.append(f"skipped {letter.place} ({letter.source}, {letter.reason}): {doubt}")
             continue
         first = taken.setdefault(letter.same_record, letter.place)
         if first != letter.place:
@@ -93,10 +109,12 @@ async def replay(
     registry: UnitRegistry,
     pool: asyncpg.Pool | None,
     dry_run: bool,
+    vouched_for: str | None = None,
 ) -> ReplayReport:
-    """Publish (or, ``dry_run``, validate) the selected dead letters' events."""
+    """Publish (or, ``dry_run``, validate) the selected dead letters' events; those naming
+    ``vouched_for`` are believed to be its without a MAC (the operator's word)."""
     report = ReplayReport()
-    chosen, left = plan(shown)
+    chosen, left = plan(shown, _signer(settings, registry), vouched_for)
     report.lines += left
     report.skipped += sum(1 for line in left if line.startswith("skipped"))
     if report.skipped:
@@ -115,6 +133,17 @@ async def replay(
         if not await _replay_as(tools, mine, report, dry_run):
             return report
     return report
+
+
+def _signer(settings: IngestSettings, registry: UnitRegistry) -> RecordSigner | None:
+    """The workers' signer (services/common/summaries.py), to check ingest's MACs."""
+    if not settings.signs_records:
+        return None
+    contract = Contract.load(settings.schemas_dir)
+    catalogue = KpiCatalogue.load(
+        event_types=contract.event_types, schemas_dir=contract.schemas_dir
+    )
+    return record_signer(settings, contract, catalogue, registry)
 
 
 async def _replay_as(

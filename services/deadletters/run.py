@@ -61,7 +61,7 @@ async def run_replay(args: argparse.Namespace, settings: IngestSettings, now: da
         return chosen
     pool = await lookup_pool(settings)
     try:
-        report = await replay(chosen, settings, registry, pool, args.dry_run)
+        report = await replay(chosen, settings, registry, pool, args.dry_run, args.vouch_publisher)
     finally:
         if pool is not None:
             await pool.close()

@@ -39,7 +39,7 @@ SWEEP_LIMIT = 10_000
 class DossierClone:
     """A dossier's stored rows copied under another id, for a canary (services/metrics/
     refusals.py) to take the same ledger transition as a refused event: only in a probe,
-    rolled back. Ids as events carry them (bare)."""
+    rolled back. Ids bare and in NFC, as the ledger keys them (dossierfacts.canonical_id)."""
 
     tp: TopicPartition
     dossier_id: str

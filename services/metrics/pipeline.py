@@ -44,6 +44,7 @@ from services.metrics.figures import Figures, PartitionFigures, TopicPartition
 from services.metrics.logcheck import Stored
 from services.metrics.periods import Periods
 from services.metrics.rekeying import Forward, Moves, partition_of
+from services.metrics.stallwatch import StallWatch
 from services.metrics.store import Claim, FlushResult
 from services.metrics.tally import Mark, PartitionBatch
 from services.metrics.unpacking import UNDECODABLE
@@ -747,8 +748,12 @@ class PartitionState:
         owner: str,
         figures: Figures,
         metrics: PipelineMetrics,
+        stall: StallWatch | None = None,
     ) -> None:
         self._pool = pool
+        self.stall = stall if stall is not None else StallWatch()
+        """The counting's stall watch: a claim or a read of stored positions that
+        PostgreSQL holds is a stall of the counting too (they come before any record)."""
         self.group = group
         self.owner = owner
         self.figures = figures
@@ -782,8 +787,9 @@ class PartitionState:
         """Claim ``tps``, load their figures; returns the offset to read each from next."""
         if not tps:
             return {}
-        async with self._lock:
-            return await retrying("claiming partitions", lambda: self._assign(tps, periods))
+        with self.stall.held():  # no record reaches the counting before its claim
+            async with self._lock:
+                return await retrying("claiming partitions", lambda: self._assign(tps, periods))
 
     async def _assign(
         self, tps: Sequence[TopicPartition], periods: Periods
@@ -812,7 +818,8 @@ class PartitionState:
         async def read(conn: Connection) -> dict[TopicPartition, Stored]:
             return await store.positions(conn, self.group, tps)
 
-        return await retrying("reading stored positions", lambda: self._using(read))
+        with self.stall.held():
+            return await retrying("reading stored positions", lambda: self._using(read))
 
     def resumed_at(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Where the consumer was sent: the claims say so, for the next rebalance."""

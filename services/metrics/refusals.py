@@ -49,6 +49,7 @@ from typing import Protocol
 import asyncpg
 import orjson
 
+from services.common.dossierfacts import canonical_id
 from services.common.signing import SUMMARY_HEADER, SUMMARY_MAC_HEADER, VALIDATED_HEADER
 from services.metrics.decoding import Rejected, element_bytes
 from services.metrics.dossierstore import DossierClone
@@ -416,8 +417,9 @@ def _canary(item: _Item) -> tuple[_Item, list[DossierClone]] | None:
     data = event.get("data")
     if isinstance(data, dict) and isinstance(data.get("dossier_id"), str):
         canary["data"] = {**data, "dossier_id": name}
-        if _storable(data["dossier_id"]):  # else it has no row, and cannot be looked up
-            clones.append(DossierClone((record.topic, record.partition), data["dossier_id"], name))
+        stored = canonical_id(data["dossier_id"])  # the ledger's key (NFC), as sent or not
+        if _storable(stored):  # else it has no row, and cannot be looked up
+            clones.append(DossierClone((record.topic, record.partition), stored, name))
     made = Record(
         record.topic,
         record.partition,

@@ -8,6 +8,16 @@ wait, not the age of the oldest record waiting: under a backlog records always w
 but flushes keep committing (every few seconds at most), and a worker with nothing to
 count waits for nothing. Past ``after_s`` the worker says it is stalled
 (services/common/stalls.py): its figures are no current reading.
+
+A step the counting cannot get past before records are handed to it counts the same
+(review 91): claiming partitions and loading their figures, reading their stored
+positions (services/metrics/pipeline.py ``PartitionState``). While PostgreSQL refuses it
+(unreachable, an operator's lock on ``consumer_offsets``) the consumer hands over no
+records, so without this a successor of a stalled worker, or one given partitions by a
+rebalance during the outage, answered as if it kept up. Such a step is ``held``: it
+waits from when it begins (retries included), as handed records do, and its wait ends
+when it succeeds, the records' own wait (if any) standing. A claim that succeeds at once
+waits milliseconds, far below ``after_s``: it never states a stall.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
+from types import TracebackType
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -34,6 +45,8 @@ class StallWatch:
         never, for counting wired without a worker's settings)."""
         self._monotonic = monotonic
         self._since: float | None = None
+        self._held: dict[Held, float] = {}
+        """The steps under way that hold the counting, with when each began."""
 
     def waiting(self) -> None:
         """Records were handed to the counting: if nothing waited, the wait starts now."""
@@ -44,17 +57,49 @@ class StallWatch:
         """A flush committed (or settled what it took): what still waits waits from now."""
         self._since = self._monotonic() if still_waiting else None
 
+    def held(self) -> Held:
+        """A step the counting cannot get past (PostgreSQL's, retried until it succeeds),
+        as a context: it waits from entry; leaving it (done, or cancelled) ends its wait."""
+        return Held(self)
+
+    def _started(self) -> float | None:
+        """Since when something has waited (records or a held step); None: nothing."""
+        starts = [*self._held.values(), *(() if self._since is None else (self._since,))]
+        return min(starts, default=None)
+
     def stalled_s(self) -> float:
-        """Seconds records have waited with no flush committed; 0 when none wait."""
-        since = self._since
+        """Seconds records (or a held step) have waited with no flush committed; 0 when
+        nothing waits."""
+        since = self._started()
         return 0.0 if since is None else max(0.0, self._monotonic() - since)
 
     def stall(self, waiting_records: int) -> CountingStall | None:
         """The stall to state, once it has lasted ``after_s``; None before."""
         stalled = self.stalled_s()
-        if self._since is None or stalled < self.after_s:
+        if self._started() is None or stalled < self.after_s:
             return None
         return CountingStall(stalled, waiting_records, self.after_s)
+
+
+class Held:
+    """One step the counting waits on (``StallWatch.held``), while its context lasts."""
+
+    __slots__ = ("_watch",)
+
+    def __init__(self, watch: StallWatch) -> None:
+        self._watch = watch
+
+    def __enter__(self) -> Held:
+        self._watch._held[self] = self._watch._monotonic()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._watch._held.pop(self, None)
 
 
 class StallCollector(Collector):

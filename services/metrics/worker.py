@@ -79,7 +79,9 @@ def build_app(settings: MetricsSettings, clock: Callable[[], datetime] = wall_cl
     kpi_text = KpiText(figures, units, targets, clock)
     pool = LazyPool(settings.database_url.get_secret_value())
     worker_name = f"{settings.metrics_app_id}@{socket.gethostname()}:{settings.metrics_web_port}"
-    state = PartitionState(pool, settings.metrics_app_id, worker_name, figures, metrics)
+    # One watch: a flush that commits nothing and a claim PostgreSQL holds are one stall.
+    stall = StallWatch(settings.metrics_stall_after_s)
+    state = PartitionState(pool, settings.metrics_app_id, worker_name, figures, metrics, stall)
     grace = timedelta(days=settings.metrics_grace_days)
     skew = timedelta(seconds=settings.metrics_clock_skew_s)
     signer = record_signer(settings, contract, catalogue, units)
@@ -90,7 +92,7 @@ def build_app(settings: MetricsSettings, clock: Callable[[], datetime] = wall_cl
         clock,
         settings.metrics_flush_bytes,
         backlog_flush_interval_s=settings.metrics_backlog_flush_interval_s,
-        stall=StallWatch(settings.metrics_stall_after_s),
+        stall=stall,
     )
     registry.register(StallCollector(counting.stall, counting.waiting_records))
     register_agents(app, settings, counting)
