@@ -28,13 +28,14 @@ import asyncpg
 import httpx
 from prometheus_client import CollectorRegistry
 
-from services.alerts import cadence, lease, loops, sources, store
+from services.alerts import cadence, lease, loops, silence_memory, sources, store
 from services.alerts.delivery import Delivery
 from services.alerts.directory import UnitDirectory, from_units
 from services.alerts.evaluation import Evaluator, Observation
 from services.alerts.journal import UNAVAILABLE
 from services.alerts.model import State, Transition
 from services.alerts.settings import AlertsSettings
+from services.alerts.silence_memory import SilenceMemory
 from services.alerts.sources import IngestSource
 from services.alerts.spool import Spool
 from services.alerts.state import AlertState
@@ -113,11 +114,15 @@ class AlertsService:
         """Whether every firing alert has been judged on figures read since start: until
         then some carry the figures they were stored with (:meth:`_may_push`)."""
         self._connected_at: datetime | None = None
+        self._unwritten_silence: SilenceMemory | None = None
+        """The silence memory of a term that lost the lock, kept until the next load
+        merges it with PostgreSQL's: the flush may not have written its spans yet."""
         self.metrics.evaluation_lag.set_function(lambda: time.time() - self._last_done)
         self._lease: AdvisoryLease | None = None
         """The database's alerts lock, once the loops run (None: connected directly)."""
         self.role = "standby"
         """"active" while the loops hold the lock; "standby" until then (/healthz)."""
+        self.metrics.active.set_function(lambda: float(self.role == "active"))
 
     def _parts(self) -> tuple[Delivery, AlertState, Evaluator]:
         """Delivery, alert state and evaluator as a fresh start has them."""
@@ -145,11 +150,17 @@ class AlertsService:
         keeps that file) and restores it again once it takes over."""
         self._restore()
         keep_told = asyncio.create_task(self._tell_alertmanager_while_waiting())
+
+        def standing() -> None:
+            # Another holds the lock: it tells Alertmanager, and the alerts restored are
+            # its own; kept, /metrics would count each of them twice (review 92).
+            keep_told.cancel()
+            self._forget_restored()
+
         try:
             if held is not None:
-                # Cancelled once another holds the lock: that one tells Alertmanager.
                 if await lease.stand_by(held, self.settings.alert_standby_retry_s,
-                                        keep_told.cancel):  # fmt: skip
+                                        standing):  # fmt: skip
                     await self._fresh_start()
                     self._restore()
                 self.role = "active"
@@ -165,11 +176,18 @@ class AlertsService:
         # a stale or a torn file): a crash before the first transition loses nothing.
         await self.state.save(self.clock())
         self.evaluator.start_watching(self.state.watch_start or self.clock())
-        if self.state.silence is not None:
-            self.evaluator.recall(self.state.silence)
+        recalled = silence_memory.merged(self.state.silence, self._unwritten_silence)
+        if recalled is not None:
+            self.evaluator.recall(recalled)
+        self._unwritten_silence = None  # in the evaluator, written by the next flush
         self._connected_at = self.clock()
         self.role = "active"  # with the lock held, or connected directly (tests, tools)
         await self._try_learn()
+
+    def _forget_restored(self) -> None:
+        """A standby holds no alerts: what :meth:`_restore` read is the active service's.
+        Nothing was started yet (no pool, no producer): new parts replace the old."""
+        self.delivery, self.state, self.evaluator = self._parts()
 
     def _restore(self) -> None:
         spooled = self.state.restore()
@@ -468,7 +486,8 @@ class AlertsService:
         """Forget what the lost term held in memory: the next holder of the lock (maybe
         another service) decides from PostgreSQL, and so does this one when it takes the
         lock back (:meth:`connect`, as a start does). Unwritten transitions are in the
-        state file, which that load writes first."""
+        state file, which that load writes first; the silence memory's spans are kept
+        (``_unwritten_silence``) and merged with PostgreSQL's at that load."""
         if self._keys_read is not None:
             self._keys_read.cancel()
             self._keys_read = None
@@ -477,6 +496,13 @@ class AlertsService:
             self.state.pool = None
         with contextlib.suppress(Exception):
             await self.delivery.close()
+        if self.state.loaded.is_set():
+            # The spans observed since the last flush (a worker outage that just ended)
+            # are kept nowhere else, and the outage that ended the lock's session is
+            # often PostgreSQL's, when no flush writes (review 92).
+            self._unwritten_silence = silence_memory.merged(
+                self._unwritten_silence, self.evaluator.memory()
+            )
         self.delivery, self.state, self.evaluator = self._parts()
         self._learned_on = None
         self._restored_current = False

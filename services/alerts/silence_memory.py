@@ -143,3 +143,28 @@ def _time(value: object) -> datetime | None:
 def after(spans: Iterable[Blind], oldest: datetime) -> tuple[Blind, ...]:
     """The spans ending after ``oldest``: older ones can no longer shorten a silence."""
     return tuple(b for b in spans if b.end > oldest)
+
+
+def merged(first: SilenceMemory | None, second: SilenceMemory | None) -> SilenceMemory | None:
+    """Both memories as one (None: neither). Every span either holds, once: a span is an
+    observation of blindness, so keeping one the other lacks hides no silence anyone
+    saw. The provinces' judged state and ``until`` are those of the later memory (a
+    memory without ``until``: the older), as they go together.
+
+    What a term that lost the alerts lock held in memory, merged at the next load with
+    what PostgreSQL holds (review 92): its last spans may never have been flushed."""
+    if first is None or second is None:
+        return second if first is None else first
+    newer = first if _older(second.until, first.until) else second
+    return SilenceMemory(
+        tuple(dict.fromkeys((*first.blind, *second.blind))),
+        tuple(dict.fromkeys((*first.quiet, *second.quiet))),
+        newer.heard,
+        newer.until,
+    )
+
+
+def _older(at: datetime | None, than: datetime | None) -> bool:
+    if at is None:
+        return than is not None
+    return than is not None and at < than

@@ -58,6 +58,11 @@ class AlertsMetrics:
             "egov_alerts_last_evaluation_timestamp_seconds",
             "When the last evaluation completed (lag = time() - this).", registry=registry,
         )  # fmt: skip
+        self.active = Gauge(
+            "egov_alerts_active",
+            "1 while this service holds the database's alerts lock and evaluates; 0 while "
+            "it stands by (another holds it, or it waits to take it).", registry=registry,
+        )  # fmt: skip
         self.evaluation_lag = Gauge(
             "egov_alerts_evaluation_lag_seconds",
             "Age of the figures at the last evaluation: now - the newest generated_at seen.",
