@@ -12,9 +12,12 @@ import asyncpg
 import orjson
 import pytest
 
+from services.common.headers import PUBLISHER_HEADER
 from services.common.kafka import ensure_topics, make_producer
 from services.common.settings import CommonSettings
+from services.common.summaries import record_signer
 from services.ingest.keystore import create_key
+from tests.integration.ingest.harness import CATALOGUE, CONTRACT, REGISTRY
 from tests.integration.metrics.harness import document, workers
 from tests.integration.metrics.test_review81_dead_letters import (
     PROVINCE,
@@ -33,11 +36,19 @@ Headers = list[tuple[str, bytes]]
 async def produce(
     settings: CommonSettings, topic: str, records: list[tuple[bytes, Headers]]
 ) -> None:
+    """Each record keyed by the province; a record naming a publisher is signed as ingest
+    signs it when the run has a signing key (Apache Kafka's): a worker believes the header
+    under ingest's MAC only, and dead-letters it `publisher-unsigned` otherwise."""
+    signer = record_signer(settings, CONTRACT, CATALOGUE, REGISTRY)
+    key = PROVINCE.encode()
     producer = make_producer(settings)
     await producer.start()
     try:
         for value, headers in records:
-            await producer.send_and_wait(topic, value, key=PROVINCE.encode(), headers=headers)
+            named = any(name == PUBLISHER_HEADER for name, _ in headers)
+            if signer is not None and named:
+                headers = signer.signed_headers(value, topic=topic, key=key, headers=headers)
+            await producer.send_and_wait(topic, value, key=key, headers=headers)
     finally:
         await producer.stop()
 
