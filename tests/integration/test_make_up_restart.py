@@ -27,8 +27,8 @@ import httpx
 import orjson
 import pytest
 
-from services.common.broker import free_port
 from tests.integration.metrics.harness import communes_by_province
+from tests.integration.test_make_up import stack_ports
 
 pytestmark = pytest.mark.integration
 
@@ -151,9 +151,10 @@ def test_up_twice_keeps_keys_and_figures_and_counts_every_acknowledged_event(
     broker: str, var: Path, tmp_path: Path
 ) -> None:
     env = stack_env(var)
-    ports = {
-        name: free_port() for name in ("broker", "ingest", "metrics", "alerts", "wall", "postgres")
-    }
+    # Every port its own, Prometheus's and Alertmanager's too: `make test` runs another
+    # `up` beside this one (the other broker's run), and the defaults (9190, 9193, 9197)
+    # made the second refuse to start.
+    ports = stack_ports()
     ingest = f"http://127.0.0.1:{ports['ingest']}"
     metrics = f"http://127.0.0.1:{ports['metrics']}"
     log = tmp_path / "up.log"
